@@ -1,0 +1,6 @@
+//! The governed repository as typed values: kinds, loading a snapshot, links.
+
+pub mod kinds;
+pub mod yaml;
+
+pub use kinds::*;

@@ -1,0 +1,393 @@
+//! A positioned, defensive YAML reader.
+//!
+//! Governed files are small, hand-written and untrusted. This reader turns one
+//! YAML document into a `serde_json::Value` (what the JSON Schemas and the Rego
+//! input speak) plus a map from every JSON pointer to its line and column, so that
+//! every later stage can point at the exact place it is unhappy with.
+//!
+//! It refuses what a hostile file could use against the daemon: aliases (the
+//! "billion laughs" expansion), nesting deeper than [`MAX_DEPTH`], more than
+//! [`MAX_NODES`] nodes, duplicate keys, non-scalar keys and multi-document files.
+//! Scalars follow the YAML 1.2 core schema, so `version: 1.10` is a number (and
+//! the schema then asks for quotes) rather than silently becoming `1.1`.
+//!
+//! Why not `serde_yaml` here: it reports positions only for syntax errors, and
+//! diagnostics must carry a line for every semantic finding too. `serde_yaml` is
+//! still what writes YAML (`init`, generators).
+
+use crate::diagnostic::Position;
+use serde_json::{Map, Number, Value};
+use std::collections::HashMap;
+use yaml_rust2::parser::{Event, Parser};
+use yaml_rust2::scanner::{Marker, TScalarStyle};
+
+/// Deepest nesting of mappings and sequences a governed file may use.
+pub const MAX_DEPTH: usize = 64;
+/// Most nodes (scalars, mappings, sequences) one file may hold.
+pub const MAX_NODES: usize = 200_000;
+
+/// A parsed document and where each of its values stands in the file.
+#[derive(Debug, Clone)]
+pub struct Document {
+    pub value: Value,
+    positions: HashMap<String, Position>,
+}
+
+/// A YAML problem with its position (1-based line and column).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct YamlError {
+    pub position: Position,
+    pub message: String,
+}
+
+impl Document {
+    /// Where the value at `pointer` starts; falls back to the nearest ancestor
+    /// that exists, so a "missing property" finding points at its parent.
+    pub fn position(&self, pointer: &str) -> Position {
+        let mut pointer = pointer;
+        loop {
+            if let Some(position) = self.positions.get(pointer) {
+                return *position;
+            }
+            match pointer.rfind('/') {
+                Some(cut) => pointer = &pointer[..cut],
+                None => return Position { line: 1, column: 1 },
+            }
+        }
+    }
+}
+
+/// Escapes one reference token of a JSON pointer (RFC 6901).
+pub fn escape_token(token: &str) -> String {
+    token.replace('~', "~0").replace('/', "~1")
+}
+
+fn position(marker: Marker) -> Position {
+    // yaml-rust2 counts lines from 1 and columns from 0.
+    Position {
+        line: marker.line(),
+        column: marker.col() + 1,
+    }
+}
+
+enum Frame {
+    Sequence {
+        pointer: String,
+        items: Vec<Value>,
+    },
+    Mapping {
+        pointer: String,
+        entries: Map<String, Value>,
+        /// The key read and waiting for its value.
+        pending_key: Option<String>,
+    },
+}
+
+struct Builder {
+    stack: Vec<Frame>,
+    positions: HashMap<String, Position>,
+    root: Option<Value>,
+    nodes: usize,
+}
+
+impl Builder {
+    /// The pointer of the node about to start, given the innermost open frame.
+    fn next_pointer(&self) -> String {
+        match self.stack.last() {
+            None => String::new(),
+            Some(Frame::Sequence { pointer, items }) => format!("{pointer}/{}", items.len()),
+            Some(Frame::Mapping {
+                pointer,
+                pending_key: Some(key),
+                ..
+            }) => format!("{pointer}/{}", escape_token(key)),
+            Some(Frame::Mapping { pointer, .. }) => pointer.clone(),
+        }
+    }
+
+    fn expecting_key(&self) -> bool {
+        matches!(
+            self.stack.last(),
+            Some(Frame::Mapping {
+                pending_key: None,
+                ..
+            })
+        )
+    }
+
+    fn count_node(&mut self, at: Position) -> Result<(), YamlError> {
+        self.nodes += 1;
+        if self.nodes > MAX_NODES {
+            return Err(YamlError {
+                position: at,
+                message: format!("file has more than {MAX_NODES} YAML nodes; split it up"),
+            });
+        }
+        Ok(())
+    }
+
+    /// Places a finished value into its parent (or makes it the root).
+    fn attach(&mut self, value: Value) {
+        match self.stack.last_mut() {
+            None => self.root = Some(value),
+            Some(Frame::Sequence { items, .. }) => items.push(value),
+            Some(Frame::Mapping {
+                entries,
+                pending_key,
+                ..
+            }) => {
+                if let Some(key) = pending_key.take() {
+                    entries.insert(key, value);
+                }
+            }
+        }
+    }
+
+    fn scalar(&mut self, text: String, style: TScalarStyle, at: Position) -> Result<(), YamlError> {
+        self.count_node(at)?;
+        if self.expecting_key() {
+            let Some(Frame::Mapping {
+                pointer,
+                entries,
+                pending_key,
+            }) = self.stack.last_mut()
+            else {
+                unreachable!("expecting_key checked the frame")
+            };
+            if entries.contains_key(&text) {
+                return Err(YamlError {
+                    position: at,
+                    message: format!("duplicate key \"{text}\"; each key may appear once"),
+                });
+            }
+            let key_pointer = format!("{pointer}/{}", escape_token(&text));
+            self.positions.insert(key_pointer, at);
+            *pending_key = Some(text);
+            return Ok(());
+        }
+        let pointer = self.next_pointer();
+        // A value's own position wins over its key's, except for empty values.
+        if !(text.is_empty() && style == TScalarStyle::Plain) || !self.positions.contains_key(&pointer)
+        {
+            self.positions.insert(pointer, at);
+        }
+        let value = if style == TScalarStyle::Plain {
+            plain_scalar(&text)
+        } else {
+            Value::String(text)
+        };
+        self.attach(value);
+        Ok(())
+    }
+
+    fn open(&mut self, sequence: bool, at: Position) -> Result<(), YamlError> {
+        self.count_node(at)?;
+        if self.expecting_key() {
+            return Err(YamlError {
+                position: at,
+                message: "mapping keys must be plain strings, not mappings or sequences".into(),
+            });
+        }
+        if self.stack.len() >= MAX_DEPTH {
+            return Err(YamlError {
+                position: at,
+                message: format!("nesting deeper than {MAX_DEPTH} levels is not allowed"),
+            });
+        }
+        let pointer = self.next_pointer();
+        self.positions.entry(pointer.clone()).or_insert(at);
+        self.stack.push(if sequence {
+            Frame::Sequence {
+                pointer,
+                items: Vec::new(),
+            }
+        } else {
+            Frame::Mapping {
+                pointer,
+                entries: Map::new(),
+                pending_key: None,
+            }
+        });
+        Ok(())
+    }
+
+    fn close(&mut self) {
+        let value = match self.stack.pop() {
+            Some(Frame::Sequence { items, .. }) => Value::Array(items),
+            Some(Frame::Mapping { entries, .. }) => Value::Object(entries),
+            None => return,
+        };
+        self.attach(value);
+    }
+}
+
+/// Types a plain (unquoted) scalar by the YAML 1.2 core schema.
+fn plain_scalar(text: &str) -> Value {
+    match text {
+        "" | "~" | "null" | "Null" | "NULL" => return Value::Null,
+        "true" | "True" | "TRUE" => return Value::Bool(true),
+        "false" | "False" | "FALSE" => return Value::Bool(false),
+        _ => {}
+    }
+    let bytes = text.as_bytes();
+    let numeric_start = bytes
+        .first()
+        .is_some_and(|b| b.is_ascii_digit() || matches!(b, b'-' | b'+' | b'.'));
+    if !numeric_start {
+        return Value::String(text.to_owned());
+    }
+    if let Some(hex) = text.strip_prefix("0x") {
+        if let Ok(n) = i64::from_str_radix(hex, 16) {
+            return Value::Number(n.into());
+        }
+    }
+    if let Some(octal) = text.strip_prefix("0o") {
+        if let Ok(n) = i64::from_str_radix(octal, 8) {
+            return Value::Number(n.into());
+        }
+    }
+    let is_integer = {
+        let digits = text.strip_prefix(['-', '+']).unwrap_or(text);
+        !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit())
+    };
+    if is_integer {
+        if let Ok(n) = text.parse::<i64>() {
+            return Value::Number(n.into());
+        }
+    }
+    let is_float = {
+        let body = text.strip_prefix(['-', '+']).unwrap_or(text);
+        let (mantissa, exponent) = match body.find(['e', 'E']) {
+            Some(cut) => (&body[..cut], Some(&body[cut + 1..])),
+            None => (body, None),
+        };
+        let mantissa_ok = !mantissa.is_empty()
+            && mantissa != "."
+            && mantissa.bytes().filter(|b| *b == b'.').count() <= 1
+            && mantissa.bytes().all(|b| b.is_ascii_digit() || b == b'.');
+        let exponent_ok = exponent.is_none_or(|e| {
+            let e = e.strip_prefix(['-', '+']).unwrap_or(e);
+            !e.is_empty() && e.bytes().all(|b| b.is_ascii_digit())
+        });
+        mantissa_ok && exponent_ok
+    };
+    if is_float {
+        if let Some(n) = text.parse::<f64>().ok().and_then(Number::from_f64) {
+            return Value::Number(n);
+        }
+    }
+    Value::String(text.to_owned())
+}
+
+/// Parses exactly one YAML document.
+pub fn parse(text: &str) -> Result<Document, YamlError> {
+    let mut parser = Parser::new_from_str(text);
+    let mut builder = Builder {
+        stack: Vec::new(),
+        positions: HashMap::new(),
+        root: None,
+        nodes: 0,
+    };
+    let mut documents = 0;
+    loop {
+        let (event, marker) = parser.next_token().map_err(|error| YamlError {
+            position: position(*error.marker()),
+            message: error.info().to_owned(),
+        })?;
+        let at = position(marker);
+        match event {
+            Event::StreamEnd => break,
+            Event::DocumentStart => {
+                documents += 1;
+                if documents > 1 {
+                    return Err(YamlError {
+                        position: at,
+                        message: "only one YAML document per file; remove the extra `---`".into(),
+                    });
+                }
+            }
+            Event::Alias(_) => {
+                return Err(YamlError {
+                    position: at,
+                    message: "YAML aliases (*name) are not allowed in governed files; write the value out".into(),
+                });
+            }
+            Event::Scalar(text, style, _, _) => builder.scalar(text, style, at)?,
+            Event::SequenceStart(..) => builder.open(true, at)?,
+            Event::MappingStart(..) => builder.open(false, at)?,
+            Event::SequenceEnd | Event::MappingEnd => builder.close(),
+            Event::Nothing | Event::StreamStart | Event::DocumentEnd => {}
+        }
+    }
+    Ok(Document {
+        value: builder.root.unwrap_or(Value::Null),
+        positions: builder.positions,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn check(text: &str, expected: Value) {
+        let document = parse(text).unwrap_or_else(|e| panic!("{text:?}: {e:?}"));
+        assert_eq!(document.value, expected, "{text:?}");
+    }
+
+    fn check_error(text: &str, line: usize, needle: &str) {
+        let error = parse(text).expect_err(text);
+        assert_eq!(error.position.line, line, "{text:?}: {error:?}");
+        assert!(error.message.contains(needle), "{text:?}: {error:?}");
+    }
+
+    #[test]
+    fn scalars_follow_the_core_schema() {
+        check("a: 1", json!({"a": 1}));
+        check("a: -7", json!({"a": -7}));
+        check("a: 1.5", json!({"a": 1.5}));
+        check("a: 6.2.1", json!({"a": "6.2.1"}));
+        check("a: '1.0'", json!({"a": "1.0"}));
+        check("a: true", json!({"a": true}));
+        check("a: yes", json!({"a": "yes"}));
+        check("a: ~", json!({"a": null}));
+        check("a:", json!({"a": null}));
+        check("a: 0x1F", json!({"a": 31}));
+        check("a: 2026-01-05T00:00:00Z", json!({"a": "2026-01-05T00:00:00Z"}));
+        check("a: sha256:00ff", json!({"a": "sha256:00ff"}));
+        check("- .", json!(["."]));
+    }
+
+    #[test]
+    fn nested_structures_and_positions() {
+        let document = parse("a:\n  b:\n    - x\n    - y: 2\n").unwrap();
+        assert_eq!(document.value, json!({"a": {"b": ["x", {"y": 2}]}}));
+        assert_eq!(document.position("/a/b/1/y"), Position { line: 4, column: 10 });
+        assert_eq!(document.position("/a/b/0"), Position { line: 3, column: 7 });
+        // A pointer that does not exist resolves to its nearest ancestor.
+        assert_eq!(document.position("/a/b/1/missing").line, 4);
+    }
+
+    #[test]
+    fn hostile_documents_are_refused_with_a_position() {
+        check_error("a: &x [1]\nb: *x\n", 2, "aliases");
+        check_error("a: 1\na: 2\n", 2, "duplicate key");
+        check_error("a: 1\n---\nb: 2\n", 2, "one YAML document");
+        check_error("? [a]\n: 1\n", 1, "plain strings");
+        check_error("a: [\n", 2, "");
+        let deep = "[".repeat(MAX_DEPTH + 1) + &"]".repeat(MAX_DEPTH + 1);
+        check_error(&deep, 1, "nesting deeper");
+    }
+
+    #[test]
+    fn billion_laughs_is_refused_before_expansion() {
+        let mut text = String::from("a0: &a0 [\"lol\"]\n");
+        for i in 1..10 {
+            let prev = i - 1;
+            text.push_str(&format!(
+                "a{i}: &a{i} [*a{prev},*a{prev},*a{prev},*a{prev},*a{prev}]\n"
+            ));
+        }
+        check_error(&text, 2, "aliases");
+    }
+}
