@@ -8,3 +8,11 @@
 
 pub mod diagnostic;
 pub mod model;
+pub mod schema;
+pub mod risk;
+pub mod source;
+pub mod evaluation;
+pub mod plan;
+pub mod sample;
+pub mod cli;
+pub mod synthetic;

@@ -25,7 +25,7 @@ pub enum Role {
     Auditor,
 }
 
-/// The execution planes ringmaster drives. `Sim` is the in-process fleet.
+/// The execution planes ringmaster drives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Plane {

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Runs the whole test suite on a fresh machine: installs the real tools the
+# tests drive (minisign, git), then `cargo test`. Used by README and .ci/run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_apt=()
+command -v git >/dev/null 2>&1 || need_apt+=(git)
+command -v minisign >/dev/null 2>&1 || need_apt+=(minisign)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  echo "installing ${need_apt[*]} (apt)"
+  if [ "$(id -u)" -eq 0 ]; then SUDO=; else SUDO=sudo; fi
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}"
+fi
+
+# Tests make commits in temporary repositories; give git an identity if none.
+git config --global user.name >/dev/null 2>&1 || git config --global user.name "ringmaster tests"
+git config --global user.email >/dev/null 2>&1 || git config --global user.email "tests@ringmaster.invalid"
+
+cargo test --all-targets --locked "$@"

@@ -1,0 +1,40 @@
+//! `ringmaster init`: a new governed repository from the embedded sample.
+
+use anyhow::{Context as _, bail};
+use std::path::Path;
+use std::process::ExitCode;
+
+pub(super) fn run(dir: &Path) -> anyhow::Result<ExitCode> {
+    if dir.exists() && std::fs::read_dir(dir)?.next().is_some() {
+        bail!("{} exists and is not empty; choose a new directory", dir.display());
+    }
+    let count = crate::sample::write_to(dir).with_context(|| format!("write into {}", dir.display()))?;
+    let commit = initial_commit(dir)?;
+    println!("initialised {} with {count} files from the sample tenant (commit {})", dir.display(), &commit[..10]);
+    println!("next: ringmaster validate {}", dir.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `git init -b main`, add everything, commit — with git2, so no git binary is needed.
+fn initial_commit(dir: &Path) -> anyhow::Result<String> {
+    let mut options = git2::RepositoryInitOptions::new();
+    options.initial_head("main");
+    let repository = git2::Repository::init_opts(dir, &options)
+        .with_context(|| format!("git init {}", dir.display()))?;
+    let mut index = repository.index()?;
+    index.add_all(["*"], git2::IndexAddOption::DEFAULT, None)?;
+    index.write()?;
+    let tree = repository.find_tree(index.write_tree()?)?;
+    let signature = repository
+        .signature()
+        .or_else(|_| git2::Signature::now("ringmaster init", "ringmaster@localhost"))?;
+    let commit = repository.commit(
+        Some("HEAD"),
+        &signature,
+        &signature,
+        "Governed repository from the ringmaster sample tenant",
+        &tree,
+        &[],
+    )?;
+    Ok(commit.to_string())
+}

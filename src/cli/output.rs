@@ -1,0 +1,213 @@
+//! Text rendering for people: aligned tables, no colour codes in pipes.
+
+use crate::evaluation::Evaluation;
+use crate::plan::Plan;
+use crate::policy::Decision;
+use std::fmt::Write as _;
+
+/// Renders rows as left-aligned columns separated by two spaces.
+pub(super) fn table(header: &[&str], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        for (index, cell) in row.iter().enumerate() {
+            if index < widths.len() {
+                widths[index] = widths[index].max(cell.chars().count());
+            }
+        }
+    }
+    let mut out = String::new();
+    let mut line = |cells: Vec<&str>| {
+        let last = cells.len().saturating_sub(1);
+        for (index, cell) in cells.iter().enumerate() {
+            if index == last {
+                out.push_str(cell);
+            } else {
+                let _ = write!(out, "{cell:<width$}  ", width = widths[index]);
+            }
+        }
+        out.push('\n');
+    };
+    line(header.to_vec());
+    for row in rows {
+        line(row.iter().map(String::as_str).collect());
+    }
+    out
+}
+
+pub(super) fn print_validation(label: &str, file_count: usize, evaluation: &Evaluation) {
+    println!("{label}: {file_count} files, {} intents", evaluation.intents.len());
+    if !evaluation.diagnostics.is_empty() {
+        println!();
+        for diagnostic in &evaluation.diagnostics {
+            println!("{diagnostic}");
+        }
+    }
+    if !evaluation.intents.is_empty() {
+        println!();
+        let rows: Vec<Vec<String>> = evaluation
+            .intents
+            .iter()
+            .map(|intent| {
+                let why = match intent.outcome.reasons.first() {
+                    Some(first) if intent.outcome.reasons.len() > 1 => {
+                        format!("{} (+{} more)", first.rule, intent.outcome.reasons.len() - 1)
+                    }
+                    Some(first) => first.rule.clone(),
+                    None if intent.outcome.approvals_required > 0 => format!(
+                        "approved {}/{} ({})",
+                        intent.outcome.counted_approvals.len(),
+                        intent.outcome.approvals_required,
+                        intent.outcome.counted_approvals.join(", ")
+                    ),
+                    None => "-".into(),
+                };
+                vec![
+                    intent.intent_id.clone(),
+                    intent.decision().to_string(),
+                    intent.risk.as_ref().map(|r| r.risk_score.to_string()).unwrap_or_else(|| "-".into()),
+                    why,
+                ]
+            })
+            .collect();
+        print!("{}", table(&["INTENT", "DECISION", "RISK", "WHY"], &rows));
+        for intent in &evaluation.intents {
+            for reason in &intent.outcome.reasons {
+                println!("  {} {}: {}", intent.intent_id, reason.rule, reason.message);
+            }
+        }
+    }
+    let errors = evaluation.diagnostics.iter().filter(|d| d.is_error()).count();
+    let warnings = evaluation.diagnostics.len() - errors;
+    let count = |decision: Decision| evaluation.intents.iter().filter(|i| i.decision() == decision).count();
+    println!(
+        "\n{errors} error(s), {warnings} warning(s); {} ALLOW, {} REQUIRE_APPROVAL, {} REQUIRE_EXCEPTION, {} DENY",
+        count(Decision::Allow),
+        count(Decision::RequireApproval),
+        count(Decision::RequireException),
+        count(Decision::Deny)
+    );
+}
+
+pub(super) fn print_plan(plan: &Plan) {
+    let evaluation = &plan.evaluation;
+    println!(
+        "{}: {} {} via {}",
+        plan.intent_id,
+        plan.application_id,
+        plan.version,
+        plan.plane.map(|p| p.as_str()).unwrap_or("?")
+    );
+    println!("decision: {}", evaluation.decision());
+    if let Some(risk) = &evaluation.risk {
+        println!(
+            "\nrisk: {} ({:?}, model {})",
+            risk.risk_score, risk.threshold, risk.risk_model_version
+        );
+        let rows: Vec<Vec<String>> = risk
+            .factors
+            .iter()
+            .map(|f| {
+                vec![
+                    f.name.clone(),
+                    format!("{:.2}", f.normalized_value),
+                    format!("{:.0}", f.weight),
+                    format!("{:.2}", f.contribution),
+                    f.basis.clone(),
+                ]
+            })
+            .collect();
+        print!("{}", table(&["FACTOR", "VALUE", "WEIGHT", "CONTRIBUTION", "BASIS"], &rows));
+    }
+    println!("\nrules fired:");
+    if evaluation.outcome.reasons.is_empty() {
+        println!("  (none)");
+    }
+    for reason in evaluation.outcome.reasons.iter().chain(&evaluation.outcome.notes) {
+        println!("  [{:?}] {} ({}): {}", reason.kind, reason.rule, reason.source, reason.message);
+    }
+    if evaluation.outcome.approvals_required > 0 {
+        println!(
+            "approvals: {}/{} counted [{}]",
+            evaluation.outcome.counted_approvals.len(),
+            evaluation.outcome.approvals_required,
+            evaluation.outcome.counted_approvals.join(", ")
+        );
+    }
+    println!("\nscope diff:");
+    match (&plan.application_scope, &plan.target) {
+        (None, None) => println!("  (no base revision given; use --base REV)"),
+        (application, target) => {
+            if let Some(change) = application {
+                if change.previous.is_none() {
+                    println!("  application allowed_scope: new application");
+                } else if change.diff.is_empty() {
+                    println!("  application allowed_scope: unchanged");
+                } else {
+                    for (name, dimension) in [
+                        ("acquisition_boundaries", &change.diff.acquisition_boundaries),
+                        ("business_units", &change.diff.business_units),
+                        ("sites", &change.diff.sites),
+                    ] {
+                        if !dimension.is_empty() {
+                            println!(
+                                "  application allowed_scope.{name}: +[{}] -[{}]",
+                                dimension.added.join(", "),
+                                dimension.removed.join(", ")
+                            );
+                        }
+                    }
+                }
+            }
+            if let Some(target) = target {
+                match &target.previous {
+                    None => println!(
+                        "  target: new intent → {}/{} rings [{}]",
+                        target.current.acquisition_boundary,
+                        target.current.business_unit,
+                        target.current.rings.join(", ")
+                    ),
+                    Some(previous) => println!(
+                        "  target: {}/{} → {}/{}; rings +[{}] -[{}]",
+                        previous.acquisition_boundary,
+                        previous.business_unit,
+                        target.current.acquisition_boundary,
+                        target.current.business_unit,
+                        target.rings_added.join(", "),
+                        target.rings_removed.join(", ")
+                    ),
+                }
+            }
+        }
+    }
+    println!("\nblast radius ({} devices):", plan.total_devices);
+    let rows: Vec<Vec<String>> = plan
+        .blast_radius
+        .iter()
+        .map(|row| {
+            vec![
+                row.ring.clone(),
+                row.plane.as_str().to_owned(),
+                row.devices.to_string(),
+                row.entitlement.clone().unwrap_or_else(|| "MISSING".into()),
+                row.groups.join(", "),
+            ]
+        })
+        .collect();
+    print!("{}", table(&["RING", "PLANE", "DEVICES", "ENTITLEMENT", "GROUPS"], &rows));
+    println!("\nring timeline:");
+    let rows: Vec<Vec<String>> = plan
+        .timeline
+        .iter()
+        .map(|row| {
+            vec![
+                row.ring.clone(),
+                row.name.clone(),
+                row.start
+                    .map(|s| s.format("%Y-%m-%d %H:%M UTC").to_string())
+                    .unwrap_or_else(|| format!("T+{}h", row.offset_hours)),
+                format!("{}h", row.soak_hours),
+            ]
+        })
+        .collect();
+    print!("{}", table(&["RING", "NAME", "START", "SOAK"], &rows));
+}

@@ -1,0 +1,155 @@
+//! `ringmaster validate`: every finding about a revision, and each intent's decision.
+
+use super::{Format, RepoArgs, output};
+use crate::diagnostic::Severity;
+use crate::evaluation::{self, Evaluation, NoRuntime};
+use crate::model::{Entry, Snapshot};
+use crate::policy::Decision;
+use crate::source::{GovernedRepo, read_worktree};
+use anyhow::Context as _;
+use chrono::{DateTime, Utc};
+use serde_json::json;
+use std::process::ExitCode;
+
+/// A revision's entries and how to name it in reports.
+pub(super) struct Revision {
+    pub entries: Vec<Entry>,
+    /// e.g. `sample-repo @ 1a2b3c4 (HEAD)` or `sample-repo (work tree)`.
+    pub label: String,
+    /// Path of the governed root inside the Git repository, for annotations.
+    pub subdir: String,
+    /// Open repository, when reading revisions (for `--base`).
+    pub repo: Option<GovernedRepo>,
+}
+
+pub(super) fn read(args: &RepoArgs) -> anyhow::Result<Revision> {
+    if args.worktree {
+        let entries = read_worktree(&args.repo)?;
+        let subdir = GovernedRepo::open(&args.repo).map(|r| r.subdir).unwrap_or_default();
+        return Ok(Revision {
+            entries,
+            label: format!("{} (work tree)", args.repo.display()),
+            subdir,
+            repo: None,
+        });
+    }
+    let repo = GovernedRepo::open(&args.repo)?;
+    let commit = repo.resolve(&args.rev)?;
+    let entries = repo.entries_at(commit)?;
+    let short = &commit.to_string()[..10];
+    Ok(Revision {
+        entries,
+        label: format!("{} @ {short} ({})", args.repo.display(), args.rev),
+        subdir: repo.subdir.clone(),
+        repo: Some(repo),
+    })
+}
+
+/// Loads the base revision's snapshot (for scope-change rules), if asked for.
+pub(super) fn base_snapshot(revision: &Revision, base: Option<&str>) -> anyhow::Result<Option<Snapshot>> {
+    let Some(base) = base else {
+        return Ok(None);
+    };
+    let repo = revision
+        .repo
+        .as_ref()
+        .context("--base needs a Git revision to compare with; it cannot be used with --worktree alone")?;
+    let commit = repo.resolve(base)?;
+    let (snapshot, _) = crate::model::load(&repo.entries_at(commit)?);
+    Ok(Some(snapshot))
+}
+
+pub(super) fn run(
+    args: &RepoArgs,
+    format: Format,
+    strict: bool,
+    base: Option<&str>,
+    wall_clock: DateTime<Utc>,
+) -> anyhow::Result<ExitCode> {
+    let revision = read(args)?;
+    let base = base_snapshot(&revision, base)?;
+    let now = args.now.unwrap_or(wall_clock);
+    let (_, evaluation) = evaluation::evaluate_entries(&revision.entries, base.as_ref(), now, &NoRuntime);
+    match format {
+        Format::Human => output::print_validation(&revision.label, revision.entries.len(), &evaluation),
+        Format::Json => println!("{}", serde_json::to_string_pretty(&json_report(&evaluation))?),
+        Format::Github => print_github(&revision.subdir, &evaluation),
+    }
+    Ok(exit_code(&evaluation, strict))
+}
+
+fn exit_code(evaluation: &Evaluation, strict: bool) -> ExitCode {
+    let failing = evaluation.has_errors()
+        || evaluation.intents.iter().any(|intent| match intent.decision() {
+            Decision::Deny => true,
+            Decision::RequireApproval | Decision::RequireException => strict,
+            Decision::Allow => false,
+        });
+    if failing { ExitCode::from(1) } else { ExitCode::SUCCESS }
+}
+
+/// The documented JSON shape: diagnostics and one entry per intent.
+pub(super) fn json_report(evaluation: &Evaluation) -> serde_json::Value {
+    json!({
+        "diagnostics": evaluation.diagnostics,
+        "intents": evaluation.intents.iter().map(|intent| json!({
+            "id": intent.intent_id,
+            "file": intent.file,
+            "decision": intent.decision(),
+            "risk_score": intent.risk.as_ref().map(|r| r.risk_score),
+            "approvals_required": intent.outcome.approvals_required,
+            "counted_approvals": intent.outcome.counted_approvals,
+            "reasons": intent.outcome.reasons.iter().map(|r| json!({"rule": r.rule, "kind": r.kind, "message": r.message})).collect::<Vec<_>>(),
+            "notes": intent.outcome.notes.iter().map(|r| json!({"rule": r.rule, "message": r.message})).collect::<Vec<_>>(),
+        })).collect::<Vec<_>>(),
+    })
+}
+
+/// GitHub workflow commands; values escaped as the runner requires.
+fn print_github(subdir: &str, evaluation: &Evaluation) {
+    fn escape_data(text: &str) -> String {
+        text.replace('%', "%25").replace('\r', "%0D").replace('\n', "%0A")
+    }
+    fn escape_property(text: &str) -> String {
+        escape_data(text).replace(':', "%3A").replace(',', "%2C")
+    }
+    let path = |file: &str| {
+        if subdir.is_empty() {
+            file.to_owned()
+        } else {
+            format!("{subdir}/{file}")
+        }
+    };
+    for diagnostic in &evaluation.diagnostics {
+        let level = match diagnostic.severity {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+        };
+        let mut properties = format!("file={}", escape_property(&path(&diagnostic.file)));
+        if diagnostic.line > 0 {
+            properties.push_str(&format!(",line={},col={}", diagnostic.line, diagnostic.column));
+        }
+        println!("::{level} {properties}::{}", escape_data(&diagnostic.message));
+    }
+    for intent in &evaluation.intents {
+        let level = match intent.decision() {
+            Decision::Allow => "notice",
+            Decision::Deny => "error",
+            Decision::RequireApproval | Decision::RequireException => "warning",
+        };
+        let reasons: Vec<String> = intent.outcome.reasons.iter().map(|r| format!("{}: {}", r.rule, r.message)).collect();
+        let summary = if reasons.is_empty() {
+            String::new()
+        } else {
+            format!(" — {}", reasons.join("; "))
+        };
+        println!(
+            "::{level} file={},title={}::{} {}{}",
+            escape_property(&path(&intent.file)),
+            escape_property(&format!("ringmaster/policy {}", intent.intent_id)),
+            intent.intent_id,
+            intent.decision(),
+            escape_data(&summary)
+        );
+    }
+}

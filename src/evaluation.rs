@@ -1,0 +1,368 @@
+//! The check pipeline for a snapshot: links → risk → policy input → decision.
+//!
+//! Pure apart from the clock, which the caller passes in (`now`), and runtime
+//! facts from the state store, which come in through [`RuntimeFacts`]. The
+//! same function serves `validate`, `plan`, the daemon and the PR check; the
+//! PR check passes a snapshot whose config, principals and policies come from
+//! the base branch ([`Snapshot::judged_by`]).
+
+use crate::diagnostic::Diagnostic;
+use crate::model::{self, DeploymentIntent, Located, Snapshot};
+use crate::policy::{Decision, PolicyEngine, PolicyOutcome, Reason, ReasonKind};
+use crate::risk::{self, RiskAssessment};
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::Serialize;
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+
+/// Facts only the running daemon knows. Static validation uses [`NoRuntime`].
+pub trait RuntimeFacts: Sync {
+    /// Other in-flight changes of this intent's app and segment: (intent id, ring).
+    fn active_changes(&self, intent: &DeploymentIntent) -> Vec<(String, String)>;
+    /// Versions of this intent's app that were rolled back and not superseded.
+    fn rolled_back_versions(&self, intent: &DeploymentIntent) -> Vec<String>;
+}
+
+/// No runtime: nothing is in flight, nothing was rolled back.
+pub struct NoRuntime;
+
+impl RuntimeFacts for NoRuntime {
+    fn active_changes(&self, _: &DeploymentIntent) -> Vec<(String, String)> {
+        Vec::new()
+    }
+    fn rolled_back_versions(&self, _: &DeploymentIntent) -> Vec<String> {
+        Vec::new()
+    }
+}
+
+/// The verdict on one intent.
+#[derive(Debug, Clone, Serialize)]
+pub struct IntentEvaluation {
+    pub intent_id: String,
+    pub file: String,
+    pub risk: Option<RiskAssessment>,
+    pub outcome: PolicyOutcome,
+}
+
+impl IntentEvaluation {
+    pub fn decision(&self) -> Decision {
+        self.outcome.decision
+    }
+}
+
+/// Everything `validate` reports about one revision.
+#[derive(Debug, Clone, Serialize)]
+pub struct Evaluation {
+    pub diagnostics: Vec<Diagnostic>,
+    pub intents: Vec<IntentEvaluation>,
+}
+
+impl Evaluation {
+    pub fn has_errors(&self) -> bool {
+        self.diagnostics.iter().any(Diagnostic::is_error)
+    }
+}
+
+impl Snapshot {
+    /// This snapshot judged by `base`'s rules: config, principals and policies
+    /// come from the base revision, so a change can never relax what judges it.
+    pub fn judged_by(&self, base: &Snapshot) -> Snapshot {
+        Snapshot {
+            config: base.config.clone(),
+            principals: base.principals.clone(),
+            policies: base.policies.clone(),
+            ..self.clone()
+        }
+    }
+}
+
+/// Builds the policy engine for a snapshot's tenant policies. Broken tenant
+/// files become diagnostics and the built-ins still judge (never fewer rules).
+pub fn engine_for(snapshot: &Snapshot) -> (PolicyEngine, Vec<Diagnostic>) {
+    let tenant: Vec<(String, String)> = snapshot
+        .policies
+        .iter()
+        .map(|p| (p.path.clone(), p.source.clone()))
+        .collect();
+    match PolicyEngine::new(&tenant) {
+        Ok(engine) => (engine, Vec::new()),
+        Err(errors) => {
+            let diagnostics = errors
+                .iter()
+                .map(|error| {
+                    error
+                        .to_diagnostic()
+                        .unwrap_or_else(|| Diagnostic::error("policies", error.to_string()))
+                })
+                .collect();
+            let engine = PolicyEngine::new(&[]).expect("the built-in bundle compiles");
+            (engine, diagnostics)
+        }
+    }
+}
+
+/// Loads, links and judges a snapshot's entries in one go.
+pub fn evaluate_entries(
+    entries: &[model::Entry],
+    base: Option<&Snapshot>,
+    now: DateTime<Utc>,
+    runtime: &dyn RuntimeFacts,
+) -> (Snapshot, Evaluation) {
+    let (snapshot, mut diagnostics) = model::load(entries);
+    diagnostics.extend(model::links::check(&snapshot));
+    let (engine, policy_diagnostics) = engine_for(&snapshot);
+    diagnostics.extend(policy_diagnostics);
+    let mut evaluation = evaluate(&snapshot, &engine, base, now, runtime);
+    diagnostics.append(&mut evaluation.diagnostics);
+    crate::diagnostic::sort(&mut diagnostics);
+    evaluation.diagnostics = diagnostics;
+    (snapshot, evaluation)
+}
+
+/// Judges every intent of a loaded snapshot. Intents are evaluated in parallel
+/// on all cores; the result is ordered by intent id.
+pub fn evaluate(
+    snapshot: &Snapshot,
+    engine: &PolicyEngine,
+    base: Option<&Snapshot>,
+    now: DateTime<Utc>,
+    runtime: &dyn RuntimeFacts,
+) -> Evaluation {
+    let context = Context::new(snapshot, base, now);
+    let intents: Vec<&Located<DeploymentIntent>> = snapshot.intents.values().collect();
+    let workers = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .min(intents.len().max(1));
+    let chunk = intents.len().div_ceil(workers).max(1);
+    let results: Vec<(IntentEvaluation, Option<Diagnostic>)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = intents
+            .chunks(chunk)
+            .map(|part| {
+                let engine = engine.clone();
+                let context = &context;
+                scope.spawn(move || {
+                    part.iter()
+                        .map(|intent| context.judge(intent, &engine, runtime))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|handle| handle.join().expect("evaluation worker panicked"))
+            .collect()
+    });
+    let mut diagnostics = Vec::new();
+    let mut evaluations = Vec::with_capacity(results.len());
+    for (evaluation, diagnostic) in results {
+        diagnostics.extend(diagnostic);
+        evaluations.push(evaluation);
+    }
+    Evaluation {
+        diagnostics,
+        intents: evaluations,
+    }
+}
+
+/// Per-snapshot facts computed once and shared by every intent's evaluation.
+struct Context<'a> {
+    snapshot: &'a Snapshot,
+    base: Option<&'a Snapshot>,
+    now_text: String,
+    config_json: Value,
+    /// Intents grouped by (application, boundary, business unit), for conflicts.
+    segments: BTreeMap<(&'a str, &'a str, &'a str), Vec<&'a DeploymentIntent>>,
+}
+
+fn to_json<T: Serialize>(value: &T) -> Value {
+    serde_json::to_value(value).expect("model types serialise to JSON")
+}
+
+impl<'a> Context<'a> {
+    fn new(snapshot: &'a Snapshot, base: Option<&'a Snapshot>, now: DateTime<Utc>) -> Self {
+        let mut segments: BTreeMap<_, Vec<_>> = BTreeMap::new();
+        for intent in snapshot.intents.values() {
+            segments
+                .entry((
+                    intent.application_id.as_str(),
+                    intent.target_scope.acquisition_boundary.as_str(),
+                    intent.target_scope.business_unit.as_str(),
+                ))
+                .or_default()
+                .push(&intent.value);
+        }
+        Context {
+            snapshot,
+            base,
+            now_text: now.to_rfc3339_opts(SecondsFormat::Secs, true),
+            config_json: snapshot.config.as_ref().map(|c| to_json(&c.value)).unwrap_or(Value::Null),
+            segments,
+        }
+    }
+
+    /// Other intents of the same app and segment whose rings overlap, where
+    /// neither supersedes the other.
+    fn conflicts(&self, intent: &DeploymentIntent) -> Vec<Value> {
+        let key = (
+            intent.application_id.as_str(),
+            intent.target_scope.acquisition_boundary.as_str(),
+            intent.target_scope.business_unit.as_str(),
+        );
+        let Some(others) = self.segments.get(&key) else {
+            return Vec::new();
+        };
+        others
+            .iter()
+            .filter(|other| other.intent_id != intent.intent_id)
+            .filter(|other| {
+                other.supersedes.as_deref() != Some(intent.intent_id.as_str())
+                    && intent.supersedes.as_deref() != Some(other.intent_id.as_str())
+            })
+            .filter_map(|other| {
+                let shared: Vec<&String> = other
+                    .target_scope
+                    .rings
+                    .iter()
+                    .filter(|ring| intent.target_scope.rings.contains(ring))
+                    .collect();
+                (!shared.is_empty()).then(|| json!({"intent_id": other.intent_id, "rings": shared}))
+            })
+            .collect()
+    }
+
+    /// The policy input document (see `docs/policy-input.md`), or `None` when
+    /// the intent's references do not resolve (links reported those).
+    pub fn input(&self, intent: &DeploymentIntent, risk: &RiskAssessment, runtime: &dyn RuntimeFacts) -> Option<Value> {
+        let snapshot = self.snapshot;
+        let config = snapshot.config.as_ref()?;
+        let application = snapshot.applications.get(&intent.application_id)?;
+        let version = snapshot
+            .versions
+            .get(&(intent.application_id.clone(), intent.version.clone()))?;
+        let artifact = snapshot.artifact_of(intent)?;
+        let principal_json = |id: &str| {
+            snapshot
+                .principals
+                .get(id)
+                .map(|p| to_json(&p.value))
+                .unwrap_or(Value::Null)
+        };
+        let rings: Vec<Value> = intent
+            .target_scope
+            .rings
+            .iter()
+            .filter_map(|ring| config.ring_index(ring).map(|index| json!({"id": ring, "index": index})))
+            .collect();
+        let approvals: Vec<Value> = snapshot
+            .approvals
+            .values()
+            .filter(|a| a.deployment_intent_id == intent.intent_id)
+            .map(|a| json!({"record": to_json(&a.value), "approver": principal_json(&a.decided_by)}))
+            .collect();
+        let exceptions: Vec<Value> = snapshot
+            .exceptions
+            .values()
+            .filter(|e| e.artifact_id == artifact.id)
+            .map(|e| json!({"record": to_json(&e.value), "approver": principal_json(&e.approved_by)}))
+            .collect();
+        let active_changes: Vec<Value> = runtime
+            .active_changes(intent)
+            .into_iter()
+            .map(|(intent_id, ring)| json!({"intent_id": intent_id, "ring": ring}))
+            .collect();
+        let previous_application = self
+            .base
+            .and_then(|base| base.applications.get(&intent.application_id))
+            .map(|a| to_json(&a.value))
+            .unwrap_or(Value::Null);
+        let mut version_json = to_json(&version.value);
+        if let Value::Object(map) = &mut version_json {
+            // The deployed artifact is `artifact`; the others are noise here.
+            map.remove("artifacts");
+        }
+        Some(json!({
+            "now": self.now_text,
+            "intent": to_json(intent),
+            "application": to_json(&application.value),
+            "version": version_json,
+            "artifact": to_json(artifact),
+            "publisher": principal_json(&intent.requested_by),
+            "config": self.config_json,
+            "rings": rings,
+            "cab_ring_index": config.ring_index(&config.cab.from_ring).unwrap_or(usize::MAX),
+            "risk": to_json(risk),
+            "approvals": approvals,
+            "exceptions": exceptions,
+            "conflicts": self.conflicts(intent),
+            "active_changes": active_changes,
+            "rolled_back_versions": runtime.rolled_back_versions(intent),
+            "previous_application": previous_application,
+        }))
+    }
+
+    fn judge(
+        &self,
+        intent: &Located<DeploymentIntent>,
+        engine: &PolicyEngine,
+        runtime: &dyn RuntimeFacts,
+    ) -> (IntentEvaluation, Option<Diagnostic>) {
+        let unresolved = |message: String, rule: &str| {
+            PolicyOutcome::from_findings(
+                vec![Reason {
+                    rule: rule.to_owned(),
+                    kind: ReasonKind::Deny,
+                    message,
+                    source: "builtin".to_owned(),
+                }],
+                0,
+                Vec::new(),
+            )
+        };
+        let risk = risk::assess(self.snapshot, intent);
+        let (risk, outcome, diagnostic) = match risk {
+            Err(error) => (
+                None,
+                unresolved(format!("{}: {error}; fix the errors reported for {}", intent.intent_id, intent.file), "model.unresolved"),
+                None,
+            ),
+            Ok(risk) => match self.input(intent, &risk, runtime) {
+                None => (
+                    Some(risk),
+                    unresolved(format!("{} does not resolve; fix the errors reported for {}", intent.intent_id, intent.file), "model.unresolved"),
+                    None,
+                ),
+                Some(input) => match engine.evaluate(&input) {
+                    Ok(outcome) => (Some(risk), outcome, None),
+                    Err(error) => (
+                        Some(risk),
+                        unresolved(format!("policy evaluation failed: {error}"), "policy.error"),
+                        Some(intent.error("", format!("policy evaluation failed: {error}"))),
+                    ),
+                },
+            },
+        };
+        (
+            IntentEvaluation {
+                intent_id: intent.intent_id.clone(),
+                file: intent.file.clone(),
+                risk,
+                outcome,
+            },
+            diagnostic,
+        )
+    }
+}
+
+/// The policy input for one intent, for `plan --input` and the evidence pack.
+pub fn policy_input(
+    snapshot: &Snapshot,
+    intent: &DeploymentIntent,
+    base: Option<&Snapshot>,
+    now: DateTime<Utc>,
+    runtime: &dyn RuntimeFacts,
+) -> Option<Value> {
+    let context = Context::new(snapshot, base, now);
+    let risk = risk::assess(snapshot, intent).ok()?;
+    context.input(intent, &risk, runtime)
+}

@@ -1,0 +1,16 @@
+//! The `ringmaster` binary: parse the command line, read the clock once, run.
+
+use clap::Parser;
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("RINGMASTER_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .init();
+    let cli = ringmaster::cli::Cli::parse();
+    ringmaster::cli::run(cli, chrono::Utc::now())
+}

@@ -1,0 +1,152 @@
+//! What an intent would do: the facts `ringmaster plan` and the PR comment show.
+//!
+//! Pure: built from a snapshot, the intent's evaluation and, optionally, the
+//! base revision's snapshot (for the scope diff).
+
+use crate::evaluation::IntentEvaluation;
+use crate::model::scope::ScopeDiff;
+use crate::model::{DeploymentIntent, Plane, Scope, Snapshot, TargetScope};
+use chrono::{DateTime, Duration, Utc};
+use serde::Serialize;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct BlastRow {
+    pub ring: String,
+    pub plane: Plane,
+    pub entitlement: Option<String>,
+    pub groups: Vec<String>,
+    pub devices: u32,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TimelineRow {
+    pub ring: String,
+    pub name: String,
+    /// Absolute start when the schedule fixes one.
+    pub start: Option<DateTime<Utc>>,
+    /// Hours after the rollout starts, when no absolute start is known.
+    pub offset_hours: f64,
+    pub soak_hours: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ApplicationScopeChange {
+    pub previous: Option<Scope>,
+    pub current: Scope,
+    pub diff: ScopeDiff,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TargetChange {
+    /// `None` when the intent is new at this revision.
+    pub previous: Option<TargetScope>,
+    pub current: TargetScope,
+    pub rings_added: Vec<String>,
+    pub rings_removed: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Plan {
+    pub intent_id: String,
+    pub application_id: String,
+    pub version: String,
+    pub plane: Option<Plane>,
+    pub evaluation: IntentEvaluation,
+    /// `None` without a base revision.
+    pub application_scope: Option<ApplicationScopeChange>,
+    pub target: Option<TargetChange>,
+    pub blast_radius: Vec<BlastRow>,
+    pub total_devices: u64,
+    pub timeline: Vec<TimelineRow>,
+}
+
+pub fn build(
+    snapshot: &Snapshot,
+    intent: &DeploymentIntent,
+    evaluation: IntentEvaluation,
+    base: Option<&Snapshot>,
+) -> Plan {
+    let plane = snapshot.artifact_of(intent).map(|a| a.plane);
+    let target = &intent.target_scope;
+    let blast_radius: Vec<BlastRow> = target
+        .rings
+        .iter()
+        .filter_map(|ring| {
+            let plane = plane?;
+            let rule = snapshot.entitlement_for(plane, ring, &target.acquisition_boundary, &target.business_unit);
+            Some(BlastRow {
+                ring: ring.clone(),
+                plane,
+                entitlement: rule.map(|r| r.id.clone()),
+                groups: rule
+                    .map(|r| r.groups.iter().map(|g| g.name.clone().unwrap_or_else(|| g.id.clone())).collect())
+                    .unwrap_or_default(),
+                devices: rule.map(|r| r.expected_devices).unwrap_or(0),
+            })
+        })
+        .collect();
+    let total_devices = blast_radius.iter().map(|row| u64::from(row.devices)).sum();
+
+    let mut timeline = Vec::new();
+    if let Some(config) = &snapshot.config {
+        let mut offset = 0.0;
+        let mut previous_end: Option<DateTime<Utc>> = None;
+        for ring in &target.rings {
+            let definition = config.rings.iter().find(|r| &r.id == ring);
+            let window = intent.schedule.get(ring);
+            let soak = window
+                .map(|w| w.duration_hours)
+                .or(definition.map(|d| d.soak_hours))
+                .unwrap_or(0.0);
+            let start = window.and_then(|w| w.start).or(previous_end);
+            timeline.push(TimelineRow {
+                ring: ring.clone(),
+                name: definition.map(|d| d.name.clone()).unwrap_or_else(|| ring.clone()),
+                start,
+                offset_hours: offset,
+                soak_hours: soak,
+            });
+            previous_end = start.map(|s| s + Duration::minutes((soak * 60.0) as i64));
+            offset += soak;
+        }
+    }
+
+    let (application_scope, target_change) = match base {
+        None => (None, None),
+        Some(base) => {
+            let application_scope = snapshot.applications.get(&intent.application_id).map(|current| {
+                let previous = base.applications.get(&intent.application_id).map(|a| a.allowed_scope.clone());
+                ApplicationScopeChange {
+                    diff: previous
+                        .as_ref()
+                        .map(|p| ScopeDiff::between(p, &current.allowed_scope))
+                        .unwrap_or_default(),
+                    previous,
+                    current: current.allowed_scope.clone(),
+                }
+            });
+            let previous = base.intents.get(&intent.intent_id).map(|i| i.target_scope.clone());
+            let before: Vec<String> = previous.as_ref().map(|p| p.rings.clone()).unwrap_or_default();
+            let target_change = TargetChange {
+                rings_added: target.rings.iter().filter(|r| !before.contains(r)).cloned().collect(),
+                rings_removed: before.iter().filter(|r| !target.rings.contains(r)).cloned().collect(),
+                previous,
+                current: target.clone(),
+            };
+            (application_scope, Some(target_change))
+        }
+    };
+
+    Plan {
+        intent_id: intent.intent_id.clone(),
+        application_id: intent.application_id.clone(),
+        version: intent.version.clone(),
+        plane,
+        evaluation,
+        application_scope,
+        target: target_change,
+        blast_radius,
+        total_devices,
+        timeline,
+    }
+}
