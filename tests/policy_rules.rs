@@ -1152,6 +1152,33 @@ fn tenant_policy_adds_a_deny_with_its_package_as_source() {
     assert_eq!(note_ids(&outcome), vec!["finance.reviewed"]);
 }
 
+/// The example in docs/policy-input.md compiles and does what it says.
+#[test]
+fn documented_example_tenant_policy_works() {
+    let documentation = include_str!("../docs/policy-input.md");
+    let example = documentation
+        .split("```rego\n")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .expect("docs/policy-input.md has a rego example");
+    let engine = tenant(&[("policies/finance.rego", example)]).expect("example compiles");
+    let outcome = evaluate_with(&engine, |_| {});
+    assert_eq!(outcome.decision, Decision::Deny);
+    assert_eq!(
+        outcome.rule_ids(),
+        vec!["finance.slsa_level", "finance.month_end_close"]
+    );
+    assert_eq!(note_ids(&outcome), vec!["finance.policy_applied"]);
+    let outcome = evaluate_with(&engine, |input| {
+        set(input, "/artifact/provenance/slsa_level", json!(3));
+        set(input, "/now", json!("2026-11-16T12:00:00Z"));
+    });
+    assert_eq!(
+        (outcome.decision, outcome.rule_ids()),
+        (Decision::Allow, vec![])
+    );
+}
+
 #[test]
 fn tenant_policy_that_does_not_fire_leaves_the_decision_alone() {
     let engine = tenant(&[("policies/finance.rego", FINANCE_POLICY)]).expect("compiles");
