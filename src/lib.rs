@@ -1,18 +1,21 @@
 //! ringmaster: a Git-native control plane for application deployments.
 //!
 //! See `ARCHITECTURE.md` for the map. The pure core (`model`, `schema`,
-//! `policy`, `risk`) does no I/O and takes the clock as a value; the shell
-//! around it (`source`, `store`, `evidence`, `cli`) touches the world.
+//! `policy`, `risk`, `evaluation`, `plan`) does no I/O and takes the clock as
+//! a value; the shell around it (`source`, `store`, `evidence`, `cli`)
+//! touches the world.
 
 #![forbid(unsafe_code)]
 
-pub mod diagnostic;
-pub mod model;
-pub mod schema;
-pub mod risk;
-pub mod source;
-pub mod evaluation;
-pub mod plan;
-pub mod sample;
 pub mod cli;
+pub mod diagnostic;
+pub mod evaluation;
+pub mod model;
+pub mod plan;
+pub mod policy;
+pub mod risk;
+pub mod sample;
+pub mod schema;
+pub mod source;
+pub mod store;
 pub mod synthetic;

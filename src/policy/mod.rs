@@ -1,0 +1,394 @@
+//! Policy: the Rego bundle that decides whether a deployment intent may go.
+//!
+//! The built-in rules (`policies/*.rego`, package `ringmaster.builtin`) are
+//! embedded in the binary; a governed repository may add its own rules in
+//! `ringmaster.tenant` or below, which can only add findings, never remove
+//! built-in ones. One [`PolicyEngine`] is built per bundle (built-ins plus one
+//! revision's tenant files) and evaluated once per intent with an input
+//! document described in `docs/policy-input.md`.
+//!
+//! The module is pure: no I/O, no clock (the input carries `now`). Every
+//! evaluation has a time limit so a slow tenant rule cannot stall the daemon.
+//! Builtin functions fail strictly (an error, not an undefined value), so a
+//! rule never silently vanishes: any [`PolicyError`] means "no decision" and
+//! callers must fail closed.
+
+mod bundle;
+mod error;
+mod outcome;
+
+pub use bundle::{BUILTIN_PACKAGE, BUILTIN_POLICIES, TENANT_PACKAGE};
+pub use error::PolicyError;
+pub use outcome::{Decision, PolicyOutcome, Reason, ReasonKind};
+
+use crate::diagnostic::Position;
+use bundle::{is_tenant_package, package_statement_line};
+use error::LocatedError;
+use regorus::utils::limits::{ExecutionTimerConfig, LimitError};
+use serde_json::Value as Json;
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How long one evaluation may run unless [`PolicyEngine::with_time_limit`] says otherwise.
+pub const DEFAULT_TIME_LIMIT: Duration = Duration::from_millis(250);
+
+/// Work units between two clock reads of the regorus execution timer.
+const TIMER_CHECK_INTERVAL: u32 = 32;
+
+/// Rule evaluated once at build time to make regorus analyse every module.
+const READINESS_RULE: &str = "data.ringmaster.builtin.bundle_loaded";
+
+/// The built-in rules read after each evaluation, in this order: the four
+/// output sets (in [`ReasonKind::ALL`] order), then the approval counts.
+const BUILTIN_OUTPUTS: [&str; 6] = [
+    "deny",
+    "require_exception",
+    "require_approval",
+    "notes",
+    "approvals_required",
+    "counted_approvals",
+];
+
+/// A compiled policy bundle, ready to evaluate intents.
+///
+/// Cloning is two reference-count increments; clones share the compiled
+/// bundle and can be used from several threads at once.
+#[derive(Clone)]
+pub struct PolicyEngine {
+    /// Parsed, analysed and prepared; cloned (cheaply) for each evaluation
+    /// because regorus evaluates through `&mut self`.
+    prepared: Arc<regorus::Engine>,
+    /// Tenant packages in sorted order, whose output sets are read after each evaluation.
+    tenant_packages: Arc<[TenantPackage]>,
+    /// One query reading every output rule by its full path (see [`output_query`]).
+    output_query: Arc<str>,
+    time_limit: Duration,
+}
+
+impl std::fmt::Debug for PolicyEngine {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("PolicyEngine")
+            .field("tenant_packages", &self.tenant_packages)
+            .field("time_limit", &self.time_limit)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One tenant package, by its path components (`["ringmaster", "tenant", ...]`).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct TenantPackage {
+    components: Vec<String>,
+}
+
+impl TenantPackage {
+    fn name(&self) -> String {
+        self.components.join(".")
+    }
+}
+
+impl PolicyEngine {
+    /// Compiles the built-in bundle plus the tenant's policy files, given as
+    /// `(path, source)`. Returns every problem at once: tenant files outside
+    /// `ringmaster.tenant`, syntax errors and compile errors, each naming the
+    /// file and line.
+    pub fn new(tenant_policies: &[(String, String)]) -> Result<PolicyEngine, Vec<PolicyError>> {
+        let mut engine = regorus::Engine::new();
+        engine.set_execution_timer_config(timer_config(DEFAULT_TIME_LIMIT));
+        let mut errors = Vec::new();
+
+        for (path, source) in BUILTIN_POLICIES {
+            if let Err(error) = engine.add_policy(path.to_string(), source.to_string()) {
+                errors.push(syntax_error(path, &error));
+            }
+        }
+
+        let mut tenant_packages = Vec::new();
+        for (path, source) in tenant_policies {
+            if let Err(error) = engine.add_policy(path.clone(), source.clone()) {
+                errors.push(syntax_error(path, &error));
+                continue;
+            }
+            match last_package_components(&engine) {
+                Some(components) if is_tenant_package(&components) => {
+                    tenant_packages.push(TenantPackage { components });
+                }
+                Some(components) => errors.push(PolicyError::TenantPackageRefused {
+                    file: path.clone(),
+                    line: package_statement_line(source),
+                    package: components.join("."),
+                }),
+                None => errors.push(PolicyError::Compile {
+                    file: path.clone(),
+                    position: Position::default(),
+                    message: "regorus could not report this file's package".to_string(),
+                }),
+            }
+        }
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+
+        // Analysis and preparation happen on first evaluation; do it now, on a
+        // rule that reads nothing, so what regorus checks before evaluating
+        // (statement scheduling, imports) fails the build. regorus resolves
+        // function names and detects recursion lazily: those surface as
+        // `PolicyError::Evaluation` (naming file:line) when the rule body runs.
+        if let Err(error) = engine.eval_rule(READINESS_RULE.to_string()) {
+            let located = LocatedError::parse(&error.to_string());
+            return Err(vec![PolicyError::Compile {
+                file: located.file.unwrap_or_else(|| "<bundle>".to_string()),
+                position: located.position,
+                message: located.message,
+            }]);
+        }
+
+        tenant_packages.sort();
+        tenant_packages.dedup();
+        Ok(PolicyEngine {
+            prepared: Arc::new(engine),
+            output_query: output_query(&tenant_packages).into(),
+            tenant_packages: tenant_packages.into(),
+            time_limit: DEFAULT_TIME_LIMIT,
+        })
+    }
+
+    /// The same bundle with another per-evaluation time limit.
+    pub fn with_time_limit(mut self, time_limit: Duration) -> PolicyEngine {
+        self.time_limit = time_limit;
+        self
+    }
+
+    /// The per-evaluation time limit.
+    pub fn time_limit(&self) -> Duration {
+        self.time_limit
+    }
+
+    /// Dotted names of the tenant packages in this bundle, sorted.
+    pub fn tenant_package_names(&self) -> Vec<String> {
+        self.tenant_packages
+            .iter()
+            .map(TenantPackage::name)
+            .collect()
+    }
+
+    /// Evaluates the bundle on one input document (see `docs/policy-input.md`)
+    /// and aggregates the findings of every package into one decision.
+    pub fn evaluate(&self, input: &Json) -> Result<PolicyOutcome, PolicyError> {
+        let mut engine = regorus::Engine::clone(&self.prepared);
+        engine.set_execution_timer_config(timer_config(self.time_limit));
+        engine.set_input(regorus::Value::from(input.clone()));
+        let results = engine
+            .eval_query(self.output_query.to_string(), false)
+            .map_err(|error| self.evaluation_error(&error))?;
+        let expressions = results
+            .result
+            .first()
+            .map(|result| result.expressions.as_slice())
+            .unwrap_or_default();
+        let mut outputs = Vec::with_capacity(expressions.len());
+        for expression in expressions {
+            // Each expression is `[value | value := <rule>]`: empty when the
+            // rule is undefined (a tenant package that omits a set).
+            let wrapped = serde_json::to_value(&expression.value).map_err(|error| {
+                PolicyError::Evaluation {
+                    message: format!("the policy result is not JSON: {error}"),
+                }
+            })?;
+            outputs.push(match wrapped {
+                Json::Array(mut values) if values.len() <= 1 => values.pop(),
+                other => {
+                    return Err(PolicyError::Evaluation {
+                        message: format!("unexpected policy query result {other}"),
+                    });
+                }
+            });
+        }
+        let expected = BUILTIN_OUTPUTS.len() + self.tenant_packages.len() * ReasonKind::ALL.len();
+        if outputs.len() != expected {
+            return Err(PolicyError::Evaluation {
+                message: format!(
+                    "the policy query returned {} values, expected {expected}",
+                    outputs.len()
+                ),
+            });
+        }
+
+        let (builtin_outputs, tenant_outputs) = outputs.split_at(BUILTIN_OUTPUTS.len());
+        let mut findings = Vec::new();
+        for (kind, set) in ReasonKind::ALL.iter().zip(builtin_outputs) {
+            findings.extend(set_findings(
+                set.as_ref(),
+                *kind,
+                BUILTIN_PACKAGE,
+                "builtin",
+            )?);
+        }
+        let tenant_sets = tenant_outputs.chunks(ReasonKind::ALL.len());
+        for (package, sets) in self.tenant_packages.iter().zip(tenant_sets) {
+            let name = package.name();
+            for (kind, set) in ReasonKind::ALL.iter().zip(sets) {
+                findings.extend(set_findings(set.as_ref(), *kind, &name, &name)?);
+            }
+        }
+
+        Ok(PolicyOutcome::from_findings(
+            findings,
+            approvals_required(builtin_outputs[4].as_ref())?,
+            counted_approvals(builtin_outputs[5].as_ref())?,
+        ))
+    }
+
+    fn evaluation_error(&self, error: &anyhow::Error) -> PolicyError {
+        let timed_out = error.chain().any(|cause| {
+            matches!(
+                cause.downcast_ref::<LimitError>(),
+                Some(LimitError::TimeLimitExceeded { .. })
+            )
+        }) || error.to_string().contains("exceeded time limit");
+        if timed_out {
+            PolicyError::TimeLimitExceeded {
+                limit: self.time_limit,
+            }
+        } else {
+            let located = LocatedError::parse(&error.to_string());
+            let message = match located.file {
+                Some(file) => format!(
+                    "{file}:{}:{}: {}",
+                    located.position.line, located.position.column, located.message
+                ),
+                None => located.message,
+            };
+            PolicyError::Evaluation { message }
+        }
+    }
+}
+
+/// The query that reads every output rule: `[value | value := data.<package>.<rule>]`
+/// per rule, built-ins first (in [`BUILTIN_OUTPUTS`] order), then the four sets
+/// of each tenant package.
+///
+/// Rules are read one by one, never as a whole package document
+/// (`data.ringmaster.builtin`): regorus 0.14.1 evaluates a package whose
+/// partial set is split across files incorrectly when asked for the whole
+/// package (a `not other_rule` in a later file sees `other_rule` as undefined),
+/// while a query for the rule itself is correct. The comprehension makes an
+/// undefined rule (a set a tenant package does not define) an empty array
+/// instead of an undefined query.
+fn output_query(tenant_packages: &[TenantPackage]) -> String {
+    let builtin = BUILTIN_OUTPUTS
+        .iter()
+        .map(|rule| format!("data.{BUILTIN_PACKAGE}.{rule}"));
+    let tenant = tenant_packages.iter().flat_map(|package| {
+        ReasonKind::ALL
+            .iter()
+            .map(move |kind| format!("data.{}.{}", package.name(), kind.set_name()))
+    });
+    builtin
+        .chain(tenant)
+        .map(|path| format!("[value | value := {path}]"))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+fn timer_config(limit: Duration) -> ExecutionTimerConfig {
+    ExecutionTimerConfig {
+        limit,
+        check_interval: NonZeroU32::new(TIMER_CHECK_INTERVAL).unwrap_or(NonZeroU32::MIN),
+    }
+}
+
+fn syntax_error(path: &str, error: &anyhow::Error) -> PolicyError {
+    let located = LocatedError::parse(&error.to_string());
+    PolicyError::Syntax {
+        file: located.file.unwrap_or_else(|| path.to_string()),
+        position: located.position,
+        message: located.message,
+    }
+}
+
+/// Package components of the module added last.
+fn last_package_components(engine: &regorus::Engine) -> Option<Vec<String>> {
+    let packages = engine.get_policy_package_components().ok()?;
+    packages.last().map(|package| package.components.clone())
+}
+
+/// One output set of one package, as reasons; an undefined set is empty.
+fn set_findings(
+    set: Option<&Json>,
+    kind: ReasonKind,
+    package: &str,
+    source: &str,
+) -> Result<Vec<Reason>, PolicyError> {
+    let Some(set) = set else {
+        return Ok(Vec::new());
+    };
+    let malformed = |element: &Json| PolicyError::MalformedOutput {
+        package: package.to_string(),
+        set: kind.set_name().to_string(),
+        element: element.to_string(),
+    };
+    let elements = set.as_array().ok_or_else(|| malformed(set))?;
+    elements
+        .iter()
+        .map(|element| {
+            let field = |name: &str| element.get(name).and_then(Json::as_str);
+            match (field("rule"), field("message")) {
+                (Some(rule), Some(message)) => Ok(Reason {
+                    rule: rule.to_string(),
+                    kind,
+                    message: message.to_string(),
+                    source: source.to_string(),
+                }),
+                _ => Err(malformed(element)),
+            }
+        })
+        .collect()
+}
+
+fn approvals_required(value: Option<&Json>) -> Result<u32, PolicyError> {
+    let value = value.unwrap_or(&Json::Null);
+    value
+        .as_u64()
+        .and_then(|count| u32::try_from(count).ok())
+        .ok_or_else(|| PolicyError::Evaluation {
+            message: format!(
+                "{BUILTIN_PACKAGE}.approvals_required must be a non-negative integer, got {value}"
+            ),
+        })
+}
+
+fn counted_approvals(value: Option<&Json>) -> Result<Vec<String>, PolicyError> {
+    let value = value.unwrap_or(&Json::Null);
+    let invalid = || PolicyError::Evaluation {
+        message: format!(
+            "{BUILTIN_PACKAGE}.counted_approvals must be a set of strings, got {value}"
+        ),
+    };
+    value
+        .as_array()
+        .ok_or_else(invalid)?
+        .iter()
+        .map(|id| id.as_str().map(str::to_string).ok_or_else(invalid))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assert_send_sync<T: Send + Sync>() {}
+
+    #[test]
+    fn engine_is_send_and_sync() {
+        assert_send_sync::<PolicyEngine>();
+    }
+
+    #[test]
+    fn builtin_bundle_compiles_without_tenant_files() {
+        let engine = PolicyEngine::new(&[]).expect("built-in bundle compiles");
+        assert!(engine.tenant_package_names().is_empty());
+        assert_eq!(engine.time_limit(), DEFAULT_TIME_LIMIT);
+    }
+}

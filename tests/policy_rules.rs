@@ -1,0 +1,1361 @@
+//! Table-driven tests of every built-in policy rule, both sides, plus tenant
+//! policies (added findings, refused packages, syntax errors, time limit).
+//!
+//! Each case starts from `baseline()`, a realistic input that evaluates to
+//! ALLOW, mutates it, and checks the decision and the rule ids that fired.
+
+use ringmaster::policy::{Decision, PolicyEngine, PolicyError, PolicyOutcome, ReasonKind};
+use serde_json::{Value as Json, json};
+use std::sync::OnceLock;
+
+/// The built-in bundle, compiled once and shared by every test thread.
+fn builtin_engine() -> &'static PolicyEngine {
+    static ENGINE: OnceLock<PolicyEngine> = OnceLock::new();
+    ENGINE.get_or_init(|| PolicyEngine::new(&[]).expect("built-in bundle compiles"))
+}
+
+fn principal(id: &str, roles: &[&str], business_units: &[&str]) -> Json {
+    json!({
+        "id": id,
+        "email": format!("{id}@example.com"),
+        "forge_login": id,
+        "roles": roles,
+        "scope": {"acquisition_boundaries": ["acq-001"], "business_units": business_units},
+    })
+}
+
+fn approval(id: &str, decided_by: &str, decision: &str, expiry: &str) -> Json {
+    json!({
+        "approval_id": id,
+        "deployment_intent_id": "vpn-6.3-finance",
+        "decision": decision,
+        "decided_by": decided_by,
+        "decided_at": "2026-11-27T09:30:00Z",
+        "submitted_by": "alice",
+        "assigned_to": [decided_by],
+        "conditions": [{"description": "hold at pilot for 48h", "hold_at_ring": "ring-2-pilot", "min_soak_hours": 48.0}],
+        "expiry": expiry,
+        "justification": "Reviewed test evidence from the lab ring.",
+        "emergency_override": false,
+    })
+}
+
+fn vulnerability_exception(id: &str, approved_by: &str, expiry: &str) -> Json {
+    json!({
+        "exception_id": id,
+        "artifact_id": "vpn-6.3.0-win",
+        "exception_type": "vulnerability",
+        "severity": "high",
+        "details": "OpenSSL CVE reachable only through the disabled legacy API.",
+        "cves": ["CVE-2026-1234"],
+        "compensating_controls": ["legacy API disabled by configuration profile"],
+        "approved_by": approved_by,
+        "approved_at": "2026-11-20T10:00:00Z",
+        "expiry": expiry,
+        "owner": "alice",
+    })
+}
+
+/// A realistic intent that passes every rule: alice publishes VPN 6.3.0 to
+/// acq-001/bu-finance up to the pilot ring, risk 62 (CAB needed) with one
+/// counted approval by carol, and a high CVE covered by dave's exception.
+fn baseline() -> Json {
+    json!({
+        "now": "2026-11-28T12:00:00Z",
+        "intent": {
+            "intent_id": "vpn-6.3-finance",
+            "application_id": "vpn",
+            "version": "6.3.0",
+            "artifact_hash": "sha256:9f2c6a0d4e1b3c5a7f9e8d6c4b2a0f1e3d5c7b9a8f6e4d2c0b1a3f5e7d9c8b6a",
+            "target_scope": {
+                "acquisition_boundary": "acq-001",
+                "business_unit": "bu-finance",
+                "rings": ["ring-0-lab", "ring-1-canary", "ring-2-pilot"],
+            },
+            "schedule": {"ring-0-lab": {"start": "2026-11-29T08:00:00Z", "duration_hours": 24.0}},
+            "promotion_gates": {"success_rate_threshold": 0.97},
+            "rollback_plan": {
+                "strategy": "intune-supersedence",
+                "rollback_version": "6.2.1",
+                "validated": true,
+                "validation_date": "2026-11-25T14:00:00Z",
+            },
+            "requested_by": "alice",
+            "description": "VPN client 6.3.0 for finance",
+            "supersedes": "vpn-6.2.1-finance",
+        },
+        "application": {
+            "id": "vpn",
+            "name": "Corporate VPN client",
+            "owner": "alice",
+            "category": "network",
+            "support_tier": "tier-1",
+            "licensing": "enterprise",
+            "privileged": false,
+            "planes": ["intune", "jamf"],
+            "allowed_scope": {"acquisition_boundaries": ["acq-001"], "business_units": ["bu-finance", "bu-hr"]},
+        },
+        "version": {
+            "application_id": "vpn",
+            "version": "6.3.0",
+            "os_matrix": [{"os": "windows", "min_version": "10.0.19045", "arch": ["x64"]}],
+            "dependencies": [],
+            "artifacts": [],
+        },
+        "artifact": {
+            "id": "vpn-6.3.0-win",
+            "plane": "intune",
+            "file": "vpn-6.3.0-x64.intunewin",
+            "sha256": "sha256:9f2c6a0d4e1b3c5a7f9e8d6c4b2a0f1e3d5c7b9a8f6e4d2c0b1a3f5e7d9c8b6a",
+            "signature": {"signed": true, "signer": "Example VPN Vendor Inc.", "verified": true},
+            "provenance": {"source": "vendor", "slsa_level": 2},
+            "sbom": {
+                "format": "cyclonedx",
+                "components": 212,
+                "cves": [
+                    {"id": "CVE-2026-1234", "severity": "high", "component": "openssl", "fixed_in": "3.0.16"},
+                    {"id": "CVE-2026-0042", "severity": "medium", "component": "zlib"},
+                ],
+            },
+            "install": "setup.exe /quiet",
+            "uninstall": "setup.exe /uninstall /quiet",
+            "detection": {"type": "msi_product_code", "value": "{5A1B2C3D-0000-4000-8000-000000000001}", "version": "6.3.0"},
+        },
+        "publisher": principal("alice", &["publisher"], &["bu-finance"]),
+        "config": {
+            "tenant": "example-corp",
+            "risk_model_version": "v1.0",
+            "rings": [
+                {"id": "ring-0-lab", "name": "Lab", "soak_hours": 24.0},
+                {"id": "ring-1-canary", "name": "Canary", "soak_hours": 48.0},
+                {"id": "ring-2-pilot", "name": "Pilot", "soak_hours": 72.0},
+                {"id": "ring-3-department", "name": "Department", "soak_hours": 96.0},
+                {"id": "ring-4-global", "name": "Global", "soak_hours": 0.0},
+            ],
+            "gates": {"success_rate_threshold": 0.95, "time_to_compliance_hours": 48.0, "max_incidents": 0, "min_reporting_devices": 5},
+            "cab": {
+                "risk_threshold": 50,
+                "from_ring": "ring-2-pilot",
+                "approvals_by_risk": [{"above": 50, "approvals": 1}, {"above": 75, "approvals": 2}],
+            },
+            "change_freezes": [],
+            "planes": ["intune", "jamf"],
+            "remediation": "ticket",
+        },
+        "rings": [
+            {"id": "ring-0-lab", "index": 0},
+            {"id": "ring-1-canary", "index": 1},
+            {"id": "ring-2-pilot", "index": 2},
+        ],
+        "cab_ring_index": 2,
+        "risk": {
+            "risk_score": 62,
+            "risk_model_version": "v1.0",
+            "threshold": "CAB_REQUIRED",
+            "factors": [
+                {"name": "privilege_impact", "normalized_value": 0.5, "weight": 20, "contribution": 10.0},
+                {"name": "blast_radius", "normalized_value": 0.8, "weight": 25, "contribution": 20.0},
+            ],
+        },
+        "approvals": [{
+            "record": approval("apr-1", "carol", "approved", "2026-12-31T00:00:00Z"),
+            "approver": principal("carol", &["cab-approver"], &["bu-finance", "bu-hr"]),
+        }],
+        "exceptions": [{
+            "record": vulnerability_exception("exc-1", "dave", "2027-02-01T00:00:00Z"),
+            "approver": principal("dave", &["security-reviewer"], &["*"]),
+        }],
+        "conflicts": [],
+        "active_changes": [],
+        "rolled_back_versions": [],
+        "previous_application": null,
+    })
+}
+
+// --- the check helpers ---------------------------------------------------------
+
+/// Sets the value at a JSON pointer (the parent must exist).
+fn set(input: &mut Json, pointer: &str, value: Json) {
+    let (parent, key) = pointer.rsplit_once('/').expect("pointer has a parent");
+    let parent = input
+        .pointer_mut(parent)
+        .unwrap_or_else(|| panic!("no {parent}"));
+    match parent {
+        Json::Object(map) => {
+            map.insert(key.to_string(), value);
+        }
+        Json::Array(items) => items[key.parse::<usize>().expect("array index")] = value,
+        other => panic!("{pointer}: parent is {other}"),
+    }
+}
+
+fn remove(input: &mut Json, pointer: &str) {
+    let (parent, key) = pointer.rsplit_once('/').expect("pointer has a parent");
+    let parent = input.pointer_mut(parent).and_then(Json::as_object_mut);
+    parent
+        .unwrap_or_else(|| panic!("no object at {pointer}"))
+        .remove(key);
+}
+
+fn push(input: &mut Json, pointer: &str, value: Json) {
+    let list = input.pointer_mut(pointer).and_then(Json::as_array_mut);
+    list.unwrap_or_else(|| panic!("no array at {pointer}"))
+        .push(value);
+}
+
+fn evaluate_with(engine: &PolicyEngine, mutate: impl FnOnce(&mut Json)) -> PolicyOutcome {
+    let mut input = baseline();
+    mutate(&mut input);
+    engine.evaluate(&input).expect("evaluation succeeds")
+}
+
+/// Mutates the baseline, evaluates, and checks the decision and the rule ids
+/// of the deciding reasons (sorted by kind, then id; without repeats).
+fn check(mutate: impl FnOnce(&mut Json), decision: Decision, rules: &[&str]) -> PolicyOutcome {
+    let outcome = evaluate_with(builtin_engine(), mutate);
+    assert_eq!(
+        (outcome.decision, outcome.rule_ids()),
+        (decision, rules.to_vec()),
+        "reasons: {:#?}",
+        outcome.reasons
+    );
+    outcome
+}
+
+/// Rule ids of the notes, in order.
+fn note_ids(outcome: &PolicyOutcome) -> Vec<&str> {
+    outcome
+        .notes
+        .iter()
+        .map(|note| note.rule.as_str())
+        .collect()
+}
+
+fn message_of<'a>(outcome: &'a PolicyOutcome, rule: &str) -> &'a str {
+    let found = outcome
+        .reasons
+        .iter()
+        .chain(&outcome.notes)
+        .find(|r| r.rule == rule);
+    &found
+        .unwrap_or_else(|| panic!("no {rule} in {outcome:#?}"))
+        .message
+}
+
+const EXPIRED: &str = "2026-11-01T00:00:00Z";
+const LIVE: &str = "2026-12-31T00:00:00Z";
+
+// --- baseline -------------------------------------------------------------------
+
+#[test]
+fn baseline_is_allowed_with_one_counted_approval() {
+    let outcome = check(|_| {}, Decision::Allow, &[]);
+    assert_eq!(outcome.approvals_required, 1);
+    assert_eq!(outcome.counted_approvals, vec!["apr-1"]);
+    assert!(outcome.notes.is_empty(), "{:#?}", outcome.notes);
+}
+
+// --- scope.publisher_unknown ----------------------------------------------------
+
+#[test]
+fn unknown_publisher_is_denied() {
+    check(
+        |input| set(input, "/publisher", Json::Null),
+        Decision::Deny,
+        &["scope.publisher_unknown"],
+    );
+}
+
+#[test]
+fn requester_without_publisher_role_is_denied() {
+    check(
+        |input| set(input, "/publisher/roles", json!(["packaging"])),
+        Decision::Deny,
+        &["scope.publisher_unknown"],
+    );
+}
+
+// --- scope.cross_boundary -------------------------------------------------------
+
+/// Opens acq-002 to the application and to carol, so only the publisher decides.
+fn target_acq_002(input: &mut Json) {
+    set(
+        input,
+        "/intent/target_scope/acquisition_boundary",
+        json!("acq-002"),
+    );
+    set(
+        input,
+        "/application/allowed_scope/acquisition_boundaries",
+        json!(["acq-001", "acq-002"]),
+    );
+    set(
+        input,
+        "/approvals/0/approver/scope/acquisition_boundaries",
+        json!(["*"]),
+    );
+}
+
+#[test]
+fn target_in_another_boundary_is_denied() {
+    let outcome = check(target_acq_002, Decision::Deny, &["scope.cross_boundary"]);
+    assert!(
+        message_of(&outcome, "scope.cross_boundary").starts_with(
+            r#"target_scope.acquisition_boundary "acq-002" is outside publisher alice's boundaries [acq-001]"#
+        ),
+        "{outcome:#?}"
+    );
+}
+
+#[test]
+fn publisher_of_every_boundary_may_cross() {
+    check(
+        |input| {
+            target_acq_002(input);
+            set(
+                input,
+                "/publisher/scope/acquisition_boundaries",
+                json!(["*"]),
+            );
+        },
+        Decision::Allow,
+        &[],
+    );
+}
+
+// --- scope.outside_publisher ----------------------------------------------------
+
+#[test]
+fn business_unit_outside_publisher_scope_is_denied() {
+    let outcome = check(
+        |input| set(input, "/intent/target_scope/business_unit", json!("bu-hr")),
+        Decision::Deny,
+        &["scope.outside_publisher"],
+    );
+    assert!(
+        message_of(&outcome, "scope.outside_publisher").starts_with(
+            r#"target_scope.business_unit "bu-hr" is outside publisher alice's scope [bu-finance]"#
+        ),
+        "{outcome:#?}"
+    );
+}
+
+#[test]
+fn publisher_limited_to_sites_cannot_target_every_site() {
+    check(
+        |input| set(input, "/publisher/scope/sites", json!(["geo-us-east"])),
+        Decision::Deny,
+        &["scope.outside_publisher"],
+    );
+}
+
+#[test]
+fn publisher_limited_to_sites_may_target_those_sites() {
+    check(
+        |input| {
+            set(
+                input,
+                "/publisher/scope/sites",
+                json!(["geo-us-east", "geo-us-west"]),
+            );
+            set(input, "/intent/target_scope/sites", json!(["geo-us-east"]));
+        },
+        Decision::Allow,
+        &[],
+    );
+}
+
+#[test]
+fn site_outside_publisher_sites_is_denied() {
+    let outcome = check(
+        |input| {
+            set(input, "/publisher/scope/sites", json!(["geo-us-east"]));
+            set(
+                input,
+                "/intent/target_scope/sites",
+                json!(["geo-us-east", "geo-emea-london"]),
+            );
+        },
+        Decision::Deny,
+        &["scope.outside_publisher"],
+    );
+    assert!(message_of(&outcome, "scope.outside_publisher").contains("\"geo-emea-london\""));
+}
+
+#[test]
+fn publisher_with_every_site_wildcard_may_target_every_site() {
+    check(
+        |input| set(input, "/publisher/scope/sites", json!(["*"])),
+        Decision::Allow,
+        &[],
+    );
+}
+
+// --- scope.outside_application ----------------------------------------------------
+
+#[test]
+fn business_unit_outside_application_scope_is_denied() {
+    check(
+        |input| {
+            set(input, "/intent/target_scope/business_unit", json!("bu-it"));
+            set(input, "/publisher/scope/business_units", json!(["*"]));
+            set(
+                input,
+                "/approvals/0/approver/scope/business_units",
+                json!(["*"]),
+            );
+        },
+        Decision::Deny,
+        &["scope.outside_application"],
+    );
+}
+
+#[test]
+fn boundary_outside_application_scope_is_denied() {
+    check(
+        |input| {
+            target_acq_002(input);
+            set(
+                input,
+                "/publisher/scope/acquisition_boundaries",
+                json!(["*"]),
+            );
+            set(
+                input,
+                "/application/allowed_scope/acquisition_boundaries",
+                json!(["acq-001"]),
+            );
+        },
+        Decision::Deny,
+        &["scope.outside_application"],
+    );
+}
+
+#[test]
+fn application_limited_to_sites_cannot_go_to_every_site() {
+    check(
+        |input| {
+            set(
+                input,
+                "/application/allowed_scope/sites",
+                json!(["geo-us-east"]),
+            )
+        },
+        Decision::Deny,
+        &["scope.outside_application"],
+    );
+}
+
+#[test]
+fn application_limited_to_sites_may_go_to_those_sites() {
+    check(
+        |input| {
+            set(
+                input,
+                "/application/allowed_scope/sites",
+                json!(["geo-us-east"]),
+            );
+            set(input, "/intent/target_scope/sites", json!(["geo-us-east"]));
+        },
+        Decision::Allow,
+        &[],
+    );
+}
+
+// --- scope.publisher_scope_mismatch ------------------------------------------------
+
+#[test]
+fn declared_publisher_scope_that_differs_is_denied() {
+    check(
+        |input| {
+            let declared = json!({"acquisition_boundaries": ["acq-001"], "business_units": ["bu-finance", "bu-hr"]});
+            set(input, "/intent/publisher_scope", declared);
+        },
+        Decision::Deny,
+        &["scope.publisher_scope_mismatch"],
+    );
+}
+
+#[test]
+fn declared_publisher_scope_equal_up_to_order_is_accepted() {
+    check(
+        |input| {
+            set(
+                input,
+                "/publisher/scope/business_units",
+                json!(["bu-finance", "bu-hr"]),
+            );
+            let declared = json!({"acquisition_boundaries": ["acq-001"], "business_units": ["bu-hr", "bu-finance"]});
+            set(input, "/intent/publisher_scope", declared);
+        },
+        Decision::Allow,
+        &[],
+    );
+}
+
+// --- cab.approval_required and which approvals count -----------------------------
+
+#[test]
+fn missing_approval_above_threshold_requires_approval() {
+    let outcome = check(
+        |input| set(input, "/approvals", json!([])),
+        Decision::RequireApproval,
+        &["cab.approval_required"],
+    );
+    assert_eq!(outcome.approvals_required, 1);
+    let message = message_of(&outcome, "cab.approval_required");
+    assert!(
+        message.contains("risk score 62 is above the CAB threshold 50"),
+        "{message}"
+    );
+    assert!(
+        message.contains("needs 1 CAB approval(s) and 0 count"),
+        "{message}"
+    );
+}
+
+#[test]
+fn low_risk_needs_no_approval() {
+    let outcome = check(
+        |input| {
+            set(input, "/risk/risk_score", json!(40));
+            set(input, "/approvals", json!([]));
+        },
+        Decision::Allow,
+        &[],
+    );
+    assert_eq!(outcome.approvals_required, 0);
+}
+
+#[test]
+fn risk_equal_to_threshold_needs_no_approval() {
+    check(
+        |input| {
+            set(input, "/risk/risk_score", json!(50));
+            set(input, "/approvals", json!([]));
+        },
+        Decision::Allow,
+        &[],
+    );
+}
+
+#[test]
+fn expired_approval_is_ignored() {
+    let outcome = check(
+        |input| set(input, "/approvals/0/record/expiry", json!(EXPIRED)),
+        Decision::RequireApproval,
+        &["cab.approval_required"],
+    );
+    assert_eq!(note_ids(&outcome), vec!["cab.approval_expired"]);
+    assert!(outcome.counted_approvals.is_empty());
+}
+
+#[test]
+fn self_approval_is_ignored() {
+    let outcome = check(
+        |input| {
+            set(input, "/approvals/0/record/decided_by", json!("alice"));
+            let alice = principal("alice", &["publisher", "cab-approver"], &["bu-finance"]);
+            set(input, "/approvals/0/approver", alice);
+        },
+        Decision::RequireApproval,
+        &["cab.approval_required"],
+    );
+    assert_eq!(note_ids(&outcome), vec!["cab.self_approval"]);
+}
+
+#[test]
+fn approval_by_non_approver_is_ignored() {
+    let outcome = check(
+        |input| {
+            set(
+                input,
+                "/approvals/0/approver/roles",
+                json!(["endpoint-ops"]),
+            )
+        },
+        Decision::RequireApproval,
+        &["cab.approval_required"],
+    );
+    assert_eq!(note_ids(&outcome), vec!["cab.not_an_approver"]);
+}
+
+#[test]
+fn approval_by_unknown_principal_is_ignored() {
+    let outcome = check(
+        |input| set(input, "/approvals/0/approver", Json::Null),
+        Decision::RequireApproval,
+        &["cab.approval_required"],
+    );
+    assert_eq!(note_ids(&outcome), vec!["cab.not_an_approver"]);
+}
+
+#[test]
+fn approval_by_approver_of_another_business_unit_is_ignored() {
+    let outcome = check(
+        |input| {
+            set(
+                input,
+                "/approvals/0/approver/scope/business_units",
+                json!(["bu-hr"]),
+            )
+        },
+        Decision::RequireApproval,
+        &["cab.approval_required"],
+    );
+    assert_eq!(note_ids(&outcome), vec!["cab.approver_scope"]);
+}
+
+#[test]
+fn pending_approval_does_not_count() {
+    let outcome = check(
+        |input| set(input, "/approvals/0/record/decision", json!("pending")),
+        Decision::RequireApproval,
+        &["cab.approval_required"],
+    );
+    assert_eq!(note_ids(&outcome), vec!["cab.approval_pending"]);
+}
+
+/// Risk 80 is above the 75 band: two approvers are needed.
+fn high_risk(input: &mut Json) {
+    set(input, "/risk/risk_score", json!(80));
+}
+
+#[test]
+fn one_approval_is_not_enough_above_the_75_band() {
+    let outcome = check(
+        high_risk,
+        Decision::RequireApproval,
+        &["cab.approval_required"],
+    );
+    assert_eq!(outcome.approvals_required, 2);
+    assert_eq!(outcome.counted_approvals, vec!["apr-1"]);
+}
+
+#[test]
+fn two_approvals_satisfy_the_75_band() {
+    let outcome = check(
+        |input| {
+            high_risk(input);
+            let erin = principal("erin", &["cab-approver"], &["bu-finance"]);
+            push(
+                input,
+                "/approvals",
+                json!({"record": approval("apr-2", "erin", "approved", LIVE), "approver": erin}),
+            );
+        },
+        Decision::Allow,
+        &[],
+    );
+    assert_eq!(outcome.approvals_required, 2);
+    assert_eq!(outcome.counted_approvals, vec!["apr-1", "apr-2"]);
+}
+
+#[test]
+fn denied_approval_denies() {
+    let outcome = check(
+        |input| {
+            let erin = principal("erin", &["cab-approver"], &["bu-finance"]);
+            push(
+                input,
+                "/approvals",
+                json!({"record": approval("apr-2", "erin", "denied", LIVE), "approver": erin}),
+            );
+        },
+        Decision::Deny,
+        &["cab.denied"],
+    );
+    assert!(message_of(&outcome, "cab.denied").starts_with("approval apr-2 by erin denies"));
+}
+
+#[test]
+fn expired_denial_is_ignored() {
+    let outcome = check(
+        |input| {
+            let erin = principal("erin", &["cab-approver"], &["bu-finance"]);
+            push(
+                input,
+                "/approvals",
+                json!({"record": approval("apr-2", "erin", "denied", EXPIRED), "approver": erin}),
+            );
+        },
+        Decision::Allow,
+        &[],
+    );
+    assert_eq!(note_ids(&outcome), vec!["cab.approval_expired"]);
+}
+
+#[test]
+fn privileged_application_needs_cab_even_at_low_risk() {
+    let outcome = check(
+        |input| {
+            set(input, "/risk/risk_score", json!(20));
+            set(input, "/application/privileged", json!(true));
+            set(input, "/approvals", json!([]));
+        },
+        Decision::RequireApproval,
+        &["cab.approval_required"],
+    );
+    assert!(
+        message_of(&outcome, "cab.approval_required").starts_with("application vpn is privileged")
+    );
+}
+
+#[test]
+fn privileged_application_with_counted_approval_is_allowed() {
+    check(
+        |input| {
+            set(input, "/risk/risk_score", json!(20));
+            set(input, "/application/privileged", json!(true));
+        },
+        Decision::Allow,
+        &[],
+    );
+}
+
+/// Lab and canary only: below config.cab.from_ring.
+fn rings_0_and_1_only(input: &mut Json) {
+    set(
+        input,
+        "/intent/target_scope/rings",
+        json!(["ring-0-lab", "ring-1-canary"]),
+    );
+    set(
+        input,
+        "/rings",
+        json!([{"id": "ring-0-lab", "index": 0}, {"id": "ring-1-canary", "index": 1}]),
+    );
+}
+
+#[test]
+fn intent_only_in_rings_0_and_1_needs_no_cab() {
+    let outcome = check(
+        |input| {
+            rings_0_and_1_only(input);
+            set(input, "/risk/risk_score", json!(90));
+            set(input, "/application/privileged", json!(true));
+            set(input, "/approvals", json!([]));
+        },
+        Decision::Allow,
+        &[],
+    );
+    assert_eq!(outcome.approvals_required, 0);
+}
+
+// --- exception.vulnerability -------------------------------------------------------
+
+#[test]
+fn high_cve_with_live_exception_is_allowed() {
+    check(|_| {}, Decision::Allow, &[]);
+}
+
+#[test]
+fn high_cve_with_expired_exception_requires_exception() {
+    let outcome = check(
+        |input| set(input, "/exceptions/0/record/expiry", json!(EXPIRED)),
+        Decision::RequireException,
+        &["exception.vulnerability"],
+    );
+    assert_eq!(note_ids(&outcome), vec!["exception.expired"]);
+    assert!(message_of(&outcome, "exception.vulnerability").contains("CVE-2026-1234"));
+}
+
+#[test]
+fn exception_approved_by_non_reviewer_is_ignored() {
+    let outcome = check(
+        |input| set(input, "/exceptions/0/approver/roles", json!(["packaging"])),
+        Decision::RequireException,
+        &["exception.vulnerability"],
+    );
+    assert_eq!(note_ids(&outcome), vec!["exception.not_a_reviewer"]);
+}
+
+#[test]
+fn exception_approved_by_the_requester_is_ignored() {
+    let outcome = check(
+        |input| {
+            set(input, "/exceptions/0/record/approved_by", json!("alice"));
+            set(
+                input,
+                "/exceptions/0/approver",
+                principal("alice", &["security-reviewer"], &["*"]),
+            );
+        },
+        Decision::RequireException,
+        &["exception.vulnerability"],
+    );
+    assert_eq!(note_ids(&outcome), vec!["exception.self_approval"]);
+}
+
+#[test]
+fn exception_for_another_cve_does_not_cover() {
+    check(
+        |input| set(input, "/exceptions/0/record/cves", json!(["CVE-2025-9999"])),
+        Decision::RequireException,
+        &["exception.vulnerability"],
+    );
+}
+
+#[test]
+fn each_uncovered_critical_cve_is_named() {
+    let outcome = check(
+        |input| {
+            let critical =
+                json!({"id": "CVE-2026-7777", "severity": "critical", "component": "libcurl"});
+            push(input, "/artifact/sbom/cves", critical);
+        },
+        Decision::RequireException,
+        &["exception.vulnerability"],
+    );
+    assert_eq!(outcome.reasons.len(), 1);
+    assert!(
+        outcome.reasons[0]
+            .message
+            .contains("critical CVE CVE-2026-7777 in libcurl")
+    );
+}
+
+#[test]
+fn low_and_medium_cves_need_no_exception() {
+    check(
+        |input| {
+            set(input, "/exceptions", json!([]));
+            set(input, "/artifact/sbom/cves/0/severity", json!("low"));
+        },
+        Decision::Allow,
+        &[],
+    );
+}
+
+// --- exception.unsigned -------------------------------------------------------------
+
+fn unsigned(input: &mut Json) {
+    set(
+        input,
+        "/artifact/signature",
+        json!({"signed": false, "verified": false}),
+    );
+}
+
+#[test]
+fn unsigned_artifact_requires_exception() {
+    check(
+        unsigned,
+        Decision::RequireException,
+        &["exception.unsigned"],
+    );
+}
+
+#[test]
+fn unsigned_artifact_with_live_unsigned_package_exception_is_allowed() {
+    check(
+        |input| {
+            unsigned(input);
+            let mut record = vulnerability_exception("exc-2", "dave", LIVE);
+            set(&mut record, "/exception_type", json!("unsigned_package"));
+            set(&mut record, "/cves", json!([]));
+            let dave = principal("dave", &["security-reviewer"], &["*"]);
+            push(
+                input,
+                "/exceptions",
+                json!({"record": record, "approver": dave}),
+            );
+        },
+        Decision::Allow,
+        &[],
+    );
+}
+
+#[test]
+fn vulnerability_exception_does_not_cover_an_unsigned_artifact() {
+    check(
+        unsigned,
+        Decision::RequireException,
+        &["exception.unsigned"],
+    );
+}
+
+#[test]
+fn exception_outranks_approval_in_the_decision() {
+    check(
+        |input| {
+            unsigned(input);
+            set(input, "/approvals", json!([]));
+        },
+        Decision::RequireException,
+        &["exception.unsigned", "cab.approval_required"],
+    );
+}
+
+// --- concurrency.one_active_change -----------------------------------------------------
+
+#[test]
+fn conflicting_intent_is_denied_and_named() {
+    let outcome = check(
+        |input| {
+            set(
+                input,
+                "/conflicts",
+                json!([{"intent_id": "vpn-6.2.9-finance", "rings": ["ring-1-canary"]}]),
+            )
+        },
+        Decision::Deny,
+        &["concurrency.one_active_change"],
+    );
+    let message = message_of(&outcome, "concurrency.one_active_change");
+    assert!(
+        message.contains("vpn-6.2.9-finance") && message.contains("ring-1-canary"),
+        "{message}"
+    );
+}
+
+#[test]
+fn active_change_is_denied_and_named() {
+    let outcome = check(
+        |input| {
+            set(
+                input,
+                "/active_changes",
+                json!([{"intent_id": "vpn-6.2.1-finance", "ring": "ring-2-pilot"}]),
+            )
+        },
+        Decision::Deny,
+        &["concurrency.one_active_change"],
+    );
+    let message = message_of(&outcome, "concurrency.one_active_change");
+    assert!(
+        message.contains("vpn-6.2.1-finance") && message.contains("ring-2-pilot"),
+        "{message}"
+    );
+}
+
+// --- rollback.plan_required ------------------------------------------------------------
+
+#[test]
+fn missing_rollback_plan_is_denied_from_the_cab_ring() {
+    check(
+        |input| remove(input, "/intent/rollback_plan"),
+        Decision::Deny,
+        &["rollback.plan_required"],
+    );
+}
+
+#[test]
+fn unvalidated_rollback_plan_is_denied() {
+    check(
+        |input| set(input, "/intent/rollback_plan/validated", json!(false)),
+        Decision::Deny,
+        &["rollback.plan_required"],
+    );
+}
+
+#[test]
+fn rollback_plan_without_version_is_denied() {
+    check(
+        |input| remove(input, "/intent/rollback_plan/rollback_version"),
+        Decision::Deny,
+        &["rollback.plan_required"],
+    );
+}
+
+#[test]
+fn halt_strategy_needs_no_validation_or_version() {
+    check(
+        |input| set(input, "/intent/rollback_plan", json!({"strategy": "halt"})),
+        Decision::Allow,
+        &[],
+    );
+}
+
+#[test]
+fn rings_0_and_1_need_no_rollback_plan() {
+    check(
+        |input| {
+            rings_0_and_1_only(input);
+            remove(input, "/intent/rollback_plan");
+        },
+        Decision::Allow,
+        &[],
+    );
+}
+
+// --- scope.application_scope_changed ------------------------------------------------------
+
+/// The base revision's application allowed only bu-finance; now bu-hr too.
+fn application_scope_widened(input: &mut Json) {
+    let mut previous = input["application"].clone();
+    set(
+        &mut previous,
+        "/allowed_scope/business_units",
+        json!(["bu-finance"]),
+    );
+    set(input, "/previous_application", previous);
+}
+
+#[test]
+fn application_scope_change_without_approval_requires_approval() {
+    let outcome = check(
+        |input| {
+            application_scope_widened(input);
+            set(input, "/risk/risk_score", json!(30));
+            set(input, "/approvals", json!([]));
+        },
+        Decision::RequireApproval,
+        &["scope.application_scope_changed"],
+    );
+    assert_eq!(outcome.approvals_required, 1);
+    let message = message_of(&outcome, "scope.application_scope_changed");
+    assert!(
+        message.contains("business units [bu-finance]") && message.contains("[bu-finance, bu-hr]")
+    );
+}
+
+#[test]
+fn application_scope_change_with_counted_approval_is_allowed() {
+    check(application_scope_widened, Decision::Allow, &[]);
+}
+
+#[test]
+fn application_scope_reordered_is_not_a_change() {
+    check(
+        |input| {
+            let mut previous = input["application"].clone();
+            set(
+                &mut previous,
+                "/allowed_scope/business_units",
+                json!(["bu-hr", "bu-finance"]),
+            );
+            set(input, "/previous_application", previous);
+            set(input, "/approvals", json!([]));
+            set(input, "/risk/risk_score", json!(30));
+        },
+        Decision::Allow,
+        &[],
+    );
+}
+
+// --- version.rolled_back ---------------------------------------------------------------------
+
+#[test]
+fn rolled_back_version_is_denied() {
+    check(
+        |input| set(input, "/rolled_back_versions", json!(["6.2.0", "6.3.0"])),
+        Decision::Deny,
+        &["version.rolled_back"],
+    );
+}
+
+#[test]
+fn other_rolled_back_version_does_not_matter() {
+    check(
+        |input| set(input, "/rolled_back_versions", json!(["6.2.0"])),
+        Decision::Allow,
+        &[],
+    );
+}
+
+// --- several rules at once --------------------------------------------------------------------
+
+#[test]
+fn reasons_are_sorted_by_severity_then_rule_and_stable() {
+    let mutate = |input: &mut Json| {
+        unsigned(input);
+        set(input, "/approvals", json!([]));
+        set(input, "/rolled_back_versions", json!(["6.3.0"]));
+        set(
+            input,
+            "/conflicts",
+            json!([{"intent_id": "vpn-x", "rings": ["ring-0-lab"]}]),
+        );
+    };
+    let expected = [
+        "concurrency.one_active_change",
+        "version.rolled_back",
+        "exception.unsigned",
+        "cab.approval_required",
+    ];
+    let first = check(mutate, Decision::Deny, &expected);
+    let second = check(mutate, Decision::Deny, &expected);
+    assert_eq!(first, second);
+    assert_eq!(first.reasons[0].kind, ReasonKind::Deny);
+    assert!(
+        first
+            .reasons
+            .iter()
+            .all(|reason| reason.source == "builtin")
+    );
+}
+
+#[test]
+fn one_engine_serves_several_threads() {
+    let engine = builtin_engine().clone();
+    let handles: Vec<_> = [true, false]
+        .into_iter()
+        .map(|signed| {
+            let engine = engine.clone();
+            std::thread::spawn(move || {
+                let mut input = baseline();
+                set(&mut input, "/artifact/signature/signed", json!(signed));
+                engine.evaluate(&input).map(|outcome| outcome.decision)
+            })
+        })
+        .collect();
+    let decisions: Vec<_> = handles
+        .into_iter()
+        .map(|h| h.join().expect("thread"))
+        .collect();
+    assert_eq!(
+        decisions,
+        vec![Ok(Decision::Allow), Ok(Decision::RequireException)]
+    );
+}
+
+// --- tenant policies ----------------------------------------------------------------------------
+
+fn tenant(files: &[(&str, &str)]) -> Result<PolicyEngine, Vec<PolicyError>> {
+    let files: Vec<(String, String)> = files
+        .iter()
+        .map(|(path, source)| (path.to_string(), source.to_string()))
+        .collect();
+    PolicyEngine::new(&files)
+}
+
+const FINANCE_POLICY: &str = r#"# Finance may not ship vendor software below SLSA level 3 beyond the lab.
+package ringmaster.tenant.finance
+
+deny contains {
+	"rule": "finance.slsa_level",
+	"message": sprintf("artifact %s has SLSA level %d; finance requires level 3", [input.artifact.id, input.artifact.provenance.slsa_level]),
+} if {
+	input.intent.target_scope.business_unit == "bu-finance"
+	input.artifact.provenance.slsa_level < 3
+}
+
+notes contains {"rule": "finance.reviewed", "message": "finance tenant policy evaluated"}
+"#;
+
+#[test]
+fn tenant_policy_adds_a_deny_with_its_package_as_source() {
+    let engine = tenant(&[("policies/finance.rego", FINANCE_POLICY)]).expect("compiles");
+    assert_eq!(
+        engine.tenant_package_names(),
+        vec!["ringmaster.tenant.finance"]
+    );
+    let outcome = evaluate_with(&engine, |_| {});
+    assert_eq!(outcome.decision, Decision::Deny);
+    assert_eq!(outcome.rule_ids(), vec!["finance.slsa_level"]);
+    assert_eq!(outcome.reasons[0].source, "ringmaster.tenant.finance");
+    assert_eq!(
+        outcome.reasons[0].message,
+        "artifact vpn-6.3.0-win has SLSA level 2; finance requires level 3"
+    );
+    assert_eq!(note_ids(&outcome), vec!["finance.reviewed"]);
+}
+
+/// The example in docs/policy-input.md compiles and does what it says.
+#[test]
+fn documented_example_tenant_policy_works() {
+    let documentation = include_str!("../docs/policy-input.md");
+    let example = documentation
+        .split("```rego\n")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .expect("docs/policy-input.md has a rego example");
+    let engine = tenant(&[("policies/finance.rego", example)]).expect("example compiles");
+    let outcome = evaluate_with(&engine, |_| {});
+    assert_eq!(outcome.decision, Decision::Deny);
+    assert_eq!(
+        outcome.rule_ids(),
+        vec!["finance.slsa_level", "finance.month_end_close"]
+    );
+    assert_eq!(note_ids(&outcome), vec!["finance.policy_applied"]);
+    let outcome = evaluate_with(&engine, |input| {
+        set(input, "/artifact/provenance/slsa_level", json!(3));
+        set(input, "/now", json!("2026-11-16T12:00:00Z"));
+    });
+    assert_eq!(
+        (outcome.decision, outcome.rule_ids()),
+        (Decision::Allow, vec![])
+    );
+}
+
+#[test]
+fn tenant_policy_that_does_not_fire_leaves_the_decision_alone() {
+    let engine = tenant(&[("policies/finance.rego", FINANCE_POLICY)]).expect("compiles");
+    let outcome = evaluate_with(&engine, |input| {
+        set(input, "/artifact/provenance/slsa_level", json!(3))
+    });
+    assert_eq!(
+        (outcome.decision, outcome.rule_ids()),
+        (Decision::Allow, vec![])
+    );
+}
+
+#[test]
+fn tenant_sets_of_root_and_sub_packages_are_all_collected() {
+    let root = "package ringmaster.tenant\n\nrequire_approval contains {\"rule\": \"tenant.root\", \"message\": \"root\"} if true\n";
+    let deep = "package ringmaster.tenant.a.b\n\nrequire_exception contains {\"rule\": \"tenant.deep\", \"message\": \"deep\"} if true\n";
+    let engine =
+        tenant(&[("policies/root.rego", root), ("policies/deep.rego", deep)]).expect("compiles");
+    let outcome = evaluate_with(&engine, |_| {});
+    assert_eq!(outcome.decision, Decision::RequireException);
+    let sources: Vec<_> = outcome
+        .reasons
+        .iter()
+        .map(|r| (r.rule.as_str(), r.source.as_str()))
+        .collect();
+    assert_eq!(
+        sources,
+        vec![
+            ("tenant.deep", "ringmaster.tenant.a.b"),
+            ("tenant.root", "ringmaster.tenant")
+        ]
+    );
+}
+
+#[test]
+fn tenant_file_in_the_builtin_package_is_refused_with_its_line() {
+    let source = "# Try to switch a built-in rule off.\n\npackage ringmaster.builtin\n\nbundle_loaded := true\n";
+    let errors = tenant(&[("policies/override.rego", source)]).expect_err("refused");
+    assert_eq!(
+        errors,
+        vec![PolicyError::TenantPackageRefused {
+            file: "policies/override.rego".to_string(),
+            line: 3,
+            package: "ringmaster.builtin".to_string(),
+        }]
+    );
+    assert!(
+        errors[0]
+            .to_string()
+            .starts_with("policies/override.rego:3: package ringmaster.builtin")
+    );
+}
+
+#[test]
+fn tenant_file_in_a_lookalike_package_is_refused() {
+    let errors =
+        tenant(&[("policies/x.rego", "package ringmaster.tenantx\n")]).expect_err("refused");
+    assert!(
+        matches!(
+            &errors[..],
+            [PolicyError::TenantPackageRefused { line: 1, .. }]
+        ),
+        "{errors:?}"
+    );
+}
+
+#[test]
+fn tenant_syntax_error_names_file_and_line() {
+    let source = "package ringmaster.tenant\n\ndeny contains x if {\n\tx := \n}\n";
+    let errors = tenant(&[("policies/broken.rego", source)]).expect_err("syntax error");
+    let [PolicyError::Syntax { file, position, .. }] = &errors[..] else {
+        panic!("{errors:?}");
+    };
+    assert_eq!((file.as_str(), position.line), ("policies/broken.rego", 4));
+    assert!(
+        errors[0].to_string().starts_with("policies/broken.rego:4:"),
+        "{}",
+        errors[0]
+    );
+}
+
+#[test]
+fn every_bad_tenant_file_is_reported_at_once() {
+    let errors = tenant(&[
+        ("policies/a.rego", "package ringmaster.builtin\n"),
+        (
+            "policies/b.rego",
+            "package ringmaster.tenant\ndeny contains if\n",
+        ),
+        ("policies/c.rego", "package other\n"),
+    ])
+    .expect_err("refused");
+    assert_eq!(errors.len(), 3, "{errors:?}");
+}
+
+#[test]
+fn tenant_call_to_unknown_function_is_an_error_naming_file_and_line() {
+    // regorus resolves function names when a rule body runs, so this surfaces
+    // at evaluation, not when the engine is built.
+    let source = "package ringmaster.tenant\n\ndeny contains {\"rule\": \"x\", \"message\": m} if {\n\tm := no_such_function(1)\n}\n";
+    let engine = tenant(&[("policies/undefined.rego", source)]).expect("parses");
+    let error = engine.evaluate(&baseline()).expect_err("unknown function");
+    let PolicyError::Evaluation { message } = &error else {
+        panic!("{error:?}");
+    };
+    assert!(
+        message.starts_with("policies/undefined.rego:4:"),
+        "{message}"
+    );
+    assert!(message.contains("no_such_function"), "{message}");
+}
+
+/// regorus 0.14.1 evaluates a partial set split across files wrongly when a
+/// whole package is queried; the engine reads rules one by one instead.
+#[test]
+fn tenant_package_split_across_files_is_evaluated_rule_by_rule() {
+    let first = "package ringmaster.tenant\n\ndeny contains {\"rule\": \"t.first\", \"message\": \"m\"} if input.never_set\n";
+    let second = "package ringmaster.tenant\n\n\
+        deny contains {\"rule\": \"t.second\", \"message\": \"m\"} if {\n\
+        \tnot waived\n\
+        }\n\n\
+        waived if {\n\
+        \tsome entry in input.exceptions\n\
+        \tentry.record.exception_id == \"exc-1\"\n\
+        }\n";
+    let engine =
+        tenant(&[("policies/1.rego", first), ("policies/2.rego", second)]).expect("compiles");
+    let outcome = evaluate_with(&engine, |_| {});
+    assert_eq!(
+        (outcome.decision, outcome.rule_ids()),
+        (Decision::Allow, vec![])
+    );
+    let outcome = evaluate_with(&engine, |input| set(input, "/exceptions", json!([])));
+    assert_eq!(
+        outcome.rule_ids(),
+        vec!["t.second", "exception.vulnerability"]
+    );
+}
+
+#[test]
+fn recursive_tenant_rules_fail_the_evaluation_naming_the_file() {
+    let source = "package ringmaster.tenant\n\ndeny contains {\"rule\": \"r\", \"message\": \"m\"} if loops\n\nloops if again\n\nagain if loops\n";
+    let engine = tenant(&[("policies/recursive.rego", source)]).expect("parses");
+    let error = engine.evaluate(&baseline()).expect_err("recursion");
+    let PolicyError::Evaluation { message } = &error else {
+        panic!("{error:?}");
+    };
+    assert!(message.starts_with("policies/recursive.rego:"), "{message}");
+}
+
+#[test]
+fn malformed_tenant_output_is_an_error() {
+    let source = "package ringmaster.tenant\n\ndeny contains \"no objects here\" if true\n";
+    let engine = tenant(&[("policies/strings.rego", source)]).expect("compiles");
+    let error = engine.evaluate(&baseline()).expect_err("malformed");
+    assert!(
+        matches!(&error, PolicyError::MalformedOutput { package, set, .. } if package == "ringmaster.tenant" && set == "deny"),
+        "{error:?}"
+    );
+}
+
+#[test]
+fn slow_tenant_policy_hits_the_time_limit() {
+    let source = "package ringmaster.tenant\n\n\
+        deny contains {\"rule\": \"slow\", \"message\": \"never\"} if {\n\
+        \tsome a in numbers.range(1, 100000)\n\
+        \tsome b in numbers.range(1, 100000)\n\
+        \ta * b == -1\n\
+        }\n";
+    let engine = tenant(&[("policies/slow.rego", source)])
+        .expect("compiles")
+        .with_time_limit(std::time::Duration::from_millis(100));
+    let error = engine.evaluate(&baseline()).expect_err("times out");
+    assert_eq!(
+        error,
+        PolicyError::TimeLimitExceeded {
+            limit: std::time::Duration::from_millis(100)
+        }
+    );
+}
