@@ -1,0 +1,338 @@
+//! `events`: the append-only, hash-chained audit log.
+//!
+//! Every event carries `seq` (contiguous from 1), the hash of the event before it
+//! (`prev_hash`; [`GENESIS_PREV_HASH`] for the first) and its own `hash`: the
+//! SHA-256, in lowercase hex, of the canonical JSON (see [`canonical_json`]) of the
+//! object
+//!
+//! ```text
+//! { "actor", "actor_role", "correlation_id", "details", "event_id", "event_type",
+//!   "execution_plane", "intent_id", "outcome", "prev_hash", "ring", "seq", "timestamp" }
+//! ```
+//!
+//! where `seq` is a number, absent optional fields are `null`, `details` is the JSON
+//! value itself and every other field is the exact text stored in the column. An
+//! auditor can recompute it from `ringmaster events` output alone.
+//!
+//! Triggers refuse UPDATE and DELETE and refuse an INSERT that is not the next link
+//! of the chain; [`Store::verify_event_chain`] (in `chain`) recomputes every hash and
+//! names the first broken `seq`, for whatever got past the triggers.
+//!
+//! [`canonical_json`]: super::canonical_json
+
+use super::canonical::canonical_json;
+use super::time::{format_timestamp, parse_timestamp, serialize_timestamp};
+use super::{OptionalStoreExtension, Store, StoreError, from_sql_integer, to_sql_integer};
+use chrono::{DateTime, Utc};
+use rusqlite::types::ToSql;
+use rusqlite::{OptionalExtension, Row, TransactionBehavior, params};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use uuid::Uuid;
+
+mod chain;
+
+pub use chain::{ChainBreak, ChainBreakReason, ChainReport};
+
+/// `prev_hash` of the first event.
+pub const GENESIS_PREV_HASH: &str =
+    "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// What happened. The store gives the types no meaning beyond their names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventType {
+    CommitProcessed,
+    PolicyEvaluated,
+    EvidenceCommitted,
+    RingStarted,
+    RingCompleted,
+    GateEvaluated,
+    RollbackExecuted,
+    DriftDetected,
+    RemediationResult,
+    CabApproved,
+    ExceptionGranted,
+    OperatorAction,
+    PublishBlocked,
+}
+
+impl EventType {
+    /// Every event type, in declaration order.
+    pub const ALL: [EventType; 13] = [
+        EventType::CommitProcessed,
+        EventType::PolicyEvaluated,
+        EventType::EvidenceCommitted,
+        EventType::RingStarted,
+        EventType::RingCompleted,
+        EventType::GateEvaluated,
+        EventType::RollbackExecuted,
+        EventType::DriftDetected,
+        EventType::RemediationResult,
+        EventType::CabApproved,
+        EventType::ExceptionGranted,
+        EventType::OperatorAction,
+        EventType::PublishBlocked,
+    ];
+
+    /// The text stored in the database and covered by the hash.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventType::CommitProcessed => "commit_processed",
+            EventType::PolicyEvaluated => "policy_evaluated",
+            EventType::EvidenceCommitted => "evidence_committed",
+            EventType::RingStarted => "ring_started",
+            EventType::RingCompleted => "ring_completed",
+            EventType::GateEvaluated => "gate_evaluated",
+            EventType::RollbackExecuted => "rollback_executed",
+            EventType::DriftDetected => "drift_detected",
+            EventType::RemediationResult => "remediation_result",
+            EventType::CabApproved => "cab_approved",
+            EventType::ExceptionGranted => "exception_granted",
+            EventType::OperatorAction => "operator_action",
+            EventType::PublishBlocked => "publish_blocked",
+        }
+    }
+
+    /// The event type stored as `text`, if this build knows it.
+    pub fn from_stored(text: &str) -> Option<EventType> {
+        EventType::ALL
+            .into_iter()
+            .find(|event_type| event_type.as_str() == text)
+    }
+}
+
+/// How it turned out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EventOutcome {
+    Success,
+    Failure,
+    Pending,
+    /// Nothing succeeded or failed: a record of a fact.
+    Info,
+}
+
+impl EventOutcome {
+    /// The text stored in the database and covered by the hash.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventOutcome::Success => "success",
+            EventOutcome::Failure => "failure",
+            EventOutcome::Pending => "pending",
+            EventOutcome::Info => "info",
+        }
+    }
+
+    /// The outcome stored as `text`, if valid.
+    pub fn from_stored(text: &str) -> Option<EventOutcome> {
+        [
+            EventOutcome::Success,
+            EventOutcome::Failure,
+            EventOutcome::Pending,
+            EventOutcome::Info,
+        ]
+        .into_iter()
+        .find(|outcome| outcome.as_str() == text)
+    }
+}
+
+/// An event to append; the store assigns `seq`, `event_id` and the hashes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewEvent {
+    pub correlation_id: String,
+    pub intent_id: Option<String>,
+    pub event_type: EventType,
+    /// When it happened, from the caller's clock (stored to the microsecond).
+    pub timestamp: DateTime<Utc>,
+    /// Who did it: a principal's email, or `ringmaster` for the daemon itself.
+    pub actor: String,
+    pub actor_role: String,
+    pub execution_plane: Option<String>,
+    pub ring: Option<String>,
+    pub outcome: EventOutcome,
+    pub details: Value,
+}
+
+/// A stored event, as `ringmaster events` prints it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Event {
+    pub seq: u64,
+    pub event_id: String,
+    pub correlation_id: String,
+    pub intent_id: Option<String>,
+    pub event_type: EventType,
+    /// Serialised as the exact text the hash covers.
+    #[serde(serialize_with = "serialize_timestamp")]
+    pub timestamp: DateTime<Utc>,
+    pub actor: String,
+    pub actor_role: String,
+    pub execution_plane: Option<String>,
+    pub ring: Option<String>,
+    pub outcome: EventOutcome,
+    pub details: Value,
+    pub prev_hash: String,
+    pub hash: String,
+}
+
+/// Which events to read. Every field narrows; the default reads them all.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventFilter {
+    pub intent_id: Option<String>,
+    pub correlation_id: Option<String>,
+    /// Only events *after* this `seq` (for tailing: pass the last one seen).
+    pub since_seq: Option<u64>,
+    /// At most this many, oldest first.
+    pub limit: Option<usize>,
+}
+
+const COLUMNS: &str = "seq, event_id, correlation_id, intent_id, event_type, timestamp, actor, \
+     actor_role, execution_plane, ring, outcome, details, prev_hash, hash";
+
+impl Store {
+    /// Appends `event` at the end of the chain, in one IMMEDIATE transaction, and
+    /// returns it as stored.
+    pub fn append_event(&mut self, event: NewEvent) -> Result<Event, StoreError> {
+        let transaction = self
+            .connection
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let last: Option<(i64, String)> = transaction
+            .query_row(
+                "SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1",
+                [],
+                |row| Ok((row.get(0)?, row.get(1)?)),
+            )
+            .optional()?;
+        let (seq, prev_hash) = match last {
+            Some((last_seq, last_hash)) => (last_seq + 1, last_hash),
+            None => (1, GENESIS_PREV_HASH.to_string()),
+        };
+        let event_id = Uuid::new_v4().to_string();
+        let timestamp = format_timestamp(event.timestamp);
+        let details = canonical_json(&event.details);
+        let stored = chain::StoredEvent {
+            seq,
+            event_id,
+            correlation_id: event.correlation_id,
+            intent_id: event.intent_id,
+            event_type: event.event_type.as_str().to_string(),
+            timestamp,
+            actor: event.actor,
+            actor_role: event.actor_role,
+            execution_plane: event.execution_plane,
+            ring: event.ring,
+            outcome: event.outcome.as_str().to_string(),
+            details,
+            prev_hash,
+            hash: String::new(),
+        };
+        let hash = chain::event_hash(&stored, &event.details);
+        let stored = chain::StoredEvent { hash, ..stored };
+        transaction.execute(
+            &format!(
+                "INSERT INTO events ({COLUMNS})
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)"
+            ),
+            params![
+                stored.seq,
+                stored.event_id,
+                stored.correlation_id,
+                stored.intent_id,
+                stored.event_type,
+                stored.timestamp,
+                stored.actor,
+                stored.actor_role,
+                stored.execution_plane,
+                stored.ring,
+                stored.outcome,
+                stored.details,
+                stored.prev_hash,
+                stored.hash,
+            ],
+        )?;
+        transaction.commit()?;
+        decode_event(stored)
+    }
+
+    /// The events matching `filter`, oldest first.
+    pub fn events(&self, filter: &EventFilter) -> Result<Vec<Event>, StoreError> {
+        let mut conditions = vec!["seq > ?".to_string()];
+        let mut values: Vec<Box<dyn ToSql>> = vec![Box::new(to_sql_integer(
+            "since_seq",
+            filter.since_seq.unwrap_or(0),
+        )?)];
+        if let Some(intent_id) = &filter.intent_id {
+            conditions.push("intent_id = ?".to_string());
+            values.push(Box::new(intent_id.clone()));
+        }
+        if let Some(correlation_id) = &filter.correlation_id {
+            conditions.push("correlation_id = ?".to_string());
+            values.push(Box::new(correlation_id.clone()));
+        }
+        // LIMIT -1 is SQLite for "no limit".
+        let limit = match filter.limit {
+            Some(limit) => i64::try_from(limit).map_err(|_| StoreError::IntegerOutOfRange {
+                what: "limit",
+                value: limit.to_string(),
+            })?,
+            None => -1,
+        };
+        values.push(Box::new(limit));
+        let sql = format!(
+            "SELECT {COLUMNS} FROM events WHERE {} ORDER BY seq LIMIT ?",
+            conditions.join(" AND ")
+        );
+        let mut statement = self.connection.prepare(&sql)?;
+        let rows = statement.query_and_then(
+            rusqlite::params_from_iter(values.iter().map(|value| value.as_ref())),
+            read_event,
+        )?;
+        rows.collect()
+    }
+
+    /// The last event appended, if any: the head of the chain.
+    pub fn last_event(&self) -> Result<Option<Event>, StoreError> {
+        self.connection
+            .query_row_and_then(
+                &format!("SELECT {COLUMNS} FROM events ORDER BY seq DESC LIMIT 1"),
+                [],
+                read_event,
+            )
+            .optional_store()
+    }
+}
+
+fn read_event(row: &Row<'_>) -> Result<Event, StoreError> {
+    decode_event(chain::StoredEvent::from_row(row)?)
+}
+
+/// Turns the stored text into typed fields.
+fn decode_event(stored: chain::StoredEvent) -> Result<Event, StoreError> {
+    let invalid = |column: &'static str, value: &str| StoreError::InvalidStoredValue {
+        table: "events",
+        column,
+        value: value.to_string(),
+    };
+    Ok(Event {
+        seq: from_sql_integer("events.seq", stored.seq)?,
+        event_type: EventType::from_stored(&stored.event_type)
+            .ok_or_else(|| invalid("event_type", &stored.event_type))?,
+        timestamp: parse_timestamp(&stored.timestamp, "events", "timestamp")?,
+        outcome: EventOutcome::from_stored(&stored.outcome)
+            .ok_or_else(|| invalid("outcome", &stored.outcome))?,
+        details: serde_json::from_str(&stored.details)
+            .map_err(|_| invalid("details", &stored.details))?,
+        event_id: stored.event_id,
+        correlation_id: stored.correlation_id,
+        intent_id: stored.intent_id,
+        actor: stored.actor,
+        actor_role: stored.actor_role,
+        execution_plane: stored.execution_plane,
+        ring: stored.ring,
+        prev_hash: stored.prev_hash,
+        hash: stored.hash,
+    })
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,375 @@
+//! Numbered schema migrations.
+//!
+//! [`MIGRATIONS`] is an ordered list; migration `n` takes the schema from version
+//! `n - 1` to `n`. `PRAGMA user_version` holds the version a file is at, and the
+//! `schema_migrations` table records every migration applied with the SHA-256 of its
+//! text. At open, the pending migrations run in one `BEGIN IMMEDIATE` transaction
+//! (all or none), so reopening an up-to-date file changes nothing and two processes
+//! opening the same new file do not both migrate it.
+//!
+//! A released migration is never edited: a changed text is refused at open
+//! ([`StoreError::MigrationChanged`]). A file whose version is above the last
+//! migration here came from a newer ringmaster and is refused
+//! ([`StoreError::NewerSchema`]) before anything is written to it.
+
+use super::{StoreError, classify_open_error};
+use rusqlite::{Connection, TransactionBehavior, params};
+use sha2::{Digest, Sha256};
+use std::path::Path;
+
+/// One step of the schema.
+#[derive(Debug, Clone, Copy)]
+pub struct Migration {
+    /// 1-based, contiguous; the `user_version` after this migration.
+    pub version: i64,
+    /// What it does, for error messages and `schema_migrations`.
+    pub name: &'static str,
+    /// The statements, run with `execute_batch`.
+    pub sql: &'static str,
+}
+
+/// The schema version this build writes: the last migration's version.
+pub const SUPPORTED_SCHEMA_VERSION: i64 = 1;
+
+/// Every migration, in order. Append; never edit or reorder.
+pub const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    name: "initial schema",
+    sql: INITIAL_SCHEMA,
+}];
+
+const INITIAL_SCHEMA: &str = r#"
+CREATE TABLE processed_commits (
+    sequence     INTEGER PRIMARY KEY,
+    branch       TEXT NOT NULL,
+    commit_sha   TEXT NOT NULL,
+    processed_at TEXT NOT NULL,
+    outcome      TEXT NOT NULL CHECK (outcome IN ('ok', 'invalid')),
+    diagnostics  TEXT NOT NULL CHECK (json_valid(diagnostics)),
+    UNIQUE (branch, commit_sha)
+);
+CREATE INDEX processed_commits_by_branch ON processed_commits (branch, sequence);
+
+CREATE TABLE intents (
+    intent_id            TEXT PRIMARY KEY NOT NULL,
+    correlation_id       TEXT NOT NULL UNIQUE,
+    application_id       TEXT NOT NULL,
+    acquisition_boundary TEXT NOT NULL,
+    business_unit        TEXT NOT NULL,
+    version              TEXT NOT NULL,
+    content_sha256       TEXT NOT NULL,
+    state                TEXT NOT NULL,
+    state_json           TEXT NOT NULL CHECK (json_valid(state_json)),
+    decision             TEXT,
+    risk_score           INTEGER CHECK (risk_score BETWEEN 0 AND 100),
+    updated_at           TEXT NOT NULL
+);
+
+CREATE TABLE active_changes (
+    change_id            INTEGER PRIMARY KEY,
+    intent_id            TEXT NOT NULL REFERENCES intents (intent_id),
+    application_id       TEXT NOT NULL,
+    acquisition_boundary TEXT NOT NULL,
+    business_unit        TEXT NOT NULL,
+    ring                 TEXT NOT NULL,
+    active               INTEGER NOT NULL DEFAULT 1 CHECK (active IN (0, 1)),
+    claimed_at           TEXT NOT NULL,
+    released_at          TEXT,
+    CHECK ((active = 1) = (released_at IS NULL))
+);
+-- One active change per application and ring: the invariant lives here, not in Rust.
+CREATE UNIQUE INDEX active_changes_one_per_application_ring
+    ON active_changes (application_id, acquisition_boundary, business_unit, ring)
+    WHERE active = 1;
+CREATE INDEX active_changes_by_intent ON active_changes (intent_id, ring) WHERE active = 1;
+
+CREATE TABLE events (
+    seq             INTEGER PRIMARY KEY,
+    event_id        TEXT NOT NULL UNIQUE,
+    correlation_id  TEXT NOT NULL,
+    intent_id       TEXT,
+    event_type      TEXT NOT NULL,
+    timestamp       TEXT NOT NULL,
+    actor           TEXT NOT NULL,
+    actor_role      TEXT NOT NULL,
+    execution_plane TEXT,
+    ring            TEXT,
+    outcome         TEXT NOT NULL CHECK (outcome IN ('success', 'failure', 'pending', 'info')),
+    details         TEXT NOT NULL CHECK (json_valid(details)),
+    prev_hash       TEXT NOT NULL CHECK (length(prev_hash) = 64),
+    hash            TEXT NOT NULL CHECK (length(hash) = 64)
+);
+CREATE INDEX events_by_correlation_id ON events (correlation_id, seq);
+CREATE INDEX events_by_intent_id ON events (intent_id, seq);
+CREATE TRIGGER events_refuse_update BEFORE UPDATE ON events
+BEGIN
+    SELECT RAISE(ABORT, 'events are append-only');
+END;
+CREATE TRIGGER events_refuse_delete BEFORE DELETE ON events
+BEGIN
+    SELECT RAISE(ABORT, 'events are append-only');
+END;
+-- Even a raw connection can only add the next link of the chain.
+CREATE TRIGGER events_append_at_the_end BEFORE INSERT ON events
+WHEN NEW.seq IS NOT (SELECT coalesce(max(seq), 0) + 1 FROM events)
+  OR NEW.prev_hash IS NOT coalesce(
+        (SELECT hash FROM events ORDER BY seq DESC LIMIT 1),
+        '0000000000000000000000000000000000000000000000000000000000000000')
+BEGIN
+    SELECT RAISE(ABORT, 'events must be appended at the end of the chain');
+END;
+
+CREATE TABLE idempotency (
+    action_seq      INTEGER PRIMARY KEY,
+    key             TEXT NOT NULL UNIQUE,
+    intent_id       TEXT NOT NULL REFERENCES intents (intent_id),
+    plane           TEXT NOT NULL,
+    ring            TEXT NOT NULL,
+    action          TEXT NOT NULL,
+    request         TEXT NOT NULL CHECK (json_valid(request)),
+    state           TEXT NOT NULL CHECK (state IN ('planned', 'sent', 'confirmed', 'failed')),
+    external_id     TEXT,
+    attempts        INTEGER NOT NULL DEFAULT 0 CHECK (attempts >= 0),
+    last_error      TEXT,
+    next_attempt_at TEXT,
+    planned_at      TEXT NOT NULL,
+    updated_at      TEXT NOT NULL
+);
+CREATE INDEX idempotency_unfinished ON idempotency (state, next_attempt_at)
+    WHERE state IN ('planned', 'sent', 'failed');
+CREATE INDEX idempotency_by_intent ON idempotency (intent_id);
+
+CREATE TABLE webhook_deliveries (
+    delivery_id  TEXT PRIMARY KEY NOT NULL,
+    event        TEXT NOT NULL,
+    received_at  TEXT NOT NULL,
+    payload      TEXT NOT NULL CHECK (json_valid(payload)),
+    processed    INTEGER NOT NULL DEFAULT 0 CHECK (processed IN (0, 1)),
+    processed_at TEXT
+);
+CREATE INDEX webhook_deliveries_unprocessed ON webhook_deliveries (received_at)
+    WHERE processed = 0;
+
+CREATE TABLE evidence_head (
+    singleton           INTEGER PRIMARY KEY CHECK (singleton = 1),
+    sequence            INTEGER NOT NULL CHECK (sequence >= 0),
+    pack_sha256         TEXT NOT NULL,
+    evidence_commit_sha TEXT NOT NULL,
+    updated_at          TEXT NOT NULL
+);
+"#;
+
+const BOOKKEEPING_TABLE: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (
+    version    INTEGER PRIMARY KEY,
+    name       TEXT NOT NULL,
+    sql_sha256 TEXT NOT NULL
+)";
+
+/// Refuses a file written by a newer ringmaster, before anything writes to it.
+pub(super) fn refuse_newer_schema(connection: &Connection, path: &Path) -> Result<(), StoreError> {
+    let found: i64 = connection
+        .pragma_query_one(None, "user_version")
+        .map_err(|source| classify_open_error(path, source))?;
+    let supported = MIGRATIONS.last().map_or(0, |migration| migration.version);
+    if found > supported {
+        return Err(StoreError::NewerSchema {
+            path: path.to_path_buf(),
+            found,
+            supported,
+        });
+    }
+    Ok(())
+}
+
+/// Applies the migrations of `migrations` above the file's version, in one
+/// transaction, after checking that the ones already applied are unchanged.
+pub(super) fn apply(
+    connection: &mut Connection,
+    migrations: &[Migration],
+    path: &Path,
+) -> Result<(), StoreError> {
+    let migration_error = |migration: &Migration, source| StoreError::Migration {
+        path: path.to_path_buf(),
+        version: migration.version,
+        name: migration.name.to_string(),
+        source,
+    };
+    let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    transaction.execute_batch(BOOKKEEPING_TABLE)?;
+    // Read inside the write lock: another process may have migrated meanwhile.
+    let current: i64 = transaction.pragma_query_one(None, "user_version")?;
+    let supported = migrations.last().map_or(0, |migration| migration.version);
+    if current > supported {
+        return Err(StoreError::NewerSchema {
+            path: path.to_path_buf(),
+            found: current,
+            supported,
+        });
+    }
+
+    let applied: Vec<(i64, String)> = transaction
+        .prepare("SELECT version, sql_sha256 FROM schema_migrations ORDER BY version")?
+        .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?
+        .collect::<Result<_, _>>()?;
+    for (version, recorded_sha256) in applied {
+        match migrations
+            .iter()
+            .find(|migration| migration.version == version)
+        {
+            None => {
+                return Err(StoreError::NewerSchema {
+                    path: path.to_path_buf(),
+                    found: version,
+                    supported,
+                });
+            }
+            Some(migration) if sql_sha256(migration) != recorded_sha256 => {
+                return Err(StoreError::MigrationChanged {
+                    path: path.to_path_buf(),
+                    version,
+                    name: migration.name.to_string(),
+                });
+            }
+            Some(_) => {}
+        }
+    }
+
+    for migration in migrations
+        .iter()
+        .filter(|migration| migration.version > current)
+    {
+        transaction
+            .execute_batch(migration.sql)
+            .map_err(|source| migration_error(migration, source))?;
+        transaction
+            .execute(
+                "INSERT INTO schema_migrations (version, name, sql_sha256) VALUES (?1, ?2, ?3)",
+                params![migration.version, migration.name, sql_sha256(migration)],
+            )
+            .map_err(|source| migration_error(migration, source))?;
+        transaction
+            .pragma_update(None, "user_version", migration.version)
+            .map_err(|source| migration_error(migration, source))?;
+    }
+    transaction.commit()?;
+    Ok(())
+}
+
+fn sql_sha256(migration: &Migration) -> String {
+    hex::encode(Sha256::digest(migration.sql.as_bytes()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn user_version(connection: &Connection) -> i64 {
+        connection.pragma_query_one(None, "user_version").unwrap()
+    }
+
+    fn table_exists(connection: &Connection, name: &str) -> bool {
+        connection
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?1",
+                [name],
+                |row| row.get::<_, i64>(0),
+            )
+            .unwrap()
+            == 1
+    }
+
+    #[test]
+    fn migration_versions_are_contiguous_from_one_and_end_at_the_supported_version() {
+        for (index, migration) in MIGRATIONS.iter().enumerate() {
+            assert_eq!(migration.version, index as i64 + 1, "{}", migration.name);
+        }
+        assert_eq!(MIGRATIONS.last().unwrap().version, SUPPORTED_SCHEMA_VERSION);
+    }
+
+    #[test]
+    fn migrations_apply_in_order_and_reapplying_is_a_no_op() {
+        let mut connection = Connection::open_in_memory().unwrap();
+        let steps = [
+            Migration {
+                version: 1,
+                name: "one",
+                sql: "CREATE TABLE first (x INTEGER);",
+            },
+            Migration {
+                version: 2,
+                name: "two",
+                sql: "ALTER TABLE first ADD COLUMN y TEXT;",
+            },
+        ];
+        apply(&mut connection, &steps[..1], Path::new(":memory:")).unwrap();
+        assert_eq!(user_version(&connection), 1);
+        apply(&mut connection, &steps, Path::new(":memory:")).unwrap();
+        assert_eq!(user_version(&connection), 2);
+        apply(&mut connection, &steps, Path::new(":memory:")).unwrap();
+        assert_eq!(user_version(&connection), 2);
+        connection
+            .execute("INSERT INTO first (x, y) VALUES (1, 'a')", [])
+            .unwrap();
+    }
+
+    #[test]
+    fn a_failing_migration_rolls_back_the_whole_batch() {
+        let mut connection = Connection::open_in_memory().unwrap();
+        let steps = [
+            Migration {
+                version: 1,
+                name: "good",
+                sql: "CREATE TABLE good (x INTEGER);",
+            },
+            Migration {
+                version: 2,
+                name: "bad",
+                sql: "CREATE TABLE oops (;",
+            },
+        ];
+        let error = apply(&mut connection, &steps, Path::new(":memory:")).unwrap_err();
+        assert!(
+            matches!(error, StoreError::Migration { version: 2, .. }),
+            "{error}"
+        );
+        assert_eq!(user_version(&connection), 0);
+        assert!(!table_exists(&connection, "good"));
+    }
+
+    #[test]
+    fn an_edited_released_migration_is_refused() {
+        let mut connection = Connection::open_in_memory().unwrap();
+        let original = [Migration {
+            version: 1,
+            name: "one",
+            sql: "CREATE TABLE t (x);",
+        }];
+        let edited = [Migration {
+            version: 1,
+            name: "one",
+            sql: "CREATE TABLE t (x, y);",
+        }];
+        apply(&mut connection, &original, Path::new(":memory:")).unwrap();
+        let error = apply(&mut connection, &edited, Path::new(":memory:")).unwrap_err();
+        assert!(
+            matches!(error, StoreError::MigrationChanged { version: 1, .. }),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn a_file_ahead_of_the_migration_list_is_refused() {
+        let mut connection = Connection::open_in_memory().unwrap();
+        connection.pragma_update(None, "user_version", 7).unwrap();
+        let error = apply(&mut connection, MIGRATIONS, Path::new(":memory:")).unwrap_err();
+        assert!(
+            matches!(error, StoreError::NewerSchema { found: 7, .. }),
+            "{error}"
+        );
+        let error = refuse_newer_schema(&connection, Path::new(":memory:")).unwrap_err();
+        assert!(
+            matches!(error, StoreError::NewerSchema { found: 7, .. }),
+            "{error}"
+        );
+    }
+}
