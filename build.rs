@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-fn walk(root: &Path, dir: &Path, files: &mut Vec<PathBuf>) {
+fn walk(dir: &Path, files: &mut Vec<PathBuf>) {
     let mut entries: Vec<_> = std::fs::read_dir(dir)
         .unwrap_or_else(|e| panic!("read {}: {e}", dir.display()))
         .filter_map(Result::ok)
@@ -14,7 +14,7 @@ fn walk(root: &Path, dir: &Path, files: &mut Vec<PathBuf>) {
         let path = entry.path();
         let file_type = entry.file_type().expect("file type");
         if file_type.is_dir() {
-            walk(root, &path, files);
+            walk(&path, files);
         } else if file_type.is_file() {
             files.push(path);
         }
@@ -27,9 +27,11 @@ fn main() {
     println!("cargo:rerun-if-changed=sample-repo");
     let mut files = Vec::new();
     if root.is_dir() {
-        walk(&root, &root, &mut files);
+        walk(&root, &mut files);
     }
-    let mut code = String::from("/// Every file of `sample-repo/`: (relative path, bytes).\npub const SAMPLE_REPO: &[(&str, &[u8])] = &[\n");
+    let mut code = String::from(
+        "/// Every file of `sample-repo/`: (relative path, bytes).\npub const SAMPLE_REPO: &[(&str, &[u8])] = &[\n",
+    );
     for file in &files {
         println!("cargo:rerun-if-changed={}", file.display());
         let relative = file.strip_prefix(&root).expect("under root");
@@ -38,10 +40,15 @@ fn main() {
             .map(|c| c.as_os_str().to_string_lossy().into_owned())
             .collect::<Vec<_>>()
             .join("/");
-        writeln!(code, "    ({relative:?}, include_bytes!({:?})),", file.display().to_string())
-            .expect("write to string");
+        writeln!(
+            code,
+            "    ({relative:?}, include_bytes!({:?})),",
+            file.display().to_string()
+        )
+        .expect("write to string");
     }
     code.push_str("];\n");
-    let out = PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets it")).join("sample_repo.rs");
+    let out =
+        PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets it")).join("sample_repo.rs");
     std::fs::write(out, code).expect("write generated file");
 }

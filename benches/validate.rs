@@ -37,18 +37,40 @@ fn main() {
     let files = ringmaster::synthetic::write(dir.path(), intents).expect("write synthetic repo");
     git(dir.path(), &["init", "-q", "-b", "main"]);
     git(dir.path(), &["add", "-A"]);
-    git(dir.path(), &["-c", "user.name=bench", "-c", "user.email=bench@example.invalid", "commit", "-q", "-m", "synthetic"]);
-    println!("generated {intents} intents ({files} files) and committed them in {:.2?}", started.elapsed());
+    git(
+        dir.path(),
+        &[
+            "-c",
+            "user.name=bench",
+            "-c",
+            "user.email=bench@example.invalid",
+            "commit",
+            "-q",
+            "-m",
+            "synthetic",
+        ],
+    );
+    println!(
+        "generated {intents} intents ({files} files) and committed them in {:.2?}",
+        started.elapsed()
+    );
 
     for run in 1..=3 {
         let started = Instant::now();
         let output = Command::new(&binary)
-            .args(["validate", "--format", "json", "--now", "2026-12-01T00:00:00Z"])
+            .args([
+                "validate",
+                "--format",
+                "json",
+                "--now",
+                "2026-12-01T00:00:00Z",
+            ])
             .arg(dir.path())
             .output()
             .expect("ringmaster runs");
         let elapsed = started.elapsed();
-        let report: serde_json::Value = serde_json::from_slice(&output.stdout).expect("json report");
+        let report: serde_json::Value =
+            serde_json::from_slice(&output.stdout).expect("json report");
         let judged = report["intents"].as_array().map(Vec::len).unwrap_or(0);
         let allowed = report["intents"]
             .as_array()
@@ -62,7 +84,8 @@ fn main() {
         );
     }
 
-    let schema = Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas/deployment-intent.schema.json");
+    let schema =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas/deployment-intent.schema.json");
     let mut intent_files: Vec<_> = std::fs::read_dir(dir.path().join("intents"))
         .expect("intents dir")
         .filter_map(Result::ok)
@@ -82,6 +105,8 @@ fn main() {
             started.elapsed().as_secs_f64(),
             output.status.code().unwrap_or(-1)
         ),
-        Err(_) => println!("check-jsonschema not installed (pip install check-jsonschema) — skipped the comparison"),
+        Err(_) => println!(
+            "check-jsonschema not installed (pip install check-jsonschema) — skipped the comparison"
+        ),
     }
 }

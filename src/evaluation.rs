@@ -196,7 +196,11 @@ impl<'a> Context<'a> {
             snapshot,
             base,
             now_text: now.to_rfc3339_opts(SecondsFormat::Secs, true),
-            config_json: snapshot.config.as_ref().map(|c| to_json(&c.value)).unwrap_or(Value::Null),
+            config_json: snapshot
+                .config
+                .as_ref()
+                .map(|c| to_json(&c.value))
+                .unwrap_or(Value::Null),
             segments,
         }
     }
@@ -233,7 +237,12 @@ impl<'a> Context<'a> {
 
     /// The policy input document (see `docs/policy-input.md`), or `None` when
     /// the intent's references do not resolve (links reported those).
-    pub fn input(&self, intent: &DeploymentIntent, risk: &RiskAssessment, runtime: &dyn RuntimeFacts) -> Option<Value> {
+    pub fn input(
+        &self,
+        intent: &DeploymentIntent,
+        risk: &RiskAssessment,
+        runtime: &dyn RuntimeFacts,
+    ) -> Option<Value> {
         let snapshot = self.snapshot;
         let config = snapshot.config.as_ref()?;
         let application = snapshot.applications.get(&intent.application_id)?;
@@ -252,13 +261,19 @@ impl<'a> Context<'a> {
             .target_scope
             .rings
             .iter()
-            .filter_map(|ring| config.ring_index(ring).map(|index| json!({"id": ring, "index": index})))
+            .filter_map(|ring| {
+                config
+                    .ring_index(ring)
+                    .map(|index| json!({"id": ring, "index": index}))
+            })
             .collect();
         let approvals: Vec<Value> = snapshot
             .approvals
             .values()
             .filter(|a| a.deployment_intent_id == intent.intent_id)
-            .map(|a| json!({"record": to_json(&a.value), "approver": principal_json(&a.decided_by)}))
+            .map(
+                |a| json!({"record": to_json(&a.value), "approver": principal_json(&a.decided_by)}),
+            )
             .collect();
         let exceptions: Vec<Value> = snapshot
             .exceptions
@@ -323,13 +338,25 @@ impl<'a> Context<'a> {
         let (risk, outcome, diagnostic) = match risk {
             Err(error) => (
                 None,
-                unresolved(format!("{}: {error}; fix the errors reported for {}", intent.intent_id, intent.file), "model.unresolved"),
+                unresolved(
+                    format!(
+                        "{}: {error}; fix the errors reported for {}",
+                        intent.intent_id, intent.file
+                    ),
+                    "model.unresolved",
+                ),
                 None,
             ),
             Ok(risk) => match self.input(intent, &risk, runtime) {
                 None => (
                     Some(risk),
-                    unresolved(format!("{} does not resolve; fix the errors reported for {}", intent.intent_id, intent.file), "model.unresolved"),
+                    unresolved(
+                        format!(
+                            "{} does not resolve; fix the errors reported for {}",
+                            intent.intent_id, intent.file
+                        ),
+                        "model.unresolved",
+                    ),
                     None,
                 ),
                 Some(input) => match engine.evaluate(&input) {

@@ -73,13 +73,23 @@ pub fn build(
         .iter()
         .filter_map(|ring| {
             let plane = plane?;
-            let rule = snapshot.entitlement_for(plane, ring, &target.acquisition_boundary, &target.business_unit);
+            let rule = snapshot.entitlement_for(
+                plane,
+                ring,
+                &target.acquisition_boundary,
+                &target.business_unit,
+            );
             Some(BlastRow {
                 ring: ring.clone(),
                 plane,
                 entitlement: rule.map(|r| r.id.clone()),
                 groups: rule
-                    .map(|r| r.groups.iter().map(|g| g.name.clone().unwrap_or_else(|| g.id.clone())).collect())
+                    .map(|r| {
+                        r.groups
+                            .iter()
+                            .map(|g| g.name.clone().unwrap_or_else(|| g.id.clone()))
+                            .collect()
+                    })
                     .unwrap_or_default(),
                 devices: rule.map(|r| r.expected_devices).unwrap_or(0),
             })
@@ -101,7 +111,9 @@ pub fn build(
             let start = window.and_then(|w| w.start).or(previous_end);
             timeline.push(TimelineRow {
                 ring: ring.clone(),
-                name: definition.map(|d| d.name.clone()).unwrap_or_else(|| ring.clone()),
+                name: definition
+                    .map(|d| d.name.clone())
+                    .unwrap_or_else(|| ring.clone()),
                 start,
                 offset_hours: offset,
                 soak_hours: soak,
@@ -114,22 +126,44 @@ pub fn build(
     let (application_scope, target_change) = match base {
         None => (None, None),
         Some(base) => {
-            let application_scope = snapshot.applications.get(&intent.application_id).map(|current| {
-                let previous = base.applications.get(&intent.application_id).map(|a| a.allowed_scope.clone());
-                ApplicationScopeChange {
-                    diff: previous
-                        .as_ref()
-                        .map(|p| ScopeDiff::between(p, &current.allowed_scope))
-                        .unwrap_or_default(),
-                    previous,
-                    current: current.allowed_scope.clone(),
-                }
-            });
-            let previous = base.intents.get(&intent.intent_id).map(|i| i.target_scope.clone());
-            let before: Vec<String> = previous.as_ref().map(|p| p.rings.clone()).unwrap_or_default();
+            let application_scope =
+                snapshot
+                    .applications
+                    .get(&intent.application_id)
+                    .map(|current| {
+                        let previous = base
+                            .applications
+                            .get(&intent.application_id)
+                            .map(|a| a.allowed_scope.clone());
+                        ApplicationScopeChange {
+                            diff: previous
+                                .as_ref()
+                                .map(|p| ScopeDiff::between(p, &current.allowed_scope))
+                                .unwrap_or_default(),
+                            previous,
+                            current: current.allowed_scope.clone(),
+                        }
+                    });
+            let previous = base
+                .intents
+                .get(&intent.intent_id)
+                .map(|i| i.target_scope.clone());
+            let before: Vec<String> = previous
+                .as_ref()
+                .map(|p| p.rings.clone())
+                .unwrap_or_default();
             let target_change = TargetChange {
-                rings_added: target.rings.iter().filter(|r| !before.contains(r)).cloned().collect(),
-                rings_removed: before.iter().filter(|r| !target.rings.contains(r)).cloned().collect(),
+                rings_added: target
+                    .rings
+                    .iter()
+                    .filter(|r| !before.contains(r))
+                    .cloned()
+                    .collect(),
+                rings_removed: before
+                    .iter()
+                    .filter(|r| !target.rings.contains(r))
+                    .cloned()
+                    .collect(),
                 previous,
                 current: target.clone(),
             };

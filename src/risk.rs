@@ -197,14 +197,23 @@ pub fn assess(snapshot: &Snapshot, intent: &DeploymentIntent) -> Result<RiskAsse
     let magnitude = change_magnitude(snapshot, intent);
 
     let rollback = match &intent.rollback_plan {
-        Some(plan) if plan.validated && (plan.strategy == "halt" || plan.rollback_version.is_some()) => {
+        Some(plan)
+            if plan.validated && (plan.strategy == "halt" || plan.rollback_version.is_some()) =>
+        {
             (0.0, format!("validated {}", plan.strategy))
         }
         Some(plan) => (0.6, format!("{} not validated", plan.strategy)),
         None => (1.0, "no rollback plan".to_owned()),
     };
 
-    let values = [privilege, supply_chain, vulnerability, blast, magnitude, rollback];
+    let values = [
+        privilege,
+        supply_chain,
+        vulnerability,
+        blast,
+        magnitude,
+        rollback,
+    ];
     let factors: Vec<Factor> = rubric
         .factors
         .iter()

@@ -81,7 +81,9 @@ fn compiled() -> &'static [Compiled] {
                 let validator = jsonschema::draft202012::options()
                     .should_validate_formats(true)
                     .build(&schema)
-                    .unwrap_or_else(|e| panic!("embedded {} does not compile: {e}", entry.file_name));
+                    .unwrap_or_else(|e| {
+                        panic!("embedded {} does not compile: {e}", entry.file_name)
+                    });
                 Compiled {
                     kind: entry.kind,
                     validator,

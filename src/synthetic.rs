@@ -14,7 +14,11 @@ const SEGMENTS: &[(&str, &str, &str)] = &[
     ("acq-001", "bu-finance", "synthetic-publisher-finance"),
     ("acq-001", "bu-hr", "synthetic-publisher-hr"),
     ("acq-001", "bu-it", "synthetic-publisher-it"),
-    ("acq-002", "bu-engineering", "synthetic-publisher-engineering"),
+    (
+        "acq-002",
+        "bu-engineering",
+        "synthetic-publisher-engineering",
+    ),
 ];
 
 const RINGS: &[(&str, u32)] = &[
@@ -35,8 +39,17 @@ fn hash(seed: usize, salt: &str) -> String {
 pub fn files(intents: usize) -> Vec<(String, String)> {
     let mut out: Vec<(String, String)> = SAMPLE_REPO
         .iter()
-        .filter(|(path, _)| *path == "ringmaster.yaml" || path.starts_with("principals/") || path.starts_with("policies/"))
-        .map(|(path, bytes)| ((*path).to_owned(), String::from_utf8_lossy(bytes).into_owned()))
+        .filter(|(path, _)| {
+            *path == "ringmaster.yaml"
+                || path.starts_with("principals/")
+                || path.starts_with("policies/")
+        })
+        .map(|(path, bytes)| {
+            (
+                (*path).to_owned(),
+                String::from_utf8_lossy(bytes).into_owned(),
+            )
+        })
         .collect();
     for (boundary, unit, publisher) in SEGMENTS {
         out.push((

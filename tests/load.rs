@@ -36,7 +36,10 @@ fn check(extra: Vec<Entry>, file: &str, line: usize, needle: &str) {
             .any(|d| d.is_error() && d.line == line && d.message.contains(needle)),
         "expected {file}:{line} containing {needle:?}, got {diagnostics:#?}"
     );
-    assert!(snapshot.config.is_some(), "the rest of the repository still loads");
+    assert!(
+        snapshot.config.is_some(),
+        "the rest of the repository still loads"
+    );
     assert!(snapshot.intents.len() >= 5, "sample intents still load");
 }
 
@@ -80,17 +83,29 @@ fn oversized_file_is_refused_unread() {
 
 #[test]
 fn non_utf8_file_names_its_line() {
-    let entry = Entry::file("intents/latin1.yaml", b"apiVersion: ringmaster.dev/v1\nkind: DeploymentIntent\nnote: caf\xe9\n".to_vec());
+    let entry = Entry::file(
+        "intents/latin1.yaml",
+        b"apiVersion: ringmaster.dev/v1\nkind: DeploymentIntent\nnote: caf\xe9\n".to_vec(),
+    );
     check(vec![entry], "intents/latin1.yaml", 3, "UTF-8");
 }
 
 #[test]
 fn alias_bomb_is_refused() {
-    let mut text = String::from("apiVersion: ringmaster.dev/v1\nkind: DeploymentIntent\na0: &a0 [lol]\n");
+    let mut text =
+        String::from("apiVersion: ringmaster.dev/v1\nkind: DeploymentIntent\na0: &a0 [lol]\n");
     for i in 1..12 {
-        text.push_str(&format!("a{i}: &a{i} [*a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}]\n", p = i - 1));
+        text.push_str(&format!(
+            "a{i}: &a{i} [*a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}]\n",
+            p = i - 1
+        ));
     }
-    check(vec![file("intents/bomb.yaml", &text)], "intents/bomb.yaml", 4, "aliases");
+    check(
+        vec![file("intents/bomb.yaml", &text)],
+        "intents/bomb.yaml",
+        4,
+        "aliases",
+    );
 }
 
 #[test]
@@ -100,52 +115,105 @@ fn deep_nesting_is_refused() {
         "[".repeat(100),
         "]".repeat(100)
     );
-    check(vec![file("intents/deep.yaml", &text)], "intents/deep.yaml", 3, "nesting deeper");
+    check(
+        vec![file("intents/deep.yaml", &text)],
+        "intents/deep.yaml",
+        3,
+        "nesting deeper",
+    );
     // Far deeper input stops in the parser itself, before any tree is built.
     let text = format!("deep: {}{}\n", "[".repeat(100_000), "]".repeat(100_000));
-    check(vec![file("intents/deeper.yaml", &text)], "intents/deeper.yaml", 1, "recursion limit");
+    check(
+        vec![file("intents/deeper.yaml", &text)],
+        "intents/deeper.yaml",
+        1,
+        "recursion limit",
+    );
 }
 
 #[test]
 fn duplicate_key_is_refused() {
     let text = "apiVersion: ringmaster.dev/v1\nkind: Principal\nid: zed\nid: zed2\n";
-    check(vec![file("principals/zed.yaml", text)], "principals/zed.yaml", 4, "duplicate key");
+    check(
+        vec![file("principals/zed.yaml", text)],
+        "principals/zed.yaml",
+        4,
+        "duplicate key",
+    );
 }
 
 #[test]
 fn unknown_kind_is_refused() {
     let text = "apiVersion: ringmaster.dev/v1\nkind: Deployment\nid: x\n";
-    check(vec![file("intents/x.yaml", text)], "intents/x.yaml", 2, "unknown kind");
+    check(
+        vec![file("intents/x.yaml", text)],
+        "intents/x.yaml",
+        2,
+        "unknown kind",
+    );
 }
 
 #[test]
 fn kind_in_the_wrong_folder_is_refused() {
     let text = "apiVersion: ringmaster.dev/v1\nkind: Principal\nid: x\n";
-    check(vec![file("intents/x.yaml", text)], "intents/x.yaml", 2, "must be kind: DeploymentIntent");
+    check(
+        vec![file("intents/x.yaml", text)],
+        "intents/x.yaml",
+        2,
+        "must be kind: DeploymentIntent",
+    );
 }
 
 #[test]
 fn unsupported_api_version_is_refused() {
     let text = "apiVersion: ringmaster.dev/v2\nkind: Principal\nid: x\n";
-    check(vec![file("principals/x.yaml", text)], "principals/x.yaml", 1, "unsupported apiVersion");
+    check(
+        vec![file("principals/x.yaml", text)],
+        "principals/x.yaml",
+        1,
+        "unsupported apiVersion",
+    );
 }
 
 #[test]
 fn file_outside_the_layout_is_refused() {
-    check(vec![file("intents/nested/deep.yaml", "a: 1\n")], "intents/nested/deep.yaml", 0, "not where the layout");
-    check(vec![file("stray.yaml", "a: 1\n")], "stray.yaml", 0, "outside the governed layout");
-    check(vec![file("approvals/x.yml", "a: 1\n")], "approvals/x.yml", 0, ".yaml extension");
+    check(
+        vec![file("intents/nested/deep.yaml", "a: 1\n")],
+        "intents/nested/deep.yaml",
+        0,
+        "not where the layout",
+    );
+    check(
+        vec![file("stray.yaml", "a: 1\n")],
+        "stray.yaml",
+        0,
+        "outside the governed layout",
+    );
+    check(
+        vec![file("approvals/x.yml", "a: 1\n")],
+        "approvals/x.yml",
+        0,
+        ".yaml extension",
+    );
 }
 
 #[test]
 fn id_that_disagrees_with_the_file_name_is_refused() {
-    let (_, original) = SAMPLE_REPO.iter().find(|(p, _)| p.starts_with("principals/")).expect("sample has principals");
+    let (_, original) = SAMPLE_REPO
+        .iter()
+        .find(|(p, _)| p.starts_with("principals/"))
+        .expect("sample has principals");
     let text = String::from_utf8(original.to_vec()).expect("utf-8");
-    let (path, _) = SAMPLE_REPO.iter().find(|(p, _)| p.starts_with("principals/")).expect("principal");
+    let (path, _) = SAMPLE_REPO
+        .iter()
+        .find(|(p, _)| p.starts_with("principals/"))
+        .expect("principal");
     let renamed = path.replace("principals/", "principals/copy-of-");
     let (diagnostics, _) = diagnostics_with(vec![file(&renamed, &text)], &renamed);
     assert!(
-        diagnostics.iter().any(|d| d.message.contains("does not match the file name") && d.line > 0),
+        diagnostics
+            .iter()
+            .any(|d| d.message.contains("does not match the file name") && d.line > 0),
         "{diagnostics:#?}"
     );
 }
@@ -161,10 +229,17 @@ fn duplicate_artifact_id_is_reported_at_the_second_place() {
     let folder = &path[..path.rfind('/').expect("folder") + 1];
     let old_version = path[folder.len()..].trim_end_matches(".yaml");
     let copy = format!("{folder}99.0.0.yaml");
-    let text = text.replace(&format!("version: \"{old_version}\""), "version: \"99.0.0\"").replace(&format!("version: {old_version}\n"), "version: 99.0.0\n");
+    let text = text
+        .replace(
+            &format!("version: \"{old_version}\""),
+            "version: \"99.0.0\"",
+        )
+        .replace(&format!("version: {old_version}\n"), "version: 99.0.0\n");
     let (diagnostics, _) = diagnostics_with(vec![file(&copy, &text)], &copy);
     assert!(
-        diagnostics.iter().any(|d| d.message.contains("artifact id") && d.message.contains("already used")),
+        diagnostics
+            .iter()
+            .any(|d| d.message.contains("artifact id") && d.message.contains("already used")),
         "{diagnostics:#?}"
     );
 }
@@ -183,14 +258,32 @@ scope:
   business_units: [bu-it]
 shoe_size: 44
 ";
-    let (diagnostics, _) = diagnostics_with(vec![file("principals/zed.yaml", text)], "principals/zed.yaml");
-    assert!(diagnostics.iter().any(|d| d.line == 5 && d.pointer == "/roles/1"), "{diagnostics:#?}");
-    assert!(diagnostics.iter().any(|d| d.message.contains("shoe_size")), "{diagnostics:#?}");
+    let (diagnostics, _) = diagnostics_with(
+        vec![file("principals/zed.yaml", text)],
+        "principals/zed.yaml",
+    );
+    assert!(
+        diagnostics
+            .iter()
+            .any(|d| d.line == 5 && d.pointer == "/roles/1"),
+        "{diagnostics:#?}"
+    );
+    assert!(
+        diagnostics.iter().any(|d| d.message.contains("shoe_size")),
+        "{diagnostics:#?}"
+    );
 }
 
 #[test]
 fn missing_config_is_reported() {
-    let entries: Vec<Entry> = sample_entries().into_iter().filter(|e| e.path != "ringmaster.yaml").collect();
+    let entries: Vec<Entry> = sample_entries()
+        .into_iter()
+        .filter(|e| e.path != "ringmaster.yaml")
+        .collect();
     let (_, diagnostics) = model::load(&entries);
-    assert!(diagnostics.iter().any(|d| d.file == "ringmaster.yaml" && d.message.contains("missing")));
+    assert!(
+        diagnostics
+            .iter()
+            .any(|d| d.file == "ringmaster.yaml" && d.message.contains("missing"))
+    );
 }

@@ -6,11 +6,19 @@ use std::process::ExitCode;
 
 pub(super) fn run(dir: &Path) -> anyhow::Result<ExitCode> {
     if dir.exists() && std::fs::read_dir(dir)?.next().is_some() {
-        bail!("{} exists and is not empty; choose a new directory", dir.display());
+        bail!(
+            "{} exists and is not empty; choose a new directory",
+            dir.display()
+        );
     }
-    let count = crate::sample::write_to(dir).with_context(|| format!("write into {}", dir.display()))?;
+    let count =
+        crate::sample::write_to(dir).with_context(|| format!("write into {}", dir.display()))?;
     let commit = initial_commit(dir)?;
-    println!("initialised {} with {count} files from the sample tenant (commit {})", dir.display(), &commit[..10]);
+    println!(
+        "initialised {} with {count} files from the sample tenant (commit {})",
+        dir.display(),
+        &commit[..10]
+    );
     println!("next: ringmaster validate {}", dir.display());
     Ok(ExitCode::SUCCESS)
 }

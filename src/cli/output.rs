@@ -35,7 +35,10 @@ pub(super) fn table(header: &[&str], rows: &[Vec<String>]) -> String {
 }
 
 pub(super) fn print_validation(label: &str, file_count: usize, evaluation: &Evaluation) {
-    println!("{label}: {file_count} files, {} intents", evaluation.intents.len());
+    println!(
+        "{label}: {file_count} files, {} intents",
+        evaluation.intents.len()
+    );
     if !evaluation.diagnostics.is_empty() {
         println!();
         for diagnostic in &evaluation.diagnostics {
@@ -50,7 +53,11 @@ pub(super) fn print_validation(label: &str, file_count: usize, evaluation: &Eval
             .map(|intent| {
                 let why = match intent.outcome.reasons.first() {
                     Some(first) if intent.outcome.reasons.len() > 1 => {
-                        format!("{} (+{} more)", first.rule, intent.outcome.reasons.len() - 1)
+                        format!(
+                            "{} (+{} more)",
+                            first.rule,
+                            intent.outcome.reasons.len() - 1
+                        )
                     }
                     Some(first) => first.rule.clone(),
                     None if intent.outcome.approvals_required > 0 => format!(
@@ -64,7 +71,11 @@ pub(super) fn print_validation(label: &str, file_count: usize, evaluation: &Eval
                 vec![
                     intent.intent_id.clone(),
                     intent.decision().to_string(),
-                    intent.risk.as_ref().map(|r| r.risk_score.to_string()).unwrap_or_else(|| "-".into()),
+                    intent
+                        .risk
+                        .as_ref()
+                        .map(|r| r.risk_score.to_string())
+                        .unwrap_or_else(|| "-".into()),
                     why,
                 ]
             })
@@ -76,9 +87,19 @@ pub(super) fn print_validation(label: &str, file_count: usize, evaluation: &Eval
             }
         }
     }
-    let errors = evaluation.diagnostics.iter().filter(|d| d.is_error()).count();
+    let errors = evaluation
+        .diagnostics
+        .iter()
+        .filter(|d| d.is_error())
+        .count();
     let warnings = evaluation.diagnostics.len() - errors;
-    let count = |decision: Decision| evaluation.intents.iter().filter(|i| i.decision() == decision).count();
+    let count = |decision: Decision| {
+        evaluation
+            .intents
+            .iter()
+            .filter(|i| i.decision() == decision)
+            .count()
+    };
     println!(
         "\n{errors} error(s), {warnings} warning(s); {} ALLOW, {} REQUIRE_APPROVAL, {} REQUIRE_EXCEPTION, {} DENY",
         count(Decision::Allow),
@@ -116,14 +137,28 @@ pub(super) fn print_plan(plan: &Plan) {
                 ]
             })
             .collect();
-        print!("{}", table(&["FACTOR", "VALUE", "WEIGHT", "CONTRIBUTION", "BASIS"], &rows));
+        print!(
+            "{}",
+            table(
+                &["FACTOR", "VALUE", "WEIGHT", "CONTRIBUTION", "BASIS"],
+                &rows
+            )
+        );
     }
     println!("\nrules fired:");
     if evaluation.outcome.reasons.is_empty() {
         println!("  (none)");
     }
-    for reason in evaluation.outcome.reasons.iter().chain(&evaluation.outcome.notes) {
-        println!("  [{:?}] {} ({}): {}", reason.kind, reason.rule, reason.source, reason.message);
+    for reason in evaluation
+        .outcome
+        .reasons
+        .iter()
+        .chain(&evaluation.outcome.notes)
+    {
+        println!(
+            "  [{:?}] {} ({}): {}",
+            reason.kind, reason.rule, reason.source, reason.message
+        );
     }
     if evaluation.outcome.approvals_required > 0 {
         println!(
@@ -144,7 +179,10 @@ pub(super) fn print_plan(plan: &Plan) {
                     println!("  application allowed_scope: unchanged");
                 } else {
                     for (name, dimension) in [
-                        ("acquisition_boundaries", &change.diff.acquisition_boundaries),
+                        (
+                            "acquisition_boundaries",
+                            &change.diff.acquisition_boundaries,
+                        ),
                         ("business_units", &change.diff.business_units),
                         ("sites", &change.diff.sites),
                     ] {
@@ -193,7 +231,13 @@ pub(super) fn print_plan(plan: &Plan) {
             ]
         })
         .collect();
-    print!("{}", table(&["RING", "PLANE", "DEVICES", "ENTITLEMENT", "GROUPS"], &rows));
+    print!(
+        "{}",
+        table(
+            &["RING", "PLANE", "DEVICES", "ENTITLEMENT", "GROUPS"],
+            &rows
+        )
+    );
     println!("\nring timeline:");
     let rows: Vec<Vec<String>> = plan
         .timeline

@@ -18,7 +18,8 @@ pub(super) fn run(
     let revision = read(args)?;
     let base = base_snapshot(&revision, base)?;
     let now = args.now.unwrap_or(wall_clock);
-    let (snapshot, evaluation) = evaluation::evaluate_entries(&revision.entries, base.as_ref(), now, &NoRuntime);
+    let (snapshot, evaluation) =
+        evaluation::evaluate_entries(&revision.entries, base.as_ref(), now, &NoRuntime);
     let Some(intent) = snapshot.intents.get(intent_id) else {
         let known: Vec<&str> = snapshot.intents.keys().map(String::as_str).collect();
         let broken: Vec<String> = evaluation
@@ -28,9 +29,16 @@ pub(super) fn run(
             .map(ToString::to_string)
             .collect();
         if broken.is_empty() {
-            bail!("no intent \"{intent_id}\" in {}; intents: [{}]", revision.label, known.join(", "));
+            bail!(
+                "no intent \"{intent_id}\" in {}; intents: [{}]",
+                revision.label,
+                known.join(", ")
+            );
         }
-        bail!("intent \"{intent_id}\" does not load:\n{}", broken.join("\n"));
+        bail!(
+            "intent \"{intent_id}\" does not load:\n{}",
+            broken.join("\n")
+        );
     };
     if print_input {
         let input = evaluation::policy_input(&snapshot, intent, base.as_ref(), now, &NoRuntime);
@@ -48,7 +56,11 @@ pub(super) fn run(
         Format::Json => println!("{}", serde_json::to_string_pretty(&plan)?),
         Format::Human | Format::Github => {
             output::print_plan(&plan);
-            let own: Vec<_> = evaluation.diagnostics.iter().filter(|d| d.file == intent.file).collect();
+            let own: Vec<_> = evaluation
+                .diagnostics
+                .iter()
+                .filter(|d| d.file == intent.file)
+                .collect();
             if !own.is_empty() {
                 println!("\ndiagnostics:");
                 for diagnostic in own {

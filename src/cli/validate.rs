@@ -25,7 +25,9 @@ pub(super) struct Revision {
 pub(super) fn read(args: &RepoArgs) -> anyhow::Result<Revision> {
     if args.worktree {
         let entries = read_worktree(&args.repo)?;
-        let subdir = GovernedRepo::open(&args.repo).map(|r| r.subdir).unwrap_or_default();
+        let subdir = GovernedRepo::open(&args.repo)
+            .map(|r| r.subdir)
+            .unwrap_or_default();
         return Ok(Revision {
             entries,
             label: format!("{} (work tree)", args.repo.display()),
@@ -46,14 +48,16 @@ pub(super) fn read(args: &RepoArgs) -> anyhow::Result<Revision> {
 }
 
 /// Loads the base revision's snapshot (for scope-change rules), if asked for.
-pub(super) fn base_snapshot(revision: &Revision, base: Option<&str>) -> anyhow::Result<Option<Snapshot>> {
+pub(super) fn base_snapshot(
+    revision: &Revision,
+    base: Option<&str>,
+) -> anyhow::Result<Option<Snapshot>> {
     let Some(base) = base else {
         return Ok(None);
     };
-    let repo = revision
-        .repo
-        .as_ref()
-        .context("--base needs a Git revision to compare with; it cannot be used with --worktree alone")?;
+    let repo = revision.repo.as_ref().context(
+        "--base needs a Git revision to compare with; it cannot be used with --worktree alone",
+    )?;
     let commit = repo.resolve(base)?;
     let (snapshot, _) = crate::model::load(&repo.entries_at(commit)?);
     Ok(Some(snapshot))
@@ -69,10 +73,16 @@ pub(super) fn run(
     let revision = read(args)?;
     let base = base_snapshot(&revision, base)?;
     let now = args.now.unwrap_or(wall_clock);
-    let (_, evaluation) = evaluation::evaluate_entries(&revision.entries, base.as_ref(), now, &NoRuntime);
+    let (_, evaluation) =
+        evaluation::evaluate_entries(&revision.entries, base.as_ref(), now, &NoRuntime);
     match format {
-        Format::Human => output::print_validation(&revision.label, revision.entries.len(), &evaluation),
-        Format::Json => println!("{}", serde_json::to_string_pretty(&json_report(&evaluation))?),
+        Format::Human => {
+            output::print_validation(&revision.label, revision.entries.len(), &evaluation)
+        }
+        Format::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&json_report(&evaluation))?
+        ),
         Format::Github => print_github(&revision.subdir, &evaluation),
     }
     Ok(exit_code(&evaluation, strict))
@@ -80,12 +90,19 @@ pub(super) fn run(
 
 fn exit_code(evaluation: &Evaluation, strict: bool) -> ExitCode {
     let failing = evaluation.has_errors()
-        || evaluation.intents.iter().any(|intent| match intent.decision() {
-            Decision::Deny => true,
-            Decision::RequireApproval | Decision::RequireException => strict,
-            Decision::Allow => false,
-        });
-    if failing { ExitCode::from(1) } else { ExitCode::SUCCESS }
+        || evaluation
+            .intents
+            .iter()
+            .any(|intent| match intent.decision() {
+                Decision::Deny => true,
+                Decision::RequireApproval | Decision::RequireException => strict,
+                Decision::Allow => false,
+            });
+    if failing {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    }
 }
 
 /// The documented JSON shape: diagnostics and one entry per intent.
@@ -108,7 +125,9 @@ pub(super) fn json_report(evaluation: &Evaluation) -> serde_json::Value {
 /// GitHub workflow commands; values escaped as the runner requires.
 fn print_github(subdir: &str, evaluation: &Evaluation) {
     fn escape_data(text: &str) -> String {
-        text.replace('%', "%25").replace('\r', "%0D").replace('\n', "%0A")
+        text.replace('%', "%25")
+            .replace('\r', "%0D")
+            .replace('\n', "%0A")
     }
     fn escape_property(text: &str) -> String {
         escape_data(text).replace(':', "%3A").replace(',', "%2C")
@@ -127,9 +146,15 @@ fn print_github(subdir: &str, evaluation: &Evaluation) {
         };
         let mut properties = format!("file={}", escape_property(&path(&diagnostic.file)));
         if diagnostic.line > 0 {
-            properties.push_str(&format!(",line={},col={}", diagnostic.line, diagnostic.column));
+            properties.push_str(&format!(
+                ",line={},col={}",
+                diagnostic.line, diagnostic.column
+            ));
         }
-        println!("::{level} {properties}::{}", escape_data(&diagnostic.message));
+        println!(
+            "::{level} {properties}::{}",
+            escape_data(&diagnostic.message)
+        );
     }
     for intent in &evaluation.intents {
         let level = match intent.decision() {
@@ -137,7 +162,12 @@ fn print_github(subdir: &str, evaluation: &Evaluation) {
             Decision::Deny => "error",
             Decision::RequireApproval | Decision::RequireException => "warning",
         };
-        let reasons: Vec<String> = intent.outcome.reasons.iter().map(|r| format!("{}: {}", r.rule, r.message)).collect();
+        let reasons: Vec<String> = intent
+            .outcome
+            .reasons
+            .iter()
+            .map(|r| format!("{}: {}", r.rule, r.message))
+            .collect();
         let summary = if reasons.is_empty() {
             String::new()
         } else {

@@ -30,7 +30,10 @@ fn check_config(snapshot: &Snapshot, out: &mut Vec<Diagnostic>) {
         if !seen.insert(ring.id.as_str()) {
             out.push(config.error(
                 &format!("/rings/{index}/id"),
-                format!("ring \"{}\" is listed twice; ring ids must be unique", ring.id),
+                format!(
+                    "ring \"{}\" is listed twice; ring ids must be unique",
+                    ring.id
+                ),
             ));
         }
     }
@@ -55,13 +58,13 @@ fn check_config(snapshot: &Snapshot, out: &mut Vec<Diagnostic>) {
             ));
         }
     }
-    if let Some(expression) = &config.reconcile_cron {
-        if let Err(error) = cron::Schedule::from_str(expression) {
-            out.push(config.error(
-                "/reconcile_cron",
-                format!("reconcile_cron \"{expression}\" does not parse ({error})"),
-            ));
-        }
+    if let Some(expression) = &config.reconcile_cron
+        && let Err(error) = cron::Schedule::from_str(expression)
+    {
+        out.push(config.error(
+            "/reconcile_cron",
+            format!("reconcile_cron \"{expression}\" does not parse ({error})"),
+        ));
     }
 }
 
@@ -79,7 +82,10 @@ fn check_applications(snapshot: &Snapshot, out: &mut Vec<Diagnostic>) {
         if !snapshot.principals.contains_key(&application.owner) {
             out.push(application.error(
                 "/owner",
-                format!("owner \"{}\" is not a principal in principals/", application.owner),
+                format!(
+                    "owner \"{}\" is not a principal in principals/",
+                    application.owner
+                ),
             ));
         }
         if let Some(config) = &snapshot.config {
@@ -87,7 +93,10 @@ fn check_applications(snapshot: &Snapshot, out: &mut Vec<Diagnostic>) {
                 if !config.planes.contains(plane) {
                     out.push(application.error(
                         &format!("/planes/{index}"),
-                        format!("plane {} is not enabled in ringmaster.yaml planes", plane.as_str()),
+                        format!(
+                            "plane {} is not enabled in ringmaster.yaml planes",
+                            plane.as_str()
+                        ),
                     ));
                 }
             }
@@ -110,31 +119,45 @@ fn check_applications(snapshot: &Snapshot, out: &mut Vec<Diagnostic>) {
                     format!("artifact id \"{}\" is already used in {other}; artifact ids must be unique", artifact.id),
                 ));
             }
-            if let Some(application) = application {
-                if !application.planes.contains(&artifact.plane) {
-                    out.push(version.error(
-                        &format!("/artifacts/{index}/plane"),
-                        format!(
-                            "artifact for plane {} but application {} only lists planes [{}]",
-                            artifact.plane.as_str(),
-                            application.id,
-                            application.planes.iter().map(|p| p.as_str()).collect::<Vec<_>>().join(", ")
-                        ),
-                    ));
-                }
+            if let Some(application) = application
+                && !application.planes.contains(&artifact.plane)
+            {
+                out.push(version.error(
+                    &format!("/artifacts/{index}/plane"),
+                    format!(
+                                "artifact for plane {} but application {} only lists planes [{}]",
+                                artifact.plane.as_str(),
+                                application.id,
+                                application
+                                    .planes
+                                    .iter()
+                                    .map(|p| p.as_str())
+                                    .collect::<Vec<_>>()
+                                    .join(", ")
+                            ),
+                ));
             }
         }
         for (index, dependency) in version.dependencies.iter().enumerate() {
-            if !snapshot.applications.contains_key(&dependency.application_id) {
+            if !snapshot
+                .applications
+                .contains_key(&dependency.application_id)
+            {
                 out.push(version.error(
                     &format!("/dependencies/{index}/application_id"),
-                    format!("dependency \"{}\" is not an application in apps/", dependency.application_id),
+                    format!(
+                        "dependency \"{}\" is not an application in apps/",
+                        dependency.application_id
+                    ),
                 ));
             }
             if semver::VersionReq::parse(&dependency.version_req).is_err() {
                 out.push(version.error(
                     &format!("/dependencies/{index}/version_req"),
-                    format!("version_req \"{}\" is not a semver requirement (e.g. \">=14.0\")", dependency.version_req),
+                    format!(
+                        "version_req \"{}\" is not a semver requirement (e.g. \">=14.0\")",
+                        dependency.version_req
+                    ),
                 ));
             }
         }
@@ -146,47 +169,74 @@ fn check_intents(snapshot: &Snapshot, out: &mut Vec<Diagnostic>) {
         match snapshot.principals.get(&intent.requested_by) {
             None => out.push(intent.error(
                 "/requested_by",
-                format!("requested_by \"{}\" is not a principal in principals/", intent.requested_by),
+                format!(
+                    "requested_by \"{}\" is not a principal in principals/",
+                    intent.requested_by
+                ),
             )),
             Some(principal) if !principal.has_role(Role::Publisher) => out.push(intent.error(
                 "/requested_by",
-                format!("requested_by \"{}\" does not hold the publisher role", intent.requested_by),
+                format!(
+                    "requested_by \"{}\" does not hold the publisher role",
+                    intent.requested_by
+                ),
             )),
             Some(_) => {}
         }
-        if let Some(supersedes) = &intent.supersedes {
-            if supersedes == &intent.intent_id {
-                out.push(intent.error("/supersedes", "an intent cannot supersede itself"));
-            }
+        if let Some(supersedes) = &intent.supersedes
+            && supersedes == &intent.intent_id
+        {
+            out.push(intent.error("/supersedes", "an intent cannot supersede itself"));
         }
         let Some(application) = snapshot.applications.get(&intent.application_id) else {
             out.push(intent.error(
                 "/application_id",
-                format!("application \"{}\" does not exist (no apps/{}/app.yaml)", intent.application_id, intent.application_id),
+                format!(
+                    "application \"{}\" does not exist (no apps/{}/app.yaml)",
+                    intent.application_id, intent.application_id
+                ),
             ));
             continue;
         };
         let key = (intent.application_id.clone(), intent.version.clone());
         let Some(version) = snapshot.versions.get(&key) else {
-            let known: Vec<_> = snapshot.versions_of(&application.id).iter().map(|v| v.version.clone()).collect();
+            let known: Vec<_> = snapshot
+                .versions_of(&application.id)
+                .iter()
+                .map(|v| v.version.clone())
+                .collect();
             out.push(intent.error(
                 "/version",
-                format!("version {} of {} does not exist (no apps/{}/{}.yaml); known versions: [{}]",
-                    intent.version, application.id, application.id, intent.version, known.join(", ")),
+                format!(
+                    "version {} of {} does not exist (no apps/{}/{}.yaml); known versions: [{}]",
+                    intent.version,
+                    application.id,
+                    application.id,
+                    intent.version,
+                    known.join(", ")
+                ),
             ));
             continue;
         };
-        if let Some(plan) = &intent.rollback_plan {
-            if let Some(rollback) = &plan.rollback_version {
-                if !snapshot.versions.contains_key(&(application.id.clone(), rollback.clone())) {
-                    out.push(intent.error(
-                        "/rollback_plan/rollback_version",
-                        format!("rollback_version {rollback} is not a version of {} in apps/{}/", application.id, application.id),
-                    ));
-                }
-            }
+        if let Some(plan) = &intent.rollback_plan
+            && let Some(rollback) = &plan.rollback_version
+            && !snapshot
+                .versions
+                .contains_key(&(application.id.clone(), rollback.clone()))
+        {
+            out.push(intent.error(
+                "/rollback_plan/rollback_version",
+                format!(
+                    "rollback_version {rollback} is not a version of {} in apps/{}/",
+                    application.id, application.id
+                ),
+            ));
         }
-        let Some(artifact) = version.artifacts.iter().find(|a| a.sha256 == intent.artifact_hash) else {
+        let Some(artifact) = version
+            .artifacts
+            .iter()
+            .find(|a| a.sha256 == intent.artifact_hash)
+        else {
             out.push(intent.error(
                 "/artifact_hash",
                 format!("artifact_hash matches no artifact of {} {} ({}); copy the sha256 of the artifact to deploy",
@@ -201,7 +251,13 @@ fn check_intents(snapshot: &Snapshot, out: &mut Vec<Diagnostic>) {
         for (index, ring) in intent.target_scope.rings.iter().enumerate() {
             let pointer = format!("/target_scope/rings/{index}");
             let Some(ring_index) = config.ring_index(ring) else {
-                out.push(intent.error(&pointer, format!("ring \"{ring}\" is not defined in ringmaster.yaml; rings are [{}]", ring_ids(config))));
+                out.push(intent.error(
+                    &pointer,
+                    format!(
+                        "ring \"{ring}\" is not defined in ringmaster.yaml; rings are [{}]",
+                        ring_ids(config)
+                    ),
+                ));
                 continue;
             };
             if last_index.is_some_and(|last| ring_index <= last) {
@@ -210,7 +266,12 @@ fn check_intents(snapshot: &Snapshot, out: &mut Vec<Diagnostic>) {
             last_index = Some(ring_index);
             let target = &intent.target_scope;
             if snapshot
-                .entitlement_for(artifact.plane, ring, &target.acquisition_boundary, &target.business_unit)
+                .entitlement_for(
+                    artifact.plane,
+                    ring,
+                    &target.acquisition_boundary,
+                    &target.business_unit,
+                )
                 .is_none()
             {
                 out.push(intent.error(
@@ -240,16 +301,25 @@ fn check_intents(snapshot: &Snapshot, out: &mut Vec<Diagnostic>) {
 
 fn check_records(snapshot: &Snapshot, out: &mut Vec<Diagnostic>) {
     for approval in snapshot.approvals.values() {
-        if !snapshot.intents.contains_key(&approval.deployment_intent_id) {
+        if !snapshot
+            .intents
+            .contains_key(&approval.deployment_intent_id)
+        {
             out.push(approval.error(
                 "/deployment_intent_id",
-                format!("deployment_intent_id \"{}\" is not an intent in intents/", approval.deployment_intent_id),
+                format!(
+                    "deployment_intent_id \"{}\" is not an intent in intents/",
+                    approval.deployment_intent_id
+                ),
             ));
         }
         if !snapshot.principals.contains_key(&approval.decided_by) {
             out.push(approval.error(
                 "/decided_by",
-                format!("decided_by \"{}\" is not a principal in principals/", approval.decided_by),
+                format!(
+                    "decided_by \"{}\" is not a principal in principals/",
+                    approval.decided_by
+                ),
             ));
         }
     }
@@ -262,24 +332,34 @@ fn check_records(snapshot: &Snapshot, out: &mut Vec<Diagnostic>) {
         if !artifact_ids.contains(exception.artifact_id.as_str()) {
             out.push(exception.error(
                 "/artifact_id",
-                format!("artifact_id \"{}\" is not an artifact of any application version", exception.artifact_id),
+                format!(
+                    "artifact_id \"{}\" is not an artifact of any application version",
+                    exception.artifact_id
+                ),
             ));
         }
         if !snapshot.principals.contains_key(&exception.approved_by) {
             out.push(exception.error(
                 "/approved_by",
-                format!("approved_by \"{}\" is not a principal in principals/", exception.approved_by),
+                format!(
+                    "approved_by \"{}\" is not a principal in principals/",
+                    exception.approved_by
+                ),
             ));
         }
     }
     for entitlement in snapshot.entitlements.values() {
-        if let Some(config) = &snapshot.config {
-            if config.ring_index(&entitlement.ring).is_none() {
-                out.push(entitlement.error(
-                    "/ring",
-                    format!("ring \"{}\" is not defined in ringmaster.yaml; rings are [{}]", entitlement.ring, ring_ids(config)),
-                ));
-            }
+        if let Some(config) = &snapshot.config
+            && config.ring_index(&entitlement.ring).is_none()
+        {
+            out.push(entitlement.error(
+                "/ring",
+                format!(
+                    "ring \"{}\" is not defined in ringmaster.yaml; rings are [{}]",
+                    entitlement.ring,
+                    ring_ids(config)
+                ),
+            ));
         }
     }
     // Two entitlements for the same (plane, ring, segment) would make the target ambiguous.
@@ -294,7 +374,13 @@ fn check_records(snapshot: &Snapshot, out: &mut Vec<Diagnostic>) {
         if let Some(other) = seen.insert(key, &entitlement.file) {
             out.push(entitlement.error(
                 "/ring",
-                format!("{other} already serves plane {}, ring {}, {}/{}; merge them", key.0.as_str(), key.1, key.2, key.3),
+                format!(
+                    "{other} already serves plane {}, ring {}, {}/{}; merge them",
+                    key.0.as_str(),
+                    key.1,
+                    key.2,
+                    key.3
+                ),
             ));
         }
     }

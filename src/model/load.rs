@@ -61,7 +61,10 @@ enum Slot {
 enum Implied {
     Nothing,
     Id(&'static str, String),
-    ApplicationVersion { application: String, version: String },
+    ApplicationVersion {
+        application: String,
+        version: String,
+    },
 }
 
 const GOVERNED_DIRS: &[&str] = &[
@@ -163,8 +166,12 @@ impl Loader {
         let path = entry.path.as_str();
         // Links and submodules are refused wherever they are: nothing is ever followed.
         let refusal = match entry.content {
-            EntryContent::Symlink => Some("symbolic links are not allowed in a governed repository; commit the file itself"),
-            EntryContent::Submodule => Some("submodules are not allowed in a governed repository; ringmaster never follows them"),
+            EntryContent::Symlink => Some(
+                "symbolic links are not allowed in a governed repository; commit the file itself",
+            ),
+            EntryContent::Submodule => Some(
+                "submodules are not allowed in a governed repository; ringmaster never follows them",
+            ),
             EntryContent::File(_) | EntryContent::TooLarge(_) => None,
         };
         if let Some(message) = refusal {
@@ -176,7 +183,8 @@ impl Loader {
             return;
         }
         if let Slot::Outside(message) = &slot {
-            self.diagnostics.push(Diagnostic::error(path, message.clone()));
+            self.diagnostics
+                .push(Diagnostic::error(path, message.clone()));
             return;
         }
         let bytes = match &entry.content {
@@ -184,7 +192,9 @@ impl Loader {
             EntryContent::TooLarge(size) => {
                 self.diagnostics.push(Diagnostic::error(
                     path,
-                    format!("file is {size} bytes; governed files may be at most {MAX_FILE_BYTES} bytes"),
+                    format!(
+                        "file is {size} bytes; governed files may be at most {MAX_FILE_BYTES} bytes"
+                    ),
                 ));
                 return;
             }
@@ -193,7 +203,11 @@ impl Loader {
         let text = match std::str::from_utf8(bytes) {
             Ok(text) => text,
             Err(error) => {
-                let line = bytes[..error.valid_up_to()].iter().filter(|b| **b == b'\n').count() + 1;
+                let line = bytes[..error.valid_up_to()]
+                    .iter()
+                    .filter(|b| **b == b'\n')
+                    .count()
+                    + 1;
                 self.diagnostics.push(
                     Diagnostic::error(path, "file is not valid UTF-8; save it as UTF-8")
                         .at(Position { line, column: 1 }),
@@ -239,7 +253,9 @@ impl Loader {
             Some(other) => {
                 self.diagnostics.push(located_error(
                     "/apiVersion",
-                    format!("unsupported apiVersion \"{other}\"; this ringmaster reads {API_VERSION}"),
+                    format!(
+                        "unsupported apiVersion \"{other}\"; this ringmaster reads {API_VERSION}"
+                    ),
                 ));
                 return;
             }
@@ -263,7 +279,9 @@ impl Loader {
             Some(kind) => {
                 self.diagnostics.push(located_error(
                     "/kind",
-                    format!("{path} holds kind {kind}, but files there must be kind: {expected_kind}"),
+                    format!(
+                        "{path} holds kind {kind}, but files there must be kind: {expected_kind}"
+                    ),
                 ));
                 return;
             }
@@ -329,10 +347,12 @@ impl Loader {
                     self.version(implied, v);
                 })
             }
-            "EntitlementRule" => decode(path, body, &document).map(|e: Located<EntitlementRule>| {
-                let id = e.id.clone();
-                self.insert_unique(&implied, "/id", id, e, |s| &mut s.entitlements);
-            }),
+            "EntitlementRule" => {
+                decode(path, body, &document).map(|e: Located<EntitlementRule>| {
+                    let id = e.id.clone();
+                    self.insert_unique(&implied, "/id", id, e, |s| &mut s.entitlements);
+                })
+            }
             "DeploymentIntent" => {
                 decode(path, body, &document).map(|i: Located<DeploymentIntent>| {
                     let id = i.intent_id.clone();
@@ -364,15 +384,15 @@ impl Loader {
         object: Located<T>,
         map: impl FnOnce(&mut Snapshot) -> &mut BTreeMap<String, Located<T>>,
     ) {
-        if let Implied::Id(field, expected) = implied {
-            if *expected != id {
-                self.diagnostics.push(object.error(
+        if let Implied::Id(field, expected) = implied
+            && *expected != id
+        {
+            self.diagnostics.push(object.error(
                     pointer,
                     format!("{field} \"{id}\" does not match the file name; rename the file to {expected_path} or set {field}: {expected}",
                         expected_path = object.file.replace(&format!("{expected}.yaml"), &format!("{id}.yaml"))),
                 ));
-                return;
-            }
+            return;
         }
         let map = map(&mut self.snapshot);
         if let Some(existing) = map.get(&id) {

@@ -37,8 +37,16 @@ pub struct DimensionDiff {
 impl DimensionDiff {
     fn between(before: &[String], after: &[String]) -> Self {
         DimensionDiff {
-            added: after.iter().filter(|v| !before.contains(v)).cloned().collect(),
-            removed: before.iter().filter(|v| !after.contains(v)).cloned().collect(),
+            added: after
+                .iter()
+                .filter(|v| !before.contains(v))
+                .cloned()
+                .collect(),
+            removed: before
+                .iter()
+                .filter(|v| !after.contains(v))
+                .cloned()
+                .collect(),
         }
     }
 
@@ -108,19 +116,39 @@ mod tests {
         check(fin.clone(), target("acq-001", "bu-finance", None), true);
         check(fin.clone(), target("acq-001", "bu-hr", None), false);
         check(fin.clone(), target("acq-002", "bu-finance", None), false);
-        check(fin, target("acq-001", "bu-finance", Some(&["geo-us-east"])), true);
+        check(
+            fin,
+            target("acq-001", "bu-finance", Some(&["geo-us-east"])),
+            true,
+        );
         let admin = scope(&["*"], &["*"], Some(&["*"]));
         check(admin, target("acq-002", "bu-x", None), true);
         let sited = scope(&["acq-001"], &["bu-it"], Some(&["geo-us-east"]));
-        check(sited.clone(), target("acq-001", "bu-it", Some(&["geo-us-east"])), true);
-        check(sited.clone(), target("acq-001", "bu-it", Some(&["geo-us-east", "geo-emea-london"])), false);
+        check(
+            sited.clone(),
+            target("acq-001", "bu-it", Some(&["geo-us-east"])),
+            true,
+        );
+        check(
+            sited.clone(),
+            target(
+                "acq-001",
+                "bu-it",
+                Some(&["geo-us-east", "geo-emea-london"]),
+            ),
+            false,
+        );
         check(sited, target("acq-001", "bu-it", None), false);
     }
 
     #[test]
     fn diff_lists_added_and_removed_per_dimension() {
         let before = scope(&["acq-001"], &["bu-finance"], None);
-        let after = scope(&["acq-001"], &["bu-finance", "bu-hr"], Some(&["geo-us-east"]));
+        let after = scope(
+            &["acq-001"],
+            &["bu-finance", "bu-hr"],
+            Some(&["geo-us-east"]),
+        );
         let diff = ScopeDiff::between(&before, &after);
         assert!(diff.acquisition_boundaries.is_empty());
         assert_eq!(diff.business_units.added, vec!["bu-hr"]);

@@ -167,8 +167,8 @@ impl Builder {
         }
         let pointer = self.next_pointer();
         // A value's own position wins over its key's, except for empty values.
-        if !(text.is_empty() && style == TScalarStyle::Plain) || !self.positions.contains_key(&pointer)
-        {
+        let empty_plain = text.is_empty() && style == TScalarStyle::Plain;
+        if !(empty_plain && self.positions.contains_key(&pointer)) {
             self.positions.insert(pointer, at);
         }
         let value = if style == TScalarStyle::Plain {
@@ -236,24 +236,22 @@ fn plain_scalar(text: &str) -> Value {
     if !numeric_start {
         return Value::String(text.to_owned());
     }
-    if let Some(hex) = text.strip_prefix("0x") {
-        if let Ok(n) = i64::from_str_radix(hex, 16) {
-            return Value::Number(n.into());
-        }
+    if let Some(hex) = text.strip_prefix("0x")
+        && let Ok(n) = i64::from_str_radix(hex, 16)
+    {
+        return Value::Number(n.into());
     }
-    if let Some(octal) = text.strip_prefix("0o") {
-        if let Ok(n) = i64::from_str_radix(octal, 8) {
-            return Value::Number(n.into());
-        }
+    if let Some(octal) = text.strip_prefix("0o")
+        && let Ok(n) = i64::from_str_radix(octal, 8)
+    {
+        return Value::Number(n.into());
     }
     let is_integer = {
         let digits = text.strip_prefix(['-', '+']).unwrap_or(text);
         !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit())
     };
-    if is_integer {
-        if let Ok(n) = text.parse::<i64>() {
-            return Value::Number(n.into());
-        }
+    if is_integer && let Ok(n) = text.parse::<i64>() {
+        return Value::Number(n.into());
     }
     let is_float = {
         let body = text.strip_prefix(['-', '+']).unwrap_or(text);
@@ -271,10 +269,8 @@ fn plain_scalar(text: &str) -> Value {
         });
         mantissa_ok && exponent_ok
     };
-    if is_float {
-        if let Some(n) = text.parse::<f64>().ok().and_then(Number::from_f64) {
-            return Value::Number(n);
-        }
+    if is_float && let Some(n) = text.parse::<f64>().ok().and_then(Number::from_f64) {
+        return Value::Number(n);
     }
     Value::String(text.to_owned())
 }
@@ -353,7 +349,10 @@ mod tests {
         check("a: ~", json!({"a": null}));
         check("a:", json!({"a": null}));
         check("a: 0x1F", json!({"a": 31}));
-        check("a: 2026-01-05T00:00:00Z", json!({"a": "2026-01-05T00:00:00Z"}));
+        check(
+            "a: 2026-01-05T00:00:00Z",
+            json!({"a": "2026-01-05T00:00:00Z"}),
+        );
         check("a: sha256:00ff", json!({"a": "sha256:00ff"}));
         check("- .", json!(["."]));
     }
@@ -362,7 +361,13 @@ mod tests {
     fn nested_structures_and_positions() {
         let document = parse("a:\n  b:\n    - x\n    - y: 2\n").unwrap();
         assert_eq!(document.value, json!({"a": {"b": ["x", {"y": 2}]}}));
-        assert_eq!(document.position("/a/b/1/y"), Position { line: 4, column: 10 });
+        assert_eq!(
+            document.position("/a/b/1/y"),
+            Position {
+                line: 4,
+                column: 10
+            }
+        );
         assert_eq!(document.position("/a/b/0"), Position { line: 3, column: 7 });
         // A pointer that does not exist resolves to its nearest ancestor.
         assert_eq!(document.position("/a/b/1/missing").line, 4);

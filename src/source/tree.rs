@@ -6,7 +6,9 @@ use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {
-    #[error("{path}: not inside a Git repository ({source}); run `git init` there or pass --worktree")]
+    #[error(
+        "{path}: not inside a Git repository ({source}); run `git init` there or pass --worktree"
+    )]
     NotARepository { path: PathBuf, source: git2::Error },
     #[error("{path}: {message}")]
     Io { path: PathBuf, message: String },
@@ -37,10 +39,11 @@ impl GovernedRepo {
             path: path.to_owned(),
             message: e.to_string(),
         })?;
-        let repository = Repository::discover(&absolute).map_err(|source| SourceError::NotARepository {
-            path: path.to_owned(),
-            source,
-        })?;
+        let repository =
+            Repository::discover(&absolute).map_err(|source| SourceError::NotARepository {
+                path: path.to_owned(),
+                source,
+            })?;
         let subdir = match repository.workdir() {
             Some(workdir) => {
                 let workdir = workdir.canonicalize().map_err(|e| SourceError::Io {
@@ -85,16 +88,18 @@ impl GovernedRepo {
         let tree = if self.subdir.is_empty() {
             root
         } else {
-            let entry = root
-                .get_path(Path::new(&self.subdir))
+            let entry = root.get_path(Path::new(&self.subdir)).map_err(|_| {
+                SourceError::MissingSubtree {
+                    subdir: self.subdir.clone(),
+                    revision: commit.to_string(),
+                }
+            })?;
+            self.repository
+                .find_tree(entry.id())
                 .map_err(|_| SourceError::MissingSubtree {
                     subdir: self.subdir.clone(),
                     revision: commit.to_string(),
-                })?;
-            self.repository.find_tree(entry.id()).map_err(|_| SourceError::MissingSubtree {
-                subdir: self.subdir.clone(),
-                revision: commit.to_string(),
-            })?
+                })?
         };
         let odb = self.repository.odb()?;
         let mut entries = Vec::new();
@@ -107,7 +112,9 @@ impl GovernedRepo {
                 (Some(ObjectType::Commit), _) => EntryContent::Submodule,
                 (_, 0o120000) => EntryContent::Symlink,
                 (Some(ObjectType::Blob), _) => match odb.read_header(entry.id()) {
-                    Ok((size, _)) if size as u64 > MAX_FILE_BYTES => EntryContent::TooLarge(size as u64),
+                    Ok((size, _)) if size as u64 > MAX_FILE_BYTES => {
+                        EntryContent::TooLarge(size as u64)
+                    }
                     Ok(_) => match odb.read(entry.id()) {
                         Ok(object) => EntryContent::File(object.data().to_vec()),
                         Err(error) => {
