@@ -108,11 +108,22 @@ pub fn evaluate_entries(
     now: DateTime<Utc>,
     runtime: &dyn RuntimeFacts,
 ) -> (Snapshot, Evaluation) {
+    let started = std::time::Instant::now();
     let (snapshot, mut diagnostics) = model::load(entries);
+    let loaded = started.elapsed();
     diagnostics.extend(model::links::check(&snapshot));
+    let linked = started.elapsed();
     let (engine, policy_diagnostics) = engine_for(&snapshot);
     diagnostics.extend(policy_diagnostics);
     let mut evaluation = evaluate(&snapshot, &engine, base, now, runtime);
+    tracing::debug!(
+        entries = entries.len(),
+        intents = snapshot.intents.len(),
+        ?loaded,
+        links = ?(linked - loaded),
+        policy = ?(started.elapsed() - linked),
+        "evaluated snapshot"
+    );
     diagnostics.append(&mut evaluation.diagnostics);
     crate::diagnostic::sort(&mut diagnostics);
     evaluation.diagnostics = diagnostics;

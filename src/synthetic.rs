@@ -9,17 +9,26 @@ use crate::sample::SAMPLE_REPO;
 use std::fmt::Write as _;
 use std::path::Path;
 
-/// The segments intents are spread over: (boundary, business unit, publisher).
-const SEGMENTS: &[(&str, &str, &str)] = &[
-    ("acq-001", "bu-finance", "synthetic-publisher-finance"),
-    ("acq-001", "bu-hr", "synthetic-publisher-hr"),
-    ("acq-001", "bu-it", "synthetic-publisher-it"),
+/// The segments intents are spread over: (boundary, business unit, publisher,
+/// plane). Fabrikam (acq-002) is managed by Configuration Manager, as the
+/// sample tenant's policy requires.
+const SEGMENTS: &[(&str, &str, &str, &str)] = &[
+    (
+        "acq-001",
+        "bu-finance",
+        "synthetic-publisher-finance",
+        "intune",
+    ),
+    ("acq-001", "bu-hr", "synthetic-publisher-hr", "intune"),
+    ("acq-001", "bu-it", "synthetic-publisher-it", "intune"),
     (
         "acq-002",
         "bu-engineering",
         "synthetic-publisher-engineering",
+        "sccm",
     ),
 ];
+const PLANES: &[&str] = &["intune", "sccm"];
 
 const RINGS: &[(&str, u32)] = &[
     ("ring-0-lab", 8),
@@ -51,7 +60,7 @@ pub fn files(intents: usize) -> Vec<(String, String)> {
             )
         })
         .collect();
-    for (boundary, unit, publisher) in SEGMENTS {
+    for (boundary, unit, publisher, plane) in SEGMENTS {
         out.push((
             format!("principals/{publisher}.yaml"),
             format!(
@@ -59,11 +68,11 @@ pub fn files(intents: usize) -> Vec<(String, String)> {
             ),
         ));
         for (ring, devices) in RINGS {
-            let id = format!("synthetic-intune-{boundary}-{unit}-{ring}");
+            let id = format!("synthetic-{plane}-{boundary}-{unit}-{ring}");
             out.push((
                 format!("entitlements/{id}.yaml"),
                 format!(
-                    "apiVersion: ringmaster.dev/v1\nkind: EntitlementRule\nid: {id}\nplane: intune\nring: {ring}\nscope:\n  acquisition_boundary: {boundary}\n  business_unit: {unit}\ngroups:\n  - id: {}\n    name: SYN-{unit}-{ring}\nexpected_devices: {devices}\n",
+                    "apiVersion: ringmaster.dev/v1\nkind: EntitlementRule\nid: {id}\nplane: {plane}\nring: {ring}\nscope:\n  acquisition_boundary: {boundary}\n  business_unit: {unit}\ngroups:\n  - id: {}\n    name: SYN-{unit}-{ring}\nexpected_devices: {devices}\n",
                     uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, id.as_bytes())
                 ),
             ));
@@ -75,24 +84,26 @@ pub fn files(intents: usize) -> Vec<(String, String)> {
         out.push((
             format!("apps/{id}/app.yaml"),
             format!(
-                "apiVersion: ringmaster.dev/v1\nkind: Application\nid: {id}\nname: Synthetic application {app}\nowner: alice\ncategory: productivity\nsupport_tier: tier-3\nlicensing: site\nplanes: [intune]\nallowed_scope:\n  acquisition_boundaries: [acq-001, acq-002]\n  business_units: [bu-finance, bu-hr, bu-it, bu-engineering]\n"
+                "apiVersion: ringmaster.dev/v1\nkind: Application\nid: {id}\nname: Synthetic application {app}\nowner: alice\ncategory: productivity\nsupport_tier: tier-3\nlicensing: site\nplanes: [intune, sccm]\nallowed_scope:\n  acquisition_boundaries: [acq-001, acq-002]\n  business_units: [bu-finance, bu-hr, bu-it, bu-engineering]\n"
             ),
         ));
         for (minor, version) in ["1.0.0", "1.1.0"].iter().enumerate() {
             let mut text = format!(
                 "apiVersion: ringmaster.dev/v1\nkind: ApplicationVersion\napplication_id: {id}\nversion: \"{version}\"\nos_matrix:\n  - os: windows\n    arch: [x64]\nartifacts:\n"
             );
-            let _ = write!(
-                text,
-                "  - id: {id}-{version}-msi\n    plane: intune\n    file: {id}-{version}.msi\n    sha256: \"{}\"\n    signature: {{signed: true, signer: Contoso Ltd, verified: true}}\n    provenance: {{source: internal-build, slsa_level: 3}}\n    sbom: {{format: cyclonedx, components: 42, cves: []}}\n    install: msiexec /i {id}-{version}.msi /qn\n    uninstall: msiexec /x {id}-{version}.msi /qn\n    detection: {{type: file, value: 'C:\\Program Files\\{id}\\app.exe', version: \"{version}\"}}\n",
-                hash(app * 2 + minor, "artifact")
-            );
+            for plane in PLANES {
+                let _ = write!(
+                    text,
+                    "  - id: {id}-{version}-{plane}\n    plane: {plane}\n    file: {id}-{version}.msi\n    sha256: \"{}\"\n    signature: {{signed: true, signer: Contoso Ltd, verified: true}}\n    provenance: {{source: internal-build, slsa_level: 3}}\n    sbom: {{format: cyclonedx, components: 42, cves: []}}\n    install: msiexec /i {id}-{version}.msi /qn\n    uninstall: msiexec /x {id}-{version}.msi /qn\n    detection: {{type: file, value: 'C:\\Program Files\\{id}\\app.exe', version: \"{version}\"}}\n",
+                    hash(app * 2 + minor, plane)
+                );
+            }
             out.push((format!("apps/{id}/{version}.yaml"), text));
         }
     }
     for index in 0..intents {
         let app = index / SEGMENTS.len();
-        let (boundary, unit, publisher) = SEGMENTS[index % SEGMENTS.len()];
+        let (boundary, unit, publisher, plane) = SEGMENTS[index % SEGMENTS.len()];
         let application = format!("synthetic-app-{app:05}");
         let intent_id = format!("{application}-{}", unit.trim_start_matches("bu-"));
         let rings: Vec<&str> = RINGS.iter().map(|(ring, _)| *ring).collect();
@@ -100,7 +111,7 @@ pub fn files(intents: usize) -> Vec<(String, String)> {
             format!("intents/{intent_id}.yaml"),
             format!(
                 "apiVersion: ringmaster.dev/v1\nkind: DeploymentIntent\nintent_id: {intent_id}\napplication_id: {application}\nversion: \"1.1.0\"\nartifact_hash: \"{}\"\ntarget_scope:\n  acquisition_boundary: {boundary}\n  business_unit: {unit}\n  rings: [{}]\nrollback_plan:\n  strategy: intune-supersedence\n  rollback_version: \"1.0.0\"\n  validated: true\nrequested_by: {publisher}\n",
-                hash(app * 2 + 1, "artifact"),
+                hash(app * 2 + 1, plane),
                 rings.join(", ")
             ),
         ));

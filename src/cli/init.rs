@@ -4,13 +4,18 @@ use anyhow::{Context as _, bail};
 use std::path::Path;
 use std::process::ExitCode;
 
-pub(super) fn run(dir: &Path) -> anyhow::Result<ExitCode> {
+fn ensure_empty(dir: &Path) -> anyhow::Result<()> {
     if dir.exists() && std::fs::read_dir(dir)?.next().is_some() {
         bail!(
             "{} exists and is not empty; choose a new directory",
             dir.display()
         );
     }
+    Ok(())
+}
+
+pub(super) fn run(dir: &Path) -> anyhow::Result<ExitCode> {
+    ensure_empty(dir)?;
     let count =
         crate::sample::write_to(dir).with_context(|| format!("write into {}", dir.display()))?;
     let commit = initial_commit(dir)?;
@@ -20,6 +25,19 @@ pub(super) fn run(dir: &Path) -> anyhow::Result<ExitCode> {
         &commit[..10]
     );
     println!("next: ringmaster validate {}", dir.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(super) fn generate(dir: &Path, intents: usize) -> anyhow::Result<ExitCode> {
+    ensure_empty(dir)?;
+    let count = crate::synthetic::write(dir, intents)
+        .with_context(|| format!("write into {}", dir.display()))?;
+    let commit = initial_commit(dir)?;
+    println!(
+        "generated {intents} intents ({count} files) in {} (commit {})",
+        dir.display(),
+        &commit[..10]
+    );
     Ok(ExitCode::SUCCESS)
 }
 

@@ -118,6 +118,18 @@ pub enum Command {
         /// Directory to create (must not exist or be empty).
         dir: PathBuf,
     },
+    /// Write a synthetic governed repository of N valid intents (with the
+    /// applications, principals and entitlements they need), committed, for
+    /// trying ringmaster at scale and for benchmarks.
+    ///
+    /// Example: ringmaster generate /tmp/big --intents 10000
+    Generate {
+        /// Directory to create (must not exist or be empty).
+        dir: PathBuf,
+        /// How many intents.
+        #[arg(long, default_value_t = 1000)]
+        intents: usize,
+    },
     /// Work with the JSON Schemas of the governed kinds.
     Schema {
         #[command(subcommand)]
@@ -163,6 +175,7 @@ pub fn run(cli: Cli, now: chrono::DateTime<chrono::Utc>) -> ExitCode {
             plan::run(&repo, &intent, base.as_deref(), format, input, now)
         }
         Command::Init { dir } => init::run(&dir),
+        Command::Generate { dir, intents } => init::generate(&dir, intents),
         Command::Schema {
             command: SchemaCommand::Export { dir },
         } => schema_export(&dir),

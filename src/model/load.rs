@@ -141,10 +141,36 @@ fn slot(path: &str) -> Slot {
 
 /// Loads every governed object from the entries. Never fails: every problem
 /// becomes a diagnostic and the object is left out.
+///
+/// Files are parsed and schema-checked on all cores; the parts are then merged
+/// in entry order, so results (and which of two duplicates is reported) do not
+/// depend on the number of threads.
 pub fn load(entries: &[Entry]) -> (Snapshot, Vec<Diagnostic>) {
+    let workers = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    let chunk = entries.len().div_ceil(workers).max(64);
+    let parts: Vec<Loader> = std::thread::scope(|scope| {
+        let handles: Vec<_> = entries
+            .chunks(chunk)
+            .map(|part| {
+                scope.spawn(move || {
+                    let mut loader = Loader::default();
+                    for entry in part {
+                        loader.entry(entry);
+                    }
+                    loader
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|handle| handle.join().expect("loader thread panicked"))
+            .collect()
+    });
     let mut loader = Loader::default();
-    for entry in entries {
-        loader.entry(entry);
+    for part in parts {
+        loader.merge(part);
     }
     if loader.snapshot.config.is_none() {
         loader.diagnostics.push(Diagnostic::error(
@@ -161,7 +187,80 @@ struct Loader {
     diagnostics: Vec<Diagnostic>,
 }
 
+/// Moves every object of `from` into `into`, reporting ids already taken.
+fn merge_map<T>(
+    into: &mut BTreeMap<String, Located<T>>,
+    from: BTreeMap<String, Located<T>>,
+    pointer: &str,
+    diagnostics: &mut Vec<Diagnostic>,
+) {
+    for (id, object) in from {
+        match into.get(&id) {
+            Some(existing) => diagnostics.push(duplicate(&id, existing, &object, pointer)),
+            None => {
+                into.insert(id, object);
+            }
+        }
+    }
+}
+
+fn duplicate<T>(id: &str, existing: &Located<T>, object: &Located<T>, pointer: &str) -> Diagnostic {
+    let first = existing.position(pointer);
+    object.error(
+        pointer,
+        format!(
+            "duplicate id \"{id}\": already defined in {}:{}:{}",
+            existing.file, first.line, first.column
+        ),
+    )
+}
+
 impl Loader {
+    /// Folds a part loaded by another thread into this one.
+    fn merge(&mut self, part: Loader) {
+        let Loader {
+            snapshot,
+            mut diagnostics,
+        } = part;
+        self.diagnostics.append(&mut diagnostics);
+        let target = &mut self.snapshot;
+        let out = &mut self.diagnostics;
+        if let Some(config) = snapshot.config {
+            target.config.get_or_insert(config);
+        }
+        merge_map(&mut target.principals, snapshot.principals, "/id", out);
+        merge_map(&mut target.applications, snapshot.applications, "/id", out);
+        merge_map(&mut target.entitlements, snapshot.entitlements, "/id", out);
+        merge_map(&mut target.intents, snapshot.intents, "/intent_id", out);
+        merge_map(
+            &mut target.approvals,
+            snapshot.approvals,
+            "/approval_id",
+            out,
+        );
+        merge_map(
+            &mut target.exceptions,
+            snapshot.exceptions,
+            "/exception_id",
+            out,
+        );
+        for (key, version) in snapshot.versions {
+            match target.versions.get(&key) {
+                Some(existing) => out.push(version.error(
+                    "/version",
+                    format!(
+                        "duplicate version {} of {}: already defined in {}",
+                        key.1, key.0, existing.file
+                    ),
+                )),
+                None => {
+                    target.versions.insert(key, version);
+                }
+            }
+        }
+        target.policies.extend(snapshot.policies);
+    }
+
     fn entry(&mut self, entry: &Entry) {
         let path = entry.path.as_str();
         // Links and submodules are refused wherever they are: nothing is ever followed.
@@ -396,15 +495,8 @@ impl Loader {
         }
         let map = map(&mut self.snapshot);
         if let Some(existing) = map.get(&id) {
-            let first = existing.position(pointer);
-            let diagnostic = object.error(
-                pointer,
-                format!(
-                    "duplicate id \"{id}\": already defined in {}:{}:{}",
-                    existing.file, first.line, first.column
-                ),
-            );
-            self.diagnostics.push(diagnostic);
+            self.diagnostics
+                .push(duplicate(&id, existing, &object, pointer));
             return;
         }
         map.insert(id, object);
