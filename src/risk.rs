@@ -72,6 +72,15 @@ pub enum Threshold {
     AutomatedAllowed,
 }
 
+impl std::fmt::Display for Threshold {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Threshold::CabRequired => "CAB_REQUIRED",
+            Threshold::AutomatedAllowed => "AUTOMATED_ALLOWED",
+        })
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Factor {
     pub name: String,

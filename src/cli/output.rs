@@ -121,7 +121,7 @@ pub(super) fn print_plan(plan: &Plan) {
     println!("decision: {}", evaluation.decision());
     if let Some(risk) = &evaluation.risk {
         println!(
-            "\nrisk: {} ({:?}, model {})",
+            "\nrisk: {} ({}, model {})",
             risk.risk_score, risk.threshold, risk.risk_model_version
         );
         let rows: Vec<Vec<String>> = risk

@@ -25,6 +25,16 @@ fn check_config(snapshot: &Snapshot, out: &mut Vec<Diagnostic>) {
     let Some(config) = &snapshot.config else {
         return;
     };
+    if crate::risk::rubric(&config.risk_model_version).is_none() {
+        out.push(config.error(
+            "/risk_model_version",
+            format!(
+                "risk_model_version \"{}\" is unknown; this ringmaster knows {}",
+                config.risk_model_version,
+                crate::risk::RUBRIC_V1.version
+            ),
+        ));
+    }
     let mut seen = HashSet::new();
     for (index, ring) in config.rings.iter().enumerate() {
         if !seen.insert(ring.id.as_str()) {

@@ -1,0 +1,91 @@
+//! Shared test harness: real Git repositories in temp dirs, made with the
+//! `git` command line, and the `ringmaster` binary run as a user would.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The instant tests judge the sample tenant at: its approvals and live
+/// exception are valid then, the expired exception is expired.
+pub const NOW: &str = "2026-12-01T00:00:00Z";
+
+/// A governed repository in a temporary directory, committed with real git.
+pub struct TestRepo {
+    _dir: tempfile::TempDir,
+    pub path: PathBuf,
+}
+
+impl TestRepo {
+    /// A new repository holding the embedded sample tenant, committed on `main`.
+    pub fn sample() -> TestRepo {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("governed");
+        ringmaster::sample::write_to(&path).expect("write sample");
+        let repo = TestRepo { _dir: dir, path };
+        repo.git(&["init", "-q", "-b", "main"]);
+        repo.commit_all("sample tenant");
+        repo
+    }
+
+    pub fn git(&self, args: &[&str]) -> String {
+        let output = Command::new("git")
+            .args([
+                "-c",
+                "user.name=Test",
+                "-c",
+                "user.email=test@example.invalid",
+            ])
+            .args(args)
+            .current_dir(&self.path)
+            .output()
+            .expect("git runs");
+        assert!(
+            output.status.success(),
+            "git {args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).trim().to_owned()
+    }
+
+    pub fn commit_all(&self, message: &str) -> String {
+        self.git(&["add", "-A"]);
+        self.git(&["commit", "-q", "--allow-empty", "-m", message]);
+        self.git(&["rev-parse", "HEAD"])
+    }
+
+    pub fn write(&self, relative: &str, text: &str) -> &Self {
+        let path = self.path.join(relative);
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+        std::fs::write(path, text).expect("write");
+        self
+    }
+
+    pub fn read(&self, relative: &str) -> String {
+        std::fs::read_to_string(self.path.join(relative)).expect("read")
+    }
+
+    /// Replaces `from` by `to` in a file; panics if `from` is not there.
+    pub fn edit(&self, relative: &str, from: &str, to: &str) -> &Self {
+        let text = self.read(relative);
+        assert!(text.contains(from), "{relative} does not contain {from:?}");
+        self.write(relative, &text.replacen(from, to, 1))
+    }
+}
+
+/// Runs the ringmaster binary built for these tests.
+pub fn ringmaster(args: &[&str], cwd: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_ringmaster"))
+        .args(args)
+        .current_dir(cwd)
+        .output()
+        .expect("ringmaster runs")
+}
+
+pub fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+pub fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
