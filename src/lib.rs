@@ -8,10 +8,13 @@
 #![forbid(unsafe_code)]
 
 pub mod cli;
+pub mod daemon;
 pub mod diagnostic;
+pub mod evidence;
 pub mod evaluation;
 pub mod model;
 pub mod plan;
+pub mod planes;
 pub mod policy;
 pub mod risk;
 pub mod sample;

@@ -17,5 +17,5 @@ fn main() -> ExitCode {
         )
         .init();
     let cli = ringmaster::cli::Cli::parse();
-    ringmaster::cli::run(cli, chrono::Utc::now())
+    ringmaster::cli::run(cli, std::sync::Arc::new(chrono::Utc::now))
 }

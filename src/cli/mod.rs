@@ -4,6 +4,7 @@
 //! Exit codes: 0 success, 1 the repository (or evidence) is not acceptable,
 //! 2 usage or I/O failure.
 
+mod daemon;
 mod init;
 mod output;
 mod plan;
@@ -130,6 +131,93 @@ pub enum Command {
         #[arg(long, default_value_t = 1000)]
         intents: usize,
     },
+    /// Run the daemon: watch the repository, judge every new commit on the
+    /// tracked branch, sign an evidence pack for each changed decision and
+    /// commit it to the evidence branch, and record events in the state store.
+    ///
+    /// Settings come from defaults < --config FILE (YAML) < RINGMASTER_*
+    /// environment < flags. The key's password, if any, is read from
+    /// $RINGMASTER_KEY_PASSWORD.
+    ///
+    /// Examples:
+    ///   ringmaster serve --repo ./contoso --state /var/lib/ringmaster --key keys/ringmaster.key
+    ///   ringmaster serve --repo https://git.example/contoso.git --state st --key k --once
+    Serve {
+        /// Governed repository: a local path (watched) or a URL (mirrored and fetched).
+        #[arg(long)]
+        repo: Option<String>,
+        /// State directory: the SQLite store, the mirror of a remote repository.
+        #[arg(long)]
+        state: Option<PathBuf>,
+        /// Minisign secret key that signs evidence (from `ringmaster keygen`).
+        #[arg(long)]
+        key: Option<PathBuf>,
+        /// Tracked branch [default: main].
+        #[arg(long)]
+        branch: Option<String>,
+        /// Branch evidence records are committed to [default: evidence].
+        #[arg(long)]
+        evidence_branch: Option<String>,
+        /// Seconds between polls (the safety net behind watching) [default: 30].
+        #[arg(long)]
+        poll_seconds: Option<u64>,
+        /// Where SIEM JSON lines go: `stdout`, `off` or a file [default: off].
+        #[arg(long)]
+        siem: Option<String>,
+        /// Daemon config file (YAML with the same settings as the flags).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Process everything pending, then exit (for CI jobs and tests).
+        #[arg(long)]
+        once: bool,
+    },
+    /// Create a minisign key pair for signing evidence.
+    ///
+    /// Writes DIR/ringmaster.key (mode 0600) and DIR/ringmaster.pub. With
+    /// $RINGMASTER_KEY_PASSWORD set, the secret key is encrypted with it.
+    Keygen {
+        /// Directory to write the key pair into.
+        #[arg(long)]
+        out: PathBuf,
+        /// Overwrite an existing key pair.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Verify the evidence branch: every signature, the hash chain, the
+    /// sequence, and that history only ever added records.
+    ///
+    /// Exit 0 when everything holds; 1 and the first broken record otherwise.
+    /// With --state, also checks that the branch still holds the last record
+    /// the daemon wrote (a force-push that dropped records is caught).
+    Verify {
+        /// The governed repository holding the evidence branch.
+        #[arg(default_value = ".")]
+        repo: PathBuf,
+        /// The public key (ringmaster.pub) evidence must be signed with.
+        #[arg(long)]
+        public_key: PathBuf,
+        /// The evidence branch.
+        #[arg(long, default_value = "evidence")]
+        branch: String,
+        /// The daemon's state directory, to compare with the last record it wrote.
+        #[arg(long)]
+        state: Option<PathBuf>,
+    },
+    /// Show the audit trail from the state store, and check its hash chain.
+    Events {
+        /// The daemon's state directory.
+        #[arg(long)]
+        state: PathBuf,
+        /// Only this intent's events.
+        #[arg(long, conflicts_with = "correlation_id")]
+        intent: Option<String>,
+        /// Only events with this correlation id.
+        #[arg(long)]
+        correlation_id: Option<String>,
+        /// Output format (human or json).
+        #[arg(long, value_enum, default_value_t = Format::Human)]
+        format: Format,
+    },
     /// Work with the JSON Schemas of the governed kinds.
     Schema {
         #[command(subcommand)]
@@ -147,8 +235,9 @@ pub enum SchemaCommand {
     },
 }
 
-/// Runs a parsed command line; `now` is the wall clock, read once by `main`.
-pub fn run(cli: Cli, now: chrono::DateTime<chrono::Utc>) -> ExitCode {
+/// Runs a parsed command line with the clock `main` provides.
+pub fn run(cli: Cli, clock: crate::daemon::Clock) -> ExitCode {
+    let now = clock();
     let result = match cli.command {
         Command::Validate {
             repo,
@@ -175,6 +264,42 @@ pub fn run(cli: Cli, now: chrono::DateTime<chrono::Utc>) -> ExitCode {
             plan::run(&repo, &intent, base.as_deref(), format, input, now)
         }
         Command::Init { dir } => init::run(&dir),
+        Command::Serve {
+            repo,
+            state,
+            key,
+            branch,
+            evidence_branch,
+            poll_seconds,
+            siem,
+            config,
+            once,
+        } => {
+            let flags = crate::daemon::config::RawConfig {
+                repo,
+                state,
+                key,
+                branch,
+                evidence_branch,
+                poll_seconds,
+                siem,
+                evidence_remote: None,
+            };
+            daemon::serve(flags, config.as_deref(), once, clock)
+        }
+        Command::Keygen { out, force } => daemon::keygen(&out, force),
+        Command::Verify {
+            repo,
+            public_key,
+            branch,
+            state,
+        } => daemon::verify(&repo, &public_key, &branch, state.as_ref()),
+        Command::Events {
+            state,
+            intent,
+            correlation_id,
+            format,
+        } => daemon::events(&state, intent, correlation_id, format),
         Command::Generate { dir, intents } => init::generate(&dir, intents),
         Command::Schema {
             command: SchemaCommand::Export { dir },

@@ -5,6 +5,8 @@
 //! subtree at the revision. Symlinks, submodules and oversized blobs are
 //! reported as such and never followed or read.
 
+pub mod remote;
 mod tree;
+pub mod watch;
 
 pub use tree::{GovernedRepo, SourceError, read_worktree};

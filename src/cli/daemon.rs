@@ -1,0 +1,230 @@
+//! `serve`, `keygen`, `verify` and `events`: the daemon and the audit trail.
+
+use super::Format;
+use crate::daemon::config::{RawConfig, Secret};
+use crate::daemon::{Clock, Daemon};
+use crate::evidence::{ExpectedHead, VerifyingKey, generate_keypair, verify_branch};
+use crate::source::GovernedRepo;
+use crate::store::{EventFilter, Store};
+use anyhow::Context as _;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+/// Environment variable holding the signing key's password, if it has one.
+pub const KEY_PASSWORD_VARIABLE: &str = "RINGMASTER_KEY_PASSWORD";
+
+fn key_password() -> Option<Secret> {
+    std::env::var(KEY_PASSWORD_VARIABLE).ok().map(Secret::new)
+}
+
+pub(super) fn serve(
+    flags: RawConfig,
+    config_file: Option<&Path>,
+    once: bool,
+    clock: Clock,
+) -> anyhow::Result<ExitCode> {
+    let file = match config_file {
+        Some(path) => RawConfig::from_file(path)?,
+        None => RawConfig::default(),
+    };
+    let environment = RawConfig::from_environment(|name| std::env::var(name).ok())?;
+    let config = file
+        .layered(environment)
+        .layered(flags)
+        .validate(key_password())?;
+    let mut daemon = Daemon::open(config)?;
+    if once {
+        let reports = daemon.process_pending(clock())?;
+        if reports.is_empty() {
+            println!("nothing to process: the tracked branch has no new commits");
+        }
+        for report in &reports {
+            println!(
+                "{} {}: {} evidence record(s), {} unchanged, {} error(s)",
+                &report.commit[..10],
+                report.outcome.as_str(),
+                report.records.len(),
+                report.unchanged,
+                report.errors
+            );
+            for record in &report.records {
+                println!(
+                    "  #{} {} {}",
+                    record.sequence,
+                    record.intent_id.as_deref().unwrap_or("-"),
+                    record.pack_path
+                );
+            }
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("start the async runtime")?;
+    runtime.block_on(daemon.run(clock, shutdown_signal()))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// SIGTERM or Ctrl-C. Only the binary installs signal handlers.
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut terminate =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(signal) => signal,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = terminate.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
+
+pub(super) fn keygen(out: &Path, force: bool) -> anyhow::Result<ExitCode> {
+    let password = key_password();
+    let paths = generate_keypair(out, password.as_ref().map(Secret::expose), force)?;
+    println!(
+        "secret key: {} (mode 0600{})",
+        paths.secret_key.display(),
+        if password.is_some() {
+            ", encrypted with $RINGMASTER_KEY_PASSWORD"
+        } else {
+            ", unencrypted"
+        }
+    );
+    println!("public key: {}", paths.public_key.display());
+    println!(
+        "check a pack with: minisign -Vm PACK.json -x PACK.json.minisig -p {}",
+        paths.public_key.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(super) fn verify(
+    repo: &Path,
+    public_key: &Path,
+    branch: &str,
+    state: Option<&PathBuf>,
+) -> anyhow::Result<ExitCode> {
+    let key = VerifyingKey::load(public_key)?;
+    let governed = GovernedRepo::open(repo)?;
+    let expected = match state {
+        Some(dir) => {
+            let store = Store::open(&dir.join("ringmaster.db"))?;
+            store.evidence_head()?.map(|head| ExpectedHead {
+                sequence: head.sequence,
+                pack_sha256: head.pack_sha256,
+            })
+        }
+        None => None,
+    };
+    let report = verify_branch(governed.repository.path(), branch, &key, expected)?;
+    if report.ok {
+        println!(
+            "{}: {} record(s) verified; signatures, hash chain, sequence and append-only history hold",
+            report.branch, report.records_checked
+        );
+    } else if let Some(failure) = &report.first_failure {
+        println!(
+            "{}: verification FAILED after {} good record(s)",
+            report.branch, report.records_checked
+        );
+        println!("{failure}");
+    }
+    Ok(ExitCode::from(report.exit_code()))
+}
+
+pub(super) fn events(
+    state: &Path,
+    intent: Option<String>,
+    correlation_id: Option<String>,
+    format: Format,
+) -> anyhow::Result<ExitCode> {
+    let database = state.join("ringmaster.db");
+    if !database.exists() {
+        anyhow::bail!(
+            "{} does not exist; pass the --state directory the daemon uses",
+            database.display()
+        );
+    }
+    let store = Store::open(&database)?;
+    let events = store.events(&EventFilter {
+        intent_id: intent,
+        correlation_id,
+        since_seq: None,
+        limit: None,
+    })?;
+    match format {
+        Format::Json | Format::Github => println!("{}", serde_json::to_string_pretty(&events)?),
+        Format::Human => {
+            let rows: Vec<Vec<String>> = events
+                .iter()
+                .map(|event| {
+                    vec![
+                        event.seq.to_string(),
+                        event.timestamp.format("%Y-%m-%d %H:%M:%S").to_string(),
+                        serde_json::to_value(event.event_type)
+                            .ok()
+                            .and_then(|v| v.as_str().map(str::to_owned))
+                            .unwrap_or_default(),
+                        event.intent_id.clone().unwrap_or_else(|| "-".into()),
+                        serde_json::to_value(event.outcome)
+                            .ok()
+                            .and_then(|v| v.as_str().map(str::to_owned))
+                            .unwrap_or_default(),
+                        summary(&event.details),
+                    ]
+                })
+                .collect();
+            print!(
+                "{}",
+                super::output::table(
+                    &["SEQ", "TIME", "EVENT", "INTENT", "OUTCOME", "DETAILS"],
+                    &rows
+                )
+            );
+            let chain = store.verify_event_chain()?;
+            match chain.first_break {
+                None => println!("\nevent chain: {} event(s), intact", chain.events_checked),
+                Some(broken) => println!(
+                    "\nevent chain BROKEN at #{}: {:?}",
+                    broken.seq, broken.reason
+                ),
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn summary(details: &serde_json::Value) -> String {
+    let pick = [
+        "decision",
+        "risk_score",
+        "evidence_sequence",
+        "commit",
+        "reason",
+        "errors",
+    ];
+    pick.iter()
+        .filter_map(|key| {
+            details.get(key).map(|value| match value {
+                serde_json::Value::String(text) if text.len() > 12 && *key == "commit" => {
+                    format!("{key}={}", &text[..10])
+                }
+                serde_json::Value::String(text) => format!("{key}={text}"),
+                other => format!("{key}={other}"),
+            })
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}

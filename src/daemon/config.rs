@@ -1,0 +1,274 @@
+//! How the daemon runs: defaults < config file < environment < flags.
+//!
+//! What is governed lives in the Git repository; this is only how the daemon
+//! itself runs (where the repository and state are, which key signs, how often
+//! to poll). Parsed into a raw, all-optional layer first, then validated into
+//! [`DaemonConfig`], so every missing or bad setting is reported by name.
+
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// The password of the signing key, never printed.
+#[derive(Clone, Default)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("***")
+    }
+}
+
+/// Where the governed repository lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RepoLocation {
+    /// A repository on this machine, watched for new commits.
+    Local(PathBuf),
+    /// A remote URL, mirrored into the state directory and fetched on an interval.
+    Remote(String),
+}
+
+impl RepoLocation {
+    pub fn parse(text: &str) -> RepoLocation {
+        let looks_remote = text.contains("://") || (text.contains('@') && text.contains(':'));
+        if looks_remote {
+            RepoLocation::Remote(text.to_owned())
+        } else {
+            RepoLocation::Local(PathBuf::from(text))
+        }
+    }
+}
+
+/// Where SIEM lines (privileged actions, policy violations) go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SiemSink {
+    Off,
+    Stdout,
+    File(PathBuf),
+}
+
+/// One layer of settings; every field optional.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    pub repo: Option<String>,
+    pub state: Option<PathBuf>,
+    pub key: Option<PathBuf>,
+    pub branch: Option<String>,
+    pub evidence_branch: Option<String>,
+    /// Seconds between polls of the tracked branch (the safety net behind
+    /// file watching and webhooks).
+    pub poll_seconds: Option<u64>,
+    /// `stdout`, `off`, or a file path.
+    pub siem: Option<String>,
+    /// Name of the Git remote evidence is pushed to (remote mode: `origin`).
+    pub evidence_remote: Option<String>,
+}
+
+impl RawConfig {
+    /// Fields of `over` win over fields of `self`.
+    pub fn layered(self, over: RawConfig) -> RawConfig {
+        RawConfig {
+            repo: over.repo.or(self.repo),
+            state: over.state.or(self.state),
+            key: over.key.or(self.key),
+            branch: over.branch.or(self.branch),
+            evidence_branch: over.evidence_branch.or(self.evidence_branch),
+            poll_seconds: over.poll_seconds.or(self.poll_seconds),
+            siem: over.siem.or(self.siem),
+            evidence_remote: over.evidence_remote.or(self.evidence_remote),
+        }
+    }
+
+    /// Reads a YAML config file.
+    pub fn from_file(path: &Path) -> Result<RawConfig, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Read {
+            path: path.to_owned(),
+            message: error.to_string(),
+        })?;
+        serde_yaml::from_str(&text).map_err(|error| ConfigError::Parse {
+            path: path.to_owned(),
+            message: error.to_string(),
+        })
+    }
+
+    /// `RINGMASTER_REPO`, `RINGMASTER_STATE`, ... from a lookup function
+    /// (the process environment in `main`, a map in tests).
+    pub fn from_environment(
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Result<RawConfig, ConfigError> {
+        let poll_seconds = match lookup("RINGMASTER_POLL_SECONDS") {
+            Some(text) => Some(text.parse().map_err(|_| ConfigError::Invalid {
+                setting: "RINGMASTER_POLL_SECONDS".into(),
+                message: format!("\"{text}\" is not a whole number of seconds"),
+            })?),
+            None => None,
+        };
+        Ok(RawConfig {
+            repo: lookup("RINGMASTER_REPO"),
+            state: lookup("RINGMASTER_STATE").map(PathBuf::from),
+            key: lookup("RINGMASTER_KEY").map(PathBuf::from),
+            branch: lookup("RINGMASTER_BRANCH"),
+            evidence_branch: lookup("RINGMASTER_EVIDENCE_BRANCH"),
+            poll_seconds,
+            siem: lookup("RINGMASTER_SIEM"),
+            evidence_remote: lookup("RINGMASTER_EVIDENCE_REMOTE"),
+        })
+    }
+
+    pub fn validate(self, key_password: Option<Secret>) -> Result<DaemonConfig, ConfigError> {
+        let missing = |setting: &str, flag: &str| ConfigError::Missing {
+            setting: setting.into(),
+            flag: flag.into(),
+        };
+        let repo = RepoLocation::parse(&self.repo.ok_or_else(|| missing("repo", "--repo"))?);
+        let state_dir = self.state.ok_or_else(|| missing("state", "--state"))?;
+        let key = self.key.ok_or_else(|| missing("key", "--key"))?;
+        let branch = self.branch.unwrap_or_else(|| "main".into());
+        let evidence_branch = self.evidence_branch.unwrap_or_else(|| "evidence".into());
+        if branch == evidence_branch {
+            return Err(ConfigError::Invalid {
+                setting: "evidence_branch".into(),
+                message: format!("must differ from the tracked branch \"{branch}\""),
+            });
+        }
+        let poll_seconds = self.poll_seconds.unwrap_or(30);
+        if poll_seconds == 0 {
+            return Err(ConfigError::Invalid {
+                setting: "poll_seconds".into(),
+                message: "must be at least 1".into(),
+            });
+        }
+        let siem = match self.siem.as_deref() {
+            None | Some("off") => SiemSink::Off,
+            Some("stdout") | Some("-") => SiemSink::Stdout,
+            Some(path) => SiemSink::File(PathBuf::from(path)),
+        };
+        let evidence_remote = match (&repo, self.evidence_remote) {
+            (_, Some(remote)) => Some(remote),
+            (RepoLocation::Remote(_), None) => Some("origin".into()),
+            (RepoLocation::Local(_), None) => None,
+        };
+        Ok(DaemonConfig {
+            repo,
+            state_dir,
+            key,
+            key_password,
+            branch,
+            evidence_branch,
+            poll_interval: Duration::from_secs(poll_seconds),
+            siem,
+            evidence_remote,
+        })
+    }
+}
+
+/// The validated settings the daemon runs with.
+#[derive(Debug, Clone)]
+pub struct DaemonConfig {
+    pub repo: RepoLocation,
+    pub state_dir: PathBuf,
+    pub key: PathBuf,
+    pub key_password: Option<Secret>,
+    /// The tracked branch of the governed repository.
+    pub branch: String,
+    pub evidence_branch: String,
+    pub poll_interval: Duration,
+    pub siem: SiemSink,
+    /// Remote that evidence is pushed to (fast-forward only), if any.
+    pub evidence_remote: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{path}: {message}")]
+    Read { path: PathBuf, message: String },
+    #[error("{path}: not a valid daemon config: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("{setting} is required: pass {flag}, set it in --config, or set RINGMASTER_{}", setting.to_uppercase())]
+    Missing { setting: String, flag: String },
+    #[error("{setting}: {message}")]
+    Invalid { setting: String, message: String },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_override_environment_override_file_override_defaults() {
+        let file = RawConfig {
+            repo: Some("/srv/repo".into()),
+            state: Some("/var/lib/a".into()),
+            key: Some("/etc/k".into()),
+            poll_seconds: Some(60),
+            ..RawConfig::default()
+        };
+        let environment = RawConfig::from_environment(|name| {
+            (name == "RINGMASTER_STATE").then(|| "/var/lib/b".to_owned())
+        })
+        .expect("env");
+        let flags = RawConfig {
+            branch: Some("release".into()),
+            ..RawConfig::default()
+        };
+        let config = file
+            .layered(environment)
+            .layered(flags)
+            .validate(None)
+            .expect("valid");
+        assert_eq!(config.repo, RepoLocation::Local("/srv/repo".into()));
+        assert_eq!(config.state_dir, PathBuf::from("/var/lib/b"));
+        assert_eq!(config.branch, "release");
+        assert_eq!(config.poll_interval, Duration::from_secs(60));
+        assert_eq!(config.evidence_branch, "evidence");
+    }
+
+    #[test]
+    fn missing_and_invalid_settings_are_named() {
+        let error = RawConfig::default()
+            .validate(None)
+            .expect_err("repo missing");
+        assert!(error.to_string().contains("--repo"), "{error}");
+        let error = RawConfig::from_environment(|n| {
+            (n == "RINGMASTER_POLL_SECONDS").then(|| "soon".into())
+        })
+        .expect_err("bad number");
+        assert!(error.to_string().contains("soon"));
+    }
+
+    #[test]
+    fn urls_are_remote_and_push_evidence_to_origin() {
+        assert_eq!(
+            RepoLocation::parse("https://git.example/t.git"),
+            RepoLocation::Remote("https://git.example/t.git".into())
+        );
+        assert_eq!(
+            RepoLocation::parse("git@github.com:contoso/t.git"),
+            RepoLocation::Remote("git@github.com:contoso/t.git".into())
+        );
+        assert_eq!(
+            RepoLocation::parse("./tenant"),
+            RepoLocation::Local("./tenant".into())
+        );
+        let config = RawConfig {
+            repo: Some("file:///srv/t.git".into()),
+            state: Some("s".into()),
+            key: Some("k".into()),
+            ..RawConfig::default()
+        }
+        .validate(Some(Secret::new("hunter2")))
+        .expect("valid");
+        assert_eq!(config.evidence_remote.as_deref(), Some("origin"));
+        assert!(!format!("{config:?}").contains("hunter2"));
+    }
+}

@@ -1,0 +1,242 @@
+//! The daemon: one closed event loop around the processing of the tracked
+//! branch (and, as ringmaster grows, the orchestrator's effects).
+//!
+//! `serve --once` processes everything pending and exits; the long-running
+//! form waits for [`Event`]s — the repository changed (file watcher), the
+//! poll timer fired (safety net, and fetch for remotes), shutdown — and
+//! handles each in one place. Nothing here reads the wall clock: `main`
+//! passes a clock in.
+
+pub mod config;
+pub mod process;
+pub mod record;
+pub mod siem;
+
+use crate::evidence::{EvidenceBranch, SigningKey};
+use crate::source::GovernedRepo;
+use crate::source::watch;
+use crate::store::Store;
+use chrono::{DateTime, Utc};
+use config::{DaemonConfig, RepoLocation};
+use process::{CommitReport, PausePoint, ProcessError, Processor};
+use siem::Siem;
+use std::path::PathBuf;
+use std::sync::Arc;
+use tokio::sync::mpsc;
+
+/// The wall clock, injected (tests pass a fixed or stepping clock).
+pub type Clock = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
+
+/// Everything that can wake the daemon.
+#[derive(Debug)]
+pub enum Event {
+    /// The watcher saw the repository's refs move.
+    RepoChanged,
+    /// The poll interval elapsed.
+    Tick,
+    Shutdown,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error("state directory {path}: {message}")]
+    State { path: PathBuf, message: String },
+    #[error("signing key {path}: {source}")]
+    Key {
+        path: PathBuf,
+        source: crate::evidence::EvidenceError,
+    },
+    #[error(transparent)]
+    Source(#[from] crate::source::SourceError),
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    #[error(transparent)]
+    Evidence(#[from] crate::evidence::EvidenceError),
+    #[error(transparent)]
+    Process(#[from] ProcessError),
+    #[error("watching the repository: {0}")]
+    Watch(String),
+}
+
+/// The daemon's long-lived state.
+pub struct Daemon {
+    pub config: DaemonConfig,
+    repo: GovernedRepo,
+    evidence: EvidenceBranch,
+    signer: SigningKey,
+    store: Store,
+    siem: Siem,
+    pause_at: Option<PausePoint>,
+}
+
+impl Daemon {
+    /// Opens (or creates) the state directory, the store, the repository (a
+    /// mirror of it for remotes) and the evidence branch, and loads the key.
+    pub fn open(config: DaemonConfig) -> Result<Daemon, DaemonError> {
+        std::fs::create_dir_all(&config.state_dir).map_err(|error| DaemonError::State {
+            path: config.state_dir.clone(),
+            message: error.to_string(),
+        })?;
+        let signer = SigningKey::load(
+            &config.key,
+            config.key_password.as_ref().map(|p| p.expose()),
+        )
+        .map_err(|source| DaemonError::Key {
+            path: config.key.clone(),
+            source,
+        })?;
+        let store = Store::open(&config.state_dir.join("ringmaster.db"))?;
+        let repo = match &config.repo {
+            RepoLocation::Local(path) => GovernedRepo::open(path)?,
+            RepoLocation::Remote(url) => {
+                let mirror = config.state_dir.join("mirror.git");
+                crate::source::remote::open_mirror(url, &mirror, &config.branch)?;
+                GovernedRepo::open(&mirror)?
+            }
+        };
+        let evidence = EvidenceBranch::open(repo.repository.path(), &config.evidence_branch)?;
+        let siem = Siem::new(config.siem.clone());
+        let pause_at = match std::env::var("RINGMASTER_TEST_PAUSE_AT").ok().as_deref() {
+            Some("after-evidence-append") => Some(PausePoint::AfterEvidenceAppend),
+            _ => None,
+        };
+        Ok(Daemon {
+            config,
+            repo,
+            evidence,
+            signer,
+            store,
+            siem,
+            pause_at,
+        })
+    }
+
+    /// Fetches (remote mode) and processes every pending commit.
+    pub fn process_pending(
+        &mut self,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<CommitReport>, DaemonError> {
+        if let RepoLocation::Remote(_) = &self.config.repo {
+            crate::source::remote::fetch(&self.repo.repository)?;
+        }
+        let mut processor = Processor {
+            repo: &self.repo,
+            branch: &self.config.branch,
+            evidence: &self.evidence,
+            signer: &self.signer,
+            store: &mut self.store,
+            siem: &mut self.siem,
+            pause_at: self.pause_at,
+        };
+        let reports = processor.process_pending(now)?;
+        if let Some(remote) = self.config.evidence_remote.clone() {
+            if let Err(error) = self.push_evidence(&remote, now) {
+                self.store.append_event(crate::store::NewEvent {
+                    correlation_id: "evidence:push".into(),
+                    intent_id: None,
+                    event_type: crate::store::EventType::PublishBlocked,
+                    timestamp: now,
+                    actor: process::ACTOR.into(),
+                    actor_role: "control-plane".into(),
+                    execution_plane: None,
+                    ring: None,
+                    outcome: crate::store::EventOutcome::Failure,
+                    details: serde_json::json!({"reason": format!("evidence could not be pushed to {remote}: {error}")}),
+                })?;
+                return Err(error.into());
+            }
+        }
+        Ok(reports)
+    }
+
+    /// Pushes the evidence branch fast-forward only. When the remote moved
+    /// (another writer), fetches, replays our records on top of the remote's
+    /// — re-signed, new sequence numbers — and pushes again. Never forces.
+    fn push_evidence(&mut self, remote: &str, now: DateTime<Utc>) -> Result<(), crate::evidence::EvidenceError> {
+        use crate::evidence::{EvidenceError, FetchOutcome};
+        if self.evidence.tip()?.is_none() {
+            return Ok(());
+        }
+        for _attempt in 0..3 {
+            match self.evidence.push(remote) {
+                Ok(_) => return Ok(()),
+                Err(EvidenceError::PushRejected { .. }) => {}
+                Err(error) => return Err(error),
+            }
+            match self.evidence.fetch(remote)? {
+                FetchOutcome::Diverged { remote: remote_tip, .. } => {
+                    let replayed = self.evidence.replay_onto(&remote_tip, &self.signer)?;
+                    if let Some(last) = replayed.last() {
+                        if let Err(error) = self.store.set_evidence_head(last.sequence, &last.pack_sha256, &last.commit, now) {
+                            tracing::warn!(%error, "could not record the replayed evidence head");
+                        }
+                    }
+                }
+                FetchOutcome::LocalAhead { .. }
+                | FetchOutcome::UpToDate { .. }
+                | FetchOutcome::FastForwarded { .. }
+                | FetchOutcome::RemoteHasNoBranch => {}
+            }
+        }
+        self.evidence.push(remote).map(|_| ())
+    }
+
+    /// The closed event loop. Returns when `shutdown` resolves.
+    pub async fn run(
+        mut self,
+        clock: Clock,
+        shutdown: impl std::future::Future<Output = ()>,
+    ) -> Result<(), DaemonError> {
+        let (sender, mut events) = mpsc::channel::<Event>(64);
+        let _watcher = match &self.config.repo {
+            RepoLocation::Local(_) => Some(
+                watch::watch_refs(self.repo.repository.path(), sender.clone())
+                    .map_err(|error| DaemonError::Watch(error.to_string()))?,
+            ),
+            RepoLocation::Remote(_) => None,
+        };
+        let poll = self.config.poll_interval;
+        let ticker = sender.clone();
+        let timer = tokio::spawn(async move {
+            // The first tick comes at once (catch up on start); then every
+            // interval, ±10% jitter so many daemons do not fetch in step.
+            let mut delay = std::time::Duration::ZERO;
+            loop {
+                tokio::time::sleep(delay).await;
+                if ticker.send(Event::Tick).await.is_err() {
+                    break;
+                }
+                let jitter: f64 = rand::random_range(0.9..1.1);
+                delay = poll.mul_f64(jitter);
+            }
+        });
+        tokio::pin!(shutdown);
+        tracing::info!(branch = %self.config.branch, "ringmaster daemon started");
+        loop {
+            let event = tokio::select! {
+                () = &mut shutdown => Event::Shutdown,
+                Some(event) = events.recv() => event,
+            };
+            match event {
+                Event::Shutdown => break,
+                Event::RepoChanged | Event::Tick => {
+                    let now = clock();
+                    let outcome = tokio::task::block_in_place(|| self.process_pending(now));
+                    match outcome {
+                        Ok(reports) => {
+                            for report in reports {
+                                tracing::info!(commit = %report.commit, outcome = report.outcome.as_str(), records = report.records.len(), "processed commit");
+                            }
+                        }
+                        // Bad input and failing dependencies never stop the daemon:
+                        // the commit stays pending and is retried on the next event.
+                        Err(error) => tracing::error!(%error, "processing failed; will retry"),
+                    }
+                }
+            }
+        }
+        timer.abort();
+        tracing::info!("ringmaster daemon stopped");
+        Ok(())
+    }
+}

@@ -1,0 +1,475 @@
+//! Processing the tracked branch: every new commit, in order, exactly once.
+//!
+//! For each commit: load and judge the snapshot (with the first parent as the
+//! base), and for every intent whose decision or content changed, sign an
+//! evidence pack, commit it to the evidence branch, then record the event and
+//! the intent's new state in the store. A commit is marked processed only
+//! after all of that, so a crash anywhere makes the next start redo the
+//! commit — and the redo recognises work already done (the evidence tip for
+//! this intent and commit, the event for that pack) instead of repeating it.
+
+use super::record;
+use super::siem::Siem;
+use crate::evaluation::{self, RuntimeFacts};
+use crate::evidence::{
+    AppendedRecord, EvidenceBranch, EvidencePack, EvidencePackInput, GitIdentity, RecordType,
+    SigningKey,
+};
+use crate::model::{DeploymentIntent, Snapshot};
+use crate::policy::Decision;
+use crate::source::GovernedRepo;
+use crate::store::{
+    CommitOutcome, EventFilter, EventOutcome, EventType, IntentUpsert, NewEvent, Store,
+    correlation_id_for,
+};
+use chrono::{DateTime, FixedOffset, TimeZone as _, Utc};
+use git2::Oid;
+use serde_json::{Value, json};
+use std::collections::HashMap;
+
+/// The daemon's actor name in events.
+pub const ACTOR: &str = "ringmaster";
+const ACTOR_ROLE: &str = "control-plane";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProcessError {
+    #[error("reading the governed repository: {0}")]
+    Source(#[from] crate::source::SourceError),
+    #[error("git: {0}")]
+    Git(#[from] git2::Error),
+    #[error("state store: {0}")]
+    Store(#[from] crate::store::StoreError),
+    /// Invariant 4: without evidence nothing proceeds; the commit is retried.
+    #[error("evidence branch cannot be written, publishing is blocked: {0}")]
+    Evidence(#[from] crate::evidence::EvidenceError),
+}
+
+/// What one processed commit produced.
+#[derive(Debug, Clone)]
+pub struct CommitReport {
+    pub commit: String,
+    pub outcome: CommitOutcome,
+    pub errors: usize,
+    pub records: Vec<AppendedRecord>,
+    /// Intents whose decision did not change (no new pack).
+    pub unchanged: usize,
+}
+
+/// A place where a test can stop the process dead (see `RINGMASTER_TEST_PAUSE_AT`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PausePoint {
+    /// After an evidence commit, before its event is recorded.
+    AfterEvidenceAppend,
+}
+
+/// Everything processing needs, borrowed from the daemon.
+pub struct Processor<'a> {
+    pub repo: &'a GovernedRepo,
+    pub branch: &'a str,
+    pub evidence: &'a EvidenceBranch,
+    pub signer: &'a SigningKey,
+    pub store: &'a mut Store,
+    pub siem: &'a mut Siem,
+    /// Test hook: announce on stderr and wait forever at this point, so a test
+    /// can `kill -9` the process exactly there.
+    pub pause_at: Option<PausePoint>,
+}
+
+/// Runtime facts read from the store before the (parallel) evaluation.
+struct StoreFacts {
+    active: HashMap<String, Vec<(String, String)>>,
+}
+
+impl RuntimeFacts for StoreFacts {
+    fn active_changes(&self, intent: &DeploymentIntent) -> Vec<(String, String)> {
+        self.active
+            .get(&intent.intent_id)
+            .cloned()
+            .unwrap_or_default()
+    }
+    fn rolled_back_versions(&self, _: &DeploymentIntent) -> Vec<String> {
+        Vec::new()
+    }
+}
+
+fn identity(signature: &git2::Signature<'_>) -> GitIdentity {
+    let when = signature.when();
+    let offset = FixedOffset::east_opt(when.offset_minutes() * 60)
+        .unwrap_or(FixedOffset::east_opt(0).expect("zero offset"));
+    GitIdentity {
+        name: signature.name().unwrap_or("unknown").to_owned(),
+        email: signature.email().unwrap_or("unknown").to_owned(),
+        time: offset
+            .timestamp_opt(when.seconds(), 0)
+            .single()
+            .unwrap_or_else(|| offset.timestamp_opt(0, 0).single().expect("epoch")),
+    }
+}
+
+impl Processor<'_> {
+    /// Commits on the tracked branch not yet processed, oldest first (first
+    /// parents only: each merge is one change). On a first start only the tip.
+    pub fn pending_commits(&self) -> Result<Vec<Oid>, ProcessError> {
+        let repository = &self.repo.repository;
+        let Ok(reference) = repository.find_reference(&format!("refs/heads/{}", self.branch))
+        else {
+            return Ok(Vec::new());
+        };
+        let tip = reference.peel_to_commit()?.id();
+        let last = self.store.last_processed_commit(self.branch)?;
+        let Some(last) = last else {
+            return Ok(vec![tip]);
+        };
+        let last = Oid::from_str(&last.commit_sha)?;
+        if last == tip {
+            return Ok(Vec::new());
+        }
+        if !repository.graph_descendant_of(tip, last).unwrap_or(false) {
+            tracing::warn!(%last, %tip, branch = self.branch, "tracked branch was rewritten; processing its tip only");
+            return Ok(vec![tip]);
+        }
+        let mut walk = repository.revwalk()?;
+        walk.push(tip)?;
+        walk.hide(last)?;
+        walk.simplify_first_parent()?;
+        walk.set_sorting(git2::Sort::TOPOLOGICAL | git2::Sort::REVERSE)?;
+        Ok(walk.collect::<Result<Vec<_>, _>>()?)
+    }
+
+    /// Processes every pending commit; stops at the first that fails (it is
+    /// retried next time, nothing after it is skipped).
+    pub fn process_pending(
+        &mut self,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<CommitReport>, ProcessError> {
+        let mut reports = Vec::new();
+        for commit in self.pending_commits()? {
+            reports.push(self.process_commit(commit, now)?);
+        }
+        Ok(reports)
+    }
+
+    fn snapshot_at(&self, commit: Oid) -> Result<Snapshot, ProcessError> {
+        Ok(crate::model::load(&self.repo.entries_at(commit)?).0)
+    }
+
+    pub fn process_commit(
+        &mut self,
+        commit: Oid,
+        now: DateTime<Utc>,
+    ) -> Result<CommitReport, ProcessError> {
+        let commit_object = self.repo.repository.find_commit(commit)?;
+        let parent = commit_object.parent_ids().next();
+        let base = match parent {
+            Some(parent) => self.snapshot_at(parent).ok(),
+            None => None,
+        };
+        let entries = self.repo.entries_at(commit)?;
+        // Runtime facts for every intent present, read before the parallel evaluation.
+        let (preview, _) = crate::model::load(&entries);
+        let mut active = HashMap::new();
+        for intent in preview.intents.values() {
+            let changes = self.store.active_changes_for(
+                &intent.application_id,
+                &intent.target_scope.acquisition_boundary,
+                &intent.target_scope.business_unit,
+            )?;
+            let others: Vec<(String, String)> = changes
+                .into_iter()
+                .filter(|c| c.intent_id != intent.intent_id)
+                .map(|c| (c.intent_id, c.ring))
+                .collect();
+            active.insert(intent.intent_id.clone(), others);
+        }
+        let facts = StoreFacts { active };
+        let (snapshot, evaluation) =
+            evaluation::evaluate_entries(&entries, base.as_ref(), now, &facts);
+        let sha = commit.to_string();
+        let errors = evaluation
+            .diagnostics
+            .iter()
+            .filter(|d| d.is_error())
+            .count();
+        if errors > 0 {
+            let diagnostics = serde_json::to_value(&evaluation.diagnostics).unwrap_or(Value::Null);
+            self.store.append_event(NewEvent {
+                correlation_id: format!("commit:{sha}"),
+                intent_id: None,
+                event_type: EventType::CommitProcessed,
+                timestamp: now,
+                actor: ACTOR.into(),
+                actor_role: ACTOR_ROLE.into(),
+                execution_plane: None,
+                ring: None,
+                outcome: EventOutcome::Failure,
+                details: json!({"commit": sha, "errors": errors, "diagnostics": diagnostics, "action": "kept the last good snapshot"}),
+            })?;
+            self.store.record_commit(
+                self.branch,
+                &sha,
+                CommitOutcome::Invalid,
+                &diagnostics,
+                now,
+            )?;
+            self.siem.emit(
+                &json!({"type": "invalid_commit", "commit": sha, "errors": errors, "at": now}),
+            );
+            tracing::warn!(commit = %sha, errors, "commit has invalid files; keeping the last good snapshot");
+            return Ok(CommitReport {
+                commit: sha,
+                outcome: CommitOutcome::Invalid,
+                errors,
+                records: Vec::new(),
+                unchanged: 0,
+            });
+        }
+
+        let author = identity(&commit_object.author());
+        let committer = identity(&commit_object.committer());
+        let mut records = Vec::new();
+        let mut unchanged = 0;
+        for intent_evaluation in &evaluation.intents {
+            let Some(intent) = snapshot.intents.get(&intent_evaluation.intent_id) else {
+                continue;
+            };
+            let fingerprint = record::fingerprint(intent, intent_evaluation);
+            let known = self.store.get_intent(&intent.intent_id)?;
+            if known
+                .as_ref()
+                .is_some_and(|k| k.content_sha256 == fingerprint)
+            {
+                unchanged += 1;
+                continue;
+            }
+            let correlation_id = correlation_id_for(&intent.intent_id);
+            let body =
+                record::decision_body(&snapshot, base.as_ref(), intent, intent_evaluation, &sha);
+            let appended = self.append_once(EvidencePackInput {
+                record_type: RecordType::Decision,
+                intent_id: Some(intent.intent_id.clone()),
+                correlation_id: correlation_id.clone(),
+                source_commit: sha.clone(),
+                source_parent: parent.map(|p| p.to_string()),
+                author: author.clone(),
+                committer: committer.clone(),
+                created_at: now,
+                body,
+            })?;
+            if self.pause_at == Some(PausePoint::AfterEvidenceAppend) {
+                pause_forever("after-evidence-append");
+            }
+            self.record_once(
+                intent,
+                intent_evaluation,
+                &appended,
+                &correlation_id,
+                &sha,
+                now,
+            )?;
+            let decision = intent_evaluation.decision();
+            self.store.upsert_intent(
+                &IntentUpsert {
+                    intent_id: intent.intent_id.clone(),
+                    application_id: intent.application_id.clone(),
+                    acquisition_boundary: intent.target_scope.acquisition_boundary.clone(),
+                    business_unit: intent.target_scope.business_unit.clone(),
+                    version: intent.version.clone(),
+                    content_sha256: fingerprint,
+                    state: known
+                        .as_ref()
+                        .map(|k| k.state.clone())
+                        .unwrap_or_else(|| "risk_assessed".into()),
+                    state_json: known
+                        .as_ref()
+                        .map(|k| k.state_json.clone())
+                        .unwrap_or_else(|| json!({})),
+                    decision: Some(decision.as_str().to_owned()),
+                    risk_score: intent_evaluation
+                        .risk
+                        .as_ref()
+                        .map(|r| u8::try_from(r.risk_score).unwrap_or(100)),
+                },
+                now,
+            )?;
+            self.store.set_evidence_head(
+                appended.sequence,
+                &appended.pack_sha256,
+                &appended.commit,
+                now,
+            )?;
+            let privileged = snapshot.applications.get(&intent.application_id).is_some_and(|a| a.privileged);
+            if privileged {
+                self.siem.emit(&json!({
+                    "type": "privileged_change",
+                    "intent_id": intent.intent_id,
+                    "application_id": intent.application_id,
+                    "correlation_id": correlation_id,
+                    "decision": decision,
+                    "requested_by": intent.requested_by,
+                    "commit": sha,
+                    "evidence_sha256": appended.pack_sha256,
+                    "at": now,
+                }));
+            }
+            if decision != Decision::Allow {
+                self.siem.emit(&json!({
+                    "type": "policy_violation",
+                    "intent_id": intent.intent_id,
+                    "correlation_id": correlation_id,
+                    "decision": decision,
+                    "rules": intent_evaluation.outcome.rule_ids(),
+                    "commit": sha,
+                    "evidence_sha256": appended.pack_sha256,
+                    "at": now,
+                }));
+            }
+            records.push(appended);
+        }
+        self.store.append_event(NewEvent {
+            correlation_id: format!("commit:{sha}"),
+            intent_id: None,
+            event_type: EventType::CommitProcessed,
+            timestamp: now,
+            actor: ACTOR.into(),
+            actor_role: ACTOR_ROLE.into(),
+            execution_plane: None,
+            ring: None,
+            outcome: EventOutcome::Success,
+            details: json!({"commit": sha, "records": records.len(), "unchanged": unchanged}),
+        })?;
+        self.store
+            .record_commit(self.branch, &sha, CommitOutcome::Ok, &json!([]), now)?;
+        Ok(CommitReport {
+            commit: sha,
+            outcome: CommitOutcome::Ok,
+            errors: 0,
+            records,
+            unchanged,
+        })
+    }
+
+    /// Appends the record unless the branch tip already is this record (a
+    /// crash after the append, before the store heard of it).
+    fn append_once(&mut self, input: EvidencePackInput) -> Result<AppendedRecord, ProcessError> {
+        if let Some(existing) = self.tip_record_for(&input)? {
+            tracing::info!(
+                sequence = existing.sequence,
+                "evidence for this change is already on the branch; not appending again"
+            );
+            return Ok(existing);
+        }
+        match self.evidence.append(input.clone(), self.signer) {
+            Ok(record) => Ok(record),
+            Err(error) => {
+                self.store.append_event(NewEvent {
+                    correlation_id: input.correlation_id.clone(),
+                    intent_id: input.intent_id.clone(),
+                    event_type: EventType::PublishBlocked,
+                    timestamp: input.created_at,
+                    actor: ACTOR.into(),
+                    actor_role: ACTOR_ROLE.into(),
+                    execution_plane: None,
+                    ring: None,
+                    outcome: EventOutcome::Failure,
+                    details: json!({"reason": format!("evidence branch cannot be written: {error}"), "commit": input.source_commit}),
+                })?;
+                Err(error.into())
+            }
+        }
+    }
+
+    /// The tip record, if it is the decision for this intent at this commit.
+    fn tip_record_for(
+        &self,
+        input: &EvidencePackInput,
+    ) -> Result<Option<AppendedRecord>, ProcessError> {
+        let Some(tip) = self.evidence.tip()? else {
+            return Ok(None);
+        };
+        let repository = &self.repo.repository;
+        let commit = repository.find_commit(Oid::from_str(&tip.commit)?)?;
+        let entry = commit
+            .tree()?
+            .get_path(std::path::Path::new(&tip.pack_path))?;
+        let blob = repository.find_blob(entry.id())?;
+        let Ok(pack) = serde_json::from_slice::<EvidencePack>(blob.content()) else {
+            return Ok(None);
+        };
+        let same = pack.record_type == input.record_type
+            && pack.intent_id == input.intent_id
+            && pack.source_commit == input.source_commit;
+        Ok(same.then(|| AppendedRecord {
+            sequence: pack.sequence,
+            pack_id: pack.pack_id.clone(),
+            record_type: pack.record_type,
+            intent_id: pack.intent_id.clone(),
+            pack_sha256: tip.pack_sha256.clone(),
+            previous_pack_sha256: pack.previous_pack_sha256.clone(),
+            pack_path: tip.pack_path.clone(),
+            signature_path: format!("{}.minisig", tip.pack_path),
+            commit: tip.commit.clone(),
+        }))
+    }
+
+    /// Records the `evidence_committed` event unless the store already has
+    /// one for this pack.
+    fn record_once(
+        &mut self,
+        intent: &DeploymentIntent,
+        evaluation: &crate::evaluation::IntentEvaluation,
+        appended: &AppendedRecord,
+        correlation_id: &str,
+        commit: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), ProcessError> {
+        let previous = self.store.events(&EventFilter {
+            intent_id: Some(intent.intent_id.clone()),
+            correlation_id: None,
+            since_seq: None,
+            limit: None,
+        })?;
+        let already = previous.iter().rev().any(|event| {
+            event.event_type == EventType::EvidenceCommitted
+                && event.details.get("evidence_sha256").and_then(Value::as_str)
+                    == Some(appended.pack_sha256.as_str())
+        });
+        if already {
+            return Ok(());
+        }
+        let decision = evaluation.decision();
+        self.store.append_event(NewEvent {
+            correlation_id: correlation_id.to_owned(),
+            intent_id: Some(intent.intent_id.clone()),
+            event_type: EventType::EvidenceCommitted,
+            timestamp: now,
+            actor: ACTOR.into(),
+            actor_role: ACTOR_ROLE.into(),
+            execution_plane: None,
+            ring: None,
+            outcome: if decision == Decision::Allow {
+                EventOutcome::Success
+            } else {
+                EventOutcome::Pending
+            },
+            details: json!({
+                "decision": decision,
+                "risk_score": evaluation.risk.as_ref().map(|r| r.risk_score),
+                "rules": evaluation.outcome.rule_ids(),
+                "commit": commit,
+                "evidence_sequence": appended.sequence,
+                "evidence_sha256": appended.pack_sha256,
+                "evidence_commit": appended.commit,
+                "evidence_path": appended.pack_path,
+            }),
+        })?;
+        Ok(())
+    }
+}
+
+/// Test hook: say where we are on stderr, then wait to be killed.
+fn pause_forever(point: &str) -> ! {
+    eprintln!("RINGMASTER-PAUSED-AT {point}");
+    loop {
+        std::thread::park();
+    }
+}

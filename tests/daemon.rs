@@ -1,0 +1,565 @@
+//! The daemon on real Git repositories: evidence on a branch, verified by
+//! `ringmaster verify` and by the real `minisign`; exactly-once processing
+//! across a `kill -9`; watching a local repository; invalid commits; remotes.
+
+mod support;
+
+use std::io::{BufRead as _, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+use support::{TestRepo, ringmaster, stderr, stdout};
+
+struct Setup {
+    repo: TestRepo,
+    keys: tempfile::TempDir,
+    state: tempfile::TempDir,
+}
+
+impl Setup {
+    fn new() -> Setup {
+        let repo = TestRepo::sample();
+        let keys = tempfile::tempdir().expect("keys");
+        let output = ringmaster(&["keygen", "--out", path(keys.path())], keys.path());
+        assert!(output.status.success(), "{}", stderr(&output));
+        Setup {
+            repo,
+            keys,
+            state: tempfile::tempdir().expect("state"),
+        }
+    }
+
+    fn key(&self) -> PathBuf {
+        self.keys.path().join("ringmaster.key")
+    }
+
+    fn public_key(&self) -> PathBuf {
+        self.keys.path().join("ringmaster.pub")
+    }
+
+    fn serve_args(&self) -> Vec<String> {
+        vec![
+            "serve".into(),
+            "--repo".into(),
+            path(&self.repo.path).into(),
+            "--state".into(),
+            path(self.state.path()).into(),
+            "--key".into(),
+            path(&self.key()).into(),
+        ]
+    }
+
+    fn serve_once(&self) -> std::process::Output {
+        let mut args = self.serve_args();
+        args.push("--once".into());
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        ringmaster(&args, &self.repo.path)
+    }
+
+    fn verify(&self, with_state: bool) -> std::process::Output {
+        let public_key = self.public_key();
+        let mut args = vec![
+            "verify",
+            path(&self.repo.path),
+            "--public-key",
+            path(&public_key),
+        ];
+        if with_state {
+            args.extend(["--state", path(self.state.path())]);
+        }
+        ringmaster(&args, &self.repo.path)
+    }
+
+    fn events(&self) -> Vec<serde_json::Value> {
+        let output = ringmaster(
+            &[
+                "events",
+                "--state",
+                path(self.state.path()),
+                "--format",
+                "json",
+            ],
+            &self.repo.path,
+        );
+        assert!(output.status.success(), "{}", stderr(&output));
+        serde_json::from_str(&stdout(&output)).expect("events json")
+    }
+
+    fn evidence_files(&self) -> Vec<String> {
+        self.repo
+            .git(&["ls-tree", "-r", "--name-only", "evidence"])
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+}
+
+fn path(p: &Path) -> &str {
+    p.to_str().expect("utf-8 path")
+}
+
+fn count(events: &[serde_json::Value], event_type: &str) -> usize {
+    events
+        .iter()
+        .filter(|e| e["event_type"] == event_type)
+        .count()
+}
+
+#[test]
+fn serve_once_commits_signed_evidence_that_verify_and_minisign_accept() {
+    let setup = Setup::new();
+    let output = setup.serve_once();
+    assert!(
+        output.status.success(),
+        "{}{}",
+        stdout(&output),
+        stderr(&output)
+    );
+    let files = setup.evidence_files();
+    let packs: Vec<&String> = files.iter().filter(|f| f.ends_with(".json")).collect();
+    assert_eq!(
+        packs.len(),
+        7,
+        "one decision pack per sample intent: {files:?}"
+    );
+    assert_eq!(files.len(), 14, "each pack has its signature");
+
+    let output = setup.verify(true);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&output),
+        stderr(&output)
+    );
+
+    // Every signature verifies with the standard minisign tool.
+    let scratch = tempfile::tempdir().expect("scratch");
+    for pack in packs {
+        let local = scratch.path().join("pack.json");
+        std::fs::write(
+            &local,
+            setup.repo.git(&["show", &format!("evidence:{pack}")]) + "",
+        )
+        .expect("write");
+        let bytes = Command::new("git")
+            .args(["show", &format!("evidence:{pack}")])
+            .current_dir(&setup.repo.path)
+            .output()
+            .expect("git show");
+        std::fs::write(&local, &bytes.stdout).expect("write pack");
+        let signature = Command::new("git")
+            .args(["show", &format!("evidence:{pack}.minisig")])
+            .current_dir(&setup.repo.path)
+            .output()
+            .expect("git show");
+        std::fs::write(scratch.path().join("pack.json.minisig"), &signature.stdout)
+            .expect("write sig");
+        let minisign = Command::new("minisign")
+            .args([
+                "-V",
+                "-m",
+                path(&local),
+                "-x",
+                path(&scratch.path().join("pack.json.minisig")),
+                "-p",
+                path(&setup.public_key()),
+            ])
+            .output()
+            .expect("the minisign tool is installed (scripts/test.sh installs it)");
+        assert!(
+            minisign.status.success(),
+            "minisign rejected {pack}: {}",
+            String::from_utf8_lossy(&minisign.stderr)
+        );
+    }
+
+    // main was never touched; the governed work tree is clean.
+    assert_eq!(
+        setup.repo.git(&["rev-parse", "--abbrev-ref", "HEAD"]),
+        "main"
+    );
+    assert_eq!(setup.repo.git(&["status", "--porcelain"]), "");
+
+    // A second run finds nothing new and writes nothing.
+    let output = setup.serve_once();
+    assert!(
+        stdout(&output).contains("nothing to process"),
+        "{}",
+        stdout(&output)
+    );
+    assert_eq!(setup.evidence_files().len(), 14);
+}
+
+#[test]
+fn a_new_approval_changes_one_decision_and_adds_one_pack() {
+    let setup = Setup::new();
+    assert!(setup.serve_once().status.success());
+    setup.repo.write(
+        "approvals/cab-2026-0150.yaml",
+        "apiVersion: ringmaster.dev/v1
+kind: ApprovalRecord
+approval_id: cab-2026-0150
+deployment_intent_id: osquery-6.0.0-it
+decision: approved
+decided_by: dave
+decided_at: 2026-11-27T10:00:00Z
+expiry: 2099-12-31T00:00:00Z
+justification: Major osquery upgrade reviewed; pilot ring watched by SecOps.
+",
+    );
+    let commit = setup.repo.commit_all("CAB approval for osquery 6.0.0");
+    let output = setup.serve_once();
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(
+        stdout(&output).contains(&commit[..10]),
+        "{}",
+        stdout(&output)
+    );
+    assert!(
+        stdout(&output).contains("1 evidence record(s), 6 unchanged"),
+        "{}",
+        stdout(&output)
+    );
+    let events = setup.events();
+    let osquery: Vec<_> = events
+        .iter()
+        .filter(|e| e["intent_id"] == "osquery-6.0.0-it" && e["event_type"] == "evidence_committed")
+        .collect();
+    assert_eq!(osquery.len(), 2);
+    assert_eq!(osquery[1]["details"]["decision"], "ALLOW");
+    assert_eq!(setup.verify(true).status.code(), Some(0));
+}
+
+#[test]
+fn every_commit_is_processed_in_order() {
+    let setup = Setup::new();
+    assert!(setup.serve_once().status.success());
+    let first = setup
+        .repo
+        .edit(
+            "intents/chrome-131-finance.yaml",
+            "Monthly Chrome",
+            "Monthly Chrome (reviewed)",
+        )
+        .commit_all("one");
+    let second = setup
+        .repo
+        .edit(
+            "intents/zoom-6.3.0-finance.yaml",
+            "description:",
+            "description: >-\n  Reviewed.\n  ",
+        )
+        .commit_all("two");
+    let output = setup.serve_once();
+    assert!(
+        output.status.success(),
+        "{}{}",
+        stdout(&output),
+        stderr(&output)
+    );
+    let text = stdout(&output);
+    let at_first = text.find(&first[..10]).expect("first commit processed");
+    let at_second = text.find(&second[..10]).expect("second commit processed");
+    assert!(at_first < at_second, "{text}");
+    let events = setup.events();
+    let commits: Vec<&str> = events
+        .iter()
+        .filter(|e| e["event_type"] == "commit_processed")
+        .map(|e| e["details"]["commit"].as_str().expect("commit"))
+        .collect();
+    assert_eq!(&commits[1..], &[first.as_str(), second.as_str()]);
+}
+
+#[test]
+fn an_invalid_commit_is_recorded_and_the_daemon_carries_on() {
+    let setup = Setup::new();
+    assert!(setup.serve_once().status.success());
+    setup.repo.write(
+        "intents/broken.yaml",
+        "apiVersion: ringmaster.dev/v1\nkind: DeploymentIntent\nintent_id: [oops\n",
+    );
+    let bad = setup.repo.commit_all("broken intent");
+    let output = setup.serve_once();
+    assert!(
+        output.status.success(),
+        "bad input never fails the daemon: {}",
+        stderr(&output)
+    );
+    assert!(stdout(&output).contains("invalid"), "{}", stdout(&output));
+    assert_eq!(
+        setup.evidence_files().len(),
+        14,
+        "no evidence for an invalid commit"
+    );
+    let events = setup.events();
+    let failure = events
+        .iter()
+        .find(|e| e["event_type"] == "commit_processed" && e["details"]["commit"] == bad.as_str())
+        .expect("the invalid commit is recorded");
+    assert_eq!(failure["outcome"], "failure");
+    assert!(
+        failure["details"]["diagnostics"]
+            .to_string()
+            .contains("intents/broken.yaml")
+    );
+
+    // The fix is processed normally afterwards.
+    std::fs::remove_file(setup.repo.path.join("intents/broken.yaml")).expect("rm");
+    setup.repo.commit_all("remove the broken intent");
+    let output = setup.serve_once();
+    assert!(stdout(&output).contains(" ok: "), "{}", stdout(&output));
+}
+
+#[test]
+fn blocked_evidence_branch_blocks_and_is_retried() {
+    let setup = Setup::new();
+    // A stale lock on the evidence ref makes the branch unwritable.
+    let lock = setup.repo.path.join(".git/refs/heads/evidence.lock");
+    std::fs::write(&lock, "").expect("lock");
+    let output = setup.serve_once();
+    assert_eq!(output.status.code(), Some(2), "{}", stdout(&output));
+    assert!(
+        stderr(&output).contains("publishing is blocked"),
+        "{}",
+        stderr(&output)
+    );
+    let events = setup.events();
+    assert!(count(&events, "publish_blocked") >= 1, "{events:#?}");
+    assert_eq!(
+        count(&events, "commit_processed"),
+        0,
+        "the commit stays pending"
+    );
+
+    std::fs::remove_file(&lock).expect("unlock");
+    let output = setup.serve_once();
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(setup.evidence_files().len(), 14);
+    assert_eq!(setup.verify(true).status.code(), Some(0));
+}
+
+#[test]
+fn kill_between_evidence_and_event_leaves_one_pack_and_one_event() {
+    let setup = Setup::new();
+    let mut args = setup.serve_args();
+    args.push("--once".into());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ringmaster"))
+        .args(&args)
+        .env("RINGMASTER_TEST_PAUSE_AT", "after-evidence-append")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let stderr_pipe = child.stderr.take().expect("stderr");
+    let mut lines = BufReader::new(stderr_pipe).lines();
+    let paused = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .any(|line| line.contains("RINGMASTER-PAUSED-AT after-evidence-append"));
+    assert!(paused, "the daemon reached the pause point");
+    child.kill().expect("kill -9"); // SIGKILL on Unix
+    child.wait().expect("reaped");
+    assert_eq!(
+        setup.evidence_files().len(),
+        2,
+        "exactly the first pack was committed before the kill"
+    );
+
+    let output = setup.serve_once();
+    assert!(
+        output.status.success(),
+        "{}{}",
+        stdout(&output),
+        stderr(&output)
+    );
+    let files = setup.evidence_files();
+    assert_eq!(
+        files.len(),
+        14,
+        "one pack per intent, none repeated: {files:?}"
+    );
+    let events = setup.events();
+    assert_eq!(
+        count(&events, "evidence_committed"),
+        7,
+        "one event per pack"
+    );
+    let sequences: Vec<u64> = events
+        .iter()
+        .map(|e| e["seq"].as_u64().expect("seq"))
+        .collect();
+    assert_eq!(
+        sequences,
+        (1..=sequences.len() as u64).collect::<Vec<_>>(),
+        "no gaps"
+    );
+    let mut evidence_sequences: Vec<u64> = events
+        .iter()
+        .filter(|e| e["event_type"] == "evidence_committed")
+        .map(|e| e["details"]["evidence_sequence"].as_u64().expect("n"))
+        .collect();
+    evidence_sequences.sort_unstable();
+    assert_eq!(evidence_sequences, (1..=7).collect::<Vec<_>>());
+    assert_eq!(setup.verify(true).status.code(), Some(0));
+}
+
+#[test]
+fn a_watched_repository_is_processed_without_a_restart() {
+    let setup = Setup::new();
+    let mut args = setup.serve_args();
+    args.extend(["--poll-seconds".into(), "3600".into()]);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ringmaster"))
+        .args(&args)
+        .env("RINGMASTER_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let stderr_pipe = child.stderr.take().expect("stderr");
+    let (lines_sender, lines) = mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr_pipe).lines().map_while(Result::ok) {
+            if lines_sender.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let wait_for = |needle: &str| {
+        loop {
+            match lines.recv_timeout(Duration::from_secs(30)) {
+                Ok(line) if line.contains(needle) => return true,
+                Ok(_) => continue,
+                Err(_) => return false,
+            }
+        }
+    };
+    // The first poll tick processes the current tip.
+    let tip = setup.repo.git(&["rev-parse", "HEAD"]);
+    assert!(wait_for(&tip), "initial tip processed");
+    let commit = setup
+        .repo
+        .edit(
+            "intents/chrome-131-finance.yaml",
+            "Monthly Chrome",
+            "Monthly Chrome (watched)",
+        )
+        .commit_all("watched change");
+    let seen = wait_for(&commit);
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        seen,
+        "the new commit was processed through the watcher, with polling at one hour"
+    );
+    let events = setup.events();
+    assert!(
+        events
+            .iter()
+            .any(|e| e["details"]["commit"] == commit.as_str())
+    );
+}
+
+#[test]
+fn a_remote_repository_is_mirrored_and_evidence_is_pushed() {
+    let setup = Setup::new();
+    let remote_dir = tempfile::tempdir().expect("remote");
+    let remote = remote_dir.path().join("tenant.git");
+    let status = Command::new("git")
+        .args([
+            "clone",
+            "-q",
+            "--bare",
+            path(&setup.repo.path),
+            path(&remote),
+        ])
+        .status()
+        .expect("git clone");
+    assert!(status.success());
+    let url = format!("file://{}", path(&remote));
+    let state = tempfile::tempdir().expect("state");
+    let output = ringmaster(
+        &[
+            "serve",
+            "--repo",
+            &url,
+            "--state",
+            path(state.path()),
+            "--key",
+            path(&setup.key()),
+            "--once",
+        ],
+        state.path(),
+    );
+    assert!(
+        output.status.success(),
+        "{}{}",
+        stdout(&output),
+        stderr(&output)
+    );
+    assert!(state.path().join("mirror.git").is_dir());
+    let output = ringmaster(
+        &[
+            "verify",
+            path(&remote),
+            "--public-key",
+            path(&setup.public_key()),
+        ],
+        state.path(),
+    );
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "evidence reached the remote: {}{}",
+        stdout(&output),
+        stderr(&output)
+    );
+}
+
+#[test]
+fn verify_with_state_catches_a_branch_rewritten_shorter() {
+    let setup = Setup::new();
+    assert!(setup.serve_once().status.success());
+    // Drop the last record by moving the branch back one commit (a force-push).
+    setup.repo.git(&["branch", "-f", "evidence", "evidence~1"]);
+    let output = setup.verify(false);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "the shorter branch is self-consistent"
+    );
+    let output = setup.verify(true);
+    assert_eq!(output.status.code(), Some(1), "{}", stdout(&output));
+    assert!(
+        stdout(&output).contains("#7"),
+        "names the missing record: {}",
+        stdout(&output)
+    );
+}
+
+#[test]
+fn policy_violations_go_to_the_siem_file() {
+    let setup = Setup::new();
+    let siem = setup.state.path().join("siem.jsonl");
+    let mut args = setup.serve_args();
+    args.extend(["--once".into(), "--siem".into(), path(&siem).into()]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    assert!(ringmaster(&args, &setup.repo.path).status.success());
+    let text = std::fs::read_to_string(&siem).expect("siem file written");
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json line"))
+        .collect();
+    let intents: Vec<&str> = lines
+        .iter()
+        .filter(|l| l["type"] == "policy_violation")
+        .map(|l| l["intent_id"].as_str().expect("id"))
+        .collect();
+    assert!(intents.contains(&"osquery-6.0.0-it"), "{lines:#?}");
+    assert!(
+        intents.contains(&"build-agent-2.8.0-engineering"),
+        "{lines:#?}"
+    );
+    assert!(!intents.contains(&"chrome-131-finance"));
+}
