@@ -7,4 +7,5 @@
 #![forbid(unsafe_code)]
 
 pub mod diagnostic;
+pub mod evidence;
 pub mod model;
