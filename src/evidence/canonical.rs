@@ -32,6 +32,21 @@ pub fn canonical_json(value: &Value) -> Vec<u8> {
     output
 }
 
+/// The canonical form of the object `value` without its top-level member
+/// `skipped_key` (used to derive pack ids without copying the pack).
+pub(crate) fn canonical_json_without_member(value: &Value, skipped_key: &str) -> Vec<u8> {
+    let mut output = Vec::with_capacity(1024);
+    match value {
+        Value::Object(map) => write_object(
+            map.iter().filter(|(key, _)| key.as_str() != skipped_key),
+            &mut output,
+        ),
+        other => write_canonical(other, &mut output),
+    }
+    output.push(b'\n');
+    output
+}
+
 /// The lower-case hex SHA-256 of `bytes` (64 characters).
 pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
@@ -39,20 +54,7 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 
 fn write_canonical(value: &Value, output: &mut Vec<u8>) {
     match value {
-        Value::Object(map) => {
-            let mut entries: Vec<(&String, &Value)> = map.iter().collect();
-            entries.sort_unstable_by(|left, right| left.0.as_bytes().cmp(right.0.as_bytes()));
-            output.push(b'{');
-            for (index, (key, entry_value)) in entries.into_iter().enumerate() {
-                if index > 0 {
-                    output.push(b',');
-                }
-                write_string(key, output);
-                output.push(b':');
-                write_canonical(entry_value, output);
-            }
-            output.push(b'}');
-        }
+        Value::Object(map) => write_object(map.iter(), output),
         Value::Array(items) => {
             output.push(b'[');
             for (index, item) in items.iter().enumerate() {
@@ -67,6 +69,24 @@ fn write_canonical(value: &Value, output: &mut Vec<u8>) {
         // Null, booleans and numbers have exactly one compact rendering.
         scalar => output.extend_from_slice(scalar.to_string().as_bytes()),
     }
+}
+
+fn write_object<'value>(
+    members: impl Iterator<Item = (&'value String, &'value Value)>,
+    output: &mut Vec<u8>,
+) {
+    let mut entries: Vec<(&String, &Value)> = members.collect();
+    entries.sort_unstable_by(|left, right| left.0.as_bytes().cmp(right.0.as_bytes()));
+    output.push(b'{');
+    for (index, (key, entry_value)) in entries.into_iter().enumerate() {
+        if index > 0 {
+            output.push(b',');
+        }
+        write_string(key, output);
+        output.push(b':');
+        write_canonical(entry_value, output);
+    }
+    output.push(b'}');
 }
 
 fn write_string(text: &str, output: &mut Vec<u8>) {
@@ -132,6 +152,15 @@ mod tests {
         assert_eq!(
             canonical_json(&Value::Object(first)),
             canonical_json(&Value::Object(second))
+        );
+    }
+
+    #[test]
+    fn canonical_form_can_leave_out_one_top_level_member() {
+        let value = json!({"b": {"pack_id": 1}, "pack_id": "x", "a": 2});
+        assert_eq!(
+            canonical_json_without_member(&value, "pack_id"),
+            b"{\"a\":2,\"b\":{\"pack_id\":1}}\n".to_vec()
         );
     }
 

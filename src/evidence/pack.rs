@@ -34,7 +34,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use uuid::Uuid;
 
-use super::canonical::{canonical_json, sha256_hex};
+use super::canonical::{canonical_json, canonical_json_without_member, sha256_hex};
 use super::keys::SigningKey;
 use super::{EvidenceError, Result};
 
@@ -244,11 +244,8 @@ pub(crate) fn pack_to_value(pack: &EvidencePack) -> Result<Value> {
 /// The deterministic pack id of a pack given as JSON (its `pack_id` member,
 /// if any, is ignored).
 pub(crate) fn pack_id_of(pack_value: &Value) -> String {
-    let mut without_id = pack_value.clone();
-    if let Value::Object(members) = &mut without_id {
-        members.remove("pack_id");
-    }
-    Uuid::new_v5(&PACK_ID_NAMESPACE, &canonical_json(&without_id)).to_string()
+    let canonical_without_id = canonical_json_without_member(pack_value, "pack_id");
+    Uuid::new_v5(&PACK_ID_NAMESPACE, &canonical_without_id).to_string()
 }
 
 fn validate_input(input: &EvidencePackInput) -> Result<()> {

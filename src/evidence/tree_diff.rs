@@ -7,9 +7,10 @@
 //! small; the parent commit's trees are kept from the previous step rather
 //! than read again. That keeps `verify` linear in the number of records.
 
+use std::cmp::Ordering;
 use std::collections::HashMap;
 
-use git2::{ObjectType, Oid, Repository, Tree};
+use git2::{ObjectType, Oid, Repository, Tree, TreeEntry};
 
 /// A file a commit adds.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -92,52 +93,100 @@ impl<'repository> TreeCache<'repository> {
             Some(id) => Some(self.tree(id, prefix)?),
             None => None,
         };
-        if let Some(old_tree) = &old_tree {
-            for old_entry in old_tree.iter() {
-                let path = join(prefix, old_entry.name_bytes());
-                let Some(new_entry) = new_tree.get_name_bytes(old_entry.name_bytes()) else {
-                    return Err(violation(path, "deletes"));
-                };
-                if new_entry.id() == old_entry.id() && new_entry.filemode() == old_entry.filemode()
-                {
-                    continue;
-                }
-                let both_trees = old_entry.kind() == Some(ObjectType::Tree)
-                    && new_entry.kind() == Some(ObjectType::Tree);
-                if !both_trees {
-                    return Err(violation(path, "modifies"));
-                }
-                self.compare(Some(old_entry.id()), new_entry.id(), &path, added)?;
-            }
-        }
-        for new_entry in new_tree.iter() {
-            let in_old_tree = old_tree
+        // Both trees list their entries in git's order: walk them side by
+        // side, so each directory costs one pass and no lookups.
+        let old_length = old_tree.as_ref().map_or(0, Tree::len);
+        let (mut old_index, mut new_index) = (0, 0);
+        loop {
+            let old_entry = old_tree
                 .as_ref()
-                .is_some_and(|tree| tree.get_name_bytes(new_entry.name_bytes()).is_some());
-            if in_old_tree {
-                continue;
-            }
-            let path = join(prefix, new_entry.name_bytes());
-            match new_entry.kind() {
-                Some(ObjectType::Tree) => self.compare(None, new_entry.id(), &path, added)?,
-                Some(ObjectType::Blob) if new_entry.filemode() == 0o100644 => {
-                    added.push(AddedFile {
-                        path,
-                        blob: new_entry.id(),
-                    })
+                .filter(|_| old_index < old_length)
+                .and_then(|tree| tree.get(old_index));
+            let new_entry = new_tree.get(new_index);
+            match (old_entry, new_entry) {
+                (None, None) => return Ok(()),
+                (Some(old_entry), None) => {
+                    return Err(violation(join(prefix, old_entry.name_bytes()), "deletes"));
                 }
-                Some(ObjectType::Blob) => {
-                    let reason = format!(
-                        "adds {path} with mode {:o}; evidence files are plain files (100644)",
-                        new_entry.filemode()
-                    );
-                    return Err(TreeViolation { path, reason });
+                (None, Some(new_entry)) => {
+                    self.add_entry(&new_entry, prefix, added)?;
+                    new_index += 1;
                 }
-                _ => return Err(violation(path, "adds a submodule or unknown object at")),
+                (Some(old_entry), Some(new_entry)) => match git_entry_order(&old_entry, &new_entry)
+                {
+                    Ordering::Less => {
+                        return Err(violation(join(prefix, old_entry.name_bytes()), "deletes"));
+                    }
+                    Ordering::Greater => {
+                        self.add_entry(&new_entry, prefix, added)?;
+                        new_index += 1;
+                    }
+                    Ordering::Equal => {
+                        let unchanged = new_entry.id() == old_entry.id()
+                            && new_entry.filemode() == old_entry.filemode();
+                        if !unchanged {
+                            let path = join(prefix, old_entry.name_bytes());
+                            if !(is_tree(&old_entry) && is_tree(&new_entry)) {
+                                return Err(violation(path, "modifies"));
+                            }
+                            self.compare(Some(old_entry.id()), new_entry.id(), &path, added)?;
+                        }
+                        old_index += 1;
+                        new_index += 1;
+                    }
+                },
             }
         }
-        Ok(())
     }
+
+    /// Records an entry that is new: every file under it is added.
+    fn add_entry(
+        &mut self,
+        entry: &TreeEntry<'_>,
+        prefix: &str,
+        added: &mut Vec<AddedFile>,
+    ) -> Result<(), TreeViolation> {
+        let path = join(prefix, entry.name_bytes());
+        match entry.kind() {
+            Some(ObjectType::Tree) => self.compare(None, entry.id(), &path, added),
+            Some(ObjectType::Blob) if entry.filemode() == 0o100644 => {
+                added.push(AddedFile {
+                    path,
+                    blob: entry.id(),
+                });
+                Ok(())
+            }
+            Some(ObjectType::Blob) => {
+                let reason = format!(
+                    "adds {path} with mode {:o}; evidence files are plain files (100644)",
+                    entry.filemode()
+                );
+                Err(TreeViolation { path, reason })
+            }
+            _ => Err(violation(path, "adds a submodule or unknown object at")),
+        }
+    }
+}
+
+fn is_tree(entry: &TreeEntry<'_>) -> bool {
+    entry.kind() == Some(ObjectType::Tree)
+}
+
+/// git's order of tree entries: by name bytes, a directory's name compared
+/// as if it ended with `/`.
+fn git_entry_order(left: &TreeEntry<'_>, right: &TreeEntry<'_>) -> Ordering {
+    let (left_name, right_name) = (left.name_bytes(), right.name_bytes());
+    let common = left_name.len().min(right_name.len());
+    left_name[..common]
+        .cmp(&right_name[..common])
+        .then_with(|| {
+            let next_byte = |name: &[u8], entry: &TreeEntry<'_>| match name.get(common) {
+                Some(byte) => *byte,
+                None if is_tree(entry) => b'/',
+                None => 0,
+            };
+            next_byte(left_name, left).cmp(&next_byte(right_name, right))
+        })
 }
 
 fn join(prefix: &str, name: &[u8]) -> String {

@@ -11,17 +11,18 @@
 //! commit message and trailers are the ones the pack implies. With an
 //! expected head, the branch must still hold that record with that hash.
 //!
-//! Reading git is sequential (one walker); the per-record checks — mostly
-//! the two Ed25519 verifications — run on every core.
+//! The work — reading git objects and, mostly, the two Ed25519
+//! verifications per record — runs on every core (see [`verify_branch`]).
 
 use std::fmt;
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::sync_channel;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, PoisonError};
 
 use git2::{ErrorCode, Oid, Repository};
+use serde::Deserialize;
 use serde_json::Value;
+use sha2::{Digest, Sha256};
 
 use super::branch::short;
 use super::canonical::{canonical_json, sha256_hex};
@@ -30,7 +31,7 @@ use super::pack::{
     EvidencePack, GENESIS_PREVIOUS_PACK_SHA256, PACK_FORMAT, commit_message, pack_id_of, pack_path,
     trusted_comment,
 };
-use super::tree_diff::TreeCache;
+use super::tree_diff::{AddedFile, TreeCache};
 use super::{EvidenceError, Result, git_context};
 
 /// A record the branch must still contain (as last seen by the caller):
@@ -111,18 +112,18 @@ impl fmt::Display for VerifyReport {
 }
 
 /// One record as read from git, for the per-record checks.
-struct RecordCandidate {
+struct RecordView<'record> {
     position: u64,
-    commit: String,
-    commit_message: String,
-    pack_path: String,
-    pack_bytes: Vec<u8>,
-    signature_bytes: Vec<u8>,
-    pack_sha256: String,
-    previous_pack_sha256: String,
+    pack_path: &'record str,
+    pack_bytes: &'record [u8],
+    signature_bytes: &'record [u8],
+    pack_sha256: &'record str,
+    /// The previous pack's sha256 when known here; at the start of a chunk
+    /// the link is checked after all chunks are done.
+    previous_pack_sha256: Option<&'record str>,
 }
 
-/// The earliest failure found so far, shared by walker and checkers.
+/// The earliest failure found so far, shared by all walkers.
 struct FirstFailure {
     lowest_sequence: AtomicU64,
     failure: Mutex<Option<Failure>>,
@@ -146,23 +147,52 @@ impl FirstFailure {
     }
 }
 
-/// How many records the walker hands to a checker at once.
-const BATCH_SIZE: usize = 64;
+/// Records per chunk of the chain handed to one walker at a time.
+const CHUNK_SIZE: usize = 512;
+
+/// How a chunk links to its neighbours in the hash chain.
+#[derive(Default, Clone)]
+struct ChunkLinks {
+    /// The first record's `previous_pack_sha256`, as the pack claims it.
+    first_claimed_previous: Option<String>,
+    /// The last record's sha256.
+    last_pack_sha256: Option<String>,
+}
+
+/// The record matching the caller's expected head, as found.
+struct ReachedRecord {
+    commit: String,
+    pack_path: String,
+    pack_sha256: String,
+}
+
+/// State shared by the walkers of one verification.
+struct Verification<'shared> {
+    repository_path: &'shared Path,
+    chain: &'shared [ChainCommit],
+    key: &'shared VerifyingKey,
+    expected_head: Option<&'shared ExpectedHead>,
+    next_chunk: AtomicUsize,
+    chunk_links: Mutex<Vec<ChunkLinks>>,
+    reached: Mutex<Option<ReachedRecord>>,
+    first_failure: FirstFailure,
+}
 
 /// Verifies the evidence branch `branch` (a branch name, or a full
 /// reference such as `refs/remotes/origin/evidence`) of the repository at
 /// `repository_path` against `key`. Integrity problems are reported in the
 /// [`VerifyReport`]; `Err` means verification could not run at all.
+///
+/// The chain is cut into chunks that walkers on every core take in turn,
+/// each with its own handle on the repository; the hash links between
+/// chunks are checked once all are done.
 pub fn verify_branch(
     repository_path: &Path,
     branch: &str,
     key: &VerifyingKey,
     expected_head: Option<ExpectedHead>,
 ) -> Result<VerifyReport> {
-    let repository = Repository::open(repository_path).map_err(git_context(format!(
-        "cannot open repository {}",
-        repository_path.display()
-    )))?;
+    let repository = open_repository(repository_path)?;
     let reference_name = if branch.starts_with("refs/") {
         branch.to_string()
     } else {
@@ -180,96 +210,98 @@ pub fn verify_branch(
         branch: branch.to_string(),
         repository: repository_path.to_path_buf(),
     })?;
-    let chain = first_parent_chain(&repository, tip)?;
+    drop(repository);
+    let chain = first_parent_chain(repository_path, tip)?;
 
-    let first_failure = FirstFailure {
-        lowest_sequence: AtomicU64::new(u64::MAX),
-        failure: Mutex::new(None),
+    let chunk_count = chain.len().div_ceil(CHUNK_SIZE);
+    let verification = Verification {
+        repository_path,
+        chain: &chain,
+        key,
+        expected_head: expected_head.as_ref(),
+        next_chunk: AtomicUsize::new(0),
+        chunk_links: Mutex::new(vec![ChunkLinks::default(); chunk_count]),
+        reached: Mutex::new(None),
+        first_failure: FirstFailure {
+            lowest_sequence: AtomicU64::new(u64::MAX),
+            failure: Mutex::new(None),
+        },
     };
-    let checker_count = std::thread::available_parallelism().map_or(2, usize::from);
-    let (sender, receiver) = sync_channel::<Vec<RecordCandidate>>(checker_count * 4);
-    let receiver = Mutex::new(receiver);
-    let walk = std::thread::scope(|scope| {
-        for _ in 0..checker_count {
-            scope.spawn(|| {
-                loop {
-                    let batch = receiver
-                        .lock()
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .recv();
-                    let Ok(batch) = batch else { break };
-                    for candidate in batch {
-                        if first_failure.is_before(candidate.position) {
-                            continue;
-                        }
-                        if let Err(reason) = check_record(&candidate, key) {
-                            first_failure.record(Failure {
-                                sequence: candidate.position,
-                                commit: Some(candidate.commit),
-                                path: Some(candidate.pack_path),
-                                reason,
-                            });
-                        }
-                    }
-                }
-            });
-        }
-        let walk = walk_records(
-            &repository,
-            &chain,
-            expected_head.as_ref(),
-            &first_failure,
-            |batch| {
-                // A send fails only when every checker has stopped, which they
-                // do only once the channel closes.
-                let _ = sender.send(batch);
-            },
-        );
-        drop(sender);
-        walk
+    let walker_count = std::thread::available_parallelism()
+        .map_or(2, usize::from)
+        .min(chunk_count.max(1));
+    let walker_results: Vec<Result<()>> = std::thread::scope(|scope| {
+        let walkers: Vec<_> = (0..walker_count)
+            .map(|_| scope.spawn(|| verification.walk_chunks()))
+            .collect();
+        walkers
+            .into_iter()
+            .map(|walker| {
+                walker
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            })
+            .collect()
     });
+    for result in walker_results {
+        result?;
+    }
+    verification.check_chunk_links();
 
-    if let (Some(expected), Some(reached)) = (&expected_head, &walk.expected_record) {
-        if reached.pack_sha256 != expected.pack_sha256 {
-            first_failure.record(Failure {
-                sequence: expected.sequence,
-                commit: Some(reached.commit.clone()),
-                path: Some(reached.pack_path.clone()),
-                reason: format!(
-                    "pack sha256 is {}, but record #{} was {} when last verified: the branch history was rewritten",
-                    reached.pack_sha256, expected.sequence, expected.pack_sha256
-                ),
-            });
+    let chain_length = chain.len() as u64;
+    let reached = verification
+        .reached
+        .into_inner()
+        .unwrap_or_else(PoisonError::into_inner);
+    if let Some(expected) = &expected_head {
+        match reached {
+            Some(reached) if reached.pack_sha256 != expected.pack_sha256 => {
+                verification.first_failure.record(Failure {
+                    sequence: expected.sequence,
+                    commit: Some(reached.commit),
+                    path: Some(reached.pack_path),
+                    reason: format!(
+                        "pack sha256 is {}, but record #{} was {} when last verified: the branch history was rewritten",
+                        reached.pack_sha256, expected.sequence, expected.pack_sha256
+                    ),
+                });
+            }
+            None if chain_length < expected.sequence => {
+                verification.first_failure.record(Failure {
+                    sequence: expected.sequence,
+                    commit: None,
+                    path: None,
+                    reason: format!(
+                        "the branch ends at record #{chain_length}, but record #{} (sha256 {}) was there before: records were dropped by a history rewrite or force-push",
+                        expected.sequence, expected.pack_sha256
+                    ),
+                });
+            }
+            _ => {}
         }
-    } else if let Some(expected) = &expected_head
-        && walk.completed
-        && walk.records_walked < expected.sequence
-    {
-        first_failure.record(Failure {
-            sequence: expected.sequence,
-            commit: None,
-            path: None,
-            reason: format!(
-                "the branch ends at record #{}, but record #{} (sha256 {}) was there before: records were dropped by a history rewrite or force-push",
-                walk.records_walked, expected.sequence, expected.pack_sha256
-            ),
-        });
     }
 
-    let failure = first_failure
+    let failure = verification
+        .first_failure
         .failure
         .into_inner()
         .unwrap_or_else(PoisonError::into_inner);
-    let records_checked = match &failure {
-        Some(failure) => (failure.sequence - 1).min(walk.records_walked),
-        None => walk.records_walked,
-    };
-    let head = match (&failure, walk.last_pack_sha256) {
-        (None, Some(pack_sha256)) => Some(ExpectedHead {
-            sequence: walk.records_walked,
-            pack_sha256,
-        }),
-        _ => None,
+    let last_pack_sha256 = verification
+        .chunk_links
+        .into_inner()
+        .unwrap_or_else(PoisonError::into_inner)
+        .pop()
+        .and_then(|links| links.last_pack_sha256);
+    let (records_checked, head) = match (&failure, last_pack_sha256) {
+        (None, Some(pack_sha256)) => (
+            chain_length,
+            Some(ExpectedHead {
+                sequence: chain_length,
+                pack_sha256,
+            }),
+        ),
+        (Some(failure), _) => ((failure.sequence - 1).min(chain_length), None),
+        (None, None) => (0, None),
     };
     Ok(VerifyReport {
         branch: branch.to_string(),
@@ -281,137 +313,220 @@ pub fn verify_branch(
     })
 }
 
+fn open_repository(repository_path: &Path) -> Result<Repository> {
+    Repository::open(repository_path).map_err(git_context(format!(
+        "cannot open repository {}",
+        repository_path.display()
+    )))
+}
+
+/// What the walkers need of a commit, read once while finding the chain.
+struct ChainCommit {
+    id: Oid,
+    tree: Oid,
+    parent_count: usize,
+    /// SHA-256 of the commit message, compared with the expected message's
+    /// (the commit is read again only to explain a mismatch).
+    message_sha256: [u8; 32],
+}
+
+/// Commits read through one repository handle before it is reopened.
+/// libgit2 caches every object read (up to 256 MiB per handle) although
+/// verification never reads one twice; a fresh handle now and then keeps
+/// memory flat and the allocator fast.
+const COMMITS_PER_HANDLE: usize = 8192;
+
 /// The commits from the root to `tip`, following first parents.
-fn first_parent_chain(repository: &Repository, tip: Oid) -> Result<Vec<Oid>> {
+fn first_parent_chain(repository_path: &Path, tip: Oid) -> Result<Vec<ChainCommit>> {
     let mut chain = Vec::new();
+    let mut repository = open_repository(repository_path)?;
     let mut cursor = Some(tip);
     while let Some(commit_id) = cursor {
+        if chain.len() % COMMITS_PER_HANDLE == COMMITS_PER_HANDLE - 1 {
+            repository = open_repository(repository_path)?;
+        }
         let commit = repository
             .find_commit(commit_id)
             .map_err(git_context(format!("cannot read commit {commit_id}")))?;
-        chain.push(commit_id);
+        chain.push(ChainCommit {
+            id: commit_id,
+            tree: commit.tree_id(),
+            parent_count: commit.parent_count(),
+            message_sha256: Sha256::digest(commit.message_bytes()).into(),
+        });
         cursor = commit.parent_id(0).ok();
     }
     chain.reverse();
     Ok(chain)
 }
 
-/// The record matching the caller's expected head, as found.
-struct ReachedRecord {
-    commit: String,
-    pack_path: String,
-    pack_sha256: String,
-}
-
-struct Walk {
-    records_walked: u64,
-    completed: bool,
-    last_pack_sha256: Option<String>,
-    expected_record: Option<ReachedRecord>,
-}
-
-/// Reads each commit's added files, checks the structure and hands the
-/// records to `dispatch` in batches.
-fn walk_records(
-    repository: &Repository,
-    chain: &[Oid],
-    expected_head: Option<&ExpectedHead>,
-    first_failure: &FirstFailure,
-    mut dispatch: impl FnMut(Vec<RecordCandidate>),
-) -> Walk {
-    let mut trees = TreeCache::new(repository);
-    let mut previous_tree = None;
-    let mut previous_pack_sha256 = GENESIS_PREVIOUS_PACK_SHA256.to_string();
-    let mut batch = Vec::with_capacity(BATCH_SIZE);
-    let mut walk = Walk {
-        records_walked: 0,
-        completed: false,
-        last_pack_sha256: None,
-        expected_record: None,
-    };
-    for (index, commit_id) in chain.iter().enumerate() {
-        let position = index as u64 + 1;
-        if first_failure.is_before(position) {
-            dispatch(batch);
-            return walk;
+impl Verification<'_> {
+    /// One walker: takes chunks until none is left, each through a fresh
+    /// repository handle (see [`COMMITS_PER_HANDLE`]).
+    fn walk_chunks(&self) -> Result<()> {
+        loop {
+            let chunk_index = self.next_chunk.fetch_add(1, Ordering::SeqCst);
+            let start = chunk_index * CHUNK_SIZE;
+            if start >= self.chain.len() {
+                return Ok(());
+            }
+            let repository = open_repository(self.repository_path)?;
+            let end = (start + CHUNK_SIZE).min(self.chain.len());
+            let links = self.walk_chunk(&repository, start, end);
+            self.chunk_links
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)[chunk_index] = links;
         }
-        let fail = |path: Option<String>, reason: String| {
-            first_failure.record(Failure {
-                sequence: position,
-                commit: Some(commit_id.to_string()),
-                path,
-                reason,
+    }
+
+    /// Checks the records at chain indexes `start..end`.
+    fn walk_chunk(&self, repository: &Repository, start: usize, end: usize) -> ChunkLinks {
+        let mut links = ChunkLinks::default();
+        let mut trees = TreeCache::new(repository);
+        let mut previous_tree = start
+            .checked_sub(1)
+            .map(|parent_index| self.chain[parent_index].tree);
+        let mut previous_pack_sha256 =
+            (start == 0).then(|| GENESIS_PREVIOUS_PACK_SHA256.to_string());
+        for index in start..end {
+            let position = index as u64 + 1;
+            if self.first_failure.is_before(position) {
+                return links;
+            }
+            let checked = self.check_commit(
+                repository,
+                &mut trees,
+                index,
+                previous_tree,
+                previous_pack_sha256.as_deref(),
+            );
+            match checked {
+                Ok(checked) => {
+                    if index == start {
+                        links.first_claimed_previous = Some(checked.claimed_previous_pack_sha256);
+                    }
+                    previous_tree = Some(checked.tree);
+                    previous_pack_sha256 = Some(checked.pack_sha256);
+                }
+                Err((path, reason)) => {
+                    self.fail(index, path, reason);
+                    return links;
+                }
+            }
+            trees.advance();
+        }
+        links.last_pack_sha256 = previous_pack_sha256;
+        links
+    }
+
+    fn fail(&self, index: usize, path: Option<String>, reason: String) {
+        self.first_failure.record(Failure {
+            sequence: index as u64 + 1,
+            commit: Some(self.chain[index].id.to_string()),
+            path,
+            reason,
+        });
+    }
+
+    /// Structure and content of the commit at chain index `index`.
+    fn check_commit(
+        &self,
+        repository: &Repository,
+        trees: &mut TreeCache<'_>,
+        index: usize,
+        previous_tree: Option<Oid>,
+        previous_pack_sha256: Option<&str>,
+    ) -> Result<CheckedRecord, (Option<String>, String)> {
+        let commit = &self.chain[index];
+        if commit.parent_count > 1 {
+            return Err((
+                None,
+                "is a merge commit: the evidence history must be linear".to_string(),
+            ));
+        }
+        let tree = commit.tree;
+        let added = trees
+            .added_files(previous_tree, tree)
+            .map_err(|violation| (Some(violation.path), violation.reason))?;
+        let (pack, signature) = record_files(&added)?;
+        let read_blob = |id: Oid, path: &str| {
+            repository.find_blob(id).map_err(|error| {
+                (
+                    Some(path.to_string()),
+                    format!("cannot be read: {}", error.message()),
+                )
             })
         };
-        let candidate = match read_record(repository, &mut trees, *commit_id, previous_tree) {
-            Ok((candidate_parts, tree_id)) => {
-                previous_tree = Some(tree_id);
-                candidate_parts
-            }
-            Err((path, reason)) => {
-                fail(path, reason);
-                dispatch(batch);
-                return walk;
-            }
-        };
-        trees.advance();
-        let (commit_message, pack_path, pack_bytes, signature_bytes) = candidate;
-        let pack_sha256 = sha256_hex(&pack_bytes);
-        if expected_head.is_some_and(|expected| expected.sequence == position) {
-            walk.expected_record = Some(ReachedRecord {
-                commit: commit_id.to_string(),
-                pack_path: pack_path.clone(),
+        let pack_blob = read_blob(pack.blob, &pack.path)?;
+        let signature_blob = read_blob(signature.blob, &signature.path)?;
+        let pack_sha256 = sha256_hex(pack_blob.content());
+        let position = index as u64 + 1;
+        if self
+            .expected_head
+            .is_some_and(|expected| expected.sequence == position)
+        {
+            *self.reached.lock().unwrap_or_else(PoisonError::into_inner) = Some(ReachedRecord {
+                commit: commit.id.to_string(),
+                pack_path: pack.path.clone(),
                 pack_sha256: pack_sha256.clone(),
             });
         }
-        batch.push(RecordCandidate {
+        let record = RecordView {
             position,
-            commit: commit_id.to_string(),
-            commit_message,
-            pack_path,
-            pack_bytes,
-            signature_bytes,
-            pack_sha256: pack_sha256.clone(),
-            previous_pack_sha256: std::mem::replace(&mut previous_pack_sha256, pack_sha256),
-        });
-        if batch.len() == BATCH_SIZE {
-            dispatch(std::mem::replace(
-                &mut batch,
-                Vec::with_capacity(BATCH_SIZE),
-            ));
+            pack_path: &pack.path,
+            pack_bytes: pack_blob.content(),
+            signature_bytes: signature_blob.content(),
+            pack_sha256: &pack_sha256,
+            previous_pack_sha256,
+        };
+        let content =
+            check_record(&record, self.key).map_err(|reason| (Some(pack.path.clone()), reason))?;
+        let expected_message_sha256 = Sha256::digest(content.expected_commit_message.as_bytes());
+        if expected_message_sha256.as_slice() != commit.message_sha256 {
+            let reason =
+                commit_message_difference(repository, commit.id, &content.expected_commit_message);
+            return Err((Some(pack.path.clone()), reason));
         }
-        walk.records_walked = position;
+        let claimed_previous_pack_sha256 = content.claimed_previous_pack_sha256;
+        Ok(CheckedRecord {
+            tree,
+            pack_sha256,
+            claimed_previous_pack_sha256,
+        })
     }
-    dispatch(batch);
-    walk.completed = true;
-    walk.last_pack_sha256 = Some(previous_pack_sha256);
-    walk
+
+    /// The hash links across chunk boundaries.
+    fn check_chunk_links(&self) {
+        let links = self
+            .chunk_links
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        for (chunk_index, pair) in links.windows(2).enumerate() {
+            let (Some(previous), Some(claimed)) =
+                (&pair[0].last_pack_sha256, &pair[1].first_claimed_previous)
+            else {
+                continue;
+            };
+            if previous != claimed {
+                self.fail(
+                    (chunk_index + 1) * CHUNK_SIZE,
+                    None,
+                    broken_chain_reason(claimed, previous),
+                );
+            }
+        }
+    }
 }
 
-type RecordParts = (String, String, Vec<u8>, Vec<u8>);
+struct CheckedRecord {
+    tree: Oid,
+    pack_sha256: String,
+    claimed_previous_pack_sha256: String,
+}
 
-/// The structural checks of one commit: linear, adds exactly a pack and
-/// its signature under `packs/`. Returns (message, pack path, pack bytes,
-/// signature bytes) and the commit's tree.
-fn read_record(
-    repository: &Repository,
-    trees: &mut TreeCache<'_>,
-    commit_id: Oid,
-    previous_tree: Option<Oid>,
-) -> Result<(RecordParts, Oid), (Option<String>, String)> {
-    let commit = repository
-        .find_commit(commit_id)
-        .map_err(|error| (None, format!("commit cannot be read: {}", error.message())))?;
-    if commit.parent_count() > 1 {
-        return Err((
-            None,
-            "is a merge commit: the evidence history must be linear".to_string(),
-        ));
-    }
-    let tree_id = commit.tree_id();
-    let added = trees
-        .added_files(previous_tree, tree_id)
-        .map_err(|violation| (Some(violation.path), violation.reason))?;
+/// The pack and its signature among a commit's added files, or why the
+/// commit is not a record.
+fn record_files(added: &[AddedFile]) -> Result<(&AddedFile, &AddedFile), (Option<String>, String)> {
     if let Some(outside) = added.iter().find(|file| !file.path.starts_with("packs/")) {
         return Err((
             Some(outside.path.clone()),
@@ -420,77 +535,81 @@ fn read_record(
     }
     let pack = added.iter().find(|file| file.path.ends_with(".json"));
     let signature = pack.and_then(|pack| {
-        let signature_path = format!("{}.minisig", pack.path);
-        added.iter().find(|file| file.path == signature_path)
+        added.iter().find(|file| {
+            file.path.len() == pack.path.len() + 8
+                && file.path.starts_with(&pack.path)
+                && file.path.ends_with(".minisig")
+        })
     });
-    let (Some(pack), Some(signature), 2) = (pack, signature, added.len()) else {
-        let paths: Vec<&str> = added.iter().map(|file| file.path.as_str()).collect();
-        return Err((
-            added.first().map(|file| file.path.clone()),
-            format!(
-                "adds {} file(s) [{}]; a record commit adds exactly one pack and its .minisig",
-                added.len(),
-                paths.join(", ")
-            ),
-        ));
-    };
-    let read_blob = |id: Oid, path: &str| {
-        repository
-            .find_blob(id)
-            .map(|blob| blob.content().to_vec())
-            .map_err(|error| {
-                (
-                    Some(path.to_string()),
-                    format!("cannot be read: {}", error.message()),
-                )
-            })
-    };
-    let pack_bytes = read_blob(pack.blob, &pack.path)?;
-    let signature_bytes = read_blob(signature.blob, &signature.path)?;
-    let message = String::from_utf8_lossy(commit.message_bytes()).into_owned();
-    Ok((
-        (message, pack.path.clone(), pack_bytes, signature_bytes),
-        tree_id,
-    ))
+    match (pack, signature, added.len()) {
+        (Some(pack), Some(signature), 2) => Ok((pack, signature)),
+        _ => {
+            let paths: Vec<&str> = added.iter().map(|file| file.path.as_str()).collect();
+            Err((
+                added.first().map(|file| file.path.clone()),
+                format!(
+                    "adds {} file(s) [{}]; a record commit adds exactly one pack and its .minisig",
+                    added.len(),
+                    paths.join(", ")
+                ),
+            ))
+        }
+    }
+}
+
+fn broken_chain_reason(claimed: &str, actual: &str) -> String {
+    format!(
+        "previous_pack_sha256 is {claimed}, but the previous pack's sha256 is {actual}: the hash chain is broken"
+    )
 }
 
 /// The per-record checks that need no git access (see module docs).
-fn check_record(candidate: &RecordCandidate, key: &VerifyingKey) -> Result<(), String> {
-    let pack_value: Value = serde_json::from_slice(&candidate.pack_bytes)
+/// Returns the pack's claimed `previous_pack_sha256`.
+fn check_record(record: &RecordView<'_>, key: &VerifyingKey) -> Result<RecordContent, String> {
+    let mut pack_value: Value = serde_json::from_slice(record.pack_bytes)
         .map_err(|error| format!("pack is not JSON: {error}"))?;
-    if canonical_json(&pack_value) != candidate.pack_bytes {
+    if canonical_json(&pack_value) != record.pack_bytes {
         return Err("pack is not in canonical JSON form (was it edited?)".to_string());
     }
-    let pack: EvidencePack = serde_json::from_value(pack_value.clone())
+    let derived_pack_id = pack_id_of(&pack_value);
+    // Move the body out rather than copy it into the typed pack.
+    let body = match pack_value.get_mut("body") {
+        Some(body) => body.take(),
+        None => Value::Null,
+    };
+    let mut pack = EvidencePack::deserialize(&pack_value)
         .map_err(|error| format!("pack does not follow the evidence pack format: {error}"))?;
+    if !body.is_object() {
+        return Err("pack body is not a JSON object".to_string());
+    }
+    pack.body = body;
     if pack.format != PACK_FORMAT {
         return Err(format!(
             "pack format is {:?}, expected {PACK_FORMAT:?}",
             pack.format
         ));
     }
-    if pack.sequence != candidate.position {
+    if pack.sequence != record.position {
         return Err(format!(
             "pack has sequence {} at position {}: records were removed, inserted or reordered",
-            pack.sequence, candidate.position
+            pack.sequence, record.position
         ));
     }
-    if pack.previous_pack_sha256 != candidate.previous_pack_sha256 {
-        return Err(format!(
-            "previous_pack_sha256 is {}, but the previous pack's sha256 is {}: the hash chain is broken",
-            pack.previous_pack_sha256, candidate.previous_pack_sha256
-        ));
+    if let Some(previous) = record.previous_pack_sha256
+        && pack.previous_pack_sha256 != previous
+    {
+        return Err(broken_chain_reason(&pack.previous_pack_sha256, previous));
     }
     let expected_path = pack_path(&pack);
-    if expected_path != candidate.pack_path {
+    if expected_path != record.pack_path {
         return Err(format!("pack belongs at {expected_path}"));
     }
-    let signature_text = std::str::from_utf8(&candidate.signature_bytes)
+    let signature_text = std::str::from_utf8(record.signature_bytes)
         .map_err(|_| "signature file is not UTF-8 text".to_string())?;
-    let comment = key.verify(&candidate.pack_bytes, signature_text)?;
+    let comment = key.verify(record.pack_bytes, signature_text)?;
     let expected_comment = trusted_comment(
         pack.sequence,
-        &candidate.pack_sha256,
+        record.pack_sha256,
         &pack.previous_pack_sha256,
         &pack.source_commit,
     );
@@ -499,26 +618,38 @@ fn check_record(candidate: &RecordCandidate, key: &VerifyingKey) -> Result<(), S
             "trusted comment {comment:?} does not match the pack (expected {expected_comment:?})"
         ));
     }
-    let derived_pack_id = pack_id_of(&pack_value);
     if pack.pack_id != derived_pack_id {
         return Err(format!(
             "pack_id {} is not the id derived from the content ({derived_pack_id})",
             pack.pack_id
         ));
     }
-    let expected_message = commit_message(&pack, &candidate.pack_path, &candidate.pack_sha256);
-    if candidate.commit_message != expected_message {
-        let actual_lines = candidate
-            .commit_message
-            .lines()
-            .chain(std::iter::repeat(""));
-        let (actual, expected) = actual_lines
-            .zip(expected_message.lines())
-            .find(|(actual, expected)| actual != expected)
-            .unwrap_or(("", "(trailing text)"));
-        return Err(format!(
-            "commit message does not match the pack: {actual:?} where {expected:?} was expected"
-        ));
-    }
-    Ok(())
+    let expected_commit_message = commit_message(&pack, record.pack_path, record.pack_sha256);
+    Ok(RecordContent {
+        claimed_previous_pack_sha256: pack.previous_pack_sha256,
+        expected_commit_message,
+    })
+}
+
+/// What a record's content implies for the chain and the commit.
+struct RecordContent {
+    claimed_previous_pack_sha256: String,
+    expected_commit_message: String,
+}
+
+/// Names the first line where a commit's message differs from `expected`.
+fn commit_message_difference(repository: &Repository, commit_id: Oid, expected: &str) -> String {
+    let actual_message = match repository.find_commit(commit_id) {
+        Ok(commit) => String::from_utf8_lossy(commit.message_bytes()).into_owned(),
+        Err(error) => return format!("commit cannot be read: {}", error.message()),
+    };
+    let mut actual_lines = actual_message.lines();
+    let mut expected_lines = expected.lines();
+    let (actual, expected) = loop {
+        match (actual_lines.next(), expected_lines.next()) {
+            (Some(actual), Some(expected)) if actual == expected => continue,
+            (actual, expected) => break (actual.unwrap_or("(end)"), expected.unwrap_or("(end)")),
+        }
+    };
+    format!("commit message does not match the pack: {actual:?} where {expected:?} was expected")
 }
