@@ -376,7 +376,7 @@ impl EvidenceBranch {
 
     /// Builds `base` plus `files` in the directory `directories` (created
     /// as needed), refusing to replace anything that exists.
-    fn tree_with_files(
+    pub(super) fn tree_with_files(
         &self,
         base: Option<&Tree<'_>>,
         directories: &[&str],

@@ -18,9 +18,12 @@ mod branch;
 mod canonical;
 mod keys;
 mod pack;
+mod record;
 mod remote;
 mod tree_diff;
 mod verify;
+#[cfg(test)]
+mod verify_tests;
 
 pub use branch::{AppendedRecord, ChainTip, DEFAULT_EVIDENCE_BRANCH, EvidenceBranch};
 pub use canonical::{canonical_json, sha256_hex};

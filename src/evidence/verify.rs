@@ -20,18 +20,16 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, PoisonError};
 
 use git2::{ErrorCode, Oid, Repository};
-use serde::Deserialize;
-use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use super::branch::short;
-use super::canonical::{canonical_json, sha256_hex};
+use super::canonical::sha256_hex;
 use super::keys::VerifyingKey;
-use super::pack::{
-    EvidencePack, GENESIS_PREVIOUS_PACK_SHA256, PACK_FORMAT, commit_message, pack_id_of, pack_path,
-    trusted_comment,
+use super::pack::GENESIS_PREVIOUS_PACK_SHA256;
+use super::record::{
+    RecordView, broken_chain_reason, check_record, commit_message_difference, record_files,
 };
-use super::tree_diff::{AddedFile, TreeCache};
+use super::tree_diff::TreeCache;
 use super::{EvidenceError, Result, git_context};
 
 /// A record the branch must still contain (as last seen by the caller):
@@ -111,18 +109,6 @@ impl fmt::Display for VerifyReport {
     }
 }
 
-/// One record as read from git, for the per-record checks.
-struct RecordView<'record> {
-    position: u64,
-    pack_path: &'record str,
-    pack_bytes: &'record [u8],
-    signature_bytes: &'record [u8],
-    pack_sha256: &'record str,
-    /// The previous pack's sha256 when known here; at the start of a chunk
-    /// the link is checked after all chunks are done.
-    previous_pack_sha256: Option<&'record str>,
-}
-
 /// The earliest failure found so far, shared by all walkers.
 struct FirstFailure {
     lowest_sequence: AtomicU64,
@@ -170,6 +156,7 @@ struct ReachedRecord {
 struct Verification<'shared> {
     repository_path: &'shared Path,
     chain: &'shared [ChainCommit],
+    chunk_size: usize,
     key: &'shared VerifyingKey,
     expected_head: Option<&'shared ExpectedHead>,
     next_chunk: AtomicUsize,
@@ -192,6 +179,19 @@ pub fn verify_branch(
     key: &VerifyingKey,
     expected_head: Option<ExpectedHead>,
 ) -> Result<VerifyReport> {
+    verify_branch_in_chunks(repository_path, branch, key, expected_head, CHUNK_SIZE)
+}
+
+/// [`verify_branch`] with a given chunk size (tests use tiny chunks to
+/// exercise the links between them).
+pub(crate) fn verify_branch_in_chunks(
+    repository_path: &Path,
+    branch: &str,
+    key: &VerifyingKey,
+    expected_head: Option<ExpectedHead>,
+    chunk_size: usize,
+) -> Result<VerifyReport> {
+    let chunk_size = chunk_size.max(1);
     let repository = open_repository(repository_path)?;
     let reference_name = if branch.starts_with("refs/") {
         branch.to_string()
@@ -213,10 +213,11 @@ pub fn verify_branch(
     drop(repository);
     let chain = first_parent_chain(repository_path, tip)?;
 
-    let chunk_count = chain.len().div_ceil(CHUNK_SIZE);
+    let chunk_count = chain.len().div_ceil(chunk_size);
     let verification = Verification {
         repository_path,
         chain: &chain,
+        chunk_size,
         key,
         expected_head: expected_head.as_ref(),
         next_chunk: AtomicUsize::new(0),
@@ -366,12 +367,12 @@ impl Verification<'_> {
     fn walk_chunks(&self) -> Result<()> {
         loop {
             let chunk_index = self.next_chunk.fetch_add(1, Ordering::SeqCst);
-            let start = chunk_index * CHUNK_SIZE;
+            let start = chunk_index * self.chunk_size;
             if start >= self.chain.len() {
                 return Ok(());
             }
             let repository = open_repository(self.repository_path)?;
-            let end = (start + CHUNK_SIZE).min(self.chain.len());
+            let end = (start + self.chunk_size).min(self.chain.len());
             let links = self.walk_chunk(&repository, start, end);
             self.chunk_links
                 .lock()
@@ -509,7 +510,7 @@ impl Verification<'_> {
             };
             if previous != claimed {
                 self.fail(
-                    (chunk_index + 1) * CHUNK_SIZE,
+                    (chunk_index + 1) * self.chunk_size,
                     None,
                     broken_chain_reason(claimed, previous),
                 );
@@ -524,132 +525,3 @@ struct CheckedRecord {
     claimed_previous_pack_sha256: String,
 }
 
-/// The pack and its signature among a commit's added files, or why the
-/// commit is not a record.
-fn record_files(added: &[AddedFile]) -> Result<(&AddedFile, &AddedFile), (Option<String>, String)> {
-    if let Some(outside) = added.iter().find(|file| !file.path.starts_with("packs/")) {
-        return Err((
-            Some(outside.path.clone()),
-            format!("adds {} outside packs/", outside.path),
-        ));
-    }
-    let pack = added.iter().find(|file| file.path.ends_with(".json"));
-    let signature = pack.and_then(|pack| {
-        added.iter().find(|file| {
-            file.path.len() == pack.path.len() + 8
-                && file.path.starts_with(&pack.path)
-                && file.path.ends_with(".minisig")
-        })
-    });
-    match (pack, signature, added.len()) {
-        (Some(pack), Some(signature), 2) => Ok((pack, signature)),
-        _ => {
-            let paths: Vec<&str> = added.iter().map(|file| file.path.as_str()).collect();
-            Err((
-                added.first().map(|file| file.path.clone()),
-                format!(
-                    "adds {} file(s) [{}]; a record commit adds exactly one pack and its .minisig",
-                    added.len(),
-                    paths.join(", ")
-                ),
-            ))
-        }
-    }
-}
-
-fn broken_chain_reason(claimed: &str, actual: &str) -> String {
-    format!(
-        "previous_pack_sha256 is {claimed}, but the previous pack's sha256 is {actual}: the hash chain is broken"
-    )
-}
-
-/// The per-record checks that need no git access (see module docs).
-/// Returns the pack's claimed `previous_pack_sha256`.
-fn check_record(record: &RecordView<'_>, key: &VerifyingKey) -> Result<RecordContent, String> {
-    let mut pack_value: Value = serde_json::from_slice(record.pack_bytes)
-        .map_err(|error| format!("pack is not JSON: {error}"))?;
-    if canonical_json(&pack_value) != record.pack_bytes {
-        return Err("pack is not in canonical JSON form (was it edited?)".to_string());
-    }
-    let derived_pack_id = pack_id_of(&pack_value);
-    // Move the body out rather than copy it into the typed pack.
-    let body = match pack_value.get_mut("body") {
-        Some(body) => body.take(),
-        None => Value::Null,
-    };
-    let mut pack = EvidencePack::deserialize(&pack_value)
-        .map_err(|error| format!("pack does not follow the evidence pack format: {error}"))?;
-    if !body.is_object() {
-        return Err("pack body is not a JSON object".to_string());
-    }
-    pack.body = body;
-    if pack.format != PACK_FORMAT {
-        return Err(format!(
-            "pack format is {:?}, expected {PACK_FORMAT:?}",
-            pack.format
-        ));
-    }
-    if pack.sequence != record.position {
-        return Err(format!(
-            "pack has sequence {} at position {}: records were removed, inserted or reordered",
-            pack.sequence, record.position
-        ));
-    }
-    if let Some(previous) = record.previous_pack_sha256
-        && pack.previous_pack_sha256 != previous
-    {
-        return Err(broken_chain_reason(&pack.previous_pack_sha256, previous));
-    }
-    let expected_path = pack_path(&pack);
-    if expected_path != record.pack_path {
-        return Err(format!("pack belongs at {expected_path}"));
-    }
-    let signature_text = std::str::from_utf8(record.signature_bytes)
-        .map_err(|_| "signature file is not UTF-8 text".to_string())?;
-    let comment = key.verify(record.pack_bytes, signature_text)?;
-    let expected_comment = trusted_comment(
-        pack.sequence,
-        record.pack_sha256,
-        &pack.previous_pack_sha256,
-        &pack.source_commit,
-    );
-    if comment != expected_comment {
-        return Err(format!(
-            "trusted comment {comment:?} does not match the pack (expected {expected_comment:?})"
-        ));
-    }
-    if pack.pack_id != derived_pack_id {
-        return Err(format!(
-            "pack_id {} is not the id derived from the content ({derived_pack_id})",
-            pack.pack_id
-        ));
-    }
-    let expected_commit_message = commit_message(&pack, record.pack_path, record.pack_sha256);
-    Ok(RecordContent {
-        claimed_previous_pack_sha256: pack.previous_pack_sha256,
-        expected_commit_message,
-    })
-}
-
-/// What a record's content implies for the chain and the commit.
-struct RecordContent {
-    claimed_previous_pack_sha256: String,
-    expected_commit_message: String,
-}
-
-/// Names the first line where a commit's message differs from `expected`.
-fn commit_message_difference(repository: &Repository, commit_id: Oid, expected: &str) -> String {
-    let actual_message = match repository.find_commit(commit_id) {
-        Ok(commit) => String::from_utf8_lossy(commit.message_bytes()).into_owned(),
-        Err(error) => return format!("commit cannot be read: {}", error.message()),
-    };
-    let mut actual_lines = actual_message.lines();
-    let mut expected_lines = expected.lines();
-    let (actual, expected) = loop {
-        match (actual_lines.next(), expected_lines.next()) {
-            (Some(actual), Some(expected)) if actual == expected => continue,
-            (actual, expected) => break (actual.unwrap_or("(end)"), expected.unwrap_or("(end)")),
-        }
-    };
-    format!("commit message does not match the pack: {actual:?} where {expected:?} was expected")
-}
