@@ -193,25 +193,36 @@ impl fmt::Debug for SigningKey {
 
 impl SigningKey {
     /// Loads a minisign secret key file. `password` must be given exactly
-    /// when the key is encrypted; nothing is ever prompted for.
+    /// when the key is encrypted; nothing is ever prompted for. The key is
+    /// checked by signing and verifying a probe before it is returned.
     pub fn load(path: &Path, password: Option<&str>) -> Result<Self> {
         let text = fs::read_to_string(path).map_err(io_context(path))?;
-        let secret_box = SecretKeyBox::from_string(&text).map_err(|error| key_load(path, error))?;
         let secret_key = match password {
-            Some(password) => SecretKey::from_box(secret_box, Some(password.to_string())),
-            None => SecretKey::from_unencrypted_box(secret_box),
-        }
-        .map_err(|error| {
-            let hint = match password {
-                None => " (an encrypted key needs its password)",
-                Some(_) => "",
-            };
-            EvidenceError::KeyLoad {
-                path: path.to_path_buf(),
-                reason: format!("{error}{hint}"),
+            Some(password) => {
+                let secret_box =
+                    SecretKeyBox::from_string(&text).map_err(|error| key_load(path, error))?;
+                SecretKey::from_box(secret_box, Some(password.to_string()))
+                    .map_err(|error| key_load(path, error))?
             }
-        })?;
-        Self::from_secret_key(secret_key)
+            None => load_unencrypted_secret_key(path, &text)?,
+        };
+        let signing_key = Self::from_secret_key(secret_key)?;
+        signing_key.check_key_pair(path)?;
+        Ok(signing_key)
+    }
+
+    /// Signs and verifies a probe, so a damaged key is refused at load
+    /// time rather than producing signatures nobody can verify.
+    fn check_key_pair(&self, path: &Path) -> Result<()> {
+        let probe = b"ringmaster key self-check";
+        let signature = self.sign(probe, "self-check", "self-check")?;
+        self.verifying_key()
+            .verify(probe, &signature)
+            .map(|_| ())
+            .map_err(|reason| EvidenceError::KeyLoad {
+                path: path.to_path_buf(),
+                reason: format!("the key pair is damaged: {reason}"),
+            })
     }
 
     /// Generates a fresh key pair in memory only (tests, benchmarks,
@@ -262,6 +273,71 @@ impl SigningKey {
         .map(SignatureBox::into_string)
         .map_err(signing_error)
     }
+}
+
+/// Loads a secret key stored without a password. Keys written by
+/// `generate_keypair` carry minisign's BLAKE2b checksum, which is checked;
+/// the minisign CLI (`-W`) leaves the checksum zero, so such a key is
+/// decoded as is and checked by the signing probe in `SigningKey::load`.
+fn load_unencrypted_secret_key(path: &Path, text: &str) -> Result<SecretKey> {
+    let invalid = |reason: &str| EvidenceError::KeyLoad {
+        path: path.to_path_buf(),
+        reason: reason.to_string(),
+    };
+    let bytes = text
+        .lines()
+        .nth(1)
+        .and_then(|line| decode_base64(line.trim()))
+        .ok_or_else(|| invalid("not a minisign secret key file"))?;
+    // sig alg (2) ‖ kdf alg (2) ‖ … ‖ checksum (32), 158 bytes in all.
+    if bytes.len() != 158 {
+        return Err(invalid("not a minisign secret key file"));
+    }
+    if bytes[2..4] != [0, 0] {
+        return Err(invalid(
+            "the secret key is password-protected: give its password",
+        ));
+    }
+    if bytes[126..].iter().any(|byte| *byte != 0) {
+        let secret_box = SecretKeyBox::from_string(text).map_err(|error| key_load(path, error))?;
+        SecretKey::from_unencrypted_box(secret_box).map_err(|error| key_load(path, error))
+    } else {
+        SecretKey::from_bytes(&bytes).map_err(|error| key_load(path, error))
+    }
+}
+
+/// Decodes standard, padded base64 (the encoding of minisign key files).
+fn decode_base64(text: &str) -> Option<Vec<u8>> {
+    fn sextet(byte: u8) -> Option<u32> {
+        match byte {
+            b'A'..=b'Z' => Some(u32::from(byte - b'A')),
+            b'a'..=b'z' => Some(u32::from(byte - b'a') + 26),
+            b'0'..=b'9' => Some(u32::from(byte - b'0') + 52),
+            b'+' => Some(62),
+            b'/' => Some(63),
+            _ => None,
+        }
+    }
+    let bytes = text.as_bytes();
+    if !bytes.len().is_multiple_of(4) {
+        return None;
+    }
+    let mut output = Vec::with_capacity(bytes.len() / 4 * 3);
+    for (index, group) in bytes.chunks(4).enumerate() {
+        let is_last = index == bytes.len() / 4 - 1;
+        let padding = group.iter().rev().take_while(|byte| **byte == b'=').count();
+        if padding > 2 || (padding > 0 && !is_last) {
+            return None;
+        }
+        let mut value = 0u32;
+        for byte in &group[..4 - padding] {
+            value = (value << 6) | sextet(*byte)?;
+        }
+        value <<= 6 * padding as u32;
+        let decoded = [(value >> 16) as u8, (value >> 8) as u8, value as u8];
+        output.extend_from_slice(&decoded[..3 - padding]);
+    }
+    Some(output)
 }
 
 fn key_load(path: &Path, error: minisign::PError) -> EvidenceError {
@@ -320,5 +396,22 @@ impl VerifyingKey {
         signature_box
             .trusted_comment()
             .map_err(|error| format!("signature has no readable trusted comment: {error}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::decode_base64;
+
+    #[test]
+    fn base64_decoding_matches_the_standard_alphabet_and_padding() {
+        assert_eq!(decode_base64("").unwrap(), b"");
+        assert_eq!(decode_base64("Zg==").unwrap(), b"f");
+        assert_eq!(decode_base64("Zm8=").unwrap(), b"fo");
+        assert_eq!(decode_base64("Zm9v").unwrap(), b"foo");
+        assert_eq!(decode_base64("+/+/").unwrap(), [0xfb, 0xff, 0xbf]);
+        assert_eq!(decode_base64("Zg==Zg=="), None);
+        assert_eq!(decode_base64("Zm9"), None);
+        assert_eq!(decode_base64("Zm9*"), None);
     }
 }

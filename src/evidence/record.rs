@@ -9,7 +9,9 @@ use serde_json::Value;
 
 use super::canonical::canonical_json;
 use super::keys::VerifyingKey;
-use super::pack::{EvidencePack, PACK_FORMAT, commit_message, pack_id_of, pack_path, trusted_comment};
+use super::pack::{
+    EvidencePack, PACK_FORMAT, commit_message, pack_id_of, pack_path, trusted_comment,
+};
 use super::tree_diff::AddedFile;
 
 /// One record as read from git, for the per-record checks.
@@ -26,7 +28,9 @@ pub(crate) struct RecordView<'record> {
 
 /// The pack and its signature among a commit's added files, or why the
 /// commit is not a record.
-pub(crate) fn record_files(added: &[AddedFile]) -> Result<(&AddedFile, &AddedFile), (Option<String>, String)> {
+pub(crate) fn record_files(
+    added: &[AddedFile],
+) -> Result<(&AddedFile, &AddedFile), (Option<String>, String)> {
     if let Some(outside) = added.iter().find(|file| !file.path.starts_with("packs/")) {
         return Err((
             Some(outside.path.clone()),
@@ -65,7 +69,10 @@ pub(crate) fn broken_chain_reason(claimed: &str, actual: &str) -> String {
 
 /// The per-record checks that need no git access, in the order the
 /// `verify` module documents.
-pub(crate) fn check_record(record: &RecordView<'_>, key: &VerifyingKey) -> Result<RecordContent, String> {
+pub(crate) fn check_record(
+    record: &RecordView<'_>,
+    key: &VerifyingKey,
+) -> Result<RecordContent, String> {
     let mut pack_value: Value = serde_json::from_slice(record.pack_bytes)
         .map_err(|error| format!("pack is not JSON: {error}"))?;
     if canonical_json(&pack_value) != record.pack_bytes {
@@ -138,7 +145,11 @@ pub(crate) struct RecordContent {
 }
 
 /// Names the first line where a commit's message differs from `expected`.
-pub(crate) fn commit_message_difference(repository: &Repository, commit_id: Oid, expected: &str) -> String {
+pub(crate) fn commit_message_difference(
+    repository: &Repository,
+    commit_id: Oid,
+    expected: &str,
+) -> String {
     let actual_message = match repository.find_commit(commit_id) {
         Ok(commit) => String::from_utf8_lossy(commit.message_bytes()).into_owned(),
         Err(error) => return format!("commit cannot be read: {}", error.message()),

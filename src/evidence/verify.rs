@@ -524,4 +524,3 @@ struct CheckedRecord {
     pack_sha256: String,
     claimed_previous_pack_sha256: String,
 }
-

@@ -65,22 +65,42 @@ fn append_record_with_a_broken_link(branch: &EvidenceBranch, sequence: u64, sign
     let mut directories: Vec<&str> = record.pack_path.split('/').collect();
     let pack_name = directories.pop().unwrap();
     let signature_name = format!("{pack_name}.minisig");
-    let files = [(pack_name, pack_blob), (signature_name.as_str(), signature_blob)];
+    let files = [
+        (pack_name, pack_blob),
+        (signature_name.as_str(), signature_blob),
+    ];
     let tree_id = branch
-        .tree_with_files(Some(&parent.tree().unwrap()), &directories, &files, &mut Vec::new())
+        .tree_with_files(
+            Some(&parent.tree().unwrap()),
+            &directories,
+            &files,
+            &mut Vec::new(),
+        )
         .unwrap();
     let tree = repository.find_tree(tree_id).unwrap();
     let identity = Signature::new("ringmaster", "ringmaster@localhost", &Time::new(0, 0)).unwrap();
     let commit: Oid = repository
-        .commit(None, &identity, &identity, &record.commit_message, &tree, &[&parent])
+        .commit(
+            None,
+            &identity,
+            &identity,
+            &record.commit_message,
+            &tree,
+            &[&parent],
+        )
         .unwrap();
     branch.move_branch(Some(parent_id), commit, "test").unwrap();
 }
 
-fn verify_with_every_chunk_size(path: &Path, signer: &SigningKey, records: usize) -> Vec<VerifyReport> {
+fn verify_with_every_chunk_size(
+    path: &Path,
+    signer: &SigningKey,
+    records: usize,
+) -> Vec<VerifyReport> {
     (1..=records + 1)
         .map(|chunk_size| {
-            verify_branch_in_chunks(path, "evidence", &signer.verifying_key(), None, chunk_size).unwrap()
+            verify_branch_in_chunks(path, "evidence", &signer.verifying_key(), None, chunk_size)
+                .unwrap()
         })
         .collect()
 }
@@ -115,9 +135,15 @@ fn a_broken_hash_link_is_found_at_and_between_chunk_boundaries() {
     }
     append_record_with_a_broken_link(&branch, 9, &signer);
     for report in verify_with_every_chunk_size(repository.path(), &signer, 9) {
-        let failure = report.first_failure.as_ref().expect("the broken link is found");
+        let failure = report
+            .first_failure
+            .as_ref()
+            .expect("the broken link is found");
         assert_eq!(failure.sequence, 5, "{report}");
-        assert!(failure.reason.contains("the hash chain is broken"), "{report}");
+        assert!(
+            failure.reason.contains("the hash chain is broken"),
+            "{report}"
+        );
         assert!(failure.reason.contains(&"ab".repeat(32)), "{report}");
         assert_eq!(report.records_checked, 4);
     }
