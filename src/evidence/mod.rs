@@ -1,0 +1,125 @@
+//! Evidence: signed, hash-chained records of every decision ringmaster takes,
+//! committed to an append-only branch of the governed repository.
+//!
+//! One record is one [`EvidencePack`]: a canonical JSON document
+//! ([`canonical_json`]) whose SHA-256 is chained to the previous record's,
+//! signed with minisign ([`SigningKey`]) with a trusted comment that binds
+//! the sequence number, the pack hash, the previous hash and the source
+//! commit. [`EvidenceBranch::append`] commits the pack and its `.minisig`
+//! on the evidence branch (never touching the work tree, index or `HEAD`),
+//! and [`verify_branch`] walks the branch from its root and checks every
+//! rule again, so that an edit, a removal or a reordering is named.
+//!
+//! Architecture invariant: this module writes only objects and the one
+//! evidence branch reference; records are only ever added (DESIGN.md §4,
+//! invariants 4 and 6).
+
+mod branch;
+mod canonical;
+mod keys;
+mod pack;
+mod record;
+mod remote;
+mod tree_diff;
+mod verify;
+#[cfg(test)]
+mod verify_tests;
+
+pub use branch::{AppendedRecord, ChainTip, DEFAULT_EVIDENCE_BRANCH, EvidenceBranch};
+pub use canonical::{canonical_json, sha256_hex};
+pub use keys::{
+    KeyPaths, PUBLIC_KEY_FILE_NAME, SECRET_KEY_FILE_NAME, SigningKey, VerifyingKey,
+    generate_keypair,
+};
+pub use pack::{
+    ChainPosition, EvidencePack, EvidencePackInput, GENESIS_PREVIOUS_PACK_SHA256, GitIdentity,
+    PACK_FORMAT, PreparedRecord, RecordType, commit_message, pack_path, prepare_record,
+    trusted_comment,
+};
+pub use remote::{FetchOutcome, PushReport};
+pub use verify::{ExpectedHead, Failure, VerifyReport, verify_branch};
+
+use std::path::PathBuf;
+
+/// Everything that can stop an evidence operation. Integrity problems found
+/// by [`verify_branch`] are not errors: they are reported in a
+/// [`VerifyReport`].
+#[derive(Debug, thiserror::Error)]
+pub enum EvidenceError {
+    /// A file could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A git operation failed; `context` says which.
+    #[error("{context}: {source}")]
+    Git {
+        context: String,
+        #[source]
+        source: git2::Error,
+    },
+    /// `generate_keypair` refuses to overwrite a key unless forced.
+    #[error("{path} already exists; refusing to overwrite a key (pass force to replace it)")]
+    KeyExists { path: PathBuf },
+    /// A key file could not be loaded or decrypted.
+    #[error("cannot load key {path}: {reason}")]
+    KeyLoad { path: PathBuf, reason: String },
+    /// minisign refused to produce a key or a signature.
+    #[error("minisign: {reason}")]
+    Signing { reason: String },
+    /// The caller's record input breaks a rule of the pack format.
+    #[error("invalid evidence input: {reason}")]
+    InvalidInput { reason: String },
+    /// The branch name is not a valid git branch name, or names a branch
+    /// evidence must never be written to.
+    #[error("refusing to use {branch:?} as the evidence branch: {reason}")]
+    UnusableBranch { branch: String, reason: String },
+    /// The evidence branch does not exist.
+    #[error("branch {branch:?} does not exist in {repository}")]
+    BranchNotFound { branch: String, repository: PathBuf },
+    /// The branch moved between reading its tip and updating it (another
+    /// writer appended): nothing was recorded; read the new tip and retry.
+    #[error(
+        "evidence branch {branch:?} moved while appending (expected {expected}, found {found}); nothing was recorded, retry"
+    )]
+    BranchMoved {
+        branch: String,
+        expected: String,
+        found: String,
+    },
+    /// The tip record of the branch is not a well-formed evidence record, so
+    /// nothing can be chained to it. Run `verify` on the branch.
+    #[error(
+        "the tip of evidence branch {branch:?} (commit {commit}) is not a valid record: {reason}"
+    )]
+    CorruptTip {
+        branch: String,
+        commit: String,
+        reason: String,
+    },
+    /// The remote refused the push because it is not a fast-forward: fetch,
+    /// reconcile and append again. Evidence is never force-pushed.
+    #[error("push of {branch:?} to {remote} rejected: {reason}")]
+    PushRejected {
+        remote: String,
+        branch: String,
+        reason: String,
+    },
+}
+
+/// Shorthand for results of this module.
+pub type Result<T, E = EvidenceError> = std::result::Result<T, E>;
+
+/// Wraps a git2 error with what was being done.
+pub(crate) fn git_context(context: impl Into<String>) -> impl FnOnce(git2::Error) -> EvidenceError {
+    let context = context.into();
+    move |source| EvidenceError::Git { context, source }
+}
+
+/// Wraps an I/O error with the path it concerns.
+pub(crate) fn io_context(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> EvidenceError {
+    let path = path.into();
+    move |source| EvidenceError::Io { path, source }
+}

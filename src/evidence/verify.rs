@@ -1,0 +1,526 @@
+//! `verify`: walks an evidence branch from its root commit and checks every
+//! rule of the format, naming the first record that breaks one.
+//!
+//! Per record, in this order: history is linear; the commit only adds
+//! files, exactly one `packs/….json` and its `.minisig`; the pack is
+//! canonical JSON of the pack format; its sequence is its position (1, 2,
+//! 3…); its `previous_pack_sha256` is the previous pack's SHA-256; it sits
+//! at the path its content implies; the signature verifies with the given
+//! public key; the trusted comment binds sequence, pack hash, previous hash
+//! and source commit; the pack id is the one derived from the content; the
+//! commit message and trailers are the ones the pack implies. With an
+//! expected head, the branch must still hold that record with that hash.
+//!
+//! The work — reading git objects and, mostly, the two Ed25519
+//! verifications per record — runs on every core (see [`verify_branch`]).
+
+use std::fmt;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Mutex, PoisonError};
+
+use git2::{ErrorCode, Oid, Repository};
+use sha2::{Digest, Sha256};
+
+use super::branch::short;
+use super::canonical::sha256_hex;
+use super::keys::VerifyingKey;
+use super::pack::GENESIS_PREVIOUS_PACK_SHA256;
+use super::record::{
+    RecordView, broken_chain_reason, check_record, commit_message_difference, record_files,
+};
+use super::tree_diff::TreeCache;
+use super::{EvidenceError, Result, git_context};
+
+/// A record the branch must still contain (as last seen by the caller):
+/// verification fails if it was dropped or replaced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExpectedHead {
+    pub sequence: u64,
+    pub pack_sha256: String,
+}
+
+/// The first rule broken, and where.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    /// The record's position on the branch (its expected sequence).
+    pub sequence: u64,
+    /// The commit at fault, when there is one.
+    pub commit: Option<String>,
+    /// The file at fault, when there is one.
+    pub path: Option<String>,
+    pub reason: String,
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(formatter, "record #{}", self.sequence)?;
+        match (&self.path, &self.commit) {
+            (Some(path), Some(commit)) => write!(formatter, " ({path}, commit {})", short(commit))?,
+            (None, Some(commit)) => write!(formatter, " (commit {})", short(commit))?,
+            (Some(path), None) => write!(formatter, " ({path})")?,
+            (None, None) => {}
+        }
+        write!(formatter, ": {}", self.reason)
+    }
+}
+
+/// The outcome of [`verify_branch`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifyReport {
+    pub branch: String,
+    /// The commit the branch pointed to.
+    pub tip_commit: String,
+    /// Records that passed every check before the first failure.
+    pub records_checked: u64,
+    pub ok: bool,
+    /// The last record, when everything verified: keep it and pass it as
+    /// `expected_head` next time.
+    pub head: Option<ExpectedHead>,
+    pub first_failure: Option<Failure>,
+}
+
+impl VerifyReport {
+    /// 0 when the branch verified, 1 when it did not.
+    pub fn exit_code(&self) -> u8 {
+        if self.ok { 0 } else { 1 }
+    }
+}
+
+impl fmt::Display for VerifyReport {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (&self.head, &self.first_failure) {
+            (Some(head), None) => write!(
+                formatter,
+                "evidence branch {:?} verified: {} records, head #{} sha256 {} (commit {})",
+                self.branch,
+                self.records_checked,
+                head.sequence,
+                head.pack_sha256,
+                short(&self.tip_commit)
+            ),
+            (_, Some(failure)) => write!(
+                formatter,
+                "evidence branch {:?} FAILED verification after {} good records\n{failure}",
+                self.branch, self.records_checked
+            ),
+            (None, None) => write!(formatter, "evidence branch {:?}: no records", self.branch),
+        }
+    }
+}
+
+/// The earliest failure found so far, shared by all walkers.
+struct FirstFailure {
+    lowest_sequence: AtomicU64,
+    failure: Mutex<Option<Failure>>,
+}
+
+impl FirstFailure {
+    fn record(&self, failure: Failure) {
+        self.lowest_sequence
+            .fetch_min(failure.sequence, Ordering::SeqCst);
+        let mut slot = self.failure.lock().unwrap_or_else(PoisonError::into_inner);
+        if slot
+            .as_ref()
+            .is_none_or(|current| failure.sequence < current.sequence)
+        {
+            *slot = Some(failure);
+        }
+    }
+
+    fn is_before(&self, position: u64) -> bool {
+        self.lowest_sequence.load(Ordering::SeqCst) < position
+    }
+}
+
+/// Records per chunk of the chain handed to one walker at a time.
+const CHUNK_SIZE: usize = 512;
+
+/// How a chunk links to its neighbours in the hash chain.
+#[derive(Default, Clone)]
+struct ChunkLinks {
+    /// The first record's `previous_pack_sha256`, as the pack claims it.
+    first_claimed_previous: Option<String>,
+    /// The last record's sha256.
+    last_pack_sha256: Option<String>,
+}
+
+/// The record matching the caller's expected head, as found.
+struct ReachedRecord {
+    commit: String,
+    pack_path: String,
+    pack_sha256: String,
+}
+
+/// State shared by the walkers of one verification.
+struct Verification<'shared> {
+    repository_path: &'shared Path,
+    chain: &'shared [ChainCommit],
+    chunk_size: usize,
+    key: &'shared VerifyingKey,
+    expected_head: Option<&'shared ExpectedHead>,
+    next_chunk: AtomicUsize,
+    chunk_links: Mutex<Vec<ChunkLinks>>,
+    reached: Mutex<Option<ReachedRecord>>,
+    first_failure: FirstFailure,
+}
+
+/// Verifies the evidence branch `branch` (a branch name, or a full
+/// reference such as `refs/remotes/origin/evidence`) of the repository at
+/// `repository_path` against `key`. Integrity problems are reported in the
+/// [`VerifyReport`]; `Err` means verification could not run at all.
+///
+/// The chain is cut into chunks that walkers on every core take in turn,
+/// each with its own handle on the repository; the hash links between
+/// chunks are checked once all are done.
+pub fn verify_branch(
+    repository_path: &Path,
+    branch: &str,
+    key: &VerifyingKey,
+    expected_head: Option<ExpectedHead>,
+) -> Result<VerifyReport> {
+    verify_branch_in_chunks(repository_path, branch, key, expected_head, CHUNK_SIZE)
+}
+
+/// [`verify_branch`] with a given chunk size (tests use tiny chunks to
+/// exercise the links between them).
+pub(crate) fn verify_branch_in_chunks(
+    repository_path: &Path,
+    branch: &str,
+    key: &VerifyingKey,
+    expected_head: Option<ExpectedHead>,
+    chunk_size: usize,
+) -> Result<VerifyReport> {
+    let chunk_size = chunk_size.max(1);
+    let repository = open_repository(repository_path)?;
+    let reference_name = if branch.starts_with("refs/") {
+        branch.to_string()
+    } else {
+        format!("refs/heads/{branch}")
+    };
+    let tip = match repository.find_reference(&reference_name) {
+        Ok(reference) => reference
+            .resolve()
+            .ok()
+            .and_then(|reference| reference.target()),
+        Err(error) if error.code() == ErrorCode::NotFound => None,
+        Err(error) => return Err(git_context(format!("cannot read {reference_name}"))(error)),
+    }
+    .ok_or_else(|| EvidenceError::BranchNotFound {
+        branch: branch.to_string(),
+        repository: repository_path.to_path_buf(),
+    })?;
+    drop(repository);
+    let chain = first_parent_chain(repository_path, tip)?;
+
+    let chunk_count = chain.len().div_ceil(chunk_size);
+    let verification = Verification {
+        repository_path,
+        chain: &chain,
+        chunk_size,
+        key,
+        expected_head: expected_head.as_ref(),
+        next_chunk: AtomicUsize::new(0),
+        chunk_links: Mutex::new(vec![ChunkLinks::default(); chunk_count]),
+        reached: Mutex::new(None),
+        first_failure: FirstFailure {
+            lowest_sequence: AtomicU64::new(u64::MAX),
+            failure: Mutex::new(None),
+        },
+    };
+    let walker_count = std::thread::available_parallelism()
+        .map_or(2, usize::from)
+        .min(chunk_count.max(1));
+    let walker_results: Vec<Result<()>> = std::thread::scope(|scope| {
+        let walkers: Vec<_> = (0..walker_count)
+            .map(|_| scope.spawn(|| verification.walk_chunks()))
+            .collect();
+        walkers
+            .into_iter()
+            .map(|walker| {
+                walker
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            })
+            .collect()
+    });
+    for result in walker_results {
+        result?;
+    }
+    verification.check_chunk_links();
+
+    let chain_length = chain.len() as u64;
+    let reached = verification
+        .reached
+        .into_inner()
+        .unwrap_or_else(PoisonError::into_inner);
+    if let Some(expected) = &expected_head {
+        match reached {
+            Some(reached) if reached.pack_sha256 != expected.pack_sha256 => {
+                verification.first_failure.record(Failure {
+                    sequence: expected.sequence,
+                    commit: Some(reached.commit),
+                    path: Some(reached.pack_path),
+                    reason: format!(
+                        "pack sha256 is {}, but record #{} was {} when last verified: the branch history was rewritten",
+                        reached.pack_sha256, expected.sequence, expected.pack_sha256
+                    ),
+                });
+            }
+            None if chain_length < expected.sequence => {
+                verification.first_failure.record(Failure {
+                    sequence: expected.sequence,
+                    commit: None,
+                    path: None,
+                    reason: format!(
+                        "the branch ends at record #{chain_length}, but record #{} (sha256 {}) was there before: records were dropped by a history rewrite or force-push",
+                        expected.sequence, expected.pack_sha256
+                    ),
+                });
+            }
+            _ => {}
+        }
+    }
+
+    let failure = verification
+        .first_failure
+        .failure
+        .into_inner()
+        .unwrap_or_else(PoisonError::into_inner);
+    let last_pack_sha256 = verification
+        .chunk_links
+        .into_inner()
+        .unwrap_or_else(PoisonError::into_inner)
+        .pop()
+        .and_then(|links| links.last_pack_sha256);
+    let (records_checked, head) = match (&failure, last_pack_sha256) {
+        (None, Some(pack_sha256)) => (
+            chain_length,
+            Some(ExpectedHead {
+                sequence: chain_length,
+                pack_sha256,
+            }),
+        ),
+        (Some(failure), _) => ((failure.sequence - 1).min(chain_length), None),
+        (None, None) => (0, None),
+    };
+    Ok(VerifyReport {
+        branch: branch.to_string(),
+        tip_commit: tip.to_string(),
+        records_checked,
+        ok: failure.is_none(),
+        head,
+        first_failure: failure,
+    })
+}
+
+fn open_repository(repository_path: &Path) -> Result<Repository> {
+    Repository::open(repository_path).map_err(git_context(format!(
+        "cannot open repository {}",
+        repository_path.display()
+    )))
+}
+
+/// What the walkers need of a commit, read once while finding the chain.
+struct ChainCommit {
+    id: Oid,
+    tree: Oid,
+    parent_count: usize,
+    /// SHA-256 of the commit message, compared with the expected message's
+    /// (the commit is read again only to explain a mismatch).
+    message_sha256: [u8; 32],
+}
+
+/// Commits read through one repository handle before it is reopened.
+/// libgit2 caches every object read (up to 256 MiB per handle) although
+/// verification never reads one twice; a fresh handle now and then keeps
+/// memory flat and the allocator fast.
+const COMMITS_PER_HANDLE: usize = 8192;
+
+/// The commits from the root to `tip`, following first parents.
+fn first_parent_chain(repository_path: &Path, tip: Oid) -> Result<Vec<ChainCommit>> {
+    let mut chain = Vec::new();
+    let mut repository = open_repository(repository_path)?;
+    let mut cursor = Some(tip);
+    while let Some(commit_id) = cursor {
+        if chain.len() % COMMITS_PER_HANDLE == COMMITS_PER_HANDLE - 1 {
+            repository = open_repository(repository_path)?;
+        }
+        let commit = repository
+            .find_commit(commit_id)
+            .map_err(git_context(format!("cannot read commit {commit_id}")))?;
+        chain.push(ChainCommit {
+            id: commit_id,
+            tree: commit.tree_id(),
+            parent_count: commit.parent_count(),
+            message_sha256: Sha256::digest(commit.message_bytes()).into(),
+        });
+        cursor = commit.parent_id(0).ok();
+    }
+    chain.reverse();
+    Ok(chain)
+}
+
+impl Verification<'_> {
+    /// One walker: takes chunks until none is left, each through a fresh
+    /// repository handle (see [`COMMITS_PER_HANDLE`]).
+    fn walk_chunks(&self) -> Result<()> {
+        loop {
+            let chunk_index = self.next_chunk.fetch_add(1, Ordering::SeqCst);
+            let start = chunk_index * self.chunk_size;
+            if start >= self.chain.len() {
+                return Ok(());
+            }
+            let repository = open_repository(self.repository_path)?;
+            let end = (start + self.chunk_size).min(self.chain.len());
+            let links = self.walk_chunk(&repository, start, end);
+            self.chunk_links
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)[chunk_index] = links;
+        }
+    }
+
+    /// Checks the records at chain indexes `start..end`.
+    fn walk_chunk(&self, repository: &Repository, start: usize, end: usize) -> ChunkLinks {
+        let mut links = ChunkLinks::default();
+        let mut trees = TreeCache::new(repository);
+        let mut previous_tree = start
+            .checked_sub(1)
+            .map(|parent_index| self.chain[parent_index].tree);
+        let mut previous_pack_sha256 =
+            (start == 0).then(|| GENESIS_PREVIOUS_PACK_SHA256.to_string());
+        for index in start..end {
+            let position = index as u64 + 1;
+            if self.first_failure.is_before(position) {
+                return links;
+            }
+            let checked = self.check_commit(
+                repository,
+                &mut trees,
+                index,
+                previous_tree,
+                previous_pack_sha256.as_deref(),
+            );
+            match checked {
+                Ok(checked) => {
+                    if index == start {
+                        links.first_claimed_previous = Some(checked.claimed_previous_pack_sha256);
+                    }
+                    previous_tree = Some(checked.tree);
+                    previous_pack_sha256 = Some(checked.pack_sha256);
+                }
+                Err((path, reason)) => {
+                    self.fail(index, path, reason);
+                    return links;
+                }
+            }
+            trees.advance();
+        }
+        links.last_pack_sha256 = previous_pack_sha256;
+        links
+    }
+
+    fn fail(&self, index: usize, path: Option<String>, reason: String) {
+        self.first_failure.record(Failure {
+            sequence: index as u64 + 1,
+            commit: Some(self.chain[index].id.to_string()),
+            path,
+            reason,
+        });
+    }
+
+    /// Structure and content of the commit at chain index `index`.
+    fn check_commit(
+        &self,
+        repository: &Repository,
+        trees: &mut TreeCache<'_>,
+        index: usize,
+        previous_tree: Option<Oid>,
+        previous_pack_sha256: Option<&str>,
+    ) -> Result<CheckedRecord, (Option<String>, String)> {
+        let commit = &self.chain[index];
+        if commit.parent_count > 1 {
+            return Err((
+                None,
+                "is a merge commit: the evidence history must be linear".to_string(),
+            ));
+        }
+        let tree = commit.tree;
+        let added = trees
+            .added_files(previous_tree, tree)
+            .map_err(|violation| (Some(violation.path), violation.reason))?;
+        let (pack, signature) = record_files(&added)?;
+        let read_blob = |id: Oid, path: &str| {
+            repository.find_blob(id).map_err(|error| {
+                (
+                    Some(path.to_string()),
+                    format!("cannot be read: {}", error.message()),
+                )
+            })
+        };
+        let pack_blob = read_blob(pack.blob, &pack.path)?;
+        let signature_blob = read_blob(signature.blob, &signature.path)?;
+        let pack_sha256 = sha256_hex(pack_blob.content());
+        let position = index as u64 + 1;
+        if self
+            .expected_head
+            .is_some_and(|expected| expected.sequence == position)
+        {
+            *self.reached.lock().unwrap_or_else(PoisonError::into_inner) = Some(ReachedRecord {
+                commit: commit.id.to_string(),
+                pack_path: pack.path.clone(),
+                pack_sha256: pack_sha256.clone(),
+            });
+        }
+        let record = RecordView {
+            position,
+            pack_path: &pack.path,
+            pack_bytes: pack_blob.content(),
+            signature_bytes: signature_blob.content(),
+            pack_sha256: &pack_sha256,
+            previous_pack_sha256,
+        };
+        let content =
+            check_record(&record, self.key).map_err(|reason| (Some(pack.path.clone()), reason))?;
+        let expected_message_sha256 = Sha256::digest(content.expected_commit_message.as_bytes());
+        if expected_message_sha256.as_slice() != commit.message_sha256 {
+            let reason =
+                commit_message_difference(repository, commit.id, &content.expected_commit_message);
+            return Err((Some(pack.path.clone()), reason));
+        }
+        let claimed_previous_pack_sha256 = content.claimed_previous_pack_sha256;
+        Ok(CheckedRecord {
+            tree,
+            pack_sha256,
+            claimed_previous_pack_sha256,
+        })
+    }
+
+    /// The hash links across chunk boundaries.
+    fn check_chunk_links(&self) {
+        let links = self
+            .chunk_links
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        for (chunk_index, pair) in links.windows(2).enumerate() {
+            let (Some(previous), Some(claimed)) =
+                (&pair[0].last_pack_sha256, &pair[1].first_claimed_previous)
+            else {
+                continue;
+            };
+            if previous != claimed {
+                self.fail(
+                    (chunk_index + 1) * self.chunk_size,
+                    None,
+                    broken_chain_reason(claimed, previous),
+                );
+            }
+        }
+    }
+}
+
+struct CheckedRecord {
+    tree: Oid,
+    pack_sha256: String,
+    claimed_previous_pack_sha256: String,
+}
