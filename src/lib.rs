@@ -12,6 +12,7 @@ pub mod diagnostic;
 pub mod evaluation;
 pub mod model;
 pub mod plan;
+pub mod planes;
 pub mod policy;
 pub mod risk;
 pub mod sample;
