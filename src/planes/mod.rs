@@ -7,13 +7,15 @@
 //! the intent's correlation id and takes `now`, so time is the caller's. The
 //! written contract every connector obeys is `docs/connectors.md`.
 //!
-//! The set of connectors is closed, dispatched by an enum (added with the first
-//! connector).
+//! The set of connectors is closed: [`Connector`] is an enum with one variant per
+//! kind, configured by the serde-tagged [`ConnectorConfig`]. [`sim`] is the
+//! in-process fleet the demo and the tests run on.
 
 mod contract;
 mod error;
 mod seconds;
 mod secret;
+pub mod sim;
 
 pub use contract::{
     ArtifactRef, DeploymentStatus, ObservedState, PublishRequest, PublishResult, Remediation,
@@ -22,7 +24,9 @@ pub use contract::{
 pub use error::{ConnectorError, ErrorClass, ErrorCode};
 pub use secret::Secret;
 
+use crate::model::Plane;
 use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
 use std::future::Future;
 
 /// The seed's `ExecutionPlaneConnector`: four operations, all idempotent on the
@@ -58,4 +62,116 @@ pub trait ExecutionPlaneConnector {
         correlation_id: &str,
         now: DateTime<Utc>,
     ) -> impl Future<Output = Result<bool, ConnectorError>> + Send;
+}
+
+/// Every connector ringmaster has.
+///
+/// To add a plane: a module `planes/<plane>/{mod.rs, client.rs, simulator.rs,
+/// tests.rs}` whose connector implements [`ExecutionPlaneConnector`], a variant
+/// here and in [`ConnectorConfig`], one arm in each `match` below (the compiler
+/// lists them), and the conformance tests of `docs/connectors.md` run against the
+/// plane's simulator.
+#[derive(Debug, Clone)]
+pub enum Connector {
+    /// The in-process simulated fleet, standing in for one plane.
+    Sim(sim::SimConnector),
+}
+
+impl Connector {
+    /// The configuration `type` of this connector.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Connector::Sim(_) => "sim",
+        }
+    }
+
+    /// The plane this connector drives (or, for `sim`, stands in for).
+    pub fn plane(&self) -> Plane {
+        match self {
+            Connector::Sim(sim) => sim.plane(),
+        }
+    }
+}
+
+impl ExecutionPlaneConnector for Connector {
+    async fn publish(
+        &self,
+        request: &PublishRequest,
+        now: DateTime<Utc>,
+    ) -> Result<PublishResult, ConnectorError> {
+        match self {
+            Connector::Sim(sim) => sim.publish(request, now).await,
+        }
+    }
+
+    async fn query_status(
+        &self,
+        correlation_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<DeploymentStatus, ConnectorError> {
+        match self {
+            Connector::Sim(sim) => sim.query_status(correlation_id, now).await,
+        }
+    }
+
+    async fn remediate(
+        &self,
+        correlation_id: &str,
+        remediation: &Remediation,
+        now: DateTime<Utc>,
+    ) -> Result<RemediationResult, ConnectorError> {
+        match self {
+            Connector::Sim(sim) => sim.remediate(correlation_id, remediation, now).await,
+        }
+    }
+
+    async fn verify_idempotency(
+        &self,
+        correlation_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool, ConnectorError> {
+        match self {
+            Connector::Sim(sim) => sim.verify_idempotency(correlation_id, now).await,
+        }
+    }
+}
+
+/// How one connector is configured, tagged by `type`: `{"type": "sim", "plane":
+/// "intune", "seed": 7}`. Real planes add a variant each (credentials as
+/// [`Secret`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ConnectorConfig {
+    Sim(sim::SimConfig),
+}
+
+/// A connector configuration that cannot be built.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectorConfigError {
+    #[error("sim connector for plane {}: {source}", plane.as_str())]
+    Sim {
+        plane: Plane,
+        #[source]
+        source: sim::SimError,
+    },
+}
+
+impl ConnectorConfig {
+    /// The plane the configured connector will drive.
+    pub fn plane(&self) -> Plane {
+        match self {
+            ConnectorConfig::Sim(config) => config.plane,
+        }
+    }
+
+    pub fn build(&self) -> Result<Connector, ConnectorConfigError> {
+        match self {
+            ConnectorConfig::Sim(config) => sim::SimConnector::new(config.clone())
+                .map(Connector::Sim)
+                .map_err(|source| ConnectorConfigError::Sim {
+                    plane: config.plane,
+                    source,
+                }),
+        }
+    }
 }

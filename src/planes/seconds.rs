@@ -30,3 +30,22 @@ pub mod optional {
             .transpose()
     }
 }
+
+/// `(Duration, Duration)` as `[min_seconds, max_seconds]`.
+pub mod pair {
+    use super::*;
+
+    pub fn serialize<S: Serializer>(
+        value: &(Duration, Duration),
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        [value.0.as_secs_f64(), value.1.as_secs_f64()].serialize(serializer)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<(Duration, Duration), D::Error> {
+        let [minimum, maximum] = <[f64; 2]>::deserialize(deserializer)?;
+        Ok((from_seconds(minimum)?, from_seconds(maximum)?))
+    }
+}
