@@ -1,0 +1,177 @@
+//! `planes`: the connector contract and the connectors that drive the execution
+//! planes (Intune, Jamf Pro, Configuration Manager, Landscape, Ansible).
+//!
+//! ringmaster never installs anything itself. It hands each plane a
+//! [`PublishRequest`] per ring, reads back a [`DeploymentStatus`], and asks for a
+//! [`Remediation`] when a gate or the reconciler says so. Every call is idempotent on
+//! the intent's correlation id and takes `now`, so time is the caller's. The
+//! written contract every connector obeys is `docs/connectors.md`.
+//!
+//! The set of connectors is closed: [`Connector`] is an enum with one variant per
+//! kind, configured by the serde-tagged [`ConnectorConfig`]. [`sim`] is the
+//! in-process fleet the demo and the tests run on.
+
+mod contract;
+mod error;
+mod seconds;
+mod secret;
+pub mod sim;
+
+pub use contract::{
+    ArtifactRef, DeploymentStatus, ObservedState, PublishRequest, PublishResult, Remediation,
+    RemediationResult, RingStatus,
+};
+pub use error::{ConnectorError, ErrorClass, ErrorCode};
+pub use secret::Secret;
+
+use crate::model::Plane;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use std::future::Future;
+
+/// The seed's `ExecutionPlaneConnector`: four operations, all idempotent on the
+/// correlation id, all taking the caller's `now`. See `docs/connectors.md`.
+pub trait ExecutionPlaneConnector {
+    /// Makes the app exist on the plane and assigns it to the request's groups;
+    /// finds and completes what an earlier call with the same correlation id did.
+    fn publish(
+        &self,
+        request: &PublishRequest,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<PublishResult, ConnectorError>> + Send;
+
+    /// Per-ring install counts and what the plane holds, as of `now`.
+    fn query_status(
+        &self,
+        correlation_id: &str,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<DeploymentStatus, ConnectorError>> + Send;
+
+    /// Carries out the action; `applied: false` when the plane was already there.
+    fn remediate(
+        &self,
+        correlation_id: &str,
+        remediation: &Remediation,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<RemediationResult, ConnectorError>> + Send;
+
+    /// Whether the plane already holds a deployment with this correlation id: what
+    /// the daemon asks after a crash instead of publishing blind.
+    fn verify_idempotency(
+        &self,
+        correlation_id: &str,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<bool, ConnectorError>> + Send;
+}
+
+/// Every connector ringmaster has.
+///
+/// To add a plane: a module `planes/<plane>/{mod.rs, client.rs, simulator.rs,
+/// tests.rs}` whose connector implements [`ExecutionPlaneConnector`], a variant
+/// here and in [`ConnectorConfig`], one arm in each `match` below (the compiler
+/// lists them), and the conformance tests of `docs/connectors.md` run against the
+/// plane's simulator.
+#[derive(Debug, Clone)]
+pub enum Connector {
+    /// The in-process simulated fleet, standing in for one plane.
+    Sim(sim::SimConnector),
+}
+
+impl Connector {
+    /// The configuration `type` of this connector.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Connector::Sim(_) => "sim",
+        }
+    }
+
+    /// The plane this connector drives (or, for `sim`, stands in for).
+    pub fn plane(&self) -> Plane {
+        match self {
+            Connector::Sim(sim) => sim.plane(),
+        }
+    }
+}
+
+impl ExecutionPlaneConnector for Connector {
+    async fn publish(
+        &self,
+        request: &PublishRequest,
+        now: DateTime<Utc>,
+    ) -> Result<PublishResult, ConnectorError> {
+        match self {
+            Connector::Sim(sim) => sim.publish(request, now).await,
+        }
+    }
+
+    async fn query_status(
+        &self,
+        correlation_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<DeploymentStatus, ConnectorError> {
+        match self {
+            Connector::Sim(sim) => sim.query_status(correlation_id, now).await,
+        }
+    }
+
+    async fn remediate(
+        &self,
+        correlation_id: &str,
+        remediation: &Remediation,
+        now: DateTime<Utc>,
+    ) -> Result<RemediationResult, ConnectorError> {
+        match self {
+            Connector::Sim(sim) => sim.remediate(correlation_id, remediation, now).await,
+        }
+    }
+
+    async fn verify_idempotency(
+        &self,
+        correlation_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool, ConnectorError> {
+        match self {
+            Connector::Sim(sim) => sim.verify_idempotency(correlation_id, now).await,
+        }
+    }
+}
+
+/// How one connector is configured, tagged by `type`: `{"type": "sim", "plane":
+/// "intune", "seed": 7}`. Real planes add a variant each (credentials as
+/// [`Secret`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ConnectorConfig {
+    Sim(sim::SimConfig),
+}
+
+/// A connector configuration that cannot be built.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectorConfigError {
+    #[error("sim connector for plane {}: {source}", plane.as_str())]
+    Sim {
+        plane: Plane,
+        #[source]
+        source: sim::SimError,
+    },
+}
+
+impl ConnectorConfig {
+    /// The plane the configured connector will drive.
+    pub fn plane(&self) -> Plane {
+        match self {
+            ConnectorConfig::Sim(config) => config.plane,
+        }
+    }
+
+    pub fn build(&self) -> Result<Connector, ConnectorConfigError> {
+        match self {
+            ConnectorConfig::Sim(config) => sim::SimConnector::new(config.clone())
+                .map(Connector::Sim)
+                .map_err(|source| ConnectorConfigError::Sim {
+                    plane: config.plane,
+                    source,
+                }),
+        }
+    }
+}

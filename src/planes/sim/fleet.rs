@@ -1,0 +1,317 @@
+//! `fleet`: everything the simulated plane holds, as one serializable value.
+//!
+//! It is shaped like a real plane, not like the connector: app objects carry the
+//! correlation id in a free-text `notes` field (as Intune's `mobileApp.notes` or a
+//! Jamf package's notes would), and assignments are a plain list that would accept
+//! a duplicate. Finding the existing app and not assigning a group twice is the
+//! connector's job (`operations`), which is what makes [`SimFleet::assignment_count`]
+//! a real check.
+
+use super::device::{AttemptAction, AttemptDraw, Device, DeviceView};
+use super::injection::Fault;
+use crate::model::Plane;
+use crate::planes::{ArtifactRef, DeploymentStatus, ObservedState, RingStatus};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::time::Duration;
+
+/// The prefix of the correlation note on app objects.
+pub const CORRELATION_NOTE_PREFIX: &str = "corr:";
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SimFleet {
+    pub plane: Plane,
+    pub seed: u64,
+    #[serde(with = "crate::planes::seconds::pair")]
+    pub install_delay: (Duration, Duration),
+    pub default_success_rate: f64,
+    /// Device count per group id registered on this plane.
+    pub groups: BTreeMap<String, u32>,
+    /// Install success probability per application id, then version.
+    pub success_rates: BTreeMap<String, BTreeMap<String, f64>>,
+    pub apps: Vec<SimApp>,
+    /// Assignment records, as the plane stores them.
+    pub assignments: Vec<SimAssignment>,
+    /// Faults waiting for the next connector calls, first first.
+    pub faults: VecDeque<Fault>,
+    pub publish_calls: u64,
+    /// Numbers the plane's object ids.
+    pub next_object_number: u64,
+}
+
+/// An app object on the plane, with the devices it has touched.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SimApp {
+    pub id: String,
+    /// `corr:<correlation id>`: how a connector finds the app again.
+    pub notes: String,
+    pub intent_id: String,
+    pub application_id: String,
+    pub application_name: String,
+    pub published_version: String,
+    /// What the app's assignments deliver now: the published version, the version
+    /// of a rollback, or `None` once uninstalled.
+    pub delivered_version: Option<String>,
+    pub supersedes_version: Option<String>,
+    pub artifact: ArtifactRef,
+    /// Rings in the order they were first published.
+    pub rings: Vec<PublishedRing>,
+    pub pinned_ring: Option<String>,
+    pub created_at: DateTime<Utc>,
+    /// Every device the app was ever assigned to, by device id.
+    pub devices: BTreeMap<String, Device>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PublishedRing {
+    pub ring: String,
+    pub groups: Vec<String>,
+    pub exclusions: Vec<String>,
+    pub expected_devices: u32,
+    pub published_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SimAssignment {
+    pub id: String,
+    pub app_id: String,
+    pub group: String,
+    pub ring: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// The id of device `index` of `group`.
+pub fn device_id(group: &str, index: u32) -> String {
+    format!("{group}/device-{index:05}")
+}
+
+impl SimFleet {
+    pub fn new(
+        plane: Plane,
+        seed: u64,
+        install_delay: (Duration, Duration),
+        default_success_rate: f64,
+    ) -> SimFleet {
+        SimFleet {
+            plane,
+            seed,
+            install_delay,
+            default_success_rate,
+            groups: BTreeMap::new(),
+            success_rates: BTreeMap::new(),
+            apps: Vec::new(),
+            assignments: Vec::new(),
+            faults: VecDeque::new(),
+            publish_calls: 0,
+            next_object_number: 1,
+        }
+    }
+
+    /// A new plane object id, e.g. `sim-intune-app-3`.
+    pub fn new_object_id(&mut self, kind: &str) -> String {
+        let number = self.next_object_number;
+        self.next_object_number += 1;
+        format!("sim-{}-{kind}-{number}", self.plane.as_str())
+    }
+
+    pub fn app_index(&self, correlation_id: &str) -> Option<usize> {
+        let note = format!("{CORRELATION_NOTE_PREFIX}{correlation_id}");
+        self.apps.iter().position(|app| app.notes == note)
+    }
+
+    pub fn app(&self, correlation_id: &str) -> Option<&SimApp> {
+        self.app_index(correlation_id)
+            .map(|index| &self.apps[index])
+    }
+
+    pub fn assignments_of<'a>(
+        &'a self,
+        app_id: &'a str,
+    ) -> impl Iterator<Item = &'a SimAssignment> {
+        self.assignments
+            .iter()
+            .filter(move |assignment| assignment.app_id == app_id)
+    }
+
+    /// Assignment records of the app with this correlation id: exactly one per
+    /// assigned group when the connector is right.
+    pub fn assignment_count(&self, correlation_id: &str) -> usize {
+        self.app(correlation_id)
+            .map(|app| self.assignments_of(&app.id).count())
+            .unwrap_or(0)
+    }
+
+    pub fn success_rate(&self, application_id: &str, version: &str) -> f64 {
+        self.success_rates
+            .get(application_id)
+            .and_then(|versions| versions.get(version))
+            .copied()
+            .unwrap_or(self.default_success_rate)
+    }
+
+    /// How the next attempt at `version` is drawn for the app `correlation_id`.
+    pub fn draw<'a>(
+        &self,
+        correlation_id: &'a str,
+        application_id: &str,
+        version: Option<&str>,
+    ) -> AttemptDraw<'a> {
+        AttemptDraw {
+            seed: self.seed,
+            correlation_id,
+            delay: self.install_delay,
+            success_rate: version
+                .map(|version| self.success_rate(application_id, version))
+                .unwrap_or(1.0),
+        }
+    }
+
+    /// Assigns `group` to app `app_index` for `ring` and starts installing the
+    /// delivered version on each of its devices that does not run it yet.
+    pub fn assign_group(&mut self, app_index: usize, group: &str, ring: &str, now: DateTime<Utc>) {
+        let assignment_id = self.new_object_id("assignment");
+        let app_id = self.apps[app_index].id.clone();
+        self.assignments.push(SimAssignment {
+            id: assignment_id,
+            app_id,
+            group: group.to_string(),
+            ring: ring.to_string(),
+            created_at: now,
+        });
+        let device_count = self.groups.get(group).copied().unwrap_or(0);
+        let correlation_id = correlation_of(&self.apps[app_index]).to_string();
+        let app = &self.apps[app_index];
+        let draw = self.draw(
+            &correlation_id,
+            &app.application_id,
+            app.delivered_version.as_deref(),
+        );
+        let app = &mut self.apps[app_index];
+        let Some(version) = app.delivered_version.clone() else {
+            return;
+        };
+        let baseline = app.supersedes_version.clone();
+        for index in 0..device_count {
+            let id = device_id(group, index);
+            let device = app
+                .devices
+                .entry(id.clone())
+                .or_insert_with(|| Device::new(group, baseline.clone()));
+            push_version(device, &id, &version, now, &draw);
+        }
+    }
+
+    /// The deployment as the connector reports it at `now`.
+    pub fn status(&self, app: &SimApp, now: DateTime<Utc>) -> DeploymentStatus {
+        let delivered = app.delivered_version.as_deref();
+        let mut rings: BTreeMap<String, RingStatus> = app
+            .rings
+            .iter()
+            .map(|published| (published.ring.clone(), RingStatus::default()))
+            .collect();
+        let mut rings_of_group: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+        for assignment in self.assignments_of(&app.id) {
+            rings_of_group
+                .entry(assignment.group.as_str())
+                .or_default()
+                .insert(assignment.ring.as_str());
+        }
+        let mut installed_versions: BTreeMap<String, u32> = BTreeMap::new();
+        let mut assigned_devices = 0;
+        for device in app.devices.values() {
+            let view = device.view(now, delivered);
+            if let Some(ring_ids) = rings_of_group.get(device.group.as_str()) {
+                assigned_devices += 1;
+                for ring_id in ring_ids {
+                    if let Some(status) = rings.get_mut(*ring_id) {
+                        count_device(status, &view, delivered);
+                    }
+                }
+            }
+            if let Some(version) = view.installed_version {
+                *installed_versions.entry(version).or_default() += 1;
+            }
+        }
+        let assigned_groups = rings_of_group
+            .keys()
+            .map(|group| group.to_string())
+            .collect();
+        DeploymentStatus {
+            correlation_id: correlation_of(app).to_string(),
+            rings,
+            observed: ObservedState {
+                version: most_common_version(&installed_versions, delivered),
+                assigned_groups,
+                assigned_devices,
+                installed_versions,
+            },
+        }
+    }
+}
+
+/// Starts installing `version` on a device unless it runs it or is installing it.
+/// Returns whether an attempt started.
+pub fn push_version(
+    device: &mut Device,
+    device_id: &str,
+    version: &str,
+    now: DateTime<Utc>,
+    draw: &AttemptDraw<'_>,
+) -> bool {
+    let view = device.view(now, Some(version));
+    let wanted = AttemptAction::Install {
+        version: version.to_string(),
+    };
+    let runs_it = view.installed_version.as_deref() == Some(version) && view.in_flight.is_none();
+    if runs_it || view.in_flight.as_ref() == Some(&wanted) {
+        return false;
+    }
+    device.start(device_id, wanted, now, draw);
+    true
+}
+
+pub fn correlation_of(app: &SimApp) -> &str {
+    app.notes
+        .strip_prefix(CORRELATION_NOTE_PREFIX)
+        .unwrap_or(&app.notes)
+}
+
+fn count_device(status: &mut RingStatus, view: &DeviceView, delivered: Option<&str>) {
+    status.targeted += 1;
+    if delivered.is_some() && view.installed_version.as_deref() == delivered {
+        status.installed += 1;
+    } else if let (Some(reason), None) = (&view.failed_reason, &view.in_flight) {
+        status.failed += 1;
+        *status.failure_reasons.entry(reason.clone()).or_default() += 1;
+    } else {
+        status.pending += 1;
+    }
+    status.first_install_at = earliest(status.first_install_at, view.first_install_at);
+    status.last_report_at = status.last_report_at.max(view.last_report_at);
+}
+
+fn earliest(first: Option<DateTime<Utc>>, second: Option<DateTime<Utc>>) -> Option<DateTime<Utc>> {
+    match (first, second) {
+        (Some(first), Some(second)) => Some(first.min(second)),
+        (first, second) => first.or(second),
+    }
+}
+
+/// The version most devices run; a tie goes to the delivered version, then to the
+/// highest in text order, so the answer never depends on iteration luck.
+fn most_common_version(
+    installed: &BTreeMap<String, u32>,
+    delivered: Option<&str>,
+) -> Option<String> {
+    installed
+        .iter()
+        .max_by_key(|(version, count)| {
+            (
+                **count,
+                Some(version.as_str()) == delivered,
+                version.as_str(),
+            )
+        })
+        .map(|(version, _)| version.clone())
+}
