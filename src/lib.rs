@@ -10,8 +10,8 @@
 pub mod cli;
 pub mod daemon;
 pub mod diagnostic;
-pub mod evidence;
 pub mod evaluation;
+pub mod evidence;
 pub mod model;
 pub mod plan;
 pub mod planes;

@@ -49,13 +49,25 @@ pub enum DaemonError {
     #[error(transparent)]
     Source(#[from] crate::source::SourceError),
     #[error(transparent)]
-    Store(#[from] crate::store::StoreError),
+    Store(Box<crate::store::StoreError>),
     #[error(transparent)]
     Evidence(#[from] crate::evidence::EvidenceError),
     #[error(transparent)]
-    Process(#[from] ProcessError),
+    Process(Box<ProcessError>),
     #[error("watching the repository: {0}")]
     Watch(String),
+}
+
+impl From<crate::store::StoreError> for DaemonError {
+    fn from(error: crate::store::StoreError) -> Self {
+        DaemonError::Store(Box::new(error))
+    }
+}
+
+impl From<ProcessError> for DaemonError {
+    fn from(error: ProcessError) -> Self {
+        DaemonError::Process(Box::new(error))
+    }
 }
 
 /// The daemon's long-lived state.
@@ -129,9 +141,10 @@ impl Daemon {
             pause_at: self.pause_at,
         };
         let reports = processor.process_pending(now)?;
-        if let Some(remote) = self.config.evidence_remote.clone() {
-            if let Err(error) = self.push_evidence(&remote, now) {
-                self.store.append_event(crate::store::NewEvent {
+        if let Some(remote) = self.config.evidence_remote.clone()
+            && let Err(error) = self.push_evidence(&remote, now)
+        {
+            self.store.append_event(crate::store::NewEvent {
                     correlation_id: "evidence:push".into(),
                     intent_id: None,
                     event_type: crate::store::EventType::PublishBlocked,
@@ -143,8 +156,7 @@ impl Daemon {
                     outcome: crate::store::EventOutcome::Failure,
                     details: serde_json::json!({"reason": format!("evidence could not be pushed to {remote}: {error}")}),
                 })?;
-                return Err(error.into());
-            }
+            return Err(error.into());
         }
         Ok(reports)
     }
@@ -152,7 +164,11 @@ impl Daemon {
     /// Pushes the evidence branch fast-forward only. When the remote moved
     /// (another writer), fetches, replays our records on top of the remote's
     /// — re-signed, new sequence numbers — and pushes again. Never forces.
-    fn push_evidence(&mut self, remote: &str, now: DateTime<Utc>) -> Result<(), crate::evidence::EvidenceError> {
+    fn push_evidence(
+        &mut self,
+        remote: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), crate::evidence::EvidenceError> {
         use crate::evidence::{EvidenceError, FetchOutcome};
         if self.evidence.tip()?.is_none() {
             return Ok(());
@@ -164,12 +180,19 @@ impl Daemon {
                 Err(error) => return Err(error),
             }
             match self.evidence.fetch(remote)? {
-                FetchOutcome::Diverged { remote: remote_tip, .. } => {
+                FetchOutcome::Diverged {
+                    remote: remote_tip, ..
+                } => {
                     let replayed = self.evidence.replay_onto(&remote_tip, &self.signer)?;
-                    if let Some(last) = replayed.last() {
-                        if let Err(error) = self.store.set_evidence_head(last.sequence, &last.pack_sha256, &last.commit, now) {
-                            tracing::warn!(%error, "could not record the replayed evidence head");
-                        }
+                    if let Some(last) = replayed.last()
+                        && let Err(error) = self.store.set_evidence_head(
+                            last.sequence,
+                            &last.pack_sha256,
+                            &last.commit,
+                            now,
+                        )
+                    {
+                        tracing::warn!(%error, "could not record the replayed evidence head");
                     }
                 }
                 FetchOutcome::LocalAhead { .. }

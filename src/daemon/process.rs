@@ -38,10 +38,16 @@ pub enum ProcessError {
     #[error("git: {0}")]
     Git(#[from] git2::Error),
     #[error("state store: {0}")]
-    Store(#[from] crate::store::StoreError),
+    Store(Box<crate::store::StoreError>),
     /// Invariant 4: without evidence nothing proceeds; the commit is retried.
     #[error("evidence branch cannot be written, publishing is blocked: {0}")]
     Evidence(#[from] crate::evidence::EvidenceError),
+}
+
+impl From<crate::store::StoreError> for ProcessError {
+    fn from(error: crate::store::StoreError) -> Self {
+        ProcessError::Store(Box::new(error))
+    }
 }
 
 /// What one processed commit produced.
@@ -297,7 +303,10 @@ impl Processor<'_> {
                 &appended.commit,
                 now,
             )?;
-            let privileged = snapshot.applications.get(&intent.application_id).is_some_and(|a| a.privileged);
+            let privileged = snapshot
+                .applications
+                .get(&intent.application_id)
+                .is_some_and(|a| a.privileged);
             if privileged {
                 self.siem.emit(&json!({
                     "type": "privileged_change",
