@@ -11,6 +11,7 @@ pub mod cli;
 pub mod diagnostic;
 pub mod evaluation;
 pub mod model;
+pub mod orchestrator;
 pub mod plan;
 pub mod policy;
 pub mod risk;
