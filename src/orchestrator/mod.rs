@@ -55,8 +55,12 @@ use chrono::{DateTime, Utc};
 use std::collections::HashMap;
 
 /// One orchestrator pass at `now`: tells each run whose version another run
-/// blocked (or no longer blocks), then gives every run a `Tick`. Returns the
-/// effects tagged with their intent id, runs in slice order.
+/// blocked (or no longer blocks), then gives every unfinished run a `Tick`.
+/// Returns the effects tagged with their intent id, runs in slice order.
+///
+/// `runs` must include the finished runs that still block their version
+/// ([`IntentRun::blocks_its_version`]): a block is lifted when its run is
+/// superseded, and equally when it is left out.
 pub fn pass(runs: &mut [IntentRun], now: DateTime<Utc>) -> Vec<(String, Effect)> {
     let blocked: HashMap<(String, String), String> = runs
         .iter()

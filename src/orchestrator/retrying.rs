@@ -67,7 +67,7 @@ pub(crate) fn stage_failed(
     }
     let reason = match stage {
         StartStage::Claiming => {
-            format!("ring {ring} stayed busy for {attempts} attempts to claim it")
+            format!("ring {ring} could not be claimed in {attempts} attempts (last: {kind})")
         }
         StartStage::RecordingEvidence => format!(
             "the start record of ring {ring} was not committed in {attempts} attempts; \

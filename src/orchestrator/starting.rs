@@ -59,8 +59,8 @@ pub(crate) fn advance(step: &mut Step<'_>) {
     if let Some(blocked_by) = step.run.version_blocked_by.clone() {
         step.run.phase = resting_phase(step, index);
         let reason = format!(
-            "version {} of {} was rolled back by intent {blocked_by}; it stays blocked \
-             until a newer intent supersedes that one",
+            "version {} of {} failed or was rolled back under intent {blocked_by}; it \
+             stays blocked until a newer intent supersedes that one",
             step.run.version, step.run.application_id
         );
         hold(step, HoldCause::VersionBlocked, reason, MACHINE_ACTOR);
