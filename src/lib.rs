@@ -13,6 +13,7 @@ pub mod diagnostic;
 pub mod evaluation;
 pub mod evidence;
 pub mod model;
+pub mod orchestrator;
 pub mod plan;
 pub mod planes;
 pub mod policy;
