@@ -17,6 +17,7 @@ pub mod orchestrator;
 pub mod plan;
 pub mod planes;
 pub mod policy;
+pub mod reconciler;
 pub mod risk;
 pub mod sample;
 pub mod schema;

@@ -33,12 +33,16 @@ pub(super) fn serve(
         .layered(flags)
         .validate(key_password())?;
     let mut daemon = Daemon::open(config)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("start the async runtime")?;
     if once {
-        let reports = daemon.process_pending(clock())?;
-        if reports.is_empty() {
+        let step = runtime.block_on(daemon.step(clock()))?;
+        if step.commits.is_empty() {
             println!("nothing to process: the tracked branch has no new commits");
         }
-        for report in &reports {
+        for report in &step.commits {
             println!(
                 "{} {}: {} evidence record(s), {} unchanged, {} error(s)",
                 &report.commit[..10],
@@ -56,12 +60,12 @@ pub(super) fn serve(
                 );
             }
         }
+        println!(
+            "rollout: {} effect(s) performed",
+            step.drive.effects_performed
+        );
         return Ok(ExitCode::SUCCESS);
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("start the async runtime")?;
     runtime.block_on(daemon.run(clock, shutdown_signal()))?;
     Ok(ExitCode::SUCCESS)
 }
