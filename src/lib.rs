@@ -9,6 +9,7 @@
 
 pub mod cli;
 pub mod daemon;
+pub mod demo;
 pub mod diagnostic;
 pub mod evaluation;
 pub mod evidence;

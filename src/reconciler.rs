@@ -8,7 +8,7 @@
 //! opens a remediation ticket (recorded the same way).
 
 use crate::model::RemediationPolicy;
-use crate::planes::{ObservedState, Remediation};
+use crate::planes::{DeploymentStatus, Remediation};
 use serde::Serialize;
 use serde_json::{Value, json};
 
@@ -38,8 +38,13 @@ pub struct Drift {
     pub detail: String,
 }
 
-/// Every way `observed` differs from `desired`.
-pub fn compare(desired: &DesiredState, observed: &ObservedState) -> Vec<Drift> {
+/// Every way the plane's state differs from `desired`.
+///
+/// Devices still installing or whose install failed run another version by
+/// design (the gates judge those); only devices beyond them count as
+/// version drift.
+pub fn compare(desired: &DesiredState, status: &DeploymentStatus) -> Vec<Drift> {
+    let observed = &status.observed;
     let mut drifts = Vec::new();
     let missing: Vec<&String> = desired
         .groups
@@ -72,8 +77,14 @@ pub fn compare(desired: &DesiredState, observed: &ObservedState) -> Vec<Drift> {
         .iter()
         .filter(|(version, count)| **version != desired.version && **count > 0)
         .collect();
-    if !other_versions.is_empty() {
-        let devices: u32 = other_versions.iter().map(|(_, count)| **count).sum();
+    let devices: u32 = other_versions.iter().map(|(_, count)| **count).sum();
+    let in_flight: u32 = status
+        .rings
+        .values()
+        .map(|ring| ring.pending + ring.failed)
+        .sum();
+    if devices > in_flight {
+        let devices = devices - in_flight;
         drifts.push(Drift {
             drift_type: DriftType::VersionMismatch,
             desired_state: json!({"version": desired.version}),
@@ -119,20 +130,33 @@ mod tests {
         }
     }
 
-    fn observed(groups: &[&str], versions: &[(&str, u32)]) -> ObservedState {
-        ObservedState {
-            version: versions.first().map(|(v, _)| v.to_string()),
-            assigned_groups: groups.iter().map(|g| g.to_string()).collect(),
-            assigned_devices: 50,
-            installed_versions: versions
-                .iter()
-                .map(|(v, n)| (v.to_string(), *n))
-                .collect::<BTreeMap<_, _>>(),
+    fn status(groups: &[&str], versions: &[(&str, u32)], pending: u32) -> DeploymentStatus {
+        let ring = crate::planes::RingStatus {
+            targeted: 50,
+            pending,
+            ..Default::default()
+        };
+        DeploymentStatus {
+            correlation_id: "c".into(),
+            rings: BTreeMap::from([("ring-1-canary".to_string(), ring)]),
+            observed: crate::planes::ObservedState {
+                version: versions.first().map(|(v, _)| v.to_string()),
+                assigned_groups: groups.iter().map(|g| g.to_string()).collect(),
+                assigned_devices: 50,
+                installed_versions: versions
+                    .iter()
+                    .map(|(v, n)| (v.to_string(), *n))
+                    .collect::<BTreeMap<_, _>>(),
+            },
         }
     }
 
-    fn check(observed: ObservedState, expected: &[DriftType]) {
-        let drifts = compare(&desired(), &observed);
+    fn observed(groups: &[&str], versions: &[(&str, u32)]) -> DeploymentStatus {
+        status(groups, versions, 0)
+    }
+
+    fn check(status: DeploymentStatus, expected: &[DriftType]) {
+        let drifts = compare(&desired(), &status);
         let types: Vec<DriftType> = drifts.iter().map(|d| d.drift_type).collect();
         assert_eq!(types, expected, "{drifts:#?}");
     }
@@ -163,12 +187,21 @@ mod tests {
     }
 
     #[test]
-    fn comparing_twice_gives_the_same_answer() {
-        let observed = observed(&["g-lab"], &[("1.9.0", 3)]);
-        assert_eq!(
-            compare(&desired(), &observed),
-            compare(&desired(), &observed)
+    fn devices_still_installing_are_not_drift() {
+        check(
+            status(&["g-lab", "g-canary"], &[("2.0.0", 45), ("1.9.0", 5)], 5),
+            &[],
         );
+        check(
+            status(&["g-lab", "g-canary"], &[("2.0.0", 40), ("1.9.0", 10)], 5),
+            &[DriftType::VersionMismatch],
+        );
+    }
+
+    #[test]
+    fn comparing_twice_gives_the_same_answer() {
+        let status = observed(&["g-lab"], &[("1.9.0", 3)]);
+        assert_eq!(compare(&desired(), &status), compare(&desired(), &status));
     }
 
     #[test]

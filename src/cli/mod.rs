@@ -5,6 +5,7 @@
 //! 2 usage or I/O failure.
 
 mod daemon;
+mod demo;
 mod init;
 mod output;
 mod plan;
@@ -171,6 +172,25 @@ pub enum Command {
         #[arg(long)]
         once: bool,
     },
+    /// The whole story on the sample tenant, in under a minute.
+    ///
+    /// Makes a temporary Git repository from the built-in sample and a
+    /// temporary key, and runs the daemon on the simulated fleet with an
+    /// accelerated clock: an ALLOW intent rolls to Global, a REQUIRE_APPROVAL
+    /// intent waits for a CAB approval commit, a bad version fails its Canary
+    /// gate and rolls back, drift is detected and remediated, and the
+    /// evidence branch verifies. Exits 1 if any step of the story did not happen.
+    Demo {
+        /// Print one JSON report instead of the live view.
+        #[arg(long)]
+        json: bool,
+        /// Seed of the simulated fleet.
+        #[arg(long, default_value_t = 7)]
+        seed: u64,
+        /// Keep the demo's repository, keys and state in this directory.
+        #[arg(long)]
+        keep: Option<PathBuf>,
+    },
     /// Create a minisign key pair for signing evidence.
     ///
     /// Writes DIR/ringmaster.key (mode 0600) and DIR/ringmaster.pub. With
@@ -288,6 +308,7 @@ pub fn run(cli: Cli, clock: crate::daemon::Clock) -> ExitCode {
             daemon::serve(flags, config.as_deref(), once, clock)
         }
         Command::Keygen { out, force } => daemon::keygen(&out, force),
+        Command::Demo { json, seed, keep } => demo::run(json, seed, keep),
         Command::Verify {
             repo,
             public_key,

@@ -802,8 +802,35 @@ impl Driver<'_> {
                 }
             };
             report.intents_checked += 1;
-            let drifts = compare(&desired, &status.observed);
+            let drifts = compare(&desired, &status);
             if drifts.is_empty() {
+                continue;
+            }
+            // The same drift, already reported and not fixed since, is not
+            // reported again (one ticket per drift, not one per hour).
+            let signature: String = drifts
+                .iter()
+                .map(|d| format!("{:?}:{}", d.drift_type, d.detail))
+                .collect::<Vec<_>>()
+                .join("|");
+            let history = self.store.events(&crate::store::EventFilter {
+                intent_id: Some(intent.intent_id.clone()),
+                ..crate::store::EventFilter::default()
+            })?;
+            let last_drift = history
+                .iter()
+                .rev()
+                .find(|e| e.event_type == EventType::DriftDetected);
+            let last_fix = history.iter().rev().find(|e| {
+                e.event_type == EventType::RemediationResult
+                    && e.details.get("remediation_result").and_then(Value::as_str)
+                        == Some("success")
+            });
+            let already_reported = last_drift.is_some_and(|drift| {
+                drift.details.get("signature").and_then(Value::as_str) == Some(signature.as_str())
+                    && last_fix.is_none_or(|fix| fix.seq < drift.seq)
+            });
+            if already_reported {
                 continue;
             }
             report.drifts += drifts.len();
@@ -818,6 +845,7 @@ impl Driver<'_> {
                     "actual_state": drift.actual_state,
                     "detail": drift.detail,
                     "remediation_action": if remediation.is_some() { "auto" } else { "manual_ticket" },
+                    "signature": signature,
                 });
                 self.store.append_event(NewEvent {
                     correlation_id: correlation_id.clone(),
