@@ -69,6 +69,7 @@ fn status(ring: &str, installed: u32, failed: u32, incidents: u32) -> Event {
         failed,
         pending: 100 - installed - failed,
         incidents,
+        first_install_at: None,
     }
 }
 

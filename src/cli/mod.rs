@@ -9,6 +9,7 @@ mod demo;
 mod init;
 mod output;
 mod plan;
+mod status;
 mod validate;
 
 use clap::{Parser, Subcommand, ValueEnum};
@@ -223,6 +224,21 @@ pub enum Command {
         #[arg(long)]
         state: Option<PathBuf>,
     },
+    /// Every intent's rollout: state, each ring's progress and gate figures.
+    Status {
+        /// The daemon's state directory.
+        #[arg(long)]
+        state: PathBuf,
+        /// Output format (human or json).
+        #[arg(long, value_enum, default_value_t = Format::Human)]
+        format: Format,
+    },
+    /// Hold an intent's rollout before its next ring (recorded as an event and evidence).
+    Hold(OperatorArgs),
+    /// Resume a held intent (re-evaluates its gate).
+    Resume(OperatorArgs),
+    /// Roll an intent back by its rollback plan.
+    Rollback(OperatorArgs),
     /// Show the audit trail from the state store, and check its hash chain.
     Events {
         /// The daemon's state directory.
@@ -243,6 +259,22 @@ pub enum Command {
         #[command(subcommand)]
         command: SchemaCommand,
     },
+}
+
+/// Arguments of `hold`, `resume` and `rollback`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct OperatorArgs {
+    /// The intent id.
+    pub intent: String,
+    /// Why (goes into the audit trail).
+    #[arg(long)]
+    pub reason: String,
+    /// The daemon's state directory.
+    #[arg(long)]
+    pub state: PathBuf,
+    /// Who acts [default: $USER].
+    #[arg(long)]
+    pub actor: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -309,6 +341,31 @@ pub fn run(cli: Cli, clock: crate::daemon::Clock) -> ExitCode {
         }
         Command::Keygen { out, force } => daemon::keygen(&out, force),
         Command::Demo { json, seed, keep } => demo::run(json, seed, keep),
+        Command::Status { state, format } => status::status(&state, format),
+        Command::Hold(args) => status::operator(
+            &args.state,
+            &args.intent,
+            "hold",
+            &args.reason,
+            args.actor,
+            now,
+        ),
+        Command::Resume(args) => status::operator(
+            &args.state,
+            &args.intent,
+            "resume",
+            &args.reason,
+            args.actor,
+            now,
+        ),
+        Command::Rollback(args) => status::operator(
+            &args.state,
+            &args.intent,
+            "rollback",
+            &args.reason,
+            args.actor,
+            now,
+        ),
         Command::Verify {
             repo,
             public_key,

@@ -95,6 +95,8 @@ pub struct Daemon {
     /// The last known good snapshot and its commit.
     good: Option<(String, Snapshot)>,
     next_reconcile: Option<DateTime<Utc>>,
+    /// Whether in-flight work of a previous process was re-sent.
+    recovered: bool,
 }
 
 /// What one step of the daemon did.
@@ -134,6 +136,7 @@ impl Daemon {
         let siem = Siem::new(config.siem.clone());
         let pause_at = match std::env::var("RINGMASTER_TEST_PAUSE_AT").ok().as_deref() {
             Some("after-evidence-append") => Some(PausePoint::AfterEvidenceAppend),
+            Some("after-publish") => Some(PausePoint::AfterPublish),
             _ => None,
         };
         Ok(Daemon {
@@ -149,6 +152,7 @@ impl Daemon {
             persist_fleet: true,
             good: None,
             next_reconcile: None,
+            recovered: false,
         })
     }
 
@@ -225,8 +229,11 @@ impl Daemon {
             planes,
             snapshot,
             source_commit: commit,
+            pause_at: self.pause_at,
+            recover: !self.recovered,
         };
         report.drive = driver.drive(now).await?;
+        self.recovered = true;
         let due = self.next_reconcile.is_none_or(|at| now >= at);
         if due {
             report.reconcile = Some(driver.reconcile(now).await?);

@@ -67,6 +67,8 @@ pub struct CommitReport {
 pub enum PausePoint {
     /// After an evidence commit, before its event is recorded.
     AfterEvidenceAppend,
+    /// After a plane accepted a publish, before the journal records it.
+    AfterPublish,
 }
 
 /// Everything processing needs, borrowed from the daemon.
@@ -516,7 +518,7 @@ fn with_evaluation(previous: Option<Value>, facts: EvaluationFacts) -> Value {
 }
 
 /// Test hook: say where we are on stderr, then wait to be killed.
-fn pause_forever(point: &str) -> ! {
+pub(super) fn pause_forever(point: &str) -> ! {
     eprintln!("RINGMASTER-PAUSED-AT {point}");
     loop {
         std::thread::park();

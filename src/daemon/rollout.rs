@@ -19,7 +19,8 @@ use crate::evidence::{
 };
 use crate::model::{ApprovalCondition, DeploymentIntent, Snapshot};
 use crate::orchestrator::{
-    self, ConnectorFailure, Effect, Event, FailureClass, IntentRun, RemediationAction, RolloutPlan,
+    self, ConnectorFailure, Effect, Event, FailureClass, IntentRun, Phase, RemediationAction,
+    RolloutPlan,
 };
 use crate::planes::{
     ArtifactRef, ErrorClass, ExecutionPlaneConnector as _, PublishRequest, Remediation,
@@ -91,6 +92,32 @@ pub struct Driver<'a> {
     pub snapshot: &'a Snapshot,
     /// Its commit, cited by every record the pass writes.
     pub source_commit: &'a str,
+    /// Test hook (see `RINGMASTER_TEST_PAUSE_AT`).
+    pub pause_at: Option<super::process::PausePoint>,
+    /// First pass after a start: re-send what was in flight when the last
+    /// process stopped (every such effect is idempotent), instead of waiting
+    /// for the state machine's reply timeout.
+    pub recover: bool,
+}
+
+/// The effect a run was waiting on when the process stopped, if any.
+fn in_flight(run: &IntentRun) -> Option<Effect> {
+    use crate::orchestrator::StartStage;
+    let Phase::RingStarting { ring, stage } = &run.phase else {
+        return None;
+    };
+    Some(match stage {
+        StartStage::Claiming => Effect::ClaimRing { ring: ring.clone() },
+        StartStage::RecordingEvidence => {
+            let record = run.start_record.as_ref()?;
+            Effect::RecordEvidence {
+                transition_id: record.transition_id.clone(),
+                record_type: record.record_type.clone(),
+                summary: record.summary.clone(),
+            }
+        }
+        StartStage::Publishing => Effect::Publish { ring: ring.clone() },
+    })
 }
 
 /// Most effects one pass performs before yielding (a guard against a
@@ -257,6 +284,14 @@ impl Driver<'_> {
                     work.push_back((intent_id.clone(), effect));
                 }
                 dirty.insert(intent_id);
+            }
+        }
+        if self.recover {
+            for run in &runs {
+                if let Some(effect) = in_flight(run) {
+                    tracing::info!(intent = %run.intent_id, effect = effect.name(), "re-sending what was in flight before the restart");
+                    work.push_back((run.intent_id.clone(), effect));
+                }
             }
         }
         for (intent_id, effect) in orchestrator::pass(&mut runs, now) {
@@ -615,6 +650,9 @@ impl Driver<'_> {
         }
         match connector.publish(&request, now).await {
             Ok(result) => {
+                if self.pause_at == Some(super::process::PausePoint::AfterPublish) {
+                    super::process::pause_forever("after-publish");
+                }
                 self.store
                     .mark_confirmed(&planned.key, Some(&result.external_id), now)?;
                 Ok(Event::PublishConfirmed {
@@ -654,6 +692,7 @@ impl Driver<'_> {
                     failed: counts.failed,
                     pending: counts.pending,
                     incidents: 0,
+                    first_install_at: counts.first_install_at,
                 })
             }
             Err(error) => {

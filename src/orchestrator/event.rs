@@ -74,6 +74,11 @@ pub enum Event {
         failed: u32,
         pending: u32,
         incidents: u32,
+        /// When the plane says the first device of the ring installed, if it
+        /// reports that; time to compliance is measured from it (a run that
+        /// was held and looks late must not count the hold as install time).
+        #[serde(default)]
+        first_install_at: Option<chrono::DateTime<chrono::Utc>>,
     },
     /// Time passed: the daemon's periodic pass, or a `WakeAt` coming due.
     Tick,

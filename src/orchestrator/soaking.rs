@@ -136,6 +136,7 @@ pub(crate) fn on_status_observed(step: &mut Step<'_>, event: &Event) {
         failed,
         pending,
         incidents,
+        first_install_at: reported_first_install,
     } = event
     else {
         return;
@@ -156,6 +157,7 @@ pub(crate) fn on_status_observed(step: &mut Step<'_>, event: &Event) {
         .observed
         .as_ref()
         .and_then(|observed| observed.first_install_at)
+        .or(*reported_first_install)
         .or((*installed > 0).then_some(step.now));
     progress.observed = Some(ObservedStatus {
         targeted: *targeted,
