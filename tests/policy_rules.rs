@@ -3,8 +3,15 @@
 //!
 //! Each case starts from `baseline()`, a realistic input that evaluates to
 //! ALLOW, mutates it, and checks the decision and the rule ids that fired.
+//!
+//! Every evaluation goes through both paths, `PolicyEngine::evaluate` (RVM
+//! for the built-in rules) and `PolicyEngine::evaluate_interpreted` (the
+//! reference), and asserts that they give the same outcome or the same error
+//! (see `evaluate_both`), so no table case can pass on one path only.
 
-use ringmaster::policy::{Decision, PolicyEngine, PolicyError, PolicyOutcome, ReasonKind};
+use ringmaster::policy::{
+    Decision, EvaluationPath, PolicyEngine, PolicyError, PolicyOutcome, ReasonKind,
+};
 use serde_json::{Value as Json, json};
 use std::sync::OnceLock;
 
@@ -203,10 +210,24 @@ fn push(input: &mut Json, pointer: &str, value: Json) {
         .push(value);
 }
 
+/// Evaluates through both paths and asserts that they agree exactly, outcome
+/// or error; inputs of the documented shape must take the compiled path.
+fn evaluate_both(engine: &PolicyEngine, input: &Json) -> Result<PolicyOutcome, PolicyError> {
+    let compiled = engine.evaluate(input);
+    let interpreted = engine.evaluate_interpreted(input);
+    assert_eq!(compiled, interpreted, "the two paths disagree on {input:#}");
+    compiled
+}
+
 fn evaluate_with(engine: &PolicyEngine, mutate: impl FnOnce(&mut Json)) -> PolicyOutcome {
     let mut input = baseline();
     mutate(&mut input);
-    engine.evaluate(&input).expect("evaluation succeeds")
+    assert_eq!(
+        engine.evaluation_path(&input),
+        EvaluationPath::Compiled,
+        "table inputs have the documented shape"
+    );
+    evaluate_both(engine, &input).expect("evaluation succeeds")
 }
 
 /// Mutates the baseline, evaluates, and checks the decision and the rule ids
@@ -1280,7 +1301,7 @@ fn tenant_call_to_unknown_function_is_an_error_naming_file_and_line() {
     // at evaluation, not when the engine is built.
     let source = "package ringmaster.tenant\n\ndeny contains {\"rule\": \"x\", \"message\": m} if {\n\tm := no_such_function(1)\n}\n";
     let engine = tenant(&[("policies/undefined.rego", source)]).expect("parses");
-    let error = engine.evaluate(&baseline()).expect_err("unknown function");
+    let error = evaluate_both(&engine, &baseline()).expect_err("unknown function");
     let PolicyError::Evaluation { message } = &error else {
         panic!("{error:?}");
     };
@@ -1322,7 +1343,7 @@ fn tenant_package_split_across_files_is_evaluated_rule_by_rule() {
 fn recursive_tenant_rules_fail_the_evaluation_naming_the_file() {
     let source = "package ringmaster.tenant\n\ndeny contains {\"rule\": \"r\", \"message\": \"m\"} if loops\n\nloops if again\n\nagain if loops\n";
     let engine = tenant(&[("policies/recursive.rego", source)]).expect("parses");
-    let error = engine.evaluate(&baseline()).expect_err("recursion");
+    let error = evaluate_both(&engine, &baseline()).expect_err("recursion");
     let PolicyError::Evaluation { message } = &error else {
         panic!("{error:?}");
     };
@@ -1333,7 +1354,7 @@ fn recursive_tenant_rules_fail_the_evaluation_naming_the_file() {
 fn malformed_tenant_output_is_an_error() {
     let source = "package ringmaster.tenant\n\ndeny contains \"no objects here\" if true\n";
     let engine = tenant(&[("policies/strings.rego", source)]).expect("compiles");
-    let error = engine.evaluate(&baseline()).expect_err("malformed");
+    let error = evaluate_both(&engine, &baseline()).expect_err("malformed");
     assert!(
         matches!(&error, PolicyError::MalformedOutput { package, set, .. } if package == "ringmaster.tenant" && set == "deny"),
         "{error:?}"
@@ -1351,7 +1372,7 @@ fn slow_tenant_policy_hits_the_time_limit() {
     let engine = tenant(&[("policies/slow.rego", source)])
         .expect("compiles")
         .with_time_limit(std::time::Duration::from_millis(100));
-    let error = engine.evaluate(&baseline()).expect_err("times out");
+    let error = evaluate_both(&engine, &baseline()).expect_err("times out");
     assert_eq!(
         error,
         PolicyError::TimeLimitExceeded {

@@ -12,10 +12,24 @@
 //! Builtin functions fail strictly (an error, not an undefined value), so a
 //! rule never silently vanishes: any [`PolicyError`] means "no decision" and
 //! callers must fail closed.
+//!
+//! Two ways to evaluate, with the same decisions:
+//!
+//! - [`PolicyEngine::evaluate`] runs the built-in rules on regorus's RVM,
+//!   compiled once per process (`compiled`), and the tenant packages on the
+//!   interpreter, reading all their sets with one rule. Inputs that do not
+//!   have the documented shape (`shape`), and any RVM failure other than the
+//!   time limit, go to the reference path instead.
+//! - [`PolicyEngine::evaluate_interpreted`], the reference: everything on the
+//!   interpreter, with one query reading every output rule. The parity tests
+//!   check that both paths give identical outcomes.
 
 mod bundle;
+mod compiled;
 mod error;
+mod input;
 mod outcome;
+mod shape;
 
 pub use bundle::{BUILTIN_PACKAGE, BUILTIN_POLICIES, TENANT_PACKAGE};
 pub use error::PolicyError;
@@ -28,7 +42,7 @@ use regorus::utils::limits::{ExecutionTimerConfig, LimitError};
 use serde_json::Value as Json;
 use std::num::NonZeroU32;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// How long one evaluation may run unless [`PolicyEngine::with_time_limit`] says otherwise.
 pub const DEFAULT_TIME_LIMIT: Duration = Duration::from_millis(250);
@@ -50,6 +64,23 @@ const BUILTIN_OUTPUTS: [&str; 6] = [
     "counted_approvals",
 ];
 
+/// Package of the rule that gathers the tenant packages' sets (see
+/// [`tenant_outputs_module`]); tenants cannot write to it.
+const OUTPUTS_PACKAGE: &str = "ringmaster.outputs";
+
+/// Which machinery [`PolicyEngine::evaluate`] uses for an input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EvaluationPath {
+    /// Built-in rules on the compiled RVM program, tenant packages on the
+    /// interpreter. An unexpected RVM failure still falls back to the
+    /// interpreter.
+    Compiled,
+    /// Everything on the interpreter, as [`PolicyEngine::evaluate_interpreted`]:
+    /// the input does not have the documented shape, or the RVM could not
+    /// compile the built-in bundle.
+    Interpreted,
+}
+
 /// A compiled policy bundle, ready to evaluate intents.
 ///
 /// Cloning is two reference-count increments; clones share the compiled
@@ -57,7 +88,8 @@ const BUILTIN_OUTPUTS: [&str; 6] = [
 #[derive(Clone)]
 pub struct PolicyEngine {
     /// Parsed, analysed and prepared; cloned (cheaply) for each evaluation
-    /// because regorus evaluates through `&mut self`.
+    /// because regorus evaluates through `&mut self`. Holds the tenant
+    /// outputs rule besides the built-in and tenant files.
     prepared: Arc<regorus::Engine>,
     /// Tenant packages in sorted order, whose output sets are read after each evaluation.
     tenant_packages: Arc<[TenantPackage]>,
@@ -130,6 +162,15 @@ impl PolicyEngine {
             return Err(errors);
         }
 
+        tenant_packages.sort();
+        tenant_packages.dedup();
+        if !tenant_packages.is_empty() {
+            let module = tenant_outputs_module(&tenant_packages);
+            if let Err(error) = engine.add_policy("<ringmaster>/outputs.rego".to_string(), module) {
+                return Err(vec![syntax_error("<ringmaster>/outputs.rego", &error)]);
+            }
+        }
+
         // Analysis and preparation happen on first evaluation; do it now, on a
         // rule that reads nothing, so what regorus checks before evaluating
         // (statement scheduling, imports) fails the build. regorus resolves
@@ -144,8 +185,6 @@ impl PolicyEngine {
             }]);
         }
 
-        tenant_packages.sort();
-        tenant_packages.dedup();
         Ok(PolicyEngine {
             prepared: Arc::new(engine),
             output_query: output_query(&tenant_packages).into(),
@@ -175,7 +214,52 @@ impl PolicyEngine {
 
     /// Evaluates the bundle on one input document (see `docs/policy-input.md`)
     /// and aggregates the findings of every package into one decision.
+    ///
+    /// The built-in rules run on the RVM and the tenant packages on the
+    /// interpreter (see [`EvaluationPath`]); the decision is the one
+    /// [`PolicyEngine::evaluate_interpreted`] gives. The time limit covers both.
     pub fn evaluate(&self, input: &Json) -> Result<PolicyOutcome, PolicyError> {
+        let started = Instant::now();
+        let program = match compiled::builtin_program() {
+            Some(program) if shape::conforms(input) => program,
+            _ => return self.evaluate_interpreted(input),
+        };
+        let value = input::to_value(input);
+        let mut outputs = match program.run(&value, timer_config(self.time_limit)) {
+            Ok(outputs) => outputs,
+            Err(compiled::RunError::TimeLimitExceeded) => {
+                return Err(PolicyError::TimeLimitExceeded {
+                    limit: self.time_limit,
+                });
+            }
+            // Not expected on a conforming input; the interpreter decides.
+            Err(compiled::RunError::Other) => return self.evaluate_interpreted(input),
+        };
+        if !self.tenant_packages.is_empty() {
+            let remaining = self.time_limit.saturating_sub(started.elapsed());
+            if remaining.is_zero() {
+                return Err(PolicyError::TimeLimitExceeded {
+                    limit: self.time_limit,
+                });
+            }
+            outputs.extend(self.tenant_outputs(value, remaining)?);
+        }
+        self.outcome(outputs)
+    }
+
+    /// Which machinery [`PolicyEngine::evaluate`] uses for `input`.
+    pub fn evaluation_path(&self, input: &Json) -> EvaluationPath {
+        match compiled::builtin_program() {
+            Some(_) if shape::conforms(input) => EvaluationPath::Compiled,
+            _ => EvaluationPath::Interpreted,
+        }
+    }
+
+    /// The reference evaluation: the whole bundle on the interpreter, one
+    /// query reading every output rule. [`PolicyEngine::evaluate`] gives the
+    /// same outcomes faster; this path is its fallback, and what the parity
+    /// tests and the benchmark compare it with.
+    pub fn evaluate_interpreted(&self, input: &Json) -> Result<PolicyOutcome, PolicyError> {
         let mut engine = regorus::Engine::clone(&self.prepared);
         engine.set_execution_timer_config(timer_config(self.time_limit));
         engine.set_input(regorus::Value::from(input.clone()));
@@ -187,24 +271,50 @@ impl PolicyEngine {
             .first()
             .map(|result| result.expressions.as_slice())
             .unwrap_or_default();
-        let mut outputs = Vec::with_capacity(expressions.len());
-        for expression in expressions {
-            // Each expression is `[value | value := <rule>]`: empty when the
-            // rule is undefined (a tenant package that omits a set).
-            let wrapped = serde_json::to_value(&expression.value).map_err(|error| {
-                PolicyError::Evaluation {
-                    message: format!("the policy result is not JSON: {error}"),
+        let outputs = expressions
+            .iter()
+            .map(|expression| {
+                // Each expression is `[value | value := <rule>]`: empty when the
+                // rule is undefined (a tenant package that omits a set).
+                match expression.value.as_array() {
+                    Ok(values) if values.len() <= 1 => Ok(values.first().cloned()),
+                    _ => Err(PolicyError::Evaluation {
+                        message: format!(
+                            "unexpected policy query result {}",
+                            to_json(&expression.value)?
+                        ),
+                    }),
                 }
-            })?;
-            outputs.push(match wrapped {
-                Json::Array(mut values) if values.len() <= 1 => values.pop(),
-                other => {
-                    return Err(PolicyError::Evaluation {
-                        message: format!("unexpected policy query result {other}"),
-                    });
-                }
-            });
-        }
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        self.outcome(outputs)
+    }
+
+    /// The tenant packages' four sets each, in [`PolicyEngine::tenant_packages`]
+    /// order, read with the interpreter by one rule (see [`tenant_outputs_module`]).
+    fn tenant_outputs(
+        &self,
+        input: regorus::Value,
+        time_limit: Duration,
+    ) -> Result<Vec<Option<regorus::Value>>, PolicyError> {
+        let mut engine = regorus::Engine::clone(&self.prepared);
+        engine.set_execution_timer_config(timer_config(time_limit));
+        engine.set_input(input);
+        let value = engine
+            .eval_rule(format!("data.{OUTPUTS_PACKAGE}.tenant"))
+            .map_err(|error| self.evaluation_error(&error))?;
+        let expected = self.tenant_packages.len() * ReasonKind::ALL.len();
+        compiled::unwrap_outputs(&value, expected)
+            .map_err(|message| PolicyError::Evaluation { message })
+    }
+
+    /// Turns the output rules' values (built-ins in [`BUILTIN_OUTPUTS`] order,
+    /// then each tenant package's four sets; `None` when undefined) into the outcome.
+    fn outcome(&self, values: Vec<Option<regorus::Value>>) -> Result<PolicyOutcome, PolicyError> {
+        let outputs = values
+            .iter()
+            .map(|value| value.as_ref().map(to_json).transpose())
+            .collect::<Result<Vec<_>, _>>()?;
         let expected = BUILTIN_OUTPUTS.len() + self.tenant_packages.len() * ReasonKind::ALL.len();
         if outputs.len() != expected {
             return Err(PolicyError::Evaluation {
@@ -290,6 +400,33 @@ fn output_query(tenant_packages: &[TenantPackage]) -> String {
         .map(|path| format!("[value | value := {path}]"))
         .collect::<Vec<_>>()
         .join("; ")
+}
+
+/// The module whose rule `data.ringmaster.outputs.tenant` reads the four sets
+/// of every tenant package, the same way [`output_query`] does, so the
+/// interpreter evaluates them in one call (`eval_rule` is much cheaper than
+/// parsing and scheduling a query on every evaluation).
+fn tenant_outputs_module(tenant_packages: &[TenantPackage]) -> String {
+    let reads = tenant_packages
+        .iter()
+        .flat_map(|package| {
+            ReasonKind::ALL.iter().map(move |kind| {
+                format!(
+                    "\t[value | value := data.{}.{}],\n",
+                    package.name(),
+                    kind.set_name()
+                )
+            })
+        })
+        .collect::<String>();
+    format!("package {OUTPUTS_PACKAGE}\n\ntenant := [\n{reads}]\n")
+}
+
+/// A regorus value as JSON.
+fn to_json(value: &regorus::Value) -> Result<Json, PolicyError> {
+    serde_json::to_value(value).map_err(|error| PolicyError::Evaluation {
+        message: format!("the policy result is not JSON: {error}"),
+    })
 }
 
 fn timer_config(limit: Duration) -> ExecutionTimerConfig {
