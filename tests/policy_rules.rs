@@ -1380,3 +1380,87 @@ fn slow_tenant_policy_hits_the_time_limit() {
         }
     );
 }
+
+// --- both paths --------------------------------------------------------------------------------
+
+/// Sets defined from a parent package (`b.deny` in `ringmaster.tenant.a`) or
+/// by a rule at a prefix of their path are read on both paths alike.
+#[test]
+fn tenant_sets_defined_from_a_parent_package_are_read() {
+    let parent = "package ringmaster.tenant.a\n\n\
+        b.deny contains {\"rule\": \"t.from_parent\", \"message\": \"m\"} if true\n\n\
+        c := {\"notes\": [{\"rule\": \"t.prefix\", \"message\": \"m\"}]}\n";
+    let child = "package ringmaster.tenant.a.b\n\nx := 1\n";
+    let grandchild = "package ringmaster.tenant.a.c\n\ny := 1\n";
+    let engine = tenant(&[
+        ("policies/parent.rego", parent),
+        ("policies/child.rego", child),
+        ("policies/grandchild.rego", grandchild),
+    ])
+    .expect("compiles");
+    let outcome = evaluate_with(&engine, |_| {});
+    assert_eq!(outcome.rule_ids(), vec!["t.from_parent"]);
+    assert_eq!(note_ids(&outcome), vec!["t.prefix"]);
+}
+
+#[test]
+fn conflicting_tenant_values_fail_on_both_paths() {
+    let source = "package ringmaster.tenant\n\nlevel := 1 if true\n\nlevel := 2 if true\n\n\
+        deny contains {\"rule\": \"t\", \"message\": \"m\"} if level > 0\n";
+    let engine = tenant(&[("policies/conflict.rego", source)]).expect("compiles");
+    let error = evaluate_both(&engine, &baseline()).expect_err("conflict");
+    assert!(matches!(error, PolicyError::Evaluation { .. }), "{error:?}");
+}
+
+/// An input the built-in rules could fail on goes to the interpreter, which
+/// reports the error (fail closed) instead of skipping the rule.
+#[test]
+fn input_of_another_shape_is_judged_by_the_interpreter() {
+    let engine = builtin_engine();
+    let mut input = baseline();
+    set(&mut input, "/now", json!("yesterday"));
+    assert_eq!(engine.evaluation_path(&input), EvaluationPath::Interpreted);
+    let error = evaluate_both(engine, &input).expect_err("unparsable time");
+    assert!(matches!(error, PolicyError::Evaluation { .. }), "{error:?}");
+
+    let mut input = baseline();
+    set(&mut input, "/rings/0/index", json!("0"));
+    assert_eq!(engine.evaluation_path(&input), EvaluationPath::Interpreted);
+    evaluate_both(engine, &input).expect("the interpreter compares across types");
+}
+
+/// Every intent of the sample repository and of a synthetic one, with and
+/// without the tenant policy they ship, on both paths.
+#[test]
+fn both_paths_agree_on_sample_and_synthetic_repositories() {
+    use ringmaster::evaluation::{NoRuntime, engine_for, policy_input};
+    use ringmaster::model::{self, Entry};
+
+    let now = "2026-11-28T12:00:00Z".parse().expect("time");
+    let sample: Vec<Entry> = ringmaster::sample::SAMPLE_REPO
+        .iter()
+        .map(|(path, bytes)| Entry::file(*path, *bytes))
+        .collect();
+    let synthetic: Vec<Entry> = ringmaster::synthetic::files(40)
+        .into_iter()
+        .map(|(path, text)| Entry::file(path, text))
+        .collect();
+    for entries in [sample, synthetic] {
+        let (snapshot, _) = model::load(&entries);
+        let (engine, diagnostics) = engine_for(&snapshot);
+        assert!(diagnostics.is_empty(), "{diagnostics:?}");
+        assert!(!engine.tenant_package_names().is_empty());
+        for intent in snapshot.intents.values() {
+            let input = policy_input(&snapshot, intent, None, now, &NoRuntime).expect("input");
+            for engine in [&engine, builtin_engine()] {
+                assert_eq!(
+                    engine.evaluation_path(&input),
+                    EvaluationPath::Compiled,
+                    "{}",
+                    intent.intent_id
+                );
+                evaluate_both(engine, &input).expect("evaluation succeeds");
+            }
+        }
+    }
+}

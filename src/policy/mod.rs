@@ -64,10 +64,6 @@ const BUILTIN_OUTPUTS: [&str; 6] = [
     "counted_approvals",
 ];
 
-/// Package of the rule that gathers the tenant packages' sets (see
-/// [`tenant_outputs_module`]); tenants cannot write to it.
-const OUTPUTS_PACKAGE: &str = "ringmaster.outputs";
-
 /// Which machinery [`PolicyEngine::evaluate`] uses for an input.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EvaluationPath {
@@ -88,8 +84,7 @@ pub enum EvaluationPath {
 #[derive(Clone)]
 pub struct PolicyEngine {
     /// Parsed, analysed and prepared; cloned (cheaply) for each evaluation
-    /// because regorus evaluates through `&mut self`. Holds the tenant
-    /// outputs rule besides the built-in and tenant files.
+    /// because regorus evaluates through `&mut self`.
     prepared: Arc<regorus::Engine>,
     /// Tenant packages in sorted order, whose output sets are read after each evaluation.
     tenant_packages: Arc<[TenantPackage]>,
@@ -112,6 +107,10 @@ impl std::fmt::Debug for PolicyEngine {
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 struct TenantPackage {
     components: Vec<String>,
+    /// Per output set (in [`ReasonKind::ALL`] order), its rule path when some
+    /// tenant file may define it; `None` when none can, so the set is
+    /// undefined without asking the interpreter.
+    set_paths: [Option<String>; 4],
 }
 
 impl TenantPackage {
@@ -136,7 +135,7 @@ impl PolicyEngine {
             }
         }
 
-        let mut tenant_packages = Vec::new();
+        let mut tenant_files = Vec::new();
         for (path, source) in tenant_policies {
             if let Err(error) = engine.add_policy(path.clone(), source.clone()) {
                 errors.push(syntax_error(path, &error));
@@ -144,7 +143,7 @@ impl PolicyEngine {
             }
             match last_package_components(&engine) {
                 Some(components) if is_tenant_package(&components) => {
-                    tenant_packages.push(TenantPackage { components });
+                    tenant_files.push((path.as_str(), components));
                 }
                 Some(components) => errors.push(PolicyError::TenantPackageRefused {
                     file: path.clone(),
@@ -162,14 +161,7 @@ impl PolicyEngine {
             return Err(errors);
         }
 
-        tenant_packages.sort();
-        tenant_packages.dedup();
-        if !tenant_packages.is_empty() {
-            let module = tenant_outputs_module(&tenant_packages);
-            if let Err(error) = engine.add_policy("<ringmaster>/outputs.rego".to_string(), module) {
-                return Err(vec![syntax_error("<ringmaster>/outputs.rego", &error)]);
-            }
-        }
+        let tenant_packages = tenant_packages(&engine, &tenant_files);
 
         // Analysis and preparation happen on first evaluation; do it now, on a
         // rule that reads nothing, so what regorus checks before evaluating
@@ -220,11 +212,13 @@ impl PolicyEngine {
     /// [`PolicyEngine::evaluate_interpreted`] gives. The time limit covers both.
     pub fn evaluate(&self, input: &Json) -> Result<PolicyOutcome, PolicyError> {
         let started = Instant::now();
-        let program = match compiled::builtin_program() {
-            Some(program) if shape::conforms(input) => program,
-            _ => return self.evaluate_interpreted(input),
+        let Some(program) = compiled::builtin_program() else {
+            return self.evaluate_interpreted(input);
         };
-        let value = input::to_value(input);
+        let input::PreparedInput { value, conforms } = input::prepare(input);
+        if !conforms {
+            return self.evaluate_interpreted(input);
+        }
         let mut outputs = match program.run(&value, timer_config(self.time_limit)) {
             Ok(outputs) => outputs,
             Err(compiled::RunError::TimeLimitExceeded) => {
@@ -236,13 +230,11 @@ impl PolicyEngine {
             Err(compiled::RunError::Other) => return self.evaluate_interpreted(input),
         };
         if !self.tenant_packages.is_empty() {
-            let remaining = self.time_limit.saturating_sub(started.elapsed());
-            if remaining.is_zero() {
-                return Err(PolicyError::TimeLimitExceeded {
-                    limit: self.time_limit,
-                });
+            match self.tenant_outputs(value, started)? {
+                Some(tenant) => outputs.extend(tenant),
+                // A broken tenant rule: the reference path reports it.
+                None => return self.evaluate_interpreted(input),
             }
-            outputs.extend(self.tenant_outputs(value, remaining)?);
         }
         self.outcome(outputs)
     }
@@ -290,22 +282,53 @@ impl PolicyEngine {
         self.outcome(outputs)
     }
 
-    /// The tenant packages' four sets each, in [`PolicyEngine::tenant_packages`]
-    /// order, read with the interpreter by one rule (see [`tenant_outputs_module`]).
+    /// The four sets of each tenant package, in [`PolicyEngine::tenant_packages`]
+    /// order, each read by its own `eval_rule` (much cheaper than parsing and
+    /// scheduling a query on every evaluation), within what is left of the
+    /// time limit since `started`.
+    ///
+    /// `Ok(None)` when the interpreter fails for another reason than the
+    /// time limit (an unknown function, recursion, conflicting values): the
+    /// caller then evaluates on the reference path, so the error is exactly
+    /// the one it reports.
     fn tenant_outputs(
         &self,
         input: regorus::Value,
-        time_limit: Duration,
-    ) -> Result<Vec<Option<regorus::Value>>, PolicyError> {
+        started: Instant,
+    ) -> Result<Option<Vec<Option<regorus::Value>>>, PolicyError> {
         let mut engine = regorus::Engine::clone(&self.prepared);
-        engine.set_execution_timer_config(timer_config(time_limit));
         engine.set_input(input);
-        let value = engine
-            .eval_rule(format!("data.{OUTPUTS_PACKAGE}.tenant"))
-            .map_err(|error| self.evaluation_error(&error))?;
-        let expected = self.tenant_packages.len() * ReasonKind::ALL.len();
-        compiled::unwrap_outputs(&value, expected)
-            .map_err(|message| PolicyError::Evaluation { message })
+        let mut outputs = Vec::with_capacity(self.tenant_packages.len() * ReasonKind::ALL.len());
+        for path in self
+            .tenant_packages
+            .iter()
+            .flat_map(|package| &package.set_paths)
+        {
+            let Some(path) = path else {
+                outputs.push(None);
+                continue;
+            };
+            let remaining = self.time_limit.saturating_sub(started.elapsed());
+            if remaining.is_zero() {
+                return Err(PolicyError::TimeLimitExceeded {
+                    limit: self.time_limit,
+                });
+            }
+            engine.set_execution_timer_config(timer_config(remaining));
+            match engine.eval_rule(path.clone()) {
+                Ok(regorus::Value::Undefined) => outputs.push(None),
+                Ok(value) => outputs.push(Some(value)),
+                Err(error) => {
+                    return match self.evaluation_error(&error) {
+                        PolicyError::TimeLimitExceeded { limit } => {
+                            Err(PolicyError::TimeLimitExceeded { limit })
+                        }
+                        _ => Ok(None),
+                    };
+                }
+            }
+        }
+        Ok(Some(outputs))
     }
 
     /// Turns the output rules' values (built-ins in [`BUILTIN_OUTPUTS`] order,
@@ -399,27 +422,49 @@ fn output_query(tenant_packages: &[TenantPackage]) -> String {
         .chain(tenant)
         .map(|path| format!("[value | value := {path}]"))
         .collect::<Vec<_>>()
-        .join("; ")
+        .join("\n")
 }
 
-/// The module whose rule `data.ringmaster.outputs.tenant` reads the four sets
-/// of every tenant package, the same way [`output_query`] does, so the
-/// interpreter evaluates them in one call (`eval_rule` is much cheaper than
-/// parsing and scheduling a query on every evaluation).
-fn tenant_outputs_module(tenant_packages: &[TenantPackage]) -> String {
-    let reads = tenant_packages
+/// The tenant packages of `files` (path, package components), sorted, each
+/// with the rule paths of the output sets some file may define.
+///
+/// A set may be defined by a file of the package itself (`deny contains ..`)
+/// or of a parent package (`b.deny contains ..` in `ringmaster.tenant.a`
+/// defines `ringmaster.tenant.a.b.deny`), also through a rule at a prefix of
+/// the path (`b := {..}`). So a set counts as possibly defined when a file of
+/// the package or of a parent package declares anything under the first
+/// component of the path below that file's package. Over-counting is safe:
+/// reading an undefined set gives `None` as the reference query does, or an
+/// error that sends the evaluation to the reference path.
+fn tenant_packages(engine: &regorus::Engine, files: &[(&str, Vec<String>)]) -> Vec<TenantPackage> {
+    let mut packages: Vec<Vec<String>> = files
         .iter()
-        .flat_map(|package| {
-            ReasonKind::ALL.iter().map(move |kind| {
-                format!(
-                    "\t[value | value := data.{}.{}],\n",
-                    package.name(),
-                    kind.set_name()
-                )
-            })
+        .map(|(_, components)| components.clone())
+        .collect();
+    packages.sort();
+    packages.dedup();
+    packages
+        .into_iter()
+        .map(|components| {
+            let name = components.join(".");
+            let set_paths = ReasonKind::ALL.map(|kind| {
+                let defined = files.iter().any(|(path, file_package)| {
+                    let Some(below) = components.strip_prefix(file_package.as_slice()) else {
+                        return false;
+                    };
+                    let root = below.first().map_or(kind.set_name(), String::as_str);
+                    engine
+                        .has_declared_rule_rooted_at(path, root)
+                        .unwrap_or(true)
+                });
+                defined.then(|| format!("data.{name}.{}", kind.set_name()))
+            });
+            TenantPackage {
+                components,
+                set_paths,
+            }
         })
-        .collect::<String>();
-    format!("package {OUTPUTS_PACKAGE}\n\ntenant := [\n{reads}]\n")
+        .collect()
 }
 
 /// A regorus value as JSON.

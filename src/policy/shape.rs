@@ -17,16 +17,76 @@ use serde_json::{Map, Value as Json};
 
 type Object = Map<String, Json>;
 
+/// Top-level fields every conforming input has; `publisher` and
+/// `previous_application` may be absent (or null).
+const REQUIRED_FIELDS: [&str; 13] = [
+    "now",
+    "intent",
+    "application",
+    "artifact",
+    "config",
+    "rings",
+    "cab_ring_index",
+    "risk",
+    "approvals",
+    "exceptions",
+    "conflicts",
+    "active_changes",
+    "rolled_back_versions",
+];
+
 /// True when the built-in rules can read `input` without an error.
 pub(crate) fn conforms(input: &Json) -> bool {
-    conforms_object(input).is_some()
+    input.as_object().is_some_and(|fields| {
+        has_required_fields(fields)
+            && fields
+                .iter()
+                .all(|(name, value)| field_conforms(name, value))
+    })
 }
 
-fn conforms_object(input: &Json) -> Option<()> {
-    let input = input.as_object()?;
-    time(input.get("now")?)?;
+/// True when every field in [`REQUIRED_FIELDS`] is there.
+pub(crate) fn has_required_fields(fields: &Object) -> bool {
+    REQUIRED_FIELDS
+        .iter()
+        .all(|name| fields.contains_key(*name))
+}
 
-    let intent = object(input.get("intent")?)?;
+/// True when the top-level field `name` has the shape the built-in rules
+/// need; fields the built-in rules do not read always conform. Each field is
+/// checked on its own, so a result can be cached with the field's value.
+pub(crate) fn field_conforms(name: &str, value: &Json) -> bool {
+    let checked = match name {
+        "now" => time(value),
+        "intent" => intent(value),
+        "application" => application(value),
+        "publisher" => optional(Some(value), principal),
+        "artifact" => artifact(value),
+        "config" => config(value),
+        "rings" => every(value, |ring| number(object(ring)?.get("index")?)),
+        "cab_ring_index" => number(value),
+        "risk" => object(value)
+            .and_then(|risk| risk.get("risk_score"))
+            .and_then(number),
+        "approvals" => every(value, approval),
+        "exceptions" => every(value, exception),
+        "conflicts" => every(value, conflict),
+        "active_changes" => every(value, |change| {
+            let change = object(change)?;
+            string(change.get("intent_id")?)?;
+            string(change.get("ring")?)
+        }),
+        "rolled_back_versions" => value.as_array().map(|_| ()),
+        "previous_application" => optional(Some(value), |previous| {
+            scope(object(previous)?.get("allowed_scope")?)
+        }),
+        _ => Some(()),
+    };
+    checked.is_some()
+}
+
+fn intent(value: &Json) -> Option<()> {
+    let intent = object(value)?;
     for field in ["intent_id", "requested_by", "version"] {
         string(intent.get(field)?)?;
     }
@@ -34,15 +94,17 @@ fn conforms_object(input: &Json) -> Option<()> {
     optional(intent.get("publisher_scope"), scope)?;
     optional(intent.get("rollback_plan"), |plan| {
         string(object(plan)?.get("strategy")?)
-    })?;
+    })
+}
 
-    let application = object(input.get("application")?)?;
+fn application(value: &Json) -> Option<()> {
+    let application = object(value)?;
     string(application.get("id")?)?;
-    scope(application.get("allowed_scope")?)?;
+    scope(application.get("allowed_scope")?)
+}
 
-    optional(input.get("publisher"), principal)?;
-
-    let artifact = object(input.get("artifact")?)?;
+fn artifact(value: &Json) -> Option<()> {
+    let artifact = object(value)?;
     string(artifact.get("id")?)?;
     object(artifact.get("signature")?)?;
     let sbom = object(artifact.get("sbom")?)?;
@@ -52,59 +114,48 @@ fn conforms_object(input: &Json) -> Option<()> {
             string(cve.get(field)?)?;
         }
         optional(cve.get("fixed_in"), string)
-    })?;
+    })
+}
 
-    let cab = object(object(input.get("config")?)?.get("cab")?)?;
+fn config(value: &Json) -> Option<()> {
+    let cab = object(object(value)?.get("cab")?)?;
     number(cab.get("risk_threshold")?)?;
     string(cab.get("from_ring")?)?;
     every(cab.get("approvals_by_risk")?, |band| {
         let band = object(band)?;
         number(band.get("above")?)?;
         integer(band.get("approvals")?)
-    })?;
-
-    every(input.get("rings")?, |ring| {
-        number(object(ring)?.get("index")?)
-    })?;
-    number(input.get("cab_ring_index")?)?;
-    number(object(input.get("risk")?)?.get("risk_score")?)?;
-
-    every(input.get("approvals")?, |entry| {
-        let entry = object(entry)?;
-        let record = object(entry.get("record")?)?;
-        for field in ["approval_id", "decision", "decided_by", "justification"] {
-            string(record.get(field)?)?;
-        }
-        time(record.get("expiry")?)?;
-        optional(entry.get("approver"), principal)
-    })?;
-    every(input.get("exceptions")?, |entry| {
-        let entry = object(entry)?;
-        let record = object(entry.get("record")?)?;
-        for field in ["exception_id", "exception_type", "approved_by"] {
-            string(record.get(field)?)?;
-        }
-        time(record.get("expiry")?)?;
-        strings(record.get("cves")?)?;
-        optional(entry.get("approver"), principal)
-    })?;
-    every(input.get("conflicts")?, |conflict| {
-        let conflict = object(conflict)?;
-        string(conflict.get("intent_id")?)?;
-        match conflict.get("rings") {
-            None => Some(()),
-            Some(rings) => strings(rings),
-        }
-    })?;
-    every(input.get("active_changes")?, |change| {
-        let change = object(change)?;
-        string(change.get("intent_id")?)?;
-        string(change.get("ring")?)
-    })?;
-    input.get("rolled_back_versions")?.as_array()?;
-    optional(input.get("previous_application"), |previous| {
-        scope(object(previous)?.get("allowed_scope")?)
     })
+}
+
+fn approval(entry: &Json) -> Option<()> {
+    let entry = object(entry)?;
+    let record = object(entry.get("record")?)?;
+    for field in ["approval_id", "decision", "decided_by", "justification"] {
+        string(record.get(field)?)?;
+    }
+    time(record.get("expiry")?)?;
+    optional(entry.get("approver"), principal)
+}
+
+fn exception(entry: &Json) -> Option<()> {
+    let entry = object(entry)?;
+    let record = object(entry.get("record")?)?;
+    for field in ["exception_id", "exception_type", "approved_by"] {
+        string(record.get(field)?)?;
+    }
+    time(record.get("expiry")?)?;
+    strings(record.get("cves")?)?;
+    optional(entry.get("approver"), principal)
+}
+
+fn conflict(value: &Json) -> Option<()> {
+    let conflict = object(value)?;
+    string(conflict.get("intent_id")?)?;
+    match conflict.get("rings") {
+        None => Some(()),
+        Some(rings) => strings(rings),
+    }
 }
 
 fn object(value: &Json) -> Option<&Object> {
@@ -192,6 +243,18 @@ mod tests {
             "rolled_back_versions": [],
             "previous_application": null,
         })
+    }
+
+    #[test]
+    fn a_missing_required_field_does_not_conform() {
+        for name in REQUIRED_FIELDS {
+            let mut input = minimal();
+            input.as_object_mut().expect("object").remove(name);
+            assert!(!conforms(&input), "{name}");
+        }
+        let mut input = minimal();
+        input.as_object_mut().expect("object").remove("publisher");
+        assert!(conforms(&input));
     }
 
     fn check(pointer: &str, value: Json, expected: bool) {
