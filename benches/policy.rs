@@ -8,7 +8,13 @@
 //! the tenant policy the repository ships and with the built-in bundle alone.
 //! Every input is also checked to get the same outcome on both paths.
 //!
-//! Run: `cargo bench --bench policy`. Prints the median of five rounds.
+//! Prints, per path, the median of five rounds of wall-clock time on one
+//! thread, and the wall-clock time per evaluation when two threads share the
+//! inputs the way `ringmaster validate` does (each thread half of them),
+//! times two: on a machine with two idle cores that equals the one-thread
+//! figure, and what it adds is contention (allocator, caches, other load).
+//!
+//! Run: `cargo bench --bench policy`.
 
 use chrono::{DateTime, Utc};
 use ringmaster::evaluation::{NoRuntime, engine_for, policy_input};
@@ -52,6 +58,34 @@ fn microseconds_per_evaluation(
     rounds[ROUNDS / 2]
 }
 
+/// Wall-clock microseconds per evaluation, times the thread count, when two
+/// threads each evaluate one half of `inputs` (cycled to `iterations` in all).
+fn microseconds_per_evaluation_on_two_threads(
+    inputs: &[Json],
+    iterations: usize,
+    evaluate: impl Fn(&Json) + Sync,
+) -> f64 {
+    let half = inputs.len().div_ceil(2);
+    let mut rounds: Vec<f64> = (0..ROUNDS)
+        .map(|_| {
+            let started = Instant::now();
+            std::thread::scope(|scope| {
+                for chunk in inputs.chunks(half) {
+                    let evaluate = &evaluate;
+                    scope.spawn(move || {
+                        for input in chunk.iter().cycle().take(iterations / 2) {
+                            evaluate(input);
+                        }
+                    });
+                }
+            });
+            started.elapsed().as_secs_f64() * 1e6 * 2.0 / iterations as f64
+        })
+        .collect();
+    rounds.sort_by(f64::total_cmp);
+    rounds[ROUNDS / 2]
+}
+
 fn compare(label: &str, engine: &PolicyEngine, inputs: &[Json], iterations: usize) {
     let compiled_inputs = inputs
         .iter()
@@ -70,10 +104,23 @@ fn compare(label: &str, engine: &PolicyEngine, inputs: &[Json], iterations: usiz
     let compiled = microseconds_per_evaluation(inputs, iterations, |input| {
         std::hint::black_box(engine.evaluate(input).ok());
     });
+    let interpreted_two = microseconds_per_evaluation_on_two_threads(inputs, iterations, |input| {
+        std::hint::black_box(engine.evaluate_interpreted(input).ok());
+    });
+    let compiled_two = microseconds_per_evaluation_on_two_threads(inputs, iterations, |input| {
+        std::hint::black_box(engine.evaluate(input).ok());
+    });
     println!(
-        "{label:<46} {:>6} inputs ({compiled_inputs} compiled)  interpreter {interpreted:>7.1} µs  evaluate {compiled:>6.1} µs  ×{:.1}",
-        inputs.len(),
+        "{label} ({} inputs, {compiled_inputs} on the compiled path)",
+        inputs.len()
+    );
+    println!(
+        "    one thread:  interpreter {interpreted:>7.1} µs  evaluate {compiled:>6.1} µs  ×{:.1}",
         interpreted / compiled
+    );
+    println!(
+        "    two threads: interpreter {interpreted_two:>7.1} µs  evaluate {compiled_two:>6.1} µs  ×{:.1}",
+        interpreted_two / compiled_two
     );
 }
 

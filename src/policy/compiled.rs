@@ -16,8 +16,9 @@
 //! only run on inputs of the documented shape (`super::shape`), and are
 //! checked against the interpreter by the parity tests.
 //!
-//! Virtual machines are kept in a pool and reused: building one and loading
-//! the program costs about as much as a quarter of an evaluation.
+//! Each thread keeps its virtual machine and reuses it: building one and
+//! loading the program costs about a quarter of an evaluation, and a machine
+//! that stays on its thread keeps its buffers in that thread's allocator arena.
 
 use super::{BUILTIN_OUTPUTS, BUILTIN_PACKAGE, BUILTIN_POLICIES};
 use regorus::languages::rego::compiler::Compiler;
@@ -25,7 +26,8 @@ use regorus::rvm::program::Program;
 use regorus::rvm::vm::{RegoVM, VmError};
 use regorus::utils::limits::ExecutionTimerConfig;
 use regorus::{CompiledPolicy, Value};
-use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::cell::RefCell;
+use std::sync::{Arc, OnceLock};
 
 /// Package of the rule that gathers the outputs; not reachable by tenants,
 /// whose files must be in `ringmaster.tenant` or below.
@@ -34,8 +36,10 @@ const OUTPUTS_PACKAGE: &str = "ringmaster.outputs";
 /// The gathering rule, the RVM program's only entry point.
 const ENTRY_POINT: &str = "data.ringmaster.outputs.builtin";
 
-/// Idle virtual machines kept for reuse; more are built when all are busy.
-const MAX_IDLE_MACHINES: usize = 16;
+thread_local! {
+    /// This thread's machine for the built-in program, built on first use.
+    static MACHINE: RefCell<Option<RegoVM>> = const { RefCell::new(None) };
+}
 
 /// What one run of the built-in program can end in, besides its outputs.
 #[derive(Debug)]
@@ -47,11 +51,10 @@ pub(crate) enum RunError {
     Other,
 }
 
-/// The compiled built-in program and its pool of idle machines.
+/// The compiled built-in program.
 pub(crate) struct BuiltinProgram {
     policy: CompiledPolicy,
     program: Arc<Program>,
-    idle: Mutex<Vec<RegoVM>>,
 }
 
 impl std::fmt::Debug for BuiltinProgram {
@@ -91,11 +94,7 @@ impl BuiltinProgram {
         engine.add_policy("<ringmaster>/outputs.rego".to_string(), outputs_module())?;
         let policy = engine.compile_with_entrypoint(&ENTRY_POINT.into())?;
         let program = Compiler::compile_from_policy(&policy, &[ENTRY_POINT])?;
-        Ok(BuiltinProgram {
-            policy,
-            program,
-            idle: Mutex::new(Vec::new()),
-        })
+        Ok(BuiltinProgram { policy, program })
     }
 
     fn new_machine(&self) -> RegoVM {
@@ -117,25 +116,16 @@ impl BuiltinProgram {
         input: &Value,
         timer: ExecutionTimerConfig,
     ) -> Result<Vec<Option<Value>>, RunError> {
-        let idle = self
-            .idle
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .pop();
-        let mut machine = match idle {
-            Some(machine) => machine,
-            None => self.new_machine(),
-        };
+        // Taken out while it runs, so the slot is never borrowed across the run.
+        let mut machine = MACHINE
+            .with(|slot| slot.borrow_mut().take())
+            .unwrap_or_else(|| self.new_machine());
         machine.set_execution_timer_config(Some(timer));
         machine.set_input(input.clone());
         let result = machine.execute_entry_point_by_name(ENTRY_POINT);
         // Do not keep the input alive in an idle machine.
         machine.set_input(Value::Null);
-        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
-        if idle.len() < MAX_IDLE_MACHINES {
-            idle.push(machine);
-        }
-        drop(idle);
+        MACHINE.with(|slot| *slot.borrow_mut() = Some(machine));
 
         let value = result.map_err(|error| match error {
             VmError::TimeLimitExceeded { .. } => RunError::TimeLimitExceeded,
