@@ -7,8 +7,10 @@
 //! revision's tenant files) and evaluated once per intent with an input
 //! document described in `docs/policy-input.md`.
 //!
-//! The module is pure: no I/O, no clock (the input carries `now`). Every
-//! evaluation has a time limit so a slow tenant rule cannot stall the daemon.
+//! The module is pure: no I/O, no clock (the input carries `now`; the
+//! monotonic clock is read only to share one evaluation's time limit between
+//! its two stages). Every evaluation has a time limit so a slow tenant rule
+//! cannot stall the daemon.
 //! Builtin functions fail strictly (an error, not an undefined value), so a
 //! rule never silently vanishes: any [`PolicyError`] means "no decision" and
 //! callers must fail closed.
@@ -16,10 +18,15 @@
 //! Two ways to evaluate, with the same decisions:
 //!
 //! - [`PolicyEngine::evaluate`] runs the built-in rules on regorus's RVM,
-//!   compiled once per process (`compiled`), and the tenant packages on the
-//!   interpreter, reading all their sets with one rule. Inputs that do not
-//!   have the documented shape (`shape`), and any RVM failure other than the
-//!   time limit, go to the reference path instead.
+//!   compiled once per process (`compiled`), on an input converted with
+//!   reuse of the fields that repeat between intents (`input`), and the
+//!   tenant packages on the interpreter, one `eval_rule` per set a tenant
+//!   file defines. Tenant rules never run on the RVM: it is laxer than the
+//!   interpreter (errors and conflicting values make a rule body quietly
+//!   fail, recursion overflows the stack), and a tenant rule must fail
+//!   closed. Inputs that do not have the documented shape (`shape`), and any
+//!   RVM or tenant failure other than the time limit, go to the reference
+//!   path, which then decides or reports the error.
 //! - [`PolicyEngine::evaluate_interpreted`], the reference: everything on the
 //!   interpreter, with one query reading every output rule. The parity tests
 //!   check that both paths give identical outcomes.
@@ -282,8 +289,7 @@ impl PolicyEngine {
         self.outcome(outputs)
     }
 
-    /// The four sets of each tenant package, in [`PolicyEngine::tenant_packages`]
-    /// order, each read by its own `eval_rule` (much cheaper than parsing and
+    /// The four sets of each tenant package, in `tenant_packages` order, each read by its own `eval_rule` (much cheaper than parsing and
     /// scheduling a query on every evaluation), within what is left of the
     /// time limit since `started`.
     ///
