@@ -1423,6 +1423,13 @@ fn input_of_another_shape_is_judged_by_the_interpreter() {
     let error = evaluate_both(engine, &input).expect_err("unparsable time");
     assert!(matches!(error, PolicyError::Evaluation { .. }), "{error:?}");
 
+    // Iterating a null target site list fails once the publisher limits sites.
+    let mut input = baseline();
+    set(&mut input, "/publisher/scope/sites", json!(["site-1"]));
+    set(&mut input, "/intent/target_scope/sites", json!(null));
+    assert_eq!(engine.evaluation_path(&input), EvaluationPath::Interpreted);
+    evaluate_both(engine, &input).expect_err("null sites");
+
     let mut input = baseline();
     set(&mut input, "/rings/0/index", json!("0"));
     assert_eq!(engine.evaluation_path(&input), EvaluationPath::Interpreted);
@@ -1462,5 +1469,106 @@ fn both_paths_agree_on_sample_and_synthetic_repositories() {
                 evaluate_both(engine, &input).expect("evaluation succeeds");
             }
         }
+    }
+}
+
+/// Every JSON pointer of the baseline (with an approval that is denied and
+/// one that expired, an exception, a conflict and an active change, so every
+/// rule body runs), replaced by values of other types or removed: both paths
+/// agree each time, so the shape check sends to the interpreter every input
+/// the RVM would judge differently.
+#[test]
+fn both_paths_agree_when_any_field_has_another_type() {
+    let mut start = baseline();
+    push(
+        &mut start,
+        "/approvals",
+        json!({
+            "record": approval("apr-2", "erin", "denied", LIVE),
+            "approver": principal("erin", &["cab-approver"], &["bu-finance"]),
+        }),
+    );
+    push(
+        &mut start,
+        "/approvals",
+        json!({"record": approval("apr-3", "alice", "pending", EXPIRED), "approver": null}),
+    );
+    set(
+        &mut start,
+        "/conflicts",
+        json!([{"intent_id": "vpn-x", "rings": ["ring-0-lab"]}]),
+    );
+    set(
+        &mut start,
+        "/active_changes",
+        json!([{"intent_id": "vpn-y", "ring": "ring-1-canary"}]),
+    );
+    set(
+        &mut start,
+        "/intent/publisher_scope",
+        json!({"acquisition_boundaries": ["acq-001"], "business_units": ["bu-hr"], "sites": ["s"]}),
+    );
+    let application = start["application"].clone();
+    set(&mut start, "/previous_application", application);
+    let replacements = [
+        json!(null),
+        json!(true),
+        json!(7),
+        json!(1.5),
+        json!("x"),
+        json!([]),
+        json!({}),
+        json!(["x"]),
+        json!([1]),
+    ];
+    let mut pointers = Vec::new();
+    collect_pointers(&start, String::new(), &mut pointers);
+    let engine = builtin_engine();
+    let mut compiled = 0;
+    for pointer in &pointers {
+        let mut variants: Vec<Json> = replacements
+            .iter()
+            .map(|replacement| {
+                let mut input = start.clone();
+                *input.pointer_mut(pointer).expect("pointer") = replacement.clone();
+                input
+            })
+            .collect();
+        let (parent, key) = pointer.rsplit_once('/').expect("pointer has a parent");
+        if let Some(Json::Object(_)) = start.pointer(parent) {
+            let mut input = start.clone();
+            remove(&mut input, &format!("{parent}/{key}"));
+            variants.push(input);
+        }
+        for input in variants {
+            if engine.evaluation_path(&input) == EvaluationPath::Compiled {
+                compiled += 1;
+            }
+            let _ = evaluate_both(engine, &input);
+        }
+    }
+    assert!(
+        compiled > pointers.len(),
+        "most variants take the compiled path"
+    );
+}
+
+fn collect_pointers(value: &Json, prefix: String, pointers: &mut Vec<String>) {
+    let children: Vec<(String, &Json)> = match value {
+        Json::Object(map) => map
+            .iter()
+            .map(|(key, child)| (key.clone(), child))
+            .collect(),
+        Json::Array(items) => items
+            .iter()
+            .enumerate()
+            .map(|(index, child)| (index.to_string(), child))
+            .collect(),
+        _ => Vec::new(),
+    };
+    for (key, child) in children {
+        let pointer = format!("{prefix}/{key}");
+        pointers.push(pointer.clone());
+        collect_pointers(child, pointer, pointers);
     }
 }

@@ -205,11 +205,13 @@ fn scope(value: &Json) -> Option<()> {
     optional(scope.get("sites"), strings)
 }
 
+/// A target's `sites` may be absent but not null: `sites_outside` iterates
+/// them whenever the scope limits sites, and iterating null is an error.
 fn target_scope(value: &Json) -> Option<()> {
     let target = object(value)?;
     string(target.get("acquisition_boundary")?)?;
     string(target.get("business_unit")?)?;
-    optional(target.get("sites"), strings)
+    target.get("sites").map_or(Some(()), strings)
 }
 
 fn principal(value: &Json) -> Option<()> {
@@ -289,6 +291,7 @@ mod tests {
         check("/now", json!("yesterday"), false);
         check("/now", json!("9999-12-31T00:00:00Z"), false);
         check("/rings", json!(null), false);
+        check("/intent/target_scope/sites", json!(null), false);
         check("/rings", json!([{"index": "2"}]), false);
         check("/cab_ring_index", json!("2"), false);
         check(
