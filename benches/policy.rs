@@ -9,7 +9,8 @@
 //! Every input is also checked to get the same outcome on both paths.
 //!
 //! Prints, per path, the median of five rounds of wall-clock time on one
-//! thread, and the wall-clock time per evaluation when two threads share the
+//! thread (and of that thread's CPU time, which the load of a shared machine
+//! disturbs less), and the wall-clock time per evaluation when two threads share the
 //! inputs the way `ringmaster validate` does (each thread half of them),
 //! times two: on a machine with two idle cores that equals the one-thread
 //! figure, and what it adds is contention (allocator, caches, other load).
@@ -38,24 +39,40 @@ fn inputs(entries: &[Entry], now: DateTime<Utc>) -> (PolicyEngine, Vec<Json>) {
     (engine, inputs)
 }
 
+/// Nanoseconds this thread has run on a CPU (Linux), to see through the
+/// load of a shared machine; `None` elsewhere.
+fn thread_cpu_nanoseconds() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    text.split_whitespace().next()?.parse().ok()
+}
+
 /// Median microseconds per evaluation over `ROUNDS` rounds of `iterations`
-/// evaluations cycling through `inputs`.
+/// evaluations cycling through `inputs`: wall-clock and, where the system
+/// tells, CPU time of this thread.
 fn microseconds_per_evaluation(
     inputs: &[Json],
     iterations: usize,
     mut evaluate: impl FnMut(&Json),
-) -> f64 {
-    let mut rounds: Vec<f64> = (0..ROUNDS)
-        .map(|_| {
-            let started = Instant::now();
-            for input in inputs.iter().cycle().take(iterations) {
-                evaluate(input);
-            }
-            started.elapsed().as_secs_f64() * 1e6 / iterations as f64
-        })
-        .collect();
-    rounds.sort_by(f64::total_cmp);
-    rounds[ROUNDS / 2]
+) -> (f64, Option<f64>) {
+    let mut wall = Vec::with_capacity(ROUNDS);
+    let mut cpu = Vec::with_capacity(ROUNDS);
+    for _ in 0..ROUNDS {
+        let cpu_started = thread_cpu_nanoseconds();
+        let started = Instant::now();
+        for input in inputs.iter().cycle().take(iterations) {
+            evaluate(input);
+        }
+        wall.push(started.elapsed().as_secs_f64() * 1e6 / iterations as f64);
+        if let (Some(before), Some(after)) = (cpu_started, thread_cpu_nanoseconds()) {
+            cpu.push(after.saturating_sub(before) as f64 / 1e3 / iterations as f64);
+        }
+    }
+    let median = |mut values: Vec<f64>| {
+        values.sort_by(f64::total_cmp);
+        values[values.len() / 2]
+    };
+    let cpu = (cpu.len() == ROUNDS).then(|| median(cpu));
+    (median(wall), cpu)
 }
 
 /// Wall-clock microseconds per evaluation, times the thread count, when two
@@ -114,10 +131,18 @@ fn compare(label: &str, engine: &PolicyEngine, inputs: &[Json], iterations: usiz
         "{label} ({} inputs, {compiled_inputs} on the compiled path)",
         inputs.len()
     );
+    let (interpreted, interpreted_cpu) = interpreted;
+    let (compiled, compiled_cpu) = compiled;
     println!(
         "    one thread:  interpreter {interpreted:>7.1} µs  evaluate {compiled:>6.1} µs  ×{:.1}",
         interpreted / compiled
     );
+    if let (Some(interpreted), Some(compiled)) = (interpreted_cpu, compiled_cpu) {
+        println!(
+            "    its CPU:     interpreter {interpreted:>7.1} µs  evaluate {compiled:>6.1} µs  ×{:.1}",
+            interpreted / compiled
+        );
+    }
     println!(
         "    two threads: interpreter {interpreted_two:>7.1} µs  evaluate {compiled_two:>6.1} µs  ×{:.1}",
         interpreted_two / compiled_two
