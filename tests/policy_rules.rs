@@ -1553,6 +1553,52 @@ fn both_paths_agree_when_any_field_has_another_type() {
     );
 }
 
+/// Many approvals, exceptions, CVEs and conflicts: far more work than the
+/// RVM's default instruction budget allows, and still the same outcome.
+#[test]
+fn both_paths_agree_on_a_large_input() {
+    let mut input = baseline();
+    for index in 0..60 {
+        let decision = ["approved", "denied", "pending"][index % 3];
+        let expiry = if index % 4 == 0 { EXPIRED } else { LIVE };
+        let decider = format!("approver-{index}");
+        push(
+            &mut input,
+            "/approvals",
+            json!({
+                "record": approval(&format!("apr-x{index}"), &decider, decision, expiry),
+                "approver": principal(&decider, &["cab-approver"], &["bu-hr"]),
+            }),
+        );
+        push(
+            &mut input,
+            "/artifact/sbom/cves",
+            json!({"id": format!("CVE-2026-9{index:03}"), "severity": "critical", "component": "lib"}),
+        );
+        push(
+            &mut input,
+            "/exceptions",
+            json!({
+                "record": vulnerability_exception(&format!("exc-x{index}"), "dave", expiry),
+                "approver": principal("dave", &["security-reviewer"], &["*"]),
+            }),
+        );
+        push(
+            &mut input,
+            "/conflicts",
+            json!({"intent_id": format!("other-{index}"), "rings": ["ring-2-pilot"]}),
+        );
+    }
+    // Unoptimised test builds are slow; the limit is not what is tested here.
+    let engine = builtin_engine()
+        .clone()
+        .with_time_limit(std::time::Duration::from_secs(60));
+    assert_eq!(engine.evaluation_path(&input), EvaluationPath::Compiled);
+    let outcome = evaluate_both(&engine, &input).expect("evaluation succeeds");
+    assert_eq!(outcome.decision, Decision::Deny);
+    assert!(outcome.reasons.len() > 100, "{}", outcome.reasons.len());
+}
+
 fn collect_pointers(value: &Json, prefix: String, pointers: &mut Vec<String>) {
     let children: Vec<(String, &Json)> = match value {
         Json::Object(map) => map

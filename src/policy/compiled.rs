@@ -16,9 +16,8 @@
 //! only run on inputs of the documented shape (`super::shape`), and are
 //! checked against the interpreter by the parity tests.
 //!
-//! Each thread keeps its virtual machine and reuses it: building one and
-//! loading the program costs about a quarter of an evaluation, and a machine
-//! that stays on its thread keeps its buffers in that thread's allocator arena.
+//! Each thread keeps its own virtual machine and reuses it: building one and
+//! loading the program costs about a quarter of an evaluation.
 
 use super::{BUILTIN_OUTPUTS, BUILTIN_PACKAGE, BUILTIN_POLICIES};
 use regorus::languages::rego::compiler::Compiler;
@@ -29,8 +28,8 @@ use regorus::{CompiledPolicy, Value};
 use std::cell::RefCell;
 use std::sync::{Arc, OnceLock};
 
-/// Package of the rule that gathers the outputs; not reachable by tenants,
-/// whose files must be in `ringmaster.tenant` or below.
+/// Package of the rule that gathers the outputs, in an engine that holds
+/// only the built-in files and this rule.
 const OUTPUTS_PACKAGE: &str = "ringmaster.outputs";
 
 /// The gathering rule, the RVM program's only entry point.
@@ -131,22 +130,21 @@ impl BuiltinProgram {
             VmError::TimeLimitExceeded { .. } => RunError::TimeLimitExceeded,
             _ => RunError::Other,
         })?;
-        unwrap_outputs(&value, BUILTIN_OUTPUTS.len()).map_err(|_| RunError::Other)
+        unwrap_outputs(&value).ok_or(RunError::Other)
     }
 }
 
-/// `[[v], [], ...]` → `[Some(v), None, ...]`, checking the count.
-pub(crate) fn unwrap_outputs(value: &Value, expected: usize) -> Result<Vec<Option<Value>>, String> {
-    let unexpected = || format!("unexpected policy outputs {value:?}");
-    let outputs = value.as_array().map_err(|_| unexpected())?;
-    if outputs.len() != expected {
-        return Err(unexpected());
+/// `[[v], [], ...]` → `[Some(v), None, ...]`; `None` unless it has that shape.
+fn unwrap_outputs(value: &Value) -> Option<Vec<Option<Value>>> {
+    let outputs = value.as_array().ok()?;
+    if outputs.len() != BUILTIN_OUTPUTS.len() {
+        return None;
     }
     outputs
         .iter()
         .map(|wrapped| match wrapped.as_array() {
-            Ok(values) if values.len() <= 1 => Ok(values.first().cloned()),
-            _ => Err(unexpected()),
+            Ok(values) if values.len() <= 1 => Some(values.first().cloned()),
+            _ => None,
         })
         .collect()
 }
