@@ -1512,13 +1512,10 @@ fn both_paths_agree_when_any_field_has_another_type() {
     set(&mut start, "/previous_application", application);
     let replacements = [
         json!(null),
-        json!(true),
         json!(7),
         json!(1.5),
         json!("x"),
-        json!([]),
         json!({}),
-        json!(["x"]),
         json!([1]),
     ];
     let mut pointers = Vec::new();
