@@ -13,6 +13,7 @@
 
 mod contract;
 mod error;
+pub mod intune;
 mod seconds;
 mod secret;
 pub mod sim;
@@ -75,6 +76,8 @@ pub trait ExecutionPlaneConnector {
 pub enum Connector {
     /// The in-process simulated fleet, standing in for one plane.
     Sim(sim::SimConnector),
+    /// Microsoft Intune through Microsoft Graph.
+    Intune(intune::IntuneConnector),
 }
 
 impl Connector {
@@ -82,6 +85,7 @@ impl Connector {
     pub fn kind(&self) -> &'static str {
         match self {
             Connector::Sim(_) => "sim",
+            Connector::Intune(_) => "intune",
         }
     }
 
@@ -89,6 +93,7 @@ impl Connector {
     pub fn plane(&self) -> Plane {
         match self {
             Connector::Sim(sim) => sim.plane(),
+            Connector::Intune(_) => Plane::Intune,
         }
     }
 }
@@ -101,6 +106,7 @@ impl ExecutionPlaneConnector for Connector {
     ) -> Result<PublishResult, ConnectorError> {
         match self {
             Connector::Sim(sim) => sim.publish(request, now).await,
+            Connector::Intune(intune) => intune.publish(request, now).await,
         }
     }
 
@@ -111,6 +117,7 @@ impl ExecutionPlaneConnector for Connector {
     ) -> Result<DeploymentStatus, ConnectorError> {
         match self {
             Connector::Sim(sim) => sim.query_status(correlation_id, now).await,
+            Connector::Intune(intune) => intune.query_status(correlation_id, now).await,
         }
     }
 
@@ -122,6 +129,7 @@ impl ExecutionPlaneConnector for Connector {
     ) -> Result<RemediationResult, ConnectorError> {
         match self {
             Connector::Sim(sim) => sim.remediate(correlation_id, remediation, now).await,
+            Connector::Intune(intune) => intune.remediate(correlation_id, remediation, now).await,
         }
     }
 
@@ -132,6 +140,7 @@ impl ExecutionPlaneConnector for Connector {
     ) -> Result<bool, ConnectorError> {
         match self {
             Connector::Sim(sim) => sim.verify_idempotency(correlation_id, now).await,
+            Connector::Intune(intune) => intune.verify_idempotency(correlation_id, now).await,
         }
     }
 }
@@ -143,6 +152,7 @@ impl ExecutionPlaneConnector for Connector {
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ConnectorConfig {
     Sim(sim::SimConfig),
+    Intune(intune::IntuneConfig),
 }
 
 /// A connector configuration that cannot be built.
@@ -154,6 +164,8 @@ pub enum ConnectorConfigError {
         #[source]
         source: sim::SimError,
     },
+    #[error(transparent)]
+    Intune(#[from] intune::IntuneConfigError),
 }
 
 impl ConnectorConfig {
@@ -161,6 +173,7 @@ impl ConnectorConfig {
     pub fn plane(&self) -> Plane {
         match self {
             ConnectorConfig::Sim(config) => config.plane,
+            ConnectorConfig::Intune(_) => Plane::Intune,
         }
     }
 
@@ -172,6 +185,9 @@ impl ConnectorConfig {
                     plane: config.plane,
                     source,
                 }),
+            ConnectorConfig::Intune(config) => {
+                Ok(Connector::Intune(intune::IntuneConnector::new(config)?))
+            }
         }
     }
 }
