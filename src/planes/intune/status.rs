@@ -6,7 +6,8 @@
 //! app's `deviceStatuses` (beta). A device is `installed` when its row says
 //! `installed` at the delivered version, `failed` when it says `failed`, and
 //! `pending` otherwise: no row yet, `pendingInstall`, `notInstalled`, `unknown`,
-//! `uninstallFailed`, or another version. Rows stamped after `now` are not seen.
+//! `uninstallFailed`, or another version; a `notApplicable` device is not
+//! targeted. Rows stamped after `now` are not seen.
 
 use super::IntuneConnector;
 use super::ledger::DeploymentState;
@@ -185,16 +186,21 @@ pub async fn query_status(
         );
         let mut status = RingStatus::default();
         for device in &targeted {
+            let row = delivering_rows.get(device);
+            // Intune says the app does not apply to this device: not targeted.
+            if row.is_some_and(|row| row.install_state == "notApplicable") {
+                continue;
+            }
             status.targeted += 1;
-            let Some(row) = delivering_rows.get(device) else {
+            let Some(row) = row else {
                 status.pending += 1;
                 continue;
             };
             status.last_report_at = status.last_report_at.max(Some(row.reported_at));
-            let version = delivered.as_deref().unwrap_or_default();
-            if running_version(row, version).as_deref() == delivered.as_deref()
-                && delivered.is_some()
-            {
+            let runs = delivered
+                .as_deref()
+                .and_then(|version| running_version(row, version));
+            if runs.is_some() && runs == delivered {
                 status.installed += 1;
                 status.first_install_at = Some(
                     status
