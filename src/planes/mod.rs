@@ -12,7 +12,9 @@
 //! in-process fleet the demo and the tests run on.
 
 mod contract;
+pub mod entra;
 mod error;
+pub mod http;
 pub mod intune;
 mod seconds;
 mod secret;

@@ -9,45 +9,34 @@
 //! token is ever put in an error or a log line.
 
 use super::budget::ClientBudget;
-use crate::planes::{ConnectorError, ErrorCode, Secret};
-use chrono::Utc;
+use crate::planes::entra::{ClientCredentials, TokenCache};
+use crate::planes::http::{
+    code_for_status, describe, odata_error_text, retry_after_of, transient_retry_after,
+    transport_error,
+};
+use crate::planes::{ConnectorError, ErrorCode};
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 use std::time::Duration;
-use tokio::sync::{Mutex, Semaphore};
-use tokio::time::Instant;
+use tokio::sync::Semaphore;
 
-/// Refresh a token this long before Graph says it expires.
-const TOKEN_REFRESH_MARGIN: Duration = Duration::from_secs(300);
 /// A lookup that needs more pages than this is a plane gone wrong.
 const MAX_PAGES: usize = 10_000;
 
 /// Where and how to authenticate, resolved from the configuration.
 pub struct ClientSettings {
     pub base_url: String,
-    pub token_endpoint: String,
-    pub client_id: String,
-    pub client_secret: Secret,
-    pub scope: String,
+    pub credentials: ClientCredentials,
     pub request_timeout: Duration,
     pub max_concurrent_requests: usize,
     pub budget: ClientBudget,
-}
-
-struct CachedToken {
-    value: Secret,
-    refresh_at: Instant,
 }
 
 /// One Graph client, shared by every clone of a connector.
 pub struct GraphClient {
     http: reqwest::Client,
     base_url: String,
-    token_endpoint: String,
-    client_id: String,
-    client_secret: Secret,
-    scope: String,
-    token: Mutex<Option<CachedToken>>,
+    tokens: TokenCache,
     permits: Semaphore,
     budget: ClientBudget,
 }
@@ -66,91 +55,6 @@ pub struct Call<'a> {
     pub target: &'a str,
     /// The correlation id, sent as `client-request-id`.
     pub correlation_id: &'a str,
-}
-
-/// The path of a URL without its query, for messages (a query may hold a SAS
-/// signature or a filter with names in it).
-pub fn describe(target: &str) -> String {
-    let without_query = target.split('?').next().unwrap_or_default();
-    match without_query.find("://") {
-        Some(scheme_end) => {
-            let after_host = without_query[scheme_end + 3..]
-                .find('/')
-                .map(|slash| &without_query[scheme_end + 3 + slash..]);
-            after_host.unwrap_or("/").to_string()
-        }
-        None => without_query.to_string(),
-    }
-}
-
-fn transport_error(method: &Method, target: &str, error: &reqwest::Error) -> ConnectorError {
-    let what = format!("{method} {} on intune", describe(target));
-    if error.is_timeout() {
-        ConnectorError::new(
-            ErrorCode::Timeout,
-            format!(
-                "{what}: no answer in time; it may have been applied, retry with the same correlation id"
-            ),
-        )
-    } else if error.is_connect() {
-        ConnectorError::new(
-            ErrorCode::ServiceUnavailable,
-            format!("{what}: could not connect to Graph; check base_url and the network"),
-        )
-    } else {
-        ConnectorError::new(
-            ErrorCode::ServiceUnavailable,
-            format!("{what}: the connection failed before an answer; retry later"),
-        )
-    }
-}
-
-/// `Retry-After` as seconds (possibly fractional) or an HTTP date.
-pub fn parse_retry_after(value: &str) -> Option<Duration> {
-    let value = value.trim();
-    if let Ok(seconds) = value.parse::<f64>() {
-        return Duration::try_from_secs_f64(seconds).ok();
-    }
-    let date = chrono::DateTime::parse_from_rfc2822(value).ok()?;
-    let wait = date.with_timezone(&Utc) - Utc::now();
-    Some(wait.to_std().unwrap_or(Duration::ZERO))
-}
-
-/// Graph's error body, `{"error": {"code", "message", "innerError": {...}}}`.
-fn graph_error_text(body: &str) -> String {
-    let parsed: Option<Value> = serde_json::from_str(body).ok();
-    let error = parsed.as_ref().and_then(|value| value.get("error"));
-    let code = error
-        .and_then(|error| error.get("code"))
-        .and_then(Value::as_str);
-    let message = error
-        .and_then(|error| error.get("message"))
-        .and_then(Value::as_str);
-    match (code, message) {
-        (Some(code), Some(message)) => format!("{code}: {}", truncate(message, 300)),
-        (Some(code), None) => code.to_string(),
-        _ => "no Graph error body".to_string(),
-    }
-}
-
-fn truncate(text: &str, limit: usize) -> &str {
-    match text.char_indices().nth(limit) {
-        Some((index, _)) => &text[..index],
-        None => text,
-    }
-}
-
-/// The contract's HTTP mapping (`docs/connectors.md` section 3).
-pub fn code_for_status(status: StatusCode) -> ErrorCode {
-    match status.as_u16() {
-        429 => ErrorCode::RateLimit,
-        401 => ErrorCode::InvalidCredentials,
-        403 => ErrorCode::Unauthorized,
-        404 => ErrorCode::ResourceNotFound,
-        408 => ErrorCode::Timeout,
-        400 | 409 | 412 | 422 => ErrorCode::InvalidRequest,
-        _ => ErrorCode::ServiceUnavailable,
-    }
 }
 
 fn hint(code: ErrorCode) -> &'static str {
@@ -175,93 +79,10 @@ impl GraphClient {
         Ok(GraphClient {
             http,
             base_url: settings.base_url.trim_end_matches('/').to_string(),
-            token_endpoint: settings.token_endpoint,
-            client_id: settings.client_id,
-            client_secret: settings.client_secret,
-            scope: settings.scope,
-            token: Mutex::new(None),
+            tokens: TokenCache::new("intune", settings.credentials),
             permits: Semaphore::new(settings.max_concurrent_requests.max(1)),
             budget: settings.budget,
         })
-    }
-
-    /// A bearer token, from the cache unless it is due for refresh (or `force`).
-    async fn token(&self, force: bool) -> Result<Secret, ConnectorError> {
-        let mut cached = self.token.lock().await;
-        if let Some(token) = cached
-            .as_ref()
-            .filter(|token| !force && Instant::now() < token.refresh_at)
-        {
-            return Ok(token.value.clone());
-        }
-        let form = [
-            ("client_id", self.client_id.as_str()),
-            ("client_secret", self.client_secret.expose()),
-            ("grant_type", "client_credentials"),
-            ("scope", self.scope.as_str()),
-        ];
-        let method = Method::POST;
-        let response = self
-            .http
-            .post(&self.token_endpoint)
-            .form(&form)
-            .send()
-            .await
-            .map_err(|error| transport_error(&method, &self.token_endpoint, &error))?;
-        let status = response.status();
-        let retry_after = retry_after_of(&response);
-        let body = response.text().await.unwrap_or_default();
-        if !status.is_success() {
-            let parsed: Option<Value> = serde_json::from_str(&body).ok();
-            let error_code = parsed
-                .as_ref()
-                .and_then(|value| value.get("error"))
-                .and_then(Value::as_str)
-                .unwrap_or("no error code");
-            let code = match status.as_u16() {
-                400 | 401 => ErrorCode::InvalidCredentials,
-                other => code_for_status(StatusCode::from_u16(other).unwrap_or(status)),
-            };
-            tracing::warn!(client_id = %self.client_id, status = status.as_u16(), error_code, "intune token request refused");
-            return Err(ConnectorError::new(
-                code,
-                format!(
-                    "the token endpoint refused client {} with HTTP {} ({error_code}); check tenant_id, client_id and the client secret",
-                    self.client_id,
-                    status.as_u16()
-                ),
-            )
-            .with_retry_after(retry_after));
-        }
-        let parsed: Value = serde_json::from_str(&body).map_err(|_| {
-            ConnectorError::new(
-                ErrorCode::ServiceUnavailable,
-                "the token endpoint answered something other than a token; retry later",
-            )
-        })?;
-        let access_token = parsed
-            .get("access_token")
-            .and_then(Value::as_str)
-            .ok_or_else(|| {
-                ConnectorError::new(
-                    ErrorCode::ServiceUnavailable,
-                    "the token endpoint's answer holds no access_token; retry later",
-                )
-            })?;
-        let lifetime = Duration::from_secs(
-            parsed
-                .get("expires_in")
-                .and_then(Value::as_u64)
-                .unwrap_or(3599),
-        );
-        let margin = TOKEN_REFRESH_MARGIN.min(lifetime / 10);
-        let token = Secret::new(access_token);
-        *cached = Some(CachedToken {
-            value: token.clone(),
-            refresh_at: Instant::now() + lifetime.saturating_sub(margin),
-        });
-        tracing::debug!(client_id = %self.client_id, lifetime_seconds = lifetime.as_secs(), "intune token issued");
-        Ok(token)
     }
 
     fn url_of(&self, target: &str) -> Result<String, ConnectorError> {
@@ -301,7 +122,7 @@ impl GraphClient {
         let mut refreshed = false;
         loop {
             self.budget.admit(is_write, &operation)?;
-            let token = self.token(refreshed).await?;
+            let token = self.tokens.token(&self.http, refreshed).await?;
             let mut request = self
                 .http
                 .request(call.method.clone(), &url)
@@ -315,7 +136,7 @@ impl GraphClient {
             let response = request
                 .send()
                 .await
-                .map_err(|error| transport_error(&call.method, call.target, &error))?;
+                .map_err(|error| transport_error("intune", &call.method, call.target, &error))?;
             let status = response.status();
             if status == StatusCode::UNAUTHORIZED && !refreshed {
                 tracing::debug!(operation = %operation, "graph answered 401; refreshing the token once");
@@ -326,7 +147,7 @@ impl GraphClient {
             let text = response
                 .text()
                 .await
-                .map_err(|error| transport_error(&call.method, call.target, &error))?;
+                .map_err(|error| transport_error("intune", &call.method, call.target, &error))?;
             if status.is_success() {
                 if text.trim().is_empty() {
                     return Ok(Value::Null);
@@ -345,17 +166,11 @@ impl GraphClient {
                 format!(
                     "{operation} on intune answered HTTP {} ({}); {}",
                     status.as_u16(),
-                    graph_error_text(&text),
+                    odata_error_text(&text),
                     hint(code)
                 ),
             )
-            .with_retry_after(
-                if code == ErrorCode::RateLimit || code == ErrorCode::ServiceUnavailable {
-                    retry_after
-                } else {
-                    None
-                },
-            ));
+            .with_retry_after(transient_retry_after(code, retry_after)));
         }
     }
 
@@ -418,7 +233,7 @@ impl GraphClient {
         let response = request
             .send()
             .await
-            .map_err(|error| transport_error(&Method::PUT, sas_url, &error))?;
+            .map_err(|error| transport_error("intune", &Method::PUT, sas_url, &error))?;
         let status = response.status();
         if status.is_success() {
             return Ok(());
@@ -433,16 +248,6 @@ impl GraphClient {
                 hint(code)
             ),
         )
-        .with_retry_after(
-            retry_after.filter(|_| code.class() == crate::planes::ErrorClass::Transient),
-        ))
+        .with_retry_after(transient_retry_after(code, retry_after)))
     }
-}
-
-fn retry_after_of(response: &reqwest::Response) -> Option<Duration> {
-    response
-        .headers()
-        .get(reqwest::header::RETRY_AFTER)
-        .and_then(|value| value.to_str().ok())
-        .and_then(parse_retry_after)
 }

@@ -10,6 +10,7 @@ use super::budget::{ClientBudget, RequestBudget};
 use super::client::ClientSettings;
 use super::upload::ContentSource;
 use crate::planes::Secret;
+use crate::planes::entra::ClientCredentials;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -237,14 +238,16 @@ impl IntuneConfig {
         self.validate()?;
         Ok(ClientSettings {
             base_url: self.base_url.clone(),
-            token_endpoint: format!(
-                "{}/{}/oauth2/v2.0/token",
-                self.token_url.trim_end_matches('/'),
-                self.tenant_id
-            ),
-            client_id: self.client_id.clone(),
-            client_secret: self.client_secret()?,
-            scope: self.scope.clone(),
+            credentials: ClientCredentials {
+                token_endpoint: format!(
+                    "{}/{}/oauth2/v2.0/token",
+                    self.token_url.trim_end_matches('/'),
+                    self.tenant_id
+                ),
+                client_id: self.client_id.clone(),
+                client_secret: self.client_secret()?,
+                scope: self.scope.clone(),
+            },
             request_timeout: self.request_timeout,
             max_concurrent_requests: self.max_concurrent_requests,
             budget: ClientBudget::new(self.write_budget, self.request_budget),

@@ -2,8 +2,8 @@
 //! message hygiene, and the ledger kept in `notes`.
 
 use super::*;
+use crate::planes::http::{describe, parse_retry_after};
 use crate::planes::intune::budget::{ClientBudget, RequestBudget, SlidingWindow};
-use crate::planes::intune::client::{describe, parse_retry_after};
 use crate::planes::intune::ledger::{DeploymentState, Ledger};
 use crate::planes::{ErrorCode, ExecutionPlaneConnector};
 
