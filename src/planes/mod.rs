@@ -16,6 +16,7 @@ pub mod entra;
 mod error;
 pub mod http;
 pub mod intune;
+mod ledger;
 mod seconds;
 mod secret;
 pub mod sim;

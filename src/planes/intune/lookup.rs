@@ -4,8 +4,8 @@
 //! `notes`.
 
 use super::client::{Call, GraphClient, Payload};
-use super::ledger::{Ledger, correlation_in, package_marker};
 use super::wire::{AppKind, assign_body};
+use crate::planes::ledger::{Ledger, correlation_in, package_marker};
 use crate::planes::{ConnectorError, ErrorCode};
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -119,7 +119,8 @@ pub async fn find_package(
         })
         .filter_map(found)
         .collect();
-    candidates.sort_by_key(|app| app.ledger.state != super::ledger::DeploymentState::Active);
+    candidates
+        .sort_by_key(|app| app.ledger.state != crate::planes::ledger::DeploymentState::Active);
     Ok(candidates.into_iter().next())
 }
 

@@ -2,7 +2,8 @@
 //!
 //! A deployment is one mobileApp (`win32LobApp`, or `macOSPkgApp` for a `.pkg`),
 //! created with its content uploaded and committed, whose `notes` carry the
-//! correlation id and the deployment's [`ledger`] (rings, exclusions, state).
+//! correlation id and the deployment's ledger (`planes::ledger`: rings,
+//! exclusions, state).
 //! Rings are group assignments; `/assign` replaces the whole list, so every
 //! change reads the current list, merges, and sends it all back. Rollback assigns
 //! the earlier version's app instead, uninstall turns the install assignments
@@ -17,7 +18,6 @@
 mod budget;
 mod client;
 mod config;
-mod ledger;
 mod lookup;
 mod publish;
 mod remediation;

@@ -11,11 +11,11 @@
 
 use super::IntuneConnector;
 use super::client::{Call, GraphClient, Payload};
-use super::ledger::{DeploymentState, Ledger, is_plain};
 use super::lookup::{self, APPS, FoundApp};
 use super::upload::upload_content;
 use super::wire::{self, AppKind, SUPERSEDENCE_TYPE};
 use crate::model::Plane;
+use crate::planes::ledger::{DeploymentState, Ledger, is_plain};
 use crate::planes::{ConnectorError, ErrorCode, PublishRequest, PublishResult};
 use reqwest::Method;
 use serde_json::{Value, json};

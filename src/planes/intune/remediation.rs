@@ -4,11 +4,11 @@
 //! lost answer changes nothing and answers `applied: false`.
 
 use super::IntuneConnector;
-use super::ledger::DeploymentState;
 use super::lookup::{self, APPS, FoundApp};
 use super::publish::{supersedences, update_relationships};
 use super::status::{delivering_app, not_found};
 use super::wire::{self, AppKind};
+use crate::planes::ledger::DeploymentState;
 use crate::planes::{ConnectorError, ErrorCode, Remediation, RemediationResult};
 use serde_json::Value;
 

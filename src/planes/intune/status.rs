@@ -10,9 +10,9 @@
 //! targeted. Rows stamped after `now` are not seen.
 
 use super::IntuneConnector;
-use super::ledger::DeploymentState;
 use super::lookup::{self, APPS, FoundApp};
 use super::wire;
+use crate::planes::ledger::DeploymentState;
 use crate::planes::{ConnectorError, DeploymentStatus, ErrorCode, ObservedState, RingStatus};
 use chrono::{DateTime, Utc};
 use serde_json::Value;

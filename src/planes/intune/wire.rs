@@ -6,7 +6,7 @@
 //! replaces the whole list, sends back everything the app had (filters and
 //! settings included) plus what ringmaster adds.
 
-use super::ledger::Ledger;
+use crate::planes::ledger::Ledger;
 use crate::planes::{ConnectorError, ErrorCode, PublishRequest};
 use serde_json::{Value, json};
 

@@ -4,7 +4,7 @@
 use super::*;
 use crate::planes::http::{describe, parse_retry_after};
 use crate::planes::intune::budget::{ClientBudget, RequestBudget, SlidingWindow};
-use crate::planes::intune::ledger::{DeploymentState, Ledger};
+use crate::planes::ledger::{DeploymentState, Ledger};
 use crate::planes::{ErrorCode, ExecutionPlaneConnector};
 
 #[tokio::test]

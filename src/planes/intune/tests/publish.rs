@@ -2,7 +2,7 @@
 //! macOS packages, supersedence, uninstall intents.
 
 use super::*;
-use crate::planes::intune::ledger::{DeploymentState, Ledger};
+use crate::planes::ledger::{DeploymentState, Ledger};
 use crate::planes::{ExecutionPlaneConnector, Remediation};
 
 #[tokio::test]

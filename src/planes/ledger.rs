@@ -1,5 +1,6 @@
-//! `ledger`: what the connector writes in a mobileApp's `notes` so that the plane
-//! itself remembers the deployment: the correlation id (how the app is found
+//! `ledger`: what a connector writes on a plane object so that the plane itself
+//! remembers the deployment (Intune: the mobileApp's `notes`; Configuration
+//! Manager: the first ring collection's `Comment`): the correlation id (how the app is found
 //! again), the application and version, the groups of each ring in publish
 //! order, the exclusions, and what remediation did (uninstalled, rolled back,
 //! pinned).
