@@ -17,6 +17,7 @@ mod error;
 pub mod http;
 pub mod intune;
 mod ledger;
+pub mod sccm;
 mod seconds;
 mod secret;
 pub mod sim;
@@ -81,6 +82,8 @@ pub enum Connector {
     Sim(sim::SimConnector),
     /// Microsoft Intune through Microsoft Graph.
     Intune(intune::IntuneConnector),
+    /// Microsoft Configuration Manager through the AdminService.
+    Sccm(sccm::SccmConnector),
 }
 
 impl Connector {
@@ -89,6 +92,7 @@ impl Connector {
         match self {
             Connector::Sim(_) => "sim",
             Connector::Intune(_) => "intune",
+            Connector::Sccm(_) => "sccm",
         }
     }
 
@@ -97,6 +101,7 @@ impl Connector {
         match self {
             Connector::Sim(sim) => sim.plane(),
             Connector::Intune(_) => Plane::Intune,
+            Connector::Sccm(_) => Plane::Sccm,
         }
     }
 }
@@ -110,6 +115,7 @@ impl ExecutionPlaneConnector for Connector {
         match self {
             Connector::Sim(sim) => sim.publish(request, now).await,
             Connector::Intune(intune) => intune.publish(request, now).await,
+            Connector::Sccm(sccm) => sccm.publish(request, now).await,
         }
     }
 
@@ -121,6 +127,7 @@ impl ExecutionPlaneConnector for Connector {
         match self {
             Connector::Sim(sim) => sim.query_status(correlation_id, now).await,
             Connector::Intune(intune) => intune.query_status(correlation_id, now).await,
+            Connector::Sccm(sccm) => sccm.query_status(correlation_id, now).await,
         }
     }
 
@@ -133,6 +140,7 @@ impl ExecutionPlaneConnector for Connector {
         match self {
             Connector::Sim(sim) => sim.remediate(correlation_id, remediation, now).await,
             Connector::Intune(intune) => intune.remediate(correlation_id, remediation, now).await,
+            Connector::Sccm(sccm) => sccm.remediate(correlation_id, remediation, now).await,
         }
     }
 
@@ -144,6 +152,7 @@ impl ExecutionPlaneConnector for Connector {
         match self {
             Connector::Sim(sim) => sim.verify_idempotency(correlation_id, now).await,
             Connector::Intune(intune) => intune.verify_idempotency(correlation_id, now).await,
+            Connector::Sccm(sccm) => sccm.verify_idempotency(correlation_id, now).await,
         }
     }
 }
@@ -156,6 +165,7 @@ impl ExecutionPlaneConnector for Connector {
 pub enum ConnectorConfig {
     Sim(sim::SimConfig),
     Intune(intune::IntuneConfig),
+    Sccm(sccm::SccmConfig),
 }
 
 /// A connector configuration that cannot be built.
@@ -169,6 +179,8 @@ pub enum ConnectorConfigError {
     },
     #[error(transparent)]
     Intune(#[from] intune::IntuneConfigError),
+    #[error(transparent)]
+    Sccm(#[from] sccm::SccmConfigError),
 }
 
 impl ConnectorConfig {
@@ -177,6 +189,7 @@ impl ConnectorConfig {
         match self {
             ConnectorConfig::Sim(config) => config.plane,
             ConnectorConfig::Intune(_) => Plane::Intune,
+            ConnectorConfig::Sccm(_) => Plane::Sccm,
         }
     }
 
@@ -191,6 +204,7 @@ impl ConnectorConfig {
             ConnectorConfig::Intune(config) => {
                 Ok(Connector::Intune(intune::IntuneConnector::new(config)?))
             }
+            ConnectorConfig::Sccm(config) => Ok(Connector::Sccm(sccm::SccmConnector::new(config)?)),
         }
     }
 }

@@ -5,6 +5,7 @@
 
 use super::client::{Call, GraphClient, Payload};
 use super::wire::{AppKind, assign_body};
+use crate::planes::http::encode_query_value;
 use crate::planes::ledger::{Ledger, correlation_in, package_marker};
 use crate::planes::{ConnectorError, ErrorCode};
 use reqwest::Method;
@@ -20,19 +21,6 @@ pub struct FoundApp {
     pub ledger: Ledger,
     /// Content committed: the app can be assigned.
     pub committed: bool,
-}
-
-/// Percent-encodes a query value (OData filters hold spaces and quotes).
-pub fn encode_query_value(value: &str) -> String {
-    let mut encoded = String::with_capacity(value.len());
-    for byte in value.bytes() {
-        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.' | b'~') {
-            encoded.push(char::from(byte));
-        } else {
-            encoded.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    encoded
 }
 
 fn found(app: &Value) -> Option<FoundApp> {

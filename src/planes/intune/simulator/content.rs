@@ -6,8 +6,9 @@
 //! `PATCH committedContentVersion` (in `routes`).
 
 use super::IntuneSimulator;
-use super::http::{bad_request, graph_error, not_found, query_value};
+use super::http::{bad_request, graph_error, not_found};
 use super::state::{ContentFile, ContentVersion};
+use crate::planes::http::query_value;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};

@@ -4,6 +4,7 @@
 
 use super::IntuneSimulator;
 use super::state::{LostRequest, SimulatorFault};
+use crate::planes::http::{percent_decode, query_value};
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
@@ -33,48 +34,6 @@ pub fn not_found(what: &str) -> Response {
 
 pub fn bad_request(message: &str) -> Response {
     graph_error(StatusCode::BAD_REQUEST, "BadRequest", message)
-}
-
-fn hex_value(byte: u8) -> Option<u8> {
-    match byte {
-        b'0'..=b'9' => Some(byte - b'0'),
-        b'a'..=b'f' => Some(byte - b'a' + 10),
-        b'A'..=b'F' => Some(byte - b'A' + 10),
-        _ => None,
-    }
-}
-
-/// Decodes `%XX` and `+` in a query component.
-pub fn percent_decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut decoded = Vec::with_capacity(bytes.len());
-    let mut index = 0;
-    while index < bytes.len() {
-        match bytes[index] {
-            b'%' if index + 2 < bytes.len() => {
-                match (hex_value(bytes[index + 1]), hex_value(bytes[index + 2])) {
-                    (Some(high), Some(low)) => {
-                        decoded.push(high * 16 + low);
-                        index += 3;
-                        continue;
-                    }
-                    _ => decoded.push(b'%'),
-                }
-            }
-            b'+' => decoded.push(b' '),
-            other => decoded.push(other),
-        }
-        index += 1;
-    }
-    String::from_utf8_lossy(&decoded).into_owned()
-}
-
-/// The decoded value of a query parameter (`$filter`, `$skiptoken`, ...).
-pub fn query_value(raw_query: Option<&str>, name: &str) -> Option<String> {
-    raw_query?.split('&').find_map(|pair| {
-        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-        (percent_decode(key) == name).then(|| percent_decode(value))
-    })
 }
 
 /// One page of `items`, with an `@odata.nextLink` to the rest. The skip token

@@ -4,8 +4,9 @@
 //! refuse, 404 `ResourceNotFound` on unknown ids.
 
 use super::IntuneSimulator;
-use super::http::{bad_request, graph_error, not_found, page, query_value};
+use super::http::{bad_request, graph_error, not_found, page};
 use super::state::group_target;
+use crate::planes::http::query_value;
 use axum::Json;
 use axum::extract::{Form, Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, Uri};
