@@ -27,6 +27,24 @@ impl SccmSimulator {
         self.lock().members(collection_id).into_iter().collect()
     }
 
+    /// `SMS_FullCollectionMembership` leaves out the last `hidden` members of
+    /// the collection until told otherwise (evaluation still running).
+    pub fn lag_membership(&self, collection_id: &str, hidden: usize) {
+        self.lock()
+            .membership_lag
+            .insert(collection_id.to_string(), hidden);
+    }
+
+    /// The `SDMPackageXML` an application was created from.
+    pub fn application_xml(&self, ci_id: i64) -> Option<String> {
+        let state = self.lock();
+        state
+            .applications
+            .iter()
+            .find(|application| application.ci_id == ci_id)
+            .map(|application| application.xml.clone())
+    }
+
     /// Accepts `token` as a bearer token (the token-file auth mode).
     pub fn install_token(&self, token: &str) {
         self.lock().tokens.insert(token.to_string(), true);

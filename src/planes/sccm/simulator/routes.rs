@@ -129,7 +129,9 @@ pub async fn get(
             .collections
             .keys()
             .flat_map(|id| {
-                state.members(id).into_iter().map(move |resource| (id.clone(), resource))
+                let members = state.members(id);
+                let shown = members.len().saturating_sub(state.membership_lag.get(id).copied().unwrap_or(0));
+                members.into_iter().take(shown).map(move |resource| (id.clone(), resource))
             })
             .map(|(id, resource)| {
                 json!({"CollectionID": id, "ResourceID": resource, "Name": state.devices.get(&resource), "SiteCode": state.site_code})

@@ -77,6 +77,9 @@ pub struct SiteState {
     pub assignments: Vec<Value>,
     /// `SMS_AppDeploymentAssetDetails` rows per (assignment id, resource id).
     pub asset_details: BTreeMap<(i64, i64), Value>,
+    /// Members `SMS_FullCollectionMembership` does not show yet, per
+    /// collection (membership evaluation is asynchronous on a real site).
+    pub membership_lag: HashMap<String, usize>,
     pub faults: VecDeque<SimulatorFault>,
     pub lost_answers: VecDeque<LostRequest>,
     pub api_requests: u64,
@@ -110,6 +113,7 @@ impl SiteState {
             devices: BTreeMap::new(),
             assignments: Vec::new(),
             asset_details: BTreeMap::new(),
+            membership_lag: HashMap::new(),
             faults: VecDeque::new(),
             lost_answers: VecDeque::new(),
             api_requests: 0,
