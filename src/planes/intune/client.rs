@@ -1,6 +1,6 @@
 //! `client`: Microsoft Graph over HTTP for the Intune connector: the
-//! client-credentials token (cached, refreshed before it expires and once after
-//! a 401), the concurrency cap and request budget, `client-request-id`,
+//! client-credentials token (`planes::entra`: cached, refreshed before it
+//! expires and once after a 401), the concurrency cap and request budget, `client-request-id`,
 //! `@odata.nextLink` paging, and the mapping of Graph answers to
 //! [`ConnectorError`]s.
 //!

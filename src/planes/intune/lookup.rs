@@ -88,6 +88,28 @@ pub async fn find_app(
     Ok(matches(&all))
 }
 
+/// The app with `app_id`, if it still exists and still carries
+/// `correlation_id` in its notes.
+pub async fn get_app(
+    client: &GraphClient,
+    app_id: &str,
+    correlation_id: &str,
+) -> Result<Option<FoundApp>, ConnectorError> {
+    let target = format!(
+        "{APPS}/{app_id}?$select=id,displayName,notes,committedContentVersion,publishingState"
+    );
+    let call = Call {
+        method: Method::GET,
+        target: &target,
+        correlation_id,
+    };
+    match client.send(&call, Payload::Empty).await {
+        Ok(app) => Ok(found(&app).filter(|app| app.ledger.correlation_id == correlation_id)),
+        Err(error) if error.code == ErrorCode::ResourceNotFound => Ok(None),
+        Err(error) => Err(error),
+    }
+}
+
 /// A ringmaster app of `application_id` at `version` (made by any intent),
 /// preferring one still active.
 pub async fn find_package(

@@ -58,6 +58,9 @@ struct Shared {
     /// One lock per correlation id: Graph cannot make find-then-create atomic,
     /// so calls for one deployment take turns inside this process.
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// App ids found or created per correlation id: a hint that spares a scan
+    /// of every app, always checked against the plane before it is used.
+    known_apps: Mutex<HashMap<String, String>>,
 }
 
 impl fmt::Debug for IntuneConnector {
@@ -86,6 +89,7 @@ impl IntuneConnector {
                     interval: config.upload_poll_interval,
                 },
                 locks: Mutex::new(HashMap::new()),
+                known_apps: Mutex::new(HashMap::new()),
             }),
         })
     }
@@ -102,6 +106,50 @@ impl IntuneConnector {
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         Arc::clone(locks.entry(correlation_id.to_string()).or_default())
+    }
+}
+
+impl IntuneConnector {
+    /// The app of a correlation id, as the plane holds it now: the remembered
+    /// app when it still carries the correlation id, else a lookup by name and
+    /// a scan of every app (see `lookup::find_app`).
+    async fn find_app(
+        &self,
+        correlation_id: &str,
+        display_name: Option<&str>,
+    ) -> Result<Option<lookup::FoundApp>, ConnectorError> {
+        let known = self
+            .shared
+            .known_apps
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(correlation_id)
+            .cloned();
+        if let Some(app_id) = known
+            && let Some(app) = lookup::get_app(self.client(), &app_id, correlation_id).await?
+        {
+            return Ok(Some(app));
+        }
+        let found = lookup::find_app(self.client(), correlation_id, display_name).await?;
+        match &found {
+            Some(app) => self.remember_app(correlation_id, &app.id),
+            None => {
+                self.shared
+                    .known_apps
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .remove(correlation_id);
+            }
+        }
+        Ok(found)
+    }
+
+    fn remember_app(&self, correlation_id: &str, app_id: &str) {
+        self.shared
+            .known_apps
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(correlation_id.to_string(), app_id.to_string());
     }
 }
 
@@ -141,8 +189,6 @@ impl ExecutionPlaneConnector for IntuneConnector {
         correlation_id: &str,
         _now: DateTime<Utc>,
     ) -> Result<bool, ConnectorError> {
-        Ok(lookup::find_app(self.client(), correlation_id, None)
-            .await?
-            .is_some())
+        Ok(self.find_app(correlation_id, None).await?.is_some())
     }
 }

@@ -228,7 +228,9 @@ pub async fn publish(
     let client = connector.client();
     let correlation_id = &request.correlation_id;
     let display_name = wire::display_name(request);
-    let existing = lookup::find_app(client, correlation_id, Some(&display_name)).await?;
+    let existing = connector
+        .find_app(correlation_id, Some(&display_name))
+        .await?;
     let mut created = false;
     let mut app = match existing {
         Some(app) => {
@@ -241,7 +243,9 @@ pub async fn publish(
                 lookup::check_group(client, group, correlation_id).await?;
             }
             created = true;
-            create_app(client, request).await?
+            let app = create_app(client, request).await?;
+            connector.remember_app(correlation_id, &app.id);
+            app
         }
     };
     if !app.committed {

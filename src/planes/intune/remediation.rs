@@ -40,8 +40,8 @@ pub async fn remediate(
     correlation_id: &str,
     remediation: &Remediation,
 ) -> Result<RemediationResult, ConnectorError> {
-    let client = connector.client();
-    let app = lookup::find_app(client, correlation_id, None)
+    let app = connector
+        .find_app(correlation_id, None)
         .await?
         .ok_or_else(|| not_found(correlation_id))?;
     let (applied, detail) = match remediation {

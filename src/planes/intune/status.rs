@@ -134,7 +134,8 @@ pub async fn query_status(
     now: DateTime<Utc>,
 ) -> Result<DeploymentStatus, ConnectorError> {
     let client = connector.client();
-    let app = lookup::find_app(client, correlation_id, None)
+    let app = connector
+        .find_app(correlation_id, None)
         .await?
         .ok_or_else(|| not_found(correlation_id))?;
     let ledger = &app.ledger;

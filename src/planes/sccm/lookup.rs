@@ -78,6 +78,27 @@ pub async fn find_app(
     Ok(matching(&latest_apps(client, None).await?))
 }
 
+/// The application with `ci_id`, if it is still the latest revision and still
+/// carries `correlation_id` in its description.
+pub async fn get_app(
+    client: &AdminClient,
+    ci_id: i64,
+    correlation_id: &str,
+) -> Result<Option<FoundApp>, ConnectorError> {
+    match client
+        .send(Method::GET, &format!("/wmi/SMS_Application({ci_id})"), None)
+        .await
+    {
+        Ok(answer) => Ok(instance(answer)
+            .filter(|app| app.get("IsLatest") == Some(&Value::Bool(true)))
+            .filter(|app| correlation_in(text(app, "LocalizedDescription")) == Some(correlation_id))
+            .as_ref()
+            .and_then(app_of)),
+        Err(error) if error.code == ErrorCode::ResourceNotFound => Ok(None),
+        Err(error) => Err(error),
+    }
+}
+
 /// A ringmaster application of `application_id` at `version` (any intent).
 pub async fn find_package(
     client: &AdminClient,

@@ -53,6 +53,9 @@ struct Shared {
     /// One lock per correlation id: the AdminService cannot make
     /// find-then-create atomic, so calls for one deployment take turns here.
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// Application CI ids found or created per correlation id: a hint that
+    /// spares a scan of every application, always checked against the site.
+    known_apps: Mutex<HashMap<String, i64>>,
 }
 
 impl fmt::Debug for SccmConnector {
@@ -86,6 +89,7 @@ impl SccmConnector {
                 content_location: config.content_location.clone(),
                 limiting_collection_id: config.limiting_collection_id.clone(),
                 locks: Mutex::new(HashMap::new()),
+                known_apps: Mutex::new(HashMap::new()),
             }),
         })
     }
@@ -101,6 +105,43 @@ impl SccmConnector {
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         Arc::clone(locks.entry(correlation_id.to_string()).or_default())
+    }
+}
+
+impl SccmConnector {
+    /// The application of a correlation id as the site holds it now: the
+    /// remembered one when it still carries the correlation id, else a lookup
+    /// by name and a scan (see `lookup::find_app`).
+    async fn find_app(
+        &self,
+        correlation_id: &str,
+        display_name: Option<&str>,
+    ) -> Result<Option<lookup::FoundApp>, ConnectorError> {
+        let known = self.known_apps().get(correlation_id).copied();
+        if let Some(ci_id) = known
+            && let Some(app) = lookup::get_app(self.client(), ci_id, correlation_id).await?
+        {
+            return Ok(Some(app));
+        }
+        let found = lookup::find_app(self.client(), correlation_id, display_name).await?;
+        match &found {
+            Some(app) => self.remember_app(correlation_id, app.ci_id),
+            None => {
+                self.known_apps().remove(correlation_id);
+            }
+        }
+        Ok(found)
+    }
+
+    fn remember_app(&self, correlation_id: &str, ci_id: i64) {
+        self.known_apps().insert(correlation_id.to_string(), ci_id);
+    }
+
+    fn known_apps(&self) -> std::sync::MutexGuard<'_, HashMap<String, i64>> {
+        self.shared
+            .known_apps
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 }
 

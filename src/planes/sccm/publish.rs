@@ -160,8 +160,9 @@ pub async fn publish(
     let correlation_id = &request.correlation_id;
     let mut created = false;
     let mut collections = lookup::ring_collections(client, correlation_id).await?;
-    let existing =
-        lookup::find_app(client, correlation_id, Some(&wire::display_name(request))).await?;
+    let existing = connector
+        .find_app(correlation_id, Some(&wire::display_name(request)))
+        .await?;
     let mut ledger = collections
         .iter()
         .find_map(|collection| collection.ledger.clone())
@@ -183,7 +184,9 @@ pub async fn publish(
                 lookup::check_collection(client, group).await?;
             }
             created = true;
-            create_app(connector, request).await?
+            let app = create_app(connector, request).await?;
+            connector.remember_app(correlation_id, app.ci_id);
+            app
         }
     };
     let app_assignments = lookup::assignments(client, &app).await?;

@@ -53,7 +53,8 @@ pub async fn deployment(
     correlation_id: &str,
 ) -> Result<Deployment, ConnectorError> {
     let client = connector.client();
-    let app = lookup::find_app(client, correlation_id, None)
+    let app = connector
+        .find_app(correlation_id, None)
         .await?
         .ok_or_else(|| not_found(correlation_id))?;
     let collections = lookup::ring_collections(client, correlation_id).await?;

@@ -173,6 +173,8 @@ pub async fn slow_response_is_a_timeout_and_the_retry_completes<H: Harness>() {
 
 /// Permanent and policy errors are reported after the one request that met
 /// them: the simulator sees exactly one more request, and the next call works.
+/// (A 404 is left out: on a lookup by a remembered id it rightly means "gone,
+/// look again", not a failed call.)
 pub async fn permanent_errors_are_not_retried<H: Harness>() {
     let harness = H::start(HarnessOptions::default()).await;
     let connector = harness.connector();
@@ -182,7 +184,6 @@ pub async fn permanent_errors_are_not_retried<H: Harness>() {
         .expect("ring 1");
     let cases = [
         (400, ErrorClass::Permanent, ErrorCode::InvalidRequest),
-        (404, ErrorClass::Permanent, ErrorCode::ResourceNotFound),
         (409, ErrorClass::Permanent, ErrorCode::InvalidRequest),
         (403, ErrorClass::PolicyViolation, ErrorCode::Unauthorized),
     ];

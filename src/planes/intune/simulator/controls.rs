@@ -206,6 +206,14 @@ impl IntuneSimulator {
         }
     }
 
+    /// Deletes an app (an admin in the console). Answers whether it existed.
+    pub fn delete_app(&self, app_id: &str) -> bool {
+        let mut state = self.lock();
+        let before = state.apps.len();
+        state.apps.retain(|app| app.id != app_id);
+        state.apps.len() != before
+    }
+
     /// Adds `count` published apps ringmaster did not make.
     pub fn add_unrelated_apps(&self, count: usize) {
         let mut state = self.lock();

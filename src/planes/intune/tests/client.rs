@@ -153,3 +153,35 @@ fn the_ledger_round_trips_through_notes() {
     assert!(!ledger.ring_allowed("ring-2") && !ledger.ring_allowed("ring-3"));
     assert_eq!(Ledger::parse("owner:team-3"), None, "not a ringmaster app");
 }
+
+#[tokio::test]
+async fn a_remembered_app_is_checked_against_the_plane() {
+    let tenant = tenant().await;
+    let published = tenant
+        .connector
+        .publish(&request("2.1.0", CORRELATION), at(0))
+        .await
+        .unwrap();
+    assert!(
+        tenant
+            .connector
+            .verify_idempotency(CORRELATION, at(1))
+            .await
+            .unwrap()
+    );
+    assert!(tenant.simulator.delete_app(&published.external_id));
+    assert!(
+        !tenant
+            .connector
+            .verify_idempotency(CORRELATION, at(2))
+            .await
+            .unwrap(),
+        "a deleted app is gone, whatever the connector remembers"
+    );
+    let again = tenant
+        .connector
+        .publish(&request("2.1.0", CORRELATION), at(3))
+        .await
+        .unwrap();
+    assert!(again.created && again.external_id != published.external_id);
+}

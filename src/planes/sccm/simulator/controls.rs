@@ -260,6 +260,26 @@ impl SccmSimulator {
         }
     }
 
+    /// Deletes an application and its deployments. Answers whether it existed.
+    pub fn delete_application(&self, ci_id: i64) -> bool {
+        let mut state = self.lock();
+        let Some(model_id) = state
+            .applications
+            .iter()
+            .find(|application| application.ci_id == ci_id)
+            .map(|application| application.model_id)
+        else {
+            return false;
+        };
+        state
+            .applications
+            .retain(|application| application.ci_id != ci_id);
+        state.assignments.retain(|assignment| {
+            assignment.get("AppModelID").and_then(Value::as_i64) != Some(model_id)
+        });
+        true
+    }
+
     /// Adds `count` applications ringmaster did not make.
     pub fn add_unrelated_apps(&self, count: usize) {
         let mut state = self.lock();

@@ -232,3 +232,31 @@ async fn a_token_file_is_read_again_after_a_401() {
     assert_eq!(refused.code, ErrorCode::InvalidCredentials, "{refused}");
     assert!(!refused.to_string().contains("second-bearer-token-value"));
 }
+
+#[tokio::test]
+async fn a_remembered_application_is_checked_against_the_site() {
+    let site = site().await;
+    let published = site
+        .connector
+        .publish(&request("4.2.0", CORRELATION), at(0))
+        .await
+        .unwrap();
+    assert!(
+        site.connector
+            .verify_idempotency(CORRELATION, at(1))
+            .await
+            .unwrap()
+    );
+    assert!(
+        site.simulator
+            .delete_application(published.external_id.parse().unwrap())
+    );
+    assert!(
+        !site
+            .connector
+            .verify_idempotency(CORRELATION, at(2))
+            .await
+            .unwrap(),
+        "a deleted application is gone, whatever the connector remembers"
+    );
+}
