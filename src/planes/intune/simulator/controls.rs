@@ -214,6 +214,100 @@ impl IntuneSimulator {
         state.apps.len() != before
     }
 
+    /// Every device an app targets checks in at `at`: devices with no final
+    /// row report the app's version installed, or failed (error 1603) for the
+    /// share `1 - success_rate` (drawn from the device and app ids, so a fleet
+    /// is the same every time); devices of an `uninstall` assignment report
+    /// `notInstalled`. For a demo driving the simulator on its own clock.
+    /// Answers how many rows changed.
+    pub fn check_in(&self, at: DateTime<Utc>, success_rate: f64) -> usize {
+        let mut state = self.lock();
+        let at_text = text_of(at);
+        let mut changes: Vec<(String, Value)> = Vec::new();
+        for app in &state.apps {
+            let version = app.display_version();
+            for device in state.targeted_devices(app) {
+                let final_row = app.device_statuses.get(&device.id).is_some_and(|row| {
+                    matches!(
+                        row.get("installState").and_then(Value::as_str),
+                        Some("installed" | "failed")
+                    ) && row.get("displayVersion").and_then(Value::as_str) == Some(version.as_str())
+                });
+                if final_row {
+                    continue;
+                }
+                let draw = uuid::Uuid::new_v5(
+                    &uuid::Uuid::NAMESPACE_OID,
+                    format!("{}/{}", app.id, device.id).as_bytes(),
+                );
+                let fraction = (draw.as_u128() % 10_000) as f64 / 10_000.0;
+                let row = if fraction < success_rate {
+                    status_row(
+                        &device,
+                        "installed",
+                        "noAdditionalDetails",
+                        0,
+                        &version,
+                        &at_text,
+                    )
+                } else {
+                    status_row(
+                        &device,
+                        "failed",
+                        "seeInstallErrorCode",
+                        1603,
+                        &version,
+                        &at_text,
+                    )
+                };
+                changes.push((app.id.clone(), row));
+            }
+            for assignment in &app.assignments {
+                let uninstall =
+                    assignment.get("intent").and_then(Value::as_str) == Some("uninstall");
+                let Some((group, false)) = super::state::group_target(assignment) else {
+                    continue;
+                };
+                if !uninstall {
+                    continue;
+                }
+                for device in state.groups.get(group).into_iter().flatten() {
+                    let already = app
+                        .device_statuses
+                        .get(&device.id)
+                        .and_then(|row| row.get("installState"))
+                        .and_then(Value::as_str)
+                        == Some("notInstalled");
+                    if !already {
+                        changes.push((
+                            app.id.clone(),
+                            status_row(
+                                device,
+                                "notInstalled",
+                                "noAdditionalDetails",
+                                0,
+                                &version,
+                                &at_text,
+                            ),
+                        ));
+                    }
+                }
+            }
+        }
+        let changed = changes.len();
+        for (app_id, row) in changes {
+            let device = row
+                .get("deviceId")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string();
+            if let Some(app) = state.app_mut(&app_id) {
+                app.device_statuses.insert(device, row);
+            }
+        }
+        changed
+    }
+
     /// Adds `count` published apps ringmaster did not make.
     pub fn add_unrelated_apps(&self, count: usize) {
         let mut state = self.lock();

@@ -77,3 +77,50 @@ async fn every_install_state_maps_into_the_contract_counts() {
         "rows after now are unseen"
     );
 }
+
+#[tokio::test]
+async fn a_check_in_reports_every_targeted_device_once() {
+    let tenant = tenant().await;
+    tenant
+        .connector
+        .publish(&request("2.1.0", CORRELATION), at(0))
+        .await
+        .unwrap();
+    assert_eq!(tenant.simulator.check_in(at(10), 0.75), 8);
+    assert_eq!(
+        tenant.simulator.check_in(at(20), 0.75),
+        0,
+        "final rows stay"
+    );
+    let status = tenant
+        .connector
+        .query_status(CORRELATION, at(30))
+        .await
+        .unwrap();
+    let ring = &status.rings["ring-1"];
+    assert_eq!(ring.installed + ring.failed, 8, "{ring:?}");
+    assert!(
+        ring.installed > 0 && ring.failed > 0,
+        "a 75 % fleet of 8 has both: {ring:?}"
+    );
+    tenant
+        .connector
+        .remediate(CORRELATION, &crate::planes::Remediation::Uninstall, at(40))
+        .await
+        .unwrap();
+    assert_eq!(
+        tenant.simulator.check_in(at(50), 0.75),
+        8,
+        "uninstalled devices report"
+    );
+    let status = tenant
+        .connector
+        .query_status(CORRELATION, at(60))
+        .await
+        .unwrap();
+    assert!(
+        status.observed.installed_versions.is_empty(),
+        "{:?}",
+        status.observed
+    );
+}

@@ -280,6 +280,54 @@ impl SccmSimulator {
         true
     }
 
+    /// Every device an install deployment targets checks in at `at`: devices
+    /// without a final row report installed (10), or failed to install (11)
+    /// for the share `1 - success_rate` (drawn from the deployment and device,
+    /// so a fleet is the same every time). For a demo driving the simulator on
+    /// its own clock. Answers how many rows changed.
+    pub fn check_in(&self, at: DateTime<Utc>, success_rate: f64) -> usize {
+        let pending: Vec<(i64, i64, i64)> = {
+            let state = self.lock();
+            let mut pending = Vec::new();
+            for assignment in state
+                .assignments
+                .iter()
+                .filter(|assignment| is_install(assignment))
+            {
+                let id = assignment
+                    .get("AssignmentID")
+                    .and_then(Value::as_i64)
+                    .unwrap_or_default();
+                let target = assignment
+                    .get("TargetCollectionID")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default();
+                for device in state.members(target) {
+                    let final_row = state
+                        .asset_details
+                        .get(&(id, device))
+                        .and_then(|row| row.get("EnforcementState"))
+                        .and_then(Value::as_i64)
+                        .is_some_and(|enforcement| matches!(enforcement, 10 | 6 | 11 | 14));
+                    if final_row {
+                        continue;
+                    }
+                    let draw = uuid::Uuid::new_v5(
+                        &uuid::Uuid::NAMESPACE_OID,
+                        format!("{id}/{device}").as_bytes(),
+                    );
+                    let fraction = (draw.as_u128() % 10_000) as f64 / 10_000.0;
+                    pending.push((id, device, if fraction < success_rate { 10 } else { 11 }));
+                }
+            }
+            pending
+        };
+        for (assignment_id, device, enforcement_state) in &pending {
+            self.set_enforcement_state(*assignment_id, *device, *enforcement_state, at);
+        }
+        pending.len()
+    }
+
     /// Adds `count` applications ringmaster did not make.
     pub fn add_unrelated_apps(&self, count: usize) {
         let mut state = self.lock();

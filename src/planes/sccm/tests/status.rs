@@ -85,3 +85,25 @@ async fn a_lagging_membership_counts_the_summarized_targets_as_pending() {
         "{ring:?}"
     );
 }
+
+#[tokio::test]
+async fn a_check_in_reports_every_targeted_device_once() {
+    let site = site().await;
+    site.connector
+        .publish(&request("4.2.0", CORRELATION), at(0))
+        .await
+        .unwrap();
+    assert_eq!(site.simulator.check_in(at(10), 0.75), 8);
+    assert_eq!(site.simulator.check_in(at(20), 0.75), 0, "final rows stay");
+    let status = site
+        .connector
+        .query_status(CORRELATION, at(30))
+        .await
+        .unwrap();
+    let ring = &status.rings["ring-1"];
+    assert_eq!(ring.installed + ring.failed, 8, "{ring:?}");
+    assert!(
+        ring.installed > 0 && ring.failed > 0,
+        "a 75 % fleet of 8 has both: {ring:?}"
+    );
+}
