@@ -24,7 +24,13 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(10_000);
-    let binary = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/release/ringmaster");
+    // This bench runs from <target>/release/deps/; the binary is <target>/release/ringmaster.
+    let binary = std::env::current_exe()
+        .expect("bench path")
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/release")
+        .join("ringmaster");
     let build = Command::new("cargo")
         .args(["build", "--release", "--quiet", "--bin", "ringmaster"])
         .current_dir(env!("CARGO_MANIFEST_DIR"))
