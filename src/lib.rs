@@ -7,11 +7,13 @@
 
 #![forbid(unsafe_code)]
 
+pub mod api;
 pub mod cli;
 pub mod daemon;
 pub mod diagnostic;
 pub mod evaluation;
 pub mod evidence;
+pub mod forge;
 pub mod model;
 pub mod plan;
 pub mod planes;
