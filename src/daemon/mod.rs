@@ -8,6 +8,7 @@
 //! passes a clock in.
 
 pub mod config;
+pub mod github;
 pub mod process;
 pub mod record;
 pub mod siem;
@@ -34,6 +35,8 @@ pub enum Event {
     RepoChanged,
     /// The poll interval elapsed.
     Tick,
+    /// A forge webhook delivery was queued in the store (see `github`).
+    Webhook,
     Shutdown,
 }
 
@@ -56,6 +59,10 @@ pub enum DaemonError {
     Process(Box<ProcessError>),
     #[error("watching the repository: {0}")]
     Watch(String),
+    #[error(transparent)]
+    Forge(Box<crate::forge::ForgeError>),
+    #[error("HTTP server: {0}")]
+    Api(String),
 }
 
 impl From<crate::store::StoreError> for DaemonError {
@@ -79,6 +86,8 @@ pub struct Daemon {
     store: Store,
     siem: Siem,
     pause_at: Option<PausePoint>,
+    /// GitHub, when configured (connected by `connect_forge`).
+    forge: Option<crate::forge::Forge>,
 }
 
 impl Daemon {
@@ -120,6 +129,7 @@ impl Daemon {
             store,
             siem,
             pause_at,
+            forge: None,
         })
     }
 
@@ -139,8 +149,13 @@ impl Daemon {
             store: &mut self.store,
             siem: &mut self.siem,
             pause_at: self.pause_at,
+            forge: self
+                .forge
+                .as_ref()
+                .map(|forge| forge as &dyn crate::forge::MergeFactsSource),
         };
         let reports = processor.process_pending(now)?;
+        self.report_to_forge(&reports);
         if let Some(remote) = self.config.evidence_remote.clone()
             && let Err(error) = self.push_evidence(&remote, now)
         {
@@ -233,6 +248,8 @@ impl Daemon {
                 delay = poll.mul_f64(jitter);
             }
         });
+        self.connect_forge(clock.clone())?;
+        let api = self.start_api(sender.clone(), clock.clone()).await?;
         tokio::pin!(shutdown);
         tracing::info!(branch = %self.config.branch, "ringmaster daemon started");
         loop {
@@ -240,8 +257,14 @@ impl Daemon {
                 () = &mut shutdown => Event::Shutdown,
                 Some(event) = events.recv() => event,
             };
+            let tick = matches!(event, Event::Tick);
             match event {
                 Event::Shutdown => break,
+                Event::Webhook => {
+                    if let Err(error) = self.handle_webhooks(clock()).await {
+                        tracing::error!(%error, "webhook queue failed; will retry");
+                    }
+                }
                 Event::RepoChanged | Event::Tick => {
                     let now = clock();
                     let outcome = tokio::task::block_in_place(|| self.process_pending(now));
@@ -255,10 +278,18 @@ impl Daemon {
                         // the commit stays pending and is retried on the next event.
                         Err(error) => tracing::error!(%error, "processing failed; will retry"),
                     }
+                    if tick {
+                        self.poll_forge(clock()).await;
+                    }
                 }
             }
         }
         timer.abort();
+        if let Some(api) = api
+            && let Err(error) = api.shutdown().await
+        {
+            tracing::warn!(%error, "HTTP server did not stop cleanly");
+        }
         tracing::info!("ringmaster daemon stopped");
         Ok(())
     }
