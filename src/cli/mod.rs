@@ -182,7 +182,7 @@ pub enum Command {
         #[arg(long)]
         once: bool,
         #[command(flatten)]
-        forge: daemon::ForgeArgs,
+        forge: Box<daemon::ForgeArgs>,
     },
     /// Create a minisign key pair for signing evidence.
     ///
@@ -298,7 +298,7 @@ pub fn run(cli: Cli, clock: crate::daemon::Clock) -> ExitCode {
                 poll_seconds,
                 siem,
                 evidence_remote: None,
-                ..forge.into_raw_config()
+                ..(*forge).into_raw_config()
             };
             daemon::serve(flags, config.as_deref(), once, clock)
         }
