@@ -155,7 +155,6 @@ impl Daemon {
                 .map(|forge| forge as &dyn crate::forge::MergeFactsSource),
         };
         let reports = processor.process_pending(now)?;
-        self.report_to_forge(&reports);
         if let Some(remote) = self.config.evidence_remote.clone()
             && let Err(error) = self.push_evidence(&remote, now)
         {
@@ -173,6 +172,8 @@ impl Daemon {
                 })?;
             return Err(error.into());
         }
+        // After the evidence is pushed: the status never runs ahead of the record.
+        self.report_to_forge(&reports);
         Ok(reports)
     }
 
