@@ -79,6 +79,19 @@ impl std::fmt::Debug for GitHubClient {
     }
 }
 
+/// An error and its causes in one line (octocrab's own message is terse:
+/// "GitHub" for an error answer while fetching the installation token).
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(inner) = cause {
+        text.push_str(": ");
+        text.push_str(&inner.to_string());
+        cause = inner.source();
+    }
+    text
+}
+
 fn setup_error(error: impl std::fmt::Display) -> ForgeError {
     ForgeError::Setup(error.to_string())
 }
@@ -169,7 +182,7 @@ impl GitHubClient {
             let transport = |e: octocrab::Error| ForgeError::Transport {
                 method: method.to_string(),
                 path: path.to_owned(),
-                message: e.to_string(),
+                message: error_chain(&e),
             };
             let response = match method {
                 Method::GET => self.octocrab._get(path).await,

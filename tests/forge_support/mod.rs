@@ -7,6 +7,7 @@
 pub mod fake_github;
 pub mod repos;
 
+#[allow(unused_imports)]
 pub use fake_github::{FakeAuth, FakeGitHub, Scripted, review_time};
 pub use repos::HostedRepo;
 
