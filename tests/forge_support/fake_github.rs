@@ -207,15 +207,30 @@ impl FakeGitHub {
         });
     }
 
-    /// Submits a review; returns its id. `state`: APPROVED, CHANGES_REQUESTED, COMMENTED.
+    /// Submits a review at [`review_time`]; returns its id. `state`:
+    /// APPROVED, CHANGES_REQUESTED, COMMENTED.
     pub fn review(&self, number: u64, login: &str, state: &str, commit_id: &str) -> u64 {
+        self.review_at(number, login, state, commit_id, None)
+    }
+
+    /// Submits a review at `at` (default [`review_time`] of its id).
+    pub fn review_at(
+        &self,
+        number: u64,
+        login: &str,
+        state: &str,
+        commit_id: &str,
+        at: Option<DateTime<Utc>>,
+    ) -> u64 {
         let mut review = fixture("pull_request_review.submitted.0.json")["review"].clone();
         let mut id = 0;
         let repo_url = self.repo_url();
         self.change(|s| {
             s.next_id += 1;
             id = s.next_id;
-            let at = review_time(id).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+            let at = at
+                .unwrap_or_else(|| review_time(id))
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
             review["id"] = json!(id);
             review["user"]["login"] = json!(login);
             review["state"] = json!(state);
