@@ -5,7 +5,8 @@
 //! to poll). Parsed into a raw, all-optional layer first, then validated into
 //! [`DaemonConfig`], so every missing or bad setting is reported by name.
 
-use crate::forge::{AppPrivateKey, GitHubAuth, GitHubSettings, GitHubToken, WebhookSecret};
+pub use super::github_config::GitHubConfig;
+use crate::forge::{GitHubToken, WebhookSecret};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -235,96 +236,6 @@ impl RawConfig {
             github,
         })
     }
-
-    /// The forge settings, when `github_repository` is set: reads the secret
-    /// files and checks that exactly one way to authenticate is configured.
-    fn github(&mut self) -> Result<Option<GitHubConfig>, ConfigError> {
-        if let Some(path) = self.github_webhook_secret_file.take() {
-            self.github_webhook_secret = Some(WebhookSecret::new(read_secret(&path)?));
-        }
-        let Some(repository) = self.github_repository.clone() else {
-            return Ok(None);
-        };
-        let invalid = |setting: &str, message: String| ConfigError::Invalid {
-            setting: setting.into(),
-            message,
-        };
-        let Some((owner, name)) = repository
-            .split_once('/')
-            .filter(|(o, n)| !o.is_empty() && !n.is_empty() && !n.contains('/'))
-        else {
-            return Err(invalid(
-                "github_repository",
-                format!("\"{repository}\" is not owner/name"),
-            ));
-        };
-        if let Some(path) = &self.github_token_file {
-            self.github_token = Some(GitHubToken::new(read_secret(path)?));
-        }
-        let app = (
-            self.github_app_id,
-            self.github_installation_id,
-            &self.github_app_key_file,
-        );
-        let auth = match (self.github_token.take(), app) {
-            (Some(token), (None, None, None)) => GitHubAuth::Token(token),
-            (None, (Some(app_id), Some(installation_id), Some(key_file))) => GitHubAuth::App {
-                app_id,
-                installation_id,
-                private_key: AppPrivateKey::new(read_secret(key_file)?),
-            },
-            (Some(_), _) => {
-                return Err(invalid(
-                    "github_token",
-                    "configure either a token or a GitHub App, not both".into(),
-                ));
-            }
-            (None, _) => {
-                return Err(invalid(
-                    "github_repository",
-                    "needs authentication: --github-token-file (or RINGMASTER_GITHUB_TOKEN), \
-                     or --github-app-id, --github-installation-id and --github-app-key-file"
-                        .into(),
-                ));
-            }
-        };
-        let api_base_url = self
-            .github_api_url
-            .clone()
-            .unwrap_or_else(|| "https://api.github.com".into());
-        if !(api_base_url.starts_with("https://") || api_base_url.starts_with("http://")) {
-            return Err(invalid(
-                "github_api_url",
-                format!("\"{api_base_url}\" is not an http(s) URL"),
-            ));
-        }
-        Ok(Some(GitHubConfig {
-            settings: GitHubSettings {
-                api_base_url,
-                owner: owner.to_owned(),
-                repository: name.to_owned(),
-                auth,
-            },
-            webhook_secret: self.github_webhook_secret.clone(),
-        }))
-    }
-}
-
-/// A secret file's content, without the trailing newline editors add.
-fn read_secret(path: &Path) -> Result<String, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Read {
-        path: path.to_owned(),
-        message: error.to_string(),
-    })?;
-    Ok(text.trim_end_matches(['\n', '\r']).to_owned())
-}
-
-/// The forge settings: which repository, how to authenticate, the webhook secret.
-#[derive(Debug, Clone)]
-pub struct GitHubConfig {
-    pub settings: GitHubSettings,
-    /// Needed to receive webhooks; without it only the poll runs.
-    pub webhook_secret: Option<WebhookSecret>,
 }
 
 /// The validated settings the daemon runs with.

@@ -9,6 +9,7 @@
 
 pub mod config;
 pub mod github;
+pub mod github_config;
 pub mod process;
 pub mod record;
 pub mod siem;

@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod fake_github;
+mod fake_routes;
 pub mod repos;
 
 #[allow(unused_imports)]
@@ -184,8 +185,7 @@ pub fn policy_status(github: &FakeGitHub, sha: &str) -> Option<(String, String)>
     github
         .statuses(sha)
         .into_iter()
-        .filter(|s| s["context"] == "ringmaster/policy")
-        .next_back()
+        .rfind(|s| s["context"] == "ringmaster/policy")
         .map(|s| {
             (
                 s["state"].as_str().unwrap_or_default().to_owned(),
