@@ -252,6 +252,8 @@ impl Daemon {
         });
         self.connect_forge(clock.clone())?;
         let api = self.start_api(sender.clone(), clock.clone()).await?;
+        // Deliveries stored before a restart but never handled.
+        let _ = sender.try_send(Event::Webhook);
         tokio::pin!(shutdown);
         tracing::info!(branch = %self.config.branch, "ringmaster daemon started");
         loop {

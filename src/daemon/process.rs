@@ -198,7 +198,7 @@ impl Processor<'_> {
         let merge_facts = match self.forge {
             Some(forge) => Some(
                 forge
-                    .merge_facts_blocking(&sha)
+                    .merge_facts_blocking(self.repo, self.evidence.branch_name(), &sha)
                     .map_err(|error| ProcessError::Forge(Box::new(error)))?,
             ),
             None => None,

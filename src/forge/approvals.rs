@@ -17,15 +17,19 @@
 //! the record is dropped (or its merged version kept) before evaluation, so a
 //! pull request cannot approve itself by writing a file. Pure.
 
+use super::carried::{CarriedApproval, intent_sha256};
+use super::provenance::RecordProvenance;
 use super::review::{ReviewStanding, Standing};
-use crate::model::{ApprovalDecision, ApprovalRecord, DeploymentIntent, Located, Snapshot, yaml};
+use crate::model::{ApprovalDecision, ApprovalRecord, Located, Snapshot, yaml};
 use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-/// How long a review approval stays valid after it was given.
-pub const REVIEW_APPROVAL_VALIDITY: Duration = Duration::days(30);
+/// How long a review approval stays valid after it was given: long enough
+/// for a rollout through every ring, short enough that a change approved
+/// and parked for a quarter is looked at again.
+pub const REVIEW_APPROVAL_VALIDITY: Duration = Duration::days(90);
 
 /// A review turned into an approval record for one intent.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -38,6 +42,8 @@ pub struct ReviewApproval {
     pub principal: Option<String>,
     pub submitted_at: Option<DateTime<Utc>>,
     pub commit_reviewed: String,
+    /// The pull request the review was given on.
+    pub pull_request: Option<u64>,
 }
 
 /// Which kind of record a claim was.
@@ -89,6 +95,11 @@ pub struct ReviewContext<'a> {
     /// Names the synthesised records' source, e.g. `pull/7`.
     pub source: String,
     pub head_sha: String,
+    /// The pull request the reviews are on.
+    pub pull_request: Option<u64>,
+    /// What vouches for the records `previous` already had, by path; `None`
+    /// trusts them all (the PR check: the base branch is what was merged).
+    pub provenance: Option<&'a BTreeMap<String, RecordProvenance>>,
 }
 
 impl ReviewContext<'_> {
@@ -105,6 +116,20 @@ impl ReviewContext<'_> {
             .map(|p| p.id.clone())
             .collect()
     }
+
+    /// Whether the commit that put the merged record at `file` vouches for
+    /// its decider.
+    fn vouched(&self, file: &str, decider: &str) -> bool {
+        let Some(provenance) = self.provenance.and_then(|all| all.get(file)) else {
+            return true;
+        };
+        let login = self
+            .principals_from
+            .principals
+            .get(decider)
+            .and_then(|p| p.forge_login.as_deref());
+        provenance.vouches_for(login)
+    }
 }
 
 /// Applies reviews to `snapshot`: drops uncorroborated records, then adds one
@@ -117,10 +142,12 @@ pub fn apply(
     let mut applied = AppliedReviews::default();
     if let Some(previous) = context.previous {
         let approvers = context.approving_principals();
+        let vouched = |file: &str, decider: &str| context.vouched(file, decider);
         applied.uncorroborated.extend(corroborate(
             &mut snapshot.approvals,
             &previous.approvals,
             &approvers,
+            &vouched,
             RecordKind::Approval,
             |record| (record.approval_id.clone(), record.decided_by.clone()),
         ));
@@ -128,6 +155,7 @@ pub fn apply(
             &mut snapshot.exceptions,
             &previous.exceptions,
             &approvers,
+            &vouched,
             RecordKind::Exception,
             |record| (record.exception_id.clone(), record.approved_by.clone()),
         ));
@@ -141,9 +169,9 @@ pub fn apply(
             .clone()
             .unwrap_or_else(|| format!("github:{}", standing.login));
         for intent_id in intents {
-            let Some(intent) = snapshot.intents.get(intent_id) else {
+            if !snapshot.intents.contains_key(intent_id) {
                 continue;
-            };
+            }
             // A decider who also wrote a record for this intent is one
             // approver, not two: the record stands, the review backs it.
             let already_recorded = snapshot
@@ -154,38 +182,67 @@ pub fn apply(
                 continue;
             }
             let review = &standing.review;
-            let record = synthesise(intent, review.id, &decided_by, review.submitted_at, context);
-            let approval_id = record.approval_id.clone();
-            let file = format!("{}#review-{}", context.source, review.id);
-            snapshot.approvals.insert(
-                format!("{approval_id}/{intent_id}"),
-                Located::new(record, file, Arc::new(empty_document())),
-            );
-            applied.approvals.push(ReviewApproval {
-                approval_id,
+            let approval = ReviewApproval {
+                approval_id: format!("review-{}", review.id),
                 intent_id: intent_id.clone(),
                 review_id: review.id,
                 login: standing.login.clone(),
                 principal: principal.clone(),
                 submitted_at: review.submitted_at,
                 commit_reviewed: context.head_sha.clone(),
-            });
+                pull_request: context.pull_request,
+            };
+            insert(snapshot, &approval, &decided_by, &context.source);
+            applied.approvals.push(approval);
         }
     }
     applied
 }
 
-fn synthesise(
-    intent: &DeploymentIntent,
-    review_id: u64,
-    decided_by: &str,
-    submitted_at: Option<DateTime<Utc>>,
-    context: &ReviewContext<'_>,
-) -> ApprovalRecord {
-    let decided_at = submitted_at.unwrap_or(DateTime::<Utc>::UNIX_EPOCH);
-    ApprovalRecord {
-        approval_id: format!("review-{review_id}"),
-        deployment_intent_id: intent.intent_id.clone(),
+/// Re-applies approvals that counted when an earlier commit was merged, to
+/// intents still byte-for-byte the ones approved (see [`super::carried`]).
+pub fn apply_carried(
+    snapshot: &mut Snapshot,
+    carried: &[CarriedApproval],
+    applied: &mut AppliedReviews,
+) {
+    for carried in carried {
+        let approval = &carried.approval;
+        let Some(intent) = snapshot.intents.get(&approval.intent_id) else {
+            continue;
+        };
+        if intent_sha256(intent) != carried.intent_sha256 {
+            continue;
+        }
+        let decided_by = approval
+            .principal
+            .clone()
+            .unwrap_or_else(|| format!("github:{}", approval.login));
+        let duplicate = applied
+            .approvals
+            .iter()
+            .any(|a| a.intent_id == approval.intent_id && a.review_id == approval.review_id)
+            || snapshot.approvals.values().any(|a| {
+                a.deployment_intent_id == approval.intent_id && a.decided_by == decided_by
+            });
+        if duplicate {
+            continue;
+        }
+        let source = match approval.pull_request {
+            Some(number) => format!("pull/{number}"),
+            None => "review".to_owned(),
+        };
+        insert(snapshot, approval, &decided_by, &source);
+        applied.approvals.push(approval.clone());
+    }
+}
+
+/// Adds the approval record a review stands for.
+fn insert(snapshot: &mut Snapshot, approval: &ReviewApproval, decided_by: &str, source: &str) {
+    let decided_at = approval.submitted_at.unwrap_or(DateTime::<Utc>::UNIX_EPOCH);
+    let record = ApprovalRecord {
+        approval_id: approval.approval_id.clone(),
+        deployment_intent_id: approval.intent_id.clone(),
         decision: ApprovalDecision::Approved,
         decided_by: decided_by.to_owned(),
         decided_at,
@@ -195,39 +252,55 @@ fn synthesise(
         conditions: Vec::new(),
         expiry: decided_at + REVIEW_APPROVAL_VALIDITY,
         justification: format!(
-            "approving review {review_id} on {} at commit {}",
-            context.source, context.head_sha
+            "approving review {} on {source} at commit {}",
+            approval.review_id, approval.commit_reviewed
         ),
         emergency_override: false,
-    }
+    };
+    snapshot.approvals.insert(
+        format!("{}/{}", approval.approval_id, approval.intent_id),
+        Located::new(
+            record,
+            format!("{source}#review-{}", approval.review_id),
+            Arc::new(empty_document()),
+        ),
+    );
 }
 
 fn empty_document() -> yaml::Document {
     yaml::parse("{}").expect("an empty mapping is valid YAML")
 }
 
-/// Keeps records that were merged before or whose decider approved; reverts,
-/// drops or restores the rest and says so. Removing a record is a claim too
-/// (removing a `denied` decision would lift a DENY), so a record the change
-/// deletes stays unless its decider approved.
+/// Keeps a record when its decider approved this change, or when it is
+/// unchanged from what was merged and the commit that put it there vouches
+/// for it. Otherwise reverts to the merged version (if that one is vouched
+/// for) or drops it, and says so. Removing a record is a claim too (removing
+/// a `denied` decision would lift a DENY), so a record the change deletes
+/// stays unless its decider approved.
 fn corroborate<T: Clone + PartialEq>(
     records: &mut BTreeMap<String, Located<T>>,
     previous: &BTreeMap<String, Located<T>>,
     approvers: &BTreeSet<String>,
+    vouched: &dyn Fn(&str, &str) -> bool,
     kind: RecordKind,
     identity: impl Fn(&T) -> (String, String),
 ) -> Vec<UncorroboratedRecord> {
+    let merged_and_vouched = |merged: &Located<T>| {
+        let (_, decider) = identity(&merged.value);
+        vouched(&merged.file, &decider)
+    };
     let mut refused = Vec::new();
     let keys: Vec<String> = records.keys().cloned().collect();
     for key in keys {
         let record = &records[&key];
-        let unchanged = previous.get(&key).map(|p| &p.value) == Some(&record.value);
+        let merged = previous.get(&key);
+        let unchanged = merged.map(|p| &p.value) == Some(&record.value);
         let (id, decider) = identity(&record.value);
-        if unchanged || approvers.contains(&decider) {
+        if approvers.contains(&decider) || (unchanged && merged.is_some_and(merged_and_vouched)) {
             continue;
         }
         let file = record.file.clone();
-        let previous_kept = match previous.get(&key) {
+        let previous_kept = match merged.filter(|m| !unchanged && merged_and_vouched(m)) {
             Some(merged) => {
                 records.insert(key, merged.clone());
                 true
@@ -246,7 +319,7 @@ fn corroborate<T: Clone + PartialEq>(
         });
     }
     for (key, merged) in previous {
-        if records.contains_key(key) {
+        if records.contains_key(key) || !merged_and_vouched(merged) {
             continue;
         }
         let (id, decider) = identity(&merged.value);

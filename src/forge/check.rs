@@ -156,6 +156,8 @@ pub fn judge(input: &PullRequestInput<'_>) -> PullRequestVerdict {
         previous: Some(&fork_point),
         source: format!("pull/{}", pull_request.number),
         head_sha: head_sha.to_owned(),
+        pull_request: Some(pull_request.number),
+        provenance: None,
     };
     let applied = approvals::apply(&mut judged, &context, &affected);
     let (engine, policy_diagnostics) = evaluation::engine_for(&judged);

@@ -10,12 +10,15 @@
 //! ignored, and the decision pack carries the facts ([`ForgeEvidence`]):
 //! PR number and URL, head and merge commits, each counted review.
 //!
-//! A commit without a pull request (a direct push) gets no review
+//! A commit without a pull request (a direct push) gets no new review
 //! approvals, and the approval and exception records it adds count only if
-//! it is the repository's first commit. Pure.
+//! it is the repository's first commit. Approvals earlier merges recorded
+//! are carried to intents that did not change ([`super::carried`]). Pure.
 
 use super::approvals::{self, AppliedReviews, ReviewContext};
+use super::carried::CarriedApproval;
 use super::changes;
+use super::provenance::RecordProvenance;
 use super::review::{self, ReviewStanding};
 use super::wire::Review;
 use crate::evaluation::{self, Evaluation, IntentEvaluation, RuntimeFacts};
@@ -23,6 +26,7 @@ use crate::model::{self, Entry, Snapshot};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::{Value, json};
+use std::collections::BTreeMap;
 
 /// The pull request a commit merged.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -44,6 +48,11 @@ pub struct MergeFacts {
     /// `None` when no merged pull request has this commit as its merge commit.
     pub pull_request: Option<MergedPullRequest>,
     pub reviews: Vec<Review>,
+    /// Review approvals earlier merges recorded (see [`super::carried`]).
+    pub carried: Vec<CarriedApproval>,
+    /// What vouches for the records the first parent already had, by path
+    /// (see [`super::provenance`]).
+    pub provenance: BTreeMap<String, RecordProvenance>,
 }
 
 /// The forge facts for a commit's decision packs.
@@ -79,6 +88,7 @@ impl ForgeEvidence {
                     "principal": a.principal,
                     "submitted_at": a.submitted_at,
                     "commit_reviewed": a.commit_reviewed,
+                    "pull_request": a.pull_request,
                     "counted": counted.contains(&a.approval_id),
                 })
             })
@@ -131,7 +141,7 @@ pub fn established_by(forge: &Value, approval_id: &str) -> Option<Value> {
         .find(|a| a["approval_id"] == approval_id)?;
     Some(json!({
         "kind": "pull_request_review",
-        "pull_request": forge["pull_request"]["number"],
+        "pull_request": approval["pull_request"],
         "review_id": approval["review_id"],
         "login": approval["login"],
         "commit_reviewed": approval["commit_reviewed"],
@@ -181,8 +191,11 @@ pub fn evaluate_commit(
             .as_ref()
             .map(|pr| pr.head_sha.clone())
             .unwrap_or_default(),
+        pull_request: facts.pull_request.as_ref().map(|pr| pr.number),
+        provenance: Some(&facts.provenance),
     };
-    let applied = approvals::apply(&mut snapshot, &context, &affected);
+    let mut applied = approvals::apply(&mut snapshot, &context, &affected);
+    approvals::apply_carried(&mut snapshot, &facts.carried, &mut applied);
     let (engine, policy_diagnostics) = evaluation::engine_for(&snapshot);
     diagnostics.extend(policy_diagnostics);
     let mut evaluation = evaluation::evaluate(&snapshot, &engine, base, now, runtime);

@@ -15,12 +15,14 @@
 //! `daemon::forge`. See `docs/github.md` for setting up GitHub.
 
 pub mod approvals;
+pub mod carried;
 pub mod changes;
 pub mod check;
 pub mod client;
 pub mod comment;
 pub mod fetch;
 pub mod merge;
+pub mod provenance;
 pub mod pull_requests;
 pub mod rate_limit;
 pub mod review;
@@ -94,15 +96,35 @@ pub enum ForgeError {
 /// Merge facts read synchronously, for commit processing (which runs in a
 /// blocking section of the daemon's multi-threaded runtime).
 pub trait MergeFactsSource {
-    fn merge_facts_blocking(&self, commit: &str) -> Result<MergeFacts, ForgeError>;
+    /// How `commit` reached the branch, with the review approvals carried
+    /// from earlier merges (read from `evidence_branch` of `repository`).
+    fn merge_facts_blocking(
+        &self,
+        repo: &crate::source::GovernedRepo,
+        evidence_branch: &str,
+        commit: &str,
+    ) -> Result<MergeFacts, ForgeError>;
 }
 
 impl MergeFactsSource for Forge {
-    fn merge_facts_blocking(&self, commit: &str) -> Result<MergeFacts, ForgeError> {
+    fn merge_facts_blocking(
+        &self,
+        repo: &crate::source::GovernedRepo,
+        evidence_branch: &str,
+        commit: &str,
+    ) -> Result<MergeFacts, ForgeError> {
         let handle = tokio::runtime::Handle::try_current().map_err(|_| ForgeError::NoRuntime)?;
         if handle.runtime_flavor() != tokio::runtime::RuntimeFlavor::MultiThread {
             return Err(ForgeError::NoRuntime);
         }
-        tokio::task::block_in_place(|| handle.block_on(self.merge_facts(commit)))
+        let mut facts = tokio::task::block_in_place(|| handle.block_on(self.merge_facts(commit)))?;
+        facts.carried = self.carried_approvals(&repo.repository, evidence_branch)?;
+        let commit = git2::Oid::from_str(commit)?;
+        if let Some(parent) = repo.repository.find_commit(commit)?.parent_ids().next() {
+            facts.provenance = tokio::task::block_in_place(|| {
+                handle.block_on(self.record_provenance(repo, parent))
+            })?;
+        }
+        Ok(facts)
     }
 }

@@ -15,15 +15,20 @@
 //! and the status or check run (when the verdict changed) — four at most,
 //! two when nothing changed.
 
+use super::carried::{CarriedApproval, CarriedIndex};
 use super::check::{self, CheckState, PullRequestInput};
 use super::client::GitHubClient;
 use super::comment::{self, MARKER};
 use super::merge::{MergeFacts, MergedPullRequest};
+use super::provenance::{self, RecordProvenance};
+use super::review::{self, Standing};
 use super::wire::PullRequest;
 use super::{CHECK_NAME, ForgeError, fetch};
 use crate::evidence::sha256_hex;
 use crate::source::GovernedRepo;
 use chrono::{DateTime, Utc};
+use git2::Oid;
+use std::collections::BTreeMap;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -58,6 +63,10 @@ pub struct Forge {
     comments: HashMap<u64, KnownComment>,
     posted: HashMap<u64, (String, CheckState, String)>,
     judged_versions: HashMap<u64, String>,
+    /// Review approvals recorded in the evidence, per intent.
+    carried: std::sync::Mutex<CarriedIndex>,
+    /// What vouches for each record blob (a record's provenance never changes).
+    provenance: std::sync::Mutex<HashMap<Oid, RecordProvenance>>,
 }
 
 /// Runs sync work (git, evaluation) without stalling the other tasks of a
@@ -95,6 +104,8 @@ impl Forge {
             comments: HashMap::new(),
             posted: HashMap::new(),
             judged_versions: HashMap::new(),
+            carried: std::sync::Mutex::new(CarriedIndex::default()),
+            provenance: std::sync::Mutex::new(HashMap::new()),
         }
     }
 
@@ -345,6 +356,8 @@ impl Forge {
                 repository: self.client.full_name(),
                 pull_request: None,
                 reviews: Vec::new(),
+                carried: Vec::new(),
+                provenance: BTreeMap::new(),
             });
         };
         let reviews = self.client.reviews(pull_request.number).await?;
@@ -359,6 +372,75 @@ impl Forge {
                 merged_at: pull_request.merged_at,
             }),
             reviews,
+            carried: Vec::new(),
+            provenance: BTreeMap::new(),
         })
+    }
+
+    /// What vouches for each approval and exception record of `commit`,
+    /// keyed by path relative to the governed root (see [`super::provenance`]).
+    /// Each record blob is traced once; each introducing commit costs two
+    /// API calls (its pull request, its reviews), once.
+    pub async fn record_provenance(
+        &self,
+        repo: &GovernedRepo,
+        commit: Oid,
+    ) -> Result<BTreeMap<String, RecordProvenance>, ForgeError> {
+        let mut result = BTreeMap::new();
+        for (relative, path, blob) in provenance::record_files(repo, commit)? {
+            let known = self
+                .provenance
+                .lock()
+                .expect("provenance lock")
+                .get(&blob)
+                .cloned();
+            let found = match known {
+                Some(found) => found,
+                None => {
+                    let (introducing, root) =
+                        provenance::introducing_commit(&repo.repository, commit, &path, blob)?;
+                    let found = if root {
+                        RecordProvenance::Bootstrap
+                    } else {
+                        let sha = introducing.to_string();
+                        let facts = self.merge_facts(&sha).await?;
+                        match facts.pull_request {
+                            Some(pull_request) => RecordProvenance::PullRequest {
+                                number: pull_request.number,
+                                approving_logins: review::standings(
+                                    &facts.reviews,
+                                    &pull_request.head_sha,
+                                    &pull_request.author,
+                                )
+                                .into_iter()
+                                .filter(|s| s.standing == Standing::Approving)
+                                .map(|s| s.login)
+                                .collect(),
+                            },
+                            None => RecordProvenance::DirectPush { commit: sha },
+                        }
+                    };
+                    self.provenance
+                        .lock()
+                        .expect("provenance lock")
+                        .insert(blob, found.clone());
+                    found
+                }
+            };
+            result.insert(relative, found);
+        }
+        Ok(result)
+    }
+
+    /// The review approvals the evidence branch records as counted, for
+    /// intents to keep while unchanged (see [`super::carried`]).
+    pub fn carried_approvals(
+        &self,
+        repository: &git2::Repository,
+        evidence_branch: &str,
+    ) -> Result<Vec<CarriedApproval>, ForgeError> {
+        let mut index = self.carried.lock().expect("carried index lock");
+        index.refresh(repository, evidence_branch)?;
+        Ok(index.approvals())
     }
 }
