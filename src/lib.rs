@@ -10,14 +10,17 @@
 pub mod api;
 pub mod cli;
 pub mod daemon;
+pub mod demo;
 pub mod diagnostic;
 pub mod evaluation;
 pub mod evidence;
 pub mod forge;
 pub mod model;
+pub mod orchestrator;
 pub mod plan;
 pub mod planes;
 pub mod policy;
+pub mod reconciler;
 pub mod risk;
 pub mod sample;
 pub mod schema;

@@ -86,6 +86,16 @@ impl Setup {
         serde_json::from_str(&stdout(&output)).expect("events json")
     }
 
+    /// Subjects of the evidence commits that record policy decisions.
+    fn decision_records(&self) -> Vec<String> {
+        self.repo
+            .git(&["log", "--format=%s", "evidence"])
+            .lines()
+            .filter(|subject| subject.starts_with("evidence: decision "))
+            .map(str::to_owned)
+            .collect()
+    }
+
     fn evidence_files(&self) -> Vec<String> {
         self.repo
             .git(&["ls-tree", "-r", "--name-only", "evidence"])
@@ -116,14 +126,23 @@ fn serve_once_commits_signed_evidence_that_verify_and_minisign_accept() {
         stdout(&output),
         stderr(&output)
     );
+    assert_eq!(
+        setup.decision_records().len(),
+        7,
+        "one decision pack per sample intent"
+    );
     let files = setup.evidence_files();
     let packs: Vec<&String> = files.iter().filter(|f| f.ends_with(".json")).collect();
-    assert_eq!(
-        packs.len(),
-        7,
-        "one decision pack per sample intent: {files:?}"
+    assert!(
+        packs.len() > 7,
+        "ring transitions are recorded too: {files:?}"
     );
-    assert_eq!(files.len(), 14, "each pack has its signature");
+    for pack in &packs {
+        assert!(
+            files.contains(&format!("{pack}.minisig")),
+            "{pack} has its signature"
+        );
+    }
 
     let output = setup.verify(true);
     assert_eq!(
@@ -189,7 +208,7 @@ fn serve_once_commits_signed_evidence_that_verify_and_minisign_accept() {
         "{}",
         stdout(&output)
     );
-    assert_eq!(setup.evidence_files().len(), 14);
+    assert_eq!(setup.decision_records().len(), 7);
 }
 
 #[test]
@@ -289,9 +308,9 @@ fn an_invalid_commit_is_recorded_and_the_daemon_carries_on() {
     );
     assert!(stdout(&output).contains("invalid"), "{}", stdout(&output));
     assert_eq!(
-        setup.evidence_files().len(),
-        14,
-        "no evidence for an invalid commit"
+        setup.decision_records().len(),
+        7,
+        "no decision evidence for an invalid commit"
     );
     let events = setup.events();
     let failure = events
@@ -336,7 +355,7 @@ fn blocked_evidence_branch_blocks_and_is_retried() {
     std::fs::remove_file(&lock).expect("unlock");
     let output = setup.serve_once();
     assert!(output.status.success(), "{}", stderr(&output));
-    assert_eq!(setup.evidence_files().len(), 14);
+    assert_eq!(setup.decision_records().len(), 7);
     assert_eq!(setup.verify(true).status.code(), Some(0));
 }
 
@@ -374,12 +393,19 @@ fn kill_between_evidence_and_event_leaves_one_pack_and_one_event() {
         stdout(&output),
         stderr(&output)
     );
-    let files = setup.evidence_files();
+    let mut decisions: Vec<String> = setup
+        .decision_records()
+        .iter()
+        .map(|subject| subject.rsplit_once(" #").expect("numbered").0.to_owned())
+        .collect();
     assert_eq!(
-        files.len(),
-        14,
-        "one pack per intent, none repeated: {files:?}"
+        decisions.len(),
+        7,
+        "one decision pack per intent: {decisions:?}"
     );
+    decisions.sort();
+    decisions.dedup();
+    assert_eq!(decisions.len(), 7, "none repeated: {decisions:?}");
     let events = setup.events();
     assert_eq!(
         count(&events, "evidence_committed"),
@@ -522,6 +548,7 @@ fn verify_with_state_catches_a_branch_rewritten_shorter() {
     let setup = Setup::new();
     assert!(setup.serve_once().status.success());
     // Drop the last record by moving the branch back one commit (a force-push).
+    let records = setup.repo.git(&["rev-list", "--count", "evidence"]);
     setup.repo.git(&["branch", "-f", "evidence", "evidence~1"]);
     let output = setup.verify(false);
     assert_eq!(
@@ -532,7 +559,7 @@ fn verify_with_state_catches_a_branch_rewritten_shorter() {
     let output = setup.verify(true);
     assert_eq!(output.status.code(), Some(1), "{}", stdout(&output));
     assert!(
-        stdout(&output).contains("#7"),
+        stdout(&output).contains(&format!("#{records}")),
         "names the missing record: {}",
         stdout(&output)
     );

@@ -115,8 +115,10 @@ fn decision_packs(repository: &Path) -> Vec<Value> {
         .lines()
         .filter(|file| file.ends_with(".json"))
         .map(|file| {
-            serde_json::from_slice(&git(&["show", &format!("evidence:{file}")])).expect("pack json")
+            serde_json::from_slice::<Value>(&git(&["show", &format!("evidence:{file}")]))
+                .expect("pack json")
         })
+        .filter(|pack| pack["record_type"] == "decision")
         .collect()
 }
 

@@ -159,6 +159,7 @@ fn path(p: &Path) -> String {
     p.to_str().unwrap().to_owned()
 }
 
+/// The decision packs (not rollout records) made for `commit`.
 fn packs_at(repository: &Path, commit: &str) -> Vec<Value> {
     let git = |args: &[&str]| {
         let output = Command::new("git")
@@ -181,7 +182,7 @@ fn packs_at(repository: &Path, commit: &str) -> Vec<Value> {
         .map(|f| {
             serde_json::from_slice::<Value>(&git(&["show", &format!("evidence:{f}")])).unwrap()
         })
-        .filter(|p| p["source_commit"] == commit)
+        .filter(|p| p["source_commit"] == commit && p["record_type"] == "decision")
         .collect()
 }
 

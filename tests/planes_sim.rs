@@ -434,7 +434,9 @@ async fn connector_config_builds_a_sim_from_tagged_json() {
     assert_eq!(config.plane(), Plane::Jamf);
     let connector = config.build().expect("build");
     assert_eq!((connector.kind(), connector.plane()), ("sim", Plane::Jamf));
-    let Connector::Sim(sim) = &connector;
+    let Connector::Sim(sim) = &connector else {
+        panic!("a sim configuration builds a sim connector");
+    };
     sim.add_group("jamf-smart-group-12", 10).unwrap();
     let mut jamf_request = request("ring-1-canary", &["jamf-smart-group-12"]);
     jamf_request.plane = Plane::Jamf;

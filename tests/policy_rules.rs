@@ -3,8 +3,15 @@
 //!
 //! Each case starts from `baseline()`, a realistic input that evaluates to
 //! ALLOW, mutates it, and checks the decision and the rule ids that fired.
+//!
+//! Every evaluation goes through both paths, `PolicyEngine::evaluate` (RVM
+//! for the built-in rules) and `PolicyEngine::evaluate_interpreted` (the
+//! reference), and asserts that they give the same outcome or the same error
+//! (see `evaluate_both`), so no table case can pass on one path only.
 
-use ringmaster::policy::{Decision, PolicyEngine, PolicyError, PolicyOutcome, ReasonKind};
+use ringmaster::policy::{
+    Decision, EvaluationPath, PolicyEngine, PolicyError, PolicyOutcome, ReasonKind,
+};
 use serde_json::{Value as Json, json};
 use std::sync::OnceLock;
 
@@ -203,10 +210,24 @@ fn push(input: &mut Json, pointer: &str, value: Json) {
         .push(value);
 }
 
+/// Evaluates through both paths and asserts that they agree exactly, outcome
+/// or error; inputs of the documented shape must take the compiled path.
+fn evaluate_both(engine: &PolicyEngine, input: &Json) -> Result<PolicyOutcome, PolicyError> {
+    let compiled = engine.evaluate(input);
+    let interpreted = engine.evaluate_interpreted(input);
+    assert_eq!(compiled, interpreted, "the two paths disagree on {input:#}");
+    compiled
+}
+
 fn evaluate_with(engine: &PolicyEngine, mutate: impl FnOnce(&mut Json)) -> PolicyOutcome {
     let mut input = baseline();
     mutate(&mut input);
-    engine.evaluate(&input).expect("evaluation succeeds")
+    assert_eq!(
+        engine.evaluation_path(&input),
+        EvaluationPath::Compiled,
+        "table inputs have the documented shape"
+    );
+    evaluate_both(engine, &input).expect("evaluation succeeds")
 }
 
 /// Mutates the baseline, evaluates, and checks the decision and the rule ids
@@ -1280,7 +1301,7 @@ fn tenant_call_to_unknown_function_is_an_error_naming_file_and_line() {
     // at evaluation, not when the engine is built.
     let source = "package ringmaster.tenant\n\ndeny contains {\"rule\": \"x\", \"message\": m} if {\n\tm := no_such_function(1)\n}\n";
     let engine = tenant(&[("policies/undefined.rego", source)]).expect("parses");
-    let error = engine.evaluate(&baseline()).expect_err("unknown function");
+    let error = evaluate_both(&engine, &baseline()).expect_err("unknown function");
     let PolicyError::Evaluation { message } = &error else {
         panic!("{error:?}");
     };
@@ -1322,7 +1343,7 @@ fn tenant_package_split_across_files_is_evaluated_rule_by_rule() {
 fn recursive_tenant_rules_fail_the_evaluation_naming_the_file() {
     let source = "package ringmaster.tenant\n\ndeny contains {\"rule\": \"r\", \"message\": \"m\"} if loops\n\nloops if again\n\nagain if loops\n";
     let engine = tenant(&[("policies/recursive.rego", source)]).expect("parses");
-    let error = engine.evaluate(&baseline()).expect_err("recursion");
+    let error = evaluate_both(&engine, &baseline()).expect_err("recursion");
     let PolicyError::Evaluation { message } = &error else {
         panic!("{error:?}");
     };
@@ -1333,7 +1354,7 @@ fn recursive_tenant_rules_fail_the_evaluation_naming_the_file() {
 fn malformed_tenant_output_is_an_error() {
     let source = "package ringmaster.tenant\n\ndeny contains \"no objects here\" if true\n";
     let engine = tenant(&[("policies/strings.rego", source)]).expect("compiles");
-    let error = engine.evaluate(&baseline()).expect_err("malformed");
+    let error = evaluate_both(&engine, &baseline()).expect_err("malformed");
     assert!(
         matches!(&error, PolicyError::MalformedOutput { package, set, .. } if package == "ringmaster.tenant" && set == "deny"),
         "{error:?}"
@@ -1351,11 +1372,246 @@ fn slow_tenant_policy_hits_the_time_limit() {
     let engine = tenant(&[("policies/slow.rego", source)])
         .expect("compiles")
         .with_time_limit(std::time::Duration::from_millis(100));
-    let error = engine.evaluate(&baseline()).expect_err("times out");
+    let error = evaluate_both(&engine, &baseline()).expect_err("times out");
     assert_eq!(
         error,
         PolicyError::TimeLimitExceeded {
             limit: std::time::Duration::from_millis(100)
         }
     );
+}
+
+// --- both paths --------------------------------------------------------------------------------
+
+/// Sets defined from a parent package (`b.deny` in `ringmaster.tenant.a`) or
+/// by a rule at a prefix of their path are read on both paths alike.
+#[test]
+fn tenant_sets_defined_from_a_parent_package_are_read() {
+    let parent = "package ringmaster.tenant.a\n\n\
+        b.deny contains {\"rule\": \"t.from_parent\", \"message\": \"m\"} if true\n\n\
+        c := {\"notes\": [{\"rule\": \"t.prefix\", \"message\": \"m\"}]}\n";
+    let child = "package ringmaster.tenant.a.b\n\nx := 1\n";
+    let grandchild = "package ringmaster.tenant.a.c\n\ny := 1\n";
+    let engine = tenant(&[
+        ("policies/parent.rego", parent),
+        ("policies/child.rego", child),
+        ("policies/grandchild.rego", grandchild),
+    ])
+    .expect("compiles");
+    let outcome = evaluate_with(&engine, |_| {});
+    assert_eq!(outcome.rule_ids(), vec!["t.from_parent"]);
+    assert_eq!(note_ids(&outcome), vec!["t.prefix"]);
+}
+
+#[test]
+fn conflicting_tenant_values_fail_on_both_paths() {
+    let source = "package ringmaster.tenant\n\nlevel := 1 if true\n\nlevel := 2 if true\n\n\
+        deny contains {\"rule\": \"t\", \"message\": \"m\"} if level > 0\n";
+    let engine = tenant(&[("policies/conflict.rego", source)]).expect("compiles");
+    let error = evaluate_both(&engine, &baseline()).expect_err("conflict");
+    assert!(matches!(error, PolicyError::Evaluation { .. }), "{error:?}");
+}
+
+/// An input the built-in rules could fail on goes to the interpreter, which
+/// reports the error (fail closed) instead of skipping the rule.
+#[test]
+fn input_of_another_shape_is_judged_by_the_interpreter() {
+    let engine = builtin_engine();
+    let mut input = baseline();
+    set(&mut input, "/now", json!("yesterday"));
+    assert_eq!(engine.evaluation_path(&input), EvaluationPath::Interpreted);
+    let error = evaluate_both(engine, &input).expect_err("unparsable time");
+    assert!(matches!(error, PolicyError::Evaluation { .. }), "{error:?}");
+
+    // Iterating a null target site list fails once the publisher limits sites.
+    let mut input = baseline();
+    set(&mut input, "/publisher/scope/sites", json!(["site-1"]));
+    set(&mut input, "/intent/target_scope/sites", json!(null));
+    assert_eq!(engine.evaluation_path(&input), EvaluationPath::Interpreted);
+    evaluate_both(engine, &input).expect_err("null sites");
+
+    let mut input = baseline();
+    set(&mut input, "/rings/0/index", json!("0"));
+    assert_eq!(engine.evaluation_path(&input), EvaluationPath::Interpreted);
+    evaluate_both(engine, &input).expect("the interpreter compares across types");
+}
+
+/// Every intent of the sample repository and of a synthetic one, with and
+/// without the tenant policy they ship, on both paths.
+#[test]
+fn both_paths_agree_on_sample_and_synthetic_repositories() {
+    use ringmaster::evaluation::{NoRuntime, engine_for, policy_input};
+    use ringmaster::model::{self, Entry};
+
+    let now = "2026-11-28T12:00:00Z".parse().expect("time");
+    let sample: Vec<Entry> = ringmaster::sample::SAMPLE_REPO
+        .iter()
+        .map(|(path, bytes)| Entry::file(*path, *bytes))
+        .collect();
+    let synthetic: Vec<Entry> = ringmaster::synthetic::files(40)
+        .into_iter()
+        .map(|(path, text)| Entry::file(path, text))
+        .collect();
+    for entries in [sample, synthetic] {
+        let (snapshot, _) = model::load(&entries);
+        let (engine, diagnostics) = engine_for(&snapshot);
+        assert!(diagnostics.is_empty(), "{diagnostics:?}");
+        assert!(!engine.tenant_package_names().is_empty());
+        for intent in snapshot.intents.values() {
+            let input = policy_input(&snapshot, intent, None, now, &NoRuntime).expect("input");
+            for engine in [&engine, builtin_engine()] {
+                assert_eq!(
+                    engine.evaluation_path(&input),
+                    EvaluationPath::Compiled,
+                    "{}",
+                    intent.intent_id
+                );
+                evaluate_both(engine, &input).expect("evaluation succeeds");
+            }
+        }
+    }
+}
+
+/// Every JSON pointer of the baseline (with an approval that is denied and
+/// one that expired, an exception, a conflict and an active change, so every
+/// rule body runs), replaced by values of other types or removed: both paths
+/// agree each time, so the shape check sends to the interpreter every input
+/// the RVM would judge differently.
+#[test]
+fn both_paths_agree_when_any_field_has_another_type() {
+    let mut start = baseline();
+    push(
+        &mut start,
+        "/approvals",
+        json!({
+            "record": approval("apr-2", "erin", "denied", LIVE),
+            "approver": principal("erin", &["cab-approver"], &["bu-finance"]),
+        }),
+    );
+    push(
+        &mut start,
+        "/approvals",
+        json!({"record": approval("apr-3", "alice", "pending", EXPIRED), "approver": null}),
+    );
+    set(
+        &mut start,
+        "/conflicts",
+        json!([{"intent_id": "vpn-x", "rings": ["ring-0-lab"]}]),
+    );
+    set(
+        &mut start,
+        "/active_changes",
+        json!([{"intent_id": "vpn-y", "ring": "ring-1-canary"}]),
+    );
+    set(
+        &mut start,
+        "/intent/publisher_scope",
+        json!({"acquisition_boundaries": ["acq-001"], "business_units": ["bu-hr"], "sites": ["s"]}),
+    );
+    let application = start["application"].clone();
+    set(&mut start, "/previous_application", application);
+    let replacements = [
+        json!(null),
+        json!(7),
+        json!(1.5),
+        json!("x"),
+        json!({}),
+        json!([1]),
+    ];
+    let mut pointers = Vec::new();
+    collect_pointers(&start, String::new(), &mut pointers);
+    let engine = builtin_engine();
+    let mut compiled = 0;
+    for pointer in &pointers {
+        let mut variants: Vec<Json> = replacements
+            .iter()
+            .map(|replacement| {
+                let mut input = start.clone();
+                *input.pointer_mut(pointer).expect("pointer") = replacement.clone();
+                input
+            })
+            .collect();
+        let (parent, key) = pointer.rsplit_once('/').expect("pointer has a parent");
+        if let Some(Json::Object(_)) = start.pointer(parent) {
+            let mut input = start.clone();
+            remove(&mut input, &format!("{parent}/{key}"));
+            variants.push(input);
+        }
+        for input in variants {
+            if engine.evaluation_path(&input) == EvaluationPath::Compiled {
+                compiled += 1;
+            }
+            let _ = evaluate_both(engine, &input);
+        }
+    }
+    assert!(
+        compiled > pointers.len(),
+        "most variants take the compiled path"
+    );
+}
+
+/// Many approvals, exceptions, CVEs and conflicts: far more work than the
+/// RVM's default instruction budget allows, and still the same outcome.
+#[test]
+fn both_paths_agree_on_a_large_input() {
+    let mut input = baseline();
+    for index in 0..60 {
+        let decision = ["approved", "denied", "pending"][index % 3];
+        let expiry = if index % 4 == 0 { EXPIRED } else { LIVE };
+        let decider = format!("approver-{index}");
+        push(
+            &mut input,
+            "/approvals",
+            json!({
+                "record": approval(&format!("apr-x{index}"), &decider, decision, expiry),
+                "approver": principal(&decider, &["cab-approver"], &["bu-hr"]),
+            }),
+        );
+        push(
+            &mut input,
+            "/artifact/sbom/cves",
+            json!({"id": format!("CVE-2026-9{index:03}"), "severity": "critical", "component": "lib"}),
+        );
+        push(
+            &mut input,
+            "/exceptions",
+            json!({
+                "record": vulnerability_exception(&format!("exc-x{index}"), "dave", expiry),
+                "approver": principal("dave", &["security-reviewer"], &["*"]),
+            }),
+        );
+        push(
+            &mut input,
+            "/conflicts",
+            json!({"intent_id": format!("other-{index}"), "rings": ["ring-2-pilot"]}),
+        );
+    }
+    // Unoptimised test builds are slow; the limit is not what is tested here.
+    let engine = builtin_engine()
+        .clone()
+        .with_time_limit(std::time::Duration::from_secs(60));
+    assert_eq!(engine.evaluation_path(&input), EvaluationPath::Compiled);
+    let outcome = evaluate_both(&engine, &input).expect("evaluation succeeds");
+    assert_eq!(outcome.decision, Decision::Deny);
+    assert!(outcome.reasons.len() > 100, "{}", outcome.reasons.len());
+}
+
+fn collect_pointers(value: &Json, prefix: String, pointers: &mut Vec<String>) {
+    let children: Vec<(String, &Json)> = match value {
+        Json::Object(map) => map
+            .iter()
+            .map(|(key, child)| (key.clone(), child))
+            .collect(),
+        Json::Array(items) => items
+            .iter()
+            .enumerate()
+            .map(|(index, child)| (index.to_string(), child))
+            .collect(),
+        _ => Vec::new(),
+    };
+    for (key, child) in children {
+        let pointer = format!("{prefix}/{key}");
+        pointers.push(pointer.clone());
+        collect_pointers(child, pointer, pointers);
+    }
 }

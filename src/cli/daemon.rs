@@ -87,11 +87,11 @@ pub(super) fn serve(
         .build()
         .context("start the async runtime")?;
     if once {
-        let reports = runtime.block_on(daemon.run_once(clock.clone()))?;
-        if reports.is_empty() {
+        let step = runtime.block_on(daemon.run_once(clock.clone()))?;
+        if step.commits.is_empty() {
             println!("nothing to process: the tracked branch has no new commits");
         }
-        for report in &reports {
+        for report in &step.commits {
             println!(
                 "{} {}: {} evidence record(s), {} unchanged, {} error(s)",
                 &report.commit[..10],
@@ -109,6 +109,10 @@ pub(super) fn serve(
                 );
             }
         }
+        println!(
+            "rollout: {} effect(s) performed",
+            step.drive.effects_performed
+        );
         return Ok(ExitCode::SUCCESS);
     }
     runtime.block_on(daemon.run(clock, shutdown_signal()))?;

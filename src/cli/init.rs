@@ -43,24 +43,10 @@ pub(super) fn generate(dir: &Path, intents: usize) -> anyhow::Result<ExitCode> {
 
 /// `git init -b main`, add everything, commit — with git2, so no git binary is needed.
 fn initial_commit(dir: &Path) -> anyhow::Result<String> {
-    let mut options = git2::RepositoryInitOptions::new();
-    options.initial_head("main");
-    let repository = git2::Repository::init_opts(dir, &options)
-        .with_context(|| format!("git init {}", dir.display()))?;
-    let mut index = repository.index()?;
-    index.add_all(["*"], git2::IndexAddOption::DEFAULT, None)?;
-    index.write()?;
-    let tree = repository.find_tree(index.write_tree()?)?;
-    let signature = repository
-        .signature()
-        .or_else(|_| git2::Signature::now("ringmaster init", "ringmaster@localhost"))?;
-    let commit = repository.commit(
-        Some("HEAD"),
-        &signature,
-        &signature,
+    let commit = crate::source::commit::init_and_commit_all(
+        dir,
         "Governed repository from the ringmaster sample tenant",
-        &tree,
-        &[],
-    )?;
+    )
+    .with_context(|| format!("git init {}", dir.display()))?;
     Ok(commit.to_string())
 }

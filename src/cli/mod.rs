@@ -5,9 +5,11 @@
 //! 2 usage or I/O failure.
 
 mod daemon;
+mod demo;
 mod init;
 mod output;
 mod plan;
+mod status;
 mod validate;
 
 use clap::{Parser, Subcommand, ValueEnum};
@@ -184,6 +186,25 @@ pub enum Command {
         #[command(flatten)]
         forge: Box<daemon::ForgeArgs>,
     },
+    /// The whole story on the sample tenant, in under a minute.
+    ///
+    /// Makes a temporary Git repository from the built-in sample and a
+    /// temporary key, and runs the daemon on the simulated fleet with an
+    /// accelerated clock: an ALLOW intent rolls to Global, a REQUIRE_APPROVAL
+    /// intent waits for a CAB approval commit, a bad version fails its Canary
+    /// gate and rolls back, drift is detected and remediated, and the
+    /// evidence branch verifies. Exits 1 if any step of the story did not happen.
+    Demo {
+        /// Print one JSON report instead of the live view.
+        #[arg(long)]
+        json: bool,
+        /// Seed of the simulated fleet.
+        #[arg(long, default_value_t = 7)]
+        seed: u64,
+        /// Keep the demo's repository, keys and state in this directory.
+        #[arg(long)]
+        keep: Option<PathBuf>,
+    },
     /// Create a minisign key pair for signing evidence.
     ///
     /// Writes DIR/ringmaster.key (mode 0600) and DIR/ringmaster.pub. With
@@ -216,6 +237,21 @@ pub enum Command {
         #[arg(long)]
         state: Option<PathBuf>,
     },
+    /// Every intent's rollout: state, each ring's progress and gate figures.
+    Status {
+        /// The daemon's state directory.
+        #[arg(long)]
+        state: PathBuf,
+        /// Output format (human or json).
+        #[arg(long, value_enum, default_value_t = Format::Human)]
+        format: Format,
+    },
+    /// Hold an intent's rollout before its next ring (recorded as an event and evidence).
+    Hold(OperatorArgs),
+    /// Resume a held intent (re-evaluates its gate).
+    Resume(OperatorArgs),
+    /// Roll an intent back by its rollback plan.
+    Rollback(OperatorArgs),
     /// Show the audit trail from the state store, and check its hash chain.
     Events {
         /// The daemon's state directory.
@@ -236,6 +272,22 @@ pub enum Command {
         #[command(subcommand)]
         command: SchemaCommand,
     },
+}
+
+/// Arguments of `hold`, `resume` and `rollback`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct OperatorArgs {
+    /// The intent id.
+    pub intent: String,
+    /// Why (goes into the audit trail).
+    #[arg(long)]
+    pub reason: String,
+    /// The daemon's state directory.
+    #[arg(long)]
+    pub state: PathBuf,
+    /// Who acts [default: $USER].
+    #[arg(long)]
+    pub actor: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -303,6 +355,32 @@ pub fn run(cli: Cli, clock: crate::daemon::Clock) -> ExitCode {
             daemon::serve(flags, config.as_deref(), once, clock)
         }
         Command::Keygen { out, force } => daemon::keygen(&out, force),
+        Command::Demo { json, seed, keep } => demo::run(json, seed, keep),
+        Command::Status { state, format } => status::status(&state, format),
+        Command::Hold(args) => status::operator(
+            &args.state,
+            &args.intent,
+            "hold",
+            &args.reason,
+            args.actor,
+            now,
+        ),
+        Command::Resume(args) => status::operator(
+            &args.state,
+            &args.intent,
+            "resume",
+            &args.reason,
+            args.actor,
+            now,
+        ),
+        Command::Rollback(args) => status::operator(
+            &args.state,
+            &args.intent,
+            "rollback",
+            &args.reason,
+            args.actor,
+            now,
+        ),
         Command::Verify {
             repo,
             public_key,

@@ -10,7 +10,7 @@
 //! its attempt; what failed is caught by the poll, which on every tick
 //! re-judges each open PR whose head, update time or base moved.
 
-use super::{Daemon, DaemonError, Event};
+use super::{Daemon, DaemonError, Event, StepReport};
 use crate::api::{self, ApiServer, WebhookState};
 use crate::daemon::Clock;
 use crate::daemon::config::RepoLocation;
@@ -110,7 +110,7 @@ impl Daemon {
             }
         }
         if branch_moved {
-            self.process_and_report(now);
+            self.step_and_log(now).await;
         }
         for number in pull_requests {
             self.check_pull_request(number, now).await;
@@ -122,12 +122,13 @@ impl Daemon {
         Ok(())
     }
 
-    /// Processes the tracked branch, logging instead of failing (bad input
-    /// and failing dependencies never stop the daemon).
-    fn process_and_report(&mut self, now: DateTime<Utc>) {
-        match tokio::task::block_in_place(|| self.process_pending(now)) {
-            Ok(reports) => {
-                for report in reports {
+    /// One daemon step (the tracked branch, rollouts, evidence push),
+    /// logging instead of failing: bad input and failing dependencies never
+    /// stop the daemon.
+    async fn step_and_log(&mut self, now: DateTime<Utc>) {
+        match self.step(now).await {
+            Ok(step) => {
+                for report in step.commits {
                     tracing::info!(commit = %report.commit, outcome = report.outcome.as_str(), records = report.records.len(), "processed commit");
                 }
             }
@@ -164,35 +165,31 @@ impl Daemon {
         }
     }
 
-    /// `serve --once`: the queued deliveries, the tracked branch, then every
-    /// open PR — all that is pending, once.
-    pub async fn run_once(&mut self, clock: Clock) -> Result<Vec<CommitReport>, DaemonError> {
+    /// `serve --once`: the queued deliveries, one step (the tracked branch,
+    /// rollouts, evidence), then every open PR — all that is pending, once.
+    pub async fn run_once(&mut self, clock: Clock) -> Result<StepReport, DaemonError> {
         self.connect_forge(clock.clone())?;
         if self.forge.is_some() {
             self.handle_webhooks(clock()).await?;
         }
-        let now = clock();
-        let reports = tokio::task::block_in_place(|| self.process_pending(now))?;
+        let step = self.step(clock()).await?;
         self.poll_forge(clock()).await;
-        Ok(reports)
+        Ok(step)
     }
 
     /// Posts `ringmaster/policy` on each processed commit: the decisions the
     /// commit recorded, re-evaluated on the merged tree. Failures are logged;
-    /// the evidence, not the status, is the record. Runs in a blocking section.
-    pub(super) fn report_to_forge(&self, reports: &[CommitReport]) {
+    /// the evidence, not the status, is the record.
+    pub(super) async fn report_to_forge(&self, reports: &[CommitReport]) {
         let Some(forge) = &self.forge else {
-            return;
-        };
-        let Ok(handle) = tokio::runtime::Handle::try_current() else {
             return;
         };
         for report in reports {
             let (state, summary) = self.commit_summary(report);
             let details = format!("Re-evaluated on merge: {summary}");
-            let result = tokio::task::block_in_place(|| {
-                handle.block_on(forge.publish(&report.commit, state, &summary, &details, None))
-            });
+            let result = forge
+                .publish(&report.commit, state, &summary, &details, None)
+                .await;
             if let Err(error) = result {
                 tracing::warn!(commit = %report.commit, %error, "could not post the merged commit's status");
             }

@@ -10,16 +10,20 @@
 pub mod config;
 pub mod github;
 pub mod github_config;
+pub mod planes;
 pub mod process;
 pub mod record;
+pub mod rollout;
 pub mod siem;
 
 use crate::evidence::{EvidenceBranch, SigningKey};
+use crate::model::Snapshot;
 use crate::source::GovernedRepo;
 use crate::source::watch;
 use crate::store::Store;
 use chrono::{DateTime, Utc};
 use config::{DaemonConfig, RepoLocation};
+use planes::{Planes, SimSettings};
 use process::{CommitReport, PausePoint, ProcessError, Processor};
 use siem::Siem;
 use std::path::PathBuf;
@@ -60,6 +64,10 @@ pub enum DaemonError {
     Process(Box<ProcessError>),
     #[error("watching the repository: {0}")]
     Watch(String),
+    #[error("execution planes: {0}")]
+    Planes(String),
+    #[error(transparent)]
+    Drive(#[from] rollout::DriveError),
     #[error(transparent)]
     Forge(Box<crate::forge::ForgeError>),
     #[error("HTTP server: {0}")]
@@ -87,8 +95,26 @@ pub struct Daemon {
     store: Store,
     siem: Siem,
     pause_at: Option<PausePoint>,
+    /// The execution planes; made once the first good snapshot names them.
+    planes: Option<Planes>,
+    fleet: SimSettings,
+    /// Keep the simulated fleet in the state directory across restarts.
+    persist_fleet: bool,
+    /// The last known good snapshot and its commit.
+    good: Option<(String, Snapshot)>,
+    next_reconcile: Option<DateTime<Utc>>,
+    /// Whether in-flight work of a previous process was re-sent.
+    recovered: bool,
     /// GitHub, when configured (connected by `connect_forge`).
     forge: Option<crate::forge::Forge>,
+}
+
+/// What one step of the daemon did.
+#[derive(Debug, Clone, Default)]
+pub struct StepReport {
+    pub commits: Vec<CommitReport>,
+    pub drive: rollout::DriveReport,
+    pub reconcile: Option<rollout::ReconcileReport>,
 }
 
 impl Daemon {
@@ -120,6 +146,7 @@ impl Daemon {
         let siem = Siem::new(config.siem.clone());
         let pause_at = match std::env::var("RINGMASTER_TEST_PAUSE_AT").ok().as_deref() {
             Some("after-evidence-append") => Some(PausePoint::AfterEvidenceAppend),
+            Some("after-publish") => Some(PausePoint::AfterPublish),
             _ => None,
         };
         Ok(Daemon {
@@ -130,8 +157,114 @@ impl Daemon {
             store,
             siem,
             pause_at,
+            planes: None,
+            fleet: SimSettings::default(),
+            persist_fleet: true,
+            good: None,
+            next_reconcile: None,
+            recovered: false,
             forge: None,
         })
+    }
+
+    /// Runs the simulated fleet with these settings; `persist` keeps it in
+    /// the state directory (a daemon) or in memory only (the demo).
+    pub fn with_fleet(mut self, settings: SimSettings, persist: bool) -> Daemon {
+        self.fleet = settings;
+        self.persist_fleet = persist;
+        self
+    }
+
+    pub fn planes(&self) -> Option<&Planes> {
+        self.planes.as_ref()
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub fn store_mut(&mut self) -> &mut Store {
+        &mut self.store
+    }
+
+    /// The last known good snapshot, once a commit has loaded cleanly.
+    pub fn snapshot(&self) -> Option<&Snapshot> {
+        self.good.as_ref().map(|(_, snapshot)| snapshot)
+    }
+
+    /// Loads the last good commit's snapshot if it changed, and makes the
+    /// planes from it the first time.
+    fn refresh_good_snapshot(&mut self) -> Result<(), DaemonError> {
+        let Some(good) = self.store.last_good_commit(&self.config.branch)? else {
+            return Ok(());
+        };
+        if self
+            .good
+            .as_ref()
+            .is_some_and(|(commit, _)| *commit == good.commit_sha)
+        {
+            return Ok(());
+        }
+        let oid =
+            git2::Oid::from_str(&good.commit_sha).map_err(crate::source::SourceError::from)?;
+        let (snapshot, _) = crate::model::load(&self.repo.entries_at(oid)?);
+        if self.planes.is_none() {
+            let state_dir = self
+                .persist_fleet
+                .then_some(self.config.state_dir.as_path());
+            let planes = Planes::simulated(&snapshot, &self.fleet, state_dir)
+                .map_err(|error| DaemonError::Planes(error.to_string()))?;
+            self.planes = Some(planes);
+        }
+        self.good = Some((good.commit_sha, snapshot));
+        Ok(())
+    }
+
+    /// One step: process new commits, drive every rollout, reconcile when due,
+    /// push evidence. What `serve --once` runs and the loop runs per event.
+    pub async fn step(&mut self, now: DateTime<Utc>) -> Result<StepReport, DaemonError> {
+        let commits = self.process_pending(now)?;
+        self.refresh_good_snapshot()?;
+        let mut report = StepReport {
+            commits,
+            ..StepReport::default()
+        };
+        let (Some((commit, snapshot)), Some(planes)) = (&self.good, &self.planes) else {
+            self.report_to_forge(&report.commits).await;
+            return Ok(report);
+        };
+        let mut driver = rollout::Driver {
+            store: &mut self.store,
+            evidence: &self.evidence,
+            signer: &self.signer,
+            siem: &mut self.siem,
+            planes,
+            snapshot,
+            source_commit: commit,
+            pause_at: self.pause_at,
+            recover: !self.recovered,
+        };
+        report.drive = driver.drive(now).await?;
+        self.recovered = true;
+        let due = self.next_reconcile.is_none_or(|at| now >= at);
+        if due {
+            report.reconcile = Some(driver.reconcile(now).await?);
+            let expression = snapshot
+                .config
+                .as_ref()
+                .and_then(|c| c.reconcile_cron.clone())
+                .unwrap_or_else(|| "0 0 * * * *".into());
+            self.next_reconcile = std::str::FromStr::from_str(&expression)
+                .ok()
+                .and_then(|schedule: cron::Schedule| schedule.after(&now).next())
+                .or(Some(now + chrono::Duration::hours(1)));
+        }
+        if let Some(remote) = self.config.evidence_remote.clone() {
+            self.push_or_block(&remote, now)?;
+        }
+        // After the evidence is pushed: the status never runs ahead of the record.
+        self.report_to_forge(&report.commits).await;
+        Ok(report)
     }
 
     /// Fetches (remote mode) and processes every pending commit.
@@ -155,27 +288,27 @@ impl Daemon {
                 .as_ref()
                 .map(|forge| forge as &dyn crate::forge::MergeFactsSource),
         };
-        let reports = processor.process_pending(now)?;
-        if let Some(remote) = self.config.evidence_remote.clone()
-            && let Err(error) = self.push_evidence(&remote, now)
-        {
+        Ok(processor.process_pending(now)?)
+    }
+
+    /// Pushes evidence; if that fails, records that publishing is blocked.
+    fn push_or_block(&mut self, remote: &str, now: DateTime<Utc>) -> Result<(), DaemonError> {
+        if let Err(error) = self.push_evidence(remote, now) {
             self.store.append_event(crate::store::NewEvent {
-                    correlation_id: "evidence:push".into(),
-                    intent_id: None,
-                    event_type: crate::store::EventType::PublishBlocked,
-                    timestamp: now,
-                    actor: process::ACTOR.into(),
-                    actor_role: "control-plane".into(),
-                    execution_plane: None,
-                    ring: None,
-                    outcome: crate::store::EventOutcome::Failure,
-                    details: serde_json::json!({"reason": format!("evidence could not be pushed to {remote}: {error}")}),
-                })?;
+                correlation_id: "evidence:push".into(),
+                intent_id: None,
+                event_type: crate::store::EventType::PublishBlocked,
+                timestamp: now,
+                actor: process::ACTOR.into(),
+                actor_role: "control-plane".into(),
+                execution_plane: None,
+                ring: None,
+                outcome: crate::store::EventOutcome::Failure,
+                details: serde_json::json!({"reason": format!("evidence could not be pushed to {remote}: {error}")}),
+            })?;
             return Err(error.into());
         }
-        // After the evidence is pushed: the status never runs ahead of the record.
-        self.report_to_forge(&reports);
-        Ok(reports)
+        Ok(())
     }
 
     /// Pushes the evidence branch fast-forward only. When the remote moved
@@ -271,11 +404,18 @@ impl Daemon {
                 }
                 Event::RepoChanged | Event::Tick => {
                     let now = clock();
-                    let outcome = tokio::task::block_in_place(|| self.process_pending(now));
-                    match outcome {
-                        Ok(reports) => {
-                            for report in reports {
+                    match self.step(now).await {
+                        Ok(step) => {
+                            for report in step.commits {
                                 tracing::info!(commit = %report.commit, outcome = report.outcome.as_str(), records = report.records.len(), "processed commit");
+                            }
+                            if let Some(at) = step.drive.next_wake {
+                                let delay = (at - now).to_std().unwrap_or_default();
+                                let waker = sender.clone();
+                                tokio::spawn(async move {
+                                    tokio::time::sleep(delay).await;
+                                    let _ = waker.send(Event::Tick).await;
+                                });
                             }
                         }
                         // Bad input and failing dependencies never stop the daemon:

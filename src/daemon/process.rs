@@ -9,6 +9,7 @@
 //! this intent and commit, the event for that pack) instead of repeating it.
 
 use super::record;
+use super::rollout::{EvaluationFacts, IntentState};
 use super::siem::Siem;
 use crate::evaluation::RuntimeFacts;
 use crate::evidence::{
@@ -70,6 +71,8 @@ pub struct CommitReport {
 pub enum PausePoint {
     /// After an evidence commit, before its event is recorded.
     AfterEvidenceAppend,
+    /// After a plane accepted a publish, before the journal records it.
+    AfterPublish,
 }
 
 /// Everything processing needs, borrowed from the daemon.
@@ -310,10 +313,10 @@ impl Processor<'_> {
                         .as_ref()
                         .map(|k| k.state.clone())
                         .unwrap_or_else(|| "risk_assessed".into()),
-                    state_json: known
-                        .as_ref()
-                        .map(|k| k.state_json.clone())
-                        .unwrap_or_else(|| json!({})),
+                    state_json: with_evaluation(
+                        known.as_ref().map(|k| k.state_json.clone()),
+                        evaluation_facts(&snapshot, intent, intent_evaluation, &sha),
+                    ),
                     decision: Some(decision.as_str().to_owned()),
                     risk_score: intent_evaluation
                         .risk
@@ -500,8 +503,47 @@ impl Processor<'_> {
     }
 }
 
+/// The verdict the rollout driver feeds to the intent's state machine.
+fn evaluation_facts(
+    snapshot: &Snapshot,
+    intent: &DeploymentIntent,
+    evaluation: &crate::evaluation::IntentEvaluation,
+    commit: &str,
+) -> EvaluationFacts {
+    let counted = &evaluation.outcome.counted_approvals;
+    let approvals: Vec<_> = counted
+        .iter()
+        .filter_map(|id| snapshot.approvals.get(id))
+        .collect();
+    EvaluationFacts {
+        decision: evaluation.decision().as_str().to_owned(),
+        risk_score: evaluation
+            .risk
+            .as_ref()
+            .map(|r| u8::try_from(r.risk_score).unwrap_or(100))
+            .unwrap_or(100),
+        counted_approvals: counted.clone(),
+        conditions: approvals
+            .iter()
+            .flat_map(|a| a.conditions.clone())
+            .collect(),
+        emergency_override: approvals.iter().any(|a| a.emergency_override),
+        version: intent.version.clone(),
+        commit: commit.to_owned(),
+    }
+}
+
+/// The stored state with a new verdict, keeping the rollout run as it is.
+fn with_evaluation(previous: Option<Value>, facts: EvaluationFacts) -> Value {
+    let mut state: IntentState = previous
+        .and_then(|v| serde_json::from_value(v).ok())
+        .unwrap_or_default();
+    state.evaluation = Some(facts);
+    serde_json::to_value(&state).unwrap_or(Value::Null)
+}
+
 /// Test hook: say where we are on stderr, then wait to be killed.
-fn pause_forever(point: &str) -> ! {
+pub(super) fn pause_forever(point: &str) -> ! {
     eprintln!("RINGMASTER-PAUSED-AT {point}");
     loop {
         std::thread::park();

@@ -12,7 +12,12 @@
 //! in-process fleet the demo and the tests run on.
 
 mod contract;
+pub mod entra;
 mod error;
+pub mod http;
+pub mod intune;
+mod ledger;
+pub mod sccm;
 mod seconds;
 mod secret;
 pub mod sim;
@@ -75,6 +80,10 @@ pub trait ExecutionPlaneConnector {
 pub enum Connector {
     /// The in-process simulated fleet, standing in for one plane.
     Sim(sim::SimConnector),
+    /// Microsoft Intune through Microsoft Graph.
+    Intune(intune::IntuneConnector),
+    /// Microsoft Configuration Manager through the AdminService.
+    Sccm(sccm::SccmConnector),
 }
 
 impl Connector {
@@ -82,6 +91,8 @@ impl Connector {
     pub fn kind(&self) -> &'static str {
         match self {
             Connector::Sim(_) => "sim",
+            Connector::Intune(_) => "intune",
+            Connector::Sccm(_) => "sccm",
         }
     }
 
@@ -89,6 +100,8 @@ impl Connector {
     pub fn plane(&self) -> Plane {
         match self {
             Connector::Sim(sim) => sim.plane(),
+            Connector::Intune(_) => Plane::Intune,
+            Connector::Sccm(_) => Plane::Sccm,
         }
     }
 }
@@ -101,6 +114,8 @@ impl ExecutionPlaneConnector for Connector {
     ) -> Result<PublishResult, ConnectorError> {
         match self {
             Connector::Sim(sim) => sim.publish(request, now).await,
+            Connector::Intune(intune) => intune.publish(request, now).await,
+            Connector::Sccm(sccm) => sccm.publish(request, now).await,
         }
     }
 
@@ -111,6 +126,8 @@ impl ExecutionPlaneConnector for Connector {
     ) -> Result<DeploymentStatus, ConnectorError> {
         match self {
             Connector::Sim(sim) => sim.query_status(correlation_id, now).await,
+            Connector::Intune(intune) => intune.query_status(correlation_id, now).await,
+            Connector::Sccm(sccm) => sccm.query_status(correlation_id, now).await,
         }
     }
 
@@ -122,6 +139,8 @@ impl ExecutionPlaneConnector for Connector {
     ) -> Result<RemediationResult, ConnectorError> {
         match self {
             Connector::Sim(sim) => sim.remediate(correlation_id, remediation, now).await,
+            Connector::Intune(intune) => intune.remediate(correlation_id, remediation, now).await,
+            Connector::Sccm(sccm) => sccm.remediate(correlation_id, remediation, now).await,
         }
     }
 
@@ -132,6 +151,8 @@ impl ExecutionPlaneConnector for Connector {
     ) -> Result<bool, ConnectorError> {
         match self {
             Connector::Sim(sim) => sim.verify_idempotency(correlation_id, now).await,
+            Connector::Intune(intune) => intune.verify_idempotency(correlation_id, now).await,
+            Connector::Sccm(sccm) => sccm.verify_idempotency(correlation_id, now).await,
         }
     }
 }
@@ -143,6 +164,8 @@ impl ExecutionPlaneConnector for Connector {
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ConnectorConfig {
     Sim(sim::SimConfig),
+    Intune(intune::IntuneConfig),
+    Sccm(sccm::SccmConfig),
 }
 
 /// A connector configuration that cannot be built.
@@ -154,6 +177,10 @@ pub enum ConnectorConfigError {
         #[source]
         source: sim::SimError,
     },
+    #[error(transparent)]
+    Intune(#[from] intune::IntuneConfigError),
+    #[error(transparent)]
+    Sccm(#[from] sccm::SccmConfigError),
 }
 
 impl ConnectorConfig {
@@ -161,6 +188,8 @@ impl ConnectorConfig {
     pub fn plane(&self) -> Plane {
         match self {
             ConnectorConfig::Sim(config) => config.plane,
+            ConnectorConfig::Intune(_) => Plane::Intune,
+            ConnectorConfig::Sccm(_) => Plane::Sccm,
         }
     }
 
@@ -172,6 +201,10 @@ impl ConnectorConfig {
                     plane: config.plane,
                     source,
                 }),
+            ConnectorConfig::Intune(config) => {
+                Ok(Connector::Intune(intune::IntuneConnector::new(config)?))
+            }
+            ConnectorConfig::Sccm(config) => Ok(Connector::Sccm(sccm::SccmConnector::new(config)?)),
         }
     }
 }

@@ -49,3 +49,16 @@ pub mod pair {
         Ok((from_seconds(minimum)?, from_seconds(maximum)?))
     }
 }
+
+/// `Duration` as a number of seconds.
+pub mod single {
+    use super::*;
+
+    pub fn serialize<S: Serializer>(value: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
+        value.as_secs_f64().serialize(serializer)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
+        from_seconds(f64::deserialize(deserializer)?)
+    }
+}

@@ -7,15 +7,36 @@
 //! revision's tenant files) and evaluated once per intent with an input
 //! document described in `docs/policy-input.md`.
 //!
-//! The module is pure: no I/O, no clock (the input carries `now`). Every
-//! evaluation has a time limit so a slow tenant rule cannot stall the daemon.
+//! The module is pure: no I/O, no clock (the input carries `now`; the
+//! monotonic clock is read only to share one evaluation's time limit between
+//! its two stages). Every evaluation has a time limit so a slow tenant rule
+//! cannot stall the daemon.
 //! Builtin functions fail strictly (an error, not an undefined value), so a
 //! rule never silently vanishes: any [`PolicyError`] means "no decision" and
 //! callers must fail closed.
+//!
+//! Two ways to evaluate, with the same decisions:
+//!
+//! - [`PolicyEngine::evaluate`] runs the built-in rules on regorus's RVM,
+//!   compiled once per process (`compiled`), on an input converted with
+//!   reuse of the fields that repeat between intents (`input`), and the
+//!   tenant packages on the interpreter, one `eval_rule` per set a tenant
+//!   file defines. Tenant rules never run on the RVM: it is laxer than the
+//!   interpreter (errors and conflicting values make a rule body quietly
+//!   fail, recursion overflows the stack), and a tenant rule must fail
+//!   closed. Inputs that do not have the documented shape (`shape`), and any
+//!   RVM or tenant failure other than the time limit, go to the reference
+//!   path, which then decides or reports the error.
+//! - [`PolicyEngine::evaluate_interpreted`], the reference: everything on the
+//!   interpreter, with one query reading every output rule. The parity tests
+//!   check that both paths give identical outcomes.
 
 mod bundle;
+mod compiled;
 mod error;
+mod input;
 mod outcome;
+mod shape;
 
 pub use bundle::{BUILTIN_PACKAGE, BUILTIN_POLICIES, TENANT_PACKAGE};
 pub use error::PolicyError;
@@ -28,7 +49,7 @@ use regorus::utils::limits::{ExecutionTimerConfig, LimitError};
 use serde_json::Value as Json;
 use std::num::NonZeroU32;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// How long one evaluation may run unless [`PolicyEngine::with_time_limit`] says otherwise.
 pub const DEFAULT_TIME_LIMIT: Duration = Duration::from_millis(250);
@@ -49,6 +70,19 @@ const BUILTIN_OUTPUTS: [&str; 6] = [
     "approvals_required",
     "counted_approvals",
 ];
+
+/// Which machinery [`PolicyEngine::evaluate`] uses for an input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EvaluationPath {
+    /// Built-in rules on the compiled RVM program, tenant packages on the
+    /// interpreter. An unexpected RVM failure still falls back to the
+    /// interpreter.
+    Compiled,
+    /// Everything on the interpreter, as [`PolicyEngine::evaluate_interpreted`]:
+    /// the input does not have the documented shape, or the RVM could not
+    /// compile the built-in bundle.
+    Interpreted,
+}
 
 /// A compiled policy bundle, ready to evaluate intents.
 ///
@@ -80,6 +114,10 @@ impl std::fmt::Debug for PolicyEngine {
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 struct TenantPackage {
     components: Vec<String>,
+    /// Per output set (in [`ReasonKind::ALL`] order), its rule path when some
+    /// tenant file may define it; `None` when none can, so the set is
+    /// undefined without asking the interpreter.
+    set_paths: [Option<String>; 4],
 }
 
 impl TenantPackage {
@@ -104,7 +142,7 @@ impl PolicyEngine {
             }
         }
 
-        let mut tenant_packages = Vec::new();
+        let mut tenant_files = Vec::new();
         for (path, source) in tenant_policies {
             if let Err(error) = engine.add_policy(path.clone(), source.clone()) {
                 errors.push(syntax_error(path, &error));
@@ -112,7 +150,7 @@ impl PolicyEngine {
             }
             match last_package_components(&engine) {
                 Some(components) if is_tenant_package(&components) => {
-                    tenant_packages.push(TenantPackage { components });
+                    tenant_files.push((path.as_str(), components));
                 }
                 Some(components) => errors.push(PolicyError::TenantPackageRefused {
                     file: path.clone(),
@@ -130,6 +168,8 @@ impl PolicyEngine {
             return Err(errors);
         }
 
+        let tenant_packages = tenant_packages(&engine, &tenant_files);
+
         // Analysis and preparation happen on first evaluation; do it now, on a
         // rule that reads nothing, so what regorus checks before evaluating
         // (statement scheduling, imports) fails the build. regorus resolves
@@ -144,8 +184,6 @@ impl PolicyEngine {
             }]);
         }
 
-        tenant_packages.sort();
-        tenant_packages.dedup();
         Ok(PolicyEngine {
             prepared: Arc::new(engine),
             output_query: output_query(&tenant_packages).into(),
@@ -175,7 +213,52 @@ impl PolicyEngine {
 
     /// Evaluates the bundle on one input document (see `docs/policy-input.md`)
     /// and aggregates the findings of every package into one decision.
+    ///
+    /// The built-in rules run on the RVM and the tenant packages on the
+    /// interpreter (see [`EvaluationPath`]); the decision is the one
+    /// [`PolicyEngine::evaluate_interpreted`] gives. The time limit covers both.
     pub fn evaluate(&self, input: &Json) -> Result<PolicyOutcome, PolicyError> {
+        let started = Instant::now();
+        let Some(program) = compiled::builtin_program() else {
+            return self.evaluate_interpreted(input);
+        };
+        let input::PreparedInput { value, conforms } = input::prepare(input);
+        if !conforms {
+            return self.evaluate_interpreted(input);
+        }
+        let mut outputs = match program.run(&value, timer_config(self.time_limit)) {
+            Ok(outputs) => outputs,
+            Err(compiled::RunError::TimeLimitExceeded) => {
+                return Err(PolicyError::TimeLimitExceeded {
+                    limit: self.time_limit,
+                });
+            }
+            // Not expected on a conforming input; the interpreter decides.
+            Err(compiled::RunError::Other) => return self.evaluate_interpreted(input),
+        };
+        if !self.tenant_packages.is_empty() {
+            match self.tenant_outputs(value, started)? {
+                Some(tenant) => outputs.extend(tenant),
+                // A broken tenant rule: the reference path reports it.
+                None => return self.evaluate_interpreted(input),
+            }
+        }
+        self.outcome(outputs)
+    }
+
+    /// Which machinery [`PolicyEngine::evaluate`] uses for `input`.
+    pub fn evaluation_path(&self, input: &Json) -> EvaluationPath {
+        match compiled::builtin_program() {
+            Some(_) if shape::conforms(input) => EvaluationPath::Compiled,
+            _ => EvaluationPath::Interpreted,
+        }
+    }
+
+    /// The reference evaluation: the whole bundle on the interpreter, one
+    /// query reading every output rule. [`PolicyEngine::evaluate`] gives the
+    /// same outcomes faster; this path is its fallback, and what the parity
+    /// tests and the benchmark compare it with.
+    pub fn evaluate_interpreted(&self, input: &Json) -> Result<PolicyOutcome, PolicyError> {
         let mut engine = regorus::Engine::clone(&self.prepared);
         engine.set_execution_timer_config(timer_config(self.time_limit));
         engine.set_input(regorus::Value::from(input.clone()));
@@ -187,24 +270,80 @@ impl PolicyEngine {
             .first()
             .map(|result| result.expressions.as_slice())
             .unwrap_or_default();
-        let mut outputs = Vec::with_capacity(expressions.len());
-        for expression in expressions {
-            // Each expression is `[value | value := <rule>]`: empty when the
-            // rule is undefined (a tenant package that omits a set).
-            let wrapped = serde_json::to_value(&expression.value).map_err(|error| {
-                PolicyError::Evaluation {
-                    message: format!("the policy result is not JSON: {error}"),
+        let outputs = expressions
+            .iter()
+            .map(|expression| {
+                // Each expression is `[value | value := <rule>]`: empty when the
+                // rule is undefined (a tenant package that omits a set).
+                match expression.value.as_array() {
+                    Ok(values) if values.len() <= 1 => Ok(values.first().cloned()),
+                    _ => Err(PolicyError::Evaluation {
+                        message: format!(
+                            "unexpected policy query result {}",
+                            to_json(&expression.value)?
+                        ),
+                    }),
                 }
-            })?;
-            outputs.push(match wrapped {
-                Json::Array(mut values) if values.len() <= 1 => values.pop(),
-                other => {
-                    return Err(PolicyError::Evaluation {
-                        message: format!("unexpected policy query result {other}"),
-                    });
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        self.outcome(outputs)
+    }
+
+    /// The four sets of each tenant package, in `tenant_packages` order, each read by its own `eval_rule` (much cheaper than parsing and
+    /// scheduling a query on every evaluation), within what is left of the
+    /// time limit since `started`.
+    ///
+    /// `Ok(None)` when the interpreter fails for another reason than the
+    /// time limit (an unknown function, recursion, conflicting values): the
+    /// caller then evaluates on the reference path, so the error is exactly
+    /// the one it reports.
+    fn tenant_outputs(
+        &self,
+        input: regorus::Value,
+        started: Instant,
+    ) -> Result<Option<Vec<Option<regorus::Value>>>, PolicyError> {
+        let mut engine = regorus::Engine::clone(&self.prepared);
+        engine.set_input(input);
+        let mut outputs = Vec::with_capacity(self.tenant_packages.len() * ReasonKind::ALL.len());
+        for path in self
+            .tenant_packages
+            .iter()
+            .flat_map(|package| &package.set_paths)
+        {
+            let Some(path) = path else {
+                outputs.push(None);
+                continue;
+            };
+            let remaining = self.time_limit.saturating_sub(started.elapsed());
+            if remaining.is_zero() {
+                return Err(PolicyError::TimeLimitExceeded {
+                    limit: self.time_limit,
+                });
+            }
+            engine.set_execution_timer_config(timer_config(remaining));
+            match engine.eval_rule(path.clone()) {
+                Ok(regorus::Value::Undefined) => outputs.push(None),
+                Ok(value) => outputs.push(Some(value)),
+                Err(error) => {
+                    return match self.evaluation_error(&error) {
+                        PolicyError::TimeLimitExceeded { limit } => {
+                            Err(PolicyError::TimeLimitExceeded { limit })
+                        }
+                        _ => Ok(None),
+                    };
                 }
-            });
+            }
         }
+        Ok(Some(outputs))
+    }
+
+    /// Turns the output rules' values (built-ins in [`BUILTIN_OUTPUTS`] order,
+    /// then each tenant package's four sets; `None` when undefined) into the outcome.
+    fn outcome(&self, values: Vec<Option<regorus::Value>>) -> Result<PolicyOutcome, PolicyError> {
+        let outputs = values
+            .iter()
+            .map(|value| value.as_ref().map(to_json).transpose())
+            .collect::<Result<Vec<_>, _>>()?;
         let expected = BUILTIN_OUTPUTS.len() + self.tenant_packages.len() * ReasonKind::ALL.len();
         if outputs.len() != expected {
             return Err(PolicyError::Evaluation {
@@ -289,7 +428,56 @@ fn output_query(tenant_packages: &[TenantPackage]) -> String {
         .chain(tenant)
         .map(|path| format!("[value | value := {path}]"))
         .collect::<Vec<_>>()
-        .join("; ")
+        .join("\n")
+}
+
+/// The tenant packages of `files` (path, package components), sorted, each
+/// with the rule paths of the output sets some file may define.
+///
+/// A set may be defined by a file of the package itself (`deny contains ..`)
+/// or of a parent package (`b.deny contains ..` in `ringmaster.tenant.a`
+/// defines `ringmaster.tenant.a.b.deny`), also through a rule at a prefix of
+/// the path (`b := {..}`). So a set counts as possibly defined when a file of
+/// the package or of a parent package declares anything under the first
+/// component of the path below that file's package. Over-counting is safe:
+/// reading an undefined set gives `None` as the reference query does, or an
+/// error that sends the evaluation to the reference path.
+fn tenant_packages(engine: &regorus::Engine, files: &[(&str, Vec<String>)]) -> Vec<TenantPackage> {
+    let mut packages: Vec<Vec<String>> = files
+        .iter()
+        .map(|(_, components)| components.clone())
+        .collect();
+    packages.sort();
+    packages.dedup();
+    packages
+        .into_iter()
+        .map(|components| {
+            let name = components.join(".");
+            let set_paths = ReasonKind::ALL.map(|kind| {
+                let defined = files.iter().any(|(path, file_package)| {
+                    let Some(below) = components.strip_prefix(file_package.as_slice()) else {
+                        return false;
+                    };
+                    let root = below.first().map_or(kind.set_name(), String::as_str);
+                    engine
+                        .has_declared_rule_rooted_at(path, root)
+                        .unwrap_or(true)
+                });
+                defined.then(|| format!("data.{name}.{}", kind.set_name()))
+            });
+            TenantPackage {
+                components,
+                set_paths,
+            }
+        })
+        .collect()
+}
+
+/// A regorus value as JSON.
+fn to_json(value: &regorus::Value) -> Result<Json, PolicyError> {
+    serde_json::to_value(value).map_err(|error| PolicyError::Evaluation {
+        message: format!("the policy result is not JSON: {error}"),
+    })
 }
 
 fn timer_config(limit: Duration) -> ExecutionTimerConfig {

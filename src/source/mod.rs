@@ -5,6 +5,7 @@
 //! subtree at the revision. Symlinks, submodules and oversized blobs are
 //! reported as such and never followed or read.
 
+pub mod commit;
 pub mod remote;
 mod tree;
 pub mod watch;

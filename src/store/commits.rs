@@ -114,6 +114,21 @@ impl Store {
             .optional_store()
     }
 
+    /// The most recent commit on `branch` that loaded without errors: the
+    /// snapshot the daemon works from (the "last known good").
+    pub fn last_good_commit(&self, branch: &str) -> Result<Option<ProcessedCommit>, StoreError> {
+        self.connection
+            .query_row_and_then(
+                &format!(
+                    "SELECT {COLUMNS} FROM processed_commits WHERE branch = ?1 AND outcome = 'ok'
+                     ORDER BY sequence DESC LIMIT 1"
+                ),
+                [branch],
+                read_processed_commit,
+            )
+            .optional_store()
+    }
+
     /// Whether `commit_sha` was recorded on `branch`.
     pub fn is_commit_processed(&self, branch: &str, commit_sha: &str) -> Result<bool, StoreError> {
         Ok(self

@@ -29,14 +29,36 @@ pub struct Migration {
 }
 
 /// The schema version this build writes: the last migration's version.
-pub const SUPPORTED_SCHEMA_VERSION: i64 = 1;
+pub const SUPPORTED_SCHEMA_VERSION: i64 = 2;
 
 /// Every migration, in order. Append; never edit or reorder.
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "initial schema",
-    sql: INITIAL_SCHEMA,
-}];
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "initial schema",
+        sql: INITIAL_SCHEMA,
+    },
+    Migration {
+        version: 2,
+        name: "operator requests",
+        sql: OPERATOR_REQUESTS,
+    },
+];
+
+/// Operator actions (`hold`, `resume`, `rollback`) queued by the CLI for the
+/// daemon, which feeds them to the intent's state machine in order.
+const OPERATOR_REQUESTS: &str = r#"
+CREATE TABLE operator_requests (
+    request_id   INTEGER PRIMARY KEY,
+    intent_id    TEXT NOT NULL,
+    action       TEXT NOT NULL CHECK (action IN ('hold', 'resume', 'rollback')),
+    reason       TEXT NOT NULL,
+    actor        TEXT NOT NULL,
+    requested_at TEXT NOT NULL,
+    handled_at   TEXT
+);
+CREATE INDEX operator_requests_pending ON operator_requests (handled_at, request_id);
+"#;
 
 const INITIAL_SCHEMA: &str = r#"
 CREATE TABLE processed_commits (

@@ -35,6 +35,7 @@ mod evidence_head;
 mod idempotency;
 mod intents;
 mod migrations;
+mod operator;
 mod rings;
 mod time;
 mod webhooks;
@@ -49,6 +50,7 @@ pub use evidence_head::EvidenceHead;
 pub use idempotency::{Action, ActionState, NewAction, action_key};
 pub use intents::{IntentRecord, IntentUpsert, RINGMASTER_NAMESPACE, correlation_id_for};
 pub use migrations::{MIGRATIONS, Migration, SUPPORTED_SCHEMA_VERSION};
+pub use operator::OperatorRequest;
 pub use rings::ActiveChange;
 pub use webhooks::WebhookDelivery;
 

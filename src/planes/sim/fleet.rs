@@ -35,6 +35,9 @@ pub struct SimFleet {
     pub assignments: Vec<SimAssignment>,
     /// Faults waiting for the next connector calls, first first.
     pub faults: VecDeque<Fault>,
+    /// Failures queued for publish calls only (taken before `faults`).
+    #[serde(default)]
+    pub publish_faults: VecDeque<Fault>,
     pub publish_calls: u64,
     /// Numbers the plane's object ids.
     pub next_object_number: u64,
@@ -103,6 +106,7 @@ impl SimFleet {
             apps: Vec::new(),
             assignments: Vec::new(),
             faults: VecDeque::new(),
+            publish_faults: VecDeque::new(),
             publish_calls: 0,
             next_object_number: 1,
         }

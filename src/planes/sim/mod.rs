@@ -284,6 +284,16 @@ impl SimConnector {
         })
     }
 
+    /// Queues a failure for the next publish call only (status queries and
+    /// other calls pass), to test how publishing copes with a throttled or
+    /// failing plane.
+    pub fn inject_publish_fault(&self, fault: Fault) -> Result<(), SimError> {
+        self.change(|fleet| {
+            fleet.publish_faults.push_back(fault);
+            Ok(())
+        })
+    }
+
     /// Changes the plane behind the connector's back, at `now`.
     pub fn inject_drift(
         &self,
@@ -343,7 +353,12 @@ impl SimConnector {
         if operation == "publish" {
             fleet.publish_calls += 1;
         }
-        let fault = fleet.faults.pop_front();
+        let targeted = if operation == "publish" {
+            fleet.publish_faults.pop_front()
+        } else {
+            None
+        };
+        let fault = targeted.or_else(|| fleet.faults.pop_front());
         let outcome = match &fault {
             Some(fault) if !fault.applies_call() => Err(fault.error(operation)),
             _ => body(&mut fleet),

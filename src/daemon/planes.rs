@@ -1,0 +1,100 @@
+//! The execution planes the daemon drives: one connector per plane.
+//!
+//! The embedded default is the simulated fleet (`planes::sim`), one per plane
+//! in `ringmaster.yaml`, its groups registered from the entitlements with their
+//! expected device counts. The HTTP connectors plug in here as they land.
+
+use crate::model::{Plane, Snapshot};
+use crate::planes::Connector;
+use crate::planes::sim::{SimConfig, SimConnector};
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+#[error("simulated plane {plane}: {message}")]
+pub struct PlanesError {
+    pub plane: String,
+    pub message: String,
+}
+
+/// The connectors, by plane.
+#[derive(Debug, Clone, Default)]
+pub struct Planes {
+    connectors: BTreeMap<Plane, Connector>,
+}
+
+/// How the simulated fleet behaves.
+#[derive(Debug, Clone)]
+pub struct SimSettings {
+    pub seed: u64,
+    pub install_delay: (Duration, Duration),
+    pub default_success_rate: f64,
+}
+
+impl Default for SimSettings {
+    fn default() -> Self {
+        SimSettings {
+            seed: 7,
+            install_delay: (Duration::from_secs(10 * 60), Duration::from_secs(3 * 3600)),
+            default_success_rate: 0.99,
+        }
+    }
+}
+
+impl Planes {
+    /// One simulated fleet per configured plane. With `state_dir`, each fleet
+    /// persists to `state_dir/sim-<plane>.json`, so a restarted daemon finds the
+    /// same devices and assignments.
+    pub fn simulated(
+        snapshot: &Snapshot,
+        settings: &SimSettings,
+        state_dir: Option<&Path>,
+    ) -> Result<Planes, PlanesError> {
+        let mut connectors = BTreeMap::new();
+        let planes: Vec<Plane> = snapshot
+            .config
+            .as_ref()
+            .map(|c| c.planes.clone())
+            .unwrap_or_default();
+        for plane in planes {
+            let error = |message: String| PlanesError {
+                plane: plane.as_str().to_owned(),
+                message,
+            };
+            let mut config = SimConfig::for_plane(plane);
+            config.seed = settings.seed;
+            config.install_delay = settings.install_delay;
+            config.default_success_rate = settings.default_success_rate;
+            let state_file = state_dir.map(|dir| dir.join(format!("sim-{}.json", plane.as_str())));
+            let resumed = state_file.as_ref().is_some_and(|file| file.exists());
+            config.state_file = state_file;
+            let connector = SimConnector::new(config).map_err(|e| error(e.to_string()))?;
+            if !resumed {
+                for rule in snapshot
+                    .entitlements
+                    .values()
+                    .filter(|rule| rule.plane == plane)
+                {
+                    connector
+                        .register_entitlement(rule)
+                        .map_err(|e| error(e.to_string()))?;
+                }
+            }
+            connectors.insert(plane, Connector::Sim(connector));
+        }
+        Ok(Planes { connectors })
+    }
+
+    pub fn connector(&self, plane: Plane) -> Option<&Connector> {
+        self.connectors.get(&plane)
+    }
+
+    /// The simulated fleet behind a plane, for fault and drift injection.
+    pub fn sim(&self, plane: Plane) -> Option<&SimConnector> {
+        match self.connectors.get(&plane) {
+            Some(Connector::Sim(sim)) => Some(sim),
+            _ => None,
+        }
+    }
+}

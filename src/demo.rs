@@ -1,0 +1,424 @@
+//! `ringmaster demo`: the whole story on the sample tenant, in well under a
+//! minute, on the simulated fleet with an accelerated clock.
+//!
+//! It makes a temporary Git repository from the embedded sample, a temporary
+//! signing key, and runs the real daemon step by step with simulated time:
+//! an ALLOW intent rolls through every ring to Global; a REQUIRE_APPROVAL
+//! intent waits until a CAB approval is committed, then proceeds; a bad
+//! version fails its Canary gate and is rolled back; drift is injected after
+//! completion and is detected and remediated; at the end the evidence branch
+//! is verified. Every step of the story is checked, and a missing one is a
+//! failed demo.
+
+use crate::daemon::config::{DaemonConfig, RepoLocation, SiemSink};
+use crate::daemon::planes::SimSettings;
+use crate::daemon::rollout::IntentState;
+use crate::daemon::{Daemon, DaemonError};
+use crate::evidence::{VerifyingKey, generate_keypair, verify_branch};
+use crate::model::Plane;
+use crate::orchestrator::Phase;
+use crate::planes::sim::Drift;
+use crate::store::{EventFilter, EventType, correlation_id_for};
+use chrono::{DateTime, Duration, TimeZone as _, Utc};
+use serde::Serialize;
+use std::path::PathBuf;
+
+/// The intents the story follows (all in the sample tenant).
+pub const ROLLS_TO_GLOBAL: &str = "chrome-131-finance";
+pub const NEEDS_APPROVAL: &str = "osquery-6.0.0-it";
+pub const BAD_VERSION: &str = "zoom-6.3.0-finance";
+
+/// The approval the demo commits mid-rollout: Dave approves osquery for IT.
+const APPROVAL_PATH: &str = "approvals/cab-2026-0151.yaml";
+const APPROVAL: &str = "apiVersion: ringmaster.dev/v1
+kind: ApprovalRecord
+approval_id: cab-2026-0151
+deployment_intent_id: osquery-6.0.0-it
+decision: approved
+decided_by: dave
+decided_at: 2026-12-01T16:00:00Z
+expiry: 2027-06-01T00:00:00Z
+justification: osquery 6 reviewed by SecOps; pilot devices monitored by the SOC.
+";
+
+#[derive(Debug, Clone)]
+pub struct DemoOptions {
+    pub seed: u64,
+    /// Simulated hours per step.
+    pub step_hours: i64,
+    /// Keep the temporary repository and state here instead of deleting them.
+    pub keep: Option<PathBuf>,
+}
+
+impl Default for DemoOptions {
+    fn default() -> Self {
+        DemoOptions {
+            seed: 7,
+            step_hours: 2,
+            keep: None,
+        }
+    }
+}
+
+/// One intent's line in the live view.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct IntentLine {
+    pub intent_id: String,
+    pub decision: String,
+    pub phase: String,
+    pub ring: Option<String>,
+    pub rings_done: usize,
+    pub rings_total: usize,
+    pub installed: u32,
+    pub targeted: u32,
+}
+
+/// What the live view shows after each step.
+#[derive(Debug, Clone, Serialize)]
+pub struct Frame {
+    pub at: DateTime<Utc>,
+    pub hours: i64,
+    pub intents: Vec<IntentLine>,
+    pub notes: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Check {
+    pub name: &'static str,
+    pub passed: bool,
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DemoReport {
+    pub simulated_hours: i64,
+    pub steps: usize,
+    pub evidence_records: u64,
+    pub events: usize,
+    pub checks: Vec<Check>,
+    pub intents: Vec<IntentLine>,
+    pub repository: Option<PathBuf>,
+}
+
+impl DemoReport {
+    pub fn passed(&self) -> bool {
+        self.checks.iter().all(|c| c.passed)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DemoError {
+    #[error("demo setup: {0}")]
+    Setup(String),
+    #[error(transparent)]
+    Daemon(#[from] DaemonError),
+}
+
+fn setup_error(error: impl std::fmt::Display) -> DemoError {
+    DemoError::Setup(error.to_string())
+}
+
+/// The demo's simulated start: after the sample's expired exception, before
+/// the year-end freeze, so every rule of the sample tenant shows.
+pub fn start_time() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 30, 8, 0, 0)
+        .single()
+        .expect("valid date")
+}
+
+fn lines(daemon: &Daemon) -> Vec<IntentLine> {
+    let Ok(records) = daemon.store().list_intents() else {
+        return Vec::new();
+    };
+    records
+        .iter()
+        .map(|record| {
+            let state = IntentState::from_record(record);
+            let run = state.run.as_ref();
+            let (phase, ring) = match run.map(|r| &r.phase) {
+                None => ("blocked".to_owned(), None),
+                Some(Phase::AwaitingApproval { ring, requirement }) => (
+                    match requirement {
+                        crate::orchestrator::Requirement::CabApproval => "awaiting_cab",
+                        crate::orchestrator::Requirement::Exception => "awaiting_exception",
+                        crate::orchestrator::Requirement::PolicyVerdict => "blocked_by_policy",
+                    }
+                    .to_owned(),
+                    Some(ring.clone()),
+                ),
+                Some(phase) => (
+                    phase.name().to_owned(),
+                    match phase {
+                        Phase::RingInProgress { ring }
+                        | Phase::RingCompleted { ring }
+                        | Phase::RingStarting { ring, .. }
+                        | Phase::AwaitingApproval { ring, .. }
+                        | Phase::Paused { ring, .. } => Some(ring.clone()),
+                        _ => None,
+                    },
+                ),
+            };
+            let (installed, targeted) = run
+                .and_then(|r| r.rings.iter().rev().find_map(|p| p.observed.as_ref()))
+                .map(|o| (o.installed, o.targeted))
+                .unwrap_or((0, 0));
+            IntentLine {
+                intent_id: record.intent_id.clone(),
+                decision: record.decision.clone().unwrap_or_default(),
+                phase,
+                ring,
+                rings_done: run
+                    .map(|r| r.rings.iter().filter(|p| p.completed_at.is_some()).count())
+                    .unwrap_or(0),
+                rings_total: run.map(|r| r.rings.len()).unwrap_or(0),
+                installed,
+                targeted,
+            }
+        })
+        .collect()
+}
+
+fn phase_of(daemon: &Daemon, intent_id: &str) -> Option<Phase> {
+    let record = daemon.store().get_intent(intent_id).ok()??;
+    IntentState::from_record(&record).run.map(|r| r.phase)
+}
+
+/// Runs the story; `on_frame` renders progress after every step.
+pub async fn run(
+    options: &DemoOptions,
+    on_frame: &mut dyn FnMut(&Frame),
+) -> Result<DemoReport, DemoError> {
+    let temporary = tempfile::Builder::new()
+        .prefix("ringmaster-demo-")
+        .tempdir()
+        .map_err(setup_error)?;
+    let root = options
+        .keep
+        .clone()
+        .unwrap_or_else(|| temporary.path().to_path_buf());
+    let repo_dir = root.join("contoso");
+    let state_dir = root.join("state");
+    let key_dir = root.join("keys");
+    crate::sample::write_to(&repo_dir).map_err(setup_error)?;
+    crate::source::commit::init_and_commit_all(
+        &repo_dir,
+        "Contoso governed repository (sample tenant)",
+    )
+    .map_err(setup_error)?;
+    let keys = generate_keypair(&key_dir, None, true).map_err(setup_error)?;
+    let config = DaemonConfig {
+        repo: RepoLocation::Local(repo_dir.clone()),
+        state_dir,
+        key: keys.secret_key.clone(),
+        key_password: None,
+        branch: "main".into(),
+        evidence_branch: "evidence".into(),
+        poll_interval: std::time::Duration::from_secs(30),
+        siem: SiemSink::Off,
+        evidence_remote: None,
+        listen: None,
+        github: None,
+    };
+    let fleet = SimSettings {
+        seed: options.seed,
+        install_delay: (
+            std::time::Duration::from_secs(5 * 60),
+            std::time::Duration::from_secs(90 * 60),
+        ),
+        default_success_rate: 0.995,
+    };
+    let mut daemon = Daemon::open(config)?.with_fleet(fleet, false);
+
+    let start = start_time();
+    let step = Duration::hours(options.step_hours.max(1));
+    // The CAB meets half a day after the intent starts waiting for it.
+    let mut approval_at: Option<DateTime<Utc>> = None;
+    let give_up = start + Duration::days(40);
+    let mut now = start;
+    let mut steps = 0;
+    let mut approval_committed = false;
+    let mut waited_for_approval = false;
+    let mut drift_injected = false;
+    let mut bad_version_set = false;
+    loop {
+        let report = daemon.step(now).await?;
+        steps += 1;
+        let mut notes = Vec::new();
+        for commit in &report.commits {
+            notes.push(format!(
+                "processed commit {} ({} decision record(s))",
+                &commit.commit[..10],
+                commit.records.len()
+            ));
+        }
+        if !bad_version_set && let Some(sim) = daemon.planes().and_then(|p| p.sim(Plane::Jamf)) {
+            sim.set_success_rate("zoom-macos", "6.3.0", 0.35)
+                .map_err(setup_error)?;
+            bad_version_set = true;
+            notes.push("zoom-macos 6.3.0 is a bad build: 35% of installs succeed".into());
+        }
+        if matches!(
+            phase_of(&daemon, NEEDS_APPROVAL),
+            Some(Phase::AwaitingApproval { .. })
+        ) && !waited_for_approval
+        {
+            waited_for_approval = true;
+            approval_at = Some(now + Duration::hours(12));
+            notes.push(format!(
+                "{NEEDS_APPROVAL} waits for CAB approval before ring-2-pilot"
+            ));
+        }
+        if !approval_committed && approval_at.is_some_and(|at| now >= at) {
+            let repository = git2::Repository::open(&repo_dir).map_err(setup_error)?;
+            crate::source::commit::commit_files(
+                &repository,
+                "main",
+                &[(APPROVAL_PATH, APPROVAL.as_bytes())],
+                "CAB: approve osquery 6.0.0 for IT (cab-2026-0151)",
+            )
+            .map_err(setup_error)?;
+            approval_committed = true;
+            notes.push("dave commits CAB approval cab-2026-0151 for osquery-6.0.0-it".into());
+        }
+        if !drift_injected && matches!(phase_of(&daemon, ROLLS_TO_GLOBAL), Some(Phase::Completed)) {
+            let snapshot = daemon
+                .snapshot()
+                .ok_or_else(|| setup_error("no snapshot"))?;
+            let group = snapshot
+                .entitlement_for(Plane::Intune, "ring-4-global", "acq-001", "bu-finance")
+                .and_then(|rule| rule.groups.first().map(|g| g.id.clone()))
+                .ok_or_else(|| setup_error("no global entitlement for chrome"))?;
+            if let Some(sim) = daemon.planes().and_then(|p| p.sim(Plane::Intune)) {
+                sim.inject_drift(
+                    &correlation_id_for(ROLLS_TO_GLOBAL),
+                    Drift::AssignmentMissing {
+                        group: group.clone(),
+                    },
+                    now,
+                )
+                .map_err(setup_error)?;
+                drift_injected = true;
+                notes.push(format!(
+                    "drift: someone deleted chrome's Intune assignment to {group}"
+                ));
+            }
+        }
+        if let Some(reconcile) = &report.reconcile
+            && reconcile.drifts > 0
+        {
+            notes.push(format!(
+                "reconciler: {} drift(s), {} remediated, {} ticket(s)",
+                reconcile.drifts, reconcile.remediated, reconcile.tickets
+            ));
+        }
+        on_frame(&Frame {
+            at: now,
+            hours: (now - start).num_hours(),
+            intents: lines(&daemon),
+            notes,
+        });
+        let settled = lines(&daemon).iter().all(|line| {
+            matches!(
+                line.phase.as_str(),
+                "completed"
+                    | "rolled_back"
+                    | "failed"
+                    | "blocked"
+                    | "superseded"
+                    | "awaiting_exception"
+                    | "blocked_by_policy"
+            )
+        });
+        let remediated = drift_remediated(&daemon);
+        if (settled && drift_injected && remediated) || now >= give_up {
+            break;
+        }
+        now += step;
+    }
+
+    // The story's checks.
+    let events = daemon
+        .store()
+        .events(&EventFilter::default())
+        .map_err(setup_error)?;
+    let mut checks = Vec::new();
+    let global = phase_of(&daemon, ROLLS_TO_GLOBAL);
+    checks.push(Check {
+        name: "allow_intent_reaches_global",
+        passed: matches!(global, Some(Phase::Completed)),
+        detail: format!(
+            "{ROLLS_TO_GLOBAL}: {}",
+            global.as_ref().map(|p| p.name()).unwrap_or("no run")
+        ),
+    });
+    let approved = phase_of(&daemon, NEEDS_APPROVAL);
+    checks.push(Check {
+        name: "approval_intent_waits_then_proceeds",
+        passed: waited_for_approval
+            && approval_committed
+            && matches!(approved, Some(Phase::Completed)),
+        detail: format!(
+            "{NEEDS_APPROVAL}: waited={waited_for_approval}, now {}",
+            approved.as_ref().map(|p| p.name()).unwrap_or("no run")
+        ),
+    });
+    let bad = phase_of(&daemon, BAD_VERSION);
+    let gate_failed = events.iter().any(|e| {
+        e.intent_id.as_deref() == Some(BAD_VERSION) && e.event_type == EventType::RollbackExecuted
+    });
+    checks.push(Check {
+        name: "bad_version_fails_canary_and_rolls_back",
+        passed: matches!(bad, Some(Phase::RolledBack { .. })) && gate_failed,
+        detail: format!(
+            "{BAD_VERSION}: {}",
+            bad.as_ref().map(|p| p.name()).unwrap_or("no run")
+        ),
+    });
+    let drifts = events
+        .iter()
+        .filter(|e| e.event_type == EventType::DriftDetected)
+        .count();
+    checks.push(Check {
+        name: "drift_detected_and_remediated",
+        passed: drift_injected && drift_remediated(&daemon),
+        detail: format!("{drifts} drift event(s)"),
+    });
+    let public = VerifyingKey::load(&keys.public_key).map_err(setup_error)?;
+    let verify = verify_branch(&repo_dir, "evidence", &public, None).map_err(setup_error)?;
+    checks.push(Check {
+        name: "evidence_verifies",
+        passed: verify.ok,
+        detail: match &verify.first_failure {
+            None => format!("{} signed record(s) verified", verify.records_checked),
+            Some(failure) => failure.to_string(),
+        },
+    });
+    let chain = daemon.store().verify_event_chain().map_err(setup_error)?;
+    checks.push(Check {
+        name: "event_log_intact",
+        passed: chain.first_break.is_none(),
+        detail: format!("{} event(s) in the hash chain", chain.events_checked),
+    });
+    Ok(DemoReport {
+        simulated_hours: (now - start).num_hours(),
+        steps,
+        evidence_records: verify.records_checked,
+        events: events.len(),
+        checks,
+        intents: lines(&daemon),
+        repository: options.keep.as_ref().map(|_| repo_dir),
+    })
+}
+
+fn drift_remediated(daemon: &Daemon) -> bool {
+    let Ok(events) = daemon.store().events(&EventFilter {
+        intent_id: Some(ROLLS_TO_GLOBAL.into()),
+        ..EventFilter::default()
+    }) else {
+        return false;
+    };
+    events.iter().any(|e| {
+        e.event_type == EventType::RemediationResult
+            && e.details.get("remediation_result").and_then(|v| v.as_str()) == Some("success")
+    })
+}

@@ -1,0 +1,264 @@
+//! The rollout plan: the rings an intent goes through, each with its soak,
+//! earliest start and gates, resolved once from the intent and the config.
+//!
+//! - Rings are the intent's `target_scope.rings`, in the config's rollout order.
+//! - Soak: the intent's `schedule[ring].duration_hours`, else the config's
+//!   `soak_hours`; a CAB condition `hold_at_ring` + `min_soak_hours` raises it.
+//!   A condition with `hold_at_ring` and no hours holds the rollout after that
+//!   ring until a human resumes.
+//! - Earliest start: the intent's `schedule[ring].start`, when given.
+//! - Gates: the config's defaults with the intent's overrides applied.
+//! - The CAB ring: the first planned ring at or after `config.cab.from_ring`.
+//!
+//! The plan is stored inside the run, so a run never needs the config again.
+
+use super::freeze::{FreezeError, freeze_errors};
+use crate::model::{
+    ApprovalCondition, ChangeFreeze, Config, DeploymentIntent, PromotionGates, RollbackPlan,
+};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// Why an intent cannot be planned. Each names the thing and the fix.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum PlanError {
+    /// The intent targets no ring.
+    #[error("intent {intent_id}: target_scope.rings is empty; name at least one ring")]
+    NoRings { intent_id: String },
+    /// The intent names a ring the config does not define.
+    #[error("intent {intent_id}: ring {ring:?} is not defined in ringmaster.yaml rings [{known}]")]
+    UnknownRing {
+        intent_id: String,
+        ring: String,
+        known: String,
+    },
+    /// `cab.from_ring` names a ring the config does not define.
+    #[error("ringmaster.yaml: cab.from_ring {ring:?} is not one of the rings")]
+    UnknownCabRing { ring: String },
+    /// A soak duration is negative or not a number.
+    #[error("intent {intent_id}: ring {ring:?} has an invalid soak of {hours} hours")]
+    InvalidSoak {
+        intent_id: String,
+        ring: String,
+        hours: f64,
+    },
+    /// A change freeze of the config is unusable.
+    #[error(transparent)]
+    Freeze(#[from] FreezeError),
+}
+
+/// One ring of the plan.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlannedRing {
+    pub ring: String,
+    /// Soak from the intent's schedule or the config, before CAB conditions.
+    pub base_soak_hours: f64,
+    /// The soak that applies: the base raised by CAB conditions.
+    pub soak_hours: f64,
+    /// The ring must not start before this (the intent's schedule).
+    pub not_before: Option<DateTime<Utc>>,
+    pub gates: PromotionGates,
+    /// A CAB condition that holds the rollout after this ring until a human
+    /// resumes (its description).
+    pub cab_hold: Option<String>,
+}
+
+/// Everything a run needs to roll an intent out.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RolloutPlan {
+    /// In rollout order.
+    pub rings: Vec<PlannedRing>,
+    /// Index into `rings` of the first ring that needs CAB approval when the
+    /// policy asks for it; `None` when every planned ring is before the CAB ring.
+    pub cab_ring_index: Option<usize>,
+    /// `None` means no plan: a failing gate halts and alerts.
+    pub rollback: Option<RollbackPlan>,
+    /// The config's change freezes, already validated.
+    pub change_freezes: Vec<ChangeFreeze>,
+}
+
+impl RolloutPlan {
+    /// Resolves the plan of `intent` under `config`, with the CAB `conditions`
+    /// of its counted approvals (empty before approval).
+    pub fn resolve(
+        intent: &DeploymentIntent,
+        config: &Config,
+        conditions: &[ApprovalCondition],
+    ) -> Result<RolloutPlan, PlanError> {
+        let intent_id = &intent.intent_id;
+        if intent.target_scope.rings.is_empty() {
+            return Err(PlanError::NoRings {
+                intent_id: intent_id.clone(),
+            });
+        }
+        let cab_config_index =
+            config
+                .ring_index(&config.cab.from_ring)
+                .ok_or_else(|| PlanError::UnknownCabRing {
+                    ring: config.cab.from_ring.clone(),
+                })?;
+        let mut ordered = Vec::new();
+        for ring in &intent.target_scope.rings {
+            let index = config
+                .ring_index(ring)
+                .ok_or_else(|| PlanError::UnknownRing {
+                    intent_id: intent_id.clone(),
+                    ring: ring.clone(),
+                    known: config
+                        .rings
+                        .iter()
+                        .map(|defined| defined.id.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                })?;
+            if !ordered.iter().any(|(known, _)| *known == index) {
+                ordered.push((index, ring.clone()));
+            }
+        }
+        ordered.sort_by_key(|(index, _)| *index);
+        let gates = intent.promotion_gates.apply(&config.gates);
+        let mut rings = Vec::new();
+        for (config_index, ring) in &ordered {
+            let window = intent.schedule.get(ring);
+            let base_soak_hours = window
+                .map(|window| window.duration_hours)
+                .unwrap_or(config.rings[*config_index].soak_hours);
+            if !(base_soak_hours.is_finite() && base_soak_hours >= 0.0) {
+                return Err(PlanError::InvalidSoak {
+                    intent_id: intent_id.clone(),
+                    ring: ring.clone(),
+                    hours: base_soak_hours,
+                });
+            }
+            rings.push(PlannedRing {
+                ring: ring.clone(),
+                base_soak_hours,
+                soak_hours: base_soak_hours,
+                not_before: window.and_then(|window| window.start),
+                gates: gates.clone(),
+                cab_hold: None,
+            });
+        }
+        if let Some(error) = freeze_errors(&config.change_freezes).into_iter().next() {
+            return Err(error.into());
+        }
+        let cab_ring_index = ordered
+            .iter()
+            .position(|(config_index, _)| *config_index >= cab_config_index);
+        let mut plan = RolloutPlan {
+            rings,
+            cab_ring_index,
+            rollback: intent.rollback_plan.clone(),
+            change_freezes: config.change_freezes.clone(),
+        };
+        plan.apply_conditions(conditions);
+        Ok(plan)
+    }
+
+    /// Applies CAB conditions, replacing any applied before: soaks go back to
+    /// their base and are raised again. Conditions on rings outside the plan
+    /// change nothing.
+    pub fn apply_conditions(&mut self, conditions: &[ApprovalCondition]) {
+        for planned in &mut self.rings {
+            planned.soak_hours = planned.base_soak_hours;
+            planned.cab_hold = None;
+        }
+        for condition in conditions {
+            let Some(ring) = &condition.hold_at_ring else {
+                continue;
+            };
+            let Some(planned) = self.rings.iter_mut().find(|planned| &planned.ring == ring) else {
+                continue;
+            };
+            match condition.min_soak_hours {
+                Some(hours) if hours.is_finite() => {
+                    planned.soak_hours = planned.soak_hours.max(hours);
+                }
+                _ => planned.cab_hold = Some(condition.description.clone()),
+            }
+        }
+    }
+
+    /// Index of a ring in the plan.
+    pub fn index_of(&self, ring: &str) -> Option<usize> {
+        self.rings.iter().position(|planned| planned.ring == ring)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::orchestrator::testing::{config, intent};
+
+    fn condition(ring: &str, hours: Option<f64>) -> ApprovalCondition {
+        ApprovalCondition {
+            description: format!("hold at {ring}"),
+            hold_at_ring: Some(ring.into()),
+            min_soak_hours: hours,
+        }
+    }
+
+    #[test]
+    fn resolves_in_config_order_with_defaults_and_overrides() {
+        let mut intent = intent(&["ring-2-pilot", "ring-0-lab", "ring-1-canary"]);
+        intent.promotion_gates.success_rate_threshold = Some(0.99);
+        intent.schedule.insert(
+            "ring-1-canary".into(),
+            crate::model::RingWindow {
+                start: None,
+                duration_hours: 12.0,
+            },
+        );
+        let plan = RolloutPlan::resolve(&intent, &config(), &[]).unwrap();
+        let rings: Vec<&str> = plan.rings.iter().map(|r| r.ring.as_str()).collect();
+        assert_eq!(rings, ["ring-0-lab", "ring-1-canary", "ring-2-pilot"]);
+        assert_eq!(plan.rings[0].soak_hours, 4.0);
+        assert_eq!(plan.rings[1].soak_hours, 12.0);
+        assert_eq!(plan.rings[2].gates.success_rate_threshold, 0.99);
+        assert_eq!(plan.rings[2].gates.min_reporting_devices, 3);
+        assert_eq!(plan.cab_ring_index, Some(2));
+    }
+
+    #[test]
+    fn cab_conditions_extend_soak_or_hold() {
+        let intent = intent(&["ring-0-lab", "ring-1-canary", "ring-2-pilot"]);
+        let conditions = [
+            condition("ring-2-pilot", Some(168.0)),
+            condition("ring-1-canary", Some(1.0)), // shorter than the base: no change
+            condition("ring-0-lab", None),
+            condition("ring-9-moon", Some(500.0)),
+        ];
+        let mut plan = RolloutPlan::resolve(&intent, &config(), &conditions).unwrap();
+        assert_eq!(plan.rings[2].soak_hours, 168.0);
+        assert_eq!(plan.rings[1].soak_hours, 24.0);
+        assert_eq!(
+            plan.rings[0].cab_hold.as_deref(),
+            Some("hold at ring-0-lab")
+        );
+        plan.apply_conditions(&[]);
+        assert_eq!(plan.rings[2].soak_hours, 48.0);
+        assert_eq!(plan.rings[0].cab_hold, None);
+    }
+
+    #[test]
+    fn errors_name_the_thing() {
+        let config = config();
+        let error = RolloutPlan::resolve(&intent(&["ring-7"]), &config, &[]).unwrap_err();
+        assert!(error.to_string().contains("ring \"ring-7\" is not defined"));
+        let error = RolloutPlan::resolve(&intent(&[]), &config, &[]).unwrap_err();
+        assert!(matches!(error, PlanError::NoRings { .. }));
+        let mut frozen = config.clone();
+        frozen.change_freezes[0].timezone = "Nowhere/Land".into();
+        let error = RolloutPlan::resolve(&intent(&["ring-0-lab"]), &frozen, &[]).unwrap_err();
+        assert!(matches!(
+            error,
+            PlanError::Freeze(FreezeError::UnknownTimezone { .. })
+        ));
+    }
+
+    #[test]
+    fn only_rings_below_the_cab_ring_means_no_cab_index() {
+        let plan = RolloutPlan::resolve(&intent(&["ring-0-lab"]), &config(), &[]).unwrap();
+        assert_eq!(plan.cab_ring_index, None);
+    }
+}

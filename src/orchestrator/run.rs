@@ -1,0 +1,329 @@
+//! The runtime state of one intent's rollout: its phase, its plan, each ring's
+//! progress, retry bookkeeping and the policy verdict it runs under.
+//!
+//! An [`IntentRun`] is plain data (serde both ways): the daemon stores it as
+//! JSON next to the intent and hands it to [`step`](super::step) with each
+//! event. Nothing here reads a clock or does I/O.
+
+use super::backoff::BackoffPolicy;
+use super::freeze::ActiveFreeze;
+use super::gates::{GateResult, ObservedStatus};
+use super::plan::RolloutPlan;
+use crate::model::{ApprovalCondition, DeploymentIntent};
+use crate::policy::Decision;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// The actor of everything the machine does on its own.
+pub const MACHINE_ACTOR: &str = "ringmaster";
+
+/// What a ring waits for before it may start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Requirement {
+    /// REQUIRE_APPROVAL: CAB approval, for the CAB ring and after.
+    CabApproval,
+    /// REQUIRE_EXCEPTION: a security exception, for any ring.
+    Exception,
+    /// No verdict that allows a rollout (not evaluated, or denied).
+    PolicyVerdict,
+}
+
+/// The steps of starting a ring, in order. Evidence first: `Publishing` is
+/// only ever entered when the ring's start record is committed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StartStage {
+    /// `ClaimRing` sent; waiting for `RingClaimed` / `RingBusy`.
+    Claiming,
+    /// `RecordEvidence` sent for the start record; waiting for its commit.
+    RecordingEvidence,
+    /// The record is committed; `Publish` sent, waiting for the plane.
+    Publishing,
+}
+
+/// Why a run is held: what a human is asked to look at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HoldCause {
+    /// An operator held it.
+    Operator,
+    /// A gate stayed inconclusive after its soak (too few reporting devices).
+    GateInconclusive,
+    /// A CAB condition holds the rollout at a ring until someone resumes.
+    CabCondition,
+    /// The ring's start record could not be committed within the retry budget.
+    EvidenceUnavailable,
+    /// Another intent kept the ring beyond the retry budget.
+    RingBusy,
+    /// This version was rolled back elsewhere; it clears by itself when that
+    /// run is superseded.
+    VersionBlocked,
+}
+
+/// Where a run is. `RiskAssessed` is passed through within one `Evaluated`
+/// event (the verdict carries risk and scope together) and shows in the audit
+/// log; every other phase can be stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "phase", rename_all = "snake_case")]
+pub enum Phase {
+    /// Known, not evaluated yet.
+    Pending,
+    /// Risk scored (transient, see above).
+    RiskAssessed,
+    /// Policy allows at least part of the rollout; no CAB approval counted.
+    ScopeValidated,
+    /// The next ring needs an approval or exception the verdict lacks.
+    AwaitingApproval {
+        ring: String,
+        requirement: Requirement,
+    },
+    /// The CAB approved: rings may start up to the end.
+    CabApproved,
+    /// The ring is being claimed, recorded and published.
+    RingStarting { ring: String, stage: StartStage },
+    /// The plane took the assignment; the ring soaks until its gate is judged.
+    RingInProgress { ring: String },
+    /// The ring passed its gate; the next one has not started.
+    RingCompleted { ring: String },
+    /// A change freeze stops `ring` from starting until `until`.
+    Paused {
+        freeze: String,
+        ring: String,
+        until: DateTime<Utc>,
+    },
+    /// A human must act; `resume_to` is where `OperatorResume` goes back to.
+    Held {
+        reason: String,
+        by: String,
+        cause: HoldCause,
+        resume_to: Box<Phase>,
+    },
+    /// A rollback was sent to the plane; waiting for its result.
+    RollingBack { reason: String },
+    /// Every ring passed. Terminal.
+    Completed,
+    /// Stopped for good: denied, a plane refused, a halt, a failed rollback.
+    Failed { reason: String },
+    /// Rolled back; the version stays blocked until superseded. Terminal.
+    RolledBack { reason: String },
+    /// A newer intent took over. Terminal.
+    Superseded { by_intent: String },
+}
+
+impl Phase {
+    /// The phase's name, as in its serialised tag (the store's `state` column).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Phase::Pending => "pending",
+            Phase::RiskAssessed => "risk_assessed",
+            Phase::ScopeValidated => "scope_validated",
+            Phase::AwaitingApproval { .. } => "awaiting_approval",
+            Phase::CabApproved => "cab_approved",
+            Phase::RingStarting { .. } => "ring_starting",
+            Phase::RingInProgress { .. } => "ring_in_progress",
+            Phase::RingCompleted { .. } => "ring_completed",
+            Phase::Paused { .. } => "paused",
+            Phase::Held { .. } => "held",
+            Phase::RollingBack { .. } => "rolling_back",
+            Phase::Completed => "completed",
+            Phase::Failed { .. } => "failed",
+            Phase::RolledBack { .. } => "rolled_back",
+            Phase::Superseded { .. } => "superseded",
+        }
+    }
+
+    /// No event moves the run on by itself any more (an operator may still
+    /// roll back a completed or failed run).
+    pub fn is_terminal(&self) -> bool {
+        matches!(
+            self,
+            Phase::Completed
+                | Phase::Failed { .. }
+                | Phase::RolledBack { .. }
+                | Phase::Superseded { .. }
+        )
+    }
+}
+
+/// One ring's progress.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RingProgress {
+    pub ring: String,
+    /// The committed start record; set before the ring is ever published.
+    pub start_transition_id: Option<String>,
+    /// A `Publish` was sent: the ring may be live on the plane, so a rollback
+    /// must cover it.
+    pub publish_requested: bool,
+    /// The plane's id of the assignment.
+    pub external_id: Option<String>,
+    /// When the plane confirmed the publish: the soak starts here.
+    pub started_at: Option<DateTime<Utc>>,
+    pub observed: Option<ObservedStatus>,
+    pub observed_at: Option<DateTime<Utc>>,
+    /// The latest gate judgement.
+    pub gate: Option<GateResult>,
+    pub completed_at: Option<DateTime<Utc>>,
+    /// An operator resumed past this ring's CAB hold.
+    pub cab_hold_released: bool,
+    /// The freeze this ring started inside, under an emergency override.
+    pub freeze_override: Option<ActiveFreeze>,
+}
+
+impl RingProgress {
+    fn new(ring: &str) -> RingProgress {
+        RingProgress {
+            ring: ring.to_string(),
+            start_transition_id: None,
+            publish_requested: false,
+            external_id: None,
+            started_at: None,
+            observed: None,
+            observed_at: None,
+            gate: None,
+            completed_at: None,
+            cab_hold_released: false,
+            freeze_override: None,
+        }
+    }
+}
+
+/// Retries of the current start stage (claim, evidence or publish).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct RetryState {
+    /// Failed attempts so far.
+    pub attempts: u32,
+    /// When to try again; `None` while an attempt is out (or none is due).
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    /// When the attempt now out was sent; `None` when none is out.
+    pub last_attempt_at: Option<DateTime<Utc>>,
+}
+
+/// The evidence record a ring start waits for, kept to re-send it verbatim.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PendingRecord {
+    pub transition_id: String,
+    pub ring: String,
+    pub record_type: String,
+    pub summary: Value,
+    /// `EvidenceCommitted` arrived for it: the ring may be published.
+    pub committed: bool,
+}
+
+/// An intent's rollout, as stored between events.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IntentRun {
+    pub intent_id: String,
+    pub application_id: String,
+    pub version: String,
+    pub phase: Phase,
+    pub plan: RolloutPlan,
+    /// One entry per planned ring, same order.
+    pub rings: Vec<RingProgress>,
+    /// The latest policy verdict; `None` until evaluated.
+    #[serde(with = "super::decision_wire::optional")]
+    pub decision: Option<Decision>,
+    pub risk_score: Option<u8>,
+    pub counted_approvals: Vec<String>,
+    pub conditions: Vec<ApprovalCondition>,
+    /// A counted approval lets rings start inside change freezes.
+    pub emergency_override: bool,
+    pub retry: RetryState,
+    /// The start record of the ring being started (evidence first).
+    pub start_record: Option<PendingRecord>,
+    /// Sequence of this run's evidence records (part of each transition id).
+    pub transitions_recorded: u32,
+    /// Rings this run holds in the store, released when it ends.
+    pub claimed_rings: Vec<String>,
+    /// This run rolled its version back (or failed a gate): the version is
+    /// blocked until a newer intent supersedes this one.
+    pub blocks_version: bool,
+    /// Another run blocked this version: rings do not start while set.
+    pub version_blocked_by: Option<String>,
+    pub superseded_by: Option<String>,
+    pub backoff: BackoffPolicy,
+}
+
+impl IntentRun {
+    /// A new run in `Pending`, with the default backoff policy.
+    pub fn new(intent: &DeploymentIntent, plan: RolloutPlan) -> IntentRun {
+        let rings = plan
+            .rings
+            .iter()
+            .map(|planned| RingProgress::new(&planned.ring))
+            .collect();
+        IntentRun {
+            intent_id: intent.intent_id.clone(),
+            application_id: intent.application_id.clone(),
+            version: intent.version.clone(),
+            phase: Phase::Pending,
+            plan,
+            rings,
+            decision: None,
+            risk_score: None,
+            counted_approvals: Vec::new(),
+            conditions: Vec::new(),
+            emergency_override: false,
+            retry: RetryState::default(),
+            start_record: None,
+            transitions_recorded: 0,
+            claimed_rings: Vec::new(),
+            blocks_version: false,
+            version_blocked_by: None,
+            superseded_by: None,
+            backoff: BackoffPolicy::default(),
+        }
+    }
+
+    /// The first ring that has not completed.
+    pub fn next_ring_index(&self) -> Option<usize> {
+        self.rings
+            .iter()
+            .position(|progress| progress.completed_at.is_none())
+    }
+
+    /// Rings that may be live on the plane, in plan order.
+    pub fn published_rings(&self) -> Vec<String> {
+        self.rings
+            .iter()
+            .filter(|progress| progress.publish_requested)
+            .map(|progress| progress.ring.clone())
+            .collect()
+    }
+
+    /// What ring `index` still needs from policy, or `None` if it may start.
+    pub fn requirement_for(&self, index: usize) -> Option<Requirement> {
+        match self.decision {
+            Some(Decision::Allow) => None,
+            Some(Decision::RequireApproval) => self
+                .plan
+                .cab_ring_index
+                .is_some_and(|cab_index| index >= cab_index)
+                .then_some(Requirement::CabApproval),
+            Some(Decision::RequireException) => Some(Requirement::Exception),
+            Some(Decision::Deny) | None => Some(Requirement::PolicyVerdict),
+        }
+    }
+
+    /// This run blocks its version for others right now.
+    pub fn blocks_its_version(&self) -> bool {
+        self.blocks_version && self.superseded_by.is_none()
+    }
+}
+
+/// The intent whose rollback blocks `version` of `application_id`, if any: a
+/// run that rolled back (or failed a gate) and has not been superseded.
+pub fn is_blocked_version<'a>(
+    runs: &'a [IntentRun],
+    application_id: &str,
+    version: &str,
+) -> Option<&'a str> {
+    runs.iter()
+        .find(|run| {
+            run.blocks_its_version()
+                && run.application_id == application_id
+                && run.version == version
+        })
+        .map(|run| run.intent_id.as_str())
+}

@@ -1,0 +1,274 @@
+//! `status`: what a deployment's devices report on Intune, as of `now`.
+//!
+//! Ring membership comes from the ledger (which groups each ring published) and
+//! the app's current assignments; devices from the groups' transitive device
+//! members, minus the members of excluded groups; per-device results from the
+//! app's `deviceStatuses` (beta). A device is `installed` when its row says
+//! `installed` at the delivered version, `failed` when it says `failed`, and
+//! `pending` otherwise: no row yet, `pendingInstall`, `notInstalled`, `unknown`,
+//! `uninstallFailed`, or another version; a `notApplicable` device is not
+//! targeted. Rows stamped after `now` are not seen.
+
+use super::IntuneConnector;
+use super::lookup::{self, APPS, FoundApp};
+use super::wire;
+use crate::planes::ledger::DeploymentState;
+use crate::planes::{ConnectorError, DeploymentStatus, ErrorCode, ObservedState, RingStatus};
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+/// One `mobileAppInstallStatus` row.
+#[derive(Debug, Clone)]
+pub struct DeviceRow {
+    pub install_state: String,
+    pub detail: Option<String>,
+    pub error_code: Option<i64>,
+    pub reported_at: DateTime<Utc>,
+    pub display_version: Option<String>,
+}
+
+/// The stable key a failed row counts under: the plane's detail when it says
+/// more than "see the error code", else the error code in hex.
+pub fn failure_reason(row: &DeviceRow) -> String {
+    match row.detail.as_deref() {
+        Some(detail)
+            if !matches!(
+                detail,
+                "noAdditionalDetails" | "seeInstallErrorCode" | "seeUninstallErrorCode"
+            ) =>
+        {
+            detail.to_string()
+        }
+        _ => match row.error_code {
+            Some(code) => format!("error_0x{:08x}", code as u32),
+            None => "unknown_error".to_string(),
+        },
+    }
+}
+
+fn parse_row(row: &Value) -> Option<(String, DeviceRow)> {
+    let device = row.get("deviceId")?.as_str()?.to_string();
+    let reported_at = row
+        .get("lastSyncDateTime")
+        .and_then(Value::as_str)
+        .and_then(|text| DateTime::parse_from_rfc3339(text).ok())?
+        .with_timezone(&Utc);
+    let text = |field: &str| row.get(field).and_then(Value::as_str).map(str::to_string);
+    Some((
+        device,
+        DeviceRow {
+            install_state: text("installState").unwrap_or_default(),
+            detail: text("installStateDetail"),
+            error_code: row.get("errorCode").and_then(Value::as_i64),
+            reported_at,
+            display_version: text("displayVersion"),
+        },
+    ))
+}
+
+/// The rows of an app reported by `now`, per device (the latest row wins).
+async fn device_rows(
+    connector: &IntuneConnector,
+    app_id: &str,
+    correlation_id: &str,
+    now: DateTime<Utc>,
+) -> Result<HashMap<String, DeviceRow>, ConnectorError> {
+    let path = format!("{APPS}/{app_id}/deviceStatuses");
+    let rows = connector.client().get_all(&path, correlation_id).await?;
+    let mut latest: HashMap<String, DeviceRow> = HashMap::new();
+    for (device, row) in rows.iter().filter_map(parse_row) {
+        if row.reported_at > now {
+            continue;
+        }
+        match latest.get(&device) {
+            Some(seen) if seen.reported_at >= row.reported_at => {}
+            _ => {
+                latest.insert(device, row);
+            }
+        }
+    }
+    Ok(latest)
+}
+
+/// The version a device runs according to a row of an app of `app_version`.
+fn running_version(row: &DeviceRow, app_version: &str) -> Option<String> {
+    (row.install_state == "installed").then(|| {
+        row.display_version
+            .clone()
+            .unwrap_or_else(|| app_version.to_string())
+    })
+}
+
+pub fn not_found(correlation_id: &str) -> ConnectorError {
+    ConnectorError::new(
+        ErrorCode::ResourceNotFound,
+        format!("no app with correlation id {correlation_id} on intune; publish it first"),
+    )
+}
+
+/// The app delivering the deployment now: itself, the earlier version's app
+/// after a rollback, none after an uninstall.
+pub async fn delivering_app(
+    connector: &IntuneConnector,
+    app: &FoundApp,
+) -> Result<Option<FoundApp>, ConnectorError> {
+    match &app.ledger.state {
+        DeploymentState::Active => Ok(Some(app.clone())),
+        DeploymentState::Uninstalled => Ok(None),
+        DeploymentState::RolledBack { to_version } => {
+            lookup::find_package(
+                connector.client(),
+                &app.ledger.application_id,
+                to_version,
+                &app.ledger.correlation_id,
+            )
+            .await
+        }
+    }
+}
+
+pub async fn query_status(
+    connector: &IntuneConnector,
+    correlation_id: &str,
+    now: DateTime<Utc>,
+) -> Result<DeploymentStatus, ConnectorError> {
+    let client = connector.client();
+    let app = connector
+        .find_app(correlation_id, None)
+        .await?
+        .ok_or_else(|| not_found(correlation_id))?;
+    let ledger = &app.ledger;
+    let delivered = ledger.delivered_version().map(str::to_string);
+    let delivering = delivering_app(connector, &app).await?;
+    let assignment_source = delivering.as_ref().unwrap_or(&app);
+    let assignments = lookup::assignments(client, &assignment_source.id, correlation_id).await?;
+    let assigned_groups = wire::install_groups(&assignments);
+    let mut excluded_groups: BTreeSet<String> =
+        wire::excluded_groups(&assignments).into_iter().collect();
+    excluded_groups.extend(ledger.exclusions.iter().cloned());
+
+    let mut members: HashMap<String, Vec<String>> = HashMap::new();
+    let ring_groups = ledger.rings.iter().flat_map(|record| record.groups.iter());
+    for group in ring_groups.chain(&assigned_groups).chain(&excluded_groups) {
+        if !members.contains_key(group) {
+            let devices = lookup::group_devices(client, group, correlation_id).await?;
+            members.insert(group.clone(), devices);
+        }
+    }
+    let excluded_devices: BTreeSet<&String> = excluded_groups
+        .iter()
+        .flat_map(|group| members.get(group).into_iter().flatten())
+        .collect();
+    let devices_of = |groups: &mut dyn Iterator<Item = &String>| -> BTreeSet<String> {
+        groups
+            .flat_map(|group| members.get(group).into_iter().flatten())
+            .filter(|device| !excluded_devices.contains(device))
+            .cloned()
+            .collect()
+    };
+
+    let own_rows = device_rows(connector, &app.id, correlation_id, now).await?;
+    let delivering_rows = match &delivering {
+        Some(other) if other.id != app.id => {
+            device_rows(connector, &other.id, correlation_id, now).await?
+        }
+        Some(_) => own_rows.clone(),
+        None => HashMap::new(),
+    };
+
+    let mut rings = BTreeMap::new();
+    for record in &ledger.rings {
+        let targeted = devices_of(
+            &mut record
+                .groups
+                .iter()
+                .filter(|group| assigned_groups.contains(group)),
+        );
+        let mut status = RingStatus::default();
+        for device in &targeted {
+            let row = delivering_rows.get(device);
+            // Intune says the app does not apply to this device: not targeted.
+            if row.is_some_and(|row| row.install_state == "notApplicable") {
+                continue;
+            }
+            status.targeted += 1;
+            let Some(row) = row else {
+                status.pending += 1;
+                continue;
+            };
+            status.last_report_at = status.last_report_at.max(Some(row.reported_at));
+            let runs = delivered
+                .as_deref()
+                .and_then(|version| running_version(row, version));
+            if runs.is_some() && runs == delivered {
+                status.installed += 1;
+                status.first_install_at = Some(
+                    status
+                        .first_install_at
+                        .map_or(row.reported_at, |first| first.min(row.reported_at)),
+                );
+            } else if row.install_state == "failed" {
+                status.failed += 1;
+                *status
+                    .failure_reasons
+                    .entry(failure_reason(row))
+                    .or_default() += 1;
+            } else {
+                status.pending += 1;
+            }
+        }
+        rings.insert(record.ring.clone(), status);
+    }
+
+    let assigned_devices = devices_of(&mut assigned_groups.iter());
+    let ever_targeted = devices_of(
+        &mut ledger
+            .rings
+            .iter()
+            .flat_map(|record| record.groups.iter())
+            .chain(&assigned_groups),
+    );
+    let mut installed_versions: BTreeMap<String, u32> = BTreeMap::new();
+    for device in &ever_targeted {
+        let own = own_rows.get(device).and_then(|row| {
+            running_version(row, &ledger.version).map(|version| (row.reported_at, version))
+        });
+        let other = match (&delivering, delivered.as_deref()) {
+            (Some(other), Some(version)) if other.id != app.id => {
+                delivering_rows.get(device).and_then(|row| {
+                    running_version(row, version).map(|found| (row.reported_at, found))
+                })
+            }
+            _ => None,
+        };
+        if let Some((_, version)) = own.into_iter().chain(other).max_by_key(|(at, _)| *at) {
+            *installed_versions.entry(version).or_default() += 1;
+        }
+    }
+    let version = majority(&installed_versions, delivered.as_deref());
+    Ok(DeploymentStatus {
+        correlation_id: correlation_id.to_string(),
+        rings,
+        observed: ObservedState {
+            version,
+            assigned_groups,
+            assigned_devices: u32::try_from(assigned_devices.len()).unwrap_or(u32::MAX),
+            installed_versions,
+        },
+    })
+}
+
+/// The version most devices run; a tie goes to the delivered version.
+pub fn majority(versions: &BTreeMap<String, u32>, delivered: Option<&str>) -> Option<String> {
+    let most = versions.values().copied().max()?;
+    if let Some(delivered) = delivered
+        && versions.get(delivered) == Some(&most)
+    {
+        return Some(delivered.to_string());
+    }
+    versions
+        .iter()
+        .find(|(_, count)| **count == most)
+        .map(|(version, _)| version.clone())
+}

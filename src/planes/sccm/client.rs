@@ -1,0 +1,212 @@
+//! `client`: the AdminService over HTTP: the bearer token (Entra client
+//! credentials, or a token file), the concurrency cap, OData paging (a
+//! server's `@odata.nextLink` when it sends one, else `$top`/`$skip` until a
+//! short page), and the mapping of answers to [`ConnectorError`]s.
+//!
+//! Nothing here retries or sleeps, except one new token after a 401. No query
+//! string, header or token ever reaches an error or a log line.
+
+use super::config::ResolvedAuth;
+use crate::planes::entra::TokenCache;
+use crate::planes::http::{
+    code_for_status, describe, odata_error_text, retry_after_of, transient_retry_after,
+    transport_error,
+};
+use crate::planes::{ConnectorError, ErrorCode, Secret};
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+use std::path::PathBuf;
+use std::time::Duration;
+use tokio::sync::Semaphore;
+
+const MAX_PAGES: usize = 10_000;
+
+enum Credentials {
+    Entra(TokenCache),
+    TokenFile(PathBuf),
+}
+
+/// One AdminService client, shared by every clone of a connector.
+pub struct AdminClient {
+    http: reqwest::Client,
+    base_url: String,
+    credentials: Credentials,
+    permits: Semaphore,
+    page_size: usize,
+}
+
+fn hint(code: ErrorCode) -> &'static str {
+    match code {
+        ErrorCode::RateLimit => "the AdminService is throttling; retry after the wait",
+        ErrorCode::InvalidCredentials => "check the connector's credentials",
+        ErrorCode::Unauthorized => {
+            "give the account a Configuration Manager security role that may deploy applications"
+        }
+        ErrorCode::ResourceNotFound => "the object does not exist on this site",
+        ErrorCode::InvalidRequest => "the AdminService refused the request as sent",
+        _ => "retry later",
+    }
+}
+
+impl AdminClient {
+    pub fn new(
+        base_url: &str,
+        auth: ResolvedAuth,
+        request_timeout: Duration,
+        max_concurrent_requests: usize,
+        page_size: usize,
+    ) -> Result<AdminClient, reqwest::Error> {
+        let http = reqwest::Client::builder()
+            .timeout(request_timeout)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()?;
+        let credentials = match auth {
+            ResolvedAuth::Entra(credentials) => {
+                Credentials::Entra(TokenCache::new("sccm", credentials))
+            }
+            ResolvedAuth::TokenFile(path) => Credentials::TokenFile(path),
+        };
+        Ok(AdminClient {
+            http,
+            base_url: base_url.trim_end_matches('/').to_string(),
+            credentials,
+            permits: Semaphore::new(max_concurrent_requests.max(1)),
+            page_size: page_size.max(1),
+        })
+    }
+
+    async fn token(&self, force: bool) -> Result<Secret, ConnectorError> {
+        match &self.credentials {
+            Credentials::Entra(cache) => cache.token(&self.http, force).await,
+            Credentials::TokenFile(path) => {
+                let text = tokio::fs::read_to_string(path).await.map_err(|_| {
+                    ConnectorError::new(
+                        ErrorCode::InvalidCredentials,
+                        format!(
+                            "cannot read the sccm bearer token file {}; check auth.path",
+                            path.display()
+                        ),
+                    )
+                })?;
+                Ok(Secret::new(text.trim()))
+            }
+        }
+    }
+
+    fn url_of(&self, target: &str) -> Result<String, ConnectorError> {
+        if target.starts_with('/') {
+            return Ok(format!("{}{target}", self.base_url));
+        }
+        if target.starts_with(&format!("{}/", self.base_url)) {
+            return Ok(target.to_string());
+        }
+        Err(ConnectorError::new(
+            ErrorCode::ServiceUnavailable,
+            format!(
+                "the AdminService handed out a next page link outside base_url ({}); refusing to follow it",
+                describe(target)
+            ),
+        ))
+    }
+
+    /// Sends one request (`target` under the base URL, e.g. `/wmi/SMS_Site`)
+    /// and answers its JSON (`Value::Null` when empty). A 401 gets one new token.
+    pub async fn send(
+        &self,
+        method: Method,
+        target: &str,
+        body: Option<&Value>,
+    ) -> Result<Value, ConnectorError> {
+        let url = self.url_of(target)?;
+        let operation = format!("{method} {}", describe(target));
+        let _permit = self.permits.acquire().await.map_err(|_| {
+            ConnectorError::new(
+                ErrorCode::ServiceUnavailable,
+                "the sccm connector is shutting down",
+            )
+        })?;
+        let mut refreshed = false;
+        loop {
+            let token = self.token(refreshed).await?;
+            let mut request = self
+                .http
+                .request(method.clone(), &url)
+                .bearer_auth(token.expose());
+            if let Some(body) = body {
+                request = request.json(body);
+            }
+            tracing::debug!(operation = %operation, "adminservice request");
+            let response = request
+                .send()
+                .await
+                .map_err(|error| transport_error("sccm", &method, target, &error))?;
+            let status = response.status();
+            if status == StatusCode::UNAUTHORIZED && !refreshed {
+                refreshed = true;
+                continue;
+            }
+            let retry_after = retry_after_of(&response);
+            let text = response
+                .text()
+                .await
+                .map_err(|error| transport_error("sccm", &method, target, &error))?;
+            if status.is_success() {
+                if text.trim().is_empty() {
+                    return Ok(Value::Null);
+                }
+                return serde_json::from_str(&text).map_err(|_| {
+                    ConnectorError::new(
+                        ErrorCode::ServiceUnavailable,
+                        format!("{operation} on sccm: the answer is not JSON; retry later"),
+                    )
+                });
+            }
+            let code = code_for_status(status);
+            tracing::info!(operation = %operation, status = status.as_u16(), code = code.as_str(), "adminservice refused a request");
+            return Err(ConnectorError::new(
+                code,
+                format!(
+                    "{operation} on sccm answered HTTP {} ({}); {}",
+                    status.as_u16(),
+                    odata_error_text(&text),
+                    hint(code)
+                ),
+            )
+            .with_retry_after(transient_retry_after(code, retry_after)));
+        }
+    }
+
+    /// Every instance a query selects: `$top`/`$skip` pages until a short one,
+    /// or the server's `@odata.nextLink` chain when it sends one.
+    pub async fn get_all(&self, path: &str) -> Result<Vec<Value>, ConnectorError> {
+        let separator = if path.contains('?') { '&' } else { '?' };
+        let mut items: Vec<Value> = Vec::new();
+        let mut next_link: Option<String> = None;
+        let mut skip = 0;
+        for _ in 0..MAX_PAGES {
+            let target = match &next_link {
+                Some(link) => link.clone(),
+                None => format!("{path}{separator}$top={}&$skip={skip}", self.page_size),
+            };
+            let mut page = self.send(Method::GET, &target, None).await?;
+            let values = match page.get_mut("value").map(Value::take) {
+                Some(Value::Array(values)) => values,
+                _ => Vec::new(),
+            };
+            let count = values.len();
+            items.extend(values);
+            match page.get("@odata.nextLink").and_then(Value::as_str) {
+                Some(link) => next_link = Some(link.to_string()),
+                None if next_link.is_none() && count == self.page_size => skip += count,
+                None => return Ok(items),
+            }
+        }
+        Err(ConnectorError::new(
+            ErrorCode::ServiceUnavailable,
+            format!(
+                "GET {} on sccm: more than {MAX_PAGES} pages; refusing to go on",
+                describe(path)
+            ),
+        ))
+    }
+}

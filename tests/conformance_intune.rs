@@ -1,0 +1,191 @@
+//! The conformance suite against the Intune connector and its Graph simulator
+//! (a real HTTP server on 127.0.0.1:0). Every check runs.
+
+mod conformance;
+
+use chrono::{DateTime, Utc};
+use conformance::{
+    DeviceResults, Drift, Harness, HarnessOptions, LostAnswer, PlaneFault, TestGroup, TestGroups,
+};
+use ringmaster::model::Plane;
+use ringmaster::planes::intune::simulator::{
+    IntuneSimulator, LostRequest, SimulatorFault, SimulatorOptions,
+};
+use ringmaster::planes::intune::{ContentSource, IntuneConfig};
+use ringmaster::planes::{ArtifactRef, Connector, ConnectorConfig, Secret};
+use std::time::Duration;
+
+const TENANT: &str = "8f3c2a1b-4d5e-4f60-9a7b-1c2d3e4f5a6b";
+const CLIENT: &str = "2b7e1c9d-3a4f-4e5b-8c6d-7e8f9a0b1c2d";
+
+struct IntuneHarness {
+    simulator: IntuneSimulator,
+    config: IntuneConfig,
+    connector: Connector,
+    _secret_directory: tempfile::TempDir,
+}
+
+fn group(id: &str, devices: u32) -> TestGroup {
+    TestGroup {
+        id: id.into(),
+        devices,
+    }
+}
+
+fn groups() -> TestGroups {
+    TestGroups {
+        canary: group("0a1b2c3d-0000-4000-8000-00000000c1a7", 5),
+        pilot: group("0a1b2c3d-0000-4000-8000-0000000091a7", 4),
+        broad: group("0a1b2c3d-0000-4000-8000-00000000b70a", 3),
+        extra: group("0a1b2c3d-0000-4000-8000-00000000e7a0", 2),
+        excluded: group("0a1b2c3d-0000-4000-8000-00000000e8c1", 1),
+        unknown: "0a1b2c3d-0000-4000-8000-0000000000ff".into(),
+    }
+}
+
+impl Harness for IntuneHarness {
+    const PLANE: Plane = Plane::Intune;
+
+    async fn start(options: HarnessOptions) -> IntuneHarness {
+        let secret = format!("Qv8~intune-secret-{}", uuid::Uuid::new_v4().simple());
+        let mut simulator_options =
+            SimulatorOptions::new(TENANT, CLIENT, Secret::new(secret.clone()));
+        simulator_options.page_size = options.page_size;
+        let simulator = IntuneSimulator::new(simulator_options);
+        let registered = groups();
+        for group in [
+            &registered.canary,
+            &registered.pilot,
+            &registered.broad,
+            &registered.extra,
+            &registered.excluded,
+        ] {
+            simulator.add_group(&group.id, group.devices);
+        }
+        let address = simulator.start().await.expect("simulator");
+        let directory = tempfile::tempdir().expect("temp dir");
+        let secret_file = directory.path().join("intune-secret");
+        std::fs::write(&secret_file, format!("{secret}\n")).expect("secret file");
+        let mut config = IntuneConfig::new(TENANT, CLIENT, ContentSource::SimulatorPlaceholder);
+        config.base_url = format!("http://{address}");
+        config.token_url = format!("http://{address}");
+        config.client_secret_file = Some(secret_file);
+        config.request_timeout = Duration::from_millis(1000);
+        config.upload_poll_interval = Duration::ZERO;
+        let connector = ConnectorConfig::Intune(config.clone())
+            .build()
+            .expect("intune connector");
+        IntuneHarness {
+            simulator,
+            config,
+            connector,
+            _secret_directory: directory,
+        }
+    }
+
+    fn connector(&self) -> Connector {
+        self.connector.clone()
+    }
+
+    fn restarted_connector(&self) -> Connector {
+        ConnectorConfig::Intune(self.config.clone())
+            .build()
+            .expect("intune connector")
+    }
+
+    fn groups(&self) -> TestGroups {
+        groups()
+    }
+
+    fn artifact(&self) -> ArtifactRef {
+        ArtifactRef {
+            id: "vpn-client-2.1.0-win".into(),
+            file: "VpnClient-2.1.0.intunewin".into(),
+            sha256: format!("sha256:{}", "ab".repeat(32)),
+            install: "msiexec /i VpnClient.msi /qn".into(),
+            uninstall: "msiexec /x {0D3C2B1A-0F9E-4A5B-8C7D-6E5F4A3B2C1D} /qn".into(),
+            detection_type: "msi_product_code".into(),
+            detection_value: "{0D3C2B1A-0F9E-4A5B-8C7D-6E5F4A3B2C1D}".into(),
+        }
+    }
+
+    async fn secrets(&self) -> Vec<String> {
+        self.simulator.credentials()
+    }
+
+    async fn inject(&self, fault: PlaneFault) {
+        let simulator_fault = match fault {
+            PlaneFault::RateLimited { retry_after } => SimulatorFault::Throttle { retry_after },
+            PlaneFault::ServerErrors { status, count } => {
+                SimulatorFault::ServerErrors { status, count }
+            }
+            PlaneFault::SlowResponse => SimulatorFault::Slow,
+            PlaneFault::ResponseLostAfterApply { on } => SimulatorFault::LoseAnswer(match on {
+                LostAnswer::AppCreation => LostRequest::AppCreation,
+                LostAnswer::AssignmentChange => LostRequest::Assign,
+            }),
+            PlaneFault::Rejected { status } => SimulatorFault::Reject { status },
+            PlaneFault::TokenExpired => {
+                self.simulator.expire_tokens();
+                return;
+            }
+        };
+        self.simulator.inject(simulator_fault);
+    }
+
+    async fn revoke_credentials(&self) {
+        self.simulator.revoke_credentials();
+    }
+
+    async fn app_count(&self, correlation_id: &str) -> usize {
+        self.simulator.app_ids(correlation_id).len()
+    }
+
+    async fn assignment_count(&self, correlation_id: &str) -> usize {
+        self.simulator.install_assignment_count(correlation_id)
+    }
+
+    async fn api_requests(&self) -> u64 {
+        self.simulator.api_requests()
+    }
+
+    async fn token_requests(&self) -> u64 {
+        self.simulator.token_requests()
+    }
+
+    async fn report_devices(
+        &self,
+        correlation_id: &str,
+        results: DeviceResults,
+        now: DateTime<Utc>,
+    ) -> DateTime<Utc> {
+        self.simulator
+            .report(correlation_id, results.installed, results.failed, now);
+        now
+    }
+
+    async fn add_unrelated_apps(&self, count: usize) {
+        self.simulator.add_unrelated_apps(count);
+    }
+
+    async fn drift(&self, correlation_id: &str, drift: &Drift, now: DateTime<Utc>) {
+        match drift {
+            Drift::AssignmentMissing { group } => {
+                assert!(self.simulator.remove_assignments(correlation_id, group) > 0);
+            }
+            Drift::ScopeWidened { extra_group } => {
+                self.simulator
+                    .add_assignment(correlation_id, extra_group, "required");
+            }
+            Drift::VersionReverted {
+                to_version,
+                devices,
+            } => {
+                self.simulator
+                    .revert_devices(correlation_id, to_version, *devices, now);
+            }
+        }
+    }
+}
+
+conformance::conformance_suite!(intune, IntuneHarness);
