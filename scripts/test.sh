@@ -18,4 +18,4 @@ fi
 git config --global user.name >/dev/null 2>&1 || git config --global user.name "ringmaster tests"
 git config --global user.email >/dev/null 2>&1 || git config --global user.email "tests@ringmaster.invalid"
 
-cargo test --all-targets --locked "$@"
+cargo test --locked "$@"
