@@ -216,6 +216,8 @@ pub async fn run(
         poll_interval: std::time::Duration::from_secs(30),
         siem: SiemSink::Off,
         evidence_remote: None,
+        listen: None,
+        github: None,
     };
     let fleet = SimSettings {
         seed: options.seed,

@@ -7,12 +7,14 @@
 
 #![forbid(unsafe_code)]
 
+pub mod api;
 pub mod cli;
 pub mod daemon;
 pub mod demo;
 pub mod diagnostic;
 pub mod evaluation;
 pub mod evidence;
+pub mod forge;
 pub mod model;
 pub mod orchestrator;
 pub mod plan;

@@ -43,6 +43,8 @@ impl Fleet {
             poll_interval: std::time::Duration::from_secs(30),
             siem: SiemSink::Off,
             evidence_remote: None,
+            listen: None,
+            github: None,
         };
         let settings = SimSettings {
             seed: 11,

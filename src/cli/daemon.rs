@@ -10,6 +10,54 @@ use anyhow::Context as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+/// The HTTP server and GitHub flags of `serve`.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct ForgeArgs {
+    /// Address the HTTP server (/healthz, /webhooks/github) listens on, e.g.
+    /// 127.0.0.1:8080 (port 0 picks a free port; the address is printed).
+    #[arg(long)]
+    pub listen: Option<String>,
+    /// GitHub repository (owner/name) whose pull requests ringmaster checks.
+    #[arg(long)]
+    pub github_repository: Option<String>,
+    /// GitHub API base URL [default: https://api.github.com]; for GitHub
+    /// Enterprise Server https://HOST/api/v3.
+    #[arg(long)]
+    pub github_api_url: Option<String>,
+    /// GitHub App id (posts check runs).
+    #[arg(long)]
+    pub github_app_id: Option<u64>,
+    /// The GitHub App's installation id.
+    #[arg(long)]
+    pub github_installation_id: Option<u64>,
+    /// File holding the GitHub App's private key (PEM).
+    #[arg(long)]
+    pub github_app_key_file: Option<PathBuf>,
+    /// File holding a GitHub token (posts commit statuses); or set $RINGMASTER_GITHUB_TOKEN.
+    #[arg(long)]
+    pub github_token_file: Option<PathBuf>,
+    /// File holding the webhook secret; or set $RINGMASTER_GITHUB_WEBHOOK_SECRET.
+    #[arg(long)]
+    pub github_webhook_secret_file: Option<PathBuf>,
+}
+
+impl ForgeArgs {
+    /// These flags as a config layer (every other setting unset).
+    pub fn into_raw_config(self) -> RawConfig {
+        RawConfig {
+            listen: self.listen,
+            github_repository: self.github_repository,
+            github_api_url: self.github_api_url,
+            github_app_id: self.github_app_id,
+            github_installation_id: self.github_installation_id,
+            github_app_key_file: self.github_app_key_file,
+            github_token_file: self.github_token_file,
+            github_webhook_secret_file: self.github_webhook_secret_file,
+            ..RawConfig::default()
+        }
+    }
+}
+
 /// Environment variable holding the signing key's password, if it has one.
 pub const KEY_PASSWORD_VARIABLE: &str = "RINGMASTER_KEY_PASSWORD";
 
@@ -33,12 +81,13 @@ pub(super) fn serve(
         .layered(flags)
         .validate(key_password())?;
     let mut daemon = Daemon::open(config)?;
+    // Multi-threaded: processing runs in blocking sections that may call GitHub.
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("start the async runtime")?;
     if once {
-        let step = runtime.block_on(daemon.step(clock()))?;
+        let step = runtime.block_on(daemon.run_once(clock.clone()))?;
         if step.commits.is_empty() {
             println!("nothing to process: the tracked branch has no new commits");
         }

@@ -141,9 +141,20 @@ pub enum Command {
     /// environment < flags. The key's password, if any, is read from
     /// $RINGMASTER_KEY_PASSWORD.
     ///
+    /// With --github-repository, pull requests into the tracked branch are
+    /// checked (`ringmaster/policy` status or check run, one comment), reviews
+    /// count as CAB approvals, and merged commits' evidence carries the PR and
+    /// its reviews; --listen serves /healthz and /webhooks/github. Secrets come
+    /// from files (--github-token-file, ...) or $RINGMASTER_GITHUB_TOKEN and
+    /// $RINGMASTER_GITHUB_WEBHOOK_SECRET. See docs/github.md.
+    ///
     /// Examples:
     ///   ringmaster serve --repo ./contoso --state /var/lib/ringmaster --key keys/ringmaster.key
     ///   ringmaster serve --repo https://git.example/contoso.git --state st --key k --once
+    ///   ringmaster serve --repo https://github.com/contoso/tenant.git --state st --key k \
+    ///     --listen 0.0.0.0:8080 --github-repository contoso/tenant --github-app-id 12345 \
+    ///     --github-installation-id 678 --github-app-key-file app.pem \
+    ///     --github-webhook-secret-file webhook.secret
     Serve {
         /// Governed repository: a local path (watched) or a URL (mirrored and fetched).
         #[arg(long)]
@@ -172,6 +183,8 @@ pub enum Command {
         /// Process everything pending, then exit (for CI jobs and tests).
         #[arg(long)]
         once: bool,
+        #[command(flatten)]
+        forge: Box<daemon::ForgeArgs>,
     },
     /// The whole story on the sample tenant, in under a minute.
     ///
@@ -326,6 +339,7 @@ pub fn run(cli: Cli, clock: crate::daemon::Clock) -> ExitCode {
             siem,
             config,
             once,
+            forge,
         } => {
             let flags = crate::daemon::config::RawConfig {
                 repo,
@@ -336,6 +350,7 @@ pub fn run(cli: Cli, clock: crate::daemon::Clock) -> ExitCode {
                 poll_seconds,
                 siem,
                 evidence_remote: None,
+                ..(*forge).into_raw_config()
             };
             daemon::serve(flags, config.as_deref(), once, clock)
         }

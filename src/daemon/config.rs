@@ -5,6 +5,8 @@
 //! to poll). Parsed into a raw, all-optional layer first, then validated into
 //! [`DaemonConfig`], so every missing or bad setting is reported by name.
 
+pub use super::github_config::GitHubConfig;
+use crate::forge::{GitHubToken, WebhookSecret};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -72,6 +74,29 @@ pub struct RawConfig {
     pub siem: Option<String>,
     /// Name of the Git remote evidence is pushed to (remote mode: `origin`).
     pub evidence_remote: Option<String>,
+    /// Address the HTTP server (health, webhooks) listens on, `127.0.0.1:8080`.
+    pub listen: Option<String>,
+    /// `owner/name` of the governed repository on GitHub; turns the forge on.
+    pub github_repository: Option<String>,
+    /// GitHub's API base URL [default: https://api.github.com];
+    /// `https://HOST/api/v3` for GitHub Enterprise Server.
+    pub github_api_url: Option<String>,
+    /// GitHub App id (App authentication: check runs).
+    pub github_app_id: Option<u64>,
+    /// The App's installation id on the repository's account.
+    pub github_installation_id: Option<u64>,
+    /// File holding the App's private key (PEM).
+    pub github_app_key_file: Option<PathBuf>,
+    /// File holding a GitHub token (token authentication: commit statuses).
+    pub github_token_file: Option<PathBuf>,
+    /// File holding the webhook secret.
+    pub github_webhook_secret_file: Option<PathBuf>,
+    /// A token from `RINGMASTER_GITHUB_TOKEN`; never read from a config file.
+    #[serde(skip)]
+    pub github_token: Option<GitHubToken>,
+    /// The webhook secret from `RINGMASTER_GITHUB_WEBHOOK_SECRET`; never read from a config file.
+    #[serde(skip)]
+    pub github_webhook_secret: Option<WebhookSecret>,
 }
 
 impl RawConfig {
@@ -86,6 +111,18 @@ impl RawConfig {
             poll_seconds: over.poll_seconds.or(self.poll_seconds),
             siem: over.siem.or(self.siem),
             evidence_remote: over.evidence_remote.or(self.evidence_remote),
+            listen: over.listen.or(self.listen),
+            github_repository: over.github_repository.or(self.github_repository),
+            github_api_url: over.github_api_url.or(self.github_api_url),
+            github_app_id: over.github_app_id.or(self.github_app_id),
+            github_installation_id: over.github_installation_id.or(self.github_installation_id),
+            github_app_key_file: over.github_app_key_file.or(self.github_app_key_file),
+            github_token_file: over.github_token_file.or(self.github_token_file),
+            github_webhook_secret_file: over
+                .github_webhook_secret_file
+                .or(self.github_webhook_secret_file),
+            github_token: over.github_token.or(self.github_token),
+            github_webhook_secret: over.github_webhook_secret.or(self.github_webhook_secret),
         }
     }
 
@@ -106,13 +143,16 @@ impl RawConfig {
     pub fn from_environment(
         lookup: impl Fn(&str) -> Option<String>,
     ) -> Result<RawConfig, ConfigError> {
-        let poll_seconds = match lookup("RINGMASTER_POLL_SECONDS") {
-            Some(text) => Some(text.parse().map_err(|_| ConfigError::Invalid {
-                setting: "RINGMASTER_POLL_SECONDS".into(),
-                message: format!("\"{text}\" is not a whole number of seconds"),
-            })?),
-            None => None,
+        let number = |name: &str, what: &str| -> Result<Option<u64>, ConfigError> {
+            match lookup(name) {
+                Some(text) => Ok(Some(text.parse().map_err(|_| ConfigError::Invalid {
+                    setting: name.into(),
+                    message: format!("\"{text}\" is not {what}"),
+                })?)),
+                None => Ok(None),
+            }
         };
+        let poll_seconds = number("RINGMASTER_POLL_SECONDS", "a whole number of seconds")?;
         Ok(RawConfig {
             repo: lookup("RINGMASTER_REPO"),
             state: lookup("RINGMASTER_STATE").map(PathBuf::from),
@@ -122,10 +162,34 @@ impl RawConfig {
             poll_seconds,
             siem: lookup("RINGMASTER_SIEM"),
             evidence_remote: lookup("RINGMASTER_EVIDENCE_REMOTE"),
+            listen: lookup("RINGMASTER_LISTEN"),
+            github_repository: lookup("RINGMASTER_GITHUB_REPOSITORY"),
+            github_api_url: lookup("RINGMASTER_GITHUB_API_URL"),
+            github_app_id: number("RINGMASTER_GITHUB_APP_ID", "a GitHub App id")?,
+            github_installation_id: number(
+                "RINGMASTER_GITHUB_INSTALLATION_ID",
+                "a GitHub App installation id",
+            )?,
+            github_app_key_file: lookup("RINGMASTER_GITHUB_APP_KEY_FILE").map(PathBuf::from),
+            github_token_file: lookup("RINGMASTER_GITHUB_TOKEN_FILE").map(PathBuf::from),
+            github_webhook_secret_file: lookup("RINGMASTER_GITHUB_WEBHOOK_SECRET_FILE")
+                .map(PathBuf::from),
+            github_token: lookup("RINGMASTER_GITHUB_TOKEN").map(GitHubToken::new),
+            github_webhook_secret: lookup("RINGMASTER_GITHUB_WEBHOOK_SECRET")
+                .map(WebhookSecret::new),
         })
     }
 
-    pub fn validate(self, key_password: Option<Secret>) -> Result<DaemonConfig, ConfigError> {
+    pub fn validate(mut self, key_password: Option<Secret>) -> Result<DaemonConfig, ConfigError> {
+        let github = self.github()?;
+        if github.is_some() && self.listen.is_some() && self.github_webhook_secret.is_none() {
+            return Err(ConfigError::Invalid {
+                setting: "github_webhook_secret_file".into(),
+                message: "receiving webhooks (--listen) needs the webhook secret: pass \
+                          --github-webhook-secret-file or set RINGMASTER_GITHUB_WEBHOOK_SECRET"
+                    .into(),
+            });
+        }
         let missing = |setting: &str, flag: &str| ConfigError::Missing {
             setting: setting.into(),
             flag: flag.into(),
@@ -168,6 +232,8 @@ impl RawConfig {
             poll_interval: Duration::from_secs(poll_seconds),
             siem,
             evidence_remote,
+            listen: self.listen,
+            github,
         })
     }
 }
@@ -186,6 +252,10 @@ pub struct DaemonConfig {
     pub siem: SiemSink,
     /// Remote that evidence is pushed to (fast-forward only), if any.
     pub evidence_remote: Option<String>,
+    /// Where the HTTP server listens; `None`: no server.
+    pub listen: Option<String>,
+    /// The forge; `None`: no GitHub integration.
+    pub github: Option<GitHubConfig>,
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -8,6 +8,8 @@
 //! passes a clock in.
 
 pub mod config;
+pub mod github;
+pub mod github_config;
 pub mod planes;
 pub mod process;
 pub mod record;
@@ -38,6 +40,8 @@ pub enum Event {
     RepoChanged,
     /// The poll interval elapsed.
     Tick,
+    /// A forge webhook delivery was queued in the store (see `github`).
+    Webhook,
     Shutdown,
 }
 
@@ -64,6 +68,10 @@ pub enum DaemonError {
     Planes(String),
     #[error(transparent)]
     Drive(#[from] rollout::DriveError),
+    #[error(transparent)]
+    Forge(Box<crate::forge::ForgeError>),
+    #[error("HTTP server: {0}")]
+    Api(String),
 }
 
 impl From<crate::store::StoreError> for DaemonError {
@@ -97,6 +105,8 @@ pub struct Daemon {
     next_reconcile: Option<DateTime<Utc>>,
     /// Whether in-flight work of a previous process was re-sent.
     recovered: bool,
+    /// GitHub, when configured (connected by `connect_forge`).
+    forge: Option<crate::forge::Forge>,
 }
 
 /// What one step of the daemon did.
@@ -153,6 +163,7 @@ impl Daemon {
             good: None,
             next_reconcile: None,
             recovered: false,
+            forge: None,
         })
     }
 
@@ -219,6 +230,7 @@ impl Daemon {
             ..StepReport::default()
         };
         let (Some((commit, snapshot)), Some(planes)) = (&self.good, &self.planes) else {
+            self.report_to_forge(&report.commits).await;
             return Ok(report);
         };
         let mut driver = rollout::Driver {
@@ -250,6 +262,8 @@ impl Daemon {
         if let Some(remote) = self.config.evidence_remote.clone() {
             self.push_or_block(&remote, now)?;
         }
+        // After the evidence is pushed: the status never runs ahead of the record.
+        self.report_to_forge(&report.commits).await;
         Ok(report)
     }
 
@@ -269,6 +283,10 @@ impl Daemon {
             store: &mut self.store,
             siem: &mut self.siem,
             pause_at: self.pause_at,
+            forge: self
+                .forge
+                .as_ref()
+                .map(|forge| forge as &dyn crate::forge::MergeFactsSource),
         };
         Ok(processor.process_pending(now)?)
     }
@@ -365,6 +383,10 @@ impl Daemon {
                 delay = poll.mul_f64(jitter);
             }
         });
+        self.connect_forge(clock.clone())?;
+        let api = self.start_api(sender.clone(), clock.clone()).await?;
+        // Deliveries stored before a restart but never handled.
+        let _ = sender.try_send(Event::Webhook);
         tokio::pin!(shutdown);
         tracing::info!(branch = %self.config.branch, "ringmaster daemon started");
         loop {
@@ -372,8 +394,14 @@ impl Daemon {
                 () = &mut shutdown => Event::Shutdown,
                 Some(event) = events.recv() => event,
             };
+            let tick = matches!(event, Event::Tick);
             match event {
                 Event::Shutdown => break,
+                Event::Webhook => {
+                    if let Err(error) = self.handle_webhooks(clock()).await {
+                        tracing::error!(%error, "webhook queue failed; will retry");
+                    }
+                }
                 Event::RepoChanged | Event::Tick => {
                     let now = clock();
                     match self.step(now).await {
@@ -394,10 +422,18 @@ impl Daemon {
                         // the commit stays pending and is retried on the next event.
                         Err(error) => tracing::error!(%error, "processing failed; will retry"),
                     }
+                    if tick {
+                        self.poll_forge(clock()).await;
+                    }
                 }
             }
         }
         timer.abort();
+        if let Some(api) = api
+            && let Err(error) = api.shutdown().await
+        {
+            tracing::warn!(%error, "HTTP server did not stop cleanly");
+        }
         tracing::info!("ringmaster daemon stopped");
         Ok(())
     }

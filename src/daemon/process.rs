@@ -11,7 +11,7 @@
 use super::record;
 use super::rollout::{EvaluationFacts, IntentState};
 use super::siem::Siem;
-use crate::evaluation::{self, RuntimeFacts};
+use crate::evaluation::RuntimeFacts;
 use crate::evidence::{
     AppendedRecord, EvidenceBranch, EvidencePack, EvidencePackInput, GitIdentity, RecordType,
     SigningKey,
@@ -43,6 +43,10 @@ pub enum ProcessError {
     /// Invariant 4: without evidence nothing proceeds; the commit is retried.
     #[error("evidence branch cannot be written, publishing is blocked: {0}")]
     Evidence(#[from] crate::evidence::EvidenceError),
+    /// How the commit reached the branch (its PR and reviews) could not be
+    /// read; the commit is retried, never judged without its approvals.
+    #[error("reading the commit's pull request from GitHub: {0}")]
+    Forge(Box<crate::forge::ForgeError>),
 }
 
 impl From<crate::store::StoreError> for ProcessError {
@@ -82,6 +86,8 @@ pub struct Processor<'a> {
     /// Test hook: announce on stderr and wait forever at this point, so a test
     /// can `kill -9` the process exactly there.
     pub pause_at: Option<PausePoint>,
+    /// The forge, when configured: each commit's pull request and reviews.
+    pub forge: Option<&'a dyn crate::forge::MergeFactsSource>,
 }
 
 /// Runtime facts read from the store before the (parallel) evaluation.
@@ -191,9 +197,22 @@ impl Processor<'_> {
             active.insert(intent.intent_id.clone(), others);
         }
         let facts = StoreFacts { active };
-        let (snapshot, evaluation) =
-            evaluation::evaluate_entries(&entries, base.as_ref(), now, &facts);
         let sha = commit.to_string();
+        let merge_facts = match self.forge {
+            Some(forge) => Some(
+                forge
+                    .merge_facts_blocking(self.repo, self.evidence.branch_name(), &sha)
+                    .map_err(|error| ProcessError::Forge(Box::new(error)))?,
+            ),
+            None => None,
+        };
+        let (snapshot, evaluation, forge_evidence) = crate::forge::evaluate_commit(
+            &entries,
+            base.as_ref(),
+            now,
+            &facts,
+            merge_facts.as_ref(),
+        );
         let errors = evaluation
             .diagnostics
             .iter()
@@ -251,8 +270,14 @@ impl Processor<'_> {
                 continue;
             }
             let correlation_id = correlation_id_for(&intent.intent_id);
-            let body =
-                record::decision_body(&snapshot, base.as_ref(), intent, intent_evaluation, &sha);
+            let body = record::decision_body(
+                &snapshot,
+                base.as_ref(),
+                intent,
+                intent_evaluation,
+                &sha,
+                forge_evidence.for_intent(intent_evaluation),
+            );
             let appended = self.append_once(EvidencePackInput {
                 record_type: RecordType::Decision,
                 intent_id: Some(intent.intent_id.clone()),

@@ -43,13 +43,15 @@ pub fn policy_bundle_sha256(snapshot: &Snapshot) -> String {
     ))
 }
 
-/// The body of a `decision` evidence pack.
+/// The body of a `decision` evidence pack. `forge` is the forge slot
+/// (`forge::ForgeEvidence::for_intent`; `null` without a forge).
 pub fn decision_body(
     snapshot: &Snapshot,
     base: Option<&Snapshot>,
     intent: &model::Located<DeploymentIntent>,
     evaluation: &IntentEvaluation,
     source_commit: &str,
+    forge: Value,
 ) -> Value {
     let plan = plan::build(snapshot, intent, evaluation.clone(), base);
     let artifact = snapshot.artifact_of(intent);
@@ -71,11 +73,12 @@ pub fn decision_body(
                 "conditions": approval.conditions,
                 "emergency_override": approval.emergency_override,
                 "counted": counted.contains(&approval.approval_id),
-                "established_by": {
-                    "kind": "approval_record",
-                    "file": approval.file,
-                    "commit": source_commit,
-                },
+                "established_by": crate::forge::merge::established_by(&forge, &approval.approval_id)
+                    .unwrap_or_else(|| json!({
+                        "kind": "approval_record",
+                        "file": approval.file,
+                        "commit": source_commit,
+                    })),
             })
         })
         .collect();
@@ -128,8 +131,7 @@ pub fn decision_body(
         "blast_radius": plan.blast_radius,
         "total_devices": plan.total_devices,
         "timeline": plan.timeline,
-        // Filled by the forge integration: PR number and URL, head and merge
-        // commits, and each counted review.
-        "forge": Value::Null,
+        // PR number and URL, head and merge commits, each counted review.
+        "forge": forge,
     })
 }

@@ -1,0 +1,90 @@
+//! The daemon's HTTP server (axum): `/healthz` and the GitHub webhook
+//! receiver, `/webhooks/github`. Each concern is a [`Router`] merged into
+//! one, so `/api/v1`, `/metrics` and the status page plug in the same way.
+//!
+//! The server only ever records and signals: a webhook delivery is verified,
+//! deduplicated and stored durably, then the daemon's event loop is woken;
+//! all the work happens there. Shutdown is injected ([`ApiServer::shutdown`]).
+
+pub mod webhooks;
+
+pub use webhooks::{WEBHOOK_BODY_LIMIT, WebhookState};
+
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::json;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// The wall clock, injected (the same shape as `daemon::Clock`).
+pub type Clock = crate::forge::Clock;
+
+/// What can go wrong running the server.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("cannot listen on {address}: {source}")]
+    Bind {
+        address: String,
+        source: std::io::Error,
+    },
+    #[error("the HTTP server failed: {0}")]
+    Serve(String),
+}
+
+/// The routes: `/healthz` always, `/webhooks/github` when webhooks are configured.
+pub fn router(webhooks: Option<Arc<WebhookState>>) -> Router {
+    let router = Router::new().route("/healthz", get(|| async { Json(json!({"status": "ok"})) }));
+    match webhooks {
+        Some(state) => router.merge(webhooks::routes(state)),
+        None => router,
+    }
+}
+
+/// A running server.
+pub struct ApiServer {
+    /// Where it listens (the real port when `:0` was asked for).
+    pub local_addr: SocketAddr,
+    stop: oneshot::Sender<()>,
+    task: JoinHandle<std::io::Result<()>>,
+}
+
+impl ApiServer {
+    /// Binds `address` (`127.0.0.1:8080`, `[::]:8080`) and serves `router`.
+    pub async fn start(address: &str, router: Router) -> Result<ApiServer, ApiError> {
+        let listener = tokio::net::TcpListener::bind(address)
+            .await
+            .map_err(|source| ApiError::Bind {
+                address: address.to_owned(),
+                source,
+            })?;
+        let local_addr = listener.local_addr().map_err(|source| ApiError::Bind {
+            address: address.to_owned(),
+            source,
+        })?;
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            axum::serve(listener, router)
+                .with_graceful_shutdown(async move {
+                    let _ = stopped.await;
+                })
+                .await
+        });
+        Ok(ApiServer {
+            local_addr,
+            stop,
+            task,
+        })
+    }
+
+    /// Stops accepting, lets requests in flight finish, and waits.
+    pub async fn shutdown(self) -> Result<(), ApiError> {
+        let _ = self.stop.send(());
+        match self.task.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(error)) => Err(ApiError::Serve(error.to_string())),
+            Err(error) => Err(ApiError::Serve(error.to_string())),
+        }
+    }
+}

@@ -1,0 +1,243 @@
+//! The daemon's side of the forge: the HTTP server, the webhook queue, PR
+//! checks, the poll of open PRs, merge facts for commit processing, and the
+//! status of each processed commit on GitHub.
+//!
+//! Webhooks are hints. The HTTP server only records a delivery in the store
+//! and sends [`Event::Webhook`]; the loop then drains every unprocessed
+//! delivery: a push to the tracked branch or a merged PR processes the
+//! branch, a PR or review event re-checks that PR (each PR once per drain,
+//! however many deliveries named it). A delivery is marked processed after
+//! its attempt; what failed is caught by the poll, which on every tick
+//! re-judges each open PR whose head, update time or base moved.
+
+use super::{Daemon, DaemonError, Event, StepReport};
+use crate::api::{self, ApiServer, WebhookState};
+use crate::daemon::Clock;
+use crate::daemon::config::RepoLocation;
+use crate::daemon::process::CommitReport;
+use crate::forge::webhook::WebhookHint;
+use crate::forge::{CheckState, Forge, ForgeError, GitHubClient};
+use crate::store::{CommitOutcome, Store};
+use chrono::{DateTime, Utc};
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
+use tokio::sync::mpsc;
+
+impl From<ForgeError> for DaemonError {
+    fn from(error: ForgeError) -> Self {
+        DaemonError::Forge(Box::new(error))
+    }
+}
+
+impl From<api::ApiError> for DaemonError {
+    fn from(error: api::ApiError) -> Self {
+        DaemonError::Api(error.to_string())
+    }
+}
+
+impl Daemon {
+    /// Connects the forge when GitHub is configured (nothing is sent yet).
+    pub fn connect_forge(&mut self, clock: Clock) -> Result<(), DaemonError> {
+        if self.forge.is_some() {
+            return Ok(());
+        }
+        if let Some(github) = &self.config.github {
+            let client = GitHubClient::new(&github.settings, clock)?;
+            let remote = matches!(self.config.repo, RepoLocation::Remote(_));
+            self.forge = Some(Forge::new(
+                Arc::new(client),
+                self.config.branch.clone(),
+                remote,
+            ));
+        }
+        Ok(())
+    }
+
+    /// Starts the HTTP server when a listen address is configured; webhooks
+    /// are served when the forge has a webhook secret. Prints the address.
+    pub(super) async fn start_api(
+        &self,
+        events: mpsc::Sender<Event>,
+        clock: Clock,
+    ) -> Result<Option<ApiServer>, DaemonError> {
+        let Some(address) = &self.config.listen else {
+            return Ok(None);
+        };
+        let webhooks = match &self.config.github {
+            Some(github) => match &github.webhook_secret {
+                Some(secret) => Some(Arc::new(WebhookState {
+                    secret: secret.clone(),
+                    repository: format!("{}/{}", github.settings.owner, github.settings.repository),
+                    store: Mutex::new(Store::open(&self.config.state_dir.join("ringmaster.db"))?),
+                    clock,
+                    // A full channel already holds a wake-up; the queue is the store.
+                    on_enqueued: Box::new(move || {
+                        let _ = events.try_send(Event::Webhook);
+                    }),
+                })),
+                None => None,
+            },
+            None => None,
+        };
+        let server = ApiServer::start(address, api::router(webhooks)).await?;
+        eprintln!("ringmaster: listening on http://{}", server.local_addr);
+        Ok(Some(server))
+    }
+
+    /// Drains the webhook queue (see the module doc).
+    pub(super) async fn handle_webhooks(&mut self, now: DateTime<Utc>) -> Result<(), DaemonError> {
+        let deliveries = self.store.unprocessed_deliveries()?;
+        if deliveries.is_empty() {
+            return Ok(());
+        }
+        let mut pull_requests = BTreeSet::new();
+        let mut branch_moved = false;
+        let tracked = format!("refs/heads/{}", self.config.branch);
+        for delivery in &deliveries {
+            match serde_json::from_value::<WebhookHint>(delivery.payload.clone()) {
+                Ok(WebhookHint::Push { reference, .. }) => branch_moved |= reference == tracked,
+                Ok(WebhookHint::PullRequest { number, merged, .. }) => {
+                    branch_moved |= merged;
+                    pull_requests.insert(number);
+                }
+                Ok(WebhookHint::PullRequestReview { number, .. }) => {
+                    pull_requests.insert(number);
+                }
+                Ok(WebhookHint::Ping) => {}
+                Err(error) => {
+                    tracing::warn!(delivery = %delivery.delivery_id, %error, "unreadable queued delivery; dropped")
+                }
+            }
+        }
+        if branch_moved {
+            self.step_and_log(now).await;
+        }
+        for number in pull_requests {
+            self.check_pull_request(number, now).await;
+        }
+        for delivery in deliveries {
+            self.store
+                .mark_delivery_processed(&delivery.delivery_id, now)?;
+        }
+        Ok(())
+    }
+
+    /// One daemon step (the tracked branch, rollouts, evidence push),
+    /// logging instead of failing: bad input and failing dependencies never
+    /// stop the daemon.
+    async fn step_and_log(&mut self, now: DateTime<Utc>) {
+        match self.step(now).await {
+            Ok(step) => {
+                for report in step.commits {
+                    tracing::info!(commit = %report.commit, outcome = report.outcome.as_str(), records = report.records.len(), "processed commit");
+                }
+            }
+            Err(error) => tracing::error!(%error, "processing failed; will retry"),
+        }
+    }
+
+    async fn check_pull_request(&mut self, number: u64, now: DateTime<Utc>) {
+        let Some(forge) = self.forge.as_mut() else {
+            return;
+        };
+        match forge.check_pull_request(&self.repo, number, now).await {
+            Ok(outcome) => {
+                tracing::info!(number, state = ?outcome.state, summary = %outcome.summary, api_calls = outcome.api_calls, "checked pull request")
+            }
+            Err(error) => {
+                tracing::warn!(number, %error, "pull request check failed; the poll retries")
+            }
+        }
+    }
+
+    /// The safety net behind webhooks: re-judges open PRs that moved.
+    pub(super) async fn poll_forge(&mut self, now: DateTime<Utc>) {
+        let Some(forge) = self.forge.as_mut() else {
+            return;
+        };
+        match forge.poll_pull_requests(&self.repo, now).await {
+            Ok(outcomes) => {
+                for outcome in outcomes {
+                    tracing::info!(number = outcome.number, state = ?outcome.state, "polled pull request");
+                }
+            }
+            Err(error) => tracing::warn!(%error, "polling pull requests failed; will retry"),
+        }
+    }
+
+    /// `serve --once`: the queued deliveries, one step (the tracked branch,
+    /// rollouts, evidence), then every open PR — all that is pending, once.
+    pub async fn run_once(&mut self, clock: Clock) -> Result<StepReport, DaemonError> {
+        self.connect_forge(clock.clone())?;
+        if self.forge.is_some() {
+            self.handle_webhooks(clock()).await?;
+        }
+        let step = self.step(clock()).await?;
+        self.poll_forge(clock()).await;
+        Ok(step)
+    }
+
+    /// Posts `ringmaster/policy` on each processed commit: the decisions the
+    /// commit recorded, re-evaluated on the merged tree. Failures are logged;
+    /// the evidence, not the status, is the record.
+    pub(super) async fn report_to_forge(&self, reports: &[CommitReport]) {
+        let Some(forge) = &self.forge else {
+            return;
+        };
+        for report in reports {
+            let (state, summary) = self.commit_summary(report);
+            let details = format!("Re-evaluated on merge: {summary}");
+            let result = forge
+                .publish(&report.commit, state, &summary, &details, None)
+                .await;
+            if let Err(error) = result {
+                tracing::warn!(commit = %report.commit, %error, "could not post the merged commit's status");
+            }
+        }
+    }
+
+    fn commit_summary(&self, report: &CommitReport) -> (CheckState, String) {
+        if report.outcome == CommitOutcome::Invalid {
+            return (
+                CheckState::Failure,
+                format!(
+                    "{} invalid file(s); the last good snapshot stays in force",
+                    report.errors
+                ),
+            );
+        }
+        let mut decisions = Vec::new();
+        for record in &report.records {
+            let Some(intent_id) = &record.intent_id else {
+                continue;
+            };
+            let decision = self
+                .store
+                .get_intent(intent_id)
+                .ok()
+                .flatten()
+                .and_then(|intent| intent.decision)
+                .unwrap_or_else(|| "UNKNOWN".into());
+            decisions.push((intent_id.clone(), decision, record.sequence));
+        }
+        let state = if decisions.iter().any(|(_, d, _)| d == "DENY") {
+            CheckState::Failure
+        } else if decisions.iter().any(|(_, d, _)| d != "ALLOW") {
+            CheckState::Pending
+        } else {
+            CheckState::Success
+        };
+        let summary = if decisions.is_empty() {
+            "no decision changed".to_owned()
+        } else {
+            decisions
+                .iter()
+                .map(|(intent, decision, sequence)| {
+                    format!("{intent} {decision} (evidence #{sequence})")
+                })
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        (state, crate::forge::check::truncate(&summary, 140))
+    }
+}

@@ -1,0 +1,339 @@
+//! Reviews as CAB approvals, and approval records that must be earned.
+//!
+//! How review approvals enter the policy input: before evaluation, every
+//! reviewer who approves the current head (see [`super::review`]) becomes one
+//! synthesised `ApprovalRecord` per affected intent — `approval_id`
+//! `review-<review id>`, `decided_by` the principal whose `forge_login` is the
+//! reviewer's login in the *base* revision's principals (`github:<login>` when
+//! none is), `decided_at` the review's time, `expiry` thirty days later. The
+//! built-in Rego then applies exactly the rules it applies to `approvals/`
+//! files: cab-approver role, scope covering the target, not the intent's
+//! requester, unexpired, quorum from the config's risk bands. A review that
+//! fails one of them shows up as the same policy note a file would.
+//!
+//! Approval and exception records that the change itself adds or edits are
+//! claims, not facts: they count only when the principal they name
+//! (`decided_by`, `approved_by`) approved the change's head commit. Otherwise
+//! the record is dropped (or its merged version kept) before evaluation, so a
+//! pull request cannot approve itself by writing a file. Pure.
+
+use super::carried::{CarriedApproval, intent_sha256};
+use super::provenance::RecordProvenance;
+use super::review::{ReviewStanding, Standing};
+use crate::model::{ApprovalDecision, ApprovalRecord, Located, Snapshot, yaml};
+use chrono::{DateTime, Duration, Utc};
+use serde::Serialize;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+/// How long a review approval stays valid after it was given: long enough
+/// for a rollout through every ring, short enough that a change approved
+/// and parked for a quarter is looked at again.
+pub const REVIEW_APPROVAL_VALIDITY: Duration = Duration::days(90);
+
+/// A review turned into an approval record for one intent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ReviewApproval {
+    pub approval_id: String,
+    pub intent_id: String,
+    pub review_id: u64,
+    pub login: String,
+    /// The principal the login maps to in the base revision, if any.
+    pub principal: Option<String>,
+    pub submitted_at: Option<DateTime<Utc>>,
+    pub commit_reviewed: String,
+    /// The pull request the review was given on.
+    pub pull_request: Option<u64>,
+}
+
+/// Which kind of record a claim was.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RecordKind {
+    Approval,
+    Exception,
+}
+
+/// A record added or edited by the change whose named decider did not
+/// approve the change's head.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct UncorroboratedRecord {
+    pub kind: RecordKind,
+    pub id: String,
+    pub file: String,
+    /// The principal the record says decided.
+    pub claimed_by: String,
+    /// `true` when the previously merged version of the record was kept.
+    pub previous_kept: bool,
+}
+
+/// What applying the reviews did to a snapshot.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct AppliedReviews {
+    pub approvals: Vec<ReviewApproval>,
+    pub uncorroborated: Vec<UncorroboratedRecord>,
+}
+
+impl AppliedReviews {
+    /// The review behind a counted approval id for an intent, if it was one.
+    pub fn review_for(&self, intent_id: &str, approval_id: &str) -> Option<&ReviewApproval> {
+        self.approvals
+            .iter()
+            .find(|a| a.intent_id == intent_id && a.approval_id == approval_id)
+    }
+}
+
+/// The facts reviews are applied with.
+pub struct ReviewContext<'a> {
+    /// Every reviewer's standing on the head.
+    pub standings: &'a [ReviewStanding],
+    /// Whose principals map logins (the base revision: the rules in force).
+    pub principals_from: &'a Snapshot,
+    /// What was merged before the change; `None` trusts every record (a
+    /// repository's first commit).
+    pub previous: Option<&'a Snapshot>,
+    /// Names the synthesised records' source, e.g. `pull/7`.
+    pub source: String,
+    pub head_sha: String,
+    /// The pull request the reviews are on.
+    pub pull_request: Option<u64>,
+    /// What vouches for the records `previous` already had, by path; `None`
+    /// trusts them all (the PR check: the base branch is what was merged).
+    pub provenance: Option<&'a BTreeMap<String, RecordProvenance>>,
+}
+
+impl ReviewContext<'_> {
+    fn approving(&self) -> impl Iterator<Item = &ReviewStanding> {
+        self.standings
+            .iter()
+            .filter(|s| s.standing == Standing::Approving)
+    }
+
+    /// Principal ids of everyone approving the head (logins that map).
+    fn approving_principals(&self) -> BTreeSet<String> {
+        self.approving()
+            .filter_map(|s| self.principals_from.principal_by_login(&s.login))
+            .map(|p| p.id.clone())
+            .collect()
+    }
+
+    /// Whether the commit that put the merged record at `file` vouches for
+    /// its decider.
+    fn vouched(&self, file: &str, decider: &str) -> bool {
+        let Some(provenance) = self.provenance.and_then(|all| all.get(file)) else {
+            return true;
+        };
+        let login = self
+            .principals_from
+            .principals
+            .get(decider)
+            .and_then(|p| p.forge_login.as_deref());
+        provenance.vouches_for(login)
+    }
+}
+
+/// Applies reviews to `snapshot`: drops uncorroborated records, then adds one
+/// approval per approving reviewer and intent in `intents`.
+pub fn apply(
+    snapshot: &mut Snapshot,
+    context: &ReviewContext<'_>,
+    intents: &BTreeSet<String>,
+) -> AppliedReviews {
+    let mut applied = AppliedReviews::default();
+    if let Some(previous) = context.previous {
+        let approvers = context.approving_principals();
+        let vouched = |file: &str, decider: &str| context.vouched(file, decider);
+        applied.uncorroborated.extend(corroborate(
+            &mut snapshot.approvals,
+            &previous.approvals,
+            &approvers,
+            &vouched,
+            RecordKind::Approval,
+            |record| (record.approval_id.clone(), record.decided_by.clone()),
+        ));
+        applied.uncorroborated.extend(corroborate(
+            &mut snapshot.exceptions,
+            &previous.exceptions,
+            &approvers,
+            &vouched,
+            RecordKind::Exception,
+            |record| (record.exception_id.clone(), record.approved_by.clone()),
+        ));
+    }
+    for standing in context.approving() {
+        let principal = context
+            .principals_from
+            .principal_by_login(&standing.login)
+            .map(|p| p.id.clone());
+        let decided_by = principal
+            .clone()
+            .unwrap_or_else(|| format!("github:{}", standing.login));
+        for intent_id in intents {
+            if !snapshot.intents.contains_key(intent_id) {
+                continue;
+            }
+            // A decider who also wrote a record for this intent is one
+            // approver, not two: the record stands, the review backs it.
+            let already_recorded = snapshot
+                .approvals
+                .values()
+                .any(|a| a.deployment_intent_id == *intent_id && a.decided_by == decided_by);
+            if already_recorded {
+                continue;
+            }
+            let review = &standing.review;
+            let approval = ReviewApproval {
+                approval_id: format!("review-{}", review.id),
+                intent_id: intent_id.clone(),
+                review_id: review.id,
+                login: standing.login.clone(),
+                principal: principal.clone(),
+                submitted_at: review.submitted_at,
+                commit_reviewed: context.head_sha.clone(),
+                pull_request: context.pull_request,
+            };
+            insert(snapshot, &approval, &decided_by, &context.source);
+            applied.approvals.push(approval);
+        }
+    }
+    applied
+}
+
+/// Re-applies approvals that counted when an earlier commit was merged, to
+/// intents still byte-for-byte the ones approved (see [`super::carried`]).
+pub fn apply_carried(
+    snapshot: &mut Snapshot,
+    carried: &[CarriedApproval],
+    applied: &mut AppliedReviews,
+) {
+    for carried in carried {
+        let approval = &carried.approval;
+        let Some(intent) = snapshot.intents.get(&approval.intent_id) else {
+            continue;
+        };
+        if intent_sha256(intent) != carried.intent_sha256 {
+            continue;
+        }
+        let decided_by = approval
+            .principal
+            .clone()
+            .unwrap_or_else(|| format!("github:{}", approval.login));
+        let duplicate = applied
+            .approvals
+            .iter()
+            .any(|a| a.intent_id == approval.intent_id && a.review_id == approval.review_id)
+            || snapshot.approvals.values().any(|a| {
+                a.deployment_intent_id == approval.intent_id && a.decided_by == decided_by
+            });
+        if duplicate {
+            continue;
+        }
+        let source = match approval.pull_request {
+            Some(number) => format!("pull/{number}"),
+            None => "review".to_owned(),
+        };
+        insert(snapshot, approval, &decided_by, &source);
+        applied.approvals.push(approval.clone());
+    }
+}
+
+/// Adds the approval record a review stands for.
+fn insert(snapshot: &mut Snapshot, approval: &ReviewApproval, decided_by: &str, source: &str) {
+    let decided_at = approval.submitted_at.unwrap_or(DateTime::<Utc>::UNIX_EPOCH);
+    let record = ApprovalRecord {
+        approval_id: approval.approval_id.clone(),
+        deployment_intent_id: approval.intent_id.clone(),
+        decision: ApprovalDecision::Approved,
+        decided_by: decided_by.to_owned(),
+        decided_at,
+        submitted_by: None,
+        submitted_at: None,
+        assigned_to: Vec::new(),
+        conditions: Vec::new(),
+        expiry: decided_at + REVIEW_APPROVAL_VALIDITY,
+        justification: format!(
+            "approving review {} on {source} at commit {}",
+            approval.review_id, approval.commit_reviewed
+        ),
+        emergency_override: false,
+    };
+    snapshot.approvals.insert(
+        format!("{}/{}", approval.approval_id, approval.intent_id),
+        Located::new(
+            record,
+            format!("{source}#review-{}", approval.review_id),
+            Arc::new(empty_document()),
+        ),
+    );
+}
+
+fn empty_document() -> yaml::Document {
+    yaml::parse("{}").expect("an empty mapping is valid YAML")
+}
+
+/// Keeps a record when its decider approved this change, or when it is
+/// unchanged from what was merged and the commit that put it there vouches
+/// for it. Otherwise reverts to the merged version (if that one is vouched
+/// for) or drops it, and says so. Removing a record is a claim too (removing
+/// a `denied` decision would lift a DENY), so a record the change deletes
+/// stays unless its decider approved.
+fn corroborate<T: Clone + PartialEq>(
+    records: &mut BTreeMap<String, Located<T>>,
+    previous: &BTreeMap<String, Located<T>>,
+    approvers: &BTreeSet<String>,
+    vouched: &dyn Fn(&str, &str) -> bool,
+    kind: RecordKind,
+    identity: impl Fn(&T) -> (String, String),
+) -> Vec<UncorroboratedRecord> {
+    let merged_and_vouched = |merged: &Located<T>| {
+        let (_, decider) = identity(&merged.value);
+        vouched(&merged.file, &decider)
+    };
+    let mut refused = Vec::new();
+    let keys: Vec<String> = records.keys().cloned().collect();
+    for key in keys {
+        let record = &records[&key];
+        let merged = previous.get(&key);
+        let unchanged = merged.map(|p| &p.value) == Some(&record.value);
+        let (id, decider) = identity(&record.value);
+        if approvers.contains(&decider) || (unchanged && merged.is_some_and(merged_and_vouched)) {
+            continue;
+        }
+        let file = record.file.clone();
+        let previous_kept = match merged.filter(|m| !unchanged && merged_and_vouched(m)) {
+            Some(merged) => {
+                records.insert(key, merged.clone());
+                true
+            }
+            None => {
+                records.remove(&key);
+                false
+            }
+        };
+        refused.push(UncorroboratedRecord {
+            kind,
+            id,
+            file,
+            claimed_by: decider,
+            previous_kept,
+        });
+    }
+    for (key, merged) in previous {
+        if records.contains_key(key) || !merged_and_vouched(merged) {
+            continue;
+        }
+        let (id, decider) = identity(&merged.value);
+        if approvers.contains(&decider) {
+            continue;
+        }
+        records.insert(key.clone(), merged.clone());
+        refused.push(UncorroboratedRecord {
+            kind,
+            id,
+            file: merged.file.clone(),
+            claimed_by: decider,
+            previous_kept: true,
+        });
+    }
+    refused
+}

@@ -1,0 +1,304 @@
+//! The one PR comment: the verdict in Markdown.
+//!
+//! Pure. The comment starts with [`MARKER`], an HTML comment GitHub does not
+//! show, by which ringmaster finds its own comment again to edit it in place.
+
+use super::check::{CheckState, IntentReport, PullRequestVerdict};
+use crate::model::scope::DimensionDiff;
+use std::fmt::Write as _;
+
+/// Marks ringmaster's comment; never shown.
+pub const MARKER: &str = "<!-- ringmaster:policy -->";
+
+/// GitHub refuses comments over 65,536 characters; stay well below.
+const MAX_COMMENT_CHARS: usize = 60_000;
+
+fn short(sha: &str) -> &str {
+    sha.get(..10).unwrap_or(sha)
+}
+
+/// Table cells must not break the table.
+fn cell(text: &str) -> String {
+    text.replace('|', "\\|").replace('\n', " ")
+}
+
+fn list(values: &[String]) -> String {
+    if values.is_empty() {
+        "—".to_owned()
+    } else {
+        values.join(", ")
+    }
+}
+
+fn dimension(name: &str, diff: &DimensionDiff, out: &mut String) {
+    if !diff.is_empty() {
+        let _ = writeln!(
+            out,
+            "  - {name}: added [{}], removed [{}]",
+            diff.added.join(", "),
+            diff.removed.join(", ")
+        );
+    }
+}
+
+/// Renders the comment body.
+pub fn render(verdict: &PullRequestVerdict) -> String {
+    let mut out = String::new();
+    let heading = match verdict.state {
+        CheckState::Success => "✅ success",
+        CheckState::Pending => "⏳ pending",
+        CheckState::Failure => "❌ failure",
+    };
+    let _ = writeln!(out, "{MARKER}");
+    let _ = writeln!(out, "## ringmaster/policy: {heading}\n");
+    let _ = writeln!(out, "**{}**\n", verdict.summary);
+    let _ = writeln!(
+        out,
+        "Judged at head `{}` by the rules (config, principals, policies) of `{}` at `{}`.",
+        short(&verdict.head_sha),
+        verdict.base_ref,
+        short(&verdict.base_sha)
+    );
+
+    if !verdict.blocking.is_empty() {
+        let _ = writeln!(out, "\n### Errors to fix\n");
+        for diagnostic in &verdict.blocking {
+            let _ = writeln!(
+                out,
+                "- `{}:{}:{}` {}",
+                diagnostic.file, diagnostic.line, diagnostic.column, diagnostic.message
+            );
+        }
+    }
+
+    for intent in &verdict.intents {
+        render_intent(intent, &mut out);
+    }
+    if !verdict.removed_intents.is_empty() {
+        let _ = writeln!(
+            out,
+            "\n### Removed intents\n\n{}",
+            verdict
+                .removed_intents
+                .iter()
+                .map(|id| format!("- `{id}`"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+    }
+
+    if let Some(governance) = &verdict.governance {
+        let _ = writeln!(out, "\n### Changes to the rules\n");
+        let _ = writeln!(
+            out,
+            "This pull request changes {}. It is judged by the base branch's rules, and needs an approving review by a platform admin (role `admin`).",
+            governance
+                .paths
+                .iter()
+                .map(|p| format!("`{p}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        let _ = writeln!(out, "\n- approved by: {}", list(&governance.approved_by));
+        if !governance.satisfied() {
+            let _ = writeln!(
+                out,
+                "- can approve: {}",
+                list(&governance.eligible_reviewers)
+            );
+        }
+    }
+
+    if !verdict.standings.is_empty() {
+        let _ = writeln!(out, "\n### Reviews\n");
+        for standing in &verdict.standings {
+            let _ = writeln!(
+                out,
+                "- @{} (review {} on `{}`): {}",
+                standing.login,
+                standing.review.id,
+                short(standing.review.commit_id.as_deref().unwrap_or("?")),
+                standing.standing.explanation()
+            );
+        }
+    }
+
+    if !verdict.applied.uncorroborated.is_empty() {
+        let _ = writeln!(out, "\n### Records this pull request cannot vouch for\n");
+        for record in &verdict.applied.uncorroborated {
+            let _ = writeln!(
+                out,
+                "- `{}` ({:?} `{}`) names `{}` as its decider, who has not approved this head; {}",
+                record.file,
+                record.kind,
+                record.id,
+                record.claimed_by,
+                if record.previous_kept {
+                    "the merged version is used"
+                } else {
+                    "it is ignored"
+                }
+            );
+        }
+    }
+
+    if !verdict.other_diagnostics.is_empty() {
+        let _ = writeln!(
+            out,
+            "\n<details><summary>{} finding(s) not caused by this pull request</summary>\n",
+            verdict.other_diagnostics.len()
+        );
+        for diagnostic in &verdict.other_diagnostics {
+            let _ = writeln!(
+                out,
+                "- `{}:{}:{}` {}: {}",
+                diagnostic.file,
+                diagnostic.line,
+                diagnostic.column,
+                diagnostic.severity,
+                diagnostic.message
+            );
+        }
+        let _ = writeln!(out, "\n</details>");
+    }
+
+    if out.chars().count() > MAX_COMMENT_CHARS {
+        let mut cut: String = out.chars().take(MAX_COMMENT_CHARS).collect();
+        cut.push_str("\n\n… (truncated; run `ringmaster validate` and `ringmaster plan` locally for the rest)\n");
+        return cut;
+    }
+    out
+}
+
+fn render_intent(report: &IntentReport, out: &mut String) {
+    let plan = &report.plan;
+    let evaluation = &plan.evaluation;
+    let _ = writeln!(
+        out,
+        "\n### `{}`: **{}**\n\n`{}` — {} {}",
+        plan.intent_id,
+        evaluation.decision(),
+        evaluation.file,
+        plan.application_id,
+        plan.version
+    );
+    if let Some(risk) = &evaluation.risk {
+        let _ = writeln!(
+            out,
+            "\n**Risk {}/100** (model {}, {})\n\n| factor | value | weight | contribution | basis |\n|---|---:|---:|---:|---|",
+            risk.risk_score, risk.risk_model_version, risk.threshold
+        );
+        for factor in &risk.factors {
+            let _ = writeln!(
+                out,
+                "| {} | {:.2} | {} | {:.1} | {} |",
+                factor.name,
+                factor.normalized_value,
+                factor.weight,
+                factor.contribution,
+                cell(&factor.basis)
+            );
+        }
+    }
+    let outcome = &evaluation.outcome;
+    let _ = writeln!(out, "\n**Rules fired**\n");
+    if outcome.reasons.is_empty() {
+        let _ = writeln!(out, "- none: every rule passed");
+    }
+    for reason in outcome.reasons.iter().chain(&outcome.notes) {
+        let kind = serde_json::to_value(reason.kind)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "- `{}` ({kind}, {}): {}",
+            reason.rule, reason.source, reason.message
+        );
+    }
+
+    let _ = writeln!(out, "\n**Scope diff**\n");
+    match &plan.target {
+        Some(change) => {
+            let current = &change.current;
+            match &change.previous {
+                None => {
+                    let _ = writeln!(
+                        out,
+                        "- target (new): {}/{} rings [{}]",
+                        current.acquisition_boundary,
+                        current.business_unit,
+                        current.rings.join(", ")
+                    );
+                }
+                Some(previous) => {
+                    let _ = writeln!(
+                        out,
+                        "- target: {}/{} → {}/{}; rings added [{}], removed [{}]",
+                        previous.acquisition_boundary,
+                        previous.business_unit,
+                        current.acquisition_boundary,
+                        current.business_unit,
+                        change.rings_added.join(", "),
+                        change.rings_removed.join(", ")
+                    );
+                }
+            }
+        }
+        None => {
+            let _ = writeln!(out, "- target: no base to compare with");
+        }
+    }
+    match &plan.application_scope {
+        Some(change) if !change.diff.is_empty() => {
+            let _ = writeln!(out, "- application allowed scope changed:");
+            dimension(
+                "acquisition boundaries",
+                &change.diff.acquisition_boundaries,
+                out,
+            );
+            dimension("business units", &change.diff.business_units, out);
+            dimension("sites", &change.diff.sites, out);
+        }
+        _ => {
+            let _ = writeln!(out, "- application allowed scope: unchanged");
+        }
+    }
+
+    let _ = writeln!(
+        out,
+        "\n**Blast radius**: {} device(s)\n\n| ring | plane | entitlement | groups | devices |\n|---|---|---|---|---:|",
+        plan.total_devices
+    );
+    for row in &plan.blast_radius {
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {} |",
+            row.ring,
+            row.plane.as_str(),
+            row.entitlement.as_deref().unwrap_or("— (none)"),
+            cell(&row.groups.join(", ")),
+            row.devices
+        );
+    }
+
+    let _ = writeln!(
+        out,
+        "\n**Approvals**: {} required",
+        report.approvals_required
+    );
+    let given: Vec<String> = report
+        .counted
+        .iter()
+        .map(|c| format!("{} [{}]", c.given_by, c.approval_id))
+        .collect();
+    let _ = writeln!(out, "- given by: {}", list(&given));
+    if report.missing > 0 {
+        let _ = writeln!(
+            out,
+            "- still needed: {} — from: {}",
+            report.missing,
+            list(&report.eligible_reviewers)
+        );
+    }
+}

@@ -1,0 +1,211 @@
+//! Merged commits: the decision again, with the pull request's reviews.
+//!
+//! The PR check is never trusted alone: when a commit lands on the tracked
+//! branch the daemon judges it again (`daemon::process`), and when the forge
+//! is configured it first asks GitHub how the commit got there
+//! ([`MergeFacts`]). The reviews that approved the exact head commit that
+//! merged become approvals as in [`super::approvals`] (logins mapped by the
+//! first parent's principals — the rules in force when the reviews were
+//! given), records the merge adds without their decider's approval are
+//! ignored, and the decision pack carries the facts ([`ForgeEvidence`]):
+//! PR number and URL, head and merge commits, each counted review.
+//!
+//! A commit without a pull request (a direct push) gets no new review
+//! approvals, and the approval and exception records it adds count only if
+//! it is the repository's first commit. Approvals earlier merges recorded
+//! are carried to intents that did not change ([`super::carried`]). Pure.
+
+use super::approvals::{self, AppliedReviews, ReviewContext};
+use super::carried::CarriedApproval;
+use super::changes;
+use super::provenance::RecordProvenance;
+use super::review::{self, ReviewStanding};
+use super::wire::Review;
+use crate::evaluation::{self, Evaluation, IntentEvaluation, RuntimeFacts};
+use crate::model::{self, Entry, Snapshot};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+
+/// The pull request a commit merged.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MergedPullRequest {
+    pub number: u64,
+    pub url: Option<String>,
+    pub author: String,
+    /// The head commit that was merged: the one approvals must be on.
+    pub head_sha: String,
+    pub merge_commit_sha: String,
+    pub merged_at: Option<DateTime<Utc>>,
+}
+
+/// What GitHub says about how one commit reached the tracked branch.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MergeFacts {
+    /// `owner/name`.
+    pub repository: String,
+    /// `None` when no merged pull request has this commit as its merge commit.
+    pub pull_request: Option<MergedPullRequest>,
+    pub reviews: Vec<Review>,
+    /// Review approvals earlier merges recorded (see [`super::carried`]).
+    pub carried: Vec<CarriedApproval>,
+    /// What vouches for the records the first parent already had, by path
+    /// (see [`super::provenance`]).
+    pub provenance: BTreeMap<String, RecordProvenance>,
+}
+
+/// The forge facts for a commit's decision packs.
+#[derive(Debug, Clone, Default)]
+pub struct ForgeEvidence {
+    facts: Option<MergeFacts>,
+    standings: Vec<ReviewStanding>,
+    applied: AppliedReviews,
+}
+
+impl ForgeEvidence {
+    /// No forge configured: packs carry `"forge": null`.
+    pub fn none() -> ForgeEvidence {
+        ForgeEvidence::default()
+    }
+
+    /// The `forge` slot of one intent's decision pack.
+    pub fn for_intent(&self, evaluation: &IntentEvaluation) -> Value {
+        let Some(facts) = &self.facts else {
+            return Value::Null;
+        };
+        let counted = &evaluation.outcome.counted_approvals;
+        let review_approvals: Vec<Value> = self
+            .applied
+            .approvals
+            .iter()
+            .filter(|a| a.intent_id == evaluation.intent_id)
+            .map(|a| {
+                json!({
+                    "approval_id": a.approval_id,
+                    "review_id": a.review_id,
+                    "login": a.login,
+                    "principal": a.principal,
+                    "submitted_at": a.submitted_at,
+                    "commit_reviewed": a.commit_reviewed,
+                    "pull_request": a.pull_request,
+                    "counted": counted.contains(&a.approval_id),
+                })
+            })
+            .collect();
+        let counted_reviews: Vec<Value> = review_approvals
+            .iter()
+            .filter(|a| a["counted"] == Value::Bool(true))
+            .cloned()
+            .collect();
+        let reviews: Vec<Value> = self
+            .standings
+            .iter()
+            .map(|s| {
+                json!({
+                    "review_id": s.review.id,
+                    "login": s.login,
+                    "state": s.review.state,
+                    "standing": s.standing,
+                    "commit_reviewed": s.review.commit_id,
+                    "submitted_at": s.review.submitted_at,
+                })
+            })
+            .collect();
+        json!({
+            "provider": "github",
+            "repository": facts.repository,
+            "pull_request": facts.pull_request.as_ref().map(|pr| json!({
+                "number": pr.number,
+                "url": pr.url,
+                "author": pr.author,
+                "head_commit": pr.head_sha,
+                "merge_commit": pr.merge_commit_sha,
+                "merged_at": pr.merged_at,
+            })),
+            "counted_reviews": counted_reviews,
+            "review_approvals": review_approvals,
+            "reviews": reviews,
+            "uncorroborated_records": self.applied.uncorroborated,
+        })
+    }
+}
+
+/// How an approval in a pack was established, when a review established it
+/// (for the `established_by` of the pack's approval list).
+pub fn established_by(forge: &Value, approval_id: &str) -> Option<Value> {
+    let approval = forge
+        .get("review_approvals")?
+        .as_array()?
+        .iter()
+        .find(|a| a["approval_id"] == approval_id)?;
+    Some(json!({
+        "kind": "pull_request_review",
+        "pull_request": approval["pull_request"],
+        "review_id": approval["review_id"],
+        "login": approval["login"],
+        "commit_reviewed": approval["commit_reviewed"],
+    }))
+}
+
+/// Loads, links and judges a commit's entries; with `facts`, applies the
+/// merged pull request's reviews first. Without `facts` this is exactly
+/// [`evaluation::evaluate_entries`].
+pub fn evaluate_commit(
+    entries: &[Entry],
+    base: Option<&Snapshot>,
+    now: DateTime<Utc>,
+    runtime: &dyn RuntimeFacts,
+    facts: Option<&MergeFacts>,
+) -> (Snapshot, Evaluation, ForgeEvidence) {
+    let Some(facts) = facts else {
+        let (snapshot, evaluation) = evaluation::evaluate_entries(entries, base, now, runtime);
+        return (snapshot, evaluation, ForgeEvidence::none());
+    };
+    let (mut snapshot, mut diagnostics) = model::load(entries);
+    diagnostics.extend(model::links::check(&snapshot));
+    let affected = changes::affected_intents(&snapshot, base);
+    let standings = match &facts.pull_request {
+        Some(pr) => review::standings(&facts.reviews, &pr.head_sha, &pr.author),
+        None => Vec::new(),
+    };
+    let fallback;
+    let principals_from = match base {
+        Some(base) => base,
+        None => {
+            fallback = snapshot.clone();
+            &fallback
+        }
+    };
+    let context = ReviewContext {
+        standings: &standings,
+        principals_from,
+        previous: base,
+        source: facts
+            .pull_request
+            .as_ref()
+            .map(|pr| format!("pull/{}", pr.number))
+            .unwrap_or_else(|| "push".to_owned()),
+        head_sha: facts
+            .pull_request
+            .as_ref()
+            .map(|pr| pr.head_sha.clone())
+            .unwrap_or_default(),
+        pull_request: facts.pull_request.as_ref().map(|pr| pr.number),
+        provenance: Some(&facts.provenance),
+    };
+    let mut applied = approvals::apply(&mut snapshot, &context, &affected);
+    approvals::apply_carried(&mut snapshot, &facts.carried, &mut applied);
+    let (engine, policy_diagnostics) = evaluation::engine_for(&snapshot);
+    diagnostics.extend(policy_diagnostics);
+    let mut evaluation = evaluation::evaluate(&snapshot, &engine, base, now, runtime);
+    diagnostics.append(&mut evaluation.diagnostics);
+    crate::diagnostic::sort(&mut diagnostics);
+    evaluation.diagnostics = diagnostics;
+    let evidence = ForgeEvidence {
+        facts: Some(facts.clone()),
+        standings,
+        applied,
+    };
+    (snapshot, evaluation, evidence)
+}
