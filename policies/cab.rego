@@ -32,6 +32,14 @@ counted_approvals contains entry.record.approval_id if {
 	qualified_decision(entry)
 }
 
+# Distinct principals behind the counted approvals: the quorum counts people,
+# not records (two records by one approver are one approval).
+counted_approvers contains entry.record.decided_by if {
+	some entry in input.approvals
+	entry.record.decision == "approved"
+	qualified_decision(entry)
+}
+
 # --- how many are needed ----------------------------------------------------------
 
 # The risk score is above the tenant's CAB threshold.
@@ -83,12 +91,12 @@ require_approval contains {
 		"%s and the intent reaches %s, so it needs %d CAB approval(s) and %d count; add approvals/ records by cab-approvers whose scope covers %s",
 		[
 			concat(" and ", sort(cab_reasons)), input.config.cab.from_ring,
-			cab_quorum, count(counted_approvals), target_text,
+			cab_quorum, count(counted_approvers), target_text,
 		],
 	),
 } if {
 	cab_needed
-	count(counted_approvals) < cab_quorum
+	count(counted_approvers) < cab_quorum
 }
 
 # --- cab.denied ----------------------------------------------------------------------------

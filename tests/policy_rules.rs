@@ -673,6 +673,28 @@ fn two_approvals_satisfy_the_75_band() {
 }
 
 #[test]
+fn two_records_by_one_approver_count_once_toward_the_quorum() {
+    let outcome = check(
+        |input| {
+            high_risk(input);
+            let carol = input["approvals"][0]["approver"].clone();
+            push(
+                input,
+                "/approvals",
+                json!({"record": approval("apr-2", "carol", "approved", LIVE), "approver": carol}),
+            );
+        },
+        Decision::RequireApproval,
+        &["cab.approval_required"],
+    );
+    assert_eq!(outcome.approvals_required, 2);
+    assert!(
+        message_of(&outcome, "cab.approval_required")
+            .contains("needs 2 CAB approval(s) and 1 count")
+    );
+}
+
+#[test]
 fn denied_approval_denies() {
     let outcome = check(
         |input| {

@@ -115,32 +115,35 @@ pub(super) fn serve(
         );
         return Ok(ExitCode::SUCCESS);
     }
-    runtime.block_on(daemon.run(clock, shutdown_signal()))?;
+    runtime.block_on(async {
+        let shutdown = shutdown_signal()?;
+        daemon
+            .run(clock, shutdown)
+            .await
+            .map_err(anyhow::Error::from)
+    })?;
     Ok(ExitCode::SUCCESS)
 }
 
-/// SIGTERM or Ctrl-C. Only the binary installs signal handlers.
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
+/// SIGTERM or Ctrl-C. Only the binary installs signal handlers. The handlers
+/// are registered before this returns, so a signal that arrives while the
+/// daemon starts up is not lost (nor handled by the default action).
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
     #[cfg(unix)]
-    {
-        let mut terminate =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(signal) => signal,
-                Err(_) => {
-                    let _ = ctrl_c.await;
-                    return;
-                }
-            };
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("install the SIGTERM handler")?;
+    #[cfg(unix)]
+    let mut interrupt = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+        .context("install the SIGINT handler")?;
+    Ok(async move {
+        #[cfg(unix)]
         tokio::select! {
-            _ = ctrl_c => {},
             _ = terminate.recv() => {},
+            _ = interrupt.recv() => {},
         }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = ctrl_c.await;
-    }
+        #[cfg(not(unix))]
+        let _ = tokio::signal::ctrl_c().await;
+    })
 }
 
 pub(super) fn keygen(out: &Path, force: bool) -> anyhow::Result<ExitCode> {
