@@ -297,4 +297,19 @@ fn main() {
     }
     println!("phases before the pass: {by_phase:?}");
     println!("effects of the pass: {effect_names:?}");
+    let stored: usize = runs
+        .iter()
+        .map(|run| serde_json::to_vec(run).map(|bytes| bytes.len()).unwrap_or(0))
+        .sum();
+    println!(
+        "runs as stored (state_json): {:.1} MB for {} intents ({} bytes each on average)",
+        stored as f64 / 1e6,
+        runs.len(),
+        stored / runs.len().max(1)
+    );
+    if let Ok(status) = std::fs::read_to_string("/proc/self/status") {
+        for line in status.lines().filter(|l| l.starts_with("VmHWM") || l.starts_with("VmRSS")) {
+            println!("process memory holding {} runs and a working copy: {line}", runs.len());
+        }
+    }
 }
