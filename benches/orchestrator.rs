@@ -299,7 +299,11 @@ fn main() {
     println!("effects of the pass: {effect_names:?}");
     let stored: usize = runs
         .iter()
-        .map(|run| serde_json::to_vec(run).map(|bytes| bytes.len()).unwrap_or(0))
+        .map(|run| {
+            serde_json::to_vec(run)
+                .map(|bytes| bytes.len())
+                .unwrap_or(0)
+        })
         .sum();
     println!(
         "runs as stored (state_json): {:.1} MB for {} intents ({} bytes each on average)",
@@ -308,8 +312,14 @@ fn main() {
         stored / runs.len().max(1)
     );
     if let Ok(status) = std::fs::read_to_string("/proc/self/status") {
-        for line in status.lines().filter(|l| l.starts_with("VmHWM") || l.starts_with("VmRSS")) {
-            println!("process memory holding {} runs and a working copy: {line}", runs.len());
+        for line in status
+            .lines()
+            .filter(|l| l.starts_with("VmHWM") || l.starts_with("VmRSS"))
+        {
+            println!(
+                "process memory holding {} runs and a working copy: {line}",
+                runs.len()
+            );
         }
     }
 }

@@ -112,6 +112,11 @@ pub fn evaluate_entries(
     let (snapshot, mut diagnostics) = model::load(entries);
     let loaded = started.elapsed();
     diagnostics.extend(model::links::check(&snapshot));
+    if let Some(config) = &snapshot.config {
+        for (index, message) in crate::orchestrator::validate_freezes(&config.change_freezes) {
+            diagnostics.push(config.error(&format!("/change_freezes/{index}"), message));
+        }
+    }
     let linked = started.elapsed();
     let (engine, policy_diagnostics) = engine_for(&snapshot);
     diagnostics.extend(policy_diagnostics);

@@ -287,3 +287,29 @@ fn missing_config_is_reported() {
             .any(|d| d.file == "ringmaster.yaml" && d.message.contains("missing"))
     );
 }
+
+#[test]
+fn a_freeze_in_an_unknown_time_zone_is_reported_at_its_line() {
+    let (_, config) = SAMPLE_REPO
+        .iter()
+        .find(|(p, _)| *p == "ringmaster.yaml")
+        .expect("config");
+    let text = String::from_utf8(config.to_vec()).expect("utf-8");
+    assert!(text.contains("timezone: UTC"), "the sample names its zones");
+    let broken = text.replacen("timezone: UTC", "timezone: Mars/Olympus_Mons", 1);
+    let mut entries = sample_entries();
+    entries.retain(|e| e.path != "ringmaster.yaml");
+    entries.push(file("ringmaster.yaml", &broken));
+    let (_, evaluation) = ringmaster::evaluation::evaluate_entries(
+        &entries,
+        None,
+        chrono::Utc::now(),
+        &ringmaster::evaluation::NoRuntime,
+    );
+    let finding = evaluation
+        .diagnostics
+        .iter()
+        .find(|d| d.file == "ringmaster.yaml" && d.message.contains("Mars/Olympus_Mons"))
+        .unwrap_or_else(|| panic!("{:#?}", evaluation.diagnostics));
+    assert!(finding.line > 0 && finding.pointer.starts_with("/change_freezes/"));
+}

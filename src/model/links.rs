@@ -57,17 +57,8 @@ fn check_config(snapshot: &Snapshot, out: &mut Vec<Diagnostic>) {
             ),
         ));
     }
-    for (index, freeze) in config.change_freezes.iter().enumerate() {
-        if let Err(error) = cron::Schedule::from_str(&freeze.cron) {
-            out.push(config.error(
-                &format!("/change_freezes/{index}/cron"),
-                format!(
-                    "change freeze \"{}\": cron \"{}\" does not parse ({error}); use six fields: sec min hour day month weekday",
-                    freeze.name, freeze.cron
-                ),
-            ));
-        }
-    }
+    // Change freezes (cron, time zone, duration) are checked by
+    // `orchestrator::validate_freezes`, through `evaluation`.
     if let Some(expression) = &config.reconcile_cron
         && let Err(error) = cron::Schedule::from_str(expression)
     {
