@@ -23,7 +23,8 @@ use std::process::ExitCode;
 /// policy, scores its risk, and (as a daemon) signs evidence and drives the
 /// execution planes ring by ring.
 ///
-/// Start with `ringmaster init my-tenant && ringmaster validate my-tenant`.
+/// Start with `ringmaster demo` (the whole story in seconds), then
+/// `ringmaster init my-tenant && ringmaster validate my-tenant`.
 #[derive(Debug, Parser)]
 #[command(name = "ringmaster", version, propagate_version = true)]
 pub struct Cli {
