@@ -104,7 +104,7 @@ fn main() {
         let url = format!("http://{}/webhooks/github", server.local_addr);
         let payload = std::fs::read(concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/../shared/fixtures/github/pull_request.opened.0.json"
+            "/tests/fixtures/github/pull_request.opened.0.json"
         ))
         .expect("the recorded pull_request payload");
         let secret = WebhookSecret::new(SECRET);

@@ -1,6 +1,6 @@
 //! A fake GitHub REST API on 127.0.0.1:0: the endpoints ringmaster uses,
 //! with GitHub's documented request checks and response shapes (objects are
-//! the recorded payloads of `../shared/fixtures/github/`, patched), bearer
+//! the recorded payloads of `tests/fixtures/github/`, patched), bearer
 //! authentication (a token, or App JWT → installation tokens that expire),
 //! rate-limit headers on every response, scripted rate limits, and a record
 //! of every request so tests can count API calls.
@@ -75,7 +75,7 @@ pub struct FakeGitHub {
 
 fn fixture(name: &str) -> Value {
     let path = format!(
-        "{}/../shared/fixtures/github/{name}",
+        "{}/tests/fixtures/github/{name}",
         env!("CARGO_MANIFEST_DIR")
     );
     serde_json::from_str(&std::fs::read_to_string(&path).expect("fixture")).expect("fixture json")

@@ -37,10 +37,10 @@ pub fn fixed_clock() -> ringmaster::forge::Clock {
     Arc::new(now)
 }
 
-/// A recorded payload from `../shared/fixtures/github/`.
+/// A recorded payload from `tests/fixtures/github/`.
 pub fn fixture(name: &str) -> Value {
     let path = format!(
-        "{}/../shared/fixtures/github/{name}",
+        "{}/tests/fixtures/github/{name}",
         env!("CARGO_MANIFEST_DIR")
     );
     serde_json::from_str(&std::fs::read_to_string(&path).expect("fixture")).expect("fixture json")
@@ -48,7 +48,7 @@ pub fn fixture(name: &str) -> Value {
 
 pub fn fixture_bytes(name: &str) -> Vec<u8> {
     std::fs::read(format!(
-        "{}/../shared/fixtures/github/{name}",
+        "{}/tests/fixtures/github/{name}",
         env!("CARGO_MANIFEST_DIR")
     ))
     .expect("fixture")
