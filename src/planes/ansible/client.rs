@@ -160,6 +160,11 @@ impl PlaybookRunner {
             .env("ANSIBLE_RETRY_FILES_ENABLED", "0")
             .env("ANSIBLE_LOCAL_TEMP", folder.join("tmp"))
             .env("ANSIBLE_HOME", folder.join("ansible-home"))
+            // A backstop for a worker that outlives a stopped run.
+            .env(
+                "ANSIBLE_TASK_TIMEOUT",
+                self.timeout.as_secs().max(1).to_string(),
+            )
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -167,7 +172,7 @@ impl PlaybookRunner {
         if spec.check {
             command.arg("--check").arg("--diff");
         }
-        let child = command.spawn().map_err(|error| {
+        let mut child = command.spawn().map_err(|error| {
             ConnectorError::new(
                 ErrorCode::InvalidRequest,
                 format!(
@@ -178,7 +183,18 @@ impl PlaybookRunner {
                 ),
             )
         })?;
-        let output = match tokio::time::timeout(self.timeout, child.wait_with_output()).await {
+        let (stdout_pipe, stderr_pipe) = (child.stdout.take(), child.stderr.take());
+        let finished = tokio::time::timeout(self.timeout, async {
+            let (status, stdout, stderr) =
+                tokio::join!(child.wait(), read_all(stdout_pipe), read_all(stderr_pipe));
+            status.map(|status| std::process::Output {
+                status,
+                stdout,
+                stderr,
+            })
+        })
+        .await;
+        let output = match finished {
             Ok(Ok(output)) => output,
             Ok(Err(error)) => {
                 return Err(ConnectorError::new(
@@ -187,6 +203,7 @@ impl PlaybookRunner {
                 ));
             }
             Err(_) => {
+                stop(&mut child).await;
                 return Err(ConnectorError::new(
                     ErrorCode::Timeout,
                     format!(
@@ -248,6 +265,35 @@ impl PlaybookRunner {
         }
         text
     }
+}
+
+async fn read_all(pipe: Option<impl tokio::io::AsyncRead + Unpin>) -> Vec<u8> {
+    let mut buffer = Vec::new();
+    if let Some(mut pipe) = pipe {
+        // A read error ends the output; the parse then reports what is missing.
+        let _ = tokio::io::AsyncReadExt::read_to_end(&mut pipe, &mut buffer).await;
+    }
+    buffer
+}
+
+/// Stops a run that overran: SIGTERM first, so `ansible-playbook` stops its
+/// forked workers and their modules, then SIGKILL if it has not exited in a
+/// few seconds. (Killing only the main process leaves the workers running.)
+async fn stop(child: &mut tokio::process::Child) {
+    if let Some(pid) = child.id() {
+        let _ = tokio::process::Command::new("kill")
+            .arg("-TERM")
+            .arg(pid.to_string())
+            .status()
+            .await;
+        if tokio::time::timeout(Duration::from_secs(5), child.wait())
+            .await
+            .is_ok()
+        {
+            return;
+        }
+    }
+    let _ = child.kill().await;
 }
 
 /// Parses the JSON callback's document into per-host outcomes.

@@ -301,3 +301,38 @@ fn config_reads_from_tagged_json() {
     assert_eq!(ansible.ansible_playbook, PathBuf::from("ansible-playbook"));
     assert_eq!(ansible.run_timeout_seconds, 600);
 }
+
+#[tokio::test]
+async fn a_run_past_its_timeout_is_stopped_and_the_retry_completes_it() {
+    let work_dir = tempfile::tempdir().unwrap();
+    let hanging = work_dir.path().join("hanging");
+    std::fs::create_dir_all(&hanging).unwrap();
+    let wait_forever = "- name: hang\n  hosts: all\n  gather_facts: false\n  tasks:\n    - name: Wait for a file nobody writes\n      ansible.builtin.wait_for:\n        path: /nonexistent/ringmaster-never\n        timeout: 120\n";
+    for playbook in ["install.yml", "uninstall.yml", "verify.yml"] {
+        std::fs::write(hanging.join(playbook), wait_forever).unwrap();
+    }
+    let normal = config(work_dir.path(), &["c-1"]);
+    let mut stuck = normal.clone();
+    stuck.playbook_dir = Some(hanging);
+    stuck.run_timeout_seconds = 1;
+    let ring_1 = request("ring-1", &["ring_canary"]);
+    let error = AnsibleConnector::new(&stuck)
+        .unwrap()
+        .publish(&ring_1, at(0))
+        .await
+        .expect_err("stopped");
+    assert_eq!(error.code, ErrorCode::Timeout, "{error}");
+    assert!(error.is_retryable());
+
+    let connector = AnsibleConnector::new(&normal).unwrap();
+    assert!(
+        connector
+            .verify_idempotency(CORRELATION, at(1))
+            .await
+            .unwrap()
+    );
+    let retry = connector.publish(&ring_1, at(2)).await.expect("retry");
+    assert!(!retry.created, "the ring was recorded by the stopped call");
+    assert_eq!(connector.runs_started(), 1, "the unfinished run ran again");
+    assert!(installed_file(&connector, "c-1").is_file());
+}
