@@ -159,6 +159,7 @@ impl PlaybookRunner {
             .env("ANSIBLE_NOCOLOR", "1")
             .env("ANSIBLE_RETRY_FILES_ENABLED", "0")
             .env("ANSIBLE_LOCAL_TEMP", folder.join("tmp"))
+            .env("ANSIBLE_REMOTE_TEMP", folder.join("tmp"))
             .env("ANSIBLE_HOME", folder.join("ansible-home"))
             // A backstop for a worker that outlives a stopped run.
             .env(
