@@ -14,6 +14,12 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}"
 fi
 
+# The Ansible connector's tests run the real ansible-playbook.
+if ! command -v ansible-playbook >/dev/null 2>&1; then
+  echo "installing ansible-core (pip)"
+  python3 -m pip install --quiet ansible-core
+fi
+
 # Tests make commits in temporary repositories; give git an identity if none.
 git config --global user.name >/dev/null 2>&1 || git config --global user.name "ringmaster tests"
 git config --global user.email >/dev/null 2>&1 || git config --global user.email "tests@ringmaster.invalid"

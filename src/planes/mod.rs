@@ -11,6 +11,7 @@
 //! kind, configured by the serde-tagged [`ConnectorConfig`]. [`sim`] is the
 //! in-process fleet the demo and the tests run on.
 
+pub mod ansible;
 mod contract;
 pub mod entra;
 mod error;
@@ -84,6 +85,8 @@ pub enum Connector {
     Intune(intune::IntuneConnector),
     /// Microsoft Configuration Manager through the AdminService.
     Sccm(sccm::SccmConnector),
+    /// Ansible, through the real `ansible-playbook` on this machine.
+    Ansible(ansible::AnsibleConnector),
 }
 
 impl Connector {
@@ -93,6 +96,7 @@ impl Connector {
             Connector::Sim(_) => "sim",
             Connector::Intune(_) => "intune",
             Connector::Sccm(_) => "sccm",
+            Connector::Ansible(_) => "ansible",
         }
     }
 
@@ -102,6 +106,7 @@ impl Connector {
             Connector::Sim(sim) => sim.plane(),
             Connector::Intune(_) => Plane::Intune,
             Connector::Sccm(_) => Plane::Sccm,
+            Connector::Ansible(_) => Plane::Ansible,
         }
     }
 }
@@ -116,6 +121,7 @@ impl ExecutionPlaneConnector for Connector {
             Connector::Sim(sim) => sim.publish(request, now).await,
             Connector::Intune(intune) => intune.publish(request, now).await,
             Connector::Sccm(sccm) => sccm.publish(request, now).await,
+            Connector::Ansible(ansible) => ansible.publish(request, now).await,
         }
     }
 
@@ -128,6 +134,7 @@ impl ExecutionPlaneConnector for Connector {
             Connector::Sim(sim) => sim.query_status(correlation_id, now).await,
             Connector::Intune(intune) => intune.query_status(correlation_id, now).await,
             Connector::Sccm(sccm) => sccm.query_status(correlation_id, now).await,
+            Connector::Ansible(ansible) => ansible.query_status(correlation_id, now).await,
         }
     }
 
@@ -141,6 +148,9 @@ impl ExecutionPlaneConnector for Connector {
             Connector::Sim(sim) => sim.remediate(correlation_id, remediation, now).await,
             Connector::Intune(intune) => intune.remediate(correlation_id, remediation, now).await,
             Connector::Sccm(sccm) => sccm.remediate(correlation_id, remediation, now).await,
+            Connector::Ansible(ansible) => {
+                ansible.remediate(correlation_id, remediation, now).await
+            }
         }
     }
 
@@ -153,6 +163,7 @@ impl ExecutionPlaneConnector for Connector {
             Connector::Sim(sim) => sim.verify_idempotency(correlation_id, now).await,
             Connector::Intune(intune) => intune.verify_idempotency(correlation_id, now).await,
             Connector::Sccm(sccm) => sccm.verify_idempotency(correlation_id, now).await,
+            Connector::Ansible(ansible) => ansible.verify_idempotency(correlation_id, now).await,
         }
     }
 }
@@ -166,6 +177,7 @@ pub enum ConnectorConfig {
     Sim(sim::SimConfig),
     Intune(intune::IntuneConfig),
     Sccm(sccm::SccmConfig),
+    Ansible(ansible::AnsibleConfig),
 }
 
 /// A connector configuration that cannot be built.
@@ -181,6 +193,8 @@ pub enum ConnectorConfigError {
     Intune(#[from] intune::IntuneConfigError),
     #[error(transparent)]
     Sccm(#[from] sccm::SccmConfigError),
+    #[error(transparent)]
+    Ansible(#[from] ansible::AnsibleConfigError),
 }
 
 impl ConnectorConfig {
@@ -190,6 +204,7 @@ impl ConnectorConfig {
             ConnectorConfig::Sim(config) => config.plane,
             ConnectorConfig::Intune(_) => Plane::Intune,
             ConnectorConfig::Sccm(_) => Plane::Sccm,
+            ConnectorConfig::Ansible(_) => Plane::Ansible,
         }
     }
 
@@ -205,6 +220,9 @@ impl ConnectorConfig {
                 Ok(Connector::Intune(intune::IntuneConnector::new(config)?))
             }
             ConnectorConfig::Sccm(config) => Ok(Connector::Sccm(sccm::SccmConnector::new(config)?)),
+            ConnectorConfig::Ansible(config) => {
+                Ok(Connector::Ansible(ansible::AnsibleConnector::new(config)?))
+            }
         }
     }
 }
