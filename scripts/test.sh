@@ -18,7 +18,11 @@ fi
 if ! command -v ansible-playbook >/dev/null 2>&1; then
   echo "installing ansible-core (pip)"
   python3 -m pip install --quiet ansible-core
+  command -v pyenv >/dev/null 2>&1 && pyenv rehash || true
 fi
+# pip may install console scripts outside PATH (e.g. under pyenv or ~/.local).
+PATH="$PATH:$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))')"
+export PATH
 
 # Tests make commits in temporary repositories; give git an identity if none.
 git config --global user.name >/dev/null 2>&1 || git config --global user.name "ringmaster tests"
