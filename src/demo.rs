@@ -15,13 +15,17 @@ use crate::daemon::planes::SimSettings;
 use crate::daemon::rollout::IntentState;
 use crate::daemon::{Daemon, DaemonError};
 use crate::evidence::{VerifyingKey, generate_keypair, verify_branch};
-use crate::model::Plane;
+use crate::model::{Plane, Snapshot};
 use crate::orchestrator::Phase;
+use crate::planes::ConnectorConfig;
+use crate::planes::ansible::AnsibleConfig;
 use crate::planes::sim::Drift;
+use crate::planes::simulators::{PlaneSimulator, SimulatedPlane};
 use crate::store::{EventFilter, EventType, correlation_id_for};
 use chrono::{DateTime, Duration, TimeZone as _, Utc};
 use serde::Serialize;
-use std::path::PathBuf;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 
 /// The intents the story follows (all in the sample tenant).
 pub const ROLLS_TO_GLOBAL: &str = "chrome-131-finance";
@@ -41,6 +45,17 @@ expiry: 2027-06-01T00:00:00Z
 justification: osquery 6 reviewed by SecOps; pilot devices monitored by the SOC.
 ";
 
+/// What the daemon's connectors talk to in the demo.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum DemoPlanes {
+    /// The in-process simulated fleet (`planes::sim`) for every plane.
+    #[default]
+    Fleet,
+    /// The real connectors over HTTP to each plane's simulator on
+    /// 127.0.0.1, and the real `ansible-playbook` on local hosts.
+    Simulators,
+}
+
 #[derive(Debug, Clone)]
 pub struct DemoOptions {
     pub seed: u64,
@@ -48,6 +63,7 @@ pub struct DemoOptions {
     pub step_hours: i64,
     /// Keep the temporary repository and state here instead of deleting them.
     pub keep: Option<PathBuf>,
+    pub planes: DemoPlanes,
 }
 
 impl Default for DemoOptions {
@@ -56,8 +72,104 @@ impl Default for DemoOptions {
             seed: 7,
             step_hours: 2,
             keep: None,
+            planes: DemoPlanes::Fleet,
         }
     }
+}
+
+/// The share of installs that succeed on the simulators, as on the fleet.
+const SIMULATOR_SUCCESS_RATE: f64 = 0.999;
+/// The bad build's share of successful installs.
+const BAD_BUILD_SUCCESS_RATE: f64 = 0.35;
+/// Hosts per inventory group in the demo's Ansible lab (real runs, so small).
+const ANSIBLE_LAB_HOSTS: u32 = 3;
+
+/// The HTTP simulators of a demo run, started and registered.
+struct Simulators {
+    running: Vec<PlaneSimulator>,
+}
+
+impl Simulators {
+    /// Starts every plane's simulator on 127.0.0.1:0, registers the sample's
+    /// groups, and answers the connector configuration of each plane (the
+    /// secrets in files under `root/secrets`), Ansible on a local lab included.
+    async fn start(
+        snapshot: &Snapshot,
+        root: &Path,
+    ) -> Result<(Simulators, BTreeMap<Plane, ConnectorConfig>), DemoError> {
+        let secrets = root.join("secrets");
+        std::fs::create_dir_all(&secrets).map_err(setup_error)?;
+        let mut running = Vec::new();
+        let mut planes = BTreeMap::new();
+        for kind in SimulatedPlane::ALL {
+            let simulator = PlaneSimulator::with_random_secret(kind);
+            simulator.register(snapshot.entitlements.values().map(|rule| &rule.value));
+            let address = simulator
+                .start(std::net::SocketAddr::from(([127, 0, 0, 1], 0)))
+                .await
+                .map_err(setup_error)?;
+            let secret_file = secrets.join(format!("{}.secret", kind.as_str()));
+            simulator.write_secret(&secret_file).map_err(setup_error)?;
+            planes.insert(
+                kind.plane(),
+                simulator.connector_config(address, &secret_file),
+            );
+            running.push(simulator);
+        }
+        planes.insert(
+            Plane::Ansible,
+            ansible_lab(snapshot, &root.join("ansible"))?,
+        );
+        Ok((Simulators { running }, planes))
+    }
+
+    fn get(&self, kind: SimulatedPlane) -> Option<&PlaneSimulator> {
+        self.running.iter().find(|s| s.kind() == kind)
+    }
+
+    /// Devices report what they did since the last step.
+    fn check_in(&self, now: DateTime<Utc>) -> usize {
+        self.running
+            .iter()
+            .map(|simulator| simulator.check_in(now, SIMULATOR_SUCCESS_RATE))
+            .sum()
+    }
+}
+
+/// The Ansible plane of the demo: the real `ansible-playbook` on a small lab
+/// of `ansible_connection=local` hosts, a few per inventory group the sample's
+/// entitlements name.
+fn ansible_lab(snapshot: &Snapshot, work_dir: &Path) -> Result<ConnectorConfig, DemoError> {
+    let program = which_ansible_playbook().ok_or_else(|| {
+        setup_error(
+            "--planes simulators runs the real ansible-playbook, which is not on PATH: \
+             install it with `pip install ansible-core` (scripts/test.sh does)",
+        )
+    })?;
+    let mut inventory: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for rule in snapshot
+        .entitlements
+        .values()
+        .filter(|rule| rule.plane == Plane::Ansible)
+    {
+        for group in rule.groups.iter().chain(&rule.exclusions) {
+            inventory.entry(group.id.clone()).or_insert_with(|| {
+                (1..=ANSIBLE_LAB_HOSTS)
+                    .map(|n| format!("{}-{n:02}", group.id.replace('_', "-")))
+                    .collect()
+            });
+        }
+    }
+    let mut config = AnsibleConfig::new(work_dir, inventory);
+    config.ansible_playbook = program;
+    Ok(ConnectorConfig::Ansible(config))
+}
+
+fn which_ansible_playbook() -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join("ansible-playbook"))
+        .find(|candidate| candidate.is_file())
 }
 
 /// One intent's line in the live view.
@@ -206,6 +318,17 @@ pub async fn run(
     )
     .map_err(setup_error)?;
     let keys = generate_keypair(&key_dir, None, true).map_err(setup_error)?;
+    let (simulators, planes) = match options.planes {
+        DemoPlanes::Fleet => (None, BTreeMap::new()),
+        DemoPlanes::Simulators => {
+            let repository = crate::source::GovernedRepo::open(&repo_dir).map_err(setup_error)?;
+            let head = repository.resolve("HEAD").map_err(setup_error)?;
+            let entries = repository.entries_at(head).map_err(setup_error)?;
+            let (snapshot, _) = crate::model::load(&entries);
+            let (simulators, planes) = Simulators::start(&snapshot, &root).await?;
+            (Some(simulators), planes)
+        }
+    };
     let config = DaemonConfig {
         repo: RepoLocation::Local(repo_dir.clone()),
         state_dir,
@@ -218,6 +341,7 @@ pub async fn run(
         evidence_remote: None,
         listen: None,
         github: None,
+        planes,
     };
     let fleet = SimSettings {
         seed: options.seed,
@@ -252,10 +376,18 @@ pub async fn run(
             ));
         }
         if !bad_version_set && let Some(sim) = daemon.planes().and_then(|p| p.sim(Plane::Jamf)) {
-            sim.set_success_rate("zoom-macos", "6.3.0", 0.35)
+            sim.set_success_rate("zoom-macos", "6.3.0", BAD_BUILD_SUCCESS_RATE)
                 .map_err(setup_error)?;
             bad_version_set = true;
             notes.push("zoom-macos 6.3.0 is a bad build: 35% of installs succeed".into());
+        }
+        if let Some(simulators) = &simulators {
+            let reports = simulators.check_in(now);
+            if reports > 0 {
+                notes.push(format!(
+                    "devices on the plane simulators sent {reports} report(s)"
+                ));
+            }
         }
         if matches!(
             phase_of(&daemon, NEEDS_APPROVAL),
@@ -288,7 +420,18 @@ pub async fn run(
                 .entitlement_for(Plane::Intune, "ring-4-global", "acq-001", "bu-finance")
                 .and_then(|rule| rule.groups.first().map(|g| g.id.clone()))
                 .ok_or_else(|| setup_error("no global entitlement for chrome"))?;
-            if let Some(sim) = daemon.planes().and_then(|p| p.sim(Plane::Intune)) {
+            if let Some(intune) = simulators
+                .as_ref()
+                .and_then(|s| s.get(SimulatedPlane::Intune))
+                .and_then(PlaneSimulator::intune)
+            {
+                let removed =
+                    intune.remove_assignments(&correlation_id_for(ROLLS_TO_GLOBAL), &group);
+                drift_injected = removed > 0;
+                notes.push(format!(
+                    "drift: someone deleted chrome's Intune assignment to {group} in Graph"
+                ));
+            } else if let Some(sim) = daemon.planes().and_then(|p| p.sim(Plane::Intune)) {
                 sim.inject_drift(
                     &correlation_id_for(ROLLS_TO_GLOBAL),
                     Drift::AssignmentMissing {

@@ -45,6 +45,7 @@ impl Fleet {
             evidence_remote: None,
             listen: None,
             github: None,
+            planes: Default::default(),
         };
         let settings = SimSettings {
             seed: 11,

@@ -128,7 +128,7 @@ pub(super) fn serve(
 /// SIGTERM or Ctrl-C. Only the binary installs signal handlers. The handlers
 /// are registered before this returns, so a signal that arrives while the
 /// daemon starts up is not lost (nor handled by the default action).
-fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
+pub(super) fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
     #[cfg(unix)]
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .context("install the SIGTERM handler")?;

@@ -61,10 +61,12 @@ pub(super) fn run(
     json: bool,
     seed: u64,
     keep: Option<std::path::PathBuf>,
+    planes: demo::DemoPlanes,
 ) -> anyhow::Result<ExitCode> {
     let options = DemoOptions {
         seed,
         keep,
+        planes,
         ..DemoOptions::default()
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()

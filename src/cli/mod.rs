@@ -9,6 +9,7 @@ mod demo;
 mod init;
 mod output;
 mod plan;
+mod simulate;
 mod status;
 mod validate;
 
@@ -195,6 +196,14 @@ pub enum Command {
     /// intent waits for a CAB approval commit, a bad version fails its Canary
     /// gate and rolls back, drift is detected and remediated, and the
     /// evidence branch verifies. Exits 1 if any step of the story did not happen.
+    ///
+    /// With --planes simulators the same story runs through the real
+    /// connectors: each plane's HTTP simulator on 127.0.0.1 (Graph,
+    /// AdminService, ...) and the real ansible-playbook on local hosts.
+    ///
+    /// Examples:
+    ///   ringmaster demo
+    ///   ringmaster demo --planes simulators --keep /tmp/demo
     Demo {
         /// Print one JSON report instead of the live view.
         #[arg(long)]
@@ -205,6 +214,43 @@ pub enum Command {
         /// Keep the demo's repository, keys and state in this directory.
         #[arg(long)]
         keep: Option<PathBuf>,
+        /// What the connectors talk to.
+        #[arg(long, value_enum, default_value_t = crate::demo::DemoPlanes::Fleet)]
+        planes: crate::demo::DemoPlanes,
+    },
+    /// Run one plane's API simulator as a server, to point a real daemon at.
+    ///
+    /// Serves the plane's documented API (paths, bodies, paging, throttling,
+    /// errors) with its groups taken from a governed repository's
+    /// entitlements, prints the `planes:` entry for the daemon's config, and
+    /// makes the targeted devices report every --check-in-seconds on the wall
+    /// clock. Stops on Ctrl-C.
+    ///
+    /// Examples:
+    ///   ringmaster simulate intune --listen 127.0.0.1:8443
+    ///   ringmaster simulate sccm --repo ./contoso --success-rate 0.9
+    ///   ringmaster serve --repo ./contoso --state ./state --key k --config daemon.yaml
+    Simulate {
+        /// The plane whose API to serve.
+        #[arg(value_enum)]
+        plane: crate::planes::simulators::SimulatedPlane,
+        /// Address to listen on (port 0: any free port).
+        #[arg(long, default_value = "127.0.0.1:0")]
+        listen: std::net::SocketAddr,
+        /// Governed repository whose entitlements give the groups and device
+        /// counts [default: the built-in sample tenant].
+        #[arg(long)]
+        repo: Option<PathBuf>,
+        /// File holding the client secret the simulator accepts; created with
+        /// a random secret if missing [default: a file in the temp directory].
+        #[arg(long)]
+        secret_file: Option<PathBuf>,
+        /// Seconds between device check-ins (0: devices never report).
+        #[arg(long, default_value_t = 30)]
+        check_in_seconds: u64,
+        /// Share of installs that succeed when devices check in.
+        #[arg(long, default_value_t = 0.98)]
+        success_rate: f64,
     },
     /// Create a minisign key pair for signing evidence.
     ///
@@ -356,7 +402,27 @@ pub fn run(cli: Cli, clock: crate::daemon::Clock) -> ExitCode {
             daemon::serve(flags, config.as_deref(), once, clock)
         }
         Command::Keygen { out, force } => daemon::keygen(&out, force),
-        Command::Demo { json, seed, keep } => demo::run(json, seed, keep),
+        Command::Demo {
+            json,
+            seed,
+            keep,
+            planes,
+        } => demo::run(json, seed, keep, planes),
+        Command::Simulate {
+            plane,
+            listen,
+            repo,
+            secret_file,
+            check_in_seconds,
+            success_rate,
+        } => simulate::run(simulate::SimulateArgs {
+            plane,
+            listen,
+            repo,
+            secret_file,
+            check_in_seconds,
+            success_rate,
+        }),
         Command::Status { state, format } => status::status(&state, format),
         Command::Hold(args) => status::operator(
             &args.state,

@@ -7,7 +7,10 @@
 
 pub use super::github_config::GitHubConfig;
 use crate::forge::{GitHubToken, WebhookSecret};
+use crate::model::Plane;
+use crate::planes::ConnectorConfig;
 use serde::Deserialize;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -97,6 +100,9 @@ pub struct RawConfig {
     /// The webhook secret from `RINGMASTER_GITHUB_WEBHOOK_SECRET`; never read from a config file.
     #[serde(skip)]
     pub github_webhook_secret: Option<WebhookSecret>,
+    /// The connector of each plane, by plane name (`intune: {type: intune, ...}`);
+    /// a plane not named runs on the simulated fleet. Config file only.
+    pub planes: Option<BTreeMap<Plane, ConnectorConfig>>,
 }
 
 impl RawConfig {
@@ -123,6 +129,7 @@ impl RawConfig {
                 .or(self.github_webhook_secret_file),
             github_token: over.github_token.or(self.github_token),
             github_webhook_secret: over.github_webhook_secret.or(self.github_webhook_secret),
+            planes: over.planes.or(self.planes),
         }
     }
 
@@ -177,6 +184,7 @@ impl RawConfig {
             github_token: lookup("RINGMASTER_GITHUB_TOKEN").map(GitHubToken::new),
             github_webhook_secret: lookup("RINGMASTER_GITHUB_WEBHOOK_SECRET")
                 .map(WebhookSecret::new),
+            planes: None,
         })
     }
 
@@ -222,6 +230,20 @@ impl RawConfig {
             (RepoLocation::Remote(_), None) => Some("origin".into()),
             (RepoLocation::Local(_), None) => None,
         };
+        let planes = self.planes.unwrap_or_default();
+        for (plane, connector) in &planes {
+            if connector.plane() != *plane {
+                return Err(ConfigError::Invalid {
+                    setting: format!("planes.{}", plane.as_str()),
+                    message: format!(
+                        "a connector of type {} drives plane {}, not {}",
+                        connector.kind(),
+                        connector.plane().as_str(),
+                        plane.as_str()
+                    ),
+                });
+            }
+        }
         Ok(DaemonConfig {
             repo,
             state_dir,
@@ -234,6 +256,7 @@ impl RawConfig {
             evidence_remote,
             listen: self.listen,
             github,
+            planes,
         })
     }
 }
@@ -256,6 +279,8 @@ pub struct DaemonConfig {
     pub listen: Option<String>,
     /// The forge; `None`: no GitHub integration.
     pub github: Option<GitHubConfig>,
+    /// Configured connectors; planes not named here run on the simulated fleet.
+    pub planes: BTreeMap<Plane, ConnectorConfig>,
 }
 
 #[derive(Debug, thiserror::Error)]

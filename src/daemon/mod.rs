@@ -97,6 +97,8 @@ pub struct Daemon {
     pause_at: Option<PausePoint>,
     /// The execution planes; made once the first good snapshot names them.
     planes: Option<Planes>,
+    /// The connectors of `config.planes`, built when the daemon opens.
+    configured_planes: std::collections::BTreeMap<crate::model::Plane, crate::planes::Connector>,
     fleet: SimSettings,
     /// Keep the simulated fleet in the state directory across restarts.
     persist_fleet: bool,
@@ -143,6 +145,8 @@ impl Daemon {
             }
         };
         let evidence = EvidenceBranch::open(repo.repository.path(), &config.evidence_branch)?;
+        let configured_planes = planes::build_configured(&config.planes)
+            .map_err(|error| DaemonError::Planes(error.to_string()))?;
         let siem = Siem::new(config.siem.clone());
         let pause_at = match std::env::var("RINGMASTER_TEST_PAUSE_AT").ok().as_deref() {
             Some("after-evidence-append") => Some(PausePoint::AfterEvidenceAppend),
@@ -158,6 +162,7 @@ impl Daemon {
             siem,
             pause_at,
             planes: None,
+            configured_planes,
             fleet: SimSettings::default(),
             persist_fleet: true,
             good: None,
@@ -212,7 +217,7 @@ impl Daemon {
             let state_dir = self
                 .persist_fleet
                 .then_some(self.config.state_dir.as_path());
-            let planes = Planes::simulated(&snapshot, &self.fleet, state_dir)
+            let planes = Planes::build(&snapshot, &self.configured_planes, &self.fleet, state_dir)
                 .map_err(|error| DaemonError::Planes(error.to_string()))?;
             self.planes = Some(planes);
         }

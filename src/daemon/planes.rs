@@ -1,18 +1,20 @@
 //! The execution planes the daemon drives: one connector per plane.
 //!
-//! The embedded default is the simulated fleet (`planes::sim`), one per plane
-//! in `ringmaster.yaml`, its groups registered from the entitlements with their
-//! expected device counts. The HTTP connectors plug in here as they land.
+//! A plane named under `planes:` in the daemon's config runs on that connector
+//! (built, and so validated, when the daemon opens). Every other plane the
+//! tenant's `ringmaster.yaml` lists runs on the embedded default, the simulated
+//! fleet (`planes::sim`), its groups registered from the entitlements with
+//! their expected device counts.
 
 use crate::model::{Plane, Snapshot};
-use crate::planes::Connector;
 use crate::planes::sim::{SimConfig, SimConnector};
+use crate::planes::{Connector, ConnectorConfig};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
 #[derive(Debug, thiserror::Error)]
-#[error("simulated plane {plane}: {message}")]
+#[error("plane {plane}: {message}")]
 pub struct PlanesError {
     pub plane: String,
     pub message: String,
@@ -42,12 +44,42 @@ impl Default for SimSettings {
     }
 }
 
+/// Builds the configured connectors, naming the plane of the first that
+/// cannot be built.
+pub fn build_configured(
+    configured: &BTreeMap<Plane, ConnectorConfig>,
+) -> Result<BTreeMap<Plane, Connector>, PlanesError> {
+    configured
+        .iter()
+        .map(|(plane, config)| {
+            config
+                .build()
+                .map(|connector| (*plane, connector))
+                .map_err(|error| PlanesError {
+                    plane: plane.as_str().to_owned(),
+                    message: error.to_string(),
+                })
+        })
+        .collect()
+}
+
 impl Planes {
     /// One simulated fleet per configured plane. With `state_dir`, each fleet
     /// persists to `state_dir/sim-<plane>.json`, so a restarted daemon finds the
     /// same devices and assignments.
     pub fn simulated(
         snapshot: &Snapshot,
+        settings: &SimSettings,
+        state_dir: Option<&Path>,
+    ) -> Result<Planes, PlanesError> {
+        Planes::build(snapshot, &BTreeMap::new(), settings, state_dir)
+    }
+
+    /// The `configured` connectors for their planes, and a simulated fleet for
+    /// every other plane the tenant lists.
+    pub fn build(
+        snapshot: &Snapshot,
+        configured: &BTreeMap<Plane, Connector>,
         settings: &SimSettings,
         state_dir: Option<&Path>,
     ) -> Result<Planes, PlanesError> {
@@ -58,6 +90,14 @@ impl Planes {
             .map(|c| c.planes.clone())
             .unwrap_or_default();
         for plane in planes {
+            if let Some(connector) = configured.get(&plane) {
+                connectors.insert(plane, connector.clone());
+                continue;
+            }
+            tracing::info!(
+                plane = plane.as_str(),
+                "no connector configured: the plane runs on the simulated fleet"
+            );
             let error = |message: String| PlanesError {
                 plane: plane.as_str().to_owned(),
                 message,

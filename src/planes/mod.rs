@@ -22,6 +22,7 @@ pub mod sccm;
 mod seconds;
 mod secret;
 pub mod sim;
+pub mod simulators;
 
 pub use contract::{
     ArtifactRef, DeploymentStatus, ObservedState, PublishRequest, PublishResult, Remediation,
@@ -198,6 +199,16 @@ pub enum ConnectorConfigError {
 }
 
 impl ConnectorConfig {
+    /// The configuration `type`: `sim`, `intune`, ...
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ConnectorConfig::Sim(_) => "sim",
+            ConnectorConfig::Intune(_) => "intune",
+            ConnectorConfig::Sccm(_) => "sccm",
+            ConnectorConfig::Ansible(_) => "ansible",
+        }
+    }
+
     /// The plane the configured connector will drive.
     pub fn plane(&self) -> Plane {
         match self {

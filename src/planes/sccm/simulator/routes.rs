@@ -128,6 +128,11 @@ pub async fn get(
         "SMS_FullCollectionMembership" => state
             .collections
             .keys()
+            // Only the collection a `CollectionID eq '...'` clause names, so a
+            // large site is not evaluated whole for every page.
+            .filter(|id| {
+                named_collection(query.as_deref()).is_none_or(|named| named == id.as_str())
+            })
             .flat_map(|id| {
                 let members = state.members(id);
                 let shown = members.len().saturating_sub(state.membership_lag.get(id).copied().unwrap_or(0));
@@ -387,4 +392,13 @@ pub async fn action(
         collection.rules.push(rule);
     }
     Json(json!({"ReturnValue": 0})).into_response()
+}
+
+/// The collection a list query's `$filter` pins with `CollectionID eq '...'`.
+fn named_collection(raw_query: Option<&str>) -> Option<String> {
+    let filter = crate::planes::http::query_value(raw_query, "$filter")?;
+    filter.split(" and ").find_map(|clause| {
+        let (left, right) = clause.trim().split_once(" eq ")?;
+        (left.trim() == "CollectionID").then(|| right.trim().trim_matches('\'').to_owned())
+    })
 }

@@ -202,8 +202,11 @@ impl SiteState {
             .get("LimitToCollectionID")
             .and_then(Value::as_str)
             .unwrap_or("SMS00001");
-        let limited = self.members_at(limit, depth + 1);
-        members.retain(|device| limited.contains(device));
+        // All Systems holds every device: nothing to take away.
+        if limit != "SMS00001" {
+            let limited = self.members_at(limit, depth + 1);
+            members.retain(|device| limited.contains(device));
+        }
         members
     }
 

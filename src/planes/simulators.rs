@@ -1,0 +1,309 @@
+//! `simulators`: every plane's HTTP simulator behind one handle, for
+//! `ringmaster simulate <plane>` and `ringmaster demo --planes simulators`.
+//!
+//! A [`PlaneSimulator`] is started on a listener, gets the groups the governed
+//! repository's entitlements name (with their expected device counts), and
+//! answers the [`ConnectorConfig`] a daemon needs to reach it, the secret in a
+//! file. [`PlaneSimulator::check_in`] makes the devices report on the caller's
+//! clock: the simulators never decide on their own when a device installs.
+//!
+//! The simulators themselves (paths, bodies, paging, faults) live with their
+//! connectors: `planes::<plane>::simulator`.
+
+use crate::model::{EntitlementRule, Plane};
+use crate::planes::intune::simulator::{IntuneSimulator, SimulatorOptions as IntuneOptions};
+use crate::planes::intune::{ContentSource, IntuneConfig, RequestBudget};
+use crate::planes::sccm::simulator::{SccmSimulator, SimulatorOptions as SccmOptions};
+use crate::planes::sccm::{SccmAuth, SccmConfig};
+use crate::planes::{ConnectorConfig, Secret};
+use chrono::{DateTime, Utc};
+use std::collections::BTreeSet;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use tokio::net::TcpListener;
+
+/// The planes with an HTTP simulator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, clap::ValueEnum)]
+pub enum SimulatedPlane {
+    /// Microsoft Graph (Intune) and the identity platform's token endpoint.
+    Intune,
+    /// Configuration Manager's AdminService, with an Entra token endpoint.
+    Sccm,
+}
+
+impl SimulatedPlane {
+    pub const ALL: [SimulatedPlane; 2] = [SimulatedPlane::Intune, SimulatedPlane::Sccm];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SimulatedPlane::Intune => "intune",
+            SimulatedPlane::Sccm => "sccm",
+        }
+    }
+
+    /// The plane whose entitlements the simulator takes its groups from.
+    pub fn plane(self) -> Plane {
+        match self {
+            SimulatedPlane::Intune => Plane::Intune,
+            SimulatedPlane::Sccm => Plane::Sccm,
+        }
+    }
+
+    /// The simulator standing in for `plane`, if there is one.
+    pub fn for_plane(plane: Plane) -> Option<SimulatedPlane> {
+        SimulatedPlane::ALL
+            .into_iter()
+            .find(|simulated| simulated.plane() == plane)
+    }
+}
+
+/// The identities the simulators accept: fixed, well-formed, not secret.
+const TENANT_ID: &str = "8f3c2a1b-4d5e-4f60-9a7b-1c2d3e4f5a6b";
+const INTUNE_CLIENT_ID: &str = "3e1a5c7d-2b4f-4a6e-8c0d-1f2e3a4b5c6d";
+const SCCM_CLIENT_ID: &str = "5c1d2e3f-4a5b-4c6d-8e7f-9a0b1c2d3e4f";
+const SCCM_SITE: &str = "PS1";
+
+#[derive(Clone)]
+enum Inner {
+    Intune(IntuneSimulator),
+    Sccm(SccmSimulator),
+}
+
+/// One plane's simulator and the secret it accepts.
+#[derive(Clone)]
+pub struct PlaneSimulator {
+    kind: SimulatedPlane,
+    inner: Inner,
+    secret: Secret,
+    /// Group ids already registered (entitlements share exclusion groups).
+    registered: std::sync::Arc<std::sync::Mutex<BTreeSet<String>>>,
+}
+
+impl std::fmt::Debug for PlaneSimulator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PlaneSimulator")
+            .field("kind", &self.kind)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Devices in an exclusion group that no ring targets.
+const EXCLUDED_DEVICES: u32 = 2;
+
+impl PlaneSimulator {
+    /// A simulator accepting `secret` as its client secret (or key).
+    pub fn new(kind: SimulatedPlane, secret: Secret) -> PlaneSimulator {
+        let inner = match kind {
+            SimulatedPlane::Intune => {
+                let mut options = IntuneOptions::new(TENANT_ID, INTUNE_CLIENT_ID, secret.clone());
+                options.page_size = 1000;
+                Inner::Intune(IntuneSimulator::new(options))
+            }
+            SimulatedPlane::Sccm => {
+                let options =
+                    SccmOptions::new(SCCM_SITE, TENANT_ID, SCCM_CLIENT_ID, secret.clone());
+                Inner::Sccm(SccmSimulator::new(options))
+            }
+        };
+        PlaneSimulator {
+            kind,
+            inner,
+            secret,
+            registered: Default::default(),
+        }
+    }
+
+    /// A simulator with a fresh random secret.
+    pub fn with_random_secret(kind: SimulatedPlane) -> PlaneSimulator {
+        let secret = format!(
+            "{}~{}",
+            uuid::Uuid::new_v4().simple(),
+            uuid::Uuid::new_v4().simple()
+        );
+        PlaneSimulator::new(kind, Secret::new(secret))
+    }
+
+    pub fn kind(&self) -> SimulatedPlane {
+        self.kind
+    }
+
+    pub fn secret(&self) -> &Secret {
+        &self.secret
+    }
+
+    pub fn intune(&self) -> Option<&IntuneSimulator> {
+        match &self.inner {
+            Inner::Intune(simulator) => Some(simulator),
+            _ => None,
+        }
+    }
+
+    pub fn sccm(&self) -> Option<&SccmSimulator> {
+        match &self.inner {
+            Inner::Sccm(simulator) => Some(simulator),
+            _ => None,
+        }
+    }
+
+    /// Registers the groups of the entitlements of this simulator's plane: each
+    /// rule's expected devices spread over its groups; exclusion groups get a
+    /// couple of devices of their own. A group named twice is registered once.
+    /// Answers (groups, devices) newly registered.
+    pub fn register<'a>(
+        &self,
+        rules: impl IntoIterator<Item = &'a EntitlementRule>,
+    ) -> (usize, u64) {
+        let mut registered = self
+            .registered
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let (mut groups, mut devices) = (0usize, 0u64);
+        for rule in rules
+            .into_iter()
+            .filter(|rule| rule.plane == self.kind.plane())
+        {
+            let count = u32::try_from(rule.groups.len().max(1)).unwrap_or(u32::MAX);
+            let (share, remainder) = (rule.expected_devices / count, rule.expected_devices % count);
+            let included = rule.groups.iter().enumerate().map(|(position, group)| {
+                let extra = u32::from(u32::try_from(position).unwrap_or(u32::MAX) < remainder);
+                (group, share + extra)
+            });
+            let excluded = rule
+                .exclusions
+                .iter()
+                .map(|group| (group, EXCLUDED_DEVICES));
+            for (group, device_count) in included.chain(excluded) {
+                if !registered.insert(group.id.clone()) {
+                    continue;
+                }
+                let name = group.name.as_deref().unwrap_or(&group.id);
+                self.add_group(&group.id, name, device_count);
+                groups += 1;
+                devices += u64::from(device_count);
+            }
+        }
+        (groups, devices)
+    }
+
+    fn add_group(&self, id: &str, name: &str, devices: u32) {
+        match &self.inner {
+            Inner::Intune(simulator) => simulator.add_group(id, devices),
+            Inner::Sccm(simulator) => simulator.add_collection(id, name, devices),
+        }
+    }
+
+    /// Every targeted device without a final result reports at `at`; a share
+    /// `1 - success_rate` of them fails. Answers how many results changed.
+    pub fn check_in(&self, at: DateTime<Utc>, success_rate: f64) -> usize {
+        match &self.inner {
+            Inner::Intune(simulator) => simulator.check_in(at, success_rate),
+            Inner::Sccm(simulator) => simulator.check_in(at, success_rate),
+        }
+    }
+
+    /// Serves on `listener` until `shutdown` completes.
+    pub async fn serve(
+        &self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        match &self.inner {
+            Inner::Intune(simulator) => {
+                crate::planes::intune::simulator::serve(listener, simulator.clone(), shutdown).await
+            }
+            Inner::Sccm(simulator) => {
+                crate::planes::sccm::simulator::serve(listener, simulator.clone(), shutdown).await
+            }
+        }
+    }
+
+    /// Binds `address`, serves in a background task for as long as the
+    /// runtime runs, and answers the bound address.
+    pub async fn start(&self, address: SocketAddr) -> std::io::Result<SocketAddr> {
+        let listener = TcpListener::bind(address).await?;
+        let bound = listener.local_addr()?;
+        let simulator = self.clone();
+        tokio::spawn(async move {
+            if let Err(error) = simulator.serve(listener, std::future::pending()).await {
+                tracing::warn!(%error, plane = simulator.kind.as_str(), "simulator stopped");
+            }
+        });
+        Ok(bound)
+    }
+
+    /// Writes the secret to `path` (mode 0600 on Unix).
+    pub fn write_secret(&self, path: &Path) -> std::io::Result<()> {
+        write_private(path, self.secret.expose())
+    }
+
+    /// The connector configuration that reaches this simulator at `address`,
+    /// the secret read from `secret_file` (see [`PlaneSimulator::write_secret`]).
+    /// `work_dir` is where a connector may keep local state.
+    pub fn connector_config(&self, address: SocketAddr, secret_file: &Path) -> ConnectorConfig {
+        let root = format!("http://{address}");
+        match self.kind {
+            SimulatedPlane::Intune => {
+                let mut config = IntuneConfig::new(
+                    TENANT_ID,
+                    INTUNE_CLIENT_ID,
+                    ContentSource::SimulatorPlaceholder,
+                );
+                config.base_url = root.clone();
+                config.token_url = root;
+                config.client_secret_file = Some(secret_file.to_path_buf());
+                // The simulator has no service-side budget; a demo moves
+                // simulated days in seconds, so the client's own budget is
+                // widened to match (the documented one stays the default).
+                config.request_budget = RequestBudget {
+                    requests: 1_000_000,
+                    window_seconds: Duration::from_secs(20),
+                };
+                config.write_budget = RequestBudget {
+                    requests: 1_000_000,
+                    window_seconds: Duration::from_secs(20),
+                };
+                config.upload_poll_interval = Duration::from_millis(10);
+                ConnectorConfig::Intune(config)
+            }
+            SimulatedPlane::Sccm => {
+                let auth = SccmAuth::EntraClientCredentials {
+                    token_url: root.clone(),
+                    tenant_id: TENANT_ID.into(),
+                    client_id: SCCM_CLIENT_ID.into(),
+                    client_secret_env: None,
+                    client_secret_file: Some(secret_file.to_path_buf()),
+                    scope: "api://cmg-server-app/.default".into(),
+                };
+                ConnectorConfig::Sccm(SccmConfig::new(
+                    &format!("{root}/AdminService"),
+                    auth,
+                    "\\\\fs01\\packages",
+                ))
+            }
+        }
+    }
+}
+
+/// Writes `content` to a new file readable only by its owner.
+pub fn write_private(path: &Path, content: &str) -> std::io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options.open(path)?;
+    std::io::Write::write_all(&mut file, content.as_bytes())
+}
+
+/// Where a simulator's secret goes when the caller names no file.
+pub fn default_secret_file(kind: SimulatedPlane, address: SocketAddr) -> PathBuf {
+    std::env::temp_dir().join(format!(
+        "ringmaster-simulate-{}-{}.secret",
+        kind.as_str(),
+        address.port()
+    ))
+}
