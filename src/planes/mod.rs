@@ -87,6 +87,8 @@ pub enum Connector {
     Sccm(sccm::SccmConnector),
     /// Ansible, through the real `ansible-playbook` on this machine.
     Ansible(ansible::AnsibleConnector),
+    /// Ansible, through AWX / Automation Controller job templates.
+    Awx(ansible::awx::AwxConnector),
 }
 
 impl Connector {
@@ -97,6 +99,7 @@ impl Connector {
             Connector::Intune(_) => "intune",
             Connector::Sccm(_) => "sccm",
             Connector::Ansible(_) => "ansible",
+            Connector::Awx(_) => "awx",
         }
     }
 
@@ -107,6 +110,7 @@ impl Connector {
             Connector::Intune(_) => Plane::Intune,
             Connector::Sccm(_) => Plane::Sccm,
             Connector::Ansible(_) => Plane::Ansible,
+            Connector::Awx(_) => Plane::Ansible,
         }
     }
 }
@@ -122,6 +126,7 @@ impl ExecutionPlaneConnector for Connector {
             Connector::Intune(intune) => intune.publish(request, now).await,
             Connector::Sccm(sccm) => sccm.publish(request, now).await,
             Connector::Ansible(ansible) => ansible.publish(request, now).await,
+            Connector::Awx(awx) => awx.publish(request, now).await,
         }
     }
 
@@ -135,6 +140,7 @@ impl ExecutionPlaneConnector for Connector {
             Connector::Intune(intune) => intune.query_status(correlation_id, now).await,
             Connector::Sccm(sccm) => sccm.query_status(correlation_id, now).await,
             Connector::Ansible(ansible) => ansible.query_status(correlation_id, now).await,
+            Connector::Awx(awx) => awx.query_status(correlation_id, now).await,
         }
     }
 
@@ -151,6 +157,7 @@ impl ExecutionPlaneConnector for Connector {
             Connector::Ansible(ansible) => {
                 ansible.remediate(correlation_id, remediation, now).await
             }
+            Connector::Awx(awx) => awx.remediate(correlation_id, remediation, now).await,
         }
     }
 
@@ -164,6 +171,7 @@ impl ExecutionPlaneConnector for Connector {
             Connector::Intune(intune) => intune.verify_idempotency(correlation_id, now).await,
             Connector::Sccm(sccm) => sccm.verify_idempotency(correlation_id, now).await,
             Connector::Ansible(ansible) => ansible.verify_idempotency(correlation_id, now).await,
+            Connector::Awx(awx) => awx.verify_idempotency(correlation_id, now).await,
         }
     }
 }
@@ -178,6 +186,7 @@ pub enum ConnectorConfig {
     Intune(intune::IntuneConfig),
     Sccm(sccm::SccmConfig),
     Ansible(ansible::AnsibleConfig),
+    Awx(ansible::awx::AwxConfig),
 }
 
 /// A connector configuration that cannot be built.
@@ -195,6 +204,8 @@ pub enum ConnectorConfigError {
     Sccm(#[from] sccm::SccmConfigError),
     #[error(transparent)]
     Ansible(#[from] ansible::AnsibleConfigError),
+    #[error(transparent)]
+    Awx(#[from] ansible::awx::AwxConfigError),
 }
 
 impl ConnectorConfig {
@@ -205,6 +216,7 @@ impl ConnectorConfig {
             ConnectorConfig::Intune(_) => Plane::Intune,
             ConnectorConfig::Sccm(_) => Plane::Sccm,
             ConnectorConfig::Ansible(_) => Plane::Ansible,
+            ConnectorConfig::Awx(_) => Plane::Ansible,
         }
     }
 
@@ -222,6 +234,9 @@ impl ConnectorConfig {
             ConnectorConfig::Sccm(config) => Ok(Connector::Sccm(sccm::SccmConnector::new(config)?)),
             ConnectorConfig::Ansible(config) => {
                 Ok(Connector::Ansible(ansible::AnsibleConnector::new(config)?))
+            }
+            ConnectorConfig::Awx(config) => {
+                Ok(Connector::Awx(ansible::awx::AwxConnector::new(config)?))
             }
         }
     }
