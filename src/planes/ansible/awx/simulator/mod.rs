@@ -140,6 +140,8 @@ struct SimJob {
     extra_vars: Map<String, Value>,
     hosts: Vec<String>,
     results: BTreeMap<String, HostResult>,
+    /// Hosts whose summary says `changed` (fixed when the job finishes).
+    changed: BTreeSet<String>,
     finished: Option<DateTime<Utc>>,
 }
 
@@ -156,6 +158,8 @@ struct SimState {
     inventory_id: u64,
     groups: BTreeMap<String, SimGroup>,
     failing: BTreeSet<String>,
+    /// Hosts that lost the app: check-mode jobs report them changed.
+    drifted: BTreeSet<String>,
     jobs: BTreeMap<u64, SimJob>,
     next_job: u64,
     next_group: u64,
@@ -230,6 +234,20 @@ impl SimState {
         results: BTreeMap<String, HostResult>,
     ) {
         if let Some(job) = self.jobs.get_mut(&id) {
+            let succeeded = results
+                .iter()
+                .filter(|(_, result)| **result == HostResult::Ok)
+                .map(|(host, _)| host.clone());
+            if job.job_type == "check" {
+                job.changed = succeeded
+                    .filter(|host| self.drifted.contains(host))
+                    .collect();
+            } else {
+                job.changed = succeeded.collect();
+                for host in &job.changed {
+                    self.drifted.remove(host);
+                }
+            }
             let failed = results.values().any(|result| *result != HostResult::Ok);
             job.status = if failed { "failed" } else { "successful" };
             job.results = results;
@@ -257,6 +275,7 @@ impl AwxSimulator {
                 inventory_id: 1,
                 groups: BTreeMap::new(),
                 failing: BTreeSet::new(),
+                drifted: BTreeSet::new(),
                 jobs: BTreeMap::new(),
                 next_job: 100,
                 next_group: 10,
@@ -310,6 +329,12 @@ impl AwxSimulator {
     /// The host's tasks fail in every later job.
     pub fn fail_host(&self, host: &str) {
         self.lock().failing.insert(host.to_string());
+    }
+
+    /// The host lost the app behind ringmaster's back: a check-mode job
+    /// (`job_type: check`) reports it `changed`, a later run repairs it.
+    pub fn drift_host(&self, host: &str) {
+        self.lock().drifted.insert(host.to_string());
     }
 
     pub fn launches(&self) -> u64 {
@@ -421,6 +446,7 @@ impl AwxSimulator {
                     extra_vars,
                     hosts: Vec::new(),
                     results: BTreeMap::new(),
+                    changed: BTreeSet::new(),
                     finished: None,
                 },
             );

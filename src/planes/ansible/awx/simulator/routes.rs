@@ -169,6 +169,7 @@ pub async fn launch(
         extra_vars,
         hosts,
         results: BTreeMap::new(),
+        changed: Default::default(),
         finished: None,
     };
     let mut answer = job_body(&job, &template_name(&state, id));
@@ -294,13 +295,12 @@ pub async fn host_summaries(
     let Some(job) = state.jobs.get(&id) else {
         return detail(StatusCode::NOT_FOUND, "Not found.");
     };
-    let check = job.job_type == "check";
     let rows: Vec<Value> = job
         .results
         .iter()
         .map(|(host, result)| {
             let (ok, changed, failures, dark) = match result {
-                HostResult::Ok => (3, u32::from(!check), 0, 0),
+                HostResult::Ok => (3, u32::from(job.changed.contains(host)), 0, 0),
                 HostResult::Failed => (1, 0, 1, 0),
                 HostResult::Unreachable => (0, 0, 0, 1),
             };

@@ -1,4 +1,8 @@
-//! The AWX client against its simulator on 127.0.0.1:0.
+//! The AWX client against its simulator on 127.0.0.1:0; the connector in
+//! [`connector`], the pure job history in [`history`].
+
+mod connector;
+mod history;
 
 use super::simulator::{AskOnLaunch, AwxSimulator};
 use super::*;
