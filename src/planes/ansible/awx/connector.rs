@@ -390,12 +390,7 @@ impl AwxConnector {
             .collect();
         let inventory = self.inventory(&groups).await?;
         let results = self.results(&jobs, now).await?;
-        let evidence = Evidence {
-            jobs: &jobs,
-            results: &results,
-            inventory: &inventory,
-            now,
-        };
+        let evidence = Evidence::new(&jobs, &results, &inventory, now);
         Ok(evidence.status(&deployment))
     }
 
@@ -538,12 +533,7 @@ impl AwxConnector {
         groups.extend(deployment.exclusions.iter().cloned());
         let inventory = self.inventory(&groups).await?;
         let results = self.results(jobs, now).await?;
-        let evidence = Evidence {
-            jobs,
-            results: &results,
-            inventory: &inventory,
-            now,
-        };
+        let evidence = Evidence::new(jobs, &results, &inventory, now);
         let delivered = deployment.delivered_version().to_string();
         let hosts = history::hosts_of(&assigned, &deployment.exclusions, &inventory);
         let lacking: Vec<String> = hosts

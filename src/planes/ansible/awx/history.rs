@@ -269,12 +269,14 @@ pub enum HostState {
 
 /// What the jobs of a deployment say about its hosts, as of `now`.
 pub struct Evidence<'a> {
-    pub jobs: &'a [TaggedJob],
+    jobs: &'a [TaggedJob],
     /// Host summaries of the finished jobs, per job id.
-    pub results: &'a BTreeMap<u64, Vec<HostSummary>>,
+    results: &'a BTreeMap<u64, Vec<HostSummary>>,
     /// Inventory group → host names, as the inventory holds them now.
-    pub inventory: &'a BTreeMap<String, Vec<String>>,
-    pub now: DateTime<Utc>,
+    inventory: &'a BTreeMap<String, Vec<String>>,
+    now: DateTime<Utc>,
+    /// The hosts each job's limit names, per job id.
+    coverage: BTreeMap<u64, BTreeSet<String>>,
 }
 
 fn failure_of(row: &HostSummary) -> Option<&'static str> {
@@ -287,9 +289,30 @@ fn failure_of(row: &HostSummary) -> Option<&'static str> {
     }
 }
 
-impl Evidence<'_> {
+impl<'a> Evidence<'a> {
+    pub fn new(
+        jobs: &'a [TaggedJob],
+        results: &'a BTreeMap<u64, Vec<HostSummary>>,
+        inventory: &'a BTreeMap<String, Vec<String>>,
+        now: DateTime<Utc>,
+    ) -> Evidence<'a> {
+        let coverage = jobs
+            .iter()
+            .map(|job| (job.id, hosts_of_limit(&job.limit, inventory)))
+            .collect();
+        Evidence {
+            jobs,
+            results,
+            inventory,
+            now,
+            coverage,
+        }
+    }
+
     fn covers(&self, job: &TaggedJob, host: &str) -> bool {
-        hosts_of_limit(&job.limit, self.inventory).contains(host)
+        self.coverage
+            .get(&job.id)
+            .is_some_and(|hosts| hosts.contains(host))
     }
 
     fn row(&self, job: &TaggedJob, host: &str) -> Option<&HostSummary> {

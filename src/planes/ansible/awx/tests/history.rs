@@ -128,23 +128,14 @@ fn host_states_follow_the_last_job_as_of_now() {
     let results = BTreeMap::from([(1, vec![row("c1", 0, 0, 1), row("c2", 1, 0, 0)])]);
     let inventory = inventory();
     let jobs = vec![publish.clone()];
-    let before = Evidence {
-        jobs: &jobs,
-        results: &BTreeMap::new(),
-        inventory: &inventory,
-        now: at(10),
-    };
+    let nothing = BTreeMap::new();
+    let before = Evidence::new(&jobs, &nothing, &inventory, at(10));
     assert_eq!(
         before.state_of("c1", "2.1"),
         HostState::InFlight,
         "finished after now"
     );
-    let after = Evidence {
-        jobs: &jobs,
-        results: &results,
-        inventory: &inventory,
-        now: at(40),
-    };
+    let after = Evidence::new(&jobs, &results, &inventory, at(40));
     assert_eq!(after.state_of("c1", "2.1"), HostState::Installed);
     assert_eq!(
         after.state_of("c2", "2.1"),
@@ -163,12 +154,7 @@ fn host_states_follow_the_last_job_as_of_now() {
     );
     assert_eq!(ring.first_install_at, Some(at(30)));
     let with_repair = vec![publish, redeploy];
-    let repairing = Evidence {
-        jobs: &with_repair,
-        results: &results,
-        inventory: &inventory,
-        now: at(40),
-    };
+    let repairing = Evidence::new(&with_repair, &results, &inventory, at(40));
     assert_eq!(repairing.state_of("c2", "2.1"), HostState::InFlight);
     assert!(repairing.in_flight("c2") && !repairing.in_flight("c1"));
 }
@@ -183,12 +169,7 @@ fn unreachable_hosts_and_errored_jobs_fail_with_their_reason() {
     ];
     let results = BTreeMap::from([(1, vec![row("c1", 0, 1, 0)]), (2, Vec::new())]);
     let inventory = inventory();
-    let evidence = Evidence {
-        jobs: &jobs,
-        results: &results,
-        inventory: &inventory,
-        now: at(10),
-    };
+    let evidence = Evidence::new(&jobs, &results, &inventory, at(10));
     assert_eq!(
         evidence.state_of("c1", "2.1"),
         HostState::Failed("unreachable".into())
