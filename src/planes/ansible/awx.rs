@@ -18,6 +18,7 @@
 mod config;
 mod connector;
 mod history;
+mod remediation;
 pub mod simulator;
 
 pub use config::{AwxConfig, AwxConfigError, CorrelationLookup};

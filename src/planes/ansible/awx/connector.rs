@@ -16,7 +16,7 @@
 //! the earlier version (rollback) or for the hosts lacking the version
 //! (redeploy), and the verify template in check mode to look for drift.
 
-use super::history::{self, Action, Evidence, HostState, Launch, TaggedJob};
+use super::history::{self, Action, Evidence, Launch, TaggedJob};
 use super::{
     AwxClient, AwxConfig, AwxConfigError, CorrelationLookup, HostSummary, JobType, LaunchRequest,
 };
@@ -36,16 +36,16 @@ use std::sync::{Arc, Mutex, PoisonError};
 /// request cap) and the per-deployment locks.
 #[derive(Clone)]
 pub struct AwxConnector {
-    shared: Arc<Shared>,
+    pub(super) shared: Arc<Shared>,
 }
 
-struct Shared {
+pub(super) struct Shared {
     client: AwxClient,
     base_url: String,
     inventory_id: u64,
-    install_template: u64,
-    uninstall_template: u64,
-    verify_template: u64,
+    pub(super) install_template: u64,
+    pub(super) uninstall_template: u64,
+    pub(super) verify_template: u64,
     lookup: CorrelationLookup,
     /// One lock per correlation id: calls for one deployment take turns.
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
@@ -61,7 +61,7 @@ impl fmt::Debug for AwxConnector {
     }
 }
 
-fn invalid(message: String) -> ConnectorError {
+pub(super) fn invalid(message: String) -> ConnectorError {
     ConnectorError::new(ErrorCode::InvalidRequest, message)
 }
 
@@ -99,7 +99,7 @@ impl AwxConnector {
         })
     }
 
-    fn client(&self) -> &AwxClient {
+    pub(super) fn client(&self) -> &AwxClient {
         &self.shared.client
     }
 
@@ -136,7 +136,7 @@ impl AwxConnector {
         Ok(jobs)
     }
 
-    async fn existing(
+    pub(super) async fn existing(
         &self,
         correlation_id: &str,
     ) -> Result<(Vec<TaggedJob>, Deployment), ConnectorError> {
@@ -153,7 +153,7 @@ impl AwxConnector {
     }
 
     /// Inventory group → its hosts now; a group the inventory lacks has none.
-    async fn inventory(
+    pub(super) async fn inventory(
         &self,
         groups: impl IntoIterator<Item = &String>,
     ) -> Result<BTreeMap<String, Vec<String>>, ConnectorError> {
@@ -176,7 +176,7 @@ impl AwxConnector {
     }
 
     /// Host summaries of every job finished as of `now`.
-    async fn results(
+    pub(super) async fn results(
         &self,
         jobs: &[TaggedJob],
         now: DateTime<Utc>,
@@ -188,7 +188,7 @@ impl AwxConnector {
         Ok(results)
     }
 
-    async fn launch(
+    pub(super) async fn launch(
         &self,
         template: u64,
         launch: &Launch,
@@ -213,7 +213,12 @@ impl AwxConnector {
         Ok(job)
     }
 
-    fn launch_of(&self, deployment: &Deployment, action: Action, version: &str) -> Launch {
+    pub(super) fn launch_of(
+        &self,
+        deployment: &Deployment,
+        action: Action,
+        version: &str,
+    ) -> Launch {
         Launch {
             correlation_id: deployment.correlation_id.clone(),
             application_id: deployment.application_id.clone(),
@@ -392,209 +397,6 @@ impl AwxConnector {
         let results = self.results(&jobs, now).await?;
         let evidence = Evidence::new(&jobs, &results, &inventory, now);
         Ok(evidence.status(&deployment))
-    }
-
-    async fn remediate_locked(
-        &self,
-        correlation_id: &str,
-        remediation: &Remediation,
-        now: DateTime<Utc>,
-    ) -> Result<RemediationResult, ConnectorError> {
-        let (jobs, deployment) = self.existing(correlation_id).await?;
-        let done = |applied: bool, detail: String| RemediationResult {
-            action: remediation.clone(),
-            applied,
-            detail,
-        };
-        let every_group: Vec<String> = deployment
-            .rings
-            .iter()
-            .flat_map(|record| record.groups.iter().cloned())
-            .collect();
-        let shared = &self.shared;
-        match remediation {
-            Remediation::Uninstall => {
-                if deployment.state == DeploymentState::Uninstalled {
-                    return Ok(done(false, "already uninstalled".into()));
-                }
-                let version = deployment.delivered_version().to_string();
-                let mut launch = self.launch_of(&deployment, Action::Uninstall, &version);
-                launch.groups = every_group.clone();
-                let limit = history::limit_of(&every_group, &deployment.exclusions);
-                let job = self
-                    .launch(shared.uninstall_template, &launch, limit, false)
-                    .await?;
-                Ok(done(
-                    true,
-                    format!("uninstall job {job} launched on every host of the deployment"),
-                ))
-            }
-            Remediation::Rollback { to_version } => {
-                if deployment.state
-                    == (DeploymentState::RolledBack {
-                        to_version: to_version.clone(),
-                    })
-                {
-                    return Ok(done(false, format!("already rolled back to {to_version}")));
-                }
-                if deployment.state == DeploymentState::Uninstalled {
-                    return Err(invalid(format!(
-                        "deployment {correlation_id} was uninstalled; nothing to roll back"
-                    )));
-                }
-                let assigned = deployment.assigned_groups();
-                let mut launch = self.launch_of(&deployment, Action::Rollback, to_version);
-                launch.groups = assigned.clone();
-                let limit = history::limit_of(&assigned, &deployment.exclusions);
-                let job = self
-                    .launch(shared.install_template, &launch, limit, false)
-                    .await?;
-                Ok(done(
-                    true,
-                    format!("install job {job} delivers {to_version} on every assigned host"),
-                ))
-            }
-            Remediation::RingPin { ring } => {
-                let Some(pinned) = deployment.rings.iter().position(|r| &r.ring == ring) else {
-                    return Err(invalid(format!(
-                        "deployment {correlation_id} has no ring {ring} to pin at"
-                    )));
-                };
-                if deployment.state == (DeploymentState::Pinned { ring: ring.clone() }) {
-                    return Ok(done(false, format!("already pinned at {ring}")));
-                }
-                if matches!(
-                    deployment.state,
-                    DeploymentState::Uninstalled | DeploymentState::RolledBack { .. }
-                ) {
-                    return Err(invalid(format!(
-                        "deployment {correlation_id} is no longer active; nothing to pin"
-                    )));
-                }
-                let kept: Vec<String> = deployment.rings[..=pinned]
-                    .iter()
-                    .flat_map(|record| record.groups.iter().cloned())
-                    .collect();
-                let later: Vec<String> = deployment.rings[pinned + 1..]
-                    .iter()
-                    .flat_map(|record| record.groups.iter().cloned())
-                    .filter(|group| !kept.contains(group))
-                    .collect();
-                let version = deployment.version.clone();
-                let mut launch = self.launch_of(&deployment, Action::Pin, &version);
-                launch.ring = ring.clone();
-                let job = if later.is_empty() {
-                    // Nothing to remove: a check-mode run records the pin.
-                    launch.groups = kept.clone();
-                    let limit = history::limit_of(&kept, &deployment.exclusions);
-                    self.launch(shared.verify_template, &launch, limit, true)
-                        .await?
-                } else {
-                    launch.groups = later.clone();
-                    let excluded: Vec<String> =
-                        kept.iter().chain(&deployment.exclusions).cloned().collect();
-                    let limit = history::limit_of(&later, &excluded);
-                    self.launch(shared.uninstall_template, &launch, limit, false)
-                        .await?
-                };
-                Ok(done(
-                    true,
-                    format!(
-                        "pinned at {ring}; job {job} removes the app from {} later groups",
-                        later.len()
-                    ),
-                ))
-            }
-            Remediation::Redeploy => {
-                if deployment.state == DeploymentState::Uninstalled {
-                    return Err(invalid(format!(
-                        "deployment {correlation_id} was uninstalled; publish a new intent"
-                    )));
-                }
-                self.redeploy(&jobs, &deployment, now)
-                    .await
-                    .map(|(applied, detail)| done(applied, detail))
-            }
-        }
-    }
-
-    /// Installs the delivered version again on every assigned host whose
-    /// last attempt failed or that no finished job reached; when none lacks
-    /// it and nothing runs, launches the verify template in check mode once,
-    /// so that the next redeploy repairs the hosts it finds changed.
-    async fn redeploy(
-        &self,
-        jobs: &[TaggedJob],
-        deployment: &Deployment,
-        now: DateTime<Utc>,
-    ) -> Result<(bool, String), ConnectorError> {
-        let assigned = deployment.assigned_groups();
-        let mut groups = assigned.clone();
-        groups.extend(deployment.exclusions.iter().cloned());
-        let inventory = self.inventory(&groups).await?;
-        let results = self.results(jobs, now).await?;
-        let evidence = Evidence::new(jobs, &results, &inventory, now);
-        let delivered = deployment.delivered_version().to_string();
-        let hosts = history::hosts_of(&assigned, &deployment.exclusions, &inventory);
-        let lacking: Vec<String> = hosts
-            .iter()
-            .filter(|host| !evidence.in_flight(host))
-            .filter(|host| {
-                matches!(
-                    evidence.state_of(host, &delivered),
-                    HostState::Failed(_) | HostState::NotReported
-                )
-            })
-            .cloned()
-            .collect();
-        if !lacking.is_empty() {
-            let mut launch = self.launch_of(deployment, Action::Redeploy, &delivered);
-            launch.groups = assigned;
-            let job = self
-                .launch(
-                    self.shared.install_template,
-                    &launch,
-                    lacking.join(":"),
-                    false,
-                )
-                .await?;
-            return Ok((
-                true,
-                format!(
-                    "install job {job} delivers {delivered} again on {} hosts lacking it",
-                    lacking.len()
-                ),
-            ));
-        }
-        if hosts.iter().any(|host| evidence.in_flight(host)) {
-            return Ok((
-                false,
-                "no host lacks the version; jobs are still running".into(),
-            ));
-        }
-        let last_change = jobs
-            .iter()
-            .filter(|job| job.launch.action != Action::Verify)
-            .map(|job| job.id)
-            .max();
-        let verified = jobs
-            .iter()
-            .any(|job| job.launch.action == Action::Verify && Some(job.id) > last_change);
-        if verified || hosts.is_empty() {
-            return Ok((false, "no host lacks the version (verified)".into()));
-        }
-        let mut launch = self.launch_of(deployment, Action::Verify, &delivered);
-        launch.groups = assigned.clone();
-        let limit = history::limit_of(&assigned, &deployment.exclusions);
-        let job = self
-            .launch(self.shared.verify_template, &launch, limit, true)
-            .await?;
-        Ok((
-            false,
-            format!(
-                "no host lacks the version; verify job {job} checks for drift in check mode, redeploy again once it finished"
-            ),
-        ))
     }
 }
 
