@@ -88,6 +88,8 @@ pub enum Connector {
     Sccm(sccm::SccmConnector),
     /// Ansible, through the real `ansible-playbook` on this machine.
     Ansible(ansible::AnsibleConnector),
+    /// Ansible, through AWX / Automation Controller job templates.
+    Awx(ansible::awx::AwxConnector),
 }
 
 impl Connector {
@@ -98,6 +100,7 @@ impl Connector {
             Connector::Intune(_) => "intune",
             Connector::Sccm(_) => "sccm",
             Connector::Ansible(_) => "ansible",
+            Connector::Awx(_) => "awx",
         }
     }
 
@@ -108,6 +111,7 @@ impl Connector {
             Connector::Intune(_) => Plane::Intune,
             Connector::Sccm(_) => Plane::Sccm,
             Connector::Ansible(_) => Plane::Ansible,
+            Connector::Awx(_) => Plane::Ansible,
         }
     }
 }
@@ -123,6 +127,7 @@ impl ExecutionPlaneConnector for Connector {
             Connector::Intune(intune) => intune.publish(request, now).await,
             Connector::Sccm(sccm) => sccm.publish(request, now).await,
             Connector::Ansible(ansible) => ansible.publish(request, now).await,
+            Connector::Awx(awx) => awx.publish(request, now).await,
         }
     }
 
@@ -136,6 +141,7 @@ impl ExecutionPlaneConnector for Connector {
             Connector::Intune(intune) => intune.query_status(correlation_id, now).await,
             Connector::Sccm(sccm) => sccm.query_status(correlation_id, now).await,
             Connector::Ansible(ansible) => ansible.query_status(correlation_id, now).await,
+            Connector::Awx(awx) => awx.query_status(correlation_id, now).await,
         }
     }
 
@@ -152,6 +158,7 @@ impl ExecutionPlaneConnector for Connector {
             Connector::Ansible(ansible) => {
                 ansible.remediate(correlation_id, remediation, now).await
             }
+            Connector::Awx(awx) => awx.remediate(correlation_id, remediation, now).await,
         }
     }
 
@@ -165,6 +172,7 @@ impl ExecutionPlaneConnector for Connector {
             Connector::Intune(intune) => intune.verify_idempotency(correlation_id, now).await,
             Connector::Sccm(sccm) => sccm.verify_idempotency(correlation_id, now).await,
             Connector::Ansible(ansible) => ansible.verify_idempotency(correlation_id, now).await,
+            Connector::Awx(awx) => awx.verify_idempotency(correlation_id, now).await,
         }
     }
 }
@@ -179,6 +187,7 @@ pub enum ConnectorConfig {
     Intune(intune::IntuneConfig),
     Sccm(sccm::SccmConfig),
     Ansible(ansible::AnsibleConfig),
+    Awx(ansible::awx::AwxConfig),
 }
 
 /// A connector configuration that cannot be built.
@@ -196,6 +205,8 @@ pub enum ConnectorConfigError {
     Sccm(#[from] sccm::SccmConfigError),
     #[error(transparent)]
     Ansible(#[from] ansible::AnsibleConfigError),
+    #[error(transparent)]
+    Awx(#[from] ansible::awx::AwxConfigError),
 }
 
 impl ConnectorConfig {
@@ -216,6 +227,7 @@ impl ConnectorConfig {
             ConnectorConfig::Intune(_) => Plane::Intune,
             ConnectorConfig::Sccm(_) => Plane::Sccm,
             ConnectorConfig::Ansible(_) => Plane::Ansible,
+            ConnectorConfig::Awx(_) => Plane::Ansible,
         }
     }
 
@@ -233,6 +245,9 @@ impl ConnectorConfig {
             ConnectorConfig::Sccm(config) => Ok(Connector::Sccm(sccm::SccmConnector::new(config)?)),
             ConnectorConfig::Ansible(config) => {
                 Ok(Connector::Ansible(ansible::AnsibleConnector::new(config)?))
+            }
+            ConnectorConfig::Awx(config) => {
+                Ok(Connector::Awx(ansible::awx::AwxConnector::new(config)?))
             }
         }
     }

@@ -7,16 +7,37 @@
 //! back in `ignored_fields` while the job still launches. A job that silently
 //! runs without the correlation id or the ring's limit is a wrong job, so a
 //! non-empty `ignored_fields` is an error naming the fields and the fix.
-//! [`simulator`] imitates the endpoints for tests.
+//! [`simulator`] imitates the endpoints for tests; [`AwxConnector`] is the
+//! connector built on this client.
+//!
+//! Lists (`jobs/`, inventory groups, group hosts, host summaries) are paged
+//! with `page_size` and followed through `next` to the end. A 401 re-reads the
+//! token file (when the token comes from one) and, if the token changed,
+//! repeats the request once: the one retry the contract allows.
 
+mod config;
+mod connector;
+mod history;
+mod remediation;
 pub mod simulator;
 
-use crate::planes::http::{code_for_status, describe, retry_after_of, transport_error};
+pub use config::{AwxConfig, AwxConfigError, CorrelationLookup};
+pub use connector::AwxConnector;
+
+use crate::planes::http::{
+    code_for_status, describe, encode_query_value, retry_after_of, transient_retry_after,
+    transport_error,
+};
 use crate::planes::{ConnectorError, ErrorCode, Secret};
+use chrono::{DateTime, Utc};
 use reqwest::{Method, StatusCode};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+use std::path::PathBuf;
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
+use tokio::sync::Semaphore;
 
 /// `run` applies, `check` is Ansible's check mode (drift).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -30,10 +51,15 @@ pub enum JobType {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct LaunchRequest {
     pub extra_vars: Map<String, Value>,
-    /// The ring's inventory groups, `ring_canary:ring_pilot`.
+    /// An Ansible host pattern: the ring's inventory groups less the
+    /// excluded ones, `ring_canary:ring_pilot:!kiosks`, or host names.
     pub limit: String,
-    pub job_type: JobType,
-    pub diff_mode: bool,
+    /// Sent only when set: a template that does not ask for it on launch
+    /// would answer it in `ignored_fields`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub job_type: Option<JobType>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub diff_mode: Option<bool>,
 }
 
 /// AWX's job status enum (`awx/main/models/unified_jobs.py`).
@@ -70,6 +96,35 @@ pub struct Job {
     pub job_explanation: String,
 }
 
+/// One row of `GET jobs/`: what the connector reads to find its jobs again.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct JobSummary {
+    pub id: u64,
+    #[serde(default)]
+    pub job_template: Option<u64>,
+    pub status: JobStatus,
+    #[serde(default)]
+    pub limit: String,
+    /// AWX answers a JSON text; an object is accepted too.
+    #[serde(default)]
+    pub extra_vars: Value,
+    #[serde(default)]
+    pub job_type: Option<String>,
+    #[serde(default)]
+    pub finished: Option<DateTime<Utc>>,
+}
+
+impl JobSummary {
+    /// The job's extra variables as an object (empty when unreadable).
+    pub fn variables(&self) -> Map<String, Value> {
+        match &self.extra_vars {
+            Value::Object(map) => map.clone(),
+            Value::String(text) => serde_json::from_str(text).unwrap_or_default(),
+            _ => Map::new(),
+        }
+    }
+}
+
 /// One row of `GET jobs/{id}/job_host_summaries/`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HostSummary {
@@ -85,6 +140,10 @@ pub struct HostSummary {
     pub dark: u32,
     #[serde(default)]
     pub skipped: u32,
+    /// The field list is [U] in the reference: `failed` is read when
+    /// `failures` and `dark` are absent.
+    #[serde(default)]
+    pub failed: bool,
 }
 
 #[derive(Deserialize)]
@@ -93,13 +152,25 @@ struct Page<T> {
     next: Option<String>,
 }
 
+#[derive(Deserialize)]
+struct Named {
+    id: u64,
+    name: String,
+}
+
 /// A client of one controller, authenticated with an OAuth2 bearer token.
 #[derive(Clone)]
 pub struct AwxClient {
     http: reqwest::Client,
     /// `https://controller.example.com/api/v2`, no trailing slash.
     api: String,
-    token: Secret,
+    token: Arc<RwLock<Secret>>,
+    /// Read again after a 401: an operator or a sidecar rotates it there.
+    token_file: Option<PathBuf>,
+    /// Caps the requests in flight, shared by clones.
+    permits: Arc<Semaphore>,
+    /// `page_size` of every list request.
+    page_size: usize,
 }
 
 impl std::fmt::Debug for AwxClient {
@@ -107,7 +178,8 @@ impl std::fmt::Debug for AwxClient {
         formatter
             .debug_struct("AwxClient")
             .field("api", &self.api)
-            .field("token", &self.token)
+            .field("token", &"***")
+            .field("token_file", &self.token_file)
             .finish()
     }
 }
@@ -131,8 +203,49 @@ impl AwxClient {
         Ok(AwxClient {
             http,
             api: format!("{}/api/v2", base_url.trim_end_matches('/')),
-            token,
+            token: Arc::new(RwLock::new(token)),
+            token_file: None,
+            permits: Arc::new(Semaphore::new(4)),
+            page_size: 200,
         })
+    }
+
+    /// The token is read again from `path` after a 401.
+    pub fn with_token_file(mut self, path: PathBuf) -> AwxClient {
+        self.token_file = Some(path);
+        self
+    }
+
+    /// At most `concurrency` requests in flight; lists asked in pages of `page_size`.
+    pub fn with_limits(mut self, concurrency: usize, page_size: usize) -> AwxClient {
+        self.permits = Arc::new(Semaphore::new(concurrency.max(1)));
+        self.page_size = page_size.max(1);
+        self
+    }
+
+    fn token(&self) -> Secret {
+        self.token
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// After a 401: whether the token file now holds another token (it is
+    /// then the client's token).
+    async fn refreshed_token(&self) -> bool {
+        let Some(path) = &self.token_file else {
+            return false;
+        };
+        let Ok(text) = tokio::fs::read_to_string(path).await else {
+            return false;
+        };
+        let fresh = text.trim();
+        if fresh.is_empty() || fresh == self.token().expose() {
+            return false;
+        }
+        *self.token.write().unwrap_or_else(PoisonError::into_inner) = Secret::new(fresh);
+        tracing::info!(path = %path.display(), "awx token re-read after a 401");
+        true
     }
 
     async fn send(
@@ -141,17 +254,10 @@ impl AwxClient {
         url: &str,
         body: Option<&Value>,
     ) -> Result<(StatusCode, Value), ConnectorError> {
-        let mut builder = self
-            .http
-            .request(method.clone(), url)
-            .bearer_auth(self.token.expose());
-        if let Some(body) = body {
-            builder = builder.json(body);
+        let mut response = self.send_once(&method, url, body).await?;
+        if response.status() == StatusCode::UNAUTHORIZED && self.refreshed_token().await {
+            response = self.send_once(&method, url, body).await?;
         }
-        let response = builder
-            .send()
-            .await
-            .map_err(|error| transport_error("awx", &method, url, &error))?;
         let status = response.status();
         let retry_after = retry_after_of(&response);
         let text = response
@@ -166,16 +272,104 @@ impl AwxClient {
                 .and_then(Value::as_str)
                 .map(str::to_string)
                 .unwrap_or_else(|| value.to_string());
+            let detail: String = detail.chars().take(300).collect();
+            let fix = match status.as_u16() {
+                401 => "; check the token (token_env or token_file)",
+                403 => "; grant the token's user execute on the template and read on the inventory",
+                _ => "",
+            };
             return Err(ConnectorError::new(
                 code,
                 format!(
-                    "{method} {} on awx answered {status}: {detail}",
+                    "{method} {} on awx answered {status}: {detail}{fix}",
                     describe(url)
                 ),
             )
-            .with_retry_after(retry_after));
+            .with_retry_after(transient_retry_after(code, retry_after)));
         }
         Ok((status, value))
+    }
+
+    async fn send_once(
+        &self,
+        method: &Method,
+        url: &str,
+        body: Option<&Value>,
+    ) -> Result<reqwest::Response, ConnectorError> {
+        // The semaphore is never closed.
+        let _permit = self.permits.acquire().await.ok();
+        let mut builder = self
+            .http
+            .request(method.clone(), url)
+            .bearer_auth(self.token().expose());
+        if let Some(body) = body {
+            builder = builder.json(body);
+        }
+        builder
+            .send()
+            .await
+            .map_err(|error| transport_error("awx", method, url, &error))
+    }
+
+    /// Every item of a list, following `next` (relative or absolute) to the end.
+    async fn list<T: DeserializeOwned>(&self, first: String) -> Result<Vec<T>, ConnectorError> {
+        let root = self
+            .api
+            .strip_suffix("/api/v2")
+            .unwrap_or(&self.api)
+            .to_string();
+        let separator = if first.contains('?') { '&' } else { '?' };
+        let mut url = format!("{first}{separator}page_size={}", self.page_size);
+        let mut items = Vec::new();
+        loop {
+            let (_, answer) = self.send(Method::GET, &url, None).await?;
+            let page: Page<T> = serde_json::from_value(answer).map_err(|error| {
+                ConnectorError::new(
+                    ErrorCode::ServiceUnavailable,
+                    format!(
+                        "GET {} on awx answered an unreadable page: {error}",
+                        describe(&url)
+                    ),
+                )
+            })?;
+            items.extend(page.results);
+            match page.next {
+                Some(next) if next.starts_with('/') => url = format!("{root}{next}"),
+                Some(next) => url = next,
+                None => return Ok(items),
+            }
+        }
+    }
+
+    /// Every job matching `filters` (`job_template__in=1,2&order_by=id`).
+    pub async fn jobs(&self, filters: &str) -> Result<Vec<JobSummary>, ConnectorError> {
+        self.list(format!("{}/jobs/?{filters}", self.api)).await
+    }
+
+    /// The id of the inventory group named `name`, if the inventory has one.
+    pub async fn group_id(
+        &self,
+        inventory: u64,
+        name: &str,
+    ) -> Result<Option<u64>, ConnectorError> {
+        let url = format!(
+            "{}/inventories/{inventory}/groups/?name={}",
+            self.api,
+            encode_query_value(name)
+        );
+        let groups: Vec<Named> = self.list(url).await?;
+        Ok(groups
+            .into_iter()
+            .find(|group| group.name == name)
+            .map(|group| group.id))
+    }
+
+    /// The names of every host of a group, its child groups' included.
+    pub async fn group_hosts(&self, group: u64) -> Result<Vec<String>, ConnectorError> {
+        let hosts: Vec<Named> = self
+            .list(format!("{}/groups/{group}/all_hosts/", self.api))
+            .await?;
+        Ok(hosts.into_iter().map(|host| host.name).collect())
     }
 
     /// Launches the template; answers the job id. Any ignored field is an error.
@@ -250,28 +444,8 @@ impl AwxClient {
 
     /// Every host summary of the job, following `next` across pages.
     pub async fn host_summaries(&self, job_id: u64) -> Result<Vec<HostSummary>, ConnectorError> {
-        let mut url = format!("{}/jobs/{job_id}/job_host_summaries/", self.api);
-        let root = self
-            .api
-            .strip_suffix("/api/v2")
-            .unwrap_or(&self.api)
-            .to_string();
-        let mut summaries = Vec::new();
-        loop {
-            let (_, answer) = self.send(Method::GET, &url, None).await?;
-            let page: Page<HostSummary> = serde_json::from_value(answer).map_err(|error| {
-                ConnectorError::new(
-                    ErrorCode::ServiceUnavailable,
-                    format!("host summaries of job {job_id}: {error}"),
-                )
-            })?;
-            summaries.extend(page.results);
-            match page.next {
-                Some(next) if next.starts_with('/') => url = format!("{root}{next}"),
-                Some(next) => url = next,
-                None => return Ok(summaries),
-            }
-        }
+        self.list(format!("{}/jobs/{job_id}/job_host_summaries/", self.api))
+            .await
     }
 }
 

@@ -15,8 +15,9 @@
 //! The playbooks (`playbooks/`) are embedded and written into each run folder;
 //! `playbook_dir` in the config overrides them. The plane's behaviour as the
 //! connector uses it is in `../shared/reference/execution-planes.md` section 5.
-//! [`awx`] is a client of AWX / Automation Controller, the second way to run
-//! the plane (launch a job template, poll the job, read host summaries).
+//! [`awx`] drives the same plane through AWX / Automation Controller, the
+//! second way to run it (`Connector::Awx`: job templates launched per ring,
+//! host summaries read back).
 
 pub mod awx;
 mod client;

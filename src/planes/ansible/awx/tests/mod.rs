@@ -1,4 +1,8 @@
-//! The AWX client against its simulator on 127.0.0.1:0.
+//! The AWX client against its simulator on 127.0.0.1:0; the connector in
+//! [`connector`], the pure job history in [`history`].
+
+mod connector;
+mod history;
 
 use super::simulator::{AskOnLaunch, AwxSimulator};
 use super::*;
@@ -29,8 +33,8 @@ fn launch_request() -> LaunchRequest {
     LaunchRequest {
         extra_vars,
         limit: "ring_canary".into(),
-        job_type: JobType::Run,
-        diff_mode: false,
+        job_type: Some(JobType::Run),
+        diff_mode: Some(false),
     }
 }
 
@@ -95,10 +99,12 @@ async fn unknown_template_and_bad_token_are_permanent_and_never_show_the_token()
         .expect_err("unknown");
     assert_eq!(error.code, ErrorCode::ResourceNotFound, "{error}");
     let address = client.api.clone();
-    let wrong = AwxClient {
-        token: Secret::new("not-the-token"),
-        ..client.clone()
-    };
+    let wrong = AwxClient::new(
+        &address.replace("/api/v2", ""),
+        Secret::new("not-the-token"),
+        Duration::from_secs(5),
+    )
+    .expect("client");
     let error = wrong.launch(7, &launch_request()).await.expect_err("401");
     assert_eq!(error.code, ErrorCode::InvalidCredentials, "{error}");
     assert!(!error.to_string().contains("not-the-token"), "{error}");

@@ -1,0 +1,217 @@
+//! `config`: how an AWX / Automation Controller connector is configured.
+//!
+//! ```yaml
+//! type: awx
+//! base_url: https://controller.example.com
+//! token_file: /etc/ringmaster/awx-token      # or token_env: AWX_TOKEN
+//! inventory_id: 3
+//! install_template_id: 11
+//! uninstall_template_id: 12
+//! verify_template_id: 13
+//! correlation_lookup: extra_vars_filter      # or scan
+//! page_size: 200
+//! max_concurrent_requests: 4
+//! request_timeout_seconds: 30
+//! ```
+//!
+//! Plane group ids (what entitlements name) are the inventory's group names,
+//! e.g. `fab_eng_ring1_canary`. The token is an OAuth2 bearer token (a
+//! personal access token of a user that may execute the templates and read
+//! the inventory), never written in the file itself.
+
+use crate::planes::Secret;
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// How the connector finds the jobs of a correlation id again (reference
+/// 5.2: "Find by correlation id" is [U]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CorrelationLookup {
+    /// `GET jobs/?job_template__in=..&extra_vars__icontains=<corr>`: the
+    /// server narrows the list; the connector still checks every job's
+    /// `extra_vars`. If the controller refuses the filter (400), use `scan`.
+    #[default]
+    ExtraVarsFilter,
+    /// `GET jobs/?job_template__in=..`: every job of the templates, paged to
+    /// the end, matched on `extra_vars` here. Needs only documented filters.
+    Scan,
+}
+
+/// One controller as the daemon reaches it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AwxConfig {
+    /// The controller's root, `https://controller.example.com` (the API is
+    /// under `/api/v2/`).
+    pub base_url: String,
+    /// An environment variable holding the bearer token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_env: Option<String>,
+    /// A file holding the bearer token, read again after a 401.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_file: Option<PathBuf>,
+    /// The inventory the templates run against; its groups are the rings.
+    pub inventory_id: u64,
+    /// Installs `ringmaster_app` at `ringmaster_version` on the `limit`.
+    pub install_template_id: u64,
+    /// Removes `ringmaster_app` from the `limit`.
+    pub uninstall_template_id: u64,
+    /// Run in check mode with diff (`job_type: check`): what would change.
+    pub verify_template_id: u64,
+    #[serde(default)]
+    pub correlation_lookup: CorrelationLookup,
+    /// `page_size` of list requests (AWX caps it, 200 by default [U]).
+    #[serde(default = "default_page_size")]
+    pub page_size: usize,
+    #[serde(default = "default_concurrency")]
+    pub max_concurrent_requests: usize,
+    #[serde(
+        rename = "request_timeout_seconds",
+        with = "crate::planes::seconds::single",
+        default = "default_request_timeout"
+    )]
+    pub request_timeout: Duration,
+}
+
+fn default_page_size() -> usize {
+    200
+}
+
+fn default_concurrency() -> usize {
+    4
+}
+
+fn default_request_timeout() -> Duration {
+    Duration::from_secs(30)
+}
+
+impl AwxConfig {
+    /// A configuration with the defaults and the token in `token_file`.
+    pub fn new(base_url: &str, token_file: PathBuf, inventory_id: u64) -> AwxConfig {
+        AwxConfig {
+            base_url: base_url.into(),
+            token_env: None,
+            token_file: Some(token_file),
+            inventory_id,
+            install_template_id: 0,
+            uninstall_template_id: 0,
+            verify_template_id: 0,
+            correlation_lookup: CorrelationLookup::default(),
+            page_size: default_page_size(),
+            max_concurrent_requests: default_concurrency(),
+            request_timeout: default_request_timeout(),
+        }
+    }
+}
+
+/// An AWX configuration that cannot be built.
+#[derive(Debug, thiserror::Error)]
+pub enum AwxConfigError {
+    #[error("awx connector: base_url {value:?} is not an http(s) URL")]
+    BadUrl { value: String },
+    #[error(
+        "awx connector: base_url {value:?} sends the token over plain http; use https (plain http is only for a simulator on loopback)"
+    )]
+    PlainHttp { value: String },
+    #[error("awx connector: set exactly one of token_env and token_file")]
+    TokenSource,
+    #[error("awx connector: environment variable {name} (token_env) is not set or is empty")]
+    TokenEnvironment { name: String },
+    #[error("awx connector: cannot read token_file {}: {source}", path.display())]
+    TokenFile {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("awx connector: token_file {} is empty", path.display())]
+    EmptyTokenFile { path: PathBuf },
+    #[error("awx connector: {field} must be above zero")]
+    NotPositive { field: &'static str },
+    #[error(
+        "awx connector: install_template_id, uninstall_template_id and verify_template_id must be three different templates"
+    )]
+    SameTemplate,
+    #[error("awx connector: cannot build the HTTP client: {reason}")]
+    Http { reason: String },
+}
+
+fn check_url(value: &str) -> Result<(), AwxConfigError> {
+    if let Some(rest) = value.strip_prefix("http://") {
+        let host = rest.split(['/', ':']).next().unwrap_or_default();
+        return match host {
+            "127.0.0.1" | "localhost" | "[::1]" => Ok(()),
+            "" => Err(AwxConfigError::BadUrl {
+                value: value.into(),
+            }),
+            _ => Err(AwxConfigError::PlainHttp {
+                value: value.into(),
+            }),
+        };
+    }
+    match value.strip_prefix("https://") {
+        Some(rest) if !rest.is_empty() && !rest.starts_with('/') => Ok(()),
+        _ => Err(AwxConfigError::BadUrl {
+            value: value.into(),
+        }),
+    }
+}
+
+/// The token in `path`, trimmed.
+pub(super) fn read_token_file(path: &PathBuf) -> Result<Secret, AwxConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| AwxConfigError::TokenFile {
+        path: path.clone(),
+        source,
+    })?;
+    let token = text.trim();
+    if token.is_empty() {
+        return Err(AwxConfigError::EmptyTokenFile { path: path.clone() });
+    }
+    Ok(Secret::new(token))
+}
+
+impl AwxConfig {
+    /// Every check, and the token read from its source.
+    pub(super) fn resolve(&self) -> Result<Secret, AwxConfigError> {
+        check_url(&self.base_url)?;
+        for (value, field) in [
+            (self.inventory_id, "inventory_id"),
+            (self.install_template_id, "install_template_id"),
+            (self.uninstall_template_id, "uninstall_template_id"),
+            (self.verify_template_id, "verify_template_id"),
+            (self.page_size as u64, "page_size"),
+            (
+                self.max_concurrent_requests as u64,
+                "max_concurrent_requests",
+            ),
+        ] {
+            if value == 0 {
+                return Err(AwxConfigError::NotPositive { field });
+            }
+        }
+        if self.request_timeout.is_zero() {
+            return Err(AwxConfigError::NotPositive {
+                field: "request_timeout_seconds",
+            });
+        }
+        let templates = [
+            self.install_template_id,
+            self.uninstall_template_id,
+            self.verify_template_id,
+        ];
+        if templates[0] == templates[1]
+            || templates[0] == templates[2]
+            || templates[1] == templates[2]
+        {
+            return Err(AwxConfigError::SameTemplate);
+        }
+        match (&self.token_env, &self.token_file) {
+            (Some(name), None) => match std::env::var(name) {
+                Ok(value) if !value.trim().is_empty() => Ok(Secret::new(value.trim())),
+                _ => Err(AwxConfigError::TokenEnvironment { name: name.clone() }),
+            },
+            (None, Some(path)) => read_token_file(path),
+            _ => Err(AwxConfigError::TokenSource),
+        }
+    }
+}
