@@ -101,7 +101,11 @@ impl Simulators {
         std::fs::create_dir_all(&secrets).map_err(setup_error)?;
         let mut running = Vec::new();
         let mut planes = BTreeMap::new();
-        for kind in SimulatedPlane::ALL {
+        // The Ansible plane runs for real on a local lab, not on AWX.
+        for kind in SimulatedPlane::ALL
+            .into_iter()
+            .filter(|kind| *kind != SimulatedPlane::Awx)
+        {
             let simulator = PlaneSimulator::with_random_secret(kind);
             simulator.register(snapshot.entitlements.values().map(|rule| &rule.value));
             let address = simulator

@@ -217,6 +217,7 @@ impl ConnectorConfig {
             ConnectorConfig::Intune(_) => "intune",
             ConnectorConfig::Sccm(_) => "sccm",
             ConnectorConfig::Ansible(_) => "ansible",
+            ConnectorConfig::Awx(_) => "awx",
         }
     }
 

@@ -11,6 +11,8 @@
 //! connectors: `planes::<plane>::simulator`.
 
 use crate::model::{EntitlementRule, Plane};
+use crate::planes::ansible::awx::AwxConfig;
+use crate::planes::ansible::awx::simulator::{AskOnLaunch, AwxSimulator};
 use crate::planes::intune::simulator::{IntuneSimulator, SimulatorOptions as IntuneOptions};
 use crate::planes::intune::{ContentSource, IntuneConfig, RequestBudget};
 use crate::planes::sccm::simulator::{SccmSimulator, SimulatorOptions as SccmOptions};
@@ -31,15 +33,22 @@ pub enum SimulatedPlane {
     Intune,
     /// Configuration Manager's AdminService, with an Entra token endpoint.
     Sccm,
+    /// AWX / Automation Controller (`/api/v2/`): the Ansible plane's second mode.
+    Awx,
 }
 
 impl SimulatedPlane {
-    pub const ALL: [SimulatedPlane; 2] = [SimulatedPlane::Intune, SimulatedPlane::Sccm];
+    pub const ALL: [SimulatedPlane; 3] = [
+        SimulatedPlane::Intune,
+        SimulatedPlane::Sccm,
+        SimulatedPlane::Awx,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
             SimulatedPlane::Intune => "intune",
             SimulatedPlane::Sccm => "sccm",
+            SimulatedPlane::Awx => "awx",
         }
     }
 
@@ -48,6 +57,7 @@ impl SimulatedPlane {
         match self {
             SimulatedPlane::Intune => Plane::Intune,
             SimulatedPlane::Sccm => Plane::Sccm,
+            SimulatedPlane::Awx => Plane::Ansible,
         }
     }
 
@@ -64,11 +74,16 @@ const TENANT_ID: &str = "8f3c2a1b-4d5e-4f60-9a7b-1c2d3e4f5a6b";
 const INTUNE_CLIENT_ID: &str = "3e1a5c7d-2b4f-4a6e-8c0d-1f2e3a4b5c6d";
 const SCCM_CLIENT_ID: &str = "5c1d2e3f-4a5b-4c6d-8e7f-9a0b1c2d3e4f";
 const SCCM_SITE: &str = "PS1";
+/// The job templates the AWX simulator holds: install, uninstall, verify.
+const AWX_INSTALL: u64 = 11;
+const AWX_UNINSTALL: u64 = 12;
+const AWX_VERIFY: u64 = 13;
 
 #[derive(Clone)]
 enum Inner {
     Intune(IntuneSimulator),
     Sccm(SccmSimulator),
+    Awx(AwxSimulator),
 }
 
 /// One plane's simulator and the secret it accepts.
@@ -106,6 +121,13 @@ impl PlaneSimulator {
                     SccmOptions::new(SCCM_SITE, TENANT_ID, SCCM_CLIENT_ID, secret.clone());
                 Inner::Sccm(SccmSimulator::new(options))
             }
+            SimulatedPlane::Awx => {
+                let simulator = AwxSimulator::new(secret.expose(), 200);
+                for template in [AWX_INSTALL, AWX_UNINSTALL, AWX_VERIFY] {
+                    simulator.add_template(template, AskOnLaunch::all());
+                }
+                Inner::Awx(simulator)
+            }
         };
         PlaneSimulator {
             kind,
@@ -136,6 +158,13 @@ impl PlaneSimulator {
     pub fn intune(&self) -> Option<&IntuneSimulator> {
         match &self.inner {
             Inner::Intune(simulator) => Some(simulator),
+            _ => None,
+        }
+    }
+
+    pub fn awx(&self) -> Option<&AwxSimulator> {
+        match &self.inner {
+            Inner::Awx(simulator) => Some(simulator),
             _ => None,
         }
     }
@@ -191,6 +220,13 @@ impl PlaneSimulator {
         match &self.inner {
             Inner::Intune(simulator) => simulator.add_group(id, devices),
             Inner::Sccm(simulator) => simulator.add_collection(id, name, devices),
+            Inner::Awx(simulator) => {
+                let hosts: Vec<String> = (1..=devices)
+                    .map(|n| format!("{}-{n:04}", id.replace('_', "-")))
+                    .collect();
+                let hosts: Vec<&str> = hosts.iter().map(String::as_str).collect();
+                simulator.add_group(id, &hosts);
+            }
         }
     }
 
@@ -200,6 +236,7 @@ impl PlaneSimulator {
         match &self.inner {
             Inner::Intune(simulator) => simulator.check_in(at, success_rate),
             Inner::Sccm(simulator) => simulator.check_in(at, success_rate),
+            Inner::Awx(simulator) => simulator.check_in(at, success_rate),
         }
     }
 
@@ -215,6 +252,10 @@ impl PlaneSimulator {
             }
             Inner::Sccm(simulator) => {
                 crate::planes::sccm::simulator::serve(listener, simulator.clone(), shutdown).await
+            }
+            Inner::Awx(simulator) => {
+                crate::planes::ansible::awx::simulator::serve(listener, simulator.clone(), shutdown)
+                    .await
             }
         }
     }
@@ -281,6 +322,14 @@ impl PlaneSimulator {
                     auth,
                     "\\\\fs01\\packages",
                 ))
+            }
+            SimulatedPlane::Awx => {
+                let inventory = self.awx().map_or(1, AwxSimulator::inventory_id);
+                let mut config = AwxConfig::new(&root, secret_file.to_path_buf(), inventory);
+                config.install_template_id = AWX_INSTALL;
+                config.uninstall_template_id = AWX_UNINSTALL;
+                config.verify_template_id = AWX_VERIFY;
+                ConnectorConfig::Awx(config)
             }
         }
     }
