@@ -17,6 +17,7 @@ pub mod entra;
 mod error;
 pub mod http;
 pub mod intune;
+pub mod landscape;
 mod ledger;
 pub mod sccm;
 mod seconds;
@@ -87,6 +88,8 @@ pub enum Connector {
     Sccm(sccm::SccmConnector),
     /// Ansible, through the real `ansible-playbook` on this machine.
     Ansible(ansible::AnsibleConnector),
+    /// Canonical Landscape through its legacy API.
+    Landscape(landscape::LandscapeConnector),
 }
 
 impl Connector {
@@ -97,6 +100,7 @@ impl Connector {
             Connector::Intune(_) => "intune",
             Connector::Sccm(_) => "sccm",
             Connector::Ansible(_) => "ansible",
+            Connector::Landscape(_) => "landscape",
         }
     }
 
@@ -107,6 +111,7 @@ impl Connector {
             Connector::Intune(_) => Plane::Intune,
             Connector::Sccm(_) => Plane::Sccm,
             Connector::Ansible(_) => Plane::Ansible,
+            Connector::Landscape(_) => Plane::Landscape,
         }
     }
 }
@@ -122,6 +127,7 @@ impl ExecutionPlaneConnector for Connector {
             Connector::Intune(intune) => intune.publish(request, now).await,
             Connector::Sccm(sccm) => sccm.publish(request, now).await,
             Connector::Ansible(ansible) => ansible.publish(request, now).await,
+            Connector::Landscape(landscape) => landscape.publish(request, now).await,
         }
     }
 
@@ -135,6 +141,7 @@ impl ExecutionPlaneConnector for Connector {
             Connector::Intune(intune) => intune.query_status(correlation_id, now).await,
             Connector::Sccm(sccm) => sccm.query_status(correlation_id, now).await,
             Connector::Ansible(ansible) => ansible.query_status(correlation_id, now).await,
+            Connector::Landscape(landscape) => landscape.query_status(correlation_id, now).await,
         }
     }
 
@@ -151,6 +158,9 @@ impl ExecutionPlaneConnector for Connector {
             Connector::Ansible(ansible) => {
                 ansible.remediate(correlation_id, remediation, now).await
             }
+            Connector::Landscape(landscape) => {
+                landscape.remediate(correlation_id, remediation, now).await
+            }
         }
     }
 
@@ -164,6 +174,9 @@ impl ExecutionPlaneConnector for Connector {
             Connector::Intune(intune) => intune.verify_idempotency(correlation_id, now).await,
             Connector::Sccm(sccm) => sccm.verify_idempotency(correlation_id, now).await,
             Connector::Ansible(ansible) => ansible.verify_idempotency(correlation_id, now).await,
+            Connector::Landscape(landscape) => {
+                landscape.verify_idempotency(correlation_id, now).await
+            }
         }
     }
 }
@@ -178,6 +191,7 @@ pub enum ConnectorConfig {
     Intune(intune::IntuneConfig),
     Sccm(sccm::SccmConfig),
     Ansible(ansible::AnsibleConfig),
+    Landscape(landscape::LandscapeConfig),
 }
 
 /// A connector configuration that cannot be built.
@@ -195,6 +209,8 @@ pub enum ConnectorConfigError {
     Sccm(#[from] sccm::SccmConfigError),
     #[error(transparent)]
     Ansible(#[from] ansible::AnsibleConfigError),
+    #[error(transparent)]
+    Landscape(#[from] landscape::LandscapeConfigError),
 }
 
 impl ConnectorConfig {
@@ -205,6 +221,7 @@ impl ConnectorConfig {
             ConnectorConfig::Intune(_) => Plane::Intune,
             ConnectorConfig::Sccm(_) => Plane::Sccm,
             ConnectorConfig::Ansible(_) => Plane::Ansible,
+            ConnectorConfig::Landscape(_) => Plane::Landscape,
         }
     }
 
@@ -223,6 +240,9 @@ impl ConnectorConfig {
             ConnectorConfig::Ansible(config) => {
                 Ok(Connector::Ansible(ansible::AnsibleConnector::new(config)?))
             }
+            ConnectorConfig::Landscape(config) => Ok(Connector::Landscape(
+                landscape::LandscapeConnector::new(config)?,
+            )),
         }
     }
 }
