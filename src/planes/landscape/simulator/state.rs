@@ -488,3 +488,43 @@ impl LandscapeState {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Query;
+
+    fn selects(query: &str, tags: &[&str]) -> bool {
+        Query::parse(query)
+            .expect("query")
+            .matches(&|term| {
+                let tag = term.strip_prefix("tag:").ok_or("only tags here")?;
+                Ok(tags.contains(&tag))
+            })
+            .expect("match")
+    }
+
+    #[test]
+    fn the_query_language_has_and_not_and_or() {
+        let table: [(&str, &[&str], bool); 7] = [
+            ("tag:a", &["a"], true),
+            ("tag:a", &["b"], false),
+            ("tag:a NOT tag:k", &["a", "k"], false),
+            ("tag:a NOT tag:k", &["a"], true),
+            ("tag:a tag:b", &["a"], false),
+            ("tag:a OR tag:b", &["b"], true),
+            ("", &[], true),
+        ];
+        for (query, tags, expected) in table {
+            assert_eq!(selects(query, tags), expected, "{query:?} on {tags:?}");
+        }
+        for malformed in [
+            "tag:a OR",
+            "NOT",
+            "OR tag:a",
+            "tag:a NOT NOT tag:b",
+            "plain",
+        ] {
+            assert!(Query::parse(malformed).is_err(), "{malformed:?}");
+        }
+    }
+}
