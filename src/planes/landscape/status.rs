@@ -1,7 +1,9 @@
 //! `status`: what a deployment's computers report on Landscape, as of `now`.
 //!
 //! A ring's computers are those its tags select now (`tag:<group> NOT
-//! tag:<excluded>`). Each counts by the newest package change of the package
+//! tag:<excluded>`), for each tag that still holds a live install of the
+//! delivered version (a tag whose install was removed or cancelled is no
+//! longer assigned, so its computers are not targeted). Each counts by the newest package change of the package
 //! on it: a child of an install of the delivered version that `succeeded` is
 //! installed (unless the computer's last package report shows another
 //! version: then pending), `failed` or `canceled` is failed, anything else —
@@ -193,6 +195,7 @@ pub async fn query_status(
             let targeted: BTreeSet<i64> = record
                 .groups
                 .iter()
+                .filter(|group| assigned_groups.contains(*group))
                 .flat_map(|group| inventory.of(group))
                 .collect();
             for computer in targeted {
