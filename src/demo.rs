@@ -116,7 +116,7 @@ impl Simulators {
             simulator.write_secret(&secret_file).map_err(setup_error)?;
             planes.insert(
                 kind.plane(),
-                simulator.connector_config(address, &secret_file),
+                simulator.connector_config(address, &secret_file, &root.join("state")),
             );
             running.push(simulator);
         }

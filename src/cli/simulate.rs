@@ -103,7 +103,11 @@ pub(super) fn run(args: SimulateArgs) -> anyhow::Result<ExitCode> {
         }
         let (groups, devices) =
             simulator.register(snapshot.entitlements.values().map(|rule| &rule.value));
-        let config = simulator.connector_config(address, &secret_file);
+        let work_dir = secret_file
+            .parent()
+            .filter(|dir| !dir.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let config = simulator.connector_config(address, &secret_file, work_dir);
         print_banner(
             &simulator,
             address,

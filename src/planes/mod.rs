@@ -17,6 +17,7 @@ pub mod entra;
 mod error;
 pub mod http;
 pub mod intune;
+pub mod landscape;
 mod ledger;
 pub mod sccm;
 mod seconds;
@@ -90,6 +91,8 @@ pub enum Connector {
     Ansible(ansible::AnsibleConnector),
     /// Ansible, through AWX / Automation Controller job templates.
     Awx(ansible::awx::AwxConnector),
+    /// Canonical Landscape through its legacy API.
+    Landscape(landscape::LandscapeConnector),
 }
 
 impl Connector {
@@ -101,6 +104,7 @@ impl Connector {
             Connector::Sccm(_) => "sccm",
             Connector::Ansible(_) => "ansible",
             Connector::Awx(_) => "awx",
+            Connector::Landscape(_) => "landscape",
         }
     }
 
@@ -112,6 +116,7 @@ impl Connector {
             Connector::Sccm(_) => Plane::Sccm,
             Connector::Ansible(_) => Plane::Ansible,
             Connector::Awx(_) => Plane::Ansible,
+            Connector::Landscape(_) => Plane::Landscape,
         }
     }
 }
@@ -128,6 +133,7 @@ impl ExecutionPlaneConnector for Connector {
             Connector::Sccm(sccm) => sccm.publish(request, now).await,
             Connector::Ansible(ansible) => ansible.publish(request, now).await,
             Connector::Awx(awx) => awx.publish(request, now).await,
+            Connector::Landscape(landscape) => landscape.publish(request, now).await,
         }
     }
 
@@ -142,6 +148,7 @@ impl ExecutionPlaneConnector for Connector {
             Connector::Sccm(sccm) => sccm.query_status(correlation_id, now).await,
             Connector::Ansible(ansible) => ansible.query_status(correlation_id, now).await,
             Connector::Awx(awx) => awx.query_status(correlation_id, now).await,
+            Connector::Landscape(landscape) => landscape.query_status(correlation_id, now).await,
         }
     }
 
@@ -159,6 +166,9 @@ impl ExecutionPlaneConnector for Connector {
                 ansible.remediate(correlation_id, remediation, now).await
             }
             Connector::Awx(awx) => awx.remediate(correlation_id, remediation, now).await,
+            Connector::Landscape(landscape) => {
+                landscape.remediate(correlation_id, remediation, now).await
+            }
         }
     }
 
@@ -173,6 +183,9 @@ impl ExecutionPlaneConnector for Connector {
             Connector::Sccm(sccm) => sccm.verify_idempotency(correlation_id, now).await,
             Connector::Ansible(ansible) => ansible.verify_idempotency(correlation_id, now).await,
             Connector::Awx(awx) => awx.verify_idempotency(correlation_id, now).await,
+            Connector::Landscape(landscape) => {
+                landscape.verify_idempotency(correlation_id, now).await
+            }
         }
     }
 }
@@ -188,6 +201,7 @@ pub enum ConnectorConfig {
     Sccm(sccm::SccmConfig),
     Ansible(ansible::AnsibleConfig),
     Awx(ansible::awx::AwxConfig),
+    Landscape(landscape::LandscapeConfig),
 }
 
 /// A connector configuration that cannot be built.
@@ -207,6 +221,8 @@ pub enum ConnectorConfigError {
     Ansible(#[from] ansible::AnsibleConfigError),
     #[error(transparent)]
     Awx(#[from] ansible::awx::AwxConfigError),
+    #[error(transparent)]
+    Landscape(#[from] landscape::LandscapeConfigError),
 }
 
 impl ConnectorConfig {
@@ -218,6 +234,7 @@ impl ConnectorConfig {
             ConnectorConfig::Sccm(_) => "sccm",
             ConnectorConfig::Ansible(_) => "ansible",
             ConnectorConfig::Awx(_) => "awx",
+            ConnectorConfig::Landscape(_) => "landscape",
         }
     }
 
@@ -229,6 +246,7 @@ impl ConnectorConfig {
             ConnectorConfig::Sccm(_) => Plane::Sccm,
             ConnectorConfig::Ansible(_) => Plane::Ansible,
             ConnectorConfig::Awx(_) => Plane::Ansible,
+            ConnectorConfig::Landscape(_) => Plane::Landscape,
         }
     }
 
@@ -250,6 +268,9 @@ impl ConnectorConfig {
             ConnectorConfig::Awx(config) => {
                 Ok(Connector::Awx(ansible::awx::AwxConnector::new(config)?))
             }
+            ConnectorConfig::Landscape(config) => Ok(Connector::Landscape(
+                landscape::LandscapeConnector::new(config)?,
+            )),
         }
     }
 }

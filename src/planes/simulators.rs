@@ -15,6 +15,10 @@ use crate::planes::ansible::awx::AwxConfig;
 use crate::planes::ansible::awx::simulator::{AskOnLaunch, AwxSimulator};
 use crate::planes::intune::simulator::{IntuneSimulator, SimulatorOptions as IntuneOptions};
 use crate::planes::intune::{ContentSource, IntuneConfig, RequestBudget};
+use crate::planes::landscape::simulator::{
+    LandscapeSimulator, SimulatorOptions as LandscapeOptions,
+};
+use crate::planes::landscape::{LandscapeAuth, LandscapeConfig};
 use crate::planes::sccm::simulator::{SccmSimulator, SimulatorOptions as SccmOptions};
 use crate::planes::sccm::{SccmAuth, SccmConfig};
 use crate::planes::{ConnectorConfig, Secret};
@@ -33,14 +37,17 @@ pub enum SimulatedPlane {
     Intune,
     /// Configuration Manager's AdminService, with an Entra token endpoint.
     Sccm,
+    /// Canonical Landscape: the signed legacy API and the REST login.
+    Landscape,
     /// AWX / Automation Controller (`/api/v2/`): the Ansible plane's second mode.
     Awx,
 }
 
 impl SimulatedPlane {
-    pub const ALL: [SimulatedPlane; 3] = [
+    pub const ALL: [SimulatedPlane; 4] = [
         SimulatedPlane::Intune,
         SimulatedPlane::Sccm,
+        SimulatedPlane::Landscape,
         SimulatedPlane::Awx,
     ];
 
@@ -48,6 +55,7 @@ impl SimulatedPlane {
         match self {
             SimulatedPlane::Intune => "intune",
             SimulatedPlane::Sccm => "sccm",
+            SimulatedPlane::Landscape => "landscape",
             SimulatedPlane::Awx => "awx",
         }
     }
@@ -57,6 +65,7 @@ impl SimulatedPlane {
         match self {
             SimulatedPlane::Intune => Plane::Intune,
             SimulatedPlane::Sccm => Plane::Sccm,
+            SimulatedPlane::Landscape => Plane::Landscape,
             SimulatedPlane::Awx => Plane::Ansible,
         }
     }
@@ -76,6 +85,8 @@ const SCCM_CLIENT_ID: &str = "5c1d2e3f-4a5b-4c6d-8e7f-9a0b1c2d3e4f";
 const SCCM_SITE: &str = "PS1";
 /// The job templates the AWX simulator holds: install, uninstall, verify.
 const AWX_INSTALL: u64 = 11;
+/// The Landscape API access key the simulator knows (not a secret).
+const LANDSCAPE_ACCESS_KEY: &str = "3OTS8UWJOH4XBSRMSOYQ";
 const AWX_UNINSTALL: u64 = 12;
 const AWX_VERIFY: u64 = 13;
 
@@ -83,6 +94,7 @@ const AWX_VERIFY: u64 = 13;
 enum Inner {
     Intune(IntuneSimulator),
     Sccm(SccmSimulator),
+    Landscape(LandscapeSimulator),
     Awx(AwxSimulator),
 }
 
@@ -121,6 +133,9 @@ impl PlaneSimulator {
                     SccmOptions::new(SCCM_SITE, TENANT_ID, SCCM_CLIENT_ID, secret.clone());
                 Inner::Sccm(SccmSimulator::new(options))
             }
+            SimulatedPlane::Landscape => Inner::Landscape(LandscapeSimulator::new(
+                LandscapeOptions::new(LANDSCAPE_ACCESS_KEY, secret.clone()),
+            )),
             SimulatedPlane::Awx => {
                 let simulator = AwxSimulator::new(secret.expose(), 200);
                 for template in [AWX_INSTALL, AWX_UNINSTALL, AWX_VERIFY] {
@@ -220,6 +235,7 @@ impl PlaneSimulator {
         match &self.inner {
             Inner::Intune(simulator) => simulator.add_group(id, devices),
             Inner::Sccm(simulator) => simulator.add_collection(id, name, devices),
+            Inner::Landscape(simulator) => simulator.add_tag(id, devices),
             Inner::Awx(simulator) => {
                 let hosts: Vec<String> = (1..=devices)
                     .map(|n| format!("{}-{n:04}", id.replace('_', "-")))
@@ -236,6 +252,7 @@ impl PlaneSimulator {
         match &self.inner {
             Inner::Intune(simulator) => simulator.check_in(at, success_rate),
             Inner::Sccm(simulator) => simulator.check_in(at, success_rate),
+            Inner::Landscape(simulator) => simulator.check_in(at, success_rate),
             Inner::Awx(simulator) => simulator.check_in(at, success_rate),
         }
     }
@@ -252,6 +269,10 @@ impl PlaneSimulator {
             }
             Inner::Sccm(simulator) => {
                 crate::planes::sccm::simulator::serve(listener, simulator.clone(), shutdown).await
+            }
+            Inner::Landscape(simulator) => {
+                crate::planes::landscape::simulator::serve(listener, simulator.clone(), shutdown)
+                    .await
             }
             Inner::Awx(simulator) => {
                 crate::planes::ansible::awx::simulator::serve(listener, simulator.clone(), shutdown)
@@ -281,8 +302,13 @@ impl PlaneSimulator {
 
     /// The connector configuration that reaches this simulator at `address`,
     /// the secret read from `secret_file` (see [`PlaneSimulator::write_secret`]).
-    /// `work_dir` is where a connector may keep local state.
-    pub fn connector_config(&self, address: SocketAddr, secret_file: &Path) -> ConnectorConfig {
+    /// `work_dir` is where a connector keeps local state (Landscape's journal).
+    pub fn connector_config(
+        &self,
+        address: SocketAddr,
+        secret_file: &Path,
+        work_dir: &Path,
+    ) -> ConnectorConfig {
         let root = format!("http://{address}");
         match self.kind {
             SimulatedPlane::Intune => {
@@ -321,6 +347,18 @@ impl PlaneSimulator {
                     &format!("{root}/AdminService"),
                     auth,
                     "\\\\fs01\\packages",
+                ))
+            }
+            SimulatedPlane::Landscape => {
+                let auth = LandscapeAuth::LegacyApi {
+                    access_key: LANDSCAPE_ACCESS_KEY.into(),
+                    secret_key_env: None,
+                    secret_key_file: Some(secret_file.to_path_buf()),
+                };
+                ConnectorConfig::Landscape(LandscapeConfig::new(
+                    &root,
+                    auth,
+                    work_dir.join("landscape-journal.sqlite"),
                 ))
             }
             SimulatedPlane::Awx => {

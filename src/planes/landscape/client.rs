@@ -1,0 +1,394 @@
+//! `client`: the Landscape legacy API over HTTP (`<base_url>/api/`): each
+//! request signed (HMAC-SHA256, signature version 2) or carrying the JWT of a
+//! REST login, the concurrency cap, `limit`/`offset` paging, and the mapping of
+//! answers to [`ConnectorError`]s.
+//!
+//! Requests are `POST` with every parameter in the query string, as the
+//! official client sends them. Nothing here retries or sleeps, except one new
+//! login after a 401. No query string (it holds the signature), header or token
+//! ever reaches an error or a log line: requests are named by their action.
+
+use super::config::ResolvedAuth;
+use super::signature::{self, API_VERSION, SIGNATURE_METHOD, SIGNATURE_VERSION, TIMESTAMP_FORMAT};
+use crate::planes::http::{
+    code_for_status, encode_query_value, retry_after_of, transient_retry_after,
+};
+use crate::planes::{ConnectorError, ErrorCode, Secret};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use std::time::Duration;
+use tokio::sync::Semaphore;
+
+const MAX_PAGES: usize = 10_000;
+
+enum Auth {
+    Signed {
+        access_key: String,
+        secret_key: Secret,
+    },
+    Login {
+        email: String,
+        password: Secret,
+        account: Option<String>,
+        /// The JWT of the last login; a 401 replaces it once.
+        token: tokio::sync::Mutex<Option<Secret>>,
+    },
+}
+
+/// One Landscape client, shared by every clone of a connector.
+pub struct LandscapeClient {
+    http: reqwest::Client,
+    api_url: String,
+    login_url: String,
+    /// `host[:port]` as signed (lower case).
+    signing_host: String,
+    /// The path of `api_url` as signed (`/api/`).
+    signing_path: String,
+    auth: Auth,
+    permits: Semaphore,
+    page_size: usize,
+}
+
+fn hint(code: ErrorCode) -> &'static str {
+    match code {
+        ErrorCode::RateLimit => "Landscape is throttling; retry after the wait",
+        ErrorCode::InvalidCredentials => {
+            "check the connector's access key and secret key (or email and password)"
+        }
+        ErrorCode::Unauthorized => {
+            "give the API user a role that may manage packages on these computers"
+        }
+        ErrorCode::ResourceNotFound => "the object does not exist on this Landscape account",
+        ErrorCode::InvalidRequest => "Landscape refused the request as sent",
+        _ => "retry later",
+    }
+}
+
+/// `{"error": "<Code>", "message": "..."}` (or a `MultiError`'s first entry).
+fn error_of(body: &str) -> (Option<String>, String) {
+    let parsed: Option<Value> = serde_json::from_str(body).ok();
+    let entry = parsed.as_ref().map(|value| {
+        value
+            .get("errors")
+            .and_then(Value::as_array)
+            .and_then(|errors| errors.first())
+            .unwrap_or(value)
+    });
+    let name = entry
+        .and_then(|entry| entry.get("error"))
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    let message: String = entry
+        .and_then(|entry| entry.get("message"))
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .chars()
+        .take(300)
+        .collect();
+    (name, message)
+}
+
+/// The contract's code for an answer: the status, unless the body names an
+/// authentication failure or an unknown object.
+pub fn code_for(status: StatusCode, error_name: Option<&str>) -> ErrorCode {
+    match error_name {
+        Some("SignatureDoesNotMatch" | "AuthFailure" | "InvalidCredentials")
+            if status.is_client_error() =>
+        {
+            ErrorCode::InvalidCredentials
+        }
+        Some("UnknownComputer") if status.is_client_error() => ErrorCode::ResourceNotFound,
+        _ => code_for_status(status),
+    }
+}
+
+fn transport_error(action: &str, error: &reqwest::Error) -> ConnectorError {
+    if error.is_timeout() {
+        ConnectorError::new(
+            ErrorCode::Timeout,
+            format!(
+                "{action} on landscape: no answer in time; it may have been applied, retry with the same correlation id"
+            ),
+        )
+    } else if error.is_connect() {
+        ConnectorError::new(
+            ErrorCode::ServiceUnavailable,
+            format!("{action} on landscape: could not connect; check base_url and the network"),
+        )
+    } else {
+        ConnectorError::new(
+            ErrorCode::ServiceUnavailable,
+            format!("{action} on landscape: the connection failed before an answer; retry later"),
+        )
+    }
+}
+
+impl LandscapeClient {
+    pub fn new(
+        base_url: &str,
+        auth: ResolvedAuth,
+        request_timeout: Duration,
+        max_concurrency: usize,
+        page_size: usize,
+    ) -> Result<LandscapeClient, String> {
+        let root = base_url.trim_end_matches('/');
+        let api_url = format!("{root}/api/");
+        let parsed = reqwest::Url::parse(&api_url).map_err(|error| error.to_string())?;
+        let host = parsed.host_str().ok_or("base_url has no host")?;
+        let signing_host = match parsed.port() {
+            Some(port) => format!("{host}:{port}"),
+            None => host.to_string(),
+        }
+        .to_lowercase();
+        let http = reqwest::Client::builder()
+            .timeout(request_timeout)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(|error| error.to_string())?;
+        let auth = match auth {
+            ResolvedAuth::Signed {
+                access_key,
+                secret_key,
+            } => Auth::Signed {
+                access_key,
+                secret_key,
+            },
+            ResolvedAuth::Login {
+                email,
+                password,
+                account,
+            } => Auth::Login {
+                email,
+                password,
+                account,
+                token: tokio::sync::Mutex::new(None),
+            },
+        };
+        Ok(LandscapeClient {
+            http,
+            signing_path: parsed.path().to_string(),
+            login_url: format!("{root}/api/v2/login"),
+            api_url,
+            signing_host,
+            auth,
+            permits: Semaphore::new(max_concurrency.max(1)),
+            page_size: page_size.max(1),
+        })
+    }
+
+    /// The current JWT, logging in when there is none or when `stale` is the
+    /// one held (a 401 answered it).
+    async fn token(&self, stale: Option<&Secret>) -> Result<Secret, ConnectorError> {
+        let Auth::Login {
+            email,
+            password,
+            account,
+            token,
+        } = &self.auth
+        else {
+            return Err(ConnectorError::new(
+                ErrorCode::InvalidCredentials,
+                "the landscape connector signs its requests; it has no login",
+            ));
+        };
+        let mut held = token.lock().await;
+        if let Some(current) = held.as_ref()
+            && Some(current) != stale
+        {
+            return Ok(current.clone());
+        }
+        let mut body = json!({"email": email, "password": password.expose()});
+        if let Some(account) = account {
+            body["account"] = json!(account);
+        }
+        tracing::debug!(email = %email, "landscape login");
+        let response = self
+            .http
+            .post(&self.login_url)
+            .json(&body)
+            .send()
+            .await
+            .map_err(|error| transport_error("POST /api/v2/login", &error))?;
+        let status = response.status();
+        let retry_after = retry_after_of(&response);
+        let text = response
+            .text()
+            .await
+            .map_err(|error| transport_error("POST /api/v2/login", &error))?;
+        if !status.is_success() {
+            let (name, message) = error_of(&text);
+            let code = match status.as_u16() {
+                400 | 401 | 403 => ErrorCode::InvalidCredentials,
+                _ => code_for(status, name.as_deref()),
+            };
+            return Err(ConnectorError::new(
+                code,
+                format!(
+                    "POST /api/v2/login on landscape for {email} answered HTTP {} ({}: {message}); {}",
+                    status.as_u16(),
+                    name.as_deref().unwrap_or("no error name"),
+                    hint(code)
+                ),
+            )
+            .with_retry_after(transient_retry_after(code, retry_after)));
+        }
+        let fresh = serde_json::from_str::<Value>(&text)
+            .ok()
+            .and_then(|answer| answer.get("token").and_then(Value::as_str).map(Secret::new))
+            .ok_or_else(|| {
+                ConnectorError::new(
+                    ErrorCode::ServiceUnavailable,
+                    "POST /api/v2/login on landscape answered without a token; retry later",
+                )
+            })?;
+        *held = Some(fresh.clone());
+        Ok(fresh)
+    }
+
+    /// The query string of one request: every parameter, signed when the
+    /// connector signs.
+    fn query_of(&self, parameters: &mut Vec<(String, String)>) -> String {
+        match &self.auth {
+            Auth::Signed {
+                access_key,
+                secret_key,
+            } => {
+                parameters.extend([
+                    ("access_key_id".to_string(), access_key.clone()),
+                    ("signature_method".to_string(), SIGNATURE_METHOD.to_string()),
+                    (
+                        "signature_version".to_string(),
+                        SIGNATURE_VERSION.to_string(),
+                    ),
+                    (
+                        "timestamp".to_string(),
+                        chrono::Utc::now().format(TIMESTAMP_FORMAT).to_string(),
+                    ),
+                ]);
+                let to_sign = signature::string_to_sign(
+                    "POST",
+                    &self.signing_host,
+                    &self.signing_path,
+                    parameters,
+                );
+                let signed = signature::sign(secret_key.expose(), &to_sign);
+                format!(
+                    "{}&signature={}",
+                    signature::canonical_query(parameters),
+                    encode_query_value(&signed)
+                )
+            }
+            Auth::Login { .. } => signature::canonical_query(parameters),
+        }
+    }
+
+    /// Calls one legacy action and answers its JSON. A 401 on a login token
+    /// gets one new login.
+    pub async fn call(
+        &self,
+        action: &str,
+        parameters: &[(&str, String)],
+    ) -> Result<Value, ConnectorError> {
+        let _permit = self.permits.acquire().await.map_err(|_| {
+            ConnectorError::new(
+                ErrorCode::ServiceUnavailable,
+                "the landscape connector is shutting down",
+            )
+        })?;
+        let mut stale: Option<Secret> = None;
+        loop {
+            let mut all: Vec<(String, String)> = vec![
+                ("action".to_string(), action.to_string()),
+                ("version".to_string(), API_VERSION.to_string()),
+            ];
+            all.extend(
+                parameters
+                    .iter()
+                    .map(|(name, value)| (name.to_string(), value.clone())),
+            );
+            let query = self.query_of(&mut all);
+            let mut request = self
+                .http
+                .request(Method::POST, format!("{}?{query}", self.api_url));
+            let login = matches!(self.auth, Auth::Login { .. });
+            let mut used: Option<Secret> = None;
+            if login {
+                let token = self.token(stale.as_ref()).await?;
+                request = request.bearer_auth(token.expose());
+                used = Some(token);
+            }
+            tracing::debug!(action, "landscape request");
+            let response = request
+                .send()
+                .await
+                .map_err(|error| transport_error(action, &error))?;
+            let status = response.status();
+            if status == StatusCode::UNAUTHORIZED && login && stale.is_none() {
+                stale = used;
+                continue;
+            }
+            let retry_after = retry_after_of(&response);
+            let text = response
+                .text()
+                .await
+                .map_err(|error| transport_error(action, &error))?;
+            if status.is_success() {
+                return serde_json::from_str(&text).map_err(|_| {
+                    ConnectorError::new(
+                        ErrorCode::ServiceUnavailable,
+                        format!("{action} on landscape: the answer is not JSON; retry later"),
+                    )
+                });
+            }
+            let (name, message) = error_of(&text);
+            let code = code_for(status, name.as_deref());
+            tracing::info!(
+                action,
+                status = status.as_u16(),
+                code = code.as_str(),
+                "landscape refused a request"
+            );
+            return Err(ConnectorError::new(
+                code,
+                format!(
+                    "{action} on landscape answered HTTP {} ({}: {message}); {}",
+                    status.as_u16(),
+                    name.as_deref().unwrap_or("no error name"),
+                    hint(code)
+                ),
+            )
+            .with_retry_after(transient_retry_after(code, retry_after)));
+        }
+    }
+
+    /// Every item a list action answers: `limit`/`offset` pages until a short one.
+    pub async fn list(
+        &self,
+        action: &str,
+        parameters: &[(&str, String)],
+    ) -> Result<Vec<Value>, ConnectorError> {
+        let mut items: Vec<Value> = Vec::new();
+        for _ in 0..MAX_PAGES {
+            let mut paged: Vec<(&str, String)> = parameters.to_vec();
+            paged.push(("limit", self.page_size.to_string()));
+            paged.push(("offset", items.len().to_string()));
+            let page = match self.call(action, &paged).await? {
+                Value::Array(values) => values,
+                Value::Object(mut object) => match object.remove("results") {
+                    Some(Value::Array(values)) => values,
+                    _ => Vec::new(),
+                },
+                _ => Vec::new(),
+            };
+            let count = page.len();
+            items.extend(page);
+            if count < self.page_size {
+                return Ok(items);
+            }
+        }
+        Err(ConnectorError::new(
+            ErrorCode::ServiceUnavailable,
+            format!("{action} on landscape: more than {MAX_PAGES} pages; refusing to go on"),
+        ))
+    }
+}
