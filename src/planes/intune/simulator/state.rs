@@ -225,12 +225,14 @@ impl GraphState {
     /// The devices an app's assignments install to: included groups with an
     /// install intent, minus the members of excluded groups.
     pub fn targeted_devices(&self, app: &SimApp) -> Vec<SimDevice> {
-        let excluded: Vec<&SimDevice> = app
+        let excluded: std::collections::HashSet<&str> = app
             .assignments
             .iter()
             .filter_map(|assignment| group_target(assignment).filter(|(_, excluded)| *excluded))
             .flat_map(|(group, _)| self.groups.get(group).into_iter().flatten())
+            .map(|device| device.id.as_str())
             .collect();
+        let mut seen: std::collections::HashSet<&str> = std::collections::HashSet::new();
         let mut devices: Vec<SimDevice> = Vec::new();
         for assignment in &app.assignments {
             let intent = assignment
@@ -244,7 +246,7 @@ impl GraphState {
                 continue;
             }
             for device in self.groups.get(group).into_iter().flatten() {
-                if !excluded.contains(&device) && !devices.contains(device) {
+                if !excluded.contains(device.id.as_str()) && seen.insert(device.id.as_str()) {
                     devices.push(device.clone());
                 }
             }
