@@ -17,6 +17,7 @@ pub mod entra;
 mod error;
 pub mod http;
 pub mod intune;
+pub mod jamf;
 mod ledger;
 pub mod sccm;
 mod seconds;
@@ -83,6 +84,8 @@ pub enum Connector {
     Sim(sim::SimConnector),
     /// Microsoft Intune through Microsoft Graph.
     Intune(intune::IntuneConnector),
+    /// Jamf Pro through the Jamf Pro API and the Classic API.
+    Jamf(jamf::JamfConnector),
     /// Microsoft Configuration Manager through the AdminService.
     Sccm(sccm::SccmConnector),
     /// Ansible, through the real `ansible-playbook` on this machine.
@@ -95,6 +98,7 @@ impl Connector {
         match self {
             Connector::Sim(_) => "sim",
             Connector::Intune(_) => "intune",
+            Connector::Jamf(_) => "jamf",
             Connector::Sccm(_) => "sccm",
             Connector::Ansible(_) => "ansible",
         }
@@ -105,6 +109,7 @@ impl Connector {
         match self {
             Connector::Sim(sim) => sim.plane(),
             Connector::Intune(_) => Plane::Intune,
+            Connector::Jamf(_) => Plane::Jamf,
             Connector::Sccm(_) => Plane::Sccm,
             Connector::Ansible(_) => Plane::Ansible,
         }
@@ -120,6 +125,7 @@ impl ExecutionPlaneConnector for Connector {
         match self {
             Connector::Sim(sim) => sim.publish(request, now).await,
             Connector::Intune(intune) => intune.publish(request, now).await,
+            Connector::Jamf(jamf) => jamf.publish(request, now).await,
             Connector::Sccm(sccm) => sccm.publish(request, now).await,
             Connector::Ansible(ansible) => ansible.publish(request, now).await,
         }
@@ -133,6 +139,7 @@ impl ExecutionPlaneConnector for Connector {
         match self {
             Connector::Sim(sim) => sim.query_status(correlation_id, now).await,
             Connector::Intune(intune) => intune.query_status(correlation_id, now).await,
+            Connector::Jamf(jamf) => jamf.query_status(correlation_id, now).await,
             Connector::Sccm(sccm) => sccm.query_status(correlation_id, now).await,
             Connector::Ansible(ansible) => ansible.query_status(correlation_id, now).await,
         }
@@ -147,6 +154,7 @@ impl ExecutionPlaneConnector for Connector {
         match self {
             Connector::Sim(sim) => sim.remediate(correlation_id, remediation, now).await,
             Connector::Intune(intune) => intune.remediate(correlation_id, remediation, now).await,
+            Connector::Jamf(jamf) => jamf.remediate(correlation_id, remediation, now).await,
             Connector::Sccm(sccm) => sccm.remediate(correlation_id, remediation, now).await,
             Connector::Ansible(ansible) => {
                 ansible.remediate(correlation_id, remediation, now).await
@@ -162,6 +170,7 @@ impl ExecutionPlaneConnector for Connector {
         match self {
             Connector::Sim(sim) => sim.verify_idempotency(correlation_id, now).await,
             Connector::Intune(intune) => intune.verify_idempotency(correlation_id, now).await,
+            Connector::Jamf(jamf) => jamf.verify_idempotency(correlation_id, now).await,
             Connector::Sccm(sccm) => sccm.verify_idempotency(correlation_id, now).await,
             Connector::Ansible(ansible) => ansible.verify_idempotency(correlation_id, now).await,
         }
@@ -176,6 +185,7 @@ impl ExecutionPlaneConnector for Connector {
 pub enum ConnectorConfig {
     Sim(sim::SimConfig),
     Intune(intune::IntuneConfig),
+    Jamf(jamf::JamfConfig),
     Sccm(sccm::SccmConfig),
     Ansible(ansible::AnsibleConfig),
 }
@@ -192,6 +202,8 @@ pub enum ConnectorConfigError {
     #[error(transparent)]
     Intune(#[from] intune::IntuneConfigError),
     #[error(transparent)]
+    Jamf(#[from] jamf::JamfConfigError),
+    #[error(transparent)]
     Sccm(#[from] sccm::SccmConfigError),
     #[error(transparent)]
     Ansible(#[from] ansible::AnsibleConfigError),
@@ -203,6 +215,7 @@ impl ConnectorConfig {
         match self {
             ConnectorConfig::Sim(config) => config.plane,
             ConnectorConfig::Intune(_) => Plane::Intune,
+            ConnectorConfig::Jamf(_) => Plane::Jamf,
             ConnectorConfig::Sccm(_) => Plane::Sccm,
             ConnectorConfig::Ansible(_) => Plane::Ansible,
         }
@@ -219,6 +232,7 @@ impl ConnectorConfig {
             ConnectorConfig::Intune(config) => {
                 Ok(Connector::Intune(intune::IntuneConnector::new(config)?))
             }
+            ConnectorConfig::Jamf(config) => Ok(Connector::Jamf(jamf::JamfConnector::new(config)?)),
             ConnectorConfig::Sccm(config) => Ok(Connector::Sccm(sccm::SccmConnector::new(config)?)),
             ConnectorConfig::Ansible(config) => {
                 Ok(Connector::Ansible(ansible::AnsibleConnector::new(config)?))
