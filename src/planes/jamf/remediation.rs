@@ -181,11 +181,7 @@ async fn rollback(
             continue;
         }
         let mut policy = found.policy.clone();
-        policy.package_configuration.packages.packages =
-            wire::install_policy(&policy.general.name, previous.id, &[], &[])
-                .package_configuration
-                .packages
-                .packages;
+        policy.package_configuration = wire::installing(previous.id);
         lookup::update_policy(connector.client(), found.id, &policy).await?;
         lookup::flush_logs(connector.client(), found.id).await?;
         repointed += 1;

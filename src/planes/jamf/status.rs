@@ -18,6 +18,7 @@ use super::wire::{self, PackageInfo, PolicyRole};
 use crate::planes::ledger::{DeploymentState, Ledger};
 use crate::planes::{ConnectorError, DeploymentStatus, ErrorCode, ObservedState, RingStatus};
 use chrono::{DateTime, TimeZone, Utc};
+use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 pub fn not_found(correlation_id: &str) -> ConnectorError {
@@ -145,6 +146,10 @@ fn latest_log(
         .max_by_key(|(_, at)| *at)
 }
 
+/// A ring's live policy and the computers it reaches; `None` when the ring
+/// has no live policy (pinned out, uninstalled, disabled).
+type LiveRing = Option<(u64, BTreeSet<u64>)>;
+
 fn count(value: usize) -> u32 {
     u32::try_from(value).unwrap_or(u32::MAX)
 }
@@ -162,7 +167,7 @@ pub async fn query_status(
     let mut cache: HashMap<u64, Vec<u64>> = HashMap::new();
 
     // Rings whose policy is live, and the computers each reaches.
-    let mut ring_computers: Vec<(String, Option<(u64, BTreeSet<u64>)>)> = Vec::new();
+    let mut ring_computers: Vec<(String, LiveRing)> = Vec::new();
     let mut assigned_groups: BTreeSet<String> = BTreeSet::new();
     let mut assigned_devices: BTreeSet<u64> = BTreeSet::new();
     let mut ever_targeted: BTreeSet<u64> = BTreeSet::new();
@@ -210,8 +215,8 @@ pub async fn query_status(
         if let Some((policy_id, computers)) = reached_here {
             for computer in computers {
                 status.targeted += 1;
-                if !logs.contains_key(&computer) {
-                    logs.insert(computer, lookup::policy_logs(client, computer).await?);
+                if let Entry::Vacant(slot) = logs.entry(computer) {
+                    slot.insert(lookup::policy_logs(client, computer).await?);
                 }
                 let latest = latest_log(&logs[&computer], policy_id, now);
                 let Some((log_status, at)) = latest else {

@@ -187,16 +187,25 @@ fn policy(name: &str, groups: &[u64], exclusions: &[u64]) -> Policy {
     policy
 }
 
+/// A package configuration installing `package_id` and nothing else.
+pub fn installing(package_id: u64) -> PackageConfiguration {
+    PackageConfiguration {
+        packages: PackageList {
+            packages: vec![PackageAction {
+                id: package_id,
+                name: None,
+                action: ACTION_INSTALL.to_string(),
+                fut: false,
+                feu: false,
+            }],
+        },
+    }
+}
+
 /// The install policy of one ring: package `package_id`, action Install.
 pub fn install_policy(name: &str, package_id: u64, groups: &[u64], exclusions: &[u64]) -> Policy {
     let mut policy = policy(name, groups, exclusions);
-    policy.package_configuration.packages.packages = vec![PackageAction {
-        id: package_id,
-        name: None,
-        action: ACTION_INSTALL.to_string(),
-        fut: false,
-        feu: false,
-    }];
+    policy.package_configuration = installing(package_id);
     policy
 }
 

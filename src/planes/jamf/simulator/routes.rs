@@ -374,17 +374,21 @@ pub async fn policy_by_name(State(simulator): State<JamfSimulator>, uri: Uri) ->
 }
 
 /// Checks a policy body: parses, has a name, unique, groups and packages exist.
-fn parse_policy(state: &JamfState, body: &str, own_id: Option<u64>) -> Result<Policy, Response> {
+fn parse_policy(
+    state: &JamfState,
+    body: &str,
+    own_id: Option<u64>,
+) -> Result<Policy, (StatusCode, String)> {
     let policy: Policy = wire::from_xml(body).map_err(|_| {
-        classic_error(
+        (
             StatusCode::BAD_REQUEST,
-            "Error: the XML of the request body could not be read",
+            "Error: the XML of the request body could not be read".to_string(),
         )
     })?;
     if policy.general.name.trim().is_empty() {
-        return Err(classic_error(
+        return Err((
             StatusCode::CONFLICT,
-            "Error: Policy name is required",
+            "Error: Policy name is required".to_string(),
         ));
     }
     let duplicate = state
@@ -392,7 +396,7 @@ fn parse_policy(state: &JamfState, body: &str, own_id: Option<u64>) -> Result<Po
         .iter()
         .any(|(id, existing)| Some(*id) != own_id && existing.general.name == policy.general.name);
     if duplicate {
-        return Err(classic_error(StatusCode::CONFLICT, "Error: Duplicate name"));
+        return Err((StatusCode::CONFLICT, "Error: Duplicate name".to_string()));
     }
     for group in policy
         .scoped_groups()
@@ -400,17 +404,17 @@ fn parse_policy(state: &JamfState, body: &str, own_id: Option<u64>) -> Result<Po
         .chain(policy.excluded_groups())
     {
         if !state.groups.contains_key(&group) {
-            return Err(classic_error(
+            return Err((
                 StatusCode::CONFLICT,
-                &format!("Error: Problem with computer group {group} in scope"),
+                format!("Error: Problem with computer group {group} in scope"),
             ));
         }
     }
     for package in &policy.package_configuration.packages.packages {
         if !state.packages.contains_key(&package.id) {
-            return Err(classic_error(
+            return Err((
                 StatusCode::CONFLICT,
-                &format!("Error: Problem with package {}", package.id),
+                format!("Error: Problem with package {}", package.id),
             ));
         }
     }
@@ -430,7 +434,7 @@ pub async fn create_policy(
     }
     let mut policy = match parse_policy(&state, &body, None) {
         Ok(policy) => policy,
-        Err(refused) => return refused,
+        Err((status, message)) => return classic_error(status, &message),
     };
     let new_id = state.next_policy_id();
     policy.general.id = Some(new_id);
@@ -456,7 +460,7 @@ pub async fn update_policy(
     };
     let mut policy = match parse_policy(&state, &body, Some(key)) {
         Ok(policy) => policy,
-        Err(refused) => return refused,
+        Err((status, message)) => return classic_error(status, &message),
     };
     policy.general.id = Some(key);
     state.policies.insert(key, policy);

@@ -124,3 +124,53 @@ async fn uninstall_policy_removes_the_app_from_inventory_on_check_in() {
     assert!(status.observed.installed_versions.is_empty(), "{status:?}");
     assert!(status.observed.assigned_groups.is_empty());
 }
+
+#[tokio::test]
+async fn rollback_repoints_ring_policies_and_counts_follow_the_earlier_version() {
+    let setup = setup(2).await;
+    let connector = &setup.connector;
+    let mut previous = request("ring-1", &["213"]);
+    previous.correlation_id = "0b6d3f7a-2c4e-5f81-a9b0-c1d2e3f40516".into();
+    previous.version = "6.1.0".into();
+    connector.publish(&previous, at(0)).await.expect("6.1.0");
+    let previous_package = setup.simulator.package_ids(&previous.correlation_id)[0];
+    setup.simulator.add_unrelated_packages(5);
+    connector
+        .publish(&request("ring-1", &["213"]), at(1))
+        .await
+        .expect("6.2.1");
+    setup.simulator.check_in(at(5), 1.0);
+    let status = connector
+        .query_status(CORRELATION, at(6))
+        .await
+        .expect("status");
+    assert_eq!(status.rings["ring-1"].installed, 5);
+
+    let rollback = Remediation::Rollback {
+        to_version: "6.1.0".into(),
+    };
+    let applied = connector
+        .remediate(CORRELATION, &rollback, at(7))
+        .await
+        .expect("rollback");
+    assert!(applied.applied, "{}", applied.detail);
+    let ring_policy = setup.simulator.policy_ids(CORRELATION)[0];
+    let policy = setup.simulator.policy(ring_policy).expect("policy");
+    assert_eq!(policy.installed_package(), Some(previous_package));
+    let status = connector
+        .query_status(CORRELATION, at(8))
+        .await
+        .expect("status");
+    assert_eq!(
+        status.rings["ring-1"].pending, 5,
+        "logs flushed: {status:?}"
+    );
+    setup.simulator.check_in(at(9), 1.0);
+    let status = connector
+        .query_status(CORRELATION, at(10))
+        .await
+        .expect("status");
+    assert_eq!(status.rings["ring-1"].installed, 5, "{status:?}");
+    assert_eq!(status.observed.installed_versions.get("6.1.0"), Some(&5));
+    assert_eq!(status.observed.version.as_deref(), Some("6.1.0"));
+}
