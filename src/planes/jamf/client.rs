@@ -3,7 +3,9 @@
 //! `/api/v1/auth/token`), cached and refreshed before it expires or once after
 //! a 401; the five-connection cap (a semaphore every clone shares, held across
 //! the token request too); Jamf Pro API paging (`page`/`page-size`,
-//! `totalCount`); and the mapping of answers, Jamf Pro API JSON errors and
+//! `totalCount`); the load balancer's session cookie, sent back on every
+//! later request so that dependent writes reach the same Jamf Cloud node; and
+//! the mapping of answers, Jamf Pro API JSON errors and
 //! Classic HTML error pages alike, to [`ConnectorError`]s.
 //!
 //! Nothing here retries or sleeps, except one new token after a 401. No query
@@ -49,6 +51,9 @@ pub struct JamfClient {
     token: Mutex<Option<CachedToken>>,
     permits: Semaphore,
     page_size: usize,
+    /// Cookies the server set (`APBALANCEID`, `AWSALB`, ...), by name: Jamf
+    /// Cloud asks clients to keep the sticky session for dependent writes.
+    cookies: std::sync::Mutex<std::collections::BTreeMap<String, String>>,
 }
 
 fn hint(code: ErrorCode) -> &'static str {
@@ -165,7 +170,47 @@ impl JamfClient {
             token: Mutex::new(None),
             permits: Semaphore::new(connections),
             page_size: page_size.max(1),
+            cookies: std::sync::Mutex::new(std::collections::BTreeMap::new()),
         })
+    }
+
+    fn cookie_header(&self) -> Option<String> {
+        let cookies = self
+            .cookies
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        (!cookies.is_empty()).then(|| {
+            cookies
+                .iter()
+                .map(|(name, value)| format!("{name}={value}"))
+                .collect::<Vec<_>>()
+                .join("; ")
+        })
+    }
+
+    fn keep_cookies(&self, response: &reqwest::Response) {
+        let mut cookies = self
+            .cookies
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for value in response.headers().get_all(reqwest::header::SET_COOKIE) {
+            let Some(pair) = value
+                .to_str()
+                .ok()
+                .and_then(|text| text.split(';').next())
+                .and_then(|pair| pair.split_once('='))
+            else {
+                continue;
+            };
+            cookies.insert(pair.0.trim().to_string(), pair.1.trim().to_string());
+        }
+    }
+
+    fn with_cookies(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        match self.cookie_header() {
+            Some(header) => request.header(reqwest::header::COOKIE, header),
+            None => request,
+        }
     }
 
     async fn fetch_token(&self) -> Result<(Secret, Duration), ConnectorError> {
@@ -189,11 +234,12 @@ impl JamfClient {
                 (url, request, format!("user {username}"))
             }
         };
-        let response = request
-            .header(ACCEPT, "application/json")
+        let response = self
+            .with_cookies(request.header(ACCEPT, "application/json"))
             .send()
             .await
             .map_err(|error| transport_error("jamf", &Method::POST, &url, &error))?;
+        self.keep_cookies(&response);
         let status = response.status();
         let retry_after = retry_after_of(&response);
         let body = response.text().await.unwrap_or_default();
@@ -307,10 +353,12 @@ impl JamfClient {
                     .body(text.to_string()),
             };
             tracing::debug!(operation = %operation, "jamf request");
-            let response = request
+            let response = self
+                .with_cookies(request)
                 .send()
                 .await
                 .map_err(|error| transport_error("jamf", &method, target, &error))?;
+            self.keep_cookies(&response);
             let status = response.status();
             if status == StatusCode::UNAUTHORIZED && !refreshed {
                 refreshed = true;

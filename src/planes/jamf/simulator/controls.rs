@@ -75,6 +75,11 @@ impl JamfSimulator {
         self.lock().latency = latency;
     }
 
+    /// API requests that carried the load balancer's session cookie back.
+    pub fn sticky_requests(&self) -> u64 {
+        self.lock().sticky_requests
+    }
+
     /// Requests refused with 503 because the connection cap was reached.
     pub fn refused_busy(&self) -> u64 {
         self.lock().refused_busy

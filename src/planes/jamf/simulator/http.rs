@@ -263,6 +263,36 @@ pub async fn faults_and_auth(
         simulator.in_flight.send_replace(state.in_flight);
     }
     let _in_flight = InFlight(simulator.clone());
+    let balance_id = simulator.lock().balance_id.clone();
+    let sticky = request
+        .headers()
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .any(|cookies| {
+            cookies
+                .split(';')
+                .any(|pair| pair.trim() == format!("APBALANCEID={balance_id}"))
+        });
+    let mut response = answer(&simulator, request, next, &path, sticky).await;
+    if !sticky
+        && let Ok(value) = HeaderValue::from_str(&format!(
+            "APBALANCEID={balance_id}; Path=/; HttpOnly; Secure"
+        ))
+    {
+        response.headers_mut().append(header::SET_COOKIE, value);
+    }
+    response
+}
+
+async fn answer(
+    simulator: &JamfSimulator,
+    request: Request,
+    next: Next,
+    path: &str,
+    sticky: bool,
+) -> Response {
+    let path = path.to_string();
     if is_token_path(&path) {
         return next.run(request).await;
     }
@@ -273,6 +303,7 @@ pub async fn faults_and_auth(
     let (fault, lose) = {
         let mut state = simulator.lock();
         state.api_requests += 1;
+        state.sticky_requests += u64::from(sticky);
         let fault = match state.faults.front_mut() {
             Some(SimulatorFault::ServerErrors { status, count }) if *count > 1 => {
                 *count -= 1;

@@ -6,7 +6,8 @@
 //! computer groups, policies (create with `/id/0`, 409 "Duplicate name",
 //! by name, unpaged list), computer history policy logs and log flush; Jamf's
 //! JSON and HTML error shapes; a cap of five requests in flight (the sixth is
-//! refused with 503); and switchable faults.
+//! refused with 503); an `APBALANCEID` session cookie (requests that send it
+//! back are counted); and switchable faults.
 //!
 //! Tests, the demo and `ringmaster simulate jamf` drive it through
 //! [`JamfSimulator`]'s controls; [`serve`] runs it until a shutdown signal.

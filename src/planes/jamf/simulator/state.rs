@@ -100,6 +100,10 @@ pub struct JamfState {
     pub in_flight: usize,
     pub max_in_flight: usize,
     pub refused_busy: u64,
+    /// API requests that carried the session cookie the simulator set.
+    pub sticky_requests: u64,
+    /// The value of the `APBALANCEID` cookie this node hands out.
+    pub balance_id: String,
     next_computer: u64,
     next_package: u64,
     next_policy: u64,
@@ -136,6 +140,8 @@ impl JamfState {
             in_flight: 0,
             max_in_flight: 0,
             refused_busy: 0,
+            sticky_requests: 0,
+            balance_id: format!("aws.sim.jamfcloud.{}", uuid::Uuid::new_v4().simple()),
             next_computer: 0,
             next_package: 0,
             next_policy: 0,

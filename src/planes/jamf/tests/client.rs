@@ -177,3 +177,17 @@ fn error_texts_of_both_apis_are_read() {
     }
     assert_eq!(error_text(""), "no error body");
 }
+
+#[tokio::test]
+async fn the_load_balancer_cookie_is_sent_back_on_every_later_request() {
+    let setup = setup(100).await;
+    setup
+        .connector
+        .publish(&request("ring-1", &["213"]), at(0))
+        .await
+        .expect("publish");
+    // The token request got the cookie; every API request carried it.
+    let api_requests = setup.simulator.api_requests();
+    assert!(api_requests > 3);
+    assert_eq!(setup.simulator.sticky_requests(), api_requests);
+}
