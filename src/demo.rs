@@ -385,6 +385,16 @@ pub async fn run(
             bad_version_set = true;
             notes.push("zoom-macos 6.3.0 is a bad build: 35% of installs succeed".into());
         }
+        if !bad_version_set
+            && let Some(jamf) = simulators
+                .as_ref()
+                .and_then(|s| s.get(SimulatedPlane::Jamf))
+                .and_then(PlaneSimulator::jamf)
+        {
+            jamf.set_success_rate(&correlation_id_for(BAD_VERSION), BAD_BUILD_SUCCESS_RATE);
+            bad_version_set = true;
+            notes.push("zoom-macos 6.3.0 is a bad build: 35% of installs succeed".into());
+        }
         if let Some(simulators) = &simulators {
             let reports = simulators.check_in(now);
             if reports > 0 {

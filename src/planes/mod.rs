@@ -18,6 +18,7 @@ mod error;
 pub mod http;
 pub mod intune;
 pub mod landscape;
+pub mod jamf;
 mod ledger;
 pub mod sccm;
 mod seconds;
@@ -85,6 +86,8 @@ pub enum Connector {
     Sim(sim::SimConnector),
     /// Microsoft Intune through Microsoft Graph.
     Intune(intune::IntuneConnector),
+    /// Jamf Pro through the Jamf Pro API and the Classic API.
+    Jamf(jamf::JamfConnector),
     /// Microsoft Configuration Manager through the AdminService.
     Sccm(sccm::SccmConnector),
     /// Ansible, through the real `ansible-playbook` on this machine.
@@ -101,6 +104,7 @@ impl Connector {
         match self {
             Connector::Sim(_) => "sim",
             Connector::Intune(_) => "intune",
+            Connector::Jamf(_) => "jamf",
             Connector::Sccm(_) => "sccm",
             Connector::Ansible(_) => "ansible",
             Connector::Awx(_) => "awx",
@@ -113,6 +117,7 @@ impl Connector {
         match self {
             Connector::Sim(sim) => sim.plane(),
             Connector::Intune(_) => Plane::Intune,
+            Connector::Jamf(_) => Plane::Jamf,
             Connector::Sccm(_) => Plane::Sccm,
             Connector::Ansible(_) => Plane::Ansible,
             Connector::Awx(_) => Plane::Ansible,
@@ -130,6 +135,7 @@ impl ExecutionPlaneConnector for Connector {
         match self {
             Connector::Sim(sim) => sim.publish(request, now).await,
             Connector::Intune(intune) => intune.publish(request, now).await,
+            Connector::Jamf(jamf) => jamf.publish(request, now).await,
             Connector::Sccm(sccm) => sccm.publish(request, now).await,
             Connector::Ansible(ansible) => ansible.publish(request, now).await,
             Connector::Awx(awx) => awx.publish(request, now).await,
@@ -145,6 +151,7 @@ impl ExecutionPlaneConnector for Connector {
         match self {
             Connector::Sim(sim) => sim.query_status(correlation_id, now).await,
             Connector::Intune(intune) => intune.query_status(correlation_id, now).await,
+            Connector::Jamf(jamf) => jamf.query_status(correlation_id, now).await,
             Connector::Sccm(sccm) => sccm.query_status(correlation_id, now).await,
             Connector::Ansible(ansible) => ansible.query_status(correlation_id, now).await,
             Connector::Awx(awx) => awx.query_status(correlation_id, now).await,
@@ -161,6 +168,7 @@ impl ExecutionPlaneConnector for Connector {
         match self {
             Connector::Sim(sim) => sim.remediate(correlation_id, remediation, now).await,
             Connector::Intune(intune) => intune.remediate(correlation_id, remediation, now).await,
+            Connector::Jamf(jamf) => jamf.remediate(correlation_id, remediation, now).await,
             Connector::Sccm(sccm) => sccm.remediate(correlation_id, remediation, now).await,
             Connector::Ansible(ansible) => {
                 ansible.remediate(correlation_id, remediation, now).await
@@ -180,6 +188,7 @@ impl ExecutionPlaneConnector for Connector {
         match self {
             Connector::Sim(sim) => sim.verify_idempotency(correlation_id, now).await,
             Connector::Intune(intune) => intune.verify_idempotency(correlation_id, now).await,
+            Connector::Jamf(jamf) => jamf.verify_idempotency(correlation_id, now).await,
             Connector::Sccm(sccm) => sccm.verify_idempotency(correlation_id, now).await,
             Connector::Ansible(ansible) => ansible.verify_idempotency(correlation_id, now).await,
             Connector::Awx(awx) => awx.verify_idempotency(correlation_id, now).await,
@@ -198,6 +207,7 @@ impl ExecutionPlaneConnector for Connector {
 pub enum ConnectorConfig {
     Sim(sim::SimConfig),
     Intune(intune::IntuneConfig),
+    Jamf(jamf::JamfConfig),
     Sccm(sccm::SccmConfig),
     Ansible(ansible::AnsibleConfig),
     Awx(ansible::awx::AwxConfig),
@@ -215,6 +225,8 @@ pub enum ConnectorConfigError {
     },
     #[error(transparent)]
     Intune(#[from] intune::IntuneConfigError),
+    #[error(transparent)]
+    Jamf(#[from] jamf::JamfConfigError),
     #[error(transparent)]
     Sccm(#[from] sccm::SccmConfigError),
     #[error(transparent)]
@@ -234,6 +246,7 @@ impl ConnectorConfig {
             ConnectorConfig::Sccm(_) => "sccm",
             ConnectorConfig::Ansible(_) => "ansible",
             ConnectorConfig::Awx(_) => "awx",
+            ConnectorConfig::Jamf(_) => "jamf",
             ConnectorConfig::Landscape(_) => "landscape",
         }
     }
@@ -243,6 +256,7 @@ impl ConnectorConfig {
         match self {
             ConnectorConfig::Sim(config) => config.plane,
             ConnectorConfig::Intune(_) => Plane::Intune,
+            ConnectorConfig::Jamf(_) => Plane::Jamf,
             ConnectorConfig::Sccm(_) => Plane::Sccm,
             ConnectorConfig::Ansible(_) => Plane::Ansible,
             ConnectorConfig::Awx(_) => Plane::Ansible,
@@ -261,6 +275,7 @@ impl ConnectorConfig {
             ConnectorConfig::Intune(config) => {
                 Ok(Connector::Intune(intune::IntuneConnector::new(config)?))
             }
+            ConnectorConfig::Jamf(config) => Ok(Connector::Jamf(jamf::JamfConnector::new(config)?)),
             ConnectorConfig::Sccm(config) => Ok(Connector::Sccm(sccm::SccmConnector::new(config)?)),
             ConnectorConfig::Ansible(config) => {
                 Ok(Connector::Ansible(ansible::AnsibleConnector::new(config)?))

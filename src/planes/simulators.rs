@@ -15,6 +15,8 @@ use crate::planes::ansible::awx::AwxConfig;
 use crate::planes::ansible::awx::simulator::{AskOnLaunch, AwxSimulator};
 use crate::planes::intune::simulator::{IntuneSimulator, SimulatorOptions as IntuneOptions};
 use crate::planes::intune::{ContentSource, IntuneConfig, RequestBudget};
+use crate::planes::jamf::simulator::{JamfSimulator, SimulatorOptions as JamfOptions};
+use crate::planes::jamf::{JamfAuth, JamfConfig};
 use crate::planes::landscape::simulator::{
     LandscapeSimulator, SimulatorOptions as LandscapeOptions,
 };
@@ -35,6 +37,8 @@ use tokio::net::TcpListener;
 pub enum SimulatedPlane {
     /// Microsoft Graph (Intune) and the identity platform's token endpoint.
     Intune,
+    /// Jamf Pro: the Jamf Pro API (JSON) and the Classic API (XML).
+    Jamf,
     /// Configuration Manager's AdminService, with an Entra token endpoint.
     Sccm,
     /// Canonical Landscape: the signed legacy API and the REST login.
@@ -44,8 +48,9 @@ pub enum SimulatedPlane {
 }
 
 impl SimulatedPlane {
-    pub const ALL: [SimulatedPlane; 4] = [
+    pub const ALL: [SimulatedPlane; 5] = [
         SimulatedPlane::Intune,
+        SimulatedPlane::Jamf,
         SimulatedPlane::Sccm,
         SimulatedPlane::Landscape,
         SimulatedPlane::Awx,
@@ -54,6 +59,7 @@ impl SimulatedPlane {
     pub fn as_str(self) -> &'static str {
         match self {
             SimulatedPlane::Intune => "intune",
+            SimulatedPlane::Jamf => "jamf",
             SimulatedPlane::Sccm => "sccm",
             SimulatedPlane::Landscape => "landscape",
             SimulatedPlane::Awx => "awx",
@@ -64,6 +70,7 @@ impl SimulatedPlane {
     pub fn plane(self) -> Plane {
         match self {
             SimulatedPlane::Intune => Plane::Intune,
+            SimulatedPlane::Jamf => Plane::Jamf,
             SimulatedPlane::Sccm => Plane::Sccm,
             SimulatedPlane::Landscape => Plane::Landscape,
             SimulatedPlane::Awx => Plane::Ansible,
@@ -83,6 +90,7 @@ const TENANT_ID: &str = "8f3c2a1b-4d5e-4f60-9a7b-1c2d3e4f5a6b";
 const INTUNE_CLIENT_ID: &str = "3e1a5c7d-2b4f-4a6e-8c0d-1f2e3a4b5c6d";
 const SCCM_CLIENT_ID: &str = "5c1d2e3f-4a5b-4c6d-8e7f-9a0b1c2d3e4f";
 const SCCM_SITE: &str = "PS1";
+const JAMF_CLIENT_ID: &str = "3f1c2a4b-5d6e-4f70-8a9b-0c1d2e3f4a5b";
 /// The job templates the AWX simulator holds: install, uninstall, verify.
 const AWX_INSTALL: u64 = 11;
 /// The Landscape API access key the simulator knows (not a secret).
@@ -93,6 +101,7 @@ const AWX_VERIFY: u64 = 13;
 #[derive(Clone)]
 enum Inner {
     Intune(IntuneSimulator),
+    Jamf(JamfSimulator),
     Sccm(SccmSimulator),
     Landscape(LandscapeSimulator),
     Awx(AwxSimulator),
@@ -127,6 +136,11 @@ impl PlaneSimulator {
                 let mut options = IntuneOptions::new(TENANT_ID, INTUNE_CLIENT_ID, secret.clone());
                 options.page_size = 1000;
                 Inner::Intune(IntuneSimulator::new(options))
+            }
+            SimulatedPlane::Jamf => {
+                let mut options = JamfOptions::new(JAMF_CLIENT_ID, secret.clone());
+                options.page_size = 1000;
+                Inner::Jamf(JamfSimulator::new(options))
             }
             SimulatedPlane::Sccm => {
                 let options =
@@ -184,6 +198,13 @@ impl PlaneSimulator {
         }
     }
 
+    pub fn jamf(&self) -> Option<&JamfSimulator> {
+        match &self.inner {
+            Inner::Jamf(simulator) => Some(simulator),
+            _ => None,
+        }
+    }
+
     pub fn sccm(&self) -> Option<&SccmSimulator> {
         match &self.inner {
             Inner::Sccm(simulator) => Some(simulator),
@@ -234,6 +255,7 @@ impl PlaneSimulator {
     fn add_group(&self, id: &str, name: &str, devices: u32) {
         match &self.inner {
             Inner::Intune(simulator) => simulator.add_group(id, devices),
+            Inner::Jamf(simulator) => simulator.add_group(id, name, devices),
             Inner::Sccm(simulator) => simulator.add_collection(id, name, devices),
             Inner::Landscape(simulator) => simulator.add_tag(id, devices),
             Inner::Awx(simulator) => {
@@ -251,6 +273,7 @@ impl PlaneSimulator {
     pub fn check_in(&self, at: DateTime<Utc>, success_rate: f64) -> usize {
         match &self.inner {
             Inner::Intune(simulator) => simulator.check_in(at, success_rate),
+            Inner::Jamf(simulator) => simulator.check_in(at, success_rate),
             Inner::Sccm(simulator) => simulator.check_in(at, success_rate),
             Inner::Landscape(simulator) => simulator.check_in(at, success_rate),
             Inner::Awx(simulator) => simulator.check_in(at, success_rate),
@@ -266,6 +289,9 @@ impl PlaneSimulator {
         match &self.inner {
             Inner::Intune(simulator) => {
                 crate::planes::intune::simulator::serve(listener, simulator.clone(), shutdown).await
+            }
+            Inner::Jamf(simulator) => {
+                crate::planes::jamf::simulator::serve(listener, simulator.clone(), shutdown).await
             }
             Inner::Sccm(simulator) => {
                 crate::planes::sccm::simulator::serve(listener, simulator.clone(), shutdown).await
@@ -333,6 +359,16 @@ impl PlaneSimulator {
                 };
                 config.upload_poll_interval = Duration::from_millis(10);
                 ConnectorConfig::Intune(config)
+            }
+            SimulatedPlane::Jamf => {
+                let auth = JamfAuth::ClientCredentials {
+                    client_id: JAMF_CLIENT_ID.into(),
+                    client_secret_env: None,
+                    client_secret_file: Some(secret_file.to_path_buf()),
+                };
+                let mut config = JamfConfig::new(&root, auth);
+                config.page_size = 1000;
+                ConnectorConfig::Jamf(config)
             }
             SimulatedPlane::Sccm => {
                 let auth = SccmAuth::EntraClientCredentials {

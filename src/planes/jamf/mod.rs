@@ -1,0 +1,146 @@
+//! `jamf`: the Jamf Pro connector, over the Jamf Pro API (JSON: OAuth token,
+//! packages, computer inventory) and the Classic API (XML: policies, computer
+//! groups, computer history).
+//!
+//! A deployment is one package record (`/api/v1/packages`; `notes` holds
+//! `corr:<id>` so an exact RSQL filter finds it, `info` the ledger, the
+//! detection, the version and the uninstall command) and one Classic policy
+//! per ring (`/JSSResource/policies`, named `<app> <version> [ring <ring>]
+//! corr:<id>`, unique as Jamf requires), scoped to the entitlement's computer
+//! groups with the exclusions, installing the package once per computer.
+//! Uninstall swaps the install policies for one policy running the artifact's
+//! uninstall command; rollback re-points the ring policies at the earlier
+//! version's package and flushes their logs. Status comes from each
+//! computer's policy logs and the applications inventory reports.
+//!
+//! Jamf allows an API client no more than five concurrent connections: every
+//! clone shares one semaphore of at most five permits.
+//!
+//! The API as used is `../shared/reference/execution-planes.md` section 2;
+//! [`simulator`] imitates it. The contract is `docs/connectors.md`.
+
+mod client;
+mod config;
+mod lookup;
+mod publish;
+mod remediation;
+pub mod simulator;
+mod status;
+#[cfg(test)]
+mod tests;
+mod wire;
+
+pub use config::{JamfAuth, JamfConfig, JamfConfigError, MAX_CONNECTIONS};
+
+use crate::planes::{
+    ConnectorError, DeploymentStatus, ExecutionPlaneConnector, PublishRequest, PublishResult,
+    Remediation, RemediationResult,
+};
+use chrono::{DateTime, Utc};
+use client::JamfClient;
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, Mutex, PoisonError};
+
+/// A handle to one Jamf Pro server. Clones share the client, its token, its
+/// connection cap and the per-deployment locks.
+#[derive(Clone)]
+pub struct JamfConnector {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    client: JamfClient,
+    base_url: String,
+    /// One lock per correlation id: Jamf cannot make find-then-create of a
+    /// package atomic, so calls for one deployment take turns here.
+    locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+impl fmt::Debug for JamfConnector {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter
+            .debug_struct("JamfConnector")
+            .field("base_url", &self.shared.base_url)
+            .finish_non_exhaustive()
+    }
+}
+
+impl JamfConnector {
+    /// A connector as configured; validates and reads the credentials.
+    pub fn new(config: &JamfConfig) -> Result<JamfConnector, JamfConfigError> {
+        let auth = config.resolve()?;
+        let client = JamfClient::new(
+            &config.base_url,
+            auth,
+            config.request_timeout,
+            config.max_connections,
+            config.page_size,
+        )
+        .map_err(|error| JamfConfigError::Http {
+            reason: error.to_string(),
+        })?;
+        Ok(JamfConnector {
+            shared: Arc::new(Shared {
+                client,
+                base_url: config.base_url.clone(),
+                locks: Mutex::new(HashMap::new()),
+            }),
+        })
+    }
+
+    fn client(&self) -> &JamfClient {
+        &self.shared.client
+    }
+
+    fn lock_for(&self, correlation_id: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut locks = self
+            .shared
+            .locks
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        Arc::clone(locks.entry(correlation_id.to_string()).or_default())
+    }
+}
+
+impl ExecutionPlaneConnector for JamfConnector {
+    async fn publish(
+        &self,
+        request: &PublishRequest,
+        now: DateTime<Utc>,
+    ) -> Result<PublishResult, ConnectorError> {
+        publish::check_request(request)?;
+        let lock = self.lock_for(&request.correlation_id);
+        let _turn = lock.lock().await;
+        publish::publish(self, request, now).await
+    }
+
+    async fn query_status(
+        &self,
+        correlation_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<DeploymentStatus, ConnectorError> {
+        status::query_status(self, correlation_id, now).await
+    }
+
+    async fn remediate(
+        &self,
+        correlation_id: &str,
+        remediation: &Remediation,
+        now: DateTime<Utc>,
+    ) -> Result<RemediationResult, ConnectorError> {
+        let lock = self.lock_for(correlation_id);
+        let _turn = lock.lock().await;
+        remediation::remediate(self, correlation_id, remediation, now).await
+    }
+
+    async fn verify_idempotency(
+        &self,
+        correlation_id: &str,
+        _now: DateTime<Utc>,
+    ) -> Result<bool, ConnectorError> {
+        Ok(lookup::find_package(self.client(), correlation_id)
+            .await?
+            .is_some())
+    }
+}
