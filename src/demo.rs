@@ -17,10 +17,10 @@ use crate::daemon::{Daemon, DaemonError};
 use crate::evidence::{VerifyingKey, generate_keypair, verify_branch};
 use crate::model::{Plane, Snapshot};
 use crate::orchestrator::Phase;
-use crate::planes::ConnectorConfig;
 use crate::planes::ansible::AnsibleConfig;
 use crate::planes::sim::Drift;
 use crate::planes::simulators::{PlaneSimulator, SimulatedPlane};
+use crate::planes::{ArtifactRef, ConnectorConfig, ExecutionPlaneConnector as _, PublishRequest};
 use crate::store::{EventFilter, EventType, correlation_id_for};
 use chrono::{DateTime, Duration, TimeZone as _, Utc};
 use serde::Serialize;
@@ -81,6 +81,11 @@ impl Default for DemoOptions {
 const SIMULATOR_SUCCESS_RATE: f64 = 0.999;
 /// The bad build's share of successful installs.
 const BAD_BUILD_SUCCESS_RATE: f64 = 0.35;
+/// Devices per group on a plane simulator: the entitlements' full counts
+/// (6,500 in a Global ring) cost every status query thousands of rows over
+/// HTTP, so the demo's planes are lab-sized; `ringmaster simulate` registers
+/// the full counts.
+const SIMULATOR_GROUP_CAP: u32 = 150;
 /// Hosts per inventory group in the demo's Ansible lab (real runs, so small).
 const ANSIBLE_LAB_HOSTS: u32 = 3;
 
@@ -99,6 +104,7 @@ impl Simulators {
     ) -> Result<(Simulators, BTreeMap<Plane, ConnectorConfig>), DemoError> {
         let secrets = root.join("secrets");
         std::fs::create_dir_all(&secrets).map_err(setup_error)?;
+        std::fs::create_dir_all(root.join("state")).map_err(setup_error)?;
         let mut running = Vec::new();
         let mut planes = BTreeMap::new();
         // The Ansible plane runs for real on a local lab, not on AWX.
@@ -107,7 +113,10 @@ impl Simulators {
             .filter(|kind| *kind != SimulatedPlane::Awx)
         {
             let simulator = PlaneSimulator::with_random_secret(kind);
-            simulator.register(snapshot.entitlements.values().map(|rule| &rule.value));
+            simulator.register_capped(
+                snapshot.entitlements.values().map(|rule| &rule.value),
+                SIMULATOR_GROUP_CAP,
+            );
             let address = simulator
                 .start(std::net::SocketAddr::from(([127, 0, 0, 1], 0)))
                 .await
@@ -124,6 +133,7 @@ impl Simulators {
             Plane::Ansible,
             ansible_lab(snapshot, &root.join("ansible"))?,
         );
+        seed_previous_versions(snapshot, &planes, start_time() - Duration::days(30)).await?;
         Ok((Simulators { running }, planes))
     }
 
@@ -138,6 +148,83 @@ impl Simulators {
             .map(|simulator| simulator.check_in(now, SIMULATOR_SUCCESS_RATE))
             .sum()
     }
+}
+
+/// What earlier rollouts left on the plane simulators: the version each
+/// intent would roll back to, still installed on the devices its first ring's
+/// entitlement excludes (the loaner Macs, the kiosks). A rollback assigns
+/// that version again, so the plane must hold it, as a real tenant would.
+/// Published through the real connectors, each under the correlation id of
+/// the earlier intent `<intent>-previous`.
+async fn seed_previous_versions(
+    snapshot: &Snapshot,
+    planes: &BTreeMap<Plane, ConnectorConfig>,
+    now: DateTime<Utc>,
+) -> Result<usize, DemoError> {
+    let mut seeded = 0;
+    for intent in snapshot.intents.values() {
+        let Some(previous) = intent
+            .rollback_plan
+            .as_ref()
+            .and_then(|plan| plan.rollback_version.clone())
+        else {
+            continue;
+        };
+        let Some(current) = snapshot.artifact_of(intent) else {
+            continue;
+        };
+        let plane = current.plane;
+        let Some(config) = planes.get(&plane).filter(|_| plane != Plane::Ansible) else {
+            continue;
+        };
+        let Some(artifact) = snapshot
+            .versions
+            .get(&(intent.application_id.clone(), previous.clone()))
+            .and_then(|version| version.artifacts.iter().find(|a| a.plane == plane))
+        else {
+            continue;
+        };
+        let scope = &intent.target_scope;
+        let Some(first_ring) = scope.rings.first() else {
+            continue;
+        };
+        let Some(excluded) = snapshot
+            .entitlement_for(
+                plane,
+                first_ring,
+                &scope.acquisition_boundary,
+                &scope.business_unit,
+            )
+            .and_then(|rule| rule.exclusions.first().cloned())
+        else {
+            continue;
+        };
+        let Some(application) = snapshot.applications.get(&intent.application_id) else {
+            continue;
+        };
+        let earlier = format!("{}-previous", intent.intent_id);
+        let request = PublishRequest {
+            correlation_id: correlation_id_for(&earlier),
+            intent_id: earlier,
+            application_id: intent.application_id.clone(),
+            application_name: application.name.clone(),
+            version: previous,
+            plane,
+            ring: first_ring.clone(),
+            artifact: ArtifactRef::from(artifact),
+            groups: vec![excluded.id.clone()],
+            exclusions: Vec::new(),
+            expected_devices: 0,
+            supersedes_version: None,
+        };
+        let connector = config.build().map_err(setup_error)?;
+        connector
+            .publish(&request, now)
+            .await
+            .map_err(|error| setup_error(format!("seed {}: {error}", request.intent_id)))?;
+        seeded += 1;
+    }
+    Ok(seeded)
 }
 
 /// The Ansible plane of the demo: the real `ansible-playbook` on a small lab
@@ -385,7 +472,13 @@ pub async fn run(
             bad_version_set = true;
             notes.push("zoom-macos 6.3.0 is a bad build: 35% of installs succeed".into());
         }
+        let bad_version_in_canary = matches!(
+            phase_of(&daemon, BAD_VERSION),
+            Some(Phase::RingInProgress { ring } | Phase::RingStarting { ring, .. })
+                if ring == "ring-1-canary"
+        );
         if !bad_version_set
+            && bad_version_in_canary
             && let Some(jamf) = simulators
                 .as_ref()
                 .and_then(|s| s.get(SimulatedPlane::Jamf))

@@ -220,6 +220,16 @@ impl PlaneSimulator {
         &self,
         rules: impl IntoIterator<Item = &'a EntitlementRule>,
     ) -> (usize, u64) {
+        self.register_capped(rules, u32::MAX)
+    }
+
+    /// As [`PlaneSimulator::register`], with at most `cap` devices per group:
+    /// a lab-sized plane for a demo that must run in seconds.
+    pub fn register_capped<'a>(
+        &self,
+        rules: impl IntoIterator<Item = &'a EntitlementRule>,
+        cap: u32,
+    ) -> (usize, u64) {
         let mut registered = self
             .registered
             .lock()
@@ -240,6 +250,7 @@ impl PlaneSimulator {
                 .iter()
                 .map(|group| (group, EXCLUDED_DEVICES));
             for (group, device_count) in included.chain(excluded) {
+                let device_count = device_count.min(cap);
                 if !registered.insert(group.id.clone()) {
                     continue;
                 }
