@@ -7,6 +7,7 @@ use crate::planes::simulators::{PlaneSimulator, SimulatedPlane, default_secret_f
 use crate::planes::{ConnectorConfig, Secret};
 use anyhow::{Context as _, bail};
 use std::collections::BTreeMap;
+use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -134,7 +135,9 @@ pub(super) fn run(args: SimulateArgs) -> anyhow::Result<ExitCode> {
                     }
                     let reports = simulator.check_in(chrono::Utc::now(), args.success_rate);
                     if reports > 0 {
-                        println!(
+                        // A closed stdout (`| head`) must not stop the simulator.
+                        let _ = writeln!(
+                            std::io::stdout(),
                             "{}  {reports} device report(s)",
                             chrono::Utc::now().format("%H:%M:%S")
                         );
@@ -152,7 +155,11 @@ pub(super) fn run(args: SimulateArgs) -> anyhow::Result<ExitCode> {
         if let Some(checker) = checker {
             let _ = checker.await;
         }
-        println!("{} simulator stopped", args.plane.as_str());
+        let _ = writeln!(
+            std::io::stdout(),
+            "{} simulator stopped",
+            args.plane.as_str()
+        );
         Ok(ExitCode::SUCCESS)
     })
 }
@@ -166,21 +173,38 @@ fn print_banner(
     secret_file: &Path,
     config: &ConnectorConfig,
 ) -> anyhow::Result<()> {
+    use std::fmt::Write as _;
+    let mut out = String::new();
     let plane = simulator.kind();
-    println!("{} simulator listening on http://{address}", plane.as_str());
-    println!("  groups: {groups} ({devices} devices) from the entitlements of {source}");
-    println!(
+    writeln!(
+        out,
+        "{} simulator listening on http://{address}",
+        plane.as_str()
+    )?;
+    writeln!(
+        out,
+        "  groups: {groups} ({devices} devices) from the entitlements of {source}"
+    )?;
+    writeln!(
+        out,
         "  client secret: in {} (mode 0600; never printed)",
         secret_file.display()
-    );
-    let mut planes = BTreeMap::new();
-    planes.insert(plane.plane(), config);
-    let entry = serde_yaml::to_string(&serde_json::json!({ "planes": planes }))
-        .context("render the config entry")?;
-    println!("\nAdd this to the daemon's --config file:\n");
-    for line in entry.lines() {
-        println!("    {line}");
+    )?;
+    #[derive(serde::Serialize)]
+    struct Entry<'a> {
+        planes: BTreeMap<crate::model::Plane, &'a ConnectorConfig>,
     }
-    println!("\nCtrl-C stops the simulator.");
+    let entry = serde_yaml::to_string(&Entry {
+        planes: BTreeMap::from([(plane.plane(), config)]),
+    })
+    .context("render the config entry")?;
+    writeln!(out, "\nAdd this to the daemon's --config file:\n")?;
+    for line in entry.lines() {
+        writeln!(out, "    {line}")?;
+    }
+    writeln!(out, "\nCtrl-C stops the simulator.")?;
+    // A closed stdout (`| head`) must not stop the simulator.
+    let _ = std::io::stdout().write_all(out.as_bytes());
+    let _ = std::io::stdout().flush();
     Ok(())
 }
