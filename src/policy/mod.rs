@@ -51,8 +51,10 @@ use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// How long one evaluation may run unless [`PolicyEngine::with_time_limit`] says otherwise.
-pub const DEFAULT_TIME_LIMIT: Duration = Duration::from_millis(250);
+/// How long one evaluation may run unless [`PolicyEngine::with_time_limit`] says otherwise:
+/// a backstop against runaway tenant rules, wide enough that a loaded machine
+/// running a debug build never trips it on a normal rule.
+pub const DEFAULT_TIME_LIMIT: Duration = Duration::from_secs(1);
 
 /// Work units between two clock reads of the regorus execution timer.
 const TIMER_CHECK_INTERVAL: u32 = 32;
