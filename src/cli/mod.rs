@@ -75,6 +75,7 @@ pub enum Command {
     ///   ringmaster validate sample-repo
     ///   ringmaster validate . --rev origin/main --format json
     ///   ringmaster validate --worktree --strict
+    #[command(verbatim_doc_comment)]
     Validate {
         #[command(flatten)]
         repo: RepoArgs,
@@ -157,6 +158,7 @@ pub enum Command {
     ///     --listen 0.0.0.0:8080 --github-repository contoso/tenant --github-app-id 12345 \
     ///     --github-installation-id 678 --github-app-key-file app.pem \
     ///     --github-webhook-secret-file webhook.secret
+    #[command(verbatim_doc_comment)]
     Serve {
         /// Governed repository: a local path (watched) or a URL (mirrored and fetched).
         #[arg(long)]
@@ -204,6 +206,7 @@ pub enum Command {
     /// Examples:
     ///   ringmaster demo
     ///   ringmaster demo --planes simulators --keep /tmp/demo
+    #[command(verbatim_doc_comment)]
     Demo {
         /// Print one JSON report instead of the live view.
         #[arg(long)]
@@ -230,6 +233,7 @@ pub enum Command {
     ///   ringmaster simulate intune --listen 127.0.0.1:8443
     ///   ringmaster simulate sccm --repo ./contoso --success-rate 0.9
     ///   ringmaster serve --repo ./contoso --state ./state --key k --config daemon.yaml
+    #[command(verbatim_doc_comment)]
     Simulate {
         /// The plane whose API to serve.
         #[arg(value_enum)]
