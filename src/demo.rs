@@ -32,6 +32,33 @@ pub const ROLLS_TO_GLOBAL: &str = "chrome-131-finance";
 pub const NEEDS_APPROVAL: &str = "osquery-6.0.0-it";
 pub const BAD_VERSION: &str = "zoom-6.3.0-finance";
 
+/// With `--planes simulators`, the intent whose exception is renewed mid-story,
+/// so it rolls out on the real `ansible-playbook`.
+pub const NEEDS_EXCEPTION: &str = "build-agent-2.8.0-engineering";
+const EXCEPTION_PATH: &str = "exceptions/exc-2026-0044.yaml";
+const EXCEPTION: &str = "# Renewal of exc-2026-0007 while the plugin SDK 2.0 migration finishes.
+apiVersion: ringmaster.dev/v1
+kind: Exception
+exception_id: exc-2026-0044
+artifact_id: fabrikam-build-agent-2.8.0-rhel9-rpm
+exception_type: vulnerability
+severity: high
+details: >-
+  CVE-2022-42003 (High, CVSS 7.5) in jackson-databind 2.13.2.2, pulled in by
+  plugin SDK 1.x. Renewed for three months: the SDK 2.0 migration is in its
+  last sprint.
+cves:
+  - CVE-2022-42003
+compensating_controls:
+  - The agent only deserializes job specs from the internal build controller over mTLS.
+  - UNWRAP_SINGLE_VALUE_ARRAYS is disabled in the agent's ObjectMapper configuration.
+  - Build hosts sit in the isolated build VLAN with no inbound access from user networks.
+approved_by: grace
+approved_at: \"2026-11-30T10:00:00Z\"
+expiry: \"2027-03-01T00:00:00Z\"
+owner: judy
+";
+
 /// The approval the demo commits mid-rollout: Dave approves osquery for IT.
 const APPROVAL_PATH: &str = "approvals/cab-2026-0151.yaml";
 const APPROVAL: &str = "apiVersion: ringmaster.dev/v1
@@ -455,6 +482,7 @@ pub async fn run(
     let mut waited_for_approval = false;
     let mut drift_injected = false;
     let mut bad_version_set = false;
+    let mut exception_renewed = false;
     loop {
         let report = daemon.step(now).await?;
         steps += 1;
@@ -505,6 +533,22 @@ pub async fn run(
             approval_at = Some(now + Duration::hours(12));
             notes.push(format!(
                 "{NEEDS_APPROVAL} waits for CAB approval before ring-2-pilot"
+            ));
+        }
+        // On the simulators, Grace renews the build agent's exception the
+        // morning the story starts, and it rolls out on the real Ansible.
+        if simulators.is_some() && !exception_renewed && now >= start + Duration::hours(2) {
+            let repository = git2::Repository::open(&repo_dir).map_err(setup_error)?;
+            crate::source::commit::commit_files(
+                &repository,
+                "main",
+                &[(EXCEPTION_PATH, EXCEPTION.as_bytes())],
+                "Security: renew the jackson-databind exception for build-agent 2.8.0 (exc-2026-0044)",
+            )
+            .map_err(setup_error)?;
+            exception_renewed = true;
+            notes.push(format!(
+                "grace commits exception exc-2026-0044: {NEEDS_EXCEPTION} may roll out (real ansible-playbook)"
             ));
         }
         if !approval_committed && approval_at.is_some_and(|at| now >= at) {
@@ -643,6 +687,20 @@ pub async fn run(
             Some(failure) => failure.to_string(),
         },
     });
+    if simulators.is_some() {
+        let built = phase_of(&daemon, NEEDS_EXCEPTION);
+        let runs = std::fs::read_dir(root.join("ansible").join("runs"))
+            .map(|entries| entries.count())
+            .unwrap_or(0);
+        checks.push(Check {
+            name: "renewed_exception_rolls_out_on_real_ansible",
+            passed: exception_renewed && matches!(built, Some(Phase::Completed)) && runs > 0,
+            detail: format!(
+                "{NEEDS_EXCEPTION}: {}; {runs} ansible-playbook run(s)",
+                built.as_ref().map(|p| p.name()).unwrap_or("no run")
+            ),
+        });
+    }
     let chain = daemon.store().verify_event_chain().map_err(setup_error)?;
     checks.push(Check {
         name: "event_log_intact",

@@ -295,7 +295,7 @@ fn demo_through_the_plane_simulators_completes_the_story() {
     let report: serde_json::Value = serde_json::from_slice(&output.stdout)
         .unwrap_or_else(|error| panic!("{error}: {}", stderr(&output)));
     let checks = report["checks"].as_array().expect("checks");
-    assert_eq!(checks.len(), 6);
+    assert_eq!(checks.len(), 7);
     for check in checks {
         assert_eq!(check["passed"], true, "{check}");
     }
