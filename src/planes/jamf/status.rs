@@ -18,7 +18,7 @@ use super::wire::{self, PackageInfo, PolicyRole};
 use crate::planes::ledger::{DeploymentState, Ledger};
 use crate::planes::{ConnectorError, DeploymentStatus, ErrorCode, ObservedState, RingStatus};
 use chrono::{DateTime, TimeZone, Utc};
-use std::collections::hash_map::Entry;
+use futures_util::StreamExt as _;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 pub fn not_found(correlation_id: &str) -> ConnectorError {
@@ -208,17 +208,32 @@ pub async fn query_status(
             .map(|app| app.version.clone())
     };
 
+    // One history request per computer (Jamf has no per-policy result list);
+    // as many in flight as the client's connection cap lets through.
+    let wanted: BTreeSet<u64> = ring_computers
+        .iter()
+        .filter_map(|(_, reached_here)| reached_here.as_ref())
+        .flat_map(|(_, computers)| computers.iter().copied())
+        .collect();
+    let fetched: Vec<(u64, Result<Vec<wire::PolicyLog>, ConnectorError>)> =
+        futures_util::stream::iter(wanted)
+            .map(|computer| async move { (computer, lookup::policy_logs(client, computer).await) })
+            .buffer_unordered(super::MAX_CONNECTIONS)
+            .collect()
+            .await;
     let mut logs: HashMap<u64, Vec<wire::PolicyLog>> = HashMap::new();
+    for (computer, result) in fetched {
+        logs.insert(computer, result?);
+    }
     let mut rings = BTreeMap::new();
     for (ring, reached_here) in ring_computers {
         let mut status = RingStatus::default();
         if let Some((policy_id, computers)) = reached_here {
             for computer in computers {
                 status.targeted += 1;
-                if let Entry::Vacant(slot) = logs.entry(computer) {
-                    slot.insert(lookup::policy_logs(client, computer).await?);
-                }
-                let latest = latest_log(&logs[&computer], policy_id, now);
+                let latest = logs
+                    .get(&computer)
+                    .and_then(|computer_logs| latest_log(computer_logs, policy_id, now));
                 let Some((log_status, at)) = latest else {
                     status.pending += 1;
                     continue;
