@@ -7,6 +7,7 @@
 //! evidence as they were.
 
 use crate::model::{Artifact, Plane};
+use crate::planes::{ConnectorError, ErrorCode};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -22,6 +23,30 @@ pub struct ArtifactRef {
     pub uninstall: String,
     pub detection_type: String,
     pub detection_value: String,
+}
+
+impl ArtifactRef {
+    /// Refuses (`invalid_request`) a hash that is not `sha256:` and 64
+    /// lowercase hex digits: what every connector checks before any request.
+    pub fn check_sha256(&self) -> Result<(), ConnectorError> {
+        let well_formed = self.sha256.strip_prefix("sha256:").is_some_and(|hex| {
+            hex.len() == 64
+                && hex
+                    .bytes()
+                    .all(|byte| matches!(byte, b'0'..=b'9' | b'a'..=b'f'))
+        });
+        if well_formed {
+            Ok(())
+        } else {
+            Err(ConnectorError::new(
+                ErrorCode::InvalidRequest,
+                format!(
+                    "artifact {} has sha256 {:?}; expected sha256: and 64 lowercase hex digits",
+                    self.id, self.sha256
+                ),
+            ))
+        }
+    }
 }
 
 impl From<&Artifact> for ArtifactRef {

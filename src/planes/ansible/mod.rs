@@ -336,21 +336,7 @@ impl AnsibleConnector {
                 request.ring, request.correlation_id
             )));
         }
-        let hash = request
-            .artifact
-            .sha256
-            .strip_prefix("sha256:")
-            .unwrap_or("");
-        if hash.len() != 64
-            || !hash
-                .chars()
-                .all(|character| character.is_ascii_digit() || ('a'..='f').contains(&character))
-        {
-            return Err(invalid(format!(
-                "artifact {} sha256 {:?} is not sha256: and 64 lowercase hex digits",
-                request.artifact.id, request.artifact.sha256
-            )));
-        }
+        request.artifact.check_sha256()?;
         for (what, name) in [
             ("ring", &request.ring),
             ("application id", &request.application_id),

@@ -22,15 +22,6 @@ fn invalid(message: String) -> ConnectorError {
     ConnectorError::new(ErrorCode::InvalidRequest, message)
 }
 
-fn is_sha256(text: &str) -> bool {
-    text.strip_prefix("sha256:").is_some_and(|hex| {
-        hex.len() == 64
-            && hex
-                .bytes()
-                .all(|byte| matches!(byte, b'0'..=b'9' | b'a'..=b'f'))
-    })
-}
-
 /// Jamf group ids are numbers.
 pub fn group_ids(groups: &[String]) -> Vec<u64> {
     groups
@@ -71,12 +62,7 @@ pub fn check_request(request: &PublishRequest) -> Result<(), ConnectorError> {
             request.application_id, request.version, request.ring
         )));
     }
-    if !is_sha256(&request.artifact.sha256) {
-        return Err(invalid(format!(
-            "artifact {} has sha256 {:?}; expected sha256: and 64 lowercase hex digits",
-            request.artifact.id, request.artifact.sha256
-        )));
-    }
+    request.artifact.check_sha256()?;
     if request.artifact.uninstall.contains('\n') || request.artifact.detection_value.contains('\n')
     {
         return Err(invalid(format!(

@@ -24,15 +24,6 @@ fn invalid(message: String) -> ConnectorError {
     ConnectorError::new(ErrorCode::InvalidRequest, message)
 }
 
-fn is_sha256(text: &str) -> bool {
-    text.strip_prefix("sha256:").is_some_and(|hex| {
-        hex.len() == 64
-            && hex
-                .bytes()
-                .all(|byte| matches!(byte, b'0'..=b'9' | b'a'..=b'f'))
-    })
-}
-
 /// Refuses, before any request, what the site could never accept.
 pub fn check_request(request: &PublishRequest) -> Result<(), ConnectorError> {
     if request.plane != Plane::Sccm {
@@ -59,12 +50,7 @@ pub fn check_request(request: &PublishRequest) -> Result<(), ConnectorError> {
             request.application_id, request.version, request.ring
         )));
     }
-    if !is_sha256(&request.artifact.sha256) {
-        return Err(invalid(format!(
-            "artifact {} has sha256 {:?}; expected sha256: and 64 lowercase hex digits",
-            request.artifact.id, request.artifact.sha256
-        )));
-    }
+    request.artifact.check_sha256()?;
     for group in request.groups.iter().chain(&request.exclusions) {
         if !is_plain(group) || group.contains('\'') {
             return Err(invalid(format!(

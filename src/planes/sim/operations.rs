@@ -28,15 +28,6 @@ pub(super) fn not_found(correlation_id: &str, plane: &str) -> ConnectorError {
     )
 }
 
-fn is_sha256(text: &str) -> bool {
-    text.strip_prefix("sha256:").is_some_and(|hex| {
-        hex.len() == 64
-            && hex
-                .bytes()
-                .all(|byte| matches!(byte, b'0'..=b'9' | b'a'..=b'f'))
-    })
-}
-
 /// Whether the app's pin lets `ring` be assigned.
 fn ring_allowed(app: &SimApp, ring: &str) -> bool {
     let Some(pinned) = &app.pinned_ring else {
@@ -80,12 +71,7 @@ impl SimFleet {
                 request.application_id, request.version, request.ring
             )));
         }
-        if !is_sha256(&request.artifact.sha256) {
-            return Err(invalid(format!(
-                "artifact {} has sha256 {:?}; expected sha256: and 64 lowercase hex digits",
-                request.artifact.id, request.artifact.sha256
-            )));
-        }
+        request.artifact.check_sha256()?;
         for group in &request.groups {
             if request.exclusions.contains(group) {
                 return Err(invalid(format!(

@@ -243,21 +243,7 @@ impl AwxConnector {
                 request.ring, request.correlation_id
             )));
         }
-        let hash = request
-            .artifact
-            .sha256
-            .strip_prefix("sha256:")
-            .unwrap_or("");
-        if hash.len() != 64
-            || !hash
-                .chars()
-                .all(|character| character.is_ascii_digit() || ('a'..='f').contains(&character))
-        {
-            return Err(invalid(format!(
-                "artifact {} sha256 {:?} is not sha256: and 64 lowercase hex digits",
-                request.artifact.id, request.artifact.sha256
-            )));
-        }
+        request.artifact.check_sha256()?;
         for group in request.groups.iter().chain(&request.exclusions) {
             if !plain_name(group) {
                 return Err(invalid(format!(
