@@ -3,7 +3,9 @@
 //! devices that check in on the wall clock.
 
 use crate::model::Snapshot;
-use crate::planes::simulators::{PlaneSimulator, SimulatedPlane, default_secret_file};
+use crate::planes::simulators::{
+    PlaneSimulator, SimulatedPlane, default_secret_file, random_secret,
+};
 use crate::planes::{ConnectorConfig, Secret};
 use anyhow::{Context as _, bail};
 use std::collections::BTreeMap;
@@ -64,12 +66,7 @@ fn secret(path: &Path) -> anyhow::Result<(Secret, bool)> {
             "{} is empty: remove it or put a secret in it",
             path.display()
         ),
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok((
-            PlaneSimulator::with_random_secret(SimulatedPlane::Intune)
-                .secret()
-                .clone(),
-            true,
-        )),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok((random_secret(), true)),
         Err(error) => Err(error).with_context(|| format!("read {}", path.display())),
     }
 }

@@ -168,12 +168,7 @@ impl PlaneSimulator {
 
     /// A simulator with a fresh random secret.
     pub fn with_random_secret(kind: SimulatedPlane) -> PlaneSimulator {
-        let secret = format!(
-            "{}~{}",
-            uuid::Uuid::new_v4().simple(),
-            uuid::Uuid::new_v4().simple()
-        );
-        PlaneSimulator::new(kind, Secret::new(secret))
+        PlaneSimulator::new(kind, random_secret())
     }
 
     pub fn kind(&self) -> SimulatedPlane {
@@ -418,6 +413,15 @@ impl PlaneSimulator {
             }
         }
     }
+}
+
+/// A fresh client secret: 256 random bits as text.
+pub fn random_secret() -> Secret {
+    Secret::new(format!(
+        "{}~{}",
+        uuid::Uuid::new_v4().simple(),
+        uuid::Uuid::new_v4().simple()
+    ))
 }
 
 /// Writes `content` to a new file readable only by its owner.
