@@ -107,6 +107,11 @@ pub enum EvidenceError {
         branch: String,
         reason: String,
     },
+    /// The remote failed often enough that its circuit breaker is open:
+    /// nothing was sent; the push is retried when the breaker lets a probe
+    /// through.
+    #[error("evidence remote {remote} unavailable: {detail}")]
+    Unavailable { remote: String, detail: String },
 }
 
 /// Shorthand for results of this module.
