@@ -17,7 +17,7 @@ pub mod rollout;
 pub mod schedule;
 pub mod siem;
 
-use crate::evidence::{EvidenceBranch, SigningKey};
+use crate::evidence::{AppendContext, EventChainAnchor, EvidenceBranch, ExpectedHead, SigningKey};
 use crate::model::Snapshot;
 use crate::orchestrator::{BreakerPolicy, CircuitBreaker};
 use crate::source::GovernedRepo;
@@ -87,6 +87,24 @@ impl From<ProcessError> for DaemonError {
     fn from(error: ProcessError) -> Self {
         DaemonError::Process(Box::new(error))
     }
+}
+
+/// What an evidence append must agree with, and anchor: the branch must
+/// still hold the store's evidence head (else nothing is signed: it was
+/// rewound or forked), and the pack records the event log's head, so that
+/// `verify --state` catches a truncated or rewritten log against the signed
+/// branch. Every evidence append of the daemon passes this.
+pub fn append_context(store: &Store) -> Result<AppendContext, crate::store::StoreError> {
+    Ok(AppendContext {
+        known_head: store.evidence_head()?.map(|head| ExpectedHead {
+            sequence: head.sequence,
+            pack_sha256: head.pack_sha256,
+        }),
+        event_chain: store.last_event()?.map(|event| EventChainAnchor {
+            seq: event.seq,
+            hash: event.hash,
+        }),
+    })
 }
 
 /// The daemon's long-lived state.

@@ -505,7 +505,8 @@ impl Driver<'_> {
         if planned.state != ActionState::Sent {
             self.store.mark_sent(&planned.key, now)?;
         }
-        match self.evidence.append(input, self.signer) {
+        let context = super::append_context(self.store)?;
+        match self.evidence.append(input, self.signer, &context) {
             Ok(record) => {
                 self.store
                     .mark_confirmed(&planned.key, Some(&record.pack_sha256), now)?;
