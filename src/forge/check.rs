@@ -165,6 +165,12 @@ pub fn judge(input: &PullRequestInput<'_>) -> PullRequestVerdict {
 
     let mut diagnostics = head_diagnostics;
     diagnostics.extend(policy_diagnostics);
+    // The head's own policy files do not judge this PR (the base's do), but
+    // they would judge what follows it: over the limits or not compiling,
+    // they are errors of this PR.
+    if head.policies != judged.policies {
+        diagnostics.extend(evaluation::engine_for(&head).1);
+    }
     diagnostics.extend(evaluation.diagnostics.iter().cloned());
     crate::diagnostic::sort(&mut diagnostics);
     let known_on_base: BTreeSet<(&str, &str)> = base_diagnostics
