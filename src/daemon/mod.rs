@@ -10,8 +10,10 @@
 pub mod config;
 pub mod github;
 pub mod github_config;
+pub mod performer;
 pub mod planes;
 pub mod process;
+pub mod reconcile;
 pub mod record;
 pub mod rollout;
 pub mod schedule;
@@ -130,14 +132,14 @@ pub struct Daemon {
     recovered: bool,
     /// GitHub, when configured (connected by `connect_forge`).
     forge: Option<crate::forge::Forge>,
+    /// What the evidence remote is known to hold, and its breaker.
+    push: performer::EvidencePush,
     /// The loop's timing (made at the first wake-up, which knows `now`).
     schedule: Option<Schedule>,
     /// Webhook deliveries may be waiting in the store.
     webhooks_pending: bool,
     /// The Git remote of the governed repository (remote mode: fetch).
     git_fetch: CircuitBreaker,
-    /// The evidence remote (push).
-    evidence_push: CircuitBreaker,
     /// Whether the last evidence push failed (a `publish_blocked` event is
     /// recorded when it starts failing, not at every retry).
     push_blocked: bool,
@@ -148,7 +150,7 @@ pub struct Daemon {
 pub struct StepReport {
     pub commits: Vec<CommitReport>,
     pub drive: rollout::DriveReport,
-    pub reconcile: Option<rollout::ReconcileReport>,
+    pub reconcile: Option<reconcile::ReconcileReport>,
 }
 
 impl Daemon {
@@ -180,11 +182,10 @@ impl Daemon {
         let configured_planes = planes::build_configured(&config.planes)
             .map_err(|error| DaemonError::Planes(error.to_string()))?;
         let siem = Siem::new(config.siem.clone());
-        let pause_at = match std::env::var("RINGMASTER_TEST_PAUSE_AT").ok().as_deref() {
-            Some("after-evidence-append") => Some(PausePoint::AfterEvidenceAppend),
-            Some("after-publish") => Some(PausePoint::AfterPublish),
-            _ => None,
-        };
+        let pause_at = std::env::var("RINGMASTER_TEST_PAUSE_AT")
+            .ok()
+            .as_deref()
+            .and_then(PausePoint::named);
         Ok(Daemon {
             config,
             repo,
@@ -201,10 +202,10 @@ impl Daemon {
             next_reconcile: None,
             recovered: false,
             forge: None,
+            push: performer::EvidencePush::default(),
             schedule: None,
             webhooks_pending: true,
             git_fetch: CircuitBreaker::new("git remote (fetch)", BreakerPolicy::default()),
-            evidence_push: CircuitBreaker::new("evidence remote (push)", BreakerPolicy::default()),
             push_blocked: false,
         })
     }
@@ -301,21 +302,25 @@ impl Daemon {
             return Ok((report, processing));
         };
         let mut driver = rollout::Driver {
-            store: &mut self.store,
-            evidence: &self.evidence,
-            signer: &self.signer,
-            siem: &mut self.siem,
-            planes,
-            snapshot,
-            source_commit: commit,
-            pause_at: self.pause_at,
+            performer: performer::Performer {
+                store: &mut self.store,
+                evidence: &self.evidence,
+                signer: &self.signer,
+                siem: &mut self.siem,
+                planes,
+                snapshot,
+                source_commit: commit,
+                pause_at: self.pause_at,
+                evidence_remote: self.config.evidence_remote.as_deref(),
+                push: &mut self.push,
+            },
             recover: !self.recovered,
         };
         report.drive = driver.drive(now).await?;
         self.recovered = true;
         let due = self.next_reconcile.is_none_or(|at| now >= at);
         if due {
-            report.reconcile = Some(driver.reconcile(now).await?);
+            report.reconcile = Some(reconcile::reconcile(&mut driver.performer, now).await?);
             let expression = snapshot
                 .config
                 .as_ref()
@@ -389,29 +394,7 @@ impl Daemon {
     /// Pushes evidence through its breaker; if that fails, publishing is
     /// blocked (a `publish_blocked` event when it starts failing).
     fn push_or_block(&mut self, remote: &str, now: DateTime<Utc>) -> Result<(), DaemonError> {
-        let result = match self.evidence_push.admit(now) {
-            Err(refused) => Err(crate::evidence::EvidenceError::Unavailable {
-                remote: remote.to_owned(),
-                detail: refused.to_string(),
-            }),
-            Ok(()) => {
-                let result = self.push_evidence(remote, now);
-                match &result {
-                    Ok(()) | Err(crate::evidence::EvidenceError::PushRejected { .. }) => {
-                        self.evidence_push.record_success()
-                    }
-                    Err(error) => {
-                        self.evidence_push.record_failure(
-                            now,
-                            error.to_string(),
-                            None,
-                            rand::random::<f64>(),
-                        );
-                    }
-                }
-                result
-            }
-        };
+        let result = self.push_evidence(remote, now);
         if result.is_ok() {
             if self.push_blocked {
                 tracing::info!(%remote, "evidence pushed again; publishing unblocked");
@@ -440,47 +423,23 @@ impl Daemon {
         Ok(())
     }
 
-    /// Pushes the evidence branch fast-forward only. When the remote moved
-    /// (another writer), fetches, replays our records on top of the remote's
-    /// — re-signed, new sequence numbers — and pushes again. Never forces.
+    /// Pushes the evidence branch (see [`performer::push_evidence`]).
     fn push_evidence(
         &mut self,
         remote: &str,
         now: DateTime<Utc>,
     ) -> Result<(), crate::evidence::EvidenceError> {
-        use crate::evidence::{EvidenceError, FetchOutcome};
         if self.evidence.tip()?.is_none() {
             return Ok(());
         }
-        for _attempt in 0..3 {
-            match self.evidence.push(remote) {
-                Ok(_) => return Ok(()),
-                Err(EvidenceError::PushRejected { .. }) => {}
-                Err(error) => return Err(error),
-            }
-            match self.evidence.fetch(remote)? {
-                FetchOutcome::Diverged {
-                    remote: remote_tip, ..
-                } => {
-                    let replayed = self.evidence.replay_onto(&remote_tip, &self.signer)?;
-                    if let Some(last) = replayed.last()
-                        && let Err(error) = self.store.set_evidence_head(
-                            last.sequence,
-                            &last.pack_sha256,
-                            &last.commit,
-                            now,
-                        )
-                    {
-                        tracing::warn!(%error, "could not record the replayed evidence head");
-                    }
-                }
-                FetchOutcome::LocalAhead { .. }
-                | FetchOutcome::UpToDate { .. }
-                | FetchOutcome::FastForwarded { .. }
-                | FetchOutcome::RemoteHasNoBranch => {}
-            }
-        }
-        self.evidence.push(remote).map(|_| ())
+        performer::push_evidence(
+            &self.evidence,
+            &self.signer,
+            &mut self.store,
+            &mut self.push,
+            remote,
+            now,
+        )
     }
 
     /// The closed event loop. Returns when `shutdown` resolves.
@@ -549,7 +508,7 @@ impl Daemon {
     /// When the loop must wake up at the latest: the schedule's next
     /// deadline, or an open breaker's next probe.
     pub fn next_deadline(&self, now: DateTime<Utc>) -> DateTime<Utc> {
-        let breakers = [self.git_fetch.retry_at(), self.evidence_push.retry_at()];
+        let breakers = [self.git_fetch.retry_at(), self.push.breaker.retry_at()];
         match &self.schedule {
             Some(schedule) => schedule.next_deadline(now, breakers.into_iter().flatten()),
             None => now,
