@@ -460,6 +460,7 @@ pub async fn run(
         listen: None,
         github: None,
         planes,
+        incidents: Default::default(),
     };
     let fleet = SimSettings {
         seed: options.seed,

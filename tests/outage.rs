@@ -117,6 +117,7 @@ async fn setup() -> Setup {
             webhook_secret: None,
         }),
         planes: Default::default(),
+        incidents: Default::default(),
     };
     let clock = Arc::new(Mutex::new(now()));
     let shared = clock.clone();

@@ -46,6 +46,7 @@ impl Fleet {
             listen: None,
             github: None,
             planes: Default::default(),
+            incidents: Default::default(),
         };
         let settings = SimSettings {
             seed: 11,

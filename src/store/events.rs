@@ -55,11 +55,15 @@ pub enum EventType {
     ExceptionGranted,
     OperatorAction,
     PublishBlocked,
+    /// An incident source reported an incident (or one fired again).
+    IncidentOpened,
+    /// An incident source resolved an incident.
+    IncidentResolved,
 }
 
 impl EventType {
     /// Every event type, in declaration order.
-    pub const ALL: [EventType; 13] = [
+    pub const ALL: [EventType; 15] = [
         EventType::CommitProcessed,
         EventType::PolicyEvaluated,
         EventType::EvidenceCommitted,
@@ -73,6 +77,8 @@ impl EventType {
         EventType::ExceptionGranted,
         EventType::OperatorAction,
         EventType::PublishBlocked,
+        EventType::IncidentOpened,
+        EventType::IncidentResolved,
     ];
 
     /// The text stored in the database and covered by the hash.
@@ -91,6 +97,8 @@ impl EventType {
             EventType::ExceptionGranted => "exception_granted",
             EventType::OperatorAction => "operator_action",
             EventType::PublishBlocked => "publish_blocked",
+            EventType::IncidentOpened => "incident_opened",
+            EventType::IncidentResolved => "incident_resolved",
         }
     }
 
