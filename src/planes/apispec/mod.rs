@@ -249,3 +249,33 @@ pub fn query_pairs(query: Option<&str>) -> Vec<(String, String)> {
 
 #[cfg(test)]
 mod tests;
+
+/// For a simulator's middleware: the request, its body buffered and put
+/// back, or the violation when the real service would refuse it (a request
+/// the service accepts, even a deprecated one, passes).
+pub async fn screen(
+    description: &Description,
+    request: axum::extract::Request,
+) -> Result<axum::extract::Request, Violation> {
+    if !description.covers(request.uri().path()) {
+        return Ok(request);
+    }
+    let (parts, body) = request.into_parts();
+    let bytes = axum::body::to_bytes(body, 256 * 1024 * 1024)
+        .await
+        .map_err(|error| Violation::refused(400, "BadRequest", format!("unreadable body: {error}")))?;
+    let verdict = description.check_request(&Request {
+        method: parts.method.as_str(),
+        path: parts.uri.path(),
+        query: parts.uri.query(),
+        content_type: parts
+            .headers
+            .get(axum::http::header::CONTENT_TYPE)
+            .and_then(|value| value.to_str().ok()),
+        body: &bytes,
+    });
+    match verdict {
+        Err(violation) if violation.refused_with.is_some() => Err(violation),
+        _ => Ok(axum::extract::Request::from_parts(parts, axum::body::Body::from(bytes))),
+    }
+}

@@ -331,7 +331,7 @@ pub fn check_response(
         return Ok(());
     };
     // Throttling and outages come from any front end, described or not.
-    if matches!(status, 429 | 502 | 503 | 504) && response_for(definition, status).is_none() {
+    if matches!(status, 429 | 500 | 502 | 503 | 504) && response_for(definition, status).is_none() {
         return Ok(());
     }
     let Some(response) =
