@@ -212,3 +212,46 @@ impl Harness for IntuneHarness {
 }
 
 conformance::conformance_suite!(intune, IntuneHarness);
+
+/// The conformance checks publish Win32 content; a `.pkg` becomes a
+/// `macOSPkgApp`, whose body (and status) are checked against Graph's
+/// description the same way when the harness is dropped.
+#[tokio::test]
+async fn macos_pkg_publish_and_status_fit_graphs_description() {
+    use ringmaster::planes::ExecutionPlaneConnector as _;
+    let harness = IntuneHarness::start(HarnessOptions::default()).await;
+    let mut request = conformance::canary_request(&harness);
+    request.artifact = ArtifactRef {
+        id: "vpn-client-2.1.0-mac".into(),
+        file: "VpnClient-2.1.0.pkg".into(),
+        sha256: format!("sha256:{}", "cd".repeat(32)),
+        install: "installer -pkg VpnClient-2.1.0.pkg -target /".into(),
+        uninstall: "/usr/local/bin/vpn-uninstall".into(),
+        detection_type: "bundle_id".into(),
+        detection_value: "com.contoso.vpn".into(),
+    };
+    let Connector::Intune(connector) = harness.connector() else {
+        panic!("an intune connector");
+    };
+    let published = connector
+        .publish(&request, conformance::at(0))
+        .await
+        .expect("publish a macOSPkgApp");
+    assert!(published.created);
+    harness
+        .report_devices(
+            conformance::CORRELATION,
+            DeviceResults {
+                installed: 2,
+                failed: 1,
+            },
+            conformance::at(5),
+        )
+        .await;
+    let status = connector
+        .query_status(conformance::CORRELATION, conformance::at(10))
+        .await
+        .expect("status");
+    let ring = &status.rings[conformance::RING_1];
+    assert_eq!((ring.installed, ring.failed), (2, 1));
+}

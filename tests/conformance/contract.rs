@@ -134,9 +134,10 @@ impl Recorder {
                     .find(|rule| exchange.path.contains(rule.contains))
                 {
                     Some(rule) => {
-                        findings
-                            .unchecked
-                            .insert(format!("{} {}: {}", exchange.method, rule.contains, rule.reason));
+                        findings.unchecked.insert(format!(
+                            "{} {}: {}",
+                            exchange.method, rule.contains, rule.reason
+                        ));
                     }
                     None => findings.violations.push(format!(
                         "{} {}: no vendor description covers this path",
@@ -156,9 +157,10 @@ impl Recorder {
                     .unwrap_or_default()
             );
             match description.check_request(&request) {
-                Err(violation) => findings
-                    .violations
-                    .push(format!("request {what} against {}: {violation}", description.name)),
+                Err(violation) => findings.violations.push(format!(
+                    "request {what} against {}: {violation}",
+                    description.name
+                )),
                 Ok(operation) => {
                     if let Some(status) = exchange.status
                         && let Err(violation) = description.check_response(
@@ -218,7 +220,10 @@ async fn forward(State(proxy): State<Proxy>, request: Request) -> Response {
     let path = parts.uri.path().to_string();
     let query = parts.uri.query().map(str::to_string);
     let index = {
-        let mut exchanges = proxy.exchanges.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut exchanges = proxy
+            .exchanges
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         exchanges.push(Exchange {
             method: parts.method.to_string(),
             path: path.clone(),
@@ -235,9 +240,15 @@ async fn forward(State(proxy): State<Proxy>, request: Request) -> Response {
         "{}{}{}",
         proxy.upstream,
         path,
-        query.as_deref().map(|query| format!("?{query}")).unwrap_or_default()
+        query
+            .as_deref()
+            .map(|query| format!("?{query}"))
+            .unwrap_or_default()
     );
-    let mut upstream = proxy.client.request(parts.method.clone(), &target).body(body.to_vec());
+    let mut upstream = proxy
+        .client
+        .request(parts.method.clone(), &target)
+        .body(body.to_vec());
     for (name, value) in &parts.headers {
         if name != header::CONTENT_LENGTH && name != header::CONNECTION {
             upstream = upstream.header(name, value);
@@ -251,7 +262,10 @@ async fn forward(State(proxy): State<Proxy>, request: Request) -> Response {
     let headers = answer.headers().clone();
     let bytes = answer.bytes().await.unwrap_or_default();
     {
-        let mut exchanges = proxy.exchanges.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut exchanges = proxy
+            .exchanges
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         if let Some(exchange) = exchanges.get_mut(index) {
             exchange.status = Some(status.as_u16());
             exchange.response_content_type = text_header(&headers, header::CONTENT_TYPE);
@@ -261,7 +275,10 @@ async fn forward(State(proxy): State<Proxy>, request: Request) -> Response {
     let mut response = Response::new(Body::from(bytes));
     *response.status_mut() = status;
     for (name, value) in &headers {
-        if name != header::CONTENT_LENGTH && name != header::TRANSFER_ENCODING && name != header::CONNECTION {
+        if name != header::CONTENT_LENGTH
+            && name != header::TRANSFER_ENCODING
+            && name != header::CONNECTION
+        {
             response.headers_mut().append(name.clone(), value.clone());
         }
     }

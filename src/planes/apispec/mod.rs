@@ -263,7 +263,9 @@ pub async fn screen(
     let (parts, body) = request.into_parts();
     let bytes = axum::body::to_bytes(body, 256 * 1024 * 1024)
         .await
-        .map_err(|error| Violation::refused(400, "BadRequest", format!("unreadable body: {error}")))?;
+        .map_err(|error| {
+            Violation::refused(400, "BadRequest", format!("unreadable body: {error}"))
+        })?;
     let verdict = description.check_request(&Request {
         method: parts.method.as_str(),
         path: parts.uri.path(),
@@ -276,6 +278,9 @@ pub async fn screen(
     });
     match verdict {
         Err(violation) if violation.refused_with.is_some() => Err(violation),
-        _ => Ok(axum::extract::Request::from_parts(parts, axum::body::Body::from(bytes))),
+        _ => Ok(axum::extract::Request::from_parts(
+            parts,
+            axum::body::Body::from(bytes),
+        )),
     }
 }

@@ -17,9 +17,7 @@
 //! (redeploy), and the verify template in check mode to look for drift.
 
 use super::history::{self, Action, Evidence, Launch, TaggedJob};
-use super::{
-    AwxClient, AwxConfig, AwxConfigError, HostSummary, JobType, LaunchRequest,
-};
+use super::{AwxClient, AwxConfig, AwxConfigError, HostSummary, JobType, LaunchRequest};
 use crate::model::Plane;
 use crate::planes::ansible::deployment::{Deployment, DeploymentState};
 use crate::planes::{

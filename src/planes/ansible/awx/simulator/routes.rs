@@ -448,7 +448,8 @@ pub async fn faults_and_auth(
     }
     // What AWX itself refuses (a filter on extra_vars, an unknown field, a
     // launch body field the serializer does not have), as AWX answers it.
-    let request = match crate::planes::apispec::screen(crate::planes::apispec::awx(), request).await {
+    let request = match crate::planes::apispec::screen(crate::planes::apispec::awx(), request).await
+    {
         Ok(request) => request,
         Err(violation) => {
             let status = StatusCode::from_u16(violation.refused_with.unwrap_or(400))

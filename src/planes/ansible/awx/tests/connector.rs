@@ -79,7 +79,8 @@ fn request(correlation_id: &str) -> PublishRequest {
 }
 
 #[tokio::test]
-async fn the_lookup_finds_the_job_and_never_a_longer_correlation_id_without_filtering_on_extra_vars() {
+async fn the_lookup_finds_the_job_and_never_a_longer_correlation_id_without_filtering_on_extra_vars()
+ {
     let plane = plane(CorrelationLookup::Scan).await;
     let longer = format!("{CORRELATION}-2");
     let other = plane
