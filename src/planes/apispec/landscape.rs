@@ -121,7 +121,7 @@ pub fn check_request(document: &Value, request: &Request<'_>) -> Result<Operatio
                 let index = key[base.len()..]
                     .strip_prefix('.')
                     .and_then(|n| n.parse::<u32>().ok());
-                if !index.is_some_and(|n| n >= 1) {
+                if index.is_none_or(|n| n < 1) {
                     return Err(invalid(format!(
                         "{}: list parameter {key} must be sent as {base}.1, {base}.2, ...",
                         found.id

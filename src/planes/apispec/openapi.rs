@@ -304,7 +304,7 @@ fn check_body(
         .map_err(|reason| Violation::refused(400, "BadRequest", format!("{}: {reason}", found.id)))
 }
 
-fn response_for<'a>(operation: &'a Value, status: u16) -> Option<&'a Value> {
+fn response_for(operation: &Value, status: u16) -> Option<&Value> {
     let responses = operation.get("responses")?;
     let exact = status.to_string();
     let class = format!("{}XX", status / 100);
