@@ -232,6 +232,32 @@ embedded!(graph_beta, "intune/graph-beta.json");
 embedded!(graph_v1, "intune/graph-v1.0.json");
 embedded!(awx, "awx/awx-api.json");
 embedded!(landscape, "landscape/legacy-api.json");
+embedded!(jamf_pro, "jamf/jamf-pro-api.json");
+
+/// The Classic API part of the Jamf extract (`x-classic-api`): paths and
+/// methods only, its XML bodies unchecked.
+pub fn jamf_classic() -> &'static Description {
+    static DESCRIPTION: LazyLock<Description> = LazyLock::new(|| {
+        let pro = jamf_pro();
+        let mut document = pro
+            .document
+            .get("x-classic-api")
+            .cloned()
+            .unwrap_or(Value::Null);
+        document["openapi"] = Value::from("3.0.1");
+        document["info"] = serde_json::json!({
+            "title": "Jamf Classic API (paths ringmaster sends)",
+            "version": pro.version,
+            "x-source": pro.source,
+        });
+        Description::parse(
+            "jamf/jamf-pro-api.json#x-classic-api",
+            &document.to_string(),
+        )
+        .unwrap_or_else(|error| panic!("embedded description {error}"))
+    });
+    &DESCRIPTION
+}
 
 /// The parsed query of a request: `(name, value)` pairs, percent-decoded.
 pub fn query_pairs(query: Option<&str>) -> Vec<(String, String)> {

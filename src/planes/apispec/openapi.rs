@@ -206,6 +206,31 @@ fn check_parameter_value(
     found: &Operation,
 ) -> Result<(), Violation> {
     let parameter_schema = schema::resolve(document, parameter_schema);
+    if let Some(fields) = parameter_schema
+        .get("x-rsql-fields")
+        .and_then(Value::as_array)
+    {
+        return check_rsql(fields, name, value, found);
+    }
+    if let Some(fields) = parameter_schema
+        .pointer("/x-sort-fields")
+        .and_then(Value::as_array)
+    {
+        for term in value.split(',') {
+            let field = term.split(':').next().unwrap_or_default();
+            if !fields.iter().any(|known| known.as_str() == Some(field)) {
+                return Err(Violation::refused(
+                    400,
+                    "INVALID_FIELD",
+                    format!(
+                        "{}: {name}={value}: {field} is not a sortable field",
+                        found.id
+                    ),
+                ));
+            }
+        }
+        return Ok(());
+    }
     let typed = |text: &str, item: &Value| -> Value {
         match schema::resolve(document, item)
             .get("type")
@@ -248,6 +273,55 @@ fn check_parameter_value(
             format!("{}: query parameter {reason}", found.id),
         )
     })
+}
+
+/// An RSQL filter (`notes=="x";id=in=(1,2)`): every field it compares must
+/// be one the operation lets a client filter on.
+fn check_rsql(
+    fields: &[Value],
+    name: &str,
+    value: &str,
+    found: &Operation,
+) -> Result<(), Violation> {
+    const OPERATORS: [&str; 10] = [
+        "==", "!=", "=in=", "=out=", "=lt=", "=le=", "=gt=", "=ge=", "<", ">",
+    ];
+    let mut rest = value;
+    while !rest.is_empty() {
+        let Some((position, operator)) = OPERATORS
+            .iter()
+            .filter_map(|operator| rest.find(operator).map(|position| (position, *operator)))
+            .min_by_key(|(position, _)| *position)
+        else {
+            break;
+        };
+        let field = rest[..position]
+            .trim_start_matches(['(', ')', ';', ',', ' '])
+            .trim_start_matches("and ")
+            .trim_start_matches("or ")
+            .trim();
+        if !field.is_empty() && !fields.iter().any(|known| known.as_str() == Some(field)) {
+            return Err(Violation::refused(
+                400,
+                "INVALID_FIELD",
+                format!(
+                    "{}: {name}={value}: {field} is not a filterable field",
+                    found.id
+                ),
+            ));
+        }
+        // Skip the compared value: a quoted string, a (list), or a word.
+        let after = &rest[position + operator.len()..];
+        let skip = if let Some(quoted) = after.strip_prefix('"') {
+            quoted.find('"').map_or(after.len(), |end| end + 2)
+        } else if after.starts_with('(') {
+            after.find(')').map_or(after.len(), |end| end + 1)
+        } else {
+            after.find([';', ',', ')']).unwrap_or(after.len())
+        };
+        rest = &after[skip.min(after.len())..];
+    }
+    Ok(())
 }
 
 fn check_body(
