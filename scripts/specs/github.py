@@ -18,6 +18,7 @@ OPERATIONS = {
     "/repos/{owner}/{repo}/issues/comments/{comment_id}": ["patch"],
     "/repos/{owner}/{repo}/statuses/{sha}": ["post"],
     "/repos/{owner}/{repo}/check-runs": ["post"],
+    "/app/installations/{installation_id}/access_tokens": ["post"],
 }
 WEBHOOKS = [
     "ping",

@@ -211,6 +211,38 @@ impl Description {
     }
 }
 
+impl Description {
+    /// Whether a webhook payload fits the description's `x-webhooks` entry
+    /// `name` (GitHub: `pull-request-review-submitted`, `push`, ...): types,
+    /// enums and nullability. Required properties are not insisted on: GitHub
+    /// adds required fields to its description (`auto_merge`, ...) that
+    /// payloads recorded earlier lack, and ringmaster reads few fields.
+    pub fn check_webhook(&self, name: &str, body: &[u8]) -> Result<(), Violation> {
+        let pointer =
+            format!("/x-webhooks/{name}/post/requestBody/content/application~1json/schema");
+        let Some(schema_of) = self.document.pointer(&pointer) else {
+            return Err(Violation::advisory(
+                "UnknownWebhook",
+                format!("{}: no webhook {name}", self.name),
+            ));
+        };
+        let value: Value = serde_json::from_slice(body).map_err(|error| {
+            Violation::refused(400, "BadRequest", format!("{name}: not JSON: {error}"))
+        })?;
+        schema::validate(
+            &self.document,
+            schema_of,
+            &value,
+            name,
+            schema::Mode {
+                odata: false,
+                required: false,
+            },
+        )
+        .map_err(|reason| Violation::advisory("BadPayload", format!("{}: {reason}", self.name)))
+    }
+}
+
 macro_rules! embedded {
     ($function:ident, $file:literal) => {
         /// The embedded description `tests/fixtures/specs/` holds under this name.

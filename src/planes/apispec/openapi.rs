@@ -55,6 +55,7 @@ fn match_path<'a>(document: &'a Value, path: &str) -> Option<&'a str> {
 fn mode_of(description: &Description) -> Mode {
     Mode {
         odata: description.dialect == Dialect::OData,
+        required: true,
     }
 }
 
@@ -264,7 +265,10 @@ fn check_parameter_value(
         parameter_schema,
         &candidate,
         name,
-        Mode { odata: false },
+        Mode {
+            odata: false,
+            required: true,
+        },
     )
     .map_err(|reason| {
         Violation::refused(
