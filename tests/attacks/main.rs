@@ -8,4 +8,7 @@ mod support;
 
 mod harness;
 
+mod identities;
 mod judges;
+mod records;
+mod supersede;
