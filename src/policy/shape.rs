@@ -240,7 +240,7 @@ mod tests {
             },
             "application": {"id": "app", "allowed_scope": scope},
             "publisher": {"id": "alice", "roles": ["publisher"], "scope": scope},
-            "artifact": {"id": "a", "signature": {"signed": true}, "sbom": {"cves": []}},
+            "artifact": {"id": "a", "sha256": "sha256:00", "signature": {"signed": true}, "sbom": {"cves": []}},
             "config": {"cab": {"risk_threshold": 50, "from_ring": "r2", "approvals_by_risk": []}},
             "rings": [{"id": "r0", "index": 0}],
             "cab_ring_index": 2,
