@@ -29,7 +29,7 @@ pub struct Migration {
 }
 
 /// The schema version this build writes: the last migration's version.
-pub const SUPPORTED_SCHEMA_VERSION: i64 = 3;
+pub const SUPPORTED_SCHEMA_VERSION: i64 = 4;
 
 /// Every migration, in order. Append; never edit or reorder.
 pub const MIGRATIONS: &[Migration] = &[
@@ -48,7 +48,29 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "incidents",
         sql: INCIDENTS,
     },
+    Migration {
+        version: 4,
+        name: "api requests",
+        sql: API_REQUESTS,
+    },
 ];
+
+/// Where an operator request came from (`origin`: the authenticated API
+/// caller and the request's metadata, as JSON; NULL for the local CLI,
+/// whose actor is self-declared), and reconciliations asked for through
+/// the API, which the daemon runs at its next step.
+const API_REQUESTS: &str = r#"
+ALTER TABLE operator_requests ADD COLUMN origin TEXT CHECK (origin IS NULL OR json_valid(origin));
+CREATE TABLE reconcile_requests (
+    request_id   INTEGER PRIMARY KEY,
+    actor        TEXT NOT NULL,
+    reason       TEXT NOT NULL,
+    origin       TEXT NOT NULL CHECK (json_valid(origin)),
+    requested_at TEXT NOT NULL,
+    handled_at   TEXT
+);
+CREATE INDEX reconcile_requests_pending ON reconcile_requests (handled_at, request_id);
+"#;
 
 /// Incidents from the incident sources (see `store::incidents`), one row per
 /// (source, the source's incident id): repeated reports update it.
