@@ -18,6 +18,7 @@ mod branch;
 mod canonical;
 mod keys;
 mod pack;
+mod read;
 mod record;
 mod remote;
 mod tree_diff;
@@ -38,6 +39,7 @@ pub use pack::{
     GitIdentity, PACK_FORMAT, PreparedRecord, RecordType, commit_message, pack_path,
     prepare_anchored_record, prepare_record, trusted_comment,
 };
+pub use read::{RecordFiles, RecordSummary};
 pub use remote::{FetchOutcome, PushReport};
 pub use verify::{ExpectedHead, Failure, VerifyReport, verify_branch};
 
