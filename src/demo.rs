@@ -463,6 +463,7 @@ pub async fn run(
         github: None,
         planes,
         incidents: Default::default(),
+        api: None,
     };
     let fleet = SimSettings {
         seed: options.seed,

@@ -118,6 +118,7 @@ async fn setup() -> Setup {
         }),
         planes: Default::default(),
         incidents: Default::default(),
+        api: None,
     };
     let clock = Arc::new(Mutex::new(now()));
     let shared = clock.clone();

@@ -47,6 +47,7 @@ impl Fleet {
             github: None,
             planes: Default::default(),
             incidents: Default::default(),
+            api: None,
         };
         let settings = SimSettings {
             seed: 11,

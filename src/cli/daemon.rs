@@ -39,11 +39,33 @@ pub struct ForgeArgs {
     /// File holding the webhook secret; or set $RINGMASTER_GITHUB_WEBHOOK_SECRET.
     #[arg(long)]
     pub github_webhook_secret_file: Option<PathBuf>,
+    /// Serve /api/v1 on this address [default: the --listen address]. The
+    /// API needs --oidc-issuer/--oidc-audience and/or --api-client-ca
+    /// (more settings: the config file's `api:` section, docs/api.md).
+    #[arg(long)]
+    pub api_listen: Option<String>,
+    /// OIDC issuer of API bearer tokens, e.g.
+    /// https://login.microsoftonline.com/<tenant>/v2.0.
+    #[arg(long)]
+    pub oidc_issuer: Option<String>,
+    /// Accepted audience of API tokens (repeatable), e.g. api://ringmaster.
+    #[arg(long)]
+    pub oidc_audience: Vec<String>,
+    /// PEM certificate chain: the API listener speaks TLS.
+    #[arg(long)]
+    pub api_tls_cert: Option<PathBuf>,
+    /// PEM private key of --api-tls-cert.
+    #[arg(long)]
+    pub api_tls_key: Option<PathBuf>,
+    /// PEM CA of the client certificates the API accepts (mutual TLS).
+    #[arg(long)]
+    pub api_client_ca: Option<PathBuf>,
 }
 
 impl ForgeArgs {
     /// These flags as a config layer (every other setting unset).
     pub fn into_raw_config(self) -> RawConfig {
+        let api = self.api_flags();
         RawConfig {
             listen: self.listen,
             github_repository: self.github_repository,
@@ -53,8 +75,30 @@ impl ForgeArgs {
             github_app_key_file: self.github_app_key_file,
             github_token_file: self.github_token_file,
             github_webhook_secret_file: self.github_webhook_secret_file,
+            api,
             ..RawConfig::default()
         }
+    }
+}
+
+impl ForgeArgs {
+    /// The API flags as a layer, when any is given.
+    fn api_flags(&self) -> Option<crate::daemon::api_config::RawApi> {
+        let any = self.api_listen.is_some()
+            || self.oidc_issuer.is_some()
+            || !self.oidc_audience.is_empty()
+            || self.api_tls_cert.is_some()
+            || self.api_tls_key.is_some()
+            || self.api_client_ca.is_some();
+        any.then(|| crate::daemon::api_config::RawApi {
+            listen: self.api_listen.clone(),
+            oidc_issuer: self.oidc_issuer.clone(),
+            oidc_audiences: (!self.oidc_audience.is_empty()).then(|| self.oidc_audience.clone()),
+            tls_certificate: self.api_tls_cert.clone(),
+            tls_key: self.api_tls_key.clone(),
+            client_ca: self.api_client_ca.clone(),
+            ..Default::default()
+        })
     }
 }
 

@@ -106,6 +106,8 @@ pub struct RawConfig {
     pub planes: Option<BTreeMap<Plane, ConnectorConfig>>,
     /// The incident receivers (see [`RawIncidents`]).
     pub incidents: Option<RawIncidents>,
+    /// `/api/v1` (see `daemon::api_config`).
+    pub api: Option<super::api_config::RawApi>,
 }
 
 /// The incident receivers' secrets, from files or the environment (never
@@ -244,6 +246,10 @@ impl RawConfig {
                 (Some(under), Some(over)) => Some(under.layered(over)),
                 (under, over) => over.or(under),
             },
+            api: match (self.api, over.api) {
+                (Some(under), Some(over)) => Some(under.layered(over)),
+                (under, over) => over.or(under),
+            },
         }
     }
 
@@ -304,6 +310,7 @@ impl RawConfig {
                 webhook_secret: lookup("RINGMASTER_INCIDENT_WEBHOOK_SECRET").map(IntakeSecret::new),
                 ..RawIncidents::default()
             }),
+            api: None,
         })
     }
 
@@ -372,7 +379,10 @@ impl RawConfig {
                 message: "the incident receivers need the HTTP server: pass --listen".into(),
             });
         }
+        let has_listen = self.listen.is_some();
+        let api = self.api.map(|api| api.validate(has_listen)).transpose()?;
         Ok(DaemonConfig {
+            api,
             repo,
             state_dir,
             key,
@@ -412,6 +422,8 @@ pub struct DaemonConfig {
     pub planes: BTreeMap<Plane, ConnectorConfig>,
     /// The incident receivers served (with `listen`).
     pub incidents: IncidentsConfig,
+    /// `/api/v1`, when configured.
+    pub api: Option<super::api_config::ApiConfig>,
 }
 
 #[derive(Debug, thiserror::Error)]
