@@ -102,6 +102,8 @@ pub struct EvidenceBranch {
     pub(super) reference_name: String,
     committer_name: String,
     committer_email: String,
+    /// The WORM copy every append also writes, when configured.
+    pub(super) worm: Option<super::worm::WormCopy>,
 }
 
 impl fmt::Debug for EvidenceBranch {
@@ -141,6 +143,7 @@ impl EvidenceBranch {
             reference_name,
             committer_name: "ringmaster".to_string(),
             committer_email: "ringmaster@localhost".to_string(),
+            worm: None,
         };
         branch.ensure_not_head()?;
         Ok(branch)
@@ -276,8 +279,14 @@ impl EvidenceBranch {
     /// the new commit's tree is the tip's tree plus the pack and its
     /// signature. Fails with [`EvidenceError::BranchMoved`] (recording
     /// nothing) if another writer moved the branch meanwhile.
+    ///
+    /// With a WORM copy configured ([`Self::with_worm_copy`]), the record
+    /// (and any earlier one not copied yet) is then written to the object
+    /// store; if that fails the record stays committed but the result is
+    /// [`EvidenceError::NotCopied`]: it does not count as written.
     pub fn append(&self, input: EvidencePackInput, signer: &SigningKey) -> Result<AppendedRecord> {
         self.ensure_not_head()?;
+        let created_at = input.created_at;
         let parent_id = self.tip_commit()?;
         let record = self.write_record_commit(parent_id, input, signer)?;
         let commit_id = Oid::from_str(&record.commit).map_err(git_context("invalid commit id"))?;
@@ -286,6 +295,11 @@ impl EvidenceBranch {
             commit_id,
             &format!("ringmaster: evidence #{}", record.sequence),
         )?;
+        self.copy_to_worm(created_at)
+            .map_err(|source| EvidenceError::NotCopied {
+                sequence: record.sequence,
+                source: Box::new(source),
+            })?;
         Ok(record)
     }
 

@@ -22,6 +22,7 @@ mod record;
 mod remote;
 mod tree_diff;
 mod verify;
+pub mod worm;
 #[cfg(test)]
 mod verify_tests;
 
@@ -106,6 +107,15 @@ pub enum EvidenceError {
         remote: String,
         branch: String,
         reason: String,
+    },
+    /// The record is committed on the branch but its WORM copy failed: it
+    /// does not count as written and nothing may be published on it. The
+    /// next append or [`EvidenceBranch::copy_to_worm`] copies it.
+    #[error("evidence record #{sequence} is committed but not copied to the WORM store: {source}")]
+    NotCopied {
+        sequence: u64,
+        #[source]
+        source: Box<worm::WormError>,
     },
 }
 
