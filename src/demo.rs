@@ -460,6 +460,7 @@ pub async fn run(
         listen: None,
         github: None,
         planes,
+        evidence_object_store: None,
     };
     let fleet = SimSettings {
         seed: options.seed,

@@ -274,6 +274,20 @@ pub enum Command {
     /// Exit 0 when everything holds; 1 and the first broken record otherwise.
     /// With --state, also checks that the branch still holds the last record
     /// the daemon wrote (a force-push that dropped records is caught).
+    ///
+    /// With --object-store (or --object-store-config), also checks the WORM
+    /// bucket against the branch both ways: every record in the bucket with
+    /// the same bytes and a lock at least as long as required, and nothing
+    /// in the bucket that the branch lacks. Credentials come from
+    /// --object-store-credentials or $AWS_ACCESS_KEY_ID/$AWS_SECRET_ACCESS_KEY.
+    ///
+    /// Examples:
+    ///   ringmaster verify . --public-key ringmaster.pub
+    ///   ringmaster verify . --public-key ringmaster.pub --object-store-config daemon.yaml
+    ///   ringmaster verify . --public-key ringmaster.pub \
+    ///     --object-store https://s3.eu-central-1.amazonaws.com/contoso-evidence \
+    ///     --region eu-central-1 --retention-days 2557 --lock-mode compliance
+    #[command(verbatim_doc_comment)]
     Verify {
         /// The governed repository holding the evidence branch.
         #[arg(default_value = ".")]
@@ -287,6 +301,8 @@ pub enum Command {
         /// The daemon's state directory, to compare with the last record it wrote.
         #[arg(long)]
         state: Option<PathBuf>,
+        #[command(flatten)]
+        object_store: Box<daemon::ObjectStoreArgs>,
     },
     /// Every intent's rollout: state, each ring's progress and gate figures.
     Status {
@@ -457,7 +473,8 @@ pub fn run(cli: Cli, clock: crate::daemon::Clock) -> ExitCode {
             public_key,
             branch,
             state,
-        } => daemon::verify(&repo, &public_key, &branch, state.as_ref()),
+            object_store,
+        } => daemon::verify(&repo, &public_key, &branch, state.as_ref(), &object_store),
         Command::Events {
             state,
             intent,

@@ -103,6 +103,12 @@ pub struct RawConfig {
     /// The connector of each plane, by plane name (`intune: {type: intune, ...}`);
     /// a plane not named runs on the simulated fleet. Config file only.
     pub planes: Option<BTreeMap<Plane, ConnectorConfig>>,
+    /// The WORM copy of evidence (S3 with Object Lock). Config file only.
+    pub evidence_object_store: Option<crate::worm::RawObjectStoreConfig>,
+    /// `AWS_*` credentials from the environment, for the object store when
+    /// its `credentials_file` is not set; never read from a config file.
+    #[serde(skip)]
+    pub object_store_environment: Option<crate::worm::StoreCredentials>,
 }
 
 impl RawConfig {
@@ -130,6 +136,10 @@ impl RawConfig {
             github_token: over.github_token.or(self.github_token),
             github_webhook_secret: over.github_webhook_secret.or(self.github_webhook_secret),
             planes: over.planes.or(self.planes),
+            evidence_object_store: over.evidence_object_store.or(self.evidence_object_store),
+            object_store_environment: over
+                .object_store_environment
+                .or(self.object_store_environment),
         }
     }
 
@@ -185,6 +195,8 @@ impl RawConfig {
             github_webhook_secret: lookup("RINGMASTER_GITHUB_WEBHOOK_SECRET")
                 .map(WebhookSecret::new),
             planes: None,
+            evidence_object_store: None,
+            object_store_environment: crate::worm::StoreCredentials::from_environment(&lookup),
         })
     }
 
@@ -244,7 +256,19 @@ impl RawConfig {
                 });
             }
         }
+        let environment_credentials = self.object_store_environment.clone();
+        let evidence_object_store = self
+            .evidence_object_store
+            .map(|raw| {
+                raw.validate_with(environment_credentials)
+                    .map_err(|message| ConfigError::Invalid {
+                        setting: "evidence_object_store".into(),
+                        message,
+                    })
+            })
+            .transpose()?;
         Ok(DaemonConfig {
+            evidence_object_store,
             repo,
             state_dir,
             key,
@@ -281,6 +305,9 @@ pub struct DaemonConfig {
     pub github: Option<GitHubConfig>,
     /// Configured connectors; planes not named here run on the simulated fleet.
     pub planes: BTreeMap<Plane, ConnectorConfig>,
+    /// Where every evidence record is also written, write-once, before it
+    /// counts as written.
+    pub evidence_object_store: Option<crate::worm::ObjectStoreConfig>,
 }
 
 #[derive(Debug, thiserror::Error)]

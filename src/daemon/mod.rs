@@ -72,6 +72,8 @@ pub enum DaemonError {
     Forge(Box<crate::forge::ForgeError>),
     #[error("HTTP server: {0}")]
     Api(String),
+    #[error("evidence object store: {0}")]
+    ObjectStore(String),
 }
 
 impl From<crate::store::StoreError> for DaemonError {
@@ -84,6 +86,25 @@ impl From<ProcessError> for DaemonError {
     fn from(error: ProcessError) -> Self {
         DaemonError::Process(Box::new(error))
     }
+}
+
+/// The WORM copy for `config`, refusing a bucket that is reachable but not
+/// write-once (a configuration error). An unreachable store is not: the
+/// daemon starts and blocks publishing until the store answers.
+fn open_worm_copy(
+    config: &crate::worm::ObjectStoreConfig,
+) -> Result<crate::evidence::worm::WormCopy, DaemonError> {
+    use crate::evidence::worm::{WormCopy, WormError};
+    let worm =
+        WormCopy::open(config).map_err(|error| DaemonError::ObjectStore(error.to_string()))?;
+    match worm.check_bucket() {
+        Ok(()) => {}
+        Err(WormError::Store(error)) if error.is_unavailable() => {
+            tracing::warn!(%error, "evidence object store unreachable at start; publishing waits for it");
+        }
+        Err(error) => return Err(DaemonError::ObjectStore(error.to_string())),
+    }
+    Ok(worm)
 }
 
 /// The daemon's long-lived state.
@@ -144,7 +165,10 @@ impl Daemon {
                 GovernedRepo::open(&mirror)?
             }
         };
-        let evidence = EvidenceBranch::open(repo.repository.path(), &config.evidence_branch)?;
+        let mut evidence = EvidenceBranch::open(repo.repository.path(), &config.evidence_branch)?;
+        if let Some(store_config) = &config.evidence_object_store {
+            evidence = evidence.with_worm_copy(open_worm_copy(store_config)?);
+        }
         let configured_planes = planes::build_configured(&config.planes)
             .map_err(|error| DaemonError::Planes(error.to_string()))?;
         let siem = Siem::new(config.siem.clone());
@@ -228,6 +252,7 @@ impl Daemon {
     /// One step: process new commits, drive every rollout, reconcile when due,
     /// push evidence. What `serve --once` runs and the loop runs per event.
     pub async fn step(&mut self, now: DateTime<Utc>) -> Result<StepReport, DaemonError> {
+        self.copy_evidence_or_block(now)?;
         let commits = self.process_pending(now)?;
         self.refresh_good_snapshot()?;
         let mut report = StepReport {
@@ -294,6 +319,52 @@ impl Daemon {
                 .map(|forge| forge as &dyn crate::forge::MergeFactsSource),
         };
         Ok(processor.process_pending(now)?)
+    }
+
+    /// The WORM copy's counters (`None` without an object store).
+    pub fn evidence_copy_counts(&self) -> Option<crate::evidence::worm::WormCounts> {
+        self.evidence.worm_copy().map(|worm| worm.counts())
+    }
+
+    /// Copies every committed record the WORM store lacks (records written
+    /// while it was down). Until that succeeds nothing else proceeds, so
+    /// nothing is published on a record that is not in the store: a
+    /// `publish_blocked` event says why, and a different body under one of
+    /// our keys is also an alert on the SIEM sink.
+    fn copy_evidence_or_block(&mut self, now: DateTime<Utc>) -> Result<(), DaemonError> {
+        let Err(error) = self.evidence.copy_to_worm(now) else {
+            return Ok(());
+        };
+        let store = self
+            .evidence
+            .worm_copy()
+            .map(|worm| worm.describe())
+            .unwrap_or_default();
+        let alarm = error.is_conflict();
+        let reason = format!("evidence could not be copied to the WORM store: {error}");
+        if alarm {
+            tracing::error!(%error, "evidence WORM copy conflict");
+            self.siem.emit(&serde_json::json!({
+                "type": "alert",
+                "alert": "evidence_worm_conflict",
+                "object_store": store,
+                "message": error.to_string(),
+                "at": now,
+            }));
+        }
+        self.store.append_event(crate::store::NewEvent {
+            correlation_id: "evidence:worm".into(),
+            intent_id: None,
+            event_type: crate::store::EventType::PublishBlocked,
+            timestamp: now,
+            actor: process::ACTOR.into(),
+            actor_role: "control-plane".into(),
+            execution_plane: None,
+            ring: None,
+            outcome: crate::store::EventOutcome::Failure,
+            details: serde_json::json!({"reason": reason, "object_store": store, "alarm": alarm}),
+        })?;
+        Err(DaemonError::ObjectStore(reason))
     }
 
     /// Pushes evidence; if that fails, records that publishing is blocked.

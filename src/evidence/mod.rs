@@ -22,9 +22,10 @@ mod record;
 mod remote;
 mod tree_diff;
 mod verify;
-pub mod worm;
 #[cfg(test)]
 mod verify_tests;
+pub mod worm;
+mod worm_verify;
 
 pub use branch::{AppendedRecord, ChainTip, DEFAULT_EVIDENCE_BRANCH, EvidenceBranch};
 pub use canonical::{canonical_json, sha256_hex};
@@ -39,6 +40,7 @@ pub use pack::{
 };
 pub use remote::{FetchOutcome, PushReport};
 pub use verify::{ExpectedHead, Failure, VerifyReport, verify_branch};
+pub use worm_verify::{ObjectFinding, ObjectStoreReport, verify_object_store};
 
 use std::path::PathBuf;
 

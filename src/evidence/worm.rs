@@ -61,7 +61,11 @@ pub fn parse_object_key(prefix: &str, key: &str) -> Option<(u64, String, bool)> 
 }
 
 /// The lock a record created at `created_at` must carry at least.
-pub fn required_retention(mode: LockMode, retention_days: u32, created_at: DateTime<Utc>) -> Retention {
+pub fn required_retention(
+    mode: LockMode,
+    retention_days: u32,
+    created_at: DateTime<Utc>,
+) -> Retention {
     retention_from(mode, retention_days, created_at)
 }
 
@@ -70,7 +74,7 @@ pub fn required_retention(mode: LockMode, retention_days: u32, created_at: DateT
 pub enum WormError {
     /// The store is down or refused a request.
     #[error(transparent)]
-    Store(#[from] StoreError),
+    Store(Box<StoreError>),
     /// ALARM: one of our keys holds different bytes. Nothing was written.
     #[error(
         "ALARM: {store} holds different bytes under {key} (sha256 {found_sha256}, the record's is {expected_sha256}); it was not overwritten"
@@ -88,6 +92,12 @@ pub enum WormError {
     /// The branch could not be read.
     #[error("reading the evidence branch for the WORM copy: {0}")]
     Branch(Box<EvidenceError>),
+}
+
+impl From<StoreError> for WormError {
+    fn from(error: StoreError) -> Self {
+        WormError::Store(Box::new(error))
+    }
 }
 
 impl From<EvidenceError> for WormError {
@@ -165,12 +175,12 @@ impl std::fmt::Debug for WormCopy {
 }
 
 /// One record read from the branch, ready to copy.
-struct BranchRecord {
-    sequence: u64,
-    pack_sha256: String,
-    created_at: DateTime<Utc>,
-    pack: Vec<u8>,
-    signature: Vec<u8>,
+pub(crate) struct BranchRecord {
+    pub sequence: u64,
+    pub pack_sha256: String,
+    pub created_at: DateTime<Utc>,
+    pub pack: Vec<u8>,
+    pub signature: Vec<u8>,
 }
 
 impl WormCopy {
@@ -193,7 +203,12 @@ impl WormCopy {
     /// From a validated `evidence_object_store` config.
     pub fn open(config: &crate::worm::ObjectStoreConfig) -> Result<WormCopy, WormError> {
         let store = crate::worm::open(config)?;
-        Ok(WormCopy::new(store, &config.prefix, config.mode, config.retention_days))
+        Ok(WormCopy::new(
+            store,
+            &config.prefix,
+            config.mode,
+            config.retention_days,
+        ))
     }
 
     pub fn store(&self) -> &dyn ImmutableStore {
@@ -262,12 +277,22 @@ impl WormCopy {
         result
     }
 
-    fn copy_pending(&self, branch: &EvidenceBranch, now: DateTime<Utc>) -> Result<CopyReport, WormError> {
+    fn copy_pending(
+        &self,
+        branch: &EvidenceBranch,
+        now: DateTime<Utc>,
+    ) -> Result<CopyReport, WormError> {
         let Some(tip) = branch.tip()? else {
             return Ok(CopyReport::default());
         };
-        let known = self.copied.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
-        if known.as_ref().is_some_and(|head| head.sequence == tip.sequence && head.pack_sha256 == tip.pack_sha256) {
+        let known = self
+            .copied
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        if known.as_ref().is_some_and(|head| {
+            head.sequence == tip.sequence && head.pack_sha256 == tip.pack_sha256
+        }) {
             return Ok(CopyReport {
                 head: Some(tip.sequence),
                 ..CopyReport::default()
@@ -275,7 +300,8 @@ impl WormCopy {
         }
         // Walk back from the tip to the last record the store has.
         let mut pending = Vec::new();
-        let mut cursor = Some(Oid::from_str(&tip.commit).map_err(git_context("invalid tip commit"))?);
+        let mut cursor =
+            Some(Oid::from_str(&tip.commit).map_err(git_context("invalid tip commit"))?);
         while let Some(commit_id) = cursor {
             let (record_tip, _) = branch.read_record_commit_with_pack(commit_id)?;
             let known_here = known.as_ref().is_some_and(|head| {
@@ -313,21 +339,33 @@ impl WormCopy {
             let from = record.created_at.max(now);
             let retention = retention_from(self.mode, self.retention_days, from);
             let keys = [
-                (signature_object_key(&self.prefix, record.sequence, &record.pack_sha256), &record.signature),
-                (pack_object_key(&self.prefix, record.sequence, &record.pack_sha256), &record.pack),
+                (
+                    signature_object_key(&self.prefix, record.sequence, &record.pack_sha256),
+                    &record.signature,
+                ),
+                (
+                    pack_object_key(&self.prefix, record.sequence, &record.pack_sha256),
+                    &record.pack,
+                ),
             ];
             for (key, bytes) in keys {
                 if self.put_object(&key, bytes, &retention)? {
                     report.already_present += 1;
                 }
             }
-            *self.copied.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(CopiedHead {
+            *self
+                .copied
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(CopiedHead {
                 sequence: record.sequence,
                 pack_sha256: record.pack_sha256.clone(),
             });
             report.records.push(record.sequence);
         }
-        *self.copied.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(CopiedHead {
+        *self
+            .copied
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(CopiedHead {
             sequence: tip.sequence,
             pack_sha256: tip.pack_sha256.clone(),
         });
@@ -337,10 +375,17 @@ impl WormCopy {
 
     /// Writes one object if its key is free; returns whether it was already
     /// there (same bytes). A different body is the alarm.
-    fn put_object(&self, key: &str, bytes: &[u8], retention: &Retention) -> Result<bool, WormError> {
+    fn put_object(
+        &self,
+        key: &str,
+        bytes: &[u8],
+        retention: &Retention,
+    ) -> Result<bool, WormError> {
         match self.store.put_if_absent(key, bytes, retention)? {
             PutOutcome::Created => {
-                self.counters.objects_written.fetch_add(1, Ordering::Relaxed);
+                self.counters
+                    .objects_written
+                    .fetch_add(1, Ordering::Relaxed);
                 Ok(false)
             }
             PutOutcome::AlreadyPresent => {
@@ -357,7 +402,9 @@ impl WormCopy {
                 if !lock.is_some_and(|lock| lock.covers(retention)) {
                     self.store.extend_retention(key, retention)?;
                 }
-                self.counters.objects_already_present.fetch_add(1, Ordering::Relaxed);
+                self.counters
+                    .objects_already_present
+                    .fetch_add(1, Ordering::Relaxed);
                 Ok(true)
             }
         }
@@ -389,7 +436,10 @@ impl EvidenceBranch {
 }
 
 /// Reads the pack and signature bytes of a record commit.
-fn read_branch_record(branch: &EvidenceBranch, commit_id: Oid) -> Result<BranchRecord, EvidenceError> {
+pub(crate) fn read_branch_record(
+    branch: &EvidenceBranch,
+    commit_id: Oid,
+) -> Result<BranchRecord, EvidenceError> {
     let (tip, pack) = branch.read_record_commit_with_pack(commit_id)?;
     let repository = &branch.repository;
     let tree = repository
@@ -397,9 +447,9 @@ fn read_branch_record(branch: &EvidenceBranch, commit_id: Oid) -> Result<BranchR
         .and_then(|commit| commit.tree())
         .map_err(git_context(format!("cannot read the tree of {commit_id}")))?;
     let read = |path: &str| -> Result<Vec<u8>, EvidenceError> {
-        let entry = tree
-            .get_path(Path::new(path))
-            .map_err(git_context(format!("{path} is missing from commit {commit_id}")))?;
+        let entry = tree.get_path(Path::new(path)).map_err(git_context(format!(
+            "{path} is missing from commit {commit_id}"
+        )))?;
         let blob = repository
             .find_blob(entry.id())
             .map_err(git_context(format!("{path} is not a file")))?;
@@ -425,10 +475,16 @@ mod tests {
         let sha = "ab".repeat(32);
         let key = pack_object_key("tenant/", 7, &sha);
         assert_eq!(key, format!("tenant/packs/00000007-{sha}.json"));
-        assert_eq!(parse_object_key("tenant/", &key), Some((7, sha.clone(), false)));
+        assert_eq!(
+            parse_object_key("tenant/", &key),
+            Some((7, sha.clone(), false))
+        );
         let signature = signature_object_key("", 123_456_789, &sha);
         assert_eq!(signature, format!("packs/123456789-{sha}.json.minisig"));
-        assert_eq!(parse_object_key("", &signature), Some((123_456_789, sha.clone(), true)));
+        assert_eq!(
+            parse_object_key("", &signature),
+            Some((123_456_789, sha.clone(), true))
+        );
         for foreign in [
             "packs/7-x.json".to_string(),
             format!("packs/0000007-{sha}.json"),

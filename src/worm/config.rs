@@ -110,13 +110,23 @@ impl RawObjectStoreConfig {
 
     /// Checks every setting and loads the credentials; each problem names
     /// its setting (`evidence_object_store.bucket: ...`).
+    /// `environment` gives the `AWS_*` variables (see
+    /// [`StoreCredentials::from_environment`]), used when no
+    /// `credentials_file` is set.
     pub fn validate(
         self,
         environment: impl Fn(&str) -> Option<String>,
     ) -> Result<ObjectStoreConfig, String> {
-        let invalid = |setting: &str, message: &str| {
-            format!("evidence_object_store.{setting}: {message}")
-        };
+        self.validate_with(StoreCredentials::from_environment(environment))
+    }
+
+    /// [`Self::validate`] with the environment's credentials already read.
+    pub fn validate_with(
+        self,
+        environment_credentials: Option<StoreCredentials>,
+    ) -> Result<ObjectStoreConfig, String> {
+        let invalid =
+            |setting: &str, message: &str| format!("evidence_object_store.{setting}: {message}");
         let url = self
             .url
             .ok_or_else(|| invalid("url", "is required (the S3 endpoint)"))?;
@@ -168,7 +178,7 @@ impl RawObjectStoreConfig {
                 self.credentials_profile.as_deref().unwrap_or("default"),
             )
             .map_err(|error| invalid("credentials_file", &error))?,
-            None => StoreCredentials::from_environment(environment).ok_or_else(|| {
+            None => environment_credentials.ok_or_else(|| {
                 invalid(
                     "credentials_file",
                     "not set, and AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY are not in the environment",
@@ -224,13 +234,13 @@ mod tests {
     fn every_bad_setting_is_named() {
         let check = |raw: RawObjectStoreConfig, expected: &str| {
             let error = raw.validate(environment).unwrap_err();
-            assert!(error.contains(expected), "{error} should mention {expected}");
+            assert!(
+                error.contains(expected),
+                "{error} should mention {expected}"
+            );
         };
         check(
-            RawObjectStoreConfig {
-                url: None,
-                ..raw()
-            },
+            RawObjectStoreConfig { url: None, ..raw() },
             "evidence_object_store.url",
         );
         check(

@@ -18,10 +18,7 @@ impl fmt::Debug for StoreCredentials {
             .debug_struct("StoreCredentials")
             .field("access_key_id", &self.access_key_id)
             .field("secret_access_key", &"***")
-            .field(
-                "session_token",
-                &self.session_token.as_ref().map(|_| "***"),
-            )
+            .field("session_token", &self.session_token.as_ref().map(|_| "***"))
             .finish()
     }
 }
@@ -80,7 +77,12 @@ impl StoreCredentials {
             if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
                 has_sections = true;
                 let name = name.trim();
-                section = Some(name.strip_prefix("profile ").unwrap_or(name).trim().to_owned());
+                section = Some(
+                    name.strip_prefix("profile ")
+                        .unwrap_or(name)
+                        .trim()
+                        .to_owned(),
+                );
                 continue;
             }
             let in_profile = match &section {
@@ -139,11 +141,17 @@ mod tests {
         assert_eq!(credentials.secret_access_key(), "s3cr3t-evidence");
         assert_eq!(credentials.session_token(), Some("tok"));
         let printed = format!("{credentials:?}");
-        assert!(!printed.contains("s3cr3t") && !printed.contains("tok\""), "{printed}");
+        assert!(
+            !printed.contains("s3cr3t") && !printed.contains("tok\""),
+            "{printed}"
+        );
         let default = StoreCredentials::from_file(&path, "default").unwrap();
         assert_eq!(default.access_key_id, "AKIDDEFAULT");
         let error = StoreCredentials::from_file(&path, "missing").unwrap_err();
-        assert!(error.contains("[missing]") && !error.contains("s3cr3t"), "{error}");
+        assert!(
+            error.contains("[missing]") && !error.contains("s3cr3t"),
+            "{error}"
+        );
     }
 
     #[test]

@@ -29,7 +29,18 @@ use std::fmt;
 /// The two Object Lock modes. Compliance cannot be shortened or removed by
 /// anyone, not even the account's root user; governance can be by users
 /// holding `s3:BypassGovernanceRetention`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    serde::Serialize,
+    serde::Deserialize,
+    clap::ValueEnum,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum LockMode {
     Governance,
@@ -91,6 +102,9 @@ impl fmt::Display for Retention {
         )
     }
 }
+
+/// An object's bytes with its lock (`None`: no lock).
+pub type LockedObject = (Vec<u8>, Option<Retention>);
 
 /// What a conditional put did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -175,6 +189,14 @@ pub trait ImmutableStore: Send + Sync {
 
     /// Every key under `prefix` (current versions, not deleted), sorted.
     fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError>;
+
+    /// The current version's bytes and lock in one go (`None`: no object).
+    fn get_with_retention(&self, key: &str) -> Result<Option<LockedObject>, StoreError> {
+        match self.get(key)? {
+            Some(bytes) => Ok(Some((bytes, self.retention(key)?))),
+            None => Ok(None),
+        }
+    }
 
     /// Whether a key exists (its current version is not a delete marker).
     fn exists(&self, key: &str) -> Result<bool, StoreError> {

@@ -14,9 +14,9 @@
 //! delete (a version), list versions, and the lock headers of `HEAD`.
 
 use super::config::ObjectStoreConfig;
+use super::credentials::StoreCredentials;
 use super::http::{HttpWorker, Request, Response};
 use super::{BucketLock, ImmutableStore, LockMode, PutOutcome, Retention, StoreError};
-use super::credentials::StoreCredentials;
 use base64::Engine as _;
 use chrono::{DateTime, Utc};
 use md5::{Digest as _, Md5};
@@ -153,14 +153,17 @@ impl S3Store {
 
     /// The error for a response that is not a success.
     fn failure(&self, response: &Response, operation: &str, key: &str) -> StoreError {
-        let parsed: S3ErrorBody = quick_xml::de::from_str(&String::from_utf8_lossy(&response.body))
-            .unwrap_or_default();
+        let parsed: S3ErrorBody =
+            quick_xml::de::from_str(&String::from_utf8_lossy(&response.body)).unwrap_or_default();
         let code = parsed.code.unwrap_or_default();
         let message = parsed.message.unwrap_or_default();
         if response.status >= 500 || response.status == 429 || code == "SlowDown" {
             return StoreError::Unavailable {
                 store: self.description.clone(),
-                reason: format!("{operation} {key}: HTTP {} {code} {message}", response.status),
+                reason: format!(
+                    "{operation} {key}: HTTP {} {code} {message}",
+                    response.status
+                ),
             };
         }
         StoreError::Refused {
@@ -210,9 +213,20 @@ impl S3Store {
     /// An unconditional `PUT` without a lock (what a careless or hostile
     /// writer would do). In a versioned bucket it adds a version; it never
     /// removes the locked one. Returns the new version id.
-    pub fn put_unconditionally(&self, key: &str, bytes: &[u8]) -> Result<Option<String>, StoreError> {
+    pub fn put_unconditionally(
+        &self,
+        key: &str,
+        bytes: &[u8],
+    ) -> Result<Option<String>, StoreError> {
         let headers = vec![("content-md5", content_md5(bytes))];
-        let response = self.send(Method::PUT, Some(key), &[], headers, bytes.to_vec(), "PutObject")?;
+        let response = self.send(
+            Method::PUT,
+            Some(key),
+            &[],
+            headers,
+            bytes.to_vec(),
+            "PutObject",
+        )?;
         if response.status != 200 {
             return Err(self.failure(&response, "PutObject", key));
         }
@@ -223,7 +237,14 @@ impl S3Store {
     /// of one version (refused while that version is locked).
     pub fn delete(&self, key: &str, version_id: Option<&str>) -> Result<(), StoreError> {
         let query: Vec<(&str, &str)> = version_id.map(|v| ("versionId", v)).into_iter().collect();
-        let response = self.send(Method::DELETE, Some(key), &query, Vec::new(), Vec::new(), "DeleteObject")?;
+        let response = self.send(
+            Method::DELETE,
+            Some(key),
+            &query,
+            Vec::new(),
+            Vec::new(),
+            "DeleteObject",
+        )?;
         match response.status {
             200 | 204 => Ok(()),
             _ => Err(self.failure(&response, "DeleteObject", key)),
@@ -232,19 +253,23 @@ impl S3Store {
 
     /// `HEAD` of the current version; `None` when there is none.
     pub fn head(&self, key: &str) -> Result<Option<HeadInfo>, StoreError> {
-        let response = self.send(Method::HEAD, Some(key), &[], Vec::new(), Vec::new(), "HeadObject")?;
+        let response = self.send(
+            Method::HEAD,
+            Some(key),
+            &[],
+            Vec::new(),
+            Vec::new(),
+            "HeadObject",
+        )?;
         match response.status {
             200 => {}
             404 => return Ok(None),
             _ => return Err(self.failure(&response, "HeadObject", key)),
         }
-        let mode = header(&response, "x-amz-object-lock-mode").and_then(|m| LockMode::from_s3(&m));
-        let until = header(&response, "x-amz-object-lock-retain-until-date")
-            .and_then(|text| parse_s3_time(&text));
         Ok(Some(HeadInfo {
             version_id: header(&response, "x-amz-version-id"),
             content_length: header(&response, "content-length").and_then(|v| v.parse().ok()),
-            retention: mode.zip(until).map(|(mode, retain_until)| Retention { mode, retain_until }),
+            retention: lock_headers(&response),
         }))
     }
 
@@ -276,12 +301,20 @@ impl S3Store {
                 query.push(("key-marker", key_marker.as_str()));
                 query.push(("version-id-marker", version_marker.as_str()));
             }
-            let response = self.send(Method::GET, None, &query, Vec::new(), Vec::new(), "ListObjectVersions")?;
+            let response = self.send(
+                Method::GET,
+                None,
+                &query,
+                Vec::new(),
+                Vec::new(),
+                "ListObjectVersions",
+            )?;
             if response.status != 200 {
                 return Err(self.failure(&response, "ListObjectVersions", prefix));
             }
-            let page: ListVersionsResult = quick_xml::de::from_str(&String::from_utf8_lossy(&response.body))
-                .map_err(|error| self.protocol("ListObjectVersions", error.to_string()))?;
+            let page: ListVersionsResult =
+                quick_xml::de::from_str(&String::from_utf8_lossy(&response.body))
+                    .map_err(|error| self.protocol("ListObjectVersions", error.to_string()))?;
             for version in page.version {
                 entries.push(VersionEntry {
                     key: version.key,
@@ -319,19 +352,59 @@ impl ImmutableStore for S3Store {
         Ok(self.head(key)?.is_some())
     }
 
+    /// One `GET`: S3 returns the lock headers with the body.
+    fn get_with_retention(&self, key: &str) -> Result<Option<super::LockedObject>, StoreError> {
+        let response = self.send(
+            Method::GET,
+            Some(key),
+            &[],
+            Vec::new(),
+            Vec::new(),
+            "GetObject",
+        )?;
+        match response.status {
+            200 => {}
+            404 => return Ok(None),
+            _ => return Err(self.failure(&response, "GetObject", key)),
+        }
+        let retention = lock_headers(&response);
+        Ok(Some((response.body, retention)))
+    }
+
     fn bucket_lock(&self) -> Result<BucketLock, StoreError> {
-        let response = self.send(Method::GET, None, &[("object-lock", "")], Vec::new(), Vec::new(), "GetObjectLockConfiguration")?;
+        let response = self.send(
+            Method::GET,
+            None,
+            &[("object-lock", "")],
+            Vec::new(),
+            Vec::new(),
+            "GetObjectLockConfiguration",
+        )?;
         let object_lock_enabled = match response.status {
             200 => {
-                let parsed: ObjectLockConfiguration =
-                    quick_xml::de::from_str(&String::from_utf8_lossy(&response.body))
-                        .map_err(|error| self.protocol("GetObjectLockConfiguration", error.to_string()))?;
+                let parsed: ObjectLockConfiguration = quick_xml::de::from_str(
+                    &String::from_utf8_lossy(&response.body),
+                )
+                .map_err(|error| self.protocol("GetObjectLockConfiguration", error.to_string()))?;
                 parsed.object_lock_enabled.as_deref() == Some("Enabled")
             }
             404 => false,
-            _ => return Err(self.failure(&response, "GetObjectLockConfiguration", self.bucket.name())),
+            _ => {
+                return Err(self.failure(
+                    &response,
+                    "GetObjectLockConfiguration",
+                    self.bucket.name(),
+                ));
+            }
         };
-        let response = self.send(Method::GET, None, &[("versioning", "")], Vec::new(), Vec::new(), "GetBucketVersioning")?;
+        let response = self.send(
+            Method::GET,
+            None,
+            &[("versioning", "")],
+            Vec::new(),
+            Vec::new(),
+            "GetBucketVersioning",
+        )?;
         if response.status != 200 {
             return Err(self.failure(&response, "GetBucketVersioning", self.bucket.name()));
         }
@@ -343,14 +416,29 @@ impl ImmutableStore for S3Store {
         })
     }
 
-    fn put_if_absent(&self, key: &str, bytes: &[u8], retention: &Retention) -> Result<PutOutcome, StoreError> {
+    fn put_if_absent(
+        &self,
+        key: &str,
+        bytes: &[u8],
+        retention: &Retention,
+    ) -> Result<PutOutcome, StoreError> {
         let headers = vec![
             ("content-md5", content_md5(bytes)),
             ("if-none-match", "*".to_string()),
             ("x-amz-object-lock-mode", retention.mode.as_s3().to_string()),
-            ("x-amz-object-lock-retain-until-date", format_s3_time(retention.retain_until)),
+            (
+                "x-amz-object-lock-retain-until-date",
+                format_s3_time(retention.retain_until),
+            ),
         ];
-        let response = self.send(Method::PUT, Some(key), &[], headers, bytes.to_vec(), "PutObject")?;
+        let response = self.send(
+            Method::PUT,
+            Some(key),
+            &[],
+            headers,
+            bytes.to_vec(),
+            "PutObject",
+        )?;
         match response.status {
             200 => Ok(PutOutcome::Created),
             412 => Ok(PutOutcome::AlreadyPresent),
@@ -364,7 +452,14 @@ impl ImmutableStore for S3Store {
     }
 
     fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        let response = self.send(Method::GET, Some(key), &[], Vec::new(), Vec::new(), "GetObject")?;
+        let response = self.send(
+            Method::GET,
+            Some(key),
+            &[],
+            Vec::new(),
+            Vec::new(),
+            "GetObject",
+        )?;
         match response.status {
             200 => Ok(Some(response.body)),
             404 => Ok(None),
@@ -397,7 +492,14 @@ impl ImmutableStore for S3Store {
         )
         .into_bytes();
         let headers = vec![("content-md5", content_md5(&body))];
-        let response = self.send(Method::PUT, Some(key), &[("retention", "")], headers, body, "PutObjectRetention")?;
+        let response = self.send(
+            Method::PUT,
+            Some(key),
+            &[("retention", "")],
+            headers,
+            body,
+            "PutObjectRetention",
+        )?;
         match response.status {
             200 | 204 => Ok(()),
             _ => Err(self.failure(&response, "PutObjectRetention", key)),
@@ -412,21 +514,40 @@ impl ImmutableStore for S3Store {
             if let Some(token) = &token {
                 query.push(("continuation-token", token.as_str()));
             }
-            let response = self.send(Method::GET, None, &query, Vec::new(), Vec::new(), "ListObjectsV2")?;
+            let response = self.send(
+                Method::GET,
+                None,
+                &query,
+                Vec::new(),
+                Vec::new(),
+                "ListObjectsV2",
+            )?;
             if response.status != 200 {
                 return Err(self.failure(&response, "ListObjectsV2", prefix));
             }
-            let page: ListBucketResult = quick_xml::de::from_str(&String::from_utf8_lossy(&response.body))
-                .map_err(|error| self.protocol("ListObjectsV2", error.to_string()))?;
+            let page: ListBucketResult =
+                quick_xml::de::from_str(&String::from_utf8_lossy(&response.body))
+                    .map_err(|error| self.protocol("ListObjectsV2", error.to_string()))?;
             keys.extend(page.contents.into_iter().map(|object| object.key));
             match (page.is_truncated, page.next_continuation_token) {
-                (Some(true), Some(next)) if token.as_deref() != Some(next.as_str()) => token = Some(next),
+                (Some(true), Some(next)) if token.as_deref() != Some(next.as_str()) => {
+                    token = Some(next)
+                }
                 _ => break,
             }
         }
         keys.sort();
         Ok(keys)
     }
+}
+
+/// The lock of `x-amz-object-lock-mode` and `-retain-until-date`.
+fn lock_headers(response: &Response) -> Option<Retention> {
+    let mode = header(response, "x-amz-object-lock-mode").and_then(|m| LockMode::from_s3(&m));
+    let until = header(response, "x-amz-object-lock-retain-until-date")
+        .and_then(|text| parse_s3_time(&text));
+    mode.zip(until)
+        .map(|(mode, retain_until)| Retention { mode, retain_until })
 }
 
 fn header(response: &Response, name: &str) -> Option<String> {
@@ -517,10 +638,7 @@ mod tests {
     fn s3_times_round_trip_in_whole_seconds() {
         let time = parse_s3_time("2033-03-01T10:00:00Z").unwrap();
         assert_eq!(format_s3_time(time), "2033-03-01T10:00:00Z");
-        assert_eq!(
-            parse_s3_time("2033-03-01T10:00:00.000Z"),
-            Some(time)
-        );
+        assert_eq!(parse_s3_time("2033-03-01T10:00:00.000Z"), Some(time));
         assert_eq!(parse_s3_time("soon"), None);
     }
 

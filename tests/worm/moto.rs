@@ -87,7 +87,12 @@ impl Moto {
 
     /// The raw config of a bucket on this server (credentials inline via
     /// a file written to `directory`).
-    pub fn raw_config(&self, bucket: &str, mode: LockMode, directory: &std::path::Path) -> RawObjectStoreConfig {
+    pub fn raw_config(
+        &self,
+        bucket: &str,
+        mode: LockMode,
+        directory: &std::path::Path,
+    ) -> RawObjectStoreConfig {
         let credentials = directory.join("s3.credentials");
         std::fs::write(
             &credentials,
@@ -105,7 +110,12 @@ impl Moto {
         }
     }
 
-    pub fn config(&self, bucket: &str, mode: LockMode, directory: &std::path::Path) -> ObjectStoreConfig {
+    pub fn config(
+        &self,
+        bucket: &str,
+        mode: LockMode,
+        directory: &std::path::Path,
+    ) -> ObjectStoreConfig {
         self.raw_config(bucket, mode, directory)
             .validate(|_| None)
             .expect("valid object store config")
@@ -127,9 +137,16 @@ impl Drop for Moto {
 }
 
 /// A bucket created with Object Lock on `moto`.
-pub fn locked_bucket(moto: &Moto, bucket: &str, mode: LockMode, directory: &std::path::Path) -> (ObjectStoreConfig, S3Store) {
+pub fn locked_bucket(
+    moto: &Moto,
+    bucket: &str,
+    mode: LockMode,
+    directory: &std::path::Path,
+) -> (ObjectStoreConfig, S3Store) {
     let config = moto.config(bucket, mode, directory);
     let store = S3Store::new(&config).expect("store");
-    store.create_bucket(true).expect("bucket created with Object Lock");
+    store
+        .create_bucket(true)
+        .expect("bucket created with Object Lock");
     (config, store)
 }
