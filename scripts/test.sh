@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs the whole test suite on a fresh machine: installs the real tools the
-# tests drive (minisign, git), then `cargo test`. Used by README and .ci/run.
+# tests drive (minisign, git, ssh-keygen), then `cargo test`. Used by README and .ci/run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -9,6 +9,8 @@ command -v git >/dev/null 2>&1 || need_apt+=(git)
 command -v minisign >/dev/null 2>&1 || need_apt+=(minisign)
 # The audit bundle's VERIFY.md is run for real with minisign, sha256sum and jq.
 command -v jq >/dev/null 2>&1 || need_apt+=(jq)
+# Signed-commit tests make SSH keys and signatures with the real ssh-keygen.
+command -v ssh-keygen >/dev/null 2>&1 || need_apt+=(openssh-client)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "installing ${need_apt[*]} (apt)"
   if [ "$(id -u)" -eq 0 ]; then SUDO=; else SUDO=sudo; fi

@@ -1,13 +1,12 @@
 //! The check pipeline for a snapshot: links → risk → policy input → decision.
 //!
-//! Pure apart from the clock, which the caller passes in (`now`), and runtime
-//! facts from the state store, which come in through [`RuntimeFacts`]. The
-//! same function serves `validate`, `plan`, the daemon and the PR check; the
-//! PR check passes a snapshot whose config, principals and policies come from
-//! the base branch ([`Snapshot::judged_by`]).
+//! Pure: the clock comes in as a value (`now`), and runtime facts from the
+//! state store through [`RuntimeFacts`]. Entry points do not call this
+//! directly: they go through [`crate::judge`], which loads the revision,
+//! swaps in the rules in force and applies the proof of who decided first.
 
 use crate::diagnostic::Diagnostic;
-use crate::model::{self, DeploymentIntent, Located, Snapshot};
+use crate::model::{DeploymentIntent, Located, Snapshot};
 use crate::policy::{Decision, PolicyEngine, PolicyOutcome, Reason, ReasonKind};
 use crate::risk::{self, RiskAssessment};
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -99,40 +98,6 @@ pub fn engine_for(snapshot: &Snapshot) -> (PolicyEngine, Vec<Diagnostic>) {
             (engine, diagnostics)
         }
     }
-}
-
-/// Loads, links and judges a snapshot's entries in one go.
-pub fn evaluate_entries(
-    entries: &[model::Entry],
-    base: Option<&Snapshot>,
-    now: DateTime<Utc>,
-    runtime: &dyn RuntimeFacts,
-) -> (Snapshot, Evaluation) {
-    let started = std::time::Instant::now();
-    let (snapshot, mut diagnostics) = model::load(entries);
-    let loaded = started.elapsed();
-    diagnostics.extend(model::links::check(&snapshot));
-    if let Some(config) = &snapshot.config {
-        for (index, message) in crate::orchestrator::validate_freezes(&config.change_freezes) {
-            diagnostics.push(config.error(&format!("/change_freezes/{index}"), message));
-        }
-    }
-    let linked = started.elapsed();
-    let (engine, policy_diagnostics) = engine_for(&snapshot);
-    diagnostics.extend(policy_diagnostics);
-    let mut evaluation = evaluate(&snapshot, &engine, base, now, runtime);
-    tracing::debug!(
-        entries = entries.len(),
-        intents = snapshot.intents.len(),
-        ?loaded,
-        links = ?(linked - loaded),
-        policy = ?(started.elapsed() - linked),
-        "evaluated snapshot"
-    );
-    diagnostics.append(&mut evaluation.diagnostics);
-    crate::diagnostic::sort(&mut diagnostics);
-    evaluation.diagnostics = diagnostics;
-    (snapshot, evaluation)
 }
 
 /// Judges every intent of a loaded snapshot. Intents are evaluated in parallel

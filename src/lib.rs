@@ -15,6 +15,7 @@ pub mod diagnostic;
 pub mod evaluation;
 pub mod evidence;
 pub mod forge;
+pub mod judge;
 pub mod model;
 pub mod orchestrator;
 pub mod plan;

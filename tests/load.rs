@@ -300,12 +300,15 @@ fn a_freeze_in_an_unknown_time_zone_is_reported_at_its_line() {
     let mut entries = sample_entries();
     entries.retain(|e| e.path != "ringmaster.yaml");
     entries.push(file("ringmaster.yaml", &broken));
-    let (_, evaluation) = ringmaster::evaluation::evaluate_entries(
-        &entries,
-        None,
-        chrono::Utc::now(),
-        &ringmaster::evaluation::NoRuntime,
-    );
+    let evaluation = ringmaster::judge::judge(ringmaster::judge::Case {
+        entries: &entries,
+        rules: None,
+        base: None,
+        proof: None,
+        runtime: &ringmaster::evaluation::NoRuntime,
+        now: chrono::Utc::now(),
+    })
+    .evaluation;
     let finding = evaluation
         .diagnostics
         .iter()

@@ -1,6 +1,6 @@
 //! `ringmaster plan`: one intent's decision and what it would touch.
 
-use super::validate::{base_snapshot, read};
+use super::validate::{base_revision, judge_revision, read};
 use super::{Format, RepoArgs, output};
 use crate::evaluation::{self, NoRuntime};
 use anyhow::bail;
@@ -16,10 +16,11 @@ pub(super) fn run(
     wall_clock: DateTime<Utc>,
 ) -> anyhow::Result<ExitCode> {
     let revision = read(args)?;
-    let base = base_snapshot(&revision, base)?;
+    let base = base_revision(&revision, base)?;
     let now = args.now.unwrap_or(wall_clock);
-    let (snapshot, evaluation) =
-        evaluation::evaluate_entries(&revision.entries, base.as_ref(), now, &NoRuntime);
+    let judgement = judge_revision(&revision, base.as_ref(), now);
+    let (snapshot, evaluation) = (judgement.snapshot, judgement.evaluation);
+    let base = base.map(|b| b.rules);
     let Some(intent) = snapshot.intents.get(intent_id) else {
         let known: Vec<&str> = snapshot.intents.keys().map(String::as_str).collect();
         let broken: Vec<String> = evaluation

@@ -2,7 +2,8 @@
 
 use super::{Format, RepoArgs, output};
 use crate::diagnostic::Severity;
-use crate::evaluation::{self, Evaluation, NoRuntime};
+use crate::evaluation::{Evaluation, NoRuntime};
+use crate::judge::{self, Case, Judgement, Proof};
 use crate::model::{Entry, Snapshot};
 use crate::policy::Decision;
 use crate::source::{GovernedRepo, read_worktree};
@@ -20,6 +21,8 @@ pub(super) struct Revision {
     pub subdir: String,
     /// Open repository, when reading revisions (for `--base`).
     pub repo: Option<GovernedRepo>,
+    /// The commit read (`None` for a work tree).
+    pub commit: Option<git2::Oid>,
 }
 
 pub(super) fn read(args: &RepoArgs) -> anyhow::Result<Revision> {
@@ -33,6 +36,7 @@ pub(super) fn read(args: &RepoArgs) -> anyhow::Result<Revision> {
             label: format!("{} (work tree)", args.repo.display()),
             subdir,
             repo: None,
+            commit: None,
         });
     }
     let repo = GovernedRepo::open(&args.repo)?;
@@ -44,23 +48,62 @@ pub(super) fn read(args: &RepoArgs) -> anyhow::Result<Revision> {
         label: format!("{} @ {short} ({})", args.repo.display(), args.rev),
         subdir: repo.subdir.clone(),
         repo: Some(repo),
+        commit: Some(commit),
     })
 }
 
-/// Loads the base revision's snapshot (for scope-change rules), if asked for.
-pub(super) fn base_snapshot(
+/// The base revision of `validate --base` / `plan --base`: its snapshot is
+/// the rules in force, and the fork point (merge base of the base and the
+/// revision) is what the change started from, exactly as in the PR check.
+pub(super) struct Base {
+    pub rules: Snapshot,
+    pub fork_point: Snapshot,
+}
+
+/// Loads the base revision and the fork point, if `--base` was given.
+pub(super) fn base_revision(
     revision: &Revision,
     base: Option<&str>,
-) -> anyhow::Result<Option<Snapshot>> {
+) -> anyhow::Result<Option<Base>> {
     let Some(base) = base else {
         return Ok(None);
     };
     let repo = revision.repo.as_ref().context(
         "--base needs a Git revision to compare with; it cannot be used with --worktree alone",
     )?;
-    let commit = repo.resolve(base)?;
-    let (snapshot, _) = crate::model::load(&repo.entries_at(commit)?);
-    Ok(Some(snapshot))
+    let base_commit = repo.resolve(base)?;
+    let (rules, _) = crate::judge::load(&repo.entries_at(base_commit)?);
+    let fork_point = match revision.commit {
+        Some(head) => repo
+            .repository
+            .merge_base(base_commit, head)
+            .unwrap_or(base_commit),
+        None => base_commit,
+    };
+    let fork_point = if fork_point == base_commit {
+        rules.clone()
+    } else {
+        crate::judge::load(&repo.entries_at(fork_point)?).0
+    };
+    Ok(Some(Base { rules, fork_point }))
+}
+
+/// Judges a revision as `validate` and `plan` do: by its own rules, or with
+/// `--base`, by the base's rules exactly as the PR check does (without
+/// reviews).
+pub(super) fn judge_revision(
+    revision: &Revision,
+    base: Option<&Base>,
+    now: DateTime<Utc>,
+) -> Judgement {
+    judge::judge(Case {
+        entries: &revision.entries,
+        rules: base.map(|b| &b.rules),
+        base: base.map(|b| &b.rules),
+        proof: base.map(|b| Proof::without_reviews(Some(&b.fork_point))),
+        runtime: &NoRuntime,
+        now,
+    })
 }
 
 pub(super) fn run(
@@ -71,10 +114,9 @@ pub(super) fn run(
     wall_clock: DateTime<Utc>,
 ) -> anyhow::Result<ExitCode> {
     let revision = read(args)?;
-    let base = base_snapshot(&revision, base)?;
+    let base = base_revision(&revision, base)?;
     let now = args.now.unwrap_or(wall_clock);
-    let (_, evaluation) =
-        evaluation::evaluate_entries(&revision.entries, base.as_ref(), now, &NoRuntime);
+    let evaluation = judge_revision(&revision, base.as_ref(), now).evaluation;
     match format {
         Format::Human => {
             output::print_validation(&revision.label, revision.entries.len(), &evaluation)

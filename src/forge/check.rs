@@ -14,13 +14,14 @@
 //! intent waits for approval or an exception, or a governance change waits
 //! for an admin; `success` otherwise.
 
-use super::approvals::{self, AppliedReviews, ReviewContext};
+use super::approvals::AppliedReviews;
 use super::changes;
 use super::review::{self, ReviewStanding, Standing};
 use super::wire::{PullRequest, Review};
 use crate::diagnostic::Diagnostic;
-use crate::evaluation::{self, NoRuntime};
-use crate::model::{self, Entry, Role, Snapshot};
+use crate::evaluation::NoRuntime;
+use crate::judge::{self, Case, Proof};
+use crate::model::{self, Entry, Role};
 use crate::plan::{self, Plan};
 use crate::policy::Decision;
 use chrono::{DateTime, Utc};
@@ -124,12 +125,6 @@ pub struct PullRequestVerdict {
     pub changed_paths: Vec<String>,
 }
 
-fn load(entries: &[Entry]) -> (Snapshot, Vec<Diagnostic>) {
-    let (snapshot, mut diagnostics) = model::load(entries);
-    diagnostics.extend(model::links::check(&snapshot));
-    (snapshot, diagnostics)
-}
-
 fn who(login: &str, principal: Option<&str>) -> String {
     match principal {
         Some(id) => format!("@{login} ({id})"),
@@ -143,30 +138,31 @@ pub fn judge(input: &PullRequestInput<'_>) -> PullRequestVerdict {
     let author = pull_request.author();
     let head_sha = pull_request.head.sha.as_str();
     let changed = changes::changed_paths(input.fork_point_entries, input.head_entries);
-    let (base, base_diagnostics) = load(input.base_entries);
-    let (fork_point, _) = load(input.fork_point_entries);
-    let (head, head_diagnostics) = load(input.head_entries);
+    let (base, base_diagnostics) = judge::load(input.base_entries);
+    let (fork_point, _) = judge::load(input.fork_point_entries);
     let standings = review::standings(input.reviews, head_sha, author);
 
-    let mut judged = head.judged_by(&base);
-    let affected = changes::affected_intents(&head, Some(&fork_point));
-    let context = ReviewContext {
-        standings: &standings,
-        principals_from: &base,
-        previous: Some(&fork_point),
-        source: format!("pull/{}", pull_request.number),
-        head_sha: head_sha.to_owned(),
-        pull_request: Some(pull_request.number),
-        provenance: None,
-    };
-    let applied = approvals::apply(&mut judged, &context, &affected);
-    let (engine, policy_diagnostics) = evaluation::engine_for(&judged);
-    let evaluation = evaluation::evaluate(&judged, &engine, Some(&base), input.now, &NoRuntime);
-
-    let mut diagnostics = head_diagnostics;
-    diagnostics.extend(policy_diagnostics);
-    diagnostics.extend(evaluation.diagnostics.iter().cloned());
-    crate::diagnostic::sort(&mut diagnostics);
+    let judgement = judge::judge(Case {
+        entries: input.head_entries,
+        rules: Some(&base),
+        base: Some(&base),
+        proof: Some(Proof {
+            previous: Some(&fork_point),
+            standings: standings.clone(),
+            source: format!("pull/{}", pull_request.number),
+            head_sha: head_sha.to_owned(),
+            pull_request: Some(pull_request.number),
+            provenance: None,
+            carried: &[],
+        }),
+        runtime: &NoRuntime,
+        now: input.now,
+    });
+    let judged = judgement.snapshot;
+    let evaluation = judgement.evaluation;
+    let applied = judgement.applied;
+    let affected = judgement.affected;
+    let diagnostics = evaluation.diagnostics.clone();
     let known_on_base: BTreeSet<(&str, &str)> = base_diagnostics
         .iter()
         .map(|d| (d.file.as_str(), d.message.as_str()))
@@ -257,7 +253,7 @@ pub fn judge(input: &PullRequestInput<'_>) -> PullRequestVerdict {
         base_sha: input.base_sha.to_owned(),
         state,
         summary,
-        removed_intents: changes::removed_intents(&head, &fork_point),
+        removed_intents: changes::removed_intents(&judged, &fork_point),
         intents,
         governance,
         blocking,

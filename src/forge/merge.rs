@@ -15,14 +15,14 @@
 //! it is the repository's first commit. Approvals earlier merges recorded
 //! are carried to intents that did not change ([`super::carried`]). Pure.
 
-use super::approvals::{self, AppliedReviews, ReviewContext};
+use super::approvals::AppliedReviews;
 use super::carried::CarriedApproval;
-use super::changes;
 use super::provenance::RecordProvenance;
 use super::review::{self, ReviewStanding};
 use super::wire::Review;
-use crate::evaluation::{self, Evaluation, IntentEvaluation, RuntimeFacts};
-use crate::model::{self, Entry, Snapshot};
+use crate::evaluation::{Evaluation, IntentEvaluation, RuntimeFacts};
+use crate::judge::{self, Case, Proof};
+use crate::model::{Entry, Snapshot};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -148,9 +148,9 @@ pub fn established_by(forge: &Value, approval_id: &str) -> Option<Value> {
     }))
 }
 
-/// Loads, links and judges a commit's entries; with `facts`, applies the
-/// merged pull request's reviews first. Without `facts` this is exactly
-/// [`evaluation::evaluate_entries`].
+/// Loads, links and judges a commit's entries through the one judge
+/// ([`crate::judge`]); with `facts`, the merged pull request's reviews and
+/// the provenance of the records are the proof of who decided.
 pub fn evaluate_commit(
     entries: &[Entry],
     base: Option<&Snapshot>,
@@ -158,29 +158,17 @@ pub fn evaluate_commit(
     runtime: &dyn RuntimeFacts,
     facts: Option<&MergeFacts>,
 ) -> (Snapshot, Evaluation, ForgeEvidence) {
-    let Some(facts) = facts else {
-        let (snapshot, evaluation) = evaluation::evaluate_entries(entries, base, now, runtime);
-        return (snapshot, evaluation, ForgeEvidence::none());
+    let standings = match facts {
+        Some(MergeFacts {
+            pull_request: Some(pr),
+            reviews,
+            ..
+        }) => review::standings(reviews, &pr.head_sha, &pr.author),
+        _ => Vec::new(),
     };
-    let (mut snapshot, mut diagnostics) = model::load(entries);
-    diagnostics.extend(model::links::check(&snapshot));
-    let affected = changes::affected_intents(&snapshot, base);
-    let standings = match &facts.pull_request {
-        Some(pr) => review::standings(&facts.reviews, &pr.head_sha, &pr.author),
-        None => Vec::new(),
-    };
-    let fallback;
-    let principals_from = match base {
-        Some(base) => base,
-        None => {
-            fallback = snapshot.clone();
-            &fallback
-        }
-    };
-    let context = ReviewContext {
-        standings: &standings,
-        principals_from,
+    let proof = facts.map(|facts| Proof {
         previous: base,
+        standings: standings.clone(),
         source: facts
             .pull_request
             .as_ref()
@@ -193,19 +181,23 @@ pub fn evaluate_commit(
             .unwrap_or_default(),
         pull_request: facts.pull_request.as_ref().map(|pr| pr.number),
         provenance: Some(&facts.provenance),
+        carried: &facts.carried,
+    });
+    let judgement = judge::judge(Case {
+        entries,
+        rules: None,
+        base,
+        proof,
+        runtime,
+        now,
+    });
+    let evidence = match facts {
+        Some(facts) => ForgeEvidence {
+            facts: Some(facts.clone()),
+            standings,
+            applied: judgement.applied,
+        },
+        None => ForgeEvidence::none(),
     };
-    let mut applied = approvals::apply(&mut snapshot, &context, &affected);
-    approvals::apply_carried(&mut snapshot, &facts.carried, &mut applied);
-    let (engine, policy_diagnostics) = evaluation::engine_for(&snapshot);
-    diagnostics.extend(policy_diagnostics);
-    let mut evaluation = evaluation::evaluate(&snapshot, &engine, base, now, runtime);
-    diagnostics.append(&mut evaluation.diagnostics);
-    crate::diagnostic::sort(&mut diagnostics);
-    evaluation.diagnostics = diagnostics;
-    let evidence = ForgeEvidence {
-        facts: Some(facts.clone()),
-        standings,
-        applied,
-    };
-    (snapshot, evaluation, evidence)
+    (judgement.snapshot, judgement.evaluation, evidence)
 }

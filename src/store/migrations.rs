@@ -29,7 +29,7 @@ pub struct Migration {
 }
 
 /// The schema version this build writes: the last migration's version.
-pub const SUPPORTED_SCHEMA_VERSION: i64 = 2;
+pub const SUPPORTED_SCHEMA_VERSION: i64 = 3;
 
 /// Every migration, in order. Append; never edit or reorder.
 pub const MIGRATIONS: &[Migration] = &[
@@ -43,7 +43,35 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "operator requests",
         sql: OPERATOR_REQUESTS,
     },
+    Migration {
+        version: 3,
+        name: "incidents",
+        sql: INCIDENTS,
+    },
 ];
+
+/// Incidents from the incident sources (see `store::incidents`), one row per
+/// (source, the source's incident id): repeated reports update it.
+const INCIDENTS: &str = r#"
+CREATE TABLE incidents (
+    incident_id    INTEGER PRIMARY KEY,
+    source         TEXT NOT NULL,
+    external_id    TEXT NOT NULL,
+    application_id TEXT NOT NULL,
+    ring           TEXT,
+    business_unit  TEXT,
+    severity       TEXT NOT NULL,
+    summary        TEXT NOT NULL,
+    status         TEXT NOT NULL CHECK (status IN ('open', 'resolved')),
+    started_at     TEXT NOT NULL,
+    resolved_at    TEXT,
+    updated_at     TEXT NOT NULL,
+    details        TEXT NOT NULL CHECK (json_valid(details)),
+    UNIQUE (source, external_id),
+    CHECK ((status = 'resolved') = (resolved_at IS NOT NULL))
+);
+CREATE INDEX incidents_open_by_application ON incidents (application_id, status);
+"#;
 
 /// Operator actions (`hold`, `resume`, `rollback`) queued by the CLI for the
 /// daemon, which feeds them to the intent's state machine in order.

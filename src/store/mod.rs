@@ -12,6 +12,8 @@
 //! - `idempotency`: the journal of outbound calls to the execution planes, so a
 //!   retry, a crash or a restart never duplicates an assignment;
 //! - `webhook_deliveries`: forge deliveries, deduplicated by delivery id;
+//! - `incidents`: open and resolved incidents from the incident sources, which
+//!   the promotion gates read ([`Store::open_incidents_matching`]);
 //! - `evidence_head`: the last evidence record known, so `verify --state` can tell
 //!   when the evidence branch was rewritten shorter.
 //!
@@ -33,6 +35,7 @@ mod commits;
 mod events;
 mod evidence_head;
 mod idempotency;
+mod incidents;
 mod intents;
 mod migrations;
 mod operator;
@@ -48,6 +51,7 @@ pub use events::{
 };
 pub use evidence_head::EvidenceHead;
 pub use idempotency::{Action, ActionState, NewAction, action_key};
+pub use incidents::{Incident, IncidentChange, IncidentReport, IncidentStatus};
 pub use intents::{IntentRecord, IntentUpsert, RINGMASTER_NAMESPACE, correlation_id_for};
 pub use migrations::{MIGRATIONS, Migration, SUPPORTED_SCHEMA_VERSION};
 pub use operator::OperatorRequest;

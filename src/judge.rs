@@ -1,0 +1,173 @@
+//! The one judge: a revision's entries, the rules in force, the proof of who
+//! decided, runtime facts and `now` in; diagnostics and decisions out.
+//!
+//! Every entry point reaches a decision through [`judge`] and nothing else:
+//! `validate` and `plan` (the revision's own rules, or `--base`'s), the PR
+//! check (`forge::check`: the head judged by the base tip's rules, with the
+//! reviews on the head), the merge re-judgement (`forge::merge`) and the
+//! daemon (`daemon::process`). What differs between them is only the facts
+//! they pass in ([`Case`]); the steps are the same, in this order:
+//!
+//! 1. load the entries and check every reference (`model::load`,
+//!    `model::links`), the change-freeze windows of the config, and the
+//!    tenant policy files (they are compiled for their diagnostics even when
+//!    other rules judge);
+//! 2. swap in the rules in force ([`Snapshot::judged_by`]) when the caller
+//!    has them, so a change never relaxes what judges it (DESIGN §4.1);
+//! 3. apply the proof of who decided ([`Proof`]): records the change adds
+//!    count only when their decider vouched for them, reviews on the head
+//!    become approval records (`forge::approvals`);
+//! 4. judge every intent with the policy engine of the rules in force
+//!    (`evaluation::evaluate`).
+//!
+//! Pure: no I/O and no clock; the shell gathers the facts.
+
+use crate::diagnostic::{self, Diagnostic};
+use crate::evaluation::{self, Evaluation, RuntimeFacts};
+use crate::forge::approvals::{self, AppliedReviews, ReviewContext};
+use crate::forge::carried::CarriedApproval;
+use crate::forge::changes;
+use crate::forge::provenance::RecordProvenance;
+use crate::forge::review::ReviewStanding;
+use crate::model::{self, Entry, Snapshot};
+use chrono::{DateTime, Utc};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Who vouched for what in the change being judged.
+pub struct Proof<'a> {
+    /// What was merged before the change (the PR's fork point, the commit's
+    /// first parent): records it already had are kept when what vouches for
+    /// them still does, records the change adds or edits must be earned.
+    /// `None` trusts every record (a repository's first commit).
+    pub previous: Option<&'a Snapshot>,
+    /// Every reviewer's standing on the change's head (empty without a forge).
+    pub standings: Vec<ReviewStanding>,
+    /// Names the source of review approvals, e.g. `pull/7` or `push`.
+    pub source: String,
+    /// The head commit reviews must be on.
+    pub head_sha: String,
+    pub pull_request: Option<u64>,
+    /// What vouches for each record `previous` already had, by path; `None`
+    /// trusts them all (what the base branch has was merged).
+    pub provenance: Option<&'a BTreeMap<String, RecordProvenance>>,
+    /// Review approvals earlier merges counted (read from the evidence).
+    pub carried: &'a [CarriedApproval],
+}
+
+impl Proof<'_> {
+    /// No reviews: a change checked without a forge (`validate --base`).
+    pub fn without_reviews(previous: Option<&Snapshot>) -> Proof<'_> {
+        Proof {
+            previous,
+            standings: Vec::new(),
+            source: "local".to_owned(),
+            head_sha: String::new(),
+            pull_request: None,
+            provenance: None,
+            carried: &[],
+        }
+    }
+}
+
+/// Everything the judge needs to decide on one revision.
+pub struct Case<'a> {
+    /// The revision's files.
+    pub entries: &'a [Entry],
+    /// The rules in force: whose config, principals and policies judge.
+    /// `None`: the revision's own.
+    pub rules: Option<&'a Snapshot>,
+    /// The revision application scope changes are measured against.
+    pub base: Option<&'a Snapshot>,
+    /// Who vouched for the change; `None` takes every record as written.
+    pub proof: Option<Proof<'a>>,
+    pub runtime: &'a dyn RuntimeFacts,
+    pub now: DateTime<Utc>,
+}
+
+/// What the judge concluded.
+#[derive(Debug, Clone)]
+pub struct Judgement {
+    /// The revision as judged: rules in force swapped in, unearned records
+    /// left out, review approvals added.
+    pub snapshot: Snapshot,
+    /// Every diagnostic (sorted) and every intent's decision.
+    pub evaluation: Evaluation,
+    /// Review approvals added and records refused.
+    pub applied: AppliedReviews,
+    /// Intents whose decision the change can move (every intent without a
+    /// previous revision).
+    pub affected: BTreeSet<String>,
+}
+
+/// Loads a revision and checks what does not need the policy: schemas,
+/// references, the config's change-freeze windows. Every entry point that
+/// only needs the typed snapshot of a revision calls this too.
+pub fn load(entries: &[Entry]) -> (Snapshot, Vec<Diagnostic>) {
+    let (snapshot, mut diagnostics) = model::load(entries);
+    diagnostics.extend(model::links::check(&snapshot));
+    if let Some(config) = &snapshot.config {
+        for (index, message) in crate::orchestrator::validate_freezes(&config.change_freezes) {
+            diagnostics.push(config.error(&format!("/change_freezes/{index}"), message));
+        }
+    }
+    (snapshot, diagnostics)
+}
+
+/// Judges one revision. See the module documentation for the steps.
+pub fn judge(case: Case<'_>) -> Judgement {
+    let (own, mut diagnostics) = load(case.entries);
+    let (own_engine, policy_diagnostics) = evaluation::engine_for(&own);
+    diagnostics.extend(policy_diagnostics);
+
+    let own_policies = own.policies.clone();
+    let mut snapshot = match case.rules {
+        Some(rules) => own.judged_by(rules),
+        None => own,
+    };
+    let mut applied = AppliedReviews::default();
+    let previous = case.proof.as_ref().and_then(|proof| proof.previous);
+    let affected = changes::affected_intents(&snapshot, previous);
+    if let Some(proof) = &case.proof {
+        let fallback;
+        let principals_from = match (case.rules, proof.previous) {
+            (Some(rules), _) => rules,
+            (None, Some(previous)) => previous,
+            (None, None) => {
+                fallback = snapshot.clone();
+                &fallback
+            }
+        };
+        let context = ReviewContext {
+            standings: &proof.standings,
+            principals_from,
+            previous: proof.previous,
+            source: proof.source.clone(),
+            head_sha: proof.head_sha.clone(),
+            pull_request: proof.pull_request,
+            provenance: proof.provenance,
+        };
+        applied = approvals::apply(&mut snapshot, &context, &affected);
+        approvals::apply_carried(&mut snapshot, proof.carried, &mut applied);
+    }
+
+    let engine = match case.rules {
+        Some(rules) if rules.policies != own_policies => {
+            // The rules in force have other policies than the revision: the
+            // revision's own were compiled above for their diagnostics only.
+            let (engine, _) = evaluation::engine_for(rules);
+            engine
+        }
+        _ => own_engine,
+    };
+    let mut evaluation =
+        evaluation::evaluate(&snapshot, &engine, case.base, case.now, case.runtime);
+    diagnostics.append(&mut evaluation.diagnostics);
+    diagnostic::sort(&mut diagnostics);
+    evaluation.diagnostics = diagnostics;
+    Judgement {
+        snapshot,
+        evaluation,
+        applied,
+        affected,
+    }
+}

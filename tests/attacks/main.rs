@@ -1,0 +1,11 @@
+//! Attacks on governance: one test per way around the rules that issue 10
+//! lists, each run through `validate --base`, the PR check and the daemon,
+//! each failing if its defence is removed. One file per group of attacks;
+//! `harness` runs an attack through the three judges.
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod harness;
+
+mod judges;
