@@ -6,6 +6,7 @@
 
 mod daemon;
 mod demo;
+mod evidence;
 mod init;
 mod output;
 mod plan;
@@ -334,6 +335,11 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = Format::Human)]
         format: Format,
     },
+    /// The audit bundle: export evidence an auditor checks with standard tools.
+    Evidence {
+        #[command(subcommand)]
+        command: evidence::EvidenceCommand,
+    },
     /// Work with the JSON Schemas of the governed kinds.
     Schema {
         #[command(subcommand)]
@@ -485,6 +491,7 @@ pub fn run(cli: Cli, clock: crate::daemon::Clock) -> ExitCode {
         Command::Schema {
             command: SchemaCommand::Export { dir },
         } => schema_export(&dir),
+        Command::Evidence { command } => evidence::run(command, now),
     };
     match result {
         Ok(code) => code,

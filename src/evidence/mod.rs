@@ -15,6 +15,7 @@
 //! invariants 4 and 6).
 
 mod branch;
+pub mod bundle;
 mod canonical;
 mod keys;
 mod pack;

@@ -55,11 +55,13 @@ pub enum EventType {
     ExceptionGranted,
     OperatorAction,
     PublishBlocked,
+    /// Someone exported an audit bundle of the evidence (who, what filter).
+    EvidenceExported,
 }
 
 impl EventType {
     /// Every event type, in declaration order.
-    pub const ALL: [EventType; 13] = [
+    pub const ALL: [EventType; 14] = [
         EventType::CommitProcessed,
         EventType::PolicyEvaluated,
         EventType::EvidenceCommitted,
@@ -73,6 +75,7 @@ impl EventType {
         EventType::ExceptionGranted,
         EventType::OperatorAction,
         EventType::PublishBlocked,
+        EventType::EvidenceExported,
     ];
 
     /// The text stored in the database and covered by the hash.
@@ -91,6 +94,7 @@ impl EventType {
             EventType::ExceptionGranted => "exception_granted",
             EventType::OperatorAction => "operator_action",
             EventType::PublishBlocked => "publish_blocked",
+            EventType::EvidenceExported => "evidence_exported",
         }
     }
 
