@@ -176,6 +176,9 @@ fn retar(directory: &Path, bundle: &Path) {
     assert!(status.success());
 }
 
+/// One tampering: its name, what it does, what VERIFY.md must print.
+type Tampering<'a> = (&'a str, Box<dyn Fn(&Path) + 'a>, &'a str);
+
 fn verify_bundle(setup: &Setup, bundle: &Path) -> std::process::Output {
     let public_key = setup.public_key();
     ringmaster(
@@ -242,7 +245,7 @@ fn a_bundle_verifies_with_standard_tools_and_every_tampering_is_caught() {
         .as_str()
         .unwrap()
         .to_owned();
-    let cases: Vec<(&str, Box<dyn Fn(&Path)>, &str)> = vec![
+    let cases: Vec<Tampering<'_>> = vec![
         (
             "a pack edited",
             Box::new(|root: &Path| {
