@@ -430,6 +430,7 @@ fn every_transition() {
     check(completed, status(PILOT, 0, 20, 5), "completed", &[]);
     check(completed, claimed(LAB), "completed", &["release:ring-0-lab"]);
     check(completed, rollback(), "rolling_back", &ROLLBACK);
+    check(completed, hold(), "held", &["record:held"]);
 }
 
 /// A ring soaked for `hours` reports `(installed, failed, incidents)`; the gate

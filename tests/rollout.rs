@@ -269,6 +269,157 @@ async fn drift_after_completion_is_detected_and_remediated() {
     assert_eq!(fleet.events(CHROME, EventType::DriftDetected), before);
 }
 
+fn lab_group(fleet: &Fleet, ring: &str) -> String {
+    let snapshot = fleet.daemon.snapshot().expect("snapshot");
+    snapshot
+        .entitlement_for(Plane::Intune, ring, "acq-001", "bu-finance")
+        .expect("entitlement")
+        .groups[0]
+        .id
+        .clone()
+}
+
+fn remediation_results(fleet: &Fleet, intent: &str) -> Vec<String> {
+    fleet
+        .daemon
+        .store()
+        .events(&EventFilter {
+            intent_id: Some(intent.into()),
+            ..EventFilter::default()
+        })
+        .expect("events")
+        .into_iter()
+        .filter(|e| e.event_type == EventType::RemediationResult)
+        .filter_map(|e| {
+            e.details
+                .get("remediation_result")
+                .and_then(|v| v.as_str())
+                .map(str::to_owned)
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn remediation_during_a_hold_does_nothing_until_resumed() {
+    let mut fleet = Fleet::new();
+    assert!(fleet.run_until(24 * 20, 4, completed(CHROME)).await);
+    fleet
+        .daemon
+        .store_mut()
+        .request_operator_action(
+            CHROME,
+            "hold",
+            "change window for the finance close",
+            "olivia",
+            fleet.now,
+        )
+        .expect("hold");
+    fleet.now += Duration::hours(1);
+    fleet.step().await;
+    assert!(
+        matches!(fleet.phase(CHROME), Some(Phase::Held { .. })),
+        "{:?}",
+        fleet.phase(CHROME)
+    );
+    let sim = fleet.sim(Plane::Intune);
+    let group = lab_group(&fleet, "ring-3-department");
+    sim.inject_drift(
+        &correlation_id_for(CHROME),
+        Drift::AssignmentMissing { group },
+        fleet.now,
+    )
+    .expect("drift");
+    for _ in 0..3 {
+        fleet.now += Duration::hours(2);
+        fleet.step().await;
+    }
+    assert!(
+        fleet.events(CHROME, EventType::DriftDetected) >= 1,
+        "the drift is recorded"
+    );
+    assert_eq!(
+        sim.assignment_count(&correlation_id_for(CHROME)),
+        4,
+        "nothing is remediated while the rollout is held"
+    );
+    assert_eq!(
+        remediation_results(&fleet, CHROME),
+        ["deferred"],
+        "deferred once, said once"
+    );
+    fleet
+        .daemon
+        .store_mut()
+        .request_operator_action(CHROME, "resume", "close is over", "olivia", fleet.now)
+        .expect("resume");
+    fleet.now += Duration::hours(2);
+    fleet.step().await;
+    assert_eq!(
+        sim.assignment_count(&correlation_id_for(CHROME)),
+        5,
+        "remediated after the hold"
+    );
+    assert_eq!(remediation_results(&fleet, CHROME), ["deferred", "success"]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn evidence_push_failure_blocks_publishing() {
+    let mut fleet = Fleet::new();
+    chrome_alone_on_intune(&fleet);
+    // An evidence remote that cannot be reached (no repository there yet).
+    let remote = tempfile::tempdir().expect("remote");
+    let bare = remote.path().join("evidence.git");
+    fleet.daemon.config.evidence_remote = Some(bare.to_str().expect("utf-8").to_owned());
+    for _ in 0..3 {
+        let _ = fleet.daemon.step(fleet.now).await;
+        fleet.now += Duration::minutes(30);
+    }
+    let sim = fleet.sim(Plane::Intune);
+    assert_eq!(
+        sim.publish_calls(),
+        0,
+        "nothing is published while evidence cannot be pushed"
+    );
+    let blocked = fleet
+        .daemon
+        .store()
+        .events(&EventFilter {
+            intent_id: Some(CHROME.into()),
+            ..EventFilter::default()
+        })
+        .expect("events")
+        .into_iter()
+        .filter(|e| e.event_type == EventType::PublishBlocked)
+        .filter(|e| e.details.get("kind").and_then(|k| k.as_str()) == Some("evidence_not_pushed"))
+        .count();
+    assert!(blocked >= 1, "a publish_blocked event says why");
+    // The remote is back: the ring is published.
+    let created = Command::new("git")
+        .args(["init", "-q", "--bare"])
+        .arg(&bare)
+        .status();
+    assert!(created.expect("git").success());
+    for _ in 0..4 {
+        fleet.now += Duration::minutes(30);
+        fleet.step().await;
+    }
+    assert_eq!(
+        sim.publish_calls(),
+        1,
+        "published once the record is on the remote"
+    );
+    let pushed = Command::new("git")
+        .arg("--git-dir")
+        .arg(&bare)
+        .args(["log", "--format=%s", "evidence"])
+        .output()
+        .expect("git log");
+    assert!(
+        String::from_utf8_lossy(&pushed.stdout).lines().count() >= 2,
+        "the records reached the remote"
+    );
+}
+
 /// Leaves chrome as the only intent on Intune, so a fault queued for the
 /// next Intune publish is chrome's.
 fn chrome_alone_on_intune(fleet: &Fleet) {

@@ -10,8 +10,10 @@
 pub mod config;
 pub mod github;
 pub mod github_config;
+pub mod performer;
 pub mod planes;
 pub mod process;
+pub mod reconcile;
 pub mod record;
 pub mod rollout;
 pub mod siem;
@@ -130,6 +132,8 @@ pub struct Daemon {
     recovered: bool,
     /// GitHub, when configured (connected by `connect_forge`).
     forge: Option<crate::forge::Forge>,
+    /// What the evidence remote is known to hold.
+    push: performer::EvidencePush,
 }
 
 /// What one step of the daemon did.
@@ -137,7 +141,7 @@ pub struct Daemon {
 pub struct StepReport {
     pub commits: Vec<CommitReport>,
     pub drive: rollout::DriveReport,
-    pub reconcile: Option<rollout::ReconcileReport>,
+    pub reconcile: Option<reconcile::ReconcileReport>,
 }
 
 impl Daemon {
@@ -172,11 +176,10 @@ impl Daemon {
         let configured_planes = planes::build_configured(&config.planes)
             .map_err(|error| DaemonError::Planes(error.to_string()))?;
         let siem = Siem::new(config.siem.clone());
-        let pause_at = match std::env::var("RINGMASTER_TEST_PAUSE_AT").ok().as_deref() {
-            Some("after-evidence-append") => Some(PausePoint::AfterEvidenceAppend),
-            Some("after-publish") => Some(PausePoint::AfterPublish),
-            _ => None,
-        };
+        let pause_at = std::env::var("RINGMASTER_TEST_PAUSE_AT")
+            .ok()
+            .as_deref()
+            .and_then(PausePoint::named);
         Ok(Daemon {
             config,
             repo,
@@ -193,6 +196,7 @@ impl Daemon {
             next_reconcile: None,
             recovered: false,
             forge: None,
+            push: performer::EvidencePush::default(),
         })
     }
 
@@ -264,21 +268,25 @@ impl Daemon {
             return Ok(report);
         };
         let mut driver = rollout::Driver {
-            store: &mut self.store,
-            evidence: &self.evidence,
-            signer: &self.signer,
-            siem: &mut self.siem,
-            planes,
-            snapshot,
-            source_commit: commit,
-            pause_at: self.pause_at,
+            performer: performer::Performer {
+                store: &mut self.store,
+                evidence: &self.evidence,
+                signer: &self.signer,
+                siem: &mut self.siem,
+                planes,
+                snapshot,
+                source_commit: commit,
+                pause_at: self.pause_at,
+                evidence_remote: self.config.evidence_remote.as_deref(),
+                push: &mut self.push,
+            },
             recover: !self.recovered,
         };
         report.drive = driver.drive(now).await?;
         self.recovered = true;
         let due = self.next_reconcile.is_none_or(|at| now >= at);
         if due {
-            report.reconcile = Some(driver.reconcile(now).await?);
+            report.reconcile = Some(reconcile::reconcile(&mut driver.performer, now).await?);
             let expression = snapshot
                 .config
                 .as_ref()
@@ -387,47 +395,19 @@ impl Daemon {
         Ok(())
     }
 
-    /// Pushes the evidence branch fast-forward only. When the remote moved
-    /// (another writer), fetches, replays our records on top of the remote's
-    /// — re-signed, new sequence numbers — and pushes again. Never forces.
+    /// Pushes the evidence branch (see [`performer::push_evidence`]).
     fn push_evidence(
         &mut self,
         remote: &str,
         now: DateTime<Utc>,
     ) -> Result<(), crate::evidence::EvidenceError> {
-        use crate::evidence::{EvidenceError, FetchOutcome};
         if self.evidence.tip()?.is_none() {
             return Ok(());
         }
-        for _attempt in 0..3 {
-            match self.evidence.push(remote) {
-                Ok(_) => return Ok(()),
-                Err(EvidenceError::PushRejected { .. }) => {}
-                Err(error) => return Err(error),
-            }
-            match self.evidence.fetch(remote)? {
-                FetchOutcome::Diverged {
-                    remote: remote_tip, ..
-                } => {
-                    let replayed = self.evidence.replay_onto(&remote_tip, &self.signer)?;
-                    if let Some(last) = replayed.last()
-                        && let Err(error) = self.store.set_evidence_head(
-                            last.sequence,
-                            &last.pack_sha256,
-                            &last.commit,
-                            now,
-                        )
-                    {
-                        tracing::warn!(%error, "could not record the replayed evidence head");
-                    }
-                }
-                FetchOutcome::LocalAhead { .. }
-                | FetchOutcome::UpToDate { .. }
-                | FetchOutcome::FastForwarded { .. }
-                | FetchOutcome::RemoteHasNoBranch => {}
-            }
-        }
-        self.evidence.push(remote).map(|_| ())
+        let pushed =
+            performer::push_evidence(&self.evidence, &self.signer, &mut self.store, remote, now)?;
+        self.push.pushed_tip = Some(pushed);
+        Ok(())
     }
 
     /// The closed event loop. Returns when `shutdown` resolves.

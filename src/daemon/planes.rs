@@ -20,6 +20,27 @@ pub struct PlanesError {
     pub message: String,
 }
 
+/// Whether a plane is real or simulated; said in `status`, in events and in
+/// every evidence record (`plane_mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PlaneMode {
+    /// A connector to the plane itself (or to whatever its configuration
+    /// points at).
+    Live,
+    /// `type: sim`: the in-process simulated fleet. Nothing is installed.
+    Simulated,
+}
+
+impl PlaneMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PlaneMode::Live => "live",
+            PlaneMode::Simulated => "simulated",
+        }
+    }
+}
+
 /// The connectors, by plane.
 #[derive(Debug, Clone, Default)]
 pub struct Planes {
@@ -128,6 +149,14 @@ impl Planes {
 
     pub fn connector(&self, plane: Plane) -> Option<&Connector> {
         self.connectors.get(&plane)
+    }
+
+    /// Whether `plane` runs on the simulated fleet.
+    pub fn mode(&self, plane: Plane) -> PlaneMode {
+        match self.connectors.get(&plane) {
+            Some(Connector::Sim(_)) => PlaneMode::Simulated,
+            _ => PlaneMode::Live,
+        }
     }
 
     /// The simulated fleet behind a plane, for fault and drift injection.

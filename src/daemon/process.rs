@@ -73,6 +73,29 @@ pub enum PausePoint {
     AfterEvidenceAppend,
     /// After a plane accepted a publish, before the journal records it.
     AfterPublish,
+    /// After a rollout's evidence record (a ring start, a gate, a rollback)
+    /// is on the branch, before the journal records it.
+    AfterRecordAppend,
+    /// After a drift record is on the branch, before its events and its
+    /// remediation.
+    AfterDriftRecord,
+    /// After a plane carried out a rollback or a drift remediation, before
+    /// the journal records it.
+    AfterRemediation,
+}
+
+impl PausePoint {
+    /// The point named by `RINGMASTER_TEST_PAUSE_AT`, if it names one.
+    pub fn named(name: &str) -> Option<PausePoint> {
+        Some(match name {
+            "after-evidence-append" => PausePoint::AfterEvidenceAppend,
+            "after-publish" => PausePoint::AfterPublish,
+            "after-record-append" => PausePoint::AfterRecordAppend,
+            "after-drift-record" => PausePoint::AfterDriftRecord,
+            "after-remediation" => PausePoint::AfterRemediation,
+            _ => return None,
+        })
+    }
 }
 
 /// Everything processing needs, borrowed from the daemon.
@@ -543,7 +566,7 @@ fn with_evaluation(previous: Option<Value>, facts: EvaluationFacts) -> Value {
 }
 
 /// Test hook: say where we are on stderr, then wait to be killed.
-pub(super) fn pause_forever(point: &str) -> ! {
+pub(crate) fn pause_forever(point: &str) -> ! {
     eprintln!("RINGMASTER-PAUSED-AT {point}");
     loop {
         std::thread::park();

@@ -25,6 +25,7 @@ pub mod effect;
 pub mod event;
 pub mod freeze;
 pub mod gates;
+pub mod guard;
 mod operator;
 pub mod plan;
 mod remediation;
@@ -34,7 +35,7 @@ mod soaking;
 mod starting;
 pub mod state;
 #[cfg(test)]
-mod testing;
+pub(crate) mod testing;
 #[cfg(test)]
 mod tests;
 

@@ -3,7 +3,8 @@
 //! A hold parks the run in [`Phase::Held`] with the phase to go back to. The
 //! machine holds on its own when a human must decide (an inconclusive gate, a
 //! CAB condition, evidence or a ring that cannot be had, a blocked version) and
-//! pages; an operator may hold any run that is moving. While held, replies to
+//! pages; an operator may hold any run that is moving, or a completed one to
+//! keep drift remediation off its deployment. While held, replies to
 //! requests already sent are still recorded, but nothing new is started.
 //! Resume goes back and redoes what that phase was waiting for (a gate is
 //! judged again). A refused action is audited with the reason.
@@ -65,9 +66,12 @@ fn refuse(step: &mut Step<'_>, actor: &str, kind: &str, why: String) {
     );
 }
 
+/// An operator holds a moving run, or a completed one (which stops the
+/// reconciler from remediating its drift until the hold is lifted).
 pub(crate) fn on_hold(step: &mut Step<'_>, reason: &str, actor: &str) {
     let phase = &step.run.phase;
-    if phase.is_terminal() || matches!(phase, Phase::Held { .. } | Phase::RollingBack { .. }) {
+    let holdable = !phase.is_terminal() || matches!(phase, Phase::Completed);
+    if !holdable || matches!(phase, Phase::Held { .. } | Phase::RollingBack { .. }) {
         let why = format!("a run that is {} cannot be held", phase.name());
         refuse(step, actor, "hold_refused", why);
         return;

@@ -215,6 +215,11 @@ pub struct PendingRecord {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct IntentRun {
     pub intent_id: String,
+    /// 1 for the intent id's first run; a revision with a new version under
+    /// the same id starts the next generation, whose plane correlation id,
+    /// journal keys and evidence ids cannot collide with the earlier run's.
+    #[serde(default = "first_generation")]
+    pub generation: u32,
     pub application_id: String,
     pub version: String,
     pub phase: Phase,
@@ -245,6 +250,10 @@ pub struct IntentRun {
     pub backoff: BackoffPolicy,
 }
 
+fn first_generation() -> u32 {
+    1
+}
+
 impl IntentRun {
     /// A new run in `Pending`, with the default backoff policy.
     pub fn new(intent: &DeploymentIntent, plan: RolloutPlan) -> IntentRun {
@@ -255,6 +264,7 @@ impl IntentRun {
             .collect();
         IntentRun {
             intent_id: intent.intent_id.clone(),
+            generation: 1,
             application_id: intent.application_id.clone(),
             version: intent.version.clone(),
             phase: Phase::Pending,

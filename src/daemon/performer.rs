@@ -1,0 +1,961 @@
+//! The one performer: the only code that calls an execution plane.
+//!
+//! Every effect the state machine or the reconciler decides is carried out
+//! here, and every plane call goes through the same four rules:
+//!
+//! 1. **Through the journal.** A call that changes a plane is planned in the
+//!    store's idempotency journal under a key of the run, marked sent just
+//!    before the call and confirmed or failed after it, so a retry, a crash or
+//!    a restart never sends it blind (see [`Performer::recover_in_flight`]).
+//! 2. **Evidence first.** The signed record that authorises the change must be
+//!    committed — and, with an evidence remote, pushed — before the call; if
+//!    it is not, nothing is sent and a `publish_blocked` event says why.
+//! 3. **Holds and freezes.** A change that reaches more devices (publish,
+//!    redeploy) is refused for a held run and inside a change freeze, unless
+//!    the run's emergency override applies, which is then audited
+//!    ([`orchestrator::guard`]). Taking a deployment back is always allowed.
+//! 4. **Only what happened.** Events and evidence say which plane was called
+//!    and whether it is a simulated one (`plane_mode`).
+//!
+//! Reads (status queries, idempotency checks) go through here too, so every
+//! plane call has one place to be wrapped (circuit breakers, budgets).
+//!
+//! [`orchestrator::guard`]: crate::orchestrator::guard
+
+use super::planes::Planes;
+use super::process::{ACTOR, PausePoint, pause_forever};
+use super::rollout::DriveError;
+use super::siem::Siem;
+use crate::evidence::{
+    EvidenceBranch, EvidencePack, EvidencePackInput, GitIdentity, RecordType, SigningKey,
+};
+use crate::model::{DeploymentIntent, Plane, Snapshot};
+use crate::orchestrator::guard::{Permission, PlaneChange, may_change_plane};
+use crate::orchestrator::{
+    ConnectorFailure, Effect, Event, FailureClass, IntentRun, RemediationAction,
+};
+use crate::planes::{
+    ArtifactRef, ConnectorError, DeploymentStatus, ErrorClass, ExecutionPlaneConnector as _,
+    PublishRequest, Remediation, RemediationResult,
+};
+use crate::reconciler::RemediationPlan;
+use crate::store::{
+    ActionState, EventOutcome, EventType, NewAction, NewEvent, Store, action_key,
+    correlation_id_for,
+};
+use chrono::{DateTime, Utc};
+use serde_json::{Value, json};
+
+/// What the performer knows about the evidence remote between passes.
+#[derive(Debug, Clone, Default)]
+pub struct EvidencePush {
+    /// The evidence commit last pushed to the remote by this process.
+    pub pushed_tip: Option<String>,
+}
+
+/// The daemon's parts the performer borrows for one pass.
+pub struct Performer<'a> {
+    pub store: &'a mut Store,
+    pub evidence: &'a EvidenceBranch,
+    pub signer: &'a SigningKey,
+    pub siem: &'a mut Siem,
+    pub planes: &'a Planes,
+    /// The last good snapshot of the tracked branch.
+    pub snapshot: &'a Snapshot,
+    /// Its commit, cited by every record written.
+    pub source_commit: &'a str,
+    /// Test hook (see `RINGMASTER_TEST_PAUSE_AT`).
+    pub pause_at: Option<PausePoint>,
+    /// The Git remote evidence must reach before a plane is changed, if any.
+    pub evidence_remote: Option<&'a str>,
+    pub push: &'a mut EvidencePush,
+}
+
+/// How a drift remediation went.
+#[derive(Debug, Clone, PartialEq)]
+pub enum DriftRemediation {
+    Applied(RemediationResult),
+    /// The plane refused or failed; the error.
+    Failed(String),
+    /// Nothing was sent: missing evidence (`deferred: false`, tried again at
+    /// the next pass), or a hold or a freeze (`deferred: true`, carried out
+    /// when it ends).
+    NotSent {
+        reason: String,
+        deferred: bool,
+    },
+}
+
+/// The correlation id a run's deployment carries on its plane: the intent's
+/// for its first run, a distinct one for each later generation (a new version
+/// under the same intent id is a new deployment for the plane).
+pub fn plane_correlation_id(run: &IntentRun) -> String {
+    if run.generation <= 1 {
+        correlation_id_for(&run.intent_id)
+    } else {
+        correlation_id_for(&format!("{}#run-{}", run.intent_id, run.generation))
+    }
+}
+
+/// The journal's action name of `name` for this run's generation, so a later
+/// run never finds an earlier run's journal entries.
+pub fn journal_action(run: &IntentRun, name: &str) -> String {
+    if run.generation <= 1 {
+        name.to_owned()
+    } else {
+        format!("{name}@run-{}", run.generation)
+    }
+}
+
+/// A journal request, with the run's plane correlation id when it is not
+/// the intent's (so recovery asks the plane about the right deployment).
+fn with_run_correlation(run: &IntentRun, mut request: Value) -> Value {
+    if run.generation > 1
+        && let Value::Object(object) = &mut request
+    {
+        object.insert("correlation_id".into(), json!(plane_correlation_id(run)));
+    }
+    request
+}
+
+fn plane_named(text: &str) -> Option<Plane> {
+    [
+        Plane::Intune,
+        Plane::Jamf,
+        Plane::Sccm,
+        Plane::Landscape,
+        Plane::Ansible,
+    ]
+    .into_iter()
+    .find(|plane| plane.as_str() == text)
+}
+
+/// Why a change that reaches more devices may not go out now.
+struct Refusal {
+    /// `change_freeze` or `held`.
+    code: &'static str,
+    reason: String,
+    /// Seconds until a freeze that refuses it ends.
+    retry_after: Option<u64>,
+}
+
+fn failure_of(error: &ConnectorError) -> ConnectorFailure {
+    ConnectorFailure {
+        class: match error.class {
+            ErrorClass::Transient => FailureClass::Transient,
+            ErrorClass::Permanent => FailureClass::Permanent,
+            ErrorClass::PolicyViolation => FailureClass::PolicyViolation,
+        },
+        code: error.code.as_str().to_owned(),
+        retry_after_seconds: error.retry_after.map(|d| d.as_secs().max(1)),
+    }
+}
+
+fn transient(code: &str, retry_after_seconds: Option<u64>) -> ConnectorFailure {
+    ConnectorFailure {
+        class: FailureClass::Transient,
+        code: code.to_owned(),
+        retry_after_seconds,
+    }
+}
+
+fn permanent(code: &str) -> ConnectorFailure {
+    ConnectorFailure {
+        class: FailureClass::Permanent,
+        code: code.to_owned(),
+        retry_after_seconds: None,
+    }
+}
+
+fn evidence_record_type(transition: &str) -> RecordType {
+    match transition {
+        "rollback_started" | "rolled_back" | "rollback_failed" | "halted" => RecordType::Rollback,
+        "gate_result" => RecordType::GateResult,
+        "operator_action" => RecordType::OperatorAction,
+        "drift" => RecordType::Drift,
+        "remediation" => RecordType::Remediation,
+        _ => RecordType::RingTransition,
+    }
+}
+
+/// The journal entry of an evidence record: the record's id in the ring slot.
+fn evidence_action(intent_id: &str, transition_id: &str, transition: &str) -> NewAction {
+    NewAction {
+        intent_id: intent_id.to_owned(),
+        plane: "evidence".into(),
+        ring: transition_id.to_owned(),
+        action: "record".into(),
+        request: json!({"transition": transition}),
+    }
+}
+
+impl Performer<'_> {
+    /// The plane an intent deploys on (its artifact's), if it resolves.
+    pub fn plane_of(&self, intent: &DeploymentIntent) -> Option<Plane> {
+        self.snapshot
+            .artifact_of(intent)
+            .map(|artifact| artifact.plane)
+    }
+
+    /// Appends an audit event about an intent, naming its plane and whether
+    /// the plane is simulated.
+    pub fn event(
+        &mut self,
+        intent_id: &str,
+        (event_type, outcome): (EventType, EventOutcome),
+        actor: &str,
+        ring: Option<String>,
+        details: Value,
+        now: DateTime<Utc>,
+    ) -> Result<(), DriveError> {
+        let plane = self
+            .snapshot
+            .intents
+            .get(intent_id)
+            .and_then(|intent| self.plane_of(intent));
+        let mut details = details;
+        if let (Some(plane), Value::Object(object)) = (plane, &mut details) {
+            object.insert("plane_mode".into(), json!(self.planes.mode(plane).as_str()));
+        }
+        self.store.append_event(NewEvent {
+            correlation_id: correlation_id_for(intent_id),
+            intent_id: Some(intent_id.to_owned()),
+            event_type,
+            timestamp: now,
+            actor: actor.to_owned(),
+            actor_role: "control-plane".into(),
+            execution_plane: plane.map(|plane| plane.as_str().to_owned()),
+            ring,
+            outcome,
+            details,
+        })?;
+        Ok(())
+    }
+
+    /// Performs one effect of the state machine and returns the events that
+    /// report its outcome.
+    pub async fn perform(
+        &mut self,
+        run: &IntentRun,
+        effect: Effect,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Event>, DriveError> {
+        let intent_id = run.intent_id.as_str();
+        let snapshot = self.snapshot;
+        let intent = snapshot.intents.get(intent_id).map(|i| &i.value);
+        Ok(match effect {
+            Effect::RecordEvidence {
+                transition_id,
+                record_type,
+                summary,
+            } => {
+                let written =
+                    self.record_evidence(intent_id, &transition_id, &record_type, summary, now)?;
+                vec![match written {
+                    Ok(_) => Event::EvidenceCommitted { transition_id },
+                    Err(error) => Event::EvidenceFailed {
+                        transition_id,
+                        error,
+                    },
+                }]
+            }
+            Effect::ClaimRing { ring } => {
+                let Some(intent) = intent else {
+                    return Ok(Vec::new());
+                };
+                let scope = &intent.target_scope;
+                match self.store.claim_ring(
+                    intent_id,
+                    &intent.application_id,
+                    &scope.acquisition_boundary,
+                    &scope.business_unit,
+                    &ring,
+                    now,
+                ) {
+                    Ok(()) => vec![Event::RingClaimed { ring }],
+                    Err(crate::store::StoreError::RingBusy {
+                        holder_intent_id, ..
+                    }) => vec![Event::RingBusy {
+                        ring,
+                        holder_intent_id,
+                    }],
+                    Err(error) => return Err(error.into()),
+                }
+            }
+            Effect::ReleaseRing { ring } => {
+                self.store.release_ring(intent_id, &ring, now)?;
+                Vec::new()
+            }
+            Effect::Publish { ring } => {
+                let Some(intent) = intent else {
+                    return Ok(Vec::new());
+                };
+                vec![self.publish(run, intent, &ring, now).await?]
+            }
+            Effect::QueryStatus { ring } => {
+                let Some(intent) = intent else {
+                    return Ok(Vec::new());
+                };
+                self.ring_status(run, intent, &ring, now)
+                    .await
+                    .into_iter()
+                    .collect()
+            }
+            Effect::Remediate {
+                strategy,
+                rings,
+                action,
+            } => {
+                let Some(intent) = intent else {
+                    return Ok(Vec::new());
+                };
+                self.remediate(run, intent, &strategy, &rings, action, now)
+                    .await?
+            }
+            Effect::EmitEvent {
+                event_type,
+                outcome,
+                actor,
+                ring,
+                details,
+            } => {
+                self.event(
+                    intent_id,
+                    (
+                        EventType::from_stored(event_type.as_str())
+                            .unwrap_or(EventType::OperatorAction),
+                        EventOutcome::from_stored(outcome.as_str()).unwrap_or(EventOutcome::Info),
+                    ),
+                    &actor,
+                    ring,
+                    details,
+                    now,
+                )?;
+                Vec::new()
+            }
+            Effect::WakeAt { .. } => Vec::new(),
+            Effect::Alert { message } => {
+                tracing::warn!(intent = intent_id, %message, "ALERT");
+                self.siem.emit(&json!({"type": "alert", "intent_id": intent_id, "message": message, "at": now}));
+                Vec::new()
+            }
+        })
+    }
+
+    /// Appends an evidence record once per transition id: the journal says
+    /// whether it was written; after a crash, the branch tip is checked.
+    /// `Ok(Ok(pack sha256))` when the record is on the branch, `Ok(Err(why))`
+    /// when it could not be written (a `publish_blocked` event says so).
+    pub fn record_evidence(
+        &mut self,
+        intent_id: &str,
+        transition_id: &str,
+        transition: &str,
+        summary: Value,
+        now: DateTime<Utc>,
+    ) -> Result<Result<String, String>, DriveError> {
+        let action = evidence_action(intent_id, transition_id, transition);
+        let planned = self.store.plan_action(&action, now)?;
+        if planned.state == ActionState::Confirmed {
+            return Ok(Ok(planned.external_id.unwrap_or_default()));
+        }
+        if let Some(sha) = self.tip_holds_transition(transition_id) {
+            self.confirm(&planned.key, planned.state, &sha, now)?;
+            return Ok(Ok(sha));
+        }
+        let identity = GitIdentity {
+            name: "ringmaster".into(),
+            email: "ringmaster@localhost".into(),
+            time: now.fixed_offset(),
+        };
+        let plane = self
+            .snapshot
+            .intents
+            .get(intent_id)
+            .and_then(|intent| self.plane_of(intent));
+        let input = EvidencePackInput {
+            record_type: evidence_record_type(transition),
+            intent_id: Some(intent_id.to_owned()),
+            correlation_id: correlation_id_for(intent_id),
+            source_commit: self.source_commit.to_owned(),
+            source_parent: None,
+            author: identity.clone(),
+            committer: identity,
+            created_at: now,
+            body: json!({
+                "transition_id": transition_id,
+                "transition": transition,
+                "summary": summary,
+                "execution_plane": plane.map(Plane::as_str),
+                "plane_mode": plane.map(|plane| self.planes.mode(plane).as_str()),
+            }),
+        };
+        if planned.state != ActionState::Sent {
+            self.store.mark_sent(&planned.key, now)?;
+        }
+        match self.evidence.append(input, self.signer) {
+            Ok(record) => {
+                let (pause, name) = match transition {
+                    "drift" => (PausePoint::AfterDriftRecord, "after-drift-record"),
+                    _ => (PausePoint::AfterRecordAppend, "after-record-append"),
+                };
+                if self.pause_at == Some(pause) {
+                    pause_forever(name);
+                }
+                self.store
+                    .mark_confirmed(&planned.key, Some(&record.pack_sha256), now)?;
+                self.store.set_evidence_head(
+                    record.sequence,
+                    &record.pack_sha256,
+                    &record.commit,
+                    now,
+                )?;
+                Ok(Ok(record.pack_sha256))
+            }
+            Err(error) => {
+                let message = format!("evidence branch cannot be written: {error}");
+                self.store.mark_failed(&planned.key, &message, None, now)?;
+                self.event(
+                    intent_id,
+                    (EventType::PublishBlocked, EventOutcome::Failure),
+                    ACTOR,
+                    None,
+                    json!({"reason": message, "transition_id": transition_id}),
+                    now,
+                )?;
+                Ok(Err(message))
+            }
+        }
+    }
+
+    /// Whether the evidence record `transition_id` of `intent_id` is
+    /// committed (the journal says so).
+    fn evidence_committed(&self, intent_id: &str, transition_id: &str) -> Result<bool, DriveError> {
+        let key = action_key(intent_id, "evidence", transition_id, "record");
+        Ok(self
+            .store
+            .get_action(&key)?
+            .is_some_and(|action| action.state == ActionState::Confirmed))
+    }
+
+    fn confirm(
+        &mut self,
+        key: &str,
+        state: ActionState,
+        external_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), DriveError> {
+        if matches!(state, ActionState::Planned | ActionState::Failed) {
+            self.store.mark_sent(key, now)?;
+        }
+        self.store.mark_confirmed(key, Some(external_id), now)?;
+        Ok(())
+    }
+
+    /// The tip pack's sha256 when the tip records this transition.
+    fn tip_holds_transition(&self, transition_id: &str) -> Option<String> {
+        let tip = self.evidence.tip().ok()??;
+        let repository = git2::Repository::open(self.evidence.repository_path()).ok()?;
+        let commit = repository
+            .find_commit(git2::Oid::from_str(&tip.commit).ok()?)
+            .ok()?;
+        let entry = commit
+            .tree()
+            .ok()?
+            .get_path(std::path::Path::new(&tip.pack_path))
+            .ok()?;
+        let blob = repository.find_blob(entry.id()).ok()?;
+        let pack: EvidencePack = serde_json::from_slice(blob.content()).ok()?;
+        (pack.body.get("transition_id").and_then(Value::as_str) == Some(transition_id))
+            .then_some(tip.pack_sha256)
+    }
+
+    /// Makes sure every evidence record is on the evidence remote (when one
+    /// is configured) before a plane is changed: pushes when the local branch
+    /// is ahead of what this process last pushed. `Err(why)` when it cannot.
+    pub fn ensure_pushed(&mut self, now: DateTime<Utc>) -> Result<(), String> {
+        let Some(remote) = self.evidence_remote else {
+            return Ok(());
+        };
+        let tip = match self.evidence.tip() {
+            Ok(Some(tip)) => tip.commit,
+            Ok(None) => return Ok(()),
+            Err(error) => return Err(format!("evidence branch unreadable: {error}")),
+        };
+        if self.push.pushed_tip.as_deref() == Some(tip.as_str()) {
+            return Ok(());
+        }
+        match push_evidence(self.evidence, self.signer, self.store, remote, now) {
+            Ok(pushed) => {
+                self.push.pushed_tip = Some(pushed);
+                Ok(())
+            }
+            Err(error) => Err(format!("evidence could not be pushed to {remote}: {error}")),
+        }
+    }
+
+    fn publish_request(
+        &self,
+        run: &IntentRun,
+        intent: &DeploymentIntent,
+        ring: &str,
+    ) -> Option<PublishRequest> {
+        let artifact = self.snapshot.artifact_of(intent)?;
+        let application = self.snapshot.applications.get(&intent.application_id)?;
+        let scope = &intent.target_scope;
+        let rule = self.snapshot.entitlement_for(
+            artifact.plane,
+            ring,
+            &scope.acquisition_boundary,
+            &scope.business_unit,
+        )?;
+        Some(PublishRequest {
+            correlation_id: plane_correlation_id(run),
+            intent_id: intent.intent_id.clone(),
+            application_id: intent.application_id.clone(),
+            application_name: application.name.clone(),
+            version: intent.version.clone(),
+            plane: artifact.plane,
+            ring: ring.to_owned(),
+            artifact: ArtifactRef::from(artifact),
+            groups: rule.groups.iter().map(|g| g.id.clone()).collect(),
+            exclusions: rule.exclusions.iter().map(|g| g.id.clone()).collect(),
+            expected_devices: rule.expected_devices,
+            supersedes_version: intent
+                .rollback_plan
+                .as_ref()
+                .and_then(|p| p.rollback_version.clone()),
+        })
+    }
+
+    /// Checks that a change that reaches more devices may go out now: the
+    /// run's hold and freeze, audited when an emergency override lets it
+    /// through. `Err((code, why, retry after))` when it may not.
+    fn extension_allowed(
+        &mut self,
+        run: &IntentRun,
+        ring: Option<&str>,
+        what: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Result<(), Refusal>, DriveError> {
+        match may_change_plane(run, PlaneChange::Extend, now) {
+            Permission::Allowed => Ok(Ok(())),
+            Permission::AllowedUnderOverride { freeze } => {
+                self.event(
+                    &run.intent_id,
+                    (EventType::OperatorAction, EventOutcome::Info),
+                    "cab",
+                    ring.map(str::to_owned),
+                    json!({"kind": "emergency_override", "action": what, "freeze": freeze,
+                           "counted_approvals": run.counted_approvals}),
+                    now,
+                )?;
+                Ok(Ok(()))
+            }
+            Permission::Refused { reason, until } => {
+                let retry_after = until.map(|until| {
+                    u64::try_from((until - now).num_seconds())
+                        .unwrap_or(0)
+                        .max(1)
+                });
+                let code = if until.is_some() {
+                    "change_freeze"
+                } else {
+                    "held"
+                };
+                Ok(Err(Refusal {
+                    code,
+                    reason,
+                    retry_after,
+                }))
+            }
+        }
+    }
+
+    /// Publishes one ring through the journal: planned → sent → confirmed |
+    /// failed, after checking the evidence and the run's holds and freezes.
+    async fn publish(
+        &mut self,
+        run: &IntentRun,
+        intent: &DeploymentIntent,
+        ring: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Event, DriveError> {
+        let failed = |error: ConnectorFailure| Event::PublishFailed {
+            ring: ring.to_owned(),
+            error,
+        };
+        let Some(request) = self.publish_request(run, intent, ring) else {
+            return Ok(failed(permanent("no_entitlement")));
+        };
+        let planes = self.planes;
+        let Some(connector) = planes.connector(request.plane) else {
+            return Ok(failed(permanent("plane_not_configured")));
+        };
+        // Evidence first: the ring's start record committed, and pushed.
+        let start_record = run
+            .plan
+            .index_of(ring)
+            .and_then(|index| run.rings[index].start_transition_id.clone());
+        let committed = match &start_record {
+            Some(transition_id) => self.evidence_committed(&run.intent_id, transition_id)?,
+            None => false,
+        };
+        if !committed {
+            let reason = format!(
+                "ring {ring} is not published: its start record is not committed on the evidence branch"
+            );
+            self.blocked(&run.intent_id, ring, &reason, now)?;
+            return Ok(failed(transient("evidence_not_committed", None)));
+        }
+        if let Err(reason) = self.ensure_pushed(now) {
+            self.blocked(&run.intent_id, ring, &reason, now)?;
+            return Ok(failed(transient("evidence_not_pushed", None)));
+        }
+        if let Err(refusal) = self.extension_allowed(run, Some(ring), "publish", now)? {
+            self.blocked(&run.intent_id, ring, &refusal.reason, now)?;
+            return Ok(failed(transient(refusal.code, refusal.retry_after)));
+        }
+        let action = NewAction {
+            intent_id: intent.intent_id.clone(),
+            plane: request.plane.as_str().to_owned(),
+            ring: ring.to_owned(),
+            action: journal_action(run, "publish"),
+            request: with_run_correlation(
+                run,
+                json!({"version": request.version, "artifact": request.artifact.sha256,
+                       "groups": request.groups}),
+            ),
+        };
+        let planned = match self.store.plan_action(&action, now) {
+            Ok(planned) => planned,
+            Err(crate::store::StoreError::ActionRequestMismatch { .. }) => {
+                return Ok(failed(permanent("request_changed")));
+            }
+            Err(error) => return Err(error.into()),
+        };
+        if planned.state == ActionState::Confirmed {
+            return Ok(Event::PublishConfirmed {
+                ring: ring.to_owned(),
+                external_id: planned.external_id.unwrap_or_default(),
+            });
+        }
+        if planned.state != ActionState::Sent {
+            self.store.mark_sent(&planned.key, now)?;
+        }
+        match connector.publish(&request, now).await {
+            Ok(result) => {
+                if self.pause_at == Some(PausePoint::AfterPublish) {
+                    pause_forever("after-publish");
+                }
+                self.store
+                    .mark_confirmed(&planned.key, Some(&result.external_id), now)?;
+                Ok(Event::PublishConfirmed {
+                    ring: ring.to_owned(),
+                    external_id: result.external_id,
+                })
+            }
+            Err(error) => {
+                self.store
+                    .mark_failed(&planned.key, &error.to_string(), None, now)?;
+                Ok(failed(failure_of(&error)))
+            }
+        }
+    }
+
+    /// Records that a plane change was not sent, and why.
+    fn blocked(
+        &mut self,
+        intent_id: &str,
+        ring: &str,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), DriveError> {
+        self.event(
+            intent_id,
+            (EventType::PublishBlocked, EventOutcome::Failure),
+            ACTOR,
+            Some(ring.to_owned()),
+            json!({"kind": "plane_change_refused", "reason": reason}),
+            now,
+        )
+    }
+
+    /// What the plane reports for a deployment: the one read path of the
+    /// planes.
+    pub async fn query_status(
+        &self,
+        plane: Plane,
+        correlation_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<DeploymentStatus, ConnectorError> {
+        let Some(connector) = self.planes.connector(plane) else {
+            return Err(ConnectorError::new(
+                crate::planes::ErrorCode::ResourceNotFound,
+                format!(
+                    "plane {} has no connector; configure it under planes: in the daemon config",
+                    plane.as_str()
+                ),
+            ));
+        };
+        connector.query_status(correlation_id, now).await
+    }
+
+    async fn ring_status(
+        &self,
+        run: &IntentRun,
+        intent: &DeploymentIntent,
+        ring: &str,
+        now: DateTime<Utc>,
+    ) -> Option<Event> {
+        let plane = self.plane_of(intent)?;
+        match self
+            .query_status(plane, &plane_correlation_id(run), now)
+            .await
+        {
+            Ok(status) => {
+                let counts = status.rings.get(ring).cloned().unwrap_or_default();
+                Some(Event::StatusObserved {
+                    ring: ring.to_owned(),
+                    targeted: counts.targeted,
+                    installed: counts.installed,
+                    failed: counts.failed,
+                    pending: counts.pending,
+                    incidents: 0,
+                    first_install_at: counts.first_install_at,
+                })
+            }
+            Err(error) => {
+                // A status query that fails is retried on the next tick.
+                tracing::warn!(intent = %intent.intent_id, %error, "status query failed");
+                None
+            }
+        }
+    }
+
+    /// Takes a deployment back (rollback, uninstall, halt) through the journal.
+    async fn remediate(
+        &mut self,
+        run: &IntentRun,
+        intent: &DeploymentIntent,
+        strategy: &str,
+        rings: &[String],
+        action: RemediationAction,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Event>, DriveError> {
+        let remediation = match &action {
+            RemediationAction::Halt => return Ok(Vec::new()),
+            RemediationAction::Rollback { to_version } => Remediation::Rollback {
+                to_version: to_version.clone(),
+            },
+            RemediationAction::Uninstall => Remediation::Uninstall,
+        };
+        let Some(plane) = self.plane_of(intent) else {
+            return Ok(vec![Event::RollbackFailed {
+                error: "the intent's artifact no longer resolves".into(),
+            }]);
+        };
+        let planes = self.planes;
+        let Some(connector) = planes.connector(plane) else {
+            return Ok(vec![Event::RollbackFailed {
+                error: format!("plane {} is not configured", plane.as_str()),
+            }]);
+        };
+        let action_record = NewAction {
+            intent_id: intent.intent_id.clone(),
+            plane: plane.as_str().to_owned(),
+            ring: rings.join(","),
+            action: journal_action(run, &format!("remediate:{}", remediation.name())),
+            request: with_run_correlation(
+                run,
+                json!({"strategy": strategy, "remediation": remediation}),
+            ),
+        };
+        let planned = self.store.plan_action(&action_record, now)?;
+        if planned.state == ActionState::Confirmed {
+            return Ok(vec![Event::RollbackConfirmed]);
+        }
+        if planned.state != ActionState::Sent {
+            self.store.mark_sent(&planned.key, now)?;
+        }
+        match connector
+            .remediate(&plane_correlation_id(run), &remediation, now)
+            .await
+        {
+            Ok(result) => {
+                if self.pause_at == Some(PausePoint::AfterRemediation) {
+                    pause_forever("after-remediation");
+                }
+                self.store.mark_confirmed(&planned.key, None, now)?;
+                self.siem.emit(&json!({"type": "rollback", "intent_id": intent.intent_id, "strategy": strategy, "rings": rings, "applied": result.applied, "at": now}));
+                Ok(vec![Event::RollbackConfirmed])
+            }
+            Err(error) => {
+                self.store
+                    .mark_failed(&planned.key, &error.to_string(), None, now)?;
+                Ok(vec![Event::RollbackFailed {
+                    error: error.to_string(),
+                }])
+            }
+        }
+    }
+
+    /// Carries out the remediation of a drift record through the journal,
+    /// evidence first (the drift record committed and pushed), respecting the
+    /// run's hold and freeze. Idempotent on the record id: a remediation the
+    /// journal confirms is not sent again.
+    pub async fn remediate_drift(
+        &mut self,
+        run: &IntentRun,
+        plane: Plane,
+        record_id: &str,
+        plan: &RemediationPlan,
+        now: DateTime<Utc>,
+    ) -> Result<DriftRemediation, DriveError> {
+        let planes = self.planes;
+        let not_sent =
+            |reason: String, deferred: bool| DriftRemediation::NotSent { reason, deferred };
+        let Some(connector) = planes.connector(plane) else {
+            let reason = format!("plane {} has no connector", plane.as_str());
+            return Ok(not_sent(reason, false));
+        };
+        if !self.evidence_committed(&run.intent_id, record_id)? {
+            let reason =
+                format!("the drift record {record_id} is not committed on the evidence branch");
+            return Ok(not_sent(reason, false));
+        }
+        if let Err(reason) = self.ensure_pushed(now) {
+            return Ok(not_sent(reason, false));
+        }
+        if let Err(refusal) = self.extension_allowed(run, None, "redeploy", now)? {
+            return Ok(not_sent(refusal.reason, true));
+        }
+        let action = NewAction {
+            intent_id: run.intent_id.clone(),
+            plane: plane.as_str().to_owned(),
+            ring: record_id.to_owned(),
+            action: journal_action(run, &format!("remediate:{}", plan.remediation.name())),
+            request: with_run_correlation(
+                run,
+                json!({"remediation": plan.remediation, "drift_record": record_id}),
+            ),
+        };
+        let planned = self.store.plan_action(&action, now)?;
+        if planned.state == ActionState::Confirmed {
+            return Ok(DriftRemediation::Applied(RemediationResult {
+                action: plan.remediation.clone(),
+                applied: false,
+                detail: "already carried out (the journal confirms it)".into(),
+            }));
+        }
+        if planned.state != ActionState::Sent {
+            self.store.mark_sent(&planned.key, now)?;
+        }
+        match connector
+            .remediate(&plane_correlation_id(run), &plan.remediation, now)
+            .await
+        {
+            Ok(result) => {
+                if self.pause_at == Some(PausePoint::AfterRemediation) {
+                    pause_forever("after-remediation");
+                }
+                self.store.mark_confirmed(&planned.key, None, now)?;
+                Ok(DriftRemediation::Applied(result))
+            }
+            Err(error) => {
+                self.store
+                    .mark_failed(&planned.key, &error.to_string(), None, now)?;
+                Ok(DriftRemediation::Failed(error.to_string()))
+            }
+        }
+    }
+
+    /// After a start: resolves every plane action the journal has as sent but
+    /// not confirmed, by asking the plane whether it holds the deployment
+    /// (`verify_idempotency`) before anything is sent again. The finding is
+    /// recorded as an event; the action itself is then completed by the
+    /// normal path, whose call is idempotent on the correlation id (a publish
+    /// finds what the lost call created and answers `created: false`).
+    pub async fn recover_in_flight(&mut self, now: DateTime<Utc>) -> Result<usize, DriveError> {
+        let mut resolved = 0;
+        for action in self.store.pending_actions()? {
+            let Some(plane) = plane_named(&action.plane) else {
+                continue; // evidence records: found on the branch tip
+            };
+            if action.state != ActionState::Sent {
+                continue; // planned only: never sent, nothing to resolve
+            }
+            let correlation_id = action
+                .request
+                .get("correlation_id")
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+                .unwrap_or_else(|| correlation_id_for(&action.intent_id));
+            let planes = self.planes;
+            let Some(connector) = planes.connector(plane) else {
+                continue;
+            };
+            let found = match connector.verify_idempotency(&correlation_id, now).await {
+                Ok(found) => found,
+                Err(error) => {
+                    tracing::warn!(key = %action.key, %error, "cannot ask the plane about an action in flight; its retry will");
+                    continue;
+                }
+            };
+            resolved += 1;
+            tracing::info!(key = %action.key, found, "in-flight action resolved with the plane");
+            if self.store.get_intent(&action.intent_id)?.is_some() {
+                self.event(
+                    &action.intent_id,
+                    (EventType::OperatorAction, EventOutcome::Info),
+                    ACTOR,
+                    Some(action.ring.clone()),
+                    json!({"kind": "in_flight_resolved", "journal_key": action.key,
+                           "action": action.action, "found_on_plane": found,
+                           "next": "completed by re-sending the same idempotent request"}),
+                    now,
+                )?;
+            }
+        }
+        Ok(resolved)
+    }
+}
+
+/// Pushes the evidence branch fast-forward only. When the remote moved
+/// (another writer), fetches, replays our records on top of the remote's —
+/// re-signed, new sequence numbers — and pushes again. Never forces. Returns
+/// the commit pushed.
+pub fn push_evidence(
+    evidence: &EvidenceBranch,
+    signer: &SigningKey,
+    store: &mut Store,
+    remote: &str,
+    now: DateTime<Utc>,
+) -> Result<String, crate::evidence::EvidenceError> {
+    use crate::evidence::{EvidenceError, FetchOutcome};
+    for _attempt in 0..3 {
+        match evidence.push(remote) {
+            Ok(report) => return Ok(report.commit),
+            Err(EvidenceError::PushRejected { .. }) => {}
+            Err(error) => return Err(error),
+        }
+        match evidence.fetch(remote)? {
+            FetchOutcome::Diverged {
+                remote: remote_tip, ..
+            } => {
+                let replayed = evidence.replay_onto(&remote_tip, signer)?;
+                if let Some(last) = replayed.last()
+                    && let Err(error) =
+                        store.set_evidence_head(last.sequence, &last.pack_sha256, &last.commit, now)
+                {
+                    tracing::warn!(%error, "could not record the replayed evidence head");
+                }
+            }
+            FetchOutcome::LocalAhead { .. }
+            | FetchOutcome::UpToDate { .. }
+            | FetchOutcome::FastForwarded { .. }
+            | FetchOutcome::RemoteHasNoBranch => {}
+        }
+    }
+    evidence.push(remote).map(|report| report.commit)
+}
