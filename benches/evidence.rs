@@ -220,7 +220,11 @@ fn main() {
         report.records_checked as f64 / elapsed.as_secs_f64()
     );
 
-    measure_export(&repository, &keys.join("ringmaster.pub"), report.records_checked);
+    measure_export(
+        &repository,
+        &keys.join("ringmaster.pub"),
+        report.records_checked,
+    );
 
     let worm_appends = environment_number("RINGMASTER_BENCH_WORM_APPENDS", 500);
     if worm_appends > 0 {
@@ -282,7 +286,10 @@ fn start_moto() -> Option<Moto> {
         .ok()?;
     let stderr = child.stderr.take()?;
     let mut port = None;
-    for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+    for line in std::io::BufReader::new(stderr)
+        .lines()
+        .map_while(Result::ok)
+    {
         if let Some(rest) = line.split("Running on http://127.0.0.1:").nth(1) {
             port = rest.trim().parse().ok();
             break;
@@ -305,7 +312,11 @@ fn measure_worm_copy(count: u64, records_per_day: u64, signer: &SigningKey) {
         retention_days: Some(2557),
         ..RawObjectStoreConfig::default()
     }
-    .validate_with(Some(StoreCredentials::new("AKIDBENCH", "bench-secret", None)))
+    .validate_with(Some(StoreCredentials::new(
+        "AKIDBENCH",
+        "bench-secret",
+        None,
+    )))
     .unwrap();
     S3Store::new(&config).unwrap().create_bucket(true).unwrap();
     let mut per_record = Vec::new();

@@ -172,6 +172,10 @@ impl Daemon {
         let mut evidence = EvidenceBranch::open(repo.repository.path(), &config.evidence_branch)?;
         if let Some(store_config) = &config.evidence_object_store {
             evidence = evidence.with_worm_copy(open_worm_copy(store_config)?);
+            if config.evidence_remote.is_some() {
+                // Committed, pushed, then copied (the performer's gate).
+                evidence = evidence.copy_after_push();
+            }
         }
         let configured_planes = planes::build_configured(&config.planes)
             .map_err(|error| DaemonError::Planes(error.to_string()))?;
@@ -256,7 +260,11 @@ impl Daemon {
     /// One step: process new commits, drive every rollout, reconcile when due,
     /// push evidence. What `serve --once` runs and the loop runs per event.
     pub async fn step(&mut self, now: DateTime<Utc>) -> Result<StepReport, DaemonError> {
-        self.copy_evidence_or_block(now)?;
+        // Catch up the WORM copy; while it fails, the performer refuses
+        // every plane change and appends fail, so nothing is published.
+        if let Err(error) = self.copy_evidence_or_block(now) {
+            tracing::warn!(%error, "publishing is blocked");
+        }
         let commits = self.process_pending(now)?;
         self.refresh_good_snapshot()?;
         let mut report = StepReport {
@@ -299,6 +307,8 @@ impl Daemon {
         }
         if let Some(remote) = self.config.evidence_remote.clone() {
             self.push_or_block(&remote, now)?;
+            // Pushed, then copied: the records of this step reach the bucket.
+            self.copy_evidence_or_block(now)?;
         }
         // After the evidence is pushed: the status never runs ahead of the record.
         self.report_to_forge(&report.commits).await;
@@ -335,10 +345,10 @@ impl Daemon {
     }
 
     /// Copies every committed record the WORM store lacks (records written
-    /// while it was down). Until that succeeds nothing else proceeds, so
-    /// nothing is published on a record that is not in the store: a
-    /// `publish_blocked` event says why, and a different body under one of
-    /// our keys is also an alert on the SIEM sink.
+    /// while it was down; with a remote, records pushed since). While that
+    /// fails a `publish_blocked` event says why — and a different body under
+    /// one of our keys is also an alert on the SIEM sink — and nothing is
+    /// published: the performer checks the copy before every plane change.
     fn copy_evidence_or_block(&mut self, now: DateTime<Utc>) -> Result<(), DaemonError> {
         let Err(error) = self.evidence.copy_to_worm(now) else {
             return Ok(());

@@ -104,6 +104,9 @@ pub struct EvidenceBranch {
     committer_email: String,
     /// The WORM copy every append also writes, when configured.
     pub(super) worm: Option<super::worm::WormCopy>,
+    /// Whether `append` copies at once (false when the daemon pushes to a
+    /// remote first and copies after the push).
+    pub(super) copy_on_append: bool,
 }
 
 impl fmt::Debug for EvidenceBranch {
@@ -144,6 +147,7 @@ impl EvidenceBranch {
             committer_name: "ringmaster".to_string(),
             committer_email: "ringmaster@localhost".to_string(),
             worm: None,
+            copy_on_append: true,
         };
         branch.ensure_not_head()?;
         Ok(branch)
@@ -295,11 +299,13 @@ impl EvidenceBranch {
             commit_id,
             &format!("ringmaster: evidence #{}", record.sequence),
         )?;
-        self.copy_to_worm(created_at)
-            .map_err(|source| EvidenceError::NotCopied {
-                sequence: record.sequence,
-                source: Box::new(source),
-            })?;
+        if self.copy_on_append {
+            self.copy_to_worm(created_at)
+                .map_err(|source| EvidenceError::NotCopied {
+                    sequence: record.sequence,
+                    source: Box::new(source),
+                })?;
+        }
         Ok(record)
     }
 

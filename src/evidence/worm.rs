@@ -419,6 +419,16 @@ impl EvidenceBranch {
         self
     }
 
+    /// Appends no longer copy at once: the caller copies with
+    /// [`Self::copy_to_worm`] after pushing to its remote, so the bucket
+    /// only ever receives records the remote accepted (a record replayed
+    /// after a lost push race gets a new sequence and hash; copying before
+    /// the push would leave the first version in the bucket).
+    pub fn copy_after_push(mut self) -> Self {
+        self.copy_on_append = false;
+        self
+    }
+
     /// The WORM copy, when configured.
     pub fn worm_copy(&self) -> Option<&WormCopy> {
         self.worm.as_ref()
