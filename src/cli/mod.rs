@@ -345,6 +345,14 @@ pub enum Command {
         #[command(subcommand)]
         command: SchemaCommand,
     },
+    /// Internal: the guarded worker that parses and evaluates tenant Rego
+    /// for the judge (`crate::sandbox`); started by ringmaster itself.
+    #[command(name = "policy-worker", hide = true)]
+    PolicyWorker {
+        /// Address space the worker may use, in bytes.
+        #[arg(long)]
+        memory_limit: u64,
+    },
 }
 
 /// Arguments of `hold`, `resume` and `rollback`.
@@ -492,6 +500,10 @@ pub fn run(cli: Cli, clock: crate::daemon::Clock) -> ExitCode {
             command: SchemaCommand::Export { dir },
         } => schema_export(&dir),
         Command::Evidence { command } => evidence::run(command, now),
+        Command::PolicyWorker { memory_limit } => {
+            let status = crate::sandbox::worker::run(memory_limit);
+            Ok(ExitCode::from(u8::try_from(status).unwrap_or(2)))
+        }
     };
     match result {
         Ok(code) => code,
