@@ -64,7 +64,7 @@ fn every_record_is_copied_with_its_lock_before_append_returns() {
         let input = decision_input(number);
         let created_at = input.created_at;
         let record = branch
-            .append(input, &governed.signer)
+            .append(input, &governed.signer, &Default::default())
             .expect("committed and copied");
         records.push((record, created_at));
     }
@@ -117,7 +117,9 @@ fn a_locked_version_cannot_be_deleted_and_a_put_never_replaces_it() {
         let (config, store) = locked_bucket(&moto, bucket, mode, directory.path());
         let governed = Governed::new();
         let branch = worm_branch(&governed, &config);
-        let record = branch.append(decision_input(1), &governed.signer).unwrap();
+        let record = branch
+            .append(decision_input(1), &governed.signer, &Default::default())
+            .unwrap();
         let key = pack_object_key("", record.sequence, &record.pack_sha256);
         let original = store.get(&key).unwrap().unwrap();
         let version = store
@@ -264,7 +266,7 @@ fn the_same_bytes_again_are_fine_and_a_different_body_is_an_alarm() {
     // An append on top of the alarm does not count as written either.
     let branch = branch.with_worm_copy(worm);
     let error = branch
-        .append(decision_input(4), &governed.signer)
+        .append(decision_input(4), &governed.signer, &Default::default())
         .expect_err("blocked");
     assert!(
         matches!(&error, EvidenceError::NotCopied { sequence: 4, source } if source.is_conflict()),
@@ -313,11 +315,13 @@ fn an_outage_blocks_the_record_and_the_copy_resumes_when_the_store_is_back() {
     );
     let governed = Governed::new();
     let branch = worm_branch(&governed, &config);
-    branch.append(decision_input(1), &governed.signer).unwrap();
+    branch
+        .append(decision_input(1), &governed.signer, &Default::default())
+        .unwrap();
 
     moto.kill();
     let error = branch
-        .append(decision_input(2), &governed.signer)
+        .append(decision_input(2), &governed.signer, &Default::default())
         .expect_err("store down");
     match &error {
         EvidenceError::NotCopied {
@@ -351,7 +355,7 @@ fn an_outage_blocks_the_record_and_the_copy_resumes_when_the_store_is_back() {
     // store keeps it): the copy resumes with record 2.
     assert_eq!(report.records, vec![2]);
     let third = branch
-        .append(decision_input(3), &governed.signer)
+        .append(decision_input(3), &governed.signer, &Default::default())
         .expect("written again");
     assert_eq!(third.sequence, 3);
     assert_eq!(store.list("packs/").unwrap().len(), 4);
@@ -403,7 +407,11 @@ fn verify_object_store_checks_the_bucket_against_the_branch_both_ways() {
     let records: Vec<_> = (1..=3)
         .map(|number| {
             branch
-                .append(decision_input(number), &governed.signer)
+                .append(
+                    decision_input(number),
+                    &governed.signer,
+                    &Default::default(),
+                )
                 .unwrap()
         })
         .collect();

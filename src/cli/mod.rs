@@ -274,7 +274,11 @@ pub enum Command {
     ///
     /// Exit 0 when everything holds; 1 and the first broken record otherwise.
     /// With --state, also checks that the branch still holds the last record
-    /// the daemon wrote (a force-push that dropped records is caught).
+    /// the daemon wrote (a force-push that dropped records is caught), and
+    /// the state store's event log like the branch: the whole hash chain, its
+    /// append-only triggers, and the event the last evidence pack anchors
+    /// (a truncated, emptied or rewritten log fails). A missing or empty
+    /// state directory is an error (exit 2) and is never created.
     ///
     /// With --object-store (or --object-store-config), also checks the WORM
     /// bucket against the branch both ways: every record in the bucket with
@@ -321,6 +325,8 @@ pub enum Command {
     /// Roll an intent back by its rollback plan.
     Rollback(OperatorArgs),
     /// Show the audit trail from the state store, and check its hash chain.
+    ///
+    /// Exits 1 when the chain is broken (whatever the format).
     Events {
         /// The daemon's state directory.
         #[arg(long)]

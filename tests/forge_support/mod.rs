@@ -4,6 +4,10 @@
 
 #![allow(dead_code)]
 
+/// The contract recorder of the conformance suite: every request ringmaster
+/// sends to the fake, checked against GitHub's OpenAPI description.
+#[path = "../conformance/contract.rs"]
+pub mod contract;
 pub mod fake_github;
 mod fake_routes;
 pub mod repos;
