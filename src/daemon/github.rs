@@ -122,7 +122,21 @@ impl Daemon {
         Ok(())
     }
 
+    /// Hands the forge what the store knows, so PR checks judge with the
+    /// same runtime facts as the tracked branch (rolled-back versions,
+    /// changes in flight).
+    fn refresh_forge_runtime(&mut self) {
+        let Some(forge) = self.forge.as_mut() else {
+            return;
+        };
+        match super::process::StoreFacts::read(&self.store) {
+            Ok(facts) => forge.set_runtime(Arc::new(facts)),
+            Err(error) => tracing::warn!(%error, "could not read runtime facts for PR checks"),
+        }
+    }
+
     async fn check_pull_request(&mut self, number: u64, now: DateTime<Utc>) {
+        self.refresh_forge_runtime();
         let Some(forge) = self.forge.as_mut() else {
             return;
         };
@@ -138,6 +152,7 @@ impl Daemon {
 
     /// The safety net behind webhooks: re-judges open PRs that moved.
     pub(super) async fn poll_forge(&mut self, now: DateTime<Utc>) {
+        self.refresh_forge_runtime();
         let Some(forge) = self.forge.as_mut() else {
             return;
         };
