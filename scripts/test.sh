@@ -9,6 +9,8 @@ command -v git >/dev/null 2>&1 || need_apt+=(git)
 command -v minisign >/dev/null 2>&1 || need_apt+=(minisign)
 # The audit bundle's VERIFY.md is run for real with minisign, sha256sum and jq.
 command -v jq >/dev/null 2>&1 || need_apt+=(jq)
+# The incident intake's tests route alerts through the real Alertmanager.
+command -v prometheus-alertmanager >/dev/null 2>&1 || need_apt+=(prometheus-alertmanager)
 # Signed-commit tests make SSH keys and signatures with the real ssh-keygen.
 command -v ssh-keygen >/dev/null 2>&1 || need_apt+=(openssh-client)
 if [ ${#need_apt[@]} -gt 0 ]; then

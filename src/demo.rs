@@ -463,6 +463,7 @@ pub async fn run(
         github: None,
         planes,
         evidence_object_store: None,
+        incidents: Default::default(),
     };
     let fleet = SimSettings {
         seed: options.seed,

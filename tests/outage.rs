@@ -118,6 +118,7 @@ async fn setup() -> Setup {
         }),
         planes: Default::default(),
         evidence_object_store: None,
+        incidents: Default::default(),
     };
     let clock = Arc::new(Mutex::new(now()));
     let shared = clock.clone();

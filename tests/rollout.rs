@@ -47,6 +47,7 @@ impl Fleet {
             github: None,
             planes: Default::default(),
             evidence_object_store: None,
+            incidents: Default::default(),
         };
         let settings = SimSettings {
             seed: 11,

@@ -57,11 +57,15 @@ pub enum EventType {
     PublishBlocked,
     /// Someone exported an audit bundle of the evidence (who, what filter).
     EvidenceExported,
+    /// An incident source reported an incident (or one fired again).
+    IncidentOpened,
+    /// An incident source resolved an incident.
+    IncidentResolved,
 }
 
 impl EventType {
     /// Every event type, in declaration order.
-    pub const ALL: [EventType; 14] = [
+    pub const ALL: [EventType; 16] = [
         EventType::CommitProcessed,
         EventType::PolicyEvaluated,
         EventType::EvidenceCommitted,
@@ -76,6 +80,8 @@ impl EventType {
         EventType::OperatorAction,
         EventType::PublishBlocked,
         EventType::EvidenceExported,
+        EventType::IncidentOpened,
+        EventType::IncidentResolved,
     ];
 
     /// The text stored in the database and covered by the hash.
@@ -95,6 +101,8 @@ impl EventType {
             EventType::OperatorAction => "operator_action",
             EventType::PublishBlocked => "publish_blocked",
             EventType::EvidenceExported => "evidence_exported",
+            EventType::IncidentOpened => "incident_opened",
+            EventType::IncidentResolved => "incident_resolved",
         }
     }
 

@@ -243,6 +243,7 @@ pub fn daemon_config(repo: &TestRepo) -> DaemonConfig {
         github: None,
         planes: Default::default(),
         evidence_object_store: None,
+        incidents: Default::default(),
     }
 }
 
