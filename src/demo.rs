@@ -462,6 +462,7 @@ pub async fn run(
         listen: None,
         github: None,
         planes,
+        evidence_object_store: None,
         incidents: Default::default(),
         api: None,
     };

@@ -117,6 +117,7 @@ async fn setup() -> Setup {
             webhook_secret: None,
         }),
         planes: Default::default(),
+        evidence_object_store: None,
         incidents: Default::default(),
         api: None,
     };

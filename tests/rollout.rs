@@ -46,6 +46,7 @@ impl Fleet {
             listen: None,
             github: None,
             planes: Default::default(),
+            evidence_object_store: None,
             incidents: Default::default(),
             api: None,
         };

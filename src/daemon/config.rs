@@ -104,6 +104,12 @@ pub struct RawConfig {
     /// The connector of each plane, by plane name (`intune: {type: intune, ...}`);
     /// a plane not named runs on the simulated fleet. Config file only.
     pub planes: Option<BTreeMap<Plane, ConnectorConfig>>,
+    /// The WORM copy of evidence (S3 with Object Lock). Config file only.
+    pub evidence_object_store: Option<crate::worm::RawObjectStoreConfig>,
+    /// `AWS_*` credentials from the environment, for the object store when
+    /// its `credentials_file` is not set; never read from a config file.
+    #[serde(skip)]
+    pub object_store_environment: Option<crate::worm::StoreCredentials>,
     /// The incident receivers (see [`RawIncidents`]).
     pub incidents: Option<RawIncidents>,
     /// `/api/v1` (see `daemon::api_config`).
@@ -242,6 +248,10 @@ impl RawConfig {
             github_token: over.github_token.or(self.github_token),
             github_webhook_secret: over.github_webhook_secret.or(self.github_webhook_secret),
             planes: over.planes.or(self.planes),
+            evidence_object_store: over.evidence_object_store.or(self.evidence_object_store),
+            object_store_environment: over
+                .object_store_environment
+                .or(self.object_store_environment),
             incidents: match (self.incidents, over.incidents) {
                 (Some(under), Some(over)) => Some(under.layered(over)),
                 (under, over) => over.or(under),
@@ -305,6 +315,8 @@ impl RawConfig {
             github_webhook_secret: lookup("RINGMASTER_GITHUB_WEBHOOK_SECRET")
                 .map(WebhookSecret::new),
             planes: None,
+            evidence_object_store: None,
+            object_store_environment: crate::worm::StoreCredentials::from_environment(&lookup),
             incidents: Some(RawIncidents {
                 alertmanager_token: lookup("RINGMASTER_ALERTMANAGER_TOKEN").map(IntakeSecret::new),
                 webhook_secret: lookup("RINGMASTER_INCIDENT_WEBHOOK_SECRET").map(IntakeSecret::new),
@@ -370,6 +382,17 @@ impl RawConfig {
                 });
             }
         }
+        let environment_credentials = self.object_store_environment.clone();
+        let evidence_object_store = self
+            .evidence_object_store
+            .map(|raw| {
+                raw.validate_with(environment_credentials)
+                    .map_err(|message| ConfigError::Invalid {
+                        setting: "evidence_object_store".into(),
+                        message,
+                    })
+            })
+            .transpose()?;
         let incidents = self.incidents.unwrap_or_default().validate()?;
         if (incidents.alertmanager.is_some() || incidents.webhook_secret.is_some())
             && self.listen.is_none()
@@ -383,6 +406,7 @@ impl RawConfig {
         let api = self.api.map(|api| api.validate(has_listen)).transpose()?;
         Ok(DaemonConfig {
             api,
+            evidence_object_store,
             repo,
             state_dir,
             key,
@@ -420,6 +444,9 @@ pub struct DaemonConfig {
     pub github: Option<GitHubConfig>,
     /// Configured connectors; planes not named here run on the simulated fleet.
     pub planes: BTreeMap<Plane, ConnectorConfig>,
+    /// Where every evidence record is also written, write-once, before it
+    /// counts as written.
+    pub evidence_object_store: Option<crate::worm::ObjectStoreConfig>,
     /// The incident receivers served (with `listen`).
     pub incidents: IncidentsConfig,
     /// `/api/v1`, when configured.

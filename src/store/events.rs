@@ -55,6 +55,8 @@ pub enum EventType {
     ExceptionGranted,
     OperatorAction,
     PublishBlocked,
+    /// Someone exported an audit bundle of the evidence (who, what filter).
+    EvidenceExported,
     /// An incident source reported an incident (or one fired again).
     IncidentOpened,
     /// An incident source resolved an incident.
@@ -63,7 +65,7 @@ pub enum EventType {
 
 impl EventType {
     /// Every event type, in declaration order.
-    pub const ALL: [EventType; 15] = [
+    pub const ALL: [EventType; 16] = [
         EventType::CommitProcessed,
         EventType::PolicyEvaluated,
         EventType::EvidenceCommitted,
@@ -77,6 +79,7 @@ impl EventType {
         EventType::ExceptionGranted,
         EventType::OperatorAction,
         EventType::PublishBlocked,
+        EventType::EvidenceExported,
         EventType::IncidentOpened,
         EventType::IncidentResolved,
     ];
@@ -97,6 +100,7 @@ impl EventType {
             EventType::ExceptionGranted => "exception_granted",
             EventType::OperatorAction => "operator_action",
             EventType::PublishBlocked => "publish_blocked",
+            EventType::EvidenceExported => "evidence_exported",
             EventType::IncidentOpened => "incident_opened",
             EventType::IncidentResolved => "incident_resolved",
         }
