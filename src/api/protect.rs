@@ -63,7 +63,8 @@ pub struct LimitSettings {
     pub per_address_per_minute: u32,
     /// Requests per minute of one principal.
     pub per_principal_per_minute: u32,
-    /// Requests allowed at once above the steady rate.
+    /// Requests allowed at once above the steady rate (per principal; an
+    /// address gets at least a tenth of its minute).
     pub burst: u32,
     /// Largest request body, in bytes.
     pub body_bytes: usize,
@@ -116,7 +117,12 @@ fn quota(per_minute: u32, burst: u32) -> Quota {
 impl Limits {
     pub fn new(settings: LimitSettings) -> Limits {
         Limits {
-            per_address: RateLimiter::keyed(quota(settings.per_address_per_minute, settings.burst)),
+            // An address may carry many principals (a NAT, a proxy): its
+            // burst is at least a tenth of its minute.
+            per_address: RateLimiter::keyed(quota(
+                settings.per_address_per_minute,
+                settings.burst.max(settings.per_address_per_minute / 10),
+            )),
             per_principal: RateLimiter::keyed(quota(
                 settings.per_principal_per_minute,
                 settings.burst,

@@ -423,32 +423,11 @@ pub(super) fn events(
     match format {
         Format::Json | Format::Github => println!("{}", serde_json::to_string_pretty(&events)?),
         Format::Human => {
-            let rows: Vec<Vec<String>> = events
+            let values: Vec<serde_json::Value> = events
                 .iter()
-                .map(|event| {
-                    vec![
-                        event.seq.to_string(),
-                        event.timestamp.format("%Y-%m-%d %H:%M:%S").to_string(),
-                        serde_json::to_value(event.event_type)
-                            .ok()
-                            .and_then(|v| v.as_str().map(str::to_owned))
-                            .unwrap_or_default(),
-                        event.intent_id.clone().unwrap_or_else(|| "-".into()),
-                        serde_json::to_value(event.outcome)
-                            .ok()
-                            .and_then(|v| v.as_str().map(str::to_owned))
-                            .unwrap_or_default(),
-                        summary(&event.details),
-                    ]
-                })
-                .collect();
-            print!(
-                "{}",
-                super::output::table(
-                    &["SEQ", "TIME", "EVENT", "INTENT", "OUTCOME", "DETAILS"],
-                    &rows
-                )
-            );
+                .map(serde_json::to_value)
+                .collect::<Result<_, _>>()?;
+            print!("{}", events_table(&values));
         }
     }
     // The chain is checked whatever the format; a broken one fails the command.
@@ -472,6 +451,33 @@ pub(super) fn events(
     } else {
         ExitCode::from(1)
     })
+}
+
+/// The human table of events (local, or from `/api/v1/events`).
+pub(super) fn events_table(events: &[serde_json::Value]) -> String {
+    let text = |value: &serde_json::Value| value.as_str().unwrap_or_default().to_owned();
+    let rows: Vec<Vec<String>> = events
+        .iter()
+        .map(|event| {
+            let time = event["timestamp"]
+                .as_str()
+                .and_then(|text| chrono::DateTime::parse_from_rfc3339(text).ok())
+                .map(|at| at.format("%Y-%m-%d %H:%M:%S").to_string())
+                .unwrap_or_default();
+            vec![
+                event["seq"].as_u64().unwrap_or(0).to_string(),
+                time,
+                text(&event["event_type"]),
+                event["intent_id"].as_str().unwrap_or("-").to_owned(),
+                text(&event["outcome"]),
+                summary(&event["details"]),
+            ]
+        })
+        .collect();
+    super::output::table(
+        &["SEQ", "TIME", "EVENT", "INTENT", "OUTCOME", "DETAILS"],
+        &rows,
+    )
 }
 
 fn summary(details: &serde_json::Value) -> String {

@@ -141,6 +141,33 @@ pub fn reach(role: Role, action: Action) -> Reach {
     }
 }
 
+/// The table of [`reach`] as Markdown, as `docs/api.md` prints it (a test
+/// checks the document holds exactly this).
+pub fn markdown_table() -> String {
+    let mut out = String::from("| action |");
+    for role in ROLES {
+        out.push_str(&format!(" `{}` |", scope_name(role)));
+    }
+    out.push_str("\n|---|");
+    for _ in ROLES {
+        out.push_str("---|");
+    }
+    out.push('\n');
+    for action in Action::ALL {
+        out.push_str(&format!("| `{}` |", action.as_str()));
+        for role in ROLES {
+            out.push_str(match reach(role, action) {
+                Reach::Never => " no |",
+                Reach::Everywhere => " everywhere |",
+                Reach::InScope => " own scope |",
+                Reach::StagingInScope => " own scope, first ring only |",
+            });
+        }
+        out.push('\n');
+    }
+    out
+}
+
 /// One segment of the tenant: what an intent, incident or drift targets.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Segment {
@@ -186,7 +213,11 @@ fn allows(list: &[String], value: &str) -> bool {
 /// Whether `scope` covers `segment` (a segment of every business unit is
 /// covered only by a scope of every business unit).
 pub fn covers(scope: &Scope, segment: &Segment) -> bool {
-    allows(&scope.acquisition_boundaries, &segment.acquisition_boundary)
+    // An incident names a business unit but no acquisition boundary
+    // (`*`): any boundary of the scope will do.
+    let boundary = segment.acquisition_boundary == "*" && !scope.acquisition_boundaries.is_empty()
+        || allows(&scope.acquisition_boundaries, &segment.acquisition_boundary);
+    boundary
         && match &segment.business_unit {
             Some(unit) => allows(&scope.business_units, unit),
             None => scope.business_units.iter().any(|unit| unit == "*"),
