@@ -8,6 +8,7 @@
 
 pub mod incidents;
 pub mod metrics;
+pub mod status_page;
 pub mod webhooks;
 
 pub use webhooks::{WEBHOOK_BODY_LIMIT, WebhookState};

@@ -1,5 +1,5 @@
-//! The read-only views the HTTP server adds to the daemon: `/metrics` (and
-//! the status page). Each reads the store through its own connection.
+//! The read-only views the HTTP server adds to the daemon: `/metrics` and
+//! the status page at `/`. Each reads the store through its own connection.
 
 use super::config::RepoLocation;
 use super::{Clock, Daemon, DaemonError};
@@ -17,8 +17,16 @@ impl Daemon {
             RepoLocation::Local(path) => path.clone(),
             RepoLocation::Remote(_) => self.config.state_dir.join("mirror.git"),
         };
+        let repo_path = repo.clone();
         let approvals = ApprovalSource::new(repo, self.config.branch.clone());
-        let metrics = api::metrics::MetricsState::new(Store::open(&database)?, approvals, clock);
-        Ok(api::metrics::routes(Arc::new(metrics)))
+        let metrics =
+            api::metrics::MetricsState::new(Store::open(&database)?, approvals, clock.clone());
+        let status = api::status_page::StatusPageState {
+            store: std::sync::Mutex::new(Store::open(&database)?),
+            evidence: Some((repo_path, self.config.evidence_branch.clone())),
+            clock,
+        };
+        Ok(api::metrics::routes(Arc::new(metrics))
+            .merge(api::status_page::routes(Arc::new(status))))
     }
 }

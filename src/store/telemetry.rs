@@ -183,3 +183,46 @@ impl Store {
         Ok(rows)
     }
 }
+
+/// One recent event, for the status page.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecentEvent {
+    pub seq: u64,
+    pub intent_id: String,
+    pub timestamp: DateTime<Utc>,
+    pub plane: String,
+    pub ring: String,
+    pub outcome: String,
+    pub details: serde_json::Value,
+}
+
+impl Store {
+    /// The last `limit` events of `event_type`, newest first.
+    pub fn recent_events(
+        &self,
+        event_type: &str,
+        limit: usize,
+    ) -> Result<Vec<RecentEvent>, StoreError> {
+        let mut statement = self.connection.prepare_cached(
+            "SELECT seq, coalesce(intent_id, ''), timestamp, coalesce(execution_plane, ''),
+                    coalesce(ring, ''), outcome, details
+             FROM events WHERE event_type = ?1 ORDER BY seq DESC LIMIT ?2",
+        )?;
+        let mut query = statement.query(params![event_type, limit as i64])?;
+        let mut events = Vec::new();
+        while let Some(row) = query.next()? {
+            let timestamp: String = row.get(2)?;
+            let details: String = row.get(6)?;
+            events.push(RecentEvent {
+                seq: row.get::<_, i64>(0)?.max(0) as u64,
+                intent_id: row.get(1)?,
+                timestamp: parse_timestamp(&timestamp, "events", "timestamp")?,
+                plane: row.get(3)?,
+                ring: row.get(4)?,
+                outcome: row.get(5)?,
+                details: serde_json::from_str(&details).unwrap_or(serde_json::Value::Null),
+            });
+        }
+        Ok(events)
+    }
+}
