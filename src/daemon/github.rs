@@ -83,6 +83,7 @@ impl Daemon {
         };
         let incident_waker = events.clone();
         let incident_clock = clock.clone();
+        let clock_for_views = clock.clone();
         let webhooks = match &self.config.github {
             Some(github) => match &github.webhook_secret {
                 Some(secret) => Some(Arc::new(WebhookState {
@@ -115,6 +116,7 @@ impl Daemon {
             });
             router = router.merge(api::incidents::routes(intake));
         }
+        router = router.merge(self.observability_routes(clock_for_views)?);
         if let (false, Some(api_router)) = (separate, api_router) {
             router = router.merge(api_router);
         }

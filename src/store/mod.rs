@@ -41,6 +41,7 @@ mod intents;
 mod migrations;
 mod operator;
 mod rings;
+mod telemetry;
 mod time;
 mod webhooks;
 
@@ -58,6 +59,9 @@ pub use intents::{IntentRecord, IntentUpsert, RINGMASTER_NAMESPACE, correlation_
 pub use migrations::{MIGRATIONS, Migration, SUPPORTED_SCHEMA_VERSION};
 pub use operator::{OperatorRequest, ReconcileRequest};
 pub use rings::ActiveChange;
+pub use telemetry::{
+    ComplianceObservation, EventCount, PlaneActionCount, RecentEvent, TelemetryRows,
+};
 pub use webhooks::WebhookDelivery;
 
 use rusqlite::{Connection, ErrorCode, OpenFlags};
