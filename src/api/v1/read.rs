@@ -503,21 +503,19 @@ pub(super) fn drift_findings(
         for event in batch {
             cursor = event.seq;
             match event.event_type {
-                EventType::DriftDetected => {
-                    if segments.visible(caller, &event)? {
-                        findings.insert(
-                            event.seq,
-                            DriftFinding {
-                                finding: event.seq,
-                                intent_id: event.intent_id,
-                                detected_at: event.timestamp,
-                                execution_plane: event.execution_plane,
-                                ring: event.ring,
-                                details: event.details,
-                                acknowledgements: Vec::new(),
-                            },
-                        );
-                    }
+                EventType::DriftDetected if segments.visible(caller, &event)? => {
+                    findings.insert(
+                        event.seq,
+                        DriftFinding {
+                            finding: event.seq,
+                            intent_id: event.intent_id,
+                            detected_at: event.timestamp,
+                            execution_plane: event.execution_plane,
+                            ring: event.ring,
+                            details: event.details,
+                            acknowledgements: Vec::new(),
+                        },
+                    );
                 }
                 EventType::OperatorAction if event.details["action"] == "drift_acknowledge" => {
                     if let Some(finding) = event.details["finding"]
