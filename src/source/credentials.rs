@@ -467,6 +467,7 @@ pub fn check_host_key(
     })?;
     let names = host_names(hostname, port);
     let mut listed_with_other_key = false;
+    let mut listed = false;
     for (index, line) in text.lines().enumerate() {
         let trimmed = line.trim();
         if trimmed.is_empty() || trimmed.starts_with('#') {
@@ -491,9 +492,13 @@ pub fn check_host_key(
                 ));
             }
             Some(_) => continue,
-            None if same_key => return Ok(CertificateCheckStatus::CertificateOk),
+            // Not returned yet: a `@revoked` line further down still wins.
+            None if same_key => listed = true,
             None => listed_with_other_key = true,
         }
+    }
+    if listed {
+        return Ok(CertificateCheckStatus::CertificateOk);
     }
     let shown = names.last().cloned().unwrap_or_else(|| hostname.to_owned());
     if listed_with_other_key {
