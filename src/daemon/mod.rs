@@ -12,6 +12,7 @@ pub mod git_config;
 pub mod github;
 pub mod github_config;
 pub mod performer;
+pub mod plane_breakers;
 pub mod planes;
 pub mod process;
 pub mod reconcile;
@@ -169,6 +170,8 @@ pub struct Daemon {
     /// What the fetch and the evidence push authenticate with (shared with
     /// the evidence branch and the forge's fetches).
     git_credentials: GitCredentials,
+    /// Each plane's circuit breaker (see [`plane_breakers`]).
+    plane_breakers: plane_breakers::PlaneBreakers,
 }
 
 /// What one step of the daemon did.
@@ -243,6 +246,7 @@ impl Daemon {
             git_fetch: CircuitBreaker::new("git remote (fetch)", BreakerPolicy::default()),
             push_blocked: false,
             git_credentials,
+            plane_breakers: Default::default(),
         })
     }
 
@@ -256,6 +260,14 @@ impl Daemon {
 
     pub fn planes(&self) -> Option<&Planes> {
         self.planes.as_ref()
+    }
+
+    /// The last evidence commit pushed to the evidence remote, as the
+    /// repository remembers it (across restarts); what a rewound remote is
+    /// detected against.
+    pub fn evidence_last_pushed(&self) -> Option<String> {
+        let remote = self.config.evidence_remote.as_deref()?;
+        self.evidence.last_pushed(remote)
     }
 
     pub fn store(&self) -> &Store {
@@ -354,6 +366,7 @@ impl Daemon {
                 pause_at: self.pause_at,
                 evidence_remote: self.config.evidence_remote.as_deref(),
                 push: &mut self.push,
+                plane_breakers: &self.plane_breakers,
             },
             recover: !self.recovered,
         };
@@ -650,7 +663,11 @@ impl Daemon {
     /// When the loop must wake up at the latest: the schedule's next
     /// deadline, or an open breaker's next probe.
     pub fn next_deadline(&self, now: DateTime<Utc>) -> DateTime<Utc> {
-        let breakers = [self.git_fetch.retry_at(), self.push.breaker.retry_at()];
+        let breakers = [
+            self.git_fetch.retry_at(),
+            self.push.breaker.retry_at(),
+            self.plane_breakers.retry_at(),
+        ];
         match &self.schedule {
             Some(schedule) => schedule.next_deadline(now, breakers.into_iter().flatten()),
             None => now,
