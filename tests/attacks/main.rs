@@ -11,4 +11,5 @@ mod bounded;
 mod harness;
 
 mod judges;
+mod output_forgery;
 mod policy_limits;
