@@ -3,7 +3,7 @@
 use super::Format;
 use crate::daemon::config::{RawConfig, Secret};
 use crate::daemon::{Clock, Daemon};
-use crate::evidence::{ExpectedHead, VerifyingKey, generate_keypair, verify_branch};
+use crate::evidence::{ExpectedHead, VerifyReport, VerifyingKey, generate_keypair, verify_branch};
 use crate::source::GovernedRepo;
 use crate::store::{EventFilter, Store};
 use anyhow::Context as _;
@@ -55,6 +55,82 @@ impl ForgeArgs {
             github_webhook_secret_file: self.github_webhook_secret_file,
             ..RawConfig::default()
         }
+    }
+}
+
+/// Where `verify` finds the WORM bucket to check.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct ObjectStoreArgs {
+    /// The bucket as ENDPOINT/BUCKET (path style), e.g.
+    /// https://s3.eu-central-1.amazonaws.com/contoso-evidence.
+    #[arg(long, value_name = "URL")]
+    pub object_store: Option<String>,
+    /// A daemon config file whose `evidence_object_store:` section names the
+    /// bucket (the flags below override it).
+    #[arg(long, value_name = "FILE")]
+    pub object_store_config: Option<PathBuf>,
+    /// The bucket's region [default: us-east-1].
+    #[arg(long)]
+    pub region: Option<String>,
+    /// Days each record must stay locked from its creation.
+    #[arg(long)]
+    pub retention_days: Option<u32>,
+    /// The lock mode required [default: compliance].
+    #[arg(long, value_enum)]
+    pub lock_mode: Option<crate::worm::LockMode>,
+    /// AWS shared-credentials file [default: the AWS_* environment].
+    #[arg(long, value_name = "FILE")]
+    pub object_store_credentials: Option<PathBuf>,
+    /// Key prefix inside the bucket.
+    #[arg(long)]
+    pub object_store_prefix: Option<String>,
+}
+
+impl ObjectStoreArgs {
+    /// The configured store, if any was named.
+    pub fn config(&self) -> anyhow::Result<Option<crate::worm::ObjectStoreConfig>> {
+        let mut raw = match &self.object_store_config {
+            Some(path) => match RawConfig::from_file(path)?.evidence_object_store {
+                Some(section) => section,
+                None => anyhow::bail!("{} has no evidence_object_store section", path.display()),
+            },
+            None if self.object_store.is_none() => return Ok(None),
+            None => crate::worm::RawObjectStoreConfig::default(),
+        };
+        if let Some(url) = &self.object_store {
+            let parsed = url::Url::parse(url)
+                .with_context(|| format!("--object-store {url:?} is not a URL"))?;
+            let mut segments: Vec<&str> = parsed
+                .path_segments()
+                .map(|segments| segments.filter(|s| !s.is_empty()).collect())
+                .unwrap_or_default();
+            if segments.is_empty() {
+                anyhow::bail!("--object-store {url:?} names no bucket: use ENDPOINT/BUCKET");
+            }
+            let bucket = segments.remove(0).to_owned();
+            let mut endpoint = parsed.clone();
+            endpoint.set_path("");
+            endpoint.set_query(None);
+            raw.url = Some(endpoint.as_str().trim_end_matches('/').to_owned());
+            raw.bucket = Some(bucket);
+            if !segments.is_empty() && self.object_store_prefix.is_none() {
+                raw.prefix = Some(format!("{}/", segments.join("/")));
+            }
+        }
+        let flags = crate::worm::RawObjectStoreConfig {
+            kind: raw.kind,
+            region: self.region.clone(),
+            retention_days: self.retention_days,
+            mode: self.lock_mode,
+            credentials_file: self.object_store_credentials.clone(),
+            prefix: self.object_store_prefix.clone(),
+            ..crate::worm::RawObjectStoreConfig::default()
+        };
+        let config = raw
+            .layered(flags)
+            .validate(|name| std::env::var(name).ok())
+            .map_err(anyhow::Error::msg)?;
+        Ok(Some(config))
     }
 }
 
@@ -171,17 +247,21 @@ pub(super) fn verify(
     public_key: &Path,
     branch: &str,
     state: Option<&PathBuf>,
+    object_store: &ObjectStoreArgs,
 ) -> anyhow::Result<ExitCode> {
+    let object_store = object_store.config()?;
     let key = VerifyingKey::load(public_key)?;
     let governed = GovernedRepo::open(repo)?;
-    let expected = match state {
-        Some(dir) => {
-            let store = Store::open(&dir.join("ringmaster.db"))?;
-            store.evidence_head()?.map(|head| ExpectedHead {
-                sequence: head.sequence,
-                pack_sha256: head.pack_sha256,
-            })
-        }
+    // Never created: a missing or empty state database is an error.
+    let store = match state {
+        Some(dir) => Some(Store::open_existing(&dir.join("ringmaster.db"))?),
+        None => None,
+    };
+    let expected = match &store {
+        Some(store) => store.evidence_head()?.map(|head| ExpectedHead {
+            sequence: head.sequence,
+            pack_sha256: head.pack_sha256,
+        }),
         None => None,
     };
     let report = verify_branch(governed.repository.path(), branch, &key, expected)?;
@@ -199,7 +279,90 @@ pub(super) fn verify(
         // push may have written.
         println!("{}", crate::escape::terminal(&failure.to_string()));
     }
-    Ok(ExitCode::from(report.exit_code()))
+    let mut ok = report.ok;
+    if let Some(store) = &store {
+        let check = state_check(store, &report)?;
+        for line in &check.lines {
+            println!("{line}");
+        }
+        ok &= check.ok;
+    }
+    if let Some(config) = object_store {
+        let worm = crate::evidence::worm::WormCopy::open(&config)?;
+        let branch = crate::evidence::EvidenceBranch::open(governed.repository.path(), branch)?;
+        let report = crate::evidence::verify_object_store(&branch, &worm)?;
+        println!("{report}");
+        ok &= report.ok();
+    }
+    Ok(ExitCode::from(if ok { 0 } else { 1 }))
+}
+
+/// What `verify --state` found in the state store's event log.
+struct StateCheck {
+    ok: bool,
+    lines: Vec<String>,
+}
+
+/// The event log checked like the evidence branch: the whole hash chain,
+/// the append-only triggers, and the anchor of the last record that has
+/// one (the log must still hold that event with that hash: a truncated,
+/// emptied or rewritten log fails, whatever was done to its hashes).
+fn state_check(store: &Store, report: &VerifyReport) -> anyhow::Result<StateCheck> {
+    let chain = store.verify_event_chain()?;
+    let mut lines = Vec::new();
+    let mut ok = true;
+    if let Some(broken) = &chain.first_break {
+        ok = false;
+        lines.push(format!(
+            "event log: verification FAILED after {} good event(s): {broken}",
+            chain.events_checked
+        ));
+    }
+    if !chain.append_only_triggers_present {
+        ok = false;
+        lines.push(
+            "event log: the triggers that keep events append-only were dropped: the database was tampered with"
+                .to_owned(),
+        );
+    }
+    match &report.event_chain_anchor {
+        Some((record, anchor)) => match store.event_hash(anchor.seq)? {
+            None => {
+                ok = false;
+                lines.push(format!(
+                    "event log: evidence record #{record} anchors event #{} (hash {}), but the log ends at #{}: events were removed (truncated or emptied)",
+                    anchor.seq,
+                    anchor.hash,
+                    store.last_event()?.map_or(0, |event| event.seq)
+                ));
+            }
+            Some(hash) if hash != anchor.hash => {
+                ok = false;
+                lines.push(format!(
+                    "event log: event #{} has hash {hash}, but evidence record #{record} anchored it as {}: the log was rewritten",
+                    anchor.seq, anchor.hash
+                ));
+            }
+            Some(_) if ok => lines.push(format!(
+                "event log: {} event(s), hash chain intact, anchored by evidence record #{record} at event #{}",
+                chain.events_checked, anchor.seq
+            )),
+            Some(_) => {}
+        },
+        None if report.records_checked > 0 && chain.events_checked == 0 && ok => {
+            ok = false;
+            lines.push(format!(
+                "event log: empty, but the evidence branch holds {} record(s): the log was emptied",
+                report.records_checked
+            ));
+        }
+        None if ok => lines.push(format!(
+            "event log: {} event(s), hash chain intact (no evidence record anchors it yet)",
+            chain.events_checked
+        )),
+        None => {}
+    }
+    Ok(StateCheck { ok, lines })
 }
 
 pub(super) fn events(
@@ -208,14 +371,7 @@ pub(super) fn events(
     correlation_id: Option<String>,
     format: Format,
 ) -> anyhow::Result<ExitCode> {
-    let database = state.join("ringmaster.db");
-    if !database.exists() {
-        anyhow::bail!(
-            "{} does not exist; pass the --state directory the daemon uses",
-            database.display()
-        );
-    }
-    let store = Store::open(&database)?;
+    let store = Store::open_existing(&state.join("ringmaster.db"))?;
     let events = store.events(&EventFilter {
         intent_id: intent,
         correlation_id,
@@ -251,17 +407,29 @@ pub(super) fn events(
                     &rows
                 )
             );
-            let chain = store.verify_event_chain()?;
-            match chain.first_break {
-                None => println!("\nevent chain: {} event(s), intact", chain.events_checked),
-                Some(broken) => println!(
-                    "\nevent chain BROKEN at #{}: {:?}",
-                    broken.seq, broken.reason
-                ),
-            }
         }
     }
-    Ok(ExitCode::SUCCESS)
+    // The chain is checked whatever the format; a broken one fails the command.
+    let chain = store.verify_event_chain()?;
+    let intact = chain.is_intact();
+    match (&chain.first_break, format) {
+        (None, Format::Human) if intact => {
+            println!("\nevent chain: {} event(s), intact", chain.events_checked)
+        }
+        (Some(broken), _) => eprintln!(
+            "event chain BROKEN after {} good event(s): {broken}",
+            chain.events_checked
+        ),
+        (None, _) if !intact => eprintln!(
+            "event chain: the triggers that keep events append-only were dropped: the database was tampered with"
+        ),
+        (None, _) => {}
+    }
+    Ok(if intact {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 fn summary(details: &serde_json::Value) -> String {

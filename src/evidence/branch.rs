@@ -23,8 +23,8 @@ use git2::{ErrorCode, ObjectType, Oid, Repository, Signature, Time, Tree};
 
 use super::keys::{SigningKey, sync_directory};
 use super::pack::{
-    ChainPosition, EvidencePack, EvidencePackInput, RecordType, pack_path, prepare_record,
-    trailer_value,
+    ChainPosition, EventChainAnchor, EvidencePack, EvidencePackInput, RecordType, pack_path,
+    prepare_anchored_record, trailer_value,
 };
 use super::verify::ExpectedHead;
 use super::{EvidenceError, Result, git_context, io_context, sha256_hex};
@@ -42,6 +42,19 @@ pub struct ChainTip {
     pub sequence: u64,
     pub pack_sha256: String,
     pub pack_path: String,
+}
+
+/// What the writer knows that the branch must agree with before anything
+/// is signed, and what it anchors in the record.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AppendContext {
+    /// The last record this writer appended (the daemon: its store's
+    /// evidence head). The branch must still hold it, at that sequence with
+    /// that hash; a branch rewound below it or forked at it is refused with
+    /// [`EvidenceError::Rewritten`] before anything is signed.
+    pub known_head: Option<ExpectedHead>,
+    /// The state store's event log head, written into the pack.
+    pub event_chain: Option<EventChainAnchor>,
 }
 
 /// What `append` committed.
@@ -102,6 +115,11 @@ pub struct EvidenceBranch {
     pub(super) reference_name: String,
     committer_name: String,
     committer_email: String,
+    /// The WORM copy every append also writes, when configured.
+    pub(super) worm: Option<super::worm::WormCopy>,
+    /// Whether `append` copies at once (false when the daemon pushes to a
+    /// remote first and copies after the push).
+    pub(super) copy_on_append: bool,
 }
 
 impl fmt::Debug for EvidenceBranch {
@@ -141,6 +159,8 @@ impl EvidenceBranch {
             reference_name,
             committer_name: "ringmaster".to_string(),
             committer_email: "ringmaster@localhost".to_string(),
+            worm: None,
+            copy_on_append: true,
         };
         branch.ensure_not_head()?;
         Ok(branch)
@@ -275,26 +295,102 @@ impl EvidenceBranch {
     /// durable. The sequence and previous hash come from the branch tip;
     /// the new commit's tree is the tip's tree plus the pack and its
     /// signature. Fails with [`EvidenceError::BranchMoved`] (recording
-    /// nothing) if another writer moved the branch meanwhile.
-    pub fn append(&self, input: EvidencePackInput, signer: &SigningKey) -> Result<AppendedRecord> {
+    /// nothing) if another writer moved the branch meanwhile, and with
+    /// [`EvidenceError::Rewritten`] (signing nothing) if the branch no longer
+    /// holds `context.known_head`.
+    ///
+    /// With a WORM copy configured ([`Self::with_worm_copy`]), the record
+    /// (and any earlier one not copied yet) is then written to the object
+    /// store; if that fails the record stays committed but the result is
+    /// [`EvidenceError::NotCopied`]: it does not count as written.
+    pub fn append(
+        &self,
+        input: EvidencePackInput,
+        signer: &SigningKey,
+        context: &AppendContext,
+    ) -> Result<AppendedRecord> {
         self.ensure_not_head()?;
+        let created_at = input.created_at;
         let parent_id = self.tip_commit()?;
-        let record = self.write_record_commit(parent_id, input, signer)?;
+        if let Some(known) = &context.known_head {
+            self.check_holds(parent_id, known)?;
+        }
+        let record =
+            self.write_record_commit(parent_id, input, context.event_chain.clone(), signer)?;
         let commit_id = Oid::from_str(&record.commit).map_err(git_context("invalid commit id"))?;
         self.move_branch(
             parent_id,
             commit_id,
             &format!("ringmaster: evidence #{}", record.sequence),
         )?;
+        if self.copy_on_append {
+            self.copy_to_worm(created_at)
+                .map_err(|source| EvidenceError::NotCopied {
+                    sequence: record.sequence,
+                    source: Box::new(source),
+                })?;
+        }
         Ok(record)
     }
 
-    /// Writes (durably) the commit of the record for `input` on top of the
-    /// record commit `parent_id`, without moving any reference.
+    /// Checks that the branch whose tip is `tip` still holds `known` (the
+    /// last record this writer appended): the tip is at or past its
+    /// sequence, and the record at that sequence has its hash. Walks back
+    /// from the tip only as far as `known`, normally zero or one record.
+    pub fn check_holds(&self, tip: Option<Oid>, known: &ExpectedHead) -> Result<()> {
+        let rewritten = |found: String| EvidenceError::Rewritten {
+            branch: self.branch_name.clone(),
+            sequence: known.sequence,
+            pack_sha256: known.pack_sha256.clone(),
+            found,
+        };
+        let Some(tip) = tip else {
+            return Err(rewritten("the branch does not exist any more".into()));
+        };
+        let tip_record = self.read_record_commit(tip)?;
+        if tip_record.sequence < known.sequence {
+            return Err(rewritten(format!(
+                "the branch ends at record #{} (commit {}): it was rewound",
+                tip_record.sequence,
+                short(&tip_record.commit)
+            )));
+        }
+        let mut cursor = tip_record;
+        while cursor.sequence > known.sequence {
+            let commit_id =
+                Oid::from_str(&cursor.commit).map_err(git_context("invalid commit id"))?;
+            let parent = self
+                .repository
+                .find_commit(commit_id)
+                .and_then(|commit| commit.parent_id(0))
+                .map_err(|_| {
+                    rewritten(format!(
+                        "record #{} (commit {}) has no parent record",
+                        cursor.sequence,
+                        short(&cursor.commit)
+                    ))
+                })?;
+            cursor = self.read_record_commit(parent)?;
+        }
+        if cursor.pack_sha256 != known.pack_sha256 {
+            return Err(rewritten(format!(
+                "record #{} there is another one (sha256 {}, commit {}): the branch was forked or replaced",
+                cursor.sequence,
+                cursor.pack_sha256,
+                short(&cursor.commit)
+            )));
+        }
+        Ok(())
+    }
+
+    /// Writes (durably) the commit of the record for `input`, anchoring
+    /// `event_chain`, on top of the record commit `parent_id`, without
+    /// moving any reference.
     pub(super) fn write_record_commit(
         &self,
         parent_id: Option<Oid>,
         input: EvidencePackInput,
+        event_chain: Option<EventChainAnchor>,
         signer: &SigningKey,
     ) -> Result<AppendedRecord> {
         let position = match parent_id {
@@ -307,7 +403,7 @@ impl EvidenceBranch {
             }
             None => ChainPosition::genesis(),
         };
-        let record = prepare_record(input, &position, signer)?;
+        let record = prepare_anchored_record(input, &position, event_chain, signer)?;
 
         let repository = &self.repository;
         let parent = parent_id

@@ -15,6 +15,7 @@
 //! invariants 4 and 6).
 
 mod branch;
+pub mod bundle;
 mod canonical;
 mod keys;
 mod pack;
@@ -24,20 +25,25 @@ mod tree_diff;
 mod verify;
 #[cfg(test)]
 mod verify_tests;
+pub mod worm;
+mod worm_verify;
 
-pub use branch::{AppendedRecord, ChainTip, DEFAULT_EVIDENCE_BRANCH, EvidenceBranch};
+pub use branch::{
+    AppendContext, AppendedRecord, ChainTip, DEFAULT_EVIDENCE_BRANCH, EvidenceBranch,
+};
 pub use canonical::{canonical_json, sha256_hex};
 pub use keys::{
     KeyPaths, PUBLIC_KEY_FILE_NAME, SECRET_KEY_FILE_NAME, SigningKey, VerifyingKey,
     generate_keypair,
 };
 pub use pack::{
-    ChainPosition, EvidencePack, EvidencePackInput, GENESIS_PREVIOUS_PACK_SHA256, GitIdentity,
-    PACK_FORMAT, PreparedRecord, RecordType, commit_message, pack_path, prepare_record,
-    trusted_comment,
+    ChainPosition, EventChainAnchor, EvidencePack, EvidencePackInput, GENESIS_PREVIOUS_PACK_SHA256,
+    GitIdentity, PACK_FORMAT, PreparedRecord, RecordType, commit_message, pack_path,
+    prepare_anchored_record, prepare_record, trusted_comment,
 };
 pub use remote::{FetchOutcome, PushReport};
 pub use verify::{ExpectedHead, Failure, VerifyReport, verify_branch};
+pub use worm_verify::{ObjectFinding, ObjectStoreReport, verify_object_store};
 
 use std::path::PathBuf;
 
@@ -107,6 +113,35 @@ pub enum EvidenceError {
         branch: String,
         reason: String,
     },
+    /// The record is committed on the branch but its WORM copy failed: it
+    /// does not count as written and nothing may be published on it. The
+    /// next append or [`EvidenceBranch::copy_to_worm`] copies it.
+    #[error("evidence record #{sequence} is committed but not copied to the WORM store: {source}")]
+    NotCopied {
+        sequence: u64,
+        #[source]
+        source: Box<worm::WormError>,
+    },
+    /// The branch no longer holds the last record this writer appended: it
+    /// was rewound, forked or replaced behind ringmaster's back. Nothing was
+    /// signed (a second, different record with the same sequence would
+    /// otherwise exist).
+    #[error(
+        "evidence branch {branch:?} no longer holds record #{sequence} (sha256 {pack_sha256}) that \
+         this daemon wrote: {found}. Nothing was signed. Restore the branch (e.g. fetch it back \
+         from the evidence remote) and run `ringmaster verify --state`"
+    )]
+    Rewritten {
+        branch: String,
+        sequence: u64,
+        pack_sha256: String,
+        found: String,
+    },
+    /// The remote failed often enough that its circuit breaker is open:
+    /// nothing was sent; the push is retried when the breaker lets a probe
+    /// through.
+    #[error("evidence remote {remote} unavailable: {detail}")]
+    Unavailable { remote: String, detail: String },
 }
 
 /// Shorthand for results of this module.

@@ -135,6 +135,7 @@ pub(crate) fn check_record(
     Ok(RecordContent {
         claimed_previous_pack_sha256: pack.previous_pack_sha256,
         expected_commit_message,
+        event_chain: pack.event_chain,
     })
 }
 
@@ -142,6 +143,8 @@ pub(crate) fn check_record(
 pub(crate) struct RecordContent {
     pub claimed_previous_pack_sha256: String,
     pub expected_commit_message: String,
+    /// The state store's event log head the record anchors, if any.
+    pub event_chain: Option<super::pack::EventChainAnchor>,
 }
 
 /// Names the first line where a commit's message differs from `expected`.

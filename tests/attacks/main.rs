@@ -10,6 +10,9 @@ mod support;
 mod bounded;
 mod harness;
 
+mod identities;
 mod judges;
 mod output_forgery;
 mod policy_limits;
+mod records;
+mod supersede;

@@ -54,6 +54,8 @@ pub struct GitHubState {
     pub requests: Vec<RecordedRequest>,
     pub issued_tokens: Vec<(String, DateTime<Utc>)>,
     pub scripted: VecDeque<Scripted>,
+    /// GitHub is down: every request is answered `503` (and recorded).
+    pub outage: bool,
     pub(super) next_id: u64,
     pub(super) remaining: i64,
 }
@@ -71,6 +73,11 @@ pub struct FakeGitHub {
     /// The API base URL to give ringmaster.
     pub url: String,
     shared: Arc<Shared>,
+    /// Between ringmaster and the fake: every request is checked against
+    /// GitHub's OpenAPI description (`@octokit/openapi`) when the fake is
+    /// dropped. (The fake answers only the fields ringmaster reads, so its
+    /// answers are not checked.)
+    _recorder: super::contract::Recorder,
 }
 
 fn fixture(name: &str) -> Value {
@@ -123,9 +130,18 @@ impl FakeGitHub {
                 .await
                 .expect("fake GitHub serves");
         });
+        let recorder = super::contract::Recorder::start(
+            address,
+            vec![ringmaster::planes::apispec::github()],
+            &[],
+        )
+        .await
+        .mounted_at(prefix)
+        .requests_only();
         FakeGitHub {
-            url: format!("http://{address}{prefix}"),
+            url: format!("http://{}{prefix}", recorder.address()),
             shared,
+            _recorder: recorder,
         }
     }
 
@@ -267,6 +283,12 @@ impl FakeGitHub {
             pull["closed_at"] = json!("2026-11-30T18:00:00Z");
             pull["merge_commit_sha"] = json!(merge_sha);
         });
+    }
+
+    /// Takes the API down (every request answered `503 Service
+    /// Unavailable`, still recorded) or brings it back.
+    pub fn set_outage(&self, down: bool) {
+        self.change(|s| s.outage = down);
     }
 
     pub fn script(&self, scripted: Scripted) {

@@ -4,6 +4,10 @@
 
 #![allow(dead_code)]
 
+/// The contract recorder of the conformance suite: every request ringmaster
+/// sends to the fake, checked against GitHub's OpenAPI description.
+#[path = "../conformance/contract.rs"]
+pub mod contract;
 pub mod fake_github;
 mod fake_routes;
 pub mod repos;
@@ -199,4 +203,14 @@ pub fn the_comment(github: &FakeGitHub, number: u64) -> String {
     let comments = github.comments(number);
     assert_eq!(comments.len(), 1, "exactly one comment: {comments:#?}");
     comments[0]["body"].as_str().unwrap().to_owned()
+}
+
+/// The digest an approval of a sample intent carries (`intent_sha256`).
+pub fn sample_intent_sha256(intent: &str) -> String {
+    let entries: Vec<ringmaster::model::Entry> = ringmaster::sample::SAMPLE_REPO
+        .iter()
+        .map(|(path, bytes)| ringmaster::model::Entry::file(*path, bytes.to_vec()))
+        .collect();
+    let (snapshot, _) = ringmaster::model::load(&entries);
+    ringmaster::model::digest::intent_sha256(&snapshot, &snapshot.intents[intent])
 }

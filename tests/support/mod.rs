@@ -89,3 +89,24 @@ pub fn stdout(output: &Output) -> String {
 pub fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
+
+/// The digest an approval of `intent` must carry, as a user gets it:
+/// `ringmaster plan <repo> <intent> --format json`.
+pub fn intent_sha256(repo: &Path, intent: &str) -> String {
+    let output = ringmaster(
+        &[
+            "plan",
+            repo.to_str().expect("utf-8 path"),
+            intent,
+            "--format",
+            "json",
+        ],
+        repo,
+    );
+    assert!(output.status.success(), "plan: {}", stderr(&output));
+    let plan: serde_json::Value = serde_json::from_slice(&output.stdout).expect("plan JSON");
+    plan["intent_sha256"]
+        .as_str()
+        .expect("plan prints intent_sha256")
+        .to_owned()
+}
