@@ -199,8 +199,8 @@ pub(super) fn serve(
                 println!(
                     "  #{} {} {}",
                     record.sequence,
-                    record.intent_id.as_deref().unwrap_or("-"),
-                    record.pack_path
+                    crate::escape::terminal(record.intent_id.as_deref().unwrap_or("-")),
+                    crate::escape::terminal(&record.pack_path)
                 );
             }
         }
@@ -294,7 +294,9 @@ pub(super) fn verify(
             "{}: verification FAILED after {} good record(s)",
             report.branch, report.records_checked
         );
-        println!("{failure}");
+        // Paths and reasons come from the branch, which anyone who can
+        // push may have written.
+        println!("{}", crate::escape::terminal(&failure.to_string()));
     }
     let mut ok = report.ok;
     if let Some(store) = &store {
