@@ -464,6 +464,7 @@ pub async fn run(
         planes,
         evidence_object_store: None,
         incidents: Default::default(),
+        notifications: Vec::new(),
     };
     let fleet = SimSettings {
         seed: options.seed,

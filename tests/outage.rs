@@ -119,6 +119,7 @@ async fn setup() -> Setup {
         planes: Default::default(),
         evidence_object_store: None,
         incidents: Default::default(),
+        notifications: Vec::new(),
     };
     let clock = Arc::new(Mutex::new(now()));
     let shared = clock.clone();

@@ -112,6 +112,8 @@ pub struct RawConfig {
     pub object_store_environment: Option<crate::worm::StoreCredentials>,
     /// The incident receivers (see [`RawIncidents`]).
     pub incidents: Option<RawIncidents>,
+    /// Notification targets (see `notify::config`). Config file only.
+    pub notifications: Option<Vec<crate::notify::RawNotificationTarget>>,
 }
 
 /// The incident receivers' secrets, from files or the environment (never
@@ -254,6 +256,7 @@ impl RawConfig {
                 (Some(under), Some(over)) => Some(under.layered(over)),
                 (under, over) => over.or(under),
             },
+            notifications: over.notifications.or(self.notifications),
         }
     }
 
@@ -316,6 +319,7 @@ impl RawConfig {
                 webhook_secret: lookup("RINGMASTER_INCIDENT_WEBHOOK_SECRET").map(IntakeSecret::new),
                 ..RawIncidents::default()
             }),
+            notifications: None,
         })
     }
 
@@ -387,6 +391,14 @@ impl RawConfig {
             })
             .transpose()?;
         let incidents = self.incidents.unwrap_or_default().validate()?;
+        let notifications =
+            crate::notify::config::validate_all(self.notifications.unwrap_or_default(), &|name| {
+                std::env::var(name).ok()
+            })
+            .map_err(|message| ConfigError::Invalid {
+                setting: "notifications".into(),
+                message,
+            })?;
         if (incidents.alertmanager.is_some() || incidents.webhook_secret.is_some())
             && self.listen.is_none()
         {
@@ -410,6 +422,7 @@ impl RawConfig {
             github,
             planes,
             incidents,
+            notifications,
         })
     }
 }
@@ -439,6 +452,8 @@ pub struct DaemonConfig {
     pub evidence_object_store: Option<crate::worm::ObjectStoreConfig>,
     /// The incident receivers served (with `listen`).
     pub incidents: IncidentsConfig,
+    /// Where chosen events are sent (Slack, Teams, signed webhooks).
+    pub notifications: Vec<crate::notify::NotificationTarget>,
 }
 
 #[derive(Debug, thiserror::Error)]
