@@ -5,11 +5,13 @@
 //! to poll). Parsed into a raw, all-optional layer first, then validated into
 //! [`DaemonConfig`], so every missing or bad setting is reported by name.
 
+pub use super::git_config::RawGitCredentials;
 pub use super::github_config::GitHubConfig;
 use crate::api::incidents::{AlertmanagerAuth, IntakeSecret};
 use crate::forge::{GitHubToken, WebhookSecret};
 use crate::model::Plane;
 use crate::planes::ConnectorConfig;
+use crate::source::credentials::GitAuth;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -114,6 +116,8 @@ pub struct RawConfig {
     pub incidents: Option<RawIncidents>,
     /// Notification targets (see `notify::config`). Config file only.
     pub notifications: Option<Vec<crate::notify::RawNotificationTarget>>,
+    /// How the Git remotes authenticate (see [`RawGitCredentials`]).
+    pub git_credentials: Option<RawGitCredentials>,
 }
 
 /// The incident receivers' secrets, from files or the environment (never
@@ -257,6 +261,10 @@ impl RawConfig {
                 (under, over) => over.or(under),
             },
             notifications: over.notifications.or(self.notifications),
+            git_credentials: match (self.git_credentials, over.git_credentials) {
+                (Some(under), Some(over)) => Some(under.layered(over)),
+                (under, over) => over.or(under),
+            },
         }
     }
 
@@ -320,6 +328,7 @@ impl RawConfig {
                 ..RawIncidents::default()
             }),
             notifications: None,
+            git_credentials: Some(RawGitCredentials::from_environment(&lookup)),
         })
     }
 
@@ -365,6 +374,15 @@ impl RawConfig {
             (RepoLocation::Remote(_), None) => Some("origin".into()),
             (RepoLocation::Local(_), None) => None,
         };
+        let github_app = github.as_ref().is_some_and(|github| {
+            matches!(github.settings.auth, crate::forge::GitHubAuth::App { .. })
+        });
+        let git_credentials = super::git_config::validate(
+            self.git_credentials.take(),
+            github_app,
+            &repo,
+            evidence_remote.as_deref(),
+        )?;
         let planes = self.planes.unwrap_or_default();
         for (plane, connector) in &planes {
             if connector.plane() != *plane {
@@ -423,6 +441,7 @@ impl RawConfig {
             planes,
             incidents,
             notifications,
+            git_credentials,
         })
     }
 }
@@ -454,6 +473,8 @@ pub struct DaemonConfig {
     pub incidents: IncidentsConfig,
     /// Where chosen events are sent (Slack, Teams, signed webhooks).
     pub notifications: Vec<crate::notify::NotificationTarget>,
+    /// How the fetch and the evidence push authenticate.
+    pub git_credentials: GitAuth,
 }
 
 #[derive(Debug, thiserror::Error)]
