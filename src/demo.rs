@@ -465,6 +465,7 @@ pub async fn run(
         evidence_object_store: None,
         incidents: Default::default(),
         api: None,
+        notifications: Vec::new(),
         git_credentials: Default::default(),
     };
     let fleet = SimSettings {

@@ -73,6 +73,7 @@ impl Setup {
             evidence_object_store: None,
             incidents: Default::default(),
             api: None,
+            notifications: Vec::new(),
             git_credentials: Default::default(),
         };
         let settings = SimSettings {

@@ -129,6 +129,7 @@ async fn setup() -> Setup {
         evidence_object_store: None,
         incidents: Default::default(),
         api: None,
+        notifications: Vec::new(),
         git_credentials: Default::default(),
     };
     let clock = Arc::new(Mutex::new(now()));
@@ -269,6 +270,7 @@ async fn git_setup(remote: bool) -> GitSetup {
         evidence_object_store: None,
         incidents: Default::default(),
         api: None,
+        notifications: Vec::new(),
         git_credentials: GitAuth::Token {
             username: TOKEN_USERNAME.into(),
             token: SecretSource::File(token),

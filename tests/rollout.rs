@@ -49,6 +49,7 @@ impl Fleet {
             evidence_object_store: None,
             incidents: Default::default(),
             api: None,
+            notifications: Vec::new(),
             git_credentials: Default::default(),
         };
         let settings = SimSettings {

@@ -116,6 +116,8 @@ pub struct RawConfig {
     pub incidents: Option<RawIncidents>,
     /// `/api/v1` (see `daemon::api_config`).
     pub api: Option<super::api_config::RawApi>,
+    /// Notification targets (see `notify::config`). Config file only.
+    pub notifications: Option<Vec<crate::notify::RawNotificationTarget>>,
     /// How the Git remotes authenticate (see [`RawGitCredentials`]).
     pub git_credentials: Option<RawGitCredentials>,
 }
@@ -264,6 +266,7 @@ impl RawConfig {
                 (Some(under), Some(over)) => Some(under.layered(over)),
                 (under, over) => over.or(under),
             },
+            notifications: over.notifications.or(self.notifications),
             git_credentials: match (self.git_credentials, over.git_credentials) {
                 (Some(under), Some(over)) => Some(under.layered(over)),
                 (under, over) => over.or(under),
@@ -331,6 +334,7 @@ impl RawConfig {
                 ..RawIncidents::default()
             }),
             api: None,
+            notifications: None,
             git_credentials: Some(RawGitCredentials::from_environment(&lookup)),
         })
     }
@@ -412,6 +416,14 @@ impl RawConfig {
             })
             .transpose()?;
         let incidents = self.incidents.unwrap_or_default().validate()?;
+        let notifications =
+            crate::notify::config::validate_all(self.notifications.unwrap_or_default(), &|name| {
+                std::env::var(name).ok()
+            })
+            .map_err(|message| ConfigError::Invalid {
+                setting: "notifications".into(),
+                message,
+            })?;
         if (incidents.alertmanager.is_some() || incidents.webhook_secret.is_some())
             && self.listen.is_none()
         {
@@ -438,6 +450,7 @@ impl RawConfig {
             github,
             planes,
             incidents,
+            notifications,
             git_credentials,
         })
     }
@@ -470,6 +483,8 @@ pub struct DaemonConfig {
     pub incidents: IncidentsConfig,
     /// `/api/v1`, when configured.
     pub api: Option<super::api_config::ApiConfig>,
+    /// Where chosen events are sent (Slack, Teams, signed webhooks).
+    pub notifications: Vec<crate::notify::NotificationTarget>,
     /// How the fetch and the evidence push authenticate.
     pub git_credentials: GitAuth,
 }

@@ -100,6 +100,7 @@ fn daemon_config(root: &Path) -> DaemonConfig {
         evidence_object_store: None,
         incidents: Default::default(),
         api: None,
+        notifications: Vec::new(),
         git_credentials: Default::default(),
     }
 }

@@ -245,6 +245,7 @@ pub fn daemon_config(repo: &TestRepo) -> DaemonConfig {
         evidence_object_store: None,
         incidents: Default::default(),
         api: None,
+        notifications: Vec::new(),
         git_credentials: Default::default(),
     }
 }
