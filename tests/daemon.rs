@@ -47,6 +47,8 @@ impl Setup {
             path(self.state.path()).into(),
             "--key".into(),
             path(&self.key()).into(),
+            "--config".into(),
+            path(&support::sim_planes_config(self.keys.path())).into(),
         ]
     }
 
@@ -514,6 +516,8 @@ fn a_remote_repository_is_mirrored_and_evidence_is_pushed() {
             path(state.path()),
             "--key",
             path(&setup.key()),
+            "--config",
+            path(&support::sim_planes_config(setup.keys.path())),
             "--once",
         ],
         state.path(),

@@ -45,19 +45,18 @@ impl Fleet {
             evidence_remote: None,
             listen: None,
             github: None,
-            planes: Default::default(),
+            planes: SimSettings {
+                seed: 11,
+                install_delay: (
+                    std::time::Duration::from_secs(300),
+                    std::time::Duration::from_secs(3600),
+                ),
+                default_success_rate: 1.0,
+            }
+            .configs(&Plane::ALL),
+            config_file: None,
         };
-        let settings = SimSettings {
-            seed: 11,
-            install_delay: (
-                std::time::Duration::from_secs(300),
-                std::time::Duration::from_secs(3600),
-            ),
-            default_success_rate: 1.0,
-        };
-        let daemon = Daemon::open(config)
-            .expect("daemon")
-            .with_fleet(settings, false);
+        let daemon = Daemon::open(config).expect("daemon");
         Fleet {
             repo,
             _keys: keys,
@@ -528,6 +527,12 @@ fn kill_during_a_ring_leaves_every_assignment_exactly_once() {
             .expect("utf-8")
             .to_owned()
             .leak(),
+        "--config",
+        support::sim_planes_config(keys.path())
+            .to_str()
+            .expect("utf-8")
+            .to_owned()
+            .leak(),
         "--once",
     ];
     let mut child = Command::new(env!("CARGO_BIN_EXE_ringmaster"))
@@ -591,5 +596,398 @@ fn kill_during_a_ring_leaves_every_assignment_exactly_once() {
             .expect("chain")
             .first_break
             .is_none()
+    );
+}
+
+/// A daemon opened the way `serve --config FILE` opens one: the settings
+/// layered from the file's YAML, validated (a `type: sim` plane gets its plane
+/// from its key and a state file in the state directory), the file kept for
+/// reloads.
+fn daemon_from_config_file(
+    repo: &TestRepo,
+    keys: &std::path::Path,
+    state: &std::path::Path,
+    config_file: &std::path::Path,
+) -> Result<Daemon, ringmaster::daemon::DaemonError> {
+    use ringmaster::daemon::config::RawConfig;
+    let paths = ringmaster::evidence::generate_keypair(keys, None, true).expect("keygen");
+    let mut config = RawConfig::from_file(config_file)
+        .expect("config parses")
+        .layered(RawConfig {
+            repo: Some(repo.path.to_str().expect("utf-8").to_owned()),
+            state: Some(state.to_path_buf()),
+            key: Some(paths.secret_key),
+            ..RawConfig::default()
+        })
+        .validate(None)
+        .expect("config validates");
+    config.config_file = Some(config_file.to_path_buf());
+    Daemon::open(config)
+}
+
+/// A fast, reliable simulated fleet for one plane, as YAML.
+fn sim_plane(plane: &str) -> String {
+    format!(
+        "  {plane}: {{type: sim, seed: 11, default_success_rate: 1.0, install_delay_seconds: [300, 3600]}}\n"
+    )
+}
+
+#[test]
+fn serve_refuses_a_plane_without_a_connector_naming_it() {
+    let repo = TestRepo::sample();
+    let keys = tempfile::tempdir().expect("keys");
+    assert!(
+        ringmaster(
+            &["keygen", "--out", keys.path().to_str().expect("utf-8")],
+            keys.path()
+        )
+        .status
+        .success()
+    );
+    let key = keys.path().join("ringmaster.key");
+    let state = tempfile::tempdir().expect("state");
+    let serve = |config: Option<&std::path::Path>| {
+        let mut args = vec![
+            "serve".to_owned(),
+            "--repo".into(),
+            repo.path.to_str().expect("utf-8").into(),
+            "--state".into(),
+            state.path().to_str().expect("utf-8").into(),
+            "--key".into(),
+            key.to_str().expect("utf-8").into(),
+            "--once".into(),
+        ];
+        if let Some(config) = config {
+            args.extend(["--config".into(), config.to_str().expect("utf-8").into()]);
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        ringmaster(&args, &repo.path)
+    };
+    // No planes configured at all: nothing runs on a silent simulation.
+    let output = serve(None);
+    assert_eq!(output.status.code(), Some(2), "{}", stdout(&output));
+    let message = stderr(&output);
+    assert!(message.contains("intune"), "{message}");
+    assert!(
+        message.contains("type: sim"),
+        "names the way to simulate it: {message}"
+    );
+    assert!(
+        !state.path().join("sim-intune.json").exists(),
+        "no fleet was made up"
+    );
+    // Four planes configured: the fifth is named.
+    let config = keys.path().join("daemon.yaml");
+    let four: String = ["intune", "jamf", "sccm", "ansible"]
+        .iter()
+        .map(|p| sim_plane(p))
+        .collect();
+    std::fs::write(&config, format!("planes:\n{four}")).expect("config");
+    let output = serve(Some(&config));
+    assert_eq!(output.status.code(), Some(2), "{}", stdout(&output));
+    let message = stderr(&output);
+    assert!(message.contains("plane landscape"), "{message}");
+    assert!(!message.contains("intune"), "{message}");
+    // All five, explicitly: it starts.
+    std::fs::write(
+        &config,
+        format!("planes:\n{four}{}", sim_plane("landscape")),
+    )
+    .expect("config");
+    let output = serve(Some(&config));
+    assert!(
+        output.status.success(),
+        "{}{}",
+        stdout(&output),
+        stderr(&output)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_type_sim_plane_rolls_out_to_global_and_is_marked_simulated_everywhere() {
+    let repo = TestRepo::sample();
+    let keys = tempfile::tempdir().expect("keys");
+    let state = tempfile::tempdir().expect("state");
+    let config = keys.path().join("daemon.yaml");
+    let planes: String = ["intune", "jamf", "sccm", "landscape", "ansible"]
+        .iter()
+        .map(|p| sim_plane(p))
+        .collect();
+    std::fs::write(&config, format!("planes:\n{planes}")).expect("config");
+    let mut daemon =
+        daemon_from_config_file(&repo, keys.path(), state.path(), &config).expect("daemon opens");
+    let mut now = Utc
+        .with_ymd_and_hms(2026, 11, 30, 8, 0, 0)
+        .single()
+        .expect("date");
+    let phase = |daemon: &Daemon| {
+        let record = daemon.store().get_intent(CHROME).expect("store")?;
+        IntentState::from_record(&record).run.map(|run| run.phase)
+    };
+    for _ in 0..(24 * 20 / 2) {
+        daemon.step(now).await.expect("step");
+        if matches!(phase(&daemon), Some(Phase::Completed)) {
+            break;
+        }
+        now += Duration::hours(2);
+    }
+    assert!(
+        matches!(phase(&daemon), Some(Phase::Completed)),
+        "{:?}",
+        phase(&daemon)
+    );
+    // The groups came from the entitlements: one assignment per ring.
+    let sim = daemon
+        .planes()
+        .and_then(|p| p.sim(Plane::Intune))
+        .expect("sim")
+        .clone();
+    assert_eq!(sim.assignment_count(&correlation_id_for(CHROME)), 5);
+    assert!(
+        state.path().join("sim-intune.json").exists(),
+        "the fleet is kept in the state directory"
+    );
+
+    // Every evidence record of an intent on the plane says it was simulated.
+    let files = repo.git(&["ls-tree", "-r", "--name-only", "evidence"]);
+    let mut chrome_packs = 0;
+    let mut simulated_packs = 0;
+    for file in files.lines().filter(|f| f.ends_with(".json")) {
+        let pack: serde_json::Value =
+            serde_json::from_str(&repo.git(&["show", &format!("evidence:{file}")])).expect("pack");
+        if pack["body"]["plane_mode"] == "simulated" {
+            simulated_packs += 1;
+        }
+        if pack["intent_id"] == CHROME {
+            chrome_packs += 1;
+            assert_eq!(
+                pack["body"]["plane_mode"], "simulated",
+                "{file}: {}",
+                pack["body"]
+            );
+        }
+    }
+    assert!(
+        chrome_packs > 6,
+        "a decision and the ring records: {chrome_packs}"
+    );
+    // So does every event about a plane.
+    let events = daemon
+        .store()
+        .events(&EventFilter {
+            intent_id: Some(CHROME.into()),
+            ..EventFilter::default()
+        })
+        .expect("events");
+    let on_plane: Vec<_> = events
+        .iter()
+        .filter(|e| e.execution_plane.is_some())
+        .collect();
+    assert!(!on_plane.is_empty());
+    for event in on_plane {
+        assert_eq!(
+            event.details["plane_mode"], "simulated",
+            "{:?}",
+            event.event_type
+        );
+    }
+    drop(daemon);
+    // `status` says it, and `verify` counts the simulated records.
+    let output = ringmaster(
+        &["status", "--state", state.path().to_str().expect("utf-8")],
+        &repo.path,
+    );
+    assert!(output.status.success(), "{}", stderr(&output));
+    let table = stdout(&output);
+    let chrome_line = table
+        .lines()
+        .find(|l| l.starts_with(CHROME))
+        .expect("chrome listed");
+    assert!(chrome_line.contains("intune (SIMULATED)"), "{table}");
+    let output = ringmaster(
+        &[
+            "status",
+            "--state",
+            state.path().to_str().expect("utf-8"),
+            "--format",
+            "json",
+        ],
+        &repo.path,
+    );
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).expect("json");
+    let chrome = report
+        .as_array()
+        .expect("list")
+        .iter()
+        .find(|r| r["intent_id"] == CHROME)
+        .expect("chrome");
+    assert_eq!(chrome["plane_mode"], "simulated");
+    let public = keys.path().join("ringmaster.pub");
+    let output = ringmaster(
+        &[
+            "verify",
+            repo.path.to_str().expect("utf-8"),
+            "--public-key",
+            public.to_str().expect("utf-8"),
+        ],
+        &repo.path,
+    );
+    assert!(
+        output.status.success(),
+        "{}{}",
+        stdout(&output),
+        stderr(&output)
+    );
+    let said = stdout(&output);
+    assert!(
+        said.contains(&format!("{simulated_packs} of them from simulated planes")),
+        "{simulated_packs} simulated records: {said}"
+    );
+}
+
+const OSQUERY: &str = "osquery-5.12.1-it";
+
+/// An osquery 5.12.1 rollout on Landscape that policy allows (low risk, a
+/// halt plan), replacing the sample's 6.0.0 intent.
+const OSQUERY_INTENT: &str = r#"apiVersion: ringmaster.dev/v1
+kind: DeploymentIntent
+intent_id: osquery-5.12.1-it
+application_id: osquery
+version: "5.12.1"
+artifact_hash: "sha256:75ad12bc47525c71e07c5d55b159f44f9e0d975db8cccd2d14b58a9a762deb40"
+target_scope:
+  acquisition_boundary: acq-001
+  business_unit: bu-it
+  rings: [ring-0-lab, ring-1-canary, ring-2-pilot, ring-3-department, ring-4-global]
+rollback_plan:
+  strategy: halt
+  validated: true
+  validation_date: "2026-11-24T10:00:00Z"
+requested_by: bob
+"#;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_plane_added_to_ringmaster_yaml_while_running_holds_then_rolls_out_once_configured() {
+    let repo = TestRepo::sample();
+    // The tenant starts without Landscape.
+    let aside = tempfile::tempdir().expect("aside");
+    let landscape_files: Vec<String> = repo
+        .git(&[
+            "ls-files",
+            "apps/osquery",
+            "entitlements",
+            "intents/osquery-6.0.0-it.yaml",
+        ])
+        .lines()
+        .filter(|f| {
+            f.starts_with("apps/osquery") || f.contains("landscape") || f.contains("osquery")
+        })
+        .map(str::to_owned)
+        .collect();
+    for file in &landscape_files {
+        let target = aside.path().join(file);
+        std::fs::create_dir_all(target.parent().expect("parent")).expect("mkdir");
+        std::fs::rename(repo.path.join(file), target).expect("move aside");
+    }
+    repo.edit("ringmaster.yaml", "  - landscape\n", "");
+    repo.commit_all("no Landscape yet");
+    let keys = tempfile::tempdir().expect("keys");
+    let state = tempfile::tempdir().expect("state");
+    let config = keys.path().join("daemon.yaml");
+    let four: String = ["intune", "jamf", "sccm", "ansible"]
+        .iter()
+        .map(|p| sim_plane(p))
+        .collect();
+    std::fs::write(&config, format!("planes:\n{four}")).expect("config");
+    let mut daemon =
+        daemon_from_config_file(&repo, keys.path(), state.path(), &config).expect("daemon opens");
+    let mut now = Utc
+        .with_ymd_and_hms(2026, 11, 30, 8, 0, 0)
+        .single()
+        .expect("date");
+    daemon.step(now).await.expect("step");
+
+    // Landscape arrives in ringmaster.yaml, with an osquery rollout on it,
+    // while the daemon has no connector for it: the rollout holds, and says why.
+    for file in landscape_files
+        .iter()
+        .filter(|f| !f.starts_with("intents/"))
+    {
+        let target = repo.path.join(file);
+        std::fs::create_dir_all(target.parent().expect("parent")).expect("mkdir");
+        std::fs::rename(aside.path().join(file), target).expect("restore");
+    }
+    repo.edit("ringmaster.yaml", "  - sccm\n", "  - sccm\n  - landscape\n");
+    repo.write("intents/osquery-5.12.1-it.yaml", OSQUERY_INTENT);
+    repo.commit_all("Landscape, and osquery on it");
+    let phase = |daemon: &Daemon| {
+        let record = daemon.store().get_intent(OSQUERY).expect("store")?;
+        IntentState::from_record(&record).run.map(|run| run.phase)
+    };
+    now += Duration::hours(1);
+    daemon.step(now).await.expect("step");
+    match phase(&daemon) {
+        Some(Phase::Held { cause, reason, .. }) => {
+            assert_eq!(cause, ringmaster::orchestrator::HoldCause::PlaneUnavailable);
+            assert!(reason.contains("no connector"), "{reason}");
+        }
+        other => panic!("osquery holds for its plane: {other:?}"),
+    }
+    let blocked = daemon
+        .store()
+        .events(&EventFilter {
+            intent_id: Some(OSQUERY.into()),
+            ..EventFilter::default()
+        })
+        .expect("events")
+        .into_iter()
+        .filter(|e| e.event_type == EventType::PublishBlocked)
+        .any(|e| {
+            e.details
+                .to_string()
+                .contains("plane landscape has no connector")
+        });
+    assert!(blocked, "an event names the plane");
+
+    // The operator adds the connector to the config file: picked up without a
+    // restart, and the rollout goes on to Global by itself.
+    std::fs::write(
+        &config,
+        format!("planes:\n{four}{}", sim_plane("landscape")),
+    )
+    .expect("config");
+    for _ in 0..(24 * 20 / 2) {
+        now += Duration::hours(2);
+        daemon.step(now).await.expect("step");
+        if matches!(phase(&daemon), Some(Phase::Completed)) {
+            break;
+        }
+    }
+    assert!(
+        matches!(phase(&daemon), Some(Phase::Completed)),
+        "{:?}",
+        phase(&daemon)
+    );
+    let landscape = daemon
+        .planes()
+        .and_then(|p| p.sim(Plane::Landscape))
+        .expect("sim")
+        .clone();
+    assert_eq!(
+        landscape.assignment_count(&correlation_id_for(OSQUERY)),
+        5,
+        "one assignment per ring"
+    );
+    let reconfigured = daemon
+        .store()
+        .events(&EventFilter {
+            correlation_id: Some("planes:config".into()),
+            ..EventFilter::default()
+        })
+        .expect("events");
+    assert_eq!(reconfigured.len(), 1, "{reconfigured:?}");
+    assert_eq!(
+        reconfigured[0].details["planes"],
+        serde_json::json!(["landscape"])
     );
 }

@@ -25,7 +25,7 @@ use crate::source::watch;
 use crate::store::Store;
 use chrono::{DateTime, Utc};
 use config::{DaemonConfig, RepoLocation};
-use planes::{Planes, SimSettings};
+use planes::{PlaneRegistry, Planes};
 use process::{CommitReport, PausePoint, ProcessError, Processor};
 use siem::Siem;
 use std::path::PathBuf;
@@ -97,13 +97,9 @@ pub struct Daemon {
     store: Store,
     siem: Siem,
     pause_at: Option<PausePoint>,
-    /// The execution planes; made once the first good snapshot names them.
-    planes: Option<Planes>,
-    /// The connectors of `config.planes`, built when the daemon opens.
-    configured_planes: std::collections::BTreeMap<crate::model::Plane, crate::planes::Connector>,
-    fleet: SimSettings,
-    /// Keep the simulated fleet in the state directory across restarts.
-    persist_fleet: bool,
+    /// The execution planes: the configured connectors, and the planes of
+    /// the last good snapshot (rebuilt when either changes).
+    planes: PlaneRegistry,
     /// The last known good snapshot and its commit.
     good: Option<(String, Snapshot)>,
     next_reconcile: Option<DateTime<Utc>>,
@@ -149,8 +145,13 @@ impl Daemon {
             }
         };
         let evidence = EvidenceBranch::open(repo.repository.path(), &config.evidence_branch)?;
-        let configured_planes = planes::build_configured(&config.planes)
-            .map_err(|error| DaemonError::Planes(error.to_string()))?;
+        let plane_registry = PlaneRegistry::open(
+            config.planes.clone(),
+            config.config_file.clone(),
+            config.state_dir.clone(),
+        )
+        .map_err(|error| DaemonError::Planes(error.to_string()))?;
+        check_planes_listed(&repo, &store, &config.branch, &plane_registry)?;
         let siem = Siem::new(config.siem.clone());
         let pause_at = std::env::var("RINGMASTER_TEST_PAUSE_AT")
             .ok()
@@ -164,10 +165,7 @@ impl Daemon {
             store,
             siem,
             pause_at,
-            planes: None,
-            configured_planes,
-            fleet: SimSettings::default(),
-            persist_fleet: true,
+            planes: plane_registry,
             good: None,
             next_reconcile: None,
             recovered: false,
@@ -176,16 +174,8 @@ impl Daemon {
         })
     }
 
-    /// Runs the simulated fleet with these settings; `persist` keeps it in
-    /// the state directory (a daemon) or in memory only (the demo).
-    pub fn with_fleet(mut self, settings: SimSettings, persist: bool) -> Daemon {
-        self.fleet = settings;
-        self.persist_fleet = persist;
-        self
-    }
-
     pub fn planes(&self) -> Option<&Planes> {
-        self.planes.as_ref()
+        self.planes.current()
     }
 
     pub fn store(&self) -> &Store {
@@ -201,31 +191,65 @@ impl Daemon {
         self.good.as_ref().map(|(_, snapshot)| snapshot)
     }
 
-    /// Loads the last good commit's snapshot if it changed, and makes the
-    /// planes from it the first time.
-    fn refresh_good_snapshot(&mut self) -> Result<(), DaemonError> {
+    /// Loads the last good commit's snapshot if it changed, re-reads the
+    /// config file's `planes:`, and rebuilds the planes when either changed.
+    fn refresh_good_snapshot(&mut self, now: DateTime<Utc>) -> Result<(), DaemonError> {
+        self.reload_planes(now)?;
         let Some(good) = self.store.last_good_commit(&self.config.branch)? else {
             return Ok(());
         };
-        if self
+        let known = self
             .good
             .as_ref()
-            .is_some_and(|(commit, _)| *commit == good.commit_sha)
-        {
-            return Ok(());
+            .is_some_and(|(commit, _)| *commit == good.commit_sha);
+        if !known {
+            let oid =
+                git2::Oid::from_str(&good.commit_sha).map_err(crate::source::SourceError::from)?;
+            let (snapshot, _) = crate::model::load(&self.repo.entries_at(oid)?);
+            self.good = Some((good.commit_sha, snapshot));
         }
-        let oid =
-            git2::Oid::from_str(&good.commit_sha).map_err(crate::source::SourceError::from)?;
-        let (snapshot, _) = crate::model::load(&self.repo.entries_at(oid)?);
-        if self.planes.is_none() {
-            let state_dir = self
-                .persist_fleet
-                .then_some(self.config.state_dir.as_path());
-            let planes = Planes::build(&snapshot, &self.configured_planes, &self.fleet, state_dir)
+        if let Some((commit, snapshot)) = &self.good {
+            self.planes
+                .refresh(commit, snapshot)
                 .map_err(|error| DaemonError::Planes(error.to_string()))?;
-            self.planes = Some(planes);
         }
-        self.good = Some((good.commit_sha, snapshot));
+        Ok(())
+    }
+
+    /// Picks up a changed `planes:` section of the config file, with an event
+    /// either way: rebuilt, or refused (the previous connectors stay).
+    fn reload_planes(&mut self, now: DateTime<Utc>) -> Result<(), DaemonError> {
+        let (outcome, details) = match self.planes.reload() {
+            planes::Reload::Unchanged => return Ok(()),
+            planes::Reload::Rebuilt(changed) => {
+                let names: Vec<&str> = changed.iter().map(|plane| plane.as_str()).collect();
+                tracing::info!(planes = ?names, "plane connectors rebuilt from the config file");
+                (
+                    crate::store::EventOutcome::Success,
+                    serde_json::json!({"kind": "planes_reconfigured", "planes": names}),
+                )
+            }
+            planes::Reload::Refused(reason) => {
+                tracing::error!(%reason, "the config file's planes: cannot be used; keeping the previous connectors");
+                (
+                    crate::store::EventOutcome::Failure,
+                    serde_json::json!({"kind": "planes_config_refused", "reason": reason,
+                                       "action": "kept the previous connectors"}),
+                )
+            }
+        };
+        self.store.append_event(crate::store::NewEvent {
+            correlation_id: "planes:config".into(),
+            intent_id: None,
+            event_type: crate::store::EventType::OperatorAction,
+            timestamp: now,
+            actor: process::ACTOR.into(),
+            actor_role: "control-plane".into(),
+            execution_plane: None,
+            ring: None,
+            outcome,
+            details,
+        })?;
         Ok(())
     }
 
@@ -233,12 +257,12 @@ impl Daemon {
     /// push evidence. What `serve --once` runs and the loop runs per event.
     pub async fn step(&mut self, now: DateTime<Utc>) -> Result<StepReport, DaemonError> {
         let commits = self.process_pending(now)?;
-        self.refresh_good_snapshot()?;
+        self.refresh_good_snapshot(now)?;
         let mut report = StepReport {
             commits,
             ..StepReport::default()
         };
-        let (Some((commit, snapshot)), Some(planes)) = (&self.good, &self.planes) else {
+        let (Some((commit, snapshot)), Some(planes)) = (&self.good, self.planes.current()) else {
             self.report_to_forge(&report.commits).await;
             return Ok(report);
         };
@@ -288,6 +312,7 @@ impl Daemon {
         if let RepoLocation::Remote(_) = &self.config.repo {
             crate::source::remote::fetch(&self.repo.repository)?;
         }
+        let plane_modes = self.planes.modes();
         let mut processor = Processor {
             repo: &self.repo,
             branch: &self.config.branch,
@@ -300,6 +325,7 @@ impl Daemon {
                 .forge
                 .as_ref()
                 .map(|forge| forge as &dyn crate::forge::MergeFactsSource),
+            plane_modes,
         };
         Ok(processor.process_pending(now)?)
     }
@@ -421,5 +447,48 @@ impl Daemon {
         }
         tracing::info!("ringmaster daemon stopped");
         Ok(())
+    }
+}
+
+/// `serve` refuses to start when the tenant lists a plane with no connector:
+/// checked against the tracked branch's tip and the last good commit (the
+/// snapshots the daemon is about to run).
+fn check_planes_listed(
+    repo: &GovernedRepo,
+    store: &Store,
+    branch: &str,
+    registry: &PlaneRegistry,
+) -> Result<(), DaemonError> {
+    let mut commits = Vec::new();
+    if let Ok(reference) = repo
+        .repository
+        .find_reference(&format!("refs/heads/{branch}"))
+        && let Ok(tip) = reference.peel_to_commit()
+    {
+        commits.push(tip.id());
+    }
+    if let Some(good) = store.last_good_commit(branch)?
+        && let Ok(oid) = git2::Oid::from_str(&good.commit_sha)
+    {
+        commits.push(oid);
+    }
+    let mut missing = Vec::new();
+    for commit in commits {
+        let Ok(entries) = repo.entries_at(commit) else {
+            continue;
+        };
+        let (snapshot, _) = crate::model::load(&entries);
+        for plane in planes::unconfigured(&snapshot, registry.configured()) {
+            if !missing.contains(&plane) {
+                missing.push(plane);
+            }
+        }
+    }
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(DaemonError::Planes(
+            planes::unconfigured_error(&missing).to_string(),
+        ))
     }
 }

@@ -118,18 +118,6 @@ fn with_run_correlation(run: &IntentRun, mut request: Value) -> Value {
     request
 }
 
-fn plane_named(text: &str) -> Option<Plane> {
-    [
-        Plane::Intune,
-        Plane::Jamf,
-        Plane::Sccm,
-        Plane::Landscape,
-        Plane::Ansible,
-    ]
-    .into_iter()
-    .find(|plane| plane.as_str() == text)
-}
-
 /// Why a change that reaches more devices may not go out now.
 struct Refusal {
     /// `change_freeze` or `held`.
@@ -590,7 +578,16 @@ impl Performer<'_> {
         };
         let planes = self.planes;
         let Some(connector) = planes.connector(request.plane) else {
-            return Ok(failed(permanent("plane_not_configured")));
+            let reason = format!(
+                "plane {} has no connector: add it under planes: in the daemon config",
+                request.plane.as_str()
+            );
+            self.blocked(&run.intent_id, ring, &reason, now)?;
+            return Ok(failed(ConnectorFailure {
+                class: FailureClass::PlaneUnavailable,
+                code: "plane_not_configured".into(),
+                retry_after_seconds: None,
+            }));
         };
         // Evidence first: the ring's start record committed, and pushed.
         let start_record = run
@@ -879,7 +876,7 @@ impl Performer<'_> {
     pub async fn recover_in_flight(&mut self, now: DateTime<Utc>) -> Result<usize, DriveError> {
         let mut resolved = 0;
         for action in self.store.pending_actions()? {
-            let Some(plane) = plane_named(&action.plane) else {
+            let Some(plane) = Plane::named(&action.plane) else {
                 continue; // evidence records: found on the branch tip
             };
             if action.state != ActionState::Sent {

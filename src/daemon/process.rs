@@ -111,6 +111,9 @@ pub struct Processor<'a> {
     pub pause_at: Option<PausePoint>,
     /// The forge, when configured: each commit's pull request and reviews.
     pub forge: Option<&'a dyn crate::forge::MergeFactsSource>,
+    /// How each configured plane runs: a decision record says whether the
+    /// intent's plane is simulated (`plane_mode`).
+    pub plane_modes: std::collections::BTreeMap<crate::model::Plane, super::planes::PlaneMode>,
 }
 
 /// Runtime facts read from the store before the (parallel) evaluation.
@@ -293,7 +296,7 @@ impl Processor<'_> {
                 continue;
             }
             let correlation_id = correlation_id_for(&intent.intent_id);
-            let body = record::decision_body(
+            let mut body = record::decision_body(
                 &snapshot,
                 base.as_ref(),
                 intent,
@@ -301,6 +304,9 @@ impl Processor<'_> {
                 &sha,
                 forge_evidence.for_intent(intent_evaluation),
             );
+            if let Some(plane) = snapshot.artifact_of(intent).map(|artifact| artifact.plane) {
+                body["plane_mode"] = json!(self.plane_modes.get(&plane).map(|mode| mode.as_str()));
+            }
             let appended = self.append_once(EvidencePackInput {
                 record_type: RecordType::Decision,
                 intent_id: Some(intent.intent_id.clone()),

@@ -37,6 +37,13 @@ pub struct EvaluationFacts {
     pub commit: String,
 }
 
+/// The plane an intent's rollout runs on, and whether it is simulated.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlaneFacts {
+    pub plane: String,
+    pub mode: super::planes::PlaneMode,
+}
+
 /// What the store's `state_json` holds for an intent.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct IntentState {
@@ -44,6 +51,9 @@ pub struct IntentState {
     pub evaluation: Option<EvaluationFacts>,
     #[serde(default)]
     pub run: Option<IntentRun>,
+    /// Set when the run is saved: what `status` shows as the plane.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plane: Option<PlaneFacts>,
 }
 
 impl IntentState {
@@ -228,6 +238,32 @@ impl Driver<'_> {
                 .mark_operator_request_handled(request.request_id, now)?;
         }
 
+        // A run held because its plane had no connector goes on once it has one.
+        for (intent_id, state) in &states {
+            let Some(run) = &state.run else { continue };
+            let Phase::Held {
+                cause: orchestrator::HoldCause::PlaneUnavailable,
+                ..
+            } = &run.phase
+            else {
+                continue;
+            };
+            let snapshot = self.performer.snapshot;
+            let configured = snapshot
+                .intents
+                .get(intent_id)
+                .and_then(|intent| self.performer.plane_of(intent))
+                .is_some_and(|plane| self.performer.planes.connector(plane).is_some());
+            if configured {
+                queue.push_back((
+                    intent_id.clone(),
+                    Event::OperatorResume {
+                        actor: orchestrator::MACHINE_ACTOR.into(),
+                    },
+                ));
+            }
+        }
+
         // The tick: every non-terminal run looks at the clock.
         let mut runs: Vec<IntentRun> = states.values_mut().filter_map(|s| s.run.take()).collect();
         let mut work: VecDeque<(String, Effect)> = VecDeque::new();
@@ -360,6 +396,17 @@ impl Driver<'_> {
             };
             let mut state = IntentState::from_record(&record);
             state.run = Some(run.clone());
+            let snapshot = self.performer.snapshot;
+            if let Some(plane) = snapshot
+                .intents
+                .get(&run.intent_id)
+                .and_then(|intent| self.performer.plane_of(intent))
+            {
+                state.plane = Some(PlaneFacts {
+                    plane: plane.as_str().to_owned(),
+                    mode: self.performer.planes.mode(plane),
+                });
+            }
             let json = serde_json::to_value(&state).unwrap_or(Value::Null);
             self.performer
                 .store

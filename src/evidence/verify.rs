@@ -78,6 +78,9 @@ pub struct VerifyReport {
     /// `expected_head` next time.
     pub head: Option<ExpectedHead>,
     pub first_failure: Option<Failure>,
+    /// Records (of those checked) whose plane was simulated
+    /// (`plane_mode: simulated`): what happened there happened on no device.
+    pub simulated_records: u64,
 }
 
 impl VerifyReport {
@@ -163,6 +166,7 @@ struct Verification<'shared> {
     chunk_links: Mutex<Vec<ChunkLinks>>,
     reached: Mutex<Option<ReachedRecord>>,
     first_failure: FirstFailure,
+    simulated_records: AtomicU64,
 }
 
 /// Verifies the evidence branch `branch` (a branch name, or a full
@@ -227,6 +231,7 @@ pub(crate) fn verify_branch_in_chunks(
             lowest_sequence: AtomicU64::new(u64::MAX),
             failure: Mutex::new(None),
         },
+        simulated_records: AtomicU64::new(0),
     };
     let walker_count = std::thread::available_parallelism()
         .map_or(2, usize::from)
@@ -311,6 +316,7 @@ pub(crate) fn verify_branch_in_chunks(
         ok: failure.is_none(),
         head,
         first_failure: failure,
+        simulated_records: verification.simulated_records.load(Ordering::SeqCst),
     })
 }
 
@@ -482,6 +488,9 @@ impl Verification<'_> {
         };
         let content =
             check_record(&record, self.key).map_err(|reason| (Some(pack.path.clone()), reason))?;
+        if content.simulated {
+            self.simulated_records.fetch_add(1, Ordering::SeqCst);
+        }
         let expected_message_sha256 = Sha256::digest(content.expected_commit_message.as_bytes());
         if expected_message_sha256.as_slice() != commit.message_sha256 {
             let reason =

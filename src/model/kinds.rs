@@ -37,6 +37,20 @@ pub enum Plane {
 }
 
 impl Plane {
+    /// Every plane, in declaration order.
+    pub const ALL: [Plane; 5] = [
+        Plane::Intune,
+        Plane::Jamf,
+        Plane::Sccm,
+        Plane::Landscape,
+        Plane::Ansible,
+    ];
+
+    /// The plane named `text` (`intune`, ...), if any.
+    pub fn named(text: &str) -> Option<Plane> {
+        Plane::ALL.into_iter().find(|plane| plane.as_str() == text)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Plane::Intune => "intune",

@@ -16,6 +16,9 @@ pub enum FailureClass {
     Permanent,
     /// The plane's own policy refused it (scope, compliance): not retried.
     PolicyViolation,
+    /// No connector is configured for the plane (the tenant listed it after
+    /// the daemon started): the run holds until one is, then goes on.
+    PlaneUnavailable,
 }
 
 /// A connector's failure as the state machine needs it.

@@ -36,7 +36,8 @@ pub(crate) fn hold(step: &mut Step<'_>, cause: HoldCause, reason: String, by: &s
         HoldCause::CabCondition
         | HoldCause::EvidenceUnavailable
         | HoldCause::RingBusy
-        | HoldCause::VersionBlocked => AuditEventType::PublishBlocked,
+        | HoldCause::VersionBlocked
+        | HoldCause::PlaneUnavailable => AuditEventType::PublishBlocked,
     };
     step.emit(
         event_type,

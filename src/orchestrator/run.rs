@@ -60,6 +60,9 @@ pub enum HoldCause {
     /// This version was rolled back elsewhere; it clears by itself when that
     /// run is superseded.
     VersionBlocked,
+    /// The plane has no connector; the daemon resumes the run once one is
+    /// configured.
+    PlaneUnavailable,
 }
 
 /// Where a run is. `RiskAssessed` is passed through within one `Evaluated`

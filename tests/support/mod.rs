@@ -89,3 +89,16 @@ pub fn stdout(output: &Output) -> String {
 pub fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
+
+/// Writes a daemon config in `dir` that runs every plane of the sample tenant
+/// on the simulated fleet, explicitly (`type: sim`): `serve` refuses to start
+/// with a plane that has no connector. Returns its path, for `--config`.
+pub fn sim_planes_config(dir: &Path) -> PathBuf {
+    let path = dir.join("ringmaster-daemon.yaml");
+    std::fs::write(
+        &path,
+        "planes:\n  intune: {type: sim}\n  jamf: {type: sim}\n  sccm: {type: sim}\n  landscape: {type: sim}\n  ansible: {type: sim}\n",
+    )
+    .expect("write the daemon config");
+    path
+}
