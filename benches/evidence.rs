@@ -22,8 +22,8 @@ use std::time::Instant;
 
 use chrono::{DateTime, Duration, Utc};
 use ringmaster::evidence::{
-    ChainPosition, EvidenceBranch, EvidencePackInput, GitIdentity, RecordType, SigningKey,
-    VerifyingKey, generate_keypair, prepare_record, verify_branch,
+    AppendContext, ChainPosition, EvidenceBranch, EvidencePackInput, GitIdentity, RecordType,
+    SigningKey, VerifyingKey, generate_keypair, prepare_record, verify_branch,
 };
 use serde_json::json;
 
@@ -98,7 +98,11 @@ fn measure_appends(count: u64, records_per_day: u64, signer: &SigningKey) {
     let started = Instant::now();
     for number in 1..=count {
         branch
-            .append(decision_input(number, records_per_day), signer)
+            .append(
+                decision_input(number, records_per_day),
+                signer,
+                &AppendContext::default(),
+            )
             .unwrap();
     }
     let elapsed = started.elapsed();

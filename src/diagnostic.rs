@@ -5,7 +5,7 @@
 //! each naming the file, the line and column, the JSON pointer inside the document
 //! and a sentence that says what to fix.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::fmt;
 
 /// How bad a finding is. `Error` fails `validate`; `Warning` is reported only.
@@ -26,7 +26,7 @@ impl fmt::Display for Severity {
 }
 
 /// A position inside a file: 1-based line and column.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Position {
     pub line: usize,
     pub column: usize,

@@ -24,6 +24,7 @@ pub mod policy;
 pub mod reconciler;
 pub mod risk;
 pub mod sample;
+pub mod sandbox;
 pub mod schema;
 pub mod source;
 pub mod store;

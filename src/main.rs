@@ -17,5 +17,8 @@ fn main() -> ExitCode {
         )
         .init();
     let cli = ringmaster::cli::Cli::parse();
+    // Tenant Rego runs in guarded worker processes (this same binary), with
+    // a memory limit and a deadline the judge's own process cannot enforce.
+    ringmaster::sandbox::install_current_exe();
     ringmaster::cli::run(cli, std::sync::Arc::new(chrono::Utc::now))
 }

@@ -12,7 +12,9 @@ mod tamper;
 
 use std::fs;
 
-use ringmaster::evidence::{EvidenceBranch, EvidenceError, FetchOutcome, verify_branch};
+use ringmaster::evidence::{
+    AppendContext, EvidenceBranch, EvidenceError, FetchOutcome, verify_branch,
+};
 use serde_json::json;
 use tempfile::TempDir;
 
@@ -139,7 +141,11 @@ fn append_and_verify_work_on_a_bare_repository() {
     let branch = EvidenceBranch::open(bare.path(), BRANCH).unwrap();
     for number in 1..=3 {
         branch
-            .append(decision_input(number), &governed.signer)
+            .append(
+                decision_input(number),
+                &governed.signer,
+                &AppendContext::default(),
+            )
             .unwrap();
     }
     let report = verify_branch(bare.path(), BRANCH, &governed.verifier, None).unwrap();
@@ -201,14 +207,14 @@ fn push_is_fast_forward_only_and_a_diverged_remote_is_push_rejected() {
         }
     );
     second_branch
-        .append(decision_input(3), &first.signer)
+        .append(decision_input(3), &first.signer, &AppendContext::default())
         .unwrap();
     let remote_tip = second_branch.push(remote_path).unwrap().commit;
 
     // The first writer appended meanwhile: its push must not replace the remote's record.
     let first_branch = first.branch();
     first_branch
-        .append(decision_input(30), &first.signer)
+        .append(decision_input(30), &first.signer, &AppendContext::default())
         .unwrap();
     let error = first_branch.push(remote_path).unwrap_err();
     assert!(
@@ -279,7 +285,7 @@ fn fetch_through_a_named_remote_updates_its_tracking_branch() {
     .unwrap();
     assert!(report.ok, "{report}");
     reader_branch
-        .append(decision_input(3), &writer.signer)
+        .append(decision_input(3), &writer.signer, &AppendContext::default())
         .unwrap();
     assert!(matches!(
         reader_branch.fetch("origin").unwrap(),

@@ -3,7 +3,7 @@
 use super::Format;
 use crate::daemon::config::{RawConfig, Secret};
 use crate::daemon::{Clock, Daemon};
-use crate::evidence::{ExpectedHead, VerifyingKey, generate_keypair, verify_branch};
+use crate::evidence::{ExpectedHead, VerifyReport, VerifyingKey, generate_keypair, verify_branch};
 use crate::source::GovernedRepo;
 use crate::store::{EventFilter, Store};
 use anyhow::Context as _;
@@ -175,14 +175,16 @@ pub(super) fn verify(
 ) -> anyhow::Result<ExitCode> {
     let key = VerifyingKey::load(public_key)?;
     let governed = GovernedRepo::open(repo)?;
-    let expected = match state {
-        Some(dir) => {
-            let store = Store::open(&dir.join("ringmaster.db"))?;
-            store.evidence_head()?.map(|head| ExpectedHead {
-                sequence: head.sequence,
-                pack_sha256: head.pack_sha256,
-            })
-        }
+    // Never created: a missing or empty state database is an error.
+    let store = match state {
+        Some(dir) => Some(Store::open_existing(&dir.join("ringmaster.db"))?),
+        None => None,
+    };
+    let expected = match &store {
+        Some(store) => store.evidence_head()?.map(|head| ExpectedHead {
+            sequence: head.sequence,
+            pack_sha256: head.pack_sha256,
+        }),
         None => None,
     };
     let report = verify_branch(governed.repository.path(), branch, &key, expected)?;
@@ -206,7 +208,83 @@ pub(super) fn verify(
         );
         println!("{failure}");
     }
-    Ok(ExitCode::from(report.exit_code()))
+    let mut ok = report.ok;
+    if let Some(store) = &store {
+        let check = state_check(store, &report)?;
+        for line in &check.lines {
+            println!("{line}");
+        }
+        ok &= check.ok;
+    }
+    Ok(ExitCode::from(if ok { 0 } else { 1 }))
+}
+
+/// What `verify --state` found in the state store's event log.
+struct StateCheck {
+    ok: bool,
+    lines: Vec<String>,
+}
+
+/// The event log checked like the evidence branch: the whole hash chain,
+/// the append-only triggers, and the anchor of the last record that has
+/// one (the log must still hold that event with that hash: a truncated,
+/// emptied or rewritten log fails, whatever was done to its hashes).
+fn state_check(store: &Store, report: &VerifyReport) -> anyhow::Result<StateCheck> {
+    let chain = store.verify_event_chain()?;
+    let mut lines = Vec::new();
+    let mut ok = true;
+    if let Some(broken) = &chain.first_break {
+        ok = false;
+        lines.push(format!(
+            "event log: verification FAILED after {} good event(s): {broken}",
+            chain.events_checked
+        ));
+    }
+    if !chain.append_only_triggers_present {
+        ok = false;
+        lines.push(
+            "event log: the triggers that keep events append-only were dropped: the database was tampered with"
+                .to_owned(),
+        );
+    }
+    match &report.event_chain_anchor {
+        Some((record, anchor)) => match store.event_hash(anchor.seq)? {
+            None => {
+                ok = false;
+                lines.push(format!(
+                    "event log: evidence record #{record} anchors event #{} (hash {}), but the log ends at #{}: events were removed (truncated or emptied)",
+                    anchor.seq,
+                    anchor.hash,
+                    store.last_event()?.map_or(0, |event| event.seq)
+                ));
+            }
+            Some(hash) if hash != anchor.hash => {
+                ok = false;
+                lines.push(format!(
+                    "event log: event #{} has hash {hash}, but evidence record #{record} anchored it as {}: the log was rewritten",
+                    anchor.seq, anchor.hash
+                ));
+            }
+            Some(_) if ok => lines.push(format!(
+                "event log: {} event(s), hash chain intact, anchored by evidence record #{record} at event #{}",
+                chain.events_checked, anchor.seq
+            )),
+            Some(_) => {}
+        },
+        None if report.records_checked > 0 && chain.events_checked == 0 && ok => {
+            ok = false;
+            lines.push(format!(
+                "event log: empty, but the evidence branch holds {} record(s): the log was emptied",
+                report.records_checked
+            ));
+        }
+        None if ok => lines.push(format!(
+            "event log: {} event(s), hash chain intact (no evidence record anchors it yet)",
+            chain.events_checked
+        )),
+        None => {}
+    }
+    Ok(StateCheck { ok, lines })
 }
 
 pub(super) fn events(
@@ -215,14 +293,7 @@ pub(super) fn events(
     correlation_id: Option<String>,
     format: Format,
 ) -> anyhow::Result<ExitCode> {
-    let database = state.join("ringmaster.db");
-    if !database.exists() {
-        anyhow::bail!(
-            "{} does not exist; pass the --state directory the daemon uses",
-            database.display()
-        );
-    }
-    let store = Store::open(&database)?;
+    let store = Store::open_existing(&state.join("ringmaster.db"))?;
     let events = store.events(&EventFilter {
         intent_id: intent,
         correlation_id,
@@ -258,17 +329,29 @@ pub(super) fn events(
                     &rows
                 )
             );
-            let chain = store.verify_event_chain()?;
-            match chain.first_break {
-                None => println!("\nevent chain: {} event(s), intact", chain.events_checked),
-                Some(broken) => println!(
-                    "\nevent chain BROKEN at #{}: {:?}",
-                    broken.seq, broken.reason
-                ),
-            }
         }
     }
-    Ok(ExitCode::SUCCESS)
+    // The chain is checked whatever the format; a broken one fails the command.
+    let chain = store.verify_event_chain()?;
+    let intact = chain.is_intact();
+    match (&chain.first_break, format) {
+        (None, Format::Human) if intact => {
+            println!("\nevent chain: {} event(s), intact", chain.events_checked)
+        }
+        (Some(broken), _) => eprintln!(
+            "event chain BROKEN after {} good event(s): {broken}",
+            chain.events_checked
+        ),
+        (None, _) if !intact => eprintln!(
+            "event chain: the triggers that keep events append-only were dropped: the database was tampered with"
+        ),
+        (None, _) => {}
+    }
+    Ok(if intact {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 fn summary(details: &serde_json::Value) -> String {

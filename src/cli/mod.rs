@@ -277,7 +277,11 @@ pub enum Command {
     ///
     /// Exit 0 when everything holds; 1 and the first broken record otherwise.
     /// With --state, also checks that the branch still holds the last record
-    /// the daemon wrote (a force-push that dropped records is caught).
+    /// the daemon wrote (a force-push that dropped records is caught), and
+    /// the state store's event log like the branch: the whole hash chain, its
+    /// append-only triggers, and the event the last evidence pack anchors
+    /// (a truncated, emptied or rewritten log fails). A missing or empty
+    /// state directory is an error (exit 2) and is never created.
     Verify {
         /// The governed repository holding the evidence branch.
         #[arg(default_value = ".")]
@@ -308,6 +312,8 @@ pub enum Command {
     /// Roll an intent back by its rollback plan.
     Rollback(OperatorArgs),
     /// Show the audit trail from the state store, and check its hash chain.
+    ///
+    /// Exits 1 when the chain is broken (whatever the format).
     Events {
         /// The daemon's state directory.
         #[arg(long)]
@@ -326,6 +332,14 @@ pub enum Command {
     Schema {
         #[command(subcommand)]
         command: SchemaCommand,
+    },
+    /// Internal: the guarded worker that parses and evaluates tenant Rego
+    /// for the judge (`crate::sandbox`); started by ringmaster itself.
+    #[command(name = "policy-worker", hide = true)]
+    PolicyWorker {
+        /// Address space the worker may use, in bytes.
+        #[arg(long)]
+        memory_limit: u64,
     },
 }
 
@@ -472,6 +486,10 @@ pub fn run(cli: Cli, clock: crate::daemon::Clock) -> ExitCode {
         Command::Schema {
             command: SchemaCommand::Export { dir },
         } => schema_export(&dir),
+        Command::PolicyWorker { memory_limit } => {
+            let status = crate::sandbox::worker::run(memory_limit);
+            Ok(ExitCode::from(u8::try_from(status).unwrap_or(2)))
+        }
     };
     match result {
         Ok(code) => code,

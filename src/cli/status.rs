@@ -9,14 +9,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 fn open(state: &Path) -> anyhow::Result<Store> {
-    let database = state.join("ringmaster.db");
-    if !database.exists() {
-        bail!(
-            "{} does not exist; pass the --state directory the daemon uses",
-            database.display()
-        );
-    }
-    Ok(Store::open(&database)?)
+    Ok(Store::open_existing(&state.join("ringmaster.db"))?)
 }
 
 pub(super) fn status(state: &Path, format: Format) -> anyhow::Result<ExitCode> {

@@ -109,8 +109,8 @@ impl Daemon {
                 }
             }
         }
-        if branch_moved {
-            self.step_and_log(now).await;
+        if branch_moved && let Some(schedule) = &mut self.schedule {
+            schedule.want_step();
         }
         for number in pull_requests {
             self.check_pull_request(number, now).await;
@@ -120,20 +120,6 @@ impl Daemon {
                 .mark_delivery_processed(&delivery.delivery_id, now)?;
         }
         Ok(())
-    }
-
-    /// One daemon step (the tracked branch, rollouts, evidence push),
-    /// logging instead of failing: bad input and failing dependencies never
-    /// stop the daemon.
-    async fn step_and_log(&mut self, now: DateTime<Utc>) {
-        match self.step(now).await {
-            Ok(step) => {
-                for report in step.commits {
-                    tracing::info!(commit = %report.commit, outcome = report.outcome.as_str(), records = report.records.len(), "processed commit");
-                }
-            }
-            Err(error) => tracing::error!(%error, "processing failed; will retry"),
-        }
     }
 
     async fn check_pull_request(&mut self, number: u64, now: DateTime<Utc>) {

@@ -16,10 +16,12 @@ pub mod process;
 pub mod reconcile;
 pub mod record;
 pub mod rollout;
+pub mod schedule;
 pub mod siem;
 
-use crate::evidence::{EvidenceBranch, SigningKey};
+use crate::evidence::{AppendContext, EventChainAnchor, EvidenceBranch, ExpectedHead, SigningKey};
 use crate::model::Snapshot;
+use crate::orchestrator::{BreakerPolicy, CircuitBreaker};
 use crate::source::GovernedRepo;
 use crate::source::watch;
 use crate::store::Store;
@@ -27,6 +29,7 @@ use chrono::{DateTime, Utc};
 use config::{DaemonConfig, RepoLocation};
 use planes::{PlaneRegistry, Planes};
 use process::{CommitReport, PausePoint, ProcessError, Processor};
+use schedule::Schedule;
 use siem::Siem;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -88,6 +91,24 @@ impl From<ProcessError> for DaemonError {
     }
 }
 
+/// What an evidence append must agree with, and anchor: the branch must
+/// still hold the store's evidence head (else nothing is signed: it was
+/// rewound or forked), and the pack records the event log's head, so that
+/// `verify --state` catches a truncated or rewritten log against the signed
+/// branch. Every evidence append of the daemon passes this.
+pub fn append_context(store: &Store) -> Result<AppendContext, crate::store::StoreError> {
+    Ok(AppendContext {
+        known_head: store.evidence_head()?.map(|head| ExpectedHead {
+            sequence: head.sequence,
+            pack_sha256: head.pack_sha256,
+        }),
+        event_chain: store.last_event()?.map(|event| EventChainAnchor {
+            seq: event.seq,
+            hash: event.hash,
+        }),
+    })
+}
+
 /// The daemon's long-lived state.
 pub struct Daemon {
     pub config: DaemonConfig,
@@ -107,8 +128,17 @@ pub struct Daemon {
     recovered: bool,
     /// GitHub, when configured (connected by `connect_forge`).
     forge: Option<crate::forge::Forge>,
-    /// What the evidence remote is known to hold.
+    /// What the evidence remote is known to hold, and its breaker.
     push: performer::EvidencePush,
+    /// The loop's timing (made at the first wake-up, which knows `now`).
+    schedule: Option<Schedule>,
+    /// Webhook deliveries may be waiting in the store.
+    webhooks_pending: bool,
+    /// The Git remote of the governed repository (remote mode: fetch).
+    git_fetch: CircuitBreaker,
+    /// Whether the last evidence push failed (a `publish_blocked` event is
+    /// recorded when it starts failing, not at every retry).
+    push_blocked: bool,
 }
 
 /// What one step of the daemon did.
@@ -171,6 +201,10 @@ impl Daemon {
             recovered: false,
             forge: None,
             push: performer::EvidencePush::default(),
+            schedule: None,
+            webhooks_pending: true,
+            git_fetch: CircuitBreaker::new("git remote (fetch)", BreakerPolicy::default()),
+            push_blocked: false,
         })
     }
 
@@ -255,8 +289,33 @@ impl Daemon {
 
     /// One step: process new commits, drive every rollout, reconcile when due,
     /// push evidence. What `serve --once` runs and the loop runs per event.
+    /// When processing fails (GitHub down, say), the rollouts are still
+    /// driven with the last good snapshot, then the processing error is
+    /// returned; the commit stays pending.
     pub async fn step(&mut self, now: DateTime<Utc>) -> Result<StepReport, DaemonError> {
-        let commits = self.process_pending(now)?;
+        let (report, processing) = self.step_with(now, true).await?;
+        match processing {
+            Some(error) => Err(error),
+            None => Ok(report),
+        }
+    }
+
+    /// A step; `process` false skips new commits (processing is backing
+    /// off). Returns the report and the processing error, if any; other
+    /// failures (driving, pushing evidence) are the `Err`.
+    async fn step_with(
+        &mut self,
+        now: DateTime<Utc>,
+        process: bool,
+    ) -> Result<(StepReport, Option<DaemonError>), DaemonError> {
+        let (commits, processing) = if process {
+            match self.process_pending(now) {
+                Ok(commits) => (commits, None),
+                Err(error) => (Vec::new(), Some(error)),
+            }
+        } else {
+            (Vec::new(), None)
+        };
         self.refresh_good_snapshot(now)?;
         let mut report = StepReport {
             commits,
@@ -264,7 +323,7 @@ impl Daemon {
         };
         let (Some((commit, snapshot)), Some(planes)) = (&self.good, self.planes.current()) else {
             self.report_to_forge(&report.commits).await;
-            return Ok(report);
+            return Ok((report, processing));
         };
         let mut driver = rollout::Driver {
             performer: performer::Performer {
@@ -301,7 +360,7 @@ impl Daemon {
         }
         // After the evidence is pushed: the status never runs ahead of the record.
         self.report_to_forge(&report.commits).await;
-        Ok(report)
+        Ok((report, processing))
     }
 
     /// Fetches (remote mode) and processes every pending commit.
@@ -310,7 +369,7 @@ impl Daemon {
         now: DateTime<Utc>,
     ) -> Result<Vec<CommitReport>, DaemonError> {
         if let RepoLocation::Remote(_) = &self.config.repo {
-            crate::source::remote::fetch(&self.repo.repository)?;
+            self.fetch_governed(now);
         }
         let plane_modes = self.planes.modes();
         let mut processor = Processor {
@@ -330,9 +389,49 @@ impl Daemon {
         Ok(processor.process_pending(now)?)
     }
 
-    /// Pushes evidence; if that fails, records that publishing is blocked.
+    /// Fetches the tracked branch through its breaker. A failed or refused
+    /// fetch is not an error of the step: the mirror keeps what it has, the
+    /// rollouts go on, and the next poll (or the breaker's probe) fetches again.
+    fn fetch_governed(&mut self, now: DateTime<Utc>) {
+        if self.git_fetch.admit(now).is_err() {
+            return;
+        }
+        match crate::source::remote::fetch(&self.repo.repository) {
+            Ok(()) => self.git_fetch.record_success(),
+            Err(error) => {
+                let opened = self.git_fetch.record_failure(
+                    now,
+                    error.to_string(),
+                    None,
+                    rand::random::<f64>(),
+                );
+                match opened {
+                    Some(until) => {
+                        tracing::warn!(%error, %until, "the governed repository's remote is unavailable: no fetch until the next probe")
+                    }
+                    None => {
+                        tracing::warn!(%error, "fetching the governed repository failed; the next poll retries")
+                    }
+                }
+            }
+        }
+    }
+
+    /// Pushes evidence through its breaker; if that fails, publishing is
+    /// blocked (a `publish_blocked` event when it starts failing).
     fn push_or_block(&mut self, remote: &str, now: DateTime<Utc>) -> Result<(), DaemonError> {
-        if let Err(error) = self.push_evidence(remote, now) {
+        let result = self.push_evidence(remote, now);
+        if result.is_ok() {
+            if self.push_blocked {
+                tracing::info!(%remote, "evidence pushed again; publishing unblocked");
+            }
+            self.push_blocked = false;
+        }
+        if let Err(error) = result {
+            if self.push_blocked {
+                return Err(error.into());
+            }
+            self.push_blocked = true;
             self.store.append_event(crate::store::NewEvent {
                 correlation_id: "evidence:push".into(),
                 intent_id: None,
@@ -359,13 +458,22 @@ impl Daemon {
         if self.evidence.tip()?.is_none() {
             return Ok(());
         }
-        let pushed =
-            performer::push_evidence(&self.evidence, &self.signer, &mut self.store, remote, now)?;
-        self.push.pushed_tip = Some(pushed);
-        Ok(())
+        performer::push_evidence(
+            &self.evidence,
+            &self.signer,
+            &mut self.store,
+            &mut self.push,
+            remote,
+            now,
+        )
     }
 
     /// The closed event loop. Returns when `shutdown` resolves.
+    ///
+    /// It sleeps until the next deadline of its [`Schedule`] or until an
+    /// event (the repository changed, a webhook was queued) wakes it, then
+    /// does what is due ([`Daemon::wake`]). It never retries in a loop: every
+    /// failure moves a deadline (backoff, an open breaker), never the loop.
     pub async fn run(
         mut self,
         clock: Clock,
@@ -379,67 +487,28 @@ impl Daemon {
             ),
             RepoLocation::Remote(_) => None,
         };
-        let poll = self.config.poll_interval;
-        let ticker = sender.clone();
-        let timer = tokio::spawn(async move {
-            // The first tick comes at once (catch up on start); then every
-            // interval, ±10% jitter so many daemons do not fetch in step.
-            let mut delay = std::time::Duration::ZERO;
-            loop {
-                tokio::time::sleep(delay).await;
-                if ticker.send(Event::Tick).await.is_err() {
-                    break;
-                }
-                let jitter: f64 = rand::random_range(0.9..1.1);
-                delay = poll.mul_f64(jitter);
-            }
-        });
         self.connect_forge(clock.clone())?;
         let api = self.start_api(sender.clone(), clock.clone()).await?;
-        // Deliveries stored before a restart but never handled.
-        let _ = sender.try_send(Event::Webhook);
         tokio::pin!(shutdown);
         tracing::info!(branch = %self.config.branch, "ringmaster daemon started");
         loop {
+            self.wake(clock()).await;
+            let now = clock();
+            let sleep = (self.next_deadline(now) - now).to_std().unwrap_or_default();
             let event = tokio::select! {
                 () = &mut shutdown => Event::Shutdown,
                 Some(event) = events.recv() => event,
+                () = tokio::time::sleep(sleep) => Event::Tick,
             };
-            let tick = matches!(event, Event::Tick);
-            match event {
-                Event::Shutdown => break,
-                Event::Webhook => {
-                    if let Err(error) = self.handle_webhooks(clock()).await {
-                        tracing::error!(%error, "webhook queue failed; will retry");
-                    }
-                }
-                Event::RepoChanged | Event::Tick => {
-                    let now = clock();
-                    match self.step(now).await {
-                        Ok(step) => {
-                            for report in step.commits {
-                                tracing::info!(commit = %report.commit, outcome = report.outcome.as_str(), records = report.records.len(), "processed commit");
-                            }
-                            if let Some(at) = step.drive.next_wake {
-                                let delay = (at - now).to_std().unwrap_or_default();
-                                let waker = sender.clone();
-                                tokio::spawn(async move {
-                                    tokio::time::sleep(delay).await;
-                                    let _ = waker.send(Event::Tick).await;
-                                });
-                            }
-                        }
-                        // Bad input and failing dependencies never stop the daemon:
-                        // the commit stays pending and is retried on the next event.
-                        Err(error) => tracing::error!(%error, "processing failed; will retry"),
-                    }
-                    if tick {
-                        self.poll_forge(clock()).await;
-                    }
-                }
+            if matches!(event, Event::Shutdown) {
+                break;
+            }
+            self.notice(&event);
+            // Whatever else queued meanwhile is covered by this one wake-up.
+            while let Ok(event) = events.try_recv() {
+                self.notice(&event);
             }
         }
-        timer.abort();
         if let Some(api) = api
             && let Err(error) = api.shutdown().await
         {
@@ -447,6 +516,103 @@ impl Daemon {
         }
         tracing::info!("ringmaster daemon stopped");
         Ok(())
+    }
+
+    /// Takes note of an event; the work happens at the next [`Daemon::wake`].
+    pub fn notice(&mut self, event: &Event) {
+        match event {
+            Event::RepoChanged => {
+                if let Some(schedule) = &mut self.schedule {
+                    schedule.want_step();
+                }
+            }
+            Event::Webhook => self.webhooks_pending = true,
+            Event::Tick | Event::Shutdown => {}
+        }
+    }
+
+    /// When the loop must wake up at the latest: the schedule's next
+    /// deadline, or an open breaker's next probe.
+    pub fn next_deadline(&self, now: DateTime<Utc>) -> DateTime<Utc> {
+        let breakers = [self.git_fetch.retry_at(), self.push.breaker.retry_at()];
+        match &self.schedule {
+            Some(schedule) => schedule.next_deadline(now, breakers.into_iter().flatten()),
+            None => now,
+        }
+    }
+
+    /// Does what is due at `now`: queued webhooks, a step (processing new
+    /// commits unless it is backing off), the poll. Failures are logged and
+    /// move deadlines; bad input and failing dependencies never stop the
+    /// daemon. `run` calls it after every event and deadline; a test can
+    /// call it with simulated time.
+    pub async fn wake(&mut self, now: DateTime<Utc>) {
+        let poll_interval = self.config.poll_interval;
+        self.schedule
+            .get_or_insert_with(|| Schedule::new(poll_interval, now));
+        if self.webhooks_pending {
+            self.webhooks_pending = false;
+            if let Err(error) = self.handle_webhooks(now).await {
+                tracing::error!(%error, "webhook queue failed; will retry");
+                self.webhooks_pending = true;
+            }
+        }
+        let due = self
+            .schedule
+            .as_ref()
+            .map(|schedule| schedule.due(now))
+            .unwrap_or_default();
+        if due.step {
+            match self.step_with(now, due.process).await {
+                Ok((step, processing)) => {
+                    for report in &step.commits {
+                        tracing::info!(commit = %report.commit, outcome = report.outcome.as_str(), records = report.records.len(), "processed commit");
+                    }
+                    let next_wake = step.drive.next_wake;
+                    self.after_processing(now, due.process, processing);
+                    if let Some(schedule) = &mut self.schedule {
+                        schedule.stepped(now, next_wake);
+                    }
+                }
+                Err(error) => {
+                    tracing::error!(%error, "step failed; retrying after a backoff");
+                    self.after_processing(now, due.process, Some(error));
+                    if let Some(schedule) = &mut self.schedule {
+                        schedule.stepped(now, None);
+                    }
+                }
+            }
+        }
+        if due.poll {
+            self.poll_forge(now).await;
+            if let Some(schedule) = &mut self.schedule {
+                schedule.polled(now, rand::random::<f64>());
+            }
+        }
+    }
+
+    /// Moves the processing backoff after a step that processed (or failed).
+    fn after_processing(
+        &mut self,
+        now: DateTime<Utc>,
+        processed: bool,
+        error: Option<DaemonError>,
+    ) {
+        let back_at = self
+            .forge
+            .as_ref()
+            .and_then(|forge| forge.client.unavailable_until());
+        let Some(schedule) = &mut self.schedule else {
+            return;
+        };
+        match error {
+            None if processed => schedule.processing_succeeded(),
+            None => {}
+            Some(error) => {
+                let retry_at = schedule.processing_failed(now, back_at, rand::random::<f64>());
+                tracing::error!(%error, %retry_at, failures = schedule.processing_failures(), "processing failed; the commit stays pending");
+            }
+        }
     }
 }
 

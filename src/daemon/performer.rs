@@ -47,10 +47,25 @@ use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
 /// What the performer knows about the evidence remote between passes.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct EvidencePush {
     /// The evidence commit last pushed to the remote by this process.
     pub pushed_tip: Option<String>,
+    /// The remote failing: no push is tried while it is open (see
+    /// [`push_evidence`]), so an unreachable remote is not hammered.
+    pub breaker: crate::orchestrator::CircuitBreaker,
+}
+
+impl Default for EvidencePush {
+    fn default() -> Self {
+        EvidencePush {
+            pushed_tip: None,
+            breaker: crate::orchestrator::CircuitBreaker::new(
+                "evidence remote (push)",
+                crate::orchestrator::BreakerPolicy::default(),
+            ),
+        }
+    }
 }
 
 /// The daemon's parts the performer borrows for one pass.
@@ -381,7 +396,8 @@ impl Performer<'_> {
         if planned.state != ActionState::Sent {
             self.store.mark_sent(&planned.key, now)?;
         }
-        match self.evidence.append(input, self.signer) {
+        let context = super::append_context(self.store)?;
+        match self.evidence.append(input, self.signer, &context) {
             Ok(record) => {
                 let (pause, name) = match transition {
                     "drift" => (PausePoint::AfterDriftRecord, "after-drift-record"),
@@ -473,11 +489,15 @@ impl Performer<'_> {
         if self.push.pushed_tip.as_deref() == Some(tip.as_str()) {
             return Ok(());
         }
-        match push_evidence(self.evidence, self.signer, self.store, remote, now) {
-            Ok(pushed) => {
-                self.push.pushed_tip = Some(pushed);
-                Ok(())
-            }
+        match push_evidence(
+            self.evidence,
+            self.signer,
+            self.store,
+            self.push,
+            remote,
+            now,
+        ) {
+            Ok(()) => Ok(()),
             Err(error) => Err(format!("evidence could not be pushed to {remote}: {error}")),
         }
     }
@@ -918,11 +938,47 @@ impl Performer<'_> {
     }
 }
 
+/// Pushes the evidence branch through the remote's circuit breaker: while
+/// it is open nothing is sent ([`crate::evidence::EvidenceError::Unavailable`]);
+/// a push that fails for the remote's sake (not a rejected fast-forward)
+/// counts towards opening it. Records the commit pushed in `push`.
+pub fn push_evidence(
+    evidence: &EvidenceBranch,
+    signer: &SigningKey,
+    store: &mut Store,
+    push: &mut EvidencePush,
+    remote: &str,
+    now: DateTime<Utc>,
+) -> Result<(), crate::evidence::EvidenceError> {
+    use crate::evidence::EvidenceError;
+    if let Err(refused) = push.breaker.admit(now) {
+        return Err(EvidenceError::Unavailable {
+            remote: remote.to_owned(),
+            detail: refused.to_string(),
+        });
+    }
+    let result = push_evidence_now(evidence, signer, store, remote, now);
+    match &result {
+        Ok(pushed) => {
+            push.breaker.record_success();
+            push.pushed_tip = Some(pushed.clone());
+        }
+        Err(EvidenceError::PushRejected { .. } | EvidenceError::Rewritten { .. }) => {
+            push.breaker.record_success()
+        }
+        Err(error) => {
+            push.breaker
+                .record_failure(now, error.to_string(), None, rand::random::<f64>());
+        }
+    }
+    result.map(drop)
+}
+
 /// Pushes the evidence branch fast-forward only. When the remote moved
 /// (another writer), fetches, replays our records on top of the remote's —
 /// re-signed, new sequence numbers — and pushes again. Never forces. Returns
 /// the commit pushed.
-pub fn push_evidence(
+fn push_evidence_now(
     evidence: &EvidenceBranch,
     signer: &SigningKey,
     store: &mut Store,

@@ -424,7 +424,8 @@ impl Processor<'_> {
             );
             return Ok(existing);
         }
-        match self.evidence.append(input.clone(), self.signer) {
+        let context = super::append_context(self.store)?;
+        match self.evidence.append(input.clone(), self.signer, &context) {
             Ok(record) => Ok(record),
             Err(error) => {
                 self.store.append_event(NewEvent {

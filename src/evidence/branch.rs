@@ -23,8 +23,8 @@ use git2::{ErrorCode, ObjectType, Oid, Repository, Signature, Time, Tree};
 
 use super::keys::{SigningKey, sync_directory};
 use super::pack::{
-    ChainPosition, EvidencePack, EvidencePackInput, RecordType, pack_path, prepare_record,
-    trailer_value,
+    ChainPosition, EventChainAnchor, EvidencePack, EvidencePackInput, RecordType, pack_path,
+    prepare_anchored_record, trailer_value,
 };
 use super::verify::ExpectedHead;
 use super::{EvidenceError, Result, git_context, io_context, sha256_hex};
@@ -42,6 +42,19 @@ pub struct ChainTip {
     pub sequence: u64,
     pub pack_sha256: String,
     pub pack_path: String,
+}
+
+/// What the writer knows that the branch must agree with before anything
+/// is signed, and what it anchors in the record.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AppendContext {
+    /// The last record this writer appended (the daemon: its store's
+    /// evidence head). The branch must still hold it, at that sequence with
+    /// that hash; a branch rewound below it or forked at it is refused with
+    /// [`EvidenceError::Rewritten`] before anything is signed.
+    pub known_head: Option<ExpectedHead>,
+    /// The state store's event log head, written into the pack.
+    pub event_chain: Option<EventChainAnchor>,
 }
 
 /// What `append` committed.
@@ -275,11 +288,22 @@ impl EvidenceBranch {
     /// durable. The sequence and previous hash come from the branch tip;
     /// the new commit's tree is the tip's tree plus the pack and its
     /// signature. Fails with [`EvidenceError::BranchMoved`] (recording
-    /// nothing) if another writer moved the branch meanwhile.
-    pub fn append(&self, input: EvidencePackInput, signer: &SigningKey) -> Result<AppendedRecord> {
+    /// nothing) if another writer moved the branch meanwhile, and with
+    /// [`EvidenceError::Rewritten`] (signing nothing) if the branch no longer
+    /// holds `context.known_head`.
+    pub fn append(
+        &self,
+        input: EvidencePackInput,
+        signer: &SigningKey,
+        context: &AppendContext,
+    ) -> Result<AppendedRecord> {
         self.ensure_not_head()?;
         let parent_id = self.tip_commit()?;
-        let record = self.write_record_commit(parent_id, input, signer)?;
+        if let Some(known) = &context.known_head {
+            self.check_holds(parent_id, known)?;
+        }
+        let record =
+            self.write_record_commit(parent_id, input, context.event_chain.clone(), signer)?;
         let commit_id = Oid::from_str(&record.commit).map_err(git_context("invalid commit id"))?;
         self.move_branch(
             parent_id,
@@ -289,12 +313,64 @@ impl EvidenceBranch {
         Ok(record)
     }
 
-    /// Writes (durably) the commit of the record for `input` on top of the
-    /// record commit `parent_id`, without moving any reference.
+    /// Checks that the branch whose tip is `tip` still holds `known` (the
+    /// last record this writer appended): the tip is at or past its
+    /// sequence, and the record at that sequence has its hash. Walks back
+    /// from the tip only as far as `known`, normally zero or one record.
+    pub fn check_holds(&self, tip: Option<Oid>, known: &ExpectedHead) -> Result<()> {
+        let rewritten = |found: String| EvidenceError::Rewritten {
+            branch: self.branch_name.clone(),
+            sequence: known.sequence,
+            pack_sha256: known.pack_sha256.clone(),
+            found,
+        };
+        let Some(tip) = tip else {
+            return Err(rewritten("the branch does not exist any more".into()));
+        };
+        let tip_record = self.read_record_commit(tip)?;
+        if tip_record.sequence < known.sequence {
+            return Err(rewritten(format!(
+                "the branch ends at record #{} (commit {}): it was rewound",
+                tip_record.sequence,
+                short(&tip_record.commit)
+            )));
+        }
+        let mut cursor = tip_record;
+        while cursor.sequence > known.sequence {
+            let commit_id =
+                Oid::from_str(&cursor.commit).map_err(git_context("invalid commit id"))?;
+            let parent = self
+                .repository
+                .find_commit(commit_id)
+                .and_then(|commit| commit.parent_id(0))
+                .map_err(|_| {
+                    rewritten(format!(
+                        "record #{} (commit {}) has no parent record",
+                        cursor.sequence,
+                        short(&cursor.commit)
+                    ))
+                })?;
+            cursor = self.read_record_commit(parent)?;
+        }
+        if cursor.pack_sha256 != known.pack_sha256 {
+            return Err(rewritten(format!(
+                "record #{} there is another one (sha256 {}, commit {}): the branch was forked or replaced",
+                cursor.sequence,
+                cursor.pack_sha256,
+                short(&cursor.commit)
+            )));
+        }
+        Ok(())
+    }
+
+    /// Writes (durably) the commit of the record for `input`, anchoring
+    /// `event_chain`, on top of the record commit `parent_id`, without
+    /// moving any reference.
     pub(super) fn write_record_commit(
         &self,
         parent_id: Option<Oid>,
         input: EvidencePackInput,
+        event_chain: Option<EventChainAnchor>,
         signer: &SigningKey,
     ) -> Result<AppendedRecord> {
         let position = match parent_id {
@@ -307,7 +383,7 @@ impl EvidenceBranch {
             }
             None => ChainPosition::genesis(),
         };
-        let record = prepare_record(input, &position, signer)?;
+        let record = prepare_anchored_record(input, &position, event_chain, signer)?;
 
         let repository = &self.repository;
         let parent = parent_id

@@ -25,16 +25,18 @@ mod verify;
 #[cfg(test)]
 mod verify_tests;
 
-pub use branch::{AppendedRecord, ChainTip, DEFAULT_EVIDENCE_BRANCH, EvidenceBranch};
+pub use branch::{
+    AppendContext, AppendedRecord, ChainTip, DEFAULT_EVIDENCE_BRANCH, EvidenceBranch,
+};
 pub use canonical::{canonical_json, sha256_hex};
 pub use keys::{
     KeyPaths, PUBLIC_KEY_FILE_NAME, SECRET_KEY_FILE_NAME, SigningKey, VerifyingKey,
     generate_keypair,
 };
 pub use pack::{
-    ChainPosition, EvidencePack, EvidencePackInput, GENESIS_PREVIOUS_PACK_SHA256, GitIdentity,
-    PACK_FORMAT, PreparedRecord, RecordType, commit_message, pack_path, prepare_record,
-    trusted_comment,
+    ChainPosition, EventChainAnchor, EvidencePack, EvidencePackInput, GENESIS_PREVIOUS_PACK_SHA256,
+    GitIdentity, PACK_FORMAT, PreparedRecord, RecordType, commit_message, pack_path,
+    prepare_anchored_record, prepare_record, trusted_comment,
 };
 pub use remote::{FetchOutcome, PushReport};
 pub use verify::{ExpectedHead, Failure, VerifyReport, verify_branch};
@@ -107,6 +109,26 @@ pub enum EvidenceError {
         branch: String,
         reason: String,
     },
+    /// The branch no longer holds the last record this writer appended: it
+    /// was rewound, forked or replaced behind ringmaster's back. Nothing was
+    /// signed (a second, different record with the same sequence would
+    /// otherwise exist).
+    #[error(
+        "evidence branch {branch:?} no longer holds record #{sequence} (sha256 {pack_sha256}) that \
+         this daemon wrote: {found}. Nothing was signed. Restore the branch (e.g. fetch it back \
+         from the evidence remote) and run `ringmaster verify --state`"
+    )]
+    Rewritten {
+        branch: String,
+        sequence: u64,
+        pack_sha256: String,
+        found: String,
+    },
+    /// The remote failed often enough that its circuit breaker is open:
+    /// nothing was sent; the push is retried when the breaker lets a probe
+    /// through.
+    #[error("evidence remote {remote} unavailable: {detail}")]
+    Unavailable { remote: String, detail: String },
 }
 
 /// Shorthand for results of this module.

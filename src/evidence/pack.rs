@@ -144,7 +144,23 @@ pub struct EvidencePack {
     pub ringmaster_version: String,
     /// SHA-256 of the previous pack's file, or 64 zeros for the first.
     pub previous_pack_sha256: String,
+    /// The head of the state store's event log when the record was signed:
+    /// `verify --state` checks that the log still holds that event with
+    /// that hash, so a truncated, emptied or rewritten log is caught against
+    /// the signed branch. Absent in records written before it existed and
+    /// by writers without a store.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_chain: Option<EventChainAnchor>,
     pub body: Value,
+}
+
+/// A point of the state store's hash-chained event log: event `seq` and
+/// its `hash` (see `store::events`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventChainAnchor {
+    pub seq: u64,
+    pub hash: String,
 }
 
 /// Where a new record goes in the chain.
@@ -186,7 +202,32 @@ pub fn prepare_record(
     position: &ChainPosition,
     signer: &SigningKey,
 ) -> Result<PreparedRecord> {
+    prepare_anchored_record(input, position, None, signer)
+}
+
+/// [`prepare_record`], anchoring the state store's event log at `event_chain`.
+pub fn prepare_anchored_record(
+    input: EvidencePackInput,
+    position: &ChainPosition,
+    event_chain: Option<EventChainAnchor>,
+    signer: &SigningKey,
+) -> Result<PreparedRecord> {
     validate_input(&input)?;
+    if let Some(anchor) = &event_chain
+        && (anchor.seq == 0
+            || anchor.hash.len() != 64
+            || !anchor
+                .hash
+                .bytes()
+                .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')))
+    {
+        return Err(EvidenceError::InvalidInput {
+            reason: format!(
+                "event chain anchor (seq {}, hash {:?}) is not an event of a hash chain",
+                anchor.seq, anchor.hash
+            ),
+        });
+    }
     let mut pack = EvidencePack {
         format: PACK_FORMAT.to_string(),
         pack_id: String::new(),
@@ -201,6 +242,7 @@ pub fn prepare_record(
         created_at: input.created_at,
         ringmaster_version: env!("CARGO_PKG_VERSION").to_string(),
         previous_pack_sha256: position.previous_pack_sha256.clone(),
+        event_chain,
         body: input.body,
     };
     let mut value = pack_to_value(&pack)?;
@@ -418,6 +460,7 @@ mod tests {
             created_at: time.with_timezone(&Utc),
             ringmaster_version: "0.1.0".to_string(),
             previous_pack_sha256: GENESIS_PREVIOUS_PACK_SHA256.to_string(),
+            event_chain: None,
             body: json!({"decision": "ALLOW"}),
         }
     }

@@ -137,6 +137,7 @@ pub(crate) fn check_record(
         claimed_previous_pack_sha256: pack.previous_pack_sha256,
         expected_commit_message,
         simulated,
+        event_chain: pack.event_chain,
     })
 }
 
@@ -146,6 +147,8 @@ pub(crate) struct RecordContent {
     pub expected_commit_message: String,
     /// The record says its plane is simulated (`body.plane_mode`).
     pub simulated: bool,
+    /// The state store's event log head the record anchors, if any.
+    pub event_chain: Option<super::pack::EventChainAnchor>,
 }
 
 /// Names the first line where a commit's message differs from `expected`.

@@ -273,7 +273,7 @@ impl EvidenceBranch {
                 created_at: pack.created_at,
                 body: pack.body,
             };
-            let record = self.write_record_commit(Some(parent), input, signer)?;
+            let record = self.write_record_commit(Some(parent), input, pack.event_chain, signer)?;
             parent = Oid::from_str(&record.commit).map_err(git_context("invalid commit id"))?;
             replayed.push(record);
         }

@@ -10,6 +10,9 @@
 //! and source commit; the pack id is the one derived from the content; the
 //! commit message and trailers are the ones the pack implies. With an
 //! expected head, the branch must still hold that record with that hash.
+//! The report carries the last record's anchor of the state store's event
+//! log ([`VerifyReport::event_chain_anchor`]) for `verify --state` to check
+//! against the store.
 //!
 //! The work — reading git objects and, mostly, the two Ed25519
 //! verifications per record — runs on every core (see [`verify_branch`]).
@@ -25,7 +28,7 @@ use sha2::{Digest, Sha256};
 use super::branch::short;
 use super::canonical::sha256_hex;
 use super::keys::VerifyingKey;
-use super::pack::GENESIS_PREVIOUS_PACK_SHA256;
+use super::pack::{EventChainAnchor, GENESIS_PREVIOUS_PACK_SHA256};
 use super::record::{
     RecordView, broken_chain_reason, check_record, commit_message_difference, record_files,
 };
@@ -81,6 +84,10 @@ pub struct VerifyReport {
     /// Records (of those checked) whose plane was simulated
     /// (`plane_mode: simulated`): what happened there happened on no device.
     pub simulated_records: u64,
+    /// The anchor of the state store's event log in the last record that
+    /// has one, with that record's sequence: the store must still hold that
+    /// event with that hash (checked by `verify --state`).
+    pub event_chain_anchor: Option<(u64, EventChainAnchor)>,
 }
 
 impl VerifyReport {
@@ -167,6 +174,8 @@ struct Verification<'shared> {
     reached: Mutex<Option<ReachedRecord>>,
     first_failure: FirstFailure,
     simulated_records: AtomicU64,
+    /// The anchor of the highest record that has one.
+    latest_anchor: Mutex<Option<(u64, EventChainAnchor)>>,
 }
 
 /// Verifies the evidence branch `branch` (a branch name, or a full
@@ -227,6 +236,7 @@ pub(crate) fn verify_branch_in_chunks(
         next_chunk: AtomicUsize::new(0),
         chunk_links: Mutex::new(vec![ChunkLinks::default(); chunk_count]),
         reached: Mutex::new(None),
+        latest_anchor: Mutex::new(None),
         first_failure: FirstFailure {
             lowest_sequence: AtomicU64::new(u64::MAX),
             failure: Mutex::new(None),
@@ -309,6 +319,11 @@ pub(crate) fn verify_branch_in_chunks(
         (Some(failure), _) => ((failure.sequence - 1).min(chain_length), None),
         (None, None) => (0, None),
     };
+    let event_chain_anchor = verification
+        .latest_anchor
+        .into_inner()
+        .unwrap_or_else(PoisonError::into_inner)
+        .filter(|(record, _)| *record <= records_checked);
     Ok(VerifyReport {
         branch: branch.to_string(),
         tip_commit: tip.to_string(),
@@ -317,6 +332,7 @@ pub(crate) fn verify_branch_in_chunks(
         head,
         first_failure: failure,
         simulated_records: verification.simulated_records.load(Ordering::SeqCst),
+        event_chain_anchor,
     })
 }
 
@@ -496,6 +512,15 @@ impl Verification<'_> {
             let reason =
                 commit_message_difference(repository, commit.id, &content.expected_commit_message);
             return Err((Some(pack.path.clone()), reason));
+        }
+        if let Some(anchor) = content.event_chain {
+            let mut latest = self
+                .latest_anchor
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            if latest.as_ref().is_none_or(|(record, _)| *record < position) {
+                *latest = Some((position, anchor));
+            }
         }
         let claimed_previous_pack_sha256 = content.claimed_previous_pack_sha256;
         Ok(CheckedRecord {

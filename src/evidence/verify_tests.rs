@@ -10,7 +10,7 @@ use git2::{Oid, Signature, Time};
 use serde_json::json;
 use tempfile::TempDir;
 
-use super::branch::EvidenceBranch;
+use super::branch::{AppendContext, EvidenceBranch};
 use super::keys::SigningKey;
 use super::pack::{ChainPosition, EvidencePackInput, GitIdentity, RecordType, prepare_record};
 use super::verify::{VerifyReport, verify_branch_in_chunks};
@@ -111,7 +111,9 @@ fn every_chunk_size_verifies_a_clean_branch_the_same_way() {
     let signer = SigningKey::generate_ephemeral().unwrap();
     let branch = EvidenceBranch::open(repository.path(), "evidence").unwrap();
     for number in 1..=7 {
-        branch.append(input(number), &signer).unwrap();
+        branch
+            .append(input(number), &signer, &AppendContext::default())
+            .unwrap();
     }
     let reports = verify_with_every_chunk_size(repository.path(), &signer, 7);
     for report in &reports {
@@ -127,11 +129,15 @@ fn a_broken_hash_link_is_found_at_and_between_chunk_boundaries() {
     let signer = SigningKey::generate_ephemeral().unwrap();
     let branch = EvidenceBranch::open(repository.path(), "evidence").unwrap();
     for number in 1..=4 {
-        branch.append(input(number), &signer).unwrap();
+        branch
+            .append(input(number), &signer, &AppendContext::default())
+            .unwrap();
     }
     append_record_with_a_broken_link(&branch, 5, &signer);
     for number in 6..=8 {
-        branch.append(input(number), &signer).unwrap();
+        branch
+            .append(input(number), &signer, &AppendContext::default())
+            .unwrap();
     }
     append_record_with_a_broken_link(&branch, 9, &signer);
     for report in verify_with_every_chunk_size(repository.path(), &signer, 9) {

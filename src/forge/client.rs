@@ -11,11 +11,18 @@
 //! a longer limit makes every call fail fast with [`ForgeError::RateLimited`]
 //! until it lifts (the poll picks the work up afterwards). Paths are always
 //! relative, so the token is only ever sent to the configured API host.
+//!
+//! GitHub being down (no answer, or a 5xx) is not retried here either: a
+//! [`CircuitBreaker`] counts the failures, and once it opens every call fails
+//! fast with [`ForgeError::Unavailable`] — no request sent — until its next
+//! probe is due ([`GitHubClient::unavailable_until`] says when, so the
+//! daemon sleeps until then instead of spinning).
 
 use super::rate_limit::{self, LimitKind, RateLimitVerdict};
 use super::secret::{AppPrivateKey, GitHubToken};
 use super::wire::{IssueComment, PullRequest, Review};
 use super::{Clock, ForgeError};
+use crate::orchestrator::{BreakerPolicy, CircuitBreaker};
 use axum::http::Method;
 use chrono::{DateTime, Utc};
 use octocrab::Octocrab;
@@ -67,6 +74,8 @@ pub struct GitHubClient {
     blocked_until: Mutex<Option<(LimitKind, DateTime<Utc>)>>,
     /// API requests sent (for measurement; installation-token requests excluded).
     calls: AtomicU64,
+    /// Whether GitHub is answering at all (see the module doc).
+    breaker: Mutex<CircuitBreaker>,
 }
 
 impl std::fmt::Debug for GitHubClient {
@@ -140,7 +149,45 @@ impl GitHubClient {
             clock,
             blocked_until: Mutex::new(None),
             calls: AtomicU64::new(0),
+            breaker: Mutex::new(CircuitBreaker::new("GitHub API", BreakerPolicy::default())),
         })
+    }
+
+    /// When the next call may go out, if not now: a rate limit in force or
+    /// the breaker open (GitHub down). The daemon sleeps until then.
+    pub fn unavailable_until(&self) -> Option<DateTime<Utc>> {
+        let now = (self.clock)();
+        let limited = self
+            .blocked_until
+            .lock()
+            .expect("rate-limit lock")
+            .map(|(_, until)| until)
+            .filter(|until| *until > now);
+        let open = self
+            .breaker
+            .lock()
+            .expect("breaker lock")
+            .retry_at()
+            .filter(|until| *until > now);
+        limited.max(open)
+    }
+
+    /// Records a failure of GitHub itself (not of the request) on the breaker.
+    fn github_failed(
+        &self,
+        now: DateTime<Utc>,
+        message: &str,
+        retry_after: Option<chrono::Duration>,
+    ) {
+        let opened = self.breaker.lock().expect("breaker lock").record_failure(
+            now,
+            message,
+            retry_after,
+            rand::random::<f64>(),
+        );
+        if let Some(until) = opened {
+            tracing::warn!(%until, error = %message, "GitHub API unavailable: no calls until the next probe");
+        }
     }
 
     /// `owner/name`.
@@ -178,11 +225,23 @@ impl GitHubClient {
             {
                 return Err(ForgeError::RateLimited { kind, until });
             }
+            self.breaker
+                .lock()
+                .expect("breaker lock")
+                .admit(now)
+                .map_err(|refused| ForgeError::Unavailable {
+                    until: refused.until,
+                    last_error: refused.last_error,
+                })?;
             self.calls.fetch_add(1, Ordering::Relaxed);
-            let transport = |e: octocrab::Error| ForgeError::Transport {
-                method: method.to_string(),
-                path: path.to_owned(),
-                message: error_chain(&e),
+            let transport = |e: octocrab::Error| {
+                let error = ForgeError::Transport {
+                    method: method.to_string(),
+                    path: path.to_owned(),
+                    message: error_chain(&e),
+                };
+                self.github_failed((self.clock)(), &error.to_string(), None);
+                error
             };
             let response = match method {
                 Method::GET => self.octocrab._get(path).await,
@@ -198,6 +257,20 @@ impl GitHubClient {
                 .body_to_string(response)
                 .await
                 .map_err(transport)?;
+            if status >= 500 {
+                let retry_after = headers
+                    .get("retry-after")
+                    .and_then(|value| value.to_str().ok())
+                    .and_then(|text| text.trim().parse::<i64>().ok())
+                    .and_then(chrono::Duration::try_seconds);
+                self.github_failed(
+                    (self.clock)(),
+                    &format!("{method} {path} answered {status}"),
+                    retry_after,
+                );
+            } else {
+                self.breaker.lock().expect("breaker lock").record_success();
+            }
             match rate_limit::assess(status, &headers, &text, (self.clock)()) {
                 RateLimitVerdict::Limited { kind, until } => {
                     let wait = (until - now).to_std().unwrap_or_default();

@@ -73,6 +73,13 @@ pub enum ForgeError {
         kind: rate_limit::LimitKind,
         until: DateTime<Utc>,
     },
+    /// GitHub did not answer (or answered 5xx) often enough that the
+    /// circuit breaker opened: no request is sent before `until`.
+    #[error("GitHub API unavailable until {until} (circuit open; last error: {last_error})")]
+    Unavailable {
+        until: DateTime<Utc>,
+        last_error: String,
+    },
     /// A response did not have the documented shape.
     #[error("GitHub API {path}: unexpected response: {message}")]
     Decode { path: String, message: String },

@@ -15,11 +15,13 @@
 //!   `operator` (holds).
 //! - [`gates`]: [`evaluate_gate`]. [`freeze`]: [`active_freeze`],
 //!   [`validate_freezes`]. [`backoff`]: [`next_attempt`], the one place a
-//!   retry delay is decided.
+//!   retry delay is decided; [`breaker`]: [`CircuitBreaker`], which keeps
+//!   the daemon off a dependency that is down (GitHub, Git, each plane).
 //! - [`pass`]: one orchestrator pass over every run (a `Tick` each, after
 //!   telling runs whose version another run blocked or cleared).
 
 pub mod backoff;
+pub mod breaker;
 mod decision_wire;
 pub mod effect;
 pub mod event;
@@ -40,6 +42,7 @@ pub(crate) mod testing;
 mod tests;
 
 pub use backoff::{BackoffPolicy, jitter_fraction, next_attempt};
+pub use breaker::{BreakerPolicy, BreakerState, CircuitBreaker, Refused};
 pub use effect::{AuditEventType, AuditOutcome, Effect, RemediationAction};
 pub use event::{ConnectorFailure, Event, FailureClass};
 pub use freeze::{ActiveFreeze, FreezeError, active_freeze, freeze_window_at, validate_freezes};

@@ -6,11 +6,43 @@
 //! treat it as not allowed (fail closed).
 
 use crate::diagnostic::{Diagnostic, Position};
+use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
-/// An error of the policy module.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+/// An error of the policy module. It serializes because the guarded worker
+/// process that evaluates tenant rules (`crate::sandbox`) sends it back.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
 pub enum PolicyError {
+    /// A tenant file is over one of the limits checked before parsing
+    /// (`super::limits`): size, nesting, parse work, rules, numbers, or a
+    /// call to a builtin tenants may not use.
+    #[error("{file}:{}:{}: policy limit: {message}", .position.line, .position.column)]
+    LimitExceeded {
+        file: String,
+        position: Position,
+        message: String,
+    },
+
+    /// Parsing the tenant files did not finish within the parse time limit;
+    /// `file` is the one being parsed when it ran out.
+    #[error(
+        "{file}: parsing tenant policy took longer than {} ms; simplify the file (flatter literals, fewer rules)",
+        .limit.as_millis()
+    )]
+    ParseTimeLimitExceeded { file: String, limit: Duration },
+
+    /// One evaluation needed more memory than the guarded worker may use.
+    #[error(
+        "policy evaluation exceeded its memory limit of {} MiB; a tenant policy builds values too large to judge",
+        .limit_bytes / (1024 * 1024)
+    )]
+    MemoryLimitExceeded { limit_bytes: u64 },
+
+    /// The guarded worker that evaluates tenant rules failed otherwise: it
+    /// could not start, crashed, or answered something unreadable.
+    #[error("the policy worker failed: {message}")]
+    WorkerFailed { message: String },
+
     /// A tenant file declares a package outside `ringmaster.tenant`: tenants
     /// may add restrictions, never define or override built-in rules.
     #[error(
@@ -73,6 +105,23 @@ impl PolicyError {
     /// The error as a repository diagnostic, when it is about one policy file.
     pub fn to_diagnostic(&self) -> Option<Diagnostic> {
         match self {
+            PolicyError::LimitExceeded {
+                file,
+                position,
+                message,
+            } => Some(
+                Diagnostic::error(file.clone(), format!("policy limit: {message}")).at(*position),
+            ),
+            PolicyError::ParseTimeLimitExceeded { file, limit } => Some(
+                Diagnostic::error(
+                    file.clone(),
+                    format!(
+                        "parsing tenant policy took longer than {} ms; simplify the file (flatter literals, fewer rules)",
+                        limit.as_millis()
+                    ),
+                )
+                .at(Position { line: 1, column: 1 }),
+            ),
             PolicyError::TenantPackageRefused { file, line, .. } => Some(
                 Diagnostic::error(file.clone(), self.message_without_location()).at(Position {
                     line: *line,
@@ -90,6 +139,8 @@ impl PolicyError {
                 message,
             } => Some(Diagnostic::error(file.clone(), message.clone()).at(*position)),
             PolicyError::TimeLimitExceeded { .. }
+            | PolicyError::MemoryLimitExceeded { .. }
+            | PolicyError::WorkerFailed { .. }
             | PolicyError::Evaluation { .. }
             | PolicyError::MalformedOutput { .. } => None,
         }

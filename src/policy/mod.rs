@@ -35,6 +35,8 @@ mod bundle;
 mod compiled;
 mod error;
 mod input;
+pub mod isolation;
+pub mod limits;
 mod outcome;
 mod shape;
 
@@ -45,6 +47,7 @@ pub use outcome::{Decision, PolicyOutcome, Reason, ReasonKind};
 use crate::diagnostic::Position;
 use bundle::{is_tenant_package, package_statement_line};
 use error::LocatedError;
+use isolation::{IsolatedTenant, PackageSets};
 use regorus::utils::limits::{ExecutionTimerConfig, LimitError};
 use serde_json::Value as Json;
 use std::num::NonZeroU32;
@@ -88,18 +91,22 @@ pub enum EvaluationPath {
 
 /// A compiled policy bundle, ready to evaluate intents.
 ///
-/// Cloning is two reference-count increments; clones share the compiled
+/// Cloning is a few reference-count increments; clones share the compiled
 /// bundle and can be used from several threads at once.
 #[derive(Clone)]
 pub struct PolicyEngine {
     /// Parsed, analysed and prepared; cloned (cheaply) for each evaluation
-    /// because regorus evaluates through `&mut self`.
+    /// because regorus evaluates through `&mut self`. Holds the tenant files
+    /// too unless they are `isolated`.
     prepared: Arc<regorus::Engine>,
     /// Tenant packages in sorted order, whose output sets are read after each evaluation.
-    tenant_packages: Arc<[TenantPackage]>,
+    tenant_packages: Arc<[PackageSets]>,
     /// One query reading every output rule by its full path (see [`output_query`]).
     output_query: Arc<str>,
     time_limit: Duration,
+    /// The tenant files compiled in the installed [`isolation`], which then
+    /// answers every question about them.
+    isolated: Option<Arc<dyn IsolatedTenant>>,
 }
 
 impl std::fmt::Debug for PolicyEngine {
@@ -108,32 +115,53 @@ impl std::fmt::Debug for PolicyEngine {
             .debug_struct("PolicyEngine")
             .field("tenant_packages", &self.tenant_packages)
             .field("time_limit", &self.time_limit)
+            .field("isolated", &self.isolated.is_some())
             .finish_non_exhaustive()
     }
 }
 
-/// One tenant package, by its path components (`["ringmaster", "tenant", ...]`).
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-struct TenantPackage {
-    components: Vec<String>,
-    /// Per output set (in [`ReasonKind::ALL`] order), its rule path when some
-    /// tenant file may define it; `None` when none can, so the set is
-    /// undefined without asking the interpreter.
-    set_paths: [Option<String>; 4],
-}
-
-impl TenantPackage {
-    fn name(&self) -> String {
-        self.components.join(".")
-    }
+fn package_name(package: &PackageSets) -> String {
+    package.components.join(".")
 }
 
 impl PolicyEngine {
     /// Compiles the built-in bundle plus the tenant's policy files, given as
-    /// `(path, source)`. Returns every problem at once: tenant files outside
-    /// `ringmaster.tenant`, syntax errors and compile errors, each naming the
-    /// file and line.
+    /// `(path, source)`. Returns every problem at once: files over the
+    /// [`limits`], tenant files outside `ringmaster.tenant`, syntax errors
+    /// and compile errors, each naming the file and line.
+    ///
+    /// Tenant files are checked against the limits first, before any parser
+    /// sees them; then, when an [`isolation`] is installed, compiled and
+    /// evaluated there.
     pub fn new(tenant_policies: &[(String, String)]) -> Result<PolicyEngine, Vec<PolicyError>> {
+        if tenant_policies.is_empty() {
+            return PolicyEngine::in_process(&[], &mut |_| {});
+        }
+        let refused = limits::scan_bundle(tenant_policies);
+        if !refused.is_empty() {
+            return Err(refused);
+        }
+        match isolation::installed() {
+            None => PolicyEngine::in_process(tenant_policies, &mut |_| {}),
+            Some(isolation) => {
+                let isolated = isolation.compile(tenant_policies)?;
+                let mut engine = PolicyEngine::in_process(&[], &mut |_| {})?;
+                engine.tenant_packages = isolated.packages().to_vec().into();
+                engine.output_query = output_query(&engine.tenant_packages).into();
+                engine.isolated = Some(isolated);
+                Ok(engine)
+            }
+        }
+    }
+
+    /// Compiles the bundle in this process, without the limits scan (the
+    /// caller did it). `parsing` is told each tenant file before it is
+    /// parsed, so whoever waits for this knows which file a slow parse is in.
+    /// What the guarded worker runs; everything else calls [`PolicyEngine::new`].
+    pub fn in_process(
+        tenant_policies: &[(String, String)],
+        parsing: &mut dyn FnMut(&str),
+    ) -> Result<PolicyEngine, Vec<PolicyError>> {
         let mut engine = regorus::Engine::new();
         engine.set_execution_timer_config(timer_config(DEFAULT_TIME_LIMIT));
         let mut errors = Vec::new();
@@ -146,6 +174,7 @@ impl PolicyEngine {
 
         let mut tenant_files = Vec::new();
         for (path, source) in tenant_policies {
+            parsing(path);
             if let Err(error) = engine.add_policy(path.clone(), source.clone()) {
                 errors.push(syntax_error(path, &error));
                 continue;
@@ -191,6 +220,7 @@ impl PolicyEngine {
             output_query: output_query(&tenant_packages).into(),
             tenant_packages: tenant_packages.into(),
             time_limit: DEFAULT_TIME_LIMIT,
+            isolated: None,
         })
     }
 
@@ -205,19 +235,29 @@ impl PolicyEngine {
         self.time_limit
     }
 
+    /// Whether the tenant files are compiled and evaluated in an installed
+    /// [`isolation`] rather than in this process.
+    pub fn is_isolated(&self) -> bool {
+        self.isolated.is_some()
+    }
+
     /// Dotted names of the tenant packages in this bundle, sorted.
     pub fn tenant_package_names(&self) -> Vec<String> {
-        self.tenant_packages
-            .iter()
-            .map(TenantPackage::name)
-            .collect()
+        self.tenant_packages.iter().map(package_name).collect()
+    }
+
+    /// The tenant packages and the sets read from each, as an isolation
+    /// reports them back to the engine that asked for the compilation.
+    pub fn package_sets(&self) -> Vec<PackageSets> {
+        self.tenant_packages.to_vec()
     }
 
     /// Evaluates the bundle on one input document (see `docs/policy-input.md`)
     /// and aggregates the findings of every package into one decision.
     ///
     /// The built-in rules run on the RVM and the tenant packages on the
-    /// interpreter (see [`EvaluationPath`]); the decision is the one
+    /// interpreter (see [`EvaluationPath`]), in the installed [`isolation`]
+    /// if there is one; the decision is the one
     /// [`PolicyEngine::evaluate_interpreted`] gives. The time limit covers both.
     pub fn evaluate(&self, input: &Json) -> Result<PolicyOutcome, PolicyError> {
         let started = Instant::now();
@@ -228,7 +268,7 @@ impl PolicyEngine {
         if !conforms {
             return self.evaluate_interpreted(input);
         }
-        let mut outputs = match program.run(&value, timer_config(self.time_limit)) {
+        let builtin = match program.run(&value, timer_config(self.time_limit)) {
             Ok(outputs) => outputs,
             Err(compiled::RunError::TimeLimitExceeded) => {
                 return Err(PolicyError::TimeLimitExceeded {
@@ -238,8 +278,19 @@ impl PolicyEngine {
             // Not expected on a conforming input; the interpreter decides.
             Err(compiled::RunError::Other) => return self.evaluate_interpreted(input),
         };
+        let mut outputs = builtin
+            .iter()
+            .map(|value| value.as_ref().map(to_json).transpose())
+            .collect::<Result<Vec<_>, _>>()?;
         if !self.tenant_packages.is_empty() {
-            match self.tenant_outputs(value, started)? {
+            let tenant = match &self.isolated {
+                Some(isolated) => isolated.answer(&isolation::Request::TenantOutputs {
+                    input: input.clone(),
+                    time_limit: self.remaining(started)?,
+                })?,
+                None => self.tenant_outputs(value, started)?,
+            };
+            match tenant {
                 Some(tenant) => outputs.extend(tenant),
                 // A broken tenant rule: the reference path reports it.
                 None => return self.evaluate_interpreted(input),
@@ -261,8 +312,55 @@ impl PolicyEngine {
     /// same outcomes faster; this path is its fallback, and what the parity
     /// tests and the benchmark compare it with.
     pub fn evaluate_interpreted(&self, input: &Json) -> Result<PolicyOutcome, PolicyError> {
+        let outputs = match &self.isolated {
+            Some(isolated) => isolated
+                .answer(&isolation::Request::Interpreted {
+                    input: input.clone(),
+                    time_limit: self.time_limit,
+                })?
+                .ok_or_else(|| PolicyError::WorkerFailed {
+                    message: "the worker gave no outputs for the reference evaluation".into(),
+                })?,
+            None => self.interpreted_outputs(input, self.time_limit)?,
+        };
+        self.outcome(outputs)
+    }
+
+    /// Answers a request about this engine's own tenant files: what the
+    /// guarded worker does with each request it reads.
+    pub fn answer(&self, request: &isolation::Request) -> Result<isolation::Answer, PolicyError> {
+        match request {
+            isolation::Request::TenantOutputs { input, time_limit } => {
+                let engine = self.clone().with_time_limit(*time_limit);
+                let prepared = input::prepare(input);
+                engine.tenant_outputs(prepared.value, Instant::now())
+            }
+            isolation::Request::Interpreted { input, time_limit } => {
+                self.interpreted_outputs(input, *time_limit).map(Some)
+            }
+        }
+    }
+
+    /// What is left of the time limit since `started`; an error when nothing is.
+    fn remaining(&self, started: Instant) -> Result<Duration, PolicyError> {
+        let remaining = self.time_limit.saturating_sub(started.elapsed());
+        if remaining.is_zero() {
+            Err(PolicyError::TimeLimitExceeded {
+                limit: self.time_limit,
+            })
+        } else {
+            Ok(remaining)
+        }
+    }
+
+    /// Every output rule on the interpreter, in [`output_query`] order.
+    fn interpreted_outputs(
+        &self,
+        input: &Json,
+        time_limit: Duration,
+    ) -> Result<Vec<Option<Json>>, PolicyError> {
         let mut engine = regorus::Engine::clone(&self.prepared);
-        engine.set_execution_timer_config(timer_config(self.time_limit));
+        engine.set_execution_timer_config(timer_config(time_limit));
         engine.set_input(regorus::Value::from(input.clone()));
         let results = engine
             .eval_query(self.output_query.to_string(), false)
@@ -272,13 +370,13 @@ impl PolicyEngine {
             .first()
             .map(|result| result.expressions.as_slice())
             .unwrap_or_default();
-        let outputs = expressions
+        expressions
             .iter()
             .map(|expression| {
                 // Each expression is `[value | value := <rule>]`: empty when the
                 // rule is undefined (a tenant package that omits a set).
                 match expression.value.as_array() {
-                    Ok(values) if values.len() <= 1 => Ok(values.first().cloned()),
+                    Ok(values) if values.len() <= 1 => values.first().map(to_json).transpose(),
                     _ => Err(PolicyError::Evaluation {
                         message: format!(
                             "unexpected policy query result {}",
@@ -287,13 +385,13 @@ impl PolicyEngine {
                     }),
                 }
             })
-            .collect::<Result<Vec<_>, _>>()?;
-        self.outcome(outputs)
+            .collect()
     }
 
-    /// The four sets of each tenant package, in `tenant_packages` order, each read by its own `eval_rule` (much cheaper than parsing and
-    /// scheduling a query on every evaluation), within what is left of the
-    /// time limit since `started`.
+    /// The four sets of each tenant package, in `tenant_packages` order, each
+    /// read by its own `eval_rule` (much cheaper than parsing and scheduling
+    /// a query on every evaluation), within what is left of the time limit
+    /// since `started`.
     ///
     /// `Ok(None)` when the interpreter fails for another reason than the
     /// time limit (an unknown function, recursion, conflicting values): the
@@ -303,7 +401,7 @@ impl PolicyEngine {
         &self,
         input: regorus::Value,
         started: Instant,
-    ) -> Result<Option<Vec<Option<regorus::Value>>>, PolicyError> {
+    ) -> Result<Option<Vec<Option<Json>>>, PolicyError> {
         let mut engine = regorus::Engine::clone(&self.prepared);
         engine.set_input(input);
         let mut outputs = Vec::with_capacity(self.tenant_packages.len() * ReasonKind::ALL.len());
@@ -316,16 +414,10 @@ impl PolicyEngine {
                 outputs.push(None);
                 continue;
             };
-            let remaining = self.time_limit.saturating_sub(started.elapsed());
-            if remaining.is_zero() {
-                return Err(PolicyError::TimeLimitExceeded {
-                    limit: self.time_limit,
-                });
-            }
-            engine.set_execution_timer_config(timer_config(remaining));
+            engine.set_execution_timer_config(timer_config(self.remaining(started)?));
             match engine.eval_rule(path.clone()) {
                 Ok(regorus::Value::Undefined) => outputs.push(None),
-                Ok(value) => outputs.push(Some(value)),
+                Ok(value) => outputs.push(Some(to_json(&value)?)),
                 Err(error) => {
                     return match self.evaluation_error(&error) {
                         PolicyError::TimeLimitExceeded { limit } => {
@@ -341,11 +433,7 @@ impl PolicyEngine {
 
     /// Turns the output rules' values (built-ins in [`BUILTIN_OUTPUTS`] order,
     /// then each tenant package's four sets; `None` when undefined) into the outcome.
-    fn outcome(&self, values: Vec<Option<regorus::Value>>) -> Result<PolicyOutcome, PolicyError> {
-        let outputs = values
-            .iter()
-            .map(|value| value.as_ref().map(to_json).transpose())
-            .collect::<Result<Vec<_>, _>>()?;
+    fn outcome(&self, outputs: Vec<Option<Json>>) -> Result<PolicyOutcome, PolicyError> {
         let expected = BUILTIN_OUTPUTS.len() + self.tenant_packages.len() * ReasonKind::ALL.len();
         if outputs.len() != expected {
             return Err(PolicyError::Evaluation {
@@ -368,7 +456,7 @@ impl PolicyEngine {
         }
         let tenant_sets = tenant_outputs.chunks(ReasonKind::ALL.len());
         for (package, sets) in self.tenant_packages.iter().zip(tenant_sets) {
-            let name = package.name();
+            let name = package_name(package);
             for (kind, set) in ReasonKind::ALL.iter().zip(sets) {
                 findings.extend(set_findings(set.as_ref(), *kind, &name, &name)?);
             }
@@ -417,14 +505,14 @@ impl PolicyEngine {
 /// while a query for the rule itself is correct. The comprehension makes an
 /// undefined rule (a set a tenant package does not define) an empty array
 /// instead of an undefined query.
-fn output_query(tenant_packages: &[TenantPackage]) -> String {
+fn output_query(tenant_packages: &[PackageSets]) -> String {
     let builtin = BUILTIN_OUTPUTS
         .iter()
         .map(|rule| format!("data.{BUILTIN_PACKAGE}.{rule}"));
     let tenant = tenant_packages.iter().flat_map(|package| {
         ReasonKind::ALL
             .iter()
-            .map(move |kind| format!("data.{}.{}", package.name(), kind.set_name()))
+            .map(move |kind| format!("data.{}.{}", package_name(package), kind.set_name()))
     });
     builtin
         .chain(tenant)
@@ -444,7 +532,7 @@ fn output_query(tenant_packages: &[TenantPackage]) -> String {
 /// component of the path below that file's package. Over-counting is safe:
 /// reading an undefined set gives `None` as the reference query does, or an
 /// error that sends the evaluation to the reference path.
-fn tenant_packages(engine: &regorus::Engine, files: &[(&str, Vec<String>)]) -> Vec<TenantPackage> {
+fn tenant_packages(engine: &regorus::Engine, files: &[(&str, Vec<String>)]) -> Vec<PackageSets> {
     let mut packages: Vec<Vec<String>> = files
         .iter()
         .map(|(_, components)| components.clone())
@@ -467,7 +555,7 @@ fn tenant_packages(engine: &regorus::Engine, files: &[(&str, Vec<String>)]) -> V
                 });
                 defined.then(|| format!("data.{name}.{}", kind.set_name()))
             });
-            TenantPackage {
+            PackageSets {
                 components,
                 set_paths,
             }

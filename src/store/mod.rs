@@ -73,6 +73,21 @@ const QUICK_CHECK_FINDINGS_QUOTED: usize = 5;
 /// Everything that can go wrong in the state store.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
+    /// `open_existing` found no database file: it never creates one.
+    #[error(
+        "state database {path} does not exist; pass the --state directory the daemon uses \
+         (a missing database is never created for verification)"
+    )]
+    Missing { path: PathBuf },
+
+    /// `open_existing` found a file that holds no ringmaster state (empty,
+    /// or without the schema): nothing to verify, and nothing is created.
+    #[error(
+        "state database {path} is empty: it holds no ringmaster state (was it emptied or \
+         replaced?); pass the --state directory the daemon uses"
+    )]
+    Empty { path: PathBuf },
+
     /// The file could not be opened or configured (permissions, missing directory, ...).
     #[error("cannot open state database {path}: {source}")]
     Open {
@@ -228,6 +243,42 @@ impl Store {
             | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let connection = Connection::open_with_flags(path, flags).map_err(open_error)?;
         connection.busy_timeout(BUSY_TIMEOUT).map_err(open_error)?;
+        Store::prepare(connection, Some(path.to_path_buf()))
+    }
+
+    /// Opens an existing state database to read or verify it: never creates
+    /// a file or a directory. A missing file is [`StoreError::Missing`]; an
+    /// empty file, or a database without ringmaster's schema, is
+    /// [`StoreError::Empty`] — `verify --state` and `events` on a wrong or
+    /// emptied directory fail instead of passing on a fresh database.
+    pub fn open_existing(path: &Path) -> Result<Store, StoreError> {
+        let missing = || StoreError::Missing {
+            path: path.to_path_buf(),
+        };
+        let metadata = std::fs::metadata(path).map_err(|_| missing())?;
+        if !metadata.is_file() {
+            return Err(missing());
+        }
+        if metadata.len() == 0 {
+            return Err(StoreError::Empty {
+                path: path.to_path_buf(),
+            });
+        }
+        let open_error = |source| StoreError::Open {
+            path: path.to_path_buf(),
+            source,
+        };
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let connection = Connection::open_with_flags(path, flags).map_err(open_error)?;
+        connection.busy_timeout(BUSY_TIMEOUT).map_err(open_error)?;
+        let version: i64 = connection
+            .pragma_query_one(None, "user_version")
+            .map_err(|source| classify_open_error(path, source))?;
+        if version == 0 {
+            return Err(StoreError::Empty {
+                path: path.to_path_buf(),
+            });
+        }
         Store::prepare(connection, Some(path.to_path_buf()))
     }
 

@@ -1,11 +1,14 @@
 //! Attacks on governance: one test per way around the rules that issue 10
 //! lists, each run through `validate --base`, the PR check and the daemon,
 //! each failing if its defence is removed. One file per group of attacks;
-//! `harness` runs an attack through the three judges.
+//! `harness` runs an attack through the three judges, `bounded` runs the
+//! judges that a hostile repository could hang under a deadline.
 
 #[path = "../support/mod.rs"]
 mod support;
 
+mod bounded;
 mod harness;
 
 mod judges;
+mod policy_limits;

@@ -8,8 +8,9 @@ use std::process::{Command, Output, Stdio};
 
 use chrono::{DateTime, Duration, Utc};
 use ringmaster::evidence::{
-    AppendedRecord, EvidenceBranch, EvidencePackInput, ExpectedHead, Failure, GitIdentity,
-    RecordType, SigningKey, VerifyReport, VerifyingKey, generate_keypair, verify_branch,
+    AppendContext, AppendedRecord, EvidenceBranch, EvidencePackInput, ExpectedHead, Failure,
+    GitIdentity, RecordType, SigningKey, VerifyReport, VerifyingKey, generate_keypair,
+    verify_branch,
 };
 use serde_json::json;
 use tempfile::TempDir;
@@ -94,7 +95,15 @@ impl Governed {
         let branch = self.branch();
         let start = branch.tip().unwrap().map_or(0, |tip| tip.sequence);
         (start + 1..=start + count)
-            .map(|number| branch.append(decision_input(number), &self.signer).unwrap())
+            .map(|number| {
+                branch
+                    .append(
+                        decision_input(number),
+                        &self.signer,
+                        &AppendContext::default(),
+                    )
+                    .unwrap()
+            })
             .collect()
     }
 

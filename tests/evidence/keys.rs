@@ -5,7 +5,8 @@ use std::fs;
 use std::os::unix::fs::PermissionsExt;
 
 use ringmaster::evidence::{
-    EvidenceBranch, EvidenceError, SigningKey, VerifyingKey, generate_keypair, verify_branch,
+    AppendContext, EvidenceBranch, EvidenceError, SigningKey, VerifyingKey, generate_keypair,
+    verify_branch,
 };
 use tempfile::TempDir;
 
@@ -263,8 +264,12 @@ fn unencrypted_keys_made_by_the_minisign_cli_sign_records_that_verify() {
     let repository = TempDir::new().unwrap();
     git(repository.path(), &["init", "-q", "--bare"]);
     let branch = EvidenceBranch::open(repository.path(), BRANCH).unwrap();
-    branch.append(decision_input(1), &signer).unwrap();
-    branch.append(decision_input(2), &signer).unwrap();
+    branch
+        .append(decision_input(1), &signer, &AppendContext::default())
+        .unwrap();
+    branch
+        .append(decision_input(2), &signer, &AppendContext::default())
+        .unwrap();
     let report = verify_branch(repository.path(), BRANCH, &verifier, None).unwrap();
     assert!(report.ok, "{report}");
 }

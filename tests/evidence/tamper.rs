@@ -3,7 +3,7 @@
 
 use std::fs;
 
-use ringmaster::evidence::{EvidenceError, SigningKey};
+use ringmaster::evidence::{AppendContext, EvidenceError, SigningKey};
 use serde_json::json;
 use tempfile::TempDir;
 
@@ -165,8 +165,16 @@ fn verify_detects_a_branch_rewritten_to_another_valid_chain_through_expected_hea
     let branch = governed.branch();
     let mut replacement = decision_input(4);
     replacement.body = json!({"decision": "DENY"});
-    branch.append(replacement, &governed.signer).unwrap();
-    branch.append(decision_input(5), &governed.signer).unwrap();
+    branch
+        .append(replacement, &governed.signer, &AppendContext::default())
+        .unwrap();
+    branch
+        .append(
+            decision_input(5),
+            &governed.signer,
+            &AppendContext::default(),
+        )
+        .unwrap();
     assert!(governed.verify(None).ok);
     let report = governed.verify(Some(records[4].expected_head()));
     let failure = failure_of(&report);
@@ -184,7 +192,7 @@ fn verify_fails_on_a_pack_signed_by_another_key() {
     let intruder = SigningKey::generate_ephemeral().unwrap();
     governed
         .branch()
-        .append(decision_input(4), &intruder)
+        .append(decision_input(4), &intruder, &AppendContext::default())
         .unwrap();
     governed.append(1);
     let report = governed.verify(None);
@@ -237,7 +245,11 @@ fn append_refuses_to_chain_onto_a_tampered_tip() {
     );
     let error = governed
         .branch()
-        .append(decision_input(3), &governed.signer)
+        .append(
+            decision_input(3),
+            &governed.signer,
+            &AppendContext::default(),
+        )
         .unwrap_err();
     assert!(matches!(error, EvidenceError::CorruptTip { .. }), "{error}");
     assert!(error.to_string().contains("has sha256"), "{error}");

@@ -54,6 +54,8 @@ pub struct GitHubState {
     pub requests: Vec<RecordedRequest>,
     pub issued_tokens: Vec<(String, DateTime<Utc>)>,
     pub scripted: VecDeque<Scripted>,
+    /// GitHub is down: every request is answered `503` (and recorded).
+    pub outage: bool,
     pub(super) next_id: u64,
     pub(super) remaining: i64,
 }
@@ -267,6 +269,12 @@ impl FakeGitHub {
             pull["closed_at"] = json!("2026-11-30T18:00:00Z");
             pull["merge_commit_sha"] = json!(merge_sha);
         });
+    }
+
+    /// Takes the API down (every request answered `503 Service
+    /// Unavailable`, still recorded) or brings it back.
+    pub fn set_outage(&self, down: bool) {
+        self.change(|s| s.outage = down);
     }
 
     pub fn script(&self, scripted: Scripted) {

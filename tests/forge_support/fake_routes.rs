@@ -86,6 +86,12 @@ pub(super) async fn handle(
             query: query.clone(),
         });
         state.remaining -= 1;
+        if state.outage {
+            let (s, v) = github_error(StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable");
+            drop(state);
+            shared.version.send_modify(|v| *v += 1);
+            return (s, axum::Json(v)).into_response();
+        }
         let body: Value = if body.is_empty() {
             Value::Null
         } else {

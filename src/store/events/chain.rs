@@ -7,7 +7,7 @@
 use super::super::canonical::canonical_json;
 use super::super::{Store, StoreError, from_sql_integer};
 use super::GENESIS_PREV_HASH;
-use rusqlite::Row;
+use rusqlite::{OptionalExtension as _, Row};
 use serde::Serialize;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -154,6 +154,18 @@ impl fmt::Display for ChainBreak {
 }
 
 impl Store {
+    /// The stored hash of event `seq`, if the log has that event (for
+    /// checking an anchor kept elsewhere, such as an evidence pack's).
+    pub fn event_hash(&self, seq: u64) -> Result<Option<String>, StoreError> {
+        let seq = super::super::to_sql_integer("seq", seq)?;
+        Ok(self
+            .connection
+            .query_row("SELECT hash FROM events WHERE seq = ?1", [seq], |row| {
+                row.get(0)
+            })
+            .optional()?)
+    }
+
     /// Recomputes every event's hash in `seq` order and reports the first link that
     /// does not check out. A broken chain is a finding in the report, not an error;
     /// an error means the file could not be read.
