@@ -6,7 +6,7 @@
 #                                            fewer counted approvals than needed
 #   cab.denied             deny              a qualified, live approval record says "denied"
 #   cab.approval_expired, cab.self_approval, cab.not_an_approver,
-#   cab.approver_scope, cab.approval_pending
+#   cab.approver_scope, cab.approval_pending, cab.approval_stale
 #                          note              why an approval record does not count
 #
 # Also defines `approvals_required` and `counted_approvals`, read by Rust.
@@ -25,11 +25,16 @@ qualified_decision(entry) if {
 	entry.record.decided_by != input.intent.requested_by
 }
 
+# The record approved this exact content: its intent_sha256 is the intent's
+# digest now (docs/governance.md). A denial binds whatever its digest says.
+bound_to_intent(entry) if entry.record.intent_sha256 == input.intent_sha256
+
 # Approval ids that count towards the CAB quorum.
 counted_approvals contains entry.record.approval_id if {
 	some entry in input.approvals
 	entry.record.decision == "approved"
 	qualified_decision(entry)
+	bound_to_intent(entry)
 }
 
 # Distinct principals behind the counted approvals: the quorum counts people,
@@ -38,6 +43,7 @@ counted_approvers contains entry.record.decided_by if {
 	some entry in input.approvals
 	entry.record.decision == "approved"
 	qualified_decision(entry)
+	bound_to_intent(entry)
 }
 
 # --- how many are needed ----------------------------------------------------------
@@ -190,4 +196,20 @@ notes contains {
 	entry.approver != null
 	"cab-approver" in entry.approver.roles
 	not scope_covers(entry.approver.scope, target)
+}
+
+notes contains {
+	"rule": "cab.approval_stale",
+	"message": sprintf(
+		"approval %s by %s approved other content (intent_sha256 %s) than intent %s now is (%s) and does not count; the approver must look at the intent again and record intent_sha256: %s",
+		[
+			entry.record.approval_id, entry.record.decided_by,
+			object.get(entry.record, "intent_sha256", "none"),
+			input.intent.intent_id, input.intent_sha256, input.intent_sha256,
+		],
+	),
+} if {
+	some entry in input.approvals
+	entry.record.decision == "approved"
+	not bound_to_intent(entry)
 }

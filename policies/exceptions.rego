@@ -5,14 +5,17 @@
 #                                               vulnerability exception listing it
 #   exception.unsigned       require_exception  unsigned artifact without a live
 #                                               unsigned_package exception
-#   exception.expired, exception.not_a_reviewer, exception.self_approval
+#   exception.expired, exception.not_a_reviewer, exception.self_approval,
+#   exception.artifact_changed
 #                            note               why an exception record is ignored
 package ringmaster.builtin
 
-# An exception record of `exception_type` is live: unexpired, approved by a
-# known security-reviewer who is not the intent's requester.
+# An exception record of `exception_type` is live: granted for this very
+# binary (artifact_sha256), unexpired, approved by a known security-reviewer
+# who is not the intent's requester.
 live_exception(entry, exception_type) if {
 	entry.record.exception_type == exception_type
+	entry.record.artifact_sha256 == input.artifact.sha256
 	not_expired(entry.record.expiry)
 	entry.approver != null
 	"security-reviewer" in entry.approver.roles
@@ -103,4 +106,18 @@ notes contains {
 reviewer(principal) if {
 	principal != null
 	"security-reviewer" in principal.roles
+}
+
+notes contains {
+	"rule": "exception.artifact_changed",
+	"message": sprintf(
+		"exception %s was granted for artifact %s with sha256 %s, but the artifact is now %s, and is ignored; a security-reviewer must grant it for the new binary",
+		[
+			entry.record.exception_id, input.artifact.id,
+			object.get(entry.record, "artifact_sha256", "none"), input.artifact.sha256,
+		],
+	),
+} if {
+	some entry in input.exceptions
+	object.get(entry.record, "artifact_sha256", "none") != input.artifact.sha256
 }

@@ -41,6 +41,7 @@ apiVersion: ringmaster.dev/v1
 kind: Exception
 exception_id: exc-2026-0044
 artifact_id: fabrikam-build-agent-2.8.0-rhel9-rpm
+artifact_sha256: \"sha256:04bd29d23c428411443359bf858babd953d3d76d6ec2bc417f965f58c5756176\"
 exception_type: vulnerability
 severity: high
 details: >-
@@ -65,6 +66,7 @@ const APPROVAL: &str = "apiVersion: ringmaster.dev/v1
 kind: ApprovalRecord
 approval_id: cab-2026-0151
 deployment_intent_id: osquery-6.0.0-it
+intent_sha256: \"{intent_sha256}\"
 decision: approved
 decided_by: dave
 decided_at: 2026-12-01T16:00:00Z
@@ -471,6 +473,8 @@ pub async fn run(
         github: None,
         planes,
         config_file: None,
+        evidence_object_store: None,
+        incidents: Default::default(),
     };
     let mut daemon = Daemon::open(config)?;
 
@@ -556,10 +560,22 @@ pub async fn run(
         }
         if !approval_committed && approval_at.is_some_and(|at| now >= at) {
             let repository = git2::Repository::open(&repo_dir).map_err(setup_error)?;
+            // Dave approves the intent as it is: its digest goes in the record.
+            let snapshot = daemon
+                .snapshot()
+                .ok_or_else(|| setup_error("no snapshot"))?;
+            let intent = snapshot
+                .intents
+                .get(NEEDS_APPROVAL)
+                .ok_or_else(|| setup_error("the sample has no osquery intent"))?;
+            let approval = APPROVAL.replace(
+                "{intent_sha256}",
+                &crate::model::digest::intent_sha256(snapshot, intent),
+            );
             crate::source::commit::commit_files(
                 &repository,
                 "main",
-                &[(APPROVAL_PATH, APPROVAL.as_bytes())],
+                &[(APPROVAL_PATH, approval.as_bytes())],
                 "CAB: approve osquery 6.0.0 for IT (cab-2026-0151)",
             )
             .map_err(setup_error)?;

@@ -6,7 +6,7 @@
 //! swaps in the rules in force and applies the proof of who decided first.
 
 use crate::diagnostic::Diagnostic;
-use crate::model::{DeploymentIntent, Located, Snapshot};
+use crate::model::{DeploymentIntent, Located, Role, Snapshot, TargetScope};
 use crate::policy::{Decision, PolicyEngine, PolicyOutcome, Reason, ReasonKind};
 use crate::risk::{self, RiskAssessment};
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -20,6 +20,11 @@ pub trait RuntimeFacts: Sync {
     fn active_changes(&self, intent: &DeploymentIntent) -> Vec<(String, String)>;
     /// Versions of this intent's app that were rolled back and not superseded.
     fn rolled_back_versions(&self, intent: &DeploymentIntent) -> Vec<String>;
+    /// Where an intent the revision no longer has (its file was removed)
+    /// still runs: its application and target, as the daemon knows them.
+    fn known_intent(&self, _intent_id: &str) -> Option<(String, TargetScope)> {
+        None
+    }
 }
 
 /// No runtime: nothing is in flight, nothing was rolled back.
@@ -41,6 +46,11 @@ pub struct IntentEvaluation {
     pub file: String,
     pub risk: Option<RiskAssessment>,
     pub outcome: PolicyOutcome,
+    /// The intent this one may end (`supersedes`), once the supersede
+    /// passed [`supersede_refusal`] and the intent itself is not DENY;
+    /// `None` when it supersedes nothing or may not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub supersedes: Option<String>,
 }
 
 impl IntentEvaluation {
@@ -109,7 +119,7 @@ pub fn evaluate(
     now: DateTime<Utc>,
     runtime: &dyn RuntimeFacts,
 ) -> Evaluation {
-    let context = Context::new(snapshot, base, now);
+    let context = Context::new(snapshot, base, now, runtime);
     let intents: Vec<&Located<DeploymentIntent>> = snapshot.intents.values().collect();
     let workers = std::thread::available_parallelism()
         .map(|n| n.get())
@@ -136,8 +146,30 @@ pub fn evaluate(
     });
     let mut diagnostics = Vec::new();
     let mut evaluations = Vec::with_capacity(results.len());
-    for (evaluation, diagnostic) in results {
+    for (mut evaluation, diagnostic) in results {
         diagnostics.extend(diagnostic);
+        if let Some(intent) = snapshot.intents.get(&evaluation.intent_id)
+            && let Some(superseded) = &intent.supersedes
+        {
+            let refusal = context
+                .supersedes
+                .get(intent.intent_id.as_str())
+                .cloned()
+                .flatten()
+                .or_else(|| {
+                    (evaluation.decision() == Decision::Deny)
+                        .then(|| format!("intent {} is itself denied (DENY)", intent.intent_id))
+                });
+            match refusal {
+                None => evaluation.supersedes = Some(superseded.clone()),
+                Some(reason) => diagnostics.push(intent.warning(
+                    "/supersedes",
+                    format!(
+                        "supersedes \"{superseded}\" has no effect: {reason}; that intent's rollout is left as it is"
+                    ),
+                )),
+            }
+        }
         evaluations.push(evaluation);
     }
     Evaluation {
@@ -154,6 +186,53 @@ struct Context<'a> {
     config_json: Value,
     /// Intents grouped by (application, boundary, business unit), for conflicts.
     segments: BTreeMap<(&'a str, &'a str, &'a str), Vec<&'a DeploymentIntent>>,
+    /// Per intent that declares `supersedes`: why it may not (`None`: it may).
+    supersedes: BTreeMap<&'a str, Option<String>>,
+}
+
+/// Why `intent` may not supersede the intent it names, or `None` when it
+/// may: only an intent of the same application, whose target lies inside
+/// the requester's publisher scope (so one team never ends another team's
+/// rollout). Whether the superseding intent is itself DENY is checked after
+/// it is judged.
+pub fn supersede_refusal(
+    snapshot: &Snapshot,
+    intent: &DeploymentIntent,
+    runtime: &dyn RuntimeFacts,
+) -> Option<String> {
+    let superseded = intent.supersedes.as_deref()?;
+    if superseded == intent.intent_id {
+        return Some("an intent cannot supersede itself".into());
+    }
+    let (application, target) = match snapshot.intents.get(superseded) {
+        Some(other) => (other.application_id.clone(), other.target_scope.clone()),
+        None => match runtime.known_intent(superseded) {
+            Some(known) => known,
+            None => return Some(format!("\"{superseded}\" is not a known intent")),
+        },
+    };
+    if application != intent.application_id {
+        return Some(format!(
+            "{superseded} deploys application {application}, not {}; an intent supersedes only intents of its own application",
+            intent.application_id
+        ));
+    }
+    let Some(publisher) = snapshot.principals.get(&intent.requested_by) else {
+        return Some(format!(
+            "requester {} is not a principal",
+            intent.requested_by
+        ));
+    };
+    if !publisher.has_role(Role::Publisher) {
+        return Some(format!("requester {} is not a publisher", publisher.id));
+    }
+    if !crate::model::scope::covers(&publisher.scope, &target) {
+        return Some(format!(
+            "{superseded} targets {}/{}, outside requester {}'s publisher scope",
+            target.acquisition_boundary, target.business_unit, publisher.id
+        ));
+    }
+    None
 }
 
 fn to_json<T: Serialize>(value: &T) -> Value {
@@ -161,7 +240,12 @@ fn to_json<T: Serialize>(value: &T) -> Value {
 }
 
 impl<'a> Context<'a> {
-    fn new(snapshot: &'a Snapshot, base: Option<&'a Snapshot>, now: DateTime<Utc>) -> Self {
+    fn new(
+        snapshot: &'a Snapshot,
+        base: Option<&'a Snapshot>,
+        now: DateTime<Utc>,
+        runtime: &dyn RuntimeFacts,
+    ) -> Self {
         let mut segments: BTreeMap<_, Vec<_>> = BTreeMap::new();
         for intent in snapshot.intents.values() {
             segments
@@ -173,9 +257,21 @@ impl<'a> Context<'a> {
                 .or_default()
                 .push(&intent.value);
         }
+        let supersedes = snapshot
+            .intents
+            .values()
+            .filter(|intent| intent.supersedes.is_some())
+            .map(|intent| {
+                (
+                    intent.intent_id.as_str(),
+                    supersede_refusal(snapshot, intent, runtime),
+                )
+            })
+            .collect();
         Context {
             snapshot,
             base,
+            supersedes,
             now_text: now.to_rfc3339_opts(SecondsFormat::Secs, true),
             config_json: snapshot
                 .config
@@ -186,8 +282,26 @@ impl<'a> Context<'a> {
         }
     }
 
+    /// Whether the intent's requester is a publisher whose scope covers its
+    /// target (otherwise `scope.*` rules deny it).
+    fn may_publish(&self, intent: &DeploymentIntent) -> bool {
+        self.snapshot
+            .principals
+            .get(&intent.requested_by)
+            .is_some_and(|p| {
+                p.has_role(Role::Publisher)
+                    && crate::model::scope::covers(&p.scope, &intent.target_scope)
+            })
+    }
+
+    /// Whether `intent` validly supersedes `other` (see [`supersede_refusal`]).
+    fn supersedes(&self, intent: &DeploymentIntent, other: &DeploymentIntent) -> bool {
+        intent.supersedes.as_deref() == Some(other.intent_id.as_str())
+            && matches!(self.supersedes.get(intent.intent_id.as_str()), Some(None))
+    }
+
     /// Other intents of the same app and segment whose rings overlap, where
-    /// neither supersedes the other.
+    /// neither validly supersedes the other.
     fn conflicts(&self, intent: &DeploymentIntent) -> Vec<Value> {
         let key = (
             intent.application_id.as_str(),
@@ -200,10 +314,10 @@ impl<'a> Context<'a> {
         others
             .iter()
             .filter(|other| other.intent_id != intent.intent_id)
-            .filter(|other| {
-                other.supersedes.as_deref() != Some(intent.intent_id.as_str())
-                    && intent.supersedes.as_deref() != Some(other.intent_id.as_str())
-            })
+            .filter(|other| !self.supersedes(other, intent) && !self.supersedes(intent, other))
+            // An intent its requester may not publish is DENY on its own and
+            // competes with nobody: it cannot block another team's rollout.
+            .filter(|other| self.may_publish(other))
             .filter_map(|other| {
                 let shared: Vec<&String> = other
                     .target_scope
@@ -262,9 +376,16 @@ impl<'a> Context<'a> {
             .filter(|e| e.artifact_id == artifact.id)
             .map(|e| json!({"record": to_json(&e.value), "approver": principal_json(&e.approved_by)}))
             .collect();
+        // The run this intent validly supersedes is ending: it is not a
+        // change that competes with this one.
+        let superseded = intent
+            .supersedes
+            .as_deref()
+            .filter(|_| matches!(self.supersedes.get(intent.intent_id.as_str()), Some(None)));
         let active_changes: Vec<Value> = runtime
             .active_changes(intent)
             .into_iter()
+            .filter(|(intent_id, _)| Some(intent_id.as_str()) != superseded)
             .map(|(intent_id, ring)| json!({"intent_id": intent_id, "ring": ring}))
             .collect();
         let previous_application = self
@@ -280,6 +401,7 @@ impl<'a> Context<'a> {
         Some(json!({
             "now": self.now_text,
             "intent": to_json(intent),
+            "intent_sha256": crate::model::digest::intent_sha256(snapshot, intent),
             "application": to_json(&application.value),
             "version": version_json,
             "artifact": to_json(artifact),
@@ -356,6 +478,7 @@ impl<'a> Context<'a> {
                 file: intent.file.clone(),
                 risk,
                 outcome,
+                supersedes: None,
             },
             diagnostic,
         )
@@ -370,7 +493,7 @@ pub fn policy_input(
     now: DateTime<Utc>,
     runtime: &dyn RuntimeFacts,
 ) -> Option<Value> {
-    let context = Context::new(snapshot, base, now);
+    let context = Context::new(snapshot, base, now, runtime);
     let risk = risk::assess(snapshot, intent).ok()?;
     context.input(intent, &risk, runtime)
 }

@@ -48,6 +48,9 @@ pub struct TargetChange {
 #[derive(Debug, Clone, Serialize)]
 pub struct Plan {
     pub intent_id: String,
+    /// What an approval of this intent must carry as `intent_sha256`
+    /// (`model::digest`).
+    pub intent_sha256: String,
     pub application_id: String,
     pub version: String,
     pub plane: Option<Plane>,
@@ -173,6 +176,7 @@ pub fn build(
 
     Plan {
         intent_id: intent.intent_id.clone(),
+        intent_sha256: crate::model::digest::intent_sha256(snapshot, intent),
         application_id: intent.application_id.clone(),
         version: intent.version.clone(),
         plane,

@@ -24,6 +24,7 @@
 mod conformance;
 
 use chrono::{DateTime, Utc};
+use conformance::contract::Recorder;
 use conformance::{
     DeviceResults, Drift, Harness, HarnessOptions, LostAnswer, PlaneFault, TestGroup, TestGroups,
 };
@@ -32,7 +33,7 @@ use ringmaster::planes::ansible::awx::simulator::{
     AskOnLaunch, AwxSimulator, HostResult, JobProgress, JobView, LostRequest, SimulatorFault,
 };
 use ringmaster::planes::ansible::awx::{AwxConfig, CorrelationLookup};
-use ringmaster::planes::{ArtifactRef, Connector, ConnectorConfig};
+use ringmaster::planes::{ArtifactRef, Connector, ConnectorConfig, apispec};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -44,6 +45,8 @@ const VERIFY: u64 = 13;
 
 struct AwxHarness {
     simulator: AwxSimulator,
+    /// Every request and answer, checked against AWX's API when dropped.
+    _recorder: Recorder,
     config: AwxConfig,
     connector: Connector,
     token_file: PathBuf,
@@ -120,7 +123,9 @@ impl Harness for AwxHarness {
             let hosts: Vec<&str> = hosts.iter().map(String::as_str).collect();
             simulator.add_group(&group.id, &hosts);
         }
-        let address = simulator.start().await.expect("simulator");
+        let upstream = simulator.start().await.expect("simulator");
+        let recorder = Recorder::start(upstream, vec![apispec::awx()], &[]).await;
+        let address = recorder.address();
         let directory = tempfile::tempdir().expect("temp dir");
         let token_file = directory.path().join("awx-token");
         std::fs::write(&token_file, &token).expect("token file");
@@ -140,6 +145,7 @@ impl Harness for AwxHarness {
             .expect("awx connector");
         AwxHarness {
             simulator,
+            _recorder: recorder,
             config,
             connector,
             token_file,

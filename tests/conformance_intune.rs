@@ -4,6 +4,7 @@
 mod conformance;
 
 use chrono::{DateTime, Utc};
+use conformance::contract::{Recorder, Unchecked};
 use conformance::{
     DeviceResults, Drift, Harness, HarnessOptions, LostAnswer, PlaneFault, TestGroup, TestGroups,
 };
@@ -12,7 +13,7 @@ use ringmaster::planes::intune::simulator::{
     IntuneSimulator, LostRequest, SimulatorFault, SimulatorOptions,
 };
 use ringmaster::planes::intune::{ContentSource, IntuneConfig};
-use ringmaster::planes::{ArtifactRef, Connector, ConnectorConfig, Secret};
+use ringmaster::planes::{ArtifactRef, Connector, ConnectorConfig, Secret, apispec};
 use std::time::Duration;
 
 const TENANT: &str = "8f3c2a1b-4d5e-4f60-9a7b-1c2d3e4f5a6b";
@@ -20,10 +21,24 @@ const CLIENT: &str = "2b7e1c9d-3a4f-4e5b-8c6d-7e8f9a0b1c2d";
 
 struct IntuneHarness {
     simulator: IntuneSimulator,
+    /// Every request and answer, checked against Graph's description when dropped.
+    _recorder: Recorder,
     config: IntuneConfig,
     connector: Connector,
     _secret_directory: tempfile::TempDir,
 }
+
+/// What the connector sends outside Microsoft Graph.
+const INTUNE_UNCHECKED: [Unchecked; 2] = [
+    Unchecked {
+        contains: "/oauth2/v2.0/token",
+        reason: "Microsoft Entra's token endpoint (OAuth 2.0 client credentials), not part of Graph's description",
+    },
+    Unchecked {
+        contains: "/blob/",
+        reason: "Azure Blob Storage (the SAS upload of the content), not part of Graph's description",
+    },
+];
 
 fn group(id: &str, devices: u32) -> TestGroup {
     TestGroup {
@@ -62,7 +77,14 @@ impl Harness for IntuneHarness {
         ] {
             simulator.add_group(&group.id, group.devices);
         }
-        let address = simulator.start().await.expect("simulator");
+        let upstream = simulator.start().await.expect("simulator");
+        let recorder = Recorder::start(
+            upstream,
+            vec![apispec::graph_beta(), apispec::graph_v1()],
+            &INTUNE_UNCHECKED,
+        )
+        .await;
+        let address = recorder.address();
         let directory = tempfile::tempdir().expect("temp dir");
         let secret_file = directory.path().join("intune-secret");
         std::fs::write(&secret_file, format!("{secret}\n")).expect("secret file");
@@ -77,6 +99,7 @@ impl Harness for IntuneHarness {
             .expect("intune connector");
         IntuneHarness {
             simulator,
+            _recorder: recorder,
             config,
             connector,
             _secret_directory: directory,
@@ -189,3 +212,46 @@ impl Harness for IntuneHarness {
 }
 
 conformance::conformance_suite!(intune, IntuneHarness);
+
+/// The conformance checks publish Win32 content; a `.pkg` becomes a
+/// `macOSPkgApp`, whose body (and status) are checked against Graph's
+/// description the same way when the harness is dropped.
+#[tokio::test]
+async fn macos_pkg_publish_and_status_fit_graphs_description() {
+    use ringmaster::planes::ExecutionPlaneConnector as _;
+    let harness = IntuneHarness::start(HarnessOptions::default()).await;
+    let mut request = conformance::canary_request(&harness);
+    request.artifact = ArtifactRef {
+        id: "vpn-client-2.1.0-mac".into(),
+        file: "VpnClient-2.1.0.pkg".into(),
+        sha256: format!("sha256:{}", "cd".repeat(32)),
+        install: "installer -pkg VpnClient-2.1.0.pkg -target /".into(),
+        uninstall: "/usr/local/bin/vpn-uninstall".into(),
+        detection_type: "bundle_id".into(),
+        detection_value: "com.contoso.vpn".into(),
+    };
+    let Connector::Intune(connector) = harness.connector() else {
+        panic!("an intune connector");
+    };
+    let published = connector
+        .publish(&request, conformance::at(0))
+        .await
+        .expect("publish a macOSPkgApp");
+    assert!(published.created);
+    harness
+        .report_devices(
+            conformance::CORRELATION,
+            DeviceResults {
+                installed: 2,
+                failed: 1,
+            },
+            conformance::at(5),
+        )
+        .await;
+    let status = connector
+        .query_status(conformance::CORRELATION, conformance::at(10))
+        .await
+        .expect("status");
+    let ring = &status.rings[conformance::RING_1];
+    assert_eq!((ring.installed, ring.failed), (2, 1));
+}

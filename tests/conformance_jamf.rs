@@ -12,6 +12,7 @@
 mod conformance;
 
 use chrono::{DateTime, Utc};
+use conformance::contract::Recorder;
 use conformance::{
     DeviceResults, Drift, Harness, HarnessOptions, LostAnswer, PlaneFault, TestGroup, TestGroups,
 };
@@ -20,13 +21,15 @@ use ringmaster::planes::jamf::simulator::{
     JamfSimulator, LostRequest, SimulatorFault, SimulatorOptions,
 };
 use ringmaster::planes::jamf::{JamfAuth, JamfConfig};
-use ringmaster::planes::{ArtifactRef, Connector, ConnectorConfig, Secret};
+use ringmaster::planes::{ArtifactRef, Connector, ConnectorConfig, Secret, apispec};
 use std::time::Duration;
 
 const CLIENT: &str = "3f1c2a4b-5d6e-4f70-8a9b-0c1d2e3f4a5b";
 
 struct JamfHarness {
     simulator: JamfSimulator,
+    /// Every request and answer, checked against Jamf's API when dropped.
+    _recorder: Recorder,
     config: JamfConfig,
     connector: Connector,
     _secret_directory: tempfile::TempDir,
@@ -68,7 +71,14 @@ impl Harness for JamfHarness {
         ] {
             simulator.add_group(&group.id, name, group.devices);
         }
-        let address = simulator.start().await.expect("simulator");
+        let upstream = simulator.start().await.expect("simulator");
+        let recorder = Recorder::start(
+            upstream,
+            vec![apispec::jamf_pro(), apispec::jamf_classic()],
+            &[],
+        )
+        .await;
+        let address = recorder.address();
         let directory = tempfile::tempdir().expect("temp dir");
         let secret_file = directory.path().join("jamf-secret");
         std::fs::write(&secret_file, &secret).expect("secret file");
@@ -85,6 +95,7 @@ impl Harness for JamfHarness {
             .expect("jamf connector");
         JamfHarness {
             simulator,
+            _recorder: recorder,
             config,
             connector,
             _secret_directory: directory,

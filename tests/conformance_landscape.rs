@@ -26,6 +26,7 @@
 mod conformance;
 
 use chrono::{DateTime, Utc};
+use conformance::contract::{Recorder, Unchecked};
 use conformance::{
     CORRELATION, DeviceResults, Drift, Harness, HarnessOptions, LostAnswer, PREVIOUS_CORRELATION,
     PREVIOUS_VERSION, PlaneFault, TestGroup, TestGroups, VERSION,
@@ -35,7 +36,7 @@ use ringmaster::planes::landscape::simulator::{
     LandscapeSimulator, LostRequest, SimulatorFault, SimulatorOptions,
 };
 use ringmaster::planes::landscape::{LandscapeAuth, LandscapeConfig};
-use ringmaster::planes::{ArtifactRef, Connector, ConnectorConfig, Secret};
+use ringmaster::planes::{ArtifactRef, Connector, ConnectorConfig, Secret, apispec};
 use std::marker::PhantomData;
 use std::time::Duration;
 
@@ -74,6 +75,8 @@ impl AuthMode for RestLogin {
 }
 
 struct LandscapeHarnessOf<Mode> {
+    /// Every request, checked against Landscape's legacy API schema when dropped.
+    _recorder: Recorder,
     simulator: LandscapeSimulator,
     config: LandscapeConfig,
     connector: Connector,
@@ -132,7 +135,17 @@ impl<Mode: AuthMode> Harness for LandscapeHarnessOf<Mode> {
         ] {
             simulator.add_tag(&group.id, group.devices);
         }
-        let address = simulator.start().await.expect("simulator");
+        let upstream = simulator.start().await.expect("simulator");
+        let recorder = Recorder::start(
+            upstream,
+            vec![apispec::landscape()],
+            &[Unchecked {
+                contains: "/api/v2/login",
+                reason: "the REST API's login (JSON body), not part of the legacy API's schema",
+            }],
+        )
+        .await;
+        let address = recorder.address();
         let directory = tempfile::tempdir().expect("temp dir");
         let secret_file = directory.path().join("landscape-secret");
         let login = std::any::type_name::<Mode>().ends_with("RestLogin");
@@ -150,6 +163,7 @@ impl<Mode: AuthMode> Harness for LandscapeHarnessOf<Mode> {
             .expect("landscape connector");
         LandscapeHarnessOf {
             simulator,
+            _recorder: recorder,
             config,
             connector,
             _directory: directory,

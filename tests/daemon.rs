@@ -217,18 +217,22 @@ fn serve_once_commits_signed_evidence_that_verify_and_minisign_accept() {
 fn a_new_approval_changes_one_decision_and_adds_one_pack() {
     let setup = Setup::new();
     assert!(setup.serve_once().status.success());
+    let digest = support::intent_sha256(&setup.repo.path, "osquery-6.0.0-it");
     setup.repo.write(
         "approvals/cab-2026-0150.yaml",
-        "apiVersion: ringmaster.dev/v1
+        &format!(
+            "apiVersion: ringmaster.dev/v1
 kind: ApprovalRecord
 approval_id: cab-2026-0150
 deployment_intent_id: osquery-6.0.0-it
+intent_sha256: \"{digest}\"
 decision: approved
 decided_by: dave
 decided_at: 2026-11-27T10:00:00Z
 expiry: 2099-12-31T00:00:00Z
 justification: Major osquery upgrade reviewed; pilot ring watched by SecOps.
-",
+"
+        ),
     );
     let commit = setup.repo.commit_all("CAB approval for osquery 6.0.0");
     let output = setup.serve_once();

@@ -284,8 +284,13 @@ async fn serve_once_records_the_pr_carries_its_approval_and_refuses_a_pushed_rec
         Some("pending")
     );
 
-    // Editing the approved intent ends the approval: it needs a new one.
-    hosted.edit(OSQUERY, "Needs CAB", "Still needs CAB");
+    // Editing what the approved intent does (its rollback plan) ends the
+    // approval: it needs a new one.
+    hosted.edit(
+        OSQUERY,
+        "validation_date: \"2026-11-24T10:00:00Z\"",
+        "validation_date: \"2026-11-25T10:00:00Z\"",
+    );
     hosted.git(&["commit", "-q", "-am", "edit osquery without review"]);
     hosted.git(&["push", "-q", "origin", "main"]);
     let edited = hosted.sha("main");

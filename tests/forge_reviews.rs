@@ -320,18 +320,22 @@ async fn a_pull_request_that_edits_the_rules_to_allow_itself_stays_pending() {
 #[tokio::test]
 async fn an_approval_record_added_by_the_pull_request_counts_only_with_its_deciders_review() {
     let mut scenario = Scenario::without(&[OSQUERY]).await;
-    let record = "apiVersion: ringmaster.dev/v1
+    let digest = sample_intent_sha256("osquery-6.0.0-it");
+    let record = format!(
+        "apiVersion: ringmaster.dev/v1
 kind: ApprovalRecord
 approval_id: cab-2026-0150
 deployment_intent_id: osquery-6.0.0-it
+intent_sha256: \"{digest}\"
 decision: approved
 decided_by: dave
 decided_at: 2026-11-27T10:00:00Z
 expiry: 2099-12-31T00:00:00Z
 justification: Major osquery upgrade reviewed; pilot ring watched by SecOps.
-";
+"
+    );
     let mut files = osquery();
-    files.push(("approvals/cab-2026-0150.yaml", record.into()));
+    files.push(("approvals/cab-2026-0150.yaml", record));
     let head = scenario.open(7, "bokafor", &files);
     let outcome = scenario.check(7).await;
     assert_eq!(

@@ -311,3 +311,51 @@ async fn health_answers_and_webhooks_are_off_without_a_secret() {
     assert_eq!(webhook.status().as_u16(), 404);
     server.shutdown().await.unwrap();
 }
+
+/// GitHub's description (`@octokit/openapi`, `x-webhooks`) of each recorded
+/// payload: the fixtures fit it, and a review whose `user` is `null` (a
+/// deleted account; the description marks it nullable) fits it too and is
+/// queued with the reviewer `ghost`.
+#[tokio::test]
+async fn recorded_payloads_fit_githubs_description_and_a_null_review_user_is_handled() {
+    let github = ringmaster::planes::apispec::github();
+    for (file, webhook) in [
+        ("ping.event.0.json", "ping"),
+        ("pull_request.opened.0.json", "pull-request-opened"),
+        (
+            "pull_request.synchronize.22.json",
+            "pull-request-synchronize",
+        ),
+        ("pull_request.closed.3.json", "pull-request-closed"),
+        (
+            "pull_request_review.submitted.0.json",
+            "pull-request-review-submitted",
+        ),
+        (
+            "pull_request_review.dismissed.1.json",
+            "pull-request-review-dismissed",
+        ),
+        ("push.event.0.json", "push"),
+    ] {
+        if let Err(violation) = github.check_webhook(webhook, &fixture_bytes(file)) {
+            panic!("{file} against {webhook}: {violation}");
+        }
+    }
+    let mut payload: serde_json::Value =
+        serde_json::from_slice(&fixture_bytes("pull_request_review.submitted.0.json")).unwrap();
+    payload["review"]["user"] = serde_json::Value::Null;
+    let body = serde_json::to_vec(&payload).unwrap();
+    github
+        .check_webhook("pull-request-review-submitted", &body)
+        .expect("GitHub's description allows a null review user");
+    let receiver = Receiver::start("Codertocat/Hello-World").await;
+    let (status, answer) = receiver
+        .deliver("pull_request_review", "deleted-reviewer", &body)
+        .await;
+    assert_eq!(
+        (status, answer["status"].as_str()),
+        (202, Some("queued")),
+        "{answer}"
+    );
+    assert_eq!(receiver.queued()[0].payload["reviewer"], "ghost");
+}

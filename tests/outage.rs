@@ -120,6 +120,8 @@ async fn setup() -> Setup {
         planes: ringmaster::daemon::planes::SimSettings::default()
             .configs(&ringmaster::model::Plane::ALL),
         config_file: None,
+        evidence_object_store: None,
+        incidents: Default::default(),
     };
     let clock = Arc::new(Mutex::new(now()));
     let shared = clock.clone();

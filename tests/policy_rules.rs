@@ -31,10 +31,19 @@ fn principal(id: &str, roles: &[&str], business_units: &[&str]) -> Json {
     })
 }
 
+/// The baseline intent's digest (`intent_sha256`): approvals carry it.
+const INTENT_DIGEST: &str =
+    "sha256:1111111111111111111111111111111111111111111111111111111111111111";
+
+/// The baseline artifact's hash: exceptions are granted for it.
+const ARTIFACT_SHA256: &str =
+    "sha256:9f2c6a0d4e1b3c5a7f9e8d6c4b2a0f1e3d5c7b9a8f6e4d2c0b1a3f5e7d9c8b6a";
+
 fn approval(id: &str, decided_by: &str, decision: &str, expiry: &str) -> Json {
     json!({
         "approval_id": id,
         "deployment_intent_id": "vpn-6.3-finance",
+        "intent_sha256": INTENT_DIGEST,
         "decision": decision,
         "decided_by": decided_by,
         "decided_at": "2026-11-27T09:30:00Z",
@@ -51,6 +60,7 @@ fn vulnerability_exception(id: &str, approved_by: &str, expiry: &str) -> Json {
     json!({
         "exception_id": id,
         "artifact_id": "vpn-6.3.0-win",
+        "artifact_sha256": ARTIFACT_SHA256,
         "exception_type": "vulnerability",
         "severity": "high",
         "details": "OpenSSL CVE reachable only through the disabled legacy API.",
@@ -69,6 +79,7 @@ fn vulnerability_exception(id: &str, approved_by: &str, expiry: &str) -> Json {
 fn baseline() -> Json {
     json!({
         "now": "2026-11-28T12:00:00Z",
+        "intent_sha256": INTENT_DIGEST,
         "intent": {
             "intent_id": "vpn-6.3-finance",
             "application_id": "vpn",
@@ -274,6 +285,59 @@ fn baseline_is_allowed_with_one_counted_approval() {
     assert_eq!(outcome.approvals_required, 1);
     assert_eq!(outcome.counted_approvals, vec!["apr-1"]);
     assert!(outcome.notes.is_empty(), "{:#?}", outcome.notes);
+}
+
+// --- approvals and exceptions bound to content -----------------------------------
+
+#[test]
+fn approval_of_other_content_is_stale_and_does_not_count() {
+    let outcome = check(
+        |input| {
+            set(
+                input,
+                "/intent_sha256",
+                json!("sha256:2222222222222222222222222222222222222222222222222222222222222222"),
+            )
+        },
+        Decision::RequireApproval,
+        &["cab.approval_required"],
+    );
+    assert_eq!(note_ids(&outcome), vec!["cab.approval_stale"]);
+    assert!(
+        message_of(&outcome, "cab.approval_stale").contains("intent_sha256: sha256:2222"),
+        "the note tells the digest to record"
+    );
+}
+
+#[test]
+fn approval_without_a_digest_does_not_count() {
+    let outcome = check(
+        |input| {
+            input["approvals"][0]["record"]
+                .as_object_mut()
+                .expect("record")
+                .remove("intent_sha256");
+        },
+        Decision::RequireApproval,
+        &["cab.approval_required"],
+    );
+    assert_eq!(note_ids(&outcome), vec!["cab.approval_stale"]);
+}
+
+#[test]
+fn a_swapped_binary_loses_its_exception() {
+    let outcome = check(
+        |input| {
+            set(
+                input,
+                "/artifact/sha256",
+                json!("sha256:3333333333333333333333333333333333333333333333333333333333333333"),
+            )
+        },
+        Decision::RequireException,
+        &["exception.vulnerability"],
+    );
+    assert_eq!(note_ids(&outcome), vec!["exception.artifact_changed"]);
 }
 
 // --- scope.publisher_unknown ----------------------------------------------------

@@ -55,6 +55,8 @@ impl Fleet {
             }
             .configs(&Plane::ALL),
             config_file: None,
+            evidence_object_store: None,
+            incidents: Default::default(),
         };
         let daemon = Daemon::open(config).expect("daemon");
         Fleet {

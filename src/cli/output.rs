@@ -119,6 +119,10 @@ pub(super) fn print_plan(plan: &Plan) {
         plan.plane.map(|p| p.as_str()).unwrap_or("?")
     );
     println!("decision: {}", evaluation.decision());
+    println!(
+        "intent_sha256: {} (approvals of this intent carry it)",
+        plan.intent_sha256
+    );
     if let Some(risk) = &evaluation.risk {
         println!(
             "\nrisk: {} ({}, model {})",

@@ -158,6 +158,7 @@ pub(super) fn json_report(evaluation: &Evaluation) -> serde_json::Value {
             "risk_score": intent.risk.as_ref().map(|r| r.risk_score),
             "approvals_required": intent.outcome.approvals_required,
             "counted_approvals": intent.outcome.counted_approvals,
+            "supersedes": intent.supersedes,
             "reasons": intent.outcome.reasons.iter().map(|r| json!({"rule": r.rule, "kind": r.kind, "message": r.message})).collect::<Vec<_>>(),
             "notes": intent.outcome.notes.iter().map(|r| json!({"rule": r.rule, "message": r.message})).collect::<Vec<_>>(),
         })).collect::<Vec<_>>(),

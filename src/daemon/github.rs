@@ -63,6 +63,8 @@ impl Daemon {
         let Some(address) = &self.config.listen else {
             return Ok(None);
         };
+        let incident_waker = events.clone();
+        let incident_clock = clock.clone();
         let webhooks = match &self.config.github {
             Some(github) => match &github.webhook_secret {
                 Some(secret) => Some(Arc::new(WebhookState {
@@ -79,7 +81,23 @@ impl Daemon {
             },
             None => None,
         };
-        let server = ApiServer::start(address, api::router(webhooks)).await?;
+        let incidents = &self.config.incidents;
+        let mut router = api::router(webhooks);
+        if incidents.alertmanager.is_some() || incidents.webhook_secret.is_some() {
+            let waker = incident_waker;
+            let intake = Arc::new(api::incidents::IncidentIntake {
+                alertmanager: incidents.alertmanager.clone(),
+                webhook_secret: incidents.webhook_secret.clone(),
+                store: Mutex::new(Store::open(&self.config.state_dir.join("ringmaster.db"))?),
+                clock: incident_clock,
+                // The gates read the store; wake the loop so they look now.
+                on_recorded: Box::new(move || {
+                    let _ = waker.try_send(Event::RepoChanged);
+                }),
+            });
+            router = router.merge(api::incidents::routes(intake));
+        }
+        let server = ApiServer::start(address, router).await?;
         eprintln!("ringmaster: listening on http://{}", server.local_addr);
         Ok(Some(server))
     }
@@ -122,7 +140,21 @@ impl Daemon {
         Ok(())
     }
 
+    /// Hands the forge what the store knows, so PR checks judge with the
+    /// same runtime facts as the tracked branch (rolled-back versions,
+    /// changes in flight).
+    fn refresh_forge_runtime(&mut self) {
+        let Some(forge) = self.forge.as_mut() else {
+            return;
+        };
+        match super::process::StoreFacts::read(&self.store) {
+            Ok(facts) => forge.set_runtime(Arc::new(facts)),
+            Err(error) => tracing::warn!(%error, "could not read runtime facts for PR checks"),
+        }
+    }
+
     async fn check_pull_request(&mut self, number: u64, now: DateTime<Utc>) {
+        self.refresh_forge_runtime();
         let Some(forge) = self.forge.as_mut() else {
             return;
         };
@@ -138,6 +170,7 @@ impl Daemon {
 
     /// The safety net behind webhooks: re-judges open PRs that moved.
     pub(super) async fn poll_forge(&mut self, now: DateTime<Utc>) {
+        self.refresh_forge_runtime();
         let Some(forge) = self.forge.as_mut() else {
             return;
         };

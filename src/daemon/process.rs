@@ -16,7 +16,7 @@ use crate::evidence::{
     AppendedRecord, EvidenceBranch, EvidencePack, EvidencePackInput, GitIdentity, RecordType,
     SigningKey,
 };
-use crate::model::{DeploymentIntent, Snapshot};
+use crate::model::{DeploymentIntent, Snapshot, TargetScope};
 use crate::policy::Decision;
 use crate::source::GovernedRepo;
 use crate::store::{
@@ -116,20 +116,89 @@ pub struct Processor<'a> {
     pub plane_modes: std::collections::BTreeMap<crate::model::Plane, super::planes::PlaneMode>,
 }
 
-/// Runtime facts read from the store before the (parallel) evaluation.
-struct StoreFacts {
-    active: HashMap<String, Vec<(String, String)>>,
+/// Runtime facts read from the store before the (parallel) evaluation:
+/// what the daemon, and the PR check the daemon runs, judge with.
+#[derive(Debug, Clone, Default)]
+pub struct StoreFacts {
+    /// Per (application, boundary, business unit): the intents in flight and
+    /// their rings.
+    active: HashMap<(String, String, String), Vec<(String, String)>>,
+    /// Per application: versions a run rolled back (or failed a gate with)
+    /// that no newer intent has superseded.
+    rolled_back: HashMap<String, Vec<String>>,
+    /// Every intent the store knows: its application and segment.
+    known: HashMap<String, (String, TargetScope)>,
+}
+
+impl StoreFacts {
+    /// Reads the facts from `store`.
+    pub fn read(store: &Store) -> Result<StoreFacts, crate::store::StoreError> {
+        let mut facts = StoreFacts::default();
+        for record in store.list_intents()? {
+            let segment = (
+                record.application_id.clone(),
+                record.acquisition_boundary.clone(),
+                record.business_unit.clone(),
+            );
+            if let std::collections::hash_map::Entry::Vacant(slot) = facts.active.entry(segment) {
+                let (application, boundary, unit) = slot.key();
+                let changes = store.active_changes_for(application, boundary, unit)?;
+                slot.insert(changes.into_iter().map(|c| (c.intent_id, c.ring)).collect());
+            }
+            facts.known.insert(
+                record.intent_id.clone(),
+                (
+                    record.application_id.clone(),
+                    TargetScope {
+                        acquisition_boundary: record.acquisition_boundary.clone(),
+                        business_unit: record.business_unit.clone(),
+                        sites: None,
+                        site_class: None,
+                        rings: Vec::new(),
+                    },
+                ),
+            );
+            if let Some(run) = IntentState::from_record(&record).run
+                && run.blocks_its_version()
+            {
+                facts
+                    .rolled_back
+                    .entry(run.application_id.clone())
+                    .or_default()
+                    .push(run.version.clone());
+            }
+        }
+        Ok(facts)
+    }
 }
 
 impl RuntimeFacts for StoreFacts {
     fn active_changes(&self, intent: &DeploymentIntent) -> Vec<(String, String)> {
+        let segment = (
+            intent.application_id.clone(),
+            intent.target_scope.acquisition_boundary.clone(),
+            intent.target_scope.business_unit.clone(),
+        );
         self.active
-            .get(&intent.intent_id)
+            .get(&segment)
+            .into_iter()
+            .flatten()
+            .filter(|(id, _)| *id != intent.intent_id)
             .cloned()
-            .unwrap_or_default()
+            .collect()
     }
-    fn rolled_back_versions(&self, _: &DeploymentIntent) -> Vec<String> {
-        Vec::new()
+    fn rolled_back_versions(&self, intent: &DeploymentIntent) -> Vec<String> {
+        let mut versions = self
+            .rolled_back
+            .get(&intent.application_id)
+            .cloned()
+            .unwrap_or_default();
+        versions.sort();
+        versions.dedup();
+        versions
+    }
+    fn known_intent(&self, intent_id: &str) -> Option<(String, TargetScope)> {
+        self.known.get(intent_id).cloned()
     }
 }
 
@@ -206,23 +275,8 @@ impl Processor<'_> {
             None => None,
         };
         let entries = self.repo.entries_at(commit)?;
-        // Runtime facts for every intent present, read before the parallel evaluation.
-        let (preview, _) = crate::model::load(&entries);
-        let mut active = HashMap::new();
-        for intent in preview.intents.values() {
-            let changes = self.store.active_changes_for(
-                &intent.application_id,
-                &intent.target_scope.acquisition_boundary,
-                &intent.target_scope.business_unit,
-            )?;
-            let others: Vec<(String, String)> = changes
-                .into_iter()
-                .filter(|c| c.intent_id != intent.intent_id)
-                .map(|c| (c.intent_id, c.ring))
-                .collect();
-            active.insert(intent.intent_id.clone(), others);
-        }
-        let facts = StoreFacts { active };
+        // Runtime facts, read before the parallel evaluation.
+        let facts = StoreFacts::read(self.store)?;
         let sha = commit.to_string();
         let merge_facts = match self.forge {
             Some(forge) => Some(
@@ -403,8 +457,10 @@ impl Processor<'_> {
             outcome: EventOutcome::Success,
             details: json!({"commit": sha, "records": records.len(), "unchanged": unchanged}),
         })?;
+        // Warnings (e.g. a supersede that has no effect) stay on record.
+        let warnings = serde_json::to_value(&evaluation.diagnostics).unwrap_or(Value::Null);
         self.store
-            .record_commit(self.branch, &sha, CommitOutcome::Ok, &json!([]), now)?;
+            .record_commit(self.branch, &sha, CommitOutcome::Ok, &warnings, now)?;
         Ok(CommitReport {
             commit: sha,
             outcome: CommitOutcome::Ok,
@@ -553,6 +609,7 @@ fn evaluation_facts(
             .map(|r| u8::try_from(r.risk_score).unwrap_or(100))
             .unwrap_or(100),
         counted_approvals: counted.clone(),
+        supersedes: evaluation.supersedes.clone(),
         conditions: approvals
             .iter()
             .flat_map(|a| a.conditions.clone())

@@ -35,6 +35,10 @@ pub struct EvaluationFacts {
     pub emergency_override: bool,
     pub version: String,
     pub commit: String,
+    /// The intent this one may end: set only when the judge accepted the
+    /// supersede (same application, inside the publisher's scope, not DENY).
+    #[serde(default)]
+    pub supersedes: Option<String>,
 }
 
 /// The plane an intent's rollout runs on, and whether it is simulated.
@@ -189,7 +193,8 @@ impl Driver<'_> {
                     },
                 ));
             }
-            if let Some(superseded) = &intent.supersedes {
+            // Only a supersede the judge accepted ends another run.
+            if let Some(superseded) = &evaluation.supersedes {
                 queue.push_back((
                     superseded.clone(),
                     Event::Superseded {

@@ -17,9 +17,10 @@
 //! the record is dropped (or its merged version kept) before evaluation, so a
 //! pull request cannot approve itself by writing a file. Pure.
 
-use super::carried::{CarriedApproval, intent_sha256};
+use super::carried::CarriedApproval;
 use super::provenance::RecordProvenance;
 use super::review::{ReviewStanding, Standing};
+use crate::model::digest::intent_sha256;
 use crate::model::{ApprovalDecision, ApprovalRecord, Located, Snapshot, yaml};
 use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
@@ -192,7 +193,8 @@ pub fn apply(
                 commit_reviewed: context.head_sha.clone(),
                 pull_request: context.pull_request,
             };
-            insert(snapshot, &approval, &decided_by, &context.source);
+            let digest = intent_sha256(snapshot, &snapshot.intents[intent_id]);
+            insert(snapshot, &approval, &decided_by, &context.source, digest);
             applied.approvals.push(approval);
         }
     }
@@ -211,7 +213,8 @@ pub fn apply_carried(
         let Some(intent) = snapshot.intents.get(&approval.intent_id) else {
             continue;
         };
-        if intent_sha256(intent) != carried.intent_sha256 {
+        let digest = intent_sha256(snapshot, intent);
+        if digest != carried.intent_sha256 {
             continue;
         }
         let decided_by = approval
@@ -232,17 +235,26 @@ pub fn apply_carried(
             Some(number) => format!("pull/{number}"),
             None => "review".to_owned(),
         };
-        insert(snapshot, approval, &decided_by, &source);
+        insert(snapshot, approval, &decided_by, &source, digest);
         applied.approvals.push(approval.clone());
     }
 }
 
-/// Adds the approval record a review stands for.
-fn insert(snapshot: &mut Snapshot, approval: &ReviewApproval, decided_by: &str, source: &str) {
+/// Adds the approval record a review stands for, bound to the intent as it
+/// is on the reviewed head (`intent_sha256`).
+fn insert(
+    snapshot: &mut Snapshot,
+    approval: &ReviewApproval,
+    decided_by: &str,
+    source: &str,
+    intent_sha256: String,
+) {
     let decided_at = approval.submitted_at.unwrap_or(DateTime::<Utc>::UNIX_EPOCH);
     let record = ApprovalRecord {
         approval_id: approval.approval_id.clone(),
         deployment_intent_id: approval.intent_id.clone(),
+        intent_sha256: Some(intent_sha256),
+        application_scope: None,
         decision: ApprovalDecision::Approved,
         decided_by: decided_by.to_owned(),
         decided_at,

@@ -4,16 +4,15 @@
 //! later commits on the tracked branch do not carry it. So the approvals a
 //! decision counted are read back from the signed evidence: the latest
 //! decision pack of each intent names the review approvals that counted
-//! (`forge.review_approvals`) and the intent they approved (`intent`). A later
-//! commit re-applies them while the intent is byte-for-byte the one that was
-//! approved (same canonical JSON); editing the intent needs new approvals.
+//! (`forge.review_approvals`) and the digest of the intent they approved
+//! (`intent_sha256`, `model::digest`). A later commit re-applies them while
+//! the intent still has that digest; editing what it deploys, where or how
+//! it rolls back needs new approvals.
 //! They expire like any review approval. [`CarriedIndex`] reads the evidence
 //! branch once, then only the packs appended since.
 
 use super::ForgeError;
 use super::approvals::ReviewApproval;
-use crate::evidence::{canonical_json, sha256_hex};
-use crate::model::DeploymentIntent;
 use chrono::{DateTime, Utc};
 use git2::{ObjectType, Oid, Repository, TreeWalkMode, TreeWalkResult};
 use serde::Serialize;
@@ -23,15 +22,10 @@ use std::collections::HashMap;
 /// A counted review approval of one exact intent.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct CarriedApproval {
-    /// SHA-256 of the canonical JSON of the intent it approved.
+    /// The digest of the intent it approved (`model::digest::intent_sha256`,
+    /// as the decision pack records it).
     pub intent_sha256: String,
     pub approval: ReviewApproval,
-}
-
-/// The fingerprint an approval is tied to.
-pub fn intent_sha256(intent: &DeploymentIntent) -> String {
-    let value = serde_json::to_value(intent).expect("intents serialise");
-    sha256_hex(&canonical_json(&value))
 }
 
 /// The latest decision pack's counted review approvals, per intent.
@@ -133,7 +127,13 @@ impl CarriedIndex {
             return;
         }
         let body = &pack["body"];
-        let intent_sha256 = sha256_hex(&canonical_json(&body["intent"]));
+        // Packs written before approvals were bound to a digest carry none:
+        // their approvals are not carried (the intent needs a new review).
+        let Some(intent_sha256) = body["intent_sha256"].as_str().map(str::to_owned) else {
+            self.latest
+                .insert(intent_id.to_owned(), (sequence, Vec::new()));
+            return;
+        };
         let approvals = body["forge"]["review_approvals"]
             .as_array()
             .map(|all| {

@@ -19,7 +19,7 @@ use super::changes;
 use super::review::{self, ReviewStanding, Standing};
 use super::wire::{PullRequest, Review};
 use crate::diagnostic::Diagnostic;
-use crate::evaluation::NoRuntime;
+use crate::evaluation::RuntimeFacts;
 use crate::judge::{self, Case, Proof};
 use crate::model::{self, Entry, Role};
 use crate::plan::{self, Plan};
@@ -39,6 +39,9 @@ pub struct PullRequestInput<'a> {
     /// The merge base of head and base: what the PR started from.
     pub fork_point_entries: &'a [Entry],
     pub reviews: &'a [Review],
+    /// What the daemon's store knows (in-flight changes, rolled-back
+    /// versions); `NoRuntime` without one.
+    pub runtime: &'a dyn RuntimeFacts,
     pub now: DateTime<Utc>,
 }
 
@@ -155,7 +158,7 @@ pub fn judge(input: &PullRequestInput<'_>) -> PullRequestVerdict {
             provenance: None,
             carried: &[],
         }),
-        runtime: &NoRuntime,
+        runtime: input.runtime,
         now: input.now,
     });
     let judged = judgement.snapshot;

@@ -284,8 +284,8 @@ fn render_intent(report: &IntentReport, out: &mut String) {
 
     let _ = writeln!(
         out,
-        "\n**Approvals**: {} required",
-        report.approvals_required
+        "\n**Approvals**: {} required; an approval record carries `intent_sha256: {}`",
+        report.approvals_required, plan.intent_sha256
     );
     let given: Vec<String> = report
         .counted

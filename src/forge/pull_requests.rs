@@ -24,6 +24,7 @@ use super::provenance::{self, RecordProvenance};
 use super::review::{self, Standing};
 use super::wire::PullRequest;
 use super::{CHECK_NAME, ForgeError, fetch};
+use crate::evaluation::{NoRuntime, RuntimeFacts};
 use crate::evidence::sha256_hex;
 use crate::source::GovernedRepo;
 use chrono::{DateTime, Utc};
@@ -67,6 +68,9 @@ pub struct Forge {
     carried: std::sync::Mutex<CarriedIndex>,
     /// What vouches for each record blob (a record's provenance never changes).
     provenance: std::sync::Mutex<HashMap<Oid, RecordProvenance>>,
+    /// The daemon's runtime facts (in-flight changes, rolled-back versions),
+    /// refreshed by the daemon before it checks; none outside a daemon.
+    runtime: Option<Arc<dyn RuntimeFacts + Send + Sync>>,
 }
 
 /// Runs sync work (git, evaluation) without stalling the other tasks of a
@@ -106,7 +110,13 @@ impl Forge {
             judged_versions: HashMap::new(),
             carried: std::sync::Mutex::new(CarriedIndex::default()),
             provenance: std::sync::Mutex::new(HashMap::new()),
+            runtime: None,
         }
+    }
+
+    /// What the daemon's store knows, for the checks that follow.
+    pub fn set_runtime(&mut self, runtime: Arc<dyn RuntimeFacts + Send + Sync>) {
+        self.runtime = Some(runtime);
     }
 
     /// Re-reads pull request `number` and its reviews, judges it and
@@ -173,6 +183,10 @@ impl Forge {
                 base_sha: &base_sha,
                 fork_point_entries: &fork_point_entries,
                 reviews: &reviews,
+                runtime: match &self.runtime {
+                    Some(runtime) => runtime.as_ref(),
+                    None => &NoRuntime,
+                },
                 now,
             });
             Ok((verdict, base_sha))

@@ -115,7 +115,9 @@ struct User {
 #[derive(Deserialize)]
 struct ReviewSummary {
     id: u64,
-    user: User,
+    /// `null` for a review by a deleted account (GitHub's description marks
+    /// the webhook review's `user` nullable).
+    user: Option<User>,
 }
 
 #[derive(Deserialize)]
@@ -197,7 +199,10 @@ pub fn classify(event: &str, body: &[u8]) -> Result<Classified, WebhookError> {
                 number: payload.pull_request.number,
                 action: payload.action,
                 review_id: payload.review.id,
-                reviewer: payload.review.user.login,
+                reviewer: payload
+                    .review
+                    .user
+                    .map_or_else(|| "ghost".to_string(), |user| user.login),
             }
         }
         "push" => {

@@ -197,6 +197,10 @@ pub struct Config {
     /// Cron schedule of drift reconciliation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reconcile_cron: Option<String>,
+    /// Every governed commit must carry a valid SSH signature by a
+    /// principal's key (see `docs/governance.md`).
+    #[serde(default)]
+    pub require_signed_commits: bool,
 }
 
 impl Config {
@@ -215,6 +219,10 @@ pub struct Principal {
     /// Login on the forge (GitHub), used to map reviews to principals.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub forge_login: Option<String>,
+    /// SSH public keys whose commit signatures are this principal's
+    /// (`ssh-ed25519 AAAA… comment`, git's allowed_signers key format).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub signing_keys: Vec<String>,
     pub roles: Vec<Role>,
     pub scope: Scope,
 }
@@ -450,7 +458,17 @@ pub struct ApprovalCondition {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ApprovalRecord {
     pub approval_id: String,
+    /// The intent decided on; empty for an application scope approval.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub deployment_intent_id: String,
+    /// Digest of the approved intent (`model::digest::intent_sha256`): an
+    /// approval of other content does not count.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub intent_sha256: Option<String>,
+    /// Set when the record approves a change of an application's
+    /// allowed_scope rather than a release.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub application_scope: Option<ScopeApproval>,
     pub decision: ApprovalDecision,
     /// Principal id of the approver.
     pub decided_by: String,
@@ -470,6 +488,14 @@ pub struct ApprovalRecord {
     pub emergency_override: bool,
 }
 
+/// What a scope approval approves: one application's new allowed_scope.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScopeApproval {
+    pub application_id: String,
+    /// `model::digest::scope_sha256` of the new allowed_scope.
+    pub scope_sha256: String,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ExceptionType {
@@ -483,6 +509,10 @@ pub struct Exception {
     pub exception_id: String,
     /// Artifact id (from an ApplicationVersion) the exception applies to.
     pub artifact_id: String,
+    /// The artifact's sha256 when the exception was granted: another binary
+    /// under the same id does not get it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub artifact_sha256: Option<String>,
     pub exception_type: ExceptionType,
     pub severity: Severity,
     pub details: String,

@@ -15,6 +15,7 @@ use std::str::FromStr;
 pub fn check(snapshot: &Snapshot) -> Vec<Diagnostic> {
     let mut diagnostics = Vec::new();
     check_config(snapshot, &mut diagnostics);
+    check_principals(snapshot, &mut diagnostics);
     check_applications(snapshot, &mut diagnostics);
     check_intents(snapshot, &mut diagnostics);
     check_records(snapshot, &mut diagnostics);
@@ -300,9 +301,81 @@ fn check_intents(snapshot: &Snapshot, out: &mut Vec<Diagnostic>) {
     }
 }
 
+/// Identities are unique: one principal per e-mail, forge login and
+/// signing key (case-insensitive, as mail and GitHub compare them), so a
+/// second principal can never stand in for the first — approve as the
+/// requester's twin, or claim a review or a signature that is theirs.
+fn check_principals(snapshot: &Snapshot, out: &mut Vec<Diagnostic>) {
+    let mut emails: BTreeMap<String, &str> = BTreeMap::new();
+    let mut logins: BTreeMap<String, &str> = BTreeMap::new();
+    let mut keys: BTreeMap<String, &str> = BTreeMap::new();
+    let mut ids: BTreeMap<String, &str> = BTreeMap::new();
+    for principal in snapshot.principals.values() {
+        if let Some(first) = ids.insert(principal.id.to_lowercase(), &principal.id)
+            && first != principal.id
+        {
+            out.push(principal.error(
+                "/id",
+                format!(
+                    "principal id \"{}\" differs from \"{first}\" only in case; ids must be unique",
+                    principal.id
+                ),
+            ));
+        }
+        if let Some(first) = emails.insert(principal.email.to_lowercase(), &principal.id) {
+            out.push(principal.error(
+                "/email",
+                format!(
+                    "email \"{}\" is also principal {first}'s; every principal needs its own e-mail",
+                    principal.email
+                ),
+            ));
+        }
+        if let Some(login) = &principal.forge_login
+            && let Some(first) = logins.insert(login.to_lowercase(), &principal.id)
+        {
+            out.push(principal.error(
+                "/forge_login",
+                format!(
+                    "forge_login \"{login}\" is also principal {first}'s (logins compare case-insensitively); every principal needs its own login"
+                ),
+            ));
+        }
+        for (index, key) in principal.signing_keys.iter().enumerate() {
+            let pointer = format!("/signing_keys/{index}");
+            match super::signing::fingerprint(key) {
+                Err(error) => out.push(principal.error(
+                    &pointer,
+                    format!("signing key is not an SSH public key ({error}); paste the line of the .pub file, e.g. ssh-ed25519 AAAA… name@host"),
+                )),
+                Ok(fingerprint) => {
+                    if let Some(first) = keys.insert(fingerprint.clone(), &principal.id)
+                        && first != principal.id
+                    {
+                        out.push(principal.error(
+                            &pointer,
+                            format!("signing key {fingerprint} is also principal {first}'s; a key identifies one principal"),
+                        ));
+                    }
+                }
+            }
+        }
+    }
+}
+
 fn check_records(snapshot: &Snapshot, out: &mut Vec<Diagnostic>) {
     for approval in snapshot.approvals.values() {
-        if !snapshot
+        if let Some(scope) = &approval.application_scope {
+            if !snapshot.applications.contains_key(&scope.application_id) {
+                out.push(approval.error(
+                    "/application_scope/application_id",
+                    format!(
+                        "application_scope.application_id \"{}\" is not an application in apps/",
+                        scope.application_id
+                    ),
+                ));
+            }
+        } else if !snapshot
             .intents
             .contains_key(&approval.deployment_intent_id)
         {

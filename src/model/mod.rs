@@ -3,10 +3,12 @@
 //! Pure: no I/O, no clock. `source` hands in a revision's entries; this module
 //! returns the typed [`Snapshot`] and every [`Diagnostic`](crate::diagnostic::Diagnostic).
 
+pub mod digest;
 pub mod kinds;
 pub mod links;
 pub mod load;
 pub mod scope;
+pub mod signing;
 pub mod snapshot;
 pub mod yaml;
 

@@ -14,6 +14,7 @@ pub(crate) fn config() -> Config {
         soak_hours,
     };
     Config {
+        require_signed_commits: false,
         tenant: "contoso".into(),
         risk_model_version: "v1.0".into(),
         rings: vec![

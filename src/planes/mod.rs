@@ -12,6 +12,7 @@
 //! in-process fleet the demo and the tests run on.
 
 pub mod ansible;
+pub mod apispec;
 mod contract;
 pub mod entra;
 mod error;

@@ -77,6 +77,7 @@ pub(crate) fn field_conforms(name: &str, value: &Json) -> bool {
             string(change.get("ring")?)
         }),
         "rolled_back_versions" => value.as_array().map(|_| ()),
+        "intent_sha256" => string(value),
         "previous_application" => optional(Some(value), |previous| {
             scope(object(previous)?.get("allowed_scope")?)
         }),
@@ -106,6 +107,7 @@ fn application(value: &Json) -> Option<()> {
 fn artifact(value: &Json) -> Option<()> {
     let artifact = object(value)?;
     string(artifact.get("id")?)?;
+    string(artifact.get("sha256")?)?;
     object(artifact.get("signature")?)?;
     let sbom = object(artifact.get("sbom")?)?;
     every(sbom.get("cves")?, |cve| {
@@ -135,6 +137,7 @@ fn approval(entry: &Json) -> Option<()> {
         string(record.get(field)?)?;
     }
     time(record.get("expiry")?)?;
+    optional(record.get("intent_sha256"), string)?;
     optional(entry.get("approver"), principal)
 }
 
@@ -146,6 +149,7 @@ fn exception(entry: &Json) -> Option<()> {
     }
     time(record.get("expiry")?)?;
     strings(record.get("cves")?)?;
+    optional(record.get("artifact_sha256"), string)?;
     optional(entry.get("approver"), principal)
 }
 
@@ -236,7 +240,7 @@ mod tests {
             },
             "application": {"id": "app", "allowed_scope": scope},
             "publisher": {"id": "alice", "roles": ["publisher"], "scope": scope},
-            "artifact": {"id": "a", "signature": {"signed": true}, "sbom": {"cves": []}},
+            "artifact": {"id": "a", "sha256": "sha256:00", "signature": {"signed": true}, "sbom": {"cves": []}},
             "config": {"cab": {"risk_threshold": 50, "from_ring": "r2", "approvals_by_risk": []}},
             "rings": [{"id": "r0", "index": 0}],
             "cab_ring_index": 2,

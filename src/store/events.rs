@@ -55,11 +55,17 @@ pub enum EventType {
     ExceptionGranted,
     OperatorAction,
     PublishBlocked,
+    /// Someone exported an audit bundle of the evidence (who, what filter).
+    EvidenceExported,
+    /// An incident source reported an incident (or one fired again).
+    IncidentOpened,
+    /// An incident source resolved an incident.
+    IncidentResolved,
 }
 
 impl EventType {
     /// Every event type, in declaration order.
-    pub const ALL: [EventType; 13] = [
+    pub const ALL: [EventType; 16] = [
         EventType::CommitProcessed,
         EventType::PolicyEvaluated,
         EventType::EvidenceCommitted,
@@ -73,6 +79,9 @@ impl EventType {
         EventType::ExceptionGranted,
         EventType::OperatorAction,
         EventType::PublishBlocked,
+        EventType::EvidenceExported,
+        EventType::IncidentOpened,
+        EventType::IncidentResolved,
     ];
 
     /// The text stored in the database and covered by the hash.
@@ -91,6 +100,9 @@ impl EventType {
             EventType::ExceptionGranted => "exception_granted",
             EventType::OperatorAction => "operator_action",
             EventType::PublishBlocked => "publish_blocked",
+            EventType::EvidenceExported => "evidence_exported",
+            EventType::IncidentOpened => "incident_opened",
+            EventType::IncidentResolved => "incident_resolved",
         }
     }
 

@@ -135,6 +135,7 @@ pub fn pr_check(repo: &TestRepo, base: &str, head: &str) -> PullRequestVerdict {
             base_sha: &base_id.to_string(),
             fork_point_entries: &fork_point_entries,
             reviews: &[],
+            runtime: &ringmaster::evaluation::NoRuntime,
             now: NOW.parse().expect("NOW"),
         })
     })

@@ -9,6 +9,7 @@
 use chrono::{DateTime, Utc};
 use ringmaster::daemon::Daemon;
 use ringmaster::daemon::config::{DaemonConfig, RepoLocation, SiemSink};
+use ringmaster::daemon::rollout::IntentState;
 use ringmaster::forge::check::{PullRequestInput, PullRequestVerdict};
 use ringmaster::forge::wire::{BranchRef, PullRequest, Review, User};
 use ringmaster::source::GovernedRepo;
@@ -31,6 +32,10 @@ pub struct Verdict {
     pub rules: BTreeMap<String, Vec<String>>,
     /// Error diagnostics, as `file: message`.
     pub errors: Vec<String>,
+    /// Warning diagnostics, as `file: message`.
+    pub warnings: Vec<String>,
+    /// Intent id → the intent it may end (an accepted `supersedes`).
+    pub supersedes: BTreeMap<String, Option<String>>,
 }
 
 impl Verdict {
@@ -49,6 +54,10 @@ impl Verdict {
 
     pub fn has_error(&self, needle: &str) -> bool {
         self.errors.iter().any(|e| e.contains(needle))
+    }
+
+    pub fn has_warning(&self, needle: &str) -> bool {
+        self.warnings.iter().any(|e| e.contains(needle))
     }
 }
 
@@ -99,15 +108,21 @@ impl Attack {
                     rules.push(reason["rule"].as_str().unwrap_or_default().to_owned());
                 }
             }
+            verdict
+                .supersedes
+                .insert(id.clone(), intent["supersedes"].as_str().map(str::to_owned));
             verdict.rules.insert(id, rules);
         }
         for diagnostic in report["diagnostics"].as_array().into_iter().flatten() {
+            let line = format!(
+                "{}: {}",
+                diagnostic["file"].as_str().unwrap_or_default(),
+                diagnostic["message"].as_str().unwrap_or_default()
+            );
             if diagnostic["severity"] == "error" {
-                verdict.errors.push(format!(
-                    "{}: {}",
-                    diagnostic["file"].as_str().unwrap_or_default(),
-                    diagnostic["message"].as_str().unwrap_or_default()
-                ));
+                verdict.errors.push(line);
+            } else {
+                verdict.warnings.push(line);
             }
         }
         verdict
@@ -150,6 +165,7 @@ impl Attack {
             base_sha: &base.to_string(),
             fork_point_entries: &fork_point_entries,
             reviews,
+            runtime: &ringmaster::evaluation::NoRuntime,
             now: now(),
         })
     }
@@ -164,6 +180,8 @@ impl Attack {
                 evaluation.intent_id.clone(),
                 evaluation.decision().as_str().to_owned(),
             );
+            out.supersedes
+                .insert(evaluation.intent_id.clone(), evaluation.supersedes.clone());
             let outcome = &evaluation.outcome;
             out.rules.insert(
                 evaluation.intent_id.clone(),
@@ -176,9 +194,11 @@ impl Attack {
             );
         }
         for diagnostic in verdict.blocking.iter().chain(&verdict.other_diagnostics) {
+            let line = format!("{}: {}", diagnostic.file, diagnostic.message);
             if diagnostic.is_error() {
-                out.errors
-                    .push(format!("{}: {}", diagnostic.file, diagnostic.message));
+                out.errors.push(line);
+            } else {
+                out.warnings.push(line);
             }
         }
         out
@@ -226,6 +246,8 @@ pub fn daemon_config(repo: &TestRepo) -> DaemonConfig {
         planes: ringmaster::daemon::planes::SimSettings::default()
             .configs(&ringmaster::model::Plane::ALL),
         config_file: None,
+        evidence_object_store: None,
+        incidents: Default::default(),
     }
 }
 
@@ -240,15 +262,23 @@ pub fn read_daemon(repo: &TestRepo, daemon: &Daemon) -> Verdict {
         .expect("store")
         .expect("a processed commit");
     for diagnostic in tip.diagnostics.as_array().into_iter().flatten() {
+        let line = format!(
+            "{}: {}",
+            diagnostic["file"].as_str().unwrap_or_default(),
+            diagnostic["message"].as_str().unwrap_or_default()
+        );
         if diagnostic["severity"] == "error" {
-            verdict.errors.push(format!(
-                "{}: {}",
-                diagnostic["file"].as_str().unwrap_or_default(),
-                diagnostic["message"].as_str().unwrap_or_default()
-            ));
+            verdict.errors.push(line);
+        } else {
+            verdict.warnings.push(line);
         }
     }
     for record in store.list_intents().expect("intents") {
+        let state = IntentState::from_record(&record);
+        verdict.supersedes.insert(
+            record.intent_id.clone(),
+            state.evaluation.and_then(|e| e.supersedes),
+        );
         if let Some(decision) = record.decision {
             verdict.decisions.insert(record.intent_id.clone(), decision);
         }

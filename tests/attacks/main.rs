@@ -10,5 +10,8 @@ mod support;
 mod bounded;
 mod harness;
 
+mod identities;
 mod judges;
 mod policy_limits;
+mod records;
+mod supersede;

@@ -31,6 +31,7 @@
 
 pub mod capture;
 pub mod checks;
+pub mod contract;
 
 use chrono::{DateTime, TimeZone, Utc};
 use ringmaster::model::Plane;

@@ -73,6 +73,11 @@ pub struct FakeGitHub {
     /// The API base URL to give ringmaster.
     pub url: String,
     shared: Arc<Shared>,
+    /// Between ringmaster and the fake: every request is checked against
+    /// GitHub's OpenAPI description (`@octokit/openapi`) when the fake is
+    /// dropped. (The fake answers only the fields ringmaster reads, so its
+    /// answers are not checked.)
+    _recorder: super::contract::Recorder,
 }
 
 fn fixture(name: &str) -> Value {
@@ -125,9 +130,18 @@ impl FakeGitHub {
                 .await
                 .expect("fake GitHub serves");
         });
+        let recorder = super::contract::Recorder::start(
+            address,
+            vec![ringmaster::planes::apispec::github()],
+            &[],
+        )
+        .await
+        .mounted_at(prefix)
+        .requests_only();
         FakeGitHub {
-            url: format!("http://{address}{prefix}"),
+            url: format!("http://{}{prefix}", recorder.address()),
             shared,
+            _recorder: recorder,
         }
     }
 

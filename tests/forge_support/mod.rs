@@ -4,6 +4,10 @@
 
 #![allow(dead_code)]
 
+/// The contract recorder of the conformance suite: every request ringmaster
+/// sends to the fake, checked against GitHub's OpenAPI description.
+#[path = "../conformance/contract.rs"]
+pub mod contract;
 pub mod fake_github;
 mod fake_routes;
 pub mod repos;
@@ -212,4 +216,14 @@ pub fn sim_planes_config(dir: &std::path::Path) -> std::path::PathBuf {
     )
     .expect("write the daemon config");
     path
+}
+
+/// The digest an approval of a sample intent carries (`intent_sha256`).
+pub fn sample_intent_sha256(intent: &str) -> String {
+    let entries: Vec<ringmaster::model::Entry> = ringmaster::sample::SAMPLE_REPO
+        .iter()
+        .map(|(path, bytes)| ringmaster::model::Entry::file(*path, bytes.to_vec()))
+        .collect();
+    let (snapshot, _) = ringmaster::model::load(&entries);
+    ringmaster::model::digest::intent_sha256(&snapshot, &snapshot.intents[intent])
 }

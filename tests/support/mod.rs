@@ -102,3 +102,24 @@ pub fn sim_planes_config(dir: &Path) -> PathBuf {
     .expect("write the daemon config");
     path
 }
+
+/// The digest an approval of `intent` must carry, as a user gets it:
+/// `ringmaster plan <repo> <intent> --format json`.
+pub fn intent_sha256(repo: &Path, intent: &str) -> String {
+    let output = ringmaster(
+        &[
+            "plan",
+            repo.to_str().expect("utf-8 path"),
+            intent,
+            "--format",
+            "json",
+        ],
+        repo,
+    );
+    assert!(output.status.success(), "plan: {}", stderr(&output));
+    let plan: serde_json::Value = serde_json::from_slice(&output.stdout).expect("plan JSON");
+    plan["intent_sha256"]
+        .as_str()
+        .expect("plan prints intent_sha256")
+        .to_owned()
+}

@@ -13,6 +13,12 @@ use serde_json::{Value, json};
 
 pub const APPS: &str = "/beta/deviceAppManagement/mobileApps";
 
+/// The properties every app lookup reads. `committedContentVersion` is
+/// declared on the derived type `mobileLobApp` (Graph's description), so it is
+/// selected through that cast: OData answers 400 for an undeclared property.
+pub const APP_SELECT: &str =
+    "id,displayName,notes,publishingState,microsoft.graph.mobileLobApp/committedContentVersion";
+
 /// A ringmaster app found on the plane.
 #[derive(Debug, Clone)]
 pub struct FoundApp {
@@ -47,7 +53,7 @@ async fn list_apps(
     display_name: Option<&str>,
     correlation_id: &str,
 ) -> Result<Vec<Value>, ConnectorError> {
-    let select = "$select=id,displayName,notes,committedContentVersion,publishingState";
+    let select = format!("$select={APP_SELECT}");
     let path = match display_name {
         // `$filter` on displayName is widely used; on `notes` it is not known
         // to work, so the notes are always matched here, page by page.
@@ -95,9 +101,7 @@ pub async fn get_app(
     app_id: &str,
     correlation_id: &str,
 ) -> Result<Option<FoundApp>, ConnectorError> {
-    let target = format!(
-        "{APPS}/{app_id}?$select=id,displayName,notes,committedContentVersion,publishingState"
-    );
+    let target = format!("{APPS}/{app_id}?$select={APP_SELECT}");
     let call = Call {
         method: Method::GET,
         target: &target,

@@ -2,19 +2,24 @@
 //!
 //! Ring membership comes from the ledger (which groups each ring published) and
 //! the app's current assignments; devices from the groups' transitive device
-//! members, minus the members of excluded groups; per-device results from the
-//! app's `deviceStatuses` (beta). A device is `installed` when its row says
+//! members, minus the members of excluded groups; per-device results from
+//! Intune's install-status report (`retrieveDeviceAppInstallationStatusReport`,
+//! v1.0), whose rows name the Intune managed device id, joined to the
+//! members' Entra device ids through `managedDevices` (`azureADDeviceId`). A device is `installed` when its row says
 //! `installed` at the delivered version, `failed` when it says `failed`, and
 //! `pending` otherwise: no row yet, `pendingInstall`, `notInstalled`, `unknown`,
 //! `uninstallFailed`, or another version; a `notApplicable` device is not
 //! targeted. Rows stamped after `now` are not seen.
 
 use super::IntuneConnector;
-use super::lookup::{self, APPS, FoundApp};
+use super::client::{Call, Payload};
+use super::lookup::{self, FoundApp};
 use super::wire;
+use crate::planes::http::odata_string;
 use crate::planes::ledger::DeploymentState;
 use crate::planes::{ConnectorError, DeploymentStatus, ErrorCode, ObservedState, RingStatus};
 use chrono::{DateTime, Utc};
+use reqwest::Method;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -47,44 +52,185 @@ pub fn failure_reason(row: &DeviceRow) -> String {
     }
 }
 
-fn parse_row(row: &Value) -> Option<(String, DeviceRow)> {
-    let device = row.get("deviceId")?.as_str()?.to_string();
-    let reported_at = row
-        .get("lastSyncDateTime")
-        .and_then(Value::as_str)
-        .and_then(|text| DateTime::parse_from_rfc3339(text).ok())?
-        .with_timezone(&Utc);
-    let text = |field: &str| row.get(field).and_then(Value::as_str).map(str::to_string);
+/// Intune's install-status report: per device, the app's install state.
+/// (`mobileApps/{id}/deviceStatuses` is gone from Graph's description; the
+/// reports under `deviceManagement/reports` replace it.)
+const REPORT: &str = "/v1.0/deviceManagement/reports/retrieveDeviceAppInstallationStatusReport";
+/// Managed devices: the join from a report's `DeviceId` (Intune's managed
+/// device id) to a group member's `deviceId` (Entra's device id).
+const MANAGED_DEVICES: &str = "/v1.0/deviceManagement/managedDevices?$select=id,azureADDeviceId";
+const REPORT_COLUMNS: [&str; 7] = [
+    "DeviceId",
+    "AppVersion",
+    "InstallState",
+    "InstallStateDetail",
+    "ErrorCode",
+    "LastModifiedDateTime",
+    "ApplicationId",
+];
+/// Rows asked for per report page.
+const REPORT_PAGE: u64 = 50;
+/// A report that needs more pages than this is a plane gone wrong.
+const MAX_REPORT_PAGES: u64 = 10_000;
+
+/// `resultantAppState` by its report number, or its name as is.
+fn install_state_name(value: &Value) -> Option<String> {
+    if let Some(number) = value.as_i64() {
+        let name = match number {
+            1 => "installed",
+            2 => "failed",
+            3 => "notInstalled",
+            4 => "uninstallFailed",
+            5 => "pendingInstall",
+            -1 => "notApplicable",
+            _ => "unknown",
+        };
+        return Some(name.to_string());
+    }
+    value.as_str().map(str::to_string)
+}
+
+/// A report timestamp: RFC 3339, or without an offset (UTC).
+fn report_time(text: &str) -> Option<DateTime<Utc>> {
+    if let Ok(time) = DateTime::parse_from_rfc3339(text) {
+        return Some(time.with_timezone(&Utc));
+    }
+    chrono::NaiveDateTime::parse_from_str(text.trim_end_matches('Z'), "%Y-%m-%dT%H:%M:%S%.f")
+        .ok()
+        .map(|naive| naive.and_utc())
+}
+
+/// One row of the report, by its column names: the managed device id and
+/// what it says.
+fn parse_report_row(columns: &HashMap<String, usize>, row: &Value) -> Option<(String, DeviceRow)> {
+    let cell = |name: &str| columns.get(name).and_then(|index| row.get(*index));
+    let device = cell("DeviceId")?.as_str()?.to_string();
+    let reported_at = report_time(cell("LastModifiedDateTime")?.as_str()?)?;
+    let text = |name: &str| {
+        cell(name).and_then(|value| match value {
+            Value::String(text) if !text.is_empty() => Some(text.clone()),
+            Value::Number(number) => Some(number.to_string()),
+            _ => None,
+        })
+    };
     Some((
         device,
         DeviceRow {
-            install_state: text("installState").unwrap_or_default(),
-            detail: text("installStateDetail"),
-            error_code: row.get("errorCode").and_then(Value::as_i64),
+            install_state: cell("InstallState")
+                .and_then(install_state_name)
+                .unwrap_or_default(),
+            detail: text("InstallStateDetail"),
+            error_code: cell("ErrorCode").and_then(Value::as_i64),
             reported_at,
-            display_version: text("displayVersion"),
+            display_version: text("AppVersion"),
         },
     ))
 }
 
-/// The rows of an app reported by `now`, per device (the latest row wins).
+/// Every row of the app's install-status report, page by page (`skip`/`top`).
+async fn report_rows(
+    connector: &IntuneConnector,
+    app_id: &str,
+    correlation_id: &str,
+) -> Result<Vec<(String, DeviceRow)>, ConnectorError> {
+    let mut rows = Vec::new();
+    let mut skip = 0_u64;
+    for _ in 0..MAX_REPORT_PAGES {
+        let body = serde_json::json!({
+            "filter": format!("(ApplicationId eq {})", odata_string(app_id)),
+            "select": REPORT_COLUMNS,
+            "skip": skip,
+            "top": REPORT_PAGE,
+            "orderBy": [],
+        });
+        let call = Call {
+            method: Method::POST,
+            target: REPORT,
+            correlation_id,
+        };
+        let page = connector.client().send(&call, Payload::Json(&body)).await?;
+        let columns: HashMap<String, usize> = page
+            .get("Schema")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .enumerate()
+            .filter_map(|(index, column)| {
+                column
+                    .get("Column")
+                    .and_then(Value::as_str)
+                    .map(|name| (name.to_string(), index))
+            })
+            .collect();
+        let values = page
+            .get("Values")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        let total = page
+            .get("TotalRowCount")
+            .and_then(Value::as_u64)
+            .unwrap_or(0);
+        skip += values.len() as u64;
+        rows.extend(
+            values
+                .iter()
+                .filter_map(|row| parse_report_row(&columns, row)),
+        );
+        if values.is_empty() || skip >= total {
+            return Ok(rows);
+        }
+    }
+    Err(ConnectorError::new(
+        ErrorCode::ServiceUnavailable,
+        format!(
+            "the install-status report of app {app_id} on intune has more than {MAX_REPORT_PAGES} pages; refusing to go on"
+        ),
+    ))
+}
+
+/// Intune managed device id → Entra device id, for every managed device.
+async fn entra_ids(
+    connector: &IntuneConnector,
+    correlation_id: &str,
+) -> Result<HashMap<String, String>, ConnectorError> {
+    let devices = connector
+        .client()
+        .get_all(MANAGED_DEVICES, correlation_id)
+        .await?;
+    Ok(devices
+        .iter()
+        .filter_map(|device| {
+            let managed = device.get("id")?.as_str()?;
+            let entra = device.get("azureADDeviceId")?.as_str()?;
+            (!entra.is_empty()).then(|| (managed.to_string(), entra.to_string()))
+        })
+        .collect())
+}
+
+/// The rows of an app reported by `now`, per Entra device id (the latest row
+/// wins; a managed device without an Entra identity cannot be a group member
+/// and is left out).
 async fn device_rows(
     connector: &IntuneConnector,
     app_id: &str,
     correlation_id: &str,
     now: DateTime<Utc>,
+    entra: &HashMap<String, String>,
 ) -> Result<HashMap<String, DeviceRow>, ConnectorError> {
-    let path = format!("{APPS}/{app_id}/deviceStatuses");
-    let rows = connector.client().get_all(&path, correlation_id).await?;
+    let rows = report_rows(connector, app_id, correlation_id).await?;
     let mut latest: HashMap<String, DeviceRow> = HashMap::new();
-    for (device, row) in rows.iter().filter_map(parse_row) {
+    for (managed, row) in rows {
         if row.reported_at > now {
             continue;
         }
-        match latest.get(&device) {
+        let Some(device) = entra.get(&managed) else {
+            continue;
+        };
+        match latest.get(device) {
             Some(seen) if seen.reported_at >= row.reported_at => {}
             _ => {
-                latest.insert(device, row);
+                latest.insert(device.clone(), row);
             }
         }
     }
@@ -168,10 +314,11 @@ pub async fn query_status(
             .collect()
     };
 
-    let own_rows = device_rows(connector, &app.id, correlation_id, now).await?;
+    let entra = entra_ids(connector, correlation_id).await?;
+    let own_rows = device_rows(connector, &app.id, correlation_id, now, &entra).await?;
     let delivering_rows = match &delivering {
         Some(other) if other.id != app.id => {
-            device_rows(connector, &other.id, correlation_id, now).await?
+            device_rows(connector, &other.id, correlation_id, now, &entra).await?
         }
         Some(_) => own_rows.clone(),
         None => HashMap::new(),

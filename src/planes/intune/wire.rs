@@ -145,10 +145,13 @@ pub fn app_body(request: &PublishRequest, ledger: &Ledger) -> Result<Value, Conn
         ),
         "notes": ledger.render(),
         "fileName": artifact.file,
-        "displayVersion": request.version,
     });
+    // `displayVersion` is declared on win32LobApp only; macOSPkgApp carries
+    // its version in primaryBundleVersion and includedApps (Graph's
+    // description), and OData refuses an undeclared property.
     let fields = match kind {
         AppKind::Win32 => json!({
+            "displayVersion": request.version,
             "setupFilePath": setup_file(&artifact.install),
             "installCommandLine": artifact.install,
             "uninstallCommandLine": artifact.uninstall,

@@ -1,5 +1,6 @@
 //! `client`: Jamf Pro over HTTP: the bearer token (an API client's OAuth
-//! client credentials at `/api/oauth/token`, or a user's token from
+//! client credentials at `/api/v1/oauth/token` (the path of Jamf's current
+//! description), or a user's token from
 //! `/api/v1/auth/token`), cached and refreshed before it expires or once after
 //! a 401; the five-connection cap (a semaphore every clone shares, held across
 //! the token request too); Jamf Pro API paging (`page`/`page-size`,
@@ -216,7 +217,7 @@ impl JamfClient {
     async fn fetch_token(&self) -> Result<(Secret, Duration), ConnectorError> {
         let (url, request, who) = match &self.auth {
             ResolvedAuth::ClientCredentials { client_id, secret } => {
-                let url = format!("{}/api/oauth/token", self.base_url);
+                let url = format!("{}/api/v1/oauth/token", self.base_url);
                 let form = [
                     ("grant_type", "client_credentials"),
                     ("client_id", client_id.as_str()),

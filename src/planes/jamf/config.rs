@@ -29,7 +29,7 @@ pub const MAX_CONNECTIONS: usize = 5;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum JamfAuth {
-    /// An API client (Jamf Pro 10.49 and later): `POST /api/oauth/token`
+    /// An API client (Jamf Pro 10.49 and later): `POST /api/v1/oauth/token`
     /// with `grant_type=client_credentials`.
     ClientCredentials {
         client_id: String,

@@ -396,7 +396,8 @@ pub struct InventoryApp {
 }
 
 /// The applications inventory reports for `computers` (Jamf Pro API
-/// `computers-inventory`, section APPLICATIONS, filtered by id, paged).
+/// `v3/computers-inventory`, section APPLICATIONS, filtered by id, paged;
+/// v1 is deprecated in Jamf's description).
 pub async fn inventory(
     client: &JamfClient,
     computers: &[u64],
@@ -406,7 +407,7 @@ pub async fn inventory(
         let ids: Vec<String> = chunk.iter().map(u64::to_string).collect();
         let filter = format!("id=in=({})", ids.join(","));
         let path = format!(
-            "/api/v1/computers-inventory?section=GENERAL&section=APPLICATIONS&sort=id%3Aasc&filter={}",
+            "/api/v3/computers-inventory?section=GENERAL&section=APPLICATIONS&sort=id%3Aasc&filter={}",
             encode_query_value(&filter)
         );
         for record in client.get_all(&path).await? {

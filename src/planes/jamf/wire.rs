@@ -400,8 +400,9 @@ pub fn policy_role(name: &str, correlation_id: &str) -> Option<PolicyRole> {
         .map(|ring| PolicyRole::Ring(ring.to_string()))
 }
 
-/// `POST /api/v1/packages` body: the fields go-api-sdk-jamfpro requires, the
-/// artifact's hash, the correlation note and the info lines.
+/// `POST /api/v1/packages` body: the fields Jamf's package record requires,
+/// the artifact's SHA-256 in `sha256` (the record's `hashType` knows only MD5
+/// and SHA_512), the correlation note and the info lines.
 pub fn package_body(request: &PublishRequest, name: &str, info: &PackageInfo) -> Value {
     let hash = request
         .artifact
@@ -420,8 +421,7 @@ pub fn package_body(request: &PublishRequest, name: &str, info: &PackageInfo) ->
         "suppressFromDock": false,
         "suppressEula": false,
         "suppressRegistration": false,
-        "hashType": "SHA_256",
-        "hashValue": hash,
+        "sha256": hash,
         "notes": package_notes(&request.correlation_id),
         "info": info.render(),
     })

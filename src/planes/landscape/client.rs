@@ -3,10 +3,12 @@
 //! REST login, the concurrency cap, `limit`/`offset` paging, and the mapping of
 //! answers to [`ConnectorError`]s.
 //!
-//! Requests are `POST` with every parameter in the query string, as the
-//! official client sends them. Nothing here retries or sleeps, except one new
-//! login after a 401. No query string (it holds the signature), header or token
-//! ever reaches an error or a log line: requests are named by their action.
+//! Requests are `POST` with every parameter (the signature included) in an
+//! `application/x-www-form-urlencoded` body, as Canonical's client
+//! (`landscape_api/base.py`) sends them. Nothing here retries or sleeps,
+//! except one new login after a 401. No body (it holds the signature), header
+//! or token ever reaches an error or a log line: requests are named by their
+//! action.
 
 use super::config::ResolvedAuth;
 use super::signature::{self, API_VERSION, SIGNATURE_METHOD, SIGNATURE_VERSION, TIMESTAMP_FORMAT};
@@ -245,9 +247,9 @@ impl LandscapeClient {
         Ok(fresh)
     }
 
-    /// The query string of one request: every parameter, signed when the
+    /// The form body of one request: every parameter, signed when the
     /// connector signs.
-    fn query_of(&self, parameters: &mut Vec<(String, String)>) -> String {
+    fn form_of(&self, parameters: &mut Vec<(String, String)>) -> String {
         match &self.auth {
             Auth::Signed {
                 access_key,
@@ -306,10 +308,15 @@ impl LandscapeClient {
                     .iter()
                     .map(|(name, value)| (name.to_string(), value.clone())),
             );
-            let query = self.query_of(&mut all);
+            let form = self.form_of(&mut all);
             let mut request = self
                 .http
-                .request(Method::POST, format!("{}?{query}", self.api_url));
+                .request(Method::POST, &self.api_url)
+                .header(
+                    reqwest::header::CONTENT_TYPE,
+                    "application/x-www-form-urlencoded",
+                )
+                .body(form);
             let login = matches!(self.auth, Auth::Login { .. });
             let mut used: Option<Secret> = None;
             if login {

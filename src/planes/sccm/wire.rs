@@ -152,14 +152,33 @@ pub fn sdm_package_xml(
     ))
 }
 
-/// A new ring collection limited to `limiting_collection_id`.
+/// `SMS_Collection.RefreshType` 6: incremental updates (the collection
+/// follows changes of the collections it includes as they happen) and a
+/// periodic full evaluation on `RefreshSchedule` (Microsoft's class docs:
+/// 1 manual, 2 periodic, 4 incremental, 6 both; periodic needs a schedule).
+pub const REFRESH_PERIODIC_AND_INCREMENTAL: i64 = 6;
+
+/// A new ring collection limited to `limiting_collection_id`: refreshed
+/// incrementally and evaluated in full once a day (an `SMS_ST_RecurInterval`
+/// schedule token), so it follows its include and exclude rules.
 pub fn collection_body(name: &str, comment: &str, limiting_collection_id: &str) -> Value {
     json!({
         "Name": name,
         "LimitToCollectionID": limiting_collection_id,
         "CollectionType": DEVICE_COLLECTION,
         "Comment": comment,
-        "RefreshType": 2,
+        "RefreshType": REFRESH_PERIODIC_AND_INCREMENTAL,
+        "RefreshSchedule": [{
+            "@odata.type": "#AdminService.SMS_ST_RecurInterval",
+            "DayDuration": 0,
+            "DaySpan": 1,
+            "HourDuration": 0,
+            "HourSpan": 0,
+            "IsGMT": true,
+            "MinuteDuration": 0,
+            "MinuteSpan": 0,
+            "StartTime": "2020-01-01T00:00:00Z",
+        }],
     })
 }
 

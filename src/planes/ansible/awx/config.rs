@@ -8,7 +8,7 @@
 //! install_template_id: 11
 //! uninstall_template_id: 12
 //! verify_template_id: 13
-//! correlation_lookup: extra_vars_filter      # or scan
+//! correlation_lookup: scan                   # the only lookup AWX allows
 //! page_size: 200
 //! max_concurrent_requests: 4
 //! request_timeout_seconds: 30
@@ -24,18 +24,21 @@ use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 use std::time::Duration;
 
-/// How the connector finds the jobs of a correlation id again (reference
-/// 5.2: "Find by correlation id" is [U]).
+/// How the connector finds the jobs of a correlation id again.
+///
+/// AWX refuses any filter on `extra_vars` (`awx/api/filters.py`: the field
+/// is `prevent_search`, 403 "Filtering on extra_vars is not allowed."), and
+/// a job carries no other field ringmaster can set at launch and AWX lets a
+/// client filter on, so the one lookup lists the templates' jobs and reads
+/// `extra_vars` here. (`extra_vars_filter`, which an earlier release
+/// offered, is refused when the configuration is read.)
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum CorrelationLookup {
-    /// `GET jobs/?job_template__in=..&extra_vars__icontains=<corr>`: the
-    /// server narrows the list; the connector still checks every job's
-    /// `extra_vars`. If the controller refuses the filter (400), use `scan`.
+    /// `GET jobs/?job_template__in=<install>,<uninstall>,<verify>&order_by=id`:
+    /// every job of the three templates, paged to the end, matched on
+    /// `extra_vars` client-side.
     #[default]
-    ExtraVarsFilter,
-    /// `GET jobs/?job_template__in=..`: every job of the templates, paged to
-    /// the end, matched on `extra_vars` here. Needs only documented filters.
     Scan,
 }
 

@@ -4,7 +4,7 @@
 //! the ring's inventory groups less the excluded ones, and the deployment in
 //! `extra_vars` (see [`history`](super::history)). Before any launch the
 //! connector lists the deployment's jobs (`GET jobs/?job_template__in=..`,
-//! narrowed by `extra_vars__icontains` unless `correlation_lookup: scan`) and
+//! matched on `extra_vars` here: AWX refuses filters on `extra_vars`) and
 //! launches only what is missing, so a retry after a lost launch answer finds
 //! the job instead of launching twice. Calls for one correlation id take turns
 //! in this process; two processes could still race (AWX cannot make
@@ -17,12 +17,9 @@
 //! (redeploy), and the verify template in check mode to look for drift.
 
 use super::history::{self, Action, Evidence, Launch, TaggedJob};
-use super::{
-    AwxClient, AwxConfig, AwxConfigError, CorrelationLookup, HostSummary, JobType, LaunchRequest,
-};
+use super::{AwxClient, AwxConfig, AwxConfigError, HostSummary, JobType, LaunchRequest};
 use crate::model::Plane;
 use crate::planes::ansible::deployment::{Deployment, DeploymentState};
-use crate::planes::http::encode_query_value;
 use crate::planes::{
     ConnectorError, DeploymentStatus, ErrorCode, ExecutionPlaneConnector, PublishRequest,
     PublishResult, Remediation, RemediationResult,
@@ -46,7 +43,6 @@ pub(super) struct Shared {
     pub(super) install_template: u64,
     pub(super) uninstall_template: u64,
     pub(super) verify_template: u64,
-    lookup: CorrelationLookup,
     /// One lock per correlation id: calls for one deployment take turns.
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
@@ -93,7 +89,6 @@ impl AwxConnector {
                 install_template: config.install_template_id,
                 uninstall_template: config.uninstall_template_id,
                 verify_template: config.verify_template_id,
-                lookup: config.correlation_lookup,
                 locks: Mutex::new(HashMap::new()),
             }),
         })
@@ -115,16 +110,12 @@ impl AwxConnector {
     /// The deployment's jobs on the controller, oldest first.
     async fn jobs_of(&self, correlation_id: &str) -> Result<Vec<TaggedJob>, ConnectorError> {
         let shared = &self.shared;
-        let mut filters = format!(
+        // AWX refuses filters on extra_vars (403): list the templates' jobs
+        // and match the correlation id here (see `CorrelationLookup`).
+        let filters = format!(
             "job_template__in={},{},{}&order_by=id",
             shared.install_template, shared.uninstall_template, shared.verify_template
         );
-        if shared.lookup == CorrelationLookup::ExtraVarsFilter {
-            filters.push_str(&format!(
-                "&extra_vars__icontains={}",
-                encode_query_value(correlation_id)
-            ));
-        }
         let mut jobs: Vec<TaggedJob> = self
             .client()
             .jobs(&filters)

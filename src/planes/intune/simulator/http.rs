@@ -201,6 +201,25 @@ pub async fn faults_and_auth(
             );
         }
     }
+    // What Graph itself refuses, as Graph answers it (400 BadRequest).
+    let description = if path.starts_with("/beta/") {
+        Some(crate::planes::apispec::graph_beta())
+    } else if path.starts_with("/v1.0/") {
+        Some(crate::planes::apispec::graph_v1())
+    } else {
+        None
+    };
+    let request = match description {
+        Some(description) => match crate::planes::apispec::screen(description, request).await {
+            Ok(request) => request,
+            Err(violation) => {
+                let status = StatusCode::from_u16(violation.refused_with.unwrap_or(400))
+                    .unwrap_or(StatusCode::BAD_REQUEST);
+                return graph_error(status, violation.code, &violation.message);
+            }
+        },
+        None => request,
+    };
     let client_request_id = request.headers().get("client-request-id").cloned();
     let mut response = next.run(request).await;
     if lose.is_some() && response.status().is_success() {

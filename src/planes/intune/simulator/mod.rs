@@ -4,7 +4,12 @@
 //! `@odata.nextLink` paging, 429 with or without `Retry-After`, Graph's error
 //! body, replace semantics of `/assign` and `updateRelationships`, the content
 //! upload state machine, and device install-status rows that appear only when
-//! a device reports.
+//! a device reports, read through Intune's install-status report (rows name
+//! the Intune managed device id, joined to group members through
+//! `managedDevices`). Every request Graph itself would refuse (an operation
+//! Graph's description does not have, a `$select` of an undeclared property,
+//! a body property the type does not declare) is refused with Graph's 400,
+//! by `planes::apispec` against the same descriptions the contract tests use.
 //!
 //! Tests drive it through [`IntuneSimulator`]'s controls: groups of devices,
 //! faults, expired tokens, revoked credentials, device reports, drift.
@@ -14,6 +19,7 @@
 mod content;
 mod controls;
 mod http;
+mod reports;
 mod routes;
 mod state;
 
@@ -112,12 +118,12 @@ impl IntuneSimulator {
                 post(routes::update_relationships),
             )
             .route(
-                &format!("{apps}/{{app}}/deviceStatuses"),
-                get(routes::device_statuses),
+                "/{version}/deviceManagement/reports/retrieveDeviceAppInstallationStatusReport",
+                post(reports::install_status_report),
             )
             .route(
-                &format!("{apps}/{{app}}/installSummary"),
-                get(routes::install_summary),
+                "/{version}/deviceManagement/managedDevices",
+                get(reports::managed_devices),
             )
             .route(content, post(content::create_content_version))
             .route(

@@ -408,58 +408,6 @@ pub async fn update_relationships(
     }
 }
 
-pub async fn device_statuses(
-    State(simulator): State<IntuneSimulator>,
-    Path((_version, app_id)): Path<(String, String)>,
-    uri: Uri,
-    headers: HeaderMap,
-    RawQuery(query): RawQuery,
-) -> Response {
-    let state = simulator.lock();
-    match state.app(&app_id) {
-        Some(app) => page(
-            app.device_statuses.values().cloned().collect(),
-            &headers,
-            uri.path(),
-            query.as_deref(),
-            state.page_size,
-        ),
-        None => not_found(&format!("mobileApp {app_id}")),
-    }
-}
-
-pub async fn install_summary(
-    State(simulator): State<IntuneSimulator>,
-    Path((_version, app_id)): Path<(String, String)>,
-) -> Response {
-    let state = simulator.lock();
-    let Some(app) = state.app(&app_id) else {
-        return not_found(&format!("mobileApp {app_id}"));
-    };
-    let mut counts: HashMap<&str, u32> = HashMap::new();
-    for row in app.device_statuses.values() {
-        *counts
-            .entry(
-                row.get("installState")
-                    .and_then(Value::as_str)
-                    .unwrap_or("unknown"),
-            )
-            .or_default() += 1;
-    }
-    let count = |state: &str| counts.get(state).copied().unwrap_or(0);
-    Json(json!({
-        "id": app.id,
-        "installedDeviceCount": count("installed"),
-        "failedDeviceCount": count("failed"),
-        "notApplicableDeviceCount": count("notApplicable"),
-        "notInstalledDeviceCount": count("notInstalled"),
-        "pendingInstallDeviceCount": count("pendingInstall"),
-        "installedUserCount": 0, "failedUserCount": 0, "notApplicableUserCount": 0,
-        "notInstalledUserCount": 0, "pendingInstallUserCount": 0,
-    }))
-    .into_response()
-}
-
 pub async fn get_group(
     State(simulator): State<IntuneSimulator>,
     Path((_version, group)): Path<(String, String)>,
@@ -484,7 +432,7 @@ pub async fn group_devices(
     };
     let items = devices
         .iter()
-        .map(|device| json!({"@odata.type": "#microsoft.graph.device", "id": device.id, "deviceId": device.id, "displayName": device.name}))
+        .map(|device| json!({"@odata.type": "#microsoft.graph.device", "id": device.object_id(), "deviceId": device.id, "displayName": device.name}))
         .collect();
     page(
         items,

@@ -101,12 +101,37 @@ impl SimApp {
 }
 
 /// A device in a group.
+///
+/// A real device has three ids: its Entra directory object id (a group
+/// member's `id`), its Entra device id (the member's `deviceId`, the
+/// managed device's `azureADDeviceId`) and its Intune managed device id (the
+/// managed device's `id`, the `DeviceId` column of Intune's reports). `id` is
+/// the Entra device id; the other two derive from it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SimDevice {
-    /// Both the Entra `deviceId` of the group member and the `deviceId` of its
-    /// install-status rows (the simulator does not model the two id spaces).
     pub id: String,
     pub name: String,
+}
+
+impl SimDevice {
+    /// The Entra directory object id (a group member's `id`).
+    pub fn object_id(&self) -> String {
+        Uuid::new_v5(
+            &SIMULATOR_NAMESPACE,
+            format!("object/{}", self.id).as_bytes(),
+        )
+        .to_string()
+    }
+
+    /// The Intune managed device id (`managedDevice.id`, a report's `DeviceId`).
+    pub fn managed_id(&self) -> String {
+        managed_id_of(&self.id)
+    }
+}
+
+/// The Intune managed device id of the device whose Entra device id is `id`.
+pub fn managed_id_of(id: &str) -> String {
+    Uuid::new_v5(&SIMULATOR_NAMESPACE, format!("managed/{id}").as_bytes()).to_string()
 }
 
 /// The whole simulated tenant.

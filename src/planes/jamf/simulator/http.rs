@@ -233,10 +233,7 @@ impl Drop for InFlight {
 }
 
 fn is_token_path(path: &str) -> bool {
-    matches!(
-        path,
-        "/api/oauth/token" | "/api/v1/oauth/token" | "/api/v1/auth/token"
-    )
+    matches!(path, "/api/v1/oauth/token" | "/api/v1/auth/token")
 }
 
 /// Counts in-flight requests and refuses one past the cap (503), counts
@@ -384,6 +381,22 @@ async fn answer(
                 .into_response()
         };
     }
+    // What Jamf itself refuses (an operation its description does not have,
+    // an RSQL field it does not filter on, a package field of the wrong kind),
+    // as Jamf answers it; see `planes::apispec`.
+    let description = if path.starts_with("/JSSResource/") {
+        crate::planes::apispec::jamf_classic()
+    } else {
+        crate::planes::apispec::jamf_pro()
+    };
+    let request = match crate::planes::apispec::screen(description, request).await {
+        Ok(request) => request,
+        Err(violation) => {
+            let status = StatusCode::from_u16(violation.refused_with.unwrap_or(400))
+                .unwrap_or(StatusCode::BAD_REQUEST);
+            return error_for(&path, status, violation.code, &violation.message);
+        }
+    };
     let response = next.run(request).await;
     if lose.is_some() && response.status().is_success() {
         simulator.held_until_shutdown().await;

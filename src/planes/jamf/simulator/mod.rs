@@ -108,7 +108,6 @@ impl JamfSimulator {
 
     pub fn router(&self) -> Router {
         Router::new()
-            .route("/api/oauth/token", post(routes::oauth_token))
             .route("/api/v1/oauth/token", post(routes::oauth_token))
             .route("/api/v1/auth/token", post(routes::user_token))
             .route(
@@ -122,7 +121,7 @@ impl JamfSimulator {
                     .delete(routes::delete_package),
             )
             .route(
-                "/api/v1/computers-inventory",
+                "/api/v3/computers-inventory",
                 get(routes::computers_inventory),
             )
             .route(

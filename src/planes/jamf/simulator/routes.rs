@@ -1,7 +1,7 @@
 //! `routes`: the simulated endpoints. Jamf Pro API (JSON): the OAuth token
-//! (`/api/oauth/token`, and `/api/v1/oauth/token` as jamf-pro-sdk-python
-//! calls it), the user bearer token (`/api/v1/auth/token`), packages and
-//! `computers-inventory`. Classic API (XML): computer groups, policies (create
+//! (`/api/v1/oauth/token`, the path of Jamf's current description), the user
+//! bearer token (`/api/v1/auth/token`), packages and `v3/computers-inventory`
+//! (v1 is deprecated). Classic API (XML): computer groups, policies (create
 //! with `/id/0`, by id, by name, list), computer history policy logs and the
 //! policy log flush.
 
@@ -31,7 +31,7 @@ fn new_token(state: &mut JamfState) -> String {
     token
 }
 
-/// `POST /api/oauth/token`, client-credentials grant.
+/// `POST /api/v1/oauth/token`, client-credentials grant.
 pub async fn oauth_token(
     State(simulator): State<JamfSimulator>,
     Form(form): Form<HashMap<String, String>>,
@@ -247,7 +247,7 @@ pub async fn delete_package(
     }
 }
 
-/// `GET /api/v1/computers-inventory`: `section`s GENERAL and APPLICATIONS.
+/// `GET /api/v3/computers-inventory`: `section`s GENERAL and APPLICATIONS.
 pub async fn computers_inventory(
     State(simulator): State<JamfSimulator>,
     RawQuery(query): RawQuery,

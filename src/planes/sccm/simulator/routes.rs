@@ -240,6 +240,12 @@ fn create_collection(simulator: &SccmSimulator, body: &Value) -> Response {
             &format!("a collection named {name} already exists"),
         );
     }
+    let refresh_type = body.get("RefreshType").cloned().unwrap_or(json!(2));
+    if !matches!(refresh_type.as_i64(), Some(1 | 2 | 4 | 6)) {
+        return bad_request(&format!(
+            "RefreshType {refresh_type} is not 1 (manual), 2 (periodic), 4 (incremental) or 6 (both)"
+        ));
+    }
     let id = state.next_collection_id();
     let properties = json!({
         "CollectionID": id,
@@ -247,7 +253,8 @@ fn create_collection(simulator: &SccmSimulator, body: &Value) -> Response {
         "Comment": body.get("Comment").cloned().unwrap_or(json!("")),
         "LimitToCollectionID": limit,
         "CollectionType": body.get("CollectionType").cloned().unwrap_or(json!(2)),
-        "RefreshType": body.get("RefreshType").cloned().unwrap_or(json!(2)),
+        "RefreshType": refresh_type,
+        "RefreshSchedule": body.get("RefreshSchedule").cloned().unwrap_or(json!([])),
     });
     state.collections.insert(
         id,

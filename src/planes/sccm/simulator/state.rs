@@ -60,6 +60,21 @@ pub struct SimCollection {
     pub direct_members: Option<Vec<i64>>,
 }
 
+/// Whether a collection re-evaluates its rules (SMS_Collection.RefreshType:
+/// 1 manual, 2 periodic, 4 incremental, 6 periodic and incremental; periodic
+/// needs a RefreshSchedule).
+pub fn refreshes(properties: &Value) -> bool {
+    let scheduled = properties
+        .get("RefreshSchedule")
+        .and_then(Value::as_array)
+        .is_some_and(|schedule| !schedule.is_empty());
+    match properties.get("RefreshType").and_then(Value::as_i64) {
+        Some(4 | 6) => true,
+        Some(2) => scheduled,
+        _ => false,
+    }
+}
+
 /// The whole simulated site.
 pub struct SiteState {
     pub site_code: String,
@@ -183,6 +198,13 @@ impl SiteState {
         };
         if let Some(direct) = &collection.direct_members {
             return direct.iter().copied().collect();
+        }
+        // A rule-based collection is evaluated when it refreshes: on every
+        // change (incremental, RefreshType 4 or 6) or on its schedule
+        // (RefreshType 2 or 6 with a RefreshSchedule). Rules added to one that
+        // does neither are never evaluated: it stays empty.
+        if !refreshes(&collection.properties) {
+            return BTreeSet::new();
         }
         let mut members = BTreeSet::new();
         for rule in &collection.rules {

@@ -16,7 +16,9 @@
 //!   finishes them ([`JobProgress::OnControl`]: [`AwxSimulator::finish_job`],
 //!   [`AwxSimulator::check_in`]), which also stamps `finished`.
 //! - `GET jobs/` with `job_template`, `job_template__in`,
-//!   `extra_vars__icontains`, `status`, `id__gt`, `order_by`; an unknown
+//!   `status`, `id__gt`, `order_by` (a filter on `extra_vars` is refused
+//!   with AWX's 403, as every request AWX's API would refuse: see
+//!   `planes::apispec`); an unknown
 //!   filter field is a 400.
 //! - `job_host_summaries` of a finished job (`host_name, ok, changed,
 //!   failures, dark, skipped, failed`); inventory groups by `name`, group

@@ -79,8 +79,9 @@ fn request(correlation_id: &str) -> PublishRequest {
 }
 
 #[tokio::test]
-async fn the_extra_vars_filter_finds_the_job_and_never_a_longer_correlation_id() {
-    let plane = plane(CorrelationLookup::ExtraVarsFilter).await;
+async fn the_lookup_finds_the_job_and_never_a_longer_correlation_id_without_filtering_on_extra_vars()
+ {
+    let plane = plane(CorrelationLookup::Scan).await;
     let longer = format!("{CORRELATION}-2");
     let other = plane
         .connector
@@ -106,6 +107,24 @@ async fn the_extra_vars_filter_finds_the_job_and_never_a_longer_correlation_id()
     assert_eq!(job.limit, "fab_eng_ring1_canary:!fab_eng_kiosks");
     assert_eq!(job.hosts, ["c-1", "c-2", "c-3"]);
     assert_eq!(job.extra_vars["ringmaster_version"], "2.1.0");
+}
+
+#[tokio::test]
+async fn the_simulator_refuses_a_filter_on_extra_vars_as_awx_does() {
+    let plane = plane(CorrelationLookup::Scan).await;
+    let url = format!(
+        "{}/api/v2/jobs/?job_template__in=21,22,23&extra_vars__icontains={CORRELATION}",
+        plane.config.base_url
+    );
+    let answer = reqwest::Client::new()
+        .get(&url)
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(answer.status().as_u16(), 403);
+    let body: serde_json::Value = answer.json().await.expect("json");
+    assert_eq!(body["detail"], "Filtering on extra_vars is not allowed.");
 }
 
 #[tokio::test]
