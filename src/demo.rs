@@ -374,6 +374,7 @@ fn lines(daemon: &Daemon) -> Vec<IntentLine> {
                         crate::orchestrator::Requirement::CabApproval => "awaiting_cab",
                         crate::orchestrator::Requirement::Exception => "awaiting_exception",
                         crate::orchestrator::Requirement::PolicyVerdict => "blocked_by_policy",
+                        crate::orchestrator::Requirement::ActiveChange => "blocked",
                     }
                     .to_owned(),
                     Some(ring.clone()),

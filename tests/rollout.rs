@@ -993,3 +993,289 @@ async fn a_plane_added_to_ringmaster_yaml_while_running_holds_then_rolls_out_onc
         serde_json::json!(["landscape"])
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_open_incident_fails_the_canary_gate_and_rolls_back() {
+    let mut fleet = Fleet::new();
+    let in_canary = fleet
+        .run_until(24 * 3, 1, |f| {
+            matches!(f.phase(CHROME), Some(Phase::RingInProgress { ring }) if ring == "ring-1-canary")
+        })
+        .await;
+    assert!(in_canary, "{:?}", fleet.phase(CHROME));
+    // Alertmanager's webhook notification (version 4) as it reaches
+    // `POST /webhooks/alertmanager`: a firing alert about Chrome in
+    // Finance's canary ring, and a resolved one for the lab ring (no count).
+    let at = fleet.now.to_rfc3339();
+    let alert = |fingerprint: &str, ring: &str, status: &str| {
+        serde_json::json!({
+            "status": status,
+            "labels": {"alertname": "ChromeCrashLoop", "severity": "critical",
+                       "ringmaster_app": "google-chrome", "ringmaster_ring": ring,
+                       "business_unit": "bu-finance"},
+            "annotations": {"summary": "Chrome crashes at start on canary devices"},
+            "startsAt": at, "endsAt": "0001-01-01T00:00:00Z",
+            "generatorURL": "http://prometheus.local/graph", "fingerprint": fingerprint
+        })
+    };
+    let notification = serde_json::json!({
+        "version": "4", "groupKey": "{}:{alertname=\"ChromeCrashLoop\"}", "truncatedAlerts": 0,
+        "status": "firing", "receiver": "ringmaster", "groupLabels": {"alertname": "ChromeCrashLoop"},
+        "commonLabels": {}, "commonAnnotations": {}, "externalURL": "http://alertmanager.local",
+        "alerts": [alert("5e1c0ld", "ring-0-lab", "resolved"), alert("9f2a0c1d", "ring-1-canary", "firing")]
+    });
+    let now = fleet.now;
+    let parsed = ringmaster::api::incidents::alertmanager_reports(
+        &serde_json::to_vec(&notification).expect("json"),
+        now,
+    )
+    .expect("a valid Alertmanager notification");
+    assert_eq!(parsed.reports.len(), 2);
+    let store = fleet.daemon.store_mut();
+    for report in &parsed.reports {
+        store.record_incident(report, now).expect("incident");
+    }
+    let rolled_back = fleet
+        .run_until(6, 1, |f| {
+            matches!(f.phase(CHROME), Some(Phase::RolledBack { .. }))
+        })
+        .await;
+    assert!(
+        rolled_back,
+        "the open incident fails the gate: {:?}",
+        fleet.phase(CHROME)
+    );
+    let gate = fleet
+        .daemon
+        .store()
+        .events(&EventFilter {
+            intent_id: Some(CHROME.into()),
+            ..EventFilter::default()
+        })
+        .expect("events")
+        .into_iter()
+        .find(|e| e.event_type == EventType::GateEvaluated && e.details["kind"] == "gate_failed")
+        .expect("a failed gate");
+    assert_eq!(gate.ring.as_deref(), Some("ring-1-canary"));
+    assert!(
+        gate.details["gate"]["reasons"][0]
+            .as_str()
+            .expect("reason")
+            .contains("1 open incident"),
+        "{}",
+        gate.details
+    );
+    assert_eq!(
+        fleet.events(CHROME, EventType::RingCompleted),
+        1,
+        "only the lab ring completed"
+    );
+}
+
+/// Chrome 132 in the repository, and the intent `chrome-131-finance` moved
+/// to it under the same id (rolling back to 131).
+fn chrome_132_under_the_same_intent_id(fleet: &Fleet) {
+    let v131 = fleet.repo.read("apps/google-chrome/131.0.6778.yaml");
+    let old_hash = "sha256:ef5a7b00ad6c60fe40edb8e5f33b19d5a49056ca8ba594bdb62f8c39091e2bfe";
+    let new_hash = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+    let v132 = v131
+        .replace("131.0.6778", "132.0.6834")
+        .replace(old_hash, new_hash);
+    fleet
+        .repo
+        .write("apps/google-chrome/132.0.6834.yaml", &v132);
+    fleet
+        .repo
+        .edit(
+            "intents/chrome-131-finance.yaml",
+            "version: \"131.0.6778\"",
+            "version: \"132.0.6834\"",
+        )
+        .edit("intents/chrome-131-finance.yaml", old_hash, new_hash)
+        .edit(
+            "intents/chrome-131-finance.yaml",
+            "rollback_version: \"130.0.6723\"",
+            "rollback_version: \"131.0.6778\"",
+        );
+    fleet.repo.commit_all("chrome 132 under the same intent id");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_intent_id_reused_with_a_new_version_rolls_out_as_a_new_run() {
+    let mut fleet = Fleet::new();
+    assert!(
+        fleet.run_until(24 * 20, 4, completed(CHROME)).await,
+        "chrome 131 completes: {:?}",
+        fleet.phase(CHROME)
+    );
+    chrome_132_under_the_same_intent_id(&fleet);
+    let done = fleet
+        .run_until(24 * 20, 4, |f| {
+            let record = f.daemon.store().get_intent(CHROME).expect("store");
+            record
+                .map(|r| IntentState::from_record(&r))
+                .and_then(|s| s.run)
+                .is_some_and(|run| run.version == "132.0.6834" && run.phase == Phase::Completed)
+        })
+        .await;
+    let run = fleet
+        .daemon
+        .store()
+        .get_intent(CHROME)
+        .expect("store")
+        .map(|r| IntentState::from_record(&r))
+        .and_then(|s| s.run)
+        .expect("a run");
+    assert!(
+        done,
+        "chrome 132 completes under the reused id: {:?} (generation {})",
+        run.phase, run.generation
+    );
+    assert_eq!(run.generation, 2, "the second run of the intent id");
+    // Its own deployment on the plane, one assignment per ring, beside the
+    // first run's (which 132 supersedes on the devices).
+    let sim = fleet.sim(Plane::Intune);
+    let second = ringmaster::daemon::performer::plane_correlation_id(&run);
+    assert_ne!(second, correlation_id_for(CHROME));
+    assert_eq!(sim.assignment_count(&second), 5);
+    // Its records have ids of their own: no record of the first run was
+    // taken for one of the second.
+    let second_run_records = fleet.repo.git(&[
+        "grep",
+        "-l",
+        "chrome-131-finance/run-2/",
+        "evidence",
+        "--",
+        ".",
+    ]);
+    assert!(
+        second_run_records.lines().count() >= 5,
+        "records of the second run: {second_run_records}"
+    );
+    // Every publish of the second run went out (none refused as a changed request).
+    let refused = fleet
+        .daemon
+        .store()
+        .events(&EventFilter {
+            intent_id: Some(CHROME.into()),
+            ..EventFilter::default()
+        })
+        .expect("events")
+        .into_iter()
+        .filter(|e| e.details.to_string().contains("request_changed"))
+        .count();
+    assert_eq!(refused, 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rollback_survives_a_503_storm() {
+    let mut fleet = Fleet::new();
+    chrome_alone_on_intune(&fleet);
+    fleet.step().await;
+    let sim = fleet.sim(Plane::Intune);
+    sim.set_success_rate("google-chrome", "131.0.6778", 0.2)
+        .expect("rate");
+    // Every rollback call answers 503 five times over before one goes through.
+    for _ in 0..5 {
+        sim.inject_remediate_fault(Fault::ServiceUnavailable)
+            .expect("fault");
+    }
+    let ended = fleet
+        .run_until(24 * 8, 1, |f| {
+            matches!(
+                f.phase(CHROME),
+                Some(Phase::RolledBack { .. }) | Some(Phase::Failed { .. })
+            )
+        })
+        .await;
+    assert!(ended, "{:?}", fleet.phase(CHROME));
+    assert!(
+        matches!(fleet.phase(CHROME), Some(Phase::RolledBack { .. })),
+        "the storm passes and the rollback completes: {:?}",
+        fleet.phase(CHROME)
+    );
+    let retries = fleet
+        .daemon
+        .store()
+        .events(&EventFilter {
+            intent_id: Some(CHROME.into()),
+            ..EventFilter::default()
+        })
+        .expect("events")
+        .into_iter()
+        .filter(|e| e.details["kind"] == "rollback_retry")
+        .count();
+    assert_eq!(retries, 5, "one retry per 503");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_deny_from_a_change_in_flight_waits_then_proceeds() {
+    let mut fleet = Fleet::new();
+    chrome_alone_on_intune(&fleet);
+    // Chrome's intent covers the lab and canary rings only.
+    let intent = "intents/chrome-131-finance.yaml";
+    fleet.repo.edit(
+        intent,
+        "    - ring-2-pilot\n    - ring-3-department\n    - ring-4-global\n",
+        "",
+    );
+    fleet.repo.commit_all("chrome to lab and canary");
+    let in_lab = fleet
+        .run_until(24, 1, |f| {
+            matches!(f.phase(CHROME), Some(Phase::RingInProgress { .. }))
+        })
+        .await;
+    assert!(in_lab, "{:?}", fleet.phase(CHROME));
+    // While it is in flight, a second intent of the application for the
+    // later rings: no ring in common, but one active change at a time.
+    let later = "chrome-131-finance-wide";
+    let text = fleet
+        .repo
+        .read(intent)
+        .replace(
+            "intent_id: chrome-131-finance",
+            &format!("intent_id: {later}"),
+        )
+        .replace(
+            "    - ring-0-lab\n    - ring-1-canary\n",
+            "    - ring-2-pilot\n    - ring-3-department\n    - ring-4-global\n",
+        );
+    fleet.repo.write(&format!("intents/{later}.yaml"), &text);
+    fleet.repo.commit_all("chrome to the later rings");
+    fleet.step().await;
+    let blocked = fleet
+        .daemon
+        .store()
+        .get_intent(later)
+        .expect("store")
+        .expect("known");
+    assert_eq!(blocked.decision.as_deref(), Some("DENY"));
+    assert_eq!(blocked.state, "blocked", "it waits, it does not fail");
+    let waits_on = IntentState::from_record(&blocked)
+        .evaluation
+        .expect("evaluation")
+        .waits_on;
+    assert_eq!(waits_on, [CHROME]);
+    // The first change ends; the second is judged again and rolls out.
+    let done = fleet
+        .run_until(24 * 20, 2, |f| {
+            matches!(f.phase(CHROME), Some(Phase::Completed))
+                && matches!(f.phase(later), Some(Phase::Completed))
+        })
+        .await;
+    assert!(done, "{:?} / {:?}", fleet.phase(CHROME), fleet.phase(later));
+    let record = fleet
+        .daemon
+        .store()
+        .get_intent(later)
+        .expect("store")
+        .expect("known");
+    assert_eq!(record.decision.as_deref(), Some("ALLOW"));
+    // Both verdicts are on the evidence branch.
+    let subjects = fleet.repo.git(&["log", "--format=%s", "evidence"]);
+    let decisions = subjects
+        .lines()
+        .filter(|s| s.contains(later) && s.contains("decision"))
+        .count();
+    assert!(decisions >= 2, "{subjects}");
+}

@@ -335,7 +335,7 @@ impl RawConfig {
         })?;
         serde_yaml::from_str(&text).map_err(|error| {
             let mut message = error.to_string();
-            if error.location().is_none()
+            if !message.contains("line ")
                 && let Some(line) = plane_entry_line(&text, &message)
             {
                 message = format!("{message} at line {line}");

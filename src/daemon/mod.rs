@@ -421,7 +421,12 @@ impl Daemon {
                 .map(|forge| forge as &dyn crate::forge::MergeFactsSource),
             plane_modes,
         };
-        Ok(processor.process_pending(now)?)
+        let mut reports = processor.process_pending(now)?;
+        // A DENY that waited on changes in flight is judged again once they end.
+        if let Some(report) = processor.rejudge_if_cleared(now)? {
+            reports.push(report);
+        }
+        Ok(reports)
     }
 
     /// The WORM copy's counters (`None` without an object store).

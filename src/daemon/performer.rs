@@ -743,13 +743,21 @@ impl Performer<'_> {
         {
             Ok(status) => {
                 let counts = status.rings.get(ring).cloned().unwrap_or_default();
+                let incidents = match self.open_incidents(run, intent, ring, now) {
+                    Ok(incidents) => incidents,
+                    Err(error) => {
+                        // Without the incident count there is no verdict.
+                        tracing::warn!(intent = %intent.intent_id, %error, "cannot read open incidents; the gate waits");
+                        return None;
+                    }
+                };
                 Some(Event::StatusObserved {
                     ring: ring.to_owned(),
                     targeted: counts.targeted,
                     installed: counts.installed,
                     failed: counts.failed,
                     pending: counts.pending,
-                    incidents: 0,
+                    incidents,
                     first_install_at: counts.first_install_at,
                 })
             }
@@ -759,6 +767,33 @@ impl Performer<'_> {
                 None
             }
         }
+    }
+
+    /// Open incidents that count against the ring's gate: the store's open
+    /// incidents of the intent's application in this ring and business unit
+    /// (or for every ring or business unit) that began once the ring was live.
+    fn open_incidents(
+        &self,
+        run: &IntentRun,
+        intent: &DeploymentIntent,
+        ring: &str,
+        now: DateTime<Utc>,
+    ) -> Result<u32, crate::store::StoreError> {
+        let started_at = run
+            .plan
+            .index_of(ring)
+            .and_then(|index| run.rings[index].started_at);
+        let incidents = self.store.open_incidents_matching(
+            &intent.application_id,
+            ring,
+            &intent.target_scope.business_unit,
+            now,
+        )?;
+        let counted = incidents
+            .iter()
+            .filter(|incident| started_at.is_none_or(|started| incident.started_at >= started))
+            .count();
+        Ok(u32::try_from(counted).unwrap_or(u32::MAX))
     }
 
     /// Takes a deployment back (rollback, uninstall, halt) through the journal.
@@ -781,12 +816,18 @@ impl Performer<'_> {
         let Some(plane) = self.plane_of(intent) else {
             return Ok(vec![Event::RollbackFailed {
                 error: "the intent's artifact no longer resolves".into(),
+                failure: Some(permanent("artifact_unresolved")),
             }]);
         };
         let planes = self.planes;
         let Some(connector) = planes.connector(plane) else {
             return Ok(vec![Event::RollbackFailed {
                 error: format!("plane {} is not configured", plane.as_str()),
+                failure: Some(ConnectorFailure {
+                    class: FailureClass::PlaneUnavailable,
+                    code: "plane_unavailable".into(),
+                    retry_after_seconds: None,
+                }),
             }]);
         };
         let action_record = NewAction {
@@ -823,6 +864,7 @@ impl Performer<'_> {
                     .mark_failed(&planned.key, &error.to_string(), None, now)?;
                 Ok(vec![Event::RollbackFailed {
                     error: error.to_string(),
+                    failure: Some(failure_of(&error)),
                 }])
             }
         }

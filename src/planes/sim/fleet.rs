@@ -38,6 +38,9 @@ pub struct SimFleet {
     /// Failures queued for publish calls only (taken before `faults`).
     #[serde(default)]
     pub publish_faults: VecDeque<Fault>,
+    /// Failures queued for remediation calls only (taken before `faults`).
+    #[serde(default)]
+    pub remediate_faults: VecDeque<Fault>,
     pub publish_calls: u64,
     /// Numbers the plane's object ids.
     pub next_object_number: u64,
@@ -107,6 +110,7 @@ impl SimFleet {
             assignments: Vec::new(),
             faults: VecDeque::new(),
             publish_faults: VecDeque::new(),
+            remediate_faults: VecDeque::new(),
             publish_calls: 0,
             next_object_number: 1,
         }

@@ -323,6 +323,16 @@ impl SimConnector {
         })
     }
 
+    /// Queues a failure for the next remediation call only (rollback,
+    /// uninstall, redeploy, pin), to test how a rollback copes with a
+    /// throttled or failing plane.
+    pub fn inject_remediate_fault(&self, fault: Fault) -> Result<(), SimError> {
+        self.change(|fleet| {
+            fleet.remediate_faults.push_back(fault);
+            Ok(())
+        })
+    }
+
     /// Changes the plane behind the connector's back, at `now`.
     pub fn inject_drift(
         &self,
@@ -382,10 +392,10 @@ impl SimConnector {
         if operation == "publish" {
             fleet.publish_calls += 1;
         }
-        let targeted = if operation == "publish" {
-            fleet.publish_faults.pop_front()
-        } else {
-            None
+        let targeted = match operation {
+            "publish" => fleet.publish_faults.pop_front(),
+            "remediate" => fleet.remediate_faults.pop_front(),
+            _ => None,
         };
         let fault = targeted.or_else(|| fleet.faults.pop_front());
         let outcome = match &fault {
