@@ -16,6 +16,7 @@ pub mod evaluation;
 pub mod evidence;
 pub mod forge;
 pub mod judge;
+pub mod metrics;
 pub mod model;
 pub mod orchestrator;
 pub mod plan;

@@ -65,6 +65,7 @@ impl Daemon {
         };
         let incident_waker = events.clone();
         let incident_clock = clock.clone();
+        let clock_for_views = clock.clone();
         let webhooks = match &self.config.github {
             Some(github) => match &github.webhook_secret {
                 Some(secret) => Some(Arc::new(WebhookState {
@@ -97,6 +98,7 @@ impl Daemon {
             });
             router = router.merge(api::incidents::routes(intake));
         }
+        router = router.merge(self.observability_routes(clock_for_views)?);
         let server = ApiServer::start(address, router).await?;
         eprintln!("ringmaster: listening on http://{}", server.local_addr);
         Ok(Some(server))

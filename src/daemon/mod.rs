@@ -18,6 +18,7 @@ pub mod record;
 pub mod rollout;
 pub mod schedule;
 pub mod siem;
+mod views;
 
 use crate::evidence::{AppendContext, EventChainAnchor, EvidenceBranch, ExpectedHead, SigningKey};
 use crate::model::Snapshot;

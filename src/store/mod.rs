@@ -40,6 +40,7 @@ mod intents;
 mod migrations;
 mod operator;
 mod rings;
+mod telemetry;
 mod time;
 mod webhooks;
 
@@ -56,6 +57,9 @@ pub use intents::{IntentRecord, IntentUpsert, RINGMASTER_NAMESPACE, correlation_
 pub use migrations::{MIGRATIONS, Migration, SUPPORTED_SCHEMA_VERSION};
 pub use operator::OperatorRequest;
 pub use rings::ActiveChange;
+pub use telemetry::{
+    ComplianceObservation, EventCount, PlaneActionCount, RecentEvent, TelemetryRows,
+};
 pub use webhooks::WebhookDelivery;
 
 use rusqlite::{Connection, ErrorCode, OpenFlags};
