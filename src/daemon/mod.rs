@@ -10,6 +10,7 @@
 pub mod config;
 pub mod github;
 pub mod github_config;
+pub mod locks;
 pub mod performer;
 pub mod planes;
 pub mod process;
@@ -161,6 +162,11 @@ pub struct Daemon {
     /// Whether the last evidence push failed (a `publish_blocked` event is
     /// recorded when it starts failing, not at every retry).
     push_blocked: bool,
+    /// Lock files a stopped daemon left, removed at open; recorded as events
+    /// at the first step (which knows the time).
+    stale_locks: Vec<PathBuf>,
+    /// The state directory's instance lock, held until the daemon drops.
+    _instance: locks::InstanceLock,
 }
 
 /// What one step of the daemon did.
@@ -179,6 +185,13 @@ impl Daemon {
             path: config.state_dir.clone(),
             message: error.to_string(),
         })?;
+        // Held while the daemon runs: proves the lock files below are stale.
+        let instance = locks::InstanceLock::acquire(&config.state_dir).map_err(|message| {
+            DaemonError::State {
+                path: config.state_dir.clone(),
+                message,
+            }
+        })?;
         let signer = SigningKey::load(
             &config.key,
             config.key_password.as_ref().map(|p| p.expose()),
@@ -196,6 +209,15 @@ impl Daemon {
                 GovernedRepo::open(&mirror)?
             }
         };
+        let stale_locks = locks::remove_stale(
+            repo.repository.path(),
+            &config.evidence_branch,
+            matches!(config.repo, RepoLocation::Remote(_)),
+        )
+        .map_err(|message| DaemonError::State {
+            path: repo.repository.path().to_path_buf(),
+            message,
+        })?;
         let mut evidence = EvidenceBranch::open(repo.repository.path(), &config.evidence_branch)?;
         if let Some(store_config) = &config.evidence_object_store {
             evidence = evidence.with_worm_copy(open_worm_copy(store_config)?);
@@ -234,6 +256,8 @@ impl Daemon {
             webhooks_pending: true,
             git_fetch: CircuitBreaker::new("git remote (fetch)", BreakerPolicy::default()),
             push_blocked: false,
+            stale_locks,
+            _instance: instance,
         })
     }
 
@@ -337,6 +361,21 @@ impl Daemon {
         now: DateTime<Utc>,
         process: bool,
     ) -> Result<(StepReport, Option<DaemonError>), DaemonError> {
+        for path in std::mem::take(&mut self.stale_locks) {
+            self.store.append_event(crate::store::NewEvent {
+                correlation_id: "daemon:start".into(),
+                intent_id: None,
+                event_type: crate::store::EventType::OperatorAction,
+                timestamp: now,
+                actor: process::ACTOR.into(),
+                actor_role: "control-plane".into(),
+                execution_plane: None,
+                ring: None,
+                outcome: crate::store::EventOutcome::Info,
+                details: serde_json::json!({"kind": "stale_lock_removed", "path": path.display().to_string(),
+                    "why": "left by a daemon that stopped without cleaning up; this daemon holds the state directory's instance lock"}),
+            })?;
+        }
         // Catch up the WORM copy; while it fails, the performer refuses
         // every plane change and appends fail, so nothing is published.
         if let Err(error) = self.copy_evidence_or_block(now) {
