@@ -12,6 +12,7 @@ pub mod cli;
 pub mod daemon;
 pub mod demo;
 pub mod diagnostic;
+pub mod escape;
 pub mod evaluation;
 pub mod evidence;
 pub mod forge;

@@ -12,6 +12,7 @@ mod harness;
 
 mod identities;
 mod judges;
+mod output_forgery;
 mod policy_limits;
 mod records;
 mod supersede;
