@@ -476,6 +476,7 @@ pub async fn run(
         config_file: None,
         evidence_object_store: None,
         incidents: Default::default(),
+        notifications: Vec::new(),
         git_credentials: Default::default(),
     };
     let mut daemon = Daemon::open(config)?;

@@ -81,6 +81,7 @@ impl Setup {
             config_file: None,
             evidence_object_store: None,
             incidents: Default::default(),
+            notifications: Vec::new(),
             git_credentials: Default::default(),
         };
         let daemon = Daemon::open(config).expect("daemon");

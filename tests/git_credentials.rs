@@ -6,10 +6,12 @@
 //! token, be refused without it, say which remote refused which
 //! credential, and never show the token anywhere.
 //!
-//! SSH: no `sshd` runs here; the host-key check the SSH transport calls
-//! (`certificate_check`) is tested with real keys made by `ssh-keygen` and
-//! real `known_hosts` files (plain, `[host]:port`, hashed with `ssh-keygen
-//! -H`, `@revoked`).
+//! SSH: a real `sshd` on 127.0.0.1 serves Git to one authorised key; the
+//! host key is checked against `known_hosts` (unknown host and another key
+//! refused) before the client key is offered. The host-key check's matching
+//! rules are also tested alone with keys made by `ssh-keygen` and real
+//! `known_hosts` files (plain, `[host]:port`, hashed with `ssh-keygen -H`,
+//! `@revoked`).
 
 mod git_http;
 #[allow(dead_code)]
@@ -374,4 +376,175 @@ fn ssh_host_keys_are_checked_against_known_hosts() {
     let missing = ssh_auth(&dir.path().join("no_known_hosts"), true);
     let error = host_key(&missing, "git.example.com", None, &server.wire).expect_err("no file");
     assert!(error.contains("no_known_hosts"), "{error}");
+}
+
+// ------------------------------------------------------ SSH, end to end ---
+
+/// A real OpenSSH server on 127.0.0.1 (`/usr/sbin/sshd`, package
+/// openssh-server), serving Git over SSH to one authorised key, as this
+/// user. Killed when dropped.
+struct SshServer {
+    dir: TempDir,
+    port: u16,
+    child: std::process::Child,
+    host_key: HostKey,
+}
+
+impl Drop for SshServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl SshServer {
+    fn start(authorised: &HostKey) -> SshServer {
+        let dir = TempDir::new().expect("sshd dir");
+        let host_key = ssh_keygen(dir.path(), "ssh_host_ed25519_key", "ed25519");
+        let authorised_keys = dir.path().join("authorized_keys");
+        std::fs::write(&authorised_keys, format!("{}\n", authorised.public_line))
+            .expect("authorized_keys");
+        std::fs::create_dir_all("/run/sshd").ok();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .expect("port")
+            .local_addr()
+            .expect("address")
+            .port();
+        let config = dir.path().join("sshd_config");
+        std::fs::write(
+            &config,
+            format!(
+                "Port {port}\nListenAddress 127.0.0.1\nHostKey {}\nAuthorizedKeysFile {}\n\
+                 PasswordAuthentication no\nKbdInteractiveAuthentication no\nPubkeyAuthentication yes\n\
+                 StrictModes no\nUsePAM no\nPidFile {}\nSetEnv PATH=/usr/local/bin:/usr/bin:/bin\n",
+                dir.path().join("ssh_host_ed25519_key").display(),
+                authorised_keys.display(),
+                dir.path().join("sshd.pid").display(),
+            ),
+        )
+        .expect("sshd_config");
+        let child = Command::new("/usr/sbin/sshd")
+            .args(["-D", "-e", "-f"])
+            .arg(&config)
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect(
+                "/usr/sbin/sshd must be installed (openssh-server; scripts/test.sh installs it)",
+            );
+        // Ready when it accepts connections (it exits at once on a bad config).
+        let mut server = SshServer {
+            dir,
+            port,
+            child,
+            host_key,
+        };
+        loop {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                break;
+            }
+            if let Some(status) = server.child.try_wait().expect("sshd") {
+                panic!("sshd exited: {status}");
+            }
+            std::thread::yield_now();
+        }
+        server
+    }
+
+    fn url(&self, path: &Path) -> String {
+        let user = std::env::var("USER").unwrap_or_else(|_| "root".into());
+        format!("ssh://{user}@127.0.0.1:{}{}", self.port, path.display())
+    }
+
+    fn known_hosts(&self, name: &str, key: &HostKey) -> PathBuf {
+        let path = self.dir.path().join(name);
+        let entry: Vec<&str> = key.public_line.split_whitespace().take(2).collect();
+        std::fs::write(
+            &path,
+            format!("[127.0.0.1]:{} {}\n", self.port, entry.join(" ")),
+        )
+        .expect("known_hosts");
+        path
+    }
+}
+
+fn ssh(key_file: &Path, known_hosts: &Path) -> GitCredentials {
+    GitCredentials::new(GitAuth::Ssh(SshAuth {
+        username: None,
+        key_file: key_file.to_path_buf(),
+        passphrase: None,
+        known_hosts_file: known_hosts.to_path_buf(),
+        accept_unknown_hosts: false,
+    }))
+}
+
+#[test]
+fn git_over_ssh_checks_the_host_key_and_authenticates_with_the_key() {
+    let keys = TempDir::new().expect("keys");
+    let client = ssh_keygen(keys.path(), "client", "ed25519");
+    let stranger = ssh_keygen(keys.path(), "stranger", "ed25519");
+    let server = SshServer::start(&client);
+    let governed = Governed::new();
+    let bare = server.dir.path().join("tenant.git");
+    let status = Command::new("git")
+        .args(["clone", "-q", "--bare"])
+        .arg(governed.path())
+        .arg(&bare)
+        .status();
+    assert!(status.expect("git").success());
+    let url = server.url(&bare);
+    let state = TempDir::new().expect("state");
+    let mirror = ringmaster::source::remote::open_mirror(&url, &state.path().join("m.git"), "main")
+        .expect("mirror");
+    let client_key = keys.path().join("client");
+    let known = server.known_hosts("known_hosts", &server.host_key);
+
+    // The host's key is not listed: refused before authenticating.
+    let empty = keys.path().join("known_hosts_empty");
+    std::fs::write(&empty, "").expect("empty");
+    let error = ringmaster::source::remote::fetch(&mirror, &ssh(&client_key, &empty))
+        .expect_err("unknown host")
+        .to_string();
+    assert!(error.contains("is not in"), "{error}");
+    assert!(error.contains("SHA256:"), "{error}");
+    assert_eq!(mirror_head(&mirror), None);
+
+    // Listed with another key: refused.
+    let impostor = server.known_hosts("known_hosts_impostor", &stranger);
+    let error = ringmaster::source::remote::fetch(&mirror, &ssh(&client_key, &impostor))
+        .expect_err("another host key")
+        .to_string();
+    assert!(error.contains("does not match"), "{error}");
+
+    // The right host, a key the server does not take: refused, named.
+    let stranger_key = keys.path().join("stranger");
+    let error = ringmaster::source::remote::fetch(&mirror, &ssh(&stranger_key, &known))
+        .expect_err("key not authorised")
+        .to_string();
+    assert!(
+        error.contains(&stranger_key.display().to_string()),
+        "{error}"
+    );
+
+    // The right host and key: fetched.
+    ringmaster::source::remote::fetch(&mirror, &ssh(&client_key, &known))
+        .expect("fetched over SSH");
+    assert_eq!(
+        mirror_head(&mirror),
+        Some(git(governed.path(), &["rev-parse", "main"]))
+    );
+
+    // The evidence branch is pushed over SSH the same way.
+    let evidence = server.dir.path().join("evidence.git");
+    let status = Command::new("git")
+        .args(["init", "-q", "--bare"])
+        .arg(&evidence)
+        .status();
+    assert!(status.expect("git").success());
+    governed.append(1);
+    let pushed = EvidenceBranch::open(governed.path(), BRANCH)
+        .expect("branch")
+        .with_remote_credentials(ssh(&client_key, &known))
+        .push(&server.url(&evidence))
+        .expect("pushed over SSH");
+    assert_eq!(git(&evidence, &["rev-parse", BRANCH]), pushed.commit);
 }

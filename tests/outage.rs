@@ -131,6 +131,7 @@ async fn setup() -> Setup {
         config_file: None,
         evidence_object_store: None,
         incidents: Default::default(),
+        notifications: Vec::new(),
         git_credentials: Default::default(),
     };
     let clock = Arc::new(Mutex::new(now()));
@@ -279,6 +280,7 @@ async fn git_setup(remote: bool) -> GitSetup {
         config_file: None,
         evidence_object_store: None,
         incidents: Default::default(),
+        notifications: Vec::new(),
         git_credentials: GitAuth::Token {
             username: TOKEN_USERNAME.into(),
             token: SecretSource::File(token),

@@ -116,6 +116,8 @@ pub struct RawConfig {
     pub object_store_environment: Option<crate::worm::StoreCredentials>,
     /// The incident receivers (see [`RawIncidents`]).
     pub incidents: Option<RawIncidents>,
+    /// Notification targets (see `notify::config`). Config file only.
+    pub notifications: Option<Vec<crate::notify::RawNotificationTarget>>,
     /// How the Git remotes authenticate (see [`RawGitCredentials`]).
     pub git_credentials: Option<RawGitCredentials>,
 }
@@ -328,6 +330,7 @@ impl RawConfig {
                 (Some(under), Some(over)) => Some(under.layered(over)),
                 (under, over) => over.or(under),
             },
+            notifications: over.notifications.or(self.notifications),
             git_credentials: match (self.git_credentials, over.git_credentials) {
                 (Some(under), Some(over)) => Some(under.layered(over)),
                 (under, over) => over.or(under),
@@ -402,6 +405,7 @@ impl RawConfig {
                 webhook_secret: lookup("RINGMASTER_INCIDENT_WEBHOOK_SECRET").map(IntakeSecret::new),
                 ..RawIncidents::default()
             }),
+            notifications: None,
             git_credentials: Some(RawGitCredentials::from_environment(&lookup)),
         })
     }
@@ -483,6 +487,14 @@ impl RawConfig {
             })
             .transpose()?;
         let incidents = self.incidents.unwrap_or_default().validate()?;
+        let notifications =
+            crate::notify::config::validate_all(self.notifications.unwrap_or_default(), &|name| {
+                std::env::var(name).ok()
+            })
+            .map_err(|message| ConfigError::Invalid {
+                setting: "notifications".into(),
+                message,
+            })?;
         if (incidents.alertmanager.is_some() || incidents.webhook_secret.is_some())
             && self.listen.is_none()
         {
@@ -507,6 +519,7 @@ impl RawConfig {
             planes,
             config_file: None,
             incidents,
+            notifications,
             git_credentials,
         })
     }
@@ -540,6 +553,8 @@ pub struct DaemonConfig {
     pub evidence_object_store: Option<crate::worm::ObjectStoreConfig>,
     /// The incident receivers served (with `listen`).
     pub incidents: IncidentsConfig,
+    /// Where chosen events are sent (Slack, Teams, signed webhooks).
+    pub notifications: Vec<crate::notify::NotificationTarget>,
     /// How the fetch and the evidence push authenticate.
     pub git_credentials: GitAuth,
 }

@@ -240,7 +240,10 @@ impl EvidenceBranch {
             {
                 return Err(rejected(error.message().to_string()));
             }
-            Err(error) => return Err(git_context(format!("cannot push to {shown}"))(error)),
+            Err(error) => {
+                let error = self.credentials.explain(error);
+                return Err(git_context(format!("cannot push to {shown}"))(error));
+            }
             Ok(()) => {}
         }
         if let Some(reason) = rejection {
@@ -282,6 +285,7 @@ impl EvidenceBranch {
         options.remote_callbacks(self.credentials.callbacks(&url));
         remote_handle
             .fetch(&[refspec], Some(&mut options), None)
+            .map_err(|error| self.credentials.explain(error))
             .map_err(git_context(format!("cannot fetch from {shown}")))?;
         let remote_tip = remote_handle
             .list()

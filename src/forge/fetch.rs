@@ -47,11 +47,13 @@ pub fn revisions(
         let mut options = git2::FetchOptions::new();
         options.download_tags(git2::AutotagOption::None);
         options.remote_callbacks(credentials.callbacks(&url));
-        origin.fetch(
-            &[refspec.as_str()],
-            Some(&mut options),
-            Some("ringmaster: fetch pull request head"),
-        )?;
+        origin
+            .fetch(
+                &[refspec.as_str()],
+                Some(&mut options),
+                Some("ringmaster: fetch pull request head"),
+            )
+            .map_err(|error| credentials.explain(error))?;
     }
     repository
         .find_commit(head)

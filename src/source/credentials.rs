@@ -157,6 +157,10 @@ pub struct GitCredentials {
     auth: Arc<GitAuth>,
     /// The GitHub App's current installation token, or why there is none.
     app_token: Arc<Mutex<Option<Result<GitSecret, String>>>>,
+    /// Why the last host-key check refused the server: libgit2 replaces the
+    /// callback's message with "invalid or unknown remote ssh hostkey", so
+    /// [`GitCredentials::explain`] puts it back.
+    host_key_refusal: Arc<Mutex<Option<String>>>,
 }
 
 impl fmt::Debug for GitCredentials {
@@ -173,6 +177,7 @@ impl GitCredentials {
         GitCredentials {
             auth: Arc::new(auth),
             app_token: Arc::default(),
+            host_key_refusal: Arc::default(),
         }
     }
 
@@ -189,6 +194,20 @@ impl GitCredentials {
     /// minted (the calls then fail with that reason).
     pub fn set_app_token(&self, token: Result<GitSecret, String>) {
         *self.app_token.lock().unwrap_or_else(|e| e.into_inner()) = Some(token);
+    }
+
+    /// `error` of a fetch or push made with [`GitCredentials::callbacks`],
+    /// with the host-key check's own reason when it refused the server.
+    pub fn explain(&self, error: git2::Error) -> git2::Error {
+        let refusal = self
+            .host_key_refusal
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        match refusal {
+            Some(reason) => git2::Error::new(error.code(), error.class(), reason),
+            None => error,
+        }
     }
 
     /// The callbacks of one fetch or push of the remote at `url` (the URL it
@@ -221,8 +240,13 @@ impl GitCredentials {
                 callback_url,
             )
         });
+        *self
+            .host_key_refusal
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = None;
         if let GitAuth::Ssh(ssh) = &*self.auth {
             let port = expected.as_ref().and_then(|host| host.port);
+            let refusal = self.host_key_refusal.clone();
             callbacks.certificate_check(move |certificate, hostname| {
                 let Some(hostkey) = certificate.as_hostkey() else {
                     // TLS: OpenSSL's verification against the system's CAs stands.
@@ -233,7 +257,10 @@ impl GitCredentials {
                         "{hostname} sent no host key that can be checked"
                     )));
                 };
-                check_host_key(ssh, hostname, port, key).map_err(|e| git2::Error::from_str(&e))
+                check_host_key(ssh, hostname, port, key).map_err(|reason| {
+                    *refusal.lock().unwrap_or_else(|e| e.into_inner()) = Some(reason.clone());
+                    git2::Error::from_str(&reason)
+                })
             });
         }
         callbacks

@@ -61,7 +61,7 @@ pub fn fetch(repository: &Repository, credentials: &GitCredentials) -> Result<()
         )
         .map_err(|error| SourceError::Fetch {
             remote: super::credentials::redact_url(&url),
-            message: error.message().to_owned(),
+            message: credentials.explain(error).message().to_owned(),
         })?;
     Ok(())
 }

@@ -248,6 +248,7 @@ pub fn daemon_config(repo: &TestRepo) -> DaemonConfig {
         config_file: None,
         evidence_object_store: None,
         incidents: Default::default(),
+        notifications: Vec::new(),
         git_credentials: Default::default(),
     }
 }
