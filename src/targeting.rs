@@ -23,8 +23,8 @@
 //! Landscape query or inventory variable, so every device of the ring's
 //! groups is targeted whatever its posture. Posture is the endpoint team's
 //! statement about its groups, not the publisher's intent, so it is
-//! reported rather than refused: a warning with file:line on the rule, and
-//! the blast radius lists it as not applied (`plan`, the PR comment).
+//! reported rather than refused: the blast radius lists it as not applied
+//! (`plan`, the PR comment).
 //!
 //! Pure: no I/O.
 
@@ -89,8 +89,8 @@ pub fn posture_constraints(posture: &Posture) -> Vec<String> {
     constraints
 }
 
-/// How `plane`'s connector would have to apply posture, for the warning.
-fn posture_mechanism(plane: Plane) -> &'static str {
+/// How `plane`'s connector would have to apply posture.
+pub fn posture_mechanism(plane: Plane) -> &'static str {
     match plane {
         Plane::Intune => "an assignment filter on each assignment target",
         Plane::Jamf => "smart-group criteria in the policy scope",
@@ -113,22 +113,5 @@ pub fn check(snapshot: &Snapshot) -> Vec<Diagnostic> {
             sites_unsupported(plane)?;
             Some(intent.error("/target_scope/sites", sites_refusal(plane, sites)))
         })
-        .chain(snapshot.entitlements.values().filter_map(|rule| {
-            let constraints = posture_constraints(&rule.posture);
-            if constraints.is_empty() {
-                return None;
-            }
-            Some(rule.warning(
-                "/posture",
-                format!(
-                    "posture [{}] is not applied on plane {}: the connector targets every \
-                     device of the ring's groups ({} would be needed), so the blast radius \
-                     counts them all; scope the groups themselves to that posture",
-                    constraints.join(", "),
-                    rule.plane.as_str(),
-                    posture_mechanism(rule.plane),
-                ),
-            ))
-        }))
         .collect()
 }
