@@ -465,6 +465,8 @@ pub async fn run(
         planes,
         evidence_object_store: None,
         incidents: Default::default(),
+        notifications: Vec::new(),
+        git_credentials: Default::default(),
     };
     let fleet = SimSettings {
         seed: options.seed,

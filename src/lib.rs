@@ -19,6 +19,7 @@ pub mod forge;
 pub mod judge;
 pub mod metrics;
 pub mod model;
+pub mod notify;
 pub mod orchestrator;
 pub mod plan;
 pub mod planes;

@@ -44,11 +44,9 @@ impl Daemon {
         if let Some(github) = &self.config.github {
             let client = GitHubClient::new(&github.settings, clock)?;
             let remote = matches!(self.config.repo, RepoLocation::Remote(_));
-            self.forge = Some(Forge::new(
-                Arc::new(client),
-                self.config.branch.clone(),
-                remote,
-            ));
+            let mut forge = Forge::new(Arc::new(client), self.config.branch.clone(), remote);
+            forge.git_credentials = self.git_credentials.clone();
+            self.forge = Some(forge);
         }
         Ok(())
     }
@@ -190,6 +188,7 @@ impl Daemon {
     /// rollouts, evidence), then every open PR — all that is pending, once.
     pub async fn run_once(&mut self, clock: Clock) -> Result<StepReport, DaemonError> {
         self.connect_forge(clock.clone())?;
+        self.refresh_git_token().await;
         if self.forge.is_some() {
             self.handle_webhooks(clock()).await?;
         }

@@ -38,6 +38,7 @@ mod idempotency;
 mod incidents;
 mod intents;
 mod migrations;
+mod notifications;
 mod operator;
 mod rings;
 mod telemetry;
@@ -55,6 +56,7 @@ pub use idempotency::{Action, ActionState, NewAction, action_key};
 pub use incidents::{Incident, IncidentChange, IncidentReport, IncidentStatus};
 pub use intents::{IntentRecord, IntentUpsert, RINGMASTER_NAMESPACE, correlation_id_for};
 pub use migrations::{MIGRATIONS, Migration, SUPPORTED_SCHEMA_VERSION};
+pub use notifications::{NotificationDelivery, PendingNotification};
 pub use operator::OperatorRequest;
 pub use rings::ActiveChange;
 pub use telemetry::{
