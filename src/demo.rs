@@ -245,6 +245,7 @@ async fn seed_previous_versions(
             exclusions: Vec::new(),
             expected_devices: 0,
             supersedes_version: None,
+            sites: None,
         };
         let connector = config.build().map_err(setup_error)?;
         connector

@@ -32,4 +32,5 @@ pub mod schema;
 pub mod source;
 pub mod store;
 pub mod synthetic;
+pub mod targeting;
 pub mod worm;

@@ -15,4 +15,6 @@ mod judges;
 mod output_forgery;
 mod policy_limits;
 mod records;
+mod sites;
 mod supersede;
+mod yaml_tags;
