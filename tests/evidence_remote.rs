@@ -221,11 +221,25 @@ async fn a_deleted_or_replaced_evidence_remote_branch_is_refused_after_a_restart
     assert!(setup.step().await);
     let pushed = setup.remote_tip();
     // The daemon restarts: what it pushed is remembered in the repository.
+    // The old process is gone first (it held the state directory's lock).
     let config = setup.daemon.config.clone();
-    drop(std::mem::replace(
-        &mut setup.daemon,
-        Daemon::open(config).expect("reopen"),
-    ));
+    let Setup {
+        repo,
+        _dirs,
+        remote,
+        siem,
+        daemon,
+        now,
+    } = setup;
+    drop(daemon);
+    let mut setup = Setup {
+        repo,
+        _dirs,
+        remote,
+        siem,
+        daemon: Daemon::open(config).expect("reopen"),
+        now,
+    };
     // The branch is deleted on the remote.
     git(&setup.remote, &["update-ref", "-d", "refs/heads/evidence"]);
     setup.repo.edit(
