@@ -16,6 +16,7 @@ pub mod process;
 pub mod reconcile;
 pub mod record;
 pub mod rollout;
+pub mod rules;
 pub mod schedule;
 pub mod siem;
 

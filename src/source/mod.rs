@@ -6,6 +6,7 @@
 //! reported as such and never followed or read.
 
 pub mod commit;
+pub mod history;
 pub mod remote;
 mod tree;
 pub mod watch;

@@ -55,11 +55,17 @@ pub enum EventType {
     ExceptionGranted,
     OperatorAction,
     PublishBlocked,
+    /// A change to the rules the daemon did not put in force (no admin
+    /// authorised it).
+    GovernanceChangeUnauthorised,
+    /// The rules in force changed: the root of authority, an authorised
+    /// change, or an unauthorised change reverted.
+    RulesInForce,
 }
 
 impl EventType {
     /// Every event type, in declaration order.
-    pub const ALL: [EventType; 13] = [
+    pub const ALL: [EventType; 15] = [
         EventType::CommitProcessed,
         EventType::PolicyEvaluated,
         EventType::EvidenceCommitted,
@@ -73,6 +79,8 @@ impl EventType {
         EventType::ExceptionGranted,
         EventType::OperatorAction,
         EventType::PublishBlocked,
+        EventType::GovernanceChangeUnauthorised,
+        EventType::RulesInForce,
     ];
 
     /// The text stored in the database and covered by the hash.
@@ -91,6 +99,8 @@ impl EventType {
             EventType::ExceptionGranted => "exception_granted",
             EventType::OperatorAction => "operator_action",
             EventType::PublishBlocked => "publish_blocked",
+            EventType::GovernanceChangeUnauthorised => "governance_change_unauthorised",
+            EventType::RulesInForce => "rules_in_force",
         }
     }
 

@@ -158,6 +158,8 @@ impl Attack {
         let head_entries = repo.entries_at(head).expect("head");
         let base_entries = repo.entries_at(base).expect("base");
         let fork_point_entries = repo.entries_at(fork_point).expect("fork point");
+        let history = ringmaster::source::history::change_history(&repo, fork_point, head)
+            .expect("history");
         ringmaster::forge::check::judge(&PullRequestInput {
             pull_request: &pull_request,
             head_entries: &head_entries,
@@ -165,6 +167,7 @@ impl Attack {
             base_sha: &base.to_string(),
             fork_point_entries: &fork_point_entries,
             reviews,
+            history: &history,
             runtime: &ringmaster::evaluation::NoRuntime,
             now: now(),
         })
