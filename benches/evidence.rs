@@ -8,9 +8,16 @@
 //!    `git fast-import` (as a long-lived, packed repository looks), then
 //!    `verify_branch` timed.
 //!
+//! 3. the audit bundle: `export_bundle` of all N records (time, size) and
+//!    `verify_bundle` of it;
+//! 4. the WORM copy: durable appends with and without the copy to a local
+//!    moto S3 server with Object Lock (when `moto_server` is installed),
+//!    the difference being the time the copy adds per record.
+//!
 //! `cargo bench --bench evidence`; environment:
 //! `RINGMASTER_BENCH_PACKS` (N, default 100000),
 //! `RINGMASTER_BENCH_APPENDS` (default 2000),
+//! `RINGMASTER_BENCH_WORM_APPENDS` (default 500; 0 skips the WORM figures),
 //! `RINGMASTER_BENCH_RECORDS_PER_DAY` (spacing of `created_at`, default 100),
 //! `RINGMASTER_BENCH_FIXTURE` (a directory to keep the N-record repository
 //! and its key in, reused by later runs; default a temporary directory).
@@ -215,5 +222,131 @@ fn main() {
         report.records_checked,
         elapsed.as_secs_f64(),
         report.records_checked as f64 / elapsed.as_secs_f64()
+    );
+
+    measure_export(
+        &repository,
+        &keys.join("ringmaster.pub"),
+        report.records_checked,
+    );
+
+    let worm_appends = environment_number("RINGMASTER_BENCH_WORM_APPENDS", 500);
+    if worm_appends > 0 {
+        measure_worm_copy(worm_appends, records_per_day, &signer);
+    }
+}
+
+fn measure_export(repository: &Path, public_key: &Path, records: u64) {
+    use ringmaster::evidence::bundle::{BundleFilter, ExportOptions, export_bundle, verify_bundle};
+    let branch = EvidenceBranch::open(repository, "evidence").unwrap();
+    let directory = tempfile::TempDir::new().unwrap();
+    let out = directory.path().join("bundle.tar.gz");
+    let options = ExportOptions {
+        filter: BundleFilter::default(),
+        exported_by: "bench".into(),
+        exported_at: Utc::now(),
+        public_key,
+        store: None,
+    };
+    let started = Instant::now();
+    let summary = export_bundle(&branch, &options, &out, &mut |_| {}).unwrap();
+    let elapsed = started.elapsed();
+    println!(
+        "export bundle: {} records in {:.2} s = {:.0} records/s; bundle {:.1} MiB ({:.0} bytes/record)",
+        summary.records,
+        elapsed.as_secs_f64(),
+        summary.records as f64 / elapsed.as_secs_f64(),
+        summary.bytes as f64 / (1024.0 * 1024.0),
+        summary.bytes as f64 / records.max(1) as f64
+    );
+    let key = VerifyingKey::load(public_key).unwrap();
+    let started = Instant::now();
+    let report = verify_bundle(&out, &key).unwrap();
+    assert!(report.ok(), "{report}");
+    println!(
+        "verify-bundle: {} records in {:.2} s",
+        report.records,
+        started.elapsed().as_secs_f64()
+    );
+}
+
+/// A moto S3 server on 127.0.0.1 (killed on drop), if installed.
+struct Moto(std::process::Child, u16);
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start_moto() -> Option<Moto> {
+    use std::io::BufRead;
+    let mut child = Command::new("moto_server")
+        .args(["-H", "127.0.0.1", "-p", "0"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .ok()?;
+    let stderr = child.stderr.take()?;
+    let mut port = None;
+    for line in std::io::BufReader::new(stderr)
+        .lines()
+        .map_while(Result::ok)
+    {
+        if let Some(rest) = line.split("Running on http://127.0.0.1:").nth(1) {
+            port = rest.trim().parse().ok();
+            break;
+        }
+    }
+    Some(Moto(child, port?))
+}
+
+fn measure_worm_copy(count: u64, records_per_day: u64, signer: &SigningKey) {
+    use ringmaster::evidence::worm::WormCopy;
+    use ringmaster::worm::{LockMode, RawObjectStoreConfig, StoreCredentials, s3::S3Store};
+    let Some(moto) = start_moto() else {
+        println!("WORM copy: skipped (moto_server not installed; scripts/test.sh installs it)");
+        return;
+    };
+    let config = RawObjectStoreConfig {
+        url: Some(format!("http://127.0.0.1:{}", moto.1)),
+        bucket: Some("bench-evidence".into()),
+        mode: Some(LockMode::Compliance),
+        retention_days: Some(2557),
+        ..RawObjectStoreConfig::default()
+    }
+    .validate_with(Some(StoreCredentials::new(
+        "AKIDBENCH",
+        "bench-secret",
+        None,
+    )))
+    .unwrap();
+    S3Store::new(&config).unwrap().create_bucket(true).unwrap();
+    let mut per_record = Vec::new();
+    for with_copy in [false, true] {
+        let directory = tempfile::TempDir::new().unwrap();
+        git(directory.path(), &["init", "-q", "-b", "main"]);
+        let mut branch = EvidenceBranch::open(directory.path(), "evidence").unwrap();
+        if with_copy {
+            branch = branch.with_worm_copy(WormCopy::open(&config).unwrap());
+        }
+        let started = Instant::now();
+        for number in 1..=count {
+            branch
+                .append(
+                    decision_input(number, records_per_day),
+                    signer,
+                    &Default::default(),
+                )
+                .unwrap();
+        }
+        per_record.push(started.elapsed().as_secs_f64() * 1000.0 / count as f64);
+    }
+    println!(
+        "WORM copy (moto on 127.0.0.1, 2 objects per record): append {:.2} ms/record without, {:.2} ms/record with: +{:.2} ms per record",
+        per_record[0],
+        per_record[1],
+        per_record[1] - per_record[0]
     );
 }

@@ -7,6 +7,10 @@ cd "$(dirname "$0")/.."
 need_apt=()
 command -v git >/dev/null 2>&1 || need_apt+=(git)
 command -v minisign >/dev/null 2>&1 || need_apt+=(minisign)
+# The audit bundle's VERIFY.md is run for real with minisign, sha256sum and jq.
+command -v jq >/dev/null 2>&1 || need_apt+=(jq)
+# The incident intake's tests route alerts through the real Alertmanager.
+command -v prometheus-alertmanager >/dev/null 2>&1 || need_apt+=(prometheus-alertmanager)
 # Signed-commit tests make SSH keys and signatures with the real ssh-keygen.
 command -v ssh-keygen >/dev/null 2>&1 || need_apt+=(openssh-client)
 if [ ${#need_apt[@]} -gt 0 ]; then
@@ -20,6 +24,12 @@ fi
 if ! command -v ansible-playbook >/dev/null 2>&1; then
   echo "installing ansible-core (pip)"
   python3 -m pip install --quiet ansible-core
+  command -v pyenv >/dev/null 2>&1 && pyenv rehash || true
+fi
+# The WORM copy's tests run a real local S3 server with Object Lock (moto).
+if ! python3 -c 'import moto.server, flask, werkzeug' >/dev/null 2>&1; then
+  echo "installing moto[server] (pip)"
+  python3 -m pip install --quiet 'moto[server]'
   command -v pyenv >/dev/null 2>&1 && pyenv rehash || true
 fi
 # pip may install console scripts outside PATH (e.g. under pyenv or ~/.local).

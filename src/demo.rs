@@ -462,6 +462,8 @@ pub async fn run(
         listen: None,
         github: None,
         planes,
+        evidence_object_store: None,
+        incidents: Default::default(),
     };
     let fleet = SimSettings {
         seed: options.seed,

@@ -30,3 +30,4 @@ pub mod schema;
 pub mod source;
 pub mod store;
 pub mod synthetic;
+pub mod worm;

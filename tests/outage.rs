@@ -117,6 +117,8 @@ async fn setup() -> Setup {
             webhook_secret: None,
         }),
         planes: Default::default(),
+        evidence_object_store: None,
+        incidents: Default::default(),
     };
     let clock = Arc::new(Mutex::new(now()));
     let shared = clock.clone();

@@ -46,6 +46,8 @@ impl Fleet {
             listen: None,
             github: None,
             planes: Default::default(),
+            evidence_object_store: None,
+            incidents: Default::default(),
         };
         let settings = SimSettings {
             seed: 11,

@@ -6,6 +6,7 @@
 //! deduplicated and stored durably, then the daemon's event loop is woken;
 //! all the work happens there. Shutdown is injected ([`ApiServer::shutdown`]).
 
+pub mod incidents;
 pub mod webhooks;
 
 pub use webhooks::{WEBHOOK_BODY_LIMIT, WebhookState};

@@ -58,6 +58,82 @@ impl ForgeArgs {
     }
 }
 
+/// Where `verify` finds the WORM bucket to check.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct ObjectStoreArgs {
+    /// The bucket as ENDPOINT/BUCKET (path style), e.g.
+    /// https://s3.eu-central-1.amazonaws.com/contoso-evidence.
+    #[arg(long, value_name = "URL")]
+    pub object_store: Option<String>,
+    /// A daemon config file whose `evidence_object_store:` section names the
+    /// bucket (the flags below override it).
+    #[arg(long, value_name = "FILE")]
+    pub object_store_config: Option<PathBuf>,
+    /// The bucket's region [default: us-east-1].
+    #[arg(long)]
+    pub region: Option<String>,
+    /// Days each record must stay locked from its creation.
+    #[arg(long)]
+    pub retention_days: Option<u32>,
+    /// The lock mode required [default: compliance].
+    #[arg(long, value_enum)]
+    pub lock_mode: Option<crate::worm::LockMode>,
+    /// AWS shared-credentials file [default: the AWS_* environment].
+    #[arg(long, value_name = "FILE")]
+    pub object_store_credentials: Option<PathBuf>,
+    /// Key prefix inside the bucket.
+    #[arg(long)]
+    pub object_store_prefix: Option<String>,
+}
+
+impl ObjectStoreArgs {
+    /// The configured store, if any was named.
+    pub fn config(&self) -> anyhow::Result<Option<crate::worm::ObjectStoreConfig>> {
+        let mut raw = match &self.object_store_config {
+            Some(path) => match RawConfig::from_file(path)?.evidence_object_store {
+                Some(section) => section,
+                None => anyhow::bail!("{} has no evidence_object_store section", path.display()),
+            },
+            None if self.object_store.is_none() => return Ok(None),
+            None => crate::worm::RawObjectStoreConfig::default(),
+        };
+        if let Some(url) = &self.object_store {
+            let parsed = url::Url::parse(url)
+                .with_context(|| format!("--object-store {url:?} is not a URL"))?;
+            let mut segments: Vec<&str> = parsed
+                .path_segments()
+                .map(|segments| segments.filter(|s| !s.is_empty()).collect())
+                .unwrap_or_default();
+            if segments.is_empty() {
+                anyhow::bail!("--object-store {url:?} names no bucket: use ENDPOINT/BUCKET");
+            }
+            let bucket = segments.remove(0).to_owned();
+            let mut endpoint = parsed.clone();
+            endpoint.set_path("");
+            endpoint.set_query(None);
+            raw.url = Some(endpoint.as_str().trim_end_matches('/').to_owned());
+            raw.bucket = Some(bucket);
+            if !segments.is_empty() && self.object_store_prefix.is_none() {
+                raw.prefix = Some(format!("{}/", segments.join("/")));
+            }
+        }
+        let flags = crate::worm::RawObjectStoreConfig {
+            kind: raw.kind,
+            region: self.region.clone(),
+            retention_days: self.retention_days,
+            mode: self.lock_mode,
+            credentials_file: self.object_store_credentials.clone(),
+            prefix: self.object_store_prefix.clone(),
+            ..crate::worm::RawObjectStoreConfig::default()
+        };
+        let config = raw
+            .layered(flags)
+            .validate(|name| std::env::var(name).ok())
+            .map_err(anyhow::Error::msg)?;
+        Ok(Some(config))
+    }
+}
+
 /// Environment variable holding the signing key's password, if it has one.
 pub const KEY_PASSWORD_VARIABLE: &str = "RINGMASTER_KEY_PASSWORD";
 
@@ -171,7 +247,9 @@ pub(super) fn verify(
     public_key: &Path,
     branch: &str,
     state: Option<&PathBuf>,
+    object_store: &ObjectStoreArgs,
 ) -> anyhow::Result<ExitCode> {
+    let object_store = object_store.config()?;
     let key = VerifyingKey::load(public_key)?;
     let governed = GovernedRepo::open(repo)?;
     // Never created: a missing or empty state database is an error.
@@ -206,6 +284,13 @@ pub(super) fn verify(
             println!("{line}");
         }
         ok &= check.ok;
+    }
+    if let Some(config) = object_store {
+        let worm = crate::evidence::worm::WormCopy::open(&config)?;
+        let branch = crate::evidence::EvidenceBranch::open(governed.repository.path(), branch)?;
+        let report = crate::evidence::verify_object_store(&branch, &worm)?;
+        println!("{report}");
+        ok &= report.ok();
     }
     Ok(ExitCode::from(if ok { 0 } else { 1 }))
 }

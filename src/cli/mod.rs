@@ -6,6 +6,7 @@
 
 mod daemon;
 mod demo;
+mod evidence;
 mod init;
 mod output;
 mod plan;
@@ -278,6 +279,20 @@ pub enum Command {
     /// append-only triggers, and the event the last evidence pack anchors
     /// (a truncated, emptied or rewritten log fails). A missing or empty
     /// state directory is an error (exit 2) and is never created.
+    ///
+    /// With --object-store (or --object-store-config), also checks the WORM
+    /// bucket against the branch both ways: every record in the bucket with
+    /// the same bytes and a lock at least as long as required, and nothing
+    /// in the bucket that the branch lacks. Credentials come from
+    /// --object-store-credentials or $AWS_ACCESS_KEY_ID/$AWS_SECRET_ACCESS_KEY.
+    ///
+    /// Examples:
+    ///   ringmaster verify . --public-key ringmaster.pub
+    ///   ringmaster verify . --public-key ringmaster.pub --object-store-config daemon.yaml
+    ///   ringmaster verify . --public-key ringmaster.pub \
+    ///     --object-store https://s3.eu-central-1.amazonaws.com/contoso-evidence \
+    ///     --region eu-central-1 --retention-days 2557 --lock-mode compliance
+    #[command(verbatim_doc_comment)]
     Verify {
         /// The governed repository holding the evidence branch.
         #[arg(default_value = ".")]
@@ -291,6 +306,8 @@ pub enum Command {
         /// The daemon's state directory, to compare with the last record it wrote.
         #[arg(long)]
         state: Option<PathBuf>,
+        #[command(flatten)]
+        object_store: Box<daemon::ObjectStoreArgs>,
     },
     /// Every intent's rollout: state, each ring's progress and gate figures.
     Status {
@@ -323,6 +340,11 @@ pub enum Command {
         /// Output format (human or json).
         #[arg(long, value_enum, default_value_t = Format::Human)]
         format: Format,
+    },
+    /// The audit bundle: export evidence an auditor checks with standard tools.
+    Evidence {
+        #[command(subcommand)]
+        command: evidence::EvidenceCommand,
     },
     /// Work with the JSON Schemas of the governed kinds.
     Schema {
@@ -471,7 +493,8 @@ pub fn run(cli: Cli, clock: crate::daemon::Clock) -> ExitCode {
             public_key,
             branch,
             state,
-        } => daemon::verify(&repo, &public_key, &branch, state.as_ref()),
+            object_store,
+        } => daemon::verify(&repo, &public_key, &branch, state.as_ref(), &object_store),
         Command::Events {
             state,
             intent,
@@ -482,6 +505,7 @@ pub fn run(cli: Cli, clock: crate::daemon::Clock) -> ExitCode {
         Command::Schema {
             command: SchemaCommand::Export { dir },
         } => schema_export(&dir),
+        Command::Evidence { command } => evidence::run(command, now),
         Command::PolicyWorker { memory_limit } => {
             let status = crate::sandbox::worker::run(memory_limit);
             Ok(ExitCode::from(u8::try_from(status).unwrap_or(2)))

@@ -6,6 +6,7 @@
 //! [`DaemonConfig`], so every missing or bad setting is reported by name.
 
 pub use super::github_config::GitHubConfig;
+use crate::api::incidents::{AlertmanagerAuth, IntakeSecret};
 use crate::forge::{GitHubToken, WebhookSecret};
 use crate::model::Plane;
 use crate::planes::ConnectorConfig;
@@ -103,6 +104,121 @@ pub struct RawConfig {
     /// The connector of each plane, by plane name (`intune: {type: intune, ...}`);
     /// a plane not named runs on the simulated fleet. Config file only.
     pub planes: Option<BTreeMap<Plane, ConnectorConfig>>,
+    /// The WORM copy of evidence (S3 with Object Lock). Config file only.
+    pub evidence_object_store: Option<crate::worm::RawObjectStoreConfig>,
+    /// `AWS_*` credentials from the environment, for the object store when
+    /// its `credentials_file` is not set; never read from a config file.
+    #[serde(skip)]
+    pub object_store_environment: Option<crate::worm::StoreCredentials>,
+    /// The incident receivers (see [`RawIncidents`]).
+    pub incidents: Option<RawIncidents>,
+}
+
+/// The incident receivers' secrets, from files or the environment (never
+/// the config file itself). A receiver is served only when its secret is set.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawIncidents {
+    /// File holding the bearer token Alertmanager sends (its receiver's
+    /// `http_config.authorization.credentials`); or set
+    /// `RINGMASTER_ALERTMANAGER_TOKEN`.
+    pub alertmanager_token_file: Option<PathBuf>,
+    /// Basic auth instead of a token: the username Alertmanager sends...
+    pub alertmanager_username: Option<String>,
+    /// ...and the file holding its password.
+    pub alertmanager_password_file: Option<PathBuf>,
+    /// File holding the generic incident webhook's HMAC secret; or set
+    /// `RINGMASTER_INCIDENT_WEBHOOK_SECRET`.
+    pub webhook_secret_file: Option<PathBuf>,
+    #[serde(skip)]
+    pub alertmanager_token: Option<IntakeSecret>,
+    #[serde(skip)]
+    pub webhook_secret: Option<IntakeSecret>,
+}
+
+impl RawIncidents {
+    fn layered(self, over: RawIncidents) -> RawIncidents {
+        RawIncidents {
+            alertmanager_token_file: over
+                .alertmanager_token_file
+                .or(self.alertmanager_token_file),
+            alertmanager_username: over.alertmanager_username.or(self.alertmanager_username),
+            alertmanager_password_file: over
+                .alertmanager_password_file
+                .or(self.alertmanager_password_file),
+            webhook_secret_file: over.webhook_secret_file.or(self.webhook_secret_file),
+            alertmanager_token: over.alertmanager_token.or(self.alertmanager_token),
+            webhook_secret: over.webhook_secret.or(self.webhook_secret),
+        }
+    }
+
+    /// Reads the secret files and checks that Alertmanager has one way in.
+    fn validate(self) -> Result<IncidentsConfig, ConfigError> {
+        let read = |path: &Path| -> Result<IntakeSecret, ConfigError> {
+            let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Read {
+                path: path.to_owned(),
+                message: error.to_string(),
+            })?;
+            let secret = text.trim_end_matches(['\n', '\r']).to_owned();
+            if secret.is_empty() {
+                return Err(ConfigError::Invalid {
+                    setting: "incidents".into(),
+                    message: format!("{} is empty", path.display()),
+                });
+            }
+            Ok(IntakeSecret::new(secret))
+        };
+        let token = match (&self.alertmanager_token_file, self.alertmanager_token) {
+            (Some(path), _) => Some(read(path)?),
+            (None, token) => token,
+        };
+        let basic = match (
+            &self.alertmanager_username,
+            &self.alertmanager_password_file,
+        ) {
+            (Some(username), Some(path)) => Some(AlertmanagerAuth::Basic {
+                username: username.clone(),
+                password: read(path)?,
+            }),
+            (None, None) => None,
+            _ => {
+                return Err(ConfigError::Invalid {
+                    setting: "incidents.alertmanager_username".into(),
+                    message:
+                        "basic auth needs both alertmanager_username and alertmanager_password_file"
+                            .into(),
+                });
+            }
+        };
+        let alertmanager = match (token, basic) {
+            (Some(_), Some(_)) => {
+                return Err(ConfigError::Invalid {
+                    setting: "incidents".into(),
+                    message: "configure Alertmanager with a bearer token or basic auth, not both"
+                        .into(),
+                });
+            }
+            (Some(token), None) => Some(AlertmanagerAuth::Bearer(token)),
+            (None, basic) => basic,
+        };
+        let webhook_secret = match (&self.webhook_secret_file, self.webhook_secret) {
+            (Some(path), _) => Some(read(path)?),
+            (None, secret) => secret,
+        };
+        Ok(IncidentsConfig {
+            alertmanager,
+            webhook_secret,
+        })
+    }
+}
+
+/// The incident receivers that are served, with their authentication.
+#[derive(Debug, Clone, Default)]
+pub struct IncidentsConfig {
+    /// `POST /webhooks/alertmanager`, when set.
+    pub alertmanager: Option<AlertmanagerAuth>,
+    /// `POST /webhooks/incidents` (HMAC-signed), when set.
+    pub webhook_secret: Option<IntakeSecret>,
 }
 
 impl RawConfig {
@@ -130,6 +246,14 @@ impl RawConfig {
             github_token: over.github_token.or(self.github_token),
             github_webhook_secret: over.github_webhook_secret.or(self.github_webhook_secret),
             planes: over.planes.or(self.planes),
+            evidence_object_store: over.evidence_object_store.or(self.evidence_object_store),
+            object_store_environment: over
+                .object_store_environment
+                .or(self.object_store_environment),
+            incidents: match (self.incidents, over.incidents) {
+                (Some(under), Some(over)) => Some(under.layered(over)),
+                (under, over) => over.or(under),
+            },
         }
     }
 
@@ -185,6 +309,13 @@ impl RawConfig {
             github_webhook_secret: lookup("RINGMASTER_GITHUB_WEBHOOK_SECRET")
                 .map(WebhookSecret::new),
             planes: None,
+            evidence_object_store: None,
+            object_store_environment: crate::worm::StoreCredentials::from_environment(&lookup),
+            incidents: Some(RawIncidents {
+                alertmanager_token: lookup("RINGMASTER_ALERTMANAGER_TOKEN").map(IntakeSecret::new),
+                webhook_secret: lookup("RINGMASTER_INCIDENT_WEBHOOK_SECRET").map(IntakeSecret::new),
+                ..RawIncidents::default()
+            }),
         })
     }
 
@@ -244,7 +375,28 @@ impl RawConfig {
                 });
             }
         }
+        let environment_credentials = self.object_store_environment.clone();
+        let evidence_object_store = self
+            .evidence_object_store
+            .map(|raw| {
+                raw.validate_with(environment_credentials)
+                    .map_err(|message| ConfigError::Invalid {
+                        setting: "evidence_object_store".into(),
+                        message,
+                    })
+            })
+            .transpose()?;
+        let incidents = self.incidents.unwrap_or_default().validate()?;
+        if (incidents.alertmanager.is_some() || incidents.webhook_secret.is_some())
+            && self.listen.is_none()
+        {
+            return Err(ConfigError::Invalid {
+                setting: "incidents".into(),
+                message: "the incident receivers need the HTTP server: pass --listen".into(),
+            });
+        }
         Ok(DaemonConfig {
+            evidence_object_store,
             repo,
             state_dir,
             key,
@@ -257,6 +409,7 @@ impl RawConfig {
             listen: self.listen,
             github,
             planes,
+            incidents,
         })
     }
 }
@@ -281,6 +434,11 @@ pub struct DaemonConfig {
     pub github: Option<GitHubConfig>,
     /// Configured connectors; planes not named here run on the simulated fleet.
     pub planes: BTreeMap<Plane, ConnectorConfig>,
+    /// Where every evidence record is also written, write-once, before it
+    /// counts as written.
+    pub evidence_object_store: Option<crate::worm::ObjectStoreConfig>,
+    /// The incident receivers served (with `listen`).
+    pub incidents: IncidentsConfig,
 }
 
 #[derive(Debug, thiserror::Error)]

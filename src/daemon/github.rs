@@ -63,6 +63,8 @@ impl Daemon {
         let Some(address) = &self.config.listen else {
             return Ok(None);
         };
+        let incident_waker = events.clone();
+        let incident_clock = clock.clone();
         let webhooks = match &self.config.github {
             Some(github) => match &github.webhook_secret {
                 Some(secret) => Some(Arc::new(WebhookState {
@@ -79,7 +81,23 @@ impl Daemon {
             },
             None => None,
         };
-        let server = ApiServer::start(address, api::router(webhooks)).await?;
+        let incidents = &self.config.incidents;
+        let mut router = api::router(webhooks);
+        if incidents.alertmanager.is_some() || incidents.webhook_secret.is_some() {
+            let waker = incident_waker;
+            let intake = Arc::new(api::incidents::IncidentIntake {
+                alertmanager: incidents.alertmanager.clone(),
+                webhook_secret: incidents.webhook_secret.clone(),
+                store: Mutex::new(Store::open(&self.config.state_dir.join("ringmaster.db"))?),
+                clock: incident_clock,
+                // The gates read the store; wake the loop so they look now.
+                on_recorded: Box::new(move || {
+                    let _ = waker.try_send(Event::RepoChanged);
+                }),
+            });
+            router = router.merge(api::incidents::routes(intake));
+        }
+        let server = ApiServer::start(address, router).await?;
         eprintln!("ringmaster: listening on http://{}", server.local_addr);
         Ok(Some(server))
     }

@@ -78,6 +78,8 @@ pub enum DaemonError {
     Forge(Box<crate::forge::ForgeError>),
     #[error("HTTP server: {0}")]
     Api(String),
+    #[error("evidence object store: {0}")]
+    ObjectStore(String),
 }
 
 impl From<crate::store::StoreError> for DaemonError {
@@ -108,6 +110,25 @@ pub fn append_context(store: &Store) -> Result<AppendContext, crate::store::Stor
             hash: event.hash,
         }),
     })
+}
+
+/// The WORM copy for `config`, refusing a bucket that is reachable but not
+/// write-once (a configuration error). An unreachable store is not: the
+/// daemon starts and blocks publishing until the store answers.
+fn open_worm_copy(
+    config: &crate::worm::ObjectStoreConfig,
+) -> Result<crate::evidence::worm::WormCopy, DaemonError> {
+    use crate::evidence::worm::{WormCopy, WormError};
+    let worm =
+        WormCopy::open(config).map_err(|error| DaemonError::ObjectStore(error.to_string()))?;
+    match worm.check_bucket() {
+        Ok(()) => {}
+        Err(WormError::Store(error)) if error.is_unavailable() => {
+            tracing::warn!(%error, "evidence object store unreachable at start; publishing waits for it");
+        }
+        Err(error) => return Err(DaemonError::ObjectStore(error.to_string())),
+    }
+    Ok(worm)
 }
 
 /// The daemon's long-lived state.
@@ -179,7 +200,14 @@ impl Daemon {
                 GovernedRepo::open(&mirror)?
             }
         };
-        let evidence = EvidenceBranch::open(repo.repository.path(), &config.evidence_branch)?;
+        let mut evidence = EvidenceBranch::open(repo.repository.path(), &config.evidence_branch)?;
+        if let Some(store_config) = &config.evidence_object_store {
+            evidence = evidence.with_worm_copy(open_worm_copy(store_config)?);
+            if config.evidence_remote.is_some() {
+                // Committed, pushed, then copied (the performer's gate).
+                evidence = evidence.copy_after_push();
+            }
+        }
         let configured_planes = planes::build_configured(&config.planes)
             .map_err(|error| DaemonError::Planes(error.to_string()))?;
         let siem = Siem::new(config.siem.clone());
@@ -285,6 +313,11 @@ impl Daemon {
         now: DateTime<Utc>,
         process: bool,
     ) -> Result<(StepReport, Option<DaemonError>), DaemonError> {
+        // Catch up the WORM copy; while it fails, the performer refuses
+        // every plane change and appends fail, so nothing is published.
+        if let Err(error) = self.copy_evidence_or_block(now) {
+            tracing::warn!(%error, "publishing is blocked");
+        }
         let (commits, processing) = if process {
             match self.process_pending(now) {
                 Ok(commits) => (commits, None),
@@ -334,6 +367,8 @@ impl Daemon {
         }
         if let Some(remote) = self.config.evidence_remote.clone() {
             self.push_or_block(&remote, now)?;
+            // Pushed, then copied: the records of this step reach the bucket.
+            self.copy_evidence_or_block(now)?;
         }
         // After the evidence is pushed: the status never runs ahead of the record.
         self.report_to_forge(&report.commits).await;
@@ -362,6 +397,52 @@ impl Daemon {
                 .map(|forge| forge as &dyn crate::forge::MergeFactsSource),
         };
         Ok(processor.process_pending(now)?)
+    }
+
+    /// The WORM copy's counters (`None` without an object store).
+    pub fn evidence_copy_counts(&self) -> Option<crate::evidence::worm::WormCounts> {
+        self.evidence.worm_copy().map(|worm| worm.counts())
+    }
+
+    /// Copies every committed record the WORM store lacks (records written
+    /// while it was down; with a remote, records pushed since). While that
+    /// fails a `publish_blocked` event says why — and a different body under
+    /// one of our keys is also an alert on the SIEM sink — and nothing is
+    /// published: the performer checks the copy before every plane change.
+    fn copy_evidence_or_block(&mut self, now: DateTime<Utc>) -> Result<(), DaemonError> {
+        let Err(error) = self.evidence.copy_to_worm(now) else {
+            return Ok(());
+        };
+        let store = self
+            .evidence
+            .worm_copy()
+            .map(|worm| worm.describe())
+            .unwrap_or_default();
+        let alarm = error.is_conflict();
+        let reason = format!("evidence could not be copied to the WORM store: {error}");
+        if alarm {
+            tracing::error!(%error, "evidence WORM copy conflict");
+            self.siem.emit(&serde_json::json!({
+                "type": "alert",
+                "alert": "evidence_worm_conflict",
+                "object_store": store,
+                "message": error.to_string(),
+                "at": now,
+            }));
+        }
+        self.store.append_event(crate::store::NewEvent {
+            correlation_id: "evidence:worm".into(),
+            intent_id: None,
+            event_type: crate::store::EventType::PublishBlocked,
+            timestamp: now,
+            actor: process::ACTOR.into(),
+            actor_role: "control-plane".into(),
+            execution_plane: None,
+            ring: None,
+            outcome: crate::store::EventOutcome::Failure,
+            details: serde_json::json!({"reason": reason, "object_store": store, "alarm": alarm}),
+        })?;
+        Err(DaemonError::ObjectStore(reason))
     }
 
     /// Fetches the tracked branch through its breaker. A failed or refused

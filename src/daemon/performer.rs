@@ -487,9 +487,20 @@ impl Performer<'_> {
     }
 
     /// Makes sure every evidence record is on the evidence remote (when one
-    /// is configured) before a plane is changed: pushes when the local branch
-    /// is ahead of what this process last pushed. `Err(why)` when it cannot.
+    /// is configured) and then in the WORM store (when one is configured)
+    /// before a plane is changed: committed, pushed, copied. `Err(why)` when
+    /// it cannot.
     pub fn ensure_pushed(&mut self, now: DateTime<Utc>) -> Result<(), String> {
+        self.ensure_remote_has_evidence(now)?;
+        self.evidence
+            .copy_to_worm(now)
+            .map(|_| ())
+            .map_err(|error| format!("evidence could not be copied to the WORM store: {error}"))
+    }
+
+    /// The push half of [`Self::ensure_pushed`]: pushes when the local
+    /// branch is ahead of what this process last pushed.
+    fn ensure_remote_has_evidence(&mut self, now: DateTime<Utc>) -> Result<(), String> {
         let Some(remote) = self.evidence_remote else {
             return Ok(());
         };

@@ -115,6 +115,11 @@ pub struct EvidenceBranch {
     pub(super) reference_name: String,
     committer_name: String,
     committer_email: String,
+    /// The WORM copy every append also writes, when configured.
+    pub(super) worm: Option<super::worm::WormCopy>,
+    /// Whether `append` copies at once (false when the daemon pushes to a
+    /// remote first and copies after the push).
+    pub(super) copy_on_append: bool,
 }
 
 impl fmt::Debug for EvidenceBranch {
@@ -154,6 +159,8 @@ impl EvidenceBranch {
             reference_name,
             committer_name: "ringmaster".to_string(),
             committer_email: "ringmaster@localhost".to_string(),
+            worm: None,
+            copy_on_append: true,
         };
         branch.ensure_not_head()?;
         Ok(branch)
@@ -291,6 +298,11 @@ impl EvidenceBranch {
     /// nothing) if another writer moved the branch meanwhile, and with
     /// [`EvidenceError::Rewritten`] (signing nothing) if the branch no longer
     /// holds `context.known_head`.
+    ///
+    /// With a WORM copy configured ([`Self::with_worm_copy`]), the record
+    /// (and any earlier one not copied yet) is then written to the object
+    /// store; if that fails the record stays committed but the result is
+    /// [`EvidenceError::NotCopied`]: it does not count as written.
     pub fn append(
         &self,
         input: EvidencePackInput,
@@ -298,6 +310,7 @@ impl EvidenceBranch {
         context: &AppendContext,
     ) -> Result<AppendedRecord> {
         self.ensure_not_head()?;
+        let created_at = input.created_at;
         let parent_id = self.tip_commit()?;
         if let Some(known) = &context.known_head {
             self.check_holds(parent_id, known)?;
@@ -310,6 +323,13 @@ impl EvidenceBranch {
             commit_id,
             &format!("ringmaster: evidence #{}", record.sequence),
         )?;
+        if self.copy_on_append {
+            self.copy_to_worm(created_at)
+                .map_err(|source| EvidenceError::NotCopied {
+                    sequence: record.sequence,
+                    source: Box::new(source),
+                })?;
+        }
         Ok(record)
     }
 

@@ -15,6 +15,7 @@
 //! invariants 4 and 6).
 
 mod branch;
+pub mod bundle;
 mod canonical;
 mod keys;
 mod pack;
@@ -24,6 +25,8 @@ mod tree_diff;
 mod verify;
 #[cfg(test)]
 mod verify_tests;
+pub mod worm;
+mod worm_verify;
 
 pub use branch::{
     AppendContext, AppendedRecord, ChainTip, DEFAULT_EVIDENCE_BRANCH, EvidenceBranch,
@@ -40,6 +43,7 @@ pub use pack::{
 };
 pub use remote::{FetchOutcome, PushReport};
 pub use verify::{ExpectedHead, Failure, VerifyReport, verify_branch};
+pub use worm_verify::{ObjectFinding, ObjectStoreReport, verify_object_store};
 
 use std::path::PathBuf;
 
@@ -108,6 +112,15 @@ pub enum EvidenceError {
         remote: String,
         branch: String,
         reason: String,
+    },
+    /// The record is committed on the branch but its WORM copy failed: it
+    /// does not count as written and nothing may be published on it. The
+    /// next append or [`EvidenceBranch::copy_to_worm`] copies it.
+    #[error("evidence record #{sequence} is committed but not copied to the WORM store: {source}")]
+    NotCopied {
+        sequence: u64,
+        #[source]
+        source: Box<worm::WormError>,
     },
     /// The branch no longer holds the last record this writer appended: it
     /// was rewound, forked or replaced behind ringmaster's back. Nothing was

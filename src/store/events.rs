@@ -55,6 +55,12 @@ pub enum EventType {
     ExceptionGranted,
     OperatorAction,
     PublishBlocked,
+    /// Someone exported an audit bundle of the evidence (who, what filter).
+    EvidenceExported,
+    /// An incident source reported an incident (or one fired again).
+    IncidentOpened,
+    /// An incident source resolved an incident.
+    IncidentResolved,
     /// A change to the rules the daemon did not put in force (no admin
     /// authorised it).
     GovernanceChangeUnauthorised,
@@ -65,7 +71,7 @@ pub enum EventType {
 
 impl EventType {
     /// Every event type, in declaration order.
-    pub const ALL: [EventType; 15] = [
+    pub const ALL: [EventType; 18] = [
         EventType::CommitProcessed,
         EventType::PolicyEvaluated,
         EventType::EvidenceCommitted,
@@ -79,6 +85,9 @@ impl EventType {
         EventType::ExceptionGranted,
         EventType::OperatorAction,
         EventType::PublishBlocked,
+        EventType::EvidenceExported,
+        EventType::IncidentOpened,
+        EventType::IncidentResolved,
         EventType::GovernanceChangeUnauthorised,
         EventType::RulesInForce,
     ];
@@ -99,6 +108,9 @@ impl EventType {
             EventType::ExceptionGranted => "exception_granted",
             EventType::OperatorAction => "operator_action",
             EventType::PublishBlocked => "publish_blocked",
+            EventType::EvidenceExported => "evidence_exported",
+            EventType::IncidentOpened => "incident_opened",
+            EventType::IncidentResolved => "incident_resolved",
             EventType::GovernanceChangeUnauthorised => "governance_change_unauthorised",
             EventType::RulesInForce => "rules_in_force",
         }

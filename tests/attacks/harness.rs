@@ -245,6 +245,8 @@ pub fn daemon_config(repo: &TestRepo) -> DaemonConfig {
         listen: None,
         github: None,
         planes: Default::default(),
+        evidence_object_store: None,
+        incidents: Default::default(),
     }
 }
 
