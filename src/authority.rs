@@ -92,7 +92,10 @@ impl KeyRing {
         {
             return Ok(proof.commit.clone());
         }
-        let reasons: Vec<String> = signatures.iter().map(|s| self.why_not(principal, s)).collect();
+        let reasons: Vec<String> = signatures
+            .iter()
+            .map(|s| self.why_not(principal, s))
+            .collect();
         if reasons.is_empty() {
             return Err("no commit vouches for it".to_owned());
         }
@@ -119,7 +122,10 @@ impl KeyRing {
 
     /// The commits of `commits` that no principal signed validly, with why
     /// (what `require_signed_commits: true` refuses).
-    pub fn unsigned<'a>(&self, commits: &'a [CommitSignature]) -> Vec<(&'a CommitSignature, String)> {
+    pub fn unsigned<'a>(
+        &self,
+        commits: &'a [CommitSignature],
+    ) -> Vec<(&'a CommitSignature, String)> {
         commits
             .iter()
             .filter(|c| self.signer(&c.signature).is_none())
@@ -159,9 +165,8 @@ impl Authorisation {
     /// The admin who authorised it.
     pub fn principal(&self) -> &str {
         match self {
-            Authorisation::Review { principal, .. } | Authorisation::Signature { principal, .. } => {
-                principal
-            }
+            Authorisation::Review { principal, .. }
+            | Authorisation::Signature { principal, .. } => principal,
         }
     }
 }
@@ -262,7 +267,10 @@ mod tests {
     fn signed(key: &ssh_key::PrivateKey, commit: &str) -> CommitSignature {
         CommitSignature {
             commit: commit.to_owned(),
-            signature: signing::check(Some(&signing::sign(key, b"payload").expect("sign")), b"payload"),
+            signature: signing::check(
+                Some(&signing::sign(key, b"payload").expect("sign")),
+                b"payload",
+            ),
         }
     }
 
@@ -279,7 +287,10 @@ mod tests {
             "{diagnostics:?}"
         );
         let keys = KeyRing::of(&snapshot);
-        assert_eq!(keys.signed_by("dave", &[signed(&dave, "c1")]), Ok("c1".into()));
+        assert_eq!(
+            keys.signed_by("dave", &[signed(&dave, "c1")]),
+            Ok("c1".into())
+        );
         let refused = keys.signed_by("dave", &[signed(&erin, "c2")]).unwrap_err();
         assert!(refused.contains("erin's key"), "{refused}");
         let stranger = keys.signed_by("dave", &[signed(&key(), "c3")]).unwrap_err();
@@ -288,7 +299,11 @@ mod tests {
             commit: "c4".into(),
             signature: SignatureCheck::Unsigned,
         };
-        assert!(keys.signed_by("dave", &[unsigned.clone()]).unwrap_err().contains("not signed"));
+        assert!(
+            keys.signed_by("dave", std::slice::from_ref(&unsigned))
+                .unwrap_err()
+                .contains("not signed")
+        );
         assert_eq!(keys.unsigned(&[signed(&dave, "c1"), unsigned]).len(), 1);
     }
 
@@ -300,11 +315,20 @@ mod tests {
             principal("dave", "cab-approver", Some(&dave)),
         ]);
         let by_admin = authorise_rules_change(&rules, None, &[], &[signed(&admin, "c1")]);
-        assert_eq!(by_admin.map(|a| a.principal().to_owned()), Ok("root".into()));
+        assert_eq!(
+            by_admin.map(|a| a.principal().to_owned()),
+            Ok("root".into())
+        );
         assert!(authorise_rules_change(&rules, None, &[], &[signed(&dave, "c1")]).is_err());
         assert!(authorise_rules_change(&rules, Some(7), &["dave-gh".into()], &[]).is_err());
         let review = authorise_rules_change(&rules, Some(7), &["ROOT-gh".into()], &[]);
-        assert!(matches!(review, Ok(Authorisation::Review { pull_request: 7, .. })));
+        assert!(matches!(
+            review,
+            Ok(Authorisation::Review {
+                pull_request: 7,
+                ..
+            })
+        ));
         // Reviews count only on a merged pull request.
         assert!(authorise_rules_change(&rules, None, &["root-gh".into()], &[]).is_err());
     }

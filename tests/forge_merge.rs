@@ -392,7 +392,10 @@ async fn a_records_provenance_is_the_commit_that_put_it_there() {
             .is_err()
     );
     let calls = github.api_requests();
-    forge.record_provenance(&repo, tip, None).await.expect("again");
+    forge
+        .record_provenance(&repo, tip, None)
+        .await
+        .expect("again");
     assert_eq!(
         github.api_requests(),
         calls,

@@ -13,18 +13,18 @@ use super::rollout::{EvaluationFacts, IntentState};
 use super::rules::{Governance, InForce};
 use super::siem::Siem;
 use crate::authority::{self, ChangeHistory};
-use crate::forge::merge::{CommitCase, ForgeEvidence, MergeFacts};
-use crate::judge::Judgement;
-use crate::source::history;
-use crate::store::RulesState;
 use crate::evaluation::RuntimeFacts;
 use crate::evidence::{
     AppendedRecord, EvidenceBranch, EvidencePack, EvidencePackInput, GitIdentity, RecordType,
     SigningKey,
 };
+use crate::forge::merge::{CommitCase, ForgeEvidence, MergeFacts};
+use crate::judge::Judgement;
 use crate::model::{DeploymentIntent, Snapshot, TargetScope};
 use crate::policy::Decision;
 use crate::source::GovernedRepo;
+use crate::source::history;
+use crate::store::RulesState;
 use crate::store::{
     CommitOutcome, EventFilter, EventOutcome, EventType, IntentUpsert, NewEvent, Store,
     correlation_id_for,
@@ -108,11 +108,12 @@ fn approving_logins(facts: Option<&MergeFacts>) -> (Option<u64>, Vec<String>) {
     else {
         return (None, Vec::new());
     };
-    let logins = crate::forge::review::standings(reviews, &pull_request.head_sha, &pull_request.author)
-        .into_iter()
-        .filter(|s| s.standing == crate::forge::review::Standing::Approving)
-        .map(|s| s.login)
-        .collect();
+    let logins =
+        crate::forge::review::standings(reviews, &pull_request.head_sha, &pull_request.author)
+            .into_iter()
+            .filter(|s| s.standing == crate::forge::review::Standing::Approving)
+            .map(|s| s.login)
+            .collect();
     (Some(pull_request.number), logins)
 }
 
@@ -303,6 +304,11 @@ impl Processor<'_> {
         for commit in self.pending_commits()? {
             reports.push(self.process_commit(commit, now)?);
         }
+        // An approval or exception read by the last judgement has expired
+        // since: judge again now, without waiting for a commit.
+        if let Some(report) = self.rejudge_if_due(now)? {
+            reports.push(report);
+        }
         Ok(reports)
     }
 
@@ -333,7 +339,8 @@ impl Processor<'_> {
         }
         let commit = Oid::from_str(&state.judged_commit)?;
         tracing::info!(commit = %state.judged_commit, %now, "an approval or exception expired: judging the decisions again");
-        self.judge_and_record(commit, now, Occasion::Expiry).map(Some)
+        self.judge_and_record(commit, now, Occasion::Expiry)
+            .map(Some)
     }
 
     /// When the decisions must be judged again, if an expiry is ahead.
@@ -733,77 +740,79 @@ impl Processor<'_> {
         now: DateTime<Utc>,
     ) -> Result<Option<RulesState>, ProcessError> {
         let sha = &judged.sha;
-        let (state, record): (RulesState, Option<(EventType, EventOutcome, Value)>) =
-            match (&judged.governance, &judged.in_force) {
-                (Governance::Root, Some(in_force)) => (in_force.state.clone(), None),
-                (Governance::Root, None) => (
-                    super::rules::root_state(self.branch, sha, &judged.judgement.snapshot),
-                    Some((
-                        EventType::RulesInForce,
-                        EventOutcome::Info,
-                        json!({"kind": "root_of_authority", "commit": sha, "branch": self.branch,
+        let (state, record): (RulesState, Option<(EventType, EventOutcome, Value)>) = match (
+            &judged.governance,
+            &judged.in_force,
+        ) {
+            (Governance::Root, Some(in_force)) => (in_force.state.clone(), None),
+            (Governance::Root, None) => (
+                super::rules::root_state(self.branch, sha, &judged.judgement.snapshot),
+                Some((
+                    EventType::RulesInForce,
+                    EventOutcome::Info,
+                    json!({"kind": "root_of_authority", "commit": sha, "branch": self.branch,
                                "message": "the first commit the daemon judges is authorised by definition: its rules, application scopes and records are trusted"}),
-                    )),
-                ),
-                (_, None) => return Ok(None),
-                (Governance::Unchanged, Some(in_force)) => {
-                    let mut state = in_force.state.clone();
-                    let reverted = state.unauthorised.take();
-                    let record = reverted.map(|previous| {
+                )),
+            ),
+            (_, None) => return Ok(None),
+            (Governance::Unchanged, Some(in_force)) => {
+                let mut state = in_force.state.clone();
+                let reverted = state.unauthorised.take();
+                let record = reverted.map(|previous| {
                         (
                             EventType::RulesInForce,
                             EventOutcome::Info,
                             json!({"kind": "unauthorised_change_reverted", "commit": sha, "rules_in_force": state.rules_commit, "previous": previous}),
                         )
                     });
-                    (state, record)
-                }
-                (Governance::Authorised { paths, by }, Some(in_force)) => {
-                    let mut state = in_force.state.clone();
-                    let previous_rules = std::mem::replace(&mut state.rules_commit, sha.clone());
-                    let superseded = state.unauthorised.take();
+                (state, record)
+            }
+            (Governance::Authorised { paths, by }, Some(in_force)) => {
+                let mut state = in_force.state.clone();
+                let previous_rules = std::mem::replace(&mut state.rules_commit, sha.clone());
+                let superseded = state.unauthorised.take();
+                (
+                    state,
+                    Some((
+                        EventType::RulesInForce,
+                        EventOutcome::Success,
+                        json!({"kind": "governance_change_authorised", "commit": sha, "paths": paths,
+                                   "authorised_by": by, "previous_rules": previous_rules,
+                                   "unauthorised_change_it_ends": superseded}),
+                    )),
+                )
+            }
+            (Governance::Unauthorised { paths, reason }, Some(in_force)) => {
+                let mut state = in_force.state.clone();
+                let already = state
+                    .unauthorised
+                    .as_ref()
+                    .is_some_and(|u| u["commit"] == Value::String(sha.clone()));
+                let new_change = state.unauthorised.is_none() || judged.touches_rules;
+                if already || !new_change {
+                    (state, None)
+                } else {
+                    let unauthorised = super::rules::unauthorised_record(
+                        sha,
+                        &state.rules_commit,
+                        paths,
+                        reason,
+                        now,
+                    );
+                    state.unauthorised = Some(unauthorised.clone());
                     (
                         state,
                         Some((
-                            EventType::RulesInForce,
-                            EventOutcome::Success,
-                            json!({"kind": "governance_change_authorised", "commit": sha, "paths": paths,
-                                   "authorised_by": by, "previous_rules": previous_rules,
-                                   "unauthorised_change_it_ends": superseded}),
+                            EventType::GovernanceChangeUnauthorised,
+                            EventOutcome::Failure,
+                            json!({"kind": "governance_change_unauthorised", "commit": sha, "paths": paths,
+                                       "reason": reason, "rules_in_force": unauthorised["rules_in_force"],
+                                       "action": "judged by the rules in force; the change takes effect only when an admin authorises it (an approving review on the pull request head, or a commit signed by an admin's key)"}),
                         )),
                     )
                 }
-                (Governance::Unauthorised { paths, reason }, Some(in_force)) => {
-                    let mut state = in_force.state.clone();
-                    let already = state
-                        .unauthorised
-                        .as_ref()
-                        .is_some_and(|u| u["commit"] == Value::String(sha.clone()));
-                    let new_change = state.unauthorised.is_none() || judged.touches_rules;
-                    if already || !new_change {
-                        (state, None)
-                    } else {
-                        let unauthorised = super::rules::unauthorised_record(
-                            sha,
-                            &state.rules_commit,
-                            paths,
-                            reason,
-                            now,
-                        );
-                        state.unauthorised = Some(unauthorised.clone());
-                        (
-                            state,
-                            Some((
-                                EventType::GovernanceChangeUnauthorised,
-                                EventOutcome::Failure,
-                                json!({"kind": "governance_change_unauthorised", "commit": sha, "paths": paths,
-                                       "reason": reason, "rules_in_force": unauthorised["rules_in_force"],
-                                       "action": "judged by the rules in force; the change takes effect only when an admin authorises it (an approving review on the pull request head, or a commit signed by an admin's key)"}),
-                            )),
-                        )
-                    }
-                }
-            };
+            }
+        };
         if let Some((event_type, outcome, details)) = record {
             let appended = self.append_once(EvidencePackInput {
                 record_type: RecordType::Governance,

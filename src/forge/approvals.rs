@@ -22,8 +22,8 @@
 
 use super::carried::CarriedApproval;
 use super::provenance::RecordProvenance;
-use crate::authority::{CommitSignature, KeyRing};
 use super::review::{ReviewStanding, Standing};
+use crate::authority::{CommitSignature, KeyRing};
 use crate::model::digest::intent_sha256;
 use crate::model::{ApprovalDecision, ApprovalRecord, Located, Snapshot, yaml};
 use chrono::{DateTime, Duration, Utc};
@@ -176,12 +176,19 @@ impl ReviewContext<'_> {
     /// Whether the change's proof shows that `decider` made the change to
     /// the record at `file`: an approving review on the head, or a valid
     /// signature by their key on the commit that wrote it.
-    fn proves(&self, file: &str, decider: &str, approvers: &BTreeSet<String>) -> Result<(), String> {
+    fn proves(
+        &self,
+        file: &str,
+        decider: &str,
+        approvers: &BTreeSet<String>,
+    ) -> Result<(), String> {
         if approvers.contains(decider) {
             return Ok(());
         }
         let no_review = match self.pull_request {
-            Some(number) => format!("{decider} has not approved the head of pull request #{number}"),
+            Some(number) => {
+                format!("{decider} has not approved the head of pull request #{number}")
+            }
             None => format!("it did not arrive through a pull request {decider} approved"),
         };
         match self.signed.get(file) {
@@ -393,9 +400,8 @@ fn corroborate<T: Clone + PartialEq>(
         let verdict = if unchanged {
             // What vouched for it when it was merged, or this change's
             // approving review by its decider.
-            (check.vouched)(&record.file, &decider).or_else(|why| {
-                (check.proves)(&record.file, &decider).map_err(|_| why)
-            })
+            (check.vouched)(&record.file, &decider)
+                .or_else(|why| (check.proves)(&record.file, &decider).map_err(|_| why))
         } else {
             (check.proves)(&record.file, &decider)
         };

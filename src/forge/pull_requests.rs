@@ -21,13 +21,13 @@ use super::client::GitHubClient;
 use super::comment::{self, MARKER};
 use super::merge::{MergeFacts, MergedPullRequest};
 use super::provenance::RecordProvenance;
-use crate::source::history::{self, Introduced};
 use super::review::{self, Standing};
 use super::wire::PullRequest;
 use super::{CHECK_NAME, ForgeError, fetch};
 use crate::evaluation::{NoRuntime, RuntimeFacts};
 use crate::evidence::sha256_hex;
 use crate::source::GovernedRepo;
+use crate::source::history::{self, Introduced};
 use chrono::{DateTime, Utc};
 use git2::Oid;
 use std::collections::BTreeMap;
@@ -177,8 +177,7 @@ impl Forge {
                 repo.entries_at(revisions.fork_point)?
             };
             let base_sha = revisions.base.to_string();
-            let history =
-                history::change_history(repo, revisions.fork_point, revisions.head)?;
+            let history = history::change_history(repo, revisions.fork_point, revisions.head)?;
             let verdict = check::judge(&PullRequestInput {
                 pull_request: &pull_request,
                 head_entries: &head_entries,

@@ -253,7 +253,11 @@ pub fn signatures_between(
 }
 
 /// What the history of the change `from..to` proves (see [`ChangeHistory`]).
-pub fn change_history(repo: &GovernedRepo, from: Oid, to: Oid) -> Result<ChangeHistory, git2::Error> {
+pub fn change_history(
+    repo: &GovernedRepo,
+    from: Oid,
+    to: Oid,
+) -> Result<ChangeHistory, git2::Error> {
     Ok(ChangeHistory {
         signed: changed_records(repo, from, to)?,
         commits: signatures_between(&repo.repository, from, to)?,

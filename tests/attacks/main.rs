@@ -10,8 +10,11 @@ mod support;
 mod bounded;
 mod harness;
 
+mod expiry;
 mod identities;
 mod judges;
 mod policy_limits;
 mod records;
+mod rules_in_force;
+mod signed;
 mod supersede;

