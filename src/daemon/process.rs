@@ -814,27 +814,31 @@ impl Processor<'_> {
             }
         };
         if let Some((event_type, outcome, details)) = record {
-            let appended = self.append_once(EvidencePackInput {
-                record_type: RecordType::Governance,
-                intent_id: None,
-                correlation_id: format!("governance:{}", self.branch),
-                source_commit: sha.clone(),
-                source_parent: judged.parent.map(|p| p.to_string()),
-                author: judged.author.clone(),
-                committer: judged.committer.clone(),
-                created_at: now,
-                body: details.clone(),
-            })?;
-            self.store.set_evidence_head(
-                appended.sequence,
-                &appended.pack_sha256,
-                &appended.commit,
-                now,
-            )?;
+            // The root of authority is named in every decision pack
+            // (`rules_in_force`); a change to the rules gets its own pack.
             let mut event_details = details.clone();
-            if let Value::Object(map) = &mut event_details {
-                map.insert("evidence_sha256".into(), json!(appended.pack_sha256));
-                map.insert("evidence_sequence".into(), json!(appended.sequence));
+            if details["kind"] != "root_of_authority" {
+                let appended = self.append_once(EvidencePackInput {
+                    record_type: RecordType::Governance,
+                    intent_id: None,
+                    correlation_id: format!("governance:{}", self.branch),
+                    source_commit: sha.clone(),
+                    source_parent: judged.parent.map(|p| p.to_string()),
+                    author: judged.author.clone(),
+                    committer: judged.committer.clone(),
+                    created_at: now,
+                    body: details.clone(),
+                })?;
+                self.store.set_evidence_head(
+                    appended.sequence,
+                    &appended.pack_sha256,
+                    &appended.commit,
+                    now,
+                )?;
+                if let Value::Object(map) = &mut event_details {
+                    map.insert("evidence_sha256".into(), json!(appended.pack_sha256));
+                    map.insert("evidence_sequence".into(), json!(appended.sequence));
+                }
             }
             self.store.append_event(NewEvent {
                 correlation_id: format!("governance:{}", self.branch),
