@@ -678,6 +678,21 @@ impl Processor<'_> {
         }
         let rejudge_at = judged.judgement.next_expiry(now);
         if let Some(state) = state.as_mut() {
+            if occasion == Occasion::NewCommit
+                && let Some(in_force) = &judged.in_force
+            {
+                let rules = if judged.governance.own_rules() {
+                    snapshot
+                } else {
+                    &in_force.rules
+                };
+                let (scopes, changed) =
+                    super::rules::authorised_scopes(&in_force.scopes, snapshot, rules, now);
+                if !changed.is_empty() {
+                    tracing::info!(applications = ?changed, "application scope changes approved: in force from this commit");
+                }
+                state.app_scopes = super::rules::scopes_json(&scopes);
+            }
             state.judged_commit = sha.clone();
             state.rejudge_at = rejudge_at;
             self.store.save_rules_state(state, now)?;

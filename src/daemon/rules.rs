@@ -182,3 +182,49 @@ pub fn unauthorised_record(
         "since": now,
     })
 }
+
+/// The application scopes in force after a valid commit: a new application
+/// starts with its scope; a changed scope takes effect only with a counted
+/// scope approval (`application_scope` naming the application and the
+/// digest of the new scope, `decision: approved`, unexpired, decided by a
+/// `cab-approver` of `rules`). Records in `snapshot` are the proven ones
+/// (the judge dropped claims nobody proved). A release approval never
+/// counts for a scope. Returns the scopes and the applications whose
+/// change took effect.
+pub fn authorised_scopes(
+    in_force: &BTreeMap<String, Scope>,
+    snapshot: &Snapshot,
+    rules: &Snapshot,
+    now: DateTime<Utc>,
+) -> (BTreeMap<String, Scope>, Vec<String>) {
+    use crate::model::{ApprovalDecision, Role, digest::scope_sha256};
+    let mut scopes = in_force.clone();
+    let mut changed = Vec::new();
+    for (id, application) in &snapshot.applications {
+        let current = &application.allowed_scope;
+        match in_force.get(id) {
+            None => {
+                scopes.insert(id.clone(), current.clone());
+            }
+            Some(scope) if scope == current => {}
+            Some(_) => {
+                let digest = scope_sha256(id, current);
+                let approved = snapshot.approvals.values().any(|approval| {
+                    approval.application_scope.as_ref().is_some_and(|scope| {
+                        scope.application_id == *id && scope.scope_sha256 == digest
+                    }) && approval.decision == ApprovalDecision::Approved
+                        && approval.expiry > now
+                        && rules
+                            .principals
+                            .get(&approval.decided_by)
+                            .is_some_and(|p| p.has_role(Role::CabApprover))
+                });
+                if approved {
+                    scopes.insert(id.clone(), current.clone());
+                    changed.push(id.clone());
+                }
+            }
+        }
+    }
+    (scopes, changed)
+}

@@ -71,6 +71,15 @@ impl Store {
             .optional_store()
     }
 
+    /// The rules in force on every tracked branch the daemon has judged.
+    pub fn rules_states(&self) -> Result<Vec<RulesState>, StoreError> {
+        let mut statement = self.connection.prepare(&format!(
+            "SELECT {COLUMNS} FROM rules_in_force ORDER BY branch"
+        ))?;
+        let rows = statement.query_and_then([], read)?;
+        rows.collect()
+    }
+
     /// Writes the rules in force on `state.branch` (`updated_at` is `now`).
     pub fn save_rules_state(
         &mut self,

@@ -16,5 +16,6 @@ mod judges;
 mod policy_limits;
 mod records;
 mod rules_in_force;
+mod scope;
 mod signed;
 mod supersede;

@@ -16,7 +16,9 @@ use ringmaster::daemon::Daemon;
 fn every_judge_and_the_record(attack: &Attack, path: &str, check: impl Fn(&str, &Verdict)) {
     check("validate --base", &attack.validate());
     check("the PR check", &attack.pr_check());
-    let mut daemon = Daemon::open(daemon_config(&attack.repo)).expect("daemon");
+    let config = daemon_config(&attack.repo);
+    let state_dir = config.state_dir.clone();
+    let mut daemon = Daemon::open(config).expect("daemon");
     let (verdict, ()) = attack.daemon_run(&mut daemon, now());
     check("the daemon", &verdict);
     let events = events_of(&daemon, "governance_change_unauthorised");
@@ -43,7 +45,18 @@ fn every_judge_and_the_record(attack: &Attack, path: &str, check: impl Fn(&str, 
         state.rules_commit, attack.base,
         "the base's rules stay in force"
     );
-    assert!(state.unauthorised.is_some(), "status reports it: {state:?}");
+    assert!(state.unauthorised.is_some(), "{state:?}");
+    let status = crate::support::ringmaster(
+        &["status", "--state", state_dir.to_str().expect("utf-8")],
+        &attack.repo.path,
+    );
+    let said = crate::support::stderr(&status);
+    assert!(
+        status.status.success()
+            && said.contains("governance_change_unauthorised")
+            && said.contains(path),
+        "status reports the change: {said}"
+    );
 }
 
 /// The CAB threshold raised from 50 to 90 in the same commit: osquery
