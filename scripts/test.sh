@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs the whole test suite on a fresh machine: installs the real tools the
-# tests drive (minisign, git, ssh-keygen), then `cargo test`. Used by README and .ci/run.
+# tests drive (minisign, git, ssh-keygen, prometheus), then `cargo test`. Used by README and .ci/run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,8 +11,16 @@ command -v minisign >/dev/null 2>&1 || need_apt+=(minisign)
 command -v jq >/dev/null 2>&1 || need_apt+=(jq)
 # The incident intake's tests route alerts through the real Alertmanager.
 command -v prometheus-alertmanager >/dev/null 2>&1 || need_apt+=(prometheus-alertmanager)
+# /metrics is scraped by the real Prometheus; promtool lints it and the rules.
+command -v prometheus >/dev/null 2>&1 || need_apt+=(prometheus)
+command -v promtool >/dev/null 2>&1 || need_apt+=(prometheus)
+# The status page is tested in a real headless Chromium through chromedriver.
+command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || need_apt+=(chromium-driver)
 # Signed-commit tests make SSH keys and signatures with the real ssh-keygen.
 command -v ssh-keygen >/dev/null 2>&1 || need_apt+=(openssh-client)
+# Git over SSH is tested against a real sshd on 127.0.0.1.
+[ -x /usr/sbin/sshd ] || need_apt+=(openssh-server)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "installing ${need_apt[*]} (apt)"
   if [ "$(id -u)" -eq 0 ]; then SUDO=; else SUDO=sudo; fi

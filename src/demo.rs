@@ -489,6 +489,7 @@ pub async fn run(
         planes,
         evidence_object_store: None,
         incidents: Default::default(),
+        git_credentials: Default::default(),
     };
     let fleet = SimSettings {
         seed: options.seed,

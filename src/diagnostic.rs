@@ -83,13 +83,21 @@ impl Diagnostic {
 }
 
 impl fmt::Display for Diagnostic {
-    /// `file:line:column: severity: message` — the shape editors and CI logs link.
+    /// `file:line:column: severity: message` — the shape editors and CI logs
+    /// link. File and message come from the repository: control characters
+    /// in them are shown escaped ([`crate::escape::terminal`]), so a
+    /// diagnostic is always one line.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.file)?;
+        write!(f, "{}", crate::escape::terminal(&self.file))?;
         if self.line > 0 {
             write!(f, ":{}:{}", self.line, self.column)?;
         }
-        write!(f, ": {}: {}", self.severity, self.message)
+        write!(
+            f,
+            ": {}: {}",
+            self.severity,
+            crate::escape::terminal(&self.message)
+        )
     }
 }
 

@@ -118,7 +118,7 @@ async fn a_valid_approval_turns_the_check_green() {
     let comment = the_comment(&scenario.github, 7);
     assert!(comment.contains("**ALLOW**"), "{comment}");
     assert!(
-        comment.contains("given by: @dkowalski (dave) [review-"),
+        comment.contains("given by: @dkowalski (dave) [`review-"),
         "{comment}"
     );
 }
@@ -357,7 +357,7 @@ justification: Major osquery upgrade reviewed; pilot ring watched by SecOps.
     );
     let comment = the_comment(&scenario.github, 7);
     assert!(
-        comment.contains("[cab-2026-0150]"),
+        comment.contains("[`cab-2026-0150`]"),
         "the record counts once, not twice: {comment}"
     );
 }

@@ -9,21 +9,30 @@
 //! loop that woke up without its clock moving forward would never finish a
 //! simulated minute: that is caught too, as a spin.
 //!
-//! The dependencies are real servers on 127.0.0.1: the fake GitHub API of
-//! `forge_support`, switched to answering 503; the calls counted are the
-//! requests it received. Run with `--nocapture` to see the figures for a
-//! 60 s outage of each dependency:
+//! The dependencies are real: the fake GitHub API of `forge_support` and
+//! the authenticated `git http-backend` of `git_http` (the governed
+//! repository's remote and the evidence remote), servers on 127.0.0.1
+//! switched to answering 503, the calls counted being the requests they
+//! received; and each plane's simulated fleet taken down (every connector
+//! call fails with 503), the calls counted by the plane. Run with
+//! `--nocapture` to see the figures for a 60 s outage of each dependency:
 //!
 //! ```sh
 //! cargo test --test outage -- --nocapture
 //! ```
 
 mod forge_support;
+mod git_http;
+mod support;
 
 use chrono::{DateTime, Duration, Utc};
 use forge_support::*;
 use ringmaster::daemon::config::{DaemonConfig, GitHubConfig, RepoLocation, SiemSink};
+use ringmaster::daemon::planes::SimSettings;
 use ringmaster::daemon::{Clock, Daemon, Event};
+use ringmaster::model::Plane;
+use ringmaster::planes::sim::Fault;
+use ringmaster::source::credentials::{GitAuth, SecretSource, TOKEN_USERNAME};
 use std::sync::{Arc, Mutex};
 
 /// The daemon's loop with a clock the test moves.
@@ -119,6 +128,7 @@ async fn setup() -> Setup {
         planes: Default::default(),
         evidence_object_store: None,
         incidents: Default::default(),
+        git_credentials: Default::default(),
     };
     let clock = Arc::new(Mutex::new(now()));
     let shared = clock.clone();
@@ -212,4 +222,222 @@ async fn outage_figures_for_60_seconds() {
         github <= 20,
         "{github} GitHub API requests during a 60 s outage"
     );
+}
+
+/// A daemon on the sample tenant, on a private remote served by
+/// [`git_http::GitServer`] (`tenant.git`, fetched with a token), pushing
+/// its evidence to `evidence.git` on the same server, its planes on the
+/// simulated fleet.
+struct GitSetup {
+    server: git_http::GitServer,
+    tenant: support::TestRepo,
+    _keys: tempfile::TempDir,
+    _state: tempfile::TempDir,
+    looped: SimulatedLoop,
+}
+
+async fn git_setup(remote: bool) -> GitSetup {
+    let server = git_http::GitServer::start().await;
+    let tenant = support::TestRepo::sample();
+    let url = server.repository("tenant.git", Some(&tenant.path));
+    let evidence = server.repository("evidence.git", None);
+    // The planes' test needs no remote: a local repository is faster.
+    let (repo, evidence) = if remote {
+        (RepoLocation::Remote(url), Some(evidence))
+    } else {
+        (RepoLocation::Local(tenant.path.clone()), None)
+    };
+    let keys = tempfile::tempdir().expect("keys");
+    let paths = ringmaster::evidence::generate_keypair(keys.path(), None, false).expect("keygen");
+    let token = keys.path().join("git-token");
+    std::fs::write(&token, git_http::TOKEN).expect("token");
+    let state = tempfile::tempdir().expect("state");
+    let config = DaemonConfig {
+        repo,
+        state_dir: state.path().to_path_buf(),
+        key: paths.secret_key,
+        key_password: None,
+        branch: "main".into(),
+        evidence_branch: "evidence".into(),
+        poll_interval: std::time::Duration::from_secs(30),
+        siem: SiemSink::Off,
+        evidence_remote: evidence,
+        listen: None,
+        github: None,
+        planes: Default::default(),
+        evidence_object_store: None,
+        incidents: Default::default(),
+        git_credentials: GitAuth::Token {
+            username: TOKEN_USERNAME.into(),
+            token: SecretSource::File(token),
+        },
+    };
+    let settings = SimSettings {
+        seed: 5,
+        install_delay: (
+            std::time::Duration::from_secs(300),
+            std::time::Duration::from_secs(3600),
+        ),
+        default_success_rate: 1.0,
+    };
+    let daemon = Daemon::open(config)
+        .expect("daemon opens")
+        .with_fleet(settings, false);
+    GitSetup {
+        server,
+        tenant,
+        _keys: keys,
+        _state: state,
+        looped: SimulatedLoop {
+            daemon,
+            clock: Arc::new(Mutex::new(now())),
+            wakes: 0,
+        },
+    }
+}
+
+impl GitSetup {
+    fn last_processed(&self) -> Option<String> {
+        self.looped
+            .daemon
+            .store()
+            .last_processed_commit("main")
+            .expect("store")
+            .map(|commit| commit.commit_sha)
+    }
+
+    /// Commits on the tenant and pushes it to the served remote.
+    fn push_commit(&self, message: &str) -> String {
+        self.tenant
+            .git(&["commit", "-q", "--allow-empty", "-m", message]);
+        let remote = self.server.path("tenant.git");
+        self.tenant
+            .git(&["push", "-q", remote.to_str().expect("utf-8"), "main:main"]);
+        self.tenant.git(&["rev-parse", "HEAD"])
+    }
+
+    fn sim_calls(&self) -> Vec<(Plane, u64)> {
+        let planes = self.looped.daemon.planes().expect("planes are built");
+        [
+            Plane::Intune,
+            Plane::Jamf,
+            Plane::Sccm,
+            Plane::Landscape,
+            Plane::Ansible,
+        ]
+        .iter()
+        .filter_map(|plane| planes.sim(*plane).map(|sim| (*plane, sim.calls())))
+        .collect()
+    }
+}
+
+/// The Git server (both remotes) is down for `outage`, then up again: the
+/// requests to each remote during the outage, and whether a commit pushed
+/// during the outage was processed after it.
+async fn git_remote_outage(outage: Duration) -> (usize, usize, bool) {
+    let mut setup = git_setup(true).await;
+    setup.looped.run_for(Duration::seconds(5), None).await;
+    assert_eq!(
+        setup.last_processed(),
+        Some(setup.tenant.git(&["rev-parse", "HEAD"])),
+        "processed before the outage"
+    );
+    assert!(
+        setup.server.requests_to("evidence.git") > 0,
+        "evidence was pushed before the outage"
+    );
+    setup.server.set_outage(true);
+    let pending = setup.push_commit("a change while the Git server is down");
+    let (fetches, pushes) = (
+        setup.server.requests_to("tenant.git"),
+        setup.server.requests_to("evidence.git"),
+    );
+    setup
+        .looped
+        .run_for(outage, Some(Duration::milliseconds(50)))
+        .await;
+    let fetches = setup.server.requests_to("tenant.git") - fetches;
+    let pushes = setup.server.requests_to("evidence.git") - pushes;
+    assert_ne!(setup.last_processed(), Some(pending.clone()));
+    setup.server.set_outage(false);
+    setup.looped.run_for(Duration::minutes(6), None).await;
+    let recovered = setup.last_processed() == Some(pending);
+    (fetches, pushes, recovered)
+}
+
+/// Each plane in turn is down for `outage` while rollouts are in flight:
+/// the connector calls each plane received during its outage, and whether
+/// calls went through again after it.
+async fn plane_outages(outage: Duration) -> Vec<(Plane, u64, bool)> {
+    let mut setup = git_setup(false).await;
+    // Rollouts under way on every plane the tenant uses.
+    setup.looped.run_for(Duration::minutes(30), None).await;
+    let mut figures = Vec::new();
+    for (plane, _) in setup.sim_calls() {
+        let sim = setup
+            .looped
+            .daemon
+            .planes()
+            .and_then(|planes| planes.sim(plane))
+            .cloned()
+            .expect("sim");
+        sim.set_outage(Some(Fault::ServiceUnavailable))
+            .expect("down");
+        let before = sim.calls();
+        setup
+            .looped
+            .run_for(outage, Some(Duration::milliseconds(50)))
+            .await;
+        let during = sim.calls() - before;
+        sim.set_outage(None).expect("up");
+        let after = sim.calls();
+        setup.looped.run_for(Duration::minutes(3), None).await;
+        figures.push((plane, during, sim.calls() > after || during == 0));
+    }
+    figures
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn git_remotes_down_for_60_seconds_cost_bounded_calls_then_recover_on_their_own() {
+    let (fetches, pushes, recovered) = git_remote_outage(Duration::seconds(60)).await;
+    eprintln!(
+        "outage 60 s: Git remote (fetch) {fetches} request(s), evidence remote (push) {pushes} request(s)"
+    );
+    assert!(fetches >= 1, "the outage was noticed at all");
+    assert!(
+        fetches <= 20,
+        "{fetches} requests to the governed repository's remote during a 60 s outage"
+    );
+    assert!(
+        pushes <= 20,
+        "{pushes} requests to the evidence remote during a 60 s outage"
+    );
+    assert!(
+        recovered,
+        "the commit pushed during the outage is processed once the remote is back"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn each_plane_down_for_60_seconds_costs_bounded_calls_then_recovers_on_its_own() {
+    let figures = plane_outages(Duration::seconds(60)).await;
+    for (plane, calls, _) in &figures {
+        eprintln!("outage 60 s: plane {} {calls} call(s)", plane.as_str());
+    }
+    assert!(
+        figures.iter().any(|(_, calls, _)| *calls > 0),
+        "some plane had work during its outage: {figures:?}"
+    );
+    for (plane, calls, recovered) in &figures {
+        assert!(
+            *calls <= 20,
+            "plane {}: {calls} connector calls during a 60 s outage",
+            plane.as_str()
+        );
+        assert!(
+            recovered,
+            "plane {}: called again once it is back",
+            plane.as_str()
+        );
+    }
 }

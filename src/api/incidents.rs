@@ -407,10 +407,7 @@ fn record(
     let mut counts: BTreeMap<&'static str, usize> = BTreeMap::new();
     for report in reports {
         if let Some(signed_at) = signed_at
-            && let Some(known) = store
-                .incidents()?
-                .into_iter()
-                .find(|i| i.source == report.source && i.external_id == report.external_id)
+            && let Some(known) = store.incident(&report.source, &report.external_id)?
             && known
                 .details
                 .get("signed_at")

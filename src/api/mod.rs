@@ -7,6 +7,8 @@
 //! all the work happens there. Shutdown is injected ([`ApiServer::shutdown`]).
 
 pub mod incidents;
+pub mod metrics;
+pub mod status_page;
 pub mod webhooks;
 
 pub use webhooks::{WEBHOOK_BODY_LIMIT, WebhookState};

@@ -39,6 +39,16 @@ pub struct ForgeArgs {
     /// File holding the webhook secret; or set $RINGMASTER_GITHUB_WEBHOOK_SECRET.
     #[arg(long)]
     pub github_webhook_secret_file: Option<PathBuf>,
+    /// File holding the HTTPS token of the Git remotes (read at every fetch
+    /// and push); or set $RINGMASTER_GIT_TOKEN.
+    #[arg(long)]
+    pub git_token_file: Option<PathBuf>,
+    /// SSH private key of the Git remotes (with --git-known-hosts-file).
+    #[arg(long)]
+    pub git_ssh_key_file: Option<PathBuf>,
+    /// OpenSSH known_hosts file the SSH remote's host key must be in.
+    #[arg(long)]
+    pub git_known_hosts_file: Option<PathBuf>,
 }
 
 impl ForgeArgs {
@@ -53,6 +63,15 @@ impl ForgeArgs {
             github_app_key_file: self.github_app_key_file,
             github_token_file: self.github_token_file,
             github_webhook_secret_file: self.github_webhook_secret_file,
+            git_credentials: (self.git_token_file.is_some()
+                || self.git_ssh_key_file.is_some()
+                || self.git_known_hosts_file.is_some())
+            .then(|| crate::daemon::config::RawGitCredentials {
+                token_file: self.git_token_file,
+                ssh_key_file: self.git_ssh_key_file,
+                ssh_known_hosts_file: self.git_known_hosts_file,
+                ..Default::default()
+            }),
             ..RawConfig::default()
         }
     }
@@ -180,8 +199,8 @@ pub(super) fn serve(
                 println!(
                     "  #{} {} {}",
                     record.sequence,
-                    record.intent_id.as_deref().unwrap_or("-"),
-                    record.pack_path
+                    crate::escape::terminal(record.intent_id.as_deref().unwrap_or("-")),
+                    crate::escape::terminal(&record.pack_path)
                 );
             }
         }
@@ -275,7 +294,9 @@ pub(super) fn verify(
             "{}: verification FAILED after {} good record(s)",
             report.branch, report.records_checked
         );
-        println!("{failure}");
+        // Paths and reasons come from the branch, which anyone who can
+        // push may have written.
+        println!("{}", crate::escape::terminal(&failure.to_string()));
     }
     let mut ok = report.ok;
     if let Some(store) = &store {

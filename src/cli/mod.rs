@@ -514,7 +514,8 @@ pub fn run(cli: Cli, clock: crate::daemon::Clock) -> ExitCode {
     match result {
         Ok(code) => code,
         Err(error) => {
-            eprintln!("error: {error:#}");
+            // Errors may quote repository values (ids, paths): one line, escaped.
+            eprintln!("error: {}", crate::escape::terminal(&format!("{error:#}")));
             ExitCode::from(2)
         }
     }

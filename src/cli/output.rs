@@ -1,12 +1,33 @@
 //! Text rendering for people: aligned tables, no colour codes in pipes.
+//!
+//! Every value that comes from the governed repository (ids, file names,
+//! rule names and messages, groups, scope values) is printed through
+//! [`crate::escape::terminal`]: table cells by [`table`] itself, the rest
+//! where they are formatted, so no value can add a line or move the cursor.
 
+use crate::escape::terminal as t;
 use crate::evaluation::Evaluation;
 use crate::plan::Plan;
 use crate::policy::Decision;
 use std::fmt::Write as _;
 
-/// Renders rows as left-aligned columns separated by two spaces.
+/// Repository values joined for one line, each escaped.
+fn joined(values: &[String]) -> String {
+    values
+        .iter()
+        .map(|value| t(value))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Renders rows as left-aligned columns separated by two spaces; every cell
+/// escaped ([`t`]), so a cell is one line.
 pub(super) fn table(header: &[&str], rows: &[Vec<String>]) -> String {
+    let rows: Vec<Vec<String>> = rows
+        .iter()
+        .map(|row| row.iter().map(|cell| t(cell).into_owned()).collect())
+        .collect();
+    let rows = rows.as_slice();
     let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
     for row in rows {
         for (index, cell) in row.iter().enumerate() {
@@ -36,7 +57,8 @@ pub(super) fn table(header: &[&str], rows: &[Vec<String>]) -> String {
 
 pub(super) fn print_validation(label: &str, file_count: usize, evaluation: &Evaluation) {
     println!(
-        "{label}: {file_count} files, {} intents",
+        "{}: {file_count} files, {} intents",
+        t(label),
         evaluation.intents.len()
     );
     if !evaluation.diagnostics.is_empty() {
@@ -83,7 +105,12 @@ pub(super) fn print_validation(label: &str, file_count: usize, evaluation: &Eval
         print!("{}", table(&["INTENT", "DECISION", "RISK", "WHY"], &rows));
         for intent in &evaluation.intents {
             for reason in &intent.outcome.reasons {
-                println!("  {} {}: {}", intent.intent_id, reason.rule, reason.message);
+                println!(
+                    "  {} {}: {}",
+                    t(&intent.intent_id),
+                    t(&reason.rule),
+                    t(&reason.message)
+                );
             }
         }
     }
@@ -113,9 +140,9 @@ pub(super) fn print_plan(plan: &Plan) {
     let evaluation = &plan.evaluation;
     println!(
         "{}: {} {} via {}",
-        plan.intent_id,
-        plan.application_id,
-        plan.version,
+        t(&plan.intent_id),
+        t(&plan.application_id),
+        t(&plan.version),
         plan.plane.map(|p| p.as_str()).unwrap_or("?")
     );
     println!("decision: {}", evaluation.decision());
@@ -126,7 +153,9 @@ pub(super) fn print_plan(plan: &Plan) {
     if let Some(risk) = &evaluation.risk {
         println!(
             "\nrisk: {} ({}, model {})",
-            risk.risk_score, risk.threshold, risk.risk_model_version
+            risk.risk_score,
+            risk.threshold,
+            t(&risk.risk_model_version)
         );
         let rows: Vec<Vec<String>> = risk
             .factors
@@ -161,7 +190,10 @@ pub(super) fn print_plan(plan: &Plan) {
     {
         println!(
             "  [{:?}] {} ({}): {}",
-            reason.kind, reason.rule, reason.source, reason.message
+            reason.kind,
+            t(&reason.rule),
+            t(&reason.source),
+            t(&reason.message)
         );
     }
     if evaluation.outcome.approvals_required > 0 {
@@ -169,7 +201,7 @@ pub(super) fn print_plan(plan: &Plan) {
             "approvals: {}/{} counted [{}]",
             evaluation.outcome.counted_approvals.len(),
             evaluation.outcome.approvals_required,
-            evaluation.outcome.counted_approvals.join(", ")
+            joined(&evaluation.outcome.counted_approvals)
         );
     }
     println!("\nscope diff:");
@@ -193,8 +225,8 @@ pub(super) fn print_plan(plan: &Plan) {
                         if !dimension.is_empty() {
                             println!(
                                 "  application allowed_scope.{name}: +[{}] -[{}]",
-                                dimension.added.join(", "),
-                                dimension.removed.join(", ")
+                                joined(&dimension.added),
+                                joined(&dimension.removed)
                             );
                         }
                     }
@@ -204,18 +236,18 @@ pub(super) fn print_plan(plan: &Plan) {
                 match &target.previous {
                     None => println!(
                         "  target: new intent → {}/{} rings [{}]",
-                        target.current.acquisition_boundary,
-                        target.current.business_unit,
-                        target.current.rings.join(", ")
+                        t(&target.current.acquisition_boundary),
+                        t(&target.current.business_unit),
+                        joined(&target.current.rings)
                     ),
                     Some(previous) => println!(
                         "  target: {}/{} → {}/{}; rings +[{}] -[{}]",
-                        previous.acquisition_boundary,
-                        previous.business_unit,
-                        target.current.acquisition_boundary,
-                        target.current.business_unit,
-                        target.rings_added.join(", "),
-                        target.rings_removed.join(", ")
+                        t(&previous.acquisition_boundary),
+                        t(&previous.business_unit),
+                        t(&target.current.acquisition_boundary),
+                        t(&target.current.business_unit),
+                        joined(&target.rings_added),
+                        joined(&target.rings_removed)
                     ),
                 }
             }

@@ -175,16 +175,10 @@ pub(super) fn json_report(evaluation: &Evaluation) -> serde_json::Value {
     })
 }
 
-/// GitHub workflow commands; values escaped as the runner requires.
+/// GitHub workflow commands; values escaped as the runner requires, and
+/// control characters shown, never sent (`crate::escape`).
 fn print_github(subdir: &str, evaluation: &Evaluation) {
-    fn escape_data(text: &str) -> String {
-        text.replace('%', "%25")
-            .replace('\r', "%0D")
-            .replace('\n', "%0A")
-    }
-    fn escape_property(text: &str) -> String {
-        escape_data(text).replace(':', "%3A").replace(',', "%2C")
-    }
+    use crate::escape::{workflow_data as escape_data, workflow_property as escape_property};
     let path = |file: &str| {
         if subdir.is_empty() {
             file.to_owned()
@@ -230,7 +224,7 @@ fn print_github(subdir: &str, evaluation: &Evaluation) {
             "::{level} file={},title={}::{} {}{}",
             escape_property(&path(&intent.file)),
             escape_property(&format!("ringmaster/policy {}", intent.intent_id)),
-            intent.intent_id,
+            escape_data(&intent.intent_id),
             intent.decision(),
             escape_data(&summary)
         );

@@ -5,11 +5,13 @@
 //! to poll). Parsed into a raw, all-optional layer first, then validated into
 //! [`DaemonConfig`], so every missing or bad setting is reported by name.
 
+pub use super::git_config::RawGitCredentials;
 pub use super::github_config::GitHubConfig;
 use crate::api::incidents::{AlertmanagerAuth, IntakeSecret};
 use crate::forge::{GitHubToken, WebhookSecret};
 use crate::model::Plane;
 use crate::planes::ConnectorConfig;
+use crate::source::credentials::GitAuth;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -112,6 +114,8 @@ pub struct RawConfig {
     pub object_store_environment: Option<crate::worm::StoreCredentials>,
     /// The incident receivers (see [`RawIncidents`]).
     pub incidents: Option<RawIncidents>,
+    /// How the Git remotes authenticate (see [`RawGitCredentials`]).
+    pub git_credentials: Option<RawGitCredentials>,
 }
 
 /// The incident receivers' secrets, from files or the environment (never
@@ -254,6 +258,10 @@ impl RawConfig {
                 (Some(under), Some(over)) => Some(under.layered(over)),
                 (under, over) => over.or(under),
             },
+            git_credentials: match (self.git_credentials, over.git_credentials) {
+                (Some(under), Some(over)) => Some(under.layered(over)),
+                (under, over) => over.or(under),
+            },
         }
     }
 
@@ -316,6 +324,7 @@ impl RawConfig {
                 webhook_secret: lookup("RINGMASTER_INCIDENT_WEBHOOK_SECRET").map(IntakeSecret::new),
                 ..RawIncidents::default()
             }),
+            git_credentials: Some(RawGitCredentials::from_environment(&lookup)),
         })
     }
 
@@ -361,6 +370,15 @@ impl RawConfig {
             (RepoLocation::Remote(_), None) => Some("origin".into()),
             (RepoLocation::Local(_), None) => None,
         };
+        let github_app = github.as_ref().is_some_and(|github| {
+            matches!(github.settings.auth, crate::forge::GitHubAuth::App { .. })
+        });
+        let git_credentials = super::git_config::validate(
+            self.git_credentials.take(),
+            github_app,
+            &repo,
+            evidence_remote.as_deref(),
+        )?;
         let planes = self.planes.unwrap_or_default();
         for (plane, connector) in &planes {
             if connector.plane() != *plane {
@@ -410,6 +428,7 @@ impl RawConfig {
             github,
             planes,
             incidents,
+            git_credentials,
         })
     }
 }
@@ -439,6 +458,8 @@ pub struct DaemonConfig {
     pub evidence_object_store: Option<crate::worm::ObjectStoreConfig>,
     /// The incident receivers served (with `listen`).
     pub incidents: IncidentsConfig,
+    /// How the fetch and the evidence push authenticate.
+    pub git_credentials: GitAuth,
 }
 
 #[derive(Debug, thiserror::Error)]

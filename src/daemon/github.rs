@@ -44,11 +44,9 @@ impl Daemon {
         if let Some(github) = &self.config.github {
             let client = GitHubClient::new(&github.settings, clock)?;
             let remote = matches!(self.config.repo, RepoLocation::Remote(_));
-            self.forge = Some(Forge::new(
-                Arc::new(client),
-                self.config.branch.clone(),
-                remote,
-            ));
+            let mut forge = Forge::new(Arc::new(client), self.config.branch.clone(), remote);
+            forge.git_credentials = self.git_credentials.clone();
+            self.forge = Some(forge);
         }
         Ok(())
     }
@@ -65,6 +63,7 @@ impl Daemon {
         };
         let incident_waker = events.clone();
         let incident_clock = clock.clone();
+        let clock_for_views = clock.clone();
         let webhooks = match &self.config.github {
             Some(github) => match &github.webhook_secret {
                 Some(secret) => Some(Arc::new(WebhookState {
@@ -97,6 +96,7 @@ impl Daemon {
             });
             router = router.merge(api::incidents::routes(intake));
         }
+        router = router.merge(self.observability_routes(clock_for_views)?);
         let server = ApiServer::start(address, router).await?;
         eprintln!("ringmaster: listening on http://{}", server.local_addr);
         Ok(Some(server))
@@ -188,6 +188,7 @@ impl Daemon {
     /// rollouts, evidence), then every open PR — all that is pending, once.
     pub async fn run_once(&mut self, clock: Clock) -> Result<StepReport, DaemonError> {
         self.connect_forge(clock.clone())?;
+        self.refresh_git_token().await;
         if self.forge.is_some() {
             self.handle_webhooks(clock()).await?;
         }

@@ -8,9 +8,11 @@
 //! passes a clock in.
 
 pub mod config;
+pub mod git_config;
 pub mod github;
 pub mod github_config;
 pub mod performer;
+pub mod plane_breakers;
 pub mod planes;
 pub mod process;
 pub mod reconcile;
@@ -19,11 +21,13 @@ pub mod rollout;
 pub mod rules;
 pub mod schedule;
 pub mod siem;
+mod views;
 
 use crate::evidence::{AppendContext, EventChainAnchor, EvidenceBranch, ExpectedHead, SigningKey};
 use crate::model::Snapshot;
 use crate::orchestrator::{BreakerPolicy, CircuitBreaker};
 use crate::source::GovernedRepo;
+use crate::source::credentials::GitCredentials;
 use crate::source::watch;
 use crate::store::Store;
 use chrono::{DateTime, Utc};
@@ -165,6 +169,11 @@ pub struct Daemon {
     /// Whether the last evidence push failed (a `publish_blocked` event is
     /// recorded when it starts failing, not at every retry).
     push_blocked: bool,
+    /// What the fetch and the evidence push authenticate with (shared with
+    /// the evidence branch and the forge's fetches).
+    git_credentials: GitCredentials,
+    /// Each plane's circuit breaker (see [`plane_breakers`]).
+    plane_breakers: plane_breakers::PlaneBreakers,
 }
 
 /// What one step of the daemon did.
@@ -192,6 +201,7 @@ impl Daemon {
             source,
         })?;
         let store = Store::open(&config.state_dir.join("ringmaster.db"))?;
+        let git_credentials = GitCredentials::new(config.git_credentials.clone());
         let repo = match &config.repo {
             RepoLocation::Local(path) => GovernedRepo::open(path)?,
             RepoLocation::Remote(url) => {
@@ -200,7 +210,8 @@ impl Daemon {
                 GovernedRepo::open(&mirror)?
             }
         };
-        let mut evidence = EvidenceBranch::open(repo.repository.path(), &config.evidence_branch)?;
+        let mut evidence = EvidenceBranch::open(repo.repository.path(), &config.evidence_branch)?
+            .with_remote_credentials(git_credentials.clone());
         if let Some(store_config) = &config.evidence_object_store {
             evidence = evidence.with_worm_copy(open_worm_copy(store_config)?);
             if config.evidence_remote.is_some() {
@@ -236,6 +247,8 @@ impl Daemon {
             webhooks_pending: true,
             git_fetch: CircuitBreaker::new("git remote (fetch)", BreakerPolicy::default()),
             push_blocked: false,
+            git_credentials,
+            plane_breakers: Default::default(),
         })
     }
 
@@ -249,6 +262,14 @@ impl Daemon {
 
     pub fn planes(&self) -> Option<&Planes> {
         self.planes.as_ref()
+    }
+
+    /// The last evidence commit pushed to the evidence remote, as the
+    /// repository remembers it (across restarts); what a rewound remote is
+    /// detected against.
+    pub fn evidence_last_pushed(&self) -> Option<String> {
+        let remote = self.config.evidence_remote.as_deref()?;
+        self.evidence.last_pushed(remote)
     }
 
     pub fn store(&self) -> &Store {
@@ -347,6 +368,7 @@ impl Daemon {
                 pause_at: self.pause_at,
                 evidence_remote: self.config.evidence_remote.as_deref(),
                 push: &mut self.push,
+                plane_breakers: &self.plane_breakers,
             },
             recover: !self.recovered,
         };
@@ -380,9 +402,10 @@ impl Daemon {
         &mut self,
         now: DateTime<Utc>,
     ) -> Result<Vec<CommitReport>, DaemonError> {
-        if let RepoLocation::Remote(_) = &self.config.repo {
-            self.fetch_governed(now);
-        }
+        let fetch_error = match &self.config.repo {
+            RepoLocation::Remote(_) => self.fetch_governed(now),
+            RepoLocation::Local(_) => None,
+        };
         let mut processor = Processor {
             repo: &self.repo,
             branch: &self.config.branch,
@@ -396,7 +419,13 @@ impl Daemon {
                 .as_ref()
                 .map(|forge| forge as &dyn crate::forge::MergeFactsSource),
         };
-        Ok(processor.process_pending(now)?)
+        let reports = processor.process_pending(now)?;
+        match fetch_error {
+            // Nothing new could be read: say why (`serve --once` fails with
+            // it, the loop backs off); what was fetched before is processed.
+            Some(error) if reports.is_empty() => Err(error.into()),
+            _ => Ok(reports),
+        }
     }
 
     /// The WORM copy's counters (`None` without an object store).
@@ -445,15 +474,22 @@ impl Daemon {
         Err(DaemonError::ObjectStore(reason))
     }
 
-    /// Fetches the tracked branch through its breaker. A failed or refused
-    /// fetch is not an error of the step: the mirror keeps what it has, the
-    /// rollouts go on, and the next poll (or the breaker's probe) fetches again.
-    fn fetch_governed(&mut self, now: DateTime<Utc>) {
+    /// Fetches the tracked branch through its breaker, with the configured
+    /// credentials. A failed fetch is returned (its message names the remote
+    /// and never a secret) but does not stop the step: the mirror keeps what
+    /// it has, the rollouts go on, and the next poll (or the breaker's probe)
+    /// fetches again — reading a token file again, so a fixed or rotated
+    /// token is used without a restart. A fetch the open breaker refuses
+    /// sends nothing and is not an error.
+    fn fetch_governed(&mut self, now: DateTime<Utc>) -> Option<crate::source::SourceError> {
         if self.git_fetch.admit(now).is_err() {
-            return;
+            return None;
         }
-        match crate::source::remote::fetch(&self.repo.repository) {
-            Ok(()) => self.git_fetch.record_success(),
+        match crate::source::remote::fetch(&self.repo.repository, &self.git_credentials) {
+            Ok(()) => {
+                self.git_fetch.record_success();
+                None
+            }
             Err(error) => {
                 let opened = self.git_fetch.record_failure(
                     now,
@@ -469,8 +505,30 @@ impl Daemon {
                         tracing::warn!(%error, "fetching the governed repository failed; the next poll retries")
                     }
                 }
+                Some(error)
             }
         }
+    }
+
+    /// Mints the GitHub App's installation token for the Git calls that
+    /// follow, when the Git credentials use it (the forge's client caches
+    /// it, so this sends a request only when it is about to expire).
+    async fn refresh_git_token(&mut self) {
+        if !self.git_credentials.uses_github_app() {
+            return;
+        }
+        let token = match &self.forge {
+            Some(forge) => forge
+                .client
+                .installation_token()
+                .await
+                .map_err(|error| error.to_string()),
+            None => Err("the GitHub forge is not connected".into()),
+        };
+        if let Err(reason) = &token {
+            tracing::warn!(%reason, "no GitHub App installation token for Git");
+        }
+        self.git_credentials.set_app_token(token);
     }
 
     /// Pushes evidence through its breaker; if that fails, publishing is
@@ -488,6 +546,23 @@ impl Daemon {
                 return Err(error.into());
             }
             self.push_blocked = true;
+            let remote = crate::source::credentials::redact_url(remote);
+            let forked = matches!(error, crate::evidence::EvidenceError::RemoteForked { .. });
+            if forked {
+                tracing::error!(%error, "the evidence remote was rewound or forked; publishing stops");
+                self.siem.emit(&serde_json::json!({
+                    "type": "alert",
+                    "alert": "evidence_remote_forked",
+                    "remote": remote,
+                    "message": error.to_string(),
+                    "at": now,
+                }));
+            }
+            let kind = if forked {
+                "evidence_remote_forked"
+            } else {
+                "evidence_push_failed"
+            };
             self.store.append_event(crate::store::NewEvent {
                 correlation_id: "evidence:push".into(),
                 intent_id: None,
@@ -498,7 +573,7 @@ impl Daemon {
                 execution_plane: None,
                 ring: None,
                 outcome: crate::store::EventOutcome::Failure,
-                details: serde_json::json!({"reason": format!("evidence could not be pushed to {remote}: {error}")}),
+                details: serde_json::json!({"kind": kind, "remote": remote, "reason": format!("evidence could not be pushed to {remote}: {error}")}),
             })?;
             return Err(error.into());
         }
@@ -590,7 +665,11 @@ impl Daemon {
     /// When the loop must wake up at the latest: the schedule's next
     /// deadline, or an open breaker's next probe.
     pub fn next_deadline(&self, now: DateTime<Utc>) -> DateTime<Utc> {
-        let breakers = [self.git_fetch.retry_at(), self.push.breaker.retry_at()];
+        let breakers = [
+            self.git_fetch.retry_at(),
+            self.push.breaker.retry_at(),
+            self.plane_breakers.retry_at(),
+        ];
         match &self.schedule {
             Some(schedule) => schedule.next_deadline(now, breakers.into_iter().flatten()),
             None => now,
@@ -606,6 +685,7 @@ impl Daemon {
         let poll_interval = self.config.poll_interval;
         self.schedule
             .get_or_insert_with(|| Schedule::new(poll_interval, now));
+        self.refresh_git_token().await;
         if self.webhooks_pending {
             self.webhooks_pending = false;
             if let Err(error) = self.handle_webhooks(now).await {

@@ -84,6 +84,8 @@ pub struct Performer<'a> {
     /// The Git remote evidence must reach before a plane is changed, if any.
     pub evidence_remote: Option<&'a str>,
     pub push: &'a mut EvidencePush,
+    /// Every connector call goes through its plane's circuit breaker.
+    pub plane_breakers: &'a super::plane_breakers::PlaneBreakers,
 }
 
 /// How a drift remediation went.
@@ -674,7 +676,8 @@ impl Performer<'_> {
         if planned.state != ActionState::Sent {
             self.store.mark_sent(&planned.key, now)?;
         }
-        match connector.publish(&request, now).await {
+        let call = connector.publish(&request, now);
+        match self.plane_breakers.call(request.plane, now, call).await {
             Ok(result) => {
                 if self.pause_at == Some(PausePoint::AfterPublish) {
                     pause_forever("after-publish");
@@ -729,7 +732,8 @@ impl Performer<'_> {
                 ),
             ));
         };
-        connector.query_status(correlation_id, now).await
+        let call = connector.query_status(correlation_id, now);
+        self.plane_breakers.call(plane, now, call).await
     }
 
     async fn ring_status(
@@ -809,10 +813,9 @@ impl Performer<'_> {
         if planned.state != ActionState::Sent {
             self.store.mark_sent(&planned.key, now)?;
         }
-        match connector
-            .remediate(&plane_correlation_id(run), &remediation, now)
-            .await
-        {
+        let correlation_id = plane_correlation_id(run);
+        let call = connector.remediate(&correlation_id, &remediation, now);
+        match self.plane_breakers.call(plane, now, call).await {
             Ok(result) => {
                 if self.pause_at == Some(PausePoint::AfterRemediation) {
                     pause_forever("after-remediation");
@@ -882,10 +885,9 @@ impl Performer<'_> {
         if planned.state != ActionState::Sent {
             self.store.mark_sent(&planned.key, now)?;
         }
-        match connector
-            .remediate(&plane_correlation_id(run), &plan.remediation, now)
-            .await
-        {
+        let correlation_id = plane_correlation_id(run);
+        let call = connector.remediate(&correlation_id, &plan.remediation, now);
+        match self.plane_breakers.call(plane, now, call).await {
             Ok(result) => {
                 if self.pause_at == Some(PausePoint::AfterRemediation) {
                     pause_forever("after-remediation");
@@ -926,7 +928,8 @@ impl Performer<'_> {
             let Some(connector) = planes.connector(plane) else {
                 continue;
             };
-            let found = match connector.verify_idempotency(&correlation_id, now).await {
+            let call = connector.verify_idempotency(&correlation_id, now);
+            let found = match self.plane_breakers.call(plane, now, call).await {
                 Ok(found) => found,
                 Err(error) => {
                     tracing::warn!(key = %action.key, %error, "cannot ask the plane about an action in flight; its retry will");

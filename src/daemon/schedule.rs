@@ -150,7 +150,11 @@ impl Schedule {
     /// When the loop must wake up at the latest (if no event comes first),
     /// given `extra` deadlines of its dependencies (an open breaker's next
     /// probe). Never inside the gap after a step: an early wake-up there
-    /// could do nothing, and waking to do nothing in a loop is spinning.
+    /// could do nothing, and waking to do nothing in a loop is spinning. An
+    /// `extra` deadline already reached is not one: a breaker whose open
+    /// time is over stays open until a call probes it, and nothing here
+    /// makes that call, so waking for it would be waking for nothing, at
+    /// once, forever.
     pub fn next_deadline(
         &self,
         now: DateTime<Utc>,
@@ -165,7 +169,7 @@ impl Schedule {
         ]
         .into_iter()
         .flatten()
-        .chain(extra)
+        .chain(extra.into_iter().filter(|at| *at > now))
         .min()
         .unwrap_or(self.next_poll);
         match self.last_step {
@@ -212,6 +216,20 @@ mod tests {
         }
         assert_eq!(schedule.next_deadline(at(0), []), at(1));
         assert!(schedule.due(at(1)).step);
+    }
+
+    #[test]
+    fn a_dependency_deadline_already_reached_does_not_wake_the_loop_again() {
+        let mut schedule = schedule();
+        schedule.stepped(at(0), None);
+        schedule.polled(at(0), 0.0);
+        // A breaker open until 10 s: the loop wakes then.
+        assert_eq!(schedule.next_deadline(at(0), [at(10)]), at(10));
+        // At 10 s nothing is due, the breaker is still open (nothing probed
+        // it): the next deadline is the poll, not "now" again.
+        assert!(!schedule.due(at(10)).step);
+        assert_eq!(schedule.next_deadline(at(10), [at(10)]), at(27));
+        assert_eq!(schedule.next_deadline(at(20), [at(10)]), at(27));
     }
 
     #[test]

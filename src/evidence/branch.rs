@@ -120,6 +120,8 @@ pub struct EvidenceBranch {
     /// Whether `append` copies at once (false when the daemon pushes to a
     /// remote first and copies after the push).
     pub(super) copy_on_append: bool,
+    /// What pushes and fetches of the evidence remote authenticate with.
+    pub(super) credentials: crate::source::credentials::GitCredentials,
 }
 
 impl fmt::Debug for EvidenceBranch {
@@ -161,6 +163,7 @@ impl EvidenceBranch {
             committer_email: "ringmaster@localhost".to_string(),
             worm: None,
             copy_on_append: true,
+            credentials: Default::default(),
         };
         branch.ensure_not_head()?;
         Ok(branch)

@@ -137,6 +137,22 @@ pub enum EvidenceError {
         pack_sha256: String,
         found: String,
     },
+    /// The evidence remote no longer holds the last commit this writer
+    /// pushed to it: its branch was rewound, deleted or replaced by another
+    /// history. Nothing was re-signed on top of it and nothing was pushed.
+    #[error(
+        "evidence remote {remote} no longer holds commit {pushed}, the last evidence this daemon \
+         pushed to it: {found}. Its branch {branch:?} was rewound or replaced by another history; \
+         nothing was re-signed on top of it, and publishing stops until it holds that commit again. \
+         Inspect it (git fetch {remote} {branch} && git log FETCH_HEAD), restore the records \
+         this daemon pushed, and run `ringmaster verify`"
+    )]
+    RemoteForked {
+        remote: String,
+        branch: String,
+        pushed: String,
+        found: String,
+    },
     /// The remote failed often enough that its circuit breaker is open:
     /// nothing was sent; the push is retried when the breaker lets a probe
     /// through.

@@ -10,12 +10,13 @@
 
 use std::fmt;
 
-use git2::{FetchOptions, Oid, PushOptions, Remote, RemoteCallbacks};
+use git2::{FetchOptions, Oid, PushOptions, Remote};
 
 use super::branch::{AppendedRecord, EvidenceBranch, short};
 use super::keys::SigningKey;
 use super::pack::EvidencePackInput;
 use super::{EvidenceError, Result, git_context};
+use crate::source::credentials::redact_url;
 
 /// A successful push.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -86,6 +87,16 @@ impl fmt::Display for FetchOutcome {
 }
 
 impl EvidenceBranch {
+    /// The credentials pushes and fetches of a remote use (see
+    /// [`crate::source::credentials`]); none by default.
+    pub fn with_remote_credentials(
+        mut self,
+        credentials: crate::source::credentials::GitCredentials,
+    ) -> Self {
+        self.credentials = credentials;
+        self
+    }
+
     /// A configured remote by name, or else an anonymous remote for a URL
     /// or path.
     fn remote(&self, remote: &str) -> Result<Remote<'_>> {
@@ -95,14 +106,72 @@ impl EvidenceBranch {
                 .repository
                 .remote_anonymous(remote)
                 .map_err(git_context(format!(
-                    "{remote} is neither a remote nor a URL"
+                    "{} is neither a remote nor a URL",
+                    redact_url(remote)
                 ))),
+        }
+    }
+
+    /// The local reference that remembers the last commit pushed to the
+    /// remote at `url`: `refs/ringmaster/evidence-pushed/<branch>/<url digest>`.
+    /// Only a successful push moves it; a fetch never does.
+    fn pushed_reference(&self, url: &str) -> String {
+        let digest = super::sha256_hex(url.as_bytes());
+        format!(
+            "refs/ringmaster/evidence-pushed/{}/{}",
+            self.branch_name,
+            &digest[..16]
+        )
+    }
+
+    /// The last commit pushed to the remote at `url` (a remote name, URL or
+    /// path), if this repository ever pushed evidence there.
+    pub fn last_pushed(&self, remote: &str) -> Option<String> {
+        let url = crate::source::credentials::remote_url(&self.repository, remote);
+        self.pushed_commit(&url).map(|oid| oid.to_string())
+    }
+
+    fn pushed_commit(&self, url: &str) -> Option<Oid> {
+        self.repository
+            .find_reference(&self.pushed_reference(url))
+            .ok()
+            .and_then(|reference| reference.target())
+    }
+
+    /// `Some(what was found)` when the remote's tip `found` (`None`: no
+    /// branch) does not hold `pushed`. A tip whose objects are not here is
+    /// not judged (`unknown_is_forked` false: a push finds out by being
+    /// rejected, and the fetch that follows brings the objects).
+    fn forked_from(
+        &self,
+        pushed: Oid,
+        found: Option<Oid>,
+        unknown_is_forked: bool,
+    ) -> Option<String> {
+        let Some(found) = found.filter(|oid| !oid.is_zero()) else {
+            return Some("the remote has no evidence branch any more".into());
+        };
+        if found == pushed {
+            return None;
+        }
+        if self.repository.find_commit(found).is_err() {
+            return unknown_is_forked
+                .then(|| format!("its tip {} is unknown here", short(&found.to_string())));
+        }
+        match self.repository.graph_descendant_of(found, pushed) {
+            Ok(true) => None,
+            _ => Some(format!(
+                "its tip {} does not descend from it",
+                short(&found.to_string())
+            )),
         }
     }
 
     /// Pushes the branch to the same branch of `remote` (a remote name, URL
     /// or path), fast-forward only. A non-fast-forward is
-    /// [`EvidenceError::PushRejected`].
+    /// [`EvidenceError::PushRejected`]; a remote that no longer holds what
+    /// was last pushed to it is [`EvidenceError::RemoteForked`] and gets
+    /// nothing.
     pub fn push(&self, remote: &str) -> Result<PushReport> {
         let local_tip = self
             .tip_commit()?
@@ -110,13 +179,36 @@ impl EvidenceBranch {
                 branch: self.branch_name.clone(),
                 repository: self.repository_path.clone(),
             })?;
+        let shown = redact_url(remote);
         let mut remote_handle = self.remote(remote)?;
+        let url = remote_handle.url().unwrap_or(remote).to_owned();
+        let pushed = self.pushed_commit(&url);
         let mut rejection: Option<String> = None;
+        let mut forked: Option<String> = None;
         let push_result = {
-            let mut callbacks = RemoteCallbacks::new();
+            let mut callbacks = self.credentials.callbacks(&url);
             callbacks.push_update_reference(|_reference, status| {
                 if let Some(status) = status {
                     rejection = Some(status.to_string());
+                }
+                Ok(())
+            });
+            // Before anything is sent: the remote's branch must still hold
+            // what this daemon last pushed there.
+            callbacks.push_negotiation(|updates| {
+                let Some(pushed) = pushed else {
+                    return Ok(());
+                };
+                for update in updates {
+                    if update.dst_refname().ok() != Some(self.reference_name.as_str()) {
+                        continue;
+                    }
+                    if let Some(found) = self.forked_from(pushed, Some(update.src()), false) {
+                        forked = Some(found);
+                        return Err(git2::Error::from_str(
+                            "the evidence remote no longer holds the last commit pushed to it",
+                        ));
+                    }
                 }
                 Ok(())
             });
@@ -126,8 +218,16 @@ impl EvidenceBranch {
             let refspec = format!("{0}:{0}", self.reference_name);
             remote_handle.push(&[refspec], Some(&mut options))
         };
+        if let (Some(found), Some(pushed)) = (forked, pushed) {
+            return Err(EvidenceError::RemoteForked {
+                remote: shown,
+                branch: self.branch_name.clone(),
+                pushed: pushed.to_string(),
+                found,
+            });
+        }
         let rejected = |reason: String| EvidenceError::PushRejected {
-            remote: remote.to_string(),
+            remote: shown.clone(),
             branch: self.branch_name.clone(),
             reason,
         };
@@ -140,14 +240,25 @@ impl EvidenceBranch {
             {
                 return Err(rejected(error.message().to_string()));
             }
-            Err(error) => return Err(git_context(format!("cannot push to {remote}"))(error)),
+            Err(error) => {
+                let error = self.credentials.explain(error);
+                return Err(git_context(format!("cannot push to {shown}"))(error));
+            }
             Ok(()) => {}
         }
         if let Some(reason) = rejection {
             return Err(rejected(reason));
         }
+        self.repository
+            .reference(
+                &self.pushed_reference(&url),
+                local_tip,
+                true,
+                &format!("ringmaster: evidence pushed to {shown}"),
+            )
+            .map_err(git_context("cannot record the commit pushed"))?;
         Ok(PushReport {
-            remote: remote.to_string(),
+            remote: shown,
             branch: self.branch_name.clone(),
             commit: local_tip.to_string(),
         })
@@ -155,10 +266,14 @@ impl EvidenceBranch {
 
     /// Fetches the branch from `remote` (a remote name, URL or path) and
     /// fast-forwards the local branch when it is behind. Never moves the
-    /// local branch otherwise. Run `verify_branch` afterwards to check what
-    /// arrived.
+    /// local branch otherwise. A remote that no longer holds the last
+    /// commit pushed to it is [`EvidenceError::RemoteForked`] (nothing is
+    /// moved, so nothing is replayed onto it). Run `verify_branch`
+    /// afterwards to check what arrived.
     pub fn fetch(&self, remote: &str) -> Result<FetchOutcome> {
+        let shown = redact_url(remote);
         let mut remote_handle = self.remote(remote)?;
+        let url = remote_handle.url().unwrap_or(remote).to_owned();
         let refspec = match remote_handle.name() {
             Ok(Some(name)) => format!(
                 "+{}:refs/remotes/{name}/{}",
@@ -167,17 +282,29 @@ impl EvidenceBranch {
             _ => self.reference_name.clone(),
         };
         let mut options = FetchOptions::new();
+        options.remote_callbacks(self.credentials.callbacks(&url));
         remote_handle
             .fetch(&[refspec], Some(&mut options), None)
-            .map_err(git_context(format!("cannot fetch from {remote}")))?;
+            .map_err(|error| self.credentials.explain(error))
+            .map_err(git_context(format!("cannot fetch from {shown}")))?;
         let remote_tip = remote_handle
             .list()
             .map_err(git_context(format!(
-                "cannot list the references of {remote}"
+                "cannot list the references of {shown}"
             )))?
             .iter()
             .find(|head| head.name() == self.reference_name)
             .map(|head| head.oid());
+        if let Some(pushed) = self.pushed_commit(&url)
+            && let Some(found) = self.forked_from(pushed, remote_tip, true)
+        {
+            return Err(EvidenceError::RemoteForked {
+                remote: shown,
+                branch: self.branch_name.clone(),
+                pushed: pushed.to_string(),
+                found,
+            });
+        }
         let Some(remote_tip) = remote_tip else {
             return Ok(FetchOutcome::RemoteHasNoBranch);
         };

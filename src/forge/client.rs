@@ -342,6 +342,47 @@ impl GitHubClient {
         Ok(items)
     }
 
+    /// The App's installation token, for Git over HTTPS (`x-access-token`):
+    /// octocrab's cached one while it has 30 seconds left, else a new one
+    /// minted (`POST /app/installations/{id}/access_tokens`). Nothing is
+    /// sent while GitHub is unavailable or rate-limited.
+    pub async fn installation_token(
+        &self,
+    ) -> Result<crate::source::credentials::GitSecret, ForgeError> {
+        use octocrab::secrecy::ExposeSecret as _;
+        if !self.check_runs {
+            return Err(ForgeError::Setup(
+                "Git over HTTPS with the GitHub App needs App authentication \
+                 (github_app_id, github_installation_id, github_app_key_file)"
+                    .into(),
+            ));
+        }
+        if let Some(until) = self.unavailable_until() {
+            let last_error = self
+                .breaker
+                .lock()
+                .expect("breaker lock")
+                .last_error()
+                .unwrap_or("rate limited")
+                .to_owned();
+            return Err(ForgeError::Unavailable { until, last_error });
+        }
+        match self.octocrab.installation_token().await {
+            Ok(token) => Ok(crate::source::credentials::GitSecret::new(
+                token.expose_secret(),
+            )),
+            Err(error) => {
+                let error = ForgeError::Transport {
+                    method: "POST".into(),
+                    path: "/app/installations/{id}/access_tokens".into(),
+                    message: error_chain(&error),
+                };
+                self.github_failed((self.clock)(), &error.to_string(), None);
+                Err(error)
+            }
+        }
+    }
+
     pub async fn pull_request(&self, number: u64) -> Result<PullRequest, ForgeError> {
         self.call(
             Method::GET,

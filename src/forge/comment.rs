@@ -2,8 +2,14 @@
 //!
 //! Pure. The comment starts with [`MARKER`], an HTML comment GitHub does not
 //! show, by which ringmaster finds its own comment again to edit it in place.
+//!
+//! Everything that comes from the repository or the forge (ids, paths,
+//! messages, groups, logins, branch names) is written as a code span
+//! ([`code`], [`cell`] in tables): no Markdown, HTML, link or @mention
+//! inside, no line break, no `|` that ends a table cell.
 
 use super::check::{CheckState, IntentReport, PullRequestVerdict};
+use crate::escape::{markdown_cell as cell, markdown_code as code};
 use crate::model::scope::DimensionDiff;
 use std::fmt::Write as _;
 
@@ -17,17 +23,33 @@ fn short(sha: &str) -> &str {
     sha.get(..10).unwrap_or(sha)
 }
 
-/// Table cells must not break the table.
-fn cell(text: &str) -> String {
-    text.replace('|', "\\|").replace('\n', " ")
+/// Reviewers (`@login (principal)`), plain so GitHub notifies them when
+/// nothing in them can be Markdown (logins and principal ids are
+/// pattern-checked), else code spans.
+fn people(values: &[String]) -> String {
+    if values.is_empty() {
+        return "—".to_owned();
+    }
+    values
+        .iter()
+        .map(|value| plain_or_code(value))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
-fn list(values: &[String]) -> String {
-    if values.is_empty() {
-        "—".to_owned()
-    } else {
-        values.join(", ")
-    }
+fn plain_or_code(value: &str) -> String {
+    let plain = value
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '@' | '-' | '_' | '.' | ' ' | '(' | ')'));
+    if plain { value.to_owned() } else { code(value) }
+}
+
+fn codes(values: &[String]) -> String {
+    values
+        .iter()
+        .map(|value| code(value))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn dimension(name: &str, diff: &DimensionDiff, out: &mut String) {
@@ -35,8 +57,8 @@ fn dimension(name: &str, diff: &DimensionDiff, out: &mut String) {
         let _ = writeln!(
             out,
             "  - {name}: added [{}], removed [{}]",
-            diff.added.join(", "),
-            diff.removed.join(", ")
+            codes(&diff.added),
+            codes(&diff.removed)
         );
     }
 }
@@ -51,13 +73,13 @@ pub fn render(verdict: &PullRequestVerdict) -> String {
     };
     let _ = writeln!(out, "{MARKER}");
     let _ = writeln!(out, "## ringmaster/policy: {heading}\n");
-    let _ = writeln!(out, "**{}**\n", verdict.summary);
+    let _ = writeln!(out, "**{}**\n", code(&verdict.summary));
     let _ = writeln!(
         out,
-        "Judged at head `{}` by the rules (config, principals, policies) of `{}` at `{}`.",
-        short(&verdict.head_sha),
-        verdict.base_ref,
-        short(&verdict.base_sha)
+        "Judged at head {} by the rules (config, principals, policies) of {} at {}.",
+        code(short(&verdict.head_sha)),
+        code(&verdict.base_ref),
+        code(short(&verdict.base_sha))
     );
 
     if !verdict.blocking.is_empty() {
@@ -65,8 +87,12 @@ pub fn render(verdict: &PullRequestVerdict) -> String {
         for diagnostic in &verdict.blocking {
             let _ = writeln!(
                 out,
-                "- `{}:{}:{}` {}",
-                diagnostic.file, diagnostic.line, diagnostic.column, diagnostic.message
+                "- {} {}",
+                code(&format!(
+                    "{}:{}:{}",
+                    diagnostic.file, diagnostic.line, diagnostic.column
+                )),
+                code(&diagnostic.message)
             );
         }
     }
@@ -81,7 +107,7 @@ pub fn render(verdict: &PullRequestVerdict) -> String {
             verdict
                 .removed_intents
                 .iter()
-                .map(|id| format!("- `{id}`"))
+                .map(|id| format!("- {}", code(id)))
                 .collect::<Vec<_>>()
                 .join("\n")
         );
@@ -92,19 +118,14 @@ pub fn render(verdict: &PullRequestVerdict) -> String {
         let _ = writeln!(
             out,
             "This pull request changes {}. It is judged by the base branch's rules, and needs an approving review by a platform admin (role `admin`).",
-            governance
-                .paths
-                .iter()
-                .map(|p| format!("`{p}`"))
-                .collect::<Vec<_>>()
-                .join(", ")
+            codes(&governance.paths)
         );
-        let _ = writeln!(out, "\n- approved by: {}", list(&governance.approved_by));
+        let _ = writeln!(out, "\n- approved by: {}", people(&governance.approved_by));
         if !governance.satisfied() {
             let _ = writeln!(
                 out,
                 "- can approve: {}",
-                list(&governance.eligible_reviewers)
+                people(&governance.eligible_reviewers)
             );
         }
     }
@@ -114,10 +135,10 @@ pub fn render(verdict: &PullRequestVerdict) -> String {
         for standing in &verdict.standings {
             let _ = writeln!(
                 out,
-                "- @{} (review {} on `{}`): {}",
-                standing.login,
+                "- {} (review {} on {}): {}",
+                plain_or_code(&format!("@{}", standing.login)),
                 standing.review.id,
-                short(standing.review.commit_id.as_deref().unwrap_or("?")),
+                code(short(standing.review.commit_id.as_deref().unwrap_or("?"))),
                 standing.standing.explanation()
             );
         }
@@ -128,11 +149,11 @@ pub fn render(verdict: &PullRequestVerdict) -> String {
         for record in &verdict.applied.uncorroborated {
             let _ = writeln!(
                 out,
-                "- `{}` ({:?} `{}`) names `{}` as its decider, who has not approved this head; {}",
-                record.file,
+                "- {} ({:?} {}) names {} as its decider, who has not approved this head; {}",
+                code(&record.file),
                 record.kind,
-                record.id,
-                record.claimed_by,
+                code(&record.id),
+                code(&record.claimed_by),
                 if record.previous_kept {
                     "the merged version is used"
                 } else {
@@ -151,12 +172,13 @@ pub fn render(verdict: &PullRequestVerdict) -> String {
         for diagnostic in &verdict.other_diagnostics {
             let _ = writeln!(
                 out,
-                "- `{}:{}:{}` {}: {}",
-                diagnostic.file,
-                diagnostic.line,
-                diagnostic.column,
+                "- {} {}: {}",
+                code(&format!(
+                    "{}:{}:{}",
+                    diagnostic.file, diagnostic.line, diagnostic.column
+                )),
                 diagnostic.severity,
-                diagnostic.message
+                code(&diagnostic.message)
             );
         }
         let _ = writeln!(out, "\n</details>");
@@ -175,24 +197,26 @@ fn render_intent(report: &IntentReport, out: &mut String) {
     let evaluation = &plan.evaluation;
     let _ = writeln!(
         out,
-        "\n### `{}`: **{}**\n\n`{}` — {} {}",
-        plan.intent_id,
+        "\n### {}: **{}**\n\n{} — {} {}",
+        code(&plan.intent_id),
         evaluation.decision(),
-        evaluation.file,
-        plan.application_id,
-        plan.version
+        code(&evaluation.file),
+        code(&plan.application_id),
+        code(&plan.version)
     );
     if let Some(risk) = &evaluation.risk {
         let _ = writeln!(
             out,
             "\n**Risk {}/100** (model {}, {})\n\n| factor | value | weight | contribution | basis |\n|---|---:|---:|---:|---|",
-            risk.risk_score, risk.risk_model_version, risk.threshold
+            risk.risk_score,
+            code(&risk.risk_model_version),
+            risk.threshold
         );
         for factor in &risk.factors {
             let _ = writeln!(
                 out,
                 "| {} | {:.2} | {} | {:.1} | {} |",
-                factor.name,
+                cell(&factor.name),
                 factor.normalized_value,
                 factor.weight,
                 factor.contribution,
@@ -212,8 +236,10 @@ fn render_intent(report: &IntentReport, out: &mut String) {
             .unwrap_or_default();
         let _ = writeln!(
             out,
-            "- `{}` ({kind}, {}): {}",
-            reason.rule, reason.source, reason.message
+            "- {} ({kind}, {}): {}",
+            code(&reason.rule),
+            code(&reason.source),
+            code(&reason.message)
         );
     }
 
@@ -225,22 +251,28 @@ fn render_intent(report: &IntentReport, out: &mut String) {
                 None => {
                     let _ = writeln!(
                         out,
-                        "- target (new): {}/{} rings [{}]",
-                        current.acquisition_boundary,
-                        current.business_unit,
-                        current.rings.join(", ")
+                        "- target (new): {} rings [{}]",
+                        code(&format!(
+                            "{}/{}",
+                            current.acquisition_boundary, current.business_unit
+                        )),
+                        codes(&current.rings)
                     );
                 }
                 Some(previous) => {
                     let _ = writeln!(
                         out,
-                        "- target: {}/{} → {}/{}; rings added [{}], removed [{}]",
-                        previous.acquisition_boundary,
-                        previous.business_unit,
-                        current.acquisition_boundary,
-                        current.business_unit,
-                        change.rings_added.join(", "),
-                        change.rings_removed.join(", ")
+                        "- target: {} → {}; rings added [{}], removed [{}]",
+                        code(&format!(
+                            "{}/{}",
+                            previous.acquisition_boundary, previous.business_unit
+                        )),
+                        code(&format!(
+                            "{}/{}",
+                            current.acquisition_boundary, current.business_unit
+                        )),
+                        codes(&change.rings_added),
+                        codes(&change.rings_removed)
                     );
                 }
             }
@@ -274,9 +306,11 @@ fn render_intent(report: &IntentReport, out: &mut String) {
         let _ = writeln!(
             out,
             "| {} | {} | {} | {} | {} |",
-            row.ring,
+            cell(&row.ring),
             row.plane.as_str(),
-            row.entitlement.as_deref().unwrap_or("— (none)"),
+            row.entitlement
+                .as_deref()
+                .map_or_else(|| "— (none)".to_owned(), cell),
             cell(&row.groups.join(", ")),
             row.devices
         );
@@ -290,15 +324,23 @@ fn render_intent(report: &IntentReport, out: &mut String) {
     let given: Vec<String> = report
         .counted
         .iter()
-        .map(|c| format!("{} [{}]", c.given_by, c.approval_id))
+        .map(|c| format!("{} [{}]", plain_or_code(&c.given_by), code(&c.approval_id)))
         .collect();
-    let _ = writeln!(out, "- given by: {}", list(&given));
+    let _ = writeln!(
+        out,
+        "- given by: {}",
+        if given.is_empty() {
+            "—".to_owned()
+        } else {
+            given.join(", ")
+        }
+    );
     if report.missing > 0 {
         let _ = writeln!(
             out,
             "- still needed: {} — from: {}",
             report.missing,
-            list(&report.eligible_reviewers)
+            people(&report.eligible_reviewers)
         );
     }
 }

@@ -8,6 +8,7 @@
 
 use super::ForgeError;
 use crate::source::GovernedRepo;
+use crate::source::credentials::GitCredentials;
 use git2::Oid;
 
 /// The three revisions a check reads.
@@ -28,6 +29,7 @@ pub fn revisions(
     head_sha: &str,
     base_branch: &str,
     fetch_base: bool,
+    credentials: &GitCredentials,
 ) -> Result<PullRequestRevisions, ForgeError> {
     let repository = &repo.repository;
     let head = Oid::from_str(head_sha).map_err(|_| ForgeError::HeadMissing {
@@ -35,19 +37,23 @@ pub fn revisions(
         sha: head_sha.to_owned(),
     })?;
     if fetch_base {
-        crate::source::remote::fetch(repository)?;
+        crate::source::remote::fetch(repository, credentials)?;
     }
     if repository.find_commit(head).is_err()
         && let Ok(mut origin) = repository.find_remote("origin")
     {
         let refspec = format!("+refs/pull/{number}/head:refs/ringmaster/pull/{number}/head");
+        let url = origin.url().unwrap_or_default().to_owned();
         let mut options = git2::FetchOptions::new();
         options.download_tags(git2::AutotagOption::None);
-        origin.fetch(
-            &[refspec.as_str()],
-            Some(&mut options),
-            Some("ringmaster: fetch pull request head"),
-        )?;
+        options.remote_callbacks(credentials.callbacks(&url));
+        origin
+            .fetch(
+                &[refspec.as_str()],
+                Some(&mut options),
+                Some("ringmaster: fetch pull request head"),
+            )
+            .map_err(|error| credentials.explain(error))?;
     }
     repository
         .find_commit(head)

@@ -62,6 +62,8 @@ pub struct Forge {
     pub tracked_branch: String,
     /// Fetch the tracked branch from `origin` before judging (remote mode).
     pub fetch_base: bool,
+    /// What fetches from `origin` authenticate with (the daemon's).
+    pub git_credentials: crate::source::credentials::GitCredentials,
     comments: HashMap<u64, KnownComment>,
     posted: HashMap<u64, (String, CheckState, String)>,
     judged_versions: HashMap<u64, String>,
@@ -106,6 +108,7 @@ impl Forge {
             client,
             tracked_branch: tracked_branch.into(),
             fetch_base,
+            git_credentials: Default::default(),
             comments: HashMap::new(),
             posted: HashMap::new(),
             judged_versions: HashMap::new(),
@@ -168,6 +171,7 @@ impl Forge {
                 &pull_request.head.sha,
                 &self.tracked_branch,
                 self.fetch_base,
+                &self.git_credentials,
             )?;
             let head_entries = repo.entries_at(revisions.head)?;
             let base_entries = repo.entries_at(revisions.base)?;

@@ -8,6 +8,11 @@
 //! It refuses what a hostile file could use against the daemon: aliases (the
 //! "billion laughs" expansion), nesting deeper than [`MAX_DEPTH`], more than
 //! [`MAX_NODES`] nodes, duplicate keys, non-scalar keys and multi-document files.
+//! It also refuses tags (`!custom`, `!!python/object`, `!!binary`, ...): a
+//! tag asks for a meaning this reader would not give the value, and a value
+//! read differently from what its author wrote must be an error, not a
+//! silent drop. Only the core schema's `!!str`, `!!map` and `!!seq` are
+//! accepted, with their meaning (`!!str 1.10` is the string `"1.10"`).
 //! Scalars follow the YAML 1.2 core schema, so `version: 1.10` is a number (and
 //! the schema then asks for quotes) rather than silently becoming `1.1`.
 //!
@@ -18,7 +23,7 @@
 use crate::diagnostic::Position;
 use serde_json::{Map, Number, Value};
 use std::collections::HashMap;
-use yaml_rust2::parser::{Event, Parser};
+use yaml_rust2::parser::{Event, Parser, Tag};
 use yaml_rust2::scanner::{Marker, TScalarStyle};
 
 /// Deepest nesting of mappings and sequences a governed file may use.
@@ -308,9 +313,27 @@ pub fn parse(text: &str) -> Result<Document, YamlError> {
                     message: "YAML aliases (*name) are not allowed in governed files; write the value out".into(),
                 });
             }
-            Event::Scalar(text, style, _, _) => builder.scalar(text, style, at)?,
-            Event::SequenceStart(..) => builder.open(true, at)?,
-            Event::MappingStart(..) => builder.open(false, at)?,
+            Event::Scalar(text, style, _, tag) => {
+                let style = match tag {
+                    None => style,
+                    // Quoted: what `!!str` means.
+                    Some(tag) if is_core(&tag, "str") => TScalarStyle::SingleQuoted,
+                    Some(tag) => return Err(tag_refused(&tag, at)),
+                };
+                builder.scalar(text, style, at)?
+            }
+            Event::SequenceStart(_, tag) => {
+                if let Some(tag) = tag.filter(|tag| !is_core(tag, "seq")) {
+                    return Err(tag_refused(&tag, at));
+                }
+                builder.open(true, at)?
+            }
+            Event::MappingStart(_, tag) => {
+                if let Some(tag) = tag.filter(|tag| !is_core(tag, "map")) {
+                    return Err(tag_refused(&tag, at));
+                }
+                builder.open(false, at)?
+            }
             Event::SequenceEnd | Event::MappingEnd => builder.close(),
             Event::Nothing | Event::StreamStart | Event::DocumentEnd => {}
         }
@@ -319,6 +342,25 @@ pub fn parse(text: &str) -> Result<Document, YamlError> {
         value: builder.root.unwrap_or(Value::Null),
         positions: builder.positions,
     })
+}
+
+/// Whether `tag` is the core schema's `!!name`.
+fn is_core(tag: &Tag, name: &str) -> bool {
+    matches!(tag.handle.as_str(), "!!" | "tag:yaml.org,2002:") && tag.suffix == name
+}
+
+fn tag_refused(tag: &Tag, at: Position) -> YamlError {
+    let shown = match tag.handle.as_str() {
+        "tag:yaml.org,2002:" => format!("!!{}", tag.suffix),
+        handle => format!("{handle}{}", tag.suffix),
+    };
+    YamlError {
+        position: at,
+        message: format!(
+            "YAML tag {} is not allowed in governed files; write the value without it (quote it to make it a string)",
+            crate::escape::terminal(&shown)
+        ),
+    }
 }
 
 #[cfg(test)]
@@ -394,5 +436,26 @@ mod tests {
             ));
         }
         check_error(&text, 2, "aliases");
+    }
+
+    #[test]
+    fn tags_are_refused_where_they_stand() {
+        check_error("a: 1\nb: !custom x\n", 2, "YAML tag !custom");
+        check_error("a: !!python/object:os.system [ls]\n", 1, "!!python/object");
+        check_error("a:\n  - !!binary aGk=\n", 2, "!!binary");
+        check_error("a: !!int \"5\"\n", 1, "!!int");
+        check_error("a: !<tag:example.com,2000:x> 1\n", 1, "YAML tag");
+        // A block mapping starts at its first key.
+        check_error("!mapping\na: 1\n", 2, "YAML tag !mapping");
+        check_error("a: !seqtag [1, 2]\n", 1, "YAML tag !seqtag");
+    }
+
+    #[test]
+    fn core_string_map_and_seq_tags_keep_their_meaning() {
+        check("v: !!str 1.10\n", json!({"v": "1.10"}));
+        check(
+            "v: !!seq [1]\nw: !!map {a: 1}\n",
+            json!({"v": [1], "w": {"a": 1}}),
+        );
     }
 }

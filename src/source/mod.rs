@@ -6,7 +6,11 @@
 //! reported as such and never followed or read.
 
 pub mod commit;
+<<<<<<< HEAD
 pub mod history;
+=======
+pub mod credentials;
+>>>>>>> main
 pub mod remote;
 mod tree;
 pub mod watch;

@@ -7,6 +7,7 @@
 //! hash verification are on.
 
 use super::SourceError;
+use super::credentials::GitCredentials;
 use git2::Repository;
 use std::path::Path;
 
@@ -18,7 +19,9 @@ fn strict_objects() {
 }
 
 /// Opens the mirror at `path`, creating it (bare, no checkout) for `url` if
-/// needed; tracks `branch`.
+/// needed; tracks `branch`. Nothing is fetched here: the daemon's first step
+/// fetches, through the remote's breaker, so a remote that is down or
+/// refuses the credentials at start does not stop the daemon.
 pub fn open_mirror(url: &str, path: &Path, branch: &str) -> Result<Repository, SourceError> {
     strict_objects();
     let repository = if path.exists() {
@@ -38,20 +41,27 @@ pub fn open_mirror(url: &str, path: &Path, branch: &str) -> Result<Repository, S
             repository.remote_set_url(REMOTE, url)?;
         }
     }
-    fetch(&repository)?;
     Ok(repository)
 }
 
-/// Fetches the tracked branch from `origin`.
-pub fn fetch(repository: &Repository) -> Result<(), SourceError> {
+/// Fetches the tracked branch from `origin` with `credentials`. The error
+/// names the remote (without any user part of its URL) and never a secret.
+pub fn fetch(repository: &Repository, credentials: &GitCredentials) -> Result<(), SourceError> {
     strict_objects();
     let mut remote = repository.find_remote(REMOTE)?;
+    let url = remote.url().unwrap_or_default().to_owned();
     let mut options = git2::FetchOptions::new();
     options.download_tags(git2::AutotagOption::None);
-    remote.fetch::<&str>(
-        &[],
-        Some(&mut options),
-        Some("ringmaster: fetch governed branch"),
-    )?;
+    options.remote_callbacks(credentials.callbacks(&url));
+    remote
+        .fetch::<&str>(
+            &[],
+            Some(&mut options),
+            Some("ringmaster: fetch governed branch"),
+        )
+        .map_err(|error| SourceError::Fetch {
+            remote: super::credentials::redact_url(&url),
+            message: credentials.explain(error).message().to_owned(),
+        })?;
     Ok(())
 }

@@ -22,6 +22,8 @@ pub enum SourceError {
     MissingSubtree { subdir: String, revision: String },
     #[error("git: {0}")]
     Git(#[from] git2::Error),
+    #[error("fetching {remote}: {message}")]
+    Fetch { remote: String, message: String },
 }
 
 /// A governed repository: a Git repository and the folder inside it that holds

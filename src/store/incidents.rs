@@ -223,6 +223,20 @@ impl Store {
         rows.collect()
     }
 
+    /// The incident `(source, external_id)`, if known: one indexed lookup
+    /// (the pair is the table's unique key), for the intake's checks.
+    pub fn incident(
+        &self,
+        source: &str,
+        external_id: &str,
+    ) -> Result<Option<Incident>, StoreError> {
+        let mut statement = self.connection.prepare_cached(&format!(
+            "SELECT {COLUMNS} FROM incidents WHERE source = ?1 AND external_id = ?2"
+        ))?;
+        let mut rows = statement.query_and_then(params![source, external_id], read_incident)?;
+        rows.next().transpose()
+    }
+
     /// Every incident, newest first (for `status` and the API).
     pub fn incidents(&self) -> Result<Vec<Incident>, StoreError> {
         let mut statement = self.connection.prepare(&format!(

@@ -188,6 +188,11 @@ impl Daemon {
         output
     }
 
+    /// The state directory, for `events`/`status --state`.
+    pub fn state_dir(&self) -> &str {
+        self.state.path().to_str().expect("utf-8 path")
+    }
+
     /// The daemon's record of `commit`.
     pub fn processed(&self, commit: &str) -> ProcessedCommit {
         let store = Store::open(&self.state.path().join("ringmaster.db")).expect("store");

@@ -13,6 +13,7 @@ mod harness;
 mod expiry;
 mod identities;
 mod judges;
+mod output_forgery;
 mod policy_limits;
 mod records;
 mod rules_in_force;

@@ -201,11 +201,13 @@ fn the_daemon_moves_past_a_policy_that_exhausts_memory() {
     daemon.step();
     let processed = daemon.processed(&commit);
     assert_eq!(processed.outcome, ringmaster::store::CommitOutcome::Invalid);
-    // Under a loaded machine the worker's time limit may stop it first.
-    let diagnostics = processed.diagnostics.to_string();
+    // Which bound trips first depends on the machine's load: the memory
+    // bound on an idle machine, the deadline on a busy one. Either way the
+    // worker was stopped and the commit recorded as unjudgeable.
+    let shown = processed.diagnostics.to_string();
     assert!(
-        diagnostics.contains("memory limit") || diagnostics.contains("time limit"),
-        "{diagnostics}"
+        shown.contains("memory limit") || shown.contains("time limit"),
+        "{shown}"
     );
     std::fs::remove_file(repo.path.join("policies/attack.rego")).expect("remove");
     let fix = repo.commit_all("remove the attack");

@@ -39,6 +39,13 @@ pub struct SimFleet {
     #[serde(default)]
     pub publish_faults: VecDeque<Fault>,
     pub publish_calls: u64,
+    /// While set, every connector call fails with this fault and nothing is
+    /// applied: the plane is down (not consumed, unlike `faults`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outage: Option<Fault>,
+    /// Connector calls of every operation, failed ones included.
+    #[serde(default)]
+    pub calls: u64,
     /// Numbers the plane's object ids.
     pub next_object_number: u64,
 }
@@ -107,6 +114,8 @@ impl SimFleet {
             assignments: Vec::new(),
             faults: VecDeque::new(),
             publish_faults: VecDeque::new(),
+            outage: None,
+            calls: 0,
             publish_calls: 0,
             next_object_number: 1,
         }

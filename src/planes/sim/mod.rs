@@ -304,6 +304,21 @@ impl SimConnector {
         self.change(|fleet| fleet.apply_drift(correlation_id, &drift, now))
     }
 
+    /// Takes the plane down (every call fails with `fault`, nothing is
+    /// applied) or, with `None`, brings it back.
+    pub fn set_outage(&self, fault: Option<Fault>) -> Result<(), SimError> {
+        self.change(|fleet| {
+            fleet.outage = fault;
+            Ok(())
+        })
+    }
+
+    /// How many connector calls were made, of every operation, failed ones
+    /// included.
+    pub fn calls(&self) -> u64 {
+        self.lock().calls
+    }
+
     /// How many times `publish` was called, failed calls included.
     pub fn publish_calls(&self) -> u64 {
         self.lock().publish_calls
@@ -350,8 +365,12 @@ impl SimConnector {
         body: impl FnOnce(&mut SimFleet) -> Result<T, ConnectorError>,
     ) -> Result<T, ConnectorError> {
         let mut fleet = self.lock();
+        fleet.calls += 1;
         if operation == "publish" {
             fleet.publish_calls += 1;
+        }
+        if let Some(fault) = fleet.outage.clone() {
+            return Err(fault.error(operation));
         }
         let targeted = if operation == "publish" {
             fleet.publish_faults.pop_front()

@@ -1,0 +1,413 @@
+//! What `/metrics` says: the facts the store holds, turned into Prometheus
+//! families (names, types and labels in [`families`]).
+//!
+//! Metrics are read from the store at scrape time, not counted in memory:
+//! counters are counts over the append-only event log, so they survive a
+//! restart and never go down, and the exposition reports only what happened
+//! (DESIGN: "only what happened"). [`Observation::read`] does the reading
+//! (a handful of grouped SQL queries), [`render`] is a pure function of it.
+//!
+//! The text is the Prometheus exposition format 0.0.4, which `promtool check
+//! metrics` lints and every Prometheus scrapes; it is produced by the
+//! `prometheus` crate's encoder (label values escaped there).
+
+pub mod approvals;
+pub mod families;
+
+use crate::daemon::rollout::IntentState;
+use crate::model::{ApprovalDecision, ApprovalRecord};
+use crate::store::{EvidenceHead, IntentRecord, Store, StoreError, TelemetryRows};
+use chrono::{DateTime, Utc};
+use families::{Family, Kind};
+use prometheus::core::Collector;
+use prometheus::{
+    Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder,
+};
+use std::collections::BTreeMap;
+
+/// The content type of the exposition.
+pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// One CAB decision's timing.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApprovalTiming {
+    pub decision: &'static str,
+    pub seconds: f64,
+}
+
+impl ApprovalTiming {
+    /// The timing of a decided record that says when it was submitted.
+    pub fn of(record: &ApprovalRecord) -> Option<ApprovalTiming> {
+        let submitted = record.submitted_at?;
+        let decision = match record.decision {
+            ApprovalDecision::Approved => "approved",
+            ApprovalDecision::Denied => "denied",
+            ApprovalDecision::Pending => return None,
+        };
+        let seconds = (record.decided_at - submitted).num_milliseconds() as f64 / 1000.0;
+        (seconds >= 0.0).then_some(ApprovalTiming { decision, seconds })
+    }
+}
+
+/// Everything one scrape reports.
+#[derive(Debug, Clone)]
+pub struct Observation {
+    pub now: DateTime<Utc>,
+    pub intents: Vec<IntentRecord>,
+    pub rows: TelemetryRows,
+    pub evidence_head: Option<EvidenceHead>,
+    pub approvals: Vec<ApprovalTiming>,
+    /// How long the previous collection took.
+    pub previous_collect_seconds: f64,
+}
+
+impl Observation {
+    /// Reads the store (no writes).
+    pub fn read(
+        store: &Store,
+        approvals: Vec<ApprovalTiming>,
+        now: DateTime<Utc>,
+    ) -> Result<Observation, StoreError> {
+        Ok(Observation {
+            now,
+            intents: store.list_intents()?,
+            rows: store.telemetry_rows()?,
+            evidence_head: store.evidence_head()?,
+            approvals,
+            previous_collect_seconds: 0.0,
+        })
+    }
+}
+
+/// The exposition text of `observation`.
+pub fn render(observation: &Observation) -> String {
+    let exposition = Exposition::new();
+    exposition.fill(observation);
+    let mut buffer = Vec::new();
+    TextEncoder::new()
+        .encode(&exposition.registry.gather(), &mut buffer)
+        .expect("encoding metric families into memory");
+    String::from_utf8(buffer).expect("the text encoder writes UTF-8")
+}
+
+/// One registry per scrape, built from [`families::ALL`].
+struct Exposition {
+    registry: Registry,
+    gauges: BTreeMap<&'static str, GaugeVec>,
+    counters: BTreeMap<&'static str, IntCounterVec>,
+    histograms: BTreeMap<&'static str, HistogramVec>,
+}
+
+fn buckets_of(family: &Family) -> Vec<f64> {
+    if family.name == families::CAB_APPROVAL_TIME.name {
+        families::CAB_APPROVAL_BUCKETS.to_vec()
+    } else {
+        families::TIME_TO_COMPLIANCE_BUCKETS.to_vec()
+    }
+}
+
+impl Exposition {
+    fn new() -> Exposition {
+        let mut exposition = Exposition {
+            registry: Registry::new(),
+            gauges: BTreeMap::new(),
+            counters: BTreeMap::new(),
+            histograms: BTreeMap::new(),
+        };
+        for family in families::ALL {
+            let collector: Box<dyn Collector> = match family.kind {
+                Kind::Gauge => {
+                    let vec = GaugeVec::new(Opts::new(family.name, family.help), family.labels)
+                        .expect("valid gauge definition");
+                    exposition.gauges.insert(family.name, vec.clone());
+                    Box::new(vec)
+                }
+                Kind::Counter => {
+                    let vec =
+                        IntCounterVec::new(Opts::new(family.name, family.help), family.labels)
+                            .expect("valid counter definition");
+                    exposition.counters.insert(family.name, vec.clone());
+                    Box::new(vec)
+                }
+                Kind::Histogram => {
+                    let opts =
+                        HistogramOpts::new(family.name, family.help).buckets(buckets_of(family));
+                    let vec =
+                        HistogramVec::new(opts, family.labels).expect("valid histogram definition");
+                    exposition.histograms.insert(family.name, vec.clone());
+                    Box::new(vec)
+                }
+            };
+            exposition
+                .registry
+                .register(collector)
+                .expect("metric names are unique");
+        }
+        exposition
+    }
+
+    fn gauge(&self, family: Family, labels: &[&str], value: f64) {
+        self.gauges[family.name]
+            .with_label_values(labels)
+            .set(value);
+    }
+
+    fn add_gauge(&self, family: Family, labels: &[&str], value: f64) {
+        self.gauges[family.name]
+            .with_label_values(labels)
+            .add(value);
+    }
+
+    fn count(&self, family: Family, labels: &[&str], value: u64) {
+        self.counters[family.name]
+            .with_label_values(labels)
+            .inc_by(value);
+    }
+
+    fn observe(&self, family: Family, labels: &[&str], value: f64) {
+        self.histograms[family.name]
+            .with_label_values(labels)
+            .observe(value);
+    }
+
+    fn fill(&self, observation: &Observation) {
+        self.fill_rollouts(observation);
+        self.fill_events(&observation.rows);
+        let rows = &observation.rows;
+        for approval in &observation.approvals {
+            self.observe(
+                families::CAB_APPROVAL_TIME,
+                &[approval.decision],
+                approval.seconds,
+            );
+        }
+        for sample in &rows.compliance {
+            self.observe(
+                families::TIME_TO_COMPLIANCE,
+                &[&sample.ring],
+                sample.hours * 3600.0,
+            );
+        }
+        for action in &rows.plane_actions {
+            // Every state of a (plane, operation) seen exists, at 0 if empty.
+            for state in ["planned", "sent", "confirmed", "failed"] {
+                let labels = [action.plane.as_str(), action.action.as_str(), state];
+                self.add_gauge(families::PLANE_ACTIONS, &labels, 0.0);
+            }
+            let labels = [
+                action.plane.as_str(),
+                action.action.as_str(),
+                action.state.as_str(),
+            ];
+            self.gauge(families::PLANE_ACTIONS, &labels, action.count as f64);
+            self.count(
+                families::PLANE_ATTEMPTS,
+                &[&action.plane, &action.action],
+                action.attempts,
+            );
+        }
+        for outcome in ["ok", "invalid"] {
+            let count = rows
+                .commits
+                .iter()
+                .filter(|(name, _)| name == outcome)
+                .map(|(_, count)| *count)
+                .sum();
+            self.count(families::COMMITS_PROCESSED, &[outcome], count);
+        }
+        let age = rows.last_processed_at.map_or(-1.0, |at| {
+            ((observation.now - at).num_milliseconds() as f64 / 1000.0).max(0.0)
+        });
+        self.gauge(families::LAST_COMMIT_AGE, &[], age);
+        self.count(
+            families::EVIDENCE_RECORDS,
+            &[],
+            observation.evidence_head.as_ref().map_or(0, |h| h.sequence),
+        );
+        for (processed, label) in [(true, "processed"), (false, "queued")] {
+            let count = rows
+                .webhook_deliveries
+                .iter()
+                .filter(|(state, _)| *state == processed)
+                .map(|(_, count)| *count)
+                .sum();
+            self.count(families::WEBHOOK_DELIVERIES, &[label], count);
+        }
+        self.count(families::EVENTS, &[], rows.event_log_length);
+        self.gauge(
+            families::SCRAPE_DURATION,
+            &[],
+            observation.previous_collect_seconds,
+        );
+    }
+
+    /// Rollouts by state, approvals waiting, and the devices of the latest
+    /// rollout of each application and business unit.
+    fn fill_rollouts(&self, observation: &Observation) {
+        let planes: BTreeMap<&str, &str> = observation
+            .rows
+            .intent_planes
+            .iter()
+            .map(|(intent, plane)| (intent.as_str(), plane.as_str()))
+            .collect();
+        for state in ROLLOUT_STATES {
+            self.gauge(families::ROLLOUTS, &[state], 0.0);
+        }
+        for requirement in ["cab_approval", "exception", "policy_verdict"] {
+            self.gauge(families::APPROVALS_PENDING, &[requirement], 0.0);
+        }
+        let mut latest: BTreeMap<(&str, &str), (&IntentRecord, IntentState)> = BTreeMap::new();
+        for record in &observation.intents {
+            let state = IntentState::from_record(record);
+            let phase = state.run.as_ref().map(|run| &run.phase);
+            let name = phase.map_or(record.state.as_str(), |phase| phase.name());
+            self.add_gauge(families::ROLLOUTS, &[name], 1.0);
+            if let Some(crate::orchestrator::Phase::AwaitingApproval { requirement, .. }) = phase {
+                let requirement = match requirement {
+                    crate::orchestrator::Requirement::CabApproval => "cab_approval",
+                    crate::orchestrator::Requirement::Exception => "exception",
+                    crate::orchestrator::Requirement::PolicyVerdict => "policy_verdict",
+                };
+                self.add_gauge(families::APPROVALS_PENDING, &[requirement], 1.0);
+            }
+            if state.run.is_none() {
+                continue;
+            }
+            let key = (
+                record.application_id.as_str(),
+                record.business_unit.as_str(),
+            );
+            let newer = latest
+                .get(&key)
+                .is_none_or(|(held, _)| held.updated_at <= record.updated_at);
+            if newer {
+                latest.insert(key, (record, state));
+            }
+        }
+        let oldest = observation
+            .rows
+            .awaiting_since
+            .iter()
+            .map(|(_, since)| (observation.now - *since).num_milliseconds() as f64 / 1000.0)
+            .fold(0.0_f64, f64::max);
+        self.gauge(families::APPROVALS_OLDEST_WAIT, &[], oldest);
+        for ((application, business_unit), (record, state)) in &latest {
+            let plane = planes.get(record.intent_id.as_str()).copied().unwrap_or("");
+            let Some(run) = &state.run else { continue };
+            for ring in &run.rings {
+                let Some(observed) = &ring.observed else {
+                    continue;
+                };
+                let labels = [*application, ring.ring.as_str(), plane, *business_unit];
+                for (status, value) in [
+                    ("targeted", observed.targeted),
+                    ("succeeded", observed.installed),
+                    ("failed", observed.failed),
+                    ("pending", observed.pending),
+                ] {
+                    let mut with_status = labels.to_vec();
+                    with_status.push(status);
+                    self.gauge(families::RING_DEVICES, &with_status, f64::from(value));
+                }
+                if observed.targeted > 0 {
+                    let targeted = f64::from(observed.targeted);
+                    self.gauge(
+                        families::RING_SUCCESS_RATE,
+                        &labels,
+                        f64::from(observed.installed) / targeted,
+                    );
+                    self.gauge(
+                        families::RING_FAILURE_RATE,
+                        &labels,
+                        f64::from(observed.failed) / targeted,
+                    );
+                }
+            }
+        }
+    }
+
+    fn fill_events(&self, rows: &TelemetryRows) {
+        let mut remediations = (0_u64, 0_u64);
+        self.count(families::EVIDENCE_PUSH_FAILURES, &[], 0);
+        self.count(families::CAB_APPROVALS, &[], 0);
+        self.count(families::INCIDENTS_OPENED, &[], 0);
+        for event in &rows.events {
+            let count = event.count;
+            match event.event_type.as_str() {
+                "rollback_executed" if event.outcome == "success" => {
+                    self.count(
+                        families::ROLLBACKS_EXECUTED,
+                        &[&event.application_id],
+                        count,
+                    );
+                }
+                "ring_started" => {
+                    self.count(families::RING_STARTS, &[&event.ring, &event.plane], count)
+                }
+                "gate_evaluated" | "ring_completed" if !event.class.is_empty() => {
+                    self.count(families::GATE_VERDICTS, &[&event.ring, &event.class], count)
+                }
+                "drift_detected" => self.count(
+                    families::DRIFT_EVENTS,
+                    &[&event.application_id, or_unknown(&event.class)],
+                    count,
+                ),
+                "remediation_result" => {
+                    remediations.1 += count;
+                    if event.class == "success" {
+                        remediations.0 += count;
+                    }
+                    self.count(families::REMEDIATIONS, &[or_unknown(&event.class)], count);
+                }
+                "cab_approved" => self.count(families::CAB_APPROVALS, &[], count),
+                "incident_opened" => self.count(families::INCIDENTS_OPENED, &[], count),
+                "publish_blocked" => {
+                    if event.class == "evidence_push_failed" {
+                        self.count(families::EVIDENCE_PUSH_FAILURES, &[], count);
+                    }
+                    if event.class == "plane_change_refused" {
+                        self.count(families::PLANE_REFUSED, &[&event.plane], count);
+                    }
+                    self.count(
+                        families::PUBLISH_BLOCKED,
+                        &[or_unknown(&event.class)],
+                        count,
+                    );
+                }
+                _ => {}
+            }
+        }
+        let rate = if remediations.1 == 0 {
+            1.0
+        } else {
+            remediations.0 as f64 / remediations.1 as f64
+        };
+        self.gauge(families::REMEDIATION_SUCCESS_RATE, &[], rate);
+    }
+}
+
+fn or_unknown(text: &str) -> &str {
+    if text.is_empty() { "unknown" } else { text }
+}
+
+/// Every state a rollout can be in (the run's phases), so each series
+/// exists from the first scrape (a missing series is not a zero).
+pub const ROLLOUT_STATES: &[&str] = &[
+    "pending",
+    "scope_validated",
+    "awaiting_approval",
+    "cab_approved",
+    "ring_starting",
+    "ring_in_progress",
+    "ring_completed",
+    "paused",
+    "held",
+    "rolling_back",
+    "completed",
+    "failed",
+    "rolled_back",
+    "superseded",
+];
+
+#[cfg(test)]
+mod tests;
