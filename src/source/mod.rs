@@ -6,11 +6,8 @@
 //! reported as such and never followed or read.
 
 pub mod commit;
-<<<<<<< HEAD
-pub mod history;
-=======
 pub mod credentials;
->>>>>>> main
+pub mod history;
 pub mod remote;
 mod tree;
 pub mod watch;

@@ -43,11 +43,8 @@ mod intents;
 mod migrations;
 mod operator;
 mod rings;
-<<<<<<< HEAD
 mod rules;
-=======
 mod telemetry;
->>>>>>> main
 mod time;
 mod webhooks;
 
@@ -64,13 +61,10 @@ pub use intents::{IntentRecord, IntentUpsert, RINGMASTER_NAMESPACE, correlation_
 pub use migrations::{MIGRATIONS, Migration, SUPPORTED_SCHEMA_VERSION};
 pub use operator::OperatorRequest;
 pub use rings::ActiveChange;
-<<<<<<< HEAD
 pub use rules::RulesState;
-=======
 pub use telemetry::{
     ComplianceObservation, EventCount, PlaneActionCount, RecentEvent, TelemetryRows,
 };
->>>>>>> main
 pub use webhooks::WebhookDelivery;
 
 use rusqlite::{Connection, ErrorCode, OpenFlags};
