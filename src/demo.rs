@@ -245,6 +245,7 @@ async fn seed_previous_versions(
             exclusions: Vec::new(),
             expected_devices: 0,
             supersedes_version: None,
+            sites: None,
         };
         let connector = config.build().map_err(setup_error)?;
         connector
@@ -489,6 +490,7 @@ pub async fn run(
         planes,
         evidence_object_store: None,
         incidents: Default::default(),
+        notifications: Vec::new(),
         git_credentials: Default::default(),
     };
     let fleet = SimSettings {

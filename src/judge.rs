@@ -130,6 +130,7 @@ pub struct Judgement {
 pub fn load(entries: &[Entry]) -> (Snapshot, Vec<Diagnostic>) {
     let (snapshot, mut diagnostics) = model::load(entries);
     diagnostics.extend(model::links::check(&snapshot));
+    diagnostics.extend(crate::targeting::check(&snapshot));
     if let Some(config) = &snapshot.config {
         for (index, message) in crate::orchestrator::validate_freezes(&config.change_freezes) {
             diagnostics.push(config.error(&format!("/change_freezes/{index}"), message));

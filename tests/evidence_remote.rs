@@ -72,6 +72,7 @@ impl Setup {
             planes: Default::default(),
             evidence_object_store: None,
             incidents: Default::default(),
+            notifications: Vec::new(),
             git_credentials: Default::default(),
         };
         let settings = SimSettings {

@@ -310,3 +310,50 @@ async fn a_real_prometheus_scrapes_the_demo_and_every_panel_and_rule_returns_dat
     )
     .await;
 }
+
+#[test]
+fn status_watch_redraws_a_progress_bar_per_ring() {
+    let copy = tempfile::tempdir().expect("temp dir");
+    let copied = Command::new("cp")
+        .arg("-a")
+        .arg(observability::demo_dir().join("demo/state"))
+        .arg(copy.path())
+        .status()
+        .expect("cp");
+    assert!(copied.success());
+    let output = Command::new(env!("CARGO_BIN_EXE_ringmaster"))
+        .args([
+            "status",
+            "--watch",
+            "--interval",
+            "0",
+            "--frames",
+            "2",
+            "--state",
+        ])
+        .arg(copy.path().join("state"))
+        .output()
+        .expect("ringmaster status --watch");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(
+        text.matches("ringmaster status --watch").count(),
+        2,
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "ring-0-lab         [{}]      8/8      done pass 100%",
+            "#".repeat(24)
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains("zoom-6.3.0-finance  DENY  rolled_back"),
+        "{text}"
+    );
+}

@@ -128,6 +128,7 @@ async fn setup() -> Setup {
         planes: Default::default(),
         evidence_object_store: None,
         incidents: Default::default(),
+        notifications: Vec::new(),
         git_credentials: Default::default(),
     };
     let clock = Arc::new(Mutex::new(now()));
@@ -267,6 +268,7 @@ async fn git_setup(remote: bool) -> GitSetup {
         planes: Default::default(),
         evidence_object_store: None,
         incidents: Default::default(),
+        notifications: Vec::new(),
         git_credentials: GitAuth::Token {
             username: TOKEN_USERNAME.into(),
             token: SecretSource::File(token),

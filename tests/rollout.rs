@@ -48,6 +48,7 @@ impl Fleet {
             planes: Default::default(),
             evidence_object_store: None,
             incidents: Default::default(),
+            notifications: Vec::new(),
             git_credentials: Default::default(),
         };
         let settings = SimSettings {

@@ -13,6 +13,7 @@ mod plan;
 mod simulate;
 mod status;
 mod validate;
+mod watch;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
@@ -317,6 +318,15 @@ pub enum Command {
         /// Output format (human or json).
         #[arg(long, value_enum, default_value_t = Format::Human)]
         format: Format,
+        /// Redraw a live view (a progress bar per ring) until Ctrl-C.
+        #[arg(long)]
+        watch: bool,
+        /// Seconds between redraws with --watch.
+        #[arg(long, default_value_t = 2.0)]
+        interval: f64,
+        /// Stop after this many frames (for scripts and tests).
+        #[arg(long, hide = true)]
+        frames: Option<u64>,
     },
     /// Hold an intent's rollout before its next ring (recorded as an event and evidence).
     Hold(OperatorArgs),
@@ -463,7 +473,19 @@ pub fn run(cli: Cli, clock: crate::daemon::Clock) -> ExitCode {
             check_in_seconds,
             success_rate,
         }),
-        Command::Status { state, format } => status::status(&state, format),
+        Command::Status {
+            state,
+            watch: true,
+            interval,
+            frames,
+            ..
+        } => watch::watch(
+            &state,
+            std::time::Duration::from_secs_f64(interval.clamp(0.0, 3600.0)),
+            frames,
+        )
+        .map(|()| ExitCode::SUCCESS),
+        Command::Status { state, format, .. } => status::status(&state, format),
         Command::Hold(args) => status::operator(
             &args.state,
             &args.intent,

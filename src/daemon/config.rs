@@ -114,6 +114,8 @@ pub struct RawConfig {
     pub object_store_environment: Option<crate::worm::StoreCredentials>,
     /// The incident receivers (see [`RawIncidents`]).
     pub incidents: Option<RawIncidents>,
+    /// Notification targets (see `notify::config`). Config file only.
+    pub notifications: Option<Vec<crate::notify::RawNotificationTarget>>,
     /// How the Git remotes authenticate (see [`RawGitCredentials`]).
     pub git_credentials: Option<RawGitCredentials>,
 }
@@ -258,6 +260,7 @@ impl RawConfig {
                 (Some(under), Some(over)) => Some(under.layered(over)),
                 (under, over) => over.or(under),
             },
+            notifications: over.notifications.or(self.notifications),
             git_credentials: match (self.git_credentials, over.git_credentials) {
                 (Some(under), Some(over)) => Some(under.layered(over)),
                 (under, over) => over.or(under),
@@ -324,6 +327,7 @@ impl RawConfig {
                 webhook_secret: lookup("RINGMASTER_INCIDENT_WEBHOOK_SECRET").map(IntakeSecret::new),
                 ..RawIncidents::default()
             }),
+            notifications: None,
             git_credentials: Some(RawGitCredentials::from_environment(&lookup)),
         })
     }
@@ -405,6 +409,14 @@ impl RawConfig {
             })
             .transpose()?;
         let incidents = self.incidents.unwrap_or_default().validate()?;
+        let notifications =
+            crate::notify::config::validate_all(self.notifications.unwrap_or_default(), &|name| {
+                std::env::var(name).ok()
+            })
+            .map_err(|message| ConfigError::Invalid {
+                setting: "notifications".into(),
+                message,
+            })?;
         if (incidents.alertmanager.is_some() || incidents.webhook_secret.is_some())
             && self.listen.is_none()
         {
@@ -428,6 +440,7 @@ impl RawConfig {
             github,
             planes,
             incidents,
+            notifications,
             git_credentials,
         })
     }
@@ -458,6 +471,8 @@ pub struct DaemonConfig {
     pub evidence_object_store: Option<crate::worm::ObjectStoreConfig>,
     /// The incident receivers served (with `listen`).
     pub incidents: IncidentsConfig,
+    /// Where chosen events are sent (Slack, Teams, signed webhooks).
+    pub notifications: Vec<crate::notify::NotificationTarget>,
     /// How the fetch and the evidence push authenticate.
     pub git_credentials: GitAuth,
 }

@@ -169,6 +169,8 @@ pub struct Daemon {
     /// Whether the last evidence push failed (a `publish_blocked` event is
     /// recorded when it starts failing, not at every retry).
     push_blocked: bool,
+    /// The notification targets of the config (see `notify`).
+    notifier: crate::notify::deliver::Notifier,
     /// What the fetch and the evidence push authenticate with (shared with
     /// the evidence branch and the forge's fetches).
     git_credentials: GitCredentials,
@@ -226,6 +228,7 @@ impl Daemon {
             .ok()
             .as_deref()
             .and_then(PausePoint::named);
+        let config_notifications = config.notifications.clone();
         Ok(Daemon {
             config,
             repo,
@@ -247,6 +250,7 @@ impl Daemon {
             webhooks_pending: true,
             git_fetch: CircuitBreaker::new("git remote (fetch)", BreakerPolicy::default()),
             push_blocked: false,
+            notifier: crate::notify::deliver::Notifier::new(config_notifications),
             git_credentials,
             plane_breakers: Default::default(),
         })
@@ -330,6 +334,34 @@ impl Daemon {
     /// off). Returns the report and the processing error, if any; other
     /// failures (driving, pushing evidence) are the `Err`.
     async fn step_with(
+        &mut self,
+        now: DateTime<Utc>,
+        process: bool,
+    ) -> Result<(StepReport, Option<DaemonError>), DaemonError> {
+        // New targets start at the log's head, before this step adds to it.
+        if let Err(error) = self.notifier.prepare(&mut self.store) {
+            tracing::warn!(%error, "notifications: cannot start the targets' cursors");
+        }
+        let result = self.step_inner(now, process).await;
+        self.notify(now).await;
+        result
+    }
+
+    /// Sends the notifications owed; a failure is logged and retried later.
+    async fn notify(&mut self, now: DateTime<Utc>) {
+        if self.notifier.is_empty() {
+            return;
+        }
+        match self.notifier.pass(&mut self.store, now).await {
+            Ok(report) if report != Default::default() => {
+                tracing::info!(?report, "notifications sent")
+            }
+            Ok(_) => {}
+            Err(error) => tracing::warn!(%error, "notifications: the store failed"),
+        }
+    }
+
+    async fn step_inner(
         &mut self,
         now: DateTime<Utc>,
         process: bool,

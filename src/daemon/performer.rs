@@ -558,6 +558,7 @@ impl Performer<'_> {
                 .rollback_plan
                 .as_ref()
                 .and_then(|p| p.rollback_version.clone()),
+            sites: scope.sites.clone(),
         })
     }
 

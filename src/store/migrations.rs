@@ -29,7 +29,7 @@ pub struct Migration {
 }
 
 /// The schema version this build writes: the last migration's version.
-pub const SUPPORTED_SCHEMA_VERSION: i64 = 4;
+pub const SUPPORTED_SCHEMA_VERSION: i64 = 5;
 
 /// Every migration, in order. Append; never edit or reorder.
 pub const MIGRATIONS: &[Migration] = &[
@@ -50,6 +50,11 @@ pub const MIGRATIONS: &[Migration] = &[
     },
     Migration {
         version: 4,
+        name: "notifications",
+        sql: NOTIFICATIONS,
+    },
+    Migration {
+        version: 5,
         name: "rules in force",
         sql: RULES_IN_FORCE,
     },
@@ -105,6 +110,28 @@ CREATE TABLE operator_requests (
     handled_at   TEXT
 );
 CREATE INDEX operator_requests_pending ON operator_requests (handled_at, request_id);
+"#;
+
+/// Notification targets' cursors in the event log and the messages owed
+/// to them (see `store::notifications`).
+const NOTIFICATIONS: &str = r#"
+CREATE TABLE notification_cursors (
+    target   TEXT PRIMARY KEY NOT NULL,
+    last_seq INTEGER NOT NULL CHECK (last_seq >= 0)
+);
+CREATE TABLE notification_deliveries (
+    target          TEXT NOT NULL,
+    event_seq       INTEGER NOT NULL,
+    trigger         TEXT NOT NULL,
+    state           TEXT NOT NULL CHECK (state IN ('pending', 'delivered', 'failed')),
+    attempts        INTEGER NOT NULL DEFAULT 0 CHECK (attempts >= 0),
+    next_attempt_at TEXT NOT NULL,
+    last_error      TEXT,
+    delivered_at    TEXT,
+    PRIMARY KEY (target, event_seq)
+);
+CREATE INDEX notification_deliveries_due ON notification_deliveries (target, next_attempt_at)
+    WHERE state = 'pending';
 "#;
 
 const INITIAL_SCHEMA: &str = r#"

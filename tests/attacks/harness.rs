@@ -258,6 +258,7 @@ pub fn daemon_config(repo: &TestRepo) -> DaemonConfig {
         planes: Default::default(),
         evidence_object_store: None,
         incidents: Default::default(),
+        notifications: Vec::new(),
         git_credentials: Default::default(),
     }
 }

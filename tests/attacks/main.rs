@@ -19,4 +19,6 @@ mod records;
 mod rules_in_force;
 mod scope;
 mod signed;
+mod sites;
 mod supersede;
+mod yaml_tags;
