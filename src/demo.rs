@@ -375,6 +375,7 @@ fn lines(daemon: &Daemon) -> Vec<IntentLine> {
                         crate::orchestrator::Requirement::CabApproval => "awaiting_cab",
                         crate::orchestrator::Requirement::Exception => "awaiting_exception",
                         crate::orchestrator::Requirement::PolicyVerdict => "blocked_by_policy",
+                        crate::orchestrator::Requirement::ActiveChange => "blocked",
                     }
                     .to_owned(),
                     Some(ring.clone()),
@@ -464,8 +465,18 @@ pub async fn run(
     )
     .map_err(setup_error)?;
     let keys = generate_keypair(&key_dir, None, true).map_err(setup_error)?;
+    let fleet = SimSettings {
+        seed: options.seed,
+        install_delay: (
+            std::time::Duration::from_secs(5 * 60),
+            std::time::Duration::from_secs(90 * 60),
+        ),
+        default_success_rate: 0.995,
+    };
+    // Every plane explicitly: the simulated fleet (`type: sim`, marked
+    // simulated everywhere), or the plane simulators over HTTP.
     let (simulators, planes) = match options.planes {
-        DemoPlanes::Fleet => (None, BTreeMap::new()),
+        DemoPlanes::Fleet => (None, fleet.configs(&crate::model::Plane::ALL)),
         DemoPlanes::Simulators => {
             let repository = crate::source::GovernedRepo::open(&repo_dir).map_err(setup_error)?;
             let head = repository.resolve("HEAD").map_err(setup_error)?;
@@ -488,20 +499,13 @@ pub async fn run(
         listen: None,
         github: None,
         planes,
+        config_file: None,
         evidence_object_store: None,
         incidents: Default::default(),
         notifications: Vec::new(),
         git_credentials: Default::default(),
     };
-    let fleet = SimSettings {
-        seed: options.seed,
-        install_delay: (
-            std::time::Duration::from_secs(5 * 60),
-            std::time::Duration::from_secs(90 * 60),
-        ),
-        default_success_rate: 0.995,
-    };
-    let mut daemon = Daemon::open(config)?.with_fleet(fleet, false);
+    let mut daemon = Daemon::open(config)?;
 
     let start = start_time();
     let step = Duration::hours(options.step_hours.max(1));

@@ -69,23 +69,22 @@ impl Setup {
             evidence_remote: Some(remote.to_str().expect("utf-8").to_owned()),
             listen: None,
             github: None,
-            planes: Default::default(),
+            planes: SimSettings {
+                seed: 3,
+                install_delay: (
+                    std::time::Duration::from_secs(300),
+                    std::time::Duration::from_secs(3600),
+                ),
+                default_success_rate: 1.0,
+            }
+            .configs(&ringmaster::model::Plane::ALL),
+            config_file: None,
             evidence_object_store: None,
             incidents: Default::default(),
             notifications: Vec::new(),
             git_credentials: Default::default(),
         };
-        let settings = SimSettings {
-            seed: 3,
-            install_delay: (
-                std::time::Duration::from_secs(300),
-                std::time::Duration::from_secs(3600),
-            ),
-            default_success_rate: 1.0,
-        };
-        let daemon = Daemon::open(config)
-            .expect("daemon")
-            .with_fleet(settings, false);
+        let daemon = Daemon::open(config).expect("daemon");
         Setup {
             repo,
             _dirs: [keys, state, remote_dir],

@@ -216,6 +216,8 @@ async fn serve_once_records_the_pr_carries_its_approval_and_refuses_a_pushed_rec
             &hosted.url,
             "--state",
             &path(state.path()),
+            "--config",
+            &path(&forge_support::sim_planes_config(state.path())),
             "--key",
             &path(&keys.path().join("ringmaster.key")),
             "--github-repository",

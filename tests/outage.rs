@@ -125,7 +125,10 @@ async fn setup() -> Setup {
             settings: token_settings(&github),
             webhook_secret: None,
         }),
-        planes: Default::default(),
+        // Every plane explicitly on the simulated fleet.
+        planes: ringmaster::daemon::planes::SimSettings::default()
+            .configs(&ringmaster::model::Plane::ALL),
+        config_file: None,
         evidence_object_store: None,
         incidents: Default::default(),
         notifications: Vec::new(),
@@ -265,7 +268,16 @@ async fn git_setup(remote: bool) -> GitSetup {
         evidence_remote: evidence,
         listen: None,
         github: None,
-        planes: Default::default(),
+        planes: SimSettings {
+            seed: 5,
+            install_delay: (
+                std::time::Duration::from_secs(300),
+                std::time::Duration::from_secs(3600),
+            ),
+            default_success_rate: 1.0,
+        }
+        .configs(&ringmaster::model::Plane::ALL),
+        config_file: None,
         evidence_object_store: None,
         incidents: Default::default(),
         notifications: Vec::new(),
@@ -274,17 +286,7 @@ async fn git_setup(remote: bool) -> GitSetup {
             token: SecretSource::File(token),
         },
     };
-    let settings = SimSettings {
-        seed: 5,
-        install_delay: (
-            std::time::Duration::from_secs(300),
-            std::time::Duration::from_secs(3600),
-        ),
-        default_success_rate: 1.0,
-    };
-    let daemon = Daemon::open(config)
-        .expect("daemon opens")
-        .with_fleet(settings, false);
+    let daemon = Daemon::open(config).expect("daemon opens");
     GitSetup {
         server,
         tenant,

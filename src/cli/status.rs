@@ -39,6 +39,8 @@ pub(super) fn status(state: &Path, format: Format) -> anyhow::Result<ExitCode> {
         report.push(json!({
             "intent_id": record.intent_id,
             "correlation_id": record.correlation_id,
+            "plane": intent_state.plane.as_ref().map(|p| p.plane.clone()),
+            "plane_mode": intent_state.plane.as_ref().map(|p| p.mode.as_str()),
             "decision": record.decision,
             "risk_score": record.risk_score,
             "state": intent_state.run.as_ref().map(|r| r.phase.name()).unwrap_or(record.state.as_str()),
@@ -107,8 +109,19 @@ pub(super) fn status(state: &Path, format: Format) -> anyhow::Result<ExitCode> {
                             .join("  ")
                     })
                     .unwrap_or_default();
+                let plane = intent_state
+                    .plane
+                    .as_ref()
+                    .map(|facts| match facts.mode {
+                        crate::daemon::planes::PlaneMode::Simulated => {
+                            format!("{} (SIMULATED)", facts.plane)
+                        }
+                        crate::daemon::planes::PlaneMode::Live => facts.plane.clone(),
+                    })
+                    .unwrap_or_else(|| "-".into());
                 rows.push(vec![
                     record.intent_id.clone(),
+                    plane,
                     record.decision.clone().unwrap_or_default(),
                     entry["state"].as_str().unwrap_or_default().to_owned(),
                     progress,
@@ -119,6 +132,7 @@ pub(super) fn status(state: &Path, format: Format) -> anyhow::Result<ExitCode> {
                 super::output::table(
                     &[
                         "INTENT",
+                        "PLANE",
                         "DECISION",
                         "STATE",
                         "RINGS (installed/targeted, gate)"

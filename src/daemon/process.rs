@@ -162,6 +162,9 @@ pub struct Processor<'a> {
     pub pause_at: Option<PausePoint>,
     /// The forge, when configured: each commit's pull request and reviews.
     pub forge: Option<&'a dyn crate::forge::MergeFactsSource>,
+    /// How each configured plane runs: a decision record says whether the
+    /// intent's plane is simulated (`plane_mode`).
+    pub plane_modes: std::collections::BTreeMap<crate::model::Plane, super::planes::PlaneMode>,
 }
 
 /// Runtime facts read from the store before the (parallel) evaluation:
@@ -310,6 +313,48 @@ impl Processor<'_> {
             reports.push(report);
         }
         Ok(reports)
+    }
+
+    /// Judges the last good commit again when an intent's DENY came only
+    /// from changes in flight (`waits_on`, one active change per application
+    /// and ring) and none of them is in flight any more: that DENY clears
+    /// when they end, not at the next commit. Intents whose decision changes
+    /// get a new decision record; their runs hear it at the next pass.
+    pub fn rejudge_if_cleared(
+        &mut self,
+        now: DateTime<Utc>,
+    ) -> Result<Option<CommitReport>, ProcessError> {
+        let mut cleared = None;
+        for record in self.store.list_intents()? {
+            let Some(evaluation) = IntentState::from_record(&record).evaluation else {
+                continue;
+            };
+            if evaluation.waits_on.is_empty() {
+                continue;
+            }
+            let active = self.store.active_changes_for(
+                &record.application_id,
+                &record.acquisition_boundary,
+                &record.business_unit,
+            )?;
+            let still = evaluation
+                .waits_on
+                .iter()
+                .any(|waited| active.iter().any(|change| change.intent_id == *waited));
+            if !still {
+                cleared = Some((record.intent_id.clone(), evaluation.waits_on.clone()));
+                break;
+            }
+        }
+        let Some((intent, waited)) = cleared else {
+            return Ok(None);
+        };
+        let Some(good) = self.store.last_good_commit(self.branch)? else {
+            return Ok(None);
+        };
+        tracing::info!(%intent, ?waited, commit = %good.commit_sha, "the changes a DENY waited on ended: judging the decisions again");
+        let commit = Oid::from_str(&good.commit_sha)?;
+        self.process_commit(commit, now).map(Some)
     }
 
     /// Processes one new commit of the tracked branch.
@@ -591,6 +636,9 @@ impl Processor<'_> {
                 if occasion == Occasion::Expiry {
                     map.insert("rejudged_at_expiry".into(), json!(now));
                 }
+            }
+            if let Some(plane) = snapshot.artifact_of(intent).map(|artifact| artifact.plane) {
+                body["plane_mode"] = json!(self.plane_modes.get(&plane).map(|mode| mode.as_str()));
             }
             let appended = self.append_once(EvidencePackInput {
                 record_type: RecordType::Decision,
@@ -938,7 +986,8 @@ impl Processor<'_> {
         let same = pack.record_type == input.record_type
             && pack.intent_id == input.intent_id
             && pack.source_commit == input.source_commit
-            && pack.body.get("fingerprint") == input.body.get("fingerprint");
+            && pack.body.get("fingerprint") == input.body.get("fingerprint")
+            && pack.body.get("decision") == input.body.get("decision");
         Ok(same.then(|| AppendedRecord {
             sequence: pack.sequence,
             pack_id: pack.pack_id.clone(),
@@ -1035,6 +1084,7 @@ fn evaluation_facts(
         emergency_override: approvals.iter().any(|a| a.emergency_override),
         version: intent.version.clone(),
         commit: commit.to_owned(),
+        waits_on: super::rollout::runtime_deny_waits_on(&evaluation.outcome),
     }
 }
 

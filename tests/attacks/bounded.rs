@@ -176,6 +176,10 @@ impl Daemon {
                 self.state.path().to_str().expect("utf-8"),
                 "--key",
                 key.to_str().expect("utf-8"),
+                "--config",
+                crate::support::sim_planes_config(self.keys.path())
+                    .to_str()
+                    .expect("utf-8"),
                 "--once",
             ],
             &self.repo,

@@ -255,7 +255,11 @@ pub fn daemon_config(repo: &TestRepo) -> DaemonConfig {
         evidence_remote: None,
         listen: None,
         github: None,
-        planes: Default::default(),
+        // Every plane explicitly on the simulated fleet (serve refuses a
+        // plane without a connector).
+        planes: ringmaster::daemon::planes::SimSettings::default()
+            .configs(&ringmaster::model::Plane::ALL),
+        config_file: None,
         evidence_object_store: None,
         incidents: Default::default(),
         notifications: Vec::new(),
