@@ -216,6 +216,22 @@ fn serve_once_commits_signed_evidence_that_verify_and_minisign_accept() {
 #[test]
 fn a_new_approval_changes_one_decision_and_adds_one_pack() {
     let setup = Setup::new();
+    // Without a forge, a record counts when its decider signed the commit
+    // that wrote it: Dave lists a key made by the real ssh-keygen.
+    let dave_key = setup.keys.path().join("dave-ssh");
+    let keygen = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-C", "dave", "-f"])
+        .arg(&dave_key)
+        .output()
+        .expect("ssh-keygen must be installed (scripts/test.sh installs openssh-client)");
+    assert!(keygen.status.success(), "{keygen:?}");
+    let public = std::fs::read_to_string(dave_key.with_extension("pub")).expect("pub");
+    setup.repo.edit(
+        "principals/dave.yaml",
+        "roles:\n",
+        &format!("signing_keys:\n  - \"{}\"\nroles:\n", public.trim()),
+    );
+    setup.repo.commit_all("Dave's signing key");
     assert!(setup.serve_once().status.success());
     let digest = support::intent_sha256(&setup.repo.path, "osquery-6.0.0-it");
     setup.repo.write(
@@ -234,7 +250,19 @@ justification: Major osquery upgrade reviewed; pilot ring watched by SecOps.
 "
         ),
     );
-    let commit = setup.repo.commit_all("CAB approval for osquery 6.0.0");
+    setup.repo.git(&["add", "-A"]);
+    setup.repo.git(&[
+        "-c",
+        "gpg.format=ssh",
+        "-c",
+        &format!("user.signingkey={}", path(&dave_key)),
+        "commit",
+        "-q",
+        "-S",
+        "-m",
+        "CAB approval for osquery 6.0.0",
+    ]);
+    let commit = setup.repo.git(&["rev-parse", "HEAD"]);
     let output = setup.serve_once();
     assert!(output.status.success(), "{}", stderr(&output));
     assert!(

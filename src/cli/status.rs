@@ -49,6 +49,26 @@ pub(super) fn status(state: &Path, format: Format) -> anyhow::Result<ExitCode> {
             "updated_at": record.updated_at,
         }));
     }
+    // A change to the rules that is not in force is reported until a later
+    // authorised commit (on stderr: the report's shape stays the same).
+    for rules in store.rules_states()? {
+        if let Some(change) = &rules.unauthorised {
+            let paths: Vec<&str> = change["paths"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|p| p.as_str())
+                .collect();
+            eprintln!(
+                "governance_change_unauthorised on {}: commit {} changes {} without an admin's authorisation ({}); judged by the rules in force of commit {}",
+                rules.branch.escape_debug(),
+                change["commit"].as_str().unwrap_or_default().escape_debug(),
+                paths.join(", ").escape_debug(),
+                change["reason"].as_str().unwrap_or_default().escape_debug(),
+                rules.rules_commit,
+            );
+        }
+    }
     match format {
         Format::Json | Format::Github => println!("{}", serde_json::to_string_pretty(&report)?),
         Format::Human => {

@@ -19,6 +19,7 @@ pub mod process;
 pub mod reconcile;
 pub mod record;
 pub mod rollout;
+pub mod rules;
 pub mod schedule;
 pub mod siem;
 mod views;
@@ -804,7 +805,18 @@ impl Daemon {
                     for report in &step.commits {
                         tracing::info!(commit = %report.commit, outcome = report.outcome.as_str(), records = report.records.len(), "processed commit");
                     }
-                    let next_wake = step.drive.next_wake;
+                    // The rollouts' next step, or the next expiry of an
+                    // approval or exception the decisions read.
+                    let rejudge_at = self
+                        .store
+                        .rules_state(&self.config.branch)
+                        .ok()
+                        .flatten()
+                        .and_then(|state| state.rejudge_at);
+                    let next_wake = match (step.drive.next_wake, rejudge_at) {
+                        (Some(a), Some(b)) => Some(a.min(b)),
+                        (a, b) => a.or(b),
+                    };
                     self.after_processing(now, due.process, processing);
                     if let Some(schedule) = &mut self.schedule {
                         schedule.stepped(now, next_wake);

@@ -29,7 +29,7 @@ pub struct Migration {
 }
 
 /// The schema version this build writes: the last migration's version.
-pub const SUPPORTED_SCHEMA_VERSION: i64 = 4;
+pub const SUPPORTED_SCHEMA_VERSION: i64 = 5;
 
 /// Every migration, in order. Append; never edit or reorder.
 pub const MIGRATIONS: &[Migration] = &[
@@ -53,7 +53,26 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "notifications",
         sql: NOTIFICATIONS,
     },
+    Migration {
+        version: 5,
+        name: "rules in force",
+        sql: RULES_IN_FORCE,
+    },
 ];
+
+/// The rules each tracked branch is judged by (see `store::rules`).
+const RULES_IN_FORCE: &str = r#"
+CREATE TABLE rules_in_force (
+    branch        TEXT PRIMARY KEY NOT NULL,
+    root_commit   TEXT NOT NULL,
+    rules_commit  TEXT NOT NULL,
+    app_scopes    TEXT NOT NULL CHECK (json_valid(app_scopes)),
+    unauthorised  TEXT CHECK (unauthorised IS NULL OR json_valid(unauthorised)),
+    judged_commit TEXT NOT NULL,
+    rejudge_at    TEXT,
+    updated_at    TEXT NOT NULL
+);
+"#;
 
 /// Incidents from the incident sources (see `store::incidents`), one row per
 /// (source, the source's incident id): repeated reports update it.
