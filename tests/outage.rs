@@ -364,7 +364,9 @@ async fn git_remote_outage(outage: Duration) -> (usize, usize, bool) {
     let pushes = setup.server.requests_to("evidence.git") - pushes;
     assert_ne!(setup.last_processed(), Some(pending.clone()));
     setup.server.set_outage(false);
-    setup.looped.run_for(Duration::minutes(6), None).await;
+    // The processing backoff is capped at five minutes and jittered; the
+    // breaker's probe comes on top: give recovery three caps' worth.
+    setup.looped.run_for(Duration::minutes(15), None).await;
     let recovered = setup.last_processed() == Some(pending);
     (fetches, pushes, recovered)
 }

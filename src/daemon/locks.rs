@@ -49,6 +49,15 @@ impl InstanceLock {
     }
 }
 
+impl Drop for InstanceLock {
+    /// Releases the lock explicitly: a child process forked meanwhile (a
+    /// plane's tool, `git`) shares the open file and would otherwise keep
+    /// the lock until it execs or exits.
+    fn drop(&mut self) {
+        let _ = self._file.unlock();
+    }
+}
+
 /// The full ref name of a branch name (`evidence` → `refs/heads/evidence`).
 fn full_ref(branch: &str) -> String {
     if branch.starts_with("refs/") {
