@@ -51,6 +51,7 @@ fn allow(approvals: &[&str]) -> Event {
         counted_approvals: approvals.iter().map(|id| id.to_string()).collect(),
         conditions: Vec::new(),
         emergency_override: false,
+        waits_on: Vec::new(),
     }
 }
 

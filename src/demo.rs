@@ -245,6 +245,7 @@ async fn seed_previous_versions(
             exclusions: Vec::new(),
             expected_devices: 0,
             supersedes_version: None,
+            sites: None,
         };
         let connector = config.build().map_err(setup_error)?;
         connector
@@ -374,6 +375,7 @@ fn lines(daemon: &Daemon) -> Vec<IntentLine> {
                         crate::orchestrator::Requirement::CabApproval => "awaiting_cab",
                         crate::orchestrator::Requirement::Exception => "awaiting_exception",
                         crate::orchestrator::Requirement::PolicyVerdict => "blocked_by_policy",
+                        crate::orchestrator::Requirement::ActiveChange => "blocked",
                     }
                     .to_owned(),
                     Some(ring.clone()),
@@ -410,6 +412,26 @@ fn lines(daemon: &Daemon) -> Vec<IntentLine> {
         .collect()
 }
 
+/// A fresh SSH signing key for `principal`, listed in its `signing_keys`
+/// in the sample written at `repo_dir`.
+fn demo_signing_key(repo_dir: &Path, principal: &str) -> Result<ssh_key::PrivateKey, DemoError> {
+    let key =
+        ssh_key::PrivateKey::random(&mut ssh_key::rand_core::OsRng, ssh_key::Algorithm::Ed25519)
+            .map_err(setup_error)?;
+    let public = key.public_key().to_openssh().map_err(setup_error)?;
+    let path = repo_dir
+        .join("principals")
+        .join(format!("{principal}.yaml"));
+    let text = std::fs::read_to_string(&path).map_err(setup_error)?;
+    let listed = text.replacen(
+        "roles:\n",
+        &format!("signing_keys:\n  - \"{public}\"\nroles:\n"),
+        1,
+    );
+    std::fs::write(&path, listed).map_err(setup_error)?;
+    Ok(key)
+}
+
 fn phase_of(daemon: &Daemon, intent_id: &str) -> Option<Phase> {
     let record = daemon.store().get_intent(intent_id).ok()??;
     IntentState::from_record(&record).run.map(|r| r.phase)
@@ -432,14 +454,29 @@ pub async fn run(
     let state_dir = root.join("state");
     let key_dir = root.join("keys");
     crate::sample::write_to(&repo_dir).map_err(setup_error)?;
+    // Dave and Grace sign what they commit (a record counts when its
+    // decider signed the commit that wrote it): their keys are listed in
+    // the first commit, the daemon's root of authority.
+    let dave_key = demo_signing_key(&repo_dir, "dave")?;
+    let grace_key = demo_signing_key(&repo_dir, "grace")?;
     crate::source::commit::init_and_commit_all(
         &repo_dir,
         "Contoso governed repository (sample tenant)",
     )
     .map_err(setup_error)?;
     let keys = generate_keypair(&key_dir, None, true).map_err(setup_error)?;
+    let fleet = SimSettings {
+        seed: options.seed,
+        install_delay: (
+            std::time::Duration::from_secs(5 * 60),
+            std::time::Duration::from_secs(90 * 60),
+        ),
+        default_success_rate: 0.995,
+    };
+    // Every plane explicitly: the simulated fleet (`type: sim`, marked
+    // simulated everywhere), or the plane simulators over HTTP.
     let (simulators, planes) = match options.planes {
-        DemoPlanes::Fleet => (None, BTreeMap::new()),
+        DemoPlanes::Fleet => (None, fleet.configs(&crate::model::Plane::ALL)),
         DemoPlanes::Simulators => {
             let repository = crate::source::GovernedRepo::open(&repo_dir).map_err(setup_error)?;
             let head = repository.resolve("HEAD").map_err(setup_error)?;
@@ -462,21 +499,14 @@ pub async fn run(
         listen: None,
         github: None,
         planes,
+        config_file: None,
         evidence_object_store: None,
         incidents: Default::default(),
         api: None,
         notifications: Vec::new(),
         git_credentials: Default::default(),
     };
-    let fleet = SimSettings {
-        seed: options.seed,
-        install_delay: (
-            std::time::Duration::from_secs(5 * 60),
-            std::time::Duration::from_secs(90 * 60),
-        ),
-        default_success_rate: 0.995,
-    };
-    let mut daemon = Daemon::open(config)?.with_fleet(fleet, false);
+    let mut daemon = Daemon::open(config)?;
 
     let start = start_time();
     let step = Duration::hours(options.step_hours.max(1));
@@ -546,11 +576,12 @@ pub async fn run(
         // morning the story starts, and it rolls out on the real Ansible.
         if simulators.is_some() && !exception_renewed && now >= start + Duration::hours(2) {
             let repository = git2::Repository::open(&repo_dir).map_err(setup_error)?;
-            crate::source::commit::commit_files(
+            crate::source::commit::commit_files_signed(
                 &repository,
                 "main",
                 &[(EXCEPTION_PATH, EXCEPTION.as_bytes())],
                 "Security: renew the jackson-databind exception for build-agent 2.8.0 (exc-2026-0044)",
+                &grace_key,
             )
             .map_err(setup_error)?;
             exception_renewed = true;
@@ -572,11 +603,12 @@ pub async fn run(
                 "{intent_sha256}",
                 &crate::model::digest::intent_sha256(snapshot, intent),
             );
-            crate::source::commit::commit_files(
+            crate::source::commit::commit_files_signed(
                 &repository,
                 "main",
                 &[(APPROVAL_PATH, approval.as_bytes())],
                 "CAB: approve osquery 6.0.0 for IT (cab-2026-0151)",
+                &dave_key,
             )
             .map_err(setup_error)?;
             approval_committed = true;

@@ -15,13 +15,18 @@
 //! 2. swap in the rules in force ([`Snapshot::judged_by`]) when the caller
 //!    has them, so a change never relaxes what judges it (DESIGN §4.1);
 //! 3. apply the proof of who decided ([`Proof`]): records the change adds
-//!    count only when their decider vouched for them, reviews on the head
-//!    become approval records (`forge::approvals`);
+//!    count only when their decider vouched for them (an approving review on
+//!    the head, or a valid SSH signature by their key on the commit that
+//!    wrote them), reviews on the head become approval records
+//!    (`forge::approvals`); a claim that does not count is a warning on its
+//!    file, with the reason; with `require_signed_commits`, every commit of
+//!    the change must be signed by a principal's key;
 //! 4. judge every intent with the policy engine of the rules in force
 //!    (`evaluation::evaluate`).
 //!
 //! Pure: no I/O and no clock; the shell gathers the facts.
 
+use crate::authority::{ChangeHistory, CommitSignature, KeyRing};
 use crate::diagnostic::{self, Diagnostic};
 use crate::evaluation::{self, Evaluation, RuntimeFacts};
 use crate::forge::approvals::{self, AppliedReviews, ReviewContext};
@@ -52,11 +57,29 @@ pub struct Proof<'a> {
     pub provenance: Option<&'a BTreeMap<String, RecordProvenance>>,
     /// Review approvals earlier merges counted (read from the evidence).
     pub carried: &'a [CarriedApproval],
+    /// Who signed the commits of the change (`source::history`): the
+    /// commits that wrote each record it adds, edits or deletes, and every
+    /// commit for `require_signed_commits`. Empty when not known.
+    pub history: &'a ChangeHistory,
+    /// Whose principals and signing keys identify deciders: the rules in
+    /// force *before* the change (a commit cannot vouch for itself with a
+    /// key it adds). `None`: the rules that judge, else `previous`.
+    pub identities: Option<&'a Snapshot>,
 }
 
+/// No history known: no record was written by a signed commit.
+pub static NO_HISTORY: ChangeHistory = ChangeHistory {
+    signed: BTreeMap::new(),
+    commits: Vec::new(),
+};
+
 impl Proof<'_> {
-    /// No reviews: a change checked without a forge (`validate --base`).
-    pub fn without_reviews(previous: Option<&Snapshot>) -> Proof<'_> {
+    /// No reviews: a change checked without a forge (`validate --base`);
+    /// `history` is the history between the fork point and the head.
+    pub fn without_reviews<'a>(
+        previous: Option<&'a Snapshot>,
+        history: &'a ChangeHistory,
+    ) -> Proof<'a> {
         Proof {
             previous,
             standings: Vec::new(),
@@ -65,6 +88,8 @@ impl Proof<'_> {
             pull_request: None,
             provenance: None,
             carried: &[],
+            history,
+            identities: None,
         }
     }
 }
@@ -105,12 +130,36 @@ pub struct Judgement {
 pub fn load(entries: &[Entry]) -> (Snapshot, Vec<Diagnostic>) {
     let (snapshot, mut diagnostics) = model::load(entries);
     diagnostics.extend(model::links::check(&snapshot));
+    diagnostics.extend(crate::targeting::check(&snapshot));
     if let Some(config) = &snapshot.config {
         for (index, message) in crate::orchestrator::validate_freezes(&config.change_freezes) {
             diagnostics.push(config.error(&format!("/change_freezes/{index}"), message));
         }
     }
     (snapshot, diagnostics)
+}
+
+/// `require_signed_commits: true`: every commit of the change must carry a
+/// valid signature by a principal's key; each that does not is an error.
+fn unsigned_commits(
+    snapshot: &Snapshot,
+    keys: &KeyRing,
+    commits: &[CommitSignature],
+) -> Vec<Diagnostic> {
+    let Some(config) = &snapshot.config else {
+        return Vec::new();
+    };
+    keys.unsigned(commits)
+        .into_iter()
+        .map(|(_, reason)| {
+            config.error(
+                "/require_signed_commits",
+                format!(
+                    "{reason}; require_signed_commits is true, so every governed commit must carry a valid SSH signature by a key in principals/ (git config gpg.format ssh, user.signingkey, git commit -S)"
+                ),
+            )
+        })
+        .collect()
 }
 
 /// Judges one revision. See the module documentation for the steps.
@@ -129,14 +178,23 @@ pub fn judge(case: Case<'_>) -> Judgement {
     let affected = changes::affected_intents(&snapshot, previous);
     if let Some(proof) = &case.proof {
         let fallback;
-        let principals_from = match (case.rules, proof.previous) {
-            (Some(rules), _) => rules,
-            (None, Some(previous)) => previous,
-            (None, None) => {
+        let principals_from = match (proof.identities, case.rules, proof.previous) {
+            (Some(identities), _, _) => identities,
+            (None, Some(rules), _) => rules,
+            (None, None, Some(previous)) => previous,
+            (None, None, None) => {
                 fallback = snapshot.clone();
                 &fallback
             }
         };
+        let keys = KeyRing::of(principals_from);
+        if snapshot
+            .config
+            .as_ref()
+            .is_some_and(|config| config.require_signed_commits)
+        {
+            diagnostics.extend(unsigned_commits(&snapshot, &keys, &proof.history.commits));
+        }
         let context = ReviewContext {
             standings: &proof.standings,
             principals_from,
@@ -145,9 +203,12 @@ pub fn judge(case: Case<'_>) -> Judgement {
             head_sha: proof.head_sha.clone(),
             pull_request: proof.pull_request,
             provenance: proof.provenance,
+            signed: &proof.history.signed,
+            keys,
         };
         applied = approvals::apply(&mut snapshot, &context, &affected);
         approvals::apply_carried(&mut snapshot, proof.carried, &mut applied);
+        diagnostics.extend(applied.uncorroborated.iter().map(|r| r.diagnostic()));
     }
 
     let engine = match case.rules {
@@ -169,5 +230,17 @@ pub fn judge(case: Case<'_>) -> Judgement {
         evaluation,
         applied,
         affected,
+    }
+}
+
+impl Judgement {
+    /// The earliest instant after `now` at which an approval or exception
+    /// this judgement read expires: the decisions must be judged again then
+    /// (DESIGN §4.3: expiry takes effect at its instant, not at the next
+    /// commit). Review approvals expire too (`forge::approvals`).
+    pub fn next_expiry(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        let approvals = self.snapshot.approvals.values().map(|a| a.expiry);
+        let exceptions = self.snapshot.exceptions.values().map(|e| e.expiry);
+        approvals.chain(exceptions).filter(|at| *at > now).min()
     }
 }

@@ -8,6 +8,7 @@
 #![forbid(unsafe_code)]
 
 pub mod api;
+pub mod authority;
 pub mod cli;
 pub mod daemon;
 pub mod demo;
@@ -32,4 +33,5 @@ pub mod schema;
 pub mod source;
 pub mod store;
 pub mod synthetic;
+pub mod targeting;
 pub mod worm;

@@ -16,6 +16,10 @@ pub struct BlastRow {
     pub entitlement: Option<String>,
     pub groups: Vec<String>,
     pub devices: u32,
+    /// The entitlement's posture constraints, which the plane does not
+    /// apply (`targeting`): `devices` counts every device of the groups.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub posture_not_applied: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -61,6 +65,10 @@ pub struct Plan {
     pub blast_radius: Vec<BlastRow>,
     pub total_devices: u64,
     pub timeline: Vec<TimelineRow>,
+    /// The diagnostics of the intent's own file (`ringmaster plan` fills
+    /// them): an error there means no judge lets the intent roll out.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub diagnostics: Vec<crate::diagnostic::Diagnostic>,
 }
 
 pub fn build(
@@ -95,6 +103,9 @@ pub fn build(
                     })
                     .unwrap_or_default(),
                 devices: rule.map(|r| r.expected_devices).unwrap_or(0),
+                posture_not_applied: rule
+                    .map(|r| crate::targeting::posture_constraints(&r.posture))
+                    .unwrap_or_default(),
             })
         })
         .collect();
@@ -186,5 +197,6 @@ pub fn build(
         blast_radius,
         total_devices,
         timeline,
+        diagnostics: Vec::new(),
     }
 }

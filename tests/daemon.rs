@@ -47,6 +47,8 @@ impl Setup {
             path(self.state.path()).into(),
             "--key".into(),
             path(&self.key()).into(),
+            "--config".into(),
+            path(&support::sim_planes_config(self.keys.path())).into(),
         ]
     }
 
@@ -214,6 +216,22 @@ fn serve_once_commits_signed_evidence_that_verify_and_minisign_accept() {
 #[test]
 fn a_new_approval_changes_one_decision_and_adds_one_pack() {
     let setup = Setup::new();
+    // Without a forge, a record counts when its decider signed the commit
+    // that wrote it: Dave lists a key made by the real ssh-keygen.
+    let dave_key = setup.keys.path().join("dave-ssh");
+    let keygen = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-C", "dave", "-f"])
+        .arg(&dave_key)
+        .output()
+        .expect("ssh-keygen must be installed (scripts/test.sh installs openssh-client)");
+    assert!(keygen.status.success(), "{keygen:?}");
+    let public = std::fs::read_to_string(dave_key.with_extension("pub")).expect("pub");
+    setup.repo.edit(
+        "principals/dave.yaml",
+        "roles:\n",
+        &format!("signing_keys:\n  - \"{}\"\nroles:\n", public.trim()),
+    );
+    setup.repo.commit_all("Dave's signing key");
     assert!(setup.serve_once().status.success());
     let digest = support::intent_sha256(&setup.repo.path, "osquery-6.0.0-it");
     setup.repo.write(
@@ -232,7 +250,19 @@ justification: Major osquery upgrade reviewed; pilot ring watched by SecOps.
 "
         ),
     );
-    let commit = setup.repo.commit_all("CAB approval for osquery 6.0.0");
+    setup.repo.git(&["add", "-A"]);
+    setup.repo.git(&[
+        "-c",
+        "gpg.format=ssh",
+        "-c",
+        &format!("user.signingkey={}", path(&dave_key)),
+        "commit",
+        "-q",
+        "-S",
+        "-m",
+        "CAB approval for osquery 6.0.0",
+    ]);
+    let commit = setup.repo.git(&["rev-parse", "HEAD"]);
     let output = setup.serve_once();
     assert!(output.status.success(), "{}", stderr(&output));
     assert!(
@@ -338,9 +368,10 @@ fn an_invalid_commit_is_recorded_and_the_daemon_carries_on() {
 #[test]
 fn blocked_evidence_branch_blocks_and_is_retried() {
     let setup = Setup::new();
-    // A stale lock on the evidence ref makes the branch unwritable.
+    // Something in the way of the evidence ref's lock that is not a lock
+    // file the daemon left (a directory): the branch cannot be written.
     let lock = setup.repo.path.join(".git/refs/heads/evidence.lock");
-    std::fs::write(&lock, "").expect("lock");
+    std::fs::create_dir(&lock).expect("lock");
     let output = setup.serve_once();
     assert_eq!(output.status.code(), Some(2), "{}", stdout(&output));
     assert!(
@@ -356,11 +387,86 @@ fn blocked_evidence_branch_blocks_and_is_retried() {
         "the commit stays pending"
     );
 
-    std::fs::remove_file(&lock).expect("unlock");
+    std::fs::remove_dir(&lock).expect("unlock");
     let output = setup.serve_once();
     assert!(output.status.success(), "{}", stderr(&output));
     assert_eq!(setup.decision_records().len(), 7);
     assert_eq!(setup.verify(true).status.code(), Some(0));
+}
+
+#[test]
+fn a_stale_ref_lock_left_by_a_killed_daemon_is_removed_at_start() {
+    let setup = Setup::new();
+    let output = setup.serve_once();
+    assert!(output.status.success(), "{}", stderr(&output));
+    let records = setup.decision_records().len();
+    // What `kill -9` during a ref update leaves: Git's lock on the evidence ref.
+    let lock = setup.repo.path.join(".git/refs/heads/evidence.lock");
+    std::fs::write(&lock, "").expect("lock");
+    setup.repo.edit(
+        "intents/chrome-131-finance.yaml",
+        "Monthly Chrome stable update",
+        "Monthly Chrome stable update, re-described,",
+    );
+    setup.repo.commit_all("a new commit to record");
+    let output = setup.serve_once();
+    assert!(
+        output.status.success(),
+        "the daemon starts and publishes on its own: {}",
+        stderr(&output)
+    );
+    assert!(!lock.exists(), "the stale lock was removed");
+    let events = setup.events();
+    let removed: Vec<_> = events
+        .iter()
+        .filter(|event| event["details"]["kind"] == "stale_lock_removed")
+        .collect();
+    assert_eq!(removed.len(), 1, "{events:#?}");
+    assert!(
+        removed[0]["details"]["path"]
+            .as_str()
+            .is_some_and(|path| path.ends_with("refs/heads/evidence.lock")),
+        "{:#?}",
+        removed[0]
+    );
+    assert!(
+        setup.decision_records().len() > records,
+        "the new decision was recorded past the old lock"
+    );
+    assert_eq!(setup.verify(true).status.code(), Some(0));
+}
+
+#[test]
+fn a_second_daemon_on_the_same_state_directory_is_refused() {
+    let setup = Setup::new();
+    let mut args = setup.serve_args();
+    args.push("--once".into());
+    // The first daemon pauses (holding its state directory) after its first record.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ringmaster"))
+        .args(&args)
+        .env("RINGMASTER_TEST_PAUSE_AT", "after-evidence-append")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let stderr_pipe = child.stderr.take().expect("stderr");
+    let paused = BufReader::new(stderr_pipe)
+        .lines()
+        .map_while(Result::ok)
+        .any(|line| line.contains("RINGMASTER-PAUSED-AT after-evidence-append"));
+    assert!(paused, "the first daemon reached the pause point");
+    let second = setup.serve_once();
+    child.kill().expect("kill -9");
+    child.wait().expect("reaped");
+    assert_eq!(second.status.code(), Some(2), "{}", stdout(&second));
+    assert!(
+        stderr(&second).contains("another ringmaster daemon is running"),
+        "{}",
+        stderr(&second)
+    );
+    // Once the first is gone (killed), the next start goes on by itself.
+    let output = setup.serve_once();
+    assert!(output.status.success(), "{}", stderr(&output));
 }
 
 #[test]
@@ -518,6 +624,8 @@ fn a_remote_repository_is_mirrored_and_evidence_is_pushed() {
             path(state.path()),
             "--key",
             path(&setup.key()),
+            "--config",
+            path(&support::sim_planes_config(setup.keys.path())),
             "--once",
         ],
         state.path(),

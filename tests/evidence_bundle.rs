@@ -43,6 +43,8 @@ impl Setup {
                 path(state.path()),
                 "--key",
                 path(&key),
+                "--config",
+                path(&support::sim_planes_config(keys.path())),
                 "--once",
             ],
             &repo.path,

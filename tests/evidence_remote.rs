@@ -69,24 +69,23 @@ impl Setup {
             evidence_remote: Some(remote.to_str().expect("utf-8").to_owned()),
             listen: None,
             github: None,
-            planes: Default::default(),
+            planes: SimSettings {
+                seed: 3,
+                install_delay: (
+                    std::time::Duration::from_secs(300),
+                    std::time::Duration::from_secs(3600),
+                ),
+                default_success_rate: 1.0,
+            }
+            .configs(&ringmaster::model::Plane::ALL),
+            config_file: None,
             evidence_object_store: None,
             incidents: Default::default(),
             api: None,
             notifications: Vec::new(),
             git_credentials: Default::default(),
         };
-        let settings = SimSettings {
-            seed: 3,
-            install_delay: (
-                std::time::Duration::from_secs(300),
-                std::time::Duration::from_secs(3600),
-            ),
-            default_success_rate: 1.0,
-        };
-        let daemon = Daemon::open(config)
-            .expect("daemon")
-            .with_fleet(settings, false);
+        let daemon = Daemon::open(config).expect("daemon");
         Setup {
             repo,
             _dirs: [keys, state, remote_dir],
@@ -223,11 +222,25 @@ async fn a_deleted_or_replaced_evidence_remote_branch_is_refused_after_a_restart
     assert!(setup.step().await);
     let pushed = setup.remote_tip();
     // The daemon restarts: what it pushed is remembered in the repository.
+    // The old process is gone first (it held the state directory's lock).
     let config = setup.daemon.config.clone();
-    drop(std::mem::replace(
-        &mut setup.daemon,
-        Daemon::open(config).expect("reopen"),
-    ));
+    let Setup {
+        repo,
+        _dirs,
+        remote,
+        siem,
+        daemon,
+        now,
+    } = setup;
+    drop(daemon);
+    let mut setup = Setup {
+        repo,
+        _dirs,
+        remote,
+        siem,
+        daemon: Daemon::open(config).expect("reopen"),
+        now,
+    };
     // The branch is deleted on the remote.
     git(&setup.remote, &["update-ref", "-d", "refs/heads/evidence"]);
     setup.repo.edit(

@@ -164,6 +164,8 @@ async fn pull_request_review_merge_and_verified_evidence() {
         &hosted.url,
         "--state",
         &path(state.path()),
+        "--config",
+        &path(&forge_support::sim_planes_config(state.path())),
         "--key",
         &path(&files.path().join("ringmaster.key")),
         "--listen",

@@ -74,8 +74,19 @@ fn osquery_at_merge(
         provenance: Default::default(),
     };
     let entries = repo.entries_at(merge_oid).unwrap();
-    let (_, evaluation, evidence) =
-        evaluate_commit(&entries, Some(&base), now(), &NoRuntime, Some(&facts));
+    let (judgement, evidence) = evaluate_commit(ringmaster::forge::merge::CommitCase {
+        entries: &entries,
+        rules: None,
+        identities: None,
+        base: Some(&base),
+        previous: Some(&base),
+        history: &ringmaster::judge::NO_HISTORY,
+        provenance: Some(&facts.provenance),
+        facts: Some(&facts),
+        runtime: &NoRuntime,
+        now: now(),
+    });
+    let evaluation = judgement.evaluation;
     let osquery = evaluation
         .intents
         .iter()
@@ -205,6 +216,8 @@ async fn serve_once_records_the_pr_carries_its_approval_and_refuses_a_pushed_rec
             &hosted.url,
             "--state",
             &path(state.path()),
+            "--config",
+            &path(&forge_support::sim_planes_config(state.path())),
             "--key",
             &path(&keys.path().join("ringmaster.key")),
             "--github-repository",
@@ -344,7 +357,7 @@ async fn a_records_provenance_is_the_commit_that_put_it_there() {
     let forge = token_forge(&github);
     let tip = Oid::from_str(&hosted.sha("main")).unwrap();
     let provenance = forge
-        .record_provenance(&repo, tip)
+        .record_provenance(&repo, tip, None)
         .await
         .expect("provenance");
     use ringmaster::forge::provenance::RecordProvenance;
@@ -356,21 +369,51 @@ async fn a_records_provenance_is_the_commit_that_put_it_there() {
         provenance["approvals/cab-via-pr.yaml"],
         RecordProvenance::PullRequest {
             number: 7,
-            approving_logins: vec!["dkowalski".into()]
+            approving_logins: vec!["dkowalski".into()],
+            signatures: provenance_signatures(&provenance["approvals/cab-via-pr.yaml"]),
         }
     );
-    assert!(provenance["approvals/cab-via-pr.yaml"].vouches_for(Some("DKowalski")));
-    assert!(!provenance["approvals/cab-via-pr.yaml"].vouches_for(Some("cjensen")));
+    let keys = ringmaster::authority::KeyRing::default();
+    assert!(
+        provenance["approvals/cab-via-pr.yaml"]
+            .vouches_for(Some("DKowalski"), "dkowalski", &keys)
+            .is_ok()
+    );
+    assert!(
+        provenance["approvals/cab-via-pr.yaml"]
+            .vouches_for(Some("cjensen"), "cjensen", &keys)
+            .is_err()
+    );
     assert!(matches!(
         provenance["approvals/cab-pushed.yaml"],
         RecordProvenance::DirectPush { .. }
     ));
-    assert!(!provenance["approvals/cab-pushed.yaml"].vouches_for(Some("dkowalski")));
+    assert!(
+        provenance["approvals/cab-pushed.yaml"]
+            .vouches_for(Some("dkowalski"), "dkowalski", &keys)
+            .is_err()
+    );
     let calls = github.api_requests();
-    forge.record_provenance(&repo, tip).await.expect("again");
+    forge
+        .record_provenance(&repo, tip, None)
+        .await
+        .expect("again");
     assert_eq!(
         github.api_requests(),
         calls,
         "each record blob is traced once"
     );
+}
+
+/// The signatures a provenance carries (the test commits are unsigned).
+fn provenance_signatures(
+    provenance: &ringmaster::forge::provenance::RecordProvenance,
+) -> Vec<ringmaster::authority::CommitSignature> {
+    match provenance {
+        ringmaster::forge::provenance::RecordProvenance::PullRequest { signatures, .. }
+        | ringmaster::forge::provenance::RecordProvenance::DirectPush { signatures, .. } => {
+            signatures.clone()
+        }
+        ringmaster::forge::provenance::RecordProvenance::Bootstrap => Vec::new(),
+    }
 }

@@ -119,6 +119,10 @@ async fn a_delivery_stored_before_a_restart_is_handled_after_it() {
             &hosted.url,
             "--state",
             state.path().to_str().unwrap(),
+            "--config",
+            forge_support::sim_planes_config(state.path())
+                .to_str()
+                .unwrap(),
             "--key",
             keys.path().join("ringmaster.key").to_str().unwrap(),
             "--github-repository",

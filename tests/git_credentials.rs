@@ -178,6 +178,8 @@ async fn serve_fetches_a_private_remote_with_the_configured_token_and_never_prin
     let state = TempDir::new().expect("state");
     let state_path = state.path().to_str().expect("utf-8").to_owned();
     let token_arg = token_path.to_str().expect("utf-8").to_owned();
+    let planes = support::sim_planes_config(keys.path());
+    let planes = planes.to_str().expect("utf-8").to_owned();
     let serve = |extra: &[&str]| {
         let mut args = vec![
             "serve",
@@ -187,6 +189,8 @@ async fn serve_fetches_a_private_remote_with_the_configured_token_and_never_prin
             &state_path,
             "--key",
             &key,
+            "--config",
+            &planes,
             "--once",
         ];
         args.extend_from_slice(extra);

@@ -95,7 +95,8 @@ impl Setup {
         std::fs::write(
             dir.path().join("ringmaster.yaml"),
             format!(
-                "notifications:\n  - name: team\n    kind: {kind}\n    url_file: {}\n{secret_line}    \
+                "planes:\n  intune: {{type: sim}}\n  jamf: {{type: sim}}\n  sccm: {{type: sim}}\n  landscape: {{type: sim}}\n  ansible: {{type: sim}}\n\
+                 notifications:\n  - name: team\n    kind: {kind}\n    url_file: {}\n{secret_line}    \
                  events: [intent_decided, awaiting_cab]\n    template: \"{{title}} ({{trigger}})\"\n    \
                  retry: {{base_delay_seconds: {base_delay_seconds}, max_attempts: 5}}\n",
                 dir.path().join("url").display()

@@ -54,6 +54,7 @@ fn verdict(decision: Decision, approvals: &[&str]) -> Event {
         counted_approvals: approvals.iter().map(|id| id.to_string()).collect(),
         conditions: Vec::new(),
         emergency_override: false,
+        waits_on: Vec::new(),
     }
 }
 
@@ -61,13 +62,19 @@ fn allow() -> Event {
     verdict(Decision::Allow, &[])
 }
 
+/// A report where every targeted device reported.
 fn status(ring: &str, installed: u32, failed: u32, incidents: u32) -> Event {
+    status_of(ring, installed + failed, installed, failed, incidents)
+}
+
+/// A report from a ring of `targeted` devices; the rest are pending.
+fn status_of(ring: &str, targeted: u32, installed: u32, failed: u32, incidents: u32) -> Event {
     Event::StatusObserved {
         ring: ring.into(),
-        targeted: 100,
+        targeted,
         installed,
         failed,
-        pending: 100 - installed - failed,
+        pending: targeted - installed - failed,
         incidents,
         first_install_at: None,
     }
@@ -416,7 +423,7 @@ fn every_transition() {
     check(held_with_fresh_data, resume(), "ring_starting", &["record:resumed", "record:ring_completed", "claim:ring-1-canary"]);
     check(held_by_operator, resume(), "ring_in_progress", &["record:resumed", "query:ring-0-lab", "wake+3h"]);
     check(rolling_back, Event::RollbackConfirmed, "rolled_back", &["record:rolled_back", "release:ring-0-lab"]);
-    check(rolling_back, Event::RollbackFailed { error: "plane 500".into() }, "failed",
+    check(rolling_back, Event::RollbackFailed { error: "plane 400".into(), failure: None }, "failed",
           &["record:rollback_failed", "alert", "release:ring-0-lab"]);
     check(rolling_back, hold(), "rolling_back", &[]);
     check(rolling_back, rollback(), "rolling_back", &[]);
@@ -459,6 +466,30 @@ fn gates_pass_fail_or_hold_at_their_boundaries() {
     check_gate(3.99, (20, 0, 0), "ring_in_progress"); // soak not over
     check_gate(1.0, (20, 0, 1), "rolling_back"); // an incident does not wait
     check_gate(4.0, (0, 0, 0), "held"); // nobody reported
+}
+
+/// A ring of `targeted` devices reports `(installed, failed)` after its soak.
+fn check_targeted_gate(targeted: u32, counts: (u32, u32), phase: &str) {
+    let mut harness = claiming();
+    harness.start_ring(LAB).later(4.0);
+    harness.send(status_of(LAB, targeted, counts.0, counts.1, 0));
+    assert_eq!(
+        harness.phase(),
+        phase,
+        "{targeted}: {counts:?}: {:?}",
+        harness.run.rings[0].gate
+    );
+}
+
+#[test]
+#[rustfmt::skip]
+fn success_is_measured_over_the_targeted_devices() {
+    check_targeted_gate(6500, (3, 0), "held"); // 3 reports of 6,500: inconclusive, held after the soak
+    check_targeted_gate(6500, (3300, 0), "held"); // half reported, all good, far from 95 %
+    check_targeted_gate(6500, (6175, 0), "ring_starting"); // 95 % of the targeted devices
+    check_targeted_gate(6500, (4000, 400), "rolling_back"); // 400 failures: 95 % is out of reach
+    check_targeted_gate(100, (94, 1), "held"); // 5 pending could still make it: a human looks
+    check_targeted_gate(100, (40, 0), "held"); // 40 % reporting, the gates need 50 %
 }
 
 #[test]
@@ -578,6 +609,7 @@ fn an_emergency_override_starts_inside_a_freeze_and_says_so() {
         counted_approvals: vec!["cab-7".into()],
         conditions: Vec::new(),
         emergency_override: true,
+        waits_on: Vec::new(),
     });
     assert_eq!(
         (harness.phase(), harness.effects()),
@@ -707,6 +739,7 @@ fn a_cab_condition_extends_the_soak_of_its_ring() {
         counted_approvals: vec!["cab-1".into()],
         conditions: vec![condition(PILOT, Some(168.0))],
         emergency_override: false,
+        waits_on: Vec::new(),
     });
     harness.start_ring(PILOT);
     assert_eq!(harness.effects(), ["wake+168h"]);
@@ -726,6 +759,7 @@ fn a_cab_condition_without_hours_holds_after_its_ring_until_resumed() {
         counted_approvals: vec!["cab-1".into()],
         conditions: vec![condition(LAB, None)],
         emergency_override: false,
+        waits_on: Vec::new(),
     });
     harness.pass_ring(LAB);
     assert!(
@@ -1127,6 +1161,11 @@ fn random_event(random: &mut Lcg, records: &[String]) -> Event {
             },
             conditions: vec![condition(LAB, [None, Some(10.0)][random.below(2) as usize])],
             emergency_override: random.below(2) == 0,
+            waits_on: if random.below(3) == 0 {
+                vec!["other-intent".into()]
+            } else {
+                vec![]
+            },
         },
         1..=3 => Event::EvidenceCommitted {
             transition_id: record,
@@ -1160,7 +1199,10 @@ fn random_event(random: &mut Lcg, records: &[String]) -> Event {
         17 => [
             rollback(),
             Event::RollbackConfirmed,
-            Event::RollbackFailed { error: "x".into() },
+            Event::RollbackFailed {
+                error: "x".into(),
+                failure: None,
+            },
         ][random.below(3) as usize]
             .clone(),
         18 => [
@@ -1242,4 +1284,143 @@ fn random_walks_never_publish_before_the_start_record_is_committed() {
         publishes > 100,
         "the walk must reach publishing often enough to mean something: {publishes}"
     );
+}
+
+fn plane_503() -> Event {
+    Event::RollbackFailed {
+        error: "service_unavailable: HTTP 503".into(),
+        failure: Some(ringmaster::orchestrator::ConnectorFailure {
+            class: ringmaster::orchestrator::FailureClass::Transient,
+            code: "service_unavailable".into(),
+            retry_after_seconds: None,
+        }),
+    }
+}
+
+/// The wake-up time the last event asked for.
+fn wake_at(harness: &Harness) -> DateTime<Utc> {
+    harness
+        .last
+        .iter()
+        .find_map(|effect| match effect {
+            Effect::WakeAt { at } => Some(*at),
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("no wake-up: {:?}", harness.effects()))
+}
+
+#[test]
+fn a_transient_rollback_failure_is_retried_with_backoff_not_failed() {
+    let mut harness = rolling_back();
+    let first = harness.effects();
+    assert!(
+        first.iter().any(|effect| effect.starts_with("remediate:")),
+        "{first:?}"
+    );
+    // A 503 storm: every failure schedules the next attempt; nothing is re-sent early.
+    for attempt in 1..=3 {
+        harness.send(plane_503());
+        assert_eq!(harness.phase(), "rolling_back", "attempt {attempt}");
+        let at = wake_at(&harness);
+        assert!(at > harness.now, "backoff, not at once");
+        harness.send(Event::Tick);
+        assert!(
+            !harness
+                .effects()
+                .iter()
+                .any(|e| e.starts_with("remediate:")),
+            "re-sent before its retry was due: {:?}",
+            harness.effects()
+        );
+        harness.now = at;
+        harness.send(Event::Tick);
+        assert_eq!(
+            harness.effects(),
+            first
+                .iter()
+                .filter(|e| e.starts_with("remediate:"))
+                .cloned()
+                .collect::<Vec<_>>(),
+            "attempt {attempt}: the same rollback is sent again"
+        );
+    }
+    harness.send(Event::RollbackConfirmed);
+    assert_eq!(harness.phase(), "rolled_back");
+}
+
+#[test]
+fn a_rollback_that_keeps_failing_ends_failed_once_the_budget_is_spent() {
+    let mut harness = rolling_back();
+    let mut attempts = 0;
+    loop {
+        harness.send(plane_503());
+        attempts += 1;
+        if harness.phase() != "rolling_back" {
+            break;
+        }
+        harness.now = wake_at(&harness);
+        harness.send(Event::Tick);
+        assert!(attempts < 100, "the retry budget never ran out");
+    }
+    assert_eq!(harness.phase(), "failed");
+    assert!(attempts > 1, "a transient failure was retried");
+    assert!(harness.effects().contains(&"alert".to_string()));
+}
+
+fn denied_while(intents: &[&str]) -> Event {
+    Event::Evaluated {
+        decision: Decision::Deny,
+        risk_score: 60,
+        counted_approvals: Vec::new(),
+        conditions: Vec::new(),
+        emergency_override: false,
+        waits_on: intents.iter().map(|id| id.to_string()).collect(),
+    }
+}
+
+#[test]
+fn a_deny_from_a_change_in_flight_waits_then_proceeds() {
+    let mut harness = Harness::new();
+    harness.send(denied_while(&["chrome-130-finance"]));
+    assert_eq!(harness.phase(), "blocked", "not failed: it waits");
+    assert!(harness.effects().is_empty(), "{:?}", harness.effects());
+    assert!(!harness.run.phase.is_terminal());
+    // Time passes; nothing starts while the DENY stands.
+    harness.later(6.0).send(Event::Tick);
+    assert_eq!(harness.phase(), "blocked");
+    assert!(harness.effects().is_empty(), "{:?}", harness.effects());
+    // Judged again once the other change ended: the rollout starts.
+    harness.send(allow());
+    assert_eq!(harness.phase(), "ring_starting");
+    assert_eq!(harness.effects(), ["claim:ring-0-lab"]);
+}
+
+#[test]
+fn a_deny_on_anything_else_is_still_final() {
+    let mut harness = Harness::new();
+    harness.send(verdict(Decision::Deny, &[]));
+    assert_eq!(harness.phase(), "failed");
+    harness.send(allow());
+    assert_eq!(
+        harness.phase(),
+        "failed",
+        "a later ALLOW does not revive it"
+    );
+}
+
+#[test]
+fn a_runtime_deny_between_rings_holds_the_next_ring_without_rollback() {
+    let mut harness = claiming();
+    harness.start_ring(LAB).later(4.0);
+    harness.send(status(LAB, 20, 0, 0));
+    assert_eq!(harness.phase(), "ring_starting");
+    harness.send(denied_while(&["other"]));
+    assert_eq!(harness.phase(), "blocked", "{:?}", harness.effects());
+    assert!(
+        !harness.effects().iter().any(|e| e.starts_with("remediate")),
+        "no rollback for a DENY that clears: {:?}",
+        harness.effects()
+    );
+    harness.send(allow());
+    assert_eq!(harness.phase(), "ring_starting");
 }

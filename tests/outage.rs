@@ -125,7 +125,10 @@ async fn setup() -> Setup {
             settings: token_settings(&github),
             webhook_secret: None,
         }),
-        planes: Default::default(),
+        // Every plane explicitly on the simulated fleet.
+        planes: ringmaster::daemon::planes::SimSettings::default()
+            .configs(&ringmaster::model::Plane::ALL),
+        config_file: None,
         evidence_object_store: None,
         incidents: Default::default(),
         api: None,
@@ -266,7 +269,16 @@ async fn git_setup(remote: bool) -> GitSetup {
         evidence_remote: evidence,
         listen: None,
         github: None,
-        planes: Default::default(),
+        planes: SimSettings {
+            seed: 5,
+            install_delay: (
+                std::time::Duration::from_secs(300),
+                std::time::Duration::from_secs(3600),
+            ),
+            default_success_rate: 1.0,
+        }
+        .configs(&ringmaster::model::Plane::ALL),
+        config_file: None,
         evidence_object_store: None,
         incidents: Default::default(),
         api: None,
@@ -276,17 +288,7 @@ async fn git_setup(remote: bool) -> GitSetup {
             token: SecretSource::File(token),
         },
     };
-    let settings = SimSettings {
-        seed: 5,
-        install_delay: (
-            std::time::Duration::from_secs(300),
-            std::time::Duration::from_secs(3600),
-        ),
-        default_success_rate: 1.0,
-    };
-    let daemon = Daemon::open(config)
-        .expect("daemon opens")
-        .with_fleet(settings, false);
+    let daemon = Daemon::open(config).expect("daemon opens");
     GitSetup {
         server,
         tenant,
@@ -364,7 +366,9 @@ async fn git_remote_outage(outage: Duration) -> (usize, usize, bool) {
     let pushes = setup.server.requests_to("evidence.git") - pushes;
     assert_ne!(setup.last_processed(), Some(pending.clone()));
     setup.server.set_outage(false);
-    setup.looped.run_for(Duration::minutes(6), None).await;
+    // The processing backoff is capped at five minutes and jittered; the
+    // breaker's probe comes on top: give recovery three caps' worth.
+    setup.looped.run_for(Duration::minutes(15), None).await;
     let recovered = setup.last_processed() == Some(pending);
     (fetches, pushes, recovered)
 }

@@ -45,24 +45,23 @@ impl Fleet {
             evidence_remote: None,
             listen: None,
             github: None,
-            planes: Default::default(),
+            planes: SimSettings {
+                seed: 11,
+                install_delay: (
+                    std::time::Duration::from_secs(300),
+                    std::time::Duration::from_secs(3600),
+                ),
+                default_success_rate: 1.0,
+            }
+            .configs(&Plane::ALL),
+            config_file: None,
             evidence_object_store: None,
             incidents: Default::default(),
             api: None,
             notifications: Vec::new(),
             git_credentials: Default::default(),
         };
-        let settings = SimSettings {
-            seed: 11,
-            install_delay: (
-                std::time::Duration::from_secs(300),
-                std::time::Duration::from_secs(3600),
-            ),
-            default_success_rate: 1.0,
-        };
-        let daemon = Daemon::open(config)
-            .expect("daemon")
-            .with_fleet(settings, false);
+        let daemon = Daemon::open(config).expect("daemon");
         Fleet {
             repo,
             _keys: keys,
@@ -533,6 +532,12 @@ fn kill_during_a_ring_leaves_every_assignment_exactly_once() {
             .expect("utf-8")
             .to_owned()
             .leak(),
+        "--config",
+        support::sim_planes_config(keys.path())
+            .to_str()
+            .expect("utf-8")
+            .to_owned()
+            .leak(),
         "--once",
     ];
     let mut child = Command::new(env!("CARGO_BIN_EXE_ringmaster"))
@@ -597,4 +602,683 @@ fn kill_during_a_ring_leaves_every_assignment_exactly_once() {
             .first_break
             .is_none()
     );
+}
+
+/// A daemon opened the way `serve --config FILE` opens one: the settings
+/// layered from the file's YAML, validated (a `type: sim` plane gets its plane
+/// from its key and a state file in the state directory), the file kept for
+/// reloads.
+fn daemon_from_config_file(
+    repo: &TestRepo,
+    keys: &std::path::Path,
+    state: &std::path::Path,
+    config_file: &std::path::Path,
+) -> Result<Daemon, ringmaster::daemon::DaemonError> {
+    use ringmaster::daemon::config::RawConfig;
+    let paths = ringmaster::evidence::generate_keypair(keys, None, true).expect("keygen");
+    let mut config = RawConfig::from_file(config_file)
+        .expect("config parses")
+        .layered(RawConfig {
+            repo: Some(repo.path.to_str().expect("utf-8").to_owned()),
+            state: Some(state.to_path_buf()),
+            key: Some(paths.secret_key),
+            ..RawConfig::default()
+        })
+        .validate(None)
+        .expect("config validates");
+    config.config_file = Some(config_file.to_path_buf());
+    Daemon::open(config)
+}
+
+/// A fast, reliable simulated fleet for one plane, as YAML.
+fn sim_plane(plane: &str) -> String {
+    format!(
+        "  {plane}: {{type: sim, seed: 11, default_success_rate: 1.0, install_delay_seconds: [300, 3600]}}\n"
+    )
+}
+
+#[test]
+fn serve_refuses_a_plane_without_a_connector_naming_it() {
+    let repo = TestRepo::sample();
+    let keys = tempfile::tempdir().expect("keys");
+    assert!(
+        ringmaster(
+            &["keygen", "--out", keys.path().to_str().expect("utf-8")],
+            keys.path()
+        )
+        .status
+        .success()
+    );
+    let key = keys.path().join("ringmaster.key");
+    let state = tempfile::tempdir().expect("state");
+    let serve = |config: Option<&std::path::Path>| {
+        let mut args = vec![
+            "serve".to_owned(),
+            "--repo".into(),
+            repo.path.to_str().expect("utf-8").into(),
+            "--state".into(),
+            state.path().to_str().expect("utf-8").into(),
+            "--key".into(),
+            key.to_str().expect("utf-8").into(),
+            "--once".into(),
+        ];
+        if let Some(config) = config {
+            args.extend(["--config".into(), config.to_str().expect("utf-8").into()]);
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        ringmaster(&args, &repo.path)
+    };
+    // No planes configured at all: nothing runs on a silent simulation.
+    let output = serve(None);
+    assert_eq!(output.status.code(), Some(2), "{}", stdout(&output));
+    let message = stderr(&output);
+    assert!(message.contains("intune"), "{message}");
+    assert!(
+        message.contains("type: sim"),
+        "names the way to simulate it: {message}"
+    );
+    assert!(
+        !state.path().join("sim-intune.json").exists(),
+        "no fleet was made up"
+    );
+    // Four planes configured: the fifth is named.
+    let config = keys.path().join("daemon.yaml");
+    let four: String = ["intune", "jamf", "sccm", "ansible"]
+        .iter()
+        .map(|p| sim_plane(p))
+        .collect();
+    std::fs::write(&config, format!("planes:\n{four}")).expect("config");
+    let output = serve(Some(&config));
+    assert_eq!(output.status.code(), Some(2), "{}", stdout(&output));
+    let message = stderr(&output);
+    assert!(message.contains("plane landscape"), "{message}");
+    assert!(!message.contains("intune"), "{message}");
+    // All five, explicitly: it starts.
+    std::fs::write(
+        &config,
+        format!("planes:\n{four}{}", sim_plane("landscape")),
+    )
+    .expect("config");
+    let output = serve(Some(&config));
+    assert!(
+        output.status.success(),
+        "{}{}",
+        stdout(&output),
+        stderr(&output)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_type_sim_plane_rolls_out_to_global_and_is_marked_simulated_everywhere() {
+    let repo = TestRepo::sample();
+    let keys = tempfile::tempdir().expect("keys");
+    let state = tempfile::tempdir().expect("state");
+    let config = keys.path().join("daemon.yaml");
+    let planes: String = ["intune", "jamf", "sccm", "landscape", "ansible"]
+        .iter()
+        .map(|p| sim_plane(p))
+        .collect();
+    std::fs::write(&config, format!("planes:\n{planes}")).expect("config");
+    let mut daemon =
+        daemon_from_config_file(&repo, keys.path(), state.path(), &config).expect("daemon opens");
+    let mut now = Utc
+        .with_ymd_and_hms(2026, 11, 30, 8, 0, 0)
+        .single()
+        .expect("date");
+    let phase = |daemon: &Daemon| {
+        let record = daemon.store().get_intent(CHROME).expect("store")?;
+        IntentState::from_record(&record).run.map(|run| run.phase)
+    };
+    for _ in 0..(24 * 20 / 2) {
+        daemon.step(now).await.expect("step");
+        if matches!(phase(&daemon), Some(Phase::Completed)) {
+            break;
+        }
+        now += Duration::hours(2);
+    }
+    assert!(
+        matches!(phase(&daemon), Some(Phase::Completed)),
+        "{:?}",
+        phase(&daemon)
+    );
+    // The groups came from the entitlements: one assignment per ring.
+    let sim = daemon
+        .planes()
+        .and_then(|p| p.sim(Plane::Intune))
+        .expect("sim")
+        .clone();
+    assert_eq!(sim.assignment_count(&correlation_id_for(CHROME)), 5);
+    assert!(
+        state.path().join("sim-intune.json").exists(),
+        "the fleet is kept in the state directory"
+    );
+
+    // Every evidence record of an intent on the plane says it was simulated.
+    let files = repo.git(&["ls-tree", "-r", "--name-only", "evidence"]);
+    let mut chrome_packs = 0;
+    let mut simulated_packs = 0;
+    for file in files.lines().filter(|f| f.ends_with(".json")) {
+        let pack: serde_json::Value =
+            serde_json::from_str(&repo.git(&["show", &format!("evidence:{file}")])).expect("pack");
+        if pack["body"]["plane_mode"] == "simulated" {
+            simulated_packs += 1;
+        }
+        if pack["intent_id"] == CHROME {
+            chrome_packs += 1;
+            assert_eq!(
+                pack["body"]["plane_mode"], "simulated",
+                "{file}: {}",
+                pack["body"]
+            );
+        }
+    }
+    assert!(
+        chrome_packs > 6,
+        "a decision and the ring records: {chrome_packs}"
+    );
+    // So does every event about a plane.
+    let events = daemon
+        .store()
+        .events(&EventFilter {
+            intent_id: Some(CHROME.into()),
+            ..EventFilter::default()
+        })
+        .expect("events");
+    let on_plane: Vec<_> = events
+        .iter()
+        .filter(|e| e.execution_plane.is_some())
+        .collect();
+    assert!(!on_plane.is_empty());
+    for event in on_plane {
+        assert_eq!(
+            event.details["plane_mode"], "simulated",
+            "{:?}",
+            event.event_type
+        );
+    }
+    drop(daemon);
+    // `status` says it, and `verify` counts the simulated records.
+    let output = ringmaster(
+        &["status", "--state", state.path().to_str().expect("utf-8")],
+        &repo.path,
+    );
+    assert!(output.status.success(), "{}", stderr(&output));
+    let table = stdout(&output);
+    let chrome_line = table
+        .lines()
+        .find(|l| l.starts_with(CHROME))
+        .expect("chrome listed");
+    assert!(chrome_line.contains("intune (SIMULATED)"), "{table}");
+    let output = ringmaster(
+        &[
+            "status",
+            "--state",
+            state.path().to_str().expect("utf-8"),
+            "--format",
+            "json",
+        ],
+        &repo.path,
+    );
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).expect("json");
+    let chrome = report
+        .as_array()
+        .expect("list")
+        .iter()
+        .find(|r| r["intent_id"] == CHROME)
+        .expect("chrome");
+    assert_eq!(chrome["plane_mode"], "simulated");
+    let public = keys.path().join("ringmaster.pub");
+    let output = ringmaster(
+        &[
+            "verify",
+            repo.path.to_str().expect("utf-8"),
+            "--public-key",
+            public.to_str().expect("utf-8"),
+        ],
+        &repo.path,
+    );
+    assert!(
+        output.status.success(),
+        "{}{}",
+        stdout(&output),
+        stderr(&output)
+    );
+    let said = stdout(&output);
+    assert!(
+        said.contains(&format!("{simulated_packs} of them from simulated planes")),
+        "{simulated_packs} simulated records: {said}"
+    );
+}
+
+const OSQUERY: &str = "osquery-5.12.1-it";
+
+/// An osquery 5.12.1 rollout on Landscape that policy allows (low risk, a
+/// halt plan), replacing the sample's 6.0.0 intent.
+const OSQUERY_INTENT: &str = r#"apiVersion: ringmaster.dev/v1
+kind: DeploymentIntent
+intent_id: osquery-5.12.1-it
+application_id: osquery
+version: "5.12.1"
+artifact_hash: "sha256:75ad12bc47525c71e07c5d55b159f44f9e0d975db8cccd2d14b58a9a762deb40"
+target_scope:
+  acquisition_boundary: acq-001
+  business_unit: bu-it
+  rings: [ring-0-lab, ring-1-canary, ring-2-pilot, ring-3-department, ring-4-global]
+rollback_plan:
+  strategy: halt
+  validated: true
+  validation_date: "2026-11-24T10:00:00Z"
+requested_by: bob
+"#;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_plane_added_to_ringmaster_yaml_while_running_holds_then_rolls_out_once_configured() {
+    let repo = TestRepo::sample();
+    // The tenant starts without Landscape.
+    let aside = tempfile::tempdir().expect("aside");
+    let landscape_files: Vec<String> = repo
+        .git(&[
+            "ls-files",
+            "apps/osquery",
+            "entitlements",
+            "intents/osquery-6.0.0-it.yaml",
+        ])
+        .lines()
+        .filter(|f| {
+            f.starts_with("apps/osquery") || f.contains("landscape") || f.contains("osquery")
+        })
+        .map(str::to_owned)
+        .collect();
+    for file in &landscape_files {
+        let target = aside.path().join(file);
+        std::fs::create_dir_all(target.parent().expect("parent")).expect("mkdir");
+        std::fs::rename(repo.path.join(file), target).expect("move aside");
+    }
+    repo.edit("ringmaster.yaml", "  - landscape\n", "");
+    repo.commit_all("no Landscape yet");
+    let keys = tempfile::tempdir().expect("keys");
+    let state = tempfile::tempdir().expect("state");
+    let config = keys.path().join("daemon.yaml");
+    let four: String = ["intune", "jamf", "sccm", "ansible"]
+        .iter()
+        .map(|p| sim_plane(p))
+        .collect();
+    std::fs::write(&config, format!("planes:\n{four}")).expect("config");
+    let mut daemon =
+        daemon_from_config_file(&repo, keys.path(), state.path(), &config).expect("daemon opens");
+    let mut now = Utc
+        .with_ymd_and_hms(2026, 11, 30, 8, 0, 0)
+        .single()
+        .expect("date");
+    daemon.step(now).await.expect("step");
+
+    // Landscape arrives in ringmaster.yaml, with an osquery rollout on it,
+    // while the daemon has no connector for it: the rollout holds, and says why.
+    for file in landscape_files
+        .iter()
+        .filter(|f| !f.starts_with("intents/"))
+    {
+        let target = repo.path.join(file);
+        std::fs::create_dir_all(target.parent().expect("parent")).expect("mkdir");
+        std::fs::rename(aside.path().join(file), target).expect("restore");
+    }
+    repo.edit("ringmaster.yaml", "  - sccm\n", "  - sccm\n  - landscape\n");
+    repo.write("intents/osquery-5.12.1-it.yaml", OSQUERY_INTENT);
+    repo.commit_all("Landscape, and osquery on it");
+    let phase = |daemon: &Daemon| {
+        let record = daemon.store().get_intent(OSQUERY).expect("store")?;
+        IntentState::from_record(&record).run.map(|run| run.phase)
+    };
+    now += Duration::hours(1);
+    daemon.step(now).await.expect("step");
+    match phase(&daemon) {
+        Some(Phase::Held { cause, reason, .. }) => {
+            assert_eq!(cause, ringmaster::orchestrator::HoldCause::PlaneUnavailable);
+            assert!(reason.contains("no connector"), "{reason}");
+        }
+        other => panic!("osquery holds for its plane: {other:?}"),
+    }
+    let blocked = daemon
+        .store()
+        .events(&EventFilter {
+            intent_id: Some(OSQUERY.into()),
+            ..EventFilter::default()
+        })
+        .expect("events")
+        .into_iter()
+        .filter(|e| e.event_type == EventType::PublishBlocked)
+        .any(|e| {
+            e.details
+                .to_string()
+                .contains("plane landscape has no connector")
+        });
+    assert!(blocked, "an event names the plane");
+
+    // The operator adds the connector to the config file: picked up without a
+    // restart, and the rollout goes on to Global by itself.
+    std::fs::write(
+        &config,
+        format!("planes:\n{four}{}", sim_plane("landscape")),
+    )
+    .expect("config");
+    for _ in 0..(24 * 20 / 2) {
+        now += Duration::hours(2);
+        daemon.step(now).await.expect("step");
+        if matches!(phase(&daemon), Some(Phase::Completed)) {
+            break;
+        }
+    }
+    assert!(
+        matches!(phase(&daemon), Some(Phase::Completed)),
+        "{:?}",
+        phase(&daemon)
+    );
+    let landscape = daemon
+        .planes()
+        .and_then(|p| p.sim(Plane::Landscape))
+        .expect("sim")
+        .clone();
+    assert_eq!(
+        landscape.assignment_count(&correlation_id_for(OSQUERY)),
+        5,
+        "one assignment per ring"
+    );
+    let reconfigured = daemon
+        .store()
+        .events(&EventFilter {
+            correlation_id: Some("planes:config".into()),
+            ..EventFilter::default()
+        })
+        .expect("events");
+    assert_eq!(reconfigured.len(), 1, "{reconfigured:?}");
+    assert_eq!(
+        reconfigured[0].details["planes"],
+        serde_json::json!(["landscape"])
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_open_incident_fails_the_canary_gate_and_rolls_back() {
+    let mut fleet = Fleet::new();
+    let in_canary = fleet
+        .run_until(24 * 3, 1, |f| {
+            matches!(f.phase(CHROME), Some(Phase::RingInProgress { ring }) if ring == "ring-1-canary")
+        })
+        .await;
+    assert!(in_canary, "{:?}", fleet.phase(CHROME));
+    // Alertmanager's webhook notification (version 4) as it reaches
+    // `POST /webhooks/alertmanager`: a firing alert about Chrome in
+    // Finance's canary ring, and a resolved one for the lab ring (no count).
+    let at = fleet.now.to_rfc3339();
+    let alert = |fingerprint: &str, ring: &str, status: &str| {
+        serde_json::json!({
+            "status": status,
+            "labels": {"alertname": "ChromeCrashLoop", "severity": "critical",
+                       "ringmaster_app": "google-chrome", "ringmaster_ring": ring,
+                       "business_unit": "bu-finance"},
+            "annotations": {"summary": "Chrome crashes at start on canary devices"},
+            "startsAt": at, "endsAt": "0001-01-01T00:00:00Z",
+            "generatorURL": "http://prometheus.local/graph", "fingerprint": fingerprint
+        })
+    };
+    let notification = serde_json::json!({
+        "version": "4", "groupKey": "{}:{alertname=\"ChromeCrashLoop\"}", "truncatedAlerts": 0,
+        "status": "firing", "receiver": "ringmaster", "groupLabels": {"alertname": "ChromeCrashLoop"},
+        "commonLabels": {}, "commonAnnotations": {}, "externalURL": "http://alertmanager.local",
+        "alerts": [alert("5e1c0ld", "ring-0-lab", "resolved"), alert("9f2a0c1d", "ring-1-canary", "firing")]
+    });
+    let now = fleet.now;
+    let parsed = ringmaster::api::incidents::alertmanager_reports(
+        &serde_json::to_vec(&notification).expect("json"),
+        now,
+    )
+    .expect("a valid Alertmanager notification");
+    assert_eq!(parsed.reports.len(), 2);
+    let store = fleet.daemon.store_mut();
+    for report in &parsed.reports {
+        store.record_incident(report, now).expect("incident");
+    }
+    let rolled_back = fleet
+        .run_until(6, 1, |f| {
+            matches!(f.phase(CHROME), Some(Phase::RolledBack { .. }))
+        })
+        .await;
+    assert!(
+        rolled_back,
+        "the open incident fails the gate: {:?}",
+        fleet.phase(CHROME)
+    );
+    let gate = fleet
+        .daemon
+        .store()
+        .events(&EventFilter {
+            intent_id: Some(CHROME.into()),
+            ..EventFilter::default()
+        })
+        .expect("events")
+        .into_iter()
+        .find(|e| e.event_type == EventType::GateEvaluated && e.details["kind"] == "gate_failed")
+        .expect("a failed gate");
+    assert_eq!(gate.ring.as_deref(), Some("ring-1-canary"));
+    assert!(
+        gate.details["gate"]["reasons"][0]
+            .as_str()
+            .expect("reason")
+            .contains("1 open incident"),
+        "{}",
+        gate.details
+    );
+    assert_eq!(
+        fleet.events(CHROME, EventType::RingCompleted),
+        1,
+        "only the lab ring completed"
+    );
+}
+
+/// Chrome 132 in the repository, and the intent `chrome-131-finance` moved
+/// to it under the same id (rolling back to 131).
+fn chrome_132_under_the_same_intent_id(fleet: &Fleet) {
+    let v131 = fleet.repo.read("apps/google-chrome/131.0.6778.yaml");
+    let old_hash = "sha256:ef5a7b00ad6c60fe40edb8e5f33b19d5a49056ca8ba594bdb62f8c39091e2bfe";
+    let new_hash = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+    let v132 = v131
+        .replace("131.0.6778", "132.0.6834")
+        .replace(old_hash, new_hash);
+    fleet
+        .repo
+        .write("apps/google-chrome/132.0.6834.yaml", &v132);
+    fleet
+        .repo
+        .edit(
+            "intents/chrome-131-finance.yaml",
+            "version: \"131.0.6778\"",
+            "version: \"132.0.6834\"",
+        )
+        .edit("intents/chrome-131-finance.yaml", old_hash, new_hash)
+        .edit(
+            "intents/chrome-131-finance.yaml",
+            "rollback_version: \"130.0.6723\"",
+            "rollback_version: \"131.0.6778\"",
+        );
+    fleet.repo.commit_all("chrome 132 under the same intent id");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_intent_id_reused_with_a_new_version_rolls_out_as_a_new_run() {
+    let mut fleet = Fleet::new();
+    assert!(
+        fleet.run_until(24 * 20, 4, completed(CHROME)).await,
+        "chrome 131 completes: {:?}",
+        fleet.phase(CHROME)
+    );
+    chrome_132_under_the_same_intent_id(&fleet);
+    let done = fleet
+        .run_until(24 * 20, 4, |f| {
+            let record = f.daemon.store().get_intent(CHROME).expect("store");
+            record
+                .map(|r| IntentState::from_record(&r))
+                .and_then(|s| s.run)
+                .is_some_and(|run| run.version == "132.0.6834" && run.phase == Phase::Completed)
+        })
+        .await;
+    let run = fleet
+        .daemon
+        .store()
+        .get_intent(CHROME)
+        .expect("store")
+        .map(|r| IntentState::from_record(&r))
+        .and_then(|s| s.run)
+        .expect("a run");
+    assert!(
+        done,
+        "chrome 132 completes under the reused id: {:?} (generation {})",
+        run.phase, run.generation
+    );
+    assert_eq!(run.generation, 2, "the second run of the intent id");
+    // Its own deployment on the plane, one assignment per ring, beside the
+    // first run's (which 132 supersedes on the devices).
+    let sim = fleet.sim(Plane::Intune);
+    let second = ringmaster::daemon::performer::plane_correlation_id(&run);
+    assert_ne!(second, correlation_id_for(CHROME));
+    assert_eq!(sim.assignment_count(&second), 5);
+    // Its records have ids of their own: no record of the first run was
+    // taken for one of the second.
+    let second_run_records = fleet.repo.git(&[
+        "grep",
+        "-l",
+        "chrome-131-finance/run-2/",
+        "evidence",
+        "--",
+        ".",
+    ]);
+    assert!(
+        second_run_records.lines().count() >= 5,
+        "records of the second run: {second_run_records}"
+    );
+    // Every publish of the second run went out (none refused as a changed request).
+    let refused = fleet
+        .daemon
+        .store()
+        .events(&EventFilter {
+            intent_id: Some(CHROME.into()),
+            ..EventFilter::default()
+        })
+        .expect("events")
+        .into_iter()
+        .filter(|e| e.details.to_string().contains("request_changed"))
+        .count();
+    assert_eq!(refused, 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rollback_survives_a_503_storm() {
+    let mut fleet = Fleet::new();
+    chrome_alone_on_intune(&fleet);
+    fleet.step().await;
+    let sim = fleet.sim(Plane::Intune);
+    sim.set_success_rate("google-chrome", "131.0.6778", 0.2)
+        .expect("rate");
+    // Every rollback call answers 503 five times over before one goes through.
+    for _ in 0..5 {
+        sim.inject_remediate_fault(Fault::ServiceUnavailable)
+            .expect("fault");
+    }
+    let ended = fleet
+        .run_until(24 * 8, 1, |f| {
+            matches!(
+                f.phase(CHROME),
+                Some(Phase::RolledBack { .. }) | Some(Phase::Failed { .. })
+            )
+        })
+        .await;
+    assert!(ended, "{:?}", fleet.phase(CHROME));
+    assert!(
+        matches!(fleet.phase(CHROME), Some(Phase::RolledBack { .. })),
+        "the storm passes and the rollback completes: {:?}",
+        fleet.phase(CHROME)
+    );
+    let retries = fleet
+        .daemon
+        .store()
+        .events(&EventFilter {
+            intent_id: Some(CHROME.into()),
+            ..EventFilter::default()
+        })
+        .expect("events")
+        .into_iter()
+        .filter(|e| e.details["kind"] == "rollback_retry")
+        .count();
+    assert_eq!(retries, 5, "one retry per 503");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_deny_from_a_change_in_flight_waits_then_proceeds() {
+    let mut fleet = Fleet::new();
+    chrome_alone_on_intune(&fleet);
+    // Chrome's intent covers the lab and canary rings only.
+    let intent = "intents/chrome-131-finance.yaml";
+    fleet.repo.edit(
+        intent,
+        "    - ring-2-pilot\n    - ring-3-department\n    - ring-4-global\n",
+        "",
+    );
+    fleet.repo.commit_all("chrome to lab and canary");
+    let in_lab = fleet
+        .run_until(24, 1, |f| {
+            matches!(f.phase(CHROME), Some(Phase::RingInProgress { .. }))
+        })
+        .await;
+    assert!(in_lab, "{:?}", fleet.phase(CHROME));
+    // While it is in flight, a second intent of the application for the
+    // later rings: no ring in common, but one active change at a time.
+    let later = "chrome-131-finance-wide";
+    let text = fleet
+        .repo
+        .read(intent)
+        .replace(
+            "intent_id: chrome-131-finance",
+            &format!("intent_id: {later}"),
+        )
+        .replace(
+            "    - ring-0-lab\n    - ring-1-canary\n",
+            "    - ring-2-pilot\n    - ring-3-department\n    - ring-4-global\n",
+        );
+    fleet.repo.write(&format!("intents/{later}.yaml"), &text);
+    fleet.repo.commit_all("chrome to the later rings");
+    fleet.step().await;
+    let blocked = fleet
+        .daemon
+        .store()
+        .get_intent(later)
+        .expect("store")
+        .expect("known");
+    assert_eq!(blocked.decision.as_deref(), Some("DENY"));
+    assert_eq!(blocked.state, "blocked", "it waits, it does not fail");
+    let waits_on = IntentState::from_record(&blocked)
+        .evaluation
+        .expect("evaluation")
+        .waits_on;
+    assert_eq!(waits_on, [CHROME]);
+    // The first change ends; the second is judged again and rolls out.
+    let done = fleet
+        .run_until(24 * 20, 2, |f| {
+            matches!(f.phase(CHROME), Some(Phase::Completed))
+                && matches!(f.phase(later), Some(Phase::Completed))
+        })
+        .await;
+    assert!(done, "{:?} / {:?}", fleet.phase(CHROME), fleet.phase(later));
+    let record = fleet
+        .daemon
+        .store()
+        .get_intent(later)
+        .expect("store")
+        .expect("known");
+    assert_eq!(record.decision.as_deref(), Some("ALLOW"));
+    // Both verdicts are on the evidence branch.
+    let subjects = fleet.repo.git(&["log", "--format=%s", "evidence"]);
+    let decisions = subjects
+        .lines()
+        .filter(|s| s.contains(later) && s.contains("decision"))
+        .count();
+    assert!(decisions >= 2, "{subjects}");
 }

@@ -114,6 +114,7 @@ fn sample_request(plane: Plane, groups: &[&str], artifact: ArtifactRef) -> Publi
         exclusions: Vec::new(),
         expected_devices: 8,
         supersedes_version: None,
+        sites: None,
     }
 }
 

@@ -58,6 +58,8 @@ impl Setup {
                 path(self.state.path()),
                 "--key",
                 path(&key),
+                "--config",
+                path(&support::sim_planes_config(self.keys.path())),
                 "--once",
             ],
             &self.repo.path,

@@ -42,7 +42,7 @@ impl Setup {
         std::fs::write(
             &config,
             format!(
-                "evidence_object_store:\n  url: {}\n  bucket: {bucket}\n  region: us-east-1\n  mode: compliance\n  retention_days: 2557\n  credentials_file: {}\n",
+                "planes:\n  intune: {{type: sim}}\n  jamf: {{type: sim}}\n  sccm: {{type: sim}}\n  landscape: {{type: sim}}\n  ansible: {{type: sim}}\nevidence_object_store:\n  url: {}\n  bucket: {bucket}\n  region: us-east-1\n  mode: compliance\n  retention_days: 2557\n  credentials_file: {}\n",
                 moto.url(),
                 path(&credentials)
             ),

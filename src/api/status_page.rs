@@ -257,6 +257,7 @@ fn render_approvals(html: &mut String, view: &StatusView) {
             Requirement::CabApproval => "CAB approval",
             Requirement::Exception => "exception",
             Requirement::PolicyVerdict => "policy verdict",
+            Requirement::ActiveChange => "another change in flight to end",
         };
         let since = view
             .awaiting_since

@@ -215,10 +215,11 @@ pub(super) fn serve(
         None => RawConfig::default(),
     };
     let environment = RawConfig::from_environment(|name| std::env::var(name).ok())?;
-    let config = file
+    let mut config = file
         .layered(environment)
         .layered(flags)
         .validate(key_password())?;
+    config.config_file = config_file.map(Path::to_path_buf);
     let mut daemon = Daemon::open(config)?;
     // Multi-threaded: processing runs in blocking sections that may call GitHub.
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -333,6 +334,14 @@ pub(super) fn verify(
             "{}: {} record(s) verified; signatures, hash chain, sequence and append-only history hold",
             report.branch, report.records_checked
         );
+        if report.simulated_records > 0 {
+            println!(
+                "{}: {} of them from simulated planes (plane_mode: simulated): nothing was installed on a device for those",
+                report.branch, report.simulated_records
+            );
+        } else {
+            println!("{}: no record from a simulated plane", report.branch);
+        }
     } else if let Some(failure) = &report.first_failure {
         println!(
             "{}: verification FAILED after {} good record(s)",

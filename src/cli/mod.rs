@@ -154,10 +154,14 @@ pub enum Command {
     /// from files (--github-token-file, ...) or $RINGMASTER_GITHUB_TOKEN and
     /// $RINGMASTER_GITHUB_WEBHOOK_SECRET. See docs/github.md.
     ///
+    /// Every plane ringmaster.yaml lists needs a connector under planes: in the
+    /// config file (`jamf: {type: sim}` runs one on the simulated fleet, marked
+    /// plane_mode: simulated everywhere); serve refuses to start without.
+    ///
     /// Examples:
-    ///   ringmaster serve --repo ./contoso --state /var/lib/ringmaster --key keys/ringmaster.key
-    ///   ringmaster serve --repo https://git.example/contoso.git --state st --key k --once
-    ///   ringmaster serve --repo https://github.com/contoso/tenant.git --state st --key k \
+    ///   ringmaster serve --repo ./contoso --state /var/lib/ringmaster --key keys/ringmaster.key --config daemon.yaml
+    ///   ringmaster serve --repo https://git.example/contoso.git --state st --key k --config daemon.yaml --once
+    ///   ringmaster serve --repo https://github.com/contoso/tenant.git --state st --key k --config daemon.yaml \
     ///     --listen 0.0.0.0:8080 --github-repository contoso/tenant --github-app-id 12345 \
     ///     --github-installation-id 678 --github-app-key-file app.pem \
     ///     --github-webhook-secret-file webhook.secret

@@ -274,6 +274,18 @@ pub(super) fn print_plan(plan: &Plan) {
             &rows
         )
     );
+    for row in plan
+        .blast_radius
+        .iter()
+        .filter(|row| !row.posture_not_applied.is_empty())
+    {
+        println!(
+            "  {}: posture [{}] not applied by {}; every device of the groups is counted",
+            crate::escape::terminal(&row.ring),
+            crate::escape::terminal(&row.posture_not_applied.join(", ")),
+            row.plane.as_str()
+        );
+    }
     println!("\nring timeline:");
     let rows: Vec<Vec<String>> = plan
         .timeline

@@ -52,23 +52,36 @@ pub(super) fn run(
         .find(|e| e.intent_id == intent_id)
         .cloned()
         .expect("every loaded intent is evaluated");
-    let plan = crate::plan::build(&snapshot, intent, intent_evaluation, base.as_ref());
+    let mut plan = crate::plan::build(&snapshot, intent, intent_evaluation, base.as_ref());
+    plan.diagnostics = evaluation
+        .diagnostics
+        .iter()
+        .filter(|d| d.file == intent.file)
+        .cloned()
+        .collect();
+    // An error in the intent's own file (e.g. sites its plane cannot
+    // honour) refuses it in every judge: the plan says so and fails.
+    let refused = plan.diagnostics.iter().any(|d| d.is_error());
     match format {
         Format::Json => println!("{}", serde_json::to_string_pretty(&plan)?),
         Format::Human | Format::Github => {
             output::print_plan(&plan);
-            let own: Vec<_> = evaluation
-                .diagnostics
-                .iter()
-                .filter(|d| d.file == intent.file)
-                .collect();
-            if !own.is_empty() {
+            if !plan.diagnostics.is_empty() {
                 println!("\ndiagnostics:");
-                for diagnostic in own {
+                for diagnostic in &plan.diagnostics {
                     println!("  {diagnostic}");
                 }
             }
+            if refused {
+                println!(
+                    "\nrefused: the intent has errors; no judge lets it roll out until they are fixed"
+                );
+            }
         }
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(if refused {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }

@@ -1,7 +1,7 @@
 //! `status`, `hold`, `resume` and `rollback`: the rollouts as the store sees them.
 
 use super::Format;
-use crate::api::v1::view::IntentView;
+use crate::api::v1::view::{IntentView, RulesInForceView};
 use crate::store::Store;
 use anyhow::bail;
 use serde_json::Value;
@@ -15,8 +15,38 @@ fn open(state: &Path) -> anyhow::Result<Store> {
 pub(super) fn status(state: &Path, format: Format) -> anyhow::Result<ExitCode> {
     let store = open(state)?;
     let intents: Vec<IntentView> = store.list_intents()?.iter().map(IntentView::of).collect();
+    let rules: Vec<RulesInForceView> = store
+        .rules_states()?
+        .iter()
+        .map(RulesInForceView::of)
+        .collect();
+    report_unauthorised(&rules);
     print_status(&intents, format)?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// A change to the rules that is not in force is reported until a later
+/// authorised commit (on stderr: the report's shape stays the same), local
+/// or `--server` alike.
+pub(super) fn report_unauthorised(rules: &[RulesInForceView]) {
+    for rules in rules {
+        if let Some(change) = &rules.unauthorised {
+            let paths: Vec<&str> = change["paths"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|p| p.as_str())
+                .collect();
+            eprintln!(
+                "governance_change_unauthorised on {}: commit {} changes {} without an admin's authorisation ({}); judged by the rules in force of commit {}",
+                rules.branch.escape_debug(),
+                change["commit"].as_str().unwrap_or_default().escape_debug(),
+                paths.join(", ").escape_debug(),
+                change["reason"].as_str().unwrap_or_default().escape_debug(),
+                rules.rules_commit.escape_debug(),
+            );
+        }
+    }
 }
 
 /// Prints intents as `status` does (local or `--server`: the same table).
@@ -67,8 +97,14 @@ pub(super) fn status_table(intents: &[IntentView]) -> String {
                 })
                 .collect::<Vec<_>>()
                 .join("  ");
+            let plane = match (&intent.plane, intent.plane_mode.as_deref()) {
+                (Some(plane), Some("simulated")) => format!("{plane} (SIMULATED)"),
+                (Some(plane), _) => plane.clone(),
+                (None, _) => "-".into(),
+            };
             vec![
                 intent.intent_id.clone(),
+                plane,
                 intent.decision.clone().unwrap_or_default(),
                 intent.state.clone(),
                 progress,
@@ -78,6 +114,7 @@ pub(super) fn status_table(intents: &[IntentView]) -> String {
     super::output::table(
         &[
             "INTENT",
+            "PLANE",
             "DECISION",
             "STATE",
             "RINGS (installed/targeted, gate)",

@@ -58,6 +58,8 @@ pub(super) fn read(args: &RepoArgs) -> anyhow::Result<Revision> {
 pub(super) struct Base {
     pub rules: Snapshot,
     pub fork_point: Snapshot,
+    /// Who signed the commits from the fork point to the revision.
+    pub history: crate::authority::ChangeHistory,
 }
 
 /// Loads the base revision and the fork point, if `--base` was given.
@@ -80,12 +82,20 @@ pub(super) fn base_revision(
             .unwrap_or(base_commit),
         None => base_commit,
     };
+    let history = match revision.commit {
+        Some(head) => crate::source::history::change_history(repo, fork_point, head)?,
+        None => crate::authority::ChangeHistory::default(),
+    };
     let fork_point = if fork_point == base_commit {
         rules.clone()
     } else {
         crate::judge::load(&repo.entries_at(fork_point)?).0
     };
-    Ok(Some(Base { rules, fork_point }))
+    Ok(Some(Base {
+        rules,
+        fork_point,
+        history,
+    }))
 }
 
 /// Judges a revision as `validate` and `plan` do: by its own rules, or with
@@ -100,7 +110,7 @@ pub(super) fn judge_revision(
         entries: &revision.entries,
         rules: base.map(|b| &b.rules),
         base: base.map(|b| &b.rules),
-        proof: base.map(|b| Proof::without_reviews(Some(&b.fork_point))),
+        proof: base.map(|b| Proof::without_reviews(Some(&b.fork_point), &b.history)),
         runtime: &NoRuntime,
         now,
     })

@@ -103,8 +103,10 @@ pub struct RawConfig {
     /// The webhook secret from `RINGMASTER_GITHUB_WEBHOOK_SECRET`; never read from a config file.
     #[serde(skip)]
     pub github_webhook_secret: Option<WebhookSecret>,
-    /// The connector of each plane, by plane name (`intune: {type: intune, ...}`);
-    /// a plane not named runs on the simulated fleet. Config file only.
+    /// The connector of each plane, by plane name (`intune: {type: intune, ...}`,
+    /// or `jamf: {type: sim}` for the simulated fleet). Every plane the tenant's
+    /// `ringmaster.yaml` lists needs one. Config file only.
+    #[serde(default, deserialize_with = "planes_section")]
     pub planes: Option<BTreeMap<Plane, ConnectorConfig>>,
     /// The WORM copy of evidence (S3 with Object Lock). Config file only.
     pub evidence_object_store: Option<crate::worm::RawObjectStoreConfig>,
@@ -229,6 +231,74 @@ pub struct IncidentsConfig {
     pub webhook_secret: Option<IntakeSecret>,
 }
 
+/// Reads `planes:`, where a `type: sim` entry may leave out the `plane` its
+/// key already names.
+fn planes_section<'de, D>(
+    deserializer: D,
+) -> Result<Option<BTreeMap<Plane, ConnectorConfig>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    use serde::de::Error as _;
+    let raw: Option<BTreeMap<Plane, serde_yaml::Value>> = Option::deserialize(deserializer)?;
+    let Some(raw) = raw else {
+        return Ok(None);
+    };
+    let mut planes = BTreeMap::new();
+    for (plane, mut value) in raw {
+        if let serde_yaml::Value::Mapping(mapping) = &mut value
+            && mapping.get("type").and_then(serde_yaml::Value::as_str) == Some("sim")
+            && !mapping.contains_key("plane")
+        {
+            mapping.insert("plane".into(), plane.as_str().into());
+        }
+        let config: ConnectorConfig = serde_yaml::from_value(value)
+            .map_err(|error| D::Error::custom(format!("planes.{}: {error}", plane.as_str())))?;
+        planes.insert(plane, config);
+    }
+    Ok(Some(planes))
+}
+
+/// The line of `planes.<plane>` in the file, for an error about that entry
+/// (`planes.intune: unknown field ...`), which the two-step reading of
+/// `planes:` leaves without a position.
+fn plane_entry_line(text: &str, message: &str) -> Option<usize> {
+    let plane = message.strip_prefix("planes.")?.split(':').next()?;
+    let mut in_planes = false;
+    for (index, line) in text.lines().enumerate() {
+        let trimmed = line.trim_start();
+        if !line.starts_with([' ', '\t']) {
+            in_planes = trimmed.starts_with("planes:");
+            continue;
+        }
+        if in_planes
+            && trimmed
+                .strip_prefix(plane)
+                .is_some_and(|rest| rest.starts_with(':'))
+        {
+            return Some(index + 1);
+        }
+    }
+    None
+}
+
+/// A `type: sim` plane without a `state_file` keeps its fleet in the state
+/// directory (`sim-<plane>.json`), so a restarted daemon finds the same devices
+/// and assignments.
+pub fn with_sim_state_files(
+    mut planes: BTreeMap<Plane, ConnectorConfig>,
+    state_dir: &Path,
+) -> BTreeMap<Plane, ConnectorConfig> {
+    for (plane, config) in planes.iter_mut() {
+        if let ConnectorConfig::Sim(sim) = config
+            && sim.state_file.is_none()
+        {
+            sim.state_file = Some(state_dir.join(format!("sim-{}.json", plane.as_str())));
+        }
+    }
+    planes
+}
+
 impl RawConfig {
     /// Fields of `over` win over fields of `self`.
     pub fn layered(self, over: RawConfig) -> RawConfig {
@@ -280,9 +350,17 @@ impl RawConfig {
             path: path.to_owned(),
             message: error.to_string(),
         })?;
-        serde_yaml::from_str(&text).map_err(|error| ConfigError::Parse {
-            path: path.to_owned(),
-            message: error.to_string(),
+        serde_yaml::from_str(&text).map_err(|error| {
+            let mut message = error.to_string();
+            if !message.contains("line ")
+                && let Some(line) = plane_entry_line(&text, &message)
+            {
+                message = format!("{message} at line {line}");
+            }
+            ConfigError::Parse {
+                path: path.to_owned(),
+                message,
+            }
         })
     }
 
@@ -390,7 +468,7 @@ impl RawConfig {
             &repo,
             evidence_remote.as_deref(),
         )?;
-        let planes = self.planes.unwrap_or_default();
+        let planes = with_sim_state_files(self.planes.unwrap_or_default(), &state_dir);
         for (plane, connector) in &planes {
             if connector.plane() != *plane {
                 return Err(ConfigError::Invalid {
@@ -449,6 +527,7 @@ impl RawConfig {
             listen: self.listen,
             github,
             planes,
+            config_file: None,
             incidents,
             notifications,
             git_credentials,
@@ -474,8 +553,11 @@ pub struct DaemonConfig {
     pub listen: Option<String>,
     /// The forge; `None`: no GitHub integration.
     pub github: Option<GitHubConfig>,
-    /// Configured connectors; planes not named here run on the simulated fleet.
+    /// The connector of each plane (`type: sim` for the simulated fleet).
     pub planes: BTreeMap<Plane, ConnectorConfig>,
+    /// The config file these settings came from, if any: its `planes:` section
+    /// is read again while the daemon runs, and changed connectors rebuilt.
+    pub config_file: Option<PathBuf>,
     /// Where every evidence record is also written, write-once, before it
     /// counts as written.
     pub evidence_object_store: Option<crate::worm::ObjectStoreConfig>,

@@ -12,6 +12,7 @@ pub mod config;
 pub mod git_config;
 pub mod github;
 pub mod github_config;
+pub mod locks;
 pub mod performer;
 pub mod plane_breakers;
 pub mod planes;
@@ -19,6 +20,7 @@ pub mod process;
 pub mod reconcile;
 pub mod record;
 pub mod rollout;
+pub mod rules;
 pub mod schedule;
 pub mod siem;
 mod views;
@@ -32,7 +34,7 @@ use crate::source::watch;
 use crate::store::Store;
 use chrono::{DateTime, Utc};
 use config::{DaemonConfig, RepoLocation};
-use planes::{Planes, SimSettings};
+use planes::{PlaneRegistry, Planes};
 use process::{CommitReport, PausePoint, ProcessError, Processor};
 use schedule::Schedule;
 use siem::Siem;
@@ -146,13 +148,9 @@ pub struct Daemon {
     store: Store,
     siem: Siem,
     pause_at: Option<PausePoint>,
-    /// The execution planes; made once the first good snapshot names them.
-    planes: Option<Planes>,
-    /// The connectors of `config.planes`, built when the daemon opens.
-    configured_planes: std::collections::BTreeMap<crate::model::Plane, crate::planes::Connector>,
-    fleet: SimSettings,
-    /// Keep the simulated fleet in the state directory across restarts.
-    persist_fleet: bool,
+    /// The execution planes: the configured connectors, and the planes of
+    /// the last good snapshot (rebuilt when either changes).
+    planes: PlaneRegistry,
     /// The last known good snapshot and its commit.
     good: Option<(String, Snapshot)>,
     next_reconcile: Option<DateTime<Utc>>,
@@ -173,6 +171,11 @@ pub struct Daemon {
     push_blocked: bool,
     /// The breakers as the API shows them (published after every wake-up).
     health: crate::api::health::HealthBoard,
+    /// Lock files a stopped daemon left, removed at open; recorded as events
+    /// at the first step (which knows the time).
+    stale_locks: Vec<PathBuf>,
+    /// The state directory's instance lock, held until the daemon drops.
+    _instance: locks::InstanceLock,
     /// The notification targets of the config (see `notify`).
     notifier: crate::notify::deliver::Notifier,
     /// What the fetch and the evidence push authenticate with (shared with
@@ -198,6 +201,13 @@ impl Daemon {
             path: config.state_dir.clone(),
             message: error.to_string(),
         })?;
+        // Held while the daemon runs: proves the lock files below are stale.
+        let instance = locks::InstanceLock::acquire(&config.state_dir).map_err(|message| {
+            DaemonError::State {
+                path: config.state_dir.clone(),
+                message,
+            }
+        })?;
         let signer = SigningKey::load(
             &config.key,
             config.key_password.as_ref().map(|p| p.expose()),
@@ -216,6 +226,15 @@ impl Daemon {
                 GovernedRepo::open(&mirror)?
             }
         };
+        let stale_locks = locks::remove_stale(
+            repo.repository.path(),
+            &config.evidence_branch,
+            matches!(config.repo, RepoLocation::Remote(_)),
+        )
+        .map_err(|message| DaemonError::State {
+            path: repo.repository.path().to_path_buf(),
+            message,
+        })?;
         let mut evidence = EvidenceBranch::open(repo.repository.path(), &config.evidence_branch)?
             .with_remote_credentials(git_credentials.clone());
         if let Some(store_config) = &config.evidence_object_store {
@@ -225,8 +244,13 @@ impl Daemon {
                 evidence = evidence.copy_after_push();
             }
         }
-        let configured_planes = planes::build_configured(&config.planes)
-            .map_err(|error| DaemonError::Planes(error.to_string()))?;
+        let plane_registry = PlaneRegistry::open(
+            config.planes.clone(),
+            config.config_file.clone(),
+            config.state_dir.clone(),
+        )
+        .map_err(|error| DaemonError::Planes(error.to_string()))?;
+        check_planes_listed(&repo, &store, &config.branch, &plane_registry)?;
         let siem = Siem::new(config.siem.clone());
         let pause_at = std::env::var("RINGMASTER_TEST_PAUSE_AT")
             .ok()
@@ -241,10 +265,7 @@ impl Daemon {
             store,
             siem,
             pause_at,
-            planes: None,
-            configured_planes,
-            fleet: SimSettings::default(),
-            persist_fleet: true,
+            planes: plane_registry,
             good: None,
             next_reconcile: None,
             recovered: false,
@@ -255,22 +276,16 @@ impl Daemon {
             git_fetch: CircuitBreaker::new("git remote (fetch)", BreakerPolicy::default()),
             push_blocked: false,
             health: crate::api::health::HealthBoard::default(),
+            stale_locks,
+            _instance: instance,
             notifier: crate::notify::deliver::Notifier::new(config_notifications),
             git_credentials,
             plane_breakers: Default::default(),
         })
     }
 
-    /// Runs the simulated fleet with these settings; `persist` keeps it in
-    /// the state directory (a daemon) or in memory only (the demo).
-    pub fn with_fleet(mut self, settings: SimSettings, persist: bool) -> Daemon {
-        self.fleet = settings;
-        self.persist_fleet = persist;
-        self
-    }
-
     pub fn planes(&self) -> Option<&Planes> {
-        self.planes.as_ref()
+        self.planes.current()
     }
 
     /// The last evidence commit pushed to the evidence remote, as the
@@ -294,31 +309,65 @@ impl Daemon {
         self.good.as_ref().map(|(_, snapshot)| snapshot)
     }
 
-    /// Loads the last good commit's snapshot if it changed, and makes the
-    /// planes from it the first time.
-    fn refresh_good_snapshot(&mut self) -> Result<(), DaemonError> {
+    /// Loads the last good commit's snapshot if it changed, re-reads the
+    /// config file's `planes:`, and rebuilds the planes when either changed.
+    fn refresh_good_snapshot(&mut self, now: DateTime<Utc>) -> Result<(), DaemonError> {
+        self.reload_planes(now)?;
         let Some(good) = self.store.last_good_commit(&self.config.branch)? else {
             return Ok(());
         };
-        if self
+        let known = self
             .good
             .as_ref()
-            .is_some_and(|(commit, _)| *commit == good.commit_sha)
-        {
-            return Ok(());
+            .is_some_and(|(commit, _)| *commit == good.commit_sha);
+        if !known {
+            let oid =
+                git2::Oid::from_str(&good.commit_sha).map_err(crate::source::SourceError::from)?;
+            let (snapshot, _) = crate::model::load(&self.repo.entries_at(oid)?);
+            self.good = Some((good.commit_sha, snapshot));
         }
-        let oid =
-            git2::Oid::from_str(&good.commit_sha).map_err(crate::source::SourceError::from)?;
-        let (snapshot, _) = crate::model::load(&self.repo.entries_at(oid)?);
-        if self.planes.is_none() {
-            let state_dir = self
-                .persist_fleet
-                .then_some(self.config.state_dir.as_path());
-            let planes = Planes::build(&snapshot, &self.configured_planes, &self.fleet, state_dir)
+        if let Some((commit, snapshot)) = &self.good {
+            self.planes
+                .refresh(commit, snapshot)
                 .map_err(|error| DaemonError::Planes(error.to_string()))?;
-            self.planes = Some(planes);
         }
-        self.good = Some((good.commit_sha, snapshot));
+        Ok(())
+    }
+
+    /// Picks up a changed `planes:` section of the config file, with an event
+    /// either way: rebuilt, or refused (the previous connectors stay).
+    fn reload_planes(&mut self, now: DateTime<Utc>) -> Result<(), DaemonError> {
+        let (outcome, details) = match self.planes.reload() {
+            planes::Reload::Unchanged => return Ok(()),
+            planes::Reload::Rebuilt(changed) => {
+                let names: Vec<&str> = changed.iter().map(|plane| plane.as_str()).collect();
+                tracing::info!(planes = ?names, "plane connectors rebuilt from the config file");
+                (
+                    crate::store::EventOutcome::Success,
+                    serde_json::json!({"kind": "planes_reconfigured", "planes": names}),
+                )
+            }
+            planes::Reload::Refused(reason) => {
+                tracing::error!(%reason, "the config file's planes: cannot be used; keeping the previous connectors");
+                (
+                    crate::store::EventOutcome::Failure,
+                    serde_json::json!({"kind": "planes_config_refused", "reason": reason,
+                                       "action": "kept the previous connectors"}),
+                )
+            }
+        };
+        self.store.append_event(crate::store::NewEvent {
+            correlation_id: "planes:config".into(),
+            intent_id: None,
+            event_type: crate::store::EventType::OperatorAction,
+            timestamp: now,
+            actor: process::ACTOR.into(),
+            actor_role: "control-plane".into(),
+            execution_plane: None,
+            ring: None,
+            outcome,
+            details,
+        })?;
         Ok(())
     }
 
@@ -371,6 +420,21 @@ impl Daemon {
         now: DateTime<Utc>,
         process: bool,
     ) -> Result<(StepReport, Option<DaemonError>), DaemonError> {
+        for path in std::mem::take(&mut self.stale_locks) {
+            self.store.append_event(crate::store::NewEvent {
+                correlation_id: "daemon:start".into(),
+                intent_id: None,
+                event_type: crate::store::EventType::OperatorAction,
+                timestamp: now,
+                actor: process::ACTOR.into(),
+                actor_role: "control-plane".into(),
+                execution_plane: None,
+                ring: None,
+                outcome: crate::store::EventOutcome::Info,
+                details: serde_json::json!({"kind": "stale_lock_removed", "path": path.display().to_string(),
+                    "why": "left by a daemon that stopped without cleaning up; this daemon holds the state directory's instance lock"}),
+            })?;
+        }
         // Catch up the WORM copy; while it fails, the performer refuses
         // every plane change and appends fail, so nothing is published.
         if let Err(error) = self.copy_evidence_or_block(now) {
@@ -384,12 +448,12 @@ impl Daemon {
         } else {
             (Vec::new(), None)
         };
-        self.refresh_good_snapshot()?;
+        self.refresh_good_snapshot(now)?;
         let mut report = StepReport {
             commits,
             ..StepReport::default()
         };
-        let (Some((commit, snapshot)), Some(planes)) = (&self.good, &self.planes) else {
+        let (Some((commit, snapshot)), Some(planes)) = (&self.good, self.planes.current()) else {
             self.report_to_forge(&report.commits).await;
             return Ok((report, processing));
         };
@@ -468,6 +532,7 @@ impl Daemon {
             RepoLocation::Remote(_) => self.fetch_governed(now),
             RepoLocation::Local(_) => None,
         };
+        let plane_modes = self.planes.modes();
         let mut processor = Processor {
             repo: &self.repo,
             branch: &self.config.branch,
@@ -480,8 +545,13 @@ impl Daemon {
                 .forge
                 .as_ref()
                 .map(|forge| forge as &dyn crate::forge::MergeFactsSource),
+            plane_modes,
         };
-        let reports = processor.process_pending(now)?;
+        let mut reports = processor.process_pending(now)?;
+        // A DENY that waited on changes in flight is judged again once they end.
+        if let Some(report) = processor.rejudge_if_cleared(now)? {
+            reports.push(report);
+        }
         match fetch_error {
             // Nothing new could be read: say why (`serve --once` fails with
             // it, the loop backs off); what was fetched before is processed.
@@ -771,7 +841,18 @@ impl Daemon {
                     for report in &step.commits {
                         tracing::info!(commit = %report.commit, outcome = report.outcome.as_str(), records = report.records.len(), "processed commit");
                     }
-                    let next_wake = step.drive.next_wake;
+                    // The rollouts' next step, or the next expiry of an
+                    // approval or exception the decisions read.
+                    let rejudge_at = self
+                        .store
+                        .rules_state(&self.config.branch)
+                        .ok()
+                        .flatten()
+                        .and_then(|state| state.rejudge_at);
+                    let next_wake = match (step.drive.next_wake, rejudge_at) {
+                        (Some(a), Some(b)) => Some(a.min(b)),
+                        (a, b) => a.or(b),
+                    };
                     self.after_processing(now, due.process, processing);
                     if let Some(schedule) = &mut self.schedule {
                         schedule.stepped(now, next_wake);
@@ -817,5 +898,48 @@ impl Daemon {
                 tracing::error!(%error, %retry_at, failures = schedule.processing_failures(), "processing failed; the commit stays pending");
             }
         }
+    }
+}
+
+/// `serve` refuses to start when the tenant lists a plane with no connector:
+/// checked against the tracked branch's tip and the last good commit (the
+/// snapshots the daemon is about to run).
+fn check_planes_listed(
+    repo: &GovernedRepo,
+    store: &Store,
+    branch: &str,
+    registry: &PlaneRegistry,
+) -> Result<(), DaemonError> {
+    let mut commits = Vec::new();
+    if let Ok(reference) = repo
+        .repository
+        .find_reference(&format!("refs/heads/{branch}"))
+        && let Ok(tip) = reference.peel_to_commit()
+    {
+        commits.push(tip.id());
+    }
+    if let Some(good) = store.last_good_commit(branch)?
+        && let Ok(oid) = git2::Oid::from_str(&good.commit_sha)
+    {
+        commits.push(oid);
+    }
+    let mut missing = Vec::new();
+    for commit in commits {
+        let Ok(entries) = repo.entries_at(commit) else {
+            continue;
+        };
+        let (snapshot, _) = crate::model::load(&entries);
+        for plane in planes::unconfigured(&snapshot, registry.configured()) {
+            if !missing.contains(&plane) {
+                missing.push(plane);
+            }
+        }
+    }
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(DaemonError::Planes(
+            planes::unconfigured_error(&missing).to_string(),
+        ))
     }
 }

@@ -135,18 +135,6 @@ fn with_run_correlation(run: &IntentRun, mut request: Value) -> Value {
     request
 }
 
-fn plane_named(text: &str) -> Option<Plane> {
-    [
-        Plane::Intune,
-        Plane::Jamf,
-        Plane::Sccm,
-        Plane::Landscape,
-        Plane::Ansible,
-    ]
-    .into_iter()
-    .find(|plane| plane.as_str() == text)
-}
-
 /// Why a change that reaches more devices may not go out now.
 struct Refusal {
     /// `change_freeze` or `held`.
@@ -558,6 +546,7 @@ impl Performer<'_> {
                 .rollback_plan
                 .as_ref()
                 .and_then(|p| p.rollback_version.clone()),
+            sites: scope.sites.clone(),
         })
     }
 
@@ -623,7 +612,16 @@ impl Performer<'_> {
         };
         let planes = self.planes;
         let Some(connector) = planes.connector(request.plane) else {
-            return Ok(failed(permanent("plane_not_configured")));
+            let reason = format!(
+                "plane {} has no connector: add it under planes: in the daemon config",
+                request.plane.as_str()
+            );
+            self.blocked(&run.intent_id, ring, &reason, now)?;
+            return Ok(failed(ConnectorFailure {
+                class: FailureClass::PlaneUnavailable,
+                code: "plane_not_configured".into(),
+                retry_after_seconds: None,
+            }));
         };
         // Evidence first: the ring's start record committed, and pushed.
         let start_record = run
@@ -750,13 +748,21 @@ impl Performer<'_> {
         {
             Ok(status) => {
                 let counts = status.rings.get(ring).cloned().unwrap_or_default();
+                let incidents = match self.open_incidents(run, intent, ring, now) {
+                    Ok(incidents) => incidents,
+                    Err(error) => {
+                        // Without the incident count there is no verdict.
+                        tracing::warn!(intent = %intent.intent_id, %error, "cannot read open incidents; the gate waits");
+                        return None;
+                    }
+                };
                 Some(Event::StatusObserved {
                     ring: ring.to_owned(),
                     targeted: counts.targeted,
                     installed: counts.installed,
                     failed: counts.failed,
                     pending: counts.pending,
-                    incidents: 0,
+                    incidents,
                     first_install_at: counts.first_install_at,
                 })
             }
@@ -766,6 +772,33 @@ impl Performer<'_> {
                 None
             }
         }
+    }
+
+    /// Open incidents that count against the ring's gate: the store's open
+    /// incidents of the intent's application in this ring and business unit
+    /// (or for every ring or business unit) that began once the ring was live.
+    fn open_incidents(
+        &self,
+        run: &IntentRun,
+        intent: &DeploymentIntent,
+        ring: &str,
+        now: DateTime<Utc>,
+    ) -> Result<u32, crate::store::StoreError> {
+        let started_at = run
+            .plan
+            .index_of(ring)
+            .and_then(|index| run.rings[index].started_at);
+        let incidents = self.store.open_incidents_matching(
+            &intent.application_id,
+            ring,
+            &intent.target_scope.business_unit,
+            now,
+        )?;
+        let counted = incidents
+            .iter()
+            .filter(|incident| started_at.is_none_or(|started| incident.started_at >= started))
+            .count();
+        Ok(u32::try_from(counted).unwrap_or(u32::MAX))
     }
 
     /// Takes a deployment back (rollback, uninstall, halt) through the journal.
@@ -788,12 +821,18 @@ impl Performer<'_> {
         let Some(plane) = self.plane_of(intent) else {
             return Ok(vec![Event::RollbackFailed {
                 error: "the intent's artifact no longer resolves".into(),
+                failure: Some(permanent("artifact_unresolved")),
             }]);
         };
         let planes = self.planes;
         let Some(connector) = planes.connector(plane) else {
             return Ok(vec![Event::RollbackFailed {
                 error: format!("plane {} is not configured", plane.as_str()),
+                failure: Some(ConnectorFailure {
+                    class: FailureClass::PlaneUnavailable,
+                    code: "plane_unavailable".into(),
+                    retry_after_seconds: None,
+                }),
             }]);
         };
         let action_record = NewAction {
@@ -829,6 +868,7 @@ impl Performer<'_> {
                     .mark_failed(&planned.key, &error.to_string(), None, now)?;
                 Ok(vec![Event::RollbackFailed {
                     error: error.to_string(),
+                    failure: Some(failure_of(&error)),
                 }])
             }
         }
@@ -912,7 +952,7 @@ impl Performer<'_> {
     pub async fn recover_in_flight(&mut self, now: DateTime<Utc>) -> Result<usize, DriveError> {
         let mut resolved = 0;
         for action in self.store.pending_actions()? {
-            let Some(plane) = plane_named(&action.plane) else {
+            let Some(plane) = Plane::named(&action.plane) else {
                 continue; // evidence records: found on the branch tip
             };
             if action.state != ActionState::Sent {

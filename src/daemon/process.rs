@@ -10,15 +10,21 @@
 
 use super::record;
 use super::rollout::{EvaluationFacts, IntentState};
+use super::rules::{Governance, InForce};
 use super::siem::Siem;
+use crate::authority::{self, ChangeHistory};
 use crate::evaluation::RuntimeFacts;
 use crate::evidence::{
     AppendedRecord, EvidenceBranch, EvidencePack, EvidencePackInput, GitIdentity, RecordType,
     SigningKey,
 };
+use crate::forge::merge::{CommitCase, ForgeEvidence, MergeFacts};
+use crate::judge::Judgement;
 use crate::model::{DeploymentIntent, Snapshot, TargetScope};
 use crate::policy::Decision;
 use crate::source::GovernedRepo;
+use crate::source::history;
+use crate::store::RulesState;
 use crate::store::{
     CommitOutcome, EventFilter, EventOutcome, EventType, IntentUpsert, NewEvent, Store,
     correlation_id_for,
@@ -66,6 +72,51 @@ pub struct CommitReport {
     pub unchanged: usize,
 }
 
+/// Why a commit is judged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Occasion {
+    /// It is new on the tracked branch.
+    NewCommit,
+    /// It was judged before, and an approval or exception it read expired.
+    Expiry,
+}
+
+/// A commit, judged with everything the daemon knows.
+struct Judged {
+    sha: String,
+    parent: Option<Oid>,
+    author: GitIdentity,
+    committer: GitIdentity,
+    /// What application scopes were compared with (last authorised).
+    base: Option<Snapshot>,
+    judgement: Judgement,
+    forge_evidence: ForgeEvidence,
+    governance: Governance,
+    /// The rules in force before the commit (`None` at the root).
+    in_force: Option<InForce>,
+    /// The commit itself changed the rules (relative to its parent).
+    touches_rules: bool,
+}
+
+/// The logins approving the merged pull request's head, if it merged one.
+fn approving_logins(facts: Option<&MergeFacts>) -> (Option<u64>, Vec<String>) {
+    let Some(MergeFacts {
+        pull_request: Some(pull_request),
+        reviews,
+        ..
+    }) = facts
+    else {
+        return (None, Vec::new());
+    };
+    let logins =
+        crate::forge::review::standings(reviews, &pull_request.head_sha, &pull_request.author)
+            .into_iter()
+            .filter(|s| s.standing == crate::forge::review::Standing::Approving)
+            .map(|s| s.login)
+            .collect();
+    (Some(pull_request.number), logins)
+}
+
 /// A place where a test can stop the process dead (see `RINGMASTER_TEST_PAUSE_AT`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PausePoint {
@@ -111,6 +162,9 @@ pub struct Processor<'a> {
     pub pause_at: Option<PausePoint>,
     /// The forge, when configured: each commit's pull request and reviews.
     pub forge: Option<&'a dyn crate::forge::MergeFactsSource>,
+    /// How each configured plane runs: a decision record says whether the
+    /// intent's plane is simulated (`plane_mode`).
+    pub plane_modes: std::collections::BTreeMap<crate::model::Plane, super::planes::PlaneMode>,
 }
 
 /// Runtime facts read from the store before the (parallel) evaluation:
@@ -253,43 +307,248 @@ impl Processor<'_> {
         for commit in self.pending_commits()? {
             reports.push(self.process_commit(commit, now)?);
         }
+        // An approval or exception read by the last judgement has expired
+        // since: judge again now, without waiting for a commit.
+        if let Some(report) = self.rejudge_if_due(now)? {
+            reports.push(report);
+        }
         Ok(reports)
     }
 
-    fn snapshot_at(&self, commit: Oid) -> Result<Snapshot, ProcessError> {
-        Ok(crate::model::load(&self.repo.entries_at(commit)?).0)
+    /// Judges the last good commit again when an intent's DENY came only
+    /// from changes in flight (`waits_on`, one active change per application
+    /// and ring) and none of them is in flight any more: that DENY clears
+    /// when they end, not at the next commit. Intents whose decision changes
+    /// get a new decision record; their runs hear it at the next pass.
+    pub fn rejudge_if_cleared(
+        &mut self,
+        now: DateTime<Utc>,
+    ) -> Result<Option<CommitReport>, ProcessError> {
+        let mut cleared = None;
+        for record in self.store.list_intents()? {
+            let Some(evaluation) = IntentState::from_record(&record).evaluation else {
+                continue;
+            };
+            if evaluation.waits_on.is_empty() {
+                continue;
+            }
+            let active = self.store.active_changes_for(
+                &record.application_id,
+                &record.acquisition_boundary,
+                &record.business_unit,
+            )?;
+            let still = evaluation
+                .waits_on
+                .iter()
+                .any(|waited| active.iter().any(|change| change.intent_id == *waited));
+            if !still {
+                cleared = Some((record.intent_id.clone(), evaluation.waits_on.clone()));
+                break;
+            }
+        }
+        let Some((intent, waited)) = cleared else {
+            return Ok(None);
+        };
+        let Some(good) = self.store.last_good_commit(self.branch)? else {
+            return Ok(None);
+        };
+        tracing::info!(%intent, ?waited, commit = %good.commit_sha, "the changes a DENY waited on ended: judging the decisions again");
+        let commit = Oid::from_str(&good.commit_sha)?;
+        self.process_commit(commit, now).map(Some)
     }
 
+    /// Processes one new commit of the tracked branch.
     pub fn process_commit(
         &mut self,
         commit: Oid,
         now: DateTime<Utc>,
     ) -> Result<CommitReport, ProcessError> {
-        let commit_object = self.repo.repository.find_commit(commit)?;
-        let parent = commit_object.parent_ids().next();
-        let base = match parent {
-            Some(parent) => self.snapshot_at(parent).ok(),
-            None => None,
+        self.judge_and_record(commit, now, Occasion::NewCommit)
+    }
+
+    /// Judges the last judged commit again when an approval or exception it
+    /// read has expired (`rejudge_at` in the rules state is due): expiry
+    /// takes effect at its instant, not at the next commit. Intents whose
+    /// decision changes get a new decision pack, and their runs hear the
+    /// new verdict at the next pass (a running rollout holds before its
+    /// next ring that needs the lapsed approval or exception).
+    pub fn rejudge_if_due(
+        &mut self,
+        now: DateTime<Utc>,
+    ) -> Result<Option<CommitReport>, ProcessError> {
+        let Some(state) = self.store.rules_state(self.branch)? else {
+            return Ok(None);
         };
+        if state.rejudge_at.is_none_or(|at| now < at) {
+            return Ok(None);
+        }
+        let commit = Oid::from_str(&state.judged_commit)?;
+        tracing::info!(commit = %state.judged_commit, %now, "an approval or exception expired: judging the decisions again");
+        self.judge_and_record(commit, now, Occasion::Expiry)
+            .map(Some)
+    }
+
+    /// When the decisions must be judged again, if an expiry is ahead.
+    pub fn rejudge_at(&self) -> Result<Option<DateTime<Utc>>, ProcessError> {
+        Ok(self
+            .store
+            .rules_state(self.branch)?
+            .and_then(|state| state.rejudge_at))
+    }
+
+    /// Judges `commit` with every fact the daemon has (see [`Judged`]).
+    fn judge_commit(&mut self, commit: Oid, now: DateTime<Utc>) -> Result<Judged, ProcessError> {
+        let repository = &self.repo.repository;
+        let commit_object = repository.find_commit(commit)?;
+        let parent = commit_object.parent_ids().next();
+        let sha = commit.to_string();
         let entries = self.repo.entries_at(commit)?;
         // Runtime facts, read before the parallel evaluation.
         let facts = StoreFacts::read(self.store)?;
-        let sha = commit.to_string();
+        let in_force = super::rules::load(self.store, self.repo, self.branch, now)?;
+        let root = in_force
+            .as_ref()
+            .map(|f| Oid::from_str(&f.state.root_commit))
+            .transpose()?;
         let merge_facts = match self.forge {
             Some(forge) => Some(
                 forge
-                    .merge_facts_blocking(self.repo, self.evidence.branch_name(), &sha)
+                    .merge_facts_blocking(self.repo, self.evidence.branch_name(), &sha, root)
                     .map_err(|error| ProcessError::Forge(Box::new(error)))?,
             ),
             None => None,
         };
-        let (snapshot, evaluation, forge_evidence) = crate::forge::evaluate_commit(
-            &entries,
-            base.as_ref(),
+        let author = identity(&commit_object.author());
+        let committer = identity(&commit_object.committer());
+        let Some(in_force) = in_force.filter(|f| f.state.root_commit != sha) else {
+            // The root of authority: its rules, scopes and records are
+            // trusted by definition.
+            let (judgement, forge_evidence) = crate::forge::evaluate_commit(CommitCase {
+                entries: &entries,
+                rules: None,
+                identities: None,
+                base: None,
+                previous: None,
+                history: &crate::judge::NO_HISTORY,
+                provenance: None,
+                facts: merge_facts.as_ref(),
+                runtime: &facts,
+                now,
+            });
+            return Ok(Judged {
+                sha,
+                parent,
+                author,
+                committer,
+                base: None,
+                judgement,
+                forge_evidence,
+                governance: Governance::Root,
+                in_force: None,
+                touches_rules: true,
+            });
+        };
+
+        let parent_entries = match parent {
+            Some(parent) => Some(self.repo.entries_at(parent)?),
+            None => None,
+        };
+        let previous = parent_entries.as_deref().map(|e| crate::model::load(e).0);
+        let own_signature = history::commit_signature(repository, commit);
+        let paths = super::rules::changed_rules(&in_force.rules_entries, &entries);
+        let governance = if paths.is_empty() {
+            Governance::Unchanged
+        } else {
+            // The commit's own signature, and for a merge the merged commit's
+            // when it brings exactly these rules (a signed branch merged).
+            let mut signatures = vec![own_signature.clone()];
+            for merged in commit_object.parent_ids().skip(1) {
+                if super::rules::changed_rules(&self.repo.entries_at(merged)?, &entries).is_empty()
+                {
+                    signatures.push(history::commit_signature(repository, merged));
+                }
+            }
+            let (pull_request, approving) = approving_logins(merge_facts.as_ref());
+            match authority::authorise_rules_change(
+                &in_force.rules,
+                pull_request,
+                &approving,
+                &signatures,
+            ) {
+                Ok(by) => Governance::Authorised { paths, by },
+                Err(reason) => Governance::Unauthorised { paths, reason },
+            }
+        };
+        let touches_rules = match &parent_entries {
+            Some(parent_entries) => {
+                !super::rules::changed_rules(parent_entries, &entries).is_empty()
+            }
+            None => true,
+        };
+        let change_history = ChangeHistory {
+            signed: match parent {
+                Some(parent) => history::changed_records(self.repo, parent, commit)?,
+                None => Default::default(),
+            },
+            commits: vec![own_signature],
+        };
+        let local_provenance = match (&merge_facts, parent) {
+            (None, Some(parent)) => Some(history::provenance(self.repo, parent, root)?),
+            _ => None,
+        };
+        let provenance = merge_facts
+            .as_ref()
+            .map(|f| &f.provenance)
+            .or(local_provenance.as_ref());
+        let base = previous.as_ref().map(|previous| {
+            let missing = in_force
+                .scopes
+                .keys()
+                .any(|id| !previous.applications.contains_key(id));
+            let current = if missing {
+                crate::model::load(&entries).0
+            } else {
+                Snapshot::default()
+            };
+            super::rules::scopes_base(previous, &current, &in_force.scopes)
+        });
+        let (judgement, forge_evidence) = crate::forge::evaluate_commit(CommitCase {
+            entries: &entries,
+            rules: (!governance.own_rules()).then_some(&in_force.rules),
+            identities: Some(&in_force.rules),
+            base: base.as_ref(),
+            previous: previous.as_ref(),
+            history: &change_history,
+            provenance,
+            facts: merge_facts.as_ref(),
+            runtime: &facts,
             now,
-            &facts,
-            merge_facts.as_ref(),
-        );
+        });
+        Ok(Judged {
+            sha,
+            parent,
+            author,
+            committer,
+            base,
+            judgement,
+            forge_evidence,
+            governance,
+            in_force: Some(in_force),
+            touches_rules,
+        })
+    }
+
+    fn judge_and_record(
+        &mut self,
+        commit: Oid,
+        now: DateTime<Utc>,
+        occasion: Occasion,
+    ) -> Result<CommitReport, ProcessError> {
+        let judged = self.judge_commit(commit, now)?;
+        let sha = judged.sha.clone();
+        let parent = judged.parent;
+        let snapshot = &judged.judgement.snapshot;
+        let evaluation = &judged.judgement.evaluation;
         let errors = evaluation
             .diagnostics
             .iter()
@@ -329,8 +588,12 @@ impl Processor<'_> {
             });
         }
 
-        let author = identity(&commit_object.author());
-        let committer = identity(&commit_object.committer());
+        let mut state = match occasion {
+            Occasion::NewCommit => self.record_governance(&judged, now)?,
+            Occasion::Expiry => self.store.rules_state(self.branch)?,
+        };
+        let author = judged.author.clone();
+        let committer = judged.committer.clone();
         let mut records = Vec::new();
         let mut unchanged = 0;
         for intent_evaluation in &evaluation.intents {
@@ -347,14 +610,36 @@ impl Processor<'_> {
                 continue;
             }
             let correlation_id = correlation_id_for(&intent.intent_id);
-            let body = record::decision_body(
-                &snapshot,
-                base.as_ref(),
+            let mut body = record::decision_body(
+                snapshot,
+                judged.base.as_ref(),
                 intent,
                 intent_evaluation,
                 &sha,
-                forge_evidence.for_intent(intent_evaluation),
+                judged.forge_evidence.for_intent(intent_evaluation),
             );
+            if let Value::Object(map) = &mut body {
+                map.insert(
+                    "claims_not_counted".into(),
+                    record::claims_not_counted(snapshot, intent, &judged.judgement.applied),
+                );
+                map.insert(
+                    "rules_in_force".into(),
+                    json!({
+                        "commit": judged.in_force.as_ref().map_or(sha.as_str(), |f| {
+                            if judged.governance.own_rules() { sha.as_str() } else { f.state.rules_commit.as_str() }
+                        }),
+                        "governance": judged.governance,
+                    }),
+                );
+                map.insert("fingerprint".into(), json!(fingerprint));
+                if occasion == Occasion::Expiry {
+                    map.insert("rejudged_at_expiry".into(), json!(now));
+                }
+            }
+            if let Some(plane) = snapshot.artifact_of(intent).map(|artifact| artifact.plane) {
+                body["plane_mode"] = json!(self.plane_modes.get(&plane).map(|mode| mode.as_str()));
+            }
             let appended = self.append_once(EvidencePackInput {
                 record_type: RecordType::Decision,
                 intent_id: Some(intent.intent_id.clone()),
@@ -392,7 +677,7 @@ impl Processor<'_> {
                         .unwrap_or_else(|| "risk_assessed".into()),
                     state_json: with_evaluation(
                         known.as_ref().map(|k| k.state_json.clone()),
-                        evaluation_facts(&snapshot, intent, intent_evaluation, &sha),
+                        evaluation_facts(snapshot, intent, intent_evaluation, &sha),
                     ),
                     decision: Some(decision.as_str().to_owned()),
                     risk_score: intent_evaluation
@@ -439,6 +724,48 @@ impl Processor<'_> {
             }
             records.push(appended);
         }
+        let rejudge_at = judged.judgement.next_expiry(now);
+        if let Some(state) = state.as_mut() {
+            if occasion == Occasion::NewCommit
+                && let Some(in_force) = &judged.in_force
+            {
+                let rules = if judged.governance.own_rules() {
+                    snapshot
+                } else {
+                    &in_force.rules
+                };
+                let (scopes, changed) =
+                    super::rules::authorised_scopes(&in_force.scopes, snapshot, rules, now);
+                if !changed.is_empty() {
+                    tracing::info!(applications = ?changed, "application scope changes approved: in force from this commit");
+                }
+                state.app_scopes = super::rules::scopes_json(&scopes);
+            }
+            state.judged_commit = sha.clone();
+            state.rejudge_at = rejudge_at;
+            self.store.save_rules_state(state, now)?;
+        }
+        if occasion == Occasion::Expiry {
+            self.store.append_event(NewEvent {
+                correlation_id: format!("commit:{sha}"),
+                intent_id: None,
+                event_type: EventType::PolicyEvaluated,
+                timestamp: now,
+                actor: ACTOR.into(),
+                actor_role: ACTOR_ROLE.into(),
+                execution_plane: None,
+                ring: None,
+                outcome: EventOutcome::Info,
+                details: json!({"commit": sha, "reason": "an approval or exception expired", "records": records.len(), "unchanged": unchanged, "next_rejudge_at": rejudge_at}),
+            })?;
+            return Ok(CommitReport {
+                commit: sha,
+                outcome: CommitOutcome::Ok,
+                errors: 0,
+                records,
+                unchanged,
+            });
+        }
         self.store.append_event(NewEvent {
             correlation_id: format!("commit:{sha}"),
             intent_id: None,
@@ -451,7 +778,8 @@ impl Processor<'_> {
             outcome: EventOutcome::Success,
             details: json!({"commit": sha, "records": records.len(), "unchanged": unchanged}),
         })?;
-        // Warnings (e.g. a supersede that has no effect) stay on record.
+        // Warnings (e.g. a supersede that has no effect, a claim that does
+        // not count) stay on record.
         let warnings = serde_json::to_value(&evaluation.diagnostics).unwrap_or(Value::Null);
         self.store
             .record_commit(self.branch, &sha, CommitOutcome::Ok, &warnings, now)?;
@@ -462,6 +790,147 @@ impl Processor<'_> {
             records,
             unchanged,
         })
+    }
+
+    /// Records what a valid commit did to the rules in force (see
+    /// `daemon::rules`): the root of authority, an authorised change (it
+    /// takes effect), an unauthorised one (an event, a SIEM line and an
+    /// evidence pack, once per change), or a change reverted. Returns the
+    /// new state, already saved, so a crash after it does not record twice.
+    fn record_governance(
+        &mut self,
+        judged: &Judged,
+        now: DateTime<Utc>,
+    ) -> Result<Option<RulesState>, ProcessError> {
+        let sha = &judged.sha;
+        let (state, record): (RulesState, Option<(EventType, EventOutcome, Value)>) = match (
+            &judged.governance,
+            &judged.in_force,
+        ) {
+            (Governance::Root, Some(in_force)) => (in_force.state.clone(), None),
+            (Governance::Root, None) => (
+                super::rules::root_state(self.branch, sha, &judged.judgement.snapshot),
+                Some((
+                    EventType::RulesInForce,
+                    EventOutcome::Info,
+                    json!({"kind": "root_of_authority", "commit": sha, "branch": self.branch,
+                               "message": "the first commit the daemon judges is authorised by definition: its rules, application scopes and records are trusted"}),
+                )),
+            ),
+            (_, None) => return Ok(None),
+            (Governance::Unchanged, Some(in_force)) => {
+                let mut state = in_force.state.clone();
+                let reverted = state.unauthorised.take();
+                let record = reverted.map(|previous| {
+                        (
+                            EventType::RulesInForce,
+                            EventOutcome::Info,
+                            json!({"kind": "unauthorised_change_reverted", "commit": sha, "rules_in_force": state.rules_commit, "previous": previous}),
+                        )
+                    });
+                (state, record)
+            }
+            (Governance::Authorised { paths, by }, Some(in_force)) => {
+                let mut state = in_force.state.clone();
+                let previous_rules = std::mem::replace(&mut state.rules_commit, sha.clone());
+                let superseded = state.unauthorised.take();
+                (
+                    state,
+                    Some((
+                        EventType::RulesInForce,
+                        EventOutcome::Success,
+                        json!({"kind": "governance_change_authorised", "commit": sha, "paths": paths,
+                                   "authorised_by": by, "previous_rules": previous_rules,
+                                   "unauthorised_change_it_ends": superseded}),
+                    )),
+                )
+            }
+            (Governance::Unauthorised { paths, reason }, Some(in_force)) => {
+                let mut state = in_force.state.clone();
+                let already = state
+                    .unauthorised
+                    .as_ref()
+                    .is_some_and(|u| u["commit"] == Value::String(sha.clone()));
+                let new_change = state.unauthorised.is_none() || judged.touches_rules;
+                if already || !new_change {
+                    (state, None)
+                } else {
+                    let unauthorised = super::rules::unauthorised_record(
+                        sha,
+                        &state.rules_commit,
+                        paths,
+                        reason,
+                        now,
+                    );
+                    state.unauthorised = Some(unauthorised.clone());
+                    (
+                        state,
+                        Some((
+                            EventType::GovernanceChangeUnauthorised,
+                            EventOutcome::Failure,
+                            json!({"kind": "governance_change_unauthorised", "commit": sha, "paths": paths,
+                                       "reason": reason, "rules_in_force": unauthorised["rules_in_force"],
+                                       "action": "judged by the rules in force; the change takes effect only when an admin authorises it (an approving review on the pull request head, or a commit signed by an admin's key)"}),
+                        )),
+                    )
+                }
+            }
+        };
+        if let Some((event_type, outcome, details)) = record {
+            // The root of authority is named in every decision pack
+            // (`rules_in_force`); a change to the rules gets its own pack.
+            let mut event_details = details.clone();
+            if details["kind"] != "root_of_authority" {
+                let appended = self.append_once(EvidencePackInput {
+                    record_type: RecordType::Governance,
+                    intent_id: None,
+                    correlation_id: format!("governance:{}", self.branch),
+                    source_commit: sha.clone(),
+                    source_parent: judged.parent.map(|p| p.to_string()),
+                    author: judged.author.clone(),
+                    committer: judged.committer.clone(),
+                    created_at: now,
+                    body: details.clone(),
+                })?;
+                self.store.set_evidence_head(
+                    appended.sequence,
+                    &appended.pack_sha256,
+                    &appended.commit,
+                    now,
+                )?;
+                if let Value::Object(map) = &mut event_details {
+                    map.insert("evidence_sha256".into(), json!(appended.pack_sha256));
+                    map.insert("evidence_sequence".into(), json!(appended.sequence));
+                }
+            }
+            self.store.append_event(NewEvent {
+                correlation_id: format!("governance:{}", self.branch),
+                intent_id: None,
+                event_type,
+                timestamp: now,
+                actor: ACTOR.into(),
+                actor_role: ACTOR_ROLE.into(),
+                execution_plane: None,
+                ring: None,
+                outcome,
+                details: event_details.clone(),
+            })?;
+            let mut line = event_details;
+            if let Value::Object(map) = &mut line {
+                let kind = map.get("kind").cloned().unwrap_or(Value::Null);
+                map.insert("type".into(), kind);
+                map.insert("at".into(), json!(now));
+            }
+            self.siem.emit(&line);
+            match event_type {
+                EventType::GovernanceChangeUnauthorised => {
+                    tracing::warn!(commit = %sha, "a change to the rules that no admin authorised: judged by the rules in force")
+                }
+                _ => tracing::info!(commit = %sha, "rules in force: {}", details["kind"]),
+            }
+        }
+        let saved = self.store.save_rules_state(&state, now)?;
+        Ok(Some(saved))
     }
 
     /// Appends the record unless the branch tip already is this record (a
@@ -512,9 +981,13 @@ impl Processor<'_> {
         let Ok(pack) = serde_json::from_slice::<EvidencePack>(blob.content()) else {
             return Ok(None);
         };
+        // A decision judged again at the same commit (an expiry) is a new
+        // record: the fingerprint of the decision tells them apart.
         let same = pack.record_type == input.record_type
             && pack.intent_id == input.intent_id
-            && pack.source_commit == input.source_commit;
+            && pack.source_commit == input.source_commit
+            && pack.body.get("fingerprint") == input.body.get("fingerprint")
+            && pack.body.get("decision") == input.body.get("decision");
         Ok(same.then(|| AppendedRecord {
             sequence: pack.sequence,
             pack_id: pack.pack_id.clone(),
@@ -611,6 +1084,7 @@ fn evaluation_facts(
         emergency_override: approvals.iter().any(|a| a.emergency_override),
         version: intent.version.clone(),
         commit: commit.to_owned(),
+        waits_on: super::rollout::runtime_deny_waits_on(&evaluation.outcome),
     }
 }
 

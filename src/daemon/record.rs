@@ -139,3 +139,25 @@ pub fn decision_body(
         "forge": forge,
     })
 }
+
+/// The approval and exception records about this intent (its approvals,
+/// the exceptions of its artifact) that claim a decision but do not count,
+/// each with the reason: nobody proved they were its decider.
+pub fn claims_not_counted(
+    snapshot: &Snapshot,
+    intent: &DeploymentIntent,
+    applied: &crate::forge::approvals::AppliedReviews,
+) -> Value {
+    use crate::forge::approvals::RecordKind;
+    let artifact = snapshot.artifact_of(intent).map(|a| a.id.as_str());
+    let claims: Vec<Value> = applied
+        .uncorroborated
+        .iter()
+        .filter(|claim| match claim.kind {
+            RecordKind::Approval => claim.subject == intent.intent_id,
+            RecordKind::Exception => Some(claim.subject.as_str()) == artifact,
+        })
+        .map(|claim| json!(claim))
+        .collect();
+    Value::Array(claims)
+}

@@ -39,6 +39,53 @@ pub struct EvaluationFacts {
     /// supersede (same application, inside the publisher's scope, not DENY).
     #[serde(default)]
     pub supersedes: Option<String>,
+    /// A DENY only because these intents' changes are in flight (one active
+    /// change per application and ring, a runtime fact that clears): the
+    /// run waits, and the commit is judged again once they end.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub waits_on: Vec<String>,
+}
+
+/// The intents whose in-flight change is the only cause of a DENY: every
+/// deciding DENY reason is the built-in `concurrency.one_active_change`
+/// finding about a change in flight (from the store's active changes, not a
+/// conflict between files). Empty when the DENY stands on anything else.
+pub fn runtime_deny_waits_on(outcome: &crate::policy::PolicyOutcome) -> Vec<String> {
+    use crate::policy::{Decision, ReasonKind};
+    if outcome.decision != Decision::Deny {
+        return Vec::new();
+    }
+    let mut waits_on = Vec::new();
+    for reason in outcome
+        .reasons
+        .iter()
+        .filter(|reason| reason.kind == ReasonKind::Deny)
+    {
+        let in_flight = reason.source == "builtin"
+            && reason.rule == "concurrency.one_active_change"
+            && reason.message.contains(" is still in flight in ");
+        let intent = reason
+            .message
+            .strip_prefix("intent ")
+            .and_then(|rest| rest.split_once(" is still in flight in "))
+            .map(|(intent, _)| intent.to_owned());
+        match intent {
+            Some(intent) if in_flight => {
+                if !waits_on.contains(&intent) {
+                    waits_on.push(intent);
+                }
+            }
+            _ => return Vec::new(),
+        }
+    }
+    waits_on
+}
+
+/// The plane an intent's rollout runs on, and whether it is simulated.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlaneFacts {
+    pub plane: String,
+    pub mode: super::planes::PlaneMode,
 }
 
 /// What the store's `state_json` holds for an intent.
@@ -48,6 +95,9 @@ pub struct IntentState {
     pub evaluation: Option<EvaluationFacts>,
     #[serde(default)]
     pub run: Option<IntentRun>,
+    /// Set when the run is saved: what `status` shows as the plane.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plane: Option<PlaneFacts>,
 }
 
 impl IntentState {
@@ -135,9 +185,13 @@ impl Driver<'_> {
                 .run
                 .as_ref()
                 .is_some_and(|run| run.version != evaluation.version);
+            let mut generation = 1;
             if stale_revision {
-                // A new version under the same intent id: the old run hands over.
+                // A new version under the same intent id: the old run hands
+                // over, and the new one is the next generation (its plane
+                // correlation id, journal keys and evidence ids are its own).
                 if let Some(old) = state.run.as_mut() {
+                    generation = old.generation.saturating_add(1);
                     let effects = orchestrator::step_in_place(
                         old,
                         &Event::Superseded {
@@ -156,7 +210,9 @@ impl Driver<'_> {
                 let Some(config) = config else { continue };
                 match RolloutPlan::resolve(intent, config, &evaluation.conditions) {
                     Ok(plan) => {
-                        state.run = Some(IntentRun::new(intent, plan));
+                        let mut run = IntentRun::new(intent, plan);
+                        run.generation = generation;
+                        state.run = Some(run);
                         dirty.insert(intent_id.clone());
                     }
                     Err(error) => {
@@ -168,7 +224,10 @@ impl Driver<'_> {
             let run = state.run.as_ref().expect("set above");
             let decision_changed =
                 run.decision.map(|d| d.as_str().to_owned()) != Some(evaluation.decision.clone());
-            if decision_changed || run.counted_approvals != evaluation.counted_approvals {
+            if decision_changed
+                || run.counted_approvals != evaluation.counted_approvals
+                || run.waits_on != evaluation.waits_on
+            {
                 let Some(decision) = decision_from(&evaluation.decision) else {
                     continue;
                 };
@@ -180,6 +239,7 @@ impl Driver<'_> {
                         counted_approvals: evaluation.counted_approvals.clone(),
                         conditions: evaluation.conditions.clone(),
                         emergency_override: evaluation.emergency_override,
+                        waits_on: evaluation.waits_on.clone(),
                     },
                 ));
             }
@@ -239,6 +299,32 @@ impl Driver<'_> {
             self.performer
                 .store
                 .mark_operator_request_handled(request.request_id, now)?;
+        }
+
+        // A run held because its plane had no connector goes on once it has one.
+        for (intent_id, state) in &states {
+            let Some(run) = &state.run else { continue };
+            let Phase::Held {
+                cause: orchestrator::HoldCause::PlaneUnavailable,
+                ..
+            } = &run.phase
+            else {
+                continue;
+            };
+            let snapshot = self.performer.snapshot;
+            let configured = snapshot
+                .intents
+                .get(intent_id)
+                .and_then(|intent| self.performer.plane_of(intent))
+                .is_some_and(|plane| self.performer.planes.connector(plane).is_some());
+            if configured {
+                queue.push_back((
+                    intent_id.clone(),
+                    Event::OperatorResume {
+                        actor: orchestrator::MACHINE_ACTOR.into(),
+                    },
+                ));
+            }
         }
 
         // The tick: every non-terminal run looks at the clock.
@@ -373,6 +459,17 @@ impl Driver<'_> {
             };
             let mut state = IntentState::from_record(&record);
             state.run = Some(run.clone());
+            let snapshot = self.performer.snapshot;
+            if let Some(plane) = snapshot
+                .intents
+                .get(&run.intent_id)
+                .and_then(|intent| self.performer.plane_of(intent))
+            {
+                state.plane = Some(PlaneFacts {
+                    plane: plane.as_str().to_owned(),
+                    mode: self.performer.planes.mode(plane),
+                });
+            }
             let json = serde_json::to_value(&state).unwrap_or(Value::Null);
             self.performer
                 .store

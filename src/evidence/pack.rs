@@ -66,6 +66,9 @@ pub enum RecordType {
     Remediation,
     /// A human acted through the API or CLI.
     OperatorAction,
+    /// The rules in force: the root of authority, an authorised change to
+    /// the rules, or a change not put in force (`governance_change_unauthorised`).
+    Governance,
 }
 
 impl RecordType {
@@ -79,6 +82,7 @@ impl RecordType {
             RecordType::Drift => "drift",
             RecordType::Remediation => "remediation",
             RecordType::OperatorAction => "operator_action",
+            RecordType::Governance => "governance",
         }
     }
 }

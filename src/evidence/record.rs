@@ -84,6 +84,7 @@ pub(crate) fn check_record(
         Some(body) => body.take(),
         None => Value::Null,
     };
+    let simulated = body.get("plane_mode").and_then(Value::as_str) == Some("simulated");
     let mut pack = EvidencePack::deserialize(&pack_value)
         .map_err(|error| format!("pack does not follow the evidence pack format: {error}"))?;
     if !body.is_object() {
@@ -135,6 +136,7 @@ pub(crate) fn check_record(
     Ok(RecordContent {
         claimed_previous_pack_sha256: pack.previous_pack_sha256,
         expected_commit_message,
+        simulated,
         event_chain: pack.event_chain,
     })
 }
@@ -143,6 +145,8 @@ pub(crate) fn check_record(
 pub(crate) struct RecordContent {
     pub claimed_previous_pack_sha256: String,
     pub expected_commit_message: String,
+    /// The record says its plane is simulated (`body.plane_mode`).
+    pub simulated: bool,
     /// The state store's event log head the record anchors, if any.
     pub event_chain: Option<super::pack::EventChainAnchor>,
 }

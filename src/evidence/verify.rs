@@ -81,6 +81,9 @@ pub struct VerifyReport {
     /// `expected_head` next time.
     pub head: Option<ExpectedHead>,
     pub first_failure: Option<Failure>,
+    /// Records (of those checked) whose plane was simulated
+    /// (`plane_mode: simulated`): what happened there happened on no device.
+    pub simulated_records: u64,
     /// The anchor of the state store's event log in the last record that
     /// has one, with that record's sequence: the store must still hold that
     /// event with that hash (checked by `verify --state`).
@@ -170,6 +173,7 @@ struct Verification<'shared> {
     chunk_links: Mutex<Vec<ChunkLinks>>,
     reached: Mutex<Option<ReachedRecord>>,
     first_failure: FirstFailure,
+    simulated_records: AtomicU64,
     /// The anchor of the highest record that has one.
     latest_anchor: Mutex<Option<(u64, EventChainAnchor)>>,
 }
@@ -237,6 +241,7 @@ pub(crate) fn verify_branch_in_chunks(
             lowest_sequence: AtomicU64::new(u64::MAX),
             failure: Mutex::new(None),
         },
+        simulated_records: AtomicU64::new(0),
     };
     let walker_count = std::thread::available_parallelism()
         .map_or(2, usize::from)
@@ -326,6 +331,7 @@ pub(crate) fn verify_branch_in_chunks(
         ok: failure.is_none(),
         head,
         first_failure: failure,
+        simulated_records: verification.simulated_records.load(Ordering::SeqCst),
         event_chain_anchor,
     })
 }
@@ -498,6 +504,9 @@ impl Verification<'_> {
         };
         let content =
             check_record(&record, self.key).map_err(|reason| (Some(pack.path.clone()), reason))?;
+        if content.simulated {
+            self.simulated_records.fetch_add(1, Ordering::SeqCst);
+        }
         let expected_message_sha256 = Sha256::digest(content.expected_commit_message.as_bytes());
         if expected_message_sha256.as_slice() != commit.message_sha256 {
             let reason =

@@ -13,13 +13,17 @@
 //!
 //! Approval and exception records that the change itself adds or edits are
 //! claims, not facts: they count only when the principal they name
-//! (`decided_by`, `approved_by`) approved the change's head commit. Otherwise
-//! the record is dropped (or its merged version kept) before evaluation, so a
-//! pull request cannot approve itself by writing a file. Pure.
+//! (`decided_by`, `approved_by`) approved the change's head commit, or when
+//! the commit that wrote the record carries a valid SSH signature by one of
+//! that principal's keys (`authority`, with the keys in force before the
+//! change). Otherwise the record is dropped (or its merged version kept)
+//! before evaluation, with the reason, so a pull request — or a direct push
+//! — cannot approve itself by writing a file. Pure.
 
 use super::carried::CarriedApproval;
 use super::provenance::RecordProvenance;
 use super::review::{ReviewStanding, Standing};
+use crate::authority::{CommitSignature, KeyRing};
 use crate::model::digest::intent_sha256;
 use crate::model::{ApprovalDecision, ApprovalRecord, Located, Snapshot, yaml};
 use chrono::{DateTime, Duration, Utc};
@@ -61,11 +65,42 @@ pub enum RecordKind {
 pub struct UncorroboratedRecord {
     pub kind: RecordKind,
     pub id: String,
+    /// What the record is about: the intent an approval decides on, the
+    /// artifact an exception covers.
+    pub subject: String,
     pub file: String,
     /// The principal the record says decided.
     pub claimed_by: String,
     /// `true` when the previously merged version of the record was kept.
     pub previous_kept: bool,
+    /// Why the claim does not count (no review, unsigned, signed by
+    /// another principal's key, a signature that does not verify).
+    pub reason: String,
+}
+
+impl UncorroboratedRecord {
+    /// The claim as a warning on the record's file: shown by `validate`,
+    /// `plan`, the PR check and stored with the daemon's commit.
+    pub fn diagnostic(&self) -> crate::diagnostic::Diagnostic {
+        let kind = match self.kind {
+            RecordKind::Approval => "approval",
+            RecordKind::Exception => "exception",
+        };
+        crate::diagnostic::Diagnostic::warning(
+            &self.file,
+            format!(
+                "{kind} {} is a claim by {} that does not count: {}; {}",
+                self.id,
+                self.claimed_by,
+                self.reason,
+                if self.previous_kept {
+                    "the version merged before is used"
+                } else {
+                    "it is ignored"
+                }
+            ),
+        )
+    }
 }
 
 /// What applying the reviews did to a snapshot.
@@ -101,6 +136,12 @@ pub struct ReviewContext<'a> {
     /// What vouches for the records `previous` already had, by path; `None`
     /// trusts them all (the PR check: the base branch is what was merged).
     pub provenance: Option<&'a BTreeMap<String, RecordProvenance>>,
+    /// For each record the change adds, edits or deletes (by path): the
+    /// signatures of the commits that wrote it. A record missing here has
+    /// only the reviews to vouch for it.
+    pub signed: &'a BTreeMap<String, Vec<CommitSignature>>,
+    /// The signing keys of `principals_from`.
+    pub keys: KeyRing,
 }
 
 impl ReviewContext<'_> {
@@ -119,17 +160,45 @@ impl ReviewContext<'_> {
     }
 
     /// Whether the commit that put the merged record at `file` vouches for
-    /// its decider.
-    fn vouched(&self, file: &str, decider: &str) -> bool {
+    /// its decider; `Err` says why not.
+    fn vouched(&self, file: &str, decider: &str) -> Result<(), String> {
         let Some(provenance) = self.provenance.and_then(|all| all.get(file)) else {
-            return true;
+            return Ok(());
         };
         let login = self
             .principals_from
             .principals
             .get(decider)
             .and_then(|p| p.forge_login.as_deref());
-        provenance.vouches_for(login)
+        provenance.vouches_for(login, decider, &self.keys)
+    }
+
+    /// Whether the change's proof shows that `decider` made the change to
+    /// the record at `file`: an approving review on the head, or a valid
+    /// signature by their key on the commit that wrote it.
+    fn proves(
+        &self,
+        file: &str,
+        decider: &str,
+        approvers: &BTreeSet<String>,
+    ) -> Result<(), String> {
+        if approvers.contains(decider) {
+            return Ok(());
+        }
+        let no_review = match self.pull_request {
+            Some(number) => {
+                format!("{decider} has not approved the head of pull request #{number}")
+            }
+            None => format!("it did not arrive through a pull request {decider} approved"),
+        };
+        match self.signed.get(file) {
+            Some(signatures) => self
+                .keys
+                .signed_by(decider, signatures)
+                .map(|_| ())
+                .map_err(|why| format!("{no_review}, and {why}")),
+            None => Err(format!("{no_review}, and no signed commit vouches for it")),
+        }
     }
 }
 
@@ -143,22 +212,35 @@ pub fn apply(
     let mut applied = AppliedReviews::default();
     if let Some(previous) = context.previous {
         let approvers = context.approving_principals();
-        let vouched = |file: &str, decider: &str| context.vouched(file, decider);
+        let check = Check {
+            proves: &|file: &str, decider: &str| context.proves(file, decider, &approvers),
+            vouched: &|file: &str, decider: &str| context.vouched(file, decider),
+        };
         applied.uncorroborated.extend(corroborate(
             &mut snapshot.approvals,
             &previous.approvals,
-            &approvers,
-            &vouched,
+            &check,
             RecordKind::Approval,
-            |record| (record.approval_id.clone(), record.decided_by.clone()),
+            |record| {
+                (
+                    record.approval_id.clone(),
+                    record.decided_by.clone(),
+                    record.deployment_intent_id.clone(),
+                )
+            },
         ));
         applied.uncorroborated.extend(corroborate(
             &mut snapshot.exceptions,
             &previous.exceptions,
-            &approvers,
-            &vouched,
+            &check,
             RecordKind::Exception,
-            |record| (record.exception_id.clone(), record.approved_by.clone()),
+            |record| {
+                (
+                    record.exception_id.clone(),
+                    record.approved_by.clone(),
+                    record.artifact_id.clone(),
+                )
+            },
         ));
     }
     for standing in context.approving() {
@@ -283,23 +365,30 @@ fn empty_document() -> yaml::Document {
     yaml::parse("{}").expect("an empty mapping is valid YAML")
 }
 
-/// Keeps a record when its decider approved this change, or when it is
-/// unchanged from what was merged and the commit that put it there vouches
-/// for it. Otherwise reverts to the merged version (if that one is vouched
-/// for) or drops it, and says so. Removing a record is a claim too (removing
-/// a `denied` decision would lift a DENY), so a record the change deletes
-/// stays unless its decider approved.
+/// How a record's claim is checked: `proves` for what the change wrote
+/// (reviews on its head, signatures of its commits), `vouched` for what was
+/// merged before (the provenance of the commit that wrote it).
+struct Check<'a> {
+    proves: &'a dyn Fn(&str, &str) -> Result<(), String>,
+    vouched: &'a dyn Fn(&str, &str) -> Result<(), String>,
+}
+
+/// Keeps a record when its decider proved this change (review or
+/// signature), or when it is unchanged from what was merged and the commit
+/// that put it there vouches for it. Otherwise reverts to the merged
+/// version (if that one is vouched for) or drops it, and says why. Removing
+/// a record is a claim too (removing a `denied` decision would lift a DENY),
+/// so a record the change deletes stays unless its decider proved it.
 fn corroborate<T: Clone + PartialEq>(
     records: &mut BTreeMap<String, Located<T>>,
     previous: &BTreeMap<String, Located<T>>,
-    approvers: &BTreeSet<String>,
-    vouched: &dyn Fn(&str, &str) -> bool,
+    check: &Check<'_>,
     kind: RecordKind,
-    identity: impl Fn(&T) -> (String, String),
+    identity: impl Fn(&T) -> (String, String, String),
 ) -> Vec<UncorroboratedRecord> {
     let merged_and_vouched = |merged: &Located<T>| {
-        let (_, decider) = identity(&merged.value);
-        vouched(&merged.file, &decider)
+        let (_, decider, _) = identity(&merged.value);
+        (check.vouched)(&merged.file, &decider).is_ok()
     };
     let mut refused = Vec::new();
     let keys: Vec<String> = records.keys().cloned().collect();
@@ -307,10 +396,18 @@ fn corroborate<T: Clone + PartialEq>(
         let record = &records[&key];
         let merged = previous.get(&key);
         let unchanged = merged.map(|p| &p.value) == Some(&record.value);
-        let (id, decider) = identity(&record.value);
-        if approvers.contains(&decider) || (unchanged && merged.is_some_and(merged_and_vouched)) {
+        let (id, decider, subject) = identity(&record.value);
+        let verdict = if unchanged {
+            // What vouched for it when it was merged, or this change's
+            // approving review by its decider.
+            (check.vouched)(&record.file, &decider)
+                .or_else(|why| (check.proves)(&record.file, &decider).map_err(|_| why))
+        } else {
+            (check.proves)(&record.file, &decider)
+        };
+        let Err(reason) = verdict else {
             continue;
-        }
+        };
         let file = record.file.clone();
         let previous_kept = match merged.filter(|m| !unchanged && merged_and_vouched(m)) {
             Some(merged) => {
@@ -325,26 +422,30 @@ fn corroborate<T: Clone + PartialEq>(
         refused.push(UncorroboratedRecord {
             kind,
             id,
+            subject,
             file,
             claimed_by: decider,
             previous_kept,
+            reason,
         });
     }
     for (key, merged) in previous {
         if records.contains_key(key) || !merged_and_vouched(merged) {
             continue;
         }
-        let (id, decider) = identity(&merged.value);
-        if approvers.contains(&decider) {
+        let (id, decider, subject) = identity(&merged.value);
+        let Err(reason) = (check.proves)(&merged.file, &decider) else {
             continue;
-        }
+        };
         records.insert(key.clone(), merged.clone());
         refused.push(UncorroboratedRecord {
             kind,
             id,
+            subject,
             file: merged.file.clone(),
             claimed_by: decider,
             previous_kept: true,
+            reason: format!("removing it is a claim too: {reason}"),
         });
     }
     refused

@@ -18,6 +18,7 @@ use super::approvals::AppliedReviews;
 use super::changes;
 use super::review::{self, ReviewStanding, Standing};
 use super::wire::{PullRequest, Review};
+use crate::authority::ChangeHistory;
 use crate::diagnostic::Diagnostic;
 use crate::evaluation::RuntimeFacts;
 use crate::judge::{self, Case, Proof};
@@ -39,6 +40,9 @@ pub struct PullRequestInput<'a> {
     /// The merge base of head and base: what the PR started from.
     pub fork_point_entries: &'a [Entry],
     pub reviews: &'a [Review],
+    /// Who signed the PR's commits (`source::history::change_history` from
+    /// the fork point to the head).
+    pub history: &'a ChangeHistory,
     /// What the daemon's store knows (in-flight changes, rolled-back
     /// versions); `NoRuntime` without one.
     pub runtime: &'a dyn RuntimeFacts,
@@ -157,6 +161,8 @@ pub fn judge(input: &PullRequestInput<'_>) -> PullRequestVerdict {
             pull_request: Some(pull_request.number),
             provenance: None,
             carried: &[],
+            history: input.history,
+            identities: None,
         }),
         runtime: input.runtime,
         now: input.now,

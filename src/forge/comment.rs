@@ -315,6 +315,19 @@ fn render_intent(report: &IntentReport, out: &mut String) {
             row.devices
         );
     }
+    for row in plan
+        .blast_radius
+        .iter()
+        .filter(|row| !row.posture_not_applied.is_empty())
+    {
+        let _ = writeln!(
+            out,
+            "\n- {}: posture {} not applied by {}; every device of the groups is counted",
+            cell(&row.ring),
+            cell(&row.posture_not_applied.join(", ")),
+            row.plane.as_str()
+        );
+    }
 
     let _ = writeln!(
         out,

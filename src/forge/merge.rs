@@ -12,7 +12,8 @@
 //!
 //! A commit without a pull request (a direct push) gets no new review
 //! approvals, and the approval and exception records it adds count only if
-//! it is the repository's first commit. Approvals earlier merges recorded
+//! the commit that wrote them is signed by their decider's key, or it is
+//! the daemon's root of authority (its first commit). Approvals earlier merges recorded
 //! are carried to intents that did not change ([`super::carried`]). Pure.
 
 use super::approvals::AppliedReviews;
@@ -20,8 +21,9 @@ use super::carried::CarriedApproval;
 use super::provenance::RecordProvenance;
 use super::review::{self, ReviewStanding};
 use super::wire::Review;
-use crate::evaluation::{Evaluation, IntentEvaluation, RuntimeFacts};
-use crate::judge::{self, Case, Proof};
+use crate::authority::ChangeHistory;
+use crate::evaluation::{IntentEvaluation, RuntimeFacts};
+use crate::judge::{self, Case, Judgement, Proof};
 use crate::model::{Entry, Snapshot};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -148,16 +150,35 @@ pub fn established_by(forge: &Value, approval_id: &str) -> Option<Value> {
     }))
 }
 
+/// One commit of the tracked branch, with everything the daemon knows
+/// about it (see `daemon::process`).
+pub struct CommitCase<'a> {
+    pub entries: &'a [Entry],
+    /// The rules in force, when the commit's own change to them is not
+    /// authorised; `None` judges it by its own.
+    pub rules: Option<&'a Snapshot>,
+    /// The principals and keys in force before the commit (who decided).
+    pub identities: Option<&'a Snapshot>,
+    /// What application scopes are compared with (the last authorised).
+    pub base: Option<&'a Snapshot>,
+    /// The first parent; `None` trusts every record (the root of authority).
+    pub previous: Option<&'a Snapshot>,
+    /// Who signed the commit (and, for a merge, what it merged).
+    pub history: &'a ChangeHistory,
+    /// What vouches for each record `previous` already had.
+    pub provenance: Option<&'a BTreeMap<String, RecordProvenance>>,
+    /// How the commit reached the branch, when a forge is configured.
+    pub facts: Option<&'a MergeFacts>,
+    pub runtime: &'a dyn RuntimeFacts,
+    pub now: DateTime<Utc>,
+}
+
 /// Loads, links and judges a commit's entries through the one judge
-/// ([`crate::judge`]); with `facts`, the merged pull request's reviews and
-/// the provenance of the records are the proof of who decided.
-pub fn evaluate_commit(
-    entries: &[Entry],
-    base: Option<&Snapshot>,
-    now: DateTime<Utc>,
-    runtime: &dyn RuntimeFacts,
-    facts: Option<&MergeFacts>,
-) -> (Snapshot, Evaluation, ForgeEvidence) {
+/// ([`crate::judge`]); the merged pull request's reviews (with `facts`),
+/// the signatures of the commits that wrote each record and the provenance
+/// of the records are the proof of who decided.
+pub fn evaluate_commit(case: CommitCase<'_>) -> (Judgement, ForgeEvidence) {
+    let facts = case.facts;
     let standings = match facts {
         Some(MergeFacts {
             pull_request: Some(pr),
@@ -166,38 +187,37 @@ pub fn evaluate_commit(
         }) => review::standings(reviews, &pr.head_sha, &pr.author),
         _ => Vec::new(),
     };
-    let proof = facts.map(|facts| Proof {
-        previous: base,
+    let pull_request = facts.and_then(|facts| facts.pull_request.as_ref());
+    let proof = Proof {
+        previous: case.previous,
         standings: standings.clone(),
-        source: facts
-            .pull_request
-            .as_ref()
+        source: pull_request
             .map(|pr| format!("pull/{}", pr.number))
             .unwrap_or_else(|| "push".to_owned()),
-        head_sha: facts
-            .pull_request
-            .as_ref()
+        head_sha: pull_request
             .map(|pr| pr.head_sha.clone())
             .unwrap_or_default(),
-        pull_request: facts.pull_request.as_ref().map(|pr| pr.number),
-        provenance: Some(&facts.provenance),
-        carried: &facts.carried,
-    });
+        pull_request: pull_request.map(|pr| pr.number),
+        provenance: case.provenance,
+        carried: facts.map(|f| f.carried.as_slice()).unwrap_or(&[]),
+        history: case.history,
+        identities: case.identities,
+    };
     let judgement = judge::judge(Case {
-        entries,
-        rules: None,
-        base,
-        proof,
-        runtime,
-        now,
+        entries: case.entries,
+        rules: case.rules,
+        base: case.base,
+        proof: Some(proof),
+        runtime: case.runtime,
+        now: case.now,
     });
     let evidence = match facts {
         Some(facts) => ForgeEvidence {
             facts: Some(facts.clone()),
             standings,
-            applied: judgement.applied,
+            applied: judgement.applied.clone(),
         },
         None => ForgeEvidence::none(),
     };
-    (judgement.snapshot, judgement.evaluation, evidence)
+    (judgement, evidence)
 }

@@ -104,12 +104,15 @@ pub enum ForgeError {
 /// blocking section of the daemon's multi-threaded runtime).
 pub trait MergeFactsSource {
     /// How `commit` reached the branch, with the review approvals carried
-    /// from earlier merges (read from `evidence_branch` of `repository`).
+    /// from earlier merges (read from `evidence_branch` of `repository`) and
+    /// the provenance of the first parent's records (`root`: the root of
+    /// authority, whose records are the bootstrap).
     fn merge_facts_blocking(
         &self,
         repo: &crate::source::GovernedRepo,
         evidence_branch: &str,
         commit: &str,
+        root: Option<git2::Oid>,
     ) -> Result<MergeFacts, ForgeError>;
 }
 
@@ -119,6 +122,7 @@ impl MergeFactsSource for Forge {
         repo: &crate::source::GovernedRepo,
         evidence_branch: &str,
         commit: &str,
+        root: Option<git2::Oid>,
     ) -> Result<MergeFacts, ForgeError> {
         let handle = tokio::runtime::Handle::try_current().map_err(|_| ForgeError::NoRuntime)?;
         if handle.runtime_flavor() != tokio::runtime::RuntimeFlavor::MultiThread {
@@ -129,7 +133,7 @@ impl MergeFactsSource for Forge {
         let commit = git2::Oid::from_str(commit)?;
         if let Some(parent) = repo.repository.find_commit(commit)?.parent_ids().next() {
             facts.provenance = tokio::task::block_in_place(|| {
-                handle.block_on(self.record_provenance(repo, parent))
+                handle.block_on(self.record_provenance(repo, parent, root))
             })?;
         }
         Ok(facts)

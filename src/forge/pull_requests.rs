@@ -20,13 +20,14 @@ use super::check::{self, CheckState, PullRequestInput};
 use super::client::GitHubClient;
 use super::comment::{self, MARKER};
 use super::merge::{MergeFacts, MergedPullRequest};
-use super::provenance::{self, RecordProvenance};
+use super::provenance::RecordProvenance;
 use super::review::{self, Standing};
 use super::wire::PullRequest;
 use super::{CHECK_NAME, ForgeError, fetch};
 use crate::evaluation::{NoRuntime, RuntimeFacts};
 use crate::evidence::sha256_hex;
 use crate::source::GovernedRepo;
+use crate::source::history::{self, Introduced};
 use chrono::{DateTime, Utc};
 use git2::Oid;
 use std::collections::BTreeMap;
@@ -180,6 +181,7 @@ impl Forge {
                 repo.entries_at(revisions.fork_point)?
             };
             let base_sha = revisions.base.to_string();
+            let history = history::change_history(repo, revisions.fork_point, revisions.head)?;
             let verdict = check::judge(&PullRequestInput {
                 pull_request: &pull_request,
                 head_entries: &head_entries,
@@ -187,6 +189,7 @@ impl Forge {
                 base_sha: &base_sha,
                 fork_point_entries: &fork_point_entries,
                 reviews: &reviews,
+                history: &history,
                 runtime: match &self.runtime {
                     Some(runtime) => runtime.as_ref(),
                     None => &NoRuntime,
@@ -403,9 +406,10 @@ impl Forge {
         &self,
         repo: &GovernedRepo,
         commit: Oid,
+        root: Option<Oid>,
     ) -> Result<BTreeMap<String, RecordProvenance>, ForgeError> {
         let mut result = BTreeMap::new();
-        for (relative, path, blob) in provenance::record_files(repo, commit)? {
+        for (relative, path, blob) in history::record_files(repo, commit)? {
             let known = self
                 .provenance
                 .lock()
@@ -415,27 +419,43 @@ impl Forge {
             let found = match known {
                 Some(found) => found,
                 None => {
-                    let (introducing, root) =
-                        provenance::introducing_commit(&repo.repository, commit, &path, blob)?;
-                    let found = if root {
-                        RecordProvenance::Bootstrap
-                    } else {
-                        let sha = introducing.to_string();
-                        let facts = self.merge_facts(&sha).await?;
-                        match facts.pull_request {
-                            Some(pull_request) => RecordProvenance::PullRequest {
-                                number: pull_request.number,
-                                approving_logins: review::standings(
-                                    &facts.reviews,
-                                    &pull_request.head_sha,
-                                    &pull_request.author,
-                                )
+                    let found = match history::introduced(
+                        &repo.repository,
+                        commit,
+                        &path,
+                        Some(blob),
+                        root,
+                    )? {
+                        Introduced::Root => RecordProvenance::Bootstrap,
+                        Introduced::At {
+                            commit: introducing,
+                            writers,
+                        } => {
+                            let sha = introducing.to_string();
+                            let signatures = writers
                                 .into_iter()
-                                .filter(|s| s.standing == Standing::Approving)
-                                .map(|s| s.login)
-                                .collect(),
-                            },
-                            None => RecordProvenance::DirectPush { commit: sha },
+                                .map(|writer| history::commit_signature(&repo.repository, writer))
+                                .collect();
+                            let facts = self.merge_facts(&sha).await?;
+                            match facts.pull_request {
+                                Some(pull_request) => RecordProvenance::PullRequest {
+                                    number: pull_request.number,
+                                    approving_logins: review::standings(
+                                        &facts.reviews,
+                                        &pull_request.head_sha,
+                                        &pull_request.author,
+                                    )
+                                    .into_iter()
+                                    .filter(|s| s.standing == Standing::Approving)
+                                    .map(|s| s.login)
+                                    .collect(),
+                                    signatures,
+                                },
+                                None => RecordProvenance::DirectPush {
+                                    commit: sha,
+                                    signatures,
+                                },
+                            }
                         }
                     };
                     self.provenance

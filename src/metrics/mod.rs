@@ -267,6 +267,7 @@ impl Exposition {
                     crate::orchestrator::Requirement::CabApproval => "cab_approval",
                     crate::orchestrator::Requirement::Exception => "exception",
                     crate::orchestrator::Requirement::PolicyVerdict => "policy_verdict",
+                    crate::orchestrator::Requirement::ActiveChange => "active_change",
                 };
                 self.add_gauge(families::APPROVALS_PENDING, &[requirement], 1.0);
             }

@@ -37,6 +37,20 @@ pub enum Plane {
 }
 
 impl Plane {
+    /// Every plane, in declaration order.
+    pub const ALL: [Plane; 5] = [
+        Plane::Intune,
+        Plane::Jamf,
+        Plane::Sccm,
+        Plane::Landscape,
+        Plane::Ansible,
+    ];
+
+    /// The plane named `text` (`intune`, ...), if any.
+    pub fn named(text: &str) -> Option<Plane> {
+        Plane::ALL.into_iter().find(|plane| plane.as_str() == text)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Plane::Intune => "intune",
@@ -83,16 +97,41 @@ pub struct RingDefinition {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PromotionGates {
+    /// Successful installs / targeted devices a ring must reach to pass.
     pub success_rate_threshold: f64,
     pub time_to_compliance_hours: f64,
+    /// Open incidents of the rollout's application (for its ring and
+    /// business unit) above this fail or hold the gate (`on_incident`).
     pub max_incidents: u32,
     /// Fewer reporting devices than this makes a gate inconclusive.
     #[serde(default = "default_min_reporting")]
     pub min_reporting_devices: u32,
+    /// A smaller share of the ring's targeted devices reporting than this
+    /// makes a gate inconclusive (3 reports of 6,500 devices say nothing).
+    #[serde(default = "default_min_reporting_fraction")]
+    pub min_reporting_fraction: f64,
+    /// What an open incident above `max_incidents` does to the gate.
+    #[serde(default)]
+    pub on_incident: IncidentAction,
 }
 
 fn default_min_reporting() -> u32 {
     1
+}
+
+fn default_min_reporting_fraction() -> f64 {
+    0.5
+}
+
+/// What an open incident does to a ring's gate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IncidentAction {
+    /// The gate fails at once and the rollback plan runs (the default).
+    #[default]
+    Fail,
+    /// The rollout holds for a human to decide.
+    Hold,
 }
 
 /// Partial gates an intent may set; unset fields come from the config.
@@ -106,6 +145,10 @@ pub struct GateOverrides {
     pub max_incidents: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub min_reporting_devices: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_reporting_fraction: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_incident: Option<IncidentAction>,
 }
 
 impl GateOverrides {
@@ -121,6 +164,10 @@ impl GateOverrides {
             min_reporting_devices: self
                 .min_reporting_devices
                 .unwrap_or(defaults.min_reporting_devices),
+            min_reporting_fraction: self
+                .min_reporting_fraction
+                .unwrap_or(defaults.min_reporting_fraction),
+            on_incident: self.on_incident.unwrap_or(defaults.on_incident),
         }
     }
 }

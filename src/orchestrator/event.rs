@@ -16,6 +16,9 @@ pub enum FailureClass {
     Permanent,
     /// The plane's own policy refused it (scope, compliance): not retried.
     PolicyViolation,
+    /// No connector is configured for the plane (the tenant listed it after
+    /// the daemon started): the run holds until one is, then goes on.
+    PlaneUnavailable,
 }
 
 /// A connector's failure as the state machine needs it.
@@ -44,6 +47,12 @@ pub enum Event {
         conditions: Vec<ApprovalCondition>,
         /// A counted approval allows starting rings inside change freezes.
         emergency_override: bool,
+        /// A DENY caused only by a runtime fact that clears: these intents'
+        /// changes are in flight in the same application and rings (one
+        /// active change at a time). The run waits (`blocked`) instead of
+        /// failing, and is judged again when they end.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        waits_on: Vec<String>,
     },
     /// The evidence record `transition_id` is signed and committed.
     EvidenceCommitted { transition_id: String },
@@ -90,8 +99,15 @@ pub enum Event {
     OperatorRollback { reason: String, actor: String },
     /// The plane finished the remediation.
     RollbackConfirmed,
-    /// The plane could not finish the remediation.
-    RollbackFailed { error: String },
+    /// The plane could not finish the remediation. A transient failure
+    /// (throttling, 5xx, a timeout, a plane without connector) is retried
+    /// with backoff like any action; the run fails once the budget is spent.
+    RollbackFailed {
+        error: String,
+        /// How it failed; `None` (older records) counts as permanent.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        failure: Option<ConnectorFailure>,
+    },
     /// A newer intent replaces this one.
     Superseded { by_intent: String },
     /// Another run of the same application and version was rolled back (or

@@ -32,11 +32,12 @@ pub(crate) fn hold(step: &mut Step<'_>, cause: HoldCause, reason: String, by: &s
     );
     let event_type = match cause {
         HoldCause::Operator => AuditEventType::OperatorAction,
-        HoldCause::GateInconclusive => AuditEventType::GateEvaluated,
+        HoldCause::GateInconclusive | HoldCause::OpenIncident => AuditEventType::GateEvaluated,
         HoldCause::CabCondition
         | HoldCause::EvidenceUnavailable
         | HoldCause::RingBusy
-        | HoldCause::VersionBlocked => AuditEventType::PublishBlocked,
+        | HoldCause::VersionBlocked
+        | HoldCause::PlaneUnavailable => AuditEventType::PublishBlocked,
     };
     step.emit(
         event_type,

@@ -8,10 +8,13 @@
 //! and fails the run instead. Either way the version is then blocked for
 //! promotion until a newer intent supersedes this one.
 
+use super::backoff::{jitter_fraction, next_attempt};
 use super::effect::{AuditEventType, AuditOutcome, Effect, RemediationAction};
+use super::event::{ConnectorFailure, FailureClass};
 use super::gates::GateResult;
 use super::run::{MACHINE_ACTOR, Phase, RetryState};
 use super::state::Step;
+use chrono::Duration;
 use serde_json::json;
 
 /// The rollback plan strategy that means "stop and alert, do not roll back".
@@ -166,10 +169,84 @@ pub(crate) fn on_rollback_confirmed(step: &mut Step<'_>) {
     step.release_claims();
 }
 
-pub(crate) fn on_rollback_failed(step: &mut Step<'_>, error: &str) {
+/// The remediation effect of the run's rollback plan (what [`remediate`]
+/// sent), to send again; `None` when the plan is gone or halts.
+fn rollback_effect(step: &Step<'_>) -> Option<Effect> {
+    let plan = step
+        .run
+        .plan
+        .rollback
+        .clone()
+        .filter(|plan| plan.strategy != HALT_STRATEGY)?;
+    let action = match &plan.rollback_version {
+        Some(version) => RemediationAction::Rollback {
+            to_version: version.clone(),
+        },
+        None => RemediationAction::Uninstall,
+    };
+    Some(Effect::Remediate {
+        strategy: plan.strategy,
+        rings: step.run.published_rings(),
+        action,
+    })
+}
+
+/// On a tick while rolling back: send the rollback again when its retry is
+/// due (idempotent on the plane and in the journal).
+pub(crate) fn retry_rollback_if_due(step: &mut Step<'_>) {
+    let due = step
+        .run
+        .retry
+        .next_attempt_at
+        .is_some_and(|at| step.now >= at);
+    if !due {
+        return;
+    }
+    if let Some(effect) = rollback_effect(step) {
+        step.run.retry.next_attempt_at = None;
+        step.run.retry.last_attempt_at = Some(step.now);
+        step.effects.push(effect);
+    }
+}
+
+pub(crate) fn on_rollback_failed(
+    step: &mut Step<'_>,
+    error: &str,
+    failure: Option<&ConnectorFailure>,
+) {
     let Phase::RollingBack { reason } = step.run.phase.clone() else {
         return;
     };
+    let retryable = failure.is_some_and(|failure| {
+        matches!(
+            failure.class,
+            FailureClass::Transient | FailureClass::PlaneUnavailable
+        )
+    });
+    if retryable {
+        step.run.retry.attempts += 1;
+        step.run.retry.last_attempt_at = None;
+        let attempts = step.run.retry.attempts;
+        let retry_after = failure
+            .and_then(|failure| failure.retry_after_seconds)
+            .and_then(|seconds| Duration::try_seconds(i64::try_from(seconds).ok()?));
+        let jitter = jitter_fraction(&step.run.intent_id, attempts);
+        let next = next_attempt(step.now, attempts, retry_after, jitter, &step.run.backoff);
+        if let Some(at) = next {
+            step.run.retry.next_attempt_at = Some(at);
+            step.emit(
+                AuditEventType::RollbackExecuted,
+                AuditOutcome::Pending,
+                MACHINE_ACTOR,
+                None,
+                "rollback_retry",
+                json!({ "error": error, "attempt": attempts, "retry_at": at.to_rfc3339(),
+                        "code": failure.map(|failure| failure.code.clone()) }),
+            );
+            step.wake_at(at);
+            return;
+        }
+    }
     let failure = format!("rollback failed: {error} (rolling back because {reason})");
     step.run.phase = Phase::Failed {
         reason: failure.clone(),

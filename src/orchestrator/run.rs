@@ -28,6 +28,9 @@ pub enum Requirement {
     Exception,
     /// No verdict that allows a rollout (not evaluated, or denied).
     PolicyVerdict,
+    /// Denied only because another change of the application is in flight
+    /// in the same rings: blocked until it ends, then judged again.
+    ActiveChange,
 }
 
 /// The steps of starting a ring, in order. Evidence first: `Publishing` is
@@ -60,6 +63,12 @@ pub enum HoldCause {
     /// This version was rolled back elsewhere; it clears by itself when that
     /// run is superseded.
     VersionBlocked,
+    /// The plane has no connector; the daemon resumes the run once one is
+    /// configured.
+    PlaneUnavailable,
+    /// An open incident of the application in the ring, and the gates say to
+    /// hold on one (`on_incident: hold`).
+    OpenIncident,
 }
 
 /// Where a run is. `RiskAssessed` is passed through within one `Evaluated`
@@ -119,6 +128,10 @@ impl Phase {
             Phase::Pending => "pending",
             Phase::RiskAssessed => "risk_assessed",
             Phase::ScopeValidated => "scope_validated",
+            Phase::AwaitingApproval {
+                requirement: Requirement::ActiveChange,
+                ..
+            } => "blocked",
             Phase::AwaitingApproval { .. } => "awaiting_approval",
             Phase::CabApproved => "cab_approved",
             Phase::RingStarting { .. } => "ring_starting",
@@ -248,6 +261,10 @@ pub struct IntentRun {
     pub version_blocked_by: Option<String>,
     pub superseded_by: Option<String>,
     pub backoff: BackoffPolicy,
+    /// The latest verdict is a DENY only because these intents' changes are
+    /// in flight: the run waits for them instead of failing.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub waits_on: Vec<String>,
 }
 
 fn first_generation() -> u32 {
@@ -283,6 +300,7 @@ impl IntentRun {
             version_blocked_by: None,
             superseded_by: None,
             backoff: BackoffPolicy::default(),
+            waits_on: Vec::new(),
         }
     }
 
@@ -312,6 +330,7 @@ impl IntentRun {
                 .is_some_and(|cab_index| index >= cab_index)
                 .then_some(Requirement::CabApproval),
             Some(Decision::RequireException) => Some(Requirement::Exception),
+            Some(Decision::Deny) if !self.waits_on.is_empty() => Some(Requirement::ActiveChange),
             Some(Decision::Deny) | None => Some(Requirement::PolicyVerdict),
         }
     }

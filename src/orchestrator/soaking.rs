@@ -11,7 +11,7 @@ use super::event::Event;
 use super::gates::{GateResult, GateVerdict, ObservedStatus, duration_from_hours, evaluate_gate};
 use super::operator::hold;
 use super::remediation::{fail_run, remediate};
-use super::run::{HoldCause, MACHINE_ACTOR, Phase};
+use super::run::{HoldCause, MACHINE_ACTOR, Phase, Requirement};
 use super::starting::{advance, restart_from_between_rings, send_stage, start_no_longer_allowed};
 use super::state::Step;
 use crate::policy::Decision;
@@ -28,6 +28,7 @@ pub(crate) fn on_evaluated(step: &mut Step<'_>, event: &Event) {
         counted_approvals,
         conditions,
         emergency_override,
+        waits_on,
     } = event
     else {
         return;
@@ -53,6 +54,18 @@ pub(crate) fn on_evaluated(step: &mut Step<'_>, event: &Event) {
     step.run.counted_approvals = counted_approvals.clone();
     step.run.conditions = conditions.clone();
     step.run.emergency_override = *emergency_override;
+    let was_blocked = matches!(
+        step.run.phase,
+        Phase::AwaitingApproval {
+            requirement: Requirement::ActiveChange,
+            ..
+        }
+    );
+    step.run.waits_on = if *decision == Decision::Deny {
+        waits_on.clone()
+    } else {
+        Vec::new()
+    };
     step.run.plan.apply_conditions(conditions);
     let is_approved = cab_approved(step.run.decision, counted_approvals);
     step.emit(
@@ -75,6 +88,41 @@ pub(crate) fn on_evaluated(step: &mut Step<'_>, event: &Event) {
             json!({ "counted_approvals": counted_approvals, "conditions": conditions }),
         );
     }
+    if *decision == Decision::Deny && !waits_on.is_empty() {
+        // A runtime fact that clears: wait for it, never fail for it.
+        let reason = format!(
+            "denied while {} in flight for {} in the same rings (one active change at a \
+             time); waiting, judged again when {} ends",
+            waits_on.join(", "),
+            step.run.application_id,
+            if waits_on.len() == 1 { "it" } else { "they" }
+        );
+        step.emit(
+            AuditEventType::PublishBlocked,
+            AuditOutcome::Pending,
+            MACHINE_ACTOR,
+            None,
+            "blocked",
+            json!({ "reason": reason, "waits_on": waits_on }),
+        );
+        match step.run.phase {
+            Phase::Pending
+            | Phase::RiskAssessed
+            | Phase::ScopeValidated
+            | Phase::CabApproved
+            | Phase::AwaitingApproval { .. }
+            | Phase::Paused { .. }
+            | Phase::RingCompleted { .. } => advance(step),
+            Phase::RingStarting { ref ring, stage }
+                if start_no_longer_allowed(step, ring, stage) =>
+            {
+                let ring = ring.clone();
+                restart_from_between_rings(step, &ring);
+            }
+            _ => {}
+        }
+        return;
+    }
     if *decision == Decision::Deny {
         let published = !step.run.published_rings().is_empty();
         let reason = "the policy denied the intent (DENY)".to_string();
@@ -87,8 +135,11 @@ pub(crate) fn on_evaluated(step: &mut Step<'_>, event: &Event) {
         );
         return;
     }
+    let nothing_started = step.run.rings.iter().all(|ring| !ring.publish_requested);
     match step.run.phase {
         Phase::Pending | Phase::RiskAssessed => walk_from_pending(step),
+        // Blocked before its first ring: now it may go, from the start.
+        Phase::AwaitingApproval { .. } if was_blocked && nothing_started => walk_from_pending(step),
         Phase::ScopeValidated
         | Phase::CabApproved
         | Phase::AwaitingApproval { .. }
@@ -207,6 +258,18 @@ pub(crate) fn judge(step: &mut Step<'_>, index: usize, on_inconclusive: OnInconc
                 json!({ "gate": result }),
             );
             remediate(step, reason, MACHINE_ACTOR, Some(result));
+        }
+        (GateVerdict::Hold, _, _) => {
+            let reason = format!("gate of {ring} holds: {}", result.reasons.join("; "));
+            step.emit(
+                AuditEventType::GateEvaluated,
+                AuditOutcome::Pending,
+                MACHINE_ACTOR,
+                Some(&ring),
+                "gate_incident_hold",
+                json!({ "gate": result }),
+            );
+            hold(step, HoldCause::OpenIncident, reason, MACHINE_ACTOR);
         }
         (GateVerdict::Inconclusive, true, OnInconclusive::Hold) => {
             let reason = format!(

@@ -414,6 +414,16 @@ pub(crate) fn on_publish_failed(step: &mut Step<'_>, ring: &str, error: &Connect
     let details = json!({ "code": error.code, "class": error.class,
                           "retry_after_seconds": error.retry_after_seconds });
     match error.class {
+        FailureClass::PlaneUnavailable if held => {}
+        FailureClass::PlaneUnavailable => {
+            step.run.retry = RetryState::default();
+            let reason = format!(
+                "ring {ring} is not published: the plane has no connector ({}); it is published \
+                 once the plane is configured under planes: in the daemon config",
+                error.code
+            );
+            hold(step, HoldCause::PlaneUnavailable, reason, MACHINE_ACTOR);
+        }
         FailureClass::Transient if held => step.emit(
             AuditEventType::PublishBlocked,
             AuditOutcome::Failure,

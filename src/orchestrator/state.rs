@@ -69,7 +69,9 @@ pub fn step_in_place(run: &mut IntentRun, event: &Event, now: DateTime<Utc>) -> 
             operator::on_rollback(&mut step, reason, actor)
         }
         Event::RollbackConfirmed => remediation::on_rollback_confirmed(&mut step),
-        Event::RollbackFailed { error } => remediation::on_rollback_failed(&mut step, error),
+        Event::RollbackFailed { error, failure } => {
+            remediation::on_rollback_failed(&mut step, error, failure.as_ref())
+        }
         Event::Superseded { by_intent } => remediation::on_superseded(&mut step, by_intent),
         Event::VersionBlocked { by_intent } => on_version_blocked(&mut step, by_intent),
         Event::VersionCleared => on_version_cleared(&mut step),
@@ -87,6 +89,7 @@ fn on_tick(step: &mut Step<'_>) {
             starting::advance(step)
         }
         Phase::Paused { until, .. } if step.now >= until => starting::advance(step),
+        Phase::RollingBack { .. } => remediation::retry_rollback_if_due(step),
         _ => {}
     }
 }
@@ -173,6 +176,14 @@ impl Step<'_> {
     /// The next transition id of this run for a record of `record_type`.
     pub(crate) fn next_transition_id(&mut self, record_type: &str) -> String {
         self.run.transitions_recorded += 1;
+        if self.run.generation > 1 {
+            // A later run under the same intent id: its records never take
+            // an earlier run's ids (`intent/run-2/0001-ring_start`).
+            return format!(
+                "{}/run-{}/{:04}-{}",
+                self.run.intent_id, self.run.generation, self.run.transitions_recorded, record_type
+            );
+        }
         format!(
             "{}/{:04}-{}",
             self.run.intent_id, self.run.transitions_recorded, record_type

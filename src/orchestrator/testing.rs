@@ -29,6 +29,8 @@ pub(crate) fn config() -> Config {
             time_to_compliance_hours: 24.0,
             max_incidents: 0,
             min_reporting_devices: 3,
+            min_reporting_fraction: 0.5,
+            on_incident: crate::model::IncidentAction::Fail,
         },
         cab: CabPolicy {
             risk_threshold: 50,

@@ -25,6 +25,7 @@ fn allow() -> Event {
         counted_approvals: Vec::new(),
         conditions: Vec::new(),
         emergency_override: false,
+        waits_on: Vec::new(),
     }
 }
 

@@ -84,6 +84,11 @@ pub struct PublishRequest {
     pub expected_devices: u32,
     /// The version this one replaces on the same devices, if any.
     pub supersedes_version: Option<String>,
+    /// The intent's `target_scope.sites`: only devices of these sites. A
+    /// connector that cannot narrow its assignment by site refuses the
+    /// request (`targeting`); absent means every site.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sites: Option<Vec<String>>,
 }
 
 /// What `publish` did.

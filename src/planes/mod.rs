@@ -133,6 +133,16 @@ impl ExecutionPlaneConnector for Connector {
         request: &PublishRequest,
         now: DateTime<Utc>,
     ) -> Result<PublishResult, ConnectorError> {
+        // What the judge refuses is refused here too: a request that would
+        // reach more devices than its intent says never gets to a plane.
+        if let Some(sites) = &request.sites
+            && crate::targeting::sites_unsupported(self.plane()).is_some()
+        {
+            return Err(ConnectorError::new(
+                ErrorCode::InvalidRequest,
+                crate::targeting::sites_refusal(self.plane(), sites),
+            ));
+        }
         match self {
             Connector::Sim(sim) => sim.publish(request, now).await,
             Connector::Intune(intune) => intune.publish(request, now).await,

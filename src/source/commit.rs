@@ -53,3 +53,38 @@ pub fn commit_files(
         &[&parent],
     )?)
 }
+
+/// [`commit_files`], signed as `git commit -S` with `gpg.format=ssh` does:
+/// the armored SSHSIG (namespace `git`) of the commit object in its
+/// `gpgsig` header (the demo's approvers sign what they commit).
+pub fn commit_files_signed(
+    repository: &Repository,
+    branch: &str,
+    files: &[(&str, &[u8])],
+    message: &str,
+    key: &ssh_key::PrivateKey,
+) -> Result<Oid, SourceError> {
+    let reference = format!("refs/heads/{branch}");
+    let parent = repository.find_reference(&reference)?.peel_to_commit()?;
+    let mut update = git2::build::TreeUpdateBuilder::new();
+    for (path, bytes) in files {
+        let blob = repository.blob(bytes)?;
+        update.upsert(*path, blob, git2::FileMode::Blob);
+    }
+    let tree_id = update.create_updated(repository, &parent.tree()?)?;
+    let tree = repository.find_tree(tree_id)?;
+    let signature = signature(repository)?;
+    let buffer =
+        repository.commit_create_buffer(&signature, &signature, message, &tree, &[&parent])?;
+    let content = std::str::from_utf8(&buffer).map_err(|error| SourceError::Io {
+        path: repository.path().to_path_buf(),
+        message: format!("commit object is not UTF-8: {error}"),
+    })?;
+    let armored = crate::model::signing::sign(key, &buffer).map_err(|message| SourceError::Io {
+        path: repository.path().to_path_buf(),
+        message: format!("signing the commit: {message}"),
+    })?;
+    let commit = repository.commit_signed(content, &armored, Some("gpgsig"))?;
+    repository.reference(&reference, commit, true, message)?;
+    Ok(commit)
+}

@@ -7,6 +7,7 @@
 
 pub mod commit;
 pub mod credentials;
+pub mod history;
 pub mod remote;
 mod tree;
 pub mod watch;

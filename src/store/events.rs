@@ -61,11 +61,17 @@ pub enum EventType {
     IncidentOpened,
     /// An incident source resolved an incident.
     IncidentResolved,
+    /// A change to the rules the daemon did not put in force (no admin
+    /// authorised it).
+    GovernanceChangeUnauthorised,
+    /// The rules in force changed: the root of authority, an authorised
+    /// change, or an unauthorised change reverted.
+    RulesInForce,
 }
 
 impl EventType {
     /// Every event type, in declaration order.
-    pub const ALL: [EventType; 16] = [
+    pub const ALL: [EventType; 18] = [
         EventType::CommitProcessed,
         EventType::PolicyEvaluated,
         EventType::EvidenceCommitted,
@@ -82,6 +88,8 @@ impl EventType {
         EventType::EvidenceExported,
         EventType::IncidentOpened,
         EventType::IncidentResolved,
+        EventType::GovernanceChangeUnauthorised,
+        EventType::RulesInForce,
     ];
 
     /// The text stored in the database and covered by the hash.
@@ -103,6 +111,8 @@ impl EventType {
             EventType::EvidenceExported => "evidence_exported",
             EventType::IncidentOpened => "incident_opened",
             EventType::IncidentResolved => "incident_resolved",
+            EventType::GovernanceChangeUnauthorised => "governance_change_unauthorised",
+            EventType::RulesInForce => "rules_in_force",
         }
     }
 

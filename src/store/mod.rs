@@ -15,7 +15,10 @@
 //! - `incidents`: open and resolved incidents from the incident sources, which
 //!   the promotion gates read ([`Store::open_incidents_matching`]);
 //! - `evidence_head`: the last evidence record known, so `verify --state` can tell
-//!   when the evidence branch was rewritten shorter.
+//!   when the evidence branch was rewritten shorter;
+//! - `rules_in_force`: per tracked branch, the last authorised rules and
+//!   application scopes, the unauthorised change to them, the root of
+//!   authority and when decisions must be judged again.
 //!
 //! The store is synchronous (rusqlite) and `Send`: the daemon owns one [`Store`] and
 //! calls it from a blocking context. It never reads the wall clock: every write that
@@ -42,6 +45,7 @@ mod migrations;
 mod notifications;
 mod operator;
 mod rings;
+mod rules;
 mod telemetry;
 mod time;
 mod webhooks;
@@ -61,6 +65,7 @@ pub use migrations::{MIGRATIONS, Migration, SUPPORTED_SCHEMA_VERSION};
 pub use notifications::{NotificationDelivery, PendingNotification};
 pub use operator::{OperatorRequest, ReconcileRequest};
 pub use rings::ActiveChange;
+pub use rules::RulesState;
 pub use telemetry::{
     ComplianceObservation, EventCount, PlaneActionCount, RecentEvent, TelemetryRows,
 };

@@ -27,6 +27,12 @@ impl Drop for Served {
 }
 
 fn serve(tenant: &Tenant, issuer: &Issuer) -> Served {
+    let config = tenant.root.join("ringmaster-daemon.yaml");
+    std::fs::write(
+        &config,
+        "planes:\n  intune: {type: sim}\n  jamf: {type: sim}\n  sccm: {type: sim}\n  landscape: {type: sim}\n  ansible: {type: sim}\n",
+    )
+    .expect("write the daemon config");
     let mut child = Command::new(env!("CARGO_BIN_EXE_ringmaster"))
         .args(["serve", "--repo"])
         .arg(tenant.governed())
@@ -34,6 +40,8 @@ fn serve(tenant: &Tenant, issuer: &Issuer) -> Served {
         .arg(tenant.state())
         .arg("--key")
         .arg(tenant.root.join("keys/ringmaster.key"))
+        .arg("--config")
+        .arg(&config)
         .args([
             "--listen",
             "127.0.0.1:0",
@@ -50,15 +58,20 @@ fn serve(tenant: &Tenant, issuer: &Issuer) -> Served {
     let stderr = child.stderr.take().expect("stderr");
     let (sender, receiver) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
+        let mut seen = Vec::new();
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
             if let Some(address) = line.strip_prefix("ringmaster: listening on ") {
-                let _ = sender.send(address.trim().to_owned());
+                let _ = sender.send(Ok(address.trim().to_owned()));
             }
+            seen.push(line);
         }
+        // serve ended before (or after) listening: say why.
+        let _ = sender.send(Err(seen.join("\n")));
     });
     let url = receiver
         .recv_timeout(std::time::Duration::from_secs(120))
-        .expect("serve prints its address");
+        .expect("serve prints its address")
+        .unwrap_or_else(|stderr| panic!("serve stopped before listening:\n{stderr}"));
     Served { child, url }
 }
 

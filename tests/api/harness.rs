@@ -18,6 +18,7 @@ use ringmaster::daemon::Daemon;
 use ringmaster::daemon::config::{DaemonConfig, RepoLocation, SiemSink};
 use ringmaster::daemon::planes::SimSettings;
 use ringmaster::daemon::rollout::IntentState;
+use ringmaster::model::Plane;
 use ringmaster::store::Store;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -96,7 +97,8 @@ fn daemon_config(root: &Path) -> DaemonConfig {
         evidence_remote: None,
         listen: None,
         github: None,
-        planes: Default::default(),
+        planes: sim_settings().configs(&Plane::ALL),
+        config_file: None,
         evidence_object_store: None,
         incidents: Default::default(),
         api: None,
@@ -147,9 +149,7 @@ fn prepare() -> Prepared {
         .build()
         .expect("runtime");
     runtime.block_on(async {
-        let mut daemon = Daemon::open(daemon_config(root))
-            .expect("daemon")
-            .with_fleet(sim_settings(), false);
+        let mut daemon = Daemon::open(daemon_config(root)).expect("daemon");
         for _ in 0..200 {
             daemon.step(now).await.expect("step");
             let record = daemon.store().get_intent(CHROME).expect("store");
@@ -221,9 +221,7 @@ impl Tenant {
 
     /// The daemon on this copy (to carry out what the API queued).
     pub fn daemon(&self) -> Daemon {
-        Daemon::open(daemon_config(&self.root))
-            .expect("daemon")
-            .with_fleet(sim_settings(), false)
+        Daemon::open(daemon_config(&self.root)).expect("daemon")
     }
 
     /// Counts that a refused request must leave as they were.

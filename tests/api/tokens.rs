@@ -318,7 +318,7 @@ async fn the_openapi_document_needs_no_token_and_matches_docs() {
     assert_eq!(
         String::from_utf8(answer.bytes).expect("utf-8"),
         committed,
-        "docs/openapi.json is stale: regenerate with `cargo run -- api openapi > docs/openapi.json`"
+        "docs/openapi.json is stale: regenerate with `cargo run -- openapi > docs/openapi.json`"
     );
     let _ = AUDIENCE;
 }

@@ -128,6 +128,8 @@ pub fn pr_check(repo: &TestRepo, base: &str, head: &str) -> PullRequestVerdict {
         let head_entries = repo.entries_at(head_id).expect("head entries");
         let base_entries = repo.entries_at(base_id).expect("base entries");
         let fork_point_entries = repo.entries_at(fork_point).expect("fork entries");
+        let history = ringmaster::source::history::change_history(&repo, fork_point, head_id)
+            .expect("history");
         ringmaster::forge::check::judge(&PullRequestInput {
             pull_request: &pull_request,
             head_entries: &head_entries,
@@ -135,6 +137,7 @@ pub fn pr_check(repo: &TestRepo, base: &str, head: &str) -> PullRequestVerdict {
             base_sha: &base_id.to_string(),
             fork_point_entries: &fork_point_entries,
             reviews: &[],
+            history: &history,
             runtime: &ringmaster::evaluation::NoRuntime,
             now: NOW.parse().expect("NOW"),
         })
@@ -173,6 +176,10 @@ impl Daemon {
                 self.state.path().to_str().expect("utf-8"),
                 "--key",
                 key.to_str().expect("utf-8"),
+                "--config",
+                crate::support::sim_planes_config(self.keys.path())
+                    .to_str()
+                    .expect("utf-8"),
                 "--once",
             ],
             &self.repo,

@@ -75,6 +75,17 @@ impl Attack {
         Attack { repo, base }
     }
 
+    /// The sample tenant with `setup` applied and committed on `main`
+    /// before the attack branch is made (the rules the attack meets).
+    pub fn on_base(setup: impl FnOnce(&TestRepo)) -> Attack {
+        let repo = TestRepo::sample();
+        setup(&repo);
+        repo.commit_all("the rules the attack meets");
+        let base = repo.git(&["rev-parse", "HEAD"]);
+        repo.git(&["checkout", "-q", "-b", "attack"]);
+        Attack { repo, base }
+    }
+
     /// Commits the work tree on the attack branch.
     pub fn commit(&self, message: &str) -> String {
         self.repo.commit_all(message)
@@ -158,6 +169,8 @@ impl Attack {
         let head_entries = repo.entries_at(head).expect("head");
         let base_entries = repo.entries_at(base).expect("base");
         let fork_point_entries = repo.entries_at(fork_point).expect("fork point");
+        let history =
+            ringmaster::source::history::change_history(&repo, fork_point, head).expect("history");
         ringmaster::forge::check::judge(&PullRequestInput {
             pull_request: &pull_request,
             head_entries: &head_entries,
@@ -165,6 +178,7 @@ impl Attack {
             base_sha: &base.to_string(),
             fork_point_entries: &fork_point_entries,
             reviews,
+            history: &history,
             runtime: &ringmaster::evaluation::NoRuntime,
             now: now(),
         })
@@ -241,7 +255,11 @@ pub fn daemon_config(repo: &TestRepo) -> DaemonConfig {
         evidence_remote: None,
         listen: None,
         github: None,
-        planes: Default::default(),
+        // Every plane explicitly on the simulated fleet (serve refuses a
+        // plane without a connector).
+        planes: ringmaster::daemon::planes::SimSettings::default()
+            .configs(&ringmaster::model::Plane::ALL),
+        config_file: None,
         evidence_object_store: None,
         incidents: Default::default(),
         api: None,
@@ -329,4 +347,29 @@ pub fn each_judge(attack: &Attack, check: impl Fn(&str, &Verdict)) {
     check("validate --base", &attack.validate());
     check("the PR check", &attack.pr_check());
     check("the daemon", &attack.daemon());
+}
+
+/// The details of every event of `event_type` the daemon recorded.
+pub fn events_of(daemon: &Daemon, event_type: &str) -> Vec<Value> {
+    daemon
+        .store()
+        .events(&ringmaster::store::EventFilter::default())
+        .expect("events")
+        .into_iter()
+        .filter(|event| event.event_type.as_str() == event_type)
+        .map(|event| event.details)
+        .collect()
+}
+
+/// Every evidence pack of `record_type`, oldest first.
+pub fn packs_of(repo: &TestRepo, record_type: &str) -> Vec<Value> {
+    let names = repo.git(&["ls-tree", "-r", "--name-only", "evidence"]);
+    let mut packs: Vec<Value> = names
+        .lines()
+        .filter(|f| f.ends_with(".json"))
+        .filter_map(|f| serde_json::from_str(&repo.git(&["show", &format!("evidence:{f}")])).ok())
+        .filter(|p: &Value| p["record_type"] == record_type)
+        .collect();
+    packs.sort_by_key(|p| p["sequence"].as_u64());
+    packs
 }

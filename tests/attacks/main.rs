@@ -10,9 +10,15 @@ mod support;
 mod bounded;
 mod harness;
 
+mod expiry;
 mod identities;
 mod judges;
 mod output_forgery;
 mod policy_limits;
 mod records;
+mod rules_in_force;
+mod scope;
+mod signed;
+mod sites;
 mod supersede;
+mod yaml_tags;

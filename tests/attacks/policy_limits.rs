@@ -193,7 +193,10 @@ fn the_daemon_moves_past_a_policy_that_exhausts_memory() {
     );
     let (repo, commit) = attack(&policy);
     let daemon = Daemon::new(&repo);
-    daemon.step();
+    // The attack is the first commit this daemon judges (its root of
+    // authority), so its policy is in force and must be evaluated: a policy
+    // a later commit adds without an admin is never in force at all
+    // (`rules_in_force.rs`).
     repo.git(&["merge", "-q", "--ff-only", "attack"]);
     daemon.step();
     let processed = daemon.processed(&commit);

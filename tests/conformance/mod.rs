@@ -213,6 +213,7 @@ pub fn request<H: Harness>(harness: &H, ring: &str, groups: &[&TestGroup]) -> Pu
         exclusions: vec![harness.groups().excluded.id],
         expected_devices: groups.iter().map(|group| group.devices).sum(),
         supersedes_version: None,
+        sites: None,
     }
 }
 

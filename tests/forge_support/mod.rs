@@ -205,6 +205,19 @@ pub fn the_comment(github: &FakeGitHub, number: u64) -> String {
     comments[0]["body"].as_str().unwrap().to_owned()
 }
 
+/// Writes a daemon config in `dir` that runs every plane of the sample tenant
+/// on the simulated fleet, explicitly (`type: sim`): `serve` refuses to start
+/// with a plane that has no connector. Returns its path, for `--config`.
+pub fn sim_planes_config(dir: &std::path::Path) -> std::path::PathBuf {
+    let path = dir.join("ringmaster-daemon.yaml");
+    std::fs::write(
+        &path,
+        "planes:\n  intune: {type: sim}\n  jamf: {type: sim}\n  sccm: {type: sim}\n  landscape: {type: sim}\n  ansible: {type: sim}\n",
+    )
+    .expect("write the daemon config");
+    path
+}
+
 /// The digest an approval of a sample intent carries (`intent_sha256`).
 pub fn sample_intent_sha256(intent: &str) -> String {
     let entries: Vec<ringmaster::model::Entry> = ringmaster::sample::SAMPLE_REPO

@@ -62,6 +62,14 @@ pub fn serve_demo(extra_args: &[&str]) -> Served {
         .expect("cp runs");
     assert!(copied.success(), "copying the demo failed");
     let demo = dir.path().join("demo");
+    // Every plane of the demo tenant explicitly on the simulated fleet
+    // (`serve` refuses a plane without a connector).
+    let planes = dir.path().join("planes.yaml");
+    std::fs::write(
+        &planes,
+        "planes:\n  intune: {type: sim}\n  jamf: {type: sim}\n  sccm: {type: sim}\n  landscape: {type: sim}\n  ansible: {type: sim}\n",
+    )
+    .expect("write the planes config");
     let mut child = Command::new(env!("CARGO_BIN_EXE_ringmaster"))
         .arg("serve")
         .arg("--repo")
@@ -71,6 +79,8 @@ pub fn serve_demo(extra_args: &[&str]) -> Served {
         .arg("--key")
         .arg(demo.join("keys/ringmaster.key"))
         .args(["--listen", "127.0.0.1:0"])
+        .arg("--config")
+        .arg(&planes)
         .args(extra_args)
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())

@@ -90,6 +90,19 @@ pub fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
+/// Writes a daemon config in `dir` that runs every plane of the sample tenant
+/// on the simulated fleet, explicitly (`type: sim`): `serve` refuses to start
+/// with a plane that has no connector. Returns its path, for `--config`.
+pub fn sim_planes_config(dir: &Path) -> PathBuf {
+    let path = dir.join("ringmaster-daemon.yaml");
+    std::fs::write(
+        &path,
+        "planes:\n  intune: {type: sim}\n  jamf: {type: sim}\n  sccm: {type: sim}\n  landscape: {type: sim}\n  ansible: {type: sim}\n",
+    )
+    .expect("write the daemon config");
+    path
+}
+
 /// The digest an approval of `intent` must carry, as a user gets it:
 /// `ringmaster plan <repo> <intent> --format json`.
 pub fn intent_sha256(repo: &Path, intent: &str) -> String {

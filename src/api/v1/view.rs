@@ -32,6 +32,10 @@ pub struct IntentView {
     pub version: String,
     pub acquisition_boundary: String,
     pub business_unit: String,
+    /// The execution plane the intent's rollout goes through, once known.
+    pub plane: Option<String>,
+    /// `live`, or `simulated` for a `type: sim` plane (nothing is installed).
+    pub plane_mode: Option<String>,
     /// `ALLOW`, `DENY`, `REQUIRE_APPROVAL`, `REQUIRE_EXCEPTION`, once judged.
     pub decision: Option<String>,
     pub risk_score: Option<u8>,
@@ -77,6 +81,11 @@ impl IntentView {
             version: record.version.clone(),
             acquisition_boundary: record.acquisition_boundary.clone(),
             business_unit: record.business_unit.clone(),
+            plane: state.plane.as_ref().map(|facts| facts.plane.clone()),
+            plane_mode: state
+                .plane
+                .as_ref()
+                .map(|facts| facts.mode.as_str().to_owned()),
             decision: record.decision.clone(),
             risk_score: record.risk_score,
             state: state
@@ -100,5 +109,39 @@ impl IntentView {
             .iter()
             .skip(1)
             .all(|ring| ring.started_at.is_none())
+    }
+}
+
+/// The rules one tracked branch is judged by, as the daemon recorded them
+/// (`rules_in_force` in the store): never recomputed from a working tree.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct RulesInForceView {
+    pub branch: String,
+    /// The first commit the daemon judged on the branch (authorised by definition).
+    pub root_commit: String,
+    /// The commit whose config, principals and policies are in force.
+    pub rules_commit: String,
+    /// The change to the rules that is not in force (commit, paths, reason),
+    /// while there is one: a `governance_change_unauthorised`.
+    #[schema(value_type = Option<Object>)]
+    pub unauthorised: Option<Value>,
+    /// The commit the decisions in the store were last judged at.
+    pub judged_commit: String,
+    /// When the decisions must be judged again (the earliest expiry).
+    pub rejudge_at: Option<DateTime<Utc>>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl RulesInForceView {
+    pub fn of(state: &crate::store::RulesState) -> RulesInForceView {
+        RulesInForceView {
+            branch: state.branch.clone(),
+            root_commit: state.root_commit.clone(),
+            rules_commit: state.rules_commit.clone(),
+            unauthorised: state.unauthorised.clone(),
+            judged_commit: state.judged_commit.clone(),
+            rejudge_at: state.rejudge_at,
+            updated_at: state.updated_at,
+        }
     }
 }

@@ -52,6 +52,7 @@ fn request(ring: &str, groups: &[&str]) -> PublishRequest {
         exclusions: vec!["kiosks".into()],
         expected_devices: 2,
         supersedes_version: None,
+        sites: None,
     }
 }
 

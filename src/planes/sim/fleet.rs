@@ -38,6 +38,9 @@ pub struct SimFleet {
     /// Failures queued for publish calls only (taken before `faults`).
     #[serde(default)]
     pub publish_faults: VecDeque<Fault>,
+    /// Failures queued for remediation calls only (taken before `faults`).
+    #[serde(default)]
+    pub remediate_faults: VecDeque<Fault>,
     pub publish_calls: u64,
     /// While set, every connector call fails with this fault and nothing is
     /// applied: the plane is down (not consumed, unlike `faults`).
@@ -114,6 +117,7 @@ impl SimFleet {
             assignments: Vec::new(),
             faults: VecDeque::new(),
             publish_faults: VecDeque::new(),
+            remediate_faults: VecDeque::new(),
             outage: None,
             calls: 0,
             publish_calls: 0,

@@ -236,6 +236,36 @@ impl SimConnector {
     /// Registers the rule's groups, sharing its `expected_devices` among them
     /// (the first groups take the remainder). Exclusion groups are not registered.
     pub fn register_entitlement(&self, rule: &EntitlementRule) -> Result<(), SimError> {
+        for (group, devices) in self.entitlement_groups(rule)? {
+            self.add_group(&group, devices)?;
+        }
+        Ok(())
+    }
+
+    /// [`register_entitlement`](Self::register_entitlement), writing only when a
+    /// group is new or its size changed: what the daemon calls for every
+    /// entitlement whenever its snapshot changes.
+    pub fn register_entitlement_if_changed(&self, rule: &EntitlementRule) -> Result<(), SimError> {
+        let groups = self.entitlement_groups(rule)?;
+        if groups.iter().any(|(group, _)| group.trim().is_empty()) {
+            return Err(SimError::InvalidConfig("a group id cannot be empty".into()));
+        }
+        let unchanged = {
+            let fleet = self.lock();
+            groups
+                .iter()
+                .all(|(group, devices)| fleet.groups.get(group) == Some(devices))
+        };
+        if unchanged {
+            return Ok(());
+        }
+        self.change(|fleet| {
+            fleet.groups.extend(groups);
+            Ok(())
+        })
+    }
+
+    fn entitlement_groups(&self, rule: &EntitlementRule) -> Result<Vec<(String, u32)>, SimError> {
         if rule.plane != self.plane {
             return Err(SimError::PlaneMismatch {
                 rule: rule.id.clone(),
@@ -246,11 +276,10 @@ impl SimConnector {
         let group_count = u32::try_from(rule.groups.len().max(1)).unwrap_or(u32::MAX);
         let share = rule.expected_devices / group_count;
         let remainder = rule.expected_devices % group_count;
-        for (position, group) in (0u32..).zip(&rule.groups) {
-            let extra = u32::from(position < remainder);
-            self.add_group(&group.id, share + extra)?;
-        }
-        Ok(())
+        Ok((0u32..)
+            .zip(&rule.groups)
+            .map(|(position, group)| (group.id.clone(), share + u32::from(position < remainder)))
+            .collect())
     }
 
     /// Sets the install success probability of one (application, version), for
@@ -290,6 +319,16 @@ impl SimConnector {
     pub fn inject_publish_fault(&self, fault: Fault) -> Result<(), SimError> {
         self.change(|fleet| {
             fleet.publish_faults.push_back(fault);
+            Ok(())
+        })
+    }
+
+    /// Queues a failure for the next remediation call only (rollback,
+    /// uninstall, redeploy, pin), to test how a rollback copes with a
+    /// throttled or failing plane.
+    pub fn inject_remediate_fault(&self, fault: Fault) -> Result<(), SimError> {
+        self.change(|fleet| {
+            fleet.remediate_faults.push_back(fault);
             Ok(())
         })
     }
@@ -372,10 +411,10 @@ impl SimConnector {
         if let Some(fault) = fleet.outage.clone() {
             return Err(fault.error(operation));
         }
-        let targeted = if operation == "publish" {
-            fleet.publish_faults.pop_front()
-        } else {
-            None
+        let targeted = match operation {
+            "publish" => fleet.publish_faults.pop_front(),
+            "remediate" => fleet.remediate_faults.pop_front(),
+            _ => None,
         };
         let fault = targeted.or_else(|| fleet.faults.pop_front());
         let outcome = match &fault {

@@ -84,6 +84,7 @@ pub fn request(version: &str, correlation_id: &str) -> PublishRequest {
         exclusions: Vec::new(),
         expected_devices: 8,
         supersedes_version: None,
+        sites: None,
     }
 }
 

@@ -85,5 +85,6 @@ pub fn request(ring: &str, groups: &[&str]) -> PublishRequest {
         exclusions: vec!["87".into()],
         expected_devices: 5,
         supersedes_version: None,
+        sites: None,
     }
 }

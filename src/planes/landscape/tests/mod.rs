@@ -104,5 +104,6 @@ pub fn request() -> PublishRequest {
         exclusions: vec![KIOSKS.into()],
         expected_devices: 6,
         supersedes_version: None,
+        sites: None,
     }
 }

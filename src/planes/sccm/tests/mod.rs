@@ -98,6 +98,7 @@ pub fn request(version: &str, correlation_id: &str) -> PublishRequest {
         exclusions: vec![KIOSKS.into()],
         expected_devices: 8,
         supersedes_version: None,
+        sites: None,
     }
 }
 

@@ -48,6 +48,7 @@ fn request(ring: &str, group: &str) -> PublishRequest {
         exclusions: Vec::new(),
         expected_devices: 10,
         supersedes_version: Some("3.2.2".into()),
+        sites: None,
     }
 }
 

@@ -76,6 +76,7 @@ pub fn request(ring: &str, groups: &[&str]) -> PublishRequest {
         exclusions: vec!["grp-kiosks".into()],
         expected_devices: 400,
         supersedes_version: Some("2.0.5".into()),
+        sites: None,
     }
 }
 

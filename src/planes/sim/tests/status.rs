@@ -120,6 +120,7 @@ fn canary_for_other_app() -> PublishRequest {
         application_id: "browser".into(),
         version: "120.0".into(),
         supersedes_version: None,
+        sites: None,
         ..canary()
     }
 }

@@ -75,6 +75,7 @@ fn request(correlation_id: &str) -> PublishRequest {
         exclusions: vec!["fab_eng_kiosks".into()],
         expected_devices: 3,
         supersedes_version: None,
+        sites: None,
     }
 }
 
