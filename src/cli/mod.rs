@@ -91,6 +91,11 @@ pub enum Command {
         /// Judge application scope changes against this base revision.
         #[arg(long, value_name = "REV")]
         base: Option<String>,
+        /// The daemon's state directory: judge with its runtime facts
+        /// (versions rolled back, changes in flight), as the daemon and the
+        /// PR checks it runs do. Read only.
+        #[arg(long, value_name = "DIR")]
+        state: Option<PathBuf>,
     },
     /// Show what one intent would do: decision, risk factors, rules fired,
     /// scope diff, blast radius per ring and plane, and the ring timeline.
@@ -424,7 +429,15 @@ pub fn run(cli: Cli, clock: crate::daemon::Clock) -> ExitCode {
             format,
             strict,
             base,
-        } => validate::run(&repo, format, strict, base.as_deref(), now),
+            state,
+        } => validate::run(
+            &repo,
+            format,
+            strict,
+            base.as_deref(),
+            state.as_deref(),
+            now,
+        ),
         Command::Plan {
             repo,
             intent,
