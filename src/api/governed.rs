@@ -1,10 +1,15 @@
 //! The governed repository as the API sees it: the snapshot of the last
-//! good commit the daemon processed (the rules in force: principals, their
-//! roles and scopes, config, exceptions), loaded once per commit and shared.
+//! good commit the daemon processed (its records: applications, intents,
+//! approvals, exceptions) judged by the rules in force the daemon recorded
+//! (`rules_in_force` in the store: the config, principals and policies of
+//! the last authorised commit), loaded once per (commit, rules commit) and
+//! shared.
 //!
 //! The API never judges anything itself; it reads what the daemon's one
 //! judge accepted. The principals that authenticate API callers come from
-//! here, so a principal added by a commit the daemon refused never gets in.
+//! here, so a principal added by a commit the daemon refused, or by a
+//! change to `principals/` no admin authorised
+//! (`governance_change_unauthorised`), never gets in.
 
 use crate::model::{Principal, Snapshot};
 use crate::source::GovernedRepo;
@@ -16,7 +21,11 @@ use std::sync::{Arc, Mutex, RwLock};
 /// One governed revision, with the identity maps of its principals.
 #[derive(Debug)]
 pub struct Governed {
+    /// The last good commit (the records).
     pub commit: String,
+    /// The commit whose config, principals and policies are in force (the
+    /// same as `commit` unless a later change to them was not authorised).
+    pub rules_commit: String,
     pub snapshot: Snapshot,
     pub directory: Directory,
 }
@@ -133,15 +142,26 @@ impl GovernedSource {
         else {
             return Ok(None);
         };
+        // The rules the daemon put in force; a store from before that
+        // record (the daemon writes it at its next commit) has the good
+        // commit's own rules.
+        let rules_commit = store
+            .rules_state(&self.branch)
+            .map_err(|error| error.to_string())?
+            .map(|state| state.rules_commit)
+            .unwrap_or_else(|| good.commit_sha.clone());
+        let fresh = |current: &Governed| {
+            current.commit == good.commit_sha && current.rules_commit == rules_commit
+        };
         if let Some(current) = self.current.read().map_err(|_| "poisoned")?.as_ref()
-            && current.commit == good.commit_sha
+            && fresh(current)
         {
             return Ok(Some(current.clone()));
         }
         let mut repo = self.repo.lock().map_err(|_| "poisoned")?;
         // Another request may have loaded it while we waited.
         if let Some(current) = self.current.read().map_err(|_| "poisoned")?.as_ref()
-            && current.commit == good.commit_sha
+            && fresh(current)
         {
             return Ok(Some(current.clone()));
         }
@@ -151,12 +171,21 @@ impl GovernedSource {
         let Some(opened) = repo.as_ref() else {
             return Ok(None);
         };
-        let oid = git2::Oid::from_str(&good.commit_sha).map_err(|error| error.to_string())?;
-        let entries = opened.entries_at(oid).map_err(|error| error.to_string())?;
-        let (snapshot, _) = crate::model::load(&entries);
+        let load = |sha: &str| -> Result<Snapshot, String> {
+            let oid = git2::Oid::from_str(sha).map_err(|error| error.to_string())?;
+            let entries = opened.entries_at(oid).map_err(|error| error.to_string())?;
+            Ok(crate::model::load(&entries).0)
+        };
+        let own = load(&good.commit_sha)?;
+        let snapshot = if rules_commit == good.commit_sha {
+            own
+        } else {
+            own.judged_by(&load(&rules_commit)?)
+        };
         let directory = Directory::build(&snapshot.principals);
         let governed = Arc::new(Governed {
             commit: good.commit_sha,
+            rules_commit,
             snapshot,
             directory,
         });

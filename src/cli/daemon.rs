@@ -60,6 +60,11 @@ pub struct ForgeArgs {
     /// PEM CA of the client certificates the API accepts (mutual TLS).
     #[arg(long)]
     pub api_client_ca: Option<PathBuf>,
+    /// File holding a token (32+ characters) that may scrape /metrics
+    /// without an OIDC token or certificate, when the API's authentication
+    /// guards the status page and /metrics (docs/api.md).
+    #[arg(long)]
+    pub metrics_token_file: Option<PathBuf>,
     /// File holding the HTTPS token of the Git remotes (read at every fetch
     /// and push); or set $RINGMASTER_GIT_TOKEN.
     #[arg(long)]
@@ -108,7 +113,8 @@ impl ForgeArgs {
             || !self.oidc_audience.is_empty()
             || self.api_tls_cert.is_some()
             || self.api_tls_key.is_some()
-            || self.api_client_ca.is_some();
+            || self.api_client_ca.is_some()
+            || self.metrics_token_file.is_some();
         any.then(|| crate::daemon::api_config::RawApi {
             listen: self.api_listen.clone(),
             oidc_issuer: self.oidc_issuer.clone(),
@@ -116,6 +122,7 @@ impl ForgeArgs {
             tls_certificate: self.api_tls_cert.clone(),
             tls_key: self.api_tls_key.clone(),
             client_ca: self.api_client_ca.clone(),
+            metrics_token_file: self.metrics_token_file.clone(),
             ..Default::default()
         })
     }

@@ -184,6 +184,12 @@ pub(super) fn status(args: &ServerArgs, format: Format) -> anyhow::Result<ExitCo
         .map(serde_json::from_value)
         .collect::<Result<_, _>>()
         .context("the API's intents")?;
+    // The rules in force as the daemon recorded them: an unauthorised
+    // change is reported on stderr, as local `status` does.
+    let rules = client.get("/api/v1/rules", &[])?;
+    let in_force: Vec<super::status::RulesInForceView> =
+        serde_json::from_value(rules["in_force"].clone()).context("the API's rules in force")?;
+    super::status::report_unauthorised(&in_force);
     super::status::print_status(&intents, format)?;
     Ok(ExitCode::SUCCESS)
 }

@@ -1,7 +1,8 @@
 //! `status`, `hold`, `resume` and `rollback`: the rollouts as the store sees them.
 
 use super::Format;
-use crate::api::v1::view::{IntentView, RulesInForceView};
+use crate::api::v1::view::IntentView;
+pub(super) use crate::api::v1::view::RulesInForceView;
 use crate::store::Store;
 use anyhow::bail;
 use serde_json::Value;

@@ -50,6 +50,10 @@ pub struct RawApi {
     pub burst: Option<u32>,
     pub body_bytes: Option<usize>,
     pub timeout_seconds: Option<u64>,
+    /// A file holding a bearer token that may scrape `/metrics` (and only
+    /// that) without an OIDC token or a certificate, as Prometheus'
+    /// `authorization.credentials_file` sends it; at least 32 characters.
+    pub metrics_token_file: Option<PathBuf>,
 }
 
 /// The validated API settings.
@@ -61,6 +65,8 @@ pub struct ApiConfig {
     pub role_source: RoleSource,
     pub tls: Option<TlsSettings>,
     pub limits: LimitSettings,
+    /// SHA-256 of the `/metrics` scrape token, when one is configured.
+    pub metrics_token_sha256: Option<[u8; 32]>,
 }
 
 macro_rules! over {
@@ -93,7 +99,8 @@ impl RawApi {
             per_principal_per_minute,
             burst,
             body_bytes,
-            timeout_seconds
+            timeout_seconds,
+            metrics_token_file
         )
     }
 
@@ -196,7 +203,30 @@ impl RawApi {
                 "rate limits must be at least 1",
             ));
         }
+        let metrics_token_sha256 = match &self.metrics_token_file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|error| {
+                    RawApi::invalid(
+                        "metrics_token_file",
+                        format!("cannot read {}: {error}", path.display()),
+                    )
+                })?;
+                let token = text.trim();
+                if token.chars().count() < 32 || token.chars().any(|c| c.is_whitespace()) {
+                    return Err(RawApi::invalid(
+                        "metrics_token_file",
+                        format!(
+                            "{} must hold one token of at least 32 characters, without spaces",
+                            path.display()
+                        ),
+                    ));
+                }
+                Some(crate::api::auth::token_digest(token))
+            }
+            None => None,
+        };
         Ok(ApiConfig {
+            metrics_token_sha256,
             listen: self.listen,
             oidc,
             role_source: self.role_source.unwrap_or_default(),

@@ -59,9 +59,32 @@ impl Daemon {
         clock: Clock,
     ) -> Result<Vec<ApiServer>, DaemonError> {
         let mut servers = Vec::new();
-        let api_router = match &self.config.api {
-            Some(api) => Some(self.api_v1(api, events.clone(), clock.clone())?),
-            None => None,
+        let (api_router, api_context) = match &self.config.api {
+            Some(api) => {
+                let context = self.api_context(api, events.clone(), clock.clone())?;
+                (
+                    Some(api::v1::routes(context.clone())),
+                    Some((context, api.metrics_token_sha256)),
+                )
+            }
+            None => (None, None),
+        };
+        // The status page and /metrics: behind the API's authentication
+        // (read roles; /metrics also the scrape token) when the API is
+        // configured, open as before when it is not.
+        let views_clock = clock.clone();
+        let views = |daemon: &Daemon| -> Result<axum::Router, DaemonError> {
+            let views = daemon.observability_routes(views_clock.clone())?;
+            Ok(match &api_context {
+                Some((context, metrics_token_sha256)) => api::auth::guard_views(
+                    views,
+                    Arc::new(api::auth::ViewGuard {
+                        context: context.clone(),
+                        metrics_token_sha256: *metrics_token_sha256,
+                    }),
+                ),
+                None => views,
+            })
         };
         let separate = self.config.api.as_ref().is_some_and(|api| {
             api.listen.is_some() || (api.tls.is_some() && self.config.listen.is_some())
@@ -74,14 +97,15 @@ impl Daemon {
                 .clone()
                 .or_else(|| self.config.listen.clone())
                 .unwrap_or_default();
-            servers.push(serve_api(&address, router.clone(), api).await?);
+            // The views too, so a client-certificate caller reaches them.
+            let router = router.clone().merge(views(self)?);
+            servers.push(serve_api(&address, router, api).await?);
         }
         let Some(address) = &self.config.listen else {
             return Ok(servers);
         };
         let incident_waker = events.clone();
         let incident_clock = clock.clone();
-        let clock_for_views = clock.clone();
         let webhooks = match &self.config.github {
             Some(github) => match &github.webhook_secret {
                 Some(secret) => Some(Arc::new(WebhookState {
@@ -114,7 +138,7 @@ impl Daemon {
             });
             router = router.merge(api::incidents::routes(intake));
         }
-        router = router.merge(self.observability_routes(clock_for_views)?);
+        router = router.merge(views(self)?);
         if let (false, Some(api_router)) = (separate, api_router) {
             router = router.merge(api_router);
         }
@@ -124,13 +148,14 @@ impl Daemon {
         Ok(servers)
     }
 
-    /// The `/api/v1` router with its shared context.
-    fn api_v1(
+    /// The shared context of `/api/v1` (and of the views behind its
+    /// authentication).
+    fn api_context(
         &self,
         api: &crate::daemon::api_config::ApiConfig,
         events: mpsc::Sender<Event>,
         clock: Clock,
-    ) -> Result<axum::Router, DaemonError> {
+    ) -> Result<Arc<api::context::ApiContext>, DaemonError> {
         let oidc = api
             .oidc
             .clone()
@@ -160,7 +185,7 @@ impl Daemon {
             }),
             health: self.health.clone(),
         })?;
-        Ok(api::v1::routes(Arc::new(context)))
+        Ok(Arc::new(context))
     }
 }
 

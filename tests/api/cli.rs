@@ -13,6 +13,8 @@ use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 
 const HOOK_SECRET: &str = "hook-secret-api-tests-0001";
+/// The `/metrics` scrape token `serve` is given (--metrics-token-file).
+const SCRAPE_TOKEN: &str = "scrape-token-for-prometheus-0123456789abcdef";
 
 struct Served {
     child: Child,
@@ -33,6 +35,8 @@ fn serve(tenant: &Tenant, issuer: &Issuer) -> Served {
         "planes:\n  intune: {type: sim}\n  jamf: {type: sim}\n  sccm: {type: sim}\n  landscape: {type: sim}\n  ansible: {type: sim}\n",
     )
     .expect("write the daemon config");
+    let scrape_token = tenant.root.join("metrics.token");
+    std::fs::write(&scrape_token, format!("{SCRAPE_TOKEN}\n")).expect("write the scrape token");
     let mut child = Command::new(env!("CARGO_BIN_EXE_ringmaster"))
         .args(["serve", "--repo"])
         .arg(tenant.governed())
@@ -42,6 +46,8 @@ fn serve(tenant: &Tenant, issuer: &Issuer) -> Served {
         .arg(tenant.root.join("keys/ringmaster.key"))
         .arg("--config")
         .arg(&config)
+        .arg("--metrics-token-file")
+        .arg(&scrape_token)
         .args([
             "--listen",
             "127.0.0.1:0",
@@ -264,4 +270,80 @@ async fn status_through_the_api_prints_the_local_table_and_writes_are_authorised
         .await
         .expect("healthz");
     assert_eq!(health.status().as_u16(), 200);
+}
+
+/// A view's answer: status, content type, body.
+async fn view(url: &str, token: Option<&str>) -> (u16, String, String) {
+    let mut request = reqwest::Client::new().get(url);
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    let response = request.send().await.expect("the view answers");
+    let status = response.status().as_u16();
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    (status, content_type, response.text().await.expect("body"))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn with_the_api_configured_the_status_page_and_metrics_need_a_reader_or_the_scrape_token() {
+    let key = rsa_key("views");
+    let issuer = Issuer::start(&[&key]).await;
+    let tenant = Tenant::new();
+    let served = serve(&tenant, &issuer);
+    let url = served.url.clone();
+    let auditor = issuer.token(&key, &oid("ivan"));
+    let unknown = issuer.token(&key, "oid-of-nobody-in-principals");
+    let other_key = rsa_key("views");
+    let forged = issuer.token(&other_key, &oid("olivia"));
+    // Anything of the page or the exposition that must not leak.
+    let leaked = |body: &str| {
+        body.contains("ringmaster_") || body.contains(CHROME) || body.contains("<html")
+    };
+    for path in ["/", "/metrics"] {
+        let target = format!("{url}{path}");
+        for (token, status, reason) in [
+            (None, 401, "no credentials"),
+            (Some("not-a-jwt"), 401, ""),
+            (Some(forged.as_str()), 401, ""),
+            (Some(unknown.as_str()), 403, "no principal in principals/"),
+        ] {
+            let (answer, content_type, body) = view(&target, token).await;
+            assert_eq!(answer, status, "{path} with {token:?}: {body}");
+            assert!(
+                content_type.contains("json"),
+                "{path}: a problem, {content_type}"
+            );
+            let problem: serde_json::Value = serde_json::from_str(&body).expect("problem json");
+            assert!(
+                problem["reason"]
+                    .as_str()
+                    .is_some_and(|r| r.contains(reason)),
+                "{path}: {body}"
+            );
+            assert!(!leaked(&body), "{path} leaked: {body}");
+        }
+        // A principal with a reading role sees the view.
+        let (answer, _, body) = view(&target, Some(&auditor)).await;
+        assert_eq!(answer, 200, "{path} as the auditor: {body}");
+        assert!(leaked(&body), "{path} is the real view: {body}");
+    }
+    // The scrape token opens /metrics, and only /metrics.
+    let (answer, content_type, body) = view(&format!("{url}/metrics"), Some(SCRAPE_TOKEN)).await;
+    assert_eq!(answer, 200, "{body}");
+    assert!(content_type.starts_with("text/plain"), "{content_type}");
+    assert!(body.contains("ringmaster_"), "{body}");
+    let (answer, _, body) = view(&format!("{url}/"), Some(SCRAPE_TOKEN)).await;
+    assert_eq!(answer, 401, "{body}");
+    assert!(!leaked(&body), "{body}");
+    let (answer, _, body) =
+        view(&format!("{url}/metrics"), Some(&format!("{SCRAPE_TOKEN}x"))).await;
+    assert_eq!(answer, 401, "{body}");
+    // /healthz stays open (load balancers probe it).
+    let (answer, _, _) = view(&format!("{url}/healthz"), None).await;
+    assert_eq!(answer, 200);
 }

@@ -64,7 +64,7 @@ struct Prepared {
     now: DateTime<Utc>,
 }
 
-fn git(cwd: &Path, args: &[&str]) -> String {
+pub fn git(cwd: &Path, args: &[&str]) -> String {
     let output = Command::new("git")
         .args([
             "-c",

@@ -3,6 +3,7 @@
 //! `rcgen`, the real daemon carrying out what the API queues, and the
 //! `ringmaster` binary as a client.
 
+mod audit;
 mod cli;
 mod flows;
 mod harness;

@@ -318,3 +318,70 @@ async fn authenticate(
         request_id,
     })
 }
+
+/// SHA-256 of a bearer token (what a configured `/metrics` scrape token is
+/// kept and compared as).
+pub fn token_digest(token: &str) -> [u8; 32] {
+    use sha2::Digest as _;
+    sha2::Sha256::digest(token.as_bytes()).into()
+}
+
+/// The read-only views (the status page `/` and `/metrics`) behind the
+/// API's authentication, when the API is configured.
+pub struct ViewGuard {
+    pub context: Arc<ApiContext>,
+    /// SHA-256 of a token that may scrape `/metrics` (and nothing else).
+    pub metrics_token_sha256: Option<[u8; 32]>,
+}
+
+/// The path the scrape token opens.
+const METRICS_PATH: &str = "/metrics";
+
+/// Lets a request through to a view only if it comes from a principal of
+/// the rules in force holding a role that reads (`401`/`403` with the
+/// reason otherwise, and nothing of the view), or, for `/metrics` only,
+/// with the configured scrape token. Rate limits per address and per
+/// principal as for `/api/v1`. Use with `from_fn_with_state`, inside
+/// [`super::protect::request_id`].
+pub async fn require_reader(
+    State(guard): State<Arc<ViewGuard>>,
+    ConnectInfo(client): ConnectInfo<ClientInfo>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let context = &guard.context;
+    if let Err(problem) = context.limits.take_address(client.address.ip()) {
+        return problem.into_response();
+    }
+    if request.uri().path() == METRICS_PATH
+        && let Some(expected) = &guard.metrics_token_sha256
+        && let Ok(Some(token)) = bearer(request.headers())
+        && token_digest(&token) == *expected
+    {
+        return next.run(request).await;
+    }
+    let path = request.uri().path().to_owned();
+    let caller = match authenticate(context, &client, request.headers(), request.extensions()).await
+    {
+        Ok(caller) => caller,
+        Err(problem) => {
+            tracing::info!(address = %client.address, %path, reason = %problem.reason, status = %problem.status, "view: authentication refused");
+            return problem.into_response();
+        }
+    };
+    if let Err(problem) = caller.authorise_any_read(Action::Read) {
+        tracing::info!(principal = %caller.principal_id, %path, reason = %problem.reason, "view: refused");
+        return problem.into_response();
+    }
+    if let Err(problem) = context.limits.take_principal(&caller.principal_id) {
+        return problem.into_response();
+    }
+    next.run(request).await
+}
+
+/// `router` (the views) behind [`require_reader`], with request ids.
+pub fn guard_views(router: axum::Router, guard: Arc<ViewGuard>) -> axum::Router {
+    router
+        .layer(axum::middleware::from_fn_with_state(guard, require_reader))
+        .layer(axum::middleware::from_fn(super::protect::request_id))
+}

@@ -1,21 +1,26 @@
 //! Evidence packs and their signatures, byte for byte as the branch holds
 //! them, so a client verifies them itself (`minisign -Vm pack.json -p
 //! ringmaster.pub`). The caller needs `read_evidence` for the pack's intent
-//! (packs about no intent: any role that reads evidence).
+//! (packs about no intent: any role that reads evidence). Every read of a
+//! pack or a signature is recorded (`evidence_exported`, `via: api`: who,
+//! with which role, from where, with which client, under which request id)
+//! and sent to the SIEM sink, as auditors expect.
 
 use super::{Page, segment_of};
 use crate::api::auth::Caller;
-use crate::api::auth::rbac::{Action, Target};
+use crate::api::auth::rbac::{self, Action, Reach, Target};
 use crate::api::context::ApiContext;
 use crate::api::problem::{ApiProblem, ProblemBody};
 use crate::evidence::EvidenceBranch;
-use crate::store::Store;
+use crate::model::Role;
+use crate::store::{EventOutcome, EventType, NewEvent, Store};
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use serde_json::json;
 use std::sync::Arc;
 
 /// One record of the evidence branch.
@@ -46,11 +51,19 @@ fn open_branch(context: &ApiContext) -> Result<EvidenceBranch, ApiProblem> {
         .map_err(|error| ApiProblem::unavailable(format!("evidence branch: {error}")))
 }
 
-fn may_read_pack(
+/// The role letting the caller read a pack about `intent_id` (None: refused).
+fn pack_reader_role(
     store: &Store,
     caller: &Caller,
     intent_id: Option<&str>,
-) -> Result<bool, ApiProblem> {
+) -> Result<Option<Role>, ApiProblem> {
+    let role_reaching = |wanted: &dyn Fn(Reach) -> bool| {
+        caller
+            .roles
+            .iter()
+            .copied()
+            .find(|role| wanted(rbac::reach(*role, Action::ReadEvidence)))
+    };
     Ok(match intent_id {
         Some(intent) => match store.get_intent(intent)? {
             Some(record) => caller
@@ -61,11 +74,23 @@ fn may_read_pack(
                         staging: true,
                     },
                 )
-                .is_ok(),
-            None => caller.reads_evidence_everywhere(),
+                .ok(),
+            // An intent the store no longer knows: only unscoped readers.
+            None => role_reaching(&|reach| reach == Reach::Everywhere),
         },
-        None => caller.may_read(Action::ReadEvidence, None),
+        None => caller
+            .authorise(Action::ReadEvidence, &Target::Tenant)
+            .ok()
+            .or_else(|| role_reaching(&|reach| reach != Reach::Never)),
     })
+}
+
+fn may_read_pack(
+    store: &Store,
+    caller: &Caller,
+    intent_id: Option<&str>,
+) -> Result<bool, ApiProblem> {
+    Ok(pack_reader_role(store, caller, intent_id)?.is_some())
 }
 
 /// `GET /api/v1/evidence`: the records, newest first.
@@ -136,17 +161,29 @@ async fn record_bytes(
                 serde_json::from_slice(&files.pack).map_err(|error| {
                     ApiProblem::internal(format!("evidence record {sequence}: {error}"))
                 })?;
-            if !may_read_pack(store, &caller, pack.intent_id.as_deref())? {
+            let Some(role) = pack_reader_role(store, &caller, pack.intent_id.as_deref())? else {
                 return Err(ApiProblem::forbidden(format!(
                     "{} may not read_evidence of record {sequence}",
                     caller.principal_id
                 )));
-            }
+            };
             let bytes = if signature {
                 files.signature.clone()
             } else {
                 files.pack.clone()
             };
+            // Auditors ask who read the evidence: every read of a pack or its
+            // signature is an event (and a SIEM line) before the bytes go out.
+            record_read(
+                store,
+                context,
+                &caller,
+                role,
+                sequence,
+                &pack,
+                &files.tip.pack_sha256,
+                if signature { "signature" } else { "pack" },
+            )?;
             Ok((files, bytes))
         })
         .await?;
@@ -162,6 +199,60 @@ async fn record_bytes(
         headers.insert("x-evidence-pack-sha256", value);
     }
     Ok(response)
+}
+
+/// Records a read of an evidence record: an `evidence_exported` event
+/// (`details.via: api`) whose correlation id is the request's, with the
+/// caller's principal, role, authentication, source address and user
+/// agent, and a SIEM line.
+#[allow(clippy::too_many_arguments)]
+fn record_read(
+    store: &mut Store,
+    context: &ApiContext,
+    caller: &Caller,
+    role: Role,
+    sequence: u64,
+    pack: &crate::evidence::EvidencePack,
+    pack_sha256: &str,
+    file: &str,
+) -> Result<(), ApiProblem> {
+    let now = (context.clock)();
+    let origin = serde_json::to_value(caller.origin(role))
+        .map_err(|error| ApiProblem::internal(error.to_string()))?;
+    let details = json!({
+        "via": "api",
+        "file": file,
+        "sequence": sequence,
+        "record_type": pack.record_type.as_str(),
+        "pack_sha256": pack_sha256,
+        "pack_correlation_id": pack.correlation_id,
+        "origin": origin,
+    });
+    store.append_event(NewEvent {
+        correlation_id: caller.request_id.clone(),
+        intent_id: pack.intent_id.clone(),
+        event_type: EventType::EvidenceExported,
+        timestamp: now,
+        actor: caller.principal_id.clone(),
+        actor_role: rbac::scope_name(role).to_owned(),
+        execution_plane: None,
+        ring: None,
+        outcome: EventOutcome::Success,
+        details: details.clone(),
+    })?;
+    context.emit_siem(&json!({
+        "type": "evidence_read",
+        "intent_id": pack.intent_id,
+        "actor": caller.principal_id,
+        "actor_role": rbac::scope_name(role),
+        "request_id": caller.request_id,
+        "source_address": origin["source_address"],
+        "user_agent": origin["user_agent"],
+        "authentication": origin["authentication"],
+        "details": details,
+        "at": now,
+    }));
+    Ok(())
 }
 
 /// `GET /api/v1/evidence/{sequence}`: the pack file, exactly as signed.

@@ -18,7 +18,7 @@ use crate::api::auth::{self, Caller};
 use crate::api::context::ApiContext;
 use crate::api::problem::{ApiProblem, ProblemBody};
 use crate::api::protect;
-use crate::store::{IntentRecord, Store};
+use crate::store::{EventType, IntentRecord, Store};
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::middleware::{from_fn, from_fn_with_state};
@@ -43,12 +43,20 @@ pub fn segment_of(record: &IntentRecord) -> Segment {
     }
 }
 
-/// Governance changes that took effect without an admin's authorisation.
-/// The daemon records none yet on this build (the judge's
-/// `governance_change_unauthorised` finding lands with issue 10); the list
-/// is the shape clients read.
-pub fn unauthorised_changes(_store: &Store) -> Result<Vec<read::EventView>, ApiProblem> {
-    Ok(Vec::new())
+/// The last governance changes (config, principals, policies) that were
+/// not put in force because no admin authorised them, newest first: the
+/// daemon's `governance_change_unauthorised` events.
+pub fn unauthorised_changes(store: &Store) -> Result<Vec<read::EventView>, ApiProblem> {
+    let mut changes = Vec::new();
+    for recent in store.recent_events(EventType::GovernanceChangeUnauthorised.as_str(), 100)? {
+        let found = store.events(&crate::store::EventFilter {
+            since_seq: Some(recent.seq.saturating_sub(1)),
+            limit: Some(1),
+            ..Default::default()
+        })?;
+        changes.extend(found.into_iter().map(read::EventView::from));
+    }
+    Ok(changes)
 }
 
 impl Caller {

@@ -717,11 +717,20 @@ pub async fn plane_health(
         .await
 }
 
-/// The rules in force.
+/// The rules in force, as the daemon recorded them in its store (never
+/// recomputed from a working tree).
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct RulesView {
-    /// The commit of the governed repository whose rules are in force.
+    /// The commit of the governed repository whose config, principals and
+    /// policies are in force (the last authorised change to them).
     pub commit: String,
+    /// The last commit the daemon processed (its records: intents,
+    /// approvals, exceptions), judged by the rules of `commit`.
+    pub records_commit: String,
+    /// Per tracked branch: the root of authority, the rules commit, the
+    /// unauthorised change not in force (if any), when decisions are
+    /// judged again.
+    pub in_force: Vec<super::view::RulesInForceView>,
     /// `ringmaster.yaml`: rings, gates, CAB policy, change freezes, planes.
     #[schema(value_type = Option<Object>)]
     pub config: Option<Value>,
@@ -749,8 +758,15 @@ pub async fn rules(
         .with_store(move |store, context| {
             let governed = context.governed(store)?;
             let snapshot = &governed.snapshot;
+            let in_force = store
+                .rules_states()?
+                .iter()
+                .map(super::view::RulesInForceView::of)
+                .collect();
             Ok(Json(RulesView {
-                commit: governed.commit.clone(),
+                commit: governed.rules_commit.clone(),
+                records_commit: governed.commit.clone(),
+                in_force,
                 config: snapshot
                     .config
                     .as_ref()
