@@ -45,6 +45,9 @@ pub struct IntentQuery {
     pub limit: Option<usize>,
 }
 
+/// How many intents a page reads from the store at a time.
+const INTENT_BATCH: usize = 250;
+
 /// `GET /api/v1/intents`
 #[utoipa::path(get, path = "/api/v1/intents", tag = "intents", params(IntentQuery),
     responses((status = 200, body = Page<IntentView>), (status = 401, body = ProblemBody), (status = 403, body = ProblemBody)),
@@ -60,32 +63,46 @@ pub async fn list_intents(
         .with_store(move |store, _| {
             let mut items = Vec::new();
             let mut next_cursor = None;
-            for record in store.list_intents_after(query.cursor.as_deref(), usize::MAX)? {
-                let segment = Segment {
-                    acquisition_boundary: record.acquisition_boundary.clone(),
-                    business_unit: Some(record.business_unit.clone()),
+            let mut after = query.cursor.clone();
+            // In batches, so a page of a large store reads (and parses) about
+            // what it returns, not every intent after the cursor.
+            'batches: loop {
+                let batch = store.list_intents_after(after.as_deref(), INTENT_BATCH)?;
+                let Some(last) = batch.last() else {
+                    break;
                 };
-                if !caller.may_read(Action::Read, Some(&segment))
-                    || query
-                        .business_unit
+                after = Some(last.intent_id.clone());
+                let full = batch.len() == INTENT_BATCH;
+                for record in batch {
+                    let segment = Segment {
+                        acquisition_boundary: record.acquisition_boundary.clone(),
+                        business_unit: Some(record.business_unit.clone()),
+                    };
+                    if !caller.may_read(Action::Read, Some(&segment))
+                        || query
+                            .business_unit
+                            .as_ref()
+                            .is_some_and(|bu| *bu != record.business_unit)
+                    {
+                        continue;
+                    }
+                    let view = IntentView::of(&record);
+                    if query
+                        .state
                         .as_ref()
-                        .is_some_and(|bu| *bu != record.business_unit)
-                {
-                    continue;
+                        .is_some_and(|state| *state != view.state)
+                    {
+                        continue;
+                    }
+                    if items.len() == limit {
+                        next_cursor = items.last().map(|last: &IntentView| last.intent_id.clone());
+                        break 'batches;
+                    }
+                    items.push(view);
                 }
-                let view = IntentView::of(&record);
-                if query
-                    .state
-                    .as_ref()
-                    .is_some_and(|state| *state != view.state)
-                {
-                    continue;
-                }
-                if items.len() == limit {
-                    next_cursor = items.last().map(|last: &IntentView| last.intent_id.clone());
+                if !full {
                     break;
                 }
-                items.push(view);
             }
             Ok(Json(Page { items, next_cursor }))
         })
