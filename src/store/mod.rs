@@ -65,7 +65,8 @@ pub use operator::OperatorRequest;
 pub use rings::ActiveChange;
 pub use rules::RulesState;
 pub use telemetry::{
-    ComplianceObservation, EventCount, PlaneActionCount, RecentEvent, TelemetryRows,
+    ComplianceObservation, EventCount, LatestRing, PlaneActionCount, RecentEvent, RolloutRows,
+    RolloutStateCount, TelemetryRows,
 };
 pub use webhooks::WebhookDelivery;
 

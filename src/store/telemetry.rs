@@ -30,7 +30,42 @@ pub struct EventCount {
 #[derive(Debug, Clone, PartialEq)]
 pub struct ComplianceObservation {
     pub ring: String,
+    /// The intent's `target_scope.site_class` (empty when it names none).
+    pub site_class: String,
     pub hours: f64,
+}
+
+/// Intents grouped by the phase of their rollout.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RolloutStateCount {
+    /// The run's phase (the `state` column for an intent with no run).
+    pub phase: String,
+    /// What an `awaiting_approval` phase waits for.
+    pub requirement: Option<String>,
+    pub count: u64,
+}
+
+/// One ring of the latest rollout of an application and business unit, as
+/// the plane last reported it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LatestRing {
+    pub application_id: String,
+    pub business_unit: String,
+    /// The plane the intent's events name last (empty before any).
+    pub plane: String,
+    pub ring: String,
+    pub targeted: u64,
+    pub installed: u64,
+    pub failed: u64,
+    pub pending: u64,
+}
+
+/// The rollouts, as `/metrics` counts them: read with SQLite's JSON
+/// functions, so a scrape never deserialises every intent's state.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RolloutRows {
+    pub states: Vec<RolloutStateCount>,
+    pub rings: Vec<LatestRing>,
 }
 
 /// Rows of the idempotency journal, grouped.
@@ -57,8 +92,6 @@ pub struct TelemetryRows {
     pub webhook_deliveries: Vec<(bool, u64)>,
     /// The first time each intent was found waiting for an approval.
     pub awaiting_since: Vec<(String, DateTime<Utc>)>,
-    /// The plane each intent's events name (the last one named).
-    pub intent_planes: Vec<(String, String)>,
     pub event_log_length: u64,
 }
 
@@ -104,7 +137,10 @@ impl Store {
             });
         }
         let mut statement = connection.prepare_cached(
-            "SELECT coalesce(ring, ''), json_extract(details, '$.gate.time_to_compliance_hours')
+            "SELECT coalesce(ring, ''),
+                    CASE WHEN json_type(details, '$.site_class') = 'text'
+                      THEN json_extract(details, '$.site_class') ELSE '' END,
+                    json_extract(details, '$.gate.time_to_compliance_hours')
              FROM events WHERE event_type = 'ring_completed'
                AND json_type(details, '$.gate.time_to_compliance_hours') IN ('real', 'integer')",
         )?;
@@ -112,11 +148,17 @@ impl Store {
         while let Some(row) = query.next()? {
             rows.compliance.push(ComplianceObservation {
                 ring: row.get(0)?,
-                hours: row.get(1)?,
+                site_class: row.get(1)?,
+                hours: row.get(2)?,
             });
         }
         let mut statement = connection.prepare_cached(
-            "SELECT plane, action, state, count(*), sum(attempts) FROM idempotency
+            // A later run's actions carry `@run-N`: grouped with the first's,
+            // so the operation label stays a closed set.
+            "SELECT plane,
+                    CASE WHEN instr(action, '@run-') > 0
+                      THEN substr(action, 1, instr(action, '@run-') - 1) ELSE action END,
+                    state, count(*), sum(attempts) FROM idempotency
              GROUP BY 1, 2, 3",
         )?;
         let mut query = statement.query([])?;
@@ -165,21 +207,75 @@ impl Store {
             rows.awaiting_since
                 .push((row.get(0)?, parse_timestamp(&since, "events", "timestamp")?));
         }
-        let mut statement = connection.prepare_cached(
-            "SELECT intent_id, execution_plane FROM events
-             WHERE seq IN (SELECT max(seq) FROM events
-                           WHERE intent_id IS NOT NULL AND execution_plane IS NOT NULL
-                           GROUP BY intent_id)",
-        )?;
-        let mut query = statement.query([])?;
-        while let Some(row) = query.next()? {
-            rows.intent_planes.push((row.get(0)?, row.get(1)?));
-        }
         rows.event_log_length = connection
             .query_row("SELECT coalesce(max(seq), 0) FROM events", [], |row| {
                 row.get::<_, i64>(0)
             })?
             .max(0) as u64;
+        Ok(rows)
+    }
+}
+
+const ROLLOUT_STATES: &str = "
+SELECT coalesce(json_extract(state_json, '$.run.phase.phase'), state),
+       json_extract(state_json, '$.run.phase.requirement'),
+       count(*)
+FROM intents GROUP BY 1, 2";
+
+/// The rings of the latest rollout (by `updated_at`) of each application and
+/// business unit that has a run, with the plane its events name last.
+const LATEST_RINGS: &str = "
+WITH latest AS (
+  SELECT intent_id, application_id, business_unit, state_json FROM (
+    SELECT intent_id, application_id, business_unit, state_json,
+           row_number() OVER (PARTITION BY application_id, business_unit
+                              ORDER BY updated_at DESC, intent_id DESC) AS position
+    FROM intents WHERE json_type(state_json, '$.run.rings') = 'array')
+  WHERE position = 1)
+SELECT l.application_id, l.business_unit,
+       coalesce((SELECT e.execution_plane FROM events e
+                 WHERE e.intent_id = l.intent_id AND e.execution_plane IS NOT NULL
+                 ORDER BY e.seq DESC LIMIT 1), ''),
+       coalesce(json_extract(r.value, '$.ring'), ''),
+       coalesce(json_extract(r.value, '$.observed.targeted'), 0),
+       coalesce(json_extract(r.value, '$.observed.installed'), 0),
+       coalesce(json_extract(r.value, '$.observed.failed'), 0),
+       coalesce(json_extract(r.value, '$.observed.pending'), 0)
+FROM latest l, json_each(l.state_json, '$.run.rings') r
+WHERE json_type(r.value, '$.observed') = 'object'";
+
+fn count_of(row: &rusqlite::Row<'_>, index: usize) -> Result<u64, rusqlite::Error> {
+    Ok(row.get::<_, Option<i64>>(index)?.unwrap_or(0).max(0) as u64)
+}
+
+impl Store {
+    /// The rollouts by state and the rings of the latest rollouts (see
+    /// [`RolloutRows`]).
+    pub fn rollout_rows(&self) -> Result<RolloutRows, StoreError> {
+        let mut rows = RolloutRows::default();
+        let mut statement = self.connection.prepare_cached(ROLLOUT_STATES)?;
+        let mut query = statement.query([])?;
+        while let Some(row) = query.next()? {
+            rows.states.push(RolloutStateCount {
+                phase: row.get(0)?,
+                requirement: row.get(1)?,
+                count: count_of(row, 2)?,
+            });
+        }
+        let mut statement = self.connection.prepare_cached(LATEST_RINGS)?;
+        let mut query = statement.query([])?;
+        while let Some(row) = query.next()? {
+            rows.rings.push(LatestRing {
+                application_id: row.get(0)?,
+                business_unit: row.get(1)?,
+                plane: row.get(2)?,
+                ring: row.get(3)?,
+                targeted: count_of(row, 4)?,
+                installed: count_of(row, 5)?,
+                failed: count_of(row, 6)?,
+                pending: count_of(row, 7)?,
+            });
+        }
         Ok(rows)
     }
 }
