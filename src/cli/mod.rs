@@ -10,6 +10,7 @@ mod evidence;
 mod init;
 mod output;
 mod plan;
+mod progress;
 mod simulate;
 mod status;
 mod validate;

@@ -6,6 +6,7 @@ use crate::evaluation::{Evaluation, NoRuntime};
 use crate::judge::{self, Case, Judgement, Proof};
 use crate::model::{Entry, Snapshot};
 use crate::policy::Decision;
+use crate::progress::Progress;
 use crate::source::{GovernedRepo, read_worktree};
 use anyhow::Context as _;
 use chrono::{DateTime, Utc};
@@ -123,10 +124,17 @@ pub(super) fn run(
     base: Option<&str>,
     wall_clock: DateTime<Utc>,
 ) -> anyhow::Result<ExitCode> {
+    // A spinner per stage on a terminal (reading thousands of files and
+    // judging thousands of intents takes seconds); nothing otherwise.
+    let progress = super::progress::Reporter::on_stderr();
+    Progress::stage(&progress, &format!("reading {}", args.repo.display()), None);
     let revision = read(args)?;
     let base = base_revision(&revision, base)?;
     let now = args.now.unwrap_or(wall_clock);
+    let what = format!("judging {} files", revision.entries.len());
+    Progress::stage(&progress, &what, None);
     let evaluation = judge_revision(&revision, base.as_ref(), now).evaluation;
+    drop(progress);
     match format {
         Format::Human => {
             output::print_validation(&revision.label, revision.entries.len(), &evaluation)

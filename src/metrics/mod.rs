@@ -16,7 +16,9 @@ pub mod families;
 pub mod runtime;
 
 use crate::model::{ApprovalDecision, ApprovalRecord};
-use crate::store::{EvidenceHead, RolloutRows, Store, StoreError, TelemetryRows};
+use crate::store::{
+    ComplianceObservation, EventCount, EvidenceHead, RolloutRows, Store, StoreError, TelemetryRows,
+};
 use chrono::{DateTime, Utc};
 use families::{Family, Kind};
 use prometheus::core::Collector;
@@ -61,6 +63,60 @@ pub struct Observation {
     pub previous_collect_seconds: f64,
 }
 
+/// The event log's aggregates, kept between scrapes: the log only grows, so
+/// each scrape counts only the events appended since the last one
+/// ([`Store::event_tally`]) and adds them up here.
+#[derive(Debug, Clone, Default)]
+pub struct Tally {
+    upto: u64,
+    events: BTreeMap<[String; 6], u64>,
+    compliance: Vec<ComplianceObservation>,
+}
+
+impl Tally {
+    /// Counts the events appended since the last update.
+    pub fn update(&mut self, store: &Store) -> Result<(), StoreError> {
+        let mut fresh = store.event_tally(self.upto)?;
+        if fresh.upto < self.upto {
+            // A shorter log than counted: another store; count it anew.
+            *self = Tally::default();
+            fresh = store.event_tally(0)?;
+        }
+        for event in fresh.events {
+            let key = [
+                event.event_type,
+                event.application_id,
+                event.ring,
+                event.plane,
+                event.outcome,
+                event.class,
+            ];
+            *self.events.entry(key).or_default() += event.count;
+        }
+        self.compliance.extend(fresh.compliance);
+        self.upto = self.upto.max(fresh.upto);
+        Ok(())
+    }
+
+    fn events(&self) -> Vec<EventCount> {
+        self.events
+            .iter()
+            .map(|(key, count)| {
+                let [event_type, application_id, ring, plane, outcome, class] = key.clone();
+                EventCount {
+                    event_type,
+                    application_id,
+                    ring,
+                    plane,
+                    outcome,
+                    class,
+                    count: *count,
+                }
+            })
+            .collect()
+    }
+}
+
 impl Observation {
     /// Reads the store (no writes).
     pub fn read(
@@ -68,10 +124,24 @@ impl Observation {
         approvals: Vec<ApprovalTiming>,
         now: DateTime<Utc>,
     ) -> Result<Observation, StoreError> {
+        Observation::read_with(store, &mut Tally::default(), approvals, now)
+    }
+
+    /// Reads the store, counting only the events `tally` has not seen.
+    pub fn read_with(
+        store: &Store,
+        tally: &mut Tally,
+        approvals: Vec<ApprovalTiming>,
+        now: DateTime<Utc>,
+    ) -> Result<Observation, StoreError> {
+        tally.update(store)?;
+        let mut rows = store.telemetry_rows_but_events()?;
+        rows.events = tally.events();
+        rows.compliance = tally.compliance.clone();
         Ok(Observation {
             now,
             rollouts: store.rollout_rows()?,
-            rows: store.telemetry_rows()?,
+            rows,
             evidence_head: store.evidence_head()?,
             approvals,
             previous_collect_seconds: 0.0,

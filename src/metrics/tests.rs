@@ -445,3 +445,61 @@ fn breaker_states_and_openings_are_reported() {
     let text = render(&observation(TelemetryRows::default()));
     assert_eq!((state(&text), openings(&text)), (0.0, 2.0));
 }
+
+#[test]
+fn a_tally_kept_between_scrapes_counts_what_a_full_read_counts() {
+    use crate::store::{EventOutcome, EventType, NewEvent};
+    let mut store = Store::open_in_memory().expect("store");
+    let now = Utc.with_ymd_and_hms(2026, 12, 1, 12, 0, 0).unwrap();
+    let append = |store: &mut Store, event_type: EventType, details: serde_json::Value| {
+        store
+            .append_event(NewEvent {
+                correlation_id: "c".into(),
+                intent_id: None,
+                event_type,
+                timestamp: now,
+                actor: "ringmaster".into(),
+                actor_role: "control-plane".into(),
+                execution_plane: Some("intune".into()),
+                ring: Some("ring-1-canary".into()),
+                outcome: EventOutcome::Success,
+                details,
+            })
+            .expect("append");
+    };
+    let completed = serde_json::json!({"gate": {"verdict": "pass", "time_to_compliance_hours": 2.0},
+                                       "site_class": "online"});
+    let drift = serde_json::json!({"drift_type": "version_mismatch"});
+    append(&mut store, EventType::RingCompleted, completed.clone());
+    let mut tally = Tally::default();
+    let first = Observation::read_with(&store, &mut tally, Vec::new(), now).expect("read");
+    assert_eq!(first.rows.compliance.len(), 1);
+    append(&mut store, EventType::RingCompleted, completed);
+    append(&mut store, EventType::DriftDetected, drift.clone());
+    append(&mut store, EventType::DriftDetected, drift);
+    let kept = Observation::read_with(&store, &mut tally, Vec::new(), now).expect("read");
+    let full = Observation::read(&store, Vec::new(), now).expect("read");
+    let mut kept_events = kept.rows.events.clone();
+    let mut full_events = full.rows.events.clone();
+    kept_events.sort_by(|a, b| a.event_type.cmp(&b.event_type));
+    full_events.sort_by(|a, b| a.event_type.cmp(&b.event_type));
+    assert_eq!(kept_events, full_events);
+    assert_eq!(kept.rows.compliance, full.rows.compliance);
+    assert_eq!(kept.rows.compliance.len(), 2);
+    assert!(
+        kept_events
+            .iter()
+            .any(|e| e.event_type == "drift_detected" && e.count == 2),
+        "{kept_events:?}"
+    );
+    // Another, shorter log: the tally starts again instead of adding up.
+    let mut other = Store::open_in_memory().expect("store");
+    append(
+        &mut other,
+        EventType::DriftDetected,
+        serde_json::json!({"drift_type": "missing"}),
+    );
+    let fresh = Observation::read_with(&other, &mut tally, Vec::new(), now).expect("read");
+    assert_eq!(fresh.rows.events.len(), 1, "{:?}", fresh.rows.events);
+    assert!(fresh.rows.compliance.is_empty());
+}
