@@ -16,6 +16,7 @@ mod judges;
 mod output_forgery;
 mod policy_limits;
 mod records;
+mod rolled_back;
 mod rules_in_force;
 mod scope;
 mod signed;
