@@ -60,9 +60,11 @@ const CORPUS: &[Case] = &[
     Case {
         name: "hostile: the CAB threshold raised in the commit that needs it",
         apply: |attack| {
-            attack
-                .repo
-                .edit("ringmaster.yaml", "risk_threshold: 50", "risk_threshold: 99");
+            attack.repo.edit(
+                "ringmaster.yaml",
+                "risk_threshold: 50",
+                "risk_threshold: 99",
+            );
             reword(attack, "osquery-6.0.0-it");
             attack.commit("osquery: no CAB needed any more");
         },
@@ -121,8 +123,12 @@ fn plan(attack: &Attack, intent: &str) -> (String, Vec<String>) {
         ],
         &attack.repo.path,
     );
-    let plan: serde_json::Value = serde_json::from_slice(&output.stdout)
-        .unwrap_or_else(|error| panic!("plan {intent} printed no JSON ({error}): {}", stderr(&output)));
+    let plan: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap_or_else(|error| {
+        panic!(
+            "plan {intent} printed no JSON ({error}): {}",
+            stderr(&output)
+        )
+    });
     let outcome = &plan["evaluation"]["outcome"];
     let mut rules = Vec::new();
     for list in ["reasons", "notes"] {
@@ -150,8 +156,7 @@ fn merge(attack: &Attack) -> Verdict {
         &ringmaster::forge::changes::changed_paths(&base_entries, &head_entries),
     )
     .is_empty();
-    let history =
-        ringmaster::source::history::change_history(&repo, base, head).expect("history");
+    let history = ringmaster::source::history::change_history(&repo, base, head).expect("history");
     let facts = MergeFacts {
         repository: "contoso/tenant".into(),
         pull_request: Some(MergedPullRequest {
@@ -274,14 +279,26 @@ fn every_entry_point_reaches_the_same_decisions_on_the_corpus() {
         // The same errors everywhere (file: message).
         let errors = sorted_lines(&validate.errors);
         assert_eq!(case.invalid, !errors.is_empty(), "{name}: {validate:#?}");
-        for (judge, verdict) in [("the PR check", &pr_check), ("the merge", &merge), ("the daemon", &daemon)] {
-            assert_eq!(sorted_lines(&verdict.errors), errors, "{name}: {judge} reports other errors");
+        for (judge, verdict) in [
+            ("the PR check", &pr_check),
+            ("the merge", &merge),
+            ("the daemon", &daemon),
+        ] {
+            assert_eq!(
+                sorted_lines(&verdict.errors),
+                errors,
+                "{name}: {judge} reports other errors"
+            );
         }
         // The same warnings from validate and the daemon (no forge: both
         // judge a push); the PR check's and the merge's on the same files
         // (a claim's reason there names the pull request nobody approved).
         if !case.invalid {
-            assert_eq!(sorted_lines(&daemon.warnings), sorted_lines(&validate.warnings), "{name}: daemon");
+            assert_eq!(
+                sorted_lines(&daemon.warnings),
+                sorted_lines(&validate.warnings),
+                "{name}: daemon"
+            );
         }
         let files = |verdict: &Verdict| -> BTreeSet<String> {
             verdict
@@ -290,30 +307,61 @@ fn every_entry_point_reaches_the_same_decisions_on_the_corpus() {
                 .filter_map(|w| w.split(": ").next().map(str::to_owned))
                 .collect()
         };
-        assert_eq!(files(&pr_check), files(&validate), "{name}: PR check warnings");
+        assert_eq!(
+            files(&pr_check),
+            files(&validate),
+            "{name}: PR check warnings"
+        );
         assert_eq!(files(&merge), files(&validate), "{name}: merge warnings");
 
         for (intent, decision) in &validate.decisions {
             let rules = sorted(validate.rules.get(intent));
             let (plan_decision, plan_rules) = &plans[intent];
             assert_eq!(
-                (plan_decision, &plan_rules.iter().cloned().collect::<BTreeSet<_>>()),
+                (
+                    plan_decision,
+                    &plan_rules.iter().cloned().collect::<BTreeSet<_>>()
+                ),
                 (decision, &rules),
                 "{name}: plan and validate disagree on {intent}"
             );
-            assert_eq!(merge.decision(intent), decision, "{name}: merge on {intent}");
-            assert_eq!(sorted(merge.rules.get(intent)), rules, "{name}: merge rules on {intent}");
+            assert_eq!(
+                merge.decision(intent),
+                decision,
+                "{name}: merge on {intent}"
+            );
+            assert_eq!(
+                sorted(merge.rules.get(intent)),
+                rules,
+                "{name}: merge rules on {intent}"
+            );
             if let Some(pr_decision) = pr_check.decisions.get(intent) {
                 assert_eq!(pr_decision, decision, "{name}: PR check on {intent}");
-                assert_eq!(sorted(pr_check.rules.get(intent)), rules, "{name}: PR rules on {intent}");
+                assert_eq!(
+                    sorted(pr_check.rules.get(intent)),
+                    rules,
+                    "{name}: PR rules on {intent}"
+                );
             }
             if !case.invalid {
-                assert_eq!(daemon.decision(intent), decision, "{name}: daemon on {intent}");
-                assert_eq!(sorted(daemon.rules.get(intent)), rules, "{name}: daemon rules on {intent}");
+                assert_eq!(
+                    daemon.decision(intent),
+                    decision,
+                    "{name}: daemon on {intent}"
+                );
+                assert_eq!(
+                    sorted(daemon.rules.get(intent)),
+                    rules,
+                    "{name}: daemon rules on {intent}"
+                );
             }
         }
         for (intent, expected) in case.expect {
-            assert_eq!(validate.decision(intent), *expected, "{name}: {validate:#?}");
+            assert_eq!(
+                validate.decision(intent),
+                *expected,
+                "{name}: {validate:#?}"
+            );
             assert_eq!(
                 pr_check.decision(intent),
                 *expected,
