@@ -283,6 +283,7 @@ pub fn daemon_config(repo: &TestRepo) -> DaemonConfig {
         config_file: None,
         evidence_object_store: None,
         incidents: Default::default(),
+        api: None,
         notifications: Vec::new(),
         git_credentials: Default::default(),
     }
