@@ -293,7 +293,11 @@ pub fn daemon_config(repo: &TestRepo) -> DaemonConfig {
 /// from the store, the rules from its latest decision pack, and the
 /// diagnostics when the commit was refused.
 pub fn read_daemon(repo: &TestRepo, daemon: &Daemon) -> Verdict {
-    let store = daemon.store();
+    read_store(repo, daemon.store())
+}
+
+/// [`read_daemon`] from a daemon's store (e.g. after `serve --once` exited).
+pub fn read_store(repo: &TestRepo, store: &ringmaster::store::Store) -> Verdict {
     let mut verdict = Verdict::default();
     let tip = store
         .last_processed_commit("main")

@@ -10,6 +10,7 @@ mod support;
 mod bounded;
 mod harness;
 
+mod corpus;
 mod expiry;
 mod identities;
 mod judges;
