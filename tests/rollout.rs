@@ -1281,3 +1281,119 @@ async fn a_deny_from_a_change_in_flight_waits_then_proceeds() {
         .count();
     assert!(decisions >= 2, "{subjects}");
 }
+
+/// A new intent superseding Chrome 131 while its rollout is in flight:
+/// 131's run ends `superseded`, its assignments are withdrawn from the plane
+/// (halt, recorded) and the superseding intent rolls out on its own.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_superseded_run_has_its_assignments_withdrawn_when_the_new_intent_takes_over() {
+    let mut fleet = Fleet::new();
+    chrome_alone_on_intune(&fleet);
+    let old = correlation_id_for(CHROME);
+    let canary_live = fleet
+        .run_until(24 * 10, 1, |f| {
+            f.sim(Plane::Intune).assignment_count(&old) >= 2
+        })
+        .await;
+    assert!(
+        canary_live,
+        "131 reaches its canary ring: {:?}",
+        fleet.phase(CHROME)
+    );
+    // Chrome 132 as a new intent that supersedes 131.
+    let v131 = fleet.repo.read("apps/google-chrome/131.0.6778.yaml");
+    let old_hash = "sha256:ef5a7b00ad6c60fe40edb8e5f33b19d5a49056ca8ba594bdb62f8c39091e2bfe";
+    let new_hash = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+    fleet.repo.write(
+        "apps/google-chrome/132.0.6834.yaml",
+        &v131
+            .replace("131.0.6778", "132.0.6834")
+            .replace(old_hash, new_hash),
+    );
+    let intent = fleet
+        .repo
+        .read("intents/chrome-131-finance.yaml")
+        .replace(
+            "intent_id: chrome-131-finance",
+            "intent_id: chrome-132-finance",
+        )
+        .replace("version: \"131.0.6778\"", "version: \"132.0.6834\"")
+        .replace(old_hash, new_hash)
+        .replace(
+            "rollback_version: \"130.0.6723\"",
+            "rollback_version: \"131.0.6778\"",
+        )
+        .replace(
+            "requested_by: alice",
+            "requested_by: alice\nsupersedes: chrome-131-finance",
+        );
+    fleet.repo.write("intents/chrome-132-finance.yaml", &intent);
+    fleet.repo.commit_all("chrome 132 supersedes 131");
+    let new = correlation_id_for("chrome-132-finance");
+    let taken_over = fleet
+        .run_until(24 * 10, 1, |f| {
+            matches!(f.phase(CHROME), Some(Phase::Superseded { .. }))
+                && f.sim(Plane::Intune).assignment_count(&new) >= 1
+        })
+        .await;
+    assert!(
+        taken_over,
+        "131 superseded ({:?}) and 132 published ({:?})",
+        fleet.phase(CHROME),
+        fleet.phase("chrome-132-finance")
+    );
+    let sim = fleet.sim(Plane::Intune);
+    assert_eq!(
+        sim.assignment_count(&old),
+        0,
+        "the superseded run's assignments are withdrawn"
+    );
+    // Later passes (reconciliation included) never put them back, and the
+    // halt was carried out once, recorded.
+    fleet.run_until(24 * 3, 6, |_| false).await;
+    assert_eq!(fleet.sim(Plane::Intune).assignment_count(&old), 0);
+    let halts: Vec<_> = fleet
+        .daemon
+        .store()
+        .events(&EventFilter {
+            intent_id: Some(CHROME.into()),
+            ..EventFilter::default()
+        })
+        .expect("events")
+        .into_iter()
+        .filter(|e| e.details["kind"] == "halted_on_plane")
+        .collect();
+    assert_eq!(halts.len(), 1, "{halts:?}");
+    assert_eq!(halts[0].details["applied"], true);
+    let journal = fleet
+        .daemon
+        .store()
+        .get_action(&ringmaster::store::action_key(
+            CHROME,
+            "intune",
+            &halts[0].details["rings"]
+                .as_array()
+                .expect("rings")
+                .iter()
+                .filter_map(|ring| ring.as_str())
+                .collect::<Vec<_>>()
+                .join(","),
+            "remediate:halt",
+        ))
+        .expect("journal")
+        .expect("the halt is journalled");
+    assert_eq!(journal.state, ringmaster::store::ActionState::Confirmed);
+    assert!(
+        fleet.sim(Plane::Intune).assignment_count(&new) >= 1,
+        "132 keeps rolling out"
+    );
+    assert!(
+        fleet
+            .daemon
+            .store()
+            .verify_event_chain()
+            .expect("chain")
+            .first_break
+            .is_none()
+    );
+}

@@ -135,6 +135,16 @@ fn with_run_correlation(run: &IntentRun, mut request: Value) -> Value {
     request
 }
 
+/// What became of a journalled plane call.
+enum Sent<T> {
+    /// It went out (the entry was marked `sent`); the plane's answer.
+    Answered(Result<T, ConnectorError>),
+    /// The plane's circuit breaker refused it before anything went out: the
+    /// entry was journalled as not sent (still `planned` or `failed`, with
+    /// the time of the next probe) and is sent again later.
+    Refused(ConnectorError),
+}
+
 /// Why a change that reaches more devices may not go out now.
 struct Refusal {
     /// `change_freeze` or `held`.
@@ -671,11 +681,15 @@ impl Performer<'_> {
                 external_id: planned.external_id.unwrap_or_default(),
             });
         }
-        if planned.state != ActionState::Sent {
-            self.store.mark_sent(&planned.key, now)?;
-        }
         let call = connector.publish(&request, now);
-        match self.plane_breakers.call(request.plane, now, call).await {
+        let sent = self
+            .send_journalled(&planned.key, planned.state, request.plane, now, call)
+            .await?;
+        let answer = match sent {
+            Sent::Answered(answer) => answer,
+            Sent::Refused(refusal) => return Ok(failed(failure_of(&refusal))),
+        };
+        match answer {
             Ok(result) => {
                 if self.pause_at == Some(PausePoint::AfterPublish) {
                     pause_forever("after-publish");
@@ -693,6 +707,35 @@ impl Performer<'_> {
                 Ok(failed(failure_of(&error)))
             }
         }
+    }
+
+    /// Sends a journalled call to `plane`: marks the entry `sent`, then
+    /// calls through the plane's circuit breaker — unless the breaker is
+    /// open, in which case nothing goes out and the entry is journalled as
+    /// not sent ([`Store::mark_not_sent`]), never as sent then failed.
+    async fn send_journalled<T>(
+        &mut self,
+        key: &str,
+        state: ActionState,
+        plane: Plane,
+        now: DateTime<Utc>,
+        call: impl std::future::Future<Output = Result<T, ConnectorError>>,
+    ) -> Result<Sent<T>, DriveError> {
+        if let Some(refusal) = self.plane_breakers.refusal(plane, now) {
+            let retry_at = refusal
+                .retry_after
+                .and_then(|wait| chrono::Duration::from_std(wait).ok())
+                .map(|wait| now + wait);
+            self.store
+                .mark_not_sent(key, &format!("not sent: {refusal}"), retry_at, now)?;
+            return Ok(Sent::Refused(refusal));
+        }
+        if state != ActionState::Sent {
+            self.store.mark_sent(key, now)?;
+        }
+        Ok(Sent::Answered(
+            self.plane_breakers.call(plane, now, call).await,
+        ))
     }
 
     /// Records that a plane change was not sent, and why.
@@ -811,8 +854,9 @@ impl Performer<'_> {
         action: RemediationAction,
         now: DateTime<Utc>,
     ) -> Result<Vec<Event>, DriveError> {
+        let halting = action == RemediationAction::Halt;
         let remediation = match &action {
-            RemediationAction::Halt => return Ok(Vec::new()),
+            RemediationAction::Halt => Remediation::Halt,
             RemediationAction::Rollback { to_version } => Remediation::Rollback {
                 to_version: to_version.clone(),
             },
@@ -849,23 +893,58 @@ impl Performer<'_> {
         if planned.state == ActionState::Confirmed {
             return Ok(vec![Event::RollbackConfirmed]);
         }
-        if planned.state != ActionState::Sent {
-            self.store.mark_sent(&planned.key, now)?;
-        }
         let correlation_id = plane_correlation_id(run);
         let call = connector.remediate(&correlation_id, &remediation, now);
-        match self.plane_breakers.call(plane, now, call).await {
+        let answer = match self
+            .send_journalled(&planned.key, planned.state, plane, now, call)
+            .await?
+        {
+            Sent::Answered(answer) => answer,
+            Sent::Refused(refusal) => Err(refusal),
+        };
+        match answer {
             Ok(result) => {
                 if self.pause_at == Some(PausePoint::AfterRemediation) {
                     pause_forever("after-remediation");
                 }
                 self.store.mark_confirmed(&planned.key, None, now)?;
-                self.siem.emit(&json!({"type": "rollback", "intent_id": intent.intent_id, "strategy": strategy, "rings": rings, "applied": result.applied, "at": now}));
+                self.siem.emit(&json!({"type": remediation.name(), "intent_id": intent.intent_id, "strategy": strategy, "rings": rings, "applied": result.applied, "at": now}));
+                if halting {
+                    self.event(
+                        &intent.intent_id,
+                        (EventType::RollbackExecuted, EventOutcome::Success),
+                        ACTOR,
+                        None,
+                        json!({"kind": "halted_on_plane", "rings": rings, "applied": result.applied,
+                               "detail": result.detail}),
+                        now,
+                    )?;
+                    return Ok(Vec::new());
+                }
                 Ok(vec![Event::RollbackConfirmed])
             }
             Err(error) => {
-                self.store
-                    .mark_failed(&planned.key, &error.to_string(), None, now)?;
+                if let Some(action) = self.store.get_action(&planned.key)?
+                    && action.state == ActionState::Sent
+                {
+                    self.store
+                        .mark_failed(&planned.key, &error.to_string(), None, now)?;
+                }
+                if halting {
+                    // The run has ended: the halt it could not carry out is
+                    // reported (event, SIEM) for a human to finish.
+                    self.event(
+                        &intent.intent_id,
+                        (EventType::RollbackExecuted, EventOutcome::Failure),
+                        ACTOR,
+                        None,
+                        json!({"kind": "halt_failed", "rings": rings, "error": error.to_string(),
+                               "code": error.code.as_str()}),
+                        now,
+                    )?;
+                    self.siem.emit(&json!({"type": "halt_failed", "intent_id": intent.intent_id, "rings": rings, "error": error.to_string(), "at": now}));
+                    return Ok(Vec::new());
+                }
                 Ok(vec![Event::RollbackFailed {
                     error: error.to_string(),
                     failure: Some(failure_of(&error)),
@@ -922,12 +1001,16 @@ impl Performer<'_> {
                 detail: "already carried out (the journal confirms it)".into(),
             }));
         }
-        if planned.state != ActionState::Sent {
-            self.store.mark_sent(&planned.key, now)?;
-        }
         let correlation_id = plane_correlation_id(run);
         let call = connector.remediate(&correlation_id, &plan.remediation, now);
-        match self.plane_breakers.call(plane, now, call).await {
+        let answer = match self
+            .send_journalled(&planned.key, planned.state, plane, now, call)
+            .await?
+        {
+            Sent::Answered(answer) => answer,
+            Sent::Refused(refusal) => return Ok(DriftRemediation::Failed(refusal.to_string())),
+        };
+        match answer {
             Ok(result) => {
                 if self.pause_at == Some(PausePoint::AfterRemediation) {
                     pause_forever("after-remediation");

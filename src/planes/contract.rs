@@ -161,6 +161,12 @@ pub enum Remediation {
     /// Stop at `ring`: rings published after it are unassigned and later rings
     /// are refused with `ring_pinned`.
     RingPin { ring: String },
+    /// Stop every further install of the deployment on the plane, in every
+    /// ring: withdraw (or disable) every install assignment and cancel what
+    /// the plane has not delivered yet. Devices keep what they installed;
+    /// nothing is uninstalled. Publishing any ring of the same correlation
+    /// id afterwards is refused with `deployment_halted`.
+    Halt,
 }
 
 impl Remediation {
@@ -171,6 +177,7 @@ impl Remediation {
             Remediation::Rollback { .. } => "rollback",
             Remediation::Redeploy => "redeploy",
             Remediation::RingPin { .. } => "ring_pin",
+            Remediation::Halt => "halt",
         }
     }
 }

@@ -77,6 +77,104 @@ pub async fn ring_pin_is_idempotent_and_refuses_later_rings<H: Harness>() {
     );
 }
 
+/// Devices on the deployment's version, as the plane observes them.
+async fn installed_of(connector: &Connector, minutes: i64) -> u32 {
+    let status = connector
+        .query_status(CORRELATION, at(minutes))
+        .await
+        .expect("status");
+    status
+        .observed
+        .installed_versions
+        .get(VERSION)
+        .copied()
+        .unwrap_or(0)
+}
+
+/// Check 7, halt: every install assignment of every ring is withdrawn once
+/// (a replay answers `applied: false`), devices that had not installed by
+/// then never do — however many check in later — those that had keep the
+/// version, and no ring of the deployment is assigned again
+/// (`deployment_halted`).
+pub async fn halt_stops_installs_on_the_plane<H: Harness>() {
+    let harness = H::start(HarnessOptions::default()).await;
+    let connector = harness.connector();
+    connector
+        .publish(&canary_request(&harness), at(0))
+        .await
+        .expect("ring 1");
+    connector
+        .publish(&pilot_request(&harness), at(60))
+        .await
+        .expect("ring 2");
+    assert!(harness.installs_still_owed(CORRELATION).await > 0);
+    if H::DEVICES_REPORT_ON_DEMAND {
+        harness
+            .report_devices(
+                CORRELATION,
+                DeviceResults {
+                    installed: 1,
+                    failed: 0,
+                },
+                at(61),
+            )
+            .await;
+    }
+    let halt = remediate(&connector, &Remediation::Halt, 63).await;
+    assert!(
+        halt.applied,
+        "the first halt changes the plane: {}",
+        halt.detail
+    );
+    let installed_at_halt = installed_of(&connector, 63).await;
+    if H::DEVICES_REPORT_ON_DEMAND && H::STATUS_OUTLIVES_ASSIGNMENTS {
+        assert_eq!(installed_at_halt, 1, "the device that installed keeps it");
+    }
+    assert_eq!(
+        harness.installs_still_owed(CORRELATION).await,
+        0,
+        "nothing on the plane would still install it"
+    );
+    let replay = remediate(&connector, &Remediation::Halt, 64).await;
+    assert!(!replay.applied, "halted already: {}", replay.detail);
+    // Every device checks in afterwards (or, for a plane whose devices
+    // report by themselves, a week passes): none installs.
+    if H::DEVICES_REPORT_ON_DEMAND {
+        harness
+            .report_devices(
+                CORRELATION,
+                DeviceResults {
+                    installed: 10_000,
+                    failed: 0,
+                },
+                at(65),
+            )
+            .await;
+    }
+    let week = 7 * 24 * 60;
+    assert_eq!(
+        installed_of(&connector, week).await,
+        installed_at_halt,
+        "no device installed the version after the halt"
+    );
+    for (name, request) in [
+        ("ring 1", canary_request(&harness)),
+        ("ring 2", pilot_request(&harness)),
+    ] {
+        let error = connector
+            .publish(&request, at(week + 1))
+            .await
+            .expect_err("halted");
+        assert_error(
+            &error,
+            ErrorClass::PolicyViolation,
+            ErrorCode::DeploymentHalted,
+            &format!("publish {name} after the halt"),
+        );
+    }
+    assert_eq!(harness.installs_still_owed(CORRELATION).await, 0);
+}
+
 /// Check 7: a redeploy of a plane as published changes nothing the second time.
 pub async fn redeploy_is_idempotent<H: Harness>() {
     let harness = H::start(HarnessOptions::default()).await;
