@@ -1397,3 +1397,67 @@ async fn a_superseded_run_has_its_assignments_withdrawn_when_the_new_intent_take
             .is_none()
     );
 }
+
+/// A publish the plane's circuit breaker refuses never left: the journal
+/// keeps it `planned` (never `sent`, no attempt counted) with why and when,
+/// and it goes out once the plane may be called again.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_publish_refused_by_an_open_breaker_is_journalled_as_not_sent() {
+    use ringmaster::store::ActionState;
+    let mut fleet = Fleet::new();
+    fleet.step().await;
+    let sim = fleet.sim(Plane::Intune);
+    let lab_publishes = sim.publish_calls();
+    assert!(lab_publishes >= 2, "several runs publish on Intune");
+    // The next Intune publish is throttled for three hours: the plane's
+    // breaker opens that long, and every other run's publish to Intune in
+    // the same pass is refused without a call.
+    sim.inject_publish_fault(Fault::RateLimited {
+        retry_after: Some(std::time::Duration::from_secs(3 * 3600)),
+    })
+    .expect("fault");
+    while sim.publish_calls() == lab_publishes {
+        assert!(fleet.now < Utc.with_ymd_and_hms(2026, 12, 20, 0, 0, 0).single().expect("date"));
+        fleet.now += Duration::hours(24);
+        fleet.step().await;
+    }
+    assert_eq!(sim.publish_calls(), lab_publishes + 1, "one publish reached Intune");
+    let intune_publishes = |fleet: &Fleet| -> Vec<ringmaster::store::Action> {
+        fleet
+            .daemon
+            .store()
+            .pending_actions()
+            .expect("journal")
+            .into_iter()
+            .filter(|action| action.plane == "intune" && action.action == "publish")
+            .collect()
+    };
+    let pending = intune_publishes(&fleet);
+    assert!(
+        !pending.is_empty(),
+        "other runs had Intune publishes to make"
+    );
+    for action in &pending {
+        assert_eq!(action.state, ActionState::Planned, "{action:?}");
+        assert_eq!(action.attempts, 0, "never sent: {action:?}");
+        let why = action.last_error.as_deref().unwrap_or_default();
+        assert!(why.starts_with("not sent:") && why.contains("circuit breaker"), "{why}");
+        assert!(action.next_attempt_at.is_some_and(|at| at > fleet.now));
+    }
+    // Once the plane may be called again they go out, each once.
+    let refused: Vec<String> = pending.iter().map(|action| action.key.clone()).collect();
+    fleet.now += Duration::hours(4);
+    fleet.step().await;
+    fleet.now += Duration::hours(1);
+    fleet.step().await;
+    for key in &refused {
+        let action = fleet
+            .daemon
+            .store()
+            .get_action(key)
+            .expect("journal")
+            .expect("entry");
+        assert_eq!(action.state, ActionState::Confirmed, "{action:?}");
+        assert_eq!(action.attempts, 1, "sent exactly once: {action:?}");
+    }
+}
