@@ -190,5 +190,6 @@ conformance::conformance_suite!(
         halt_stops_installs_on_the_plane,
         redeploy_is_idempotent,
         rollback_is_idempotent,
+        rollback_strategy_decides_what_the_plane_does,
     ]
 );

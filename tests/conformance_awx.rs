@@ -324,6 +324,7 @@ conformance::conformance_suite!(
         halt_stops_installs_on_the_plane,
         redeploy_is_idempotent,
         rollback_is_idempotent,
+        rollback_strategy_decides_what_the_plane_does,
         uninstall_is_idempotent_even_when_its_answer_is_lost,
         expired_token_is_refreshed_once,
         credentials_never_appear_in_errors_or_logs,

@@ -1417,11 +1417,21 @@ async fn a_publish_refused_by_an_open_breaker_is_journalled_as_not_sent() {
     })
     .expect("fault");
     while sim.publish_calls() == lab_publishes {
-        assert!(fleet.now < Utc.with_ymd_and_hms(2026, 12, 20, 0, 0, 0).single().expect("date"));
+        assert!(
+            fleet.now
+                < Utc
+                    .with_ymd_and_hms(2026, 12, 20, 0, 0, 0)
+                    .single()
+                    .expect("date")
+        );
         fleet.now += Duration::hours(24);
         fleet.step().await;
     }
-    assert_eq!(sim.publish_calls(), lab_publishes + 1, "one publish reached Intune");
+    assert_eq!(
+        sim.publish_calls(),
+        lab_publishes + 1,
+        "one publish reached Intune"
+    );
     let intune_publishes = |fleet: &Fleet| -> Vec<ringmaster::store::Action> {
         fleet
             .daemon
@@ -1441,7 +1451,10 @@ async fn a_publish_refused_by_an_open_breaker_is_journalled_as_not_sent() {
         assert_eq!(action.state, ActionState::Planned, "{action:?}");
         assert_eq!(action.attempts, 0, "never sent: {action:?}");
         let why = action.last_error.as_deref().unwrap_or_default();
-        assert!(why.starts_with("not sent:") && why.contains("circuit breaker"), "{why}");
+        assert!(
+            why.starts_with("not sent:") && why.contains("circuit breaker"),
+            "{why}"
+        );
         assert!(action.next_attempt_at.is_some_and(|at| at > fleet.now));
     }
     // Once the plane may be called again they go out, each once.

@@ -859,6 +859,7 @@ impl Performer<'_> {
             RemediationAction::Halt => Remediation::Halt,
             RemediationAction::Rollback { to_version } => Remediation::Rollback {
                 to_version: to_version.clone(),
+                strategy: Some(strategy.to_owned()),
             },
             RemediationAction::Uninstall => Remediation::Uninstall,
         };

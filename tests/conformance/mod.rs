@@ -286,6 +286,7 @@ macro_rules! conformance_suite {
                 halt_stops_installs_on_the_plane,
                 redeploy_is_idempotent,
                 rollback_is_idempotent,
+                rollback_strategy_decides_what_the_plane_does,
                 uninstall_is_idempotent_even_when_its_answer_is_lost,
                 drift_shows_in_observed_and_redeploy_repairs_it,
                 reverted_version_shows_in_installed_versions,

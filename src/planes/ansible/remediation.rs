@@ -47,7 +47,7 @@ impl AnsibleConnector {
                 self.save(&deployment).await?;
                 Ok(done(true, "removed from every targeted host".into()))
             }
-            Remediation::Rollback { to_version } => {
+            Remediation::Rollback { to_version, .. } => {
                 if deployment.state
                     == (DeploymentState::RolledBack {
                         to_version: to_version.clone(),

@@ -46,7 +46,7 @@ pub async fn remediate(
         .ok_or_else(|| not_found(correlation_id))?;
     let (applied, detail) = match remediation {
         Remediation::Uninstall => uninstall(connector, app).await?,
-        Remediation::Rollback { to_version } => rollback(connector, app, to_version).await?,
+        Remediation::Rollback { to_version, .. } => rollback(connector, app, to_version).await?,
         Remediation::Redeploy => redeploy(connector, app).await?,
         Remediation::RingPin { ring } => pin(connector, app, ring).await?,
         Remediation::Halt => halt(connector, app).await?,

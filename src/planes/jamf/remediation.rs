@@ -37,7 +37,7 @@ pub async fn remediate(
     let found = deployment(connector, correlation_id).await?;
     let (applied, detail) = match remediation {
         Remediation::Uninstall => uninstall(connector, found).await?,
-        Remediation::Rollback { to_version } => rollback(connector, found, to_version).await?,
+        Remediation::Rollback { to_version, .. } => rollback(connector, found, to_version).await?,
         Remediation::Redeploy => redeploy(connector, found).await?,
         Remediation::RingPin { ring } => pin(connector, found, ring).await?,
         Remediation::Halt => halt(connector, found).await?,

@@ -40,7 +40,7 @@ pub async fn remediate(
 ) -> Result<RemediationResult, ConnectorError> {
     let (applied, detail) = match remediation {
         Remediation::Uninstall => uninstall(connector, entry).await?,
-        Remediation::Rollback { to_version } => rollback(connector, entry, to_version).await?,
+        Remediation::Rollback { to_version, .. } => rollback(connector, entry, to_version).await?,
         Remediation::Redeploy => redeploy(connector, entry, now).await?,
         Remediation::RingPin { ring } => pin(connector, entry, ring).await?,
         Remediation::Halt => halt(connector, entry).await?,

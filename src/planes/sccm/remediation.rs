@@ -25,7 +25,9 @@ pub async fn remediate(
     let found = deployment(connector, correlation_id).await?;
     let (applied, detail) = match remediation {
         Remediation::Uninstall => uninstall(connector, found, now).await?,
-        Remediation::Rollback { to_version } => rollback(connector, found, to_version, now).await?,
+        Remediation::Rollback { to_version, .. } => {
+            rollback(connector, found, to_version, now).await?
+        }
         Remediation::Redeploy => redeploy(connector, found, now).await?,
         Remediation::RingPin { ring } => pin(connector, found, ring).await?,
         Remediation::Halt => halt(connector, found).await?,

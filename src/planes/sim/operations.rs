@@ -173,7 +173,7 @@ impl SimFleet {
             .ok_or_else(|| not_found(correlation_id, self.plane.as_str()))?;
         let (applied, detail) = match remediation {
             Remediation::Uninstall => self.uninstall(index, now),
-            Remediation::Rollback { to_version } => self.rollback(index, to_version, now)?,
+            Remediation::Rollback { to_version, .. } => self.rollback(index, to_version, now)?,
             Remediation::Redeploy => self.redeploy(index, now)?,
             Remediation::RingPin { ring } => self.pin(index, ring),
             Remediation::Halt => self.halt(index, now),

@@ -45,7 +45,7 @@ impl AwxConnector {
                     format!("uninstall job {job} launched on every host of the deployment"),
                 ))
             }
-            Remediation::Rollback { to_version } => {
+            Remediation::Rollback { to_version, .. } => {
                 if deployment.state
                     == (DeploymentState::RolledBack {
                         to_version: to_version.clone(),
