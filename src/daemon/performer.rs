@@ -683,7 +683,14 @@ impl Performer<'_> {
         }
         let call = connector.publish(&request, now);
         let sent = self
-            .send_journalled(&planned.key, planned.state, request.plane, now, call)
+            .send_journalled(
+                &planned.key,
+                planned.state,
+                request.plane,
+                now,
+                (PausePoint::BeforePublish, "before-publish"),
+                call,
+            )
             .await?;
         let answer = match sent {
             Sent::Answered(answer) => answer,
@@ -719,6 +726,7 @@ impl Performer<'_> {
         state: ActionState,
         plane: Plane,
         now: DateTime<Utc>,
+        pause: (PausePoint, &'static str),
         call: impl std::future::Future<Output = Result<T, ConnectorError>>,
     ) -> Result<Sent<T>, DriveError> {
         if let Some(refusal) = self.plane_breakers.refusal(plane, now) {
@@ -732,6 +740,10 @@ impl Performer<'_> {
         }
         if state != ActionState::Sent {
             self.store.mark_sent(key, now)?;
+        }
+        let (point, name) = pause;
+        if self.pause_at == Some(point) {
+            pause_forever(name);
         }
         Ok(Sent::Answered(
             self.plane_breakers.call(plane, now, call).await,
@@ -897,7 +909,14 @@ impl Performer<'_> {
         let correlation_id = plane_correlation_id(run);
         let call = connector.remediate(&correlation_id, &remediation, now);
         let answer = match self
-            .send_journalled(&planned.key, planned.state, plane, now, call)
+            .send_journalled(
+                &planned.key,
+                planned.state,
+                plane,
+                now,
+                (PausePoint::BeforeRemediation, "before-remediation"),
+                call,
+            )
             .await?
         {
             Sent::Answered(answer) => answer,
@@ -1005,7 +1024,14 @@ impl Performer<'_> {
         let correlation_id = plane_correlation_id(run);
         let call = connector.remediate(&correlation_id, &plan.remediation, now);
         let answer = match self
-            .send_journalled(&planned.key, planned.state, plane, now, call)
+            .send_journalled(
+                &planned.key,
+                planned.state,
+                plane,
+                now,
+                (PausePoint::BeforeRemediation, "before-remediation"),
+                call,
+            )
             .await?
         {
             Sent::Answered(answer) => answer,
@@ -1025,6 +1051,45 @@ impl Performer<'_> {
                 Ok(DriftRemediation::Failed(error.to_string()))
             }
         }
+    }
+
+    /// Confirms the remediation of drift record `record_id` that the journal
+    /// has as sent, once the plane shows no drift any more (the daemon died
+    /// between the plane's answer and the journal): answers whether there
+    /// was one. Recorded as an `in_flight_resolved` event.
+    pub fn confirm_sent_remediation(
+        &mut self,
+        run: &IntentRun,
+        plane: Plane,
+        record_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool, DriveError> {
+        let sent: Vec<_> = self
+            .store
+            .pending_actions()?
+            .into_iter()
+            .filter(|action| {
+                action.state == ActionState::Sent
+                    && action.intent_id == run.intent_id
+                    && action.plane == plane.as_str()
+                    && action.ring == record_id
+                    && action.action.starts_with("remediate:")
+            })
+            .collect();
+        for action in &sent {
+            self.store.mark_confirmed(&action.key, None, now)?;
+            self.event(
+                &run.intent_id,
+                (EventType::OperatorAction, EventOutcome::Info),
+                ACTOR,
+                None,
+                json!({"kind": "in_flight_resolved", "journal_key": action.key,
+                       "action": action.action, "drift_record": record_id,
+                       "next": "confirmed: the plane no longer shows the drift it repaired"}),
+                now,
+            )?;
+        }
+        Ok(!sent.is_empty())
     }
 
     /// After a start: resolves every plane action the journal has as sent but

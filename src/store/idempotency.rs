@@ -286,6 +286,12 @@ impl Store {
         )
     }
 
+    /// Every action of the journal, in the order they were planned (for
+    /// `status`, audits and tests).
+    pub fn actions(&self) -> Result<Vec<Action>, StoreError> {
+        self.select_actions("ORDER BY action_seq", params![])
+    }
+
     /// Failed actions whose retry time has come, soonest first.
     pub fn actions_due_for_retry(&self, now: DateTime<Utc>) -> Result<Vec<Action>, StoreError> {
         self.select_actions(
