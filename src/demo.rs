@@ -502,6 +502,7 @@ pub async fn run(
         config_file: None,
         evidence_object_store: None,
         incidents: Default::default(),
+        api: None,
         notifications: Vec::new(),
         git_credentials: Default::default(),
     };

@@ -370,6 +370,20 @@ impl<'a> Context<'a> {
                 |a| json!({"record": to_json(&a.value), "approver": principal_json(&a.decided_by)}),
             )
             .collect();
+        // Approvals of a change of this application's allowed_scope: only
+        // they count for `scope.application_scope_changed`.
+        let scope_approvals: Vec<Value> = snapshot
+            .approvals
+            .values()
+            .filter(|a| {
+                a.application_scope
+                    .as_ref()
+                    .is_some_and(|scope| scope.application_id == intent.application_id)
+            })
+            .map(
+                |a| json!({"record": to_json(&a.value), "approver": principal_json(&a.decided_by)}),
+            )
+            .collect();
         let exceptions: Vec<Value> = snapshot
             .exceptions
             .values()
@@ -416,6 +430,11 @@ impl<'a> Context<'a> {
             "active_changes": active_changes,
             "rolled_back_versions": runtime.rolled_back_versions(intent),
             "previous_application": previous_application,
+            "scope_approvals": scope_approvals,
+            "application_scope_sha256": crate::model::digest::scope_sha256(
+                &application.id,
+                &application.allowed_scope,
+            ),
         }))
     }
 

@@ -34,7 +34,8 @@ use crate::forge::carried::CarriedApproval;
 use crate::forge::changes;
 use crate::forge::provenance::RecordProvenance;
 use crate::forge::review::ReviewStanding;
-use crate::model::{self, Entry, Snapshot};
+use crate::model::digest::scope_sha256;
+use crate::model::{self, Entry, Scope, Snapshot};
 use chrono::{DateTime, Utc};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -109,6 +110,113 @@ pub struct Case<'a> {
     pub now: DateTime<Utc>,
 }
 
+/// An application whose allowed_scope differs from the last authorised one
+/// (`Case::base`): a governed change whether or not the application has
+/// intents, authorised only by a CAB scope approval naming its digest.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ScopeChange {
+    pub application_id: String,
+    /// `apps/<app>/app.yaml`.
+    pub file: String,
+    pub from: Scope,
+    pub to: Scope,
+    /// `model::digest::scope_sha256` of `to`: what the approval must name.
+    pub scope_sha256: String,
+    /// The approval that authorises it, if one counts.
+    pub approved_by: Option<String>,
+}
+
+/// The scope approval that authorises application `application_id`'s new
+/// allowed `scope`: a proven record of `snapshot` with `application_scope`
+/// naming the application and the scope's digest, approved, unexpired at
+/// `now`, decided by a `cab-approver` of `rules`. A release approval never
+/// counts. The one definition the policy (`policies/scope_change.rego`)
+/// mirrors and the daemon's scopes in force use.
+pub fn scope_approval(
+    snapshot: &Snapshot,
+    rules: &Snapshot,
+    application_id: &str,
+    scope: &Scope,
+    now: DateTime<Utc>,
+) -> Option<String> {
+    use crate::model::{ApprovalDecision, Role};
+    let digest = scope_sha256(application_id, scope);
+    snapshot
+        .approvals
+        .values()
+        .find(|approval| {
+            approval.application_scope.as_ref().is_some_and(|named| {
+                named.application_id == application_id && named.scope_sha256 == digest
+            }) && approval.decision == ApprovalDecision::Approved
+                && approval.expiry > now
+                && rules
+                    .principals
+                    .get(&approval.decided_by)
+                    .is_some_and(|p| p.has_role(Role::CabApprover))
+        })
+        .map(|approval| approval.approval_id.clone())
+}
+
+/// Every application of `snapshot` whose allowed_scope differs (ignoring
+/// order and repeats) from its scope in `base`. An application `base` lacks
+/// is new: it starts with its scope.
+pub fn scope_changes(
+    snapshot: &Snapshot,
+    base: &Snapshot,
+    rules: &Snapshot,
+    now: DateTime<Utc>,
+) -> Vec<ScopeChange> {
+    snapshot
+        .applications
+        .iter()
+        .filter_map(|(id, application)| {
+            let before = &base.applications.get(id)?.allowed_scope;
+            let after = &application.allowed_scope;
+            let digest = scope_sha256(id, after);
+            if scope_sha256(id, before) == digest {
+                return None;
+            }
+            Some(ScopeChange {
+                application_id: id.clone(),
+                file: application.file.clone(),
+                from: before.clone(),
+                to: after.clone(),
+                scope_sha256: digest,
+                approved_by: scope_approval(snapshot, rules, id, after, now),
+            })
+        })
+        .collect()
+}
+
+fn scope_text(scope: &Scope) -> String {
+    format!(
+        "boundaries [{}], business units [{}], sites {}",
+        scope.acquisition_boundaries.join(", "),
+        scope.business_units.join(", "),
+        match &scope.sites {
+            None => "(every site)".to_owned(),
+            Some(sites) => format!("[{}]", sites.join(", ")),
+        }
+    )
+}
+
+/// The warning an unapproved scope change gets on its `app.yaml`.
+fn unapproved_scope_change(snapshot: &Snapshot, change: &ScopeChange) -> Option<Diagnostic> {
+    let application = snapshot.applications.get(&change.application_id)?;
+    Some(application.warning(
+        "/allowed_scope",
+        format!(
+            "allowed_scope of application {} changed from ({}) to ({}) since the last authorised scope, and no CAB scope approval counts: the change does not take effect and every intent of {} waits for it (scope.application_scope_changed); add an approvals/ record with application_scope {{application_id: {}, scope_sha256: \"{}\"}} decided by a cab-approver (a release approval does not count)",
+            change.application_id,
+            scope_text(&change.from),
+            scope_text(&change.to),
+            change.application_id,
+            change.application_id,
+            change.scope_sha256,
+        ),
+    ))
+}
+
 /// What the judge concluded.
 #[derive(Debug, Clone)]
 pub struct Judgement {
@@ -122,6 +230,18 @@ pub struct Judgement {
     /// Intents whose decision the change can move (every intent without a
     /// previous revision).
     pub affected: BTreeSet<String>,
+    /// Applications whose allowed_scope differs from the base's (empty
+    /// without a base), approved or not.
+    pub scope_changes: Vec<ScopeChange>,
+}
+
+impl Judgement {
+    /// Scope changes no CAB scope approval authorises.
+    pub fn unapproved_scope_changes(&self) -> impl Iterator<Item = &ScopeChange> {
+        self.scope_changes
+            .iter()
+            .filter(|change| change.approved_by.is_none())
+    }
 }
 
 /// Loads a revision and checks what does not need the policy: schemas,
@@ -223,6 +343,18 @@ pub fn judge(case: Case<'_>) -> Judgement {
     let mut evaluation =
         evaluation::evaluate(&snapshot, &engine, case.base, case.now, case.runtime);
     diagnostics.append(&mut evaluation.diagnostics);
+    // A change of an application's allowed_scope is governed whether or not
+    // the application has an intent: reported here, in every entry point.
+    let scope_changes = match case.base {
+        Some(base) => scope_changes(&snapshot, base, case.rules.unwrap_or(&snapshot), case.now),
+        None => Vec::new(),
+    };
+    diagnostics.extend(
+        scope_changes
+            .iter()
+            .filter(|change| change.approved_by.is_none())
+            .filter_map(|change| unapproved_scope_change(&snapshot, change)),
+    );
     diagnostic::sort(&mut diagnostics);
     evaluation.diagnostics = diagnostics;
     Judgement {
@@ -230,6 +362,7 @@ pub fn judge(case: Case<'_>) -> Judgement {
         evaluation,
         applied,
         affected,
+        scope_changes,
     }
 }
 

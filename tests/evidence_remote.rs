@@ -81,6 +81,7 @@ impl Setup {
             config_file: None,
             evidence_object_store: None,
             incidents: Default::default(),
+            api: None,
             notifications: Vec::new(),
             git_credentials: Default::default(),
         };

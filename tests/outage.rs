@@ -131,6 +131,7 @@ async fn setup() -> Setup {
         config_file: None,
         evidence_object_store: None,
         incidents: Default::default(),
+        api: None,
         notifications: Vec::new(),
         git_credentials: Default::default(),
     };
@@ -280,6 +281,7 @@ async fn git_setup(remote: bool) -> GitSetup {
         config_file: None,
         evidence_object_store: None,
         incidents: Default::default(),
+        api: None,
         notifications: Vec::new(),
         git_credentials: GitAuth::Token {
             username: TOKEN_USERNAME.into(),

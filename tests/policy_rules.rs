@@ -1129,9 +1129,78 @@ fn application_scope_change_without_approval_requires_approval() {
     );
 }
 
+/// A scope approval of the widened scope: `application_scope` naming the
+/// application and `digest`, decided by carol (a cab-approver).
+fn scope_approval(input: &mut Json, digest: &str) {
+    let application = input["application"]["id"].clone();
+    let mut record = approval("scope-1", "carol", "approved", "2026-12-31T00:00:00Z");
+    set(
+        &mut record,
+        "/application_scope",
+        json!({"application_id": application, "scope_sha256": digest}),
+    );
+    remove(&mut record, "/deployment_intent_id");
+    set(input, "/application_scope_sha256", json!("sha256:widened"));
+    set(
+        input,
+        "/scope_approvals",
+        json!([{
+            "record": record,
+            "approver": principal("carol", &["cab-approver"], &["bu-finance", "bu-hr"]),
+        }]),
+    );
+}
+
 #[test]
-fn application_scope_change_with_counted_approval_is_allowed() {
-    check(application_scope_widened, Decision::Allow, &[]);
+fn application_scope_change_with_a_release_approval_still_requires_approval() {
+    // apr-1 approves the release (it counts for the intent), not the scope.
+    let outcome = check(
+        application_scope_widened,
+        Decision::RequireApproval,
+        &["scope.application_scope_changed"],
+    );
+    assert_eq!(outcome.counted_approvals, vec!["apr-1".to_owned()]);
+    assert!(
+        note_ids(&outcome).contains(&"scope.release_approval_not_for_scope"),
+        "{outcome:#?}"
+    );
+}
+
+#[test]
+fn application_scope_change_with_a_scope_approval_of_its_digest_is_allowed() {
+    check(
+        |input| {
+            application_scope_widened(input);
+            scope_approval(input, "sha256:widened");
+        },
+        Decision::Allow,
+        &[],
+    );
+}
+
+#[test]
+fn a_scope_approval_of_another_scope_or_by_a_non_approver_does_not_count() {
+    check(
+        |input| {
+            application_scope_widened(input);
+            scope_approval(input, "sha256:some-other-scope");
+        },
+        Decision::RequireApproval,
+        &["scope.application_scope_changed"],
+    );
+    check(
+        |input| {
+            application_scope_widened(input);
+            scope_approval(input, "sha256:widened");
+            set(
+                input,
+                "/scope_approvals/0/approver",
+                principal("carol", &["publisher"], &["*"]),
+            );
+        },
+        Decision::RequireApproval,
+        &["scope.application_scope_changed"],
+    );
 }
 
 #[test]

@@ -57,6 +57,7 @@ impl Fleet {
             config_file: None,
             evidence_object_store: None,
             incidents: Default::default(),
+            api: None,
             notifications: Vec::new(),
             git_credentials: Default::default(),
         };

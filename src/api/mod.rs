@@ -6,10 +6,21 @@
 //! deduplicated and stored durably, then the daemon's event loop is woken;
 //! all the work happens there. Shutdown is injected ([`ApiServer::shutdown`]).
 
+pub mod auth;
+pub mod context;
+pub mod governed;
+pub mod health;
 pub mod incidents;
 pub mod metrics;
+pub mod origin;
+pub mod problem;
+pub mod protect;
 pub mod status_page;
+pub mod tls;
+pub mod v1;
 pub mod webhooks;
+
+pub use origin::{ApiOrigin, RequestOrigin};
 
 pub use webhooks::{WEBHOOK_BODY_LIMIT, WebhookState};
 
@@ -45,6 +56,25 @@ pub fn router(webhooks: Option<Arc<WebhookState>>) -> Router {
     }
 }
 
+async fn bind(address: &str) -> Result<tokio::net::TcpListener, ApiError> {
+    tokio::net::TcpListener::bind(address)
+        .await
+        .map_err(|source| ApiError::Bind {
+            address: address.to_owned(),
+            source,
+        })
+}
+
+fn local_address(
+    listener: &tokio::net::TcpListener,
+    address: &str,
+) -> Result<SocketAddr, ApiError> {
+    listener.local_addr().map_err(|source| ApiError::Bind {
+        address: address.to_owned(),
+        source,
+    })
+}
+
 /// A running server.
 pub struct ApiServer {
     /// Where it listens (the real port when `:0` was asked for).
@@ -54,21 +84,45 @@ pub struct ApiServer {
 }
 
 impl ApiServer {
-    /// Binds `address` (`127.0.0.1:8080`, `[::]:8080`) and serves `router`.
+    /// Binds `address` (`127.0.0.1:8080`, `[::]:8080`) and serves `router`
+    /// over plain HTTP (each request knows its peer: [`tls::ClientInfo`]).
     pub async fn start(address: &str, router: Router) -> Result<ApiServer, ApiError> {
-        let listener = tokio::net::TcpListener::bind(address)
-            .await
-            .map_err(|source| ApiError::Bind {
+        let listener = bind(address).await?;
+        let local_addr = local_address(&listener, address)?;
+        let (stop, stopped) = oneshot::channel::<()>();
+        let service = router.into_make_service_with_connect_info::<tls::ClientInfo>();
+        let task = tokio::spawn(async move {
+            axum::serve(listener, service)
+                .with_graceful_shutdown(async move {
+                    let _ = stopped.await;
+                })
+                .await
+        });
+        Ok(ApiServer {
+            local_addr,
+            stop,
+            task,
+        })
+    }
+
+    /// Binds `address` and serves `router` over TLS (rustls), asking for
+    /// client certificates when the configuration names a client CA.
+    pub async fn start_tls(
+        address: &str,
+        router: Router,
+        config: rustls::ServerConfig,
+    ) -> Result<ApiServer, ApiError> {
+        let listener = bind(address).await?;
+        let local_addr = local_address(&listener, address)?;
+        let listener =
+            tls::TlsListener::new(listener, config).map_err(|source| ApiError::Bind {
                 address: address.to_owned(),
                 source,
             })?;
-        let local_addr = listener.local_addr().map_err(|source| ApiError::Bind {
-            address: address.to_owned(),
-            source,
-        })?;
         let (stop, stopped) = oneshot::channel::<()>();
+        let service = router.into_make_service_with_connect_info::<tls::ClientInfo>();
         let task = tokio::spawn(async move {
-            axum::serve(listener, router)
+            axum::serve(listener, service)
                 .with_graceful_shutdown(async move {
                     let _ = stopped.await;
                 })

@@ -39,6 +39,27 @@ pub struct ForgeArgs {
     /// File holding the webhook secret; or set $RINGMASTER_GITHUB_WEBHOOK_SECRET.
     #[arg(long)]
     pub github_webhook_secret_file: Option<PathBuf>,
+    /// Serve /api/v1 on this address [default: the --listen address]. The
+    /// API needs --oidc-issuer/--oidc-audience and/or --api-client-ca
+    /// (more settings: the config file's `api:` section, docs/api.md).
+    #[arg(long)]
+    pub api_listen: Option<String>,
+    /// OIDC issuer of API bearer tokens, e.g.
+    /// https://login.microsoftonline.com/<tenant>/v2.0.
+    #[arg(long)]
+    pub oidc_issuer: Option<String>,
+    /// Accepted audience of API tokens (repeatable), e.g. api://ringmaster.
+    #[arg(long)]
+    pub oidc_audience: Vec<String>,
+    /// PEM certificate chain: the API listener speaks TLS.
+    #[arg(long)]
+    pub api_tls_cert: Option<PathBuf>,
+    /// PEM private key of --api-tls-cert.
+    #[arg(long)]
+    pub api_tls_key: Option<PathBuf>,
+    /// PEM CA of the client certificates the API accepts (mutual TLS).
+    #[arg(long)]
+    pub api_client_ca: Option<PathBuf>,
     /// File holding the HTTPS token of the Git remotes (read at every fetch
     /// and push); or set $RINGMASTER_GIT_TOKEN.
     #[arg(long)]
@@ -54,6 +75,7 @@ pub struct ForgeArgs {
 impl ForgeArgs {
     /// These flags as a config layer (every other setting unset).
     pub fn into_raw_config(self) -> RawConfig {
+        let api = self.api_flags();
         RawConfig {
             listen: self.listen,
             github_repository: self.github_repository,
@@ -63,6 +85,7 @@ impl ForgeArgs {
             github_app_key_file: self.github_app_key_file,
             github_token_file: self.github_token_file,
             github_webhook_secret_file: self.github_webhook_secret_file,
+            api,
             git_credentials: (self.git_token_file.is_some()
                 || self.git_ssh_key_file.is_some()
                 || self.git_known_hosts_file.is_some())
@@ -74,6 +97,27 @@ impl ForgeArgs {
             }),
             ..RawConfig::default()
         }
+    }
+}
+
+impl ForgeArgs {
+    /// The API flags as a layer, when any is given.
+    fn api_flags(&self) -> Option<crate::daemon::api_config::RawApi> {
+        let any = self.api_listen.is_some()
+            || self.oidc_issuer.is_some()
+            || !self.oidc_audience.is_empty()
+            || self.api_tls_cert.is_some()
+            || self.api_tls_key.is_some()
+            || self.api_client_ca.is_some();
+        any.then(|| crate::daemon::api_config::RawApi {
+            listen: self.api_listen.clone(),
+            oidc_issuer: self.oidc_issuer.clone(),
+            oidc_audiences: (!self.oidc_audience.is_empty()).then(|| self.oidc_audience.clone()),
+            tls_certificate: self.api_tls_cert.clone(),
+            tls_key: self.api_tls_key.clone(),
+            client_ca: self.api_client_ca.clone(),
+            ..Default::default()
+        })
     }
 }
 
@@ -409,32 +453,11 @@ pub(super) fn events(
     match format {
         Format::Json | Format::Github => println!("{}", serde_json::to_string_pretty(&events)?),
         Format::Human => {
-            let rows: Vec<Vec<String>> = events
+            let values: Vec<serde_json::Value> = events
                 .iter()
-                .map(|event| {
-                    vec![
-                        event.seq.to_string(),
-                        event.timestamp.format("%Y-%m-%d %H:%M:%S").to_string(),
-                        serde_json::to_value(event.event_type)
-                            .ok()
-                            .and_then(|v| v.as_str().map(str::to_owned))
-                            .unwrap_or_default(),
-                        event.intent_id.clone().unwrap_or_else(|| "-".into()),
-                        serde_json::to_value(event.outcome)
-                            .ok()
-                            .and_then(|v| v.as_str().map(str::to_owned))
-                            .unwrap_or_default(),
-                        summary(&event.details),
-                    ]
-                })
-                .collect();
-            print!(
-                "{}",
-                super::output::table(
-                    &["SEQ", "TIME", "EVENT", "INTENT", "OUTCOME", "DETAILS"],
-                    &rows
-                )
-            );
+                .map(serde_json::to_value)
+                .collect::<Result<_, _>>()?;
+            print!("{}", events_table(&values));
         }
     }
     // The chain is checked whatever the format; a broken one fails the command.
@@ -458,6 +481,33 @@ pub(super) fn events(
     } else {
         ExitCode::from(1)
     })
+}
+
+/// The human table of events (local, or from `/api/v1/events`).
+pub(super) fn events_table(events: &[serde_json::Value]) -> String {
+    let text = |value: &serde_json::Value| value.as_str().unwrap_or_default().to_owned();
+    let rows: Vec<Vec<String>> = events
+        .iter()
+        .map(|event| {
+            let time = event["timestamp"]
+                .as_str()
+                .and_then(|text| chrono::DateTime::parse_from_rfc3339(text).ok())
+                .map(|at| at.format("%Y-%m-%d %H:%M:%S").to_string())
+                .unwrap_or_default();
+            vec![
+                event["seq"].as_u64().unwrap_or(0).to_string(),
+                time,
+                text(&event["event_type"]),
+                event["intent_id"].as_str().unwrap_or("-").to_owned(),
+                text(&event["outcome"]),
+                summary(&event["details"]),
+            ]
+        })
+        .collect();
+    super::output::table(
+        &["SEQ", "TIME", "EVENT", "INTENT", "OUTCOME", "DETAILS"],
+        &rows,
+    )
 }
 
 fn summary(details: &serde_json::Value) -> String {

@@ -10,6 +10,7 @@ mod evidence;
 mod init;
 mod output;
 mod plan;
+mod remote;
 mod simulate;
 mod status;
 mod validate;
@@ -90,6 +91,11 @@ pub enum Command {
         /// Judge application scope changes against this base revision.
         #[arg(long, value_name = "REV")]
         base: Option<String>,
+        /// The daemon's state directory: judge with its runtime facts
+        /// (versions rolled back, changes in flight), as the daemon and the
+        /// PR checks it runs do. Read only.
+        #[arg(long, value_name = "DIR")]
+        state: Option<PathBuf>,
     },
     /// Show what one intent would do: decision, risk factors, rules fired,
     /// scope diff, blast radius per ring and plane, and the ring timeline.
@@ -320,10 +326,14 @@ pub enum Command {
         object_store: Box<daemon::ObjectStoreArgs>,
     },
     /// Every intent's rollout: state, each ring's progress and gate figures.
+    ///
+    /// Locally (`--state`) or through the API (`--server URL --token-file F`).
     Status {
-        /// The daemon's state directory.
-        #[arg(long)]
-        state: PathBuf,
+        /// The daemon's state directory (local mode: whoever can write it is an admin).
+        #[arg(long, required_unless_present = "server", conflicts_with = "server")]
+        state: Option<PathBuf>,
+        #[command(flatten)]
+        server: remote::ServerArgs,
         /// Output format (human or json).
         #[arg(long, value_enum, default_value_t = Format::Human)]
         format: Format,
@@ -347,9 +357,11 @@ pub enum Command {
     ///
     /// Exits 1 when the chain is broken (whatever the format).
     Events {
-        /// The daemon's state directory.
-        #[arg(long)]
-        state: PathBuf,
+        /// The daemon's state directory (or use --server).
+        #[arg(long, required_unless_present = "server", conflicts_with = "server")]
+        state: Option<PathBuf>,
+        #[command(flatten)]
+        server: remote::ServerArgs,
         /// Only this intent's events.
         #[arg(long, conflicts_with = "correlation_id")]
         intent: Option<String>,
@@ -360,6 +372,9 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = Format::Human)]
         format: Format,
     },
+    /// Print the OpenAPI 3.1 document of the control plane's `/api/v1`
+    /// (as served at /api/v1/openapi.json and committed in docs/openapi.json).
+    Openapi,
     /// The audit bundle: export evidence an auditor checks with standard tools.
     Evidence {
         #[command(subcommand)]
@@ -388,12 +403,16 @@ pub struct OperatorArgs {
     /// Why (goes into the audit trail).
     #[arg(long)]
     pub reason: String,
-    /// The daemon's state directory.
-    #[arg(long)]
-    pub state: PathBuf,
-    /// Who acts [default: $USER].
-    #[arg(long)]
+    /// The daemon's state directory (local mode: whoever can write it is an
+    /// admin, and the actor is self-declared).
+    #[arg(long, required_unless_present = "server", conflicts_with = "server")]
+    pub state: Option<PathBuf>,
+    /// Who acts [default: $USER] (local mode only: through the API the
+    /// actor is the authenticated principal).
+    #[arg(long, conflicts_with = "server")]
     pub actor: Option<String>,
+    #[command(flatten)]
+    pub server: remote::ServerArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -415,7 +434,15 @@ pub fn run(cli: Cli, clock: crate::daemon::Clock) -> ExitCode {
             format,
             strict,
             base,
-        } => validate::run(&repo, format, strict, base.as_deref(), now),
+            state,
+        } => validate::run(
+            &repo,
+            format,
+            strict,
+            base.as_deref(),
+            state.as_deref(),
+            now,
+        ),
         Command::Plan {
             repo,
             intent,
@@ -488,7 +515,7 @@ pub fn run(cli: Cli, clock: crate::daemon::Clock) -> ExitCode {
             success_rate,
         }),
         Command::Status {
-            state,
+            state: Some(state),
             watch: true,
             interval,
             frames,
@@ -499,31 +526,15 @@ pub fn run(cli: Cli, clock: crate::daemon::Clock) -> ExitCode {
             frames,
         )
         .map(|()| ExitCode::SUCCESS),
-        Command::Status { state, format, .. } => status::status(&state, format),
-        Command::Hold(args) => status::operator(
-            &args.state,
-            &args.intent,
-            "hold",
-            &args.reason,
-            args.actor,
-            now,
-        ),
-        Command::Resume(args) => status::operator(
-            &args.state,
-            &args.intent,
-            "resume",
-            &args.reason,
-            args.actor,
-            now,
-        ),
-        Command::Rollback(args) => status::operator(
-            &args.state,
-            &args.intent,
-            "rollback",
-            &args.reason,
-            args.actor,
-            now,
-        ),
+        Command::Status {
+            state: Some(state),
+            format,
+            ..
+        } => status::status(&state, format),
+        Command::Status { server, format, .. } => remote::status(&server, format),
+        Command::Hold(args) => operator(args, "hold", now),
+        Command::Resume(args) => operator(args, "resume", now),
+        Command::Rollback(args) => operator(args, "rollback", now),
         Command::Verify {
             repo,
             public_key,
@@ -532,16 +543,28 @@ pub fn run(cli: Cli, clock: crate::daemon::Clock) -> ExitCode {
             object_store,
         } => daemon::verify(&repo, &public_key, &branch, state.as_ref(), &object_store),
         Command::Events {
-            state,
+            state: Some(state),
             intent,
             correlation_id,
             format,
+            ..
         } => daemon::events(&state, intent, correlation_id, format),
+        Command::Events {
+            server,
+            intent,
+            correlation_id,
+            format,
+            ..
+        } => remote::events(&server, intent, correlation_id, format),
         Command::Generate { dir, intents } => init::generate(&dir, intents),
         Command::Schema {
             command: SchemaCommand::Export { dir },
         } => schema_export(&dir),
         Command::Evidence { command } => evidence::run(command, now),
+        Command::Openapi => {
+            print!("{}", crate::api::v1::openapi_json());
+            Ok(ExitCode::SUCCESS)
+        }
         Command::PolicyWorker { memory_limit } => {
             let status = crate::sandbox::worker::run(memory_limit);
             Ok(ExitCode::from(u8::try_from(status).unwrap_or(2)))
@@ -554,6 +577,18 @@ pub fn run(cli: Cli, clock: crate::daemon::Clock) -> ExitCode {
             eprintln!("error: {}", crate::escape::terminal(&format!("{error:#}")));
             ExitCode::from(2)
         }
+    }
+}
+
+/// `hold|resume|rollback`: locally or through the API.
+fn operator(
+    args: OperatorArgs,
+    action: &str,
+    now: chrono::DateTime<chrono::Utc>,
+) -> anyhow::Result<ExitCode> {
+    match &args.state {
+        Some(state) => status::operator(state, &args.intent, action, &args.reason, args.actor, now),
+        None => remote::operator(&args.server, &args.intent, action, &args.reason),
     }
 }
 

@@ -1,10 +1,10 @@
 //! `status`, `hold`, `resume` and `rollback`: the rollouts as the store sees them.
 
 use super::Format;
-use crate::daemon::rollout::IntentState;
+use crate::api::v1::view::{IntentView, RulesInForceView};
 use crate::store::Store;
 use anyhow::bail;
-use serde_json::json;
+use serde_json::Value;
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -14,44 +14,22 @@ fn open(state: &Path) -> anyhow::Result<Store> {
 
 pub(super) fn status(state: &Path, format: Format) -> anyhow::Result<ExitCode> {
     let store = open(state)?;
-    let records = store.list_intents()?;
-    let mut report = Vec::new();
-    for record in &records {
-        let intent_state = IntentState::from_record(record);
-        let rings: Vec<serde_json::Value> = intent_state
-            .run
-            .as_ref()
-            .map(|run| {
-                run.rings
-                    .iter()
-                    .map(|ring| {
-                        json!({
-                            "ring": ring.ring,
-                            "started_at": ring.started_at,
-                            "completed_at": ring.completed_at,
-                            "observed": ring.observed,
-                            "gate": ring.gate,
-                        })
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
-        report.push(json!({
-            "intent_id": record.intent_id,
-            "correlation_id": record.correlation_id,
-            "plane": intent_state.plane.as_ref().map(|p| p.plane.clone()),
-            "plane_mode": intent_state.plane.as_ref().map(|p| p.mode.as_str()),
-            "decision": record.decision,
-            "risk_score": record.risk_score,
-            "state": intent_state.run.as_ref().map(|r| r.phase.name()).unwrap_or(record.state.as_str()),
-            "phase": intent_state.run.as_ref().map(|r| &r.phase),
-            "rings": rings,
-            "updated_at": record.updated_at,
-        }));
-    }
-    // A change to the rules that is not in force is reported until a later
-    // authorised commit (on stderr: the report's shape stays the same).
-    for rules in store.rules_states()? {
+    let intents: Vec<IntentView> = store.list_intents()?.iter().map(IntentView::of).collect();
+    let rules: Vec<RulesInForceView> = store
+        .rules_states()?
+        .iter()
+        .map(RulesInForceView::of)
+        .collect();
+    report_unauthorised(&rules);
+    print_status(&intents, format)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A change to the rules that is not in force is reported until a later
+/// authorised commit (on stderr: the report's shape stays the same), local
+/// or `--server` alike.
+pub(super) fn report_unauthorised(rules: &[RulesInForceView]) {
+    for rules in rules {
         if let Some(change) = &rules.unauthorised {
             let paths: Vec<&str> = change["paths"]
                 .as_array()
@@ -65,89 +43,94 @@ pub(super) fn status(state: &Path, format: Format) -> anyhow::Result<ExitCode> {
                 change["commit"].as_str().unwrap_or_default().escape_debug(),
                 paths.join(", ").escape_debug(),
                 change["reason"].as_str().unwrap_or_default().escape_debug(),
-                rules.rules_commit,
+                rules.rules_commit.escape_debug(),
             );
         }
     }
+}
+
+/// Prints intents as `status` does (local or `--server`: the same table).
+pub(super) fn print_status(intents: &[IntentView], format: Format) -> anyhow::Result<()> {
     match format {
-        Format::Json | Format::Github => println!("{}", serde_json::to_string_pretty(&report)?),
-        Format::Human => {
-            let mut rows = Vec::new();
-            for (record, entry) in records.iter().zip(&report) {
-                let intent_state = IntentState::from_record(record);
-                let progress = intent_state
-                    .run
-                    .as_ref()
-                    .map(|run| {
-                        run.rings
-                            .iter()
-                            .map(|ring| {
-                                let mark = match (&ring.completed_at, &ring.started_at) {
-                                    (Some(_), _) => "done",
-                                    (None, Some(_)) => "live",
-                                    (None, None) => "-",
-                                };
-                                match &ring.observed {
-                                    Some(o) if ring.started_at.is_some() => format!(
-                                        "{}:{mark} {}/{}{}",
-                                        short_ring(&ring.ring),
-                                        o.installed,
-                                        o.targeted,
-                                        ring.gate
-                                            .as_ref()
-                                            .map(|g| format!(
-                                                " {:?} {:.0}%",
-                                                g.verdict,
-                                                g.success_rate.unwrap_or(0.0) * 100.0
-                                            ))
-                                            .unwrap_or_default()
-                                    ),
-                                    _ => format!("{}:{mark}", short_ring(&ring.ring)),
-                                }
-                            })
-                            .collect::<Vec<_>>()
-                            .join("  ")
-                    })
-                    .unwrap_or_default();
-                let plane = intent_state
-                    .plane
-                    .as_ref()
-                    .map(|facts| match facts.mode {
-                        crate::daemon::planes::PlaneMode::Simulated => {
-                            format!("{} (SIMULATED)", facts.plane)
-                        }
-                        crate::daemon::planes::PlaneMode::Live => facts.plane.clone(),
-                    })
-                    .unwrap_or_else(|| "-".into());
-                rows.push(vec![
-                    record.intent_id.clone(),
-                    plane,
-                    record.decision.clone().unwrap_or_default(),
-                    entry["state"].as_str().unwrap_or_default().to_owned(),
-                    progress,
-                ]);
-            }
-            print!(
-                "{}",
-                super::output::table(
-                    &[
-                        "INTENT",
-                        "PLANE",
-                        "DECISION",
-                        "STATE",
-                        "RINGS (installed/targeted, gate)"
-                    ],
-                    &rows
-                )
-            );
-        }
+        Format::Json | Format::Github => println!("{}", serde_json::to_string_pretty(intents)?),
+        Format::Human => print!("{}", status_table(intents)),
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }
 
 fn short_ring(ring: &str) -> String {
     // ring-2-pilot → pilot
     ring.splitn(3, '-').nth(2).unwrap_or(ring).to_owned()
+}
+
+/// The human table of `ringmaster status`, local or `--server`.
+pub(super) fn status_table(intents: &[IntentView]) -> String {
+    let rows: Vec<Vec<String>> = intents
+        .iter()
+        .map(|intent| {
+            let progress = intent
+                .rings
+                .iter()
+                .map(|ring| {
+                    let mark = match (&ring.completed_at, &ring.started_at) {
+                        (Some(_), _) => "done",
+                        (None, Some(_)) => "live",
+                        (None, None) => "-",
+                    };
+                    match &ring.observed {
+                        Some(observed) if ring.started_at.is_some() => format!(
+                            "{}:{mark} {}/{}{}",
+                            short_ring(&ring.ring),
+                            observed["installed"].as_u64().unwrap_or(0),
+                            observed["targeted"].as_u64().unwrap_or(0),
+                            ring.gate
+                                .as_ref()
+                                .map(|gate| format!(
+                                    " {} {:.0}%",
+                                    gate_verdict(&gate["verdict"]),
+                                    gate["success_rate"].as_f64().unwrap_or(0.0) * 100.0
+                                ))
+                                .unwrap_or_default()
+                        ),
+                        _ => format!("{}:{mark}", short_ring(&ring.ring)),
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join("  ");
+            let plane = match (&intent.plane, intent.plane_mode.as_deref()) {
+                (Some(plane), Some("simulated")) => format!("{plane} (SIMULATED)"),
+                (Some(plane), _) => plane.clone(),
+                (None, _) => "-".into(),
+            };
+            vec![
+                intent.intent_id.clone(),
+                plane,
+                intent.decision.clone().unwrap_or_default(),
+                intent.state.clone(),
+                progress,
+            ]
+        })
+        .collect();
+    super::output::table(
+        &[
+            "INTENT",
+            "PLANE",
+            "DECISION",
+            "STATE",
+            "RINGS (installed/targeted, gate)",
+        ],
+        &rows,
+    )
+}
+
+/// The verdict as `{:?}` printed it before (`Pass`, `Fail`, `Inconclusive`).
+fn gate_verdict(value: &Value) -> String {
+    let text = value.as_str().unwrap_or_default();
+    let mut characters = text.chars();
+    match characters.next() {
+        Some(first) => first.to_uppercase().chain(characters).collect(),
+        None => String::new(),
+    }
 }
 
 /// Queues an operator action for the daemon (applied at its next step).

@@ -2,7 +2,7 @@
 
 use super::{Format, RepoArgs, output};
 use crate::diagnostic::Severity;
-use crate::evaluation::{Evaluation, NoRuntime};
+use crate::evaluation::{Evaluation, NoRuntime, RuntimeFacts};
 use crate::judge::{self, Case, Judgement, Proof};
 use crate::model::{Entry, Snapshot};
 use crate::policy::Decision;
@@ -10,6 +10,7 @@ use crate::source::{GovernedRepo, read_worktree};
 use anyhow::Context as _;
 use chrono::{DateTime, Utc};
 use serde_json::json;
+use std::path::Path;
 use std::process::ExitCode;
 
 /// A revision's entries and how to name it in reports.
@@ -106,14 +107,40 @@ pub(super) fn judge_revision(
     base: Option<&Base>,
     now: DateTime<Utc>,
 ) -> Judgement {
+    judge_revision_with(revision, base, &NoRuntime, now)
+}
+
+/// [`judge_revision`] with runtime facts (`validate --state`).
+pub(super) fn judge_revision_with(
+    revision: &Revision,
+    base: Option<&Base>,
+    runtime: &dyn RuntimeFacts,
+    now: DateTime<Utc>,
+) -> Judgement {
     judge::judge(Case {
         entries: &revision.entries,
         rules: base.map(|b| &b.rules),
         base: base.map(|b| &b.rules),
         proof: base.map(|b| Proof::without_reviews(Some(&b.fork_point), &b.history)),
-        runtime: &NoRuntime,
+        runtime,
         now,
     })
+}
+
+/// The runtime facts of the daemon whose state directory is `state`, read
+/// from its store without changing it; none without a state directory.
+fn runtime_facts(state: Option<&Path>) -> anyhow::Result<Box<dyn RuntimeFacts>> {
+    let Some(state) = state else {
+        return Ok(Box::new(NoRuntime));
+    };
+    let database = state.join("ringmaster.db");
+    let store = crate::store::Store::open_existing(&database).with_context(|| {
+        format!(
+            "--state {}: cannot open the daemon's store",
+            state.display()
+        )
+    })?;
+    Ok(Box::new(crate::daemon::process::StoreFacts::read(&store)?))
 }
 
 pub(super) fn run(
@@ -121,12 +148,18 @@ pub(super) fn run(
     format: Format,
     strict: bool,
     base: Option<&str>,
+    state: Option<&Path>,
     wall_clock: DateTime<Utc>,
 ) -> anyhow::Result<ExitCode> {
     let revision = read(args)?;
     let base = base_revision(&revision, base)?;
     let now = args.now.unwrap_or(wall_clock);
-    let evaluation = judge_revision(&revision, base.as_ref(), now).evaluation;
+    let runtime = runtime_facts(state)?;
+    let judgement = judge_revision_with(&revision, base.as_ref(), runtime.as_ref(), now);
+    // `--strict` also fails on a scope change no CAB scope approval covers
+    // (it is pending, like an intent waiting for approval).
+    let scopes_pending = judgement.unapproved_scope_changes().next().is_some();
+    let evaluation = judgement.evaluation;
     match format {
         Format::Human => {
             output::print_validation(&revision.label, revision.entries.len(), &evaluation)
@@ -137,11 +170,12 @@ pub(super) fn run(
         ),
         Format::Github => print_github(&revision.subdir, &evaluation),
     }
-    Ok(exit_code(&evaluation, strict))
+    Ok(exit_code(&evaluation, strict, scopes_pending))
 }
 
-fn exit_code(evaluation: &Evaluation, strict: bool) -> ExitCode {
+fn exit_code(evaluation: &Evaluation, strict: bool, scopes_pending: bool) -> ExitCode {
     let failing = evaluation.has_errors()
+        || (strict && scopes_pending)
         || evaluation
             .intents
             .iter()

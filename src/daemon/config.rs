@@ -116,6 +116,8 @@ pub struct RawConfig {
     pub object_store_environment: Option<crate::worm::StoreCredentials>,
     /// The incident receivers (see [`RawIncidents`]).
     pub incidents: Option<RawIncidents>,
+    /// `/api/v1` (see `daemon::api_config`).
+    pub api: Option<super::api_config::RawApi>,
     /// Notification targets (see `notify::config`). Config file only.
     pub notifications: Option<Vec<crate::notify::RawNotificationTarget>>,
     /// How the Git remotes authenticate (see [`RawGitCredentials`]).
@@ -330,6 +332,10 @@ impl RawConfig {
                 (Some(under), Some(over)) => Some(under.layered(over)),
                 (under, over) => over.or(under),
             },
+            api: match (self.api, over.api) {
+                (Some(under), Some(over)) => Some(under.layered(over)),
+                (under, over) => over.or(under),
+            },
             notifications: over.notifications.or(self.notifications),
             git_credentials: match (self.git_credentials, over.git_credentials) {
                 (Some(under), Some(over)) => Some(under.layered(over)),
@@ -405,6 +411,7 @@ impl RawConfig {
                 webhook_secret: lookup("RINGMASTER_INCIDENT_WEBHOOK_SECRET").map(IntakeSecret::new),
                 ..RawIncidents::default()
             }),
+            api: None,
             notifications: None,
             git_credentials: Some(RawGitCredentials::from_environment(&lookup)),
         })
@@ -503,7 +510,10 @@ impl RawConfig {
                 message: "the incident receivers need the HTTP server: pass --listen".into(),
             });
         }
+        let has_listen = self.listen.is_some();
+        let api = self.api.map(|api| api.validate(has_listen)).transpose()?;
         Ok(DaemonConfig {
+            api,
             evidence_object_store,
             repo,
             state_dir,
@@ -553,6 +563,8 @@ pub struct DaemonConfig {
     pub evidence_object_store: Option<crate::worm::ObjectStoreConfig>,
     /// The incident receivers served (with `listen`).
     pub incidents: IncidentsConfig,
+    /// `/api/v1`, when configured.
+    pub api: Option<super::api_config::ApiConfig>,
     /// Where chosen events are sent (Slack, Teams, signed webhooks).
     pub notifications: Vec<crate::notify::NotificationTarget>,
     /// How the fetch and the evidence push authenticate.

@@ -57,9 +57,27 @@ impl Daemon {
         &self,
         events: mpsc::Sender<Event>,
         clock: Clock,
-    ) -> Result<Option<ApiServer>, DaemonError> {
+    ) -> Result<Vec<ApiServer>, DaemonError> {
+        let mut servers = Vec::new();
+        let api_router = match &self.config.api {
+            Some(api) => Some(self.api_v1(api, events.clone(), clock.clone())?),
+            None => None,
+        };
+        let separate = self.config.api.as_ref().is_some_and(|api| {
+            api.listen.is_some() || (api.tls.is_some() && self.config.listen.is_some())
+        });
+        if let (Some(api), Some(router)) = (&self.config.api, &api_router)
+            && (separate || self.config.listen.is_none())
+        {
+            let address = api
+                .listen
+                .clone()
+                .or_else(|| self.config.listen.clone())
+                .unwrap_or_default();
+            servers.push(serve_api(&address, router.clone(), api).await?);
+        }
         let Some(address) = &self.config.listen else {
-            return Ok(None);
+            return Ok(servers);
         };
         let incident_waker = events.clone();
         let incident_clock = clock.clone();
@@ -97,9 +115,85 @@ impl Daemon {
             router = router.merge(api::incidents::routes(intake));
         }
         router = router.merge(self.observability_routes(clock_for_views)?);
+        if let (false, Some(api_router)) = (separate, api_router) {
+            router = router.merge(api_router);
+        }
         let server = ApiServer::start(address, router).await?;
         eprintln!("ringmaster: listening on http://{}", server.local_addr);
-        Ok(Some(server))
+        servers.push(server);
+        Ok(servers)
+    }
+
+    /// The `/api/v1` router with its shared context.
+    fn api_v1(
+        &self,
+        api: &crate::daemon::api_config::ApiConfig,
+        events: mpsc::Sender<Event>,
+        clock: Clock,
+    ) -> Result<axum::Router, DaemonError> {
+        let oidc = api
+            .oidc
+            .clone()
+            .map(api::auth::oidc::OidcValidator::new)
+            .transpose()
+            .map_err(DaemonError::Api)?;
+        let governed_path = match &self.config.repo {
+            RepoLocation::Local(path) => path.clone(),
+            RepoLocation::Remote(_) => self.config.state_dir.join("mirror.git"),
+        };
+        let context = api::context::ApiContext::new(api::context::ApiContextParts {
+            database: self.config.state_dir.join("ringmaster.db"),
+            connections: 4,
+            governed: api::governed::GovernedSource::new(governed_path, self.config.branch.clone()),
+            evidence_repository: self.repo.repository.path().to_path_buf(),
+            evidence_branch: self.config.evidence_branch.clone(),
+            authenticator: api::auth::Authenticator {
+                oidc,
+                role_source: api.role_source,
+            },
+            limits: api::protect::Limits::new(api.limits.clone()),
+            clock,
+            siem: crate::daemon::siem::Siem::new(self.config.siem.clone()),
+            // A full channel already holds a wake-up; the queue is the store.
+            on_request: Box::new(move || {
+                let _ = events.try_send(Event::ApiRequest);
+            }),
+            health: self.health.clone(),
+        })?;
+        Ok(api::v1::routes(Arc::new(context)))
+    }
+}
+
+/// Serves the API router on its own listener (TLS when configured).
+async fn serve_api(
+    address: &str,
+    router: axum::Router,
+    api: &crate::daemon::api_config::ApiConfig,
+) -> Result<ApiServer, DaemonError> {
+    let router = router.route(
+        "/healthz",
+        axum::routing::get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }),
+    );
+    match &api.tls {
+        Some(tls) => {
+            let config = api::tls::server_config(tls).map_err(DaemonError::Api)?;
+            let server = ApiServer::start_tls(address, router, config).await?;
+            eprintln!("ringmaster: API listening on https://{}", server.local_addr);
+            Ok(server)
+        }
+        None => {
+            let server = ApiServer::start(address, router).await?;
+            eprintln!("ringmaster: API listening on http://{}", server.local_addr);
+            Ok(server)
+        }
+    }
+}
+
+impl Daemon {
+    /// Publishes the daemon's circuit breakers for the API's health view.
+    pub(super) fn publish_health(&self, now: DateTime<Utc>) {
+        self.health.publish(&self.git_fetch, now);
+        self.health.publish(&self.push.breaker, now);
     }
 
     /// Drains the webhook queue (see the module doc).

@@ -7,6 +7,7 @@
 //! handles each in one place. Nothing here reads the wall clock: `main`
 //! passes a clock in.
 
+pub mod api_config;
 pub mod config;
 pub mod git_config;
 pub mod github;
@@ -53,6 +54,8 @@ pub enum Event {
     Tick,
     /// A forge webhook delivery was queued in the store (see `github`).
     Webhook,
+    /// An operator request or a reconciliation was queued through the API.
+    ApiRequest,
     Shutdown,
 }
 
@@ -166,6 +169,8 @@ pub struct Daemon {
     /// Whether the last evidence push failed (a `publish_blocked` event is
     /// recorded when it starts failing, not at every retry).
     push_blocked: bool,
+    /// The breakers as the API shows them (published after every wake-up).
+    health: crate::api::health::HealthBoard,
     /// Lock files a stopped daemon left, removed at open; recorded as events
     /// at the first step (which knows the time).
     stale_locks: Vec<PathBuf>,
@@ -270,6 +275,7 @@ impl Daemon {
             webhooks_pending: true,
             git_fetch: CircuitBreaker::new("git remote (fetch)", BreakerPolicy::default()),
             push_blocked: false,
+            health: crate::api::health::HealthBoard::default(),
             stale_locks,
             _instance: instance,
             notifier: crate::notify::deliver::Notifier::new(config_notifications),
@@ -469,9 +475,34 @@ impl Daemon {
         };
         report.drive = driver.drive(now).await?;
         self.recovered = true;
-        let due = self.next_reconcile.is_none_or(|at| now >= at);
+        // A reconciliation asked for through the API runs now, whatever the cron says.
+        let asked = driver.performer.store.pending_reconcile_requests()?;
+        let due = self.next_reconcile.is_none_or(|at| now >= at) || !asked.is_empty();
         if due {
             report.reconcile = Some(reconcile::reconcile(&mut driver.performer, now).await?);
+            if let Some(last) = asked.last() {
+                for request in &asked {
+                    driver.performer.store.append_event(crate::store::NewEvent {
+                        correlation_id: request.origin["request_id"]
+                            .as_str()
+                            .unwrap_or("reconcile")
+                            .to_owned(),
+                        intent_id: None,
+                        event_type: crate::store::EventType::OperatorAction,
+                        timestamp: now,
+                        actor: request.actor.clone(),
+                        actor_role: request.origin["role"].as_str().unwrap_or("api").to_owned(),
+                        execution_plane: None,
+                        ring: None,
+                        outcome: crate::store::EventOutcome::Success,
+                        details: serde_json::json!({"action": "reconcile", "stage": "handled", "reason": request.reason, "request_id": request.request_id, "origin": request.origin}),
+                    })?;
+                }
+                driver
+                    .performer
+                    .store
+                    .mark_reconcile_requests_handled(last.request_id, now)?;
+            }
             let expression = snapshot
                 .config
                 .as_ref()
@@ -741,10 +772,10 @@ impl Daemon {
                 self.notice(&event);
             }
         }
-        if let Some(api) = api
-            && let Err(error) = api.shutdown().await
-        {
-            tracing::warn!(%error, "HTTP server did not stop cleanly");
+        for server in api {
+            if let Err(error) = server.shutdown().await {
+                tracing::warn!(%error, "HTTP server did not stop cleanly");
+            }
         }
         tracing::info!("ringmaster daemon stopped");
         Ok(())
@@ -759,6 +790,11 @@ impl Daemon {
                 }
             }
             Event::Webhook => self.webhooks_pending = true,
+            Event::ApiRequest => {
+                if let Some(schedule) = &mut self.schedule {
+                    schedule.want_step();
+                }
+            }
             Event::Tick | Event::Shutdown => {}
         }
     }
@@ -837,6 +873,7 @@ impl Daemon {
                 schedule.polled(now, rand::random::<f64>());
             }
         }
+        self.publish_health(now);
     }
 
     /// Moves the processing backoff after a step that processed (or failed).

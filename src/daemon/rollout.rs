@@ -256,17 +256,22 @@ impl Driver<'_> {
 
         // Operator requests, in the order they were made.
         for request in self.performer.store.pending_operator_requests()? {
+            // Who asked, as evidence will show it: an API caller's principal,
+            // how it authenticated and the request id; a local CLI actor is
+            // marked self-declared (whoever can write the state directory).
+            let origin = crate::api::RequestOrigin::of_operator_request(&request);
+            let actor = origin.evidence_label();
             let event = match request.action.as_str() {
                 "hold" => Event::OperatorHold {
                     reason: request.reason.clone(),
-                    actor: request.actor.clone(),
+                    actor: actor.clone(),
                 },
                 "resume" => Event::OperatorResume {
-                    actor: request.actor.clone(),
+                    actor: actor.clone(),
                 },
                 _ => Event::OperatorRollback {
                     reason: request.reason.clone(),
-                    actor: request.actor.clone(),
+                    actor: actor.clone(),
                 },
             };
             if states
@@ -276,18 +281,21 @@ impl Driver<'_> {
                 queue.push_back((request.intent_id.clone(), event));
             }
             self.performer.store.append_event(crate::store::NewEvent {
-                correlation_id: correlation_id_for(&request.intent_id),
+                correlation_id: origin
+                    .request_id()
+                    .map(str::to_owned)
+                    .unwrap_or_else(|| correlation_id_for(&request.intent_id)),
                 intent_id: Some(request.intent_id.clone()),
                 event_type: EventType::OperatorAction,
                 timestamp: now,
-                actor: request.actor.clone(),
-                actor_role: "operator".into(),
+                actor: origin.actor(),
+                actor_role: origin.role(),
                 execution_plane: None,
                 ring: None,
                 outcome: EventOutcome::Info,
-                details: json!({"action": request.action, "reason": request.reason, "request_id": request.request_id}),
+                details: json!({"action": request.action, "reason": request.reason, "request_id": request.request_id, "stage": "handled", "origin": origin.to_json()}),
             })?;
-            self.performer.siem.emit(&json!({"type": "operator_action", "intent_id": request.intent_id, "action": request.action, "actor": request.actor, "reason": request.reason, "at": now}));
+            self.performer.siem.emit(&json!({"type": "operator_action", "intent_id": request.intent_id, "action": request.action, "actor": origin.actor(), "actor_role": origin.role(), "reason": request.reason, "origin": origin.to_json(), "at": now}));
             self.performer
                 .store
                 .mark_operator_request_handled(request.request_id, now)?;

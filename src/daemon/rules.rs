@@ -197,7 +197,7 @@ pub fn authorised_scopes(
     rules: &Snapshot,
     now: DateTime<Utc>,
 ) -> (BTreeMap<String, Scope>, Vec<String>) {
-    use crate::model::{ApprovalDecision, Role, digest::scope_sha256};
+    use crate::model::digest::scope_sha256;
     let mut scopes = in_force.clone();
     let mut changed = Vec::new();
     for (id, application) in &snapshot.applications {
@@ -206,20 +206,9 @@ pub fn authorised_scopes(
             None => {
                 scopes.insert(id.clone(), current.clone());
             }
-            Some(scope) if scope == current => {}
+            Some(scope) if scope_sha256(id, scope) == scope_sha256(id, current) => {}
             Some(_) => {
-                let digest = scope_sha256(id, current);
-                let approved = snapshot.approvals.values().any(|approval| {
-                    approval.application_scope.as_ref().is_some_and(|scope| {
-                        scope.application_id == *id && scope.scope_sha256 == digest
-                    }) && approval.decision == ApprovalDecision::Approved
-                        && approval.expiry > now
-                        && rules
-                            .principals
-                            .get(&approval.decided_by)
-                            .is_some_and(|p| p.has_role(Role::CabApprover))
-                });
-                if approved {
+                if crate::judge::scope_approval(snapshot, rules, id, current, now).is_some() {
                     scopes.insert(id.clone(), current.clone());
                     changed.push(id.clone());
                 }

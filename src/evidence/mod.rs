@@ -19,6 +19,7 @@ pub mod bundle;
 mod canonical;
 mod keys;
 mod pack;
+mod read;
 mod record;
 mod remote;
 mod tree_diff;
@@ -41,6 +42,7 @@ pub use pack::{
     GitIdentity, PACK_FORMAT, PreparedRecord, RecordType, commit_message, pack_path,
     prepare_anchored_record, prepare_record, trusted_comment,
 };
+pub use read::{RecordFiles, RecordSummary};
 pub use remote::{FetchOutcome, PushReport};
 pub use verify::{ExpectedHead, Failure, VerifyReport, verify_branch};
 pub use worm_verify::{ObjectFinding, ObjectStoreReport, verify_object_store};

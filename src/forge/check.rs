@@ -11,8 +11,9 @@
 //!
 //! The aggregate: `failure` when a file the PR touches (or breaks) has an
 //! error or an affected intent is denied; `pending` while any affected
-//! intent waits for approval or an exception, or a governance change waits
-//! for an admin; `success` otherwise.
+//! intent waits for approval or an exception, a governance change waits
+//! for an admin, or an application's allowed_scope changes without a CAB
+//! scope approval (with or without intents); `success` otherwise.
 
 use super::approvals::AppliedReviews;
 use super::changes;
@@ -123,6 +124,9 @@ pub struct PullRequestVerdict {
     pub intents: Vec<IntentReport>,
     pub removed_intents: Vec<String>,
     pub governance: Option<GovernanceReport>,
+    /// Applications whose allowed_scope the PR changes, approved or not
+    /// (an unapproved one keeps the check pending, with or without intents).
+    pub scope_changes: Vec<crate::judge::ScopeChange>,
     /// Errors the PR is responsible for: in files it changed, or new with it.
     pub blocking: Vec<Diagnostic>,
     /// Findings that were already on the base branch, or warnings.
@@ -171,6 +175,7 @@ pub fn judge(input: &PullRequestInput<'_>) -> PullRequestVerdict {
     let evaluation = judgement.evaluation;
     let applied = judgement.applied;
     let affected = judgement.affected;
+    let scope_changes = judgement.scope_changes;
     let diagnostics = evaluation.diagnostics.clone();
     let known_on_base: BTreeSet<(&str, &str)> = base_diagnostics
         .iter()
@@ -254,7 +259,7 @@ pub fn judge(input: &PullRequestInput<'_>) -> PullRequestVerdict {
             .collect(),
     });
 
-    let (state, summary) = aggregate(&intents, governance.as_ref(), &blocking);
+    let (state, summary) = aggregate(&intents, governance.as_ref(), &scope_changes, &blocking);
     PullRequestVerdict {
         number: pull_request.number,
         head_sha: head_sha.to_owned(),
@@ -265,6 +270,7 @@ pub fn judge(input: &PullRequestInput<'_>) -> PullRequestVerdict {
         removed_intents: changes::removed_intents(&judged, &fork_point),
         intents,
         governance,
+        scope_changes,
         blocking,
         other_diagnostics,
         standings,
@@ -277,8 +283,14 @@ pub fn judge(input: &PullRequestInput<'_>) -> PullRequestVerdict {
 fn aggregate(
     intents: &[IntentReport],
     governance: Option<&GovernanceReport>,
+    scope_changes: &[crate::judge::ScopeChange],
     blocking: &[Diagnostic],
 ) -> (CheckState, String) {
+    let scopes_unapproved: Vec<&str> = scope_changes
+        .iter()
+        .filter(|change| change.approved_by.is_none())
+        .map(|change| change.application_id.as_str())
+        .collect();
     let with = |decision: Decision| -> Vec<&str> {
         intents
             .iter()
@@ -299,7 +311,11 @@ fn aggregate(
             parts.push(format!("DENY {}", denied.join(", ")));
         }
         (CheckState::Failure, parts.join("; "))
-    } else if !approval.is_empty() || !exception.is_empty() || admin_missing {
+    } else if !approval.is_empty()
+        || !exception.is_empty()
+        || admin_missing
+        || !scopes_unapproved.is_empty()
+    {
         let mut parts = Vec::new();
         if !approval.is_empty() {
             let missing: u32 = intents.iter().map(|i| i.missing).sum();
@@ -313,6 +329,12 @@ fn aggregate(
             parts.push(format!(
                 "waiting for an exception: {}",
                 exception.join(", ")
+            ));
+        }
+        if !scopes_unapproved.is_empty() {
+            parts.push(format!(
+                "changes the allowed scope of {}: needs a CAB scope approval",
+                scopes_unapproved.join(", ")
             ));
         }
         if admin_missing {

@@ -130,6 +130,24 @@ pub fn render(verdict: &PullRequestVerdict) -> String {
         }
     }
 
+    if !verdict.scope_changes.is_empty() {
+        let _ = writeln!(out, "\n### Application scope changes\n");
+        for change in &verdict.scope_changes {
+            let _ = writeln!(
+                out,
+                "- {} ({}): allowed_scope changes; a CAB scope approval names `application_scope` with application_id {} and scope_sha256 {} — {}",
+                code(&change.application_id),
+                code(&change.file),
+                code(&change.application_id),
+                code(&change.scope_sha256),
+                match &change.approved_by {
+                    Some(approval) => format!("approved by {}", code(approval)),
+                    None => "not approved: the change does not take effect".to_owned(),
+                }
+            );
+        }
+    }
+
     if !verdict.standings.is_empty() {
         let _ = writeln!(out, "\n### Reviews\n");
         for standing in &verdict.standings {

@@ -256,6 +256,15 @@ pub struct Principal {
     /// (`ssh-ed25519 AAAA… comment`, git's allowed_signers key format).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub signing_keys: Vec<String>,
+    /// Who this principal is to the API's identity provider: values of the
+    /// claim the daemon is configured to read (`oid`, `upn`,
+    /// `preferred_username`, `appid`), e.g. an Entra object id.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub oidc_subjects: Vec<String>,
+    /// Names in the client certificates that authenticate as this principal
+    /// on the API (a SAN DNS name, URI or email, or the subject's CN).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub certificate_subjects: Vec<String>,
     pub roles: Vec<Role>,
     pub scope: Scope,
 }

@@ -78,6 +78,8 @@ pub(crate) fn field_conforms(name: &str, value: &Json) -> bool {
         }),
         "rolled_back_versions" => value.as_array().map(|_| ()),
         "intent_sha256" => string(value),
+        "scope_approvals" => every(value, scope_approval),
+        "application_scope_sha256" => string(value),
         "previous_application" => optional(Some(value), |previous| {
             scope(object(previous)?.get("allowed_scope")?)
         }),
@@ -139,6 +141,15 @@ fn approval(entry: &Json) -> Option<()> {
     time(record.get("expiry")?)?;
     optional(record.get("intent_sha256"), string)?;
     optional(entry.get("approver"), principal)
+}
+
+/// An approval of an application scope change: an approval whose
+/// `application_scope` names the application and the digest.
+fn scope_approval(entry: &Json) -> Option<()> {
+    approval(entry)?;
+    let scope = object(object(object(entry)?.get("record")?)?.get("application_scope")?)?;
+    string(scope.get("application_id")?)?;
+    string(scope.get("scope_sha256")?)
 }
 
 fn exception(entry: &Json) -> Option<()> {

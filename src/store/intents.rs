@@ -63,7 +63,7 @@ pub struct IntentRecord {
     pub updated_at: DateTime<Utc>,
 }
 
-const COLUMNS: &str = "intent_id, correlation_id, application_id, acquisition_boundary, \
+pub(super) const COLUMNS: &str = "intent_id, correlation_id, application_id, acquisition_boundary, \
      business_unit, version, content_sha256, state, state_json, decision, risk_score, updated_at";
 
 impl Store {
@@ -169,7 +169,7 @@ fn select_intent(
     )
 }
 
-fn read_intent(row: &Row<'_>) -> Result<IntentRecord, StoreError> {
+pub(super) fn read_intent(row: &Row<'_>) -> Result<IntentRecord, StoreError> {
     let state_json: String = row.get("state_json")?;
     Ok(IntentRecord {
         intent_id: row.get("intent_id")?,

@@ -29,7 +29,7 @@ pub struct Migration {
 }
 
 /// The schema version this build writes: the last migration's version.
-pub const SUPPORTED_SCHEMA_VERSION: i64 = 5;
+pub const SUPPORTED_SCHEMA_VERSION: i64 = 6;
 
 /// Every migration, in order. Append; never edit or reorder.
 pub const MIGRATIONS: &[Migration] = &[
@@ -58,6 +58,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "rules in force",
         sql: RULES_IN_FORCE,
     },
+    Migration {
+        version: 6,
+        name: "api requests",
+        sql: API_REQUESTS,
+    },
 ];
 
 /// The rules each tracked branch is judged by (see `store::rules`).
@@ -72,6 +77,23 @@ CREATE TABLE rules_in_force (
     rejudge_at    TEXT,
     updated_at    TEXT NOT NULL
 );
+"#;
+
+/// Where an operator request came from (`origin`: the authenticated API
+/// caller and the request's metadata, as JSON; NULL for the local CLI,
+/// whose actor is self-declared), and reconciliations asked for through
+/// the API, which the daemon runs at its next step.
+const API_REQUESTS: &str = r#"
+ALTER TABLE operator_requests ADD COLUMN origin TEXT CHECK (origin IS NULL OR json_valid(origin));
+CREATE TABLE reconcile_requests (
+    request_id   INTEGER PRIMARY KEY,
+    actor        TEXT NOT NULL,
+    reason       TEXT NOT NULL,
+    origin       TEXT NOT NULL CHECK (json_valid(origin)),
+    requested_at TEXT NOT NULL,
+    handled_at   TEXT
+);
+CREATE INDEX reconcile_requests_pending ON reconcile_requests (handled_at, request_id);
 "#;
 
 /// Incidents from the incident sources (see `store::incidents`), one row per
@@ -409,6 +431,35 @@ mod tests {
     }
 
     #[test]
+    fn a_store_at_rules_in_force_upgrades_to_api_requests_keeping_its_rows() {
+        // A store made before the API (version 5: rules in force) takes
+        // migration 6; a pending operator request keeps its place and gets
+        // no origin (it came from the local CLI).
+        let mut connection = Connection::open_in_memory().unwrap();
+        apply(&mut connection, &MIGRATIONS[..5], Path::new(":memory:")).unwrap();
+        assert_eq!(user_version(&connection), 5);
+        connection
+            .execute(
+                "INSERT INTO operator_requests (intent_id, action, reason, actor, requested_at) \
+                 VALUES ('app@1', 'hold', 'why', 'alice', '2026-01-01T00:00:00Z')",
+                [],
+            )
+            .unwrap();
+        apply(&mut connection, MIGRATIONS, Path::new(":memory:")).unwrap();
+        assert_eq!(user_version(&connection), 6);
+        assert!(table_exists(&connection, "reconcile_requests"));
+        assert!(table_exists(&connection, "rules_in_force"));
+        let (actor, origin): (String, Option<String>) = connection
+            .query_row(
+                "SELECT actor, origin FROM operator_requests WHERE intent_id = 'app@1'",
+                [],
+                |row| Ok((row.get(0)?, row.get(1)?)),
+            )
+            .unwrap();
+        assert_eq!((actor.as_str(), origin), ("alice", None));
+    }
+
+    #[test]
     fn a_failing_migration_rolls_back_the_whole_batch() {
         let mut connection = Connection::open_in_memory().unwrap();
         let steps = [
@@ -456,15 +507,17 @@ mod tests {
     #[test]
     fn a_file_ahead_of_the_migration_list_is_refused() {
         let mut connection = Connection::open_in_memory().unwrap();
-        connection.pragma_update(None, "user_version", 7).unwrap();
+        connection
+            .pragma_update(None, "user_version", 1000)
+            .unwrap();
         let error = apply(&mut connection, MIGRATIONS, Path::new(":memory:")).unwrap_err();
         assert!(
-            matches!(error, StoreError::NewerSchema { found: 7, .. }),
+            matches!(error, StoreError::NewerSchema { found: 1000, .. }),
             "{error}"
         );
         let error = refuse_newer_schema(&connection, Path::new(":memory:")).unwrap_err();
         assert!(
-            matches!(error, StoreError::NewerSchema { found: 7, .. }),
+            matches!(error, StoreError::NewerSchema { found: 1000, .. }),
             "{error}"
         );
     }

@@ -37,6 +37,7 @@ mod canonical;
 mod commits;
 mod events;
 mod evidence_head;
+mod figures;
 mod idempotency;
 mod incidents;
 mod intents;
@@ -56,12 +57,13 @@ pub use events::{
     GENESIS_PREV_HASH, NewEvent,
 };
 pub use evidence_head::EvidenceHead;
+pub use figures::PlaneFigures;
 pub use idempotency::{Action, ActionState, NewAction, action_key};
 pub use incidents::{Incident, IncidentChange, IncidentReport, IncidentStatus};
 pub use intents::{IntentRecord, IntentUpsert, RINGMASTER_NAMESPACE, correlation_id_for};
 pub use migrations::{MIGRATIONS, Migration, SUPPORTED_SCHEMA_VERSION};
 pub use notifications::{NotificationDelivery, PendingNotification};
-pub use operator::OperatorRequest;
+pub use operator::{OperatorRequest, ReconcileRequest};
 pub use rings::ActiveChange;
 pub use rules::RulesState;
 pub use telemetry::{

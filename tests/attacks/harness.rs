@@ -93,13 +93,16 @@ impl Attack {
 
     /// `ringmaster validate --base main --rev attack --format json`.
     pub fn validate(&self) -> Verdict {
-        let output = crate::support::ringmaster(
-            &[
-                "validate", ".", "--base", "main", "--rev", "attack", "--now", NOW, "--format",
-                "json",
-            ],
-            &self.repo.path,
-        );
+        self.validate_with(&[])
+    }
+
+    /// [`Attack::validate`] with more arguments (e.g. `--state DIR`).
+    pub fn validate_with(&self, extra: &[&str]) -> Verdict {
+        let mut args = vec![
+            "validate", ".", "--base", "main", "--rev", "attack", "--now", NOW, "--format", "json",
+        ];
+        args.extend_from_slice(extra);
+        let output = crate::support::ringmaster(&args, &self.repo.path);
         let report: Value = serde_json::from_slice(&output.stdout).unwrap_or_else(|error| {
             panic!(
                 "validate printed no JSON ({error}): {}",
@@ -142,6 +145,16 @@ impl Attack {
     /// The PR check of `attack` into `main`, with `reviews` (none: a PR
     /// nobody reviewed).
     pub fn pr_check_with(&self, reviews: &[Review]) -> PullRequestVerdict {
+        self.pr_check_with_runtime(reviews, &ringmaster::evaluation::NoRuntime)
+    }
+
+    /// The PR check with the runtime facts of a daemon's store (as the
+    /// daemon runs it).
+    pub fn pr_check_with_runtime(
+        &self,
+        reviews: &[Review],
+        runtime: &dyn ringmaster::evaluation::RuntimeFacts,
+    ) -> PullRequestVerdict {
         let repo = GovernedRepo::open(&self.repo.path).expect("repo");
         let head = repo.resolve("attack").expect("attack");
         let base = repo.resolve("main").expect("main");
@@ -179,14 +192,20 @@ impl Attack {
             fork_point_entries: &fork_point_entries,
             reviews,
             history: &history,
-            runtime: &ringmaster::evaluation::NoRuntime,
+            runtime,
             now: now(),
         })
     }
 
     /// The PR check's verdict in the shape of the others.
     pub fn pr_check(&self) -> Verdict {
-        let verdict = self.pr_check_with(&[]);
+        verdict_of_check(&self.pr_check_with(&[]))
+    }
+}
+
+/// A PR check's verdict in the shape of the others.
+pub fn verdict_of_check(verdict: &PullRequestVerdict) -> Verdict {
+    {
         let mut out = Verdict::default();
         for intent in &verdict.intents {
             let evaluation = &intent.plan.evaluation;
@@ -217,7 +236,9 @@ impl Attack {
         }
         out
     }
+}
 
+impl Attack {
     /// The daemon: judges `main` as it was, then the attack fast-forwarded
     /// onto it (a direct push), at [`NOW`].
     pub fn daemon(&self) -> Verdict {
@@ -262,6 +283,7 @@ pub fn daemon_config(repo: &TestRepo) -> DaemonConfig {
         config_file: None,
         evidence_object_store: None,
         incidents: Default::default(),
+        api: None,
         notifications: Vec::new(),
         git_credentials: Default::default(),
     }
@@ -271,7 +293,11 @@ pub fn daemon_config(repo: &TestRepo) -> DaemonConfig {
 /// from the store, the rules from its latest decision pack, and the
 /// diagnostics when the commit was refused.
 pub fn read_daemon(repo: &TestRepo, daemon: &Daemon) -> Verdict {
-    let store = daemon.store();
+    read_store(repo, daemon.store())
+}
+
+/// [`read_daemon`] from a daemon's store (e.g. after `serve --once` exited).
+pub fn read_store(repo: &TestRepo, store: &ringmaster::store::Store) -> Verdict {
     let mut verdict = Verdict::default();
     let tip = store
         .last_processed_commit("main")

@@ -10,12 +10,14 @@ mod support;
 mod bounded;
 mod harness;
 
+mod corpus;
 mod expiry;
 mod identities;
 mod judges;
 mod output_forgery;
 mod policy_limits;
 mod records;
+mod rolled_back;
 mod rules_in_force;
 mod scope;
 mod signed;
