@@ -321,10 +321,18 @@ impl Performer<'_> {
                 rings,
                 action,
             } => {
-                let Some(intent) = intent else {
-                    return Ok(Vec::new());
+                let plane = match intent {
+                    Some(intent) => self.plane_of(intent),
+                    // A run whose intent file is gone (a superseding commit
+                    // deleted it) is still halted, on the plane it ran on.
+                    None if action == RemediationAction::Halt => self
+                        .store
+                        .get_intent(intent_id)?
+                        .and_then(|record| super::rollout::IntentState::from_record(&record).plane)
+                        .and_then(|facts| Plane::named(&facts.plane)),
+                    None => return Ok(Vec::new()),
                 };
-                self.remediate(run, intent, &strategy, &rings, action, now)
+                self.remediate(run, plane, &strategy, &rings, action, now)
                     .await?
             }
             Effect::EmitEvent {
@@ -860,7 +868,7 @@ impl Performer<'_> {
     async fn remediate(
         &mut self,
         run: &IntentRun,
-        intent: &DeploymentIntent,
+        plane: Option<Plane>,
         strategy: &str,
         rings: &[String],
         action: RemediationAction,
@@ -875,7 +883,8 @@ impl Performer<'_> {
             },
             RemediationAction::Uninstall => Remediation::Uninstall,
         };
-        let Some(plane) = self.plane_of(intent) else {
+        let intent_id = run.intent_id.as_str();
+        let Some(plane) = plane else {
             return Ok(vec![Event::RollbackFailed {
                 error: "the intent's artifact no longer resolves".into(),
                 failure: Some(permanent("artifact_unresolved")),
@@ -893,7 +902,7 @@ impl Performer<'_> {
             }]);
         };
         let action_record = NewAction {
-            intent_id: intent.intent_id.clone(),
+            intent_id: intent_id.to_owned(),
             plane: plane.as_str().to_owned(),
             ring: rings.join(","),
             action: journal_action(run, &format!("remediate:{}", remediation.name())),
@@ -928,10 +937,10 @@ impl Performer<'_> {
                     pause_forever("after-remediation");
                 }
                 self.store.mark_confirmed(&planned.key, None, now)?;
-                self.siem.emit(&json!({"type": remediation.name(), "intent_id": intent.intent_id, "strategy": strategy, "rings": rings, "applied": result.applied, "at": now}));
+                self.siem.emit(&json!({"type": remediation.name(), "intent_id": intent_id, "strategy": strategy, "rings": rings, "applied": result.applied, "at": now}));
                 if halting {
                     self.event(
-                        &intent.intent_id,
+                        intent_id,
                         (EventType::RollbackExecuted, EventOutcome::Success),
                         ACTOR,
                         None,
@@ -954,7 +963,7 @@ impl Performer<'_> {
                     // The run has ended: the halt it could not carry out is
                     // reported (event, SIEM) for a human to finish.
                     self.event(
-                        &intent.intent_id,
+                        intent_id,
                         (EventType::RollbackExecuted, EventOutcome::Failure),
                         ACTOR,
                         None,
@@ -962,7 +971,7 @@ impl Performer<'_> {
                                "code": error.code.as_str()}),
                         now,
                     )?;
-                    self.siem.emit(&json!({"type": "halt_failed", "intent_id": intent.intent_id, "rings": rings, "error": error.to_string(), "at": now}));
+                    self.siem.emit(&json!({"type": "halt_failed", "intent_id": intent_id, "rings": rings, "error": error.to_string(), "at": now}));
                     return Ok(Vec::new());
                 }
                 Ok(vec![Event::RollbackFailed {
