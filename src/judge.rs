@@ -371,9 +371,23 @@ impl Judgement {
     /// this judgement read expires: the decisions must be judged again then
     /// (DESIGN §4.3: expiry takes effect at its instant, not at the next
     /// commit). Review approvals expire too (`forge::approvals`).
+    ///
+    /// The end of a change freeze in force at `now` is in the schedule too:
+    /// work held by the freeze (rings waiting to start, deferred
+    /// remediations) resumes at its end without waiting for a commit.
     pub fn next_expiry(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
         let approvals = self.snapshot.approvals.values().map(|a| a.expiry);
         let exceptions = self.snapshot.exceptions.values().map(|e| e.expiry);
-        approvals.chain(exceptions).filter(|at| *at > now).min()
+        let freeze_end = self
+            .snapshot
+            .config
+            .as_ref()
+            .and_then(|config| crate::orchestrator::active_freeze(&config.change_freezes, now))
+            .map(|freeze| freeze.ends_at);
+        approvals
+            .chain(exceptions)
+            .chain(freeze_end)
+            .filter(|at| *at > now)
+            .min()
     }
 }

@@ -692,9 +692,9 @@ impl Performer<'_> {
         let call = connector.publish(&request, now);
         let sent = self
             .send_journalled(
-                &planned.key,
-                planned.state,
+                &planned,
                 request.plane,
+                "publish",
                 now,
                 (PausePoint::BeforePublish, "before-publish"),
                 call,
@@ -730,31 +730,35 @@ impl Performer<'_> {
     /// not sent ([`Store::mark_not_sent`]), never as sent then failed.
     async fn send_journalled<T>(
         &mut self,
-        key: &str,
-        state: ActionState,
+        planned: &crate::store::Action,
         plane: Plane,
+        operation: &str,
         now: DateTime<Utc>,
         pause: (PausePoint, &'static str),
         call: impl std::future::Future<Output = Result<T, ConnectorError>>,
     ) -> Result<Sent<T>, DriveError> {
-        if let Some(refusal) = self.plane_breakers.refusal(plane, now) {
+        if let Some(refusal) = self.plane_breakers.refusal(plane, operation, now) {
             let retry_at = refusal
                 .retry_after
                 .and_then(|wait| chrono::Duration::from_std(wait).ok())
                 .map(|wait| now + wait);
-            self.store
-                .mark_not_sent(key, &format!("not sent: {refusal}"), retry_at, now)?;
+            self.store.mark_not_sent(
+                &planned.key,
+                &format!("not sent: {refusal}"),
+                retry_at,
+                now,
+            )?;
             return Ok(Sent::Refused(refusal));
         }
-        if state != ActionState::Sent {
-            self.store.mark_sent(key, now)?;
+        if planned.state != ActionState::Sent {
+            self.store.mark_sent(&planned.key, now)?;
         }
         let (point, name) = pause;
         if self.pause_at == Some(point) {
             pause_forever(name);
         }
         Ok(Sent::Answered(
-            self.plane_breakers.call(plane, now, call).await,
+            self.plane_breakers.call(plane, operation, now, call).await,
         ))
     }
 
@@ -794,7 +798,9 @@ impl Performer<'_> {
             ));
         };
         let call = connector.query_status(correlation_id, now);
-        self.plane_breakers.call(plane, now, call).await
+        self.plane_breakers
+            .call(plane, "query_status", now, call)
+            .await
     }
 
     async fn ring_status(
@@ -919,9 +925,9 @@ impl Performer<'_> {
         let call = connector.remediate(&correlation_id, &remediation, now);
         let answer = match self
             .send_journalled(
-                &planned.key,
-                planned.state,
+                &planned,
                 plane,
+                "remediate",
                 now,
                 (PausePoint::BeforeRemediation, "before-remediation"),
                 call,
@@ -1034,9 +1040,9 @@ impl Performer<'_> {
         let call = connector.remediate(&correlation_id, &plan.remediation, now);
         let answer = match self
             .send_journalled(
-                &planned.key,
-                planned.state,
+                &planned,
                 plane,
+                "remediate",
                 now,
                 (PausePoint::BeforeRemediation, "before-remediation"),
                 call,
@@ -1127,7 +1133,11 @@ impl Performer<'_> {
                 continue;
             };
             let call = connector.verify_idempotency(&correlation_id, now);
-            let found = match self.plane_breakers.call(plane, now, call).await {
+            let found = match self
+                .plane_breakers
+                .call(plane, "verify_idempotency", now, call)
+                .await
+            {
                 Ok(found) => found,
                 Err(error) => {
                     tracing::warn!(key = %action.key, %error, "cannot ask the plane about an action in flight; its retry will");
@@ -1186,6 +1196,7 @@ pub fn push_evidence(
                 .record_failure(now, error.to_string(), None, rand::random::<f64>());
         }
     }
+    crate::metrics::runtime::breaker("evidence_push", &push.breaker);
     result.map(drop)
 }
 

@@ -763,7 +763,7 @@ impl Processor<'_> {
                 execution_plane: None,
                 ring: None,
                 outcome: EventOutcome::Info,
-                details: json!({"commit": sha, "reason": "an approval or exception expired", "records": records.len(), "unchanged": unchanged, "next_rejudge_at": rejudge_at}),
+                details: json!({"commit": sha, "reason": "an approval or exception expired, or a change freeze ended", "records": records.len(), "unchanged": unchanged, "next_rejudge_at": rejudge_at}),
             })?;
             return Ok(CommitReport {
                 commit: sha,
