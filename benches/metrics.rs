@@ -174,7 +174,10 @@ fn main() {
     let units = environment_number("RINGMASTER_BENCH_BUSINESS_UNITS", 6);
     let rounds = environment_number("RINGMASTER_BENCH_ROUNDS", 20);
     let dir = tempfile::tempdir().expect("temp dir");
-    let database = dir.path().join("ringmaster.db");
+    // RINGMASTER_BENCH_DB keeps the filled store there (for sqlite3 .timer).
+    let database = std::env::var_os("RINGMASTER_BENCH_DB")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| dir.path().join("ringmaster.db"));
     drop(Store::open(&database).expect("store"));
     let started = Instant::now();
     let events = fill(&database, intents, applications, units);
@@ -182,6 +185,34 @@ fn main() {
         "store: {intents} intents, {applications} applications, {units} business units, {events} events (filled in {:.1} s)",
         started.elapsed().as_secs_f64()
     );
+    // Where a scrape's time goes (one collection, outside the server).
+    {
+        let store = Store::open(&database).expect("store");
+        let started = Instant::now();
+        let rows = store.telemetry_rows().expect("telemetry rows");
+        let telemetry = started.elapsed();
+        let started = Instant::now();
+        let rollouts = store.rollout_rows().expect("rollout rows");
+        let rollout = started.elapsed();
+        let observation = ringmaster::metrics::Observation {
+            now: chrono::Utc::now(),
+            rollouts,
+            rows,
+            evidence_head: None,
+            approvals: Vec::new(),
+            previous_collect_seconds: 0.0,
+        };
+        let started = Instant::now();
+        let text = ringmaster::metrics::render(&observation);
+        let render = started.elapsed();
+        println!(
+            "one collection: event-log aggregates {:.1} ms, rollouts {:.1} ms, render {:.1} ms ({} bytes)",
+            telemetry.as_secs_f64() * 1000.0,
+            rollout.as_secs_f64() * 1000.0,
+            render.as_secs_f64() * 1000.0,
+            text.len()
+        );
+    }
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     runtime.block_on(async {
         let state = api::metrics::MetricsState::new(

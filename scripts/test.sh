@@ -17,6 +17,8 @@ command -v promtool >/dev/null 2>&1 || need_apt+=(prometheus)
 # The status page is tested in a real headless Chromium through chromedriver.
 command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || need_apt+=(chromium-driver)
+# Progress bars are tested on a real pseudo-terminal made by script(1).
+command -v script >/dev/null 2>&1 || need_apt+=(bsdutils)
 # Signed-commit tests make SSH keys and signatures with the real ssh-keygen.
 command -v ssh-keygen >/dev/null 2>&1 || need_apt+=(openssh-client)
 # Git over SSH is tested against a real sshd on 127.0.0.1.

@@ -25,6 +25,7 @@ pub mod orchestrator;
 pub mod plan;
 pub mod planes;
 pub mod policy;
+pub mod progress;
 pub mod reconciler;
 pub mod risk;
 pub mod sample;

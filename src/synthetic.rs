@@ -121,8 +121,19 @@ pub fn files(intents: usize) -> Vec<(String, String)> {
 
 /// Writes a synthetic repository with `intents` intents below `dir`.
 pub fn write(dir: &Path, intents: usize) -> std::io::Result<usize> {
+    write_with_progress(dir, intents, &crate::progress::Silent)
+}
+
+/// [`write`], reporting each file written.
+pub fn write_with_progress(
+    dir: &Path,
+    intents: usize,
+    progress: &dyn crate::progress::Progress,
+) -> std::io::Result<usize> {
     let files = files(intents);
+    progress.stage("writing files", Some(files.len() as u64));
     for (relative, text) in &files {
+        progress.advance(1);
         let path = dir.join(relative);
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent)?;

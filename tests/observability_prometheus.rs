@@ -9,7 +9,7 @@
 
 mod observability;
 
-use observability::{free_port, required_tool, serve_demo};
+use observability::{commit_to_demo, free_port, required_tool, serve_demo_with};
 use ringmaster::metrics::families::{ALL, SEED_SEVEN};
 use serde_json::Value;
 use std::collections::BTreeSet;
@@ -221,7 +221,9 @@ fn every_dashboard_and_rule_query_names_only_metrics_we_expose() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_real_prometheus_scrapes_the_demo_and_every_panel_and_rule_returns_data() {
-    let served = serve_demo(&[]);
+    // A later commit: the serving daemon judges it (policy evaluation) and
+    // reconciles the demo's rollouts (plane calls) before Prometheus looks.
+    let served = serve_demo_with(&[], commit_to_demo);
     let client = reqwest::Client::new();
     let response = client
         .get(format!("{}/metrics", served.url))
@@ -245,6 +247,23 @@ async fn a_real_prometheus_scrapes_the_demo_and_every_panel_and_rule_returns_dat
             "{} missing from /metrics:\n{exposition}",
             family.name
         );
+    }
+
+    // The process's own measurements: real calls and evaluations, counted.
+    let exposition = wait_for_process_metrics(&client, &served.url, exposition).await;
+    for family in ringmaster::metrics::families::PROCESS {
+        assert!(
+            exposition.contains(&format!("\n{}", family.name)),
+            "{} missing from /metrics:\n{exposition}",
+            family.name
+        );
+    }
+    // Nothing per business unit on the per-ring families (their bound).
+    for line in exposition
+        .lines()
+        .filter(|l| l.starts_with("ringmaster_ring_"))
+    {
+        assert!(!line.contains("business_unit="), "{line}");
     }
 
     let target = served.url.trim_start_matches("http://").to_owned();
@@ -309,6 +328,46 @@ async fn a_real_prometheus_scrapes_the_demo_and_every_panel_and_rule_returns_dat
         },
     )
     .await;
+}
+
+/// The sum of the values of every series of `family` (a counter or a
+/// histogram's `_count`) in `exposition`.
+fn total(exposition: &str, series: &str) -> f64 {
+    exposition
+        .lines()
+        .filter(|line| line.starts_with(series) && line[series.len()..].starts_with(['{', ' ']))
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// Scrapes until the daemon has judged the commit and called its planes.
+async fn wait_for_process_metrics(
+    client: &reqwest::Client,
+    url: &str,
+    mut exposition: String,
+) -> String {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let evaluations = total(&exposition, "ringmaster_policy_evaluation_seconds_count");
+        let calls = total(&exposition, "ringmaster_plane_call_seconds_count");
+        let classed = total(&exposition, "ringmaster_plane_calls_total");
+        if evaluations > 0.0 && calls > 0.0 && classed >= calls {
+            return exposition;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no policy evaluation or plane call measured within a minute:\n{exposition}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        exposition = client
+            .get(format!("{url}/metrics"))
+            .send()
+            .await
+            .expect("GET /metrics")
+            .text()
+            .await
+            .expect("body");
+    }
 }
 
 #[test]

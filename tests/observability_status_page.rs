@@ -6,6 +6,12 @@
 //! holds a rollout. Screenshots go to the test's output directory
 //! (`RINGMASTER_SCREENSHOT_DIR`, else a temp dir that is printed);
 //! `docs/status-page.png` is one of them.
+//!
+//! No browser outlives its test: chromedriver runs in a process group of its
+//! own, with `HOME`, `XDG_CONFIG_HOME` and the profile in a directory of the
+//! test (so every process of this browser, crash handlers included, names
+//! it on its command line), and the driver's `Drop` kills all of them — on
+//! success and on panic alike; each test asserts none is left.
 
 mod observability;
 
@@ -21,41 +27,141 @@ struct Driver {
     url: String,
     session: String,
     client: reqwest::Client,
+    /// HOME, XDG_CONFIG_HOME and the profile of this browser.
+    home: tempfile::TempDir,
+}
+
+/// What identifies one browser's processes.
+#[derive(Debug, Clone)]
+struct BrowserProcesses {
+    /// The process group chromedriver leads (its children stay in it).
+    group: i32,
+    /// A path every process started for this browser names (crash handlers
+    /// leave the group, not the path).
+    marker: String,
+}
+
+impl BrowserProcesses {
+    /// Live processes of this browser: (pid, command name). Zombies are
+    /// dead already (their parent, often init here, reaps them later).
+    fn alive(&self) -> Vec<(i32, String)> {
+        let mut found = Vec::new();
+        for entry in std::fs::read_dir("/proc").expect("/proc").flatten() {
+            let Some(pid) = entry
+                .file_name()
+                .to_str()
+                .and_then(|n| n.parse::<i32>().ok())
+            else {
+                continue;
+            };
+            let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+                continue; // gone meanwhile
+            };
+            // pid (comm) state ppid pgrp ...
+            let Some((head, tail)) = stat.rsplit_once(')') else {
+                continue;
+            };
+            let name = head.split_once('(').map_or("", |(_, name)| name).to_owned();
+            let fields: Vec<&str> = tail.split_whitespace().collect();
+            if fields.first() == Some(&"Z") || fields.first() == Some(&"X") {
+                continue;
+            }
+            let group = fields.get(2).and_then(|g| g.parse::<i32>().ok());
+            let command = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+            let names_marker = String::from_utf8_lossy(&command).contains(&self.marker);
+            if group == Some(self.group) || names_marker {
+                found.push((pid, name));
+            }
+        }
+        found
+    }
+
+    /// Kills every live process of this browser until none is left (for at
+    /// most ten seconds); returns what is still alive then.
+    fn kill_all(&self) -> Vec<(i32, String)> {
+        use rustix::process::{Pid, Signal, kill_process, kill_process_group};
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(group) = Pid::from_raw(self.group) {
+                let _ = kill_process_group(group, Signal::KILL);
+            }
+            let alive = self.alive();
+            if alive.is_empty() || Instant::now() >= deadline {
+                return alive;
+            }
+            for (pid, _) in &alive {
+                if let Some(pid) = Pid::from_raw(*pid) {
+                    let _ = kill_process(pid, Signal::KILL);
+                }
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
 }
 
 impl Drop for Driver {
     fn drop(&mut self) {
+        let processes = self.processes();
         let _ = self.child.kill();
         let _ = self.child.wait();
+        let left = processes.kill_all();
+        if !left.is_empty() {
+            eprintln!("browser processes survived their kill: {left:?}");
+        }
     }
 }
 
 impl Driver {
+    fn processes(&self) -> BrowserProcesses {
+        BrowserProcesses {
+            group: i32::try_from(self.child.id()).expect("a pid"),
+            marker: self.home.path().display().to_string(),
+        }
+    }
+
     /// Starts chromedriver and a headless Chromium session.
     async fn start() -> Driver {
+        use std::os::unix::process::CommandExt;
         let chromium = required_tool("chromium", "chromium");
         let chromedriver = required_tool("chromedriver", "chromium-driver");
+        let home = tempfile::Builder::new()
+            .prefix("ringmaster-chromium-")
+            .tempdir()
+            .expect("browser home");
         let port = free_port();
         let child = Command::new(chromedriver)
             .arg(format!("--port={port}"))
+            .env("HOME", home.path())
+            .env("XDG_CONFIG_HOME", home.path().join("config"))
+            .process_group(0)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("chromedriver starts");
         let url = format!("http://127.0.0.1:{port}");
         let client = reqwest::Client::new();
+        let profile = format!("--user-data-dir={}", home.path().join("profile").display());
         let capabilities = json!({"capabilities": {"alwaysMatch": {
             "browserName": "chrome",
             "goog:chromeOptions": {
                 "binary": chromium,
                 "args": ["--headless=new", "--no-sandbox", "--disable-gpu",
-                         "--disable-dev-shm-usage", "--window-size=1280,900"]
+                         "--disable-dev-shm-usage", "--window-size=1280,900", profile]
             }
         }}});
+        // Owned from here: a panic below still kills chromedriver.
+        let mut driver = Driver {
+            child,
+            url,
+            session: String::new(),
+            client,
+            home,
+        };
         let deadline = Instant::now() + Duration::from_secs(60);
-        let session = loop {
-            let answer = client
-                .post(format!("{url}/session"))
+        driver.session = loop {
+            let answer = driver
+                .client
+                .post(format!("{}/session", driver.url))
                 .json(&capabilities)
                 .send()
                 .await;
@@ -69,12 +175,7 @@ impl Driver {
             assert!(Instant::now() < deadline, "chromedriver never listened");
             tokio::time::sleep(Duration::from_millis(100)).await;
         };
-        Driver {
-            child,
-            url,
-            session,
-            client,
-        }
+        driver
     }
 
     async fn command(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
@@ -238,4 +339,54 @@ async fn the_status_page_in_chromium_shows_rollouts_rings_and_approvals_and_upda
         .screenshot(&directory.join("status-page-after-hold.png"))
         .await;
     eprintln!("screenshots in {}", directory.display());
+
+    // The browser's processes, found by group and path, die with the driver.
+    let processes = driver.processes();
+    assert_browser_then_none_left(driver, &processes);
+}
+
+/// `processes` includes a running Chromium while `driver` lives, and
+/// nothing once it is dropped.
+fn assert_browser_then_none_left(driver: Driver, processes: &BrowserProcesses) {
+    let alive = processes.alive();
+    assert!(
+        alive.iter().any(|(_, name)| name == "chromedriver")
+            && alive
+                .iter()
+                .any(|(_, name)| name.starts_with("chrom") && name != "chromedriver"),
+        "chromedriver and Chromium are found while the driver lives: {alive:?}"
+    );
+    drop(driver);
+    let left = processes.alive();
+    assert!(
+        left.is_empty(),
+        "browser processes outlived the test: {left:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_test_that_panics_leaves_no_browser_behind() {
+    let (sender, found) = std::sync::mpsc::channel();
+    let panicked = tokio::spawn(async move {
+        let driver = Driver::start().await;
+        driver.goto("about:blank").await;
+        let processes = driver.processes();
+        sender
+            .send((processes.clone(), processes.alive()))
+            .expect("send");
+        panic!("a failing assertion while the browser runs");
+    })
+    .await
+    .expect_err("the task panicked");
+    assert!(panicked.is_panic());
+    let (processes, alive_before) = found.recv().expect("the browser started");
+    assert!(
+        alive_before.iter().any(|(_, name)| name != "chromedriver"),
+        "Chromium ran before the panic: {alive_before:?}"
+    );
+    let left = processes.alive();
+    assert!(
+        left.is_empty(),
+        "browser processes outlived the panic: {left:?}"
+    );
 }

@@ -20,6 +20,8 @@ pub struct MetricsState {
     pub clock: Clock,
     /// How long the previous collection took, reported by the next one.
     pub previous_collect_seconds: Mutex<f64>,
+    /// The event log's counts so far (each scrape reads only what is new).
+    pub tally: Mutex<metrics::Tally>,
 }
 
 impl MetricsState {
@@ -29,6 +31,7 @@ impl MetricsState {
             approvals,
             clock,
             previous_collect_seconds: Mutex::new(0.0),
+            tally: Mutex::new(metrics::Tally::default()),
         }
     }
 
@@ -40,7 +43,12 @@ impl MetricsState {
             .lock()
             .unwrap_or_else(|poison| poison.into_inner());
         let timings = self.approvals.timings(&store);
-        let mut observation = Observation::read(&store, timings, (self.clock)())?;
+        let mut tally = self
+            .tally
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
+        let mut observation = Observation::read_with(&store, &mut tally, timings, (self.clock)())?;
+        drop(tally);
         drop(store);
         let mut previous = self
             .previous_collect_seconds

@@ -3,7 +3,7 @@
 use super::Format;
 use crate::daemon::config::{RawConfig, Secret};
 use crate::daemon::{Clock, Daemon};
-use crate::evidence::{ExpectedHead, VerifyReport, VerifyingKey, generate_keypair, verify_branch};
+use crate::evidence::{ExpectedHead, VerifyReport, VerifyingKey, generate_keypair};
 use crate::source::GovernedRepo;
 use crate::store::{EventFilter, Store};
 use anyhow::Context as _;
@@ -328,7 +328,15 @@ pub(super) fn verify(
         }),
         None => None,
     };
-    let report = verify_branch(governed.repository.path(), branch, &key, expected)?;
+    let progress = super::progress::Reporter::on_stderr();
+    let report = crate::evidence::verify_branch_with_progress(
+        governed.repository.path(),
+        branch,
+        &key,
+        expected,
+        &progress,
+    )?;
+    drop(progress);
     if report.ok {
         println!(
             "{}: {} record(s) verified; signatures, hash chain, sequence and append-only history hold",

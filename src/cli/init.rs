@@ -30,9 +30,12 @@ pub(super) fn run(dir: &Path) -> anyhow::Result<ExitCode> {
 
 pub(super) fn generate(dir: &Path, intents: usize) -> anyhow::Result<ExitCode> {
     ensure_empty(dir)?;
-    let count = crate::synthetic::write(dir, intents)
+    let progress = super::progress::Reporter::on_stderr();
+    let count = crate::synthetic::write_with_progress(dir, intents, &progress)
         .with_context(|| format!("write into {}", dir.display()))?;
+    crate::progress::Progress::stage(&progress, &format!("committing {count} files"), None);
     let commit = initial_commit(dir)?;
+    drop(progress);
     println!(
         "generated {intents} intents ({count} files) in {} (commit {})",
         dir.display(),

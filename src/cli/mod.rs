@@ -10,6 +10,7 @@ mod evidence;
 mod init;
 mod output;
 mod plan;
+mod progress;
 mod remote;
 mod simulate;
 mod status;

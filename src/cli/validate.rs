@@ -6,6 +6,7 @@ use crate::evaluation::{Evaluation, NoRuntime, RuntimeFacts};
 use crate::judge::{self, Case, Judgement, Proof};
 use crate::model::{Entry, Snapshot};
 use crate::policy::Decision;
+use crate::progress::Progress;
 use crate::source::{GovernedRepo, read_worktree};
 use anyhow::Context as _;
 use chrono::{DateTime, Utc};
@@ -151,11 +152,18 @@ pub(super) fn run(
     state: Option<&Path>,
     wall_clock: DateTime<Utc>,
 ) -> anyhow::Result<ExitCode> {
+    // A spinner per stage on a terminal (reading thousands of files and
+    // judging thousands of intents takes seconds); nothing otherwise.
+    let progress = super::progress::Reporter::on_stderr();
+    Progress::stage(&progress, &format!("reading {}", args.repo.display()), None);
     let revision = read(args)?;
     let base = base_revision(&revision, base)?;
     let now = args.now.unwrap_or(wall_clock);
     let runtime = runtime_facts(state)?;
+    let what = format!("judging {} files", revision.entries.len());
+    Progress::stage(&progress, &what, None);
     let judgement = judge_revision_with(&revision, base.as_ref(), runtime.as_ref(), now);
+    drop(progress);
     // `--strict` also fails on a scope change no CAB scope approval covers
     // (it is pending, like an intent waiting for approval).
     let scopes_pending = judgement.unapproved_scope_changes().next().is_some();

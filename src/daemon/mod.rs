@@ -614,6 +614,12 @@ impl Daemon {
     /// token is used without a restart. A fetch the open breaker refuses
     /// sends nothing and is not an error.
     fn fetch_governed(&mut self, now: DateTime<Utc>) -> Option<crate::source::SourceError> {
+        let failure = self.fetch_governed_once(now);
+        crate::metrics::runtime::breaker("git_fetch", &self.git_fetch);
+        failure
+    }
+
+    fn fetch_governed_once(&mut self, now: DateTime<Utc>) -> Option<crate::source::SourceError> {
         if self.git_fetch.admit(now).is_err() {
             return None;
         }

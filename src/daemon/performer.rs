@@ -675,7 +675,11 @@ impl Performer<'_> {
             self.store.mark_sent(&planned.key, now)?;
         }
         let call = connector.publish(&request, now);
-        match self.plane_breakers.call(request.plane, now, call).await {
+        match self
+            .plane_breakers
+            .call(request.plane, "publish", now, call)
+            .await
+        {
             Ok(result) => {
                 if self.pause_at == Some(PausePoint::AfterPublish) {
                     pause_forever("after-publish");
@@ -731,7 +735,9 @@ impl Performer<'_> {
             ));
         };
         let call = connector.query_status(correlation_id, now);
-        self.plane_breakers.call(plane, now, call).await
+        self.plane_breakers
+            .call(plane, "query_status", now, call)
+            .await
     }
 
     async fn ring_status(
@@ -854,7 +860,11 @@ impl Performer<'_> {
         }
         let correlation_id = plane_correlation_id(run);
         let call = connector.remediate(&correlation_id, &remediation, now);
-        match self.plane_breakers.call(plane, now, call).await {
+        match self
+            .plane_breakers
+            .call(plane, "remediate", now, call)
+            .await
+        {
             Ok(result) => {
                 if self.pause_at == Some(PausePoint::AfterRemediation) {
                     pause_forever("after-remediation");
@@ -927,7 +937,11 @@ impl Performer<'_> {
         }
         let correlation_id = plane_correlation_id(run);
         let call = connector.remediate(&correlation_id, &plan.remediation, now);
-        match self.plane_breakers.call(plane, now, call).await {
+        match self
+            .plane_breakers
+            .call(plane, "remediate", now, call)
+            .await
+        {
             Ok(result) => {
                 if self.pause_at == Some(PausePoint::AfterRemediation) {
                     pause_forever("after-remediation");
@@ -969,7 +983,11 @@ impl Performer<'_> {
                 continue;
             };
             let call = connector.verify_idempotency(&correlation_id, now);
-            let found = match self.plane_breakers.call(plane, now, call).await {
+            let found = match self
+                .plane_breakers
+                .call(plane, "verify_idempotency", now, call)
+                .await
+            {
                 Ok(found) => found,
                 Err(error) => {
                     tracing::warn!(key = %action.key, %error, "cannot ask the plane about an action in flight; its retry will");
@@ -1028,6 +1046,7 @@ pub fn push_evidence(
                 .record_failure(now, error.to_string(), None, rand::random::<f64>());
         }
     }
+    crate::metrics::runtime::breaker("evidence_push", &push.breaker);
     result.map(drop)
 }
 

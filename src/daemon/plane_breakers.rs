@@ -38,18 +38,24 @@ impl PlaneBreakers {
                 BreakerPolicy::default(),
             )
         });
-        act(breaker)
+        let answer = act(breaker);
+        crate::metrics::runtime::breaker(plane.as_str(), breaker);
+        answer
     }
 
     /// Makes `call` to `plane` through its breaker: refused without being
     /// started while the breaker is open, its outcome recorded otherwise.
+    /// `operation` (`publish`, `query_status`, ...) labels the call's
+    /// metrics (`metrics::runtime`: latency, outcome class, throttling).
     pub async fn call<T>(
         &self,
         plane: Plane,
+        operation: &str,
         now: DateTime<Utc>,
         call: impl Future<Output = Result<T, ConnectorError>>,
     ) -> Result<T, ConnectorError> {
         if let Err(refused) = self.with(plane, |breaker| breaker.admit(now)) {
+            crate::metrics::runtime::plane_call_refused(plane.as_str(), operation);
             let wait = (refused.until - now).to_std().unwrap_or_default();
             return Err(ConnectorError {
                 class: ErrorClass::Transient,
@@ -63,7 +69,7 @@ impl PlaneBreakers {
                 retry_after: Some(wait.max(std::time::Duration::from_secs(1))),
             });
         }
-        let result = call.await;
+        let result = crate::metrics::runtime::plane_call(plane.as_str(), operation, call).await;
         self.with(plane, |breaker| match &result {
             Err(error) if error.class == ErrorClass::Transient => {
                 // A plane that said how long to wait (429/503 with
@@ -130,7 +136,7 @@ mod tests {
         for _ in 0..3 {
             assert!(
                 breakers
-                    .call(Plane::Intune, start, call(false))
+                    .call(Plane::Intune, "publish", start, call(false))
                     .await
                     .is_err()
             );
@@ -140,7 +146,7 @@ mod tests {
         assert!(until > start);
         // While open: refused without a call, transient, with retry_after.
         let refused = breakers
-            .call(Plane::Intune, start, call(true))
+            .call(Plane::Intune, "publish", start, call(true))
             .await
             .expect_err("refused");
         assert_eq!(sent.load(Ordering::SeqCst), 3, "nothing was sent");
@@ -149,7 +155,7 @@ mod tests {
         assert!(refused.message.contains("intune"), "{}", refused.message);
         // Another plane is not affected.
         breakers
-            .call(Plane::Jamf, start, call(true))
+            .call(Plane::Jamf, "publish", start, call(true))
             .await
             .expect("jamf");
         assert_eq!(sent.load(Ordering::SeqCst), 4);
@@ -157,7 +163,7 @@ mod tests {
         for _ in 0..5 {
             let refusal =
                 async { Err::<(), _>(ConnectorError::new(ErrorCode::InvalidRequest, "bad")) };
-            let _ = breakers.call(Plane::Jamf, start, refusal).await;
+            let _ = breakers.call(Plane::Jamf, "publish", start, refusal).await;
         }
         assert!(matches!(
             breakers.states()[&Plane::Jamf],
@@ -165,7 +171,7 @@ mod tests {
         ));
         // The probe after the open time closes it.
         breakers
-            .call(Plane::Intune, until, call(true))
+            .call(Plane::Intune, "publish", until, call(true))
             .await
             .expect("probe");
         assert_eq!(breakers.retry_at(), None);

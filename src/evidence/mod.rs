@@ -44,7 +44,7 @@ pub use pack::{
 };
 pub use read::{RecordFiles, RecordSummary};
 pub use remote::{FetchOutcome, PushReport};
-pub use verify::{ExpectedHead, Failure, VerifyReport, verify_branch};
+pub use verify::{ExpectedHead, Failure, VerifyReport, verify_branch, verify_branch_with_progress};
 pub use worm_verify::{ObjectFinding, ObjectStoreReport, verify_object_store};
 
 use std::path::PathBuf;

@@ -170,6 +170,7 @@ struct Verification<'shared> {
     key: &'shared VerifyingKey,
     expected_head: Option<&'shared ExpectedHead>,
     next_chunk: AtomicUsize,
+    progress: &'shared dyn crate::progress::Progress,
     chunk_links: Mutex<Vec<ChunkLinks>>,
     reached: Mutex<Option<ReachedRecord>>,
     first_failure: FirstFailure,
@@ -195,6 +196,25 @@ pub fn verify_branch(
     verify_branch_in_chunks(repository_path, branch, key, expected_head, CHUNK_SIZE)
 }
 
+/// [`verify_branch`], reporting the records checked (`ringmaster verify`
+/// draws them on a terminal).
+pub fn verify_branch_with_progress(
+    repository_path: &Path,
+    branch: &str,
+    key: &VerifyingKey,
+    expected_head: Option<ExpectedHead>,
+    progress: &dyn crate::progress::Progress,
+) -> Result<VerifyReport> {
+    verify_chunks(
+        repository_path,
+        branch,
+        key,
+        expected_head,
+        CHUNK_SIZE,
+        progress,
+    )
+}
+
 /// [`verify_branch`] with a given chunk size (tests use tiny chunks to
 /// exercise the links between them).
 pub(crate) fn verify_branch_in_chunks(
@@ -203,6 +223,24 @@ pub(crate) fn verify_branch_in_chunks(
     key: &VerifyingKey,
     expected_head: Option<ExpectedHead>,
     chunk_size: usize,
+) -> Result<VerifyReport> {
+    verify_chunks(
+        repository_path,
+        branch,
+        key,
+        expected_head,
+        chunk_size,
+        &crate::progress::Silent,
+    )
+}
+
+fn verify_chunks(
+    repository_path: &Path,
+    branch: &str,
+    key: &VerifyingKey,
+    expected_head: Option<ExpectedHead>,
+    chunk_size: usize,
+    progress: &dyn crate::progress::Progress,
 ) -> Result<VerifyReport> {
     let chunk_size = chunk_size.max(1);
     let repository = open_repository(repository_path)?;
@@ -224,7 +262,9 @@ pub(crate) fn verify_branch_in_chunks(
         repository: repository_path.to_path_buf(),
     })?;
     drop(repository);
+    progress.stage(&format!("reading {branch}"), None);
     let chain = first_parent_chain(repository_path, tip)?;
+    progress.stage("verifying records", Some(chain.len() as u64));
 
     let chunk_count = chain.len().div_ceil(chunk_size);
     let verification = Verification {
@@ -234,6 +274,7 @@ pub(crate) fn verify_branch_in_chunks(
         key,
         expected_head: expected_head.as_ref(),
         next_chunk: AtomicUsize::new(0),
+        progress,
         chunk_links: Mutex::new(vec![ChunkLinks::default(); chunk_count]),
         reached: Mutex::new(None),
         latest_anchor: Mutex::new(None),
@@ -437,6 +478,7 @@ impl Verification<'_> {
                 }
             }
             trees.advance();
+            self.progress.advance(1);
         }
         links.last_pack_sha256 = previous_pack_sha256;
         links

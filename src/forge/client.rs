@@ -179,12 +179,10 @@ impl GitHubClient {
         message: &str,
         retry_after: Option<chrono::Duration>,
     ) {
-        let opened = self.breaker.lock().expect("breaker lock").record_failure(
-            now,
-            message,
-            retry_after,
-            rand::random::<f64>(),
-        );
+        let mut breaker = self.breaker.lock().expect("breaker lock");
+        let opened = breaker.record_failure(now, message, retry_after, rand::random::<f64>());
+        crate::metrics::runtime::breaker("github_api", &breaker);
+        drop(breaker);
         if let Some(until) = opened {
             tracing::warn!(%until, error = %message, "GitHub API unavailable: no calls until the next probe");
         }
@@ -269,7 +267,9 @@ impl GitHubClient {
                     retry_after,
                 );
             } else {
-                self.breaker.lock().expect("breaker lock").record_success();
+                let mut breaker = self.breaker.lock().expect("breaker lock");
+                breaker.record_success();
+                crate::metrics::runtime::breaker("github_api", &breaker);
             }
             match rate_limit::assess(status, &headers, &text, (self.clock)()) {
                 RateLimitVerdict::Limited { kind, until } => {

@@ -5,7 +5,18 @@
 //! Label bound: no intent id, device id or correlation id is ever a label.
 //! `application` is bounded by the tenant's applications, `ring` by the
 //! config's rings, `plane` by the six plane types, `business_unit` by the
-//! tenant's business units; every other label is a closed set of words.
+//! tenant's business units, `site_class` by [`MAX_SITE_CLASSES`] (the rest
+//! report as `other`); every other label is a closed set of words. No
+//! family carries two of the open dimensions (application, business unit)
+//! at once: per-ring device counts are summed over business units by
+//! application, and over applications by business unit, so the largest
+//! family has at most applications × rings × 4 series
+//! (`docs/observability.md` lists every family's bound).
+//!
+//! Two sources: [`STORED`] families are read from the state store at
+//! scrape time; [`PROCESS`] families are measured in the running process
+//! (`metrics::runtime`: plane calls, circuit breakers, policy evaluation)
+//! and start again from zero when it restarts.
 
 /// The Prometheus type of a family.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,7 +49,13 @@ const fn family(
     }
 }
 
-const RING: &[&str] = &["application", "ring", "plane", "business_unit"];
+/// Per-ring rates are over every application's latest rollout: the
+/// per-application rate is `ringmaster_ring_devices` divided in PromQL.
+const RING: &[&str] = &["ring", "plane"];
+
+/// At most this many site classes are labels of time to compliance; the
+/// others are counted under `other` (an intent without one: `unspecified`).
+pub const MAX_SITE_CLASSES: usize = 8;
 
 // The seed's seven (control-plane design, section 8).
 
@@ -46,21 +63,21 @@ const RING: &[&str] = &["application", "ring", "plane", "business_unit"];
 pub const RING_SUCCESS_RATE: Family = family(
     "ringmaster_ring_success_rate",
     Kind::Gauge,
-    "Installed devices over targeted devices of the ring (0..1).",
+    "Installed devices over targeted devices of the ring, over the latest rollout of every application and business unit (0..1).",
     RING,
 );
 /// 2. First successful install after the ring started.
 pub const TIME_TO_COMPLIANCE: Family = family(
     "ringmaster_ring_time_to_compliance_seconds",
     Kind::Histogram,
-    "Time from a ring's start to its first successful install, per completed ring.",
-    &["ring"],
+    "Time from a ring's start to its first successful install, per completed ring and the intent's site class.",
+    &["ring", "site_class"],
 );
 /// 3. `failed_installs / total_target_devices` per ring.
 pub const RING_FAILURE_RATE: Family = family(
     "ringmaster_ring_failure_rate",
     Kind::Gauge,
-    "Failed devices over targeted devices of the ring (0..1).",
+    "Failed devices over targeted devices of the ring, over the latest rollout of every application and business unit (0..1).",
     RING,
 );
 /// 4. Rollbacks executed per application.
@@ -97,8 +114,14 @@ pub const REMEDIATION_SUCCESS_RATE: Family = family(
 pub const RING_DEVICES: Family = family(
     "ringmaster_ring_devices",
     Kind::Gauge,
-    "Devices of the latest rollout of each application and business unit, by install status.",
-    &["application", "ring", "plane", "business_unit", "status"],
+    "Devices of the latest rollout of each application and business unit, summed by application, by install status.",
+    &["application", "ring", "plane", "status"],
+);
+pub const BUSINESS_UNIT_DEVICES: Family = family(
+    "ringmaster_business_unit_devices",
+    Kind::Gauge,
+    "Devices of the latest rollout of each application and business unit, summed by business unit, by install status.",
+    &["business_unit", "ring", "status"],
 );
 pub const ROLLOUTS: Family = family(
     "ringmaster_rollouts",
@@ -167,6 +190,45 @@ pub const PLANE_REFUSED: Family = family(
     &["plane"],
 );
 
+// Execution planes, measured in the process (`metrics::runtime`).
+
+pub const PLANE_CALLS: Family = family(
+    "ringmaster_plane_calls_total",
+    Kind::Counter,
+    "Connector calls by plane, operation and outcome class (success, transient, permanent, policy_violation; circuit_open: refused by the breaker, not sent).",
+    &["plane", "operation", "outcome"],
+);
+pub const PLANE_CALL_SECONDS: Family = family(
+    "ringmaster_plane_call_seconds",
+    Kind::Histogram,
+    "How long a connector call took (calls sent only), by plane and operation.",
+    &["plane", "operation"],
+);
+pub const PLANE_THROTTLED: Family = family(
+    "ringmaster_plane_throttled_total",
+    Kind::Counter,
+    "Connector calls the plane throttled (HTTP 429 or the plane's equivalent).",
+    &["plane"],
+);
+pub const CIRCUIT_STATE: Family = family(
+    "ringmaster_circuit_breaker_state",
+    Kind::Gauge,
+    "Circuit breaker of each dependency the daemon calls: 0 closed, 1 half-open (probing), 2 open.",
+    &["dependency"],
+);
+pub const CIRCUIT_OPENINGS: Family = family(
+    "ringmaster_circuit_breaker_openings_total",
+    Kind::Counter,
+    "Times a dependency's circuit breaker opened.",
+    &["dependency"],
+);
+pub const POLICY_EVALUATION_SECONDS: Family = family(
+    "ringmaster_policy_evaluation_seconds",
+    Kind::Histogram,
+    "How long evaluating the policy bundle on one intent took, by result (ok, error).",
+    &["result"],
+);
+
 // The daemon.
 
 pub const COMMITS_PROCESSED: Family = family(
@@ -224,8 +286,8 @@ pub const SCRAPE_DURATION: Family = family(
     &[],
 );
 
-/// Every family, in the order the exposition and the docs list them.
-pub const ALL: &[Family] = &[
+/// Every family read from the store at scrape time.
+pub const STORED: &[Family] = &[
     RING_SUCCESS_RATE,
     TIME_TO_COMPLIANCE,
     RING_FAILURE_RATE,
@@ -234,6 +296,7 @@ pub const ALL: &[Family] = &[
     DRIFT_EVENTS,
     REMEDIATION_SUCCESS_RATE,
     RING_DEVICES,
+    BUSINESS_UNIT_DEVICES,
     ROLLOUTS,
     RING_STARTS,
     GATE_VERDICTS,
@@ -244,6 +307,54 @@ pub const ALL: &[Family] = &[
     PLANE_ACTIONS,
     PLANE_ATTEMPTS,
     PLANE_REFUSED,
+    COMMITS_PROCESSED,
+    LAST_COMMIT_AGE,
+    EVIDENCE_RECORDS,
+    EVIDENCE_PUSH_FAILURES,
+    PUBLISH_BLOCKED,
+    WEBHOOK_DELIVERIES,
+    INCIDENTS_OPENED,
+    EVENTS,
+    SCRAPE_DURATION,
+];
+
+/// Every family measured in the running process.
+pub const PROCESS: &[Family] = &[
+    PLANE_CALLS,
+    PLANE_CALL_SECONDS,
+    PLANE_THROTTLED,
+    CIRCUIT_STATE,
+    CIRCUIT_OPENINGS,
+    POLICY_EVALUATION_SECONDS,
+];
+
+/// Every family.
+pub const ALL: &[Family] = &[
+    RING_SUCCESS_RATE,
+    TIME_TO_COMPLIANCE,
+    RING_FAILURE_RATE,
+    ROLLBACKS_EXECUTED,
+    CAB_APPROVAL_TIME,
+    DRIFT_EVENTS,
+    REMEDIATION_SUCCESS_RATE,
+    RING_DEVICES,
+    BUSINESS_UNIT_DEVICES,
+    ROLLOUTS,
+    RING_STARTS,
+    GATE_VERDICTS,
+    REMEDIATIONS,
+    APPROVALS_PENDING,
+    APPROVALS_OLDEST_WAIT,
+    CAB_APPROVALS,
+    PLANE_ACTIONS,
+    PLANE_ATTEMPTS,
+    PLANE_REFUSED,
+    PLANE_CALLS,
+    PLANE_CALL_SECONDS,
+    PLANE_THROTTLED,
+    CIRCUIT_STATE,
+    CIRCUIT_OPENINGS,
+    POLICY_EVALUATION_SECONDS,
     COMMITS_PROCESSED,
     LAST_COMMIT_AGE,
     EVIDENCE_RECORDS,
@@ -270,6 +381,12 @@ pub const SEED_SEVEN: [Family; 7] = [
 pub const TIME_TO_COMPLIANCE_BUCKETS: &[f64] = &[
     300.0, 900.0, 1800.0, 3600.0, 7200.0, 14400.0, 28800.0, 43200.0, 86400.0, 172800.0, 259200.0,
     604800.0,
+];
+pub const PLANE_CALL_BUCKETS: &[f64] = &[
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+];
+pub const POLICY_EVALUATION_BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
 ];
 pub const CAB_APPROVAL_BUCKETS: &[f64] = &[
     900.0, 3600.0, 14400.0, 28800.0, 86400.0, 172800.0, 259200.0, 604800.0, 1209600.0,

@@ -13,10 +13,12 @@
 
 pub mod approvals;
 pub mod families;
+pub mod runtime;
 
-use crate::daemon::rollout::IntentState;
 use crate::model::{ApprovalDecision, ApprovalRecord};
-use crate::store::{EvidenceHead, IntentRecord, Store, StoreError, TelemetryRows};
+use crate::store::{
+    ComplianceObservation, EventCount, EvidenceHead, RolloutRows, Store, StoreError, TelemetryRows,
+};
 use chrono::{DateTime, Utc};
 use families::{Family, Kind};
 use prometheus::core::Collector;
@@ -53,12 +55,66 @@ impl ApprovalTiming {
 #[derive(Debug, Clone)]
 pub struct Observation {
     pub now: DateTime<Utc>,
-    pub intents: Vec<IntentRecord>,
+    pub rollouts: RolloutRows,
     pub rows: TelemetryRows,
     pub evidence_head: Option<EvidenceHead>,
     pub approvals: Vec<ApprovalTiming>,
     /// How long the previous collection took.
     pub previous_collect_seconds: f64,
+}
+
+/// The event log's aggregates, kept between scrapes: the log only grows, so
+/// each scrape counts only the events appended since the last one
+/// ([`Store::event_tally`]) and adds them up here.
+#[derive(Debug, Clone, Default)]
+pub struct Tally {
+    upto: u64,
+    events: BTreeMap<[String; 6], u64>,
+    compliance: Vec<ComplianceObservation>,
+}
+
+impl Tally {
+    /// Counts the events appended since the last update.
+    pub fn update(&mut self, store: &Store) -> Result<(), StoreError> {
+        let mut fresh = store.event_tally(self.upto)?;
+        if fresh.upto < self.upto {
+            // A shorter log than counted: another store; count it anew.
+            *self = Tally::default();
+            fresh = store.event_tally(0)?;
+        }
+        for event in fresh.events {
+            let key = [
+                event.event_type,
+                event.application_id,
+                event.ring,
+                event.plane,
+                event.outcome,
+                event.class,
+            ];
+            *self.events.entry(key).or_default() += event.count;
+        }
+        self.compliance.extend(fresh.compliance);
+        self.upto = self.upto.max(fresh.upto);
+        Ok(())
+    }
+
+    fn events(&self) -> Vec<EventCount> {
+        self.events
+            .iter()
+            .map(|(key, count)| {
+                let [event_type, application_id, ring, plane, outcome, class] = key.clone();
+                EventCount {
+                    event_type,
+                    application_id,
+                    ring,
+                    plane,
+                    outcome,
+                    class,
+                    count: *count,
+                }
+            })
+            .collect()
+    }
 }
 
 impl Observation {
@@ -68,10 +124,24 @@ impl Observation {
         approvals: Vec<ApprovalTiming>,
         now: DateTime<Utc>,
     ) -> Result<Observation, StoreError> {
+        Observation::read_with(store, &mut Tally::default(), approvals, now)
+    }
+
+    /// Reads the store, counting only the events `tally` has not seen.
+    pub fn read_with(
+        store: &Store,
+        tally: &mut Tally,
+        approvals: Vec<ApprovalTiming>,
+        now: DateTime<Utc>,
+    ) -> Result<Observation, StoreError> {
+        tally.update(store)?;
+        let mut rows = store.telemetry_rows_but_events()?;
+        rows.events = tally.events();
+        rows.compliance = tally.compliance.clone();
         Ok(Observation {
             now,
-            intents: store.list_intents()?,
-            rows: store.telemetry_rows()?,
+            rollouts: store.rollout_rows()?,
+            rows,
             evidence_head: store.evidence_head()?,
             approvals,
             previous_collect_seconds: 0.0,
@@ -79,18 +149,21 @@ impl Observation {
     }
 }
 
-/// The exposition text of `observation`.
+/// The exposition text of `observation`, followed by the process's own
+/// measurements ([`runtime`]).
 pub fn render(observation: &Observation) -> String {
     let exposition = Exposition::new();
     exposition.fill(observation);
+    let mut gathered = exposition.registry.gather();
+    gathered.extend(runtime::gather());
     let mut buffer = Vec::new();
     TextEncoder::new()
-        .encode(&exposition.registry.gather(), &mut buffer)
+        .encode(&gathered, &mut buffer)
         .expect("encoding metric families into memory");
     String::from_utf8(buffer).expect("the text encoder writes UTF-8")
 }
 
-/// One registry per scrape, built from [`families::ALL`].
+/// One registry per scrape, built from [`families::STORED`].
 struct Exposition {
     registry: Registry,
     gauges: BTreeMap<&'static str, GaugeVec>,
@@ -114,7 +187,7 @@ impl Exposition {
             counters: BTreeMap::new(),
             histograms: BTreeMap::new(),
         };
-        for family in families::ALL {
+        for family in families::STORED {
             let collector: Box<dyn Collector> = match family.kind {
                 Kind::Gauge => {
                     let vec = GaugeVec::new(Opts::new(family.name, family.help), family.labels)
@@ -181,10 +254,16 @@ impl Exposition {
                 approval.seconds,
             );
         }
+        let classes = site_classes(&rows.compliance);
         for sample in &rows.compliance {
+            let class = match sample.site_class.as_str() {
+                "" => "unspecified",
+                class if classes.contains(class) => class,
+                _ => "other",
+            };
             self.observe(
                 families::TIME_TO_COMPLIANCE,
-                &[&sample.ring],
+                &[&sample.ring, class],
                 sample.hours * 3600.0,
             );
         }
@@ -242,47 +321,29 @@ impl Exposition {
     }
 
     /// Rollouts by state, approvals waiting, and the devices of the latest
-    /// rollout of each application and business unit.
+    /// rollout of each application and business unit, summed by application
+    /// and by business unit (never both as labels: see `families`).
     fn fill_rollouts(&self, observation: &Observation) {
-        let planes: BTreeMap<&str, &str> = observation
-            .rows
-            .intent_planes
-            .iter()
-            .map(|(intent, plane)| (intent.as_str(), plane.as_str()))
-            .collect();
         for state in ROLLOUT_STATES {
             self.gauge(families::ROLLOUTS, &[state], 0.0);
         }
         for requirement in ["cab_approval", "exception", "policy_verdict"] {
             self.gauge(families::APPROVALS_PENDING, &[requirement], 0.0);
         }
-        let mut latest: BTreeMap<(&str, &str), (&IntentRecord, IntentState)> = BTreeMap::new();
-        for record in &observation.intents {
-            let state = IntentState::from_record(record);
-            let phase = state.run.as_ref().map(|run| &run.phase);
-            let name = phase.map_or(record.state.as_str(), |phase| phase.name());
-            self.add_gauge(families::ROLLOUTS, &[name], 1.0);
-            if let Some(crate::orchestrator::Phase::AwaitingApproval { requirement, .. }) = phase {
-                let requirement = match requirement {
-                    crate::orchestrator::Requirement::CabApproval => "cab_approval",
-                    crate::orchestrator::Requirement::Exception => "exception",
-                    crate::orchestrator::Requirement::PolicyVerdict => "policy_verdict",
-                    crate::orchestrator::Requirement::ActiveChange => "active_change",
-                };
-                self.add_gauge(families::APPROVALS_PENDING, &[requirement], 1.0);
-            }
-            if state.run.is_none() {
-                continue;
-            }
-            let key = (
-                record.application_id.as_str(),
-                record.business_unit.as_str(),
-            );
-            let newer = latest
-                .get(&key)
-                .is_none_or(|(held, _)| held.updated_at <= record.updated_at);
-            if newer {
-                latest.insert(key, (record, state));
+        for group in &observation.rollouts.states {
+            let count = group.count as f64;
+            let requirement = group.requirement.as_deref();
+            let awaiting = group.phase == "awaiting_approval";
+            let name = match requirement {
+                Some("active_change") if awaiting => "blocked",
+                _ => group.phase.as_str(),
+            };
+            self.add_gauge(families::ROLLOUTS, &[name], count);
+            if awaiting
+                && let Some(requirement) = requirement
+                && requirement != "active_change"
+            {
+                self.add_gauge(families::APPROVALS_PENDING, &[requirement], count);
             }
         }
         let oldest = observation
@@ -292,37 +353,60 @@ impl Exposition {
             .map(|(_, since)| (observation.now - *since).num_milliseconds() as f64 / 1000.0)
             .fold(0.0_f64, f64::max);
         self.gauge(families::APPROVALS_OLDEST_WAIT, &[], oldest);
-        for ((application, business_unit), (record, state)) in &latest {
-            let plane = planes.get(record.intent_id.as_str()).copied().unwrap_or("");
-            let Some(run) = &state.run else { continue };
-            for ring in &run.rings {
-                let Some(observed) = &ring.observed else {
-                    continue;
-                };
-                let labels = [*application, ring.ring.as_str(), plane, *business_unit];
-                for (status, value) in [
-                    ("targeted", observed.targeted),
-                    ("succeeded", observed.installed),
-                    ("failed", observed.failed),
-                    ("pending", observed.pending),
-                ] {
-                    let mut with_status = labels.to_vec();
-                    with_status.push(status);
-                    self.gauge(families::RING_DEVICES, &with_status, f64::from(value));
-                }
-                if observed.targeted > 0 {
-                    let targeted = f64::from(observed.targeted);
-                    self.gauge(
-                        families::RING_SUCCESS_RATE,
-                        &labels,
-                        f64::from(observed.installed) / targeted,
-                    );
-                    self.gauge(
-                        families::RING_FAILURE_RATE,
-                        &labels,
-                        f64::from(observed.failed) / targeted,
-                    );
-                }
+        // (targeted, installed, failed, pending) summed per label set.
+        type Sums = [u64; 4];
+        fn add(sums: &mut Sums, ring: &crate::store::LatestRing) {
+            sums[0] += ring.targeted;
+            sums[1] += ring.installed;
+            sums[2] += ring.failed;
+            sums[3] += ring.pending;
+        }
+        let mut by_application: BTreeMap<(&str, &str, &str), Sums> = BTreeMap::new();
+        let mut by_unit: BTreeMap<(&str, &str), Sums> = BTreeMap::new();
+        let mut by_ring: BTreeMap<(&str, &str), Sums> = BTreeMap::new();
+        for ring in &observation.rollouts.rings {
+            let (application, unit, plane) = (
+                ring.application_id.as_str(),
+                ring.business_unit.as_str(),
+                ring.plane.as_str(),
+            );
+            let name = ring.ring.as_str();
+            add(
+                by_application
+                    .entry((application, name, plane))
+                    .or_default(),
+                ring,
+            );
+            add(by_unit.entry((unit, name)).or_default(), ring);
+            add(by_ring.entry((name, plane)).or_default(), ring);
+        }
+        const STATUSES: [&str; 4] = ["targeted", "succeeded", "failed", "pending"];
+        for ((application, ring, plane), sums) in &by_application {
+            for (status, value) in STATUSES.iter().zip(sums) {
+                let labels = [*application, *ring, *plane, *status];
+                self.gauge(families::RING_DEVICES, &labels, *value as f64);
+            }
+        }
+        for ((unit, ring), sums) in &by_unit {
+            for (status, value) in STATUSES.iter().zip(sums) {
+                let labels = [*unit, *ring, *status];
+                self.gauge(families::BUSINESS_UNIT_DEVICES, &labels, *value as f64);
+            }
+        }
+        for ((ring, plane), [targeted, installed, failed, _]) in &by_ring {
+            if *targeted > 0 {
+                let targeted = *targeted as f64;
+                let labels = [*ring, *plane];
+                self.gauge(
+                    families::RING_SUCCESS_RATE,
+                    &labels,
+                    *installed as f64 / targeted,
+                );
+                self.gauge(
+                    families::RING_FAILURE_RATE,
+                    &labels,
+                    *failed as f64 / targeted,
+                );
             }
         }
     }
@@ -385,6 +469,27 @@ impl Exposition {
         };
         self.gauge(families::REMEDIATION_SUCCESS_RATE, &[], rate);
     }
+}
+
+/// The site classes that are labels: the [`families::MAX_SITE_CLASSES`]
+/// most observed (ties by name), so a tenant naming a hundred classes
+/// cannot grow the family without bound.
+fn site_classes(
+    samples: &[crate::store::ComplianceObservation],
+) -> std::collections::BTreeSet<&str> {
+    let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+    for sample in samples {
+        if !sample.site_class.is_empty() {
+            *counts.entry(sample.site_class.as_str()).or_default() += 1;
+        }
+    }
+    let mut ranked: Vec<(&str, usize)> = counts.into_iter().collect();
+    ranked.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+    ranked
+        .into_iter()
+        .take(families::MAX_SITE_CLASSES)
+        .map(|(class, _)| class)
+        .collect()
 }
 
 fn or_unknown(text: &str) -> &str {

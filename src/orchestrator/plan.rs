@@ -75,6 +75,10 @@ pub struct RolloutPlan {
     pub rollback: Option<RollbackPlan>,
     /// The config's change freezes, already validated.
     pub change_freezes: Vec<ChangeFreeze>,
+    /// The intent's `target_scope.site_class`, carried to its ring events
+    /// (time to compliance is reported per site class).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub site_class: Option<String>,
 }
 
 impl RolloutPlan {
@@ -150,6 +154,7 @@ impl RolloutPlan {
             cab_ring_index,
             rollback: intent.rollback_plan.clone(),
             change_freezes: config.change_freezes.clone(),
+            site_class: intent.target_scope.site_class.clone(),
         };
         plan.apply_conditions(conditions);
         Ok(plan)

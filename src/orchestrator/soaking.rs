@@ -301,13 +301,17 @@ fn complete_ring(step: &mut Step<'_>, index: usize, result: GateResult) {
     step.run.rings[index].completed_at = Some(step.now);
     step.run.phase = Phase::RingCompleted { ring: ring.clone() };
     step.record("ring_completed", json!({ "ring": ring, "gate": result }));
+    let mut details = json!({ "gate": result });
+    if let Some(class) = &step.run.plan.site_class {
+        details["site_class"] = json!(class);
+    }
     step.emit(
         AuditEventType::RingCompleted,
         AuditOutcome::Success,
         MACHINE_ACTOR,
         Some(&ring),
         "ring_completed",
-        json!({ "gate": result }),
+        details,
     );
     advance(step);
 }

@@ -259,8 +259,15 @@ impl PolicyEngine {
     /// interpreter (see [`EvaluationPath`]), in the installed [`isolation`]
     /// if there is one; the decision is the one
     /// [`PolicyEngine::evaluate_interpreted`] gives. The time limit covers both.
+    /// Its duration is recorded (`ringmaster_policy_evaluation_seconds`).
     pub fn evaluate(&self, input: &Json) -> Result<PolicyOutcome, PolicyError> {
         let started = Instant::now();
+        let outcome = self.evaluate_once(input, started);
+        crate::metrics::runtime::policy_evaluated(started.elapsed(), outcome.is_ok());
+        outcome
+    }
+
+    fn evaluate_once(&self, input: &Json, started: Instant) -> Result<PolicyOutcome, PolicyError> {
         let Some(program) = compiled::builtin_program() else {
             return self.evaluate_interpreted(input);
         };

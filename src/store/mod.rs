@@ -67,7 +67,8 @@ pub use operator::{OperatorRequest, ReconcileRequest};
 pub use rings::ActiveChange;
 pub use rules::RulesState;
 pub use telemetry::{
-    ComplianceObservation, EventCount, PlaneActionCount, RecentEvent, TelemetryRows,
+    ComplianceObservation, EventCount, LatestRing, PlaneActionCount, RecentEvent, RolloutRows,
+    RolloutStateCount, TelemetryRows,
 };
 pub use webhooks::WebhookDelivery;
 

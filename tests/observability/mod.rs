@@ -52,6 +52,38 @@ impl Served {
 
 /// Copies the demo and runs `ringmaster serve --listen 127.0.0.1:0` on it.
 pub fn serve_demo(extra_args: &[&str]) -> Served {
+    serve_demo_with(extra_args, |_| {})
+}
+
+/// A commit on the demo copy's governed repository (`demo` is the copy's
+/// directory): the daemon judges it at start, so the policy is evaluated
+/// in the serving process.
+pub fn commit_to_demo(demo: &Path) {
+    let repo = demo.join("contoso");
+    let readme = repo.join("README.md");
+    let mut text = std::fs::read_to_string(&readme).expect("README");
+    text.push_str("\nA later commit of the observability tests.\n");
+    std::fs::write(&readme, text).expect("write README");
+    let committed = Command::new("git")
+        .arg("-C")
+        .arg(&repo)
+        .args([
+            "-c",
+            "user.name=Observability Test",
+            "-c",
+            "user.email=test@example.invalid",
+            "commit",
+            "-q",
+            "-am",
+            "docs: a later commit",
+        ])
+        .status()
+        .expect("git runs");
+    assert!(committed.success(), "committing to the demo copy failed");
+}
+
+/// As [`serve_demo`], with `prepare` run on the copy first.
+pub fn serve_demo_with(extra_args: &[&str], prepare: impl FnOnce(&Path)) -> Served {
     let source = demo_dir().join("demo");
     let dir = tempfile::tempdir().expect("temp dir");
     let copied = Command::new("cp")
@@ -62,6 +94,7 @@ pub fn serve_demo(extra_args: &[&str]) -> Served {
         .expect("cp runs");
     assert!(copied.success(), "copying the demo failed");
     let demo = dir.path().join("demo");
+    prepare(&demo);
     // Every plane of the demo tenant explicitly on the simulated fleet
     // (`serve` refuses a plane without a connector).
     let planes = dir.path().join("planes.yaml");
