@@ -2,8 +2,13 @@
 #
 #   concurrency.one_active_change  deny  another intent of the same application
 #                                        and segment overlaps this one's rings
-#                                        (`conflicts`, from the snapshot) or is in
-#                                        flight (`active_changes`, from the store)
+#                                        (`conflicts`, from the snapshot)
+#   concurrency.change_in_flight   deny  another intent of the same application
+#                                        and segment is in flight
+#                                        (`active_changes`, from the store): a
+#                                        runtime fact that clears; `waits_on`
+#                                        names the intent, so the daemon waits
+#                                        on it instead of failing the run
 package ringmaster.builtin
 
 deny contains {
@@ -20,7 +25,8 @@ deny contains {
 }
 
 deny contains {
-	"rule": "concurrency.one_active_change",
+	"rule": "concurrency.change_in_flight",
+	"waits_on": change.intent_id,
 	"message": sprintf(
 		"intent %s is still in flight in %s for application %s in %s; wait until it completes or is rolled back",
 		[change.intent_id, change.ring, input.application.id, target_text],

@@ -451,6 +451,7 @@ impl<'a> Context<'a> {
                     kind: ReasonKind::Deny,
                     message,
                     source: "builtin".to_owned(),
+                    waits_on: None,
                 }],
                 0,
                 Vec::new(),

@@ -23,8 +23,10 @@
 //! Landscape query or inventory variable, so every device of the ring's
 //! groups is targeted whatever its posture. Posture is the endpoint team's
 //! statement about its groups, not the publisher's intent, so it is
-//! reported rather than refused: the blast radius lists it as not applied
-//! (`plan`, the PR comment).
+//! reported rather than refused: a warning with file:line at the rule's
+//! `/posture` from the one judge (`validate`, `plan`, the PR check, the
+//! merge re-judgement and the daemon), and the blast radius lists it as not
+//! applied (`plan`, the PR comment).
 //!
 //! Pure: no I/O.
 
@@ -100,18 +102,36 @@ pub fn posture_mechanism(plane: Plane) -> &'static str {
     }
 }
 
+/// The warning an entitlement rule's posture gets on a plane whose
+/// connector does not apply it.
+pub fn posture_not_applied(plane: Plane, constraints: &[String]) -> String {
+    format!(
+        "posture [{}] is not applied on plane {}: its connector sends no {} and narrows \
+         nothing, so every device of this rule's groups is targeted whatever its posture and \
+         the blast radius counts them all (plan: posture_not_applied); narrow the groups \
+         themselves (a dynamic group or smart group with the posture rule) or remove posture",
+        constraints.join(", "),
+        plane.as_str(),
+        posture_mechanism(plane),
+    )
+}
+
 /// An error at `/target_scope/sites` for every intent whose plane cannot
-/// honour the sites it lists. Intents without a known plane are left to the
-/// reference checks (`model::links`).
+/// honour the sites it lists (intents without a known plane are left to the
+/// reference checks, `model::links`), and a warning at `/posture` for every
+/// entitlement rule whose posture its plane's connector does not apply: a
+/// constraint is never ignored silently.
 pub fn check(snapshot: &Snapshot) -> Vec<Diagnostic> {
-    snapshot
-        .intents
-        .values()
-        .filter_map(|intent| {
-            let sites = intent.target_scope.sites.as_ref()?;
-            let plane = snapshot.artifact_of(intent)?.plane;
-            sites_unsupported(plane)?;
-            Some(intent.error("/target_scope/sites", sites_refusal(plane, sites)))
-        })
-        .collect()
+    let sites = snapshot.intents.values().filter_map(|intent| {
+        let sites = intent.target_scope.sites.as_ref()?;
+        let plane = snapshot.artifact_of(intent)?.plane;
+        sites_unsupported(plane)?;
+        Some(intent.error("/target_scope/sites", sites_refusal(plane, sites)))
+    });
+    let posture = snapshot.entitlements.values().filter_map(|rule| {
+        let constraints = posture_constraints(&rule.posture);
+        (!constraints.is_empty())
+            .then(|| rule.warning("/posture", posture_not_applied(rule.plane, &constraints)))
+    });
+    sites.chain(posture).collect()
 }

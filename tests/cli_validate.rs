@@ -36,11 +36,46 @@ fn sample_repository_validates_with_every_intent_decided() {
     let repo = TestRepo::sample();
     let (code, report) = validate_json(&repo, &[]);
     assert_eq!(code, 0, "{report:#}");
-    assert_eq!(
-        report["diagnostics"].as_array().expect("array").len(),
-        0,
-        "{report:#}"
-    );
+    // No errors; the only findings are the posture constraints no connector
+    // applies, one warning per entitlement rule that sets one, at its
+    // `/posture` with a line (never a silent ALLOW).
+    let with_posture: std::collections::BTreeSet<String> =
+        std::fs::read_dir(repo.path.join("entitlements"))
+            .expect("entitlements")
+            .map(|entry| entry.expect("entry").path())
+            .filter(|path| {
+                let text = std::fs::read_to_string(path).expect("read");
+                text.contains("compliant_only: true")
+                    || text.contains("min_os_version:")
+                    || text.contains("encryption_required: true")
+            })
+            .map(|path| {
+                format!(
+                    "entitlements/{}",
+                    path.file_name().expect("name").to_string_lossy()
+                )
+            })
+            .collect();
+    assert!(!with_posture.is_empty());
+    let diagnostics = report["diagnostics"].as_array().expect("array");
+    let warned: std::collections::BTreeSet<String> = diagnostics
+        .iter()
+        .map(|d| {
+            assert_eq!(d["severity"], "warning", "{d:#}");
+            assert_eq!(d["pointer"], "/posture", "{d:#}");
+            assert!(d["line"].as_u64().unwrap_or(0) > 0, "{d:#}");
+            assert!(
+                d["message"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .contains("is not applied on plane"),
+                "{d:#}"
+            );
+            d["file"].as_str().expect("file").to_owned()
+        })
+        .collect();
+    assert_eq!(warned, with_posture, "{report:#}");
+    assert_eq!(diagnostics.len(), with_posture.len());
     assert_eq!(decision(&report, "chrome-131-finance"), "ALLOW");
     assert_eq!(decision(&report, "vpn-6.2.1-finance"), "ALLOW");
     assert_eq!(decision(&report, "benefits-3.4.2-hr"), "ALLOW");

@@ -66,6 +66,7 @@ fn build(config: &AnsibleConfig) -> Connector {
 
 impl Harness for AnsibleHarness {
     const PLANE: Plane = Plane::Ansible;
+    const DEVICES_REPORT_ON_DEMAND: bool = false;
 
     async fn start(_options: HarnessOptions) -> AnsibleHarness {
         let work_dir = tempfile::tempdir().expect("temp dir");
@@ -186,7 +187,9 @@ conformance::conformance_suite!(
         invalid_publishes_are_permanent,
         verify_idempotency_answers_from_the_plane,
         ring_pin_is_idempotent_and_refuses_later_rings,
+        halt_stops_installs_on_the_plane,
         redeploy_is_idempotent,
         rollback_is_idempotent,
+        rollback_strategy_decides_what_the_plane_does,
     ]
 );

@@ -226,10 +226,14 @@ impl Harness for AwxHarness {
     }
 
     async fn assignment_count(&self, correlation_id: &str) -> usize {
-        // (publish job, group) pairs no later uninstall-template job removed.
+        // (publish job, group) pairs no later uninstall-template job removed
+        // and no later halt record withdrew (a halt cancels what has not
+        // run: AWX then holds nothing that installs).
         let mut assigned: Vec<(u64, String)> = Vec::new();
         for job in self.jobs_of(correlation_id) {
-            if job.template == INSTALL && text(&job, "ringmaster_action") == "publish" {
+            if text(&job, "ringmaster_action") == "halt" {
+                assigned.clear();
+            } else if job.template == INSTALL && text(&job, "ringmaster_action") == "publish" {
                 for group in list(&job, "ringmaster_groups") {
                     assigned.push((job.id, group));
                 }
@@ -317,8 +321,10 @@ conformance::conformance_suite!(
         status_maps_device_reports_into_counts,
         listing_follows_every_page,
         ring_pin_is_idempotent_and_refuses_later_rings,
+        halt_stops_installs_on_the_plane,
         redeploy_is_idempotent,
         rollback_is_idempotent,
+        rollback_strategy_decides_what_the_plane_does,
         uninstall_is_idempotent_even_when_its_answer_is_lost,
         expired_token_is_refreshed_once,
         credentials_never_appear_in_errors_or_logs,

@@ -239,6 +239,12 @@ impl<Mode: AuthMode> Harness for LandscapeHarnessOf<Mode> {
         })
     }
 
+    async fn installs_still_owed(&self, correlation_id: &str) -> usize {
+        version_of(correlation_id).map_or(0, |version| {
+            self.simulator.undelivered_installs(PACKAGE, version)
+        })
+    }
+
     async fn api_requests(&self) -> u64 {
         self.simulator.api_requests()
     }
@@ -312,8 +318,10 @@ conformance::conformance_suite!(
         status_maps_device_reports_into_counts,
         listing_follows_every_page,
         ring_pin_is_idempotent_and_refuses_later_rings,
+        halt_stops_installs_on_the_plane,
         redeploy_is_idempotent,
         rollback_is_idempotent,
+        rollback_strategy_decides_what_the_plane_does,
         uninstall_is_idempotent_even_when_its_answer_is_lost,
         drift_shows_in_observed_and_redeploy_repairs_it,
         reverted_version_shows_in_installed_versions,

@@ -51,6 +51,7 @@ fn groups() -> TestGroups {
 
 impl Harness for SccmHarness {
     const PLANE: Plane = Plane::Sccm;
+    const STATUS_OUTLIVES_ASSIGNMENTS: bool = false;
 
     async fn start(options: HarnessOptions) -> SccmHarness {
         let secret = format!("Zx7~sccm-secret-{}", uuid::Uuid::new_v4().simple());
@@ -219,8 +220,10 @@ conformance::conformance_suite!(
         status_maps_device_reports_into_counts,
         listing_follows_every_page,
         ring_pin_is_idempotent_and_refuses_later_rings,
+        halt_stops_installs_on_the_plane,
         redeploy_is_idempotent,
         rollback_is_idempotent,
+        rollback_strategy_decides_what_the_plane_does,
         uninstall_is_idempotent_even_when_its_answer_is_lost,
         drift_shows_in_observed_and_redeploy_repairs_it,
         expired_token_is_refreshed_once,

@@ -28,6 +28,7 @@ fn group(id: &str, devices: u32) -> TestGroup {
 
 impl Harness for SimHarness {
     const PLANE: Plane = Plane::Intune;
+    const DEVICES_REPORT_ON_DEMAND: bool = false;
 
     async fn start(_options: HarnessOptions) -> SimHarness {
         let sim = SimConnector::new(SimConfig::for_plane(Plane::Intune)).expect("sim connector");
@@ -161,8 +162,10 @@ conformance::conformance_suite!(
         verify_idempotency_answers_from_the_plane,
         status_is_all_pending_right_after_publish,
         ring_pin_is_idempotent_and_refuses_later_rings,
+        halt_stops_installs_on_the_plane,
         redeploy_is_idempotent,
         rollback_is_idempotent,
+        rollback_strategy_decides_what_the_plane_does,
         uninstall_is_idempotent_even_when_its_answer_is_lost,
         drift_shows_in_observed_and_redeploy_repairs_it,
     ]

@@ -13,6 +13,7 @@
 //! `known_hosts` files (plain, `[host]:port`, hashed with `ssh-keygen -H`,
 //! `@revoked`).
 
+mod forge_support;
 mod git_http;
 #[allow(dead_code)]
 #[path = "evidence/harness.rs"]
@@ -547,4 +548,101 @@ fn git_over_ssh_checks_the_host_key_and_authenticates_with_the_key() {
         .push(&server.url(&evidence))
         .expect("pushed over SSH");
     assert_eq!(git(&evidence, &["rev-parse", BRANCH]), pushed.commit);
+}
+
+/// The GitHub App path end to end: an RS256 JWT signed with the App's key
+/// (made by `openssl`) is traded at a local token endpoint
+/// (`POST /app/installations/{id}/access_tokens`, the JWT checked against the
+/// App's public key) for an installation token, which then fetches the
+/// private repository from the real `git http-backend` as `x-access-token`.
+/// A JWT signed with another key gets no token; without a token the fetch
+/// is refused with the reason; the token never shows in an error.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_github_app_installation_token_from_a_signed_jwt_fetches_a_private_remote() {
+    use forge_support::{FakeAuth, FakeGitHub, OWNER, REPOSITORY, app_key_pair, fixed_clock};
+    use ringmaster::forge::{AppPrivateKey, GitHubAuth, GitHubClient, GitHubSettings};
+    let keys = TempDir::new().expect("keys");
+    let (private_key, public_key) = app_key_pair(keys.path());
+    let github = FakeGitHub::start(
+        OWNER,
+        REPOSITORY,
+        FakeAuth::App {
+            app_id: 42,
+            installation_id: 7,
+            public_key_pem: public_key,
+            token_lifetime: chrono::Duration::hours(1),
+        },
+    )
+    .await;
+    let client_with = |key: &str| {
+        GitHubClient::new(
+            &GitHubSettings {
+                api_base_url: github.url.clone(),
+                owner: OWNER.into(),
+                repository: REPOSITORY.into(),
+                auth: GitHubAuth::App {
+                    app_id: 42,
+                    installation_id: 7,
+                    private_key: AppPrivateKey::new(key),
+                },
+            },
+            fixed_clock(),
+        )
+        .expect("client")
+    };
+    let server = GitServer::start().await;
+    let governed = Governed::new();
+    let url = server.repository("tenant.git", Some(governed.path()));
+    let expected = git(governed.path(), &["rev-parse", "main"]);
+    let state = TempDir::new().expect("state");
+    let mirror = ringmaster::source::remote::open_mirror(&url, &state.path().join("m.git"), "main")
+        .expect("mirror");
+    let credentials = GitCredentials::new(GitAuth::GitHubApp);
+
+    // No token minted yet: refused, saying why.
+    let error = ringmaster::source::remote::fetch(&mirror, &credentials)
+        .expect_err("no token yet")
+        .to_string();
+    assert!(
+        error.contains("no GitHub App installation token"),
+        "{error}"
+    );
+    assert_eq!(mirror_head(&mirror), None);
+
+    // A JWT signed with another key: the endpoint refuses it, no token.
+    let other = TempDir::new().expect("other keys");
+    let (wrong_key, _) = app_key_pair(other.path());
+    client_with(&wrong_key)
+        .installation_token()
+        .await
+        .expect_err("a JWT signed with the wrong key");
+    assert_eq!(github.issued_tokens(), 0);
+
+    // The App's key: the endpoint checks the JWT and issues a token.
+    let token = client_with(&private_key)
+        .installation_token()
+        .await
+        .expect("an installation token");
+    assert_eq!(github.issued_tokens(), 1);
+    let issued = github.last_issued_token().expect("issued");
+    assert_eq!(token.expose(), issued);
+
+    // GitHub's Git server takes the token its API issued; ours is told so.
+    // Until then the token is refused, and the error does not show it.
+    credentials.set_app_token(Ok(token));
+    let error = ringmaster::source::remote::fetch(&mirror, &credentials)
+        .expect_err("a token the server does not know")
+        .to_string();
+    assert!(error.contains("refused the GitHub App"), "{error}");
+    assert!(!error.contains(&issued), "the token leaked: {error}");
+    server.accept_token(&issued);
+    let before = server.seen().len();
+    ringmaster::source::remote::fetch(&mirror, &credentials).expect("fetched with the App token");
+    assert_eq!(mirror_head(&mirror), Some(expected));
+    let seen = server.seen()[before..].to_vec();
+    assert!(
+        seen.iter()
+            .any(|seen| seen.authorised && seen.path.ends_with("git-upload-pack")),
+        "the pack was fetched with the installation token: {seen:?}"
+    );
 }

@@ -407,7 +407,8 @@ fn every_transition() {
     check(soaking, Event::Tick, "ring_in_progress", &["query:ring-0-lab"]);
     check(soaking, hold(), "held", &["record:held"]);
     check(soaking, rollback(), "rolling_back", &ROLLBACK);
-    check(soaking, superseded(), "superseded", &["record:superseded", "release:ring-0-lab"]);
+    // The superseded run's assignments are withdrawn: halt, then the ring goes.
+    check(soaking, superseded(), "superseded", &["record:superseded", "remediate:halt", "release:ring-0-lab"]);
     check(soaking, verdict(Deny, &[]), "failed", &FAILED_IN_LAB);
     check(soaking, Event::RollbackConfirmed, "ring_in_progress", &[]);
     check(soaking, confirmed(LAB), "ring_in_progress", &[]);

@@ -1027,12 +1027,24 @@ fn active_change_is_denied_and_named() {
             )
         },
         Decision::Deny,
-        &["concurrency.one_active_change"],
+        &["concurrency.change_in_flight"],
     );
-    let message = message_of(&outcome, "concurrency.one_active_change");
+    let message = message_of(&outcome, "concurrency.change_in_flight");
     assert!(
         message.contains("vpn-6.2.1-finance") && message.contains("ring-2-pilot"),
         "{message}"
+    );
+    // The intent it waits on is a field of the finding, not only prose:
+    // what the daemon reads to wait instead of failing the run.
+    let finding = outcome
+        .reasons
+        .iter()
+        .find(|reason| reason.rule == "concurrency.change_in_flight")
+        .expect("finding");
+    assert_eq!(finding.waits_on.as_deref(), Some("vpn-6.2.1-finance"));
+    assert_eq!(
+        ringmaster::daemon::rollout::runtime_deny_waits_on(&outcome),
+        vec!["vpn-6.2.1-finance".to_owned()]
     );
 }
 

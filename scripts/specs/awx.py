@@ -27,7 +27,7 @@ def main():
     problems = []
     urls = "".join(read(root, os.path.join("awx/api/urls", name)) for name in os.listdir(os.path.join(root, "awx/api/urls")) if name.endswith(".py"))
     routes = {
-        "/jobs/": r"job_list", "/jobs/{id}/": r"job_detail",
+        "/jobs/": r"job_list", "/jobs/{id}/": r"job_detail", "/jobs/{id}/cancel/": r"job_cancel",
         "/jobs/{id}/job_host_summaries/": r"job_job_host_summaries_list",
         "/job_templates/{id}/launch/": r"job_template_launch",
         "/inventories/{id}/groups/": r"inventory_groups_list",

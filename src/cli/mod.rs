@@ -200,6 +200,11 @@ pub enum Command {
         /// Process everything pending, then exit (for CI jobs and tests).
         #[arg(long)]
         once: bool,
+        /// With --once: take this instant (RFC 3339) as the time of the
+        /// step instead of the clock (replays and crash tests step a daemon
+        /// through a rollout's days).
+        #[arg(long, value_name = "RFC3339", requires = "once")]
+        now: Option<chrono::DateTime<chrono::Utc>>,
         #[command(flatten)]
         forge: Box<daemon::ForgeArgs>,
     },
@@ -468,8 +473,13 @@ pub fn run(cli: Cli, clock: crate::daemon::Clock) -> ExitCode {
             siem,
             config,
             once,
+            now,
             forge,
         } => {
+            let clock = match now {
+                Some(at) => std::sync::Arc::new(move || at) as crate::daemon::Clock,
+                None => clock,
+            };
             let flags = crate::daemon::config::RawConfig {
                 repo,
                 state,

@@ -135,6 +135,16 @@ fn with_run_correlation(run: &IntentRun, mut request: Value) -> Value {
     request
 }
 
+/// What became of a journalled plane call.
+enum Sent<T> {
+    /// It went out (the entry was marked `sent`); the plane's answer.
+    Answered(Result<T, ConnectorError>),
+    /// The plane's circuit breaker refused it before anything went out: the
+    /// entry was journalled as not sent (still `planned` or `failed`, with
+    /// the time of the next probe) and is sent again later.
+    Refused(ConnectorError),
+}
+
 /// Why a change that reaches more devices may not go out now.
 struct Refusal {
     /// `change_freeze` or `held`.
@@ -311,10 +321,18 @@ impl Performer<'_> {
                 rings,
                 action,
             } => {
-                let Some(intent) = intent else {
-                    return Ok(Vec::new());
+                let plane = match intent {
+                    Some(intent) => self.plane_of(intent),
+                    // A run whose intent file is gone (a superseding commit
+                    // deleted it) is still halted, on the plane it ran on.
+                    None if action == RemediationAction::Halt => self
+                        .store
+                        .get_intent(intent_id)?
+                        .and_then(|record| super::rollout::IntentState::from_record(&record).plane)
+                        .and_then(|facts| Plane::named(&facts.plane)),
+                    None => return Ok(Vec::new()),
                 };
-                self.remediate(run, intent, &strategy, &rings, action, now)
+                self.remediate(run, plane, &strategy, &rings, action, now)
                     .await?
             }
             Effect::EmitEvent {
@@ -671,15 +689,22 @@ impl Performer<'_> {
                 external_id: planned.external_id.unwrap_or_default(),
             });
         }
-        if planned.state != ActionState::Sent {
-            self.store.mark_sent(&planned.key, now)?;
-        }
         let call = connector.publish(&request, now);
-        match self
-            .plane_breakers
-            .call(request.plane, "publish", now, call)
-            .await
-        {
+        let sent = self
+            .send_journalled(
+                &planned,
+                request.plane,
+                "publish",
+                now,
+                (PausePoint::BeforePublish, "before-publish"),
+                call,
+            )
+            .await?;
+        let answer = match sent {
+            Sent::Answered(answer) => answer,
+            Sent::Refused(refusal) => return Ok(failed(failure_of(&refusal))),
+        };
+        match answer {
             Ok(result) => {
                 if self.pause_at == Some(PausePoint::AfterPublish) {
                     pause_forever("after-publish");
@@ -697,6 +722,44 @@ impl Performer<'_> {
                 Ok(failed(failure_of(&error)))
             }
         }
+    }
+
+    /// Sends a journalled call to `plane`: marks the entry `sent`, then
+    /// calls through the plane's circuit breaker — unless the breaker is
+    /// open, in which case nothing goes out and the entry is journalled as
+    /// not sent ([`Store::mark_not_sent`]), never as sent then failed.
+    async fn send_journalled<T>(
+        &mut self,
+        planned: &crate::store::Action,
+        plane: Plane,
+        operation: &str,
+        now: DateTime<Utc>,
+        pause: (PausePoint, &'static str),
+        call: impl std::future::Future<Output = Result<T, ConnectorError>>,
+    ) -> Result<Sent<T>, DriveError> {
+        if let Some(refusal) = self.plane_breakers.refusal(plane, operation, now) {
+            let retry_at = refusal
+                .retry_after
+                .and_then(|wait| chrono::Duration::from_std(wait).ok())
+                .map(|wait| now + wait);
+            self.store.mark_not_sent(
+                &planned.key,
+                &format!("not sent: {refusal}"),
+                retry_at,
+                now,
+            )?;
+            return Ok(Sent::Refused(refusal));
+        }
+        if planned.state != ActionState::Sent {
+            self.store.mark_sent(&planned.key, now)?;
+        }
+        let (point, name) = pause;
+        if self.pause_at == Some(point) {
+            pause_forever(name);
+        }
+        Ok(Sent::Answered(
+            self.plane_breakers.call(plane, operation, now, call).await,
+        ))
     }
 
     /// Records that a plane change was not sent, and why.
@@ -811,20 +874,23 @@ impl Performer<'_> {
     async fn remediate(
         &mut self,
         run: &IntentRun,
-        intent: &DeploymentIntent,
+        plane: Option<Plane>,
         strategy: &str,
         rings: &[String],
         action: RemediationAction,
         now: DateTime<Utc>,
     ) -> Result<Vec<Event>, DriveError> {
+        let halting = action == RemediationAction::Halt;
         let remediation = match &action {
-            RemediationAction::Halt => return Ok(Vec::new()),
+            RemediationAction::Halt => Remediation::Halt,
             RemediationAction::Rollback { to_version } => Remediation::Rollback {
                 to_version: to_version.clone(),
+                strategy: Some(strategy.to_owned()),
             },
             RemediationAction::Uninstall => Remediation::Uninstall,
         };
-        let Some(plane) = self.plane_of(intent) else {
+        let intent_id = run.intent_id.as_str();
+        let Some(plane) = plane else {
             return Ok(vec![Event::RollbackFailed {
                 error: "the intent's artifact no longer resolves".into(),
                 failure: Some(permanent("artifact_unresolved")),
@@ -842,7 +908,7 @@ impl Performer<'_> {
             }]);
         };
         let action_record = NewAction {
-            intent_id: intent.intent_id.clone(),
+            intent_id: intent_id.to_owned(),
             plane: plane.as_str().to_owned(),
             ring: rings.join(","),
             action: journal_action(run, &format!("remediate:{}", remediation.name())),
@@ -855,27 +921,65 @@ impl Performer<'_> {
         if planned.state == ActionState::Confirmed {
             return Ok(vec![Event::RollbackConfirmed]);
         }
-        if planned.state != ActionState::Sent {
-            self.store.mark_sent(&planned.key, now)?;
-        }
         let correlation_id = plane_correlation_id(run);
         let call = connector.remediate(&correlation_id, &remediation, now);
-        match self
-            .plane_breakers
-            .call(plane, "remediate", now, call)
-            .await
+        let answer = match self
+            .send_journalled(
+                &planned,
+                plane,
+                "remediate",
+                now,
+                (PausePoint::BeforeRemediation, "before-remediation"),
+                call,
+            )
+            .await?
         {
+            Sent::Answered(answer) => answer,
+            Sent::Refused(refusal) => Err(refusal),
+        };
+        match answer {
             Ok(result) => {
                 if self.pause_at == Some(PausePoint::AfterRemediation) {
                     pause_forever("after-remediation");
                 }
                 self.store.mark_confirmed(&planned.key, None, now)?;
-                self.siem.emit(&json!({"type": "rollback", "intent_id": intent.intent_id, "strategy": strategy, "rings": rings, "applied": result.applied, "at": now}));
+                self.siem.emit(&json!({"type": remediation.name(), "intent_id": intent_id, "strategy": strategy, "rings": rings, "applied": result.applied, "at": now}));
+                if halting {
+                    self.event(
+                        intent_id,
+                        (EventType::RollbackExecuted, EventOutcome::Success),
+                        ACTOR,
+                        None,
+                        json!({"kind": "halted_on_plane", "rings": rings, "applied": result.applied,
+                               "detail": result.detail}),
+                        now,
+                    )?;
+                    return Ok(Vec::new());
+                }
                 Ok(vec![Event::RollbackConfirmed])
             }
             Err(error) => {
-                self.store
-                    .mark_failed(&planned.key, &error.to_string(), None, now)?;
+                if let Some(action) = self.store.get_action(&planned.key)?
+                    && action.state == ActionState::Sent
+                {
+                    self.store
+                        .mark_failed(&planned.key, &error.to_string(), None, now)?;
+                }
+                if halting {
+                    // The run has ended: the halt it could not carry out is
+                    // reported (event, SIEM) for a human to finish.
+                    self.event(
+                        intent_id,
+                        (EventType::RollbackExecuted, EventOutcome::Failure),
+                        ACTOR,
+                        None,
+                        json!({"kind": "halt_failed", "rings": rings, "error": error.to_string(),
+                               "code": error.code.as_str()}),
+                        now,
+                    )?;
+                    self.siem.emit(&json!({"type": "halt_failed", "intent_id": intent_id, "rings": rings, "error": error.to_string(), "at": now}));
+                    return Ok(Vec::new());
+                }
                 Ok(vec![Event::RollbackFailed {
                     error: error.to_string(),
                     failure: Some(failure_of(&error)),
@@ -932,16 +1036,23 @@ impl Performer<'_> {
                 detail: "already carried out (the journal confirms it)".into(),
             }));
         }
-        if planned.state != ActionState::Sent {
-            self.store.mark_sent(&planned.key, now)?;
-        }
         let correlation_id = plane_correlation_id(run);
         let call = connector.remediate(&correlation_id, &plan.remediation, now);
-        match self
-            .plane_breakers
-            .call(plane, "remediate", now, call)
-            .await
+        let answer = match self
+            .send_journalled(
+                &planned,
+                plane,
+                "remediate",
+                now,
+                (PausePoint::BeforeRemediation, "before-remediation"),
+                call,
+            )
+            .await?
         {
+            Sent::Answered(answer) => answer,
+            Sent::Refused(refusal) => return Ok(DriftRemediation::Failed(refusal.to_string())),
+        };
+        match answer {
             Ok(result) => {
                 if self.pause_at == Some(PausePoint::AfterRemediation) {
                     pause_forever("after-remediation");
@@ -955,6 +1066,45 @@ impl Performer<'_> {
                 Ok(DriftRemediation::Failed(error.to_string()))
             }
         }
+    }
+
+    /// Confirms the remediation of drift record `record_id` that the journal
+    /// has as sent, once the plane shows no drift any more (the daemon died
+    /// between the plane's answer and the journal): answers whether there
+    /// was one. Recorded as an `in_flight_resolved` event.
+    pub fn confirm_sent_remediation(
+        &mut self,
+        run: &IntentRun,
+        plane: Plane,
+        record_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool, DriveError> {
+        let sent: Vec<_> = self
+            .store
+            .pending_actions()?
+            .into_iter()
+            .filter(|action| {
+                action.state == ActionState::Sent
+                    && action.intent_id == run.intent_id
+                    && action.plane == plane.as_str()
+                    && action.ring == record_id
+                    && action.action.starts_with("remediate:")
+            })
+            .collect();
+        for action in &sent {
+            self.store.mark_confirmed(&action.key, None, now)?;
+            self.event(
+                &run.intent_id,
+                (EventType::OperatorAction, EventOutcome::Info),
+                ACTOR,
+                None,
+                json!({"kind": "in_flight_resolved", "journal_key": action.key,
+                       "action": action.action, "drift_record": record_id,
+                       "next": "confirmed: the plane no longer shows the drift it repaired"}),
+                now,
+            )?;
+        }
+        Ok(!sent.is_empty())
     }
 
     /// After a start: resolves every plane action the journal has as sent but

@@ -54,20 +54,8 @@ impl PlaneBreakers {
         now: DateTime<Utc>,
         call: impl Future<Output = Result<T, ConnectorError>>,
     ) -> Result<T, ConnectorError> {
-        if let Err(refused) = self.with(plane, |breaker| breaker.admit(now)) {
-            crate::metrics::runtime::plane_call_refused(plane.as_str(), operation);
-            let wait = (refused.until - now).to_std().unwrap_or_default();
-            return Err(ConnectorError {
-                class: ErrorClass::Transient,
-                code: ErrorCode::ServiceUnavailable,
-                message: format!(
-                    "plane {} is failing; nothing is sent to it before {} (circuit breaker open; last error: {})",
-                    plane.as_str(),
-                    refused.until.to_rfc3339(),
-                    refused.last_error
-                ),
-                retry_after: Some(wait.max(std::time::Duration::from_secs(1))),
-            });
+        if let Some(refusal) = self.refusal(plane, operation, now) {
+            return Err(refusal);
         }
         let result = crate::metrics::runtime::plane_call(plane.as_str(), operation, call).await;
         self.with(plane, |breaker| match &result {
@@ -92,6 +80,33 @@ impl PlaneBreakers {
             }
         });
         result
+    }
+
+    /// What [`Self::call`] answers without sending anything while the
+    /// plane's breaker is open at `now` (a transient `service_unavailable`
+    /// whose `retry_after` is the time to the next probe); `None` when a call
+    /// may go out (an open breaker whose time is over lets it through as a
+    /// probe). Lets the performer journal a refused call as never sent.
+    pub fn refusal(
+        &self,
+        plane: Plane,
+        operation: &str,
+        now: DateTime<Utc>,
+    ) -> Option<ConnectorError> {
+        let refused = self.with(plane, |breaker| breaker.admit(now)).err()?;
+        crate::metrics::runtime::plane_call_refused(plane.as_str(), operation);
+        let wait = (refused.until - now).to_std().unwrap_or_default();
+        Some(ConnectorError {
+            class: ErrorClass::Transient,
+            code: ErrorCode::ServiceUnavailable,
+            message: format!(
+                "plane {} is failing; nothing is sent to it before {} (circuit breaker open; last error: {})",
+                plane.as_str(),
+                refused.until.to_rfc3339(),
+                refused.last_error
+            ),
+            retry_after: Some(wait.max(std::time::Duration::from_secs(1))),
+        })
     }
 
     /// The earliest time an open breaker lets a probe through, for the

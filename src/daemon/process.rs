@@ -133,6 +133,11 @@ pub enum PausePoint {
     /// After a plane carried out a rollback or a drift remediation, before
     /// the journal records it.
     AfterRemediation,
+    /// After the journal marked a publish sent, before the plane is called.
+    BeforePublish,
+    /// After the journal marked a remediation (rollback, halt, drift)
+    /// sent, before the plane is called.
+    BeforeRemediation,
 }
 
 impl PausePoint {
@@ -144,6 +149,8 @@ impl PausePoint {
             "after-record-append" => PausePoint::AfterRecordAppend,
             "after-drift-record" => PausePoint::AfterDriftRecord,
             "after-remediation" => PausePoint::AfterRemediation,
+            "before-publish" => PausePoint::BeforePublish,
+            "before-remediation" => PausePoint::BeforeRemediation,
             _ => return None,
         })
     }

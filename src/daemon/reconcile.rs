@@ -227,8 +227,18 @@ pub async fn reconcile(
                 act.report.deferred += 1;
             }
             ReconcileDecision::Close { record_id } => {
-                let details =
-                    json!({"reason": "the drift was gone before its remediation was sent"});
+                // A remediation the journal has as sent (the daemon died
+                // between the plane's answer and the journal) whose drift is
+                // gone was carried out: the journal says so now.
+                let found_done = act
+                    .performer
+                    .confirm_sent_remediation(act.run, act.plane, &record_id, act.now)?;
+                let details = if found_done {
+                    json!({"reason": "the remediation sent before a restart was carried out: the plane matches the intent",
+                           "journal": "confirmed"})
+                } else {
+                    json!({"reason": "the drift was gone before its remediation was sent"})
+                };
                 act.result(&record_id, RemediationOutcome::NotNeeded, details)?;
             }
         }

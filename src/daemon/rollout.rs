@@ -46,10 +46,17 @@ pub struct EvaluationFacts {
     pub waits_on: Vec<String>,
 }
 
+/// The rule id of the built-in finding about another intent's change in
+/// flight (one active change per application and ring): a runtime fact
+/// that clears, unlike `concurrency.one_active_change` (two files that
+/// overlap), which stands until the files change.
+pub const CHANGE_IN_FLIGHT_RULE: &str = "concurrency.change_in_flight";
+
 /// The intents whose in-flight change is the only cause of a DENY: every
-/// deciding DENY reason is the built-in `concurrency.one_active_change`
-/// finding about a change in flight (from the store's active changes, not a
-/// conflict between files). Empty when the DENY stands on anything else.
+/// deciding DENY reason is the built-in [`CHANGE_IN_FLIGHT_RULE`] finding,
+/// and the intent it waits on is the finding's structured `waits_on` field
+/// (never read from the message). Empty when the DENY stands on anything
+/// else, or when such a finding names no intent.
 pub fn runtime_deny_waits_on(outcome: &crate::policy::PolicyOutcome) -> Vec<String> {
     use crate::policy::{Decision, ReasonKind};
     if outcome.decision != Decision::Deny {
@@ -61,18 +68,11 @@ pub fn runtime_deny_waits_on(outcome: &crate::policy::PolicyOutcome) -> Vec<Stri
         .iter()
         .filter(|reason| reason.kind == ReasonKind::Deny)
     {
-        let in_flight = reason.source == "builtin"
-            && reason.rule == "concurrency.one_active_change"
-            && reason.message.contains(" is still in flight in ");
-        let intent = reason
-            .message
-            .strip_prefix("intent ")
-            .and_then(|rest| rest.split_once(" is still in flight in "))
-            .map(|(intent, _)| intent.to_owned());
-        match intent {
-            Some(intent) if in_flight => {
-                if !waits_on.contains(&intent) {
-                    waits_on.push(intent);
+        let runtime = reason.source == "builtin" && reason.rule == CHANGE_IN_FLIGHT_RULE;
+        match &reason.waits_on {
+            Some(intent) if runtime && !intent.is_empty() => {
+                if !waits_on.contains(intent) {
+                    waits_on.push(intent.clone());
                 }
             }
             _ => return Vec::new(),
@@ -490,4 +490,77 @@ fn decision_from(text: &str) -> Option<crate::policy::Decision> {
     ]
     .into_iter()
     .find(|d| d.as_str() == text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::{PolicyOutcome, Reason, ReasonKind};
+
+    fn deny(rule: &str, source: &str, message: &str, waits_on: Option<&str>) -> Reason {
+        Reason {
+            rule: rule.into(),
+            kind: ReasonKind::Deny,
+            message: message.into(),
+            source: source.into(),
+            waits_on: waits_on.map(str::to_owned),
+        }
+    }
+
+    fn waits(reasons: Vec<Reason>) -> Vec<String> {
+        runtime_deny_waits_on(&PolicyOutcome::from_findings(reasons, 0, Vec::new()))
+    }
+
+    #[test]
+    fn a_runtime_deny_is_recognised_by_its_rule_id_and_structured_field_not_its_message() {
+        // The message says nothing a text match would find: the rule id and
+        // `waits_on` decide.
+        assert_eq!(
+            waits(vec![
+                deny(CHANGE_IN_FLIGHT_RULE, "builtin", "busy", Some("a")),
+                deny(CHANGE_IN_FLIGHT_RULE, "builtin", "busy too", Some("b")),
+                deny(CHANGE_IN_FLIGHT_RULE, "builtin", "busy again", Some("a")),
+            ]),
+            vec!["a".to_owned(), "b".to_owned()]
+        );
+        // The message of the old text match, on another rule: final.
+        let lookalike = "intent x is still in flight in ring-0-lab for application y in z; wait";
+        assert!(
+            waits(vec![deny(
+                "concurrency.one_active_change",
+                "builtin",
+                lookalike,
+                Some("x")
+            )])
+            .is_empty()
+        );
+        // A tenant rule cannot make a DENY look transient.
+        assert!(
+            waits(vec![deny(
+                CHANGE_IN_FLIGHT_RULE,
+                "ringmaster.tenant.x",
+                "busy",
+                Some("x")
+            )])
+            .is_empty()
+        );
+        // Without the structured field there is nothing to wait on.
+        assert!(
+            waits(vec![deny(
+                CHANGE_IN_FLIGHT_RULE,
+                "builtin",
+                lookalike,
+                None
+            )])
+            .is_empty()
+        );
+        // Any other deciding DENY makes it final.
+        assert!(
+            waits(vec![
+                deny(CHANGE_IN_FLIGHT_RULE, "builtin", "busy", Some("a")),
+                deny("version.rolled_back", "builtin", "no", None),
+            ])
+            .is_empty()
+        );
+    }
 }

@@ -296,6 +296,16 @@ pub(crate) fn on_superseded(step: &mut Step<'_>, by_intent: &str) {
         json!({ "by_intent": by_intent, "phase": step.run.phase.name() }),
     );
     if !keeps_phase {
+        // The superseded run's assignments stop installing now: the
+        // superseding intent takes the devices over.
+        let rings = step.run.published_rings();
+        if !rings.is_empty() {
+            step.effects.push(Effect::Remediate {
+                strategy: HALT_STRATEGY.to_string(),
+                rings,
+                action: RemediationAction::Halt,
+            });
+        }
         step.release_claims();
     }
 }

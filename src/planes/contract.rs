@@ -153,14 +153,30 @@ pub struct DeploymentStatus {
 pub enum Remediation {
     /// Remove every assignment and the app from every device.
     Uninstall,
-    /// Deliver `to_version` instead, on every device the deployment targets.
-    Rollback { to_version: String },
+    /// Roll back by the intent's `rollback_plan.strategy` (see
+    /// [`rollback_method`]): deliver `to_version` instead on every device
+    /// the deployment targets (`intune-supersedence`, `redeploy-previous`,
+    /// and no strategy), or remove the version with the plane's own
+    /// uninstall (`jamf-uninstall-policy`, `sccm-uninstall-deployment`,
+    /// `landscape-remove-packages`, `ansible-uninstall`). A strategy of
+    /// another plane is refused (`invalid_request`) and changes nothing.
+    Rollback {
+        to_version: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        strategy: Option<String>,
+    },
     /// Make the plane match what was published: re-add missing assignments, drop
     /// unexpected ones, re-push the delivered version to devices that lack it.
     Redeploy,
     /// Stop at `ring`: rings published after it are unassigned and later rings
     /// are refused with `ring_pinned`.
     RingPin { ring: String },
+    /// Stop every further install of the deployment on the plane, in every
+    /// ring: withdraw (or disable) every install assignment and cancel what
+    /// the plane has not delivered yet. Devices keep what they installed;
+    /// nothing is uninstalled. Publishing any ring of the same correlation
+    /// id afterwards is refused with `deployment_halted`.
+    Halt,
 }
 
 impl Remediation {
@@ -171,6 +187,7 @@ impl Remediation {
             Remediation::Rollback { .. } => "rollback",
             Remediation::Redeploy => "redeploy",
             Remediation::RingPin { .. } => "ring_pin",
+            Remediation::Halt => "halt",
         }
     }
 }
@@ -183,4 +200,51 @@ pub struct RemediationResult {
     pub applied: bool,
     /// One sentence on what changed (or why nothing did).
     pub detail: String,
+}
+
+/// What a rollback does on the plane, as its strategy says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RollbackMethod {
+    /// Deliver the previous version over the deployment (supersedence,
+    /// re-pointed policies, a deployment of the previous app, a pinned
+    /// package version, the install playbook at that version).
+    DeliverPrevious,
+    /// Remove the deployment's version from its devices with the plane's
+    /// uninstall (an uninstall policy, an uninstall deployment,
+    /// `RemovePackages`, the uninstall playbook): what
+    /// [`Remediation::Uninstall`] does.
+    Remove,
+}
+
+/// The rollback method of an intent's `rollback_plan.strategy` on `plane`:
+/// a plane-specific strategy only on its own plane, `redeploy-previous` on
+/// any. `halt` is not a rollback (the orchestrator sends
+/// [`Remediation::Halt`]) and, like an unknown strategy, is refused.
+pub fn rollback_method(strategy: &str, plane: Plane) -> Result<RollbackMethod, ConnectorError> {
+    let (own_plane, method) = match strategy {
+        "redeploy-previous" => (None, RollbackMethod::DeliverPrevious),
+        "intune-supersedence" => (Some(Plane::Intune), RollbackMethod::DeliverPrevious),
+        "jamf-uninstall-policy" => (Some(Plane::Jamf), RollbackMethod::Remove),
+        "sccm-uninstall-deployment" => (Some(Plane::Sccm), RollbackMethod::Remove),
+        "landscape-remove-packages" => (Some(Plane::Landscape), RollbackMethod::Remove),
+        "ansible-uninstall" => (Some(Plane::Ansible), RollbackMethod::Remove),
+        other => {
+            return Err(ConnectorError::new(
+                ErrorCode::InvalidRequest,
+                format!("rollback strategy {other:?} is not a rollback a plane carries out"),
+            ));
+        }
+    };
+    match own_plane {
+        Some(own) if own != plane => Err(ConnectorError::new(
+            ErrorCode::InvalidRequest,
+            format!(
+                "rollback strategy {strategy} is for {} deployments; this one is on {}",
+                own.as_str(),
+                plane.as_str()
+            ),
+        )),
+        _ => Ok(method),
+    }
 }

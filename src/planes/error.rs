@@ -66,6 +66,9 @@ pub enum ErrorCode {
     /// The deployment was pinned at a ring ([`crate::planes::Remediation::RingPin`])
     /// and the call would widen it past that ring.
     RingPinned,
+    /// The deployment was halted ([`crate::planes::Remediation::Halt`]): no
+    /// ring of it is assigned again.
+    DeploymentHalted,
 }
 
 impl ErrorCode {
@@ -81,6 +84,7 @@ impl ErrorCode {
             ErrorCode::Unauthorized => "unauthorized",
             ErrorCode::QuotaExceeded => "quota_exceeded",
             ErrorCode::RingPinned => "ring_pinned",
+            ErrorCode::DeploymentHalted => "deployment_halted",
         }
     }
 
@@ -96,7 +100,8 @@ impl ErrorCode {
             ErrorCode::ScopeViolation
             | ErrorCode::Unauthorized
             | ErrorCode::QuotaExceeded
-            | ErrorCode::RingPinned => ErrorClass::PolicyViolation,
+            | ErrorCode::RingPinned
+            | ErrorCode::DeploymentHalted => ErrorClass::PolicyViolation,
         }
     }
 }

@@ -5,7 +5,10 @@
 //! order, the exclusions, and what remediation did (uninstalled, rolled back,
 //! pinned).
 //!
-//! `corr:<id>;pkg:<application>@<version>;state:active;ring:<ring>=<g1>,<g2>;excl:<g3>;pin:<ring>`
+//! `corr:<id>;pkg:<application>@<version>;state:active;ring:<ring>=<g1>,<g2>;excl:<g3>;pin:<ring>;halt`
+//!
+//! `halt` marks a deployment halted ([`crate::planes::Remediation::Halt`]):
+//! no ring of it is allowed any more.
 //!
 //! Every name written here is checked by [`is_plain`] first, so the separators
 //! never appear inside a value.
@@ -35,6 +38,8 @@ pub struct Ledger {
     pub rings: Vec<RingRecord>,
     pub exclusions: Vec<String>,
     pub pinned_ring: Option<String>,
+    /// Halted: every install assignment withdrawn, no ring assigned again.
+    pub halted: bool,
 }
 
 /// Whether `value` can be written in the ledger as is.
@@ -66,6 +71,7 @@ impl Ledger {
             rings: Vec::new(),
             exclusions: Vec::new(),
             pinned_ring: None,
+            halted: false,
         }
     }
 
@@ -95,6 +101,8 @@ impl Ledger {
                 ledger.exclusions = split_list(groups);
             } else if let Some(ring) = part.strip_prefix("pin:") {
                 ledger.pinned_ring = Some(ring.to_string());
+            } else if part == "halt" {
+                ledger.halted = true;
             }
         }
         Some(ledger)
@@ -119,6 +127,9 @@ impl Ledger {
         }
         if let Some(ring) = &self.pinned_ring {
             parts.push(format!("pin:{ring}"));
+        }
+        if self.halted {
+            parts.push("halt".to_string());
         }
         parts.join(";")
     }
@@ -150,6 +161,9 @@ impl Ledger {
     /// Whether the pin (if any) lets `ring` be assigned: rings up to and
     /// including the pinned one; a ring never published is refused.
     pub fn ring_allowed(&self, ring: &str) -> bool {
+        if self.halted {
+            return false;
+        }
         let Some(pinned) = &self.pinned_ring else {
             return true;
         };
@@ -159,6 +173,29 @@ impl Ledger {
             (Some(pinned_at), Some(ring_at)) => ring_at <= pinned_at,
             (None, Some(_)) => true,
             (_, None) => false,
+        }
+    }
+
+    /// Why `ring` of the deployment on `object` may not be assigned: it was
+    /// halted (`deployment_halted`) or pinned before it (`ring_pinned`).
+    pub fn ring_refusal(&self, object: &str, ring: &str) -> crate::planes::ConnectorError {
+        use crate::planes::{ConnectorError, ErrorCode};
+        if self.halted {
+            ConnectorError::new(
+                ErrorCode::DeploymentHalted,
+                format!(
+                    "deployment {} on {object} was halted; ring {ring} is not assigned",
+                    self.correlation_id
+                ),
+            )
+        } else {
+            ConnectorError::new(
+                ErrorCode::RingPinned,
+                format!(
+                    "app {object} is pinned at ring {}; ring {ring} is not assigned",
+                    self.pinned_ring.as_deref().unwrap_or_default()
+                ),
+            )
         }
     }
 

@@ -29,7 +29,7 @@ pub mod simulators;
 
 pub use contract::{
     ArtifactRef, DeploymentStatus, ObservedState, PublishRequest, PublishResult, Remediation,
-    RemediationResult, RingStatus,
+    RemediationResult, RingStatus, RollbackMethod, rollback_method,
 };
 pub use error::{ConnectorError, ErrorClass, ErrorCode};
 pub use secret::Secret;
@@ -176,6 +176,42 @@ impl ExecutionPlaneConnector for Connector {
         remediation: &Remediation,
         now: DateTime<Utc>,
     ) -> Result<RemediationResult, ConnectorError> {
+        // The rollback strategy decides what the plane does: a removing
+        // strategy is the plane's uninstall, a delivering one its rollback;
+        // another plane's strategy is refused before any call.
+        if let Remediation::Rollback {
+            strategy: Some(strategy),
+            ..
+        } = remediation
+            && rollback_method(strategy, self.plane())? == RollbackMethod::Remove
+        {
+            let mut result = self
+                .remediate_on_plane(correlation_id, &Remediation::Uninstall, now)
+                .await?;
+            result.detail = format!("{strategy}: {}", result.detail);
+            result.action = remediation.clone();
+            return Ok(result);
+        }
+        self.remediate_on_plane(correlation_id, remediation, now)
+            .await
+    }
+
+    async fn verify_idempotency(
+        &self,
+        correlation_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool, ConnectorError> {
+        self.verify_idempotency_on_plane(correlation_id, now).await
+    }
+}
+
+impl Connector {
+    async fn remediate_on_plane(
+        &self,
+        correlation_id: &str,
+        remediation: &Remediation,
+        now: DateTime<Utc>,
+    ) -> Result<RemediationResult, ConnectorError> {
         match self {
             Connector::Sim(sim) => sim.remediate(correlation_id, remediation, now).await,
             Connector::Intune(intune) => intune.remediate(correlation_id, remediation, now).await,
@@ -191,7 +227,7 @@ impl ExecutionPlaneConnector for Connector {
         }
     }
 
-    async fn verify_idempotency(
+    async fn verify_idempotency_on_plane(
         &self,
         correlation_id: &str,
         now: DateTime<Utc>,

@@ -625,6 +625,7 @@ fn set_findings(
                     kind,
                     message: message.to_string(),
                     source: source.to_string(),
+                    waits_on: field("waits_on").map(str::to_owned),
                 }),
                 _ => Err(malformed(element)),
             }

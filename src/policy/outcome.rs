@@ -77,6 +77,11 @@ pub struct Reason {
     pub message: String,
     /// `builtin`, or the tenant package that produced it (`ringmaster.tenant.x`).
     pub source: String,
+    /// For a finding about a runtime fact that clears (a change in flight):
+    /// the intent it waits on, as the rule's `waits_on` field says it. The
+    /// daemon reads this, never the message.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub waits_on: Option<String>,
 }
 
 impl Reason {
@@ -162,6 +167,7 @@ mod tests {
             kind,
             message: format!("{rule} fired"),
             source: "builtin".to_string(),
+            waits_on: None,
         }
     }
 

@@ -190,6 +190,48 @@ impl Store {
         })
     }
 
+    /// A call that was never sent (its plane's circuit breaker refused it
+    /// before anything went out): the entry keeps its state — `planned`,
+    /// or `failed` from an earlier attempt — and its attempt count, so it
+    /// never reads as sent; `last_error` says why and `next_attempt_at`
+    /// when it may go. Refused for an entry `sent` or `confirmed`.
+    pub fn mark_not_sent(
+        &mut self,
+        key: &str,
+        reason: &str,
+        next_attempt_at: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) -> Result<Action, StoreError> {
+        let transaction = self
+            .connection
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let current = select_action(&transaction, key)
+            .optional_store()?
+            .ok_or_else(|| StoreError::ActionNotFound {
+                key: key.to_string(),
+            })?;
+        if !matches!(current.state, ActionState::Planned | ActionState::Failed) {
+            return Err(StoreError::IllegalActionTransition {
+                key: key.to_string(),
+                from: current.state,
+                to: current.state,
+            });
+        }
+        transaction.execute(
+            "UPDATE idempotency SET last_error = ?2, next_attempt_at = ?3, updated_at = ?4
+             WHERE key = ?1",
+            params![
+                key,
+                reason,
+                next_attempt_at.map(format_timestamp),
+                format_timestamp(now)
+            ],
+        )?;
+        let updated = select_action(&transaction, key)?;
+        transaction.commit()?;
+        Ok(updated)
+    }
+
     /// `sent → confirmed`, with the plane's id for what it created. Final.
     pub fn mark_confirmed(
         &mut self,
@@ -242,6 +284,12 @@ impl Store {
             "WHERE state IN ('planned', 'sent') ORDER BY action_seq",
             params![],
         )
+    }
+
+    /// Every action of the journal, in the order they were planned (for
+    /// `status`, audits and tests).
+    pub fn actions(&self) -> Result<Vec<Action>, StoreError> {
+        self.select_actions("ORDER BY action_seq", params![])
     }
 
     /// Failed actions whose retry time has come, soonest first.

@@ -259,13 +259,13 @@ impl Store {
 }
 
 /// Intents by their `state` column (the run's phase name once it has a
-/// run: see `daemon::rollout`); only the waiting ones' state is parsed.
-const ROLLOUT_STATES: &str = "
-SELECT state,
-       CASE WHEN state = 'awaiting_approval'
-         THEN json_extract(state_json, '$.run.phase.requirement') END,
-       count(*)
-FROM intents GROUP BY 1, 2";
+/// run: see `daemon::rollout`), without reading their stored state.
+const ROLLOUT_STATES: &str = "SELECT state, count(*) FROM intents GROUP BY 1";
+
+/// What the waiting ones wait for: only their stored state is parsed.
+const AWAITING_REQUIREMENTS: &str = "
+SELECT json_extract(state_json, '$.run.phase.requirement'), count(*)
+FROM intents WHERE state = 'awaiting_approval' GROUP BY 1";
 
 /// What a scrape reads of an intent's stored state: its rings' figures and
 /// the plane it was last saved with, nothing else (serde skips the rest).
@@ -321,10 +321,22 @@ impl Store {
         let mut statement = self.connection.prepare_cached(ROLLOUT_STATES)?;
         let mut query = statement.query([])?;
         while let Some(row) = query.next()? {
+            let phase: String = row.get(0)?;
+            if phase != "awaiting_approval" {
+                rows.states.push(RolloutStateCount {
+                    phase,
+                    requirement: None,
+                    count: count_of(row, 1)?,
+                });
+            }
+        }
+        let mut statement = self.connection.prepare_cached(AWAITING_REQUIREMENTS)?;
+        let mut query = statement.query([])?;
+        while let Some(row) = query.next()? {
             rows.states.push(RolloutStateCount {
-                phase: row.get(0)?,
-                requirement: row.get(1)?,
-                count: count_of(row, 2)?,
+                phase: "awaiting_approval".to_owned(),
+                requirement: row.get(0)?,
+                count: count_of(row, 1)?,
             });
         }
         // (application, business unit) -> intents, newest first.

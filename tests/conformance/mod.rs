@@ -127,6 +127,18 @@ pub struct TestGroups {
 pub trait Harness: Sized {
     const PLANE: Plane;
 
+    /// Whether devices report only when [`Harness::report_devices`] says so.
+    /// `false` for a plane whose devices report by themselves: the `sim`
+    /// fleet (outcomes drawn from its seed, completing as time passes) and
+    /// Ansible (hosts report during the run that installs).
+    const DEVICES_REPORT_ON_DEMAND: bool = true;
+
+    /// Whether the deployment's status still shows a device's install once
+    /// the assignment it came through is withdrawn. `false` for
+    /// Configuration Manager, whose per-device rows
+    /// (`SMS_AppDeploymentAssetDetails`) belong to the deleted deployment.
+    const STATUS_OUTLIVES_ASSIGNMENTS: bool = true;
+
     /// Starts the simulator (on `127.0.0.1:0` for an HTTP plane), registers
     /// [`Harness::groups`], and builds a connector through `ConnectorConfig`.
     /// The connector's HTTP timeout is short (a few hundred milliseconds), so a
@@ -161,6 +173,14 @@ pub trait Harness: Sized {
 
     /// Install assignments (to an included group) of those apps.
     async fn assignment_count(&self, correlation_id: &str) -> usize;
+
+    /// What on the plane would still install the deployment on a device:
+    /// its install assignments, on a plane where an assignment stands; on a
+    /// plane whose install is a one-off delivery (Landscape's activities),
+    /// the deliveries no device has acted on yet.
+    async fn installs_still_owed(&self, correlation_id: &str) -> usize {
+        self.assignment_count(correlation_id).await
+    }
 
     /// API requests the simulator answered so far (token requests excluded).
     async fn api_requests(&self) -> u64;
@@ -263,8 +283,10 @@ macro_rules! conformance_suite {
                 status_maps_device_reports_into_counts,
                 listing_follows_every_page,
                 ring_pin_is_idempotent_and_refuses_later_rings,
+                halt_stops_installs_on_the_plane,
                 redeploy_is_idempotent,
                 rollback_is_idempotent,
+                rollback_strategy_decides_what_the_plane_does,
                 uninstall_is_idempotent_even_when_its_answer_is_lost,
                 drift_shows_in_observed_and_redeploy_repairs_it,
                 reverted_version_shows_in_installed_versions,

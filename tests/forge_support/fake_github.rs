@@ -344,4 +344,9 @@ impl FakeGitHub {
     pub fn issued_tokens(&self) -> usize {
         self.read(|s| s.issued_tokens.len())
     }
+
+    /// The installation token issued last, if any.
+    pub fn last_issued_token(&self) -> Option<String> {
+        self.read(|s| s.issued_tokens.last().map(|(token, _)| token.clone()))
+    }
 }

@@ -32,7 +32,9 @@ pub struct Seen {
 
 struct ServerState {
     root: PathBuf,
-    expected: String,
+    /// The `Authorization` values accepted: the fixed token's, and any
+    /// token added with [`GitServer::accept_token`].
+    expected: Mutex<Vec<String>>,
     seen: Mutex<Vec<Seen>>,
     down: AtomicBool,
 }
@@ -51,7 +53,7 @@ impl GitServer {
             base64::engine::general_purpose::STANDARD.encode(format!("{TOKEN_USERNAME}:{TOKEN}"));
         let state = Arc::new(ServerState {
             root: root.path().to_path_buf(),
-            expected: format!("Basic {credentials}"),
+            expected: Mutex::new(vec![format!("Basic {credentials}")]),
             seen: Mutex::new(Vec::new()),
             down: AtomicBool::new(false),
         });
@@ -106,6 +108,18 @@ impl GitServer {
             .count()
     }
 
+    /// Accepts `token` too (with the token user name), as GitHub's Git
+    /// server accepts an installation token its API issued.
+    pub fn accept_token(&self, token: &str) {
+        let credentials =
+            base64::engine::general_purpose::STANDARD.encode(format!("{TOKEN_USERNAME}:{token}"));
+        self.state
+            .expected
+            .lock()
+            .unwrap()
+            .push(format!("Basic {credentials}"));
+    }
+
     /// Takes the server down (every request answered 503) or back up.
     pub fn set_outage(&self, down: bool) {
         self.state.down.store(down, Ordering::SeqCst);
@@ -130,7 +144,8 @@ async fn serve_git(State(state): State<Arc<ServerState>>, request: Request) -> R
             .and_then(|value| value.to_str().ok())
             .map(str::to_owned)
     };
-    let authorised = header_text("authorization").as_deref() == Some(state.expected.as_str());
+    let authorised = header_text("authorization")
+        .is_some_and(|value| state.expected.lock().unwrap().contains(&value));
     state.seen.lock().unwrap().push(Seen {
         path: parts.uri.path().to_owned(),
         authorised,

@@ -254,6 +254,17 @@ impl AwxClient {
         url: &str,
         body: Option<&Value>,
     ) -> Result<(StatusCode, Value), ConnectorError> {
+        self.send_accepting(method, url, body, &[]).await
+    }
+
+    /// [`Self::send`], taking the statuses in `also_ok` as answers too.
+    async fn send_accepting(
+        &self,
+        method: Method,
+        url: &str,
+        body: Option<&Value>,
+        also_ok: &[StatusCode],
+    ) -> Result<(StatusCode, Value), ConnectorError> {
         let mut response = self.send_once(&method, url, body).await?;
         if response.status() == StatusCode::UNAUTHORIZED && self.refreshed_token().await {
             response = self.send_once(&method, url, body).await?;
@@ -265,7 +276,7 @@ impl AwxClient {
             .await
             .map_err(|error| transport_error("awx", &method, url, &error))?;
         let value: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
-        if !status.is_success() {
+        if !status.is_success() && !also_ok.contains(&status) {
             let code = code_for_status(status);
             let detail = value
                 .get("detail")
@@ -405,6 +416,17 @@ impl AwxClient {
                     format!("launch of job template {template_id} answered no job id"),
                 )
             })
+    }
+
+    /// Asks AWX to cancel the job (`POST jobs/{id}/cancel/`): `true` when
+    /// it was still new, pending, waiting or running (202), `false` when it
+    /// had already finished (AWX answers 405: it can no longer be canceled).
+    pub async fn cancel(&self, job_id: u64) -> Result<bool, ConnectorError> {
+        let url = format!("{}/jobs/{job_id}/cancel/", self.api);
+        let (status, _) = self
+            .send_accepting(Method::POST, &url, None, &[StatusCode::METHOD_NOT_ALLOWED])
+            .await?;
+        Ok(status != StatusCode::METHOD_NOT_ALLOWED)
     }
 
     /// One poll of the job.

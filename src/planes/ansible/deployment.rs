@@ -25,6 +25,8 @@ pub enum DeploymentState {
     },
     /// The application was removed from every host.
     Uninstalled,
+    /// Halted: no ring is assigned or run again; hosts keep what they got.
+    Halted,
 }
 
 /// One published ring.
@@ -67,7 +69,7 @@ impl Deployment {
     pub fn ring_active(&self, index: usize) -> bool {
         match &self.state {
             DeploymentState::Active | DeploymentState::RolledBack { .. } => true,
-            DeploymentState::Uninstalled => false,
+            DeploymentState::Uninstalled | DeploymentState::Halted => false,
             DeploymentState::Pinned { ring } => self
                 .rings
                 .iter()

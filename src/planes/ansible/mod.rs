@@ -403,6 +403,15 @@ impl AnsibleConnector {
             .position(|record| record.ring == request.ring);
         match &deployment.state {
             DeploymentState::Active => {}
+            DeploymentState::Halted => {
+                return Err(ConnectorError::new(
+                    ErrorCode::DeploymentHalted,
+                    format!(
+                        "deployment {} was halted; ring {} is not run",
+                        request.correlation_id, request.ring
+                    ),
+                ));
+            }
             DeploymentState::Pinned { ring } => {
                 let pinned_at = deployment.rings.iter().position(|r| &r.ring == ring);
                 if known.is_none() || known > pinned_at {

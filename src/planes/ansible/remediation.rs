@@ -47,7 +47,7 @@ impl AnsibleConnector {
                 self.save(&deployment).await?;
                 Ok(done(true, "removed from every targeted host".into()))
             }
-            Remediation::Rollback { to_version } => {
+            Remediation::Rollback { to_version, .. } => {
                 if deployment.state
                     == (DeploymentState::RolledBack {
                         to_version: to_version.clone(),
@@ -133,8 +133,25 @@ impl AnsibleConnector {
                     format!("pinned at {ring}; {removed} hosts of later rings unassigned"),
                 ))
             }
-            Remediation::Redeploy => {
+            Remediation::Halt => {
+                // Every run of this connector finishes inside the call that
+                // started it: nothing is in flight to cancel. Halting
+                // records that no ring is run again.
+                if deployment.state == DeploymentState::Halted {
+                    return Ok(done(false, "already halted".into()));
+                }
                 if deployment.state == DeploymentState::Uninstalled {
+                    return Ok(done(false, "uninstalled: nothing left to halt".into()));
+                }
+                deployment.state = DeploymentState::Halted;
+                self.save(&deployment).await?;
+                Ok(done(true, "halted; no ring is run again".into()))
+            }
+            Remediation::Redeploy => {
+                if matches!(
+                    deployment.state,
+                    DeploymentState::Uninstalled | DeploymentState::Halted
+                ) {
                     return Err(ConnectorError::new(
                         ErrorCode::InvalidRequest,
                         format!("deployment {correlation_id} was uninstalled; publish again"),

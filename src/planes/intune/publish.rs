@@ -259,6 +259,9 @@ pub async fn publish(
         .iter()
         .filter(|group| !assigned.contains(group))
         .collect();
+    if app.ledger.halted {
+        return Err(app.ledger.ring_refusal(&app.id, &request.ring));
+    }
     if !app.ledger.ring_allowed(&request.ring) {
         if missing.is_empty() {
             return Ok(PublishResult {

@@ -46,9 +46,10 @@ pub async fn remediate(
         .ok_or_else(|| not_found(correlation_id))?;
     let (applied, detail) = match remediation {
         Remediation::Uninstall => uninstall(connector, app).await?,
-        Remediation::Rollback { to_version } => rollback(connector, app, to_version).await?,
+        Remediation::Rollback { to_version, .. } => rollback(connector, app, to_version).await?,
         Remediation::Redeploy => redeploy(connector, app).await?,
         Remediation::RingPin { ring } => pin(connector, app, ring).await?,
+        Remediation::Halt => halt(connector, app).await?,
     };
     tracing::info!(
         correlation_id,
@@ -239,6 +240,33 @@ async fn redeploy(
         "already as published: every group assigned, nothing unexpected; Graph has no action to re-run a failed Win32 install, so failed devices retry on their own schedule".to_string()
     };
     Ok((changed, detail))
+}
+
+/// Halt: the ledger says so first (so publish refuses every ring), then
+/// every install assignment of the app is withdrawn in one `assign` call.
+/// Devices that installed keep the app; the others never get it.
+async fn halt(
+    connector: &IntuneConnector,
+    mut app: FoundApp,
+) -> Result<(bool, String), ConnectorError> {
+    let client = connector.client();
+    let correlation_id = app.ledger.correlation_id.clone();
+    let mut ledger = app.ledger.clone();
+    ledger.halted = true;
+    let noted = lookup::save_ledger(client, &mut app, ledger).await?;
+    let current = lookup::assignments(client, &app.id, &correlation_id).await?;
+    let mut list = current.clone();
+    let removed = drop_install(&mut list, |_| true);
+    if removed > 0 {
+        lookup::assign(client, &app.id, &list, &correlation_id).await?;
+    }
+    let applied = noted || removed > 0;
+    let detail = if applied {
+        format!("halted; withdrew {removed} install assignment(s)")
+    } else {
+        "already halted: no install assignment left".to_string()
+    };
+    Ok((applied, detail))
 }
 
 async fn pin(

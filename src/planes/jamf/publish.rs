@@ -192,6 +192,9 @@ pub async fn publish(
     check_state(&ledger, request)?;
     let label = wire::label(request);
     let policy_name = wire::ring_policy_name(&label, &request.ring, correlation_id);
+    if ledger.halted {
+        return Err(ledger.ring_refusal("Jamf Pro", &request.ring));
+    }
     if !ledger.ring_allowed(&request.ring) {
         if let Some(package) = &existing
             && lookup::policy_named(client, &policy_name).await?.is_some()

@@ -37,9 +37,10 @@ pub async fn remediate(
     let found = deployment(connector, correlation_id).await?;
     let (applied, detail) = match remediation {
         Remediation::Uninstall => uninstall(connector, found).await?,
-        Remediation::Rollback { to_version } => rollback(connector, found, to_version).await?,
+        Remediation::Rollback { to_version, .. } => rollback(connector, found, to_version).await?,
         Remediation::Redeploy => redeploy(connector, found).await?,
         Remediation::RingPin { ring } => pin(connector, found, ring).await?,
+        Remediation::Halt => halt(connector, found).await?,
     };
     tracing::info!(
         correlation_id,
@@ -284,6 +285,37 @@ async fn redeploy(
     } else {
         "already as published: every ring policy scoped and installing the delivered package"
             .to_string()
+    };
+    Ok((applied, detail))
+}
+
+/// Halt: the package's ledger says so first (publish then refuses every
+/// ring), then every ring policy is disabled (`PUT` with `enabled` false),
+/// keeping its scope and logs: a disabled policy runs on no computer at its
+/// next check-in, and what already ran stays installed and reported.
+async fn halt(
+    connector: &JamfConnector,
+    mut deployment: Deployment,
+) -> Result<(bool, String), ConnectorError> {
+    let mut ledger = deployment.ledger.clone();
+    ledger.halted = true;
+    let noted = save(connector, &mut deployment, ledger).await?;
+    let mut disabled = 0;
+    for found in &deployment.policies {
+        if let wire::PolicyRole::Ring(_) = &found.role
+            && found.policy.general.enabled
+        {
+            let mut policy = found.policy.clone();
+            policy.general.enabled = false;
+            lookup::update_policy(connector.client(), found.id, &policy).await?;
+            disabled += 1;
+        }
+    }
+    let applied = noted || disabled > 0;
+    let detail = if applied {
+        format!("halted; disabled {disabled} ring polic(ies)")
+    } else {
+        "already halted: every ring policy is disabled".to_string()
     };
     Ok((applied, detail))
 }

@@ -144,6 +144,9 @@ pub async fn publish(
         connector.journal().save_ledger(&ledger)?;
     }
     let external_id = wire::package_spec(&request.application_id, Some(&request.version));
+    if ledger.halted {
+        return Err(ledger.ring_refusal("Landscape", &request.ring));
+    }
     if !ledger.ring_allowed(&request.ring) {
         return Err(ConnectorError::new(
             ErrorCode::RingPinned,

@@ -13,6 +13,9 @@
 //!   installs of the version on tags ringmaster did not target.
 //! - Ring pin: cancel what the installs of later rings have not delivered
 //!   (computers keep what they installed).
+//! - Halt: cancel what every install of the deployment has not delivered
+//!   (`CancelActivities`); computers keep what they installed, and no ring is
+//!   published again.
 
 use super::LandscapeConnector;
 use super::journal::{ChangeKind, JournalEntry, PendingChange};
@@ -37,9 +40,10 @@ pub async fn remediate(
 ) -> Result<RemediationResult, ConnectorError> {
     let (applied, detail) = match remediation {
         Remediation::Uninstall => uninstall(connector, entry).await?,
-        Remediation::Rollback { to_version } => rollback(connector, entry, to_version).await?,
+        Remediation::Rollback { to_version, .. } => rollback(connector, entry, to_version).await?,
         Remediation::Redeploy => redeploy(connector, entry, now).await?,
         Remediation::RingPin { ring } => pin(connector, entry, ring).await?,
+        Remediation::Halt => halt(connector, entry).await?,
     };
     tracing::info!(
         action = remediation.name(),
@@ -267,6 +271,26 @@ async fn redeploy(
     } else {
         "already as published: every tag holds its install, nothing failed, nothing unexpected"
             .to_string()
+    };
+    Ok((applied, detail))
+}
+
+/// Halt: the journal's ledger says so first (publish then refuses every
+/// ring), then every install activity of the deployment is cancelled where
+/// Landscape still can (undelivered, unapproved children).
+async fn halt(
+    connector: &LandscapeConnector,
+    entry: JournalEntry,
+) -> Result<(bool, String), ConnectorError> {
+    let mut ledger = entry.ledger.clone();
+    ledger.halted = true;
+    let noted = connector.journal().save_ledger(&ledger)?;
+    let cancelled = cancel_own_installs(connector, &entry, |_| true).await?;
+    let applied = noted || cancelled > 0;
+    let detail = if applied {
+        format!("halted; cancelled {cancelled} undelivered install(s)")
+    } else {
+        "already halted: nothing undelivered to cancel".to_string()
     };
     Ok((applied, detail))
 }

@@ -180,6 +180,9 @@ pub async fn publish(
         .iter()
         .find(|collection| collection.ring == request.ring)
         .cloned();
+    if ledger.halted {
+        return Err(ledger.ring_refusal("Configuration Manager", &request.ring));
+    }
     if !ledger.ring_allowed(&request.ring) {
         let complete = ring_collection.as_ref().is_some_and(|collection| {
             install_assignment(&app_assignments, &collection.id).is_some()

@@ -25,9 +25,12 @@ pub async fn remediate(
     let found = deployment(connector, correlation_id).await?;
     let (applied, detail) = match remediation {
         Remediation::Uninstall => uninstall(connector, found, now).await?,
-        Remediation::Rollback { to_version } => rollback(connector, found, to_version, now).await?,
+        Remediation::Rollback { to_version, .. } => {
+            rollback(connector, found, to_version, now).await?
+        }
         Remediation::Redeploy => redeploy(connector, found, now).await?,
         Remediation::RingPin { ring } => pin(connector, found, ring).await?,
+        Remediation::Halt => halt(connector, found).await?,
     };
     tracing::info!(
         correlation_id,
@@ -341,6 +344,36 @@ async fn redeploy(
         )
     } else {
         "already as published: every ring collection deployed, nothing unexpected".to_string()
+    };
+    Ok((applied, detail))
+}
+
+/// Halt: the ledger says so first (publish then refuses every ring), then
+/// the app's install deployment (`SMS_ApplicationAssignment`) to every ring
+/// collection is deleted, so no client evaluates it again; devices keep
+/// what they installed.
+async fn halt(
+    connector: &SccmConnector,
+    mut deployment: Deployment,
+) -> Result<(bool, String), ConnectorError> {
+    let mut ledger = deployment.ledger.clone();
+    ledger.halted = true;
+    let noted = save(connector, &mut deployment, ledger).await?;
+    let collections: Vec<String> = deployment
+        .collections
+        .iter()
+        .map(|collection| collection.id.clone())
+        .collect();
+    let app = deployment.app.clone();
+    let removed = drop_installs(connector, &app, |target| {
+        collections.iter().any(|id| id == target)
+    })
+    .await?;
+    let applied = noted || removed > 0;
+    let detail = if applied {
+        format!("halted; deleted {removed} install deployment(s)")
+    } else {
+        "already halted: no install deployment left".to_string()
     };
     Ok((applied, detail))
 }

@@ -118,6 +118,19 @@ impl Device {
         });
     }
 
+    /// Cancels an install that has not completed by `now` (its assignment
+    /// was withdrawn before the device acted on it): the device never gets
+    /// it. Answers whether one was cancelled.
+    pub fn cancel_pending_install(&mut self, now: DateTime<Utc>) -> bool {
+        let pending = self.attempts.last().is_some_and(|attempt| {
+            matches!(attempt.action, AttemptAction::Install { .. }) && attempt.completes_at > now
+        });
+        if pending {
+            self.attempts.pop();
+        }
+        pending
+    }
+
     /// Records a change that happened on the device outside the deployment (drift):
     /// complete and successful at `now`.
     pub fn record_external(&mut self, action: AttemptAction, now: DateTime<Utc>) {

@@ -71,6 +71,9 @@ pub struct SimApp {
     /// Rings in the order they were first published.
     pub rings: Vec<PublishedRing>,
     pub pinned_ring: Option<String>,
+    /// Halted: every assignment withdrawn, no ring assigned again.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub halted: bool,
     pub created_at: DateTime<Utc>,
     /// Every device the app was ever assigned to, by device id.
     pub devices: BTreeMap<String, Device>,

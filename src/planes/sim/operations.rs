@@ -30,6 +30,9 @@ pub(super) fn not_found(correlation_id: &str, plane: &str) -> ConnectorError {
 
 /// Whether the app's pin lets `ring` be assigned.
 fn ring_allowed(app: &SimApp, ring: &str) -> bool {
+    if app.halted {
+        return false;
+    }
     let Some(pinned) = &app.pinned_ring else {
         return true;
     };
@@ -152,6 +155,7 @@ impl SimFleet {
             artifact: request.artifact.clone(),
             rings: Vec::new(),
             pinned_ring: None,
+            halted: false,
             created_at: now,
             devices: BTreeMap::new(),
         });
@@ -169,9 +173,10 @@ impl SimFleet {
             .ok_or_else(|| not_found(correlation_id, self.plane.as_str()))?;
         let (applied, detail) = match remediation {
             Remediation::Uninstall => self.uninstall(index, now),
-            Remediation::Rollback { to_version } => self.rollback(index, to_version, now)?,
+            Remediation::Rollback { to_version, .. } => self.rollback(index, to_version, now)?,
             Remediation::Redeploy => self.redeploy(index, now)?,
             Remediation::RingPin { ring } => self.pin(index, ring),
+            Remediation::Halt => self.halt(index, now),
         };
         Ok(RemediationResult {
             action: remediation.clone(),
@@ -328,6 +333,30 @@ impl SimFleet {
         Ok((applied, detail))
     }
 
+    /// Withdraws every assignment of the app; devices that had not installed
+    /// yet never do (their pending install is cancelled), the others keep it.
+    fn halt(&mut self, index: usize, now: DateTime<Utc>) -> (bool, String) {
+        let changed = !self.apps[index].halted;
+        self.apps[index].halted = true;
+        let app_id = self.apps[index].id.clone();
+        let removed = self.remove_assignments(&app_id, |_| false);
+        let cancelled = self.apps[index]
+            .devices
+            .values_mut()
+            .map(|device| device.cancel_pending_install(now))
+            .filter(|cancelled| *cancelled)
+            .count();
+        let applied = changed || removed > 0 || cancelled > 0;
+        let detail = if applied {
+            format!(
+                "halted; withdrew {removed} assignment(s), cancelled {cancelled} pending install(s)"
+            )
+        } else {
+            "already halted".to_string()
+        };
+        (applied, detail)
+    }
+
     fn pin(&mut self, index: usize, ring: &str) -> (bool, String) {
         let app = &mut self.apps[index];
         let changed = app.pinned_ring.as_deref() != Some(ring);
@@ -435,6 +464,10 @@ fn check_can_widen(app: &SimApp, ring: &str) -> Result<(), ConnectorError> {
             "app {} was rolled back to {delivered}; publish under a new correlation id",
             app.id
         ))),
+        Some(_) if app.halted => Err(ConnectorError::new(
+            ErrorCode::DeploymentHalted,
+            format!("app {} was halted; ring {ring} is not assigned", app.id),
+        )),
         Some(_) if !ring_allowed(app, ring) => Err(ConnectorError::new(
             ErrorCode::RingPinned,
             format!(

@@ -283,6 +283,15 @@ impl AwxConnector {
                 .position(|record| record.ring == request.ring);
             match &deployment.state {
                 DeploymentState::Active => {}
+                DeploymentState::Halted => {
+                    return Err(ConnectorError::new(
+                        ErrorCode::DeploymentHalted,
+                        format!(
+                            "deployment {correlation_id} was halted on awx; ring {} is not launched",
+                            request.ring
+                        ),
+                    ));
+                }
                 DeploymentState::Pinned { ring } => {
                     let pinned_at = deployment.rings.iter().position(|r| &r.ring == ring);
                     if known.is_none() || known > pinned_at {

@@ -36,6 +36,9 @@ pub enum Action {
     Pin,
     /// Verify template in check mode: which hosts would change.
     Verify,
+    /// Verify template in check mode, changing nothing: records that the
+    /// deployment was halted (its unfinished install jobs were canceled).
+    Halt,
 }
 
 impl Action {
@@ -47,6 +50,7 @@ impl Action {
             Action::Uninstall => "uninstall",
             Action::Pin => "pin",
             Action::Verify => "verify",
+            Action::Halt => "halt",
         }
     }
 
@@ -58,6 +62,7 @@ impl Action {
             Action::Uninstall,
             Action::Pin,
             Action::Verify,
+            Action::Halt,
         ]
         .into_iter()
         .find(|action| action.as_str() == text)
@@ -249,6 +254,7 @@ pub fn deployment(correlation_id: &str, jobs: &[TaggedJob]) -> Option<Deployment
                     ring: launch.ring.clone(),
                 }
             }
+            Action::Halt => deployment.state = DeploymentState::Halted,
             Action::Redeploy | Action::Verify => {}
         }
     }

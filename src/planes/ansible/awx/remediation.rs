@@ -45,7 +45,7 @@ impl AwxConnector {
                     format!("uninstall job {job} launched on every host of the deployment"),
                 ))
             }
-            Remediation::Rollback { to_version } => {
+            Remediation::Rollback { to_version, .. } => {
                 if deployment.state
                     == (DeploymentState::RolledBack {
                         to_version: to_version.clone(),
@@ -121,8 +121,47 @@ impl AwxConnector {
                     ),
                 ))
             }
-            Remediation::Redeploy => {
+            Remediation::Halt => {
+                // Cancel every install job AWX has not finished (POST
+                // jobs/{id}/cancel/), then record the halt with a check-mode
+                // run that changes nothing; a replay finds the record.
+                let mut canceled = 0;
+                for job in jobs
+                    .iter()
+                    .filter(|job| job.launch.action.installs() && !job.status.is_final())
+                {
+                    if self.client().cancel(job.id).await? {
+                        canceled += 1;
+                    }
+                }
+                if deployment.state == DeploymentState::Halted {
+                    return Ok(done(
+                        canceled > 0,
+                        format!("already halted; canceled {canceled} unfinished install job(s)"),
+                    ));
+                }
                 if deployment.state == DeploymentState::Uninstalled {
+                    return Ok(done(false, "uninstalled: nothing left to halt".into()));
+                }
+                let version = deployment.version.clone();
+                let mut launch = self.launch_of(&deployment, Action::Halt, &version);
+                launch.groups = every_group.clone();
+                let limit = history::limit_of(&every_group, &deployment.exclusions);
+                let job = self
+                    .launch(shared.verify_template, &launch, limit, true)
+                    .await?;
+                Ok(done(
+                    true,
+                    format!(
+                        "halted; canceled {canceled} unfinished install job(s), recorded by job {job}"
+                    ),
+                ))
+            }
+            Remediation::Redeploy => {
+                if matches!(
+                    deployment.state,
+                    DeploymentState::Uninstalled | DeploymentState::Halted
+                ) {
                     return Err(invalid(format!(
                         "deployment {correlation_id} was uninstalled; publish a new intent"
                     )));

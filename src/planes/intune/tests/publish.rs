@@ -173,6 +173,7 @@ async fn a_new_version_supersedes_the_old_until_rolled_back() {
 
     let rollback = Remediation::Rollback {
         to_version: "2.0.5".into(),
+        strategy: None,
     };
     assert!(
         tenant

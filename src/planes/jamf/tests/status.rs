@@ -148,6 +148,7 @@ async fn rollback_repoints_ring_policies_and_counts_follow_the_earlier_version()
 
     let rollback = Remediation::Rollback {
         to_version: "6.1.0".into(),
+        strategy: None,
     };
     let applied = connector
         .remediate(CORRELATION, &rollback, at(7))

@@ -153,6 +153,23 @@ impl LandscapeSimulator {
             .count()
     }
 
+    /// Child activities installing `package` at `version` that no computer
+    /// has acted on yet (not succeeded, failed or cancelled): what would
+    /// still install.
+    pub fn undelivered_installs(&self, package: &str, version: &str) -> usize {
+        let state = self.lock();
+        state
+            .install_parents(package, version)
+            .into_iter()
+            .map(|parent| {
+                state
+                    .children_of(parent.id)
+                    .filter(|child| !super::state::is_final(&child.status))
+                    .count()
+            })
+            .sum()
+    }
+
     /// Computers that report `package` installed (at `version`, when given).
     pub fn computers_with_package(&self, package: &str, version: Option<&str>) -> usize {
         let state = self.lock();

@@ -114,6 +114,7 @@ async fn rollback_deploys_the_previous_application_and_uninstalls_this_one() {
         .unwrap();
     let rollback = Remediation::Rollback {
         to_version: "4.1.0".into(),
+        strategy: None,
     };
     assert!(
         site.connector
@@ -163,6 +164,7 @@ async fn rollback_deploys_the_previous_application_and_uninstalls_this_one() {
             CORRELATION,
             &Remediation::Rollback {
                 to_version: "3.0.0".into(),
+                strategy: None,
             },
             at(5),
         )

@@ -157,6 +157,7 @@ async fn rollback_before_any_report_leaves_no_device_on_the_new_version() {
     sim.publish(&request("lab", "lab"), at(0)).await.unwrap();
     let rollback = Remediation::Rollback {
         to_version: "3.2.2".into(),
+        strategy: None,
     };
     sim.remediate(CORRELATION, &rollback, at(0)).await.unwrap();
     let observed = sim

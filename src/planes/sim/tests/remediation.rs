@@ -38,6 +38,7 @@ async fn rollback_is_idempotent_and_devices_return_to_the_old_version() {
     sim.publish(&canary(), at(0)).await.unwrap();
     let rollback = Remediation::Rollback {
         to_version: "2.0.5".into(),
+        strategy: None,
     };
     contract_remediation_is_idempotent(&sim, CORRELATION, rollback, at(MAX_DELAY_MINUTES)).await;
     let after = sim

@@ -526,6 +526,10 @@ impl AwxSimulator {
             .route("/api/v2/jobs/", get(routes::list_jobs))
             .route("/api/v2/jobs/{id}/", get(routes::job))
             .route(
+                "/api/v2/jobs/{id}/cancel/",
+                get(routes::can_cancel).post(routes::cancel),
+            )
+            .route(
                 "/api/v2/jobs/{id}/job_host_summaries/",
                 get(routes::host_summaries),
             )

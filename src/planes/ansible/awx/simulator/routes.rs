@@ -184,6 +184,34 @@ pub async fn launch(
         .into_response()
 }
 
+/// `GET jobs/{id}/cancel/`: whether the job can still be canceled.
+pub async fn can_cancel(State(simulator): State<AwxSimulator>, Path(id): Path<u64>) -> Response {
+    let state = simulator.lock();
+    let Some(job) = state.jobs.get(&id) else {
+        return detail(StatusCode::NOT_FOUND, "Not found.");
+    };
+    let open = matches!(job.status, "new" | "pending" | "waiting" | "running");
+    Json(serde_json::json!({ "can_cancel": open })).into_response()
+}
+
+/// `POST jobs/{id}/cancel/`: as AWX's `JobCancel`, 202 and the job ends
+/// `canceled` (no host result appears) while it is new, pending, waiting
+/// or running; 405 once it is final.
+pub async fn cancel(State(simulator): State<AwxSimulator>, Path(id): Path<u64>) -> Response {
+    let mut state = simulator.lock();
+    let Some(job) = state.jobs.get_mut(&id) else {
+        return detail(StatusCode::NOT_FOUND, "Not found.");
+    };
+    if !matches!(job.status, "new" | "pending" | "waiting" | "running") {
+        return detail(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "Method \"POST\" not allowed.",
+        );
+    }
+    job.status = "canceled";
+    StatusCode::ACCEPTED.into_response()
+}
+
 pub async fn job(State(simulator): State<AwxSimulator>, Path(id): Path<u64>) -> Response {
     let mut state = simulator.lock();
     let progress = state.progress;
