@@ -106,8 +106,8 @@ pub fn posture_mechanism(plane: Plane) -> &'static str {
 /// connector does not apply it.
 pub fn posture_not_applied(plane: Plane, constraints: &[String]) -> String {
     format!(
-        "posture [{}] is not applied on plane {}: its connector sends no {} and narrows \
-         nothing, so every device of this rule's groups is targeted whatever its posture and \
+        "posture [{}] is not applied on plane {} (unsupported): its connector does not send \
+         {} and narrows nothing, so every device of this rule's groups is targeted whatever its posture and \
          the blast radius counts them all (plan: posture_not_applied); narrow the groups \
          themselves (a dynamic group or smart group with the posture rule) or remove posture",
         constraints.join(", "),

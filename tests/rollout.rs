@@ -1405,7 +1405,10 @@ fn at_hours(hours: i64) -> DateTime<Utc> {
 
 impl Child {
     fn new() -> Child {
-        let repo = TestRepo::sample();
+        Child::on(TestRepo::sample())
+    }
+
+    fn on(repo: TestRepo) -> Child {
         let keys = tempfile::tempdir().expect("keys");
         ringmaster::evidence::generate_keypair(keys.path(), None, false).expect("keygen");
         let state = tempfile::tempdir().expect("state");
@@ -1465,7 +1468,13 @@ impl Child {
             .spawn()
             .expect("spawn");
         let pipe = child.stderr.take().expect("stderr");
-        let marker = format!("RINGMASTER-PAUSED-AT {point}");
+        // `point@N` stops the N-th time the point is reached.
+        let name = point.split('@').next().unwrap_or(point);
+        // `any` stops at whichever point comes.
+        let marker = match name {
+            "any" => "RINGMASTER-PAUSED-AT ".to_string(),
+            name => format!("RINGMASTER-PAUSED-AT {name}"),
+        };
         let paused = BufReader::new(pipe)
             .lines()
             .map_while(Result::ok)
@@ -1473,23 +1482,6 @@ impl Child {
         child.kill().expect("kill -9");
         child.wait().expect("reaped");
         paused
-    }
-
-    /// A run killed with SIGKILL `after` its start (or not at all, if it
-    /// ends first); whether it was killed.
-    fn kill_after(&self, now: DateTime<Utc>, after: std::time::Duration) -> bool {
-        let mut child = self
-            .command(now)
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn");
-        // The delay is the test's input (where the kill lands), not a wait
-        // for anything.
-        std::thread::sleep(after);
-        let killed = child.try_wait().expect("wait").is_none();
-        child.kill().ok();
-        child.wait().expect("reaped");
-        killed
     }
 
     fn store(&self) -> ringmaster::store::Store {
@@ -1677,36 +1669,49 @@ fn kill_at_every_pause_point_of_a_remediation_then_restart_repairs_once() {
 /// finishes by itself, with nothing lost or repeated.
 #[test]
 fn thirty_random_kills_during_a_first_start_then_a_clean_run_converges() {
-    let calibration = Child::new();
-    let started = std::time::Instant::now();
+    // A first start with enough work to be cut 30 times: 20 intents judged,
+    // recorded and published to their lab rings on five planes.
+    let calibration = Child::on(TestRepo::generated(20));
     calibration.run(at_hours(0));
-    let whole = started.elapsed();
-    let child = Child::new();
-    // A xorshift with a fixed seed: the same fractions every run.
+    let child = Child::on(TestRepo::generated(20));
+    // Each kill lands at a random place of the work still to do: the N-th
+    // pause point reached, whichever it is (`any@N`, N from 1 to 4). A
+    // xorshift with a fixed seed: the same places every run. Each restart
+    // comes six minutes after the last (past the daemon's back-off after
+    // an interrupted pass), all before the lab rings' soak ends at 5 h.
     let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
-    let mut killed = 0;
-    for _ in 0..30 {
+    let mut landed = 0;
+    let mut attempts = 0;
+    let mut now = at_hours(0);
+    while landed < 30 && attempts < 40 {
+        attempts += 1;
         seed ^= seed << 13;
         seed ^= seed >> 7;
         seed ^= seed << 17;
-        let fraction = (seed % 1000) as f64 / 1000.0;
-        if child.kill_after(at_hours(0), whole.mul_f64(fraction)) {
-            killed += 1;
+        let nth = 1 + seed % 4;
+        if child.kill_at(now, &format!("any@{nth}")) {
+            landed += 1;
         }
+        now += Duration::minutes(6);
     }
-    // How many of the 30 land before the work is done depends on the
-    // machine's load; at least the first start itself was cut.
-    eprintln!("random kills that landed mid-run: {killed} of 30");
-    assert!(killed >= 1, "no kill landed mid-run");
-    child.run(at_hours(0));
-    child.run(at_hours(0));
-    let lab = child.check();
+    eprintln!("kills that landed mid-run: {landed} in {attempts} starts");
+    assert_eq!(landed, 30, "30 kills landed during the first start");
+    // The daemon finishes on its own: more starts, nothing done twice.
+    child.run(now);
+    child.run(now + Duration::minutes(6));
+    calibration.run(now + Duration::minutes(6));
+    let published = child.check();
+    assert!(
+        published >= 20,
+        "the lab rings were published ({published})"
+    );
     assert_eq!(
-        lab,
+        published,
         calibration.check(),
         "the same assignments as a first start never killed"
     );
-    child.run(at_hours(5));
-    child.run(at_hours(6));
-    assert!(child.check() > lab, "and the rollouts go on");
+    for hour in [24, 48, 72, 96] {
+        child.run(at_hours(hour));
+    }
+    assert!(child.check() > published, "and the rollouts go on");
 }

@@ -255,7 +255,7 @@ impl Daemon {
         let pause_at = std::env::var("RINGMASTER_TEST_PAUSE_AT")
             .ok()
             .as_deref()
-            .and_then(PausePoint::named);
+            .and_then(process::pause_point_from_env);
         let config_notifications = config.notifications.clone();
         Ok(Daemon {
             config,

@@ -423,7 +423,7 @@ impl Performer<'_> {
                     "drift" => (PausePoint::AfterDriftRecord, "after-drift-record"),
                     _ => (PausePoint::AfterRecordAppend, "after-record-append"),
                 };
-                if self.pause_at == Some(pause) {
+                if PausePoint::hit(self.pause_at, pause) {
                     pause_forever(name);
                 }
                 self.store
@@ -706,7 +706,7 @@ impl Performer<'_> {
         };
         match answer {
             Ok(result) => {
-                if self.pause_at == Some(PausePoint::AfterPublish) {
+                if PausePoint::hit(self.pause_at, PausePoint::AfterPublish) {
                     pause_forever("after-publish");
                 }
                 self.store
@@ -754,7 +754,7 @@ impl Performer<'_> {
             self.store.mark_sent(&planned.key, now)?;
         }
         let (point, name) = pause;
-        if self.pause_at == Some(point) {
+        if PausePoint::hit(self.pause_at, point) {
             pause_forever(name);
         }
         Ok(Sent::Answered(
@@ -939,7 +939,7 @@ impl Performer<'_> {
         };
         match answer {
             Ok(result) => {
-                if self.pause_at == Some(PausePoint::AfterRemediation) {
+                if PausePoint::hit(self.pause_at, PausePoint::AfterRemediation) {
                     pause_forever("after-remediation");
                 }
                 self.store.mark_confirmed(&planned.key, None, now)?;
@@ -1054,7 +1054,7 @@ impl Performer<'_> {
         };
         match answer {
             Ok(result) => {
-                if self.pause_at == Some(PausePoint::AfterRemediation) {
+                if PausePoint::hit(self.pause_at, PausePoint::AfterRemediation) {
                     pause_forever("after-remediation");
                 }
                 self.store.mark_confirmed(&planned.key, None, now)?;

@@ -138,6 +138,9 @@ pub enum PausePoint {
     /// After the journal marked a remediation (rollback, halt, drift)
     /// sent, before the plane is called.
     BeforeRemediation,
+    /// Any of the points above (`any@N`: the N-th point reached, whichever
+    /// it is), for kills at random places.
+    Any,
 }
 
 impl PausePoint {
@@ -151,8 +154,14 @@ impl PausePoint {
             "after-remediation" => PausePoint::AfterRemediation,
             "before-publish" => PausePoint::BeforePublish,
             "before-remediation" => PausePoint::BeforeRemediation,
+            "any" => PausePoint::Any,
             _ => return None,
         })
+    }
+
+    /// Whether a process told to pause at `at` pauses at `point`.
+    pub fn hit(at: Option<PausePoint>, point: PausePoint) -> bool {
+        at == Some(point) || at == Some(PausePoint::Any)
     }
 }
 
@@ -658,7 +667,7 @@ impl Processor<'_> {
                 created_at: now,
                 body,
             })?;
-            if self.pause_at == Some(PausePoint::AfterEvidenceAppend) {
+            if PausePoint::hit(self.pause_at, PausePoint::AfterEvidenceAppend) {
                 pause_forever("after-evidence-append");
             }
             self.record_once(
@@ -1104,8 +1113,33 @@ fn with_evaluation(previous: Option<Value>, facts: EvaluationFacts) -> Value {
     serde_json::to_value(&state).unwrap_or(Value::Null)
 }
 
-/// Test hook: say where we are on stderr, then wait to be killed.
-pub(crate) fn pause_forever(point: &str) -> ! {
+/// How many more times the named pause point is passed before the process
+/// stops there (`RINGMASTER_TEST_PAUSE_AT=point@N` stops at the N-th time).
+static PAUSE_SKIPS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
+/// Parses `RINGMASTER_TEST_PAUSE_AT` (`point` or `point@N`, N ≥ 1): the
+/// point, with the number of times it is passed before stopping set.
+pub(crate) fn pause_point_from_env(value: &str) -> Option<PausePoint> {
+    let (name, nth) = match value.split_once('@') {
+        Some((name, nth)) => (name, nth.parse::<u32>().ok().filter(|n| *n >= 1)?),
+        None => (value, 1),
+    };
+    let point = PausePoint::named(name)?;
+    PAUSE_SKIPS.store(nth - 1, std::sync::atomic::Ordering::SeqCst);
+    Some(point)
+}
+
+/// Test hook, called each time the process reaches the pause point it was
+/// given: once it has been passed as often as asked, say where we are on
+/// stderr, then wait to be killed.
+pub(crate) fn pause_forever(point: &str) {
+    use std::sync::atomic::Ordering;
+    if PAUSE_SKIPS
+        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+        .is_ok()
+    {
+        return;
+    }
     eprintln!("RINGMASTER-PAUSED-AT {point}");
     loop {
         std::thread::park();

@@ -28,6 +28,26 @@ impl TestRepo {
         repo
     }
 
+    /// A synthetic tenant of `intents` intents written and committed by
+    /// `ringmaster generate` (the binary under test).
+    pub fn generated(intents: usize) -> TestRepo {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("governed");
+        let output = Command::new(env!("CARGO_BIN_EXE_ringmaster"))
+            .arg("generate")
+            .arg(&path)
+            .arg("--intents")
+            .arg(intents.to_string())
+            .output()
+            .expect("ringmaster generate runs");
+        assert!(
+            output.status.success(),
+            "ringmaster generate: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        TestRepo { _dir: dir, path }
+    }
+
     pub fn git(&self, args: &[&str]) -> String {
         let output = Command::new("git")
             .args([
