@@ -54,7 +54,8 @@ impl StatusView {
             .store
             .lock()
             .unwrap_or_else(|poison| poison.into_inner());
-        let rows = store.telemetry_rows()?;
+        // Only the approval queue and plane actions are shown: no event-log scan.
+        let rows = store.telemetry_rows_but_events()?;
         let evidence_head = store.evidence_head()?;
         let evidence_verified = match (&state.evidence, &evidence_head) {
             (Some((repo, branch)), Some(head)) => Some(branch_tip_matches(repo, branch, head)),
