@@ -436,6 +436,11 @@ impl JamfClient {
 
     /// Every result of a Jamf Pro API list: `page=0,1,...` of `page-size`
     /// until `totalCount` results (or an empty page) have come.
+    /// Items per page this client asks for.
+    pub fn page_size(&self) -> usize {
+        self.page_size
+    }
+
     pub async fn get_all(&self, path: &str) -> Result<Vec<Value>, ConnectorError> {
         let separator = if path.contains('?') { '&' } else { '?' };
         let mut results: Vec<Value> = Vec::new();
