@@ -811,9 +811,13 @@ impl Performer<'_> {
         now: DateTime<Utc>,
     ) -> Option<Event> {
         let plane = self.plane_of(intent)?;
-        match self
-            .query_status(plane, &plane_correlation_id(run), now)
-            .await
+        let correlation_id = plane_correlation_id(run);
+        let gate_status = self.query_status(plane, &correlation_id, now);
+        match crate::planes::budget::with_priority(
+            crate::planes::budget::Priority::Status,
+            gate_status,
+        )
+        .await
         {
             Ok(status) => {
                 let counts = status.rings.get(ring).cloned().unwrap_or_default();
@@ -922,7 +926,10 @@ impl Performer<'_> {
             return Ok(vec![Event::RollbackConfirmed]);
         }
         let correlation_id = plane_correlation_id(run);
-        let call = connector.remediate(&correlation_id, &remediation, now);
+        let call = crate::planes::budget::with_priority(
+            crate::planes::budget::Priority::of_remediation(&remediation),
+            connector.remediate(&correlation_id, &remediation, now),
+        );
         let answer = match self
             .send_journalled(
                 &planned,
@@ -1037,7 +1044,10 @@ impl Performer<'_> {
             }));
         }
         let correlation_id = plane_correlation_id(run);
-        let call = connector.remediate(&correlation_id, &plan.remediation, now);
+        let call = crate::planes::budget::with_priority(
+            crate::planes::budget::Priority::of_remediation(&plan.remediation),
+            connector.remediate(&correlation_id, &plan.remediation, now),
+        );
         let answer = match self
             .send_journalled(
                 &planned,

@@ -170,9 +170,13 @@ pub async fn reconcile(
             groups,
             assigned_devices: devices,
         };
-        let status = match performer
-            .query_status(plane, &plane_correlation_id(&run), now)
-            .await
+        let correlation_id = plane_correlation_id(&run);
+        let reconcile_status = performer.query_status(plane, &correlation_id, now);
+        let status = match crate::planes::budget::with_priority(
+            crate::planes::budget::Priority::Reconcile,
+            reconcile_status,
+        )
+        .await
         {
             Ok(status) => status,
             Err(error) => {

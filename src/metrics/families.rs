@@ -210,6 +210,24 @@ pub const PLANE_THROTTLED: Family = family(
     "Connector calls the plane throttled (HTTP 429 or the plane's equivalent).",
     &["plane"],
 );
+pub const PLANE_BUDGET_LIMIT: Family = family(
+    "ringmaster_plane_budget_requests_per_window",
+    Kind::Gauge,
+    "Requests per window the plane's call budget admits now: the configured rate after adaptive back-off on 429/503.",
+    &["plane"],
+);
+pub const PLANE_BUDGET_REQUESTS: Family = family(
+    "ringmaster_plane_budget_requests_total",
+    Kind::Counter,
+    "HTTP requests through the plane's call budget, by outcome (sent; refused: not sent, the budget was spent; throttled: the plane answered 429/503).",
+    &["plane", "outcome"],
+);
+pub const PLANE_GATE_INTERVAL: Family = family(
+    "ringmaster_plane_gate_check_interval_seconds",
+    Kind::Gauge,
+    "Gate-check interval per plane: wanted (the schedule) and effective (what the plane's call budget can serve for its active rings).",
+    &["plane", "interval"],
+);
 pub const CIRCUIT_STATE: Family = family(
     "ringmaster_circuit_breaker_state",
     Kind::Gauge,
@@ -323,6 +341,9 @@ pub const PROCESS: &[Family] = &[
     PLANE_CALLS,
     PLANE_CALL_SECONDS,
     PLANE_THROTTLED,
+    PLANE_BUDGET_LIMIT,
+    PLANE_BUDGET_REQUESTS,
+    PLANE_GATE_INTERVAL,
     CIRCUIT_STATE,
     CIRCUIT_OPENINGS,
     POLICY_EVALUATION_SECONDS,
@@ -352,6 +373,9 @@ pub const ALL: &[Family] = &[
     PLANE_CALLS,
     PLANE_CALL_SECONDS,
     PLANE_THROTTLED,
+    PLANE_BUDGET_LIMIT,
+    PLANE_BUDGET_REQUESTS,
+    PLANE_GATE_INTERVAL,
     CIRCUIT_STATE,
     CIRCUIT_OPENINGS,
     POLICY_EVALUATION_SECONDS,

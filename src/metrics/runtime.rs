@@ -26,6 +26,11 @@ struct Runtime {
     plane_calls: IntCounterVec,
     plane_call_seconds: HistogramVec,
     plane_throttled: IntCounterVec,
+    budget_limit: GaugeVec,
+    budget_requests: IntCounterVec,
+    gate_interval: GaugeVec,
+    /// The budget totals last reported per plane: (sent, refused, throttled).
+    budgets: Mutex<BTreeMap<String, (u64, u64, u64)>>,
     circuit_state: GaugeVec,
     circuit_openings: IntCounterVec,
     policy_seconds: HistogramVec,
@@ -55,6 +60,14 @@ fn register(registry: &Registry, collector: Box<dyn Collector>) {
         .expect("metric names are unique");
 }
 
+fn gauge(registry: &Registry, family: Family) -> GaugeVec {
+    assert_eq!(family.kind, Kind::Gauge, "{}", family.name);
+    let vec = GaugeVec::new(Opts::new(family.name, family.help), family.labels)
+        .expect("valid gauge definition");
+    register(registry, Box::new(vec.clone()));
+    vec
+}
+
 static RUNTIME: LazyLock<Runtime> = LazyLock::new(|| {
     let registry = Registry::new();
     let circuit_state = GaugeVec::new(
@@ -71,6 +84,10 @@ static RUNTIME: LazyLock<Runtime> = LazyLock::new(|| {
             families::PLANE_CALL_BUCKETS,
         ),
         plane_throttled: counter(&registry, families::PLANE_THROTTLED),
+        budget_limit: gauge(&registry, families::PLANE_BUDGET_LIMIT),
+        budget_requests: counter(&registry, families::PLANE_BUDGET_REQUESTS),
+        gate_interval: gauge(&registry, families::PLANE_GATE_INTERVAL),
+        budgets: Mutex::new(BTreeMap::new()),
         circuit_state,
         circuit_openings: counter(&registry, families::CIRCUIT_OPENINGS),
         policy_seconds: histogram(
@@ -176,6 +193,54 @@ pub fn breaker(dependency: &str, breaker: &CircuitBreaker) {
     if code == 2 && previous != Some((code, openings)) {
         opened_counter.inc();
     }
+}
+
+/// Records where a plane's call budget stands (after each admission,
+/// refusal or answer).
+pub fn budget(plane: &str, window: &crate::planes::budget::Window) {
+    let runtime = &*RUNTIME;
+    runtime
+        .budget_limit
+        .with_label_values(&[plane])
+        .set(f64::from(window.limit()));
+    let totals = (
+        window.sent_total,
+        window.refused_total,
+        window.throttled_total,
+    );
+    let mut seen = runtime
+        .budgets
+        .lock()
+        .unwrap_or_else(|poison| poison.into_inner());
+    let last = seen.entry(plane.to_owned()).or_default();
+    for (outcome, now, before) in [
+        ("sent", totals.0, last.0),
+        ("refused", totals.1, last.1),
+        ("throttled", totals.2, last.2),
+    ] {
+        runtime
+            .budget_requests
+            .with_label_values(&[plane, outcome])
+            .inc_by(now.saturating_sub(before));
+    }
+    *last = (
+        last.0.max(totals.0),
+        last.1.max(totals.1),
+        last.2.max(totals.2),
+    );
+}
+
+/// Records a plane's wanted and effective gate-check interval.
+pub fn gate_interval(interval: &crate::planes::budget::GateInterval) {
+    let runtime = &*RUNTIME;
+    runtime
+        .gate_interval
+        .with_label_values(&[interval.plane.as_str(), "wanted"])
+        .set(interval.wanted_seconds as f64);
+    runtime
+        .gate_interval
+        .with_label_values(&[interval.plane.as_str(), "effective"])
+        .set(interval.effective_seconds as f64);
 }
 
 /// Records one evaluation of the policy bundle.

@@ -13,6 +13,7 @@
 
 pub mod ansible;
 pub mod apispec;
+pub mod budget;
 mod contract;
 pub mod entra;
 mod error;

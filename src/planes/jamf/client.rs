@@ -2,7 +2,9 @@
 //! client credentials at `/api/v1/oauth/token` (the path of Jamf's current
 //! description), or a user's token from
 //! `/api/v1/auth/token`), cached and refreshed before it expires or once after
-//! a 401; the five-connection cap (a semaphore every clone shares, held across
+//! a 401; the plane's call budget (`crate::planes::budget`: at most five
+//! connections, a rate, priorities, back-off on 429/503; every clone shares
+//! it, and a request holds its turn across
 //! the token request too); Jamf Pro API paging (`page`/`page-size`,
 //! `totalCount`); the load balancer's session cookie, sent back on every
 //! later request so that dependent writes reach the same Jamf Cloud node; and
@@ -13,6 +15,7 @@
 //! string, header or token ever reaches an error or a log line.
 
 use super::config::ResolvedAuth;
+use crate::planes::budget::{BudgetConfig, PlaneBudget};
 use crate::planes::http::{
     code_for_status, describe, retry_after_of, transient_retry_after, transport_error,
 };
@@ -21,7 +24,7 @@ use reqwest::header::{ACCEPT, CONTENT_TYPE};
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 use std::time::Duration;
-use tokio::sync::{Mutex, Semaphore};
+use tokio::sync::Mutex;
 use tokio::time::Instant;
 
 const MAX_PAGES: usize = 10_000;
@@ -50,7 +53,8 @@ pub struct JamfClient {
     base_url: String,
     auth: ResolvedAuth,
     token: Mutex<Option<CachedToken>>,
-    permits: Semaphore,
+    /// The plane's call budget: rate, connections, priorities, back-off.
+    budget: PlaneBudget,
     page_size: usize,
     /// Cookies the server set (`APBALANCEID`, `AWSALB`, ...), by name: Jamf
     /// Cloud asks clients to keep the sticky session for dependent writes.
@@ -155,10 +159,16 @@ impl JamfClient {
         base_url: &str,
         auth: ResolvedAuth,
         request_timeout: Duration,
-        max_connections: usize,
+        budget: BudgetConfig,
         page_size: usize,
     ) -> Result<JamfClient, reqwest::Error> {
-        let connections = max_connections.clamp(1, super::config::MAX_CONNECTIONS);
+        let connections = usize::try_from(budget.concurrency)
+            .unwrap_or(1)
+            .clamp(1, super::config::MAX_CONNECTIONS);
+        let budget = BudgetConfig {
+            concurrency: u32::try_from(connections).unwrap_or(1),
+            ..budget
+        };
         let http = reqwest::Client::builder()
             .timeout(request_timeout)
             .pool_max_idle_per_host(connections)
@@ -169,7 +179,7 @@ impl JamfClient {
             base_url: base_url.trim_end_matches('/').to_string(),
             auth,
             token: Mutex::new(None),
-            permits: Semaphore::new(connections),
+            budget: PlaneBudget::new("jamf", budget),
             page_size: page_size.max(1),
             cookies: std::sync::Mutex::new(std::collections::BTreeMap::new()),
         })
@@ -327,12 +337,7 @@ impl JamfClient {
     ) -> Result<Result<String, Refusal>, ConnectorError> {
         let url = format!("{}{target}", self.base_url);
         let operation = format!("{method} {}", describe(target));
-        let _permit = self.permits.acquire().await.map_err(|_| {
-            ConnectorError::new(
-                ErrorCode::ServiceUnavailable,
-                "the jamf connector is shutting down",
-            )
-        })?;
+        let permit = self.budget.acquire(&operation).await?;
         let accept = if target.starts_with("/JSSResource/") {
             "application/xml"
         } else {
@@ -366,6 +371,7 @@ impl JamfClient {
                 continue;
             }
             let retry_after = retry_after_of(&response);
+            permit.answered(status.as_u16(), retry_after);
             let text = response
                 .text()
                 .await
@@ -432,6 +438,11 @@ impl JamfClient {
             return Ok(Value::Null);
         }
         serde_json::from_str(&text).map_err(|_| unreadable(&method, target, "JSON"))
+    }
+
+    /// The plane's call budget.
+    pub fn budget(&self) -> &PlaneBudget {
+        &self.budget
     }
 
     /// Items per page this client asks for.

@@ -18,6 +18,7 @@
 //! file, and are held as [`Secret`].
 
 use crate::planes::Secret;
+use crate::planes::budget::BudgetConfig;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -68,6 +69,11 @@ pub struct JamfConfig {
         default = "default_request_timeout"
     )]
     pub request_timeout: Duration,
+    /// The plane's call budget (`crate::planes::budget`); Jamf's documented
+    /// limit (five connections) and a site-capacity rate when absent. Its
+    /// concurrency never exceeds `max_connections`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget: Option<BudgetConfig>,
 }
 
 fn default_page_size() -> usize {
@@ -90,7 +96,17 @@ impl JamfConfig {
             page_size: default_page_size(),
             max_connections: default_connections(),
             request_timeout: default_request_timeout(),
+            budget: None,
         }
+    }
+
+    /// The call budget in force: the configured one (or Jamf's default),
+    /// with at most `max_connections` requests in flight.
+    pub fn call_budget(&self) -> BudgetConfig {
+        let mut budget = self.budget.unwrap_or_else(BudgetConfig::jamf);
+        let connections = u32::try_from(self.max_connections).unwrap_or(u32::MAX);
+        budget.concurrency = budget.concurrency.min(connections).max(1);
+        budget
     }
 }
 
@@ -125,6 +141,8 @@ pub enum JamfConfigError {
         "jamf connector: max_connections {value} is above {MAX_CONNECTIONS}; Jamf allows an API client no more than {MAX_CONNECTIONS} concurrent connections"
     )]
     TooManyConnections { value: usize },
+    #[error("jamf connector: {reason}")]
+    Budget { reason: String },
     #[error("jamf connector: page_size {value} is above 2000, the largest page Jamf serves")]
     PageTooLarge { value: usize },
     #[error("jamf connector: cannot build the HTTP client: {reason}")]
@@ -219,6 +237,11 @@ impl JamfConfig {
             return Err(JamfConfigError::NotPositive {
                 field: "max_connections",
             });
+        }
+        if let Some(budget) = &self.budget {
+            budget
+                .check()
+                .map_err(|reason| JamfConfigError::Budget { reason })?;
         }
         if self.max_connections > MAX_CONNECTIONS {
             return Err(JamfConfigError::TooManyConnections {

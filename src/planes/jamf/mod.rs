@@ -15,7 +15,8 @@
 //! logs of only the computers that checked in without the version.
 //!
 //! Jamf allows an API client no more than five concurrent connections: every
-//! clone shares one semaphore of at most five permits.
+//! clone shares one call budget (`crate::planes::budget`) of at most five
+//! requests in flight, a rate, priorities and back-off on 429/503.
 //!
 //! The API as used is `../shared/reference/execution-planes.md` section 2;
 //! [`simulator`] imitates it. The contract is `docs/connectors.md`.
@@ -33,6 +34,7 @@ mod wire;
 
 pub use config::{JamfAuth, JamfConfig, JamfConfigError, MAX_CONNECTIONS};
 
+use crate::planes::budget;
 use crate::planes::{
     ConnectorError, DeploymentStatus, ExecutionPlaneConnector, PublishRequest, PublishResult,
     Remediation, RemediationResult,
@@ -75,7 +77,7 @@ impl JamfConnector {
             &config.base_url,
             auth,
             config.request_timeout,
-            config.max_connections,
+            config.call_budget(),
             config.page_size,
         )
         .map_err(|error| JamfConfigError::Http {
@@ -92,6 +94,11 @@ impl JamfConnector {
 
     fn client(&self) -> &JamfClient {
         &self.shared.client
+    }
+
+    /// The plane's call budget, shared by every clone.
+    pub fn budget(&self) -> &crate::planes::budget::PlaneBudget {
+        self.shared.client.budget()
     }
 
     fn lock_for(&self, correlation_id: &str) -> Arc<tokio::sync::Mutex<()>> {
@@ -113,7 +120,7 @@ impl ExecutionPlaneConnector for JamfConnector {
         publish::check_request(request)?;
         let lock = self.lock_for(&request.correlation_id);
         let _turn = lock.lock().await;
-        publish::publish(self, request, now).await
+        budget::scope(now, publish::publish(self, request, now)).await
     }
 
     async fn query_status(
@@ -121,7 +128,7 @@ impl ExecutionPlaneConnector for JamfConnector {
         correlation_id: &str,
         now: DateTime<Utc>,
     ) -> Result<DeploymentStatus, ConnectorError> {
-        status::query_status(self, correlation_id, now).await
+        budget::scope(now, status::query_status(self, correlation_id, now)).await
     }
 
     async fn remediate(
@@ -132,16 +139,19 @@ impl ExecutionPlaneConnector for JamfConnector {
     ) -> Result<RemediationResult, ConnectorError> {
         let lock = self.lock_for(correlation_id);
         let _turn = lock.lock().await;
-        remediation::remediate(self, correlation_id, remediation, now).await
+        budget::scope(
+            now,
+            remediation::remediate(self, correlation_id, remediation, now),
+        )
+        .await
     }
 
     async fn verify_idempotency(
         &self,
         correlation_id: &str,
-        _now: DateTime<Utc>,
+        now: DateTime<Utc>,
     ) -> Result<bool, ConnectorError> {
-        Ok(lookup::find_package(self.client(), correlation_id)
-            .await?
-            .is_some())
+        let found = budget::scope(now, lookup::find_package(self.client(), correlation_id)).await?;
+        Ok(found.is_some())
     }
 }
