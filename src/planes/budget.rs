@@ -14,8 +14,11 @@
 //!   share of the window (100 %, 90 %, 75 %, 50 %), so status and
 //!   reconciliation can never spend the headroom a halt needs;
 //! - **adaptive back-off**: a 429 or 503 from the plane halves the rate
-//!   (down to 1/16 of it) and, with `Retry-After`, stops every request until
-//!   then; each full window without one raises it again by 1/8 (slow down
+//!   (down to 1/16 of it) and, with `Retry-After`, stops status and
+//!   reconciliation reads until then (a publish or a halt that follows is
+//!   held by the plane's circuit breaker in the daemon, which honours the
+//!   same `Retry-After` for every run, and by the orchestrator's backoff);
+//!   each full window without one raises it again by 1/8 (slow down
 //!   multiplicatively, recover gradually).
 //!
 //! A request that would wait longer than `max_queue_wait_seconds` is not
@@ -246,10 +249,11 @@ impl Window {
     /// frees for it.
     pub fn admit(&mut self, priority: Priority, now: DateTime<Utc>) -> Result<(), Duration> {
         if let Some(until) = self.blocked_until {
-            if now < until {
+            if now >= until {
+                self.blocked_until = None;
+            } else if priority >= Priority::Status {
                 return Err((until - now).to_std().unwrap_or_default());
             }
-            self.blocked_until = None;
         }
         self.recover(now);
         self.prune(now);
@@ -268,7 +272,7 @@ impl Window {
     }
 
     /// The plane answered 429 or 503: halve the rate, and honour its
-    /// `Retry-After` for every request.
+    /// `Retry-After` for status and reconciliation reads.
     pub fn throttled(&mut self, now: DateTime<Utc>, retry_after: Option<Duration>) {
         self.throttled_total += 1;
         self.factor = (self.factor / 2.0).max(MIN_FACTOR);
@@ -297,7 +301,7 @@ impl Window {
         }
     }
 
-    /// Until when every request waits (a `Retry-After` in force).
+    /// Until when status and reconciliation reads wait (a `Retry-After`).
     pub fn blocked_until(&self) -> Option<DateTime<Utc>> {
         self.blocked_until
     }

@@ -67,11 +67,16 @@ fn throttling_halves_the_rate_honours_retry_after_and_recovers_a_step_per_window
     window.throttled(at(0), Some(Duration::from_secs(30)));
     assert_eq!(window.limit(), 80);
     let wait = window
-        .admit(Priority::Urgent, at(10))
+        .admit(Priority::Status, at(10))
         .expect_err("Retry-After");
     assert_eq!(wait, Duration::from_secs(20));
+    assert!(window.admit(Priority::Reconcile, at(10)).is_err());
+    // A halt is held by the daemon's plane breaker, not here.
     window
-        .admit(Priority::Urgent, at(30))
+        .admit(Priority::Urgent, at(10))
+        .expect("urgent is not blocked");
+    window
+        .admit(Priority::Status, at(30))
         .expect("Retry-After is over");
     for _ in 0..10 {
         window.throttled(at(31), None);
