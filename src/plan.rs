@@ -69,6 +69,85 @@ pub struct Plan {
     /// them): an error there means no judge lets the intent roll out.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub diagnostics: Vec<crate::diagnostic::Diagnostic>,
+    /// How often the intent's plane can serve gate checks when every intent
+    /// of the revision on that plane checks its largest ring, with the
+    /// plane's default call budget and one check per daemon poll
+    /// ([`GATE_CHECK_SECONDS`]); `None` for a plane without an HTTP budget.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gate_check: Option<crate::planes::budget::GateInterval>,
+}
+
+/// The gate-check interval the daemon aims at: a soaking ring's status is
+/// asked at every step, and steps come at least every poll (30 s default).
+pub const GATE_CHECK_SECONDS: u64 = 30;
+
+/// Items per page the connectors' status queries read by default.
+pub const STATUS_PAGE_SIZE: u64 = 100;
+
+/// The default call budget of a plane's connector, if it has one.
+pub fn default_budget(plane: Plane) -> Option<crate::planes::budget::BudgetConfig> {
+    use crate::planes::budget::BudgetConfig;
+    match plane {
+        Plane::Intune => Some(BudgetConfig::intune()),
+        Plane::Jamf => Some(BudgetConfig::jamf()),
+        Plane::Sccm => Some(BudgetConfig::sccm()),
+        Plane::Landscape => Some(BudgetConfig::landscape()),
+        Plane::Ansible => None,
+    }
+}
+
+/// The effective gate-check interval of `plane` for `snapshot`'s intents.
+pub fn gate_check(
+    snapshot: &Snapshot,
+    plane: Plane,
+) -> Option<crate::planes::budget::GateInterval> {
+    gate_check_every(
+        snapshot,
+        plane,
+        std::time::Duration::from_secs(GATE_CHECK_SECONDS),
+    )
+}
+
+/// [`gate_check`] for a daemon whose gate checks come every `wanted`.
+pub fn gate_check_every(
+    snapshot: &Snapshot,
+    plane: Plane,
+    wanted: std::time::Duration,
+) -> Option<crate::planes::budget::GateInterval> {
+    let budget = default_budget(plane)?;
+    let calls: u64 = snapshot
+        .intents
+        .values()
+        .filter(|intent| snapshot.artifact_of(intent).map(|a| a.plane) == Some(plane))
+        .map(|intent| {
+            let target = &intent.target_scope;
+            let largest = target
+                .rings
+                .iter()
+                .filter_map(|ring| {
+                    snapshot.entitlement_for(
+                        plane,
+                        ring,
+                        &target.acquisition_boundary,
+                        &target.business_unit,
+                    )
+                })
+                .map(|rule| u64::from(rule.expected_devices))
+                .max()
+                .unwrap_or(0);
+            crate::planes::budget::status_calls(largest, STATUS_PAGE_SIZE)
+        })
+        .sum();
+    let name = match plane {
+        Plane::Intune => "Intune",
+        Plane::Jamf => "Jamf",
+        Plane::Sccm => "Configuration Manager",
+        Plane::Landscape => "Landscape",
+        Plane::Ansible => "Ansible",
+    };
+    Some(crate::planes::budget::GateInterval::compute(
+        name, &budget, calls, wanted,
+    ))
 }
 
 pub fn build(
@@ -198,5 +277,6 @@ pub fn build(
         total_devices,
         timeline,
         diagnostics: Vec::new(),
+        gate_check: plane.and_then(|plane| gate_check(snapshot, plane)),
     }
 }

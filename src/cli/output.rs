@@ -302,4 +302,12 @@ pub(super) fn print_plan(plan: &Plan) {
         })
         .collect();
     print!("{}", table(&["RING", "NAME", "START", "SOAK"], &rows));
+    if let Some(gate) = &plan.gate_check
+        && gate.is_slower()
+    {
+        println!(
+            "\ngate checks: {} (every intent of this revision on the plane checking its largest ring, default call budget)",
+            gate.sentence()
+        );
+    }
 }

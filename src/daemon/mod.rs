@@ -457,6 +457,7 @@ impl Daemon {
             self.report_to_forge(&report.commits).await;
             return Ok((report, processing));
         };
+        crate::metrics::runtime::plane_budgets(snapshot, self.config.poll_interval);
         let mut driver = rollout::Driver {
             performer: performer::Performer {
                 store: &mut self.store,

@@ -230,6 +230,47 @@ pub fn budget(plane: &str, window: &crate::planes::budget::Window) {
     );
 }
 
+/// What the daemon knows of each plane's budget at a step: the gate-check
+/// interval its intents need against the plane's default budget (`wanted`:
+/// the poll interval), and, for a plane whose connector has not reported a
+/// budget yet (the in-process `sim` fleet has none), the default budget's
+/// rate with zero requests, so every plane has its series.
+pub fn plane_budgets(snapshot: &crate::model::Snapshot, wanted: Duration) {
+    for plane in crate::daemon::planes::listed(snapshot) {
+        let Some(interval) = crate::plan::gate_check_every(snapshot, plane, wanted) else {
+            continue;
+        };
+        let runtime = &*RUNTIME;
+        runtime
+            .gate_interval
+            .with_label_values(&[plane.as_str(), "wanted"])
+            .set(interval.wanted_seconds as f64);
+        runtime
+            .gate_interval
+            .with_label_values(&[plane.as_str(), "effective"])
+            .set(interval.effective_seconds as f64);
+        let mut seen = runtime
+            .budgets
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
+        if !seen.contains_key(plane.as_str())
+            && let Some(budget) = crate::plan::default_budget(plane)
+        {
+            seen.insert(plane.as_str().to_owned(), (0, 0, 0));
+            runtime
+                .budget_limit
+                .with_label_values(&[plane.as_str()])
+                .set(f64::from(budget.requests));
+            for outcome in ["sent", "refused", "throttled"] {
+                runtime
+                    .budget_requests
+                    .with_label_values(&[plane.as_str(), outcome])
+                    .inc_by(0);
+            }
+        }
+    }
+}
+
 /// Records a plane's wanted and effective gate-check interval.
 pub fn gate_interval(interval: &crate::planes::budget::GateInterval) {
     let runtime = &*RUNTIME;

@@ -262,10 +262,15 @@ pub async fn computers_inventory(
             let ids = filter.strip_prefix("id=in=(")?.strip_suffix(')')?;
             ids.split(',').map(|id| id.trim().parse().ok()).collect()
         });
-    let items: Vec<Value> = state
-        .computers
-        .values()
-        .filter(|computer| picked.as_ref().is_none_or(|ids| ids.contains(&computer.id)))
+    let computers: Vec<&super::state::SimComputer> = match &picked {
+        Some(ids) => ids
+            .iter()
+            .filter_map(|id| state.computers.get(id))
+            .collect(),
+        None => state.computers.values().collect(),
+    };
+    let items: Vec<Value> = computers
+        .into_iter()
         .map(|computer| {
             let mut record = json!({"id": computer.id.to_string(), "udid": computer.udid});
             record["general"] = json!({"name": computer.name, "platform": "Mac"});
