@@ -328,7 +328,9 @@ fn context() -> CallContext {
 pub async fn with_priority<F: Future>(priority: Priority, call: F) -> F::Output {
     let mut inner = context();
     inner.priority = Some(priority);
-    CONTEXT.scope(inner, call).await
+    // Boxed: the connector call's future lives on the heap, so wrapping it
+    // does not grow the caller's (deep, in debug builds) stack.
+    CONTEXT.scope(inner, Box::pin(call)).await
 }
 
 /// Runs a connector call made at `now`: its requests are budgeted on that
@@ -336,7 +338,7 @@ pub async fn with_priority<F: Future>(priority: Priority, call: F) -> F::Output 
 pub async fn scope<F: Future>(now: DateTime<Utc>, call: F) -> F::Output {
     let mut inner = context();
     inner.now = Some((now, std::time::Instant::now()));
-    CONTEXT.scope(inner, call).await
+    CONTEXT.scope(inner, Box::pin(call)).await
 }
 
 /// The caller's priority (publish when unmarked).
