@@ -113,6 +113,8 @@ fn main() {
             text(&state),
             "--public-key",
             text(&keys.join("ringmaster.pub")),
+            "--key",
+            text(&keys.join("ringmaster.key")),
             "--config",
             text(&config),
             "--now",
