@@ -44,6 +44,7 @@ mod intents;
 mod migrations;
 mod notifications;
 mod operator;
+mod recovery;
 mod rings;
 mod rules;
 mod telemetry;
@@ -64,6 +65,7 @@ pub use intents::{IntentRecord, IntentUpsert, RINGMASTER_NAMESPACE, correlation_
 pub use migrations::{MIGRATIONS, Migration, SUPPORTED_SCHEMA_VERSION};
 pub use notifications::{NotificationDelivery, PendingNotification};
 pub use operator::{OperatorRequest, ReconcileRequest};
+pub use recovery::BackupReport;
 pub use rings::ActiveChange;
 pub use rules::RulesState;
 pub use telemetry::{
