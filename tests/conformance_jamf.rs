@@ -55,6 +55,9 @@ fn groups() -> TestGroups {
 
 impl Harness for JamfHarness {
     const PLANE: Plane = Plane::Jamf;
+    /// A computer without the version after a check-in costs one policy-log
+    /// request (the reason it failed).
+    const STATUS_CALLS_PER_FAILURE: u64 = 1;
 
     async fn start(options: HarnessOptions) -> JamfHarness {
         let secret = format!("jamf-secret-{}", uuid::Uuid::new_v4().simple());
@@ -188,6 +191,12 @@ impl Harness for JamfHarness {
         self.simulator.add_unrelated_policies(count);
     }
 
+    async fn add_fleet_group(&self, devices: u32) -> TestGroup {
+        self.simulator
+            .add_group("400", "FIN - Fleet (macOS)", devices);
+        group("400", devices)
+    }
+
     async fn drift(&self, correlation_id: &str, drift: &Drift, _now: DateTime<Utc>) {
         match drift {
             Drift::AssignmentMissing { group } => {
@@ -208,3 +217,8 @@ impl Harness for JamfHarness {
 }
 
 conformance::conformance_suite!(jamf, JamfHarness);
+conformance::conformance_suite!(
+    jamf_cost,
+    JamfHarness,
+    [status_query_costs_pages_not_devices]
+);

@@ -146,7 +146,10 @@ def main():
                 "Package": package,
                 "ComputerInventory": {"type": "object", "required": ["id"], "properties": {
                     "id": {"type": "string"}, "udid": {"type": "string"},
-                    "general": {"type": "object", "nullable": True, "properties": {"name": {"type": "string"}}},
+                    "general": {"type": "object", "nullable": True, "properties": {
+                        "name": {"type": "string"}, "platform": {"type": "string"},
+                        "lastContactTime": {"type": "string", "format": "date-time", "nullable": True},
+                        "reportDate": {"type": "string", "format": "date-time", "nullable": True}}},
                     "applications": {"type": "array", "nullable": True, "items": {"type": "object", "properties": {
                         "name": {"type": "string"}, "path": {"type": "string"}, "version": {"type": "string"}, "bundleId": {"type": "string"},
                         "macAppStore": {"type": "boolean"}, "sizeMegabytes": {"type": "integer"}, "updateAvailable": {"type": "boolean"}, "externalVersionId": {"type": "string"}}}}}},

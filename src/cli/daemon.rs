@@ -368,7 +368,7 @@ pub(super) fn verify(
     }
     let mut ok = report.ok;
     if let Some(store) = &store {
-        let check = state_check(store, &report)?;
+        let check = state_check(store, &report, governed.repository.path(), branch)?;
         for line in &check.lines {
             println!("{line}");
         }
@@ -394,7 +394,12 @@ struct StateCheck {
 /// the append-only triggers, and the anchor of the last record that has
 /// one (the log must still hold that event with that hash: a truncated,
 /// emptied or rewritten log fails, whatever was done to its hashes).
-fn state_check(store: &Store, report: &VerifyReport) -> anyhow::Result<StateCheck> {
+fn state_check(
+    store: &Store,
+    report: &VerifyReport,
+    repository: &Path,
+    branch: &str,
+) -> anyhow::Result<StateCheck> {
     let chain = store.verify_event_chain()?;
     let mut lines = Vec::new();
     let mut ok = true;
@@ -412,7 +417,56 @@ fn state_check(store: &Store, report: &VerifyReport) -> anyhow::Result<StateChec
                 .to_owned(),
         );
     }
+    // A store behind the branch (restored from a backup) is named as such
+    // first: its log lacks the events the newer records anchor.
+    let mut behind = false;
+    if report.ok {
+        let evidence = crate::evidence::EvidenceBranch::open(repository, branch)?;
+        use crate::recovery::standing::Standing;
+        match crate::recovery::standing::standing(store, &evidence)? {
+            standing @ (Standing::Behind { .. } | Standing::Empty { .. }) => {
+                ok = false;
+                behind = true;
+                if let Some(message) = standing.refusal() {
+                    lines.push(format!("state store: {message}"));
+                }
+            }
+            Standing::Lagging {
+                store_sequence,
+                branch_sequence,
+            } => lines.push(format!(
+                "state store: evidence head #{store_sequence}, the branch's #{branch_sequence}: \
+                 records written by this store's daemon that it has not noted yet (it does at its next step)"
+            )),
+            Standing::Current { .. } | Standing::Ahead { .. } => {}
+        }
+    }
+    // After a rebuild the event log starts again: anchors in records up to
+    // the rebuild name the log of the store that was lost.
+    let rebuilt = crate::recovery::standing::last_rebuild(store)?;
+    if let Some(rebuilt) = &rebuilt {
+        lines.push(format!(
+            "state store: rebuilt from the evidence branch up to record #{} on {} (event #{}); \
+             the events of records #{}..#{} are on the evidence branch only",
+            rebuilt.evidence_sequence,
+            rebuilt.at.to_rfc3339(),
+            rebuilt.event_seq,
+            rebuilt.from_sequence + 1,
+            rebuilt.evidence_sequence
+        ));
+    }
+    let anchored_before_rebuild = |record: u64| {
+        rebuilt
+            .as_ref()
+            .is_some_and(|rebuilt| rebuilt.anchors_lost_log(record))
+    };
     match &report.event_chain_anchor {
+        _ if behind => {}
+        Some((record, _)) if anchored_before_rebuild(*record) && ok => lines.push(format!(
+            "event log: {} event(s), hash chain intact (no record anchors it since the rebuild)",
+            chain.events_checked
+        )),
+        Some((record, _)) if anchored_before_rebuild(*record) => {}
         Some((record, anchor)) => match store.event_hash(anchor.seq)? {
             None => {
                 ok = false;

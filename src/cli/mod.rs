@@ -4,6 +4,7 @@
 //! Exit codes: 0 success, 1 the repository (or evidence) is not acceptable,
 //! 2 usage or I/O failure.
 
+mod backup;
 mod daemon;
 mod demo;
 mod evidence;
@@ -11,6 +12,7 @@ mod init;
 mod output;
 mod plan;
 mod progress;
+mod rebuild;
 mod remote;
 mod simulate;
 mod status;
@@ -436,6 +438,52 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = Format::Human)]
         format: Format,
     },
+    /// Make the state store again from the evidence branch and the planes.
+    ///
+    /// Verifies the evidence branch first (a tampered branch is refused,
+    /// exit 1), then writes every intent's verdict and rollout (ring
+    /// progress, rolled-back versions), the rings held, the evidence
+    /// journal, the processed commits and the evidence head, and asks each
+    /// plane of --config about the rings being started, so that the daemon
+    /// afterwards does nothing again that already happened. The store must
+    /// be empty (--force moves an existing one aside); --catch-up brings a
+    /// store restored from a backup forward instead.
+    ///
+    /// Examples:
+    ///   ringmaster rebuild --repo /srv/governed --state /var/lib/ringmaster \
+    ///     --public-key ringmaster.pub --config /etc/ringmaster/daemon.yaml
+    ///   ringmaster rebuild --catch-up --repo . --state /var/lib/ringmaster --public-key k.pub
+    #[command(verbatim_doc_comment)]
+    Rebuild(rebuild::RebuildArgs),
+    /// Copy the state store while the daemon runs (SQLite online backup).
+    ///
+    /// The copy is one consistent moment of the store; it never overwrites
+    /// a file. Restore it with `ringmaster restore`.
+    Backup {
+        /// The daemon's state directory.
+        #[arg(long)]
+        state: PathBuf,
+        /// The backup file to write (must not exist).
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Put a backup of the state store back (the daemon must be stopped).
+    ///
+    /// Refuses while a daemon holds the state directory; an existing store
+    /// is moved aside (--force), never deleted. Then run `verify --state`:
+    /// a store behind the evidence branch is brought forward with
+    /// `rebuild --catch-up`.
+    Restore {
+        /// The backup file (from `ringmaster backup`).
+        #[arg(long)]
+        from: PathBuf,
+        /// The daemon's state directory.
+        #[arg(long)]
+        state: PathBuf,
+        /// Move an existing store aside and restore in its place.
+        #[arg(long)]
+        force: bool,
+    },
     /// Print the OpenAPI 3.1 document of the control plane's `/api/v1`
     /// (as served at /api/v1/openapi.json and committed in docs/openapi.json).
     Openapi,
@@ -636,6 +684,9 @@ pub fn run(cli: Cli, clock: crate::daemon::Clock) -> ExitCode {
             command: SchemaCommand::Export { dir },
         } => schema_export(&dir),
         Command::Evidence { command } => evidence::run(command, now),
+        Command::Rebuild(args) => rebuild::rebuild(args, now),
+        Command::Backup { state, out } => backup::backup(&state, &out),
+        Command::Restore { from, state, force } => backup::restore(&from, &state, force, now),
         Command::Openapi => {
             print!("{}", crate::api::v1::openapi_json());
             Ok(ExitCode::SUCCESS)

@@ -244,6 +244,21 @@ impl Daemon {
                 evidence = evidence.copy_after_push();
             }
         }
+        // A store behind the evidence branch (restored from a backup) or
+        // empty beside a branch with records would do again what the
+        // records say was done: `ringmaster rebuild` first.
+        let standing = crate::recovery::standing::standing(&store, &evidence).map_err(|error| {
+            DaemonError::State {
+                path: config.state_dir.clone(),
+                message: error.to_string(),
+            }
+        })?;
+        if let Some(message) = standing.refusal() {
+            return Err(DaemonError::State {
+                path: config.state_dir.clone(),
+                message,
+            });
+        }
         let plane_registry = PlaneRegistry::open(
             config.planes.clone(),
             config.config_file.clone(),

@@ -48,6 +48,7 @@ mod migrations;
 mod notifications;
 mod operator;
 mod postgres_schema;
+mod recovery;
 mod rings;
 mod rules;
 mod telemetry;
@@ -70,6 +71,7 @@ pub use location::{STORE_URL_ENV, StoreLocation, redact_url};
 pub use migrations::{MIGRATIONS, Migration, SUPPORTED_SCHEMA_VERSION};
 pub use notifications::{NotificationDelivery, PendingNotification};
 pub use operator::{OperatorRequest, ReconcileRequest};
+pub use recovery::BackupReport;
 pub use rings::ActiveChange;
 pub use rules::RulesState;
 pub use telemetry::{

@@ -139,6 +139,10 @@ pub trait Harness: Sized {
     /// (`SMS_AppDeploymentAssetDetails`) belong to the deleted deployment.
     const STATUS_OUTLIVES_ASSIGNMENTS: bool = true;
 
+    /// API requests a status query spends per failed device (reading why
+    /// it failed), beyond the pages every device costs.
+    const STATUS_CALLS_PER_FAILURE: u64 = 0;
+
     /// Starts the simulator (on `127.0.0.1:0` for an HTTP plane), registers
     /// [`Harness::groups`], and builds a connector through `ConnectorConfig`.
     /// The connector's HTTP timeout is short (a few hundred milliseconds), so a
@@ -202,6 +206,16 @@ pub trait Harness: Sized {
 
     /// Changes the plane behind the connector's back.
     async fn drift(&self, correlation_id: &str, drift: &Drift, now: DateTime<Utc>);
+
+    /// Registers a group of `devices` new devices (sharing none with
+    /// [`Harness::groups`]) for the cost checks (`checks::scale`). A plane
+    /// that does not run them leaves this unimplemented.
+    async fn add_fleet_group(&self, devices: u32) -> TestGroup {
+        panic!(
+            "{:?} does not run the cost checks ({devices} devices)",
+            Self::PLANE
+        )
+    }
 }
 
 /// The correlation id most checks publish under.

@@ -434,6 +434,11 @@ impl JamfClient {
         serde_json::from_str(&text).map_err(|_| unreadable(&method, target, "JSON"))
     }
 
+    /// Items per page this client asks for.
+    pub fn page_size(&self) -> usize {
+        self.page_size
+    }
+
     /// Every result of a Jamf Pro API list: `page=0,1,...` of `page-size`
     /// until `totalCount` results (or an empty page) have come.
     pub async fn get_all(&self, path: &str) -> Result<Vec<Value>, ConnectorError> {

@@ -9,6 +9,7 @@ use super::wire::{self, ComputerGroup, PackageInfo, Policy, PolicyRole};
 use crate::planes::http::encode_query_value;
 use crate::planes::ledger::{Ledger, package_marker};
 use crate::planes::{ConnectorError, ErrorCode};
+use chrono::{DateTime, Utc};
 use reqwest::Method;
 use serde_json::Value;
 use std::collections::HashMap;
@@ -395,15 +396,38 @@ pub struct InventoryApp {
     pub version: String,
 }
 
-/// The applications inventory reports for `computers` (Jamf Pro API
-/// `v3/computers-inventory`, section APPLICATIONS, filtered by id, paged;
-/// v1 is deprecated in Jamf's description).
+/// One computer's inventory record: its applications and, from the
+/// GENERAL section, when it last contacted Jamf and last reported inventory.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct InventoryRecord {
+    pub apps: Vec<InventoryApp>,
+    pub last_contact: Option<DateTime<Utc>>,
+    pub report_date: Option<DateTime<Utc>>,
+}
+
+/// Ids per inventory request: a page's worth, so each filter is answered
+/// by one page, and at most 500, so the filter stays a few kilobytes long.
+pub const INVENTORY_IDS_PER_REQUEST: usize = 500;
+
+fn general_time(record: &Value, key: &str) -> Option<DateTime<Utc>> {
+    let text = record.get("general")?.get(key)?.as_str()?;
+    DateTime::parse_from_rfc3339(text)
+        .ok()
+        .map(|at| at.with_timezone(&Utc))
+}
+
+/// The inventory records of `computers` (Jamf Pro API
+/// `v3/computers-inventory`, sections GENERAL and APPLICATIONS, filtered by
+/// `id=in=(...)` a page of ids at a time, paged; v1 is deprecated in Jamf's
+/// description): `ceil(computers / page size)` requests when every filter
+/// fits a page.
 pub async fn inventory(
     client: &JamfClient,
     computers: &[u64],
-) -> Result<HashMap<u64, Vec<InventoryApp>>, ConnectorError> {
+) -> Result<HashMap<u64, InventoryRecord>, ConnectorError> {
     let mut found = HashMap::new();
-    for chunk in computers.chunks(200) {
+    let chunk = client.page_size().clamp(1, INVENTORY_IDS_PER_REQUEST);
+    for chunk in computers.chunks(chunk) {
         let ids: Vec<String> = chunk.iter().map(u64::to_string).collect();
         let filter = format!("id=in=({})", ids.join(","));
         let path = format!(
@@ -426,7 +450,14 @@ pub async fn inventory(
                     version: text(app, "version").to_string(),
                 })
                 .collect();
-            found.insert(id, apps);
+            found.insert(
+                id,
+                InventoryRecord {
+                    apps,
+                    last_contact: general_time(&record, "lastContactTime"),
+                    report_date: general_time(&record, "reportDate"),
+                },
+            );
         }
     }
     Ok(found)

@@ -10,8 +10,9 @@
 //! groups with the exclusions, installing the package once per computer.
 //! Uninstall swaps the install policies for one policy running the artifact's
 //! uninstall command; rollback re-points the ring policies at the earlier
-//! version's package and flushes their logs. Status comes from each
-//! computer's policy logs and the applications inventory reports.
+//! version's package and flushes their logs. Status comes from the
+//! applications inventory, read a page of computers at a time, and the policy
+//! logs of only the computers that checked in without the version.
 //!
 //! Jamf allows an API client no more than five concurrent connections: every
 //! clone shares one semaphore of at most five permits.

@@ -107,13 +107,14 @@ pub fn check_state(ledger: &Ledger, request: &PublishRequest) -> Result<(), Conn
     }
 }
 
-fn info_for(request: &PublishRequest, ledger: &Ledger) -> PackageInfo {
+fn info_for(request: &PublishRequest, ledger: &Ledger, now: DateTime<Utc>) -> PackageInfo {
     PackageInfo {
         ledger: ledger.render(),
         detection_type: request.artifact.detection_type.clone(),
         detection_value: request.artifact.detection_value.clone(),
         version: request.version.clone(),
         uninstall: request.artifact.uninstall.clone(),
+        live: [(request.ring.clone(), now.timestamp())].into(),
     }
 }
 
@@ -136,10 +137,11 @@ async fn create_package(
     connector: &JamfConnector,
     request: &PublishRequest,
     ledger: &Ledger,
+    now: DateTime<Utc>,
 ) -> Result<(FoundPackage, bool), ConnectorError> {
     let client = connector.client();
     let name = wire::package_name(&wire::label(request), &request.correlation_id);
-    let info = info_for(request, ledger);
+    let info = info_for(request, ledger, now);
     let body = wire::package_body(request, &name, &info);
     match lookup::create_package(client, &body).await? {
         Ok(id) => {
@@ -179,7 +181,7 @@ async fn create_package(
 pub async fn publish(
     connector: &JamfConnector,
     request: &PublishRequest,
-    _now: DateTime<Utc>,
+    now: DateTime<Utc>,
 ) -> Result<PublishResult, ConnectorError> {
     let client = connector.client();
     let correlation_id = &request.correlation_id;
@@ -223,15 +225,18 @@ pub async fn publish(
     ledger.record_ring(&request.ring, &request.groups, &request.exclusions);
     let package = match existing {
         Some(mut package) => {
-            let info = PackageInfo {
+            let mut info = PackageInfo {
                 ledger: ledger.render(),
                 ..package.info.clone()
             };
+            info.live
+                .entry(request.ring.clone())
+                .or_insert_with(|| now.timestamp());
             lookup::save_info(client, &mut package, info).await?;
             package
         }
         None => {
-            let (package, made) = create_package(connector, request, &ledger).await?;
+            let (package, made) = create_package(connector, request, &ledger, now).await?;
             created |= made;
             package
         }

@@ -3,14 +3,17 @@
 //! A ring's computers are the members of the computer groups its policy is
 //! scoped to, minus the members of its exclusion groups, while the policy
 //! exists and is enabled. Each computer's state comes from the two sources the
-//! reference names: its latest policy log for the ring's policy
-//! (`computerhistory/.../subset/PolicyLogs`; `Completed` or `Failed`, pending
-//! runs do not appear) and the applications inventory reports
-//! (`computers-inventory`, section APPLICATIONS, matched by bundle id, or by
-//! app path or name for other detections). Installed means a `Completed` log
-//! and the delivered version in inventory; failed means a `Failed` log;
-//! everything else is pending (no log yet, or a version other than the one
-//! delivered, e.g. a device reverted since).
+//! reference names, read so that a status query costs pages, not computers:
+//! the inventory (`v3/computers-inventory`, sections GENERAL and
+//! APPLICATIONS, a page of computer ids per request; apps matched by bundle
+//! id, or by app path or name for other detections) and, only for a computer
+//! that contacted Jamf since its ring went live and still does not report the
+//! delivered version, its policy logs (`computerhistory/.../subset/PolicyLogs`;
+//! `Completed` or `Failed`, pending runs do not appear). Installed means the
+//! delivered version in inventory, reported by `now`; failed means a
+//! `Failed` latest log of the ring's policy; everything else is pending (no
+//! check-in since the ring went live, no log yet, or a `Completed` log with
+//! a version other than the one delivered, e.g. a device reverted since).
 
 use super::JamfConnector;
 use super::lookup::{self, DeploymentPolicy, FoundPackage, InventoryApp};
@@ -150,6 +153,19 @@ fn latest_log(
 /// has no live policy (pinned out, uninstalled, disabled).
 type LiveRing = Option<(u64, BTreeSet<u64>)>;
 
+/// A live ring's policy and what inventory says of each computer it reaches.
+type JudgedRing = Option<(u64, Vec<(u64, Verdict)>)>;
+
+/// What inventory says of one targeted computer.
+enum Verdict {
+    /// Runs the delivered version, reported at that time.
+    Installed(Option<DateTime<Utc>>),
+    /// Has not contacted Jamf since its ring went live.
+    Pending,
+    /// Contacted Jamf since, without the version: its policy log decides.
+    ReadLogs,
+}
+
 fn count(value: usize) -> u32 {
     u32::try_from(value).unwrap_or(u32::MAX)
 }
@@ -203,18 +219,53 @@ pub async fn query_status(
     let version_on = |computer: u64| -> Option<String> {
         inventory
             .get(&computer)?
+            .apps
             .iter()
             .find(|app| detects(&detection, app))
             .map(|app| app.version.clone())
     };
+    let runs_delivered = |computer: u64| -> bool {
+        delivered_version.is_some() && version_on(computer) == delivered_version
+    };
 
-    // One history request per computer (Jamf has no per-policy result list);
-    // as many in flight as the client's connection cap lets through.
-    let wanted: BTreeSet<u64> = ring_computers
-        .iter()
-        .filter_map(|(_, reached_here)| reached_here.as_ref())
-        .flat_map(|(_, computers)| computers.iter().copied())
-        .collect();
+    // Installed is what inventory reports (the delivered version, reported
+    // by `now`). A computer without it that contacted Jamf since its ring
+    // went live may have run the policy and failed: only those computers'
+    // policy logs are read, so a status query costs a page of inventory per
+    // page of computers plus one request per computer still without the
+    // version after a check-in (failures, and installs whose recon is not in
+    // yet), never one per targeted computer.
+    let mut verdicts: Vec<(String, JudgedRing)> = Vec::new();
+    let mut wanted: BTreeSet<u64> = BTreeSet::new();
+    for (ring, reached_here) in ring_computers {
+        let since = deployment.package.info.live_since(&ring);
+        let judged = reached_here.map(|(policy_id, computers)| {
+            let judged: Vec<(u64, Verdict)> = computers
+                .into_iter()
+                .map(|computer| {
+                    let record = inventory.get(&computer);
+                    let reported = record.and_then(|record| record.report_date);
+                    if runs_delivered(computer) && reported.is_none_or(|at| at <= now) {
+                        return (computer, Verdict::Installed(reported));
+                    }
+                    let contacted = record.and_then(|record| record.last_contact);
+                    let may_have_run = contacted
+                        .is_some_and(|at| at <= now && since.is_none_or(|since| at >= since));
+                    if may_have_run {
+                        wanted.insert(computer);
+                        (computer, Verdict::ReadLogs)
+                    } else {
+                        (computer, Verdict::Pending)
+                    }
+                })
+                .collect();
+            (policy_id, judged)
+        });
+        verdicts.push((ring, judged));
+    }
+
+    // One history request per computer that needs its reason; as many in
+    // flight as the client's connection cap lets through.
     let fetched: Vec<(u64, Result<Vec<wire::PolicyLog>, ConnectorError>)> =
         futures_util::stream::iter(wanted)
             .map(|computer| async move { (computer, lookup::policy_logs(client, computer).await) })
@@ -226,35 +277,41 @@ pub async fn query_status(
         logs.insert(computer, result?);
     }
     let mut rings = BTreeMap::new();
-    for (ring, reached_here) in ring_computers {
+    for (ring, judged) in verdicts {
         let mut status = RingStatus::default();
-        if let Some((policy_id, computers)) = reached_here {
-            for computer in computers {
+        if let Some((policy_id, computers)) = judged {
+            for (computer, verdict) in computers {
                 status.targeted += 1;
-                let latest = logs
-                    .get(&computer)
-                    .and_then(|computer_logs| latest_log(computer_logs, policy_id, now));
-                let Some((log_status, at)) = latest else {
-                    status.pending += 1;
-                    continue;
-                };
-                status.last_report_at = status.last_report_at.max(at);
-                let runs_delivered =
-                    version_on(computer).is_some() && version_on(computer) == delivered_version;
-                if log_status == wire::LOG_COMPLETED && runs_delivered {
-                    status.installed += 1;
-                    if let Some(at) = at {
-                        status.first_install_at =
-                            Some(status.first_install_at.map_or(at, |first| first.min(at)));
+                match verdict {
+                    Verdict::Installed(at) => {
+                        status.installed += 1;
+                        status.last_report_at = status.last_report_at.max(at);
+                        if let Some(at) = at {
+                            status.first_install_at =
+                                Some(status.first_install_at.map_or(at, |first| first.min(at)));
+                        }
                     }
-                } else if log_status == wire::LOG_FAILED {
-                    status.failed += 1;
-                    *status
-                        .failure_reasons
-                        .entry("policy_failed".to_string())
-                        .or_default() += 1;
-                } else {
-                    status.pending += 1;
+                    Verdict::Pending => status.pending += 1,
+                    Verdict::ReadLogs => {
+                        let latest = logs
+                            .get(&computer)
+                            .and_then(|computer_logs| latest_log(computer_logs, policy_id, now));
+                        match latest {
+                            Some((log_status, at)) if log_status == wire::LOG_FAILED => {
+                                status.last_report_at = status.last_report_at.max(at);
+                                status.failed += 1;
+                                *status
+                                    .failure_reasons
+                                    .entry("policy_failed".to_string())
+                                    .or_default() += 1;
+                            }
+                            Some((_, at)) => {
+                                status.last_report_at = status.last_report_at.max(at);
+                                status.pending += 1;
+                            }
+                            None => status.pending += 1,
+                        }
+                    }
                 }
             }
         }

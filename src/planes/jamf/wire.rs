@@ -16,9 +16,8 @@ pub const ACTION_INSTALL: &str = "Install";
 /// The frequency of every ringmaster policy: Jamf runs it once on each
 /// computer in scope; a log flush makes it run again.
 pub const FREQUENCY: &str = "Once per computer";
-/// Policy log status of a successful run (observed value, [U] enum).
-pub const LOG_COMPLETED: &str = "Completed";
-/// Policy log status of a failed run (observed value, [U] enum).
+/// Policy log status of a failed run (observed value, [U] enum; a successful
+/// run logs `Completed`).
 pub const LOG_FAILED: &str = "Failed";
 
 /// A Classic API policy (`/JSSResource/policies`), the parts ringmaster uses.
@@ -315,6 +314,11 @@ pub struct PolicyLog {
 /// installed app in inventory, the version it installs and the uninstall
 /// command an uninstall policy runs. `notes` holds `corr:<id>` alone, so the
 /// record is found with an exact RSQL filter.
+///
+/// `live: <ring>=<epoch seconds>,...` is when each ring's install policy was
+/// first published: a computer that has not contacted Jamf since then cannot
+/// have run it, so status reads no policy log for it (absent on packages made
+/// before it existed: every computer that contacted Jamf is then read).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct PackageInfo {
     pub ledger: String,
@@ -322,14 +326,30 @@ pub struct PackageInfo {
     pub detection_value: String,
     pub version: String,
     pub uninstall: String,
+    pub live: std::collections::BTreeMap<String, i64>,
 }
 
 impl PackageInfo {
     pub fn render(&self) -> String {
-        format!(
+        let mut text = format!(
             "ledger: {}\ndetection: {} {}\nversion: {}\nuninstall: {}",
             self.ledger, self.detection_type, self.detection_value, self.version, self.uninstall
-        )
+        );
+        if !self.live.is_empty() {
+            let rings: Vec<String> = self
+                .live
+                .iter()
+                .map(|(ring, since)| format!("{ring}={since}"))
+                .collect();
+            text.push_str(&format!("\nlive: {}", rings.join(",")));
+        }
+        text
+    }
+
+    /// When `ring`'s install policy went live, if recorded.
+    pub fn live_since(&self, ring: &str) -> Option<chrono::DateTime<chrono::Utc>> {
+        let seconds = *self.live.get(ring)?;
+        chrono::DateTime::from_timestamp(seconds, 0)
     }
 
     pub fn parse(info: &str) -> PackageInfo {
@@ -347,6 +367,15 @@ impl PackageInfo {
                 }
                 "version" => parsed.version = value.to_string(),
                 "uninstall" => parsed.uninstall = value.to_string(),
+                "live" => {
+                    for ring in value.split(',') {
+                        if let Some((name, since)) = ring.split_once('=')
+                            && let Ok(since) = since.parse::<i64>()
+                        {
+                            parsed.live.insert(name.to_string(), since);
+                        }
+                    }
+                }
                 _ => {}
             }
         }

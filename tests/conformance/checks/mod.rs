@@ -5,6 +5,7 @@
 mod faults;
 mod idempotency;
 mod remediation;
+mod scale;
 mod secrets;
 mod status;
 
@@ -15,6 +16,8 @@ pub use faults::*;
 pub use idempotency::*;
 #[allow(unused_imports)]
 pub use remediation::*;
+#[allow(unused_imports)]
+pub use scale::*;
 #[allow(unused_imports)]
 pub use secrets::*;
 #[allow(unused_imports)]

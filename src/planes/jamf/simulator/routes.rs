@@ -14,7 +14,7 @@ use axum::Json;
 use axum::extract::{Form, Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
-use chrono::{SecondsFormat, Utc};
+use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Value, json};
 use std::collections::HashMap;
 
@@ -255,14 +255,26 @@ pub async fn computers_inventory(
     let state = simulator.lock();
     let sections = query_values(query.as_deref(), "section");
     let wants = |section: &str| sections.iter().any(|wanted| wanted == section);
+    // A filter of ids (`id=in=(1,2,3)`, what the connector sends) picks the
+    // records before they are rendered; `page` still applies every filter.
+    let picked: Option<std::collections::BTreeSet<u64>> =
+        crate::planes::http::query_value(query.as_deref(), "filter").and_then(|filter| {
+            let ids = filter.strip_prefix("id=in=(")?.strip_suffix(')')?;
+            ids.split(',').map(|id| id.trim().parse().ok()).collect()
+        });
     let items: Vec<Value> = state
         .computers
         .values()
+        .filter(|computer| picked.as_ref().is_none_or(|ids| ids.contains(&computer.id)))
         .map(|computer| {
             let mut record = json!({"id": computer.id.to_string(), "udid": computer.udid});
             record["general"] = json!({"name": computer.name, "platform": "Mac"});
             if wants("GENERAL") {
-                record["general"]["lastContactTime"] = json!(null);
+                let time = |at: Option<DateTime<Utc>>| {
+                    at.map(|at| at.to_rfc3339_opts(SecondsFormat::Millis, true))
+                };
+                record["general"]["lastContactTime"] = json!(time(computer.last_contact));
+                record["general"]["reportDate"] = json!(time(computer.report_date));
             }
             if wants("APPLICATIONS") {
                 record["applications"] = json!(computer

@@ -51,6 +51,11 @@ pub struct SimComputer {
     pub udid: String,
     /// Inventory as of the last recon, by bundle id.
     pub apps: BTreeMap<String, SimApp>,
+    /// The last check-in (`general.lastContactTime`): when it last ran a policy.
+    pub last_contact: Option<DateTime<Utc>>,
+    /// The last inventory report (`general.reportDate`): the recon after a
+    /// policy run that completed.
+    pub report_date: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Clone)]
@@ -175,6 +180,8 @@ impl JamfState {
                     name: format!("MAC-{group_id}-{number:04}"),
                     udid: udid.to_string().to_uppercase(),
                     apps: BTreeMap::new(),
+                    last_contact: None,
+                    report_date: None,
                 },
             );
             computers.push(id);
@@ -320,6 +327,12 @@ impl JamfState {
             return;
         };
         let package = policy.installed_package();
+        if let Some(found) = self.computers.get_mut(&computer) {
+            found.last_contact = found.last_contact.max(Some(at));
+            if completed {
+                found.report_date = found.report_date.max(Some(at));
+            }
+        }
         if completed {
             if let Some(package) = package {
                 let app = self.app_of_package(package);

@@ -92,6 +92,17 @@ fn package_info_lines_round_trip() {
         detection_value: "com.paloaltonetworks.GlobalProtect.client".into(),
         version: "6.2.1".into(),
         uninstall: "/bin/sh -c 'a; b: c'".into(),
+        live: [
+            ("ring-1".to_string(), 1_767_603_600),
+            ("ring-2".to_string(), 0),
+        ]
+        .into(),
     };
     assert_eq!(wire::PackageInfo::parse(&info.render()), info);
+    let without = wire::PackageInfo {
+        live: Default::default(),
+        ..info
+    };
+    assert!(!without.render().contains("live:"));
+    assert_eq!(wire::PackageInfo::parse(&without.render()), without);
 }
