@@ -325,7 +325,7 @@ pub(super) fn verify(
     let governed = GovernedRepo::open(repo)?;
     // Never created: a missing or empty state database is an error.
     let store = match state {
-        Some(dir) => Some(Store::open_existing(&dir.join("ringmaster.db"))?),
+        Some(dir) => Some(Store::open_existing_location(&super::store_location(dir))?),
         None => None,
     };
     let expected = match &store {
@@ -512,7 +512,7 @@ pub(super) fn events(
     correlation_id: Option<String>,
     format: Format,
 ) -> anyhow::Result<ExitCode> {
-    let store = Store::open_existing(&state.join("ringmaster.db"))?;
+    let store = Store::open_existing_location(&super::store_location(state))?;
     let events = store.events(&EventFilter {
         intent_id: intent,
         correlation_id,

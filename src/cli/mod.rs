@@ -37,6 +37,69 @@ use std::process::ExitCode;
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+    #[command(flatten)]
+    pub store: StoreArgs,
+}
+
+/// Where the state store is, for every command that opens it.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct StoreArgs {
+    /// The state store, instead of the SQLite file in --state:
+    /// `sqlite:PATH` or `postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE`
+    /// (also from $RINGMASTER_STORE_URL). --state still holds the rest of
+    /// the daemon's local state. Prefer --store-file for a URL with a
+    /// password; it is never printed.
+    #[arg(long, global = true, value_name = "URL")]
+    pub store: Option<String>,
+    /// A file whose first line is the store URL (keeps a password off the
+    /// command line).
+    #[arg(long, global = true, value_name = "FILE", conflicts_with = "store")]
+    pub store_file: Option<PathBuf>,
+}
+
+impl StoreArgs {
+    /// The location named by --store, --store-file or $RINGMASTER_STORE_URL,
+    /// in that order; `None`: the SQLite file in --state.
+    pub fn resolve(
+        &self,
+        environment: &dyn Fn(&str) -> Option<String>,
+    ) -> anyhow::Result<Option<crate::store::StoreLocation>> {
+        use crate::store::StoreLocation;
+        if let Some(text) = &self.store {
+            return Ok(Some(StoreLocation::parse(text)?));
+        }
+        if let Some(file) = &self.store_file {
+            let text = std::fs::read_to_string(file).map_err(|error| {
+                anyhow::anyhow!("cannot read --store-file {}: {error}", file.display())
+            })?;
+            let line = text.lines().next().unwrap_or_default();
+            return Ok(Some(StoreLocation::parse(line).map_err(|error| {
+                anyhow::anyhow!("--store-file {}: {error}", file.display())
+            })?));
+        }
+        match environment(crate::store::STORE_URL_ENV) {
+            Some(text) if !text.trim().is_empty() => {
+                Ok(Some(StoreLocation::parse(&text).map_err(|error| {
+                    anyhow::anyhow!("${}: {error}", crate::store::STORE_URL_ENV)
+                })?))
+            }
+            _ => Ok(None),
+        }
+    }
+}
+
+/// The store location of this command line (set by [`run`]).
+static STORE_LOCATION: std::sync::Mutex<Option<crate::store::StoreLocation>> =
+    std::sync::Mutex::new(None);
+
+/// Where the commands open the store: --store and friends, else the
+/// SQLite file in the state directory.
+pub(crate) fn store_location(state: &std::path::Path) -> crate::store::StoreLocation {
+    STORE_LOCATION
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .clone()
+        .unwrap_or_else(|| crate::store::StoreLocation::Sqlite(state.join("ringmaster.db")))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -477,6 +540,16 @@ pub enum SchemaCommand {
 /// Runs a parsed command line with the clock `main` provides.
 pub fn run(cli: Cli, clock: crate::daemon::Clock) -> ExitCode {
     let now = clock();
+    let store = match cli.store.resolve(&|name| std::env::var(name).ok()) {
+        Ok(store) => store,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            return ExitCode::from(2);
+        }
+    };
+    *STORE_LOCATION
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner()) = store.clone();
     let result = match cli.command {
         Command::Validate {
             repo,
@@ -537,6 +610,7 @@ pub fn run(cli: Cli, clock: crate::daemon::Clock) -> ExitCode {
                 poll_seconds,
                 siem,
                 evidence_remote: None,
+                store: store.clone(),
                 ..(*forge).into_raw_config()
             };
             daemon::serve(flags, config.as_deref(), once, clock)

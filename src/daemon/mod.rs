@@ -216,7 +216,7 @@ impl Daemon {
             path: config.key.clone(),
             source,
         })?;
-        let store = Store::open(&config.state_dir.join("ringmaster.db"))?;
+        let store = Store::open_location(&config.store_location())?;
         let git_credentials = GitCredentials::new(config.git_credentials.clone());
         let repo = match &config.repo {
             RepoLocation::Local(path) => GovernedRepo::open(path)?,

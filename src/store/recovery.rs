@@ -77,12 +77,13 @@ impl Store {
             }
         }
         to.pragma_update(None, "journal_mode", "delete")?;
+        let pages: i64 = to.pragma_query_one(None, "page_count")?;
         let copy = Store {
-            connection: to,
+            connection: super::db::Connection::sqlite(to),
             path: Some(destination.to_path_buf()),
+            url: None,
         };
         copy.quick_check()?;
-        let pages: i64 = copy.connection.pragma_query_one(None, "page_count")?;
         Ok(BackupReport {
             pages: u64::try_from(pages).unwrap_or(0),
             schema_version: copy.schema_version()?,
@@ -95,14 +96,18 @@ impl Store {
     /// simply made again if the machine fails meanwhile. Off (`false`):
     /// back to `synchronous=FULL`, and the write-ahead log is checkpointed
     /// into the file, so everything loaded is durable when this returns.
+    /// PostgreSQL: nothing to change (its durability is the server's).
     pub fn set_bulk_load(&mut self, on: bool) -> Result<(), StoreError> {
+        let has_file = self.path.is_some();
+        let Some(connection) = self.connection.as_sqlite() else {
+            return Ok(());
+        };
         if on {
-            self.connection.pragma_update(None, "synchronous", "OFF")?;
+            connection.pragma_update(None, "synchronous", "OFF")?;
         } else {
-            self.connection.pragma_update(None, "synchronous", "FULL")?;
-            if self.path.is_some() {
-                self.connection
-                    .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+            connection.pragma_update(None, "synchronous", "FULL")?;
+            if has_file {
+                connection.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
             }
         }
         Ok(())
