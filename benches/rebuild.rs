@@ -1,15 +1,23 @@
 //! `ringmaster rebuild` at scale (a plain `harness = false` binary that
 //! prints figures): a tenant of N intents (default 10,000) made by
-//! `ringmaster generate`, one real `serve --once` on simulated planes
-//! (every intent judged and recorded, the allowed rollouts started: their
-//! ring-start records signed and committed, the first rings published),
-//! then the state directory is deleted and `ringmaster rebuild` makes it
-//! again from the evidence branch and the planes. Prints the branch's size
-//! and the rebuild's time; then `verify --state` must pass on the result.
+//! `ringmaster generate`, and its evidence branch as the daemon would have
+//! left it once every rollout completed: per intent, a decision record (the
+//! verdict in `evaluation_facts`) and a ring record carrying the run
+//! (`summary.run`, a completed five-ring rollout: the demo's stored state as
+//! a template, as `benches/metrics.rs` seeds its store), all signed and
+//! chained, written with the evidence writer's batch commits. Then
+//! `ringmaster rebuild` (the release binary) makes the store from it into an
+//! empty state directory — verification of every signature included — and
+//! `verify --state` must pass on the result.
 //!
 //! `cargo bench --bench rebuild`; environment: `RINGMASTER_BENCH_INTENTS`
 //! (default 10000).
 
+use chrono::{TimeZone as _, Utc};
+use ringmaster::evidence::{
+    AppendContext, EvidenceBranch, EvidencePackInput, GitIdentity, RecordType, SigningKey,
+};
+use serde_json::{Value, json};
 use std::path::Path;
 use std::process::{Command, Output};
 use std::time::Instant;
@@ -40,69 +48,107 @@ fn text(path: &Path) -> &str {
     path.to_str().expect("utf-8 path")
 }
 
+/// Records per batch commit.
+const BATCH: usize = 1000;
+
 fn main() {
     let intents = environment_number("RINGMASTER_BENCH_INTENTS", 10_000);
     let work = tempfile::tempdir().expect("temp dir");
     let repo = work.path().join("governed");
     let keys = work.path().join("keys");
-    let planes = work.path().join("planes");
     let state = work.path().join("state");
-    std::fs::create_dir_all(&planes).expect("planes dir");
     let started = Instant::now();
     ringmaster(
         &["generate", text(&repo), "--intents", &intents.to_string()],
         work.path(),
     );
     ringmaster(&["keygen", "--out", text(&keys)], work.path());
-    let config = keys.join("daemon.yaml");
-    let mut yaml = String::from("planes:\n");
-    for plane in ["intune", "jamf", "sccm", "landscape", "ansible"] {
-        yaml.push_str(&format!(
-            "  {plane}: {{type: sim, seed: 11, default_success_rate: 1.0, install_delay_seconds: [300, 3600], state_file: {}}}\n",
-            planes.join(format!("{plane}.json")).display()
-        ));
-    }
-    std::fs::write(&config, yaml).expect("config");
     println!(
         "tenant: {intents} intents generated in {:.1} s",
         started.elapsed().as_secs_f64()
     );
 
-    let now = "2026-12-01T08:00:00Z";
-    let serve = Instant::now();
-    ringmaster(
-        &[
-            "serve",
-            "--repo",
-            text(&repo),
-            "--state",
-            text(&state),
-            "--key",
-            text(&keys.join("ringmaster.key")),
-            "--config",
-            text(&config),
-            "--once",
-            "--now",
-            now,
-        ],
-        &repo,
-    );
-    let records = String::from_utf8_lossy(
-        &Command::new("git")
-            .args(["rev-list", "--count", "evidence"])
-            .current_dir(&repo)
-            .output()
-            .expect("git")
-            .stdout,
-    )
-    .trim()
-    .to_owned();
+    // The evidence branch of a tenant whose rollouts all completed.
+    let seeding = Instant::now();
+    let governed = ringmaster::source::GovernedRepo::open(&repo).expect("repository");
+    let head = governed
+        .repository
+        .head()
+        .and_then(|head| head.peel_to_commit())
+        .expect("a commit");
+    let commit = head.id().to_string();
+    let (snapshot, _) = ringmaster::model::load(&governed.entries_at(head.id()).expect("entries"));
+    let template: Value =
+        serde_json::from_str(include_str!("data/completed_intent_state.json")).expect("template");
+    let signer = SigningKey::load(&keys.join("ringmaster.key"), None).expect("key");
+    let branch = EvidenceBranch::open(governed.repository.path(), "evidence").expect("branch");
+    let at = Utc
+        .with_ymd_and_hms(2026, 12, 1, 8, 0, 0)
+        .single()
+        .expect("date");
+    let identity = GitIdentity {
+        name: "ringmaster".into(),
+        email: "ringmaster@localhost".into(),
+        time: at.fixed_offset(),
+    };
+    let input = |record_type, intent_id: &str, body: Value| EvidencePackInput {
+        record_type,
+        intent_id: Some(intent_id.to_owned()),
+        correlation_id: ringmaster::store::correlation_id_for(intent_id),
+        source_commit: commit.clone(),
+        source_parent: None,
+        author: identity.clone(),
+        committer: identity.clone(),
+        created_at: at,
+        body,
+    };
+    let mut inputs = Vec::new();
+    for (intent_id, intent) in &snapshot.intents {
+        let intent = &intent.value;
+        let mut evaluation = template["evaluation"].clone();
+        evaluation["version"] = json!(intent.version);
+        evaluation["commit"] = json!(commit);
+        let mut run = template["run"].clone();
+        run["intent_id"] = json!(intent_id);
+        run["application_id"] = json!(intent.application_id);
+        run["version"] = json!(intent.version);
+        inputs.push(input(
+            RecordType::Decision,
+            intent_id,
+            json!({
+                "decision": "ALLOW",
+                "intent": intent,
+                "fingerprint": ringmaster::evidence::sha256_hex(intent_id.as_bytes()),
+                "risk": {"risk_score": 41},
+                "evaluation_facts": evaluation,
+                "rules_in_force": {"commit": commit},
+            }),
+        ));
+        inputs.push(input(
+            RecordType::RingTransition,
+            intent_id,
+            json!({
+                "transition_id": format!("{intent_id}/0011-completed"),
+                "transition": "completed",
+                "summary": {"intent_id": intent_id, "phase": "completed", "run": run},
+                "execution_plane": "intune",
+                "plane_mode": "simulated",
+            }),
+        ));
+    }
+    let records = inputs.len();
+    while !inputs.is_empty() {
+        let rest = inputs.split_off(inputs.len().min(BATCH));
+        branch
+            .append_batch(inputs, &signer, &AppendContext::default())
+            .expect("append");
+        inputs = rest;
+    }
     println!(
-        "daemon: first serve --once in {:.1} s; evidence branch: {records} records",
-        serve.elapsed().as_secs_f64()
+        "evidence branch: {records} records (a decision and a completed run per intent) signed and committed in {:.1} s",
+        seeding.elapsed().as_secs_f64()
     );
 
-    std::fs::remove_dir_all(&state).expect("the state is lost");
     let rebuild = Instant::now();
     let output = ringmaster(
         &[
@@ -113,26 +159,23 @@ fn main() {
             text(&state),
             "--public-key",
             text(&keys.join("ringmaster.pub")),
-            "--config",
-            text(&config),
-            "--now",
-            now,
+            "--key",
+            text(&keys.join("ringmaster.key")),
             "--json",
         ],
         &repo,
     );
     let wall = rebuild.elapsed().as_secs_f64();
-    let summary: serde_json::Value =
-        serde_json::from_slice(&output.stdout).expect("the summary is JSON");
+    let summary: Value = serde_json::from_slice(&output.stdout).expect("the summary is JSON");
     println!(
-        "rebuild: {wall:.2} s wall ({:.2} s inside) for {} records: {} intents, {} runs, {} rings published, {} journal entries, {} plane status queries",
+        "rebuild: {wall:.2} s wall ({:.2} s inside) for {} records: {} intents, {} runs, {} rings completed, {} journal entries, {} processed commit(s)",
         summary["elapsed_seconds"].as_f64().unwrap_or(0.0),
         summary["records"],
         summary["intents"],
         summary["runs"],
-        summary["rings_published"],
+        summary["rings_completed"],
         summary["journal_entries"],
-        summary["plane_queries"],
+        summary["processed_commits"],
     );
     let verify = Instant::now();
     ringmaster(

@@ -449,13 +449,13 @@ fn state_check(
             Standing::Current { .. } | Standing::Ahead { .. } => {}
         }
     }
-    // After a rebuild the event log starts again: anchors in records up to
-    // the rebuild name the log of the store that was lost.
+    // After a rebuild the event log starts again; the rebuild's signed
+    // record anchors it like any other.
     let rebuilt = crate::recovery::standing::last_rebuild(store)?;
     if let Some(rebuilt) = &rebuilt {
         lines.push(format!(
             "state store: rebuilt from the evidence branch up to record #{} on {} (event #{}); \
-             the events of records #{}..#{} are on the evidence branch only",
+             the events of records #{}..#{} are anchored on the evidence branch only",
             rebuilt.evidence_sequence,
             rebuilt.at.to_rfc3339(),
             rebuilt.event_seq,
@@ -463,18 +463,8 @@ fn state_check(
             rebuilt.evidence_sequence
         ));
     }
-    let anchored_before_rebuild = |record: u64| {
-        rebuilt
-            .as_ref()
-            .is_some_and(|rebuilt| rebuilt.anchors_lost_log(record))
-    };
     match &report.event_chain_anchor {
         _ if behind => {}
-        Some((record, _)) if anchored_before_rebuild(*record) && ok => lines.push(format!(
-            "event log: {} event(s), hash chain intact (no record anchors it since the rebuild)",
-            chain.events_checked
-        )),
-        Some((record, _)) if anchored_before_rebuild(*record) => {}
         Some((record, anchor)) => match store.event_hash(anchor.seq)? {
             None => {
                 ok = false;

@@ -447,12 +447,17 @@ pub enum Command {
     /// plane of --config about the rings being started, so that the daemon
     /// afterwards does nothing again that already happened. The store must
     /// be empty (--force moves an existing one aside); --catch-up brings a
-    /// store restored from a backup forward instead.
+    /// store restored from a backup forward instead. The rebuild itself is
+    /// a signed record on the evidence branch (--key), which anchors the
+    /// new store's event log. The rebuild itself is
+    /// a signed record on the evidence branch (--key), anchoring the new
+    /// store's event log.
     ///
     /// Examples:
     ///   ringmaster rebuild --repo /srv/governed --state /var/lib/ringmaster \
-    ///     --public-key ringmaster.pub --config /etc/ringmaster/daemon.yaml
-    ///   ringmaster rebuild --catch-up --repo . --state /var/lib/ringmaster --public-key k.pub
+    ///     --public-key ringmaster.pub --key ringmaster.key --config /etc/ringmaster/daemon.yaml
+    ///   ringmaster rebuild --catch-up --repo . --state /var/lib/ringmaster \
+    ///     --public-key ringmaster.pub --key ringmaster.key
     #[command(verbatim_doc_comment)]
     Rebuild(rebuild::RebuildArgs),
     /// Copy the state store while the daemon runs (SQLite online backup).

@@ -26,6 +26,11 @@ pub struct RebuildArgs {
     /// The public key (ringmaster.pub) the evidence must be signed with.
     #[arg(long)]
     pub public_key: PathBuf,
+    /// The daemon's secret key: signs the record of the rebuild, which
+    /// anchors the new store's event log ($RINGMASTER_KEY_PASSWORD if it is
+    /// encrypted).
+    #[arg(long)]
+    pub key: PathBuf,
     /// The daemon's config file: its `planes:` are asked what they hold.
     #[arg(long)]
     pub config: Option<PathBuf>,
@@ -78,6 +83,9 @@ impl Progress for Stages {
 pub(super) fn rebuild(args: RebuildArgs, now: DateTime<Utc>) -> anyhow::Result<ExitCode> {
     let now = args.now.unwrap_or(now);
     let key = VerifyingKey::load(&args.public_key)?;
+    let password = std::env::var(super::daemon::KEY_PASSWORD_VARIABLE).ok();
+    let signer = crate::evidence::SigningKey::load(&args.key, password.as_deref())
+        .with_context(|| format!("signing key {}", args.key.display()))?;
     let repo = GovernedRepo::open(&args.repo)?;
     std::fs::create_dir_all(&args.state)
         .with_context(|| format!("create {}", args.state.display()))?;
@@ -114,6 +122,7 @@ pub(super) fn rebuild(args: RebuildArgs, now: DateTime<Utc>) -> anyhow::Result<E
         branch: &args.branch,
         evidence_branch: &args.evidence_branch,
         key: &key,
+        signer: &signer,
         connectors: &connectors,
         progress: &progress,
     };
@@ -169,12 +178,13 @@ fn render(summary: &Summary, database: &Path) -> String {
         "rebuilt".to_owned()
     };
     text.push_str(&format!(
-        "{} {verb} from {} evidence record(s) in {:.2} s: evidence head #{} (sha256 {})\n",
+        "{} {verb} from {} evidence record(s) in {:.2} s: up to record #{} (sha256 {}); the rebuild is record #{}\n",
         database.display(),
         summary.records,
         summary.elapsed_seconds,
         summary.head_sequence,
         summary.head_pack_sha256,
+        summary.rebuild_record,
     ));
     let phases: Vec<String> = summary
         .phases

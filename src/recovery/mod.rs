@@ -17,8 +17,11 @@
 //! - the rings each run holds (active changes);
 //! - the processed commits the records name, and the rules in force;
 //! - the evidence head;
-//! - a `store_rebuilt` event, which `verify --state` reads to know that
-//!   the event log before it lives only on the evidence branch.
+//! - a `store_rebuilt` event, the first of the new event log, and a signed
+//!   `operator_action` record of the rebuild on the evidence branch that
+//!   anchors it: `verify --state` checks the new log against that record
+//!   like any other (the log before the rebuild stays anchored by the
+//!   records before it, on the branch).
 //!
 //! Then it asks each plane (through the connectors the daemon's config
 //! names) about every run that was starting a ring: a ring whose start
@@ -34,7 +37,10 @@ pub mod standing;
 
 use crate::daemon::performer::plane_correlation_id;
 use crate::daemon::rollout::{EvaluationFacts, IntentState, PlaneFacts};
-use crate::evidence::{EvidenceBranch, RecordSummary, RecordType, VerifyingKey};
+use crate::evidence::{
+    AppendContext, EventChainAnchor, EvidenceBranch, EvidencePackInput, ExpectedHead, GitIdentity,
+    RecordSummary, RecordType, SigningKey, VerifyingKey,
+};
 use crate::model::Plane;
 use crate::orchestrator::{Event, IntentRun, Phase, StartStage};
 use crate::planes::{Connector, ExecutionPlaneConnector as _};
@@ -118,9 +124,12 @@ pub struct Summary {
     pub mode: &'static str,
     /// The store's evidence head before (0 for a fresh store).
     pub from_sequence: u64,
-    /// The branch's head, now the store's.
+    /// The branch's head the store was rebuilt to.
     pub head_sequence: u64,
     pub head_pack_sha256: String,
+    /// The signed record of the rebuild, appended after it (the store's
+    /// evidence head now).
+    pub rebuild_record: u64,
     /// Records read and applied.
     pub records: u64,
     /// Intents written.
@@ -159,6 +168,8 @@ pub struct Sources<'a> {
     pub branch: &'a str,
     pub evidence_branch: &'a str,
     pub key: &'a VerifyingKey,
+    /// Signs the record of the rebuild (the daemon's key).
+    pub signer: &'a SigningKey,
     /// The connectors of the daemon's config, by plane.
     pub connectors: &'a BTreeMap<Plane, Connector>,
     pub progress: &'a dyn crate::progress::Progress,
@@ -286,6 +297,7 @@ async fn apply(
     let mut folded = Folded::default();
     let mut expected_sha = verified.pack_sha256.clone();
     let mut head_commit = None;
+    let mut head_source = None;
     let mut before = verified.sequence + 1;
     while before > from + 1 {
         let page = branch.records_before(Some(before), PAGE)?;
@@ -313,6 +325,7 @@ async fn apply(
             before = sequence;
             if head_commit.is_none() {
                 head_commit = Some(record.tip.commit.clone());
+                head_source = Some(record.pack.source_commit.clone());
             }
             if sequence <= from {
                 break;
@@ -345,7 +358,7 @@ async fn apply(
         now,
     )?;
     summary.elapsed_seconds = started.elapsed().as_secs_f64();
-    store.append_event(NewEvent {
+    let marker = store.append_event(NewEvent {
         correlation_id: REBUILD_CORRELATION_ID.into(),
         intent_id: None,
         event_type: EventType::OperatorAction,
@@ -367,6 +380,52 @@ async fn apply(
             "summary": &summary,
         }),
     })?;
+    // The rebuild's own record: signed, anchoring the new log's first
+    // event, so `verify --state` checks this store like any other.
+    let identity = GitIdentity {
+        name: "ringmaster rebuild".into(),
+        email: "ringmaster@localhost".into(),
+        time: now.fixed_offset(),
+    };
+    let appended = branch.append(
+        EvidencePackInput {
+            record_type: RecordType::OperatorAction,
+            intent_id: None,
+            correlation_id: REBUILD_CORRELATION_ID.into(),
+            source_commit: head_source.unwrap_or_default(),
+            source_parent: None,
+            author: identity.clone(),
+            committer: identity,
+            created_at: now,
+            body: json!({
+                "kind": REBUILD_EVENT_KIND,
+                "mode": mode,
+                "from_sequence": from,
+                "evidence_sequence": verified.sequence,
+                "pack_sha256": verified.pack_sha256,
+                "event": {"seq": marker.seq, "hash": marker.hash},
+                "summary": &summary,
+            }),
+        },
+        sources.signer,
+        &AppendContext {
+            known_head: Some(ExpectedHead {
+                sequence: verified.sequence,
+                pack_sha256: verified.pack_sha256.clone(),
+            }),
+            event_chain: Some(EventChainAnchor {
+                seq: marker.seq,
+                hash: marker.hash.clone(),
+            }),
+        },
+    )?;
+    store.set_evidence_head(
+        appended.sequence,
+        &appended.pack_sha256,
+        &appended.commit,
+        now,
+    )?;
+    summary.rebuild_record = appended.sequence;
     Ok(summary)
 }
 

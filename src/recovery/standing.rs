@@ -146,21 +146,9 @@ pub struct Rebuilt {
     pub at: DateTime<Utc>,
 }
 
-impl Rebuilt {
-    /// Whether record `sequence`'s anchor names the event log that was
-    /// lost: a record the rebuild applied, which the store it rebuilt
-    /// never logged. Anchors of records the store had before a catch-up
-    /// are still checked.
-    pub fn anchors_lost_log(&self, sequence: u64) -> bool {
-        self.from_sequence < sequence && sequence <= self.evidence_sequence
-    }
-}
-
-/// The last rebuild of this store, if any. A fresh rebuild's event is the
-/// first of its log (the rebuild writes nothing else there); a
-/// `store_rebuilt` event elsewhere in the log that claims a fresh rebuild
-/// is not one, and is ignored. The event is in the hash chain, and the
-/// next record the daemon signs anchors it.
+/// The last rebuild of this store, if any (for `verify --state` to say
+/// so). What vouches for it is the signed record of the rebuild, which
+/// anchors its event; this only reads the event.
 pub fn last_rebuild(store: &Store) -> Result<Option<Rebuilt>, crate::store::StoreError> {
     let events = store.events(&EventFilter {
         correlation_id: Some(REBUILD_CORRELATION_ID.into()),
