@@ -558,3 +558,52 @@ fn backups_taken_while_the_daemon_writes_restore_and_verify() {
     }
     assert_ok(&site.verify(), "verify --state on the restored store");
 }
+
+/// `rebuild --store postgres://…`: the store made again in a new, empty
+/// PostgreSQL database (a real server, started by the test harness); it
+/// verifies, holds every intent where the lost SQLite store had it, and a
+/// second rebuild into it is refused.
+#[test]
+fn rebuild_into_a_postgresql_store_verifies() {
+    let site = Site::new();
+    site.run(at_hours(0));
+    site.run(at_hours(5));
+    let before = site.phases();
+    site.lose_the_state();
+    let url = support::postgres::fresh_database();
+    let rebuilt = site.rebuild(&["--store", &url], at_hours(5));
+    assert_ok(&rebuilt, "rebuild --store postgres://");
+    let store =
+        Store::open_existing_location(&ringmaster::store::StoreLocation::parse(&url).expect("url"))
+            .expect("the PostgreSQL store");
+    let after: Vec<(String, String)> = store
+        .list_intents()
+        .expect("intents")
+        .into_iter()
+        .map(|record| (record.intent_id, record.state))
+        .collect();
+    for ((intent, was), (_, now)) in before.iter().zip(&after) {
+        assert!(
+            was == now || (now == "risk_assessed" && was == "awaiting_approval"),
+            "{intent}: {was} before, {now} after the rebuild"
+        );
+    }
+    assert_eq!(before.len(), after.len());
+    drop(store);
+    let verify = site
+        .binary()
+        .arg("verify")
+        .arg(&site.repo.path)
+        .arg("--public-key")
+        .arg(site.public_key())
+        .arg("--state")
+        .arg(&site.state)
+        .arg("--store")
+        .arg(&url)
+        .output()
+        .expect("verify");
+    assert_ok(&verify, "verify --state --store postgres://");
+    let again = site.rebuild(&["--store", &url], at_hours(5));
+    assert_eq!(again.status.code(), Some(2), "{}", stdout(&again));
+    assert!(stderr(&again).contains("not empty"), "{}", stderr(&again));
+}

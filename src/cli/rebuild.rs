@@ -20,7 +20,9 @@ pub struct RebuildArgs {
     /// branch (a local clone; for a remote, `git clone --mirror` it first).
     #[arg(long)]
     pub repo: PathBuf,
-    /// The new state directory (its store must be empty, see --force).
+    /// The new state directory (its store must be empty, see --force); the
+    /// store is the SQLite file in it unless --store names another
+    /// (`sqlite:PATH` or `postgres://…`, e.g. a new PostgreSQL database).
     #[arg(long)]
     pub state: PathBuf,
     /// The public key (ringmaster.pub) the evidence must be signed with.
@@ -97,22 +99,38 @@ pub(super) fn rebuild(args: RebuildArgs, now: DateTime<Utc>) -> anyhow::Result<E
                 args.state.display()
             )
         })?;
-    let database = args.state.join("ringmaster.db");
-    if args.force
-        && let Some(aside) = recovery::move_aside(&database, now)
-            .with_context(|| format!("move {} aside", database.display()))?
-    {
-        eprintln!("rebuild: the previous store is kept as {}", aside.display());
-    }
-    if args.catch_up && !database.exists() {
-        anyhow::bail!(
-            "{} does not exist: --catch-up brings an existing (restored) store forward; \
-             without it, rebuild makes a new one",
-            database.display()
-        );
-    }
+    // --store (or $RINGMASTER_STORE_URL) names the store; else the SQLite
+    // file in --state.
+    let location = super::store_location(&args.state);
+    let (mut store, shown) = match &location {
+        crate::store::StoreLocation::Sqlite(database) => {
+            if args.force
+                && let Some(aside) = recovery::move_aside(database, now)
+                    .with_context(|| format!("move {} aside", database.display()))?
+            {
+                eprintln!("rebuild: the previous store is kept as {}", aside.display());
+            }
+            if args.catch_up && !database.exists() {
+                anyhow::bail!(
+                    "{} does not exist: --catch-up brings an existing (restored) store forward; \
+                     without it, rebuild makes a new one",
+                    database.display()
+                );
+            }
+            (Store::open(database)?, database.display().to_string())
+        }
+        crate::store::StoreLocation::Postgres(_) => {
+            if args.force {
+                anyhow::bail!(
+                    "--force moves a SQLite file aside; a PostgreSQL store ({location}) is not \
+                     dropped by ringmaster: rebuild into a new, empty database (or drop and \
+                     create this one), or bring it forward with --catch-up"
+                );
+            }
+            (Store::open_location(&location)?, location.redacted())
+        }
+    };
     let connectors = connectors(args.config.as_deref(), &args.state)?;
-    let mut store = Store::open(&database)?;
     let progress = Stages {
         bars: super::progress::Reporter::on_stderr(),
         lines: !std::io::stderr().is_terminal(),
@@ -149,7 +167,7 @@ pub(super) fn rebuild(args: RebuildArgs, now: DateTime<Utc>) -> anyhow::Result<E
     if args.json {
         println!("{}", serde_json::to_string_pretty(&summary)?);
     } else {
-        print!("{}", render(&summary, &database));
+        print!("{}", render(&summary, &shown));
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -170,7 +188,7 @@ fn connectors(
     Ok(crate::daemon::planes::build_configured(&configs)?)
 }
 
-fn render(summary: &Summary, database: &Path) -> String {
+fn render(summary: &Summary, store: &str) -> String {
     let mut text = String::new();
     let verb = if summary.mode == "catch_up" {
         format!("caught up from record #{}", summary.from_sequence)
@@ -179,7 +197,7 @@ fn render(summary: &Summary, database: &Path) -> String {
     };
     text.push_str(&format!(
         "{} {verb} from {} evidence record(s) in {:.2} s: up to record #{} (sha256 {}); the rebuild is record #{}\n",
-        database.display(),
+        store,
         summary.records,
         summary.elapsed_seconds,
         summary.head_sequence,

@@ -185,10 +185,10 @@ pub async fn rebuild(
     let intents = store.list_intents()?.len();
     if head.is_some() || intents > 0 || store.last_event()?.is_some() {
         return Err(RecoveryError::NotEmpty {
-            path: store
-                .path()
-                .map(|path| path.display().to_string())
-                .unwrap_or_default(),
+            path: store.path().map_or_else(
+                || "(PostgreSQL)".to_owned(),
+                |path| path.display().to_string(),
+            ),
             head: head.map_or(0, |head| head.sequence),
             intents,
         });
