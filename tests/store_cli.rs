@@ -140,3 +140,84 @@ fn a_store_password_is_never_printed() {
     assert_eq!(bad.status.code(), Some(2));
     assert!(!stderr(&bad).contains("s3cret-pw"), "{}", stderr(&bad));
 }
+
+/// Replicas on one PostgreSQL store: the first leads and processes; a
+/// second stands by while the lease runs, then takes over with a new epoch
+/// and finds the work done (nothing processed twice); the first then
+/// stands by.
+#[test]
+fn replicas_on_one_postgresql_store_take_turns_leading_by_lease() {
+    let url = postgres::fresh_database();
+    let repo = TestRepo::sample();
+    let keys = tempfile::tempdir().unwrap();
+    let output = ringmaster(&["keygen", "--out", path(keys.path())], keys.path());
+    assert!(output.status.success(), "{}", stderr(&output));
+    let config = support::sim_planes_config(keys.path());
+    let key = keys.path().join("ringmaster.key");
+    let states = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
+    let serve = |replica: usize, now: &str| {
+        let output = ringmaster(
+            &[
+                "serve",
+                "--repo",
+                path(&repo.path),
+                "--state",
+                path(states[replica].path()),
+                "--key",
+                path(&key),
+                "--config",
+                path(&config),
+                "--store",
+                &url,
+                "--now",
+                now,
+                "--once",
+            ],
+            &repo.path,
+        );
+        assert!(
+            output.status.success(),
+            "{}{}",
+            stdout(&output),
+            stderr(&output)
+        );
+        stdout(&output)
+    };
+    let events = |replica: usize| {
+        let output = ringmaster(
+            &[
+                "events",
+                "--state",
+                path(states[replica].path()),
+                "--store",
+                &url,
+                "--format",
+                "json",
+            ],
+            &repo.path,
+        );
+        assert!(output.status.success(), "{}", stderr(&output));
+        stdout(&output).matches("\"seq\"").count()
+    };
+    let first = serve(0, "2026-12-01T00:00:00Z");
+    assert!(first.contains("leader (epoch 1)"), "{first}");
+    assert!(first.contains("evidence record"), "{first}");
+    let after_first = events(0);
+    assert!(after_first > 0);
+
+    let standby = serve(1, "2026-12-01T00:00:05Z");
+    assert!(standby.contains("standby"), "{standby}");
+    assert!(standby.contains("epoch 1"), "{standby}");
+    assert_eq!(events(1), after_first, "a standby writes nothing");
+
+    let takeover = serve(1, "2026-12-01T00:01:00Z");
+    assert!(takeover.contains("leader (epoch 2)"), "{takeover}");
+    assert!(
+        takeover.contains("nothing to process"),
+        "the new leader finds the commit processed: {takeover}"
+    );
+
+    let deposed = serve(0, "2026-12-01T00:01:05Z");
+    assert!(deposed.contains("standby"), "{deposed}");
+    assert!(deposed.contains("epoch 2"), "{deposed}");
+}

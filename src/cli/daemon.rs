@@ -235,6 +235,14 @@ pub(super) fn serve(
         .context("start the async runtime")?;
     if once {
         let step = runtime.block_on(daemon.run_once(clock.clone()))?;
+        match step.leadership {
+            Some((true, epoch)) => println!("leader (epoch {epoch})"),
+            Some((false, epoch)) => {
+                println!("standby: another replica leads (epoch {epoch}); nothing done");
+                return Ok(ExitCode::SUCCESS);
+            }
+            None => {}
+        }
         if step.commits.is_empty() {
             println!("nothing to process: the tracked branch has no new commits");
         }
