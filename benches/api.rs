@@ -119,6 +119,7 @@ fn main() {
     ringmaster::evidence::generate_keypair(&root.join("keys"), None, false).expect("keygen");
     let config = DaemonConfig {
         repo: RepoLocation::Local(governed.clone()),
+        store: None,
         state_dir: root.join("state"),
         key: root.join("keys/ringmaster.key"),
         key_password: None,
@@ -220,7 +221,7 @@ fn main() {
         let issuer = Issuer::start(&[&key]).await;
         let settings = OidcSettings::new(issuer.url.clone(), vec![AUDIENCE.into()]);
         let context = ApiContext::new(ApiContextParts {
-            database,
+            database: ringmaster::store::StoreLocation::Sqlite(database),
             connections: 4,
             governed: GovernedSource::new(governed.clone(), "main".into()),
             evidence_repository: governed.clone(),

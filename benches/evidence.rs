@@ -1,8 +1,10 @@
 //! Evidence benchmark (a plain `harness = false` binary that prints figures):
 //!
 //! 1. durable appends: packs signed and committed per second through
-//!    `EvidenceBranch::append` (fsync included), then `verify_branch` on
-//!    that loose-object repository;
+//!    `EvidenceBranch::append` (one commit and fsync per record), then
+//!    through `EvidenceBranch::append_batch` (one commit and one fsync'd
+//!    pack file for a whole batch, as for a policy edit touching every
+//!    intent), and `verify_branch` on each repository;
 //! 2. verification at scale: N records prepared and signed with
 //!    `prepare_record` (the code `append` uses), loaded with
 //!    `git fast-import` (as a long-lived, packed repository looks), then
@@ -17,6 +19,8 @@
 //! `cargo bench --bench evidence`; environment:
 //! `RINGMASTER_BENCH_PACKS` (N, default 100000),
 //! `RINGMASTER_BENCH_APPENDS` (default 2000),
+//! `RINGMASTER_BENCH_BATCH` (records per batch commit, default 10000),
+//! `RINGMASTER_BENCH_BATCHES` (batches appended, default 3),
 //! `RINGMASTER_BENCH_WORM_APPENDS` (default 500; 0 skips the WORM figures),
 //! `RINGMASTER_BENCH_RECORDS_PER_DAY` (spacing of `created_at`, default 100),
 //! `RINGMASTER_BENCH_FIXTURE` (a directory to keep the N-record repository
@@ -130,6 +134,54 @@ fn measure_appends(count: u64, records_per_day: u64, signer: &SigningKey) {
     );
 }
 
+fn measure_batch_appends(batch: u64, batches: u64, records_per_day: u64, signer: &SigningKey) {
+    let directory = tempfile::TempDir::new().unwrap();
+    git(directory.path(), &["init", "-q", "-b", "main"]);
+    let branch = EvidenceBranch::open(directory.path(), "evidence").unwrap();
+    // One record first, so every batch chains onto an existing tip.
+    branch
+        .append(
+            decision_input(0, records_per_day),
+            signer,
+            &AppendContext::default(),
+        )
+        .unwrap();
+    let mut rates = Vec::new();
+    for round in 0..batches {
+        let inputs: Vec<_> = (1..=batch)
+            .map(|number| decision_input(round * batch + number, records_per_day))
+            .collect();
+        let started = Instant::now();
+        let records = branch
+            .append_batch(inputs, signer, &AppendContext::default())
+            .unwrap();
+        let elapsed = started.elapsed();
+        assert_eq!(records.len() as u64, batch);
+        rates.push(batch as f64 / elapsed.as_secs_f64());
+        println!(
+            "append_batch (durable, one commit, one pack file): batch {} of {batch} records in {:.2} s = {:.0} records/s",
+            round + 1,
+            elapsed.as_secs_f64(),
+            batch as f64 / elapsed.as_secs_f64()
+        );
+    }
+    rates.sort_by(f64::total_cmp);
+    println!(
+        "append_batch median: {:.0} records/s over {batches} batches of {batch}",
+        rates[rates.len() / 2]
+    );
+    let started = Instant::now();
+    let report =
+        verify_branch(directory.path(), "evidence", &signer.verifying_key(), None).unwrap();
+    assert!(report.ok, "{report}");
+    assert_eq!(report.records_checked, 1 + batch * batches);
+    println!(
+        "verify (batch commits): {} records in {:.2} s",
+        report.records_checked,
+        started.elapsed().as_secs_f64()
+    );
+}
+
 fn build_fixture(directory: &Path, count: u64, records_per_day: u64, signer: &SigningKey) {
     git(directory, &["init", "-q", "--bare"]);
     let mut child = Command::new("git")
@@ -197,6 +249,11 @@ fn main() {
 
     if appends > 0 {
         measure_appends(appends, records_per_day, &signer);
+    }
+    let batch = environment_number("RINGMASTER_BENCH_BATCH", 10_000);
+    let batches = environment_number("RINGMASTER_BENCH_BATCHES", 3);
+    if batch > 0 && batches > 0 {
+        measure_batch_appends(batch, batches, records_per_day, &signer);
     }
 
     let temporary = tempfile::TempDir::new().unwrap();

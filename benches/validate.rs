@@ -3,7 +3,12 @@
 //! same run, `check-jsonschema` validating the same intent files against the
 //! same schema when it is installed (`pip install check-jsonschema`).
 //!
-//! Run: `cargo bench --bench validate` (builds the release binary first).
+//! Prints each run's time and peak RSS, the median of several runs after a
+//! warm-up, and the ratio to check-jsonschema's median.
+//!
+//! Run: `cargo bench --bench validate` (cargo builds the release binary first);
+//! `RINGMASTER_BENCH_RUNS` (default 5), `RINGMASTER_BENCH_CHECKER_RUNS`
+//! (default 3).
 
 use std::path::Path;
 use std::process::Command;
@@ -24,19 +29,9 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(10_000);
-    // This bench runs from <target>/release/deps/; the binary is <target>/release/ringmaster.
-    let binary = std::env::current_exe()
-        .expect("bench path")
-        .parent()
-        .and_then(Path::parent)
-        .expect("target/release")
-        .join("ringmaster");
-    let build = Command::new("cargo")
-        .args(["build", "--release", "--quiet", "--bin", "ringmaster"])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .status()
-        .expect("cargo runs");
-    assert!(build.success(), "release build failed");
+    // The release binary cargo built for this bench (in the target
+    // directory, wherever the build directory is).
+    let binary = Path::new(env!("CARGO_BIN_EXE_ringmaster")).to_path_buf();
 
     let dir = tempfile::tempdir().expect("temp dir");
     let started = Instant::now();
@@ -61,20 +56,27 @@ fn main() {
         started.elapsed()
     );
 
-    for run in 1..=3 {
-        let started = Instant::now();
-        let output = Command::new(&binary)
-            .args([
-                "validate",
-                "--format",
-                "json",
-                "--now",
-                "2026-12-01T00:00:00Z",
-            ])
-            .arg(dir.path())
-            .output()
-            .expect("ringmaster runs");
-        let elapsed = started.elapsed();
+    // One warm-up run (page cache, binary), then the median of
+    // `RINGMASTER_BENCH_RUNS` runs (default 5). Each run is the whole
+    // process as a user runs it; its peak RSS is read from GNU time when
+    // installed (`/usr/bin/time`).
+    let runs: usize = std::env::var("RINGMASTER_BENCH_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(5)
+        .max(1);
+    let mut validate_runs = Vec::new();
+    for run in 0..=runs {
+        let mut command = timed(&binary);
+        command.args([
+            "validate",
+            "--format",
+            "json",
+            "--now",
+            "2026-12-01T00:00:00Z",
+        ]);
+        command.arg(dir.path());
+        let (output, elapsed, peak_kib) = run_timed(command);
         let report: serde_json::Value =
             serde_json::from_slice(&output.stdout).expect("json report");
         let judged = report["intents"].as_array().map(Vec::len).unwrap_or(0);
@@ -84,11 +86,32 @@ fn main() {
             .unwrap_or(0);
         assert_eq!(judged, intents, "every intent judged");
         println!(
-            "run {run}: ringmaster validate (read git, parse, schema, links, risk, Rego): {:.3} s for {intents} intents ({allowed} ALLOW), exit {}",
-            elapsed.as_secs_f64(),
+            "{}: ringmaster validate (read git, parse, schema, links, risk, Rego): {:.3} s, peak RSS {} for {intents} intents ({allowed} ALLOW), exit {}",
+            if run == 0 {
+                "warm-up".to_string()
+            } else {
+                format!("run {run}")
+            },
+            elapsed,
+            peak_kib.map_or("n/a".to_string(), |kib| format!(
+                "{:.0} MiB",
+                kib as f64 / 1024.0
+            )),
             output.status.code().unwrap_or(-1)
         );
+        if run > 0 {
+            validate_runs.push((elapsed, peak_kib));
+        }
     }
+    let validate_median = median(validate_runs.iter().map(|(elapsed, _)| *elapsed).collect());
+    let validate_peak = validate_runs.iter().filter_map(|(_, peak)| *peak).max();
+    println!(
+        "ringmaster validate: median {validate_median:.3} s over {runs} runs, peak RSS {} (max over runs)",
+        validate_peak.map_or("n/a".to_string(), |kib| format!(
+            "{:.0} MiB",
+            kib as f64 / 1024.0
+        ))
+    );
 
     let schema =
         Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas/deployment-intent.schema.json");
@@ -98,21 +121,71 @@ fn main() {
         .map(|e| e.path())
         .collect();
     intent_files.sort();
-    let started = Instant::now();
-    match Command::new("check-jsonschema")
-        .arg("--schemafile")
-        .arg(&schema)
-        .args(&intent_files)
-        .output()
-    {
-        Ok(output) => println!(
-            "check-jsonschema (schema only, same {} intent files, same schema): {:.3} s, exit {}",
+    let checker_runs: usize = std::env::var("RINGMASTER_BENCH_CHECKER_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3)
+        .max(1);
+    let mut checker_times = Vec::new();
+    for _ in 0..checker_runs {
+        let mut command = timed(Path::new("check-jsonschema"));
+        command.arg("--schemafile").arg(&schema).args(&intent_files);
+        if Command::new("check-jsonschema")
+            .arg("--version")
+            .output()
+            .is_err()
+        {
+            break;
+        }
+        let (output, elapsed, peak_kib) = run_timed(command);
+        println!(
+            "check-jsonschema (schema only, same {} intent files, same schema): {elapsed:.3} s, peak RSS {}, exit {}",
             intent_files.len(),
-            started.elapsed().as_secs_f64(),
+            peak_kib.map_or("n/a".to_string(), |kib| format!(
+                "{:.0} MiB",
+                kib as f64 / 1024.0
+            )),
             output.status.code().unwrap_or(-1)
-        ),
-        Err(_) => println!(
-            "check-jsonschema not installed (pip install check-jsonschema) — skipped the comparison"
-        ),
+        );
+        checker_times.push(elapsed);
     }
+    if checker_times.is_empty() {
+        println!(
+            "check-jsonschema not installed (pip install check-jsonschema) — skipped the comparison"
+        );
+    } else {
+        let checker_median = median(checker_times);
+        println!(
+            "check-jsonschema: median {checker_median:.3} s over {checker_runs} runs; ringmaster validate is {:.1}x faster",
+            checker_median / validate_median
+        );
+    }
+}
+
+/// `program` under GNU time (peak RSS on stderr's last line) when
+/// installed, else alone.
+fn timed(program: &Path) -> Command {
+    if Path::new("/usr/bin/time").exists() {
+        let mut command = Command::new("/usr/bin/time");
+        command.args(["-f", "PEAK_RSS_KIB=%M"]).arg(program);
+        command
+    } else {
+        Command::new(program)
+    }
+}
+
+fn run_timed(mut command: Command) -> (std::process::Output, f64, Option<u64>) {
+    let started = Instant::now();
+    let output = command.output().expect("the command runs");
+    let elapsed = started.elapsed().as_secs_f64();
+    let peak = String::from_utf8_lossy(&output.stderr)
+        .lines()
+        .rev()
+        .find_map(|line| line.strip_prefix("PEAK_RSS_KIB=")?.trim().parse().ok());
+    (output, elapsed, peak)
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
 }

@@ -21,6 +21,10 @@ command -v chromedriver >/dev/null 2>&1 || need_apt+=(chromium-driver)
 command -v script >/dev/null 2>&1 || need_apt+=(bsdutils)
 # Signed-commit tests make SSH keys and signatures with the real ssh-keygen.
 command -v ssh-keygen >/dev/null 2>&1 || need_apt+=(openssh-client)
+# PostgreSQL for the shared store suite (tests/support/postgres.rs runs its
+# own initdb + postgres in a temp dir; Debian keeps the binaries off PATH).
+command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 \
+  || need_apt+=(postgresql)
 # Git over SSH is tested against a real sshd on 127.0.0.1.
 [ -x /usr/sbin/sshd ] || need_apt+=(openssh-server)
 if [ ${#need_apt[@]} -gt 0 ]; then

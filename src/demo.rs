@@ -489,6 +489,7 @@ pub async fn run(
     let config = DaemonConfig {
         repo: RepoLocation::Local(repo_dir.clone()),
         state_dir,
+        store: None,
         key: keys.secret_key.clone(),
         key_password: None,
         branch: "main".into(),

@@ -27,6 +27,7 @@ pub mod planes;
 pub mod policy;
 pub mod progress;
 pub mod reconciler;
+pub mod recovery;
 pub mod risk;
 pub mod sample;
 pub mod sandbox;

@@ -59,6 +59,7 @@ impl Setup {
         let siem = state.path().join("siem.jsonl");
         let config = DaemonConfig {
             repo: RepoLocation::Local(repo.path.clone()),
+            store: None,
             state_dir: state.path().to_path_buf(),
             key: paths.secret_key,
             key_password: None,

@@ -112,6 +112,7 @@ async fn setup() -> Setup {
     let state = tempfile::tempdir().expect("state");
     let config = DaemonConfig {
         repo: RepoLocation::Remote(hosted.url.clone()),
+        store: None,
         state_dir: state.path().to_path_buf(),
         key: paths.secret_key,
         key_password: None,
@@ -259,6 +260,7 @@ async fn git_setup(remote: bool) -> GitSetup {
     let state = tempfile::tempdir().expect("state");
     let config = DaemonConfig {
         repo,
+        store: None,
         state_dir: state.path().to_path_buf(),
         key: paths.secret_key,
         key_password: None,

@@ -35,6 +35,7 @@ impl Fleet {
         let state = tempfile::tempdir().expect("state");
         let config = DaemonConfig {
             repo: RepoLocation::Local(repo.path.clone()),
+            store: None,
             state_dir: state.path().to_path_buf(),
             key: paths.secret_key,
             key_password: None,

@@ -45,8 +45,8 @@ impl std::fmt::Debug for ApiContext {
 
 /// How to build an [`ApiContext`].
 pub struct ApiContextParts {
-    /// The state database file (`<state>/ringmaster.db`).
-    pub database: PathBuf,
+    /// The state store (by default `<state>/ringmaster.db`).
+    pub database: crate::store::StoreLocation,
     /// How many store connections requests share.
     pub connections: usize,
     pub governed: GovernedSource,
@@ -63,7 +63,7 @@ pub struct ApiContextParts {
 impl ApiContext {
     pub fn new(parts: ApiContextParts) -> Result<ApiContext, crate::store::StoreError> {
         let stores = (0..parts.connections.max(1))
-            .map(|_| Store::open(&parts.database).map(Mutex::new))
+            .map(|_| Store::open_location(&parts.database).map(Mutex::new))
             .collect::<Result<Vec<_>, _>>()?;
         Ok(ApiContext {
             stores,

@@ -235,6 +235,14 @@ pub(super) fn serve(
         .context("start the async runtime")?;
     if once {
         let step = runtime.block_on(daemon.run_once(clock.clone()))?;
+        match step.leadership {
+            Some((true, epoch)) => println!("leader (epoch {epoch})"),
+            Some((false, epoch)) => {
+                println!("standby: another replica leads (epoch {epoch}); nothing done");
+                return Ok(ExitCode::SUCCESS);
+            }
+            None => {}
+        }
         if step.commits.is_empty() {
             println!("nothing to process: the tracked branch has no new commits");
         }
@@ -325,7 +333,7 @@ pub(super) fn verify(
     let governed = GovernedRepo::open(repo)?;
     // Never created: a missing or empty state database is an error.
     let store = match state {
-        Some(dir) => Some(Store::open_existing(&dir.join("ringmaster.db"))?),
+        Some(dir) => Some(Store::open_existing_location(&super::store_location(dir))?),
         None => None,
     };
     let expected = match &store {
@@ -368,7 +376,7 @@ pub(super) fn verify(
     }
     let mut ok = report.ok;
     if let Some(store) = &store {
-        let check = state_check(store, &report)?;
+        let check = state_check(store, &report, governed.repository.path(), branch)?;
         for line in &check.lines {
             println!("{line}");
         }
@@ -394,7 +402,12 @@ struct StateCheck {
 /// the append-only triggers, and the anchor of the last record that has
 /// one (the log must still hold that event with that hash: a truncated,
 /// emptied or rewritten log fails, whatever was done to its hashes).
-fn state_check(store: &Store, report: &VerifyReport) -> anyhow::Result<StateCheck> {
+fn state_check(
+    store: &Store,
+    report: &VerifyReport,
+    repository: &Path,
+    branch: &str,
+) -> anyhow::Result<StateCheck> {
     let chain = store.verify_event_chain()?;
     let mut lines = Vec::new();
     let mut ok = true;
@@ -412,7 +425,46 @@ fn state_check(store: &Store, report: &VerifyReport) -> anyhow::Result<StateChec
                 .to_owned(),
         );
     }
+    // A store behind the branch (restored from a backup) is named as such
+    // first: its log lacks the events the newer records anchor.
+    let mut behind = false;
+    if report.ok {
+        let evidence = crate::evidence::EvidenceBranch::open(repository, branch)?;
+        use crate::recovery::standing::Standing;
+        match crate::recovery::standing::standing(store, &evidence)? {
+            standing @ (Standing::Behind { .. } | Standing::Empty { .. }) => {
+                ok = false;
+                behind = true;
+                if let Some(message) = standing.refusal() {
+                    lines.push(format!("state store: {message}"));
+                }
+            }
+            Standing::Lagging {
+                store_sequence,
+                branch_sequence,
+            } => lines.push(format!(
+                "state store: evidence head #{store_sequence}, the branch's #{branch_sequence}: \
+                 records written by this store's daemon that it has not noted yet (it does at its next step)"
+            )),
+            Standing::Current { .. } | Standing::Ahead { .. } => {}
+        }
+    }
+    // After a rebuild the event log starts again; the rebuild's signed
+    // record anchors it like any other.
+    let rebuilt = crate::recovery::standing::last_rebuild(store)?;
+    if let Some(rebuilt) = &rebuilt {
+        lines.push(format!(
+            "state store: rebuilt from the evidence branch up to record #{} on {} (event #{}); \
+             the events of records #{}..#{} are anchored on the evidence branch only",
+            rebuilt.evidence_sequence,
+            rebuilt.at.to_rfc3339(),
+            rebuilt.event_seq,
+            rebuilt.from_sequence + 1,
+            rebuilt.evidence_sequence
+        ));
+    }
     match &report.event_chain_anchor {
+        _ if behind => {}
         Some((record, anchor)) => match store.event_hash(anchor.seq)? {
             None => {
                 ok = false;
@@ -458,7 +510,7 @@ pub(super) fn events(
     correlation_id: Option<String>,
     format: Format,
 ) -> anyhow::Result<ExitCode> {
-    let store = Store::open_existing(&state.join("ringmaster.db"))?;
+    let store = Store::open_existing_location(&super::store_location(state))?;
     let events = store.events(&EventFilter {
         intent_id: intent,
         correlation_id,

@@ -164,15 +164,17 @@ fn export(
     let governed = GovernedRepo::open(repo)?;
     let evidence = EvidenceBranch::open(governed.repository.path(), branch)?;
     let mut store = match state {
-        Some(dir) => {
-            let database = dir.join("ringmaster.db");
-            anyhow::ensure!(
-                database.exists(),
-                "{} does not exist; pass the --state directory the daemon uses",
-                database.display()
-            );
-            Some(Store::open(&database)?)
-        }
+        Some(dir) => match super::store_location(dir) {
+            crate::store::StoreLocation::Sqlite(database) => {
+                anyhow::ensure!(
+                    database.exists(),
+                    "{} does not exist; pass the --state directory the daemon uses",
+                    database.display()
+                );
+                Some(Store::open(&database)?)
+            }
+            location => Some(Store::open_existing_location(&location)?),
+        },
         None => None,
     };
     let options = ExportOptions {

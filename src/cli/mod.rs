@@ -4,6 +4,7 @@
 //! Exit codes: 0 success, 1 the repository (or evidence) is not acceptable,
 //! 2 usage or I/O failure.
 
+mod backup;
 mod daemon;
 mod demo;
 mod evidence;
@@ -11,6 +12,7 @@ mod init;
 mod output;
 mod plan;
 mod progress;
+mod rebuild;
 mod remote;
 mod simulate;
 mod status;
@@ -35,6 +37,69 @@ use std::process::ExitCode;
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+    #[command(flatten)]
+    pub store: StoreArgs,
+}
+
+/// Where the state store is, for every command that opens it.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct StoreArgs {
+    /// The state store, instead of the SQLite file in --state:
+    /// `sqlite:PATH` or `postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE`
+    /// (also from $RINGMASTER_STORE_URL). --state still holds the rest of
+    /// the daemon's local state. Prefer --store-file for a URL with a
+    /// password; it is never printed.
+    #[arg(long, global = true, value_name = "URL")]
+    pub store: Option<String>,
+    /// A file whose first line is the store URL (keeps a password off the
+    /// command line).
+    #[arg(long, global = true, value_name = "FILE", conflicts_with = "store")]
+    pub store_file: Option<PathBuf>,
+}
+
+impl StoreArgs {
+    /// The location named by --store, --store-file or $RINGMASTER_STORE_URL,
+    /// in that order; `None`: the SQLite file in --state.
+    pub fn resolve(
+        &self,
+        environment: &dyn Fn(&str) -> Option<String>,
+    ) -> anyhow::Result<Option<crate::store::StoreLocation>> {
+        use crate::store::StoreLocation;
+        if let Some(text) = &self.store {
+            return Ok(Some(StoreLocation::parse(text)?));
+        }
+        if let Some(file) = &self.store_file {
+            let text = std::fs::read_to_string(file).map_err(|error| {
+                anyhow::anyhow!("cannot read --store-file {}: {error}", file.display())
+            })?;
+            let line = text.lines().next().unwrap_or_default();
+            return Ok(Some(StoreLocation::parse(line).map_err(|error| {
+                anyhow::anyhow!("--store-file {}: {error}", file.display())
+            })?));
+        }
+        match environment(crate::store::STORE_URL_ENV) {
+            Some(text) if !text.trim().is_empty() => {
+                Ok(Some(StoreLocation::parse(&text).map_err(|error| {
+                    anyhow::anyhow!("${}: {error}", crate::store::STORE_URL_ENV)
+                })?))
+            }
+            _ => Ok(None),
+        }
+    }
+}
+
+/// The store location of this command line (set by [`run`]).
+static STORE_LOCATION: std::sync::Mutex<Option<crate::store::StoreLocation>> =
+    std::sync::Mutex::new(None);
+
+/// Where the commands open the store: --store and friends, else the
+/// SQLite file in the state directory.
+pub(crate) fn store_location(state: &std::path::Path) -> crate::store::StoreLocation {
+    STORE_LOCATION
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .clone()
+        .unwrap_or_else(|| crate::store::StoreLocation::Sqlite(state.join("ringmaster.db")))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -373,6 +438,57 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = Format::Human)]
         format: Format,
     },
+    /// Make the state store again from the evidence branch and the planes.
+    ///
+    /// Verifies the evidence branch first (a tampered branch is refused,
+    /// exit 1), then writes every intent's verdict and rollout (ring
+    /// progress, rolled-back versions), the rings held, the evidence
+    /// journal, the processed commits and the evidence head, and asks each
+    /// plane of --config about the rings being started, so that the daemon
+    /// afterwards does nothing again that already happened. The store must
+    /// be empty (--force moves an existing one aside); --catch-up brings a
+    /// store restored from a backup forward instead. The rebuild itself is
+    /// a signed record on the evidence branch (--key), which anchors the
+    /// new store's event log. The rebuild itself is
+    /// a signed record on the evidence branch (--key), anchoring the new
+    /// store's event log.
+    ///
+    /// Examples:
+    ///   ringmaster rebuild --repo /srv/governed --state /var/lib/ringmaster \
+    ///     --public-key ringmaster.pub --key ringmaster.key --config /etc/ringmaster/daemon.yaml
+    ///   ringmaster rebuild --catch-up --repo . --state /var/lib/ringmaster \
+    ///     --public-key ringmaster.pub --key ringmaster.key
+    #[command(verbatim_doc_comment)]
+    Rebuild(rebuild::RebuildArgs),
+    /// Copy the state store while the daemon runs (SQLite online backup).
+    ///
+    /// The copy is one consistent moment of the store; it never overwrites
+    /// a file. Restore it with `ringmaster restore`.
+    Backup {
+        /// The daemon's state directory.
+        #[arg(long)]
+        state: PathBuf,
+        /// The backup file to write (must not exist).
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Put a backup of the state store back (the daemon must be stopped).
+    ///
+    /// Refuses while a daemon holds the state directory; an existing store
+    /// is moved aside (--force), never deleted. Then run `verify --state`:
+    /// a store behind the evidence branch is brought forward with
+    /// `rebuild --catch-up`.
+    Restore {
+        /// The backup file (from `ringmaster backup`).
+        #[arg(long)]
+        from: PathBuf,
+        /// The daemon's state directory.
+        #[arg(long)]
+        state: PathBuf,
+        /// Move an existing store aside and restore in its place.
+        #[arg(long)]
+        force: bool,
+    },
     /// Print the OpenAPI 3.1 document of the control plane's `/api/v1`
     /// (as served at /api/v1/openapi.json and committed in docs/openapi.json).
     Openapi,
@@ -429,6 +545,16 @@ pub enum SchemaCommand {
 /// Runs a parsed command line with the clock `main` provides.
 pub fn run(cli: Cli, clock: crate::daemon::Clock) -> ExitCode {
     let now = clock();
+    let store = match cli.store.resolve(&|name| std::env::var(name).ok()) {
+        Ok(store) => store,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            return ExitCode::from(2);
+        }
+    };
+    *STORE_LOCATION
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner()) = store.clone();
     let result = match cli.command {
         Command::Validate {
             repo,
@@ -489,6 +615,7 @@ pub fn run(cli: Cli, clock: crate::daemon::Clock) -> ExitCode {
                 poll_seconds,
                 siem,
                 evidence_remote: None,
+                store: store.clone(),
                 ..(*forge).into_raw_config()
             };
             daemon::serve(flags, config.as_deref(), once, clock)
@@ -562,6 +689,9 @@ pub fn run(cli: Cli, clock: crate::daemon::Clock) -> ExitCode {
             command: SchemaCommand::Export { dir },
         } => schema_export(&dir),
         Command::Evidence { command } => evidence::run(command, now),
+        Command::Rebuild(args) => rebuild::rebuild(args, now),
+        Command::Backup { state, out } => backup::backup(&state, &out),
+        Command::Restore { from, state, force } => backup::restore(&from, &state, force, now),
         Command::Openapi => {
             print!("{}", crate::api::v1::openapi_json());
             Ok(ExitCode::SUCCESS)

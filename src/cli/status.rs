@@ -10,7 +10,9 @@ use std::path::Path;
 use std::process::ExitCode;
 
 fn open(state: &Path) -> anyhow::Result<Store> {
-    Ok(Store::open_existing(&state.join("ringmaster.db"))?)
+    Ok(Store::open_existing_location(&super::store_location(
+        state,
+    ))?)
 }
 
 pub(super) fn status(state: &Path, format: Format) -> anyhow::Result<ExitCode> {

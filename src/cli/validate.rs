@@ -134,8 +134,8 @@ fn runtime_facts(state: Option<&Path>) -> anyhow::Result<Box<dyn RuntimeFacts>> 
     let Some(state) = state else {
         return Ok(Box::new(NoRuntime));
     };
-    let database = state.join("ringmaster.db");
-    let store = crate::store::Store::open_existing(&database).with_context(|| {
+    let location = super::store_location(state);
+    let store = crate::store::Store::open_existing_location(&location).with_context(|| {
         format!(
             "--state {}: cannot open the daemon's store",
             state.display()

@@ -84,7 +84,7 @@ pub fn frame(records: &[IntentRecord], title: &str) -> String {
 
 /// Redraws the view every `interval`; `frames` stops after that many (tests).
 pub fn watch(state: &Path, interval: Duration, frames: Option<u64>) -> anyhow::Result<()> {
-    let store = Store::open_existing(&state.join("ringmaster.db"))?;
+    let store = Store::open_existing_location(&super::store_location(state))?;
     let terminal = std::io::stdout().is_terminal();
     let mut shown = 0u64;
     loop {

@@ -70,6 +70,10 @@ pub enum SiemSink {
 pub struct RawConfig {
     pub repo: Option<String>,
     pub state: Option<PathBuf>,
+    /// The state store, instead of the SQLite file in `state`
+    /// (`sqlite:PATH` or `postgres://...`; `RINGMASTER_STORE_URL`).
+    #[serde(default, deserialize_with = "deserialize_store")]
+    pub store: Option<crate::store::StoreLocation>,
     pub key: Option<PathBuf>,
     pub branch: Option<String>,
     pub evidence_branch: Option<String>,
@@ -305,6 +309,7 @@ impl RawConfig {
         RawConfig {
             repo: over.repo.or(self.repo),
             state: over.state.or(self.state),
+            store: over.store.or(self.store),
             key: over.key.or(self.key),
             branch: over.branch.or(self.branch),
             evidence_branch: over.evidence_branch.or(self.evidence_branch),
@@ -382,6 +387,17 @@ impl RawConfig {
         Ok(RawConfig {
             repo: lookup("RINGMASTER_REPO"),
             state: lookup("RINGMASTER_STATE").map(PathBuf::from),
+            store: lookup(crate::store::STORE_URL_ENV)
+                .filter(|text| !text.trim().is_empty())
+                .map(|text| {
+                    crate::store::StoreLocation::parse(&text).map_err(|error| {
+                        ConfigError::Invalid {
+                            setting: "store".into(),
+                            message: error.to_string(),
+                        }
+                    })
+                })
+                .transpose()?,
             key: lookup("RINGMASTER_KEY").map(PathBuf::from),
             branch: lookup("RINGMASTER_BRANCH"),
             evidence_branch: lookup("RINGMASTER_EVIDENCE_BRANCH"),
@@ -516,6 +532,7 @@ impl RawConfig {
             api,
             evidence_object_store,
             repo,
+            store: self.store,
             state_dir,
             key,
             key_password,
@@ -540,6 +557,8 @@ impl RawConfig {
 pub struct DaemonConfig {
     pub repo: RepoLocation,
     pub state_dir: PathBuf,
+    /// The state store; `None`: the SQLite file `ringmaster.db` in `state_dir`.
+    pub store: Option<crate::store::StoreLocation>,
     pub key: PathBuf,
     pub key_password: Option<Secret>,
     /// The tracked branch of the governed repository.
@@ -569,6 +588,27 @@ pub struct DaemonConfig {
     pub notifications: Vec<crate::notify::NotificationTarget>,
     /// How the fetch and the evidence push authenticate.
     pub git_credentials: GitAuth,
+}
+
+impl DaemonConfig {
+    /// Where the daemon's store is.
+    pub fn store_location(&self) -> crate::store::StoreLocation {
+        self.store.clone().unwrap_or_else(|| {
+            crate::store::StoreLocation::Sqlite(self.state_dir.join("ringmaster.db"))
+        })
+    }
+}
+
+/// `store:` in a config file: a store location (never echoed back).
+fn deserialize_store<'de, D>(
+    deserializer: D,
+) -> Result<Option<crate::store::StoreLocation>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    let text: Option<String> = Option::deserialize(deserializer)?;
+    text.map(|text| crate::store::StoreLocation::parse(&text).map_err(serde::de::Error::custom))
+        .transpose()
 }
 
 #[derive(Debug, thiserror::Error)]

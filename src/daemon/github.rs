@@ -111,7 +111,7 @@ impl Daemon {
                 Some(secret) => Some(Arc::new(WebhookState {
                     secret: secret.clone(),
                     repository: format!("{}/{}", github.settings.owner, github.settings.repository),
-                    store: Mutex::new(Store::open(&self.config.state_dir.join("ringmaster.db"))?),
+                    store: Mutex::new(Store::open_location(&self.config.store_location())?),
                     clock,
                     // A full channel already holds a wake-up; the queue is the store.
                     on_enqueued: Box::new(move || {
@@ -129,7 +129,7 @@ impl Daemon {
             let intake = Arc::new(api::incidents::IncidentIntake {
                 alertmanager: incidents.alertmanager.clone(),
                 webhook_secret: incidents.webhook_secret.clone(),
-                store: Mutex::new(Store::open(&self.config.state_dir.join("ringmaster.db"))?),
+                store: Mutex::new(Store::open_location(&self.config.store_location())?),
                 clock: incident_clock,
                 // The gates read the store; wake the loop so they look now.
                 on_recorded: Box::new(move || {
@@ -167,7 +167,7 @@ impl Daemon {
             RepoLocation::Remote(_) => self.config.state_dir.join("mirror.git"),
         };
         let context = api::context::ApiContext::new(api::context::ApiContextParts {
-            database: self.config.state_dir.join("ringmaster.db"),
+            database: self.config.store_location(),
             connections: 4,
             governed: api::governed::GovernedSource::new(governed_path, self.config.branch.clone()),
             evidence_repository: self.repo.repository.path().to_path_buf(),

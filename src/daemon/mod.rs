@@ -156,6 +156,8 @@ pub struct Daemon {
     next_reconcile: Option<DateTime<Utc>>,
     /// Whether in-flight work of a previous process was re-sent.
     recovered: bool,
+    /// This replica's name in the leadership lease (shared stores only).
+    replica: String,
     /// GitHub, when configured (connected by `connect_forge`).
     forge: Option<crate::forge::Forge>,
     /// What the evidence remote is known to hold, and its breaker.
@@ -191,6 +193,23 @@ pub struct StepReport {
     pub commits: Vec<CommitReport>,
     pub drive: rollout::DriveReport,
     pub reconcile: Option<reconcile::ReconcileReport>,
+    /// On a shared (PostgreSQL) store: whether this replica led the step
+    /// (`false`: a standby, which did nothing) and the epoch seen.
+    pub leadership: Option<(bool, u64)>,
+}
+
+/// How long a replica's leadership lasts without renewal (each step renews
+/// it) on a shared store; a standby takes over once it has expired.
+pub const LEADER_LEASE_SECONDS: i64 = 15;
+
+/// `hostname:pid`: unique among the replicas sharing a store.
+fn replica_name() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|text| text.trim().to_string())
+        .filter(|text| !text.is_empty())
+        .unwrap_or_else(|| "replica".to_string());
+    format!("{host}:{}", std::process::id())
 }
 
 impl Daemon {
@@ -216,7 +235,7 @@ impl Daemon {
             path: config.key.clone(),
             source,
         })?;
-        let store = Store::open(&config.state_dir.join("ringmaster.db"))?;
+        let store = Store::open_location(&config.store_location())?;
         let git_credentials = GitCredentials::new(config.git_credentials.clone());
         let repo = match &config.repo {
             RepoLocation::Local(path) => GovernedRepo::open(path)?,
@@ -244,6 +263,21 @@ impl Daemon {
                 evidence = evidence.copy_after_push();
             }
         }
+        // A store behind the evidence branch (restored from a backup) or
+        // empty beside a branch with records would do again what the
+        // records say was done: `ringmaster rebuild` first.
+        let standing = crate::recovery::standing::standing(&store, &evidence).map_err(|error| {
+            DaemonError::State {
+                path: config.state_dir.clone(),
+                message: error.to_string(),
+            }
+        })?;
+        if let Some(message) = standing.refusal() {
+            return Err(DaemonError::State {
+                path: config.state_dir.clone(),
+                message,
+            });
+        }
         let plane_registry = PlaneRegistry::open(
             config.planes.clone(),
             config.config_file.clone(),
@@ -269,6 +303,7 @@ impl Daemon {
             good: None,
             next_reconcile: None,
             recovered: false,
+            replica: replica_name(),
             forge: None,
             push: performer::EvidencePush::default(),
             schedule: None,
@@ -392,13 +427,65 @@ impl Daemon {
         now: DateTime<Utc>,
         process: bool,
     ) -> Result<(StepReport, Option<DaemonError>), DaemonError> {
+        // On a shared store only the leader acts; a standby does nothing
+        // (the HTTP server still stores webhooks for the leader).
+        let leadership = self.lead(now)?;
+        if let Some((false, _)) = leadership {
+            return Ok((
+                StepReport {
+                    leadership,
+                    ..StepReport::default()
+                },
+                None,
+            ));
+        }
         // New targets start at the log's head, before this step adds to it.
         if let Err(error) = self.notifier.prepare(&mut self.store) {
             tracing::warn!(%error, "notifications: cannot start the targets' cursors");
         }
-        let result = self.step_inner(now, process).await;
+        let result = self
+            .step_inner(now, process)
+            .await
+            .map(|(report, processing)| {
+                (
+                    StepReport {
+                        leadership,
+                        ..report
+                    },
+                    processing,
+                )
+            });
         self.notify(now).await;
         result
+    }
+
+    /// Takes or renews the lead on a shared (PostgreSQL) store; `None` on
+    /// SQLite (one machine, one daemon: the instance lock). A replica that
+    /// takes over resumes the in-flight actions through the journal; one
+    /// that lost the lead is fenced by the database until it stands by.
+    fn lead(&mut self, now: DateTime<Utc>) -> Result<Option<(bool, u64)>, DaemonError> {
+        if self.store.dialect() != crate::store::db::Dialect::Postgres {
+            return Ok(None);
+        }
+        let outcome = self.store.try_lead(
+            &self.replica,
+            chrono::Duration::seconds(LEADER_LEASE_SECONDS),
+            now,
+        )?;
+        let leadership = outcome.leadership();
+        match &outcome {
+            crate::store::LeadershipOutcome::Acquired(_) => {
+                tracing::info!(replica = %self.replica, epoch = leadership.epoch, "leading");
+                self.recovered = false;
+            }
+            crate::store::LeadershipOutcome::Renewed(_) => {}
+            crate::store::LeadershipOutcome::Standby(_) => tracing::info!(
+                leader = %leadership.holder,
+                epoch = leadership.epoch,
+                "standby: another replica leads"
+            ),
+        }
+        Ok(Some((outcome.is_leader(), leadership.epoch)))
     }
 
     /// Sends the notifications owed; a failure is logged and retried later.

@@ -264,6 +264,12 @@ impl Performer<'_> {
                 record_type,
                 summary,
             } => {
+                // The run as the store holds it with this record: what
+                // `ringmaster rebuild` restores it from (docs/evidence.md).
+                let mut summary = summary;
+                if let Value::Object(object) = &mut summary {
+                    object.insert("run".into(), json!(run));
+                }
                 let written =
                     self.record_evidence(intent_id, &transition_id, &record_type, summary, now)?;
                 vec![match written {
@@ -382,9 +388,13 @@ impl Performer<'_> {
         if planned.state == ActionState::Confirmed {
             return Ok(Ok(planned.external_id.unwrap_or_default()));
         }
-        if let Some(sha) = self.tip_holds_transition(transition_id) {
-            self.confirm(&planned.key, planned.state, &sha, now)?;
-            return Ok(Ok(sha));
+        if let Some(tip) = self.tip_holds_transition(transition_id) {
+            self.confirm(&planned.key, planned.state, &tip.pack_sha256, now)?;
+            // A crash after the append, before the store heard of it: the
+            // store's evidence head catches up with the branch.
+            self.store
+                .set_evidence_head(tip.sequence, &tip.pack_sha256, &tip.commit, now)?;
+            return Ok(Ok(tip.pack_sha256));
         }
         let identity = GitIdentity {
             name: "ringmaster".into(),
@@ -476,8 +486,8 @@ impl Performer<'_> {
         Ok(())
     }
 
-    /// The tip pack's sha256 when the tip records this transition.
-    fn tip_holds_transition(&self, transition_id: &str) -> Option<String> {
+    /// The tip when it records this transition.
+    fn tip_holds_transition(&self, transition_id: &str) -> Option<crate::evidence::ChainTip> {
         let tip = self.evidence.tip().ok()??;
         let repository = git2::Repository::open(self.evidence.repository_path()).ok()?;
         let commit = repository
@@ -491,7 +501,7 @@ impl Performer<'_> {
         let blob = repository.find_blob(entry.id()).ok()?;
         let pack: EvidencePack = serde_json::from_slice(blob.content()).ok()?;
         (pack.body.get("transition_id").and_then(Value::as_str) == Some(transition_id))
-            .then_some(tip.pack_sha256)
+            .then_some(tip)
     }
 
     /// Makes sure every evidence record is on the evidence remote (when one

@@ -649,6 +649,12 @@ impl Processor<'_> {
                     }),
                 );
                 map.insert("fingerprint".into(), json!(fingerprint));
+                // The verdict the rollout runs under, as the store keeps it:
+                // what `ringmaster rebuild` restores it from (docs/evidence.md).
+                map.insert(
+                    "evaluation_facts".into(),
+                    json!(evaluation_facts(snapshot, intent, intent_evaluation, &sha)),
+                );
                 if occasion == Occasion::Expiry {
                     map.insert("rejudged_at_expiry".into(), json!(now));
                 }

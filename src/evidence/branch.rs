@@ -113,8 +113,8 @@ pub struct EvidenceBranch {
     pub(super) repository_path: PathBuf,
     pub(super) branch_name: String,
     pub(super) reference_name: String,
-    committer_name: String,
-    committer_email: String,
+    pub(super) committer_name: String,
+    pub(super) committer_email: String,
     /// The WORM copy every append also writes, when configured.
     pub(super) worm: Option<super::worm::WormCopy>,
     /// Whether `append` copies at once (false when the daemon pushes to a
@@ -187,7 +187,7 @@ impl EvidenceBranch {
         &self.repository_path
     }
 
-    fn ensure_not_head(&self) -> Result<()> {
+    pub(super) fn ensure_not_head(&self) -> Result<()> {
         let head = self
             .repository
             .find_reference("HEAD")
@@ -358,10 +358,13 @@ impl EvidenceBranch {
                 short(&tip_record.commit)
             )));
         }
+        let mut commit_id = tip;
         let mut cursor = tip_record;
-        while cursor.sequence > known.sequence {
-            let commit_id =
-                Oid::from_str(&cursor.commit).map_err(git_context("invalid commit id"))?;
+        loop {
+            let (first, _) = self.commit_record_range(commit_id)?;
+            if first <= known.sequence {
+                break;
+            }
             let parent = self
                 .repository
                 .find_commit(commit_id)
@@ -373,7 +376,25 @@ impl EvidenceBranch {
                         short(&cursor.commit)
                     ))
                 })?;
+            commit_id = parent;
             cursor = self.read_record_commit(parent)?;
+        }
+        if cursor.sequence != known.sequence {
+            // The record sits inside a batch commit.
+            match self
+                .records_in_commit(commit_id)?
+                .into_iter()
+                .find(|record| record.tip.sequence == known.sequence)
+            {
+                Some(record) => cursor = record.tip,
+                None => {
+                    return Err(rewritten(format!(
+                        "commit {} does not hold record #{}: the branch was rewritten",
+                        short(&cursor.commit),
+                        known.sequence
+                    )));
+                }
+            }
         }
         if cursor.pack_sha256 != known.pack_sha256 {
             return Err(rewritten(format!(

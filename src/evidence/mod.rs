@@ -14,6 +14,9 @@
 //! evidence branch reference; records are only ever added (DESIGN.md §4,
 //! invariants 4 and 6).
 
+mod batch;
+#[cfg(test)]
+mod batch_tests;
 mod branch;
 pub mod bundle;
 mod canonical;
@@ -29,6 +32,7 @@ mod verify_tests;
 pub mod worm;
 mod worm_verify;
 
+pub use batch::CommitRecord;
 pub use branch::{
     AppendContext, AppendedRecord, ChainTip, DEFAULT_EVIDENCE_BRANCH, EvidenceBranch,
 };
@@ -39,8 +43,9 @@ pub use keys::{
 };
 pub use pack::{
     ChainPosition, EventChainAnchor, EvidencePack, EvidencePackInput, GENESIS_PREVIOUS_PACK_SHA256,
-    GitIdentity, PACK_FORMAT, PreparedRecord, RecordType, commit_message, pack_path,
-    prepare_anchored_record, prepare_record, trusted_comment,
+    GitIdentity, MAX_RECORDS_PER_COMMIT, PACK_FORMAT, PreparedRecord, RecordType,
+    batch_commit_message, commit_message, pack_path, prepare_anchored_record,
+    prepare_anchored_records, prepare_record, trusted_comment,
 };
 pub use read::{RecordFiles, RecordSummary};
 pub use remote::{FetchOutcome, PushReport};

@@ -26,6 +26,13 @@
 //!   body has one, see [`EvidencePackInput::body`]), `Source-Commit`,
 //!   `Evidence-Path`, `Evidence-Sequence`, `Evidence-Sha256`, one per line,
 //!   with control characters in values replaced by spaces.
+//! - batch commit (many records in one commit, see
+//!   `EvidenceBranch::append_batch`): `evidence: batch #<first>..#<last>
+//!   (<count> records)`, a blank line, then `Evidence-First-Sequence`,
+//!   `Evidence-Records`, and `Evidence-Path`, `Evidence-Sequence`,
+//!   `Evidence-Sha256` of its *last* record (so the tip of the branch reads
+//!   the same in both layouts). A batch holds at least two records; one
+//!   record is always written as a one-record commit.
 
 use std::fmt;
 
@@ -216,6 +223,85 @@ pub fn prepare_anchored_record(
     event_chain: Option<EventChainAnchor>,
     signer: &SigningKey,
 ) -> Result<PreparedRecord> {
+    let unsigned = build_unsigned(input, position, event_chain)?;
+    sign_unsigned(unsigned, signer)
+}
+
+/// The records for `inputs`, chained from `position` in order: one after
+/// the other, each `previous_pack_sha256` the hash of the one before. The
+/// packs are built and hashed in order (each needs the previous hash);
+/// the signatures, most of the cost, are made on every core.
+pub fn prepare_anchored_records(
+    inputs: Vec<EvidencePackInput>,
+    position: &ChainPosition,
+    event_chain: Option<EventChainAnchor>,
+    signer: &SigningKey,
+) -> Result<Vec<PreparedRecord>> {
+    let mut unsigned = Vec::with_capacity(inputs.len());
+    let mut next = position.clone();
+    for input in inputs {
+        let record = build_unsigned(input, &next, event_chain.clone())?;
+        next = ChainPosition {
+            sequence: record.pack.sequence + 1,
+            previous_pack_sha256: record.pack_sha256.clone(),
+        };
+        unsigned.push(record);
+    }
+    let workers = std::thread::available_parallelism()
+        .map_or(1, usize::from)
+        .clamp(1, 8);
+    if workers == 1 || unsigned.len() < 64 {
+        return unsigned
+            .into_iter()
+            .map(|record| sign_unsigned(record, signer))
+            .collect();
+    }
+    let chunk_size = unsigned.len().div_ceil(workers);
+    let mut chunks = Vec::with_capacity(workers);
+    while !unsigned.is_empty() {
+        let rest = unsigned.split_off(chunk_size.min(unsigned.len()));
+        chunks.push(std::mem::replace(&mut unsigned, rest));
+    }
+    let signed: Vec<Result<Vec<PreparedRecord>>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = chunks
+            .into_iter()
+            .map(|chunk| {
+                scope.spawn(move || {
+                    chunk
+                        .into_iter()
+                        .map(|record| sign_unsigned(record, signer))
+                        .collect::<Result<Vec<_>>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|handle| {
+                handle
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            })
+            .collect()
+    });
+    let mut records = Vec::with_capacity(chunk_size * workers);
+    for chunk in signed {
+        records.extend(chunk?);
+    }
+    Ok(records)
+}
+
+/// A record with its canonical bytes and hash, not yet signed.
+struct UnsignedRecord {
+    pack: EvidencePack,
+    pack_bytes: Vec<u8>,
+    pack_sha256: String,
+}
+
+fn build_unsigned(
+    input: EvidencePackInput,
+    position: &ChainPosition,
+    event_chain: Option<EventChainAnchor>,
+) -> Result<UnsignedRecord> {
     validate_input(&input)?;
     if let Some(anchor) = &event_chain
         && (anchor.seq == 0
@@ -247,15 +333,37 @@ pub fn prepare_anchored_record(
         ringmaster_version: env!("CARGO_PKG_VERSION").to_string(),
         previous_pack_sha256: position.previous_pack_sha256.clone(),
         event_chain,
-        body: input.body,
+        body: Value::Null,
     };
+    // The body is moved in and out of the JSON value rather than copied.
     let mut value = pack_to_value(&pack)?;
+    if let Value::Object(members) = &mut value {
+        members.insert("body".to_string(), input.body);
+    }
     pack.pack_id = pack_id_of(&value);
     if let Value::Object(members) = &mut value {
         members.insert("pack_id".to_string(), Value::String(pack.pack_id.clone()));
     }
     let pack_bytes = canonical_json(&value);
+    if let Value::Object(members) = &mut value
+        && let Some(body) = members.remove("body")
+    {
+        pack.body = body;
+    }
     let pack_sha256 = sha256_hex(&pack_bytes);
+    Ok(UnsignedRecord {
+        pack,
+        pack_bytes,
+        pack_sha256,
+    })
+}
+
+fn sign_unsigned(record: UnsignedRecord, signer: &SigningKey) -> Result<PreparedRecord> {
+    let UnsignedRecord {
+        pack,
+        pack_bytes,
+        pack_sha256,
+    } = record;
     let comment = trusted_comment(
         pack.sequence,
         &pack_sha256,
@@ -413,6 +521,47 @@ pub fn commit_message(pack: &EvidencePack, pack_path: &str, pack_sha256: &str) -
     trailer("Evidence-Sha256", pack_sha256);
     message
 }
+
+/// The commit message of a batch commit: one commit adding the records
+/// `first_sequence..=last.sequence` (at least two; see module docs).
+pub fn batch_commit_message(
+    first_sequence: u64,
+    last_sequence: u64,
+    last_pack_path: &str,
+    last_pack_sha256: &str,
+) -> String {
+    let count = last_sequence.saturating_sub(first_sequence) + 1;
+    let mut message =
+        format!("evidence: batch #{first_sequence}..#{last_sequence} ({count} records)\n\n");
+    let mut trailer = |key: &str, value: &str| {
+        message.push_str(&format!("{key}: {}\n", single_line(value)));
+    };
+    trailer(BATCH_FIRST_TRAILER, &first_sequence.to_string());
+    trailer(BATCH_RECORDS_TRAILER, &count.to_string());
+    trailer("Evidence-Path", last_pack_path);
+    trailer("Evidence-Sequence", &last_sequence.to_string());
+    trailer("Evidence-Sha256", last_pack_sha256);
+    message
+}
+
+/// Trailer of a batch commit: the sequence of its first record.
+pub(crate) const BATCH_FIRST_TRAILER: &str = "Evidence-First-Sequence";
+/// Trailer of a batch commit: how many records it adds.
+pub(crate) const BATCH_RECORDS_TRAILER: &str = "Evidence-Records";
+
+/// How many records a commit claims to add, from its message: the
+/// `Evidence-Records` trailer of a batch commit, else one. What a commit
+/// claims only places its records; `verify` checks the claim against the
+/// commit's content and the message the records imply.
+pub(crate) fn claimed_record_count(message: &str) -> u64 {
+    trailer_value(message, BATCH_RECORDS_TRAILER)
+        .and_then(|count| count.parse::<u64>().ok())
+        .filter(|count| (2..=MAX_RECORDS_PER_COMMIT).contains(count))
+        .unwrap_or(1)
+}
+
+/// The most records one batch commit may carry.
+pub const MAX_RECORDS_PER_COMMIT: u64 = 1_000_000;
 
 fn single_line(value: &str) -> String {
     value

@@ -1,7 +1,8 @@
 //! Reading records back off the evidence branch, for the API: the list of
 //! records (newest first, a page at a time) and one record's pack and
 //! signature files as the exact bytes that were signed, so a client can
-//! run `minisign -V` on them itself.
+//! run `minisign -V` on them itself. Both layouts are read: one record per
+//! commit, and batch commits (see `batch`).
 
 use super::branch::ChainTip;
 use super::{EvidenceBranch, EvidencePack, Result, git_context};
@@ -25,7 +26,7 @@ pub struct RecordFiles {
 impl EvidenceBranch {
     /// Records with a sequence below `before` (all when `None`), newest
     /// first, at most `limit`. Walks the branch's first parents: one commit
-    /// per record.
+    /// per record, or many for a batch commit (both layouts are read).
     pub fn records_before(&self, before: Option<u64>, limit: usize) -> Result<Vec<RecordSummary>> {
         let mut found = Vec::new();
         let mut cursor = self.tip_commit()?;
@@ -33,12 +34,26 @@ impl EvidenceBranch {
             if found.len() >= limit {
                 break;
             }
-            let (tip, pack) = self.read_record_commit_with_pack(commit_id)?;
-            let sequence = tip.sequence;
-            if before.is_none_or(|before| sequence < before) {
-                found.push(RecordSummary { tip, pack });
+            let (first, last) = self.commit_record_range(commit_id)?;
+            if before.is_none_or(|before| first < before) {
+                if first == last.sequence {
+                    let (tip, pack) = self.read_record_commit_with_pack(commit_id)?;
+                    found.push(RecordSummary { tip, pack });
+                } else {
+                    for record in self.records_in_commit(commit_id)?.into_iter().rev() {
+                        if found.len() >= limit {
+                            break;
+                        }
+                        if before.is_none_or(|before| record.tip.sequence < before) {
+                            found.push(RecordSummary {
+                                tip: record.tip,
+                                pack: record.pack,
+                            });
+                        }
+                    }
+                }
             }
-            if sequence <= 1 {
+            if first <= 1 {
                 break;
             }
             cursor = self.parent_of(commit_id)?;
@@ -50,34 +65,29 @@ impl EvidenceBranch {
     pub fn record_files(&self, sequence: u64) -> Result<Option<RecordFiles>> {
         let mut cursor = self.tip_commit()?;
         while let Some(commit_id) = cursor {
-            let tip = self.read_record_commit(commit_id)?;
-            if tip.sequence < sequence {
+            let (first, last) = self.commit_record_range(commit_id)?;
+            if last.sequence < sequence {
                 return Ok(None);
             }
-            if tip.sequence == sequence {
-                let commit = self
-                    .repository
-                    .find_commit(commit_id)
-                    .map_err(git_context(format!("cannot read commit {commit_id}")))?;
-                let tree = commit
-                    .tree()
-                    .map_err(git_context(format!("cannot read the tree of {commit_id}")))?;
-                let read = |path: &str| -> Result<Vec<u8>> {
-                    let entry = tree
-                        .get_path(std::path::Path::new(path))
-                        .map_err(git_context(format!("{path} is missing from {commit_id}")))?;
+            if first <= sequence {
+                let Some(record) = self
+                    .records_in_commit(commit_id)?
+                    .into_iter()
+                    .find(|record| record.tip.sequence == sequence)
+                else {
+                    return Ok(None);
+                };
+                let read = |blob: Oid| -> Result<Vec<u8>> {
                     let blob = self
                         .repository
-                        .find_blob(entry.id())
-                        .map_err(git_context(format!("cannot read {path}")))?;
+                        .find_blob(blob)
+                        .map_err(git_context(format!("cannot read blob {blob}")))?;
                     Ok(blob.content().to_vec())
                 };
-                let pack = read(&tip.pack_path)?;
-                let signature = read(&super::pack::signature_path_for(&tip.pack_path))?;
                 return Ok(Some(RecordFiles {
-                    tip,
-                    pack,
-                    signature,
+                    pack: read(record.pack_blob)?,
+                    signature: read(record.signature_blob)?,
+                    tip: record.tip,
                 }));
             }
             cursor = self.parent_of(commit_id)?;

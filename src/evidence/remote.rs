@@ -388,21 +388,34 @@ impl EvidenceBranch {
         let mut parent = remote_tip;
         let mut replayed = Vec::with_capacity(local_only.len());
         for commit in local_only {
-            let (_, pack) = self.read_record_commit_with_pack(commit)?;
-            let input = EvidencePackInput {
-                record_type: pack.record_type,
-                intent_id: pack.intent_id,
-                correlation_id: pack.correlation_id,
-                source_commit: pack.source_commit,
-                source_parent: pack.source_parent,
-                author: pack.author,
-                committer: pack.committer,
-                created_at: pack.created_at,
-                body: pack.body,
+            // A batch commit is replayed as one batch commit.
+            let mut inputs = Vec::new();
+            let mut event_chain = None;
+            for record in self.records_in_commit(commit)? {
+                let pack = record.pack;
+                event_chain = pack.event_chain;
+                inputs.push(EvidencePackInput {
+                    record_type: pack.record_type,
+                    intent_id: pack.intent_id,
+                    correlation_id: pack.correlation_id,
+                    source_commit: pack.source_commit,
+                    source_parent: pack.source_parent,
+                    author: pack.author,
+                    committer: pack.committer,
+                    created_at: pack.created_at,
+                    body: pack.body,
+                });
+            }
+            let records = if inputs.len() == 1 {
+                let input = inputs.pop().expect("one input");
+                vec![self.write_record_commit(Some(parent), input, event_chain, signer)?]
+            } else {
+                self.write_batch_commit(Some(parent), inputs, event_chain, signer)?
             };
-            let record = self.write_record_commit(Some(parent), input, pack.event_chain, signer)?;
-            parent = Oid::from_str(&record.commit).map_err(git_context("invalid commit id"))?;
-            replayed.push(record);
+            if let Some(last) = records.last() {
+                parent = Oid::from_str(&last.commit).map_err(git_context("invalid commit id"))?;
+            }
+            replayed.extend(records);
         }
         self.move_branch(
             Some(local_tip),

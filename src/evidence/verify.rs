@@ -25,10 +25,12 @@ use std::sync::{Mutex, PoisonError};
 use git2::{ErrorCode, Oid, Repository};
 use sha2::{Digest, Sha256};
 
+use super::batch::batch_record_files;
 use super::branch::short;
 use super::canonical::sha256_hex;
 use super::keys::VerifyingKey;
 use super::pack::{EventChainAnchor, GENESIS_PREVIOUS_PACK_SHA256};
+use super::pack::{batch_commit_message, claimed_record_count};
 use super::record::{
     RecordView, broken_chain_reason, check_record, commit_message_difference, record_files,
 };
@@ -264,7 +266,10 @@ fn verify_chunks(
     drop(repository);
     progress.stage(&format!("reading {branch}"), None);
     let chain = first_parent_chain(repository_path, tip)?;
-    progress.stage("verifying records", Some(chain.len() as u64));
+    let chain_records = chain
+        .last()
+        .map_or(0, |last| last.first_position - 1 + last.claimed_records);
+    progress.stage("verifying records", Some(chain_records));
 
     let chunk_count = chain.len().div_ceil(chunk_size);
     let verification = Verification {
@@ -305,7 +310,7 @@ fn verify_chunks(
     }
     verification.check_chunk_links();
 
-    let chain_length = chain.len() as u64;
+    let chain_length = chain_records;
     let reached = verification
         .reached
         .into_inner()
@@ -389,6 +394,11 @@ struct ChainCommit {
     id: Oid,
     tree: Oid,
     parent_count: usize,
+    /// The position of its first record: one more than the records the
+    /// commits before it claim (see [`claimed_record_count`]).
+    first_position: u64,
+    /// The records it claims to add (1, or a batch's `Evidence-Records`).
+    claimed_records: u64,
     /// SHA-256 of the commit message, compared with the expected message's
     /// (the commit is read again only to explain a mismatch).
     message_sha256: [u8; 32],
@@ -416,11 +426,18 @@ fn first_parent_chain(repository_path: &Path, tip: Oid) -> Result<Vec<ChainCommi
             id: commit_id,
             tree: commit.tree_id(),
             parent_count: commit.parent_count(),
+            first_position: 0,
+            claimed_records: claimed_record_count(&String::from_utf8_lossy(commit.message_bytes())),
             message_sha256: Sha256::digest(commit.message_bytes()).into(),
         });
         cursor = commit.parent_id(0).ok();
     }
     chain.reverse();
+    let mut next_position = 1u64;
+    for commit in &mut chain {
+        commit.first_position = next_position;
+        next_position = next_position.saturating_add(commit.claimed_records);
+    }
     Ok(chain)
 }
 
@@ -453,7 +470,7 @@ impl Verification<'_> {
         let mut previous_pack_sha256 =
             (start == 0).then(|| GENESIS_PREVIOUS_PACK_SHA256.to_string());
         for index in start..end {
-            let position = index as u64 + 1;
+            let position = self.chain[index].first_position;
             if self.first_failure.is_before(position) {
                 return links;
             }
@@ -472,28 +489,30 @@ impl Verification<'_> {
                     previous_tree = Some(checked.tree);
                     previous_pack_sha256 = Some(checked.pack_sha256);
                 }
-                Err((path, reason)) => {
-                    self.fail(index, path, reason);
+                Err((position, path, reason)) => {
+                    self.fail(index, position, path, reason);
                     return links;
                 }
             }
             trees.advance();
-            self.progress.advance(1);
         }
         links.last_pack_sha256 = previous_pack_sha256;
         links
     }
 
-    fn fail(&self, index: usize, path: Option<String>, reason: String) {
+    fn fail(&self, index: usize, position: u64, path: Option<String>, reason: String) {
         self.first_failure.record(Failure {
-            sequence: index as u64 + 1,
+            sequence: position,
             commit: Some(self.chain[index].id.to_string()),
             path,
             reason,
         });
     }
 
-    /// Structure and content of the commit at chain index `index`.
+    /// Structure and content of the commit at chain index `index`: its one
+    /// record, or every record of a batch commit in sequence order. An
+    /// error carries the position it is reported at: a record's own, or
+    /// for what concerns the whole commit its first record's.
     fn check_commit(
         &self,
         repository: &Repository,
@@ -501,10 +520,13 @@ impl Verification<'_> {
         index: usize,
         previous_tree: Option<Oid>,
         previous_pack_sha256: Option<&str>,
-    ) -> Result<CheckedRecord, (Option<String>, String)> {
+    ) -> Result<CheckedRecord, (u64, Option<String>, String)> {
         let commit = &self.chain[index];
+        let first = commit.first_position;
+        let at_commit = |(path, reason): (Option<String>, String)| (first, path, reason);
         if commit.parent_count > 1 {
             return Err((
+                first,
                 None,
                 "is a merge commit: the evidence history must be linear".to_string(),
             ));
@@ -512,63 +534,99 @@ impl Verification<'_> {
         let tree = commit.tree;
         let added = trees
             .added_files(previous_tree, tree)
-            .map_err(|violation| (Some(violation.path), violation.reason))?;
-        let (pack, signature) = record_files(&added)?;
-        let read_blob = |id: Oid, path: &str| {
-            repository.find_blob(id).map_err(|error| {
-                (
-                    Some(path.to_string()),
-                    format!("cannot be read: {}", error.message()),
-                )
-            })
+            .map_err(|violation| (first, Some(violation.path), violation.reason))?;
+        let batch = commit.claimed_records > 1;
+        let pairs = if batch {
+            batch_record_files(&added).map_err(at_commit)?
+        } else {
+            vec![record_files(&added).map_err(at_commit)?]
         };
-        let pack_blob = read_blob(pack.blob, &pack.path)?;
-        let signature_blob = read_blob(signature.blob, &signature.path)?;
-        let pack_sha256 = sha256_hex(pack_blob.content());
-        let position = index as u64 + 1;
-        if self
-            .expected_head
-            .is_some_and(|expected| expected.sequence == position)
-        {
-            *self.reached.lock().unwrap_or_else(PoisonError::into_inner) = Some(ReachedRecord {
-                commit: commit.id.to_string(),
-                pack_path: pack.path.clone(),
-                pack_sha256: pack_sha256.clone(),
-            });
+        if pairs.is_empty() {
+            return Err((first, None, "adds no record".to_string()));
         }
-        let record = RecordView {
-            position,
-            pack_path: &pack.path,
-            pack_bytes: pack_blob.content(),
-            signature_bytes: signature_blob.content(),
-            pack_sha256: &pack_sha256,
-            previous_pack_sha256,
-        };
-        let content =
-            check_record(&record, self.key).map_err(|reason| (Some(pack.path.clone()), reason))?;
-        if content.simulated {
-            self.simulated_records.fetch_add(1, Ordering::SeqCst);
+        let mut previous = previous_pack_sha256.map(str::to_string);
+        let mut first_claimed_previous = None;
+        let mut last_path = String::new();
+        for (offset, (pack, signature)) in pairs.iter().enumerate() {
+            let position = first + offset as u64;
+            let at_record = |reason: String| (position, Some(pack.path.clone()), reason);
+            let read_blob = |id: Oid, path: &str| {
+                repository.find_blob(id).map_err(|error| {
+                    (
+                        position,
+                        Some(path.to_string()),
+                        format!("cannot be read: {}", error.message()),
+                    )
+                })
+            };
+            let pack_blob = read_blob(pack.blob, &pack.path)?;
+            let signature_blob = read_blob(signature.blob, &signature.path)?;
+            let pack_sha256 = sha256_hex(pack_blob.content());
+            if self
+                .expected_head
+                .is_some_and(|expected| expected.sequence == position)
+            {
+                *self.reached.lock().unwrap_or_else(PoisonError::into_inner) =
+                    Some(ReachedRecord {
+                        commit: commit.id.to_string(),
+                        pack_path: pack.path.clone(),
+                        pack_sha256: pack_sha256.clone(),
+                    });
+            }
+            let record = RecordView {
+                position,
+                pack_path: &pack.path,
+                pack_bytes: pack_blob.content(),
+                signature_bytes: signature_blob.content(),
+                pack_sha256: &pack_sha256,
+                previous_pack_sha256: previous.as_deref(),
+            };
+            let content = check_record(&record, self.key).map_err(at_record)?;
+            if content.simulated {
+                self.simulated_records.fetch_add(1, Ordering::SeqCst);
+            }
+            if !batch {
+                let expected_message_sha256 =
+                    Sha256::digest(content.expected_commit_message.as_bytes());
+                if expected_message_sha256.as_slice() != commit.message_sha256 {
+                    let reason = commit_message_difference(
+                        repository,
+                        commit.id,
+                        &content.expected_commit_message,
+                    );
+                    return Err(at_record(reason));
+                }
+            }
+            if let Some(anchor) = content.event_chain {
+                let mut latest = self
+                    .latest_anchor
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner);
+                if latest.as_ref().is_none_or(|(record, _)| *record < position) {
+                    *latest = Some((position, anchor));
+                }
+            }
+            if offset == 0 {
+                first_claimed_previous = Some(content.claimed_previous_pack_sha256);
+            }
+            previous = Some(pack_sha256);
+            last_path.clone_from(&pack.path);
+            self.progress.advance(1);
         }
-        let expected_message_sha256 = Sha256::digest(content.expected_commit_message.as_bytes());
-        if expected_message_sha256.as_slice() != commit.message_sha256 {
-            let reason =
-                commit_message_difference(repository, commit.id, &content.expected_commit_message);
-            return Err((Some(pack.path.clone()), reason));
-        }
-        if let Some(anchor) = content.event_chain {
-            let mut latest = self
-                .latest_anchor
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
-            if latest.as_ref().is_none_or(|(record, _)| *record < position) {
-                *latest = Some((position, anchor));
+        let pack_sha256 = previous.unwrap_or_default();
+        if batch {
+            let last_position = first + pairs.len() as u64 - 1;
+            let expected_message =
+                batch_commit_message(first, last_position, &last_path, &pack_sha256);
+            if Sha256::digest(expected_message.as_bytes()).as_slice() != commit.message_sha256 {
+                let reason = commit_message_difference(repository, commit.id, &expected_message);
+                return Err((first, None, reason));
             }
         }
-        let claimed_previous_pack_sha256 = content.claimed_previous_pack_sha256;
         Ok(CheckedRecord {
             tree,
             pack_sha256,
-            claimed_previous_pack_sha256,
+            claimed_previous_pack_sha256: first_claimed_previous.unwrap_or_default(),
         })
     }
 
@@ -585,8 +643,10 @@ impl Verification<'_> {
                 continue;
             };
             if previous != claimed {
+                let index = (chunk_index + 1) * self.chunk_size;
                 self.fail(
-                    (chunk_index + 1) * self.chunk_size,
+                    index,
+                    self.chain[index].first_position,
                     None,
                     broken_chain_reason(claimed, previous),
                 );

@@ -19,7 +19,6 @@
 //! copy, when it is copied later than that): [`required_retention`] is what
 //! `verify --object-store` demands.
 
-use std::path::Path;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -312,8 +311,17 @@ impl WormCopy {
             }
             let key = pack_object_key(&self.prefix, record_tip.sequence, &record_tip.pack_sha256);
             if self.store.exists(&key)? {
-                // Where the copy resumes: check that it is ours.
-                let record = read_branch_record(branch, commit_id)?;
+                // Where the copy resumes: check that it is ours (the last
+                // record of the commit; records are copied oldest first).
+                let record = read_branch_records(branch, commit_id)?
+                    .pop()
+                    .ok_or_else(|| {
+                        WormError::from(EvidenceError::CorruptTip {
+                            branch: branch.branch_name().to_string(),
+                            commit: commit_id.to_string(),
+                            reason: "the commit holds no record".to_string(),
+                        })
+                    })?;
                 let found = self.store.get(&key)?.unwrap_or_default();
                 if found != record.pack {
                     return Err(WormError::Conflict {
@@ -335,32 +343,33 @@ impl WormCopy {
         }
         let mut report = CopyReport::default();
         for commit_id in pending.into_iter().rev() {
-            let record = read_branch_record(branch, commit_id)?;
-            let from = record.created_at.max(now);
-            let retention = retention_from(self.mode, self.retention_days, from);
-            let keys = [
-                (
-                    signature_object_key(&self.prefix, record.sequence, &record.pack_sha256),
-                    &record.signature,
-                ),
-                (
-                    pack_object_key(&self.prefix, record.sequence, &record.pack_sha256),
-                    &record.pack,
-                ),
-            ];
-            for (key, bytes) in keys {
-                if self.put_object(&key, bytes, &retention)? {
-                    report.already_present += 1;
+            for record in read_branch_records(branch, commit_id)? {
+                let from = record.created_at.max(now);
+                let retention = retention_from(self.mode, self.retention_days, from);
+                let keys = [
+                    (
+                        signature_object_key(&self.prefix, record.sequence, &record.pack_sha256),
+                        &record.signature,
+                    ),
+                    (
+                        pack_object_key(&self.prefix, record.sequence, &record.pack_sha256),
+                        &record.pack,
+                    ),
+                ];
+                for (key, bytes) in keys {
+                    if self.put_object(&key, bytes, &retention)? {
+                        report.already_present += 1;
+                    }
                 }
+                *self
+                    .copied
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(CopiedHead {
+                    sequence: record.sequence,
+                    pack_sha256: record.pack_sha256.clone(),
+                });
+                report.records.push(record.sequence);
             }
-            *self
-                .copied
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(CopiedHead {
-                sequence: record.sequence,
-                pack_sha256: record.pack_sha256.clone(),
-            });
-            report.records.push(record.sequence);
         }
         *self
             .copied
@@ -445,35 +454,32 @@ impl EvidenceBranch {
     }
 }
 
-/// Reads the pack and signature bytes of a record commit.
-pub(crate) fn read_branch_record(
+/// Reads the pack and signature bytes of every record a record commit
+/// adds (one, or a batch's), in sequence order.
+pub(crate) fn read_branch_records(
     branch: &EvidenceBranch,
     commit_id: Oid,
-) -> Result<BranchRecord, EvidenceError> {
-    let (tip, pack) = branch.read_record_commit_with_pack(commit_id)?;
+) -> Result<Vec<BranchRecord>, EvidenceError> {
     let repository = &branch.repository;
-    let tree = repository
-        .find_commit(commit_id)
-        .and_then(|commit| commit.tree())
-        .map_err(git_context(format!("cannot read the tree of {commit_id}")))?;
-    let read = |path: &str| -> Result<Vec<u8>, EvidenceError> {
-        let entry = tree.get_path(Path::new(path)).map_err(git_context(format!(
-            "{path} is missing from commit {commit_id}"
+    let read = |blob: Oid| -> Result<Vec<u8>, EvidenceError> {
+        let blob = repository.find_blob(blob).map_err(git_context(format!(
+            "cannot read blob {blob} of {commit_id}"
         )))?;
-        let blob = repository
-            .find_blob(entry.id())
-            .map_err(git_context(format!("{path} is not a file")))?;
         Ok(blob.content().to_vec())
     };
-    let pack_bytes = read(&tip.pack_path)?;
-    let signature = read(&format!("{}.minisig", tip.pack_path))?;
-    Ok(BranchRecord {
-        sequence: tip.sequence,
-        pack_sha256: tip.pack_sha256,
-        created_at: pack.created_at,
-        pack: pack_bytes,
-        signature,
-    })
+    branch
+        .records_in_commit(commit_id)?
+        .into_iter()
+        .map(|record| {
+            Ok(BranchRecord {
+                sequence: record.tip.sequence,
+                pack_sha256: record.tip.pack_sha256,
+                created_at: record.pack.created_at,
+                pack: read(record.pack_blob)?,
+                signature: read(record.signature_blob)?,
+            })
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -14,7 +14,7 @@ use git2::Oid;
 
 use super::branch::EvidenceBranch;
 use super::worm::{
-    WormCopy, WormError, pack_object_key, read_branch_record, required_retention,
+    WormCopy, WormError, pack_object_key, read_branch_records, required_retention,
     signature_object_key,
 };
 use super::{EvidenceError, git_context};
@@ -112,44 +112,49 @@ pub fn verify_object_store(
         .collect();
     let mut expected = BTreeSet::new();
     let commits = record_commits(branch)?;
+    let mut record_count = 0u64;
     for commit_id in &commits {
-        let record = read_branch_record(branch, *commit_id)?;
-        let required = required_retention(worm.mode(), worm.retention_days(), record.created_at);
-        let objects = [
-            (
-                pack_object_key(worm.prefix(), record.sequence, &record.pack_sha256),
-                &record.pack,
-            ),
-            (
-                signature_object_key(worm.prefix(), record.sequence, &record.pack_sha256),
-                &record.signature,
-            ),
-        ];
-        for (key, bytes) in objects {
-            expected.insert(key.clone());
-            let finding = |problem: String| ObjectFinding {
-                sequence: Some(record.sequence),
-                key: key.clone(),
-                problem,
-            };
-            match store.get_with_retention(&key)? {
-                None => findings.push(finding(if listed.contains(&key) {
-                    "listed but cannot be read".into()
-                } else {
-                    "missing from the bucket (never copied, or hidden by a delete marker)".into()
-                })),
-                Some((found, _)) if found != *bytes => findings.push(finding(format!(
-                    "holds different bytes (sha256 {}) than the branch (sha256 {})",
-                    super::sha256_hex(&found),
-                    super::sha256_hex(bytes)
-                ))),
-                Some((_, None)) => {
-                    findings.push(finding(format!("has no lock; {required} is required")))
+        for record in read_branch_records(branch, *commit_id)? {
+            record_count += 1;
+            let required =
+                required_retention(worm.mode(), worm.retention_days(), record.created_at);
+            let objects = [
+                (
+                    pack_object_key(worm.prefix(), record.sequence, &record.pack_sha256),
+                    &record.pack,
+                ),
+                (
+                    signature_object_key(worm.prefix(), record.sequence, &record.pack_sha256),
+                    &record.signature,
+                ),
+            ];
+            for (key, bytes) in objects {
+                expected.insert(key.clone());
+                let finding = |problem: String| ObjectFinding {
+                    sequence: Some(record.sequence),
+                    key: key.clone(),
+                    problem,
+                };
+                match store.get_with_retention(&key)? {
+                    None => findings.push(finding(if listed.contains(&key) {
+                        "listed but cannot be read".into()
+                    } else {
+                        "missing from the bucket (never copied, or hidden by a delete marker)"
+                            .into()
+                    })),
+                    Some((found, _)) if found != *bytes => findings.push(finding(format!(
+                        "holds different bytes (sha256 {}) than the branch (sha256 {})",
+                        super::sha256_hex(&found),
+                        super::sha256_hex(bytes)
+                    ))),
+                    Some((_, None)) => {
+                        findings.push(finding(format!("has no lock; {required} is required")))
+                    }
+                    Some((_, Some(lock))) if !lock.covers(&required) => {
+                        findings.push(finding(format!("is locked {lock}; {required} is required")));
+                    }
+                    Some(_) => {}
                 }
-                Some((_, Some(lock))) if !lock.covers(&required) => {
-                    findings.push(finding(format!("is locked {lock}; {required} is required")));
-                }
-                Some(_) => {}
             }
         }
     }
@@ -164,7 +169,7 @@ pub fn verify_object_store(
     }
     Ok(ObjectStoreReport {
         store: store.describe(),
-        records: commits.len() as u64,
+        records: record_count,
         objects_listed: listed.len(),
         findings,
     })

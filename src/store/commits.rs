@@ -4,10 +4,10 @@
 //! After a restart the daemon asks for the last commit it processed on a branch and
 //! diffs from there, so nothing is evaluated twice and nothing is skipped.
 
+use super::db::{Row, TransactionBehavior, params};
 use super::time::{format_timestamp, parse_timestamp, serialize_timestamp};
 use super::{OptionalStoreExtension, Store, StoreError, from_sql_integer};
 use chrono::{DateTime, Utc};
-use rusqlite::{OptionalExtension, Row, TransactionBehavior, params};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 

@@ -21,11 +21,10 @@
 //! [`canonical_json`]: super::canonical_json
 
 use super::canonical::canonical_json;
+use super::db::{Row, TransactionBehavior, Value as SqlValue, params, params_from_iter};
 use super::time::{format_timestamp, parse_timestamp, serialize_timestamp};
 use super::{OptionalStoreExtension, Store, StoreError, from_sql_integer, to_sql_integer};
 use chrono::{DateTime, Utc};
-use rusqlite::types::ToSql;
-use rusqlite::{OptionalExtension, Row, TransactionBehavior, params};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use uuid::Uuid;
@@ -221,7 +220,7 @@ impl Store {
         let last: Option<(i64, String)> = transaction
             .query_row(
                 "SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1",
-                [],
+                params![],
                 |row| Ok((row.get(0)?, row.get(1)?)),
             )
             .optional()?;
@@ -279,36 +278,32 @@ impl Store {
     /// The events matching `filter`, oldest first.
     pub fn events(&self, filter: &EventFilter) -> Result<Vec<Event>, StoreError> {
         let mut conditions = vec!["seq > ?".to_string()];
-        let mut values: Vec<Box<dyn ToSql>> = vec![Box::new(to_sql_integer(
+        let mut values: Vec<SqlValue> = vec![SqlValue::Integer(to_sql_integer(
             "since_seq",
             filter.since_seq.unwrap_or(0),
         )?)];
         if let Some(intent_id) = &filter.intent_id {
             conditions.push("intent_id = ?".to_string());
-            values.push(Box::new(intent_id.clone()));
+            values.push(SqlValue::Text(intent_id.clone()));
         }
         if let Some(correlation_id) = &filter.correlation_id {
             conditions.push("correlation_id = ?".to_string());
-            values.push(Box::new(correlation_id.clone()));
+            values.push(SqlValue::Text(correlation_id.clone()));
         }
-        // LIMIT -1 is SQLite for "no limit".
-        let limit = match filter.limit {
-            Some(limit) => i64::try_from(limit).map_err(|_| StoreError::IntegerOutOfRange {
-                what: "limit",
-                value: limit.to_string(),
-            })?,
-            None => -1,
-        };
-        values.push(Box::new(limit));
-        let sql = format!(
-            "SELECT {COLUMNS} FROM events WHERE {} ORDER BY seq LIMIT ?",
+        let mut sql = format!(
+            "SELECT {COLUMNS} FROM events WHERE {} ORDER BY seq",
             conditions.join(" AND ")
         );
+        if let Some(limit) = filter.limit {
+            let limit = i64::try_from(limit).map_err(|_| StoreError::IntegerOutOfRange {
+                what: "limit",
+                value: limit.to_string(),
+            })?;
+            values.push(SqlValue::Integer(limit));
+            sql.push_str(" LIMIT ?");
+        }
         let mut statement = self.connection.prepare(&sql)?;
-        let rows = statement.query_and_then(
-            rusqlite::params_from_iter(values.iter().map(|value| value.as_ref())),
-            read_event,
-        )?;
+        let rows = statement.query_and_then(params_from_iter(values), read_event)?;
         rows.collect()
     }
 
@@ -317,7 +312,7 @@ impl Store {
         self.connection
             .query_row_and_then(
                 &format!("SELECT {COLUMNS} FROM events ORDER BY seq DESC LIMIT 1"),
-                [],
+                params![],
                 read_event,
             )
             .optional_store()

@@ -4,10 +4,10 @@
 //! commit) here lets `verify --state` notice a branch rewritten shorter or
 //! differently, which the branch alone cannot show. The head only moves forward.
 
+use super::db::{Connection, TransactionBehavior, params};
 use super::time::{format_timestamp, parse_timestamp, serialize_timestamp};
 use super::{OptionalStoreExtension, Store, StoreError, from_sql_integer, to_sql_integer};
 use chrono::{DateTime, Utc};
-use rusqlite::{TransactionBehavior, params};
 use serde::Serialize;
 
 /// The newest evidence record committed.
@@ -84,11 +84,11 @@ impl Store {
     }
 }
 
-fn read_head(connection: &rusqlite::Connection) -> Result<EvidenceHead, StoreError> {
+fn read_head(connection: &Connection) -> Result<EvidenceHead, StoreError> {
     connection.query_row_and_then(
         "SELECT sequence, pack_sha256, evidence_commit_sha, updated_at
          FROM evidence_head WHERE singleton = 1",
-        [],
+        params![],
         |row| {
             Ok(EvidenceHead {
                 sequence: from_sql_integer("evidence_head.sequence", row.get(0)?)?,

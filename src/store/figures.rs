@@ -1,10 +1,10 @@
 //! Read-only queries the API answers from: intents a page at a time, and
 //! each plane's figures from the idempotency journal.
 
+use super::db::params;
 use super::time::parse_optional_timestamp;
 use super::{IntentRecord, Store, StoreError};
 use chrono::{DateTime, Utc};
-use rusqlite::params;
 use std::collections::BTreeMap;
 
 /// What the journal says about one plane.
@@ -55,10 +55,10 @@ impl Store {
         let mut figures: BTreeMap<String, PlaneFigures> = BTreeMap::new();
         let mut statement = self.connection.prepare(
             "SELECT plane, max(CASE WHEN state = 'confirmed' THEN updated_at END),
-                    sum(CASE WHEN state = 'failed' AND next_attempt_at IS NOT NULL THEN 1 ELSE 0 END)
+                    CAST(sum(CASE WHEN state = 'failed' AND next_attempt_at IS NOT NULL THEN 1 ELSE 0 END) AS BIGINT)
              FROM idempotency GROUP BY plane",
         )?;
-        let rows = statement.query_map([], |row| {
+        let rows = statement.query_map(params![], |row| {
             Ok((
                 row.get::<_, String>(0)?,
                 row.get::<_, Option<String>>(1)?,
@@ -84,7 +84,7 @@ impl Store {
         let mut statement = self.connection.prepare(
             "SELECT plane, last_error FROM idempotency WHERE state = 'failed' AND last_error IS NOT NULL",
         )?;
-        let rows = statement.query_map([], |row| {
+        let rows = statement.query_map(params![], |row| {
             Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
         })?;
         for row in rows {

@@ -15,6 +15,7 @@
 //! ```
 
 use super::canonical::canonical_json;
+use super::db::{Connection, Row, TransactionBehavior, params};
 use super::intents::correlation_id_for;
 use super::time::{
     format_timestamp, parse_optional_timestamp, parse_timestamp, serialize_optional_timestamp,
@@ -22,7 +23,6 @@ use super::time::{
 };
 use super::{OptionalStoreExtension, Store, StoreError};
 use chrono::{DateTime, Utc};
-use rusqlite::{Connection, Row, TransactionBehavior, params};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::fmt;
@@ -165,8 +165,8 @@ impl Store {
                 format_timestamp(now)
             ],
         );
-        if let Err(rusqlite::Error::SqliteFailure(failure, _)) = &inserted
-            && failure.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_FOREIGNKEY
+        if let Err(error) = &inserted
+            && super::db::is_foreign_key_violation(error)
         {
             return Err(StoreError::IntentNotFound {
                 intent_id: action.intent_id.clone(),
@@ -304,7 +304,7 @@ impl Store {
     fn select_actions(
         &self,
         condition: &str,
-        parameters: &[&dyn rusqlite::ToSql],
+        parameters: &[super::db::Value],
     ) -> Result<Vec<Action>, StoreError> {
         let mut statement = self
             .connection
@@ -318,7 +318,7 @@ impl Store {
         &mut self,
         key: &str,
         to: ActionState,
-        update: impl FnOnce(&Connection) -> Result<usize, rusqlite::Error>,
+        update: impl FnOnce(&Connection) -> Result<usize, StoreError>,
     ) -> Result<Action, StoreError> {
         let transaction = self
             .connection

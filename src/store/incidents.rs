@@ -16,10 +16,10 @@
 //! two operations the rest of ringmaster needs: record a report, and ask
 //! which incidents are open for a rollout at a time.
 
+use super::db::{Row, TransactionBehavior, params};
 use super::time::{format_timestamp, parse_optional_timestamp, parse_timestamp};
-use super::{Store, StoreError};
+use super::{OptionalStoreExtension, Store, StoreError};
 use chrono::{DateTime, Utc};
-use rusqlite::{OptionalExtension as _, Row, TransactionBehavior, params};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -142,10 +142,10 @@ impl Store {
         let change = match existing.as_deref().map(IncidentStatus::parse).transpose()? {
             None => {
                 transaction.execute(
-                    &format!(
-                        "INSERT INTO incidents ({}) VALUES (NULL, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
-                        COLUMNS
-                    ),
+                    "INSERT INTO incidents (source, external_id, application_id, ring,
+                         business_unit, severity, summary, status, started_at, resolved_at,
+                         updated_at, details)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
                     params![
                         report.source,
                         report.external_id,
@@ -242,7 +242,7 @@ impl Store {
         let mut statement = self.connection.prepare(&format!(
             "SELECT {COLUMNS} FROM incidents ORDER BY incident_id DESC"
         ))?;
-        let rows = statement.query_and_then([], read_incident)?;
+        let rows = statement.query_and_then(params![], read_incident)?;
         rows.collect()
     }
 }

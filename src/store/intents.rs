@@ -8,10 +8,10 @@
 //! `state` and `state_json` belong to the orchestrator's state machine; the store
 //! keeps them verbatim and gives them no meaning.
 
+use super::db::{Connection, Row, TransactionBehavior, params};
 use super::time::{format_timestamp, parse_timestamp, serialize_timestamp};
 use super::{OptionalStoreExtension, Store, StoreError};
 use chrono::{DateTime, Utc};
-use rusqlite::{Row, TransactionBehavior, params};
 use serde::Serialize;
 use serde_json::Value;
 use uuid::Uuid;
@@ -123,7 +123,7 @@ impl Store {
         let mut statement = self
             .connection
             .prepare(&format!("SELECT {COLUMNS} FROM intents ORDER BY intent_id"))?;
-        let rows = statement.query_and_then([], read_intent)?;
+        let rows = statement.query_and_then(params![], read_intent)?;
         rows.collect()
     }
 
@@ -158,10 +158,7 @@ impl Store {
     }
 }
 
-fn select_intent(
-    connection: &rusqlite::Connection,
-    intent_id: &str,
-) -> Result<IntentRecord, StoreError> {
+fn select_intent(connection: &Connection, intent_id: &str) -> Result<IntentRecord, StoreError> {
     connection.query_row_and_then(
         &format!("SELECT {COLUMNS} FROM intents WHERE intent_id = ?1"),
         [intent_id],

@@ -29,7 +29,7 @@ pub struct Migration {
 }
 
 /// The schema version this build writes: the last migration's version.
-pub const SUPPORTED_SCHEMA_VERSION: i64 = 6;
+pub const SUPPORTED_SCHEMA_VERSION: i64 = 7;
 
 /// Every migration, in order. Append; never edit or reorder.
 pub const MIGRATIONS: &[Migration] = &[
@@ -63,7 +63,33 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "api requests",
         sql: API_REQUESTS,
     },
+    Migration {
+        version: 7,
+        name: "leadership",
+        sql: LEADERSHIP,
+    },
 ];
+
+/// The leadership lease and its fencing epoch (see `store::leadership`):
+/// one row, whose epoch only grows.
+const LEADERSHIP: &str = r#"
+CREATE TABLE leadership (
+    singleton        INTEGER PRIMARY KEY CHECK (singleton = 1),
+    epoch            INTEGER NOT NULL CHECK (epoch >= 1),
+    holder           TEXT NOT NULL,
+    lease_expires_at TEXT NOT NULL,
+    acquired_at      TEXT NOT NULL
+);
+CREATE TRIGGER leadership_epoch_grows BEFORE UPDATE ON leadership
+WHEN NEW.epoch < OLD.epoch
+BEGIN
+    SELECT RAISE(ABORT, 'leadership epoch cannot go back');
+END;
+CREATE TRIGGER leadership_refuse_delete BEFORE DELETE ON leadership
+BEGIN
+    SELECT RAISE(ABORT, 'leadership cannot be deleted');
+END;
+"#;
 
 /// The rules each tracked branch is judged by (see `store::rules`).
 const RULES_IN_FORCE: &str = r#"
@@ -445,7 +471,7 @@ mod tests {
                 [],
             )
             .unwrap();
-        apply(&mut connection, MIGRATIONS, Path::new(":memory:")).unwrap();
+        apply(&mut connection, &MIGRATIONS[..6], Path::new(":memory:")).unwrap();
         assert_eq!(user_version(&connection), 6);
         assert!(table_exists(&connection, "reconcile_requests"));
         assert!(table_exists(&connection, "rules_in_force"));

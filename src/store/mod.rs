@@ -35,15 +35,20 @@
 
 mod canonical;
 mod commits;
+pub(crate) mod db;
 mod events;
 mod evidence_head;
 mod figures;
 mod idempotency;
 mod incidents;
 mod intents;
+mod leadership;
+mod location;
 mod migrations;
 mod notifications;
 mod operator;
+mod postgres_schema;
+mod recovery;
 mod rings;
 mod rules;
 mod telemetry;
@@ -61,9 +66,12 @@ pub use figures::PlaneFigures;
 pub use idempotency::{Action, ActionState, NewAction, action_key};
 pub use incidents::{Incident, IncidentChange, IncidentReport, IncidentStatus};
 pub use intents::{IntentRecord, IntentUpsert, RINGMASTER_NAMESPACE, correlation_id_for};
+pub use leadership::{Leadership, LeadershipOutcome};
+pub use location::{STORE_URL_ENV, StoreLocation, redact_url};
 pub use migrations::{MIGRATIONS, Migration, SUPPORTED_SCHEMA_VERSION};
 pub use notifications::{NotificationDelivery, PendingNotification};
 pub use operator::{OperatorRequest, ReconcileRequest};
+pub use recovery::BackupReport;
 pub use rings::ActiveChange;
 pub use rules::RulesState;
 pub use telemetry::{
@@ -72,7 +80,8 @@ pub use telemetry::{
 };
 pub use webhooks::WebhookDelivery;
 
-use rusqlite::{Connection, ErrorCode, OpenFlags};
+use db::Connection;
+use rusqlite::{ErrorCode, OpenFlags};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -158,6 +167,52 @@ pub enum StoreError {
     #[error("state database error: {0}")]
     Sqlite(#[from] rusqlite::Error),
 
+    /// Any other PostgreSQL failure (never carries the connection URL).
+    #[error("state database error (PostgreSQL): {}", postgres_error_text(.0))]
+    Postgres(postgres::Error),
+
+    /// The PostgreSQL server could not be reached or refused the login.
+    /// `url` has its password redacted.
+    #[error("cannot connect to the state database {url}: {detail}")]
+    PostgresConnect { url: String, detail: String },
+
+    /// `--store` (or its file, or `RINGMASTER_STORE_URL`) is not a store
+    /// location this build understands. `location` is redacted.
+    #[error(
+        "store location {location:?} is not understood: {reason}; use sqlite:PATH or \
+         postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE"
+    )]
+    InvalidLocation { location: String, reason: String },
+
+    /// A query that must return a row returned none.
+    #[error("state database: the query returned no rows")]
+    NoRows,
+
+    /// A column did not decode to the type the store reads it as.
+    #[error("state database: {column} cannot be read: {detail}")]
+    Decode { column: String, detail: String },
+
+    /// A transaction was started inside another (a bug in the store).
+    #[error("state database: a transaction was started inside another")]
+    NestedTransaction,
+
+    /// The write was refused by the database: this process writes under
+    /// leadership epoch `mine`, but epoch `current` exists — another
+    /// replica leads now, and a deposed leader must not act.
+    #[error(
+        "state database refused the write: this process holds leadership epoch {mine}, \
+         but epoch {current} exists (another replica leads); it is fenced and must stop acting"
+    )]
+    Fenced { mine: u64, current: u64 },
+
+    /// Another replica holds an unexpired leadership lease.
+    #[error("leadership is held by {holder} (epoch {epoch}) until {lease_expires_at}")]
+    LeadershipHeld {
+        holder: String,
+        epoch: u64,
+        lease_expires_at: String,
+    },
+
     /// A JSON value could not be serialised for storage.
     #[error("state database: cannot serialise JSON: {0}")]
     Json(#[from] serde_json::Error),
@@ -236,15 +291,37 @@ pub enum StoreError {
     },
 }
 
-/// The daemon's state database. Owns one SQLite connection; `Send`, not `Sync`.
+/// The daemon's state database: one SQLite connection or one PostgreSQL
+/// client (see `db`). `Send`, not `Sync`.
 #[derive(Debug)]
 pub struct Store {
     connection: Connection,
-    /// Where the file lives; `None` for an in-memory store.
+    /// Where the file lives; `None` for an in-memory store or PostgreSQL.
     path: Option<PathBuf>,
+    /// PostgreSQL: the URL with its password redacted, for messages.
+    url: Option<String>,
 }
 
 impl Store {
+    /// Opens (creating if needed) the store at `location` and brings its
+    /// schema up to date: a SQLite file, or a PostgreSQL database (whose
+    /// tables are created by the first open).
+    pub fn open_location(location: &StoreLocation) -> Result<Store, StoreError> {
+        match location {
+            StoreLocation::Sqlite(path) => Store::open(path),
+            StoreLocation::Postgres(url) => Store::open_postgres(url, false),
+        }
+    }
+
+    /// Opens an existing store to read or verify it: never creates a file
+    /// or a schema (see [`Store::open_existing`]).
+    pub fn open_existing_location(location: &StoreLocation) -> Result<Store, StoreError> {
+        match location {
+            StoreLocation::Sqlite(path) => Store::open_existing(path),
+            StoreLocation::Postgres(url) => Store::open_postgres(url, true),
+        }
+    }
+
     /// Opens (creating if needed) the state database at `path`, checks it, and brings
     /// its schema up to date.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
@@ -255,7 +332,7 @@ impl Store {
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
             | OpenFlags::SQLITE_OPEN_CREATE
             | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        let connection = Connection::open_with_flags(path, flags).map_err(open_error)?;
+        let connection = rusqlite::Connection::open_with_flags(path, flags).map_err(open_error)?;
         connection.busy_timeout(BUSY_TIMEOUT).map_err(open_error)?;
         Store::prepare(connection, Some(path.to_path_buf()))
     }
@@ -283,7 +360,7 @@ impl Store {
             source,
         };
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        let connection = Connection::open_with_flags(path, flags).map_err(open_error)?;
+        let connection = rusqlite::Connection::open_with_flags(path, flags).map_err(open_error)?;
         connection.busy_timeout(BUSY_TIMEOUT).map_err(open_error)?;
         let version: i64 = connection
             .pragma_query_one(None, "user_version")
@@ -298,54 +375,100 @@ impl Store {
 
     /// An empty store in memory, for tests: same schema, no WAL, nothing on disk.
     pub fn open_in_memory() -> Result<Store, StoreError> {
-        let connection = Connection::open_in_memory()?;
+        let connection = rusqlite::Connection::open_in_memory()?;
         Store::prepare(connection, None)
     }
 
+    /// Connects to PostgreSQL and applies the pending migrations under a
+    /// session advisory lock. `existing`: refuse a database without
+    /// ringmaster's schema instead of creating it.
+    fn open_postgres(url: &str, existing: bool) -> Result<Store, StoreError> {
+        let redacted = redact_url(url);
+        let client = location::connect_postgres(url)?;
+        let mut store = Store {
+            connection: Connection::postgres(client),
+            path: None,
+            url: Some(redacted.clone()),
+        };
+        if existing && postgres_schema::schema_version(&store.connection)? == 0 {
+            return Err(StoreError::Empty {
+                path: PathBuf::from(redacted),
+            });
+        }
+        postgres_schema::apply(&mut store.connection, &PathBuf::from(&redacted))?;
+        Ok(store)
+    }
+
     /// Checks, configures and migrates a freshly opened connection.
-    fn prepare(connection: Connection, path: Option<PathBuf>) -> Result<Store, StoreError> {
-        let mut store = Store { connection, path };
+    fn prepare(
+        connection: rusqlite::Connection,
+        path: Option<PathBuf>,
+    ) -> Result<Store, StoreError> {
+        let mut store = Store {
+            connection: Connection::sqlite(connection),
+            path,
+            url: None,
+        };
         store.quick_check()?;
-        migrations::refuse_newer_schema(&store.connection, &store.display_path())?;
+        let display = store.display_path();
+        let sqlite = store.sqlite_mut();
+        migrations::refuse_newer_schema(sqlite, &display)?;
         store.configure()?;
         let path = store.display_path();
-        migrations::apply(&mut store.connection, MIGRATIONS, &path)?;
+        migrations::apply(store.sqlite_mut(), MIGRATIONS, &path)?;
         Ok(store)
+    }
+
+    fn sqlite_mut(&mut self) -> &mut rusqlite::Connection {
+        self.connection
+            .as_sqlite_mut()
+            .expect("a SQLite store has a SQLite connection")
+    }
+
+    /// Which engine this store runs on.
+    pub fn dialect(&self) -> db::Dialect {
+        self.connection.dialect()
     }
 
     /// WAL, `synchronous=FULL`, `foreign_keys=ON`, `recursive_triggers=ON`.
     fn configure(&self) -> Result<(), StoreError> {
+        let Some(connection) = self.connection.as_sqlite() else {
+            return Ok(());
+        };
         let path = self.display_path();
         let with_path = |source| StoreError::Open {
             path: path.clone(),
             source,
         };
-        let mode: String = self
-            .connection
+        let mode: String = connection
             .pragma_update_and_check(None, "journal_mode", "wal", |row| row.get(0))
             .map_err(|source| classify_open_error(&path, source))?;
         if self.path.is_some() && !mode.eq_ignore_ascii_case("wal") {
             return Err(StoreError::JournalMode { path, mode });
         }
-        self.connection
+        connection
             .pragma_update(None, "synchronous", "FULL")
             .map_err(with_path)?;
-        self.connection
+        connection
             .pragma_update(None, "foreign_keys", "ON")
             .map_err(with_path)?;
         // So that `INSERT OR REPLACE` cannot delete an event behind the DELETE trigger.
-        self.connection
+        connection
             .pragma_update(None, "recursive_triggers", "ON")
             .map_err(with_path)?;
         Ok(())
     }
 
     /// Runs `PRAGMA quick_check`; any finding, or a file that is not a database at
-    /// all, is [`StoreError::Corrupt`] naming the path.
+    /// all, is [`StoreError::Corrupt`] naming the path. PostgreSQL checks its
+    /// own pages: nothing to do.
     pub fn quick_check(&self) -> Result<(), StoreError> {
+        let Some(connection) = self.connection.as_sqlite() else {
+            return Ok(());
+        };
         let path = self.display_path();
         let mut findings = Vec::new();
-        self.connection
+        connection
             .pragma_query(None, "quick_check", |row| {
                 // One row may hold several findings, one a line, under a
                 // "*** in database main ***" banner.
@@ -373,22 +496,67 @@ impl Store {
         Err(StoreError::Corrupt { path, detail })
     }
 
-    /// The schema version of the open file (`PRAGMA user_version`).
+    /// The schema version of the store (`PRAGMA user_version` on SQLite,
+    /// the last migration applied on PostgreSQL).
     pub fn schema_version(&self) -> Result<i64, StoreError> {
-        Ok(self
-            .connection
-            .pragma_query_one::<i64>(None, "user_version")?)
+        match self.connection.as_sqlite() {
+            Some(connection) => Ok(connection.pragma_query_one::<i64>(None, "user_version")?),
+            None => postgres_schema::schema_version(&self.connection),
+        }
     }
 
-    /// The file's path, or `:memory:`.
+    /// The file's path, or `None` (in memory, PostgreSQL).
     pub fn path(&self) -> Option<&Path> {
         self.path.as_deref()
     }
 
+    /// Where the store lives, for messages: the file, `:memory:`, or the
+    /// PostgreSQL URL with its password redacted.
+    pub fn describe(&self) -> String {
+        self.display_path().display().to_string()
+    }
+
     fn display_path(&self) -> PathBuf {
+        if let Some(url) = &self.url {
+            return PathBuf::from(url);
+        }
         self.path
             .clone()
             .unwrap_or_else(|| PathBuf::from(":memory:"))
+    }
+}
+
+impl StoreError {
+    /// Maps a PostgreSQL error: the fencing function's refusal becomes
+    /// [`StoreError::Fenced`].
+    pub(crate) fn from_postgres(error: postgres::Error) -> StoreError {
+        if let Some(db_error) = error.as_db_error()
+            && let Some(rest) = db_error.message().strip_prefix("ringmaster fenced: ")
+        {
+            let mut numbers = rest
+                .split(|character: char| !character.is_ascii_digit())
+                .filter(|part| !part.is_empty())
+                .map(|part| part.parse::<u64>().unwrap_or(0));
+            let mine = numbers.next().unwrap_or(0);
+            let current = numbers.next().unwrap_or(0);
+            return StoreError::Fenced { mine, current };
+        }
+        StoreError::Postgres(error)
+    }
+}
+
+/// A PostgreSQL error as text: the server's message, detail and hint, or
+/// the client's own (which never quote the connection URL).
+fn postgres_error_text(error: &postgres::Error) -> String {
+    match error.as_db_error() {
+        Some(db_error) => {
+            let mut text = format!("{}: {}", db_error.code().code(), db_error.message());
+            if let Some(detail) = db_error.detail() {
+                text.push_str(&format!(" ({detail})"));
+            }
+            text
+        }
+        None => error.to_string(),
     }
 }
 
@@ -426,6 +594,12 @@ fn from_sql_integer(what: &'static str, value: i64) -> Result<u64, StoreError> {
 /// `.optional()` for queries whose row mapper returns [`StoreError`].
 trait OptionalStoreExtension<T> {
     fn optional_store(self) -> Result<Option<T>, StoreError>;
+    fn optional(self) -> Result<Option<T>, StoreError>
+    where
+        Self: Sized,
+    {
+        self.optional_store()
+    }
 }
 
 impl<T> OptionalStoreExtension<T> for Result<T, StoreError> {
@@ -433,6 +607,7 @@ impl<T> OptionalStoreExtension<T> for Result<T, StoreError> {
         match self {
             Ok(value) => Ok(Some(value)),
             Err(StoreError::Sqlite(rusqlite::Error::QueryReturnedNoRows)) => Ok(None),
+            Err(StoreError::NoRows) => Ok(None),
             Err(error) => Err(error),
         }
     }
@@ -464,6 +639,8 @@ mod tests {
         let pragma = |name: &str| -> String {
             store
                 .connection
+                .as_sqlite()
+                .unwrap()
                 .query_row(&format!("PRAGMA {name}"), [], |row| {
                     row.get::<_, rusqlite::types::Value>(0)
                 })

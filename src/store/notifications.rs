@@ -3,10 +3,10 @@
 //! owed to it (pending, delivered, or failed for good), keyed by
 //! (target, event seq) so a restart never sends a delivered one again.
 
+use super::db::{TransactionBehavior, params};
 use super::time::{format_timestamp, parse_optional_timestamp};
-use super::{Store, StoreError};
+use super::{OptionalStoreExtension, Store, StoreError};
 use chrono::{DateTime, Utc};
-use rusqlite::{OptionalExtension, TransactionBehavior, params};
 
 /// A message still owed to a target.
 #[derive(Debug, Clone, PartialEq)]
@@ -55,7 +55,8 @@ impl Store {
         at_seq: u64,
     ) -> Result<(), StoreError> {
         self.connection.execute(
-            "INSERT OR IGNORE INTO notification_cursors (target, last_seq) VALUES (?1, ?2)",
+            "INSERT INTO notification_cursors (target, last_seq) VALUES (?1, ?2)
+             ON CONFLICT (target) DO NOTHING",
             params![target, seq(at_seq)],
         )?;
         Ok(())
@@ -75,14 +76,16 @@ impl Store {
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
         for (event_seq, trigger) in owed {
             transaction.execute(
-                "INSERT OR IGNORE INTO notification_deliveries
+                "INSERT INTO notification_deliveries
                    (target, event_seq, trigger, state, attempts, next_attempt_at)
-                 VALUES (?1, ?2, ?3, 'pending', 0, ?4)",
+                 VALUES (?1, ?2, ?3, 'pending', 0, ?4)
+                 ON CONFLICT (target, event_seq) DO NOTHING",
                 params![target, seq(*event_seq), trigger, format_timestamp(now)],
             )?;
         }
         transaction.execute(
-            "UPDATE notification_cursors SET last_seq = max(last_seq, ?2) WHERE target = ?1",
+            "UPDATE notification_cursors
+             SET last_seq = CASE WHEN last_seq > ?2 THEN last_seq ELSE ?2 END WHERE target = ?1",
             params![target, seq(through_seq)],
         )?;
         transaction.commit()?;
@@ -112,14 +115,14 @@ impl Store {
                 })
             },
         )?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        rows.collect::<Result<_, _>>()
     }
 
     /// The earliest time a pending message of any target is due.
     pub fn next_notification_due(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
         let text: Option<String> = self.connection.query_row(
             "SELECT min(next_attempt_at) FROM notification_deliveries WHERE state = 'pending'",
-            [],
+            params![],
             |row| row.get(0),
         )?;
         parse_optional_timestamp(text, "notification_deliveries", "next_attempt_at")

@@ -14,10 +14,10 @@
 //! API; the daemon runs one at its next step and marks every pending request
 //! handled.
 
+use super::db::{TransactionBehavior, params};
 use super::time::{format_timestamp, parse_timestamp};
 use super::{Store, StoreError};
 use chrono::{DateTime, Utc};
-use rusqlite::params;
 use serde::Serialize;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -68,9 +68,13 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<u64, StoreError> {
         let origin = origin.map(serde_json::to_string).transpose()?;
-        self.connection.execute(
+        let transaction = self
+            .connection
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let request_id: i64 = transaction.query_row(
             "INSERT INTO operator_requests (intent_id, action, reason, actor, requested_at, origin)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+             RETURNING request_id",
             params![
                 intent_id,
                 action,
@@ -79,8 +83,10 @@ impl Store {
                 format_timestamp(now),
                 origin
             ],
+            |row| row.get(0),
         )?;
-        Ok(u64::try_from(self.connection.last_insert_rowid()).unwrap_or(0))
+        transaction.commit()?;
+        Ok(u64::try_from(request_id).unwrap_or(0))
     }
 
     /// Queues a reconciliation for the daemon's next step.
@@ -91,17 +97,23 @@ impl Store {
         origin: &serde_json::Value,
         now: DateTime<Utc>,
     ) -> Result<u64, StoreError> {
-        self.connection.execute(
+        let transaction = self
+            .connection
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let request_id: i64 = transaction.query_row(
             "INSERT INTO reconcile_requests (actor, reason, origin, requested_at)
-             VALUES (?1, ?2, ?3, ?4)",
+             VALUES (?1, ?2, ?3, ?4)
+             RETURNING request_id",
             params![
                 actor,
                 reason,
                 serde_json::to_string(origin)?,
                 format_timestamp(now)
             ],
+            |row| row.get(0),
         )?;
-        Ok(u64::try_from(self.connection.last_insert_rowid()).unwrap_or(0))
+        transaction.commit()?;
+        Ok(u64::try_from(request_id).unwrap_or(0))
     }
 
     /// Reconciliations asked for and not yet run, oldest first.
@@ -110,7 +122,7 @@ impl Store {
             "SELECT request_id, actor, reason, origin, requested_at
              FROM reconcile_requests WHERE handled_at IS NULL ORDER BY request_id",
         )?;
-        let rows = statement.query_and_then([], |row| {
+        let rows = statement.query_and_then(params![], |row| {
             let origin: String = row.get(3)?;
             Ok::<_, StoreError>(ReconcileRequest {
                 request_id: u64::try_from(row.get::<_, i64>(0)?).unwrap_or(0),
@@ -156,7 +168,7 @@ impl Store {
             "SELECT request_id, intent_id, action, reason, actor, requested_at, origin
              FROM operator_requests WHERE handled_at IS NULL ORDER BY request_id",
         )?;
-        let rows = statement.query_and_then([], |row| {
+        let rows = statement.query_and_then(params![], |row| {
             let origin: Option<String> = row.get(6)?;
             Ok::<_, StoreError>(OperatorRequest {
                 origin: origin

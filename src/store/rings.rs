@@ -6,10 +6,10 @@
 //! the rule hold even against a racing writer or a bug in that check. Released
 //! claims stay as history with their release time.
 
+use super::db::{Connection, TransactionBehavior, params};
 use super::time::{format_timestamp, parse_timestamp, serialize_timestamp};
-use super::{Store, StoreError};
+use super::{OptionalStoreExtension, Store, StoreError};
 use chrono::{DateTime, Utc};
-use rusqlite::{OptionalExtension, TransactionBehavior, params};
 use serde::Serialize;
 
 /// A change currently holding a ring.
@@ -37,7 +37,7 @@ impl Store {
         let transaction = self
             .connection
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let holder = |connection: &rusqlite::Connection| {
+        let holder = |connection: &Connection| {
             connection
                 .query_row(
                     "SELECT intent_id FROM active_changes
@@ -84,7 +84,7 @@ impl Store {
                     intent_id: intent_id.to_string(),
                 });
             }
-            Err(error) => return Err(error.into()),
+            Err(error) => return Err(error),
         }
         transaction.commit()?;
         Ok(())
@@ -137,21 +137,7 @@ impl Store {
     }
 }
 
-fn is_unique_violation(error: &rusqlite::Error) -> bool {
-    matches!(
-        error,
-        rusqlite::Error::SqliteFailure(failure, _)
-            if failure.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
-    )
-}
-
-fn is_foreign_key_violation(error: &rusqlite::Error) -> bool {
-    matches!(
-        error,
-        rusqlite::Error::SqliteFailure(failure, _)
-            if failure.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_FOREIGNKEY
-    )
-}
+use super::db::{is_foreign_key_violation, is_unique_violation};
 
 #[cfg(test)]
 mod tests {
@@ -326,7 +312,7 @@ mod tests {
             "INSERT INTO active_changes (intent_id, application_id, acquisition_boundary,
                  business_unit, ring, claimed_at)
              VALUES ('vpn-2.2', 'vpn-client', 'corp', 'bu-finance', 'ring-1', 'x')",
-            [],
+            params![],
         );
         assert!(is_unique_violation(&direct.unwrap_err()));
     }

@@ -10,13 +10,13 @@
 //! exception expires. The daemon (`daemon::rules`) decides; this module
 //! only stores.
 
+use super::db::{Row, params};
 use super::time::{
     format_timestamp, parse_optional_timestamp, parse_timestamp, serialize_optional_timestamp,
     serialize_timestamp,
 };
 use super::{OptionalStoreExtension, Store, StoreError};
 use chrono::{DateTime, Utc};
-use rusqlite::{Row, params};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -76,7 +76,7 @@ impl Store {
         let mut statement = self.connection.prepare(&format!(
             "SELECT {COLUMNS} FROM rules_in_force ORDER BY branch"
         ))?;
-        let rows = statement.query_and_then([], read)?;
+        let rows = statement.query_and_then(params![], read)?;
         rows.collect()
     }
 

@@ -6,10 +6,10 @@
 //! Counters derived here are monotonic across restarts: the event log only
 //! grows (see `events`), so a count over it never goes down.
 
+use super::db::{Row, params};
 use super::time::{parse_optional_timestamp, parse_timestamp};
-use super::{Store, StoreError};
+use super::{OptionalStoreExtension, Store, StoreError};
 use chrono::{DateTime, Utc};
-use rusqlite::{OptionalExtension as _, params};
 
 /// One group of events: how many events of `event_type` share these labels.
 #[derive(Debug, Clone, PartialEq)]
@@ -143,9 +143,11 @@ impl Store {
     pub fn event_tally(&self, after: u64) -> Result<EventTally, StoreError> {
         let connection = &self.connection;
         let upto = connection
-            .query_row("SELECT coalesce(max(seq), 0) FROM events", [], |row| {
-                row.get::<_, i64>(0)
-            })?
+            .query_row(
+                "SELECT coalesce(max(seq), 0) FROM events",
+                params![],
+                |row| row.get::<_, i64>(0),
+            )?
             .max(0) as u64;
         let mut tally = EventTally {
             upto,
@@ -200,10 +202,10 @@ impl Store {
             "SELECT plane,
                     CASE WHEN instr(action, '@run-') > 0
                       THEN substr(action, 1, instr(action, '@run-') - 1) ELSE action END,
-                    state, count(*), sum(attempts) FROM idempotency
+                    state, count(*), CAST(sum(attempts) AS BIGINT) FROM idempotency
              GROUP BY 1, 2, 3",
         )?;
-        let mut query = statement.query([])?;
+        let mut query = statement.query(params![])?;
         while let Some(row) = query.next()? {
             rows.plane_actions.push(PlaneActionCount {
                 plane: row.get(0)?,
@@ -215,21 +217,21 @@ impl Store {
         }
         let mut statement = connection
             .prepare_cached("SELECT outcome, count(*) FROM processed_commits GROUP BY 1")?;
-        let mut query = statement.query([])?;
+        let mut query = statement.query(params![])?;
         while let Some(row) = query.next()? {
             rows.commits
                 .push((row.get(0)?, row.get::<_, i64>(1)?.max(0) as u64));
         }
         let last: Option<String> = connection.query_row(
             "SELECT max(processed_at) FROM processed_commits",
-            [],
+            params![],
             |row| row.get(0),
         )?;
         rows.last_processed_at =
             parse_optional_timestamp(last, "processed_commits", "processed_at")?;
         let mut statement = connection
             .prepare_cached("SELECT processed, count(*) FROM webhook_deliveries GROUP BY 1")?;
-        let mut query = statement.query([])?;
+        let mut query = statement.query(params![])?;
         while let Some(row) = query.next()? {
             rows.webhook_deliveries.push((
                 row.get::<_, i64>(0)? == 1,
@@ -250,9 +252,11 @@ impl Store {
                 .push((row.get(0)?, parse_timestamp(&since, "events", "timestamp")?));
         }
         rows.event_log_length = connection
-            .query_row("SELECT coalesce(max(seq), 0) FROM events", [], |row| {
-                row.get::<_, i64>(0)
-            })?
+            .query_row(
+                "SELECT coalesce(max(seq), 0) FROM events",
+                params![],
+                |row| row.get::<_, i64>(0),
+            )?
             .max(0) as u64;
         Ok(rows)
     }
@@ -307,7 +311,7 @@ struct StoredPlane {
     plane: String,
 }
 
-fn count_of(row: &rusqlite::Row<'_>, index: usize) -> Result<u64, rusqlite::Error> {
+fn count_of(row: &Row<'_>, index: usize) -> Result<u64, StoreError> {
     Ok(row.get::<_, Option<i64>>(index)?.unwrap_or(0).max(0) as u64)
 }
 
@@ -319,7 +323,7 @@ impl Store {
     pub fn rollout_rows(&self) -> Result<RolloutRows, StoreError> {
         let mut rows = RolloutRows::default();
         let mut statement = self.connection.prepare_cached(ROLLOUT_STATES)?;
-        let mut query = statement.query([])?;
+        let mut query = statement.query(params![])?;
         while let Some(row) = query.next()? {
             let phase: String = row.get(0)?;
             if phase != "awaiting_approval" {
@@ -331,7 +335,7 @@ impl Store {
             }
         }
         let mut statement = self.connection.prepare_cached(AWAITING_REQUIREMENTS)?;
-        let mut query = statement.query([])?;
+        let mut query = statement.query(params![])?;
         while let Some(row) = query.next()? {
             rows.states.push(RolloutStateCount {
                 phase: "awaiting_approval".to_owned(),
@@ -344,7 +348,7 @@ impl Store {
             "SELECT application_id, business_unit, intent_id FROM intents
              ORDER BY application_id, business_unit, updated_at DESC, intent_id DESC",
         )?;
-        let mut query = statement.query([])?;
+        let mut query = statement.query(params![])?;
         let mut groups: Vec<(String, String, Vec<String>)> = Vec::new();
         while let Some(row) = query.next()? {
             let (application, unit): (String, String) = (row.get(0)?, row.get(1)?);

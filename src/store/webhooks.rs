@@ -5,13 +5,13 @@
 //! even after a restart, and a delivery received but not processed before a crash
 //! is found again by [`Store::unprocessed_deliveries`].
 
+use super::db::{Row, params};
 use super::time::{
     format_timestamp, parse_optional_timestamp, parse_timestamp, serialize_optional_timestamp,
     serialize_timestamp,
 };
 use super::{Store, StoreError};
 use chrono::{DateTime, Utc};
-use rusqlite::{Row, params};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -55,11 +55,17 @@ impl Store {
 
     /// Deliveries recorded but not yet processed, in order of receipt.
     pub fn unprocessed_deliveries(&self) -> Result<Vec<WebhookDelivery>, StoreError> {
-        let mut statement = self.connection.prepare(
+        // Ties in `received_at`: SQLite's insertion order (rowid);
+        // PostgreSQL has none, so the delivery id decides.
+        let tie = match self.connection.dialect() {
+            super::db::Dialect::Sqlite => "rowid",
+            super::db::Dialect::Postgres => "delivery_id",
+        };
+        let mut statement = self.connection.prepare(&format!(
             "SELECT delivery_id, event, received_at, payload, processed, processed_at
-             FROM webhook_deliveries WHERE processed = 0 ORDER BY received_at, rowid",
-        )?;
-        let rows = statement.query_and_then([], read_delivery)?;
+             FROM webhook_deliveries WHERE processed = 0 ORDER BY received_at, {tie}"
+        ))?;
+        let rows = statement.query_and_then(params![], read_delivery)?;
         rows.collect()
     }
 

@@ -87,6 +87,7 @@ pub fn git(cwd: &Path, args: &[&str]) -> String {
 fn daemon_config(root: &Path) -> DaemonConfig {
     DaemonConfig {
         repo: RepoLocation::Local(root.join("governed")),
+        store: None,
         state_dir: root.join("state"),
         key: root.join("keys/ringmaster.key"),
         key_password: None,
@@ -291,7 +292,7 @@ pub async fn serve(tenant: &Tenant, options: ApiOptions) -> Api {
         .oidc
         .map(|settings| OidcValidator::new(settings).expect("validator"));
     let context = ApiContext::new(ApiContextParts {
-        database: tenant.state().join("ringmaster.db"),
+        database: ringmaster::store::StoreLocation::Sqlite(tenant.state().join("ringmaster.db")),
         connections: 2,
         governed: GovernedSource::new(tenant.governed(), "main".into()),
         evidence_repository: tenant.governed(),

@@ -266,6 +266,7 @@ pub fn daemon_config(repo: &TestRepo) -> DaemonConfig {
     let paths = ringmaster::evidence::generate_keypair(&keys, None, false).expect("keygen");
     DaemonConfig {
         repo: RepoLocation::Local(repo.path.clone()),
+        store: None,
         state_dir: state,
         key: paths.secret_key,
         key_password: None,

@@ -36,6 +36,7 @@ use serde::Serialize;
 use serde_json::Value;
 use std::collections::BTreeMap;
 
+use super::CommitRecord;
 use super::branch::EvidenceBranch;
 use super::{EvidenceError, Result, git_context};
 
@@ -126,53 +127,56 @@ pub fn read_records(branch: &EvidenceBranch) -> Result<Vec<RecordEntry>> {
     let mut business_units: BTreeMap<String, String> = BTreeMap::new();
     let mut records = Vec::with_capacity(commits.len());
     for commit_id in commits {
-        let (tip, pack) = branch.read_record_commit_with_pack(commit_id)?;
         let commit = branch
             .repository
             .find_commit(commit_id)
             .map_err(git_context(format!("cannot read commit {commit_id}")))?;
-        let signature_path = format!("{}.minisig", tip.pack_path);
-        let signature_blob = commit
-            .tree()
-            .and_then(|tree| tree.get_path(std::path::Path::new(&signature_path)))
-            .map_err(git_context(format!(
-                "{signature_path} is missing from {commit_id}"
-            )))?
-            .id();
-        let pack_blob = commit
-            .tree()
-            .and_then(|tree| tree.get_path(std::path::Path::new(&tip.pack_path)))
-            .map_err(git_context(format!(
-                "{} is missing from {commit_id}",
-                tip.pack_path
-            )))?
-            .id();
-        let own_unit = business_unit_of(&pack.body);
-        if let (Some(intent), Some(unit)) = (&pack.intent_id, &own_unit) {
-            business_units.insert(intent.clone(), unit.clone());
+        let commit_message = String::from_utf8_lossy(commit.message_bytes()).into_owned();
+        let in_commit = branch.records_in_commit(commit_id)?;
+        let batch = in_commit.len() > 1;
+        for record in in_commit {
+            let CommitRecord {
+                tip,
+                pack,
+                pack_blob,
+                signature_blob,
+            } = record;
+            let signature_path = format!("{}.minisig", tip.pack_path);
+            // A record of a batch commit is listed with the message its own
+            // one-record commit would carry (its trailers); the batch
+            // commit's message names only the range.
+            let message = if batch {
+                super::pack::commit_message(&pack, &tip.pack_path, &tip.pack_sha256)
+            } else {
+                commit_message.clone()
+            };
+            let own_unit = business_unit_of(&pack.body);
+            if let (Some(intent), Some(unit)) = (&pack.intent_id, &own_unit) {
+                business_units.insert(intent.clone(), unit.clone());
+            }
+            let business_unit = own_unit.or_else(|| {
+                pack.intent_id
+                    .as_ref()
+                    .and_then(|intent| business_units.get(intent).cloned())
+            });
+            records.push(RecordEntry {
+                sequence: tip.sequence,
+                pack_sha256: tip.pack_sha256,
+                previous_pack_sha256: pack.previous_pack_sha256,
+                source_commit: pack.source_commit,
+                record_type: pack.record_type.as_str().to_owned(),
+                intent_id: pack.intent_id,
+                business_unit,
+                created_at: pack.created_at,
+                pack_path: tip.pack_path,
+                signature_path,
+                commit: commit_id.to_string(),
+                parent: commit.parent_id(0).ok().map(|id| id.to_string()),
+                message,
+                pack_blob,
+                signature_blob,
+            });
         }
-        let business_unit = own_unit.or_else(|| {
-            pack.intent_id
-                .as_ref()
-                .and_then(|intent| business_units.get(intent).cloned())
-        });
-        records.push(RecordEntry {
-            sequence: tip.sequence,
-            pack_sha256: tip.pack_sha256,
-            previous_pack_sha256: pack.previous_pack_sha256,
-            source_commit: pack.source_commit,
-            record_type: pack.record_type.as_str().to_owned(),
-            intent_id: pack.intent_id,
-            business_unit,
-            created_at: pack.created_at,
-            pack_path: tip.pack_path,
-            signature_path,
-            commit: commit_id.to_string(),
-            parent: commit.parent_id(0).ok().map(|id| id.to_string()),
-            message: String::from_utf8_lossy(commit.message_bytes()).into_owned(),
-            pack_blob,
-            signature_blob,
-        });
     }
     Ok(records)
 }

@@ -4,16 +4,27 @@
 //! so it checks exactly what is on disk and never fails on a value it cannot decode:
 //! that is a broken link, reported like any other.
 
+use super::super::OptionalStoreExtension;
 use super::super::canonical::canonical_json;
+use super::super::db::{Connection, Dialect, Row, params};
 use super::super::{Store, StoreError, from_sql_integer};
 use super::GENESIS_PREV_HASH;
-use rusqlite::{OptionalExtension as _, Row};
 use serde::Serialize;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use std::fmt;
 
 /// The names of the triggers that keep `events` append-only.
+/// How many events `verify_event_chain` reads at a time.
+const CHAIN_PAGE: usize = 5_000;
+
+const POSTGRES_APPEND_ONLY_TRIGGERS: [&str; 4] = [
+    "events_refuse_update",
+    "events_refuse_delete",
+    "events_refuse_truncate",
+    "events_append_at_the_end",
+];
+
 const APPEND_ONLY_TRIGGERS: [&str; 3] = [
     "events_refuse_update",
     "events_refuse_delete",
@@ -41,7 +52,7 @@ pub(super) struct StoredEvent {
 }
 
 impl StoredEvent {
-    pub fn from_row(row: &Row<'_>) -> Result<StoredEvent, rusqlite::Error> {
+    pub fn from_row(row: &Row<'_>) -> Result<StoredEvent, StoreError> {
         Ok(StoredEvent {
             seq: row.get("seq")?,
             event_id: row.get("event_id")?,
@@ -158,12 +169,11 @@ impl Store {
     /// checking an anchor kept elsewhere, such as an evidence pack's).
     pub fn event_hash(&self, seq: u64) -> Result<Option<String>, StoreError> {
         let seq = super::super::to_sql_integer("seq", seq)?;
-        Ok(self
-            .connection
+        self.connection
             .query_row("SELECT hash FROM events WHERE seq = ?1", [seq], |row| {
                 row.get(0)
             })
-            .optional()?)
+            .optional()
     }
 
     /// Recomputes every event's hash in `seq` order and reports the first link that
@@ -179,27 +189,37 @@ impl Store {
             first_break: None,
             append_only_triggers_present: append_only_triggers_present(&snapshot)?,
         };
+        // Pages of events, so a long log is never held in memory at once.
         let mut statement = snapshot.prepare(&format!(
-            "SELECT {} FROM events ORDER BY seq",
+            "SELECT {} FROM events WHERE seq > ?1 ORDER BY seq LIMIT {CHAIN_PAGE}",
             super::COLUMNS
         ))?;
-        let mut rows = statement.query([])?;
         let mut expected_seq: u64 = 1;
         let mut previous_hash = GENESIS_PREV_HASH.to_string();
-        while let Some(row) = rows.next()? {
-            let event = StoredEvent::from_row(row)?;
-            if let Some(reason) = check_link(&event, expected_seq, &previous_hash) {
-                report.first_break = Some(ChainBreak {
-                    seq: expected_seq,
-                    reason,
-                });
+        let mut after: i64 = 0;
+        'pages: loop {
+            let mut rows = statement.query(params![after])?;
+            let mut read = 0;
+            while let Some(row) = rows.next()? {
+                read += 1;
+                let event = StoredEvent::from_row(row)?;
+                after = event.seq;
+                if let Some(reason) = check_link(&event, expected_seq, &previous_hash) {
+                    report.first_break = Some(ChainBreak {
+                        seq: expected_seq,
+                        reason,
+                    });
+                    break 'pages;
+                }
+                report.events_checked += 1;
+                report.last_verified_seq = Some(from_sql_integer("events.seq", event.seq)?);
+                previous_hash = event.hash;
+                report.last_verified_hash = Some(previous_hash.clone());
+                expected_seq += 1;
+            }
+            if read < CHAIN_PAGE {
                 break;
             }
-            report.events_checked += 1;
-            report.last_verified_seq = Some(from_sql_integer("events.seq", event.seq)?);
-            previous_hash = event.hash;
-            report.last_verified_hash = Some(previous_hash.clone());
-            expected_seq += 1;
         }
         Ok(report)
     }
@@ -236,15 +256,24 @@ fn check_link(
     None
 }
 
-fn append_only_triggers_present(connection: &rusqlite::Connection) -> Result<bool, StoreError> {
+fn append_only_triggers_present(connection: &Connection) -> Result<bool, StoreError> {
     let mut present = 0;
-    for name in APPEND_ONLY_TRIGGERS {
-        present += connection.query_row(
+    let (query, names): (&str, &[&str]) = match connection.dialect() {
+        Dialect::Sqlite => (
             "SELECT count(*) FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'events'
                AND name = ?1 AND sql LIKE '%RAISE(ABORT%'",
-            [name],
-            |row| row.get::<_, i64>(0),
-        )?;
+            &APPEND_ONLY_TRIGGERS,
+        ),
+        // Enabled (not 'D'isabled) triggers on `events` by name.
+        Dialect::Postgres => (
+            "SELECT count(*) FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
+             WHERE c.relname = 'events' AND t.tgname = ?1 AND NOT t.tgisinternal
+               AND t.tgenabled <> 'D'",
+            &POSTGRES_APPEND_ONLY_TRIGGERS,
+        ),
+    };
+    for name in names {
+        present += connection.query_row(query, params![name], |row| row.get::<_, i64>(0))?;
     }
-    Ok(present == APPEND_ONLY_TRIGGERS.len() as i64)
+    Ok(present == names.len() as i64)
 }

@@ -70,9 +70,11 @@ fn key_order_of_details_does_not_change_the_hash_input() {
     let stored = store.append_event(event).unwrap();
     let raw: String = store
         .connection
-        .query_row("SELECT details FROM events WHERE seq = 1", [], |row| {
-            row.get(0)
-        })
+        .query_row(
+            "SELECT details FROM events WHERE seq = 1",
+            super::super::db::params![],
+            |row| row.get(0),
+        )
         .unwrap();
     assert_eq!(raw, r#"{"a":2,"b":1}"#);
     assert!(store.verify_event_chain().unwrap().is_intact());
@@ -150,7 +152,7 @@ fn insert_out_of_order_is_refused_by_the_trigger() {
              actor_role, outcome, details, prev_hash, hash)
          SELECT 5, 'x', correlation_id, event_type, timestamp, actor, actor_role, outcome,
              details, hash, hash FROM events WHERE seq = 1",
-        [],
+        super::super::db::params![],
     );
     let message = skipped.unwrap_err().to_string();
     assert!(
