@@ -220,4 +220,16 @@ fn replicas_on_one_postgresql_store_take_turns_leading_by_lease() {
     let deposed = serve(0, "2026-12-01T00:01:05Z");
     assert!(deposed.contains("standby"), "{deposed}");
     assert!(deposed.contains("epoch 2"), "{deposed}");
+
+    // `status` names the replica that leads, under which epoch.
+    let status = ringmaster(
+        &["status", "--state", path(states[0].path()), "--store", &url],
+        &repo.path,
+    );
+    assert!(status.status.success(), "{}", stderr(&status));
+    assert!(
+        stderr(&status).contains("leader: ") && stderr(&status).contains("(epoch 2, lease until"),
+        "{}",
+        stderr(&status)
+    );
 }

@@ -49,11 +49,39 @@ pub enum ApiError {
 
 /// The routes: `/healthz` always, `/webhooks/github` when webhooks are configured.
 pub fn router(webhooks: Option<Arc<WebhookState>>) -> Router {
-    let router = Router::new().route("/healthz", get(|| async { Json(json!({"status": "ok"})) }));
+    router_with_health(webhooks, health::HealthBoard::default())
+}
+
+/// [`router`] whose `/healthz` reports the replica's role and fencing epoch
+/// as the daemon publishes them on `health`.
+pub fn router_with_health(
+    webhooks: Option<Arc<WebhookState>>,
+    health: health::HealthBoard,
+) -> Router {
+    let router = Router::new().route("/healthz", healthz(health));
     match webhooks {
         Some(state) => router.merge(webhooks::routes(state)),
         None => router,
     }
+}
+
+/// `GET /healthz`: always 200 while the process serves (load balancers
+/// probe it); the body says whether this replica leads, stands by, or runs
+/// alone, and under which fencing epoch.
+pub fn healthz(health: health::HealthBoard) -> axum::routing::MethodRouter {
+    get(move || {
+        let health = health.clone();
+        async move {
+            let role = health.role();
+            let mut body = json!({"status": "ok"});
+            if let (Some(body), Ok(serde_json::Value::Object(role))) =
+                (body.as_object_mut(), serde_json::to_value(role))
+            {
+                body.extend(role);
+            }
+            Json(body)
+        }
+    })
 }
 
 async fn bind(address: &str) -> Result<tokio::net::TcpListener, ApiError> {

@@ -24,6 +24,18 @@ pub(super) fn status(state: &Path, format: Format) -> anyhow::Result<ExitCode> {
         .map(RulesInForceView::of)
         .collect();
     report_unauthorised(&rules);
+    // On a shared (PostgreSQL) store: which replica leads (on stderr, so
+    // the report's shape stays the same).
+    if let Some(leadership) = store.leadership()? {
+        eprintln!(
+            "leader: {} (epoch {}, lease until {})",
+            leadership.holder,
+            leadership.epoch,
+            leadership
+                .lease_expires_at
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        );
+    }
     print_status(&intents, format)?;
     Ok(ExitCode::SUCCESS)
 }

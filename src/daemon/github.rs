@@ -99,7 +99,7 @@ impl Daemon {
                 .unwrap_or_default();
             // The views too, so a client-certificate caller reaches them.
             let router = router.clone().merge(views(self)?);
-            servers.push(serve_api(&address, router, api).await?);
+            servers.push(serve_api(&address, router, api, self.health.clone()).await?);
         }
         let Some(address) = &self.config.listen else {
             return Ok(servers);
@@ -123,7 +123,7 @@ impl Daemon {
             None => None,
         };
         let incidents = &self.config.incidents;
-        let mut router = api::router(webhooks);
+        let mut router = api::router_with_health(webhooks, self.health.clone());
         if incidents.alertmanager.is_some() || incidents.webhook_secret.is_some() {
             let waker = incident_waker;
             let intake = Arc::new(api::incidents::IncidentIntake {
@@ -194,11 +194,9 @@ async fn serve_api(
     address: &str,
     router: axum::Router,
     api: &crate::daemon::api_config::ApiConfig,
+    health: api::health::HealthBoard,
 ) -> Result<ApiServer, DaemonError> {
-    let router = router.route(
-        "/healthz",
-        axum::routing::get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }),
-    );
+    let router = router.route("/healthz", api::healthz(health));
     match &api.tls {
         Some(tls) => {
             let config = api::tls::server_config(tls).map_err(DaemonError::Api)?;

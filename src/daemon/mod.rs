@@ -464,7 +464,14 @@ impl Daemon {
     /// takes over resumes the in-flight actions through the journal; one
     /// that lost the lead is fenced by the database until it stands by.
     fn lead(&mut self, now: DateTime<Utc>) -> Result<Option<(bool, u64)>, DaemonError> {
+        use crate::api::health::{Role, RoleView};
         if self.store.dialect() != crate::store::db::Dialect::Postgres {
+            self.health.publish_role(RoleView {
+                role: Role::Single,
+                epoch: None,
+                leader: None,
+                published_at: Some(now),
+            });
             return Ok(None);
         }
         let outcome = self.store.try_lead(
@@ -485,6 +492,16 @@ impl Daemon {
                 "standby: another replica leads"
             ),
         }
+        self.health.publish_role(RoleView {
+            role: if outcome.is_leader() {
+                Role::Leader
+            } else {
+                Role::Standby
+            },
+            epoch: Some(leadership.epoch),
+            leader: Some(leadership.holder.clone()),
+            published_at: Some(now),
+        });
         Ok(Some((outcome.is_leader(), leadership.epoch)))
     }
 

@@ -270,6 +270,24 @@ async fn status_through_the_api_prints_the_local_table_and_writes_are_authorised
         .await
         .expect("healthz");
     assert_eq!(health.status().as_u16(), 200);
+    // After its first step the daemon says it runs alone (a SQLite store:
+    // no lease, no epoch); "starting" only until then.
+    let mut role = serde_json::Value::Null;
+    for _ in 0..300 {
+        let body: serde_json::Value = reqwest::get(format!("{url}/healthz"))
+            .await
+            .expect("healthz")
+            .json()
+            .await
+            .expect("healthz json");
+        role = body["role"].clone();
+        if role != "starting" {
+            assert!(body.get("epoch").is_none(), "{body}");
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(role, "single");
 }
 
 /// A view's answer: status, content type, body.
