@@ -305,12 +305,19 @@ impl Daemon {
     /// rollouts, evidence), then every open PR — all that is pending, once.
     pub async fn run_once(&mut self, clock: Clock) -> Result<StepReport, DaemonError> {
         self.connect_forge(clock.clone())?;
-        self.refresh_git_token().await;
-        if self.forge.is_some() {
-            self.handle_webhooks(clock()).await?;
+        // On a shared store a standby only says who leads (the step below
+        // finds it out again and does nothing).
+        let leading = self.lead(clock())?.is_none_or(|(leading, _)| leading);
+        if leading {
+            self.refresh_git_token().await;
+            if self.forge.is_some() {
+                self.handle_webhooks(clock()).await?;
+            }
         }
         let step = self.step(clock()).await?;
-        self.poll_forge(clock()).await;
+        if step.leadership.is_none_or(|(leading, _)| leading) {
+            self.poll_forge(clock()).await;
+        }
         Ok(step)
     }
 

@@ -115,6 +115,34 @@ impl Store {
         Ok(outcome)
     }
 
+    /// Extends the lease of `epoch` held by `holder` to `now + lease`, and
+    /// nothing else: false when that epoch is no longer the current one or
+    /// another replica holds it (what a renewal timer may do; it never takes
+    /// the lead). Under the writer lock, so it never interleaves with a
+    /// replica taking over.
+    pub fn renew_lead(
+        &mut self,
+        holder: &str,
+        epoch: u64,
+        lease: chrono::Duration,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let transaction = self
+            .connection
+            .transaction_with_behavior(TransactionBehavior::Unfenced)?;
+        let changed = transaction.execute(
+            "UPDATE leadership SET lease_expires_at = ?1
+             WHERE singleton = 1 AND epoch = ?2 AND holder = ?3",
+            params![
+                format_timestamp(now + lease),
+                to_sql_integer("epoch", epoch)?,
+                holder
+            ],
+        )?;
+        transaction.commit()?;
+        Ok(changed == 1)
+    }
+
     /// Ends this store's lease now (a clean shutdown), so a standby takes
     /// over at its next step. Nothing if another replica leads.
     pub fn resign(&mut self, now: DateTime<Utc>) -> Result<(), StoreError> {
