@@ -14,10 +14,10 @@
 //!
 //! `cargo bench --bench failover` (or `--profile dev` for a debug binary).
 
-#[path = "../tests/support/mod.rs"]
-mod support;
 #[path = "../tests/support/replicas.rs"]
 mod replicas;
+#[path = "../tests/support/mod.rs"]
+mod support;
 
 use replicas::Site;
 use ringmaster::store::ActionState;
@@ -44,7 +44,9 @@ fn main() {
         takeovers.push(takeover);
         first_actions.push(first_action);
     }
-    println!("failover, lease {lease} s, {runs} runs (two replicas, kill -9 of the leader at before-publish)");
+    println!(
+        "failover, lease {lease} s, {runs} runs (two replicas, kill -9 of the leader at before-publish)"
+    );
     println!(
         "{:<44} {:>8} {:>8} {:>8} {:>8}",
         "", "min", "median", "p95", "max"

@@ -109,6 +109,7 @@ impl Lease {
         asked_at: Instant,
     ) -> Result<LeadershipOutcome, crate::store::StoreError> {
         let duration = self.chrono_duration();
+        store.bound_idle_transactions(self.duration)?;
         match store.try_lead(&self.replica, duration, now) {
             Ok(outcome) => {
                 self.observe(&outcome, asked_at);
@@ -171,7 +172,9 @@ impl Lease {
                         continue;
                     };
                     if store.is_none() {
-                        store = Store::open_location(&location).ok();
+                        store = Store::open_location(&location)
+                            .ok()
+                            .filter(|store| store.bound_idle_transactions(duration).is_ok());
                     }
                     let Some(connection) = store.as_mut() else {
                         continue;
@@ -241,7 +244,9 @@ impl Lease {
             Ok(LeadershipOutcome::Renewed(_)) => Ok(()),
             // Re-acquired under a new epoch: another replica led between;
             // what this pass believes is stale.
-            Ok(LeadershipOutcome::Acquired(leadership) | LeadershipOutcome::Standby(leadership)) => {
+            Ok(
+                LeadershipOutcome::Acquired(leadership) | LeadershipOutcome::Standby(leadership),
+            ) => {
                 self.set_renewed(None, None);
                 Err(LeaseLost::Deposed {
                     holder: leadership.holder,

@@ -1037,12 +1037,13 @@ impl Daemon {
                 // A restarted database closed this connection for good:
                 // open a new one (under the same epoch), then ask again.
                 if self.reconnect_store() {
-                    return self.lead(now).is_ok_and(|leading| {
-                        leading.is_some_and(|(leading, _)| leading)
-                    }) && {
-                        self.webhooks_pending = true;
-                        true
-                    };
+                    return self
+                        .lead(now)
+                        .is_ok_and(|leading| leading.is_some_and(|(leading, _)| leading))
+                        && {
+                            self.webhooks_pending = true;
+                            true
+                        };
                 }
                 false
             }

@@ -188,7 +188,9 @@ impl Site {
         let store = self.store();
         let actions = store.actions().expect("journal");
         !actions.is_empty()
-            && actions.iter().all(|action| action.state != ActionState::Sent)
+            && actions
+                .iter()
+                .all(|action| action.state != ActionState::Sent)
             && self.assignments() == expected
     }
 
@@ -534,8 +536,8 @@ impl OwnPostgres {
             server: Mutex::new(None),
         };
         server.resume();
-        let mut admin = postgres::Client::connect(&server.url("postgres"), postgres::NoTls)
-            .expect("connect");
+        let mut admin =
+            postgres::Client::connect(&server.url("postgres"), postgres::NoTls).expect("connect");
         admin
             .batch_execute("CREATE DATABASE ringmaster")
             .expect("create database");
@@ -543,11 +545,7 @@ impl OwnPostgres {
     }
 
     pub fn url(&self, database: &str) -> String {
-        let host = self
-            .socket_dir
-            .to_str()
-            .expect("UTF-8")
-            .replace('/', "%2F");
+        let host = self.socket_dir.to_str().expect("UTF-8").replace('/', "%2F");
         format!("postgres://postgres@{host}:5432/{database}")
     }
 
@@ -578,10 +576,8 @@ impl OwnPostgres {
         // SAFETY: only an async-signal-safe system call between fork and exec.
         unsafe {
             command.pre_exec(|| {
-                rustix::process::set_parent_process_death_signal(Some(
-                    rustix::process::Signal::INT,
-                ))
-                .map_err(std::io::Error::from)
+                rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::INT))
+                    .map_err(std::io::Error::from)
             });
         }
         let mut child = command.spawn().expect("start postgres");
