@@ -264,7 +264,7 @@ mod tests {
 
     #[test]
     fn a_lease_holds_until_its_duration_has_passed_since_the_renewal() {
-        let mut lease = Lease::new("a:1".into(), Duration::from_secs(3));
+        let lease = Lease::new("a:1".into(), Duration::from_secs(3));
         let start = Instant::now();
         assert!(!lease.holds(start), "nothing taken yet");
         lease.set_renewed(Some(1), Some(start));
