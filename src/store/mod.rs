@@ -49,6 +49,7 @@ mod migrations;
 mod notifications;
 mod operator;
 mod postgres_schema;
+mod postgres_tls;
 mod recovery;
 mod rings;
 mod rules;
