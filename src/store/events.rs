@@ -21,7 +21,9 @@
 //! [`canonical_json`]: super::canonical_json
 
 use super::canonical::canonical_json;
-use super::db::{Row, TransactionBehavior, Value as SqlValue, params, params_from_iter};
+use super::db::{
+    Connection, Row, TransactionBehavior, Value as SqlValue, params, params_from_iter,
+};
 use super::time::{format_timestamp, parse_timestamp, serialize_timestamp};
 use super::{OptionalStoreExtension, Store, StoreError, from_sql_integer, to_sql_integer};
 use chrono::{DateTime, Utc};
@@ -217,64 +219,74 @@ impl Store {
         let transaction = self
             .connection
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let last: Option<(i64, String)> = transaction
-            .query_row(
-                "SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1",
-                params![],
-                |row| Ok((row.get(0)?, row.get(1)?)),
-            )
-            .optional()?;
-        let (seq, prev_hash) = match last {
-            Some((last_seq, last_hash)) => (last_seq + 1, last_hash),
-            None => (1, GENESIS_PREV_HASH.to_string()),
-        };
-        let event_id = Uuid::new_v4().to_string();
-        let timestamp = format_timestamp(event.timestamp);
-        let details = canonical_json(&event.details);
-        let stored = chain::StoredEvent {
-            seq,
-            event_id,
-            correlation_id: event.correlation_id,
-            intent_id: event.intent_id,
-            event_type: event.event_type.as_str().to_string(),
-            timestamp,
-            actor: event.actor,
-            actor_role: event.actor_role,
-            execution_plane: event.execution_plane,
-            ring: event.ring,
-            outcome: event.outcome.as_str().to_string(),
-            details,
-            prev_hash,
-            hash: String::new(),
-        };
-        let hash = chain::event_hash(&stored, &event.details);
-        let stored = chain::StoredEvent { hash, ..stored };
-        transaction.execute(
-            &format!(
-                "INSERT INTO events ({COLUMNS})
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)"
-            ),
-            params![
-                stored.seq,
-                stored.event_id,
-                stored.correlation_id,
-                stored.intent_id,
-                stored.event_type,
-                stored.timestamp,
-                stored.actor,
-                stored.actor_role,
-                stored.execution_plane,
-                stored.ring,
-                stored.outcome,
-                stored.details,
-                stored.prev_hash,
-                stored.hash,
-            ],
-        )?;
+        let stored = insert_event(&transaction, event)?;
         transaction.commit()?;
-        decode_event(stored)
+        Ok(stored)
     }
+}
 
+/// Appends `event` at the end of the chain inside the caller's write
+/// transaction (`append_event` alone, or many events of one batch that
+/// commit together: `Store::record_decisions`).
+pub(super) fn insert_event(transaction: &Connection, event: NewEvent) -> Result<Event, StoreError> {
+    let last: Option<(i64, String)> = transaction
+        .query_row(
+            "SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1",
+            params![],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )
+        .optional()?;
+    let (seq, prev_hash) = match last {
+        Some((last_seq, last_hash)) => (last_seq + 1, last_hash),
+        None => (1, GENESIS_PREV_HASH.to_string()),
+    };
+    let event_id = Uuid::new_v4().to_string();
+    let timestamp = format_timestamp(event.timestamp);
+    let details = canonical_json(&event.details);
+    let stored = chain::StoredEvent {
+        seq,
+        event_id,
+        correlation_id: event.correlation_id,
+        intent_id: event.intent_id,
+        event_type: event.event_type.as_str().to_string(),
+        timestamp,
+        actor: event.actor,
+        actor_role: event.actor_role,
+        execution_plane: event.execution_plane,
+        ring: event.ring,
+        outcome: event.outcome.as_str().to_string(),
+        details,
+        prev_hash,
+        hash: String::new(),
+    };
+    let hash = chain::event_hash(&stored, &event.details);
+    let stored = chain::StoredEvent { hash, ..stored };
+    transaction.execute(
+        &format!(
+            "INSERT INTO events ({COLUMNS})
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)"
+        ),
+        params![
+            stored.seq,
+            stored.event_id,
+            stored.correlation_id,
+            stored.intent_id,
+            stored.event_type,
+            stored.timestamp,
+            stored.actor,
+            stored.actor_role,
+            stored.execution_plane,
+            stored.ring,
+            stored.outcome,
+            stored.details,
+            stored.prev_hash,
+            stored.hash,
+        ],
+    )?;
+    decode_event(stored)
+}
+
+impl Store {
     /// The events matching `filter`, oldest first.
     pub fn events(&self, filter: &EventFilter) -> Result<Vec<Event>, StoreError> {
         let mut conditions = vec!["seq > ?".to_string()];
