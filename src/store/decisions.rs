@@ -11,7 +11,7 @@
 //! them, and the transaction is fenced like every other write.
 
 use super::db::TransactionBehavior;
-use super::events::insert_event;
+use super::events::{append_at, chain_head};
 use super::evidence_head::write_head;
 use super::intents::write_intent;
 use super::{IntentUpsert, NewEvent, Store, StoreError};
@@ -45,9 +45,10 @@ impl Store {
         let transaction = self
             .connection
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut head_of_log = chain_head(&transaction)?;
         for write in writes {
             if let Some(event) = write.event {
-                insert_event(&transaction, event)?;
+                append_at(&transaction, &mut head_of_log, event)?;
             }
             write_intent(&transaction, &write.intent, now)?;
         }
