@@ -172,7 +172,7 @@ impl Daemon {
         };
         let context = api::context::ApiContext::new(api::context::ApiContextParts {
             database: self.config.store_location(),
-            connections: 4,
+            connections: api.store_connections,
             governed: api::governed::GovernedSource::new(governed_path, self.config.branch.clone()),
             evidence_repository: self.repo.repository.path().to_path_buf(),
             evidence_branch: self.config.evidence_branch.clone(),

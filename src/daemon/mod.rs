@@ -187,6 +187,9 @@ pub struct Daemon {
     git_credentials: GitCredentials,
     /// Each plane's circuit breaker (see [`plane_breakers`]).
     plane_breakers: plane_breakers::PlaneBreakers,
+    /// Gate checks paced to what each plane's call budget serves, fairly
+    /// between rollouts (`planes::budget::pacing`).
+    gate_pacing: std::sync::Mutex<crate::planes::budget::pacing::GatePacing>,
 }
 
 /// What one step of the daemon did.
@@ -319,6 +322,7 @@ impl Daemon {
             notifier: crate::notify::deliver::Notifier::new(config_notifications),
             git_credentials,
             plane_breakers: Default::default(),
+            gate_pacing: Default::default(),
         })
     }
 
@@ -605,7 +609,8 @@ impl Daemon {
             self.report_to_forge(&report.commits).await;
             return Ok((report, processing));
         };
-        crate::metrics::runtime::plane_budgets(snapshot, self.config.poll_interval);
+        let intervals = crate::metrics::runtime::plane_budgets(snapshot, self.config.poll_interval);
+        performer::plan_gate_pacing(&self.gate_pacing, &intervals);
         let shared = self.store.dialect() == crate::store::db::Dialect::Postgres;
         let mut driver = rollout::Driver {
             performer: performer::Performer {
@@ -621,6 +626,7 @@ impl Daemon {
                 push: &mut self.push,
                 plane_breakers: &self.plane_breakers,
                 lease: shared.then_some(&mut self.lease),
+                gate_pacing: &self.gate_pacing,
             },
             recover: !self.recovered,
         };

@@ -36,6 +36,7 @@
 mod canonical;
 mod commits;
 pub(crate) mod db;
+mod decisions;
 mod events;
 mod evidence_head;
 mod figures;
@@ -48,6 +49,7 @@ mod location;
 mod migrations;
 mod notifications;
 mod operator;
+mod pool;
 mod postgres_schema;
 mod postgres_tls;
 mod recovery;
@@ -59,6 +61,7 @@ mod webhooks;
 
 pub use canonical::canonical_json;
 pub use commits::{CommitOutcome, ProcessedCommit};
+pub use decisions::{DecisionWrite, HeadWrite};
 pub use events::{
     ChainBreak, ChainBreakReason, ChainReport, Event, EventFilter, EventOutcome, EventType,
     GENESIS_PREV_HASH, NewEvent,
@@ -74,6 +77,7 @@ pub use location::{STORE_URL_ENV, StoreLocation, redact_url};
 pub use migrations::{MIGRATIONS, Migration, SUPPORTED_SCHEMA_VERSION};
 pub use notifications::{NotificationDelivery, PendingNotification};
 pub use operator::{OperatorRequest, ReconcileRequest};
+pub use pool::{PooledStore, StorePool};
 pub use recovery::BackupReport;
 pub use rings::ActiveChange;
 pub use rules::RulesState;
