@@ -45,6 +45,8 @@ pub struct Site {
     pub url: String,
     pub config: PathBuf,
     pub lease_seconds: u64,
+    /// `--poll-seconds` (1 unless a test wants no poll after the first).
+    pub poll_seconds: u64,
     /// Milliseconds from the wall clock to the replicas' clock.
     pub clock_offset_ms: i64,
 }
@@ -67,6 +69,7 @@ impl Site {
             url,
             config,
             lease_seconds,
+            poll_seconds: 1,
             clock_offset_ms,
         }
     }
@@ -81,6 +84,11 @@ impl Site {
 
     /// `serve` (long-running) as a replica, with `env` added (pause points).
     pub fn spawn(&self, name: &str, env: &[(&str, &str)]) -> Replica {
+        self.spawn_with(name, env, &[])
+    }
+
+    /// `serve` as a replica with `args` added (a forge configuration).
+    pub fn spawn_with(&self, name: &str, env: &[(&str, &str)], args: &[String]) -> Replica {
         let state = tempfile::tempdir().expect("state");
         let mut command = Command::new(env!("CARGO_BIN_EXE_ringmaster"));
         command
@@ -98,9 +106,10 @@ impl Site {
             .arg("--leader-lease-seconds")
             .arg(self.lease_seconds.to_string())
             .arg("--poll-seconds")
-            .arg("1")
+            .arg(self.poll_seconds.to_string())
             .arg("--listen")
             .arg("127.0.0.1:0")
+            .args(args)
             .env(
                 "RINGMASTER_TEST_CLOCK_OFFSET_MS",
                 self.clock_offset_ms.to_string(),
@@ -150,6 +159,21 @@ impl Site {
 
     pub fn store(&self) -> Store {
         Store::open_location(&StoreLocation::parse(&self.url).expect("store URL")).expect("store")
+    }
+
+    /// Every stored webhook delivery, read with SQL of the test's own:
+    /// (delivery id, processed, processed at), by delivery id.
+    pub fn webhook_deliveries(&self) -> Vec<(String, i64, Option<String>)> {
+        let mut client = postgres::Client::connect(&self.url, postgres::NoTls).expect("connect");
+        client
+            .query(
+                "SELECT delivery_id, processed, processed_at FROM webhook_deliveries ORDER BY delivery_id",
+                &[],
+            )
+            .expect("webhook deliveries")
+            .iter()
+            .map(|row| (row.get(0), row.get(1), row.get(2)))
+            .collect()
     }
 
     pub fn sim(&self, plane: &str) -> Option<SimConnector> {
