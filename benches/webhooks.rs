@@ -1,10 +1,21 @@
 //! Webhook acknowledgement latency (a plain `harness = false` binary that
 //! prints figures): the real `/webhooks/github` receiver on 127.0.0.1 with a
 //! real SQLite state store (WAL, `synchronous=FULL`), hit by N concurrent
-//! signed deliveries of the recorded `pull_request` payload, each with its
-//! own delivery id. Reports the latency of each 202 (p50, p95, p99, max) and
-//! the wall time of the burst, per round; then a burst of replays (every
-//! delivery id already seen).
+//! deliveries of the recorded `pull_request` payload, each signed with
+//! HMAC-SHA256 as GitHub signs them (`X-Hub-Signature-256`) and carrying
+//! its own delivery id. Two receivers run in the same process, rounds
+//! alternating between them:
+//!
+//! - `old`: one transaction and one fsync per delivery, writers taking
+//!   turns (the receiver before group commit: its committer with
+//!   `max_batch: 1` does exactly that);
+//! - `new`: group commit (`GroupCommitOptions::default()`): every delivery
+//!   waiting shares one transaction and one fsync.
+//!
+//! Each answer is a `202` only after the delivery's commit returned. Per
+//! round it prints p50, p95, p99, max and the burst's wall time; then all
+//! rounds of each path together, a burst of replays (every id seen before),
+//! and checks that each path stored every delivery exactly once.
 //!
 //! `cargo bench --bench webhooks`; environment:
 //! `RINGMASTER_BENCH_CONCURRENCY` (N, default 100),
@@ -12,8 +23,8 @@
 
 use ringmaster::api::{self, ApiServer, WebhookState};
 use ringmaster::forge::{WebhookSecret, signature};
-use ringmaster::store::Store;
-use std::sync::{Arc, Mutex};
+use ringmaster::store::{GroupCommitOptions, GroupCommitter, Store};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const SECRET: &str = "bench secret";
@@ -81,6 +92,39 @@ fn report(label: &str, latencies: &[Duration], wall: Duration) {
     );
 }
 
+/// One receiver under test: its server, URL and state file.
+struct Receiver {
+    label: &'static str,
+    server: ApiServer,
+    url: String,
+    database: std::path::PathBuf,
+    _state: tempfile::TempDir,
+}
+
+async fn receiver(label: &'static str, options: GroupCommitOptions) -> Receiver {
+    let state = tempfile::tempdir().expect("state dir");
+    let database = state.path().join("ringmaster.db");
+    let store = Store::open(&database).expect("store");
+    let webhooks = Arc::new(WebhookState {
+        secret: WebhookSecret::new(SECRET),
+        repository: "Codertocat/Hello-World".into(),
+        deliveries: GroupCommitter::start(store, options).expect("committer"),
+        clock: Arc::new(chrono::Utc::now),
+        on_enqueued: Box::new(|| {}),
+    });
+    let server = ApiServer::start("127.0.0.1:0", api::router(Some(webhooks)))
+        .await
+        .expect("server");
+    let url = format!("http://{}/webhooks/github", server.local_addr);
+    Receiver {
+        label,
+        server,
+        url,
+        database,
+        _state: state,
+    }
+}
+
 fn main() {
     let concurrency = environment_number("RINGMASTER_BENCH_CONCURRENCY", 100);
     let rounds = environment_number("RINGMASTER_BENCH_ROUNDS", 5);
@@ -89,19 +133,17 @@ fn main() {
         .build()
         .expect("runtime");
     runtime.block_on(async {
-        let state = tempfile::tempdir().expect("state dir");
-        let store = Store::open(&state.path().join("ringmaster.db")).expect("store");
-        let webhooks = Arc::new(WebhookState {
-            secret: WebhookSecret::new(SECRET),
-            repository: "Codertocat/Hello-World".into(),
-            store: Mutex::new(store),
-            clock: Arc::new(chrono::Utc::now),
-            on_enqueued: Box::new(|| {}),
-        });
-        let server = ApiServer::start("127.0.0.1:0", api::router(Some(webhooks)))
-            .await
-            .expect("server");
-        let url = format!("http://{}/webhooks/github", server.local_addr);
+        let receivers = [
+            receiver(
+                "old",
+                GroupCommitOptions {
+                    max_batch: 1,
+                    ..GroupCommitOptions::default()
+                },
+            )
+            .await,
+            receiver("new", GroupCommitOptions::default()).await,
+        ];
         let payload = std::fs::read(concat!(
             env!("CARGO_MANIFEST_DIR"),
             "/tests/fixtures/github/pull_request.opened.0.json"
@@ -113,52 +155,88 @@ fn main() {
             .build()
             .expect("client");
         println!(
-            "webhook acknowledgement: {concurrency} concurrent deliveries of {} bytes, {} core(s)",
+            "webhook acknowledgement: {concurrency} concurrent signed deliveries of {} bytes, \
+             {rounds} rounds per path, {} core(s)",
             payload.len(),
             std::thread::available_parallelism()
                 .map(|n| n.get())
                 .unwrap_or(1)
         );
-        let mut all = Vec::new();
+        let mut all: Vec<Vec<Duration>> = vec![Vec::new(), Vec::new()];
         for round in 0..rounds {
-            let bodies: Vec<(String, Vec<u8>, String)> = (0..concurrency)
+            for (index, receiver) in receivers.iter().enumerate() {
+                let bodies: Vec<(String, Vec<u8>, String)> = (0..concurrency)
+                    .map(|i| {
+                        (
+                            format!("round-{round}-delivery-{i}"),
+                            payload.clone(),
+                            signature::sign(&secret, &payload),
+                        )
+                    })
+                    .collect();
+                let started = Instant::now();
+                let latencies = burst(&client, &receiver.url, bodies).await;
+                let wall = started.elapsed();
+                report(
+                    &format!("{} round {round}", receiver.label),
+                    &latencies,
+                    wall,
+                );
+                all[index].extend(latencies);
+            }
+        }
+        for (index, receiver) in receivers.iter().enumerate() {
+            let replays: Vec<(String, Vec<u8>, String)> = (0..concurrency)
                 .map(|i| {
-                    let delivery = format!("round-{round}-delivery-{i}");
                     (
-                        delivery,
+                        format!("round-0-delivery-{i}"),
                         payload.clone(),
                         signature::sign(&secret, &payload),
                     )
                 })
                 .collect();
             let started = Instant::now();
-            let latencies = burst(&client, &url, bodies).await;
-            let wall = started.elapsed();
-            report(&format!("round {round} (new)"), &latencies, wall);
-            all.extend(latencies);
+            let latencies = burst(&client, &receiver.url, replays).await;
+            report(
+                &format!("{} replays", receiver.label),
+                &latencies,
+                started.elapsed(),
+            );
+            let latencies = &mut all[index];
+            latencies.sort();
+            let total: Duration = latencies.iter().sum();
+            println!(
+                "{} path, all new deliveries: n={} p50 {:.2} ms p99 {:.2} ms max {:.2} ms mean {:.2} ms",
+                receiver.label,
+                latencies.len(),
+                milliseconds(percentile(latencies, 0.50)),
+                milliseconds(percentile(latencies, 0.99)),
+                milliseconds(*latencies.last().expect("latencies")),
+                milliseconds(total / latencies.len() as u32),
+            );
+            let stored = Store::open_existing(&receiver.database)
+                .expect("reopen")
+                .unprocessed_deliveries()
+                .expect("deliveries");
+            let mut ids: Vec<&str> = stored.iter().map(|d| d.delivery_id.as_str()).collect();
+            ids.sort();
+            ids.dedup();
+            assert_eq!(
+                (stored.len(), ids.len()),
+                (rounds * concurrency, rounds * concurrency),
+                "{}: every delivery stored exactly once",
+                receiver.label
+            );
         }
-        all.sort();
-        let replays: Vec<(String, Vec<u8>, String)> = (0..concurrency)
-            .map(|i| {
-                (
-                    format!("round-0-delivery-{i}"),
-                    payload.clone(),
-                    signature::sign(&secret, &payload),
-                )
-            })
-            .collect();
-        let started = Instant::now();
-        let latencies = burst(&client, &url, replays).await;
-        report("replays (duplicates)", &latencies, started.elapsed());
-        let total: Duration = all.iter().sum();
+        let p99 = |index: usize| milliseconds(percentile(&all[index], 0.99));
         println!(
-            "all new deliveries: n={} p50 {:.2} ms p99 {:.2} ms max {:.2} ms mean {:.2} ms",
-            all.len(),
-            milliseconds(percentile(&all, 0.50)),
-            milliseconds(percentile(&all, 0.99)),
-            milliseconds(*all.last().expect("latencies")),
-            milliseconds(total / all.len() as u32),
+            "p99 old {:.2} ms -> new {:.2} ms ({:.1}x)",
+            p99(0),
+            p99(1),
+            p99(0) / p99(1)
         );
-        server.shutdown().await.expect("server stops");
+        for receiver in receivers {
+            receiver.server.shutdown().await.expect("server stops");
+        }
     });
 }

@@ -25,6 +25,8 @@ command -v ssh-keygen >/dev/null 2>&1 || need_apt+=(openssh-client)
 # own initdb + postgres in a temp dir; Debian keeps the binaries off PATH).
 command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 \
   || need_apt+=(postgresql)
+# The TLS tests of the PostgreSQL store make their CA and certificates with it.
+command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
 # Git over SSH is tested against a real sshd on 127.0.0.1.
 [ -x /usr/sbin/sshd ] || need_apt+=(openssh-server)
 if [ ${#need_apt[@]} -gt 0 ]; then

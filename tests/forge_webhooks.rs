@@ -7,9 +7,9 @@ mod forge_support;
 use forge_support::*;
 use ringmaster::api::{self, ApiServer, WEBHOOK_BODY_LIMIT, WebhookState};
 use ringmaster::forge::WebhookSecret;
-use ringmaster::store::Store;
+use ringmaster::store::{GroupCommitOptions, GroupCommitter, Store};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 
 struct Receiver {
     _state: tempfile::TempDir,
@@ -31,7 +31,8 @@ impl Receiver {
         let webhooks = Arc::new(WebhookState {
             secret: WebhookSecret::new(WEBHOOK_SECRET),
             repository: repository.into(),
-            store: Mutex::new(store),
+            deliveries: GroupCommitter::start(store, GroupCommitOptions::default())
+                .expect("committer"),
             clock: fixed_clock(),
             on_enqueued: Box::new(move || {
                 counter.fetch_add(1, Ordering::SeqCst);
@@ -181,7 +182,11 @@ async fn replayed_delivery_is_processed_once() {
         api::router(Some(Arc::new(WebhookState {
             secret: WebhookSecret::new(WEBHOOK_SECRET),
             repository: "contoso/tenant".into(),
-            store: Mutex::new(Store::open(&database).unwrap()),
+            deliveries: GroupCommitter::start(
+                Store::open(&database).unwrap(),
+                GroupCommitOptions::default(),
+            )
+            .unwrap(),
             clock: fixed_clock(),
             on_enqueued: Box::new(|| {}),
         }))),

@@ -8,8 +8,11 @@
 //! 3. event types and actions ringmaster does not handle, and deliveries
 //!    about another repository, are acknowledged (`202`) and dropped;
 //! 4. the delivery id (`X-GitHub-Delivery`) and a small hint are written to
-//!    the state store in one insert: a repeated id is acknowledged and not
-//!    queued again, even after a restart;
+//!    the state store through its group committer (`store::GroupCommitter`:
+//!    concurrent deliveries share one transaction and one fsync, and each
+//!    is answered only once its commit is durable): a repeated id is
+//!    acknowledged and not queued again, even after a restart; a delivery
+//!    whose commit failed is `503`, never `202`;
 //! 5. the daemon's loop is woken and `202` goes back — the work happens
 //!    there. A delivery is a hint: the daemon re-reads GitHub before acting.
 //!
@@ -20,14 +23,14 @@ use super::Clock;
 use crate::forge::WebhookSecret;
 use crate::forge::signature::{self, SIGNATURE_HEADER};
 use crate::forge::webhook::{self, Classified, DELIVERY_HEADER, EVENT_HEADER};
-use crate::store::Store;
+use crate::store::GroupCommitter;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use axum::{Json, Router};
 use serde_json::{Value, json};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 /// The largest delivery accepted. GitHub caps payloads at 25 MB; the events
 /// ringmaster handles are tens of kilobytes (push lists at most 20 commits).
@@ -38,8 +41,10 @@ pub struct WebhookState {
     pub secret: WebhookSecret,
     /// `owner/name`: deliveries about other repositories are dropped.
     pub repository: String,
-    /// A connection of its own to the daemon's state store.
-    pub store: Mutex<Store>,
+    /// The group committer of a connection of its own to the daemon's
+    /// state store (never the leader's writer: deliveries are stored by
+    /// every replica).
+    pub deliveries: GroupCommitter,
     pub clock: Clock,
     /// Wakes the daemon's event loop (a hint; the queue is the store).
     pub on_enqueued: Box<dyn Fn() + Send + Sync>,
@@ -108,26 +113,22 @@ async fn receive(
         return answer(StatusCode::ACCEPTED, "pong", "webhook reaches ringmaster");
     }
     let payload = serde_json::to_value(&hint).expect("hints serialise");
-    let event = event.to_owned();
-    let delivery = delivery_id.to_owned();
-    let recorder = state.clone();
-    let recorded = tokio::task::spawn_blocking(move || {
-        let now = (recorder.clock)();
-        let mut store = recorder.store.lock().expect("store lock");
-        store.record_delivery(&delivery, &event, &payload, now)
-    })
-    .await;
+    let now = (state.clock)();
+    let recorded = state
+        .deliveries
+        .record_delivery(delivery_id, event, &payload, now)
+        .await;
     match recorded {
-        Ok(Ok(true)) => {
+        Ok(true) => {
             (state.on_enqueued)();
             answer(StatusCode::ACCEPTED, "queued", delivery_id)
         }
-        Ok(Ok(false)) => answer(
+        Ok(false) => answer(
             StatusCode::ACCEPTED,
             "duplicate",
             format!("delivery {delivery_id} was received before"),
         ),
-        Ok(Err(error)) => {
+        Err(error) => {
             tracing::error!(%error, "webhook delivery could not be stored");
             answer(
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -135,6 +136,5 @@ async fn receive(
                 "the delivery could not be stored; the poll will catch up",
             )
         }
-        Err(error) => answer(StatusCode::SERVICE_UNAVAILABLE, "error", error.to_string()),
     }
 }

@@ -111,7 +111,11 @@ impl Daemon {
                 Some(secret) => Some(Arc::new(WebhookState {
                     secret: secret.clone(),
                     repository: format!("{}/{}", github.settings.owner, github.settings.repository),
-                    store: Mutex::new(Store::open_location(&self.config.store_location())?),
+                    // Concurrent deliveries share one commit (issue 17).
+                    deliveries: crate::store::GroupCommitter::start(
+                        Store::open_location(&self.config.store_location())?,
+                        crate::store::GroupCommitOptions::default(),
+                    )?,
                     clock,
                     // A full channel already holds a wake-up; the queue is the store.
                     on_enqueued: Box::new(move || {

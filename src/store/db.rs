@@ -732,9 +732,19 @@ pub struct Transaction<'c> {
 }
 
 impl Transaction<'_> {
+    /// Commits. If `COMMIT` fails the transaction is rolled back (SQLite
+    /// keeps it open after a failed commit; PostgreSQL has ended it), so the
+    /// connection is usable again and nothing of it is stored.
     pub fn commit(mut self) -> Result<(), StoreError> {
         self.done = true;
-        self.connection.finish("COMMIT")
+        let committed = self.connection.finish("COMMIT");
+        if committed.is_err()
+            && let Some(connection) = self.connection.as_sqlite()
+            && !connection.is_autocommit()
+        {
+            let _ = connection.execute_batch("ROLLBACK");
+        }
+        committed
     }
 }
 

@@ -21,7 +21,9 @@
 //! [`canonical_json`]: super::canonical_json
 
 use super::canonical::canonical_json;
-use super::db::{Row, TransactionBehavior, Value as SqlValue, params, params_from_iter};
+use super::db::{
+    Connection, Row, TransactionBehavior, Value as SqlValue, params, params_from_iter,
+};
 use super::time::{format_timestamp, parse_timestamp, serialize_timestamp};
 use super::{OptionalStoreExtension, Store, StoreError, from_sql_integer, to_sql_integer};
 use chrono::{DateTime, Utc};
@@ -217,62 +219,27 @@ impl Store {
         let transaction = self
             .connection
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let last: Option<(i64, String)> = transaction
-            .query_row(
-                "SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1",
-                params![],
-                |row| Ok((row.get(0)?, row.get(1)?)),
-            )
-            .optional()?;
-        let (seq, prev_hash) = match last {
-            Some((last_seq, last_hash)) => (last_seq + 1, last_hash),
-            None => (1, GENESIS_PREV_HASH.to_string()),
-        };
-        let event_id = Uuid::new_v4().to_string();
-        let timestamp = format_timestamp(event.timestamp);
-        let details = canonical_json(&event.details);
-        let stored = chain::StoredEvent {
-            seq,
-            event_id,
-            correlation_id: event.correlation_id,
-            intent_id: event.intent_id,
-            event_type: event.event_type.as_str().to_string(),
-            timestamp,
-            actor: event.actor,
-            actor_role: event.actor_role,
-            execution_plane: event.execution_plane,
-            ring: event.ring,
-            outcome: event.outcome.as_str().to_string(),
-            details,
-            prev_hash,
-            hash: String::new(),
-        };
-        let hash = chain::event_hash(&stored, &event.details);
-        let stored = chain::StoredEvent { hash, ..stored };
-        transaction.execute(
-            &format!(
-                "INSERT INTO events ({COLUMNS})
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)"
-            ),
-            params![
-                stored.seq,
-                stored.event_id,
-                stored.correlation_id,
-                stored.intent_id,
-                stored.event_type,
-                stored.timestamp,
-                stored.actor,
-                stored.actor_role,
-                stored.execution_plane,
-                stored.ring,
-                stored.outcome,
-                stored.details,
-                stored.prev_hash,
-                stored.hash,
-            ],
-        )?;
+        let head = chain_head(&transaction)?;
+        let stored = insert_event(&transaction, &head, event)?;
         transaction.commit()?;
         decode_event(stored)
+    }
+
+    /// Appends `events` at the end of the chain, in order, in ONE IMMEDIATE
+    /// transaction (one commit, one fsync): all of them or none.
+    pub fn append_events(&mut self, events: Vec<NewEvent>) -> Result<Vec<Event>, StoreError> {
+        let transaction = self
+            .connection
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut head = chain_head(&transaction)?;
+        let mut stored = Vec::with_capacity(events.len());
+        for event in events {
+            let event = insert_event(&transaction, &head, event)?;
+            head = ChainHead::after(&event);
+            stored.push(event);
+        }
+        transaction.commit()?;
+        stored.into_iter().map(decode_event).collect()
     }
 
     /// The events matching `filter`, oldest first.
@@ -317,6 +284,109 @@ impl Store {
             )
             .optional_store()
     }
+}
+
+/// Where the next event goes: its `seq` and `prev_hash`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct ChainHead {
+    pub seq: i64,
+    pub prev_hash: String,
+}
+
+impl ChainHead {
+    /// The head right after `event`.
+    fn after(event: &chain::StoredEvent) -> ChainHead {
+        ChainHead {
+            seq: event.seq + 1,
+            prev_hash: event.hash.clone(),
+        }
+    }
+}
+
+/// The head of the chain as the connection sees it (inside a write
+/// transaction: as it will stay until commit).
+pub(super) fn chain_head(connection: &Connection) -> Result<ChainHead, StoreError> {
+    let last: Option<(i64, String)> = connection
+        .query_row(
+            "SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1",
+            params![],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )
+        .optional()?;
+    Ok(match last {
+        Some((last_seq, last_hash)) => ChainHead {
+            seq: last_seq + 1,
+            prev_hash: last_hash,
+        },
+        None => ChainHead {
+            seq: 1,
+            prev_hash: GENESIS_PREV_HASH.to_string(),
+        },
+    })
+}
+
+/// Inserts `event` at `head` inside the caller's write transaction, moves
+/// `head` past it, and returns it as stored. On error `head` is unchanged.
+pub(super) fn append_at(
+    connection: &Connection,
+    head: &mut ChainHead,
+    event: NewEvent,
+) -> Result<Event, StoreError> {
+    let stored = insert_event(connection, head, event)?;
+    let next = ChainHead::after(&stored);
+    let event = decode_event(stored)?;
+    *head = next;
+    Ok(event)
+}
+
+/// Inserts `event` at `head` (inside the caller's write transaction) and
+/// returns the row as stored.
+fn insert_event(
+    connection: &Connection,
+    head: &ChainHead,
+    event: NewEvent,
+) -> Result<chain::StoredEvent, StoreError> {
+    let stored = chain::StoredEvent {
+        seq: head.seq,
+        event_id: Uuid::new_v4().to_string(),
+        correlation_id: event.correlation_id,
+        intent_id: event.intent_id,
+        event_type: event.event_type.as_str().to_string(),
+        timestamp: format_timestamp(event.timestamp),
+        actor: event.actor,
+        actor_role: event.actor_role,
+        execution_plane: event.execution_plane,
+        ring: event.ring,
+        outcome: event.outcome.as_str().to_string(),
+        details: canonical_json(&event.details),
+        prev_hash: head.prev_hash.clone(),
+        hash: String::new(),
+    };
+    let hash = chain::event_hash(&stored, &event.details);
+    let stored = chain::StoredEvent { hash, ..stored };
+    connection.execute(
+        &format!(
+            "INSERT INTO events ({COLUMNS})
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)"
+        ),
+        params![
+            stored.seq,
+            stored.event_id,
+            stored.correlation_id,
+            stored.intent_id,
+            stored.event_type,
+            stored.timestamp,
+            stored.actor,
+            stored.actor_role,
+            stored.execution_plane,
+            stored.ring,
+            stored.outcome,
+            stored.details,
+            stored.prev_hash,
+            stored.hash,
+        ],
+    )?;
+    Ok(stored)
 }
 
 fn read_event(row: &Row<'_>) -> Result<Event, StoreError> {

@@ -38,7 +38,9 @@ impl StoreLocation {
             return Ok(StoreLocation::Sqlite(PathBuf::from(path)));
         }
         if text.starts_with("postgres://") || text.starts_with("postgresql://") {
-            text.parse::<postgres::Config>()
+            let (rest, _) = super::postgres_tls::split_url(text)
+                .map_err(|reason| invalid(&scrub(&reason, text)))?;
+            rest.parse::<postgres::Config>()
                 .map_err(|error| invalid(&scrub(&error.to_string(), text)))?;
             return Ok(StoreLocation::Postgres(text.to_string()));
         }
@@ -109,15 +111,16 @@ fn scrub(message: &str, url: &str) -> String {
     }
 }
 
-/// Connects to PostgreSQL (no TLS in this build: `sslmode=require` fails
-/// with a clear error).
+/// Connects to PostgreSQL, with TLS as the URL's `sslmode` and
+/// `sslrootcert` say (`postgres_tls`: libpq's meaning).
 pub(super) fn connect_postgres(url: &str) -> Result<postgres::Client, StoreError> {
     let redacted = redact_url(url);
     let connect_error = |detail: String| StoreError::PostgresConnect {
         url: redacted.clone(),
         detail: scrub(&detail, url),
     };
-    let mut config = url
+    let (rest, tls) = super::postgres_tls::split_url(url).map_err(connect_error)?;
+    let mut config = rest
         .parse::<postgres::Config>()
         .map_err(|error| connect_error(error.to_string()))?;
     if config.get_connect_timeout().is_none() {
@@ -126,8 +129,19 @@ pub(super) fn connect_postgres(url: &str) -> Result<postgres::Client, StoreError
     if config.get_application_name().is_none() {
         config.application_name("ringmaster");
     }
-    super::db::blocking(|| config.connect(postgres::NoTls)).map_err(|error| {
-        let detail = match error.as_db_error() {
+    let only_unix_sockets = !config.get_hosts().is_empty()
+        && config
+            .get_hosts()
+            .iter()
+            .all(|host| matches!(host, postgres::config::Host::Unix(_)));
+    let negotiation = tls.negotiation(only_unix_sockets).map_err(connect_error)?;
+    config.ssl_mode(negotiation.ssl_mode);
+    let connected = super::db::blocking(|| match negotiation.connector {
+        Some(connector) => config.connect(connector),
+        None => config.connect(postgres::NoTls),
+    });
+    connected.map_err(|error| {
+        let mut detail = match error.as_db_error() {
             Some(db_error) => db_error.message().to_string(),
             None => {
                 let mut text = error.to_string();
@@ -139,6 +153,9 @@ pub(super) fn connect_postgres(url: &str) -> Result<postgres::Client, StoreError
                 text
             }
         };
+        if let Some(hint) = super::postgres_tls::hint(&tls, &detail) {
+            detail.push_str(&format!(" ({hint})"));
+        }
         connect_error(detail)
     })
 }

@@ -39,6 +39,7 @@ pub(crate) mod db;
 mod events;
 mod evidence_head;
 mod figures;
+mod group_commit;
 mod idempotency;
 mod incidents;
 mod intents;
@@ -48,6 +49,7 @@ mod migrations;
 mod notifications;
 mod operator;
 mod postgres_schema;
+mod postgres_tls;
 mod recovery;
 mod rings;
 mod rules;
@@ -63,6 +65,7 @@ pub use events::{
 };
 pub use evidence_head::EvidenceHead;
 pub use figures::PlaneFigures;
+pub use group_commit::{GroupCommitOptions, GroupCommitter};
 pub use idempotency::{Action, ActionState, NewAction, action_key};
 pub use incidents::{Incident, IncidentChange, IncidentReport, IncidentStatus};
 pub use intents::{IntentRecord, IntentUpsert, RINGMASTER_NAMESPACE, correlation_id_for};
@@ -183,6 +186,12 @@ pub enum StoreError {
          postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE"
     )]
     InvalidLocation { location: String, reason: String },
+
+    /// A group-committed write was not stored: its batch could not start
+    /// or commit (every caller in the batch gets this), or the committer
+    /// has stopped.
+    #[error("state database: {detail}")]
+    GroupCommit { detail: String },
 
     /// A query that must return a row returned none.
     #[error("state database: the query returned no rows")]

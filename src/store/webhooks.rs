@@ -5,7 +5,7 @@
 //! even after a restart, and a delivery received but not processed before a crash
 //! is found again by [`Store::unprocessed_deliveries`].
 
-use super::db::{Row, params};
+use super::db::{Connection, Row, params};
 use super::time::{
     format_timestamp, parse_optional_timestamp, parse_timestamp, serialize_optional_timestamp,
     serialize_timestamp,
@@ -39,18 +39,13 @@ impl Store {
         payload: &Value,
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
-        let inserted = self.connection.execute(
-            "INSERT INTO webhook_deliveries (delivery_id, event, received_at, payload)
-             VALUES (?1, ?2, ?3, ?4)
-             ON CONFLICT (delivery_id) DO NOTHING",
-            params![
-                delivery_id,
-                event,
-                format_timestamp(now),
-                serde_json::to_string(payload)?
-            ],
-        )?;
-        Ok(inserted == 1)
+        insert_delivery(
+            &self.connection,
+            delivery_id,
+            event,
+            &serde_json::to_string(payload)?,
+            &format_timestamp(now),
+        )
     }
 
     /// Deliveries recorded but not yet processed, in order of receipt.
@@ -88,6 +83,24 @@ impl Store {
         }
         Ok(())
     }
+}
+
+/// Inserts a delivery unless its id is stored already (`false` then); in
+/// the caller's transaction, or in one of its own.
+pub(super) fn insert_delivery(
+    connection: &Connection,
+    delivery_id: &str,
+    event: &str,
+    payload: &str,
+    received_at: &str,
+) -> Result<bool, StoreError> {
+    let inserted = connection.execute(
+        "INSERT INTO webhook_deliveries (delivery_id, event, received_at, payload)
+         VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (delivery_id) DO NOTHING",
+        params![delivery_id, event, received_at, payload],
+    )?;
+    Ok(inserted == 1)
 }
 
 fn read_delivery(row: &Row<'_>) -> Result<WebhookDelivery, StoreError> {

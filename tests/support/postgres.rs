@@ -160,9 +160,24 @@ fn start() -> PgServer {
         std::os::unix::fs::chown(&root, Some(uid), Some(gid)).expect("chown server directory");
     }
     let data = root.join("data");
+    init_data(&bin, &data, user);
+    let port: u16 = 5432;
+    let socket_dir = root.clone();
+    let pid = spawn_postgres(&bin, &data, &socket_dir, port, user, &["listen_addresses="]);
+    PgServer {
+        root,
+        socket_dir,
+        port,
+        bin,
+        pid,
+    }
+}
+
+/// `initdb` of a data directory, trusting local and loopback logins.
+fn init_data(bin: &Path, data: &Path, user: Option<(u32, u32)>) {
     let output = as_server_user(&mut Command::new(bin.join("initdb")), user)
         .args(["-D"])
-        .arg(&data)
+        .arg(data)
         .args([
             "-U",
             "postgres",
@@ -180,90 +195,298 @@ fn start() -> PgServer {
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     );
-    let port: u16 = 5432;
+}
+
+/// Starts `postgres` on `data` (socket in `socket_dir`, `port`, the test
+/// settings plus `settings` as `-c` options) from a thread that lives as
+/// long as the process; returns its pid once it accepts connections.
+fn spawn_postgres(
+    bin: &Path,
+    data: &Path,
+    socket_dir: &Path,
+    port: u16,
+    user: Option<(u32, u32)>,
+    settings: &[&str],
+) -> u32 {
     let (ready_sender, ready_receiver) = std::sync::mpsc::channel();
-    let socket_dir = root.clone();
-    {
-        let bin = bin.clone();
-        let data = data.clone();
-        let socket_dir = socket_dir.clone();
-        // The server's parent thread lives as long as the process: the
-        // parent-death signal fires when the test process ends, not when
-        // the test that started the server does.
-        std::thread::Builder::new()
-            .name("postgres-server".to_string())
-            .spawn(move || {
-                let mut command = Command::new(bin.join("postgres"));
-                as_server_user(&mut command, user)
-                    .arg("-D")
-                    .arg(&data)
-                    .arg("-k")
-                    .arg(&socket_dir)
-                    .args([
-                        "-p",
-                        &port.to_string(),
-                        "-c",
-                        "listen_addresses=",
-                        "-c",
-                        "fsync=off",
-                        "-c",
-                        "synchronous_commit=off",
-                        "-c",
-                        "full_page_writes=off",
-                        "-c",
-                        "max_connections=200",
-                        "-c",
-                        "logging_collector=off",
-                    ])
-                    .stdout(Stdio::null())
-                    .stderr(Stdio::piped());
-                // SAFETY: only async-signal-safe work between fork and exec.
-                unsafe {
-                    command.pre_exec(|| {
-                        rustix::process::set_parent_process_death_signal(Some(
-                            rustix::process::Signal::INT,
-                        ))
-                        .map_err(std::io::Error::from)
-                    });
+    let bin = bin.to_path_buf();
+    let data = data.to_path_buf();
+    let socket_dir = socket_dir.to_path_buf();
+    let settings: Vec<String> = settings.iter().map(|s| s.to_string()).collect();
+    // The server's parent thread lives as long as the process: the
+    // parent-death signal fires when the test process ends, not when
+    // the test that started the server does.
+    std::thread::Builder::new()
+        .name("postgres-server".to_string())
+        .spawn(move || {
+            let mut command = Command::new(bin.join("postgres"));
+            as_server_user(&mut command, user)
+                .arg("-D")
+                .arg(&data)
+                .arg("-k")
+                .arg(&socket_dir)
+                .args([
+                    "-p",
+                    &port.to_string(),
+                    "-c",
+                    "fsync=off",
+                    "-c",
+                    "synchronous_commit=off",
+                    "-c",
+                    "full_page_writes=off",
+                    "-c",
+                    "max_connections=200",
+                    "-c",
+                    "logging_collector=off",
+                ]);
+            for setting in &settings {
+                command.args(["-c", setting]);
+            }
+            command.stdout(Stdio::null()).stderr(Stdio::piped());
+            // SAFETY: only async-signal-safe work between fork and exec.
+            unsafe {
+                command.pre_exec(|| {
+                    rustix::process::set_parent_process_death_signal(Some(
+                        rustix::process::Signal::INT,
+                    ))
+                    .map_err(std::io::Error::from)
+                });
+            }
+            let mut child = match command.spawn() {
+                Ok(child) => child,
+                Err(error) => {
+                    let _ = ready_sender.send(Err(format!("cannot start postgres: {error}")));
+                    return;
                 }
-                let mut child = match command.spawn() {
-                    Ok(child) => child,
-                    Err(error) => {
-                        let _ = ready_sender.send(Err(format!("cannot start postgres: {error}")));
-                        return;
-                    }
-                };
-                let pid = child.id();
-                let stderr = child.stderr.take().expect("piped stderr");
-                let mut log = String::new();
-                let mut ready = false;
-                for line in BufReader::new(stderr).lines() {
-                    let Ok(line) = line else { break };
-                    if !ready {
-                        log.push_str(&line);
-                        log.push('\n');
-                        if line.contains("database system is ready to accept connections") {
-                            ready = true;
-                            let _ = ready_sender.send(Ok(pid));
-                        }
-                    }
-                }
+            };
+            let pid = child.id();
+            let stderr = child.stderr.take().expect("piped stderr");
+            let mut log = String::new();
+            let mut ready = false;
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
                 if !ready {
-                    let _ = ready_sender.send(Err(format!("postgres exited before ready:\n{log}")));
+                    log.push_str(&line);
+                    log.push('\n');
+                    if line.contains("database system is ready to accept connections") {
+                        ready = true;
+                        let _ = ready_sender.send(Ok(pid));
+                    }
                 }
-                let _ = child.wait();
-            })
-            .expect("spawn the server thread");
-    }
-    let pid = ready_receiver
+            }
+            if !ready {
+                let _ = ready_sender.send(Err(format!("postgres exited before ready:\n{log}")));
+            }
+            let _ = child.wait();
+        })
+        .expect("spawn the server thread");
+    ready_receiver
         .recv()
         .expect("the server thread reports")
-        .unwrap_or_else(|error| panic!("{error}"));
-    PgServer {
+        .unwrap_or_else(|error| panic!("{error}"))
+}
+
+/// Two servers on 127.0.0.1 over TCP, for the TLS tests: one with
+/// `ssl=on` and a certificate for the DNS name `localhost` issued by a CA
+/// made here with the `openssl` command line, one without TLS. Started on
+/// first use, once per test binary, like [`server`].
+pub struct TcpServers {
+    pub root: PathBuf,
+    /// The server with TLS on.
+    pub tls_port: u16,
+    /// The server without TLS.
+    pub plain_port: u16,
+    /// The CA that issued the TLS server's certificate (PEM).
+    pub ca: PathBuf,
+    /// Another CA, which issued nothing the servers hold (PEM).
+    pub other_ca: PathBuf,
+}
+
+static TCP_SERVERS: OnceLock<TcpServers> = OnceLock::new();
+
+const OPENSSL_HINT: &str = "the `openssl` command line is needed to make the test CA and \
+     certificates; install it (Debian/Ubuntu: `apt-get install -y openssl`; scripts/test.sh \
+     does this when it is missing)";
+
+/// The TCP servers, started on first use.
+pub fn tcp_servers() -> &'static TcpServers {
+    TCP_SERVERS.get_or_init(start_tcp_servers)
+}
+
+impl TcpServers {
+    /// A new, empty database on the server at `port` (created through its
+    /// unix socket); its name.
+    pub fn fresh_database(&self, port: u16) -> String {
+        let number = DATABASES.fetch_add(1, Ordering::SeqCst);
+        let name = format!("ringmaster_tls_{number}");
+        let host = self.root.to_str().expect("UTF-8 path").replace('/', "%2F");
+        let mut admin = postgres::Client::connect(
+            &format!("postgres://postgres@{host}:{port}/postgres"),
+            postgres::NoTls,
+        )
+        .expect("connect to the TCP test server through its socket");
+        admin
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .expect("create a test database");
+        name
+    }
+}
+
+fn openssl(arguments: &[&str], directory: &Path) {
+    let output = Command::new("openssl")
+        .args(arguments)
+        .current_dir(directory)
+        .output()
+        .unwrap_or_else(|error| panic!("cannot run openssl ({error}); {OPENSSL_HINT}"));
+    assert!(
+        output.status.success(),
+        "openssl {arguments:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// A CA (`NAME.crt`, `NAME.key`) in `directory`.
+fn make_ca(directory: &Path, name: &str) {
+    openssl(
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-keyout",
+            &format!("{name}.key"),
+            "-out",
+            &format!("{name}.crt"),
+            "-days",
+            "3",
+            "-subj",
+            &format!("/CN=ringmaster test {name}"),
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign,cRLSign",
+        ],
+        directory,
+    );
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind a loopback port")
+        .local_addr()
+        .expect("its address")
+        .port()
+}
+
+fn start_tcp_servers() -> TcpServers {
+    let bin = find_bin().unwrap_or_else(|| panic!("{INSTALL_HINT}"));
+    let user = server_user();
+    let base = std::env::temp_dir();
+    remove_stale_roots(&base);
+    let root = base.join(format!("ringmaster-pg-{}-tcp", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    std::fs::create_dir_all(&root).expect("create the server directory");
+    let certificates = root.join("tls");
+    std::fs::create_dir_all(&certificates).expect("create the certificate directory");
+    make_ca(&certificates, "ca");
+    make_ca(&certificates, "other-ca");
+    std::fs::write(
+        certificates.join("server.ext"),
+        "subjectAltName=DNS:localhost\nbasicConstraints=critical,CA:FALSE\n\
+         keyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n",
+    )
+    .expect("write the extensions");
+    openssl(
+        &[
+            "req",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+            "-subj",
+            "/CN=localhost",
+        ],
+        &certificates,
+    );
+    openssl(
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "server.crt",
+            "-days",
+            "3",
+            "-extfile",
+            "server.ext",
+        ],
+        &certificates,
+    );
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let key = certificates.join("server.key");
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600))
+            .expect("key mode 0600");
+        if let Some((uid, gid)) = user {
+            for path in [&root, &certificates, &key, &certificates.join("server.crt")] {
+                std::os::unix::fs::chown(path, Some(uid), Some(gid)).expect("chown");
+            }
+        }
+    }
+    let tls_data = root.join("data-tls");
+    init_data(&bin, &tls_data, user);
+    let plain_data = root.join("data-plain");
+    let copied = Command::new("cp")
+        .arg("-a")
+        .arg(&tls_data)
+        .arg(&plain_data)
+        .status()
+        .expect("copy the data directory");
+    assert!(copied.success(), "cp -a of the data directory failed");
+    let tls_port = free_port();
+    let cert = certificates.join("server.crt");
+    let key = certificates.join("server.key");
+    spawn_postgres(
+        &bin,
+        &tls_data,
+        &root,
+        tls_port,
+        user,
+        &[
+            "listen_addresses=127.0.0.1",
+            "ssl=on",
+            &format!("ssl_cert_file={}", cert.display()),
+            &format!("ssl_key_file={}", key.display()),
+        ],
+    );
+    let plain_port = free_port();
+    spawn_postgres(
+        &bin,
+        &plain_data,
+        &root,
+        plain_port,
+        user,
+        &["listen_addresses=127.0.0.1", "ssl=off"],
+    );
+    TcpServers {
+        ca: certificates.join("ca.crt"),
+        other_ca: certificates.join("other-ca.crt"),
         root,
-        socket_dir,
-        port,
-        bin,
-        pid,
+        tls_port,
+        plain_port,
     }
 }
