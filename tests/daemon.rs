@@ -541,6 +541,119 @@ fn kill_between_evidence_and_event_leaves_one_pack_and_one_event() {
     assert_eq!(setup.verify(true).status.code(), Some(0));
 }
 
+/// A first start that changes many decisions (here 40, past the batch
+/// threshold of 32) writes them as one evidence commit of individually
+/// signed records; a `kill -9` after that commit, before the store heard
+/// of it, loses nothing and repeats nothing: the restart finds the batch on
+/// the tip, records one event per pack, and `verify --state` passes.
+#[test]
+fn a_kill_after_a_batch_of_decisions_is_committed_loses_and_repeats_nothing() {
+    let setup = Setup {
+        repo: TestRepo::generated(40),
+        ..Setup::new()
+    };
+    let mut args = setup.serve_args();
+    args.push("--once".into());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ringmaster"))
+        .args(&args)
+        .env("RINGMASTER_TEST_PAUSE_AT", "after-evidence-append")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let stderr_pipe = child.stderr.take().expect("stderr");
+    let paused = BufReader::new(stderr_pipe)
+        .lines()
+        .map_while(Result::ok)
+        .any(|line| line.contains("RINGMASTER-PAUSED-AT after-evidence-append"));
+    assert!(paused, "the daemon reached the pause point");
+    child.kill().expect("kill -9");
+    child.wait().expect("reaped");
+    let subjects = setup.repo.git(&["log", "--format=%s", "evidence"]);
+    assert_eq!(
+        subjects.lines().collect::<Vec<_>>(),
+        ["evidence: batch #1..#40 (40 records)"],
+        "the 40 decisions were committed as one batch before the kill"
+    );
+    assert_eq!(setup.evidence_files().len(), 80, "40 packs, 40 signatures");
+    assert_eq!(
+        count(&setup.events(), "evidence_committed"),
+        0,
+        "the store had not heard of the batch"
+    );
+
+    let output = setup.serve_once();
+    assert!(
+        output.status.success(),
+        "{}{}",
+        stdout(&output),
+        stderr(&output)
+    );
+    let subjects = setup
+        .repo
+        .git(&["log", "--reverse", "--format=%s", "evidence"]);
+    assert_eq!(
+        subjects.lines().next(),
+        Some("evidence: batch #1..#40 (40 records)")
+    );
+    assert!(
+        !subjects
+            .lines()
+            .any(|subject| subject.starts_with("evidence: decision ")
+                || subject.starts_with("evidence: batch #41")),
+        "no decision was appended again: {subjects}"
+    );
+    let events = setup.events();
+    let mut decided: Vec<(String, u64)> = events
+        .iter()
+        .filter(|e| e["event_type"] == "evidence_committed")
+        .map(|e| {
+            (
+                e["intent_id"].as_str().expect("intent").to_owned(),
+                e["details"]["evidence_sequence"].as_u64().expect("n"),
+            )
+        })
+        .collect();
+    decided.sort_by_key(|(_, sequence)| *sequence);
+    assert_eq!(
+        decided
+            .iter()
+            .map(|(_, sequence)| *sequence)
+            .collect::<Vec<_>>(),
+        (1..=40).collect::<Vec<_>>(),
+        "one event per pack of the batch"
+    );
+    let mut intents: Vec<&str> = decided.iter().map(|(intent, _)| intent.as_str()).collect();
+    intents.sort_unstable();
+    intents.dedup();
+    assert_eq!(intents.len(), 40, "one decision per intent");
+    let sequences: Vec<u64> = events
+        .iter()
+        .map(|e| e["seq"].as_u64().expect("seq"))
+        .collect();
+    assert_eq!(
+        sequences,
+        (1..=sequences.len() as u64).collect::<Vec<_>>(),
+        "no gaps"
+    );
+    let verified = setup.verify(true);
+    assert_eq!(
+        verified.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&verified),
+        stderr(&verified)
+    );
+    // A second start finds nothing to decide again.
+    let again = setup.serve_once();
+    assert!(again.status.success(), "{}", stderr(&again));
+    assert_eq!(
+        count(&setup.events(), "evidence_committed"),
+        40,
+        "nothing recorded twice"
+    );
+}
+
 #[test]
 fn a_watched_repository_is_processed_without_a_restart() {
     let setup = Setup::new();

@@ -15,8 +15,8 @@ use super::siem::Siem;
 use crate::authority::{self, ChangeHistory};
 use crate::evaluation::RuntimeFacts;
 use crate::evidence::{
-    AppendedRecord, EvidenceBranch, EvidencePack, EvidencePackInput, GitIdentity, RecordType,
-    SigningKey,
+    AppendedRecord, CommitRecord, EvidenceBranch, EvidencePack, EvidencePackInput, GitIdentity,
+    RecordType, SigningKey,
 };
 use crate::forge::merge::{CommitCase, ForgeEvidence, MergeFacts};
 use crate::judge::Judgement;
@@ -26,8 +26,8 @@ use crate::source::GovernedRepo;
 use crate::source::history;
 use crate::store::RulesState;
 use crate::store::{
-    CommitOutcome, EventFilter, EventOutcome, EventType, IntentUpsert, NewEvent, Store,
-    correlation_id_for,
+    CommitOutcome, DecisionWrite, EventFilter, EventOutcome, EventType, HeadWrite, IntentUpsert,
+    NewEvent, Store, correlation_id_for,
 };
 use chrono::{DateTime, FixedOffset, TimeZone as _, Utc};
 use git2::Oid;
@@ -562,7 +562,6 @@ impl Processor<'_> {
     ) -> Result<CommitReport, ProcessError> {
         let judged = self.judge_commit(commit, now)?;
         let sha = judged.sha.clone();
-        let parent = judged.parent;
         let snapshot = &judged.judgement.snapshot;
         let evaluation = &judged.judgement.evaluation;
         let errors = evaluation
@@ -608,9 +607,11 @@ impl Processor<'_> {
             Occasion::NewCommit => self.record_governance(&judged, now)?,
             Occasion::Expiry => self.store.rules_state(self.branch)?,
         };
-        let author = judged.author.clone();
-        let committer = judged.committer.clone();
         let mut records = Vec::new();
+        // 1. Which intents changed: a decision or content the store does
+        //    not hold yet (what the store holds was recorded, and is not
+        //    recorded again).
+        let mut changed = Vec::new();
         let mut unchanged = 0;
         for intent_evaluation in &evaluation.intents {
             let Some(intent) = snapshot.intents.get(&intent_evaluation.intent_id) else {
@@ -625,126 +626,93 @@ impl Processor<'_> {
                 unchanged += 1;
                 continue;
             }
-            let correlation_id = correlation_id_for(&intent.intent_id);
-            let mut body = record::decision_body(
-                snapshot,
-                judged.base.as_ref(),
-                intent,
-                intent_evaluation,
-                &sha,
-                judged.forge_evidence.for_intent(intent_evaluation),
-            );
-            if let Value::Object(map) = &mut body {
-                map.insert(
-                    "claims_not_counted".into(),
-                    record::claims_not_counted(snapshot, intent, &judged.judgement.applied),
-                );
-                map.insert(
-                    "rules_in_force".into(),
-                    json!({
-                        "commit": judged.in_force.as_ref().map_or(sha.as_str(), |f| {
-                            if judged.governance.own_rules() { sha.as_str() } else { f.state.rules_commit.as_str() }
-                        }),
-                        "governance": judged.governance,
-                    }),
-                );
-                map.insert("fingerprint".into(), json!(fingerprint));
-                // The verdict the rollout runs under, as the store keeps it:
-                // what `ringmaster rebuild` restores it from (docs/evidence.md).
-                map.insert(
-                    "evaluation_facts".into(),
-                    json!(evaluation_facts(snapshot, intent, intent_evaluation, &sha)),
-                );
-                if occasion == Occasion::Expiry {
-                    map.insert("rejudged_at_expiry".into(), json!(now));
-                }
+            changed.push((intent, intent_evaluation, fingerprint));
+        }
+        // 2. Decisions already on the branch's tip: a crash after an append,
+        //    before the store heard of it. Only the tip can hold such
+        //    records: every earlier batch was recorded before the next one
+        //    was appended.
+        let on_tip = self.decisions_on_tip(&sha)?;
+        // 3. In batches: sign and commit the batch's decisions as one
+        //    evidence commit, then record them in the store in one
+        //    transaction (see `decision_batch_size`).
+        let batch_size = decision_batch_size(changed.len());
+        for batch in changed.chunks(batch_size) {
+            let mut inputs = Vec::with_capacity(batch.len());
+            for (intent, intent_evaluation, fingerprint) in batch {
+                inputs.push(self.decision_input(
+                    &judged,
+                    intent,
+                    intent_evaluation,
+                    fingerprint,
+                    occasion,
+                    now,
+                ));
             }
-            if let Some(plane) = snapshot.artifact_of(intent).map(|artifact| artifact.plane) {
-                body["plane_mode"] = json!(self.plane_modes.get(&plane).map(|mode| mode.as_str()));
-            }
-            let appended = self.append_once(EvidencePackInput {
-                record_type: RecordType::Decision,
-                intent_id: Some(intent.intent_id.clone()),
-                correlation_id: correlation_id.clone(),
-                source_commit: sha.clone(),
-                source_parent: parent.map(|p| p.to_string()),
-                author: author.clone(),
-                committer: committer.clone(),
-                created_at: now,
-                body,
-            })?;
+            let appended = self.append_decisions(&inputs, &on_tip)?;
             if PausePoint::hit(self.pause_at, PausePoint::AfterEvidenceAppend) {
                 pause_forever("after-evidence-append");
             }
-            self.record_once(
-                intent,
-                intent_evaluation,
-                &appended,
-                &correlation_id,
-                &sha,
-                now,
-            )?;
-            let decision = intent_evaluation.decision();
-            self.store.upsert_intent(
-                &IntentUpsert {
-                    intent_id: intent.intent_id.clone(),
-                    application_id: intent.application_id.clone(),
-                    acquisition_boundary: intent.target_scope.acquisition_boundary.clone(),
-                    business_unit: intent.target_scope.business_unit.clone(),
-                    version: intent.version.clone(),
-                    content_sha256: fingerprint,
-                    state: known
-                        .as_ref()
-                        .map(|k| k.state.clone())
-                        .unwrap_or_else(|| "risk_assessed".into()),
-                    state_json: with_evaluation(
-                        known.as_ref().map(|k| k.state_json.clone()),
-                        evaluation_facts(snapshot, intent, intent_evaluation, &sha),
-                    ),
-                    decision: Some(decision.as_str().to_owned()),
-                    risk_score: intent_evaluation
-                        .risk
-                        .as_ref()
-                        .map(|r| u8::try_from(r.risk_score).unwrap_or(100)),
-                },
-                now,
-            )?;
-            self.store.set_evidence_head(
-                appended.sequence,
-                &appended.pack_sha256,
-                &appended.commit,
-                now,
-            )?;
-            let privileged = snapshot
-                .applications
-                .get(&intent.application_id)
-                .is_some_and(|a| a.privileged);
-            if privileged {
-                self.siem.emit(&json!({
-                    "type": "privileged_change",
-                    "intent_id": intent.intent_id,
-                    "application_id": intent.application_id,
-                    "correlation_id": correlation_id,
-                    "decision": decision,
-                    "requested_by": intent.requested_by,
-                    "commit": sha,
-                    "evidence_sha256": appended.pack_sha256,
-                    "at": now,
-                }));
+            drop(inputs);
+            let mut writes = Vec::with_capacity(batch.len());
+            for ((intent, intent_evaluation, fingerprint), (record, fresh)) in
+                batch.iter().zip(&appended)
+            {
+                let correlation_id = correlation_id_for(&intent.intent_id);
+                // A freshly signed pack has a new hash: no event names it yet.
+                let event = if *fresh || !self.event_recorded(&intent.intent_id, record)? {
+                    Some(committed_event(
+                        intent_evaluation,
+                        record,
+                        &correlation_id,
+                        &sha,
+                        now,
+                    ))
+                } else {
+                    None
+                };
+                let known = self.store.get_intent(&intent.intent_id)?;
+                writes.push(DecisionWrite {
+                    event,
+                    intent: IntentUpsert {
+                        intent_id: intent.intent_id.clone(),
+                        application_id: intent.application_id.clone(),
+                        acquisition_boundary: intent.target_scope.acquisition_boundary.clone(),
+                        business_unit: intent.target_scope.business_unit.clone(),
+                        version: intent.version.clone(),
+                        content_sha256: fingerprint.clone(),
+                        state: known
+                            .as_ref()
+                            .map(|k| k.state.clone())
+                            .unwrap_or_else(|| "risk_assessed".into()),
+                        state_json: with_evaluation(
+                            known.map(|k| k.state_json),
+                            evaluation_facts(snapshot, intent, intent_evaluation, &sha),
+                        ),
+                        decision: Some(intent_evaluation.decision().as_str().to_owned()),
+                        risk_score: intent_evaluation
+                            .risk
+                            .as_ref()
+                            .map(|r| u8::try_from(r.risk_score).unwrap_or(100)),
+                    },
+                });
             }
-            if decision != Decision::Allow {
-                self.siem.emit(&json!({
-                    "type": "policy_violation",
-                    "intent_id": intent.intent_id,
-                    "correlation_id": correlation_id,
-                    "decision": decision,
-                    "rules": intent_evaluation.outcome.rule_ids(),
-                    "commit": sha,
-                    "evidence_sha256": appended.pack_sha256,
-                    "at": now,
-                }));
+            let head = appended
+                .iter()
+                .map(|(record, _)| record)
+                .max_by_key(|record| record.sequence)
+                .map(|record| HeadWrite {
+                    sequence: record.sequence,
+                    pack_sha256: record.pack_sha256.clone(),
+                    evidence_commit_sha: record.commit.clone(),
+                });
+            if let Some(head) = head {
+                self.store.record_decisions(writes, &head, now)?;
             }
-            records.push(appended);
+            for ((intent, intent_evaluation, _), (record, _)) in batch.iter().zip(appended) {
+                self.emit_decision_lines(snapshot, intent, intent_evaluation, &record, &sha, now);
+                records.push(record);
+            }
         }
         let rejudge_at = judged.judgement.next_expiry(now);
         if let Some(state) = state.as_mut() {
@@ -800,6 +768,7 @@ impl Processor<'_> {
             outcome: EventOutcome::Success,
             details: json!({"commit": sha, "records": records.len(), "unchanged": unchanged}),
         })?;
+        tracing::info!(commit = %sha, records = records.len(), unchanged, "decisions recorded");
         // Warnings (e.g. a supersede that has no effect, a claim that does
         // not count) stay on record.
         let warnings = serde_json::to_value(&evaluation.diagnostics).unwrap_or(Value::Null);
@@ -986,95 +955,312 @@ impl Processor<'_> {
         }
     }
 
-    /// The tip record, if it is the decision for this intent at this commit.
+    /// The record on the branch's tip that is this input's record, if any
+    /// (the tip commit may be a batch: every record of it is looked at).
     fn tip_record_for(
         &self,
         input: &EvidencePackInput,
     ) -> Result<Option<AppendedRecord>, ProcessError> {
-        let Some(tip) = self.evidence.tip()? else {
-            return Ok(None);
-        };
-        let repository = &self.repo.repository;
-        let commit = repository.find_commit(Oid::from_str(&tip.commit)?)?;
-        let entry = commit
-            .tree()?
-            .get_path(std::path::Path::new(&tip.pack_path))?;
-        let blob = repository.find_blob(entry.id())?;
-        let Ok(pack) = serde_json::from_slice::<EvidencePack>(blob.content()) else {
-            return Ok(None);
-        };
-        // A decision judged again at the same commit (an expiry) is a new
-        // record: the fingerprint of the decision tells them apart.
-        let same = pack.record_type == input.record_type
-            && pack.intent_id == input.intent_id
-            && pack.source_commit == input.source_commit
-            && pack.body.get("fingerprint") == input.body.get("fingerprint")
-            && pack.body.get("decision") == input.body.get("decision");
-        Ok(same.then(|| AppendedRecord {
-            sequence: pack.sequence,
-            pack_id: pack.pack_id.clone(),
-            record_type: pack.record_type,
-            intent_id: pack.intent_id.clone(),
-            pack_sha256: tip.pack_sha256.clone(),
-            previous_pack_sha256: pack.previous_pack_sha256.clone(),
-            pack_path: tip.pack_path.clone(),
-            signature_path: format!("{}.minisig", tip.pack_path),
-            commit: tip.commit.clone(),
-        }))
+        Ok(self
+            .evidence
+            .tip_records()?
+            .into_iter()
+            .find(|record| same_record(&record.pack, input))
+            .map(appended_record))
     }
 
-    /// Records the `evidence_committed` event unless the store already has
-    /// one for this pack.
-    fn record_once(
+    /// The decision records of commit `sha` the branch's tip holds, by
+    /// intent (see `judge_and_record`, step 2).
+    fn decisions_on_tip(&self, sha: &str) -> Result<HashMap<String, CommitRecord>, ProcessError> {
+        Ok(self
+            .evidence
+            .tip_records()?
+            .into_iter()
+            .filter(|record| {
+                record.pack.record_type == RecordType::Decision && record.pack.source_commit == sha
+            })
+            .filter_map(|record| Some((record.pack.intent_id.clone()?, record)))
+            .collect())
+    }
+
+    /// The signed record of every input, in input order, each with whether
+    /// it was appended now (`true`) or found on the tip (`false`): the
+    /// inputs the tip does not hold are appended as one batch. If the
+    /// evidence branch cannot be written, a `publish_blocked` event says so
+    /// and nothing is recorded (invariant 5).
+    fn append_decisions(
         &mut self,
-        intent: &DeploymentIntent,
-        evaluation: &crate::evaluation::IntentEvaluation,
-        appended: &AppendedRecord,
-        correlation_id: &str,
-        commit: &str,
+        inputs: &[EvidencePackInput],
+        on_tip: &HashMap<String, CommitRecord>,
+    ) -> Result<Vec<(AppendedRecord, bool)>, ProcessError> {
+        let mut found: Vec<Option<AppendedRecord>> = Vec::with_capacity(inputs.len());
+        let mut missing = Vec::new();
+        for input in inputs {
+            let existing = input
+                .intent_id
+                .as_ref()
+                .and_then(|intent_id| on_tip.get(intent_id))
+                .filter(|record| same_record(&record.pack, input))
+                .map(|record| appended_record(record.clone()));
+            if existing.is_none() {
+                missing.push(input.clone());
+            }
+            found.push(existing);
+        }
+        if found.iter().any(Option::is_some) {
+            tracing::info!(
+                records = found.iter().flatten().count(),
+                "evidence for these decisions is already on the branch; not appending again"
+            );
+        }
+        let appended = if missing.is_empty() {
+            Vec::new()
+        } else {
+            let context = super::append_context(self.store)?;
+            let count = missing.len();
+            let first = missing[0].clone();
+            match self.evidence.append_batch(missing, self.signer, &context) {
+                Ok(appended) => appended,
+                Err(error) => {
+                    self.store.append_event(NewEvent {
+                        correlation_id: first.correlation_id.clone(),
+                        intent_id: first.intent_id.clone(),
+                        event_type: EventType::PublishBlocked,
+                        timestamp: first.created_at,
+                        actor: ACTOR.into(),
+                        actor_role: ACTOR_ROLE.into(),
+                        execution_plane: None,
+                        ring: None,
+                        outcome: EventOutcome::Failure,
+                        details: json!({"reason": format!("evidence branch cannot be written: {error}"), "commit": first.source_commit, "records": count}),
+                    })?;
+                    return Err(error.into());
+                }
+            }
+        };
+        let mut appended = appended.into_iter();
+        let mut records = Vec::with_capacity(found.len());
+        for existing in found {
+            match existing {
+                Some(record) => records.push((record, false)),
+                None => {
+                    let record = appended.next().ok_or_else(|| {
+                        crate::evidence::EvidenceError::InvalidInput {
+                            reason: "the batch appended fewer records than it was given".to_owned(),
+                        }
+                    })?;
+                    records.push((record, true));
+                }
+            }
+        }
+        Ok(records)
+    }
+
+    /// The decision record's input: the body `docs/evidence.md` describes.
+    fn decision_input(
+        &self,
+        judged: &Judged,
+        intent: &crate::model::Located<DeploymentIntent>,
+        intent_evaluation: &crate::evaluation::IntentEvaluation,
+        fingerprint: &str,
+        occasion: Occasion,
         now: DateTime<Utc>,
-    ) -> Result<(), ProcessError> {
-        let previous = self.store.events(&EventFilter {
+    ) -> EvidencePackInput {
+        let snapshot = &judged.judgement.snapshot;
+        let sha = &judged.sha;
+        let mut body = record::decision_body(
+            snapshot,
+            judged.base.as_ref(),
+            intent,
+            intent_evaluation,
+            sha,
+            judged.forge_evidence.for_intent(intent_evaluation),
+        );
+        if let Value::Object(map) = &mut body {
+            map.insert(
+                "claims_not_counted".into(),
+                record::claims_not_counted(snapshot, intent, &judged.judgement.applied),
+            );
+            map.insert(
+                "rules_in_force".into(),
+                json!({
+                    "commit": judged.in_force.as_ref().map_or(sha.as_str(), |f| {
+                        if judged.governance.own_rules() { sha.as_str() } else { f.state.rules_commit.as_str() }
+                    }),
+                    "governance": judged.governance,
+                }),
+            );
+            map.insert("fingerprint".into(), json!(fingerprint));
+            // The verdict the rollout runs under, as the store keeps it:
+            // what `ringmaster rebuild` restores it from (docs/evidence.md).
+            map.insert(
+                "evaluation_facts".into(),
+                json!(evaluation_facts(snapshot, intent, intent_evaluation, sha)),
+            );
+            if occasion == Occasion::Expiry {
+                map.insert("rejudged_at_expiry".into(), json!(now));
+            }
+        }
+        if let Some(plane) = snapshot.artifact_of(intent).map(|artifact| artifact.plane) {
+            body["plane_mode"] = json!(self.plane_modes.get(&plane).map(|mode| mode.as_str()));
+        }
+        EvidencePackInput {
+            record_type: RecordType::Decision,
             intent_id: Some(intent.intent_id.clone()),
+            correlation_id: correlation_id_for(&intent.intent_id),
+            source_commit: sha.clone(),
+            source_parent: judged.parent.map(|p| p.to_string()),
+            author: judged.author.clone(),
+            committer: judged.committer.clone(),
+            created_at: now,
+            body,
+        }
+    }
+
+    /// Whether the store has the `evidence_committed` event of this pack.
+    fn event_recorded(
+        &self,
+        intent_id: &str,
+        appended: &AppendedRecord,
+    ) -> Result<bool, ProcessError> {
+        let previous = self.store.events(&EventFilter {
+            intent_id: Some(intent_id.to_owned()),
             correlation_id: None,
             since_seq: None,
             limit: None,
         })?;
-        let already = previous.iter().rev().any(|event| {
+        Ok(previous.iter().rev().any(|event| {
             event.event_type == EventType::EvidenceCommitted
                 && event.details.get("evidence_sha256").and_then(Value::as_str)
                     == Some(appended.pack_sha256.as_str())
-        });
-        if already {
-            return Ok(());
-        }
-        let decision = evaluation.decision();
-        self.store.append_event(NewEvent {
-            correlation_id: correlation_id.to_owned(),
-            intent_id: Some(intent.intent_id.clone()),
-            event_type: EventType::EvidenceCommitted,
-            timestamp: now,
-            actor: ACTOR.into(),
-            actor_role: ACTOR_ROLE.into(),
-            execution_plane: None,
-            ring: None,
-            outcome: if decision == Decision::Allow {
-                EventOutcome::Success
-            } else {
-                EventOutcome::Pending
-            },
-            details: json!({
+        }))
+    }
+
+    /// The SIEM lines of a recorded decision: a privileged change, a
+    /// decision other than ALLOW.
+    fn emit_decision_lines(
+        &mut self,
+        snapshot: &Snapshot,
+        intent: &DeploymentIntent,
+        intent_evaluation: &crate::evaluation::IntentEvaluation,
+        appended: &AppendedRecord,
+        sha: &str,
+        now: DateTime<Utc>,
+    ) {
+        let correlation_id = correlation_id_for(&intent.intent_id);
+        let decision = intent_evaluation.decision();
+        let privileged = snapshot
+            .applications
+            .get(&intent.application_id)
+            .is_some_and(|a| a.privileged);
+        if privileged {
+            self.siem.emit(&json!({
+                "type": "privileged_change",
+                "intent_id": intent.intent_id,
+                "application_id": intent.application_id,
+                "correlation_id": correlation_id,
                 "decision": decision,
-                "risk_score": evaluation.risk.as_ref().map(|r| r.risk_score),
-                "rules": evaluation.outcome.rule_ids(),
-                "commit": commit,
-                "evidence_sequence": appended.sequence,
+                "requested_by": intent.requested_by,
+                "commit": sha,
                 "evidence_sha256": appended.pack_sha256,
-                "evidence_commit": appended.commit,
-                "evidence_path": appended.pack_path,
-            }),
-        })?;
-        Ok(())
+                "at": now,
+            }));
+        }
+        if decision != Decision::Allow {
+            self.siem.emit(&json!({
+                "type": "policy_violation",
+                "intent_id": intent.intent_id,
+                "correlation_id": correlation_id,
+                "decision": decision,
+                "rules": intent_evaluation.outcome.rule_ids(),
+                "commit": sha,
+                "evidence_sha256": appended.pack_sha256,
+                "at": now,
+            }));
+        }
+    }
+}
+
+/// How many decisions go in one evidence commit. A commit that changes a
+/// few decisions writes one record per evidence commit (`git log` of the
+/// branch reads one line per decision); one that changes many (a policy
+/// edit, a first start of a large tenant) writes batches of
+/// [`DECISION_BATCH`]: one signed record per decision still, one Git commit
+/// and one store transaction per batch (issue 17: 10,000 decisions). The
+/// batch size bounds the memory a batch holds and what a crash leaves for
+/// the redo to find on the tip.
+fn decision_batch_size(changed: usize) -> usize {
+    if changed < BATCH_FROM {
+        1
+    } else {
+        DECISION_BATCH
+    }
+}
+
+/// From how many changed decisions a commit's decisions are batched.
+const BATCH_FROM: usize = 32;
+/// Decisions per evidence commit once batched.
+const DECISION_BATCH: usize = 1_000;
+
+/// Whether `pack` is the record `input` would make: the same kind of
+/// record for the same intent at the same commit, and — a decision judged
+/// again at the same commit (an expiry) is a new record — the same
+/// decision and fingerprint.
+fn same_record(pack: &EvidencePack, input: &EvidencePackInput) -> bool {
+    pack.record_type == input.record_type
+        && pack.intent_id == input.intent_id
+        && pack.source_commit == input.source_commit
+        && pack.body.get("fingerprint") == input.body.get("fingerprint")
+        && pack.body.get("decision") == input.body.get("decision")
+}
+
+fn appended_record(record: CommitRecord) -> AppendedRecord {
+    AppendedRecord {
+        sequence: record.pack.sequence,
+        pack_id: record.pack.pack_id.clone(),
+        record_type: record.pack.record_type,
+        intent_id: record.pack.intent_id.clone(),
+        pack_sha256: record.tip.pack_sha256.clone(),
+        previous_pack_sha256: record.pack.previous_pack_sha256.clone(),
+        signature_path: format!("{}.minisig", record.tip.pack_path),
+        pack_path: record.tip.pack_path,
+        commit: record.tip.commit,
+    }
+}
+
+/// The `evidence_committed` event of a decision record.
+fn committed_event(
+    evaluation: &crate::evaluation::IntentEvaluation,
+    appended: &AppendedRecord,
+    correlation_id: &str,
+    commit: &str,
+    now: DateTime<Utc>,
+) -> NewEvent {
+    let decision = evaluation.decision();
+    NewEvent {
+        correlation_id: correlation_id.to_owned(),
+        intent_id: Some(evaluation.intent_id.clone()),
+        event_type: EventType::EvidenceCommitted,
+        timestamp: now,
+        actor: ACTOR.into(),
+        actor_role: ACTOR_ROLE.into(),
+        execution_plane: None,
+        ring: None,
+        outcome: if decision == Decision::Allow {
+            EventOutcome::Success
+        } else {
+            EventOutcome::Pending
+        },
+        details: json!({
+            "decision": decision,
+            "risk_score": evaluation.risk.as_ref().map(|r| r.risk_score),
+            "rules": evaluation.outcome.rule_ids(),
+            "commit": commit,
+            "evidence_sequence": appended.sequence,
+            "evidence_sha256": appended.pack_sha256,
+            "evidence_commit": appended.commit,
+            "evidence_path": appended.pack_path,
+        }),
     }
 }
 

@@ -53,7 +53,8 @@ pub fn decision_body(
     source_commit: &str,
     forge: Value,
 ) -> Value {
-    let plan = plan::build(snapshot, intent, evaluation.clone(), base);
+    // The record carries no gate-check interval (see `build_without_gate_check`).
+    let plan = plan::build_without_gate_check(snapshot, intent, evaluation.clone(), base);
     let artifact = snapshot.artifact_of(intent);
     let counted = &evaluation.outcome.counted_approvals;
     let approvals: Vec<Value> = snapshot

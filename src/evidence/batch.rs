@@ -533,6 +533,17 @@ impl EvidenceBranch {
         Ok(records)
     }
 
+    /// The records the tip commit adds (every record of a batch; none when
+    /// the branch does not exist yet), checked as [`Self::records_in_commit`]
+    /// checks them. How a writer that may have crashed after an append
+    /// recognises records already on the branch.
+    pub fn tip_records(&self) -> Result<Vec<CommitRecord>> {
+        match self.tip_commit()? {
+            Some(commit) => self.records_in_commit(commit),
+            None => Ok(Vec::new()),
+        }
+    }
+
     /// The sequences `first..=last` of the records a record commit adds,
     /// from its message (the last record is checked as [`Self::tip`]
     /// checks it).

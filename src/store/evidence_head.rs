@@ -37,28 +37,49 @@ impl Store {
         let transaction = self
             .connection
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        if let Some(current) = read_head(&transaction).optional_store()? {
-            if sequence < current.sequence {
-                return Err(StoreError::EvidenceHeadRegression {
-                    current_sequence: current.sequence,
-                    proposed_sequence: sequence,
-                });
-            }
-            if sequence == current.sequence {
-                if current.pack_sha256 == pack_sha256
-                    && current.evidence_commit_sha == evidence_commit_sha
-                {
-                    return Ok(current);
-                }
-                return Err(StoreError::EvidenceHeadConflict {
-                    sequence,
-                    recorded_pack_sha256: current.pack_sha256,
-                    recorded_commit_sha: current.evidence_commit_sha,
-                });
-            }
+        let head = write_head(
+            &transaction,
+            sequence,
+            pack_sha256,
+            evidence_commit_sha,
+            now,
+        )?;
+        transaction.commit()?;
+        Ok(head)
+    }
+}
+
+/// Moves the evidence head inside the caller's write transaction (see
+/// [`Store::set_evidence_head`] for what it refuses).
+pub(super) fn write_head(
+    transaction: &Connection,
+    sequence: u64,
+    pack_sha256: &str,
+    evidence_commit_sha: &str,
+    now: DateTime<Utc>,
+) -> Result<EvidenceHead, StoreError> {
+    if let Some(current) = read_head(transaction).optional_store()? {
+        if sequence < current.sequence {
+            return Err(StoreError::EvidenceHeadRegression {
+                current_sequence: current.sequence,
+                proposed_sequence: sequence,
+            });
         }
-        transaction.execute(
-            "INSERT INTO evidence_head (singleton, sequence, pack_sha256, evidence_commit_sha,
+        if sequence == current.sequence {
+            if current.pack_sha256 == pack_sha256
+                && current.evidence_commit_sha == evidence_commit_sha
+            {
+                return Ok(current);
+            }
+            return Err(StoreError::EvidenceHeadConflict {
+                sequence,
+                recorded_pack_sha256: current.pack_sha256,
+                recorded_commit_sha: current.evidence_commit_sha,
+            });
+        }
+    }
+    transaction.execute(
+        "INSERT INTO evidence_head (singleton, sequence, pack_sha256, evidence_commit_sha,
                  updated_at)
              VALUES (1, ?1, ?2, ?3, ?4)
              ON CONFLICT (singleton) DO UPDATE SET
@@ -66,18 +87,17 @@ impl Store {
                  pack_sha256 = excluded.pack_sha256,
                  evidence_commit_sha = excluded.evidence_commit_sha,
                  updated_at = excluded.updated_at",
-            params![
-                to_sql_integer("evidence sequence", sequence)?,
-                pack_sha256,
-                evidence_commit_sha,
-                format_timestamp(now)
-            ],
-        )?;
-        let head = read_head(&transaction)?;
-        transaction.commit()?;
-        Ok(head)
-    }
+        params![
+            to_sql_integer("evidence sequence", sequence)?,
+            pack_sha256,
+            evidence_commit_sha,
+            format_timestamp(now)
+        ],
+    )?;
+    read_head(transaction)
+}
 
+impl Store {
     /// The evidence head, if any evidence was recorded.
     pub fn evidence_head(&self) -> Result<Option<EvidenceHead>, StoreError> {
         read_head(&self.connection).optional_store()

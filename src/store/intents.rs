@@ -77,8 +77,21 @@ impl Store {
         let transaction = self
             .connection
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        transaction.execute(
-            "INSERT INTO intents (intent_id, correlation_id, application_id, acquisition_boundary,
+        write_intent(&transaction, intent, now)?;
+        let record = select_intent(&transaction, &intent.intent_id)?;
+        transaction.commit()?;
+        Ok(record)
+    }
+}
+
+/// Inserts or replaces `intent` inside the caller's write transaction.
+pub(super) fn write_intent(
+    transaction: &Connection,
+    intent: &IntentUpsert,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    transaction.execute(
+        "INSERT INTO intents (intent_id, correlation_id, application_id, acquisition_boundary,
                  business_unit, version, content_sha256, state, state_json, decision, risk_score,
                  updated_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
@@ -93,26 +106,25 @@ impl Store {
                  decision = excluded.decision,
                  risk_score = excluded.risk_score,
                  updated_at = excluded.updated_at",
-            params![
-                intent.intent_id,
-                correlation_id_for(&intent.intent_id),
-                intent.application_id,
-                intent.acquisition_boundary,
-                intent.business_unit,
-                intent.version,
-                intent.content_sha256,
-                intent.state,
-                serde_json::to_string(&intent.state_json)?,
-                intent.decision,
-                intent.risk_score,
-                format_timestamp(now),
-            ],
-        )?;
-        let record = select_intent(&transaction, &intent.intent_id)?;
-        transaction.commit()?;
-        Ok(record)
-    }
+        params![
+            intent.intent_id,
+            correlation_id_for(&intent.intent_id),
+            intent.application_id,
+            intent.acquisition_boundary,
+            intent.business_unit,
+            intent.version,
+            intent.content_sha256,
+            intent.state,
+            serde_json::to_string(&intent.state_json)?,
+            intent.decision,
+            intent.risk_score,
+            format_timestamp(now),
+        ],
+    )?;
+    Ok(())
+}
 
+impl Store {
     /// The stored intent, if any.
     pub fn get_intent(&self, intent_id: &str) -> Result<Option<IntentRecord>, StoreError> {
         select_intent(&self.connection, intent_id).optional_store()

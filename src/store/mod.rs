@@ -36,6 +36,7 @@
 mod canonical;
 mod commits;
 pub(crate) mod db;
+mod decisions;
 mod events;
 mod evidence_head;
 mod figures;
@@ -59,6 +60,7 @@ mod webhooks;
 
 pub use canonical::canonical_json;
 pub use commits::{CommitOutcome, ProcessedCommit};
+pub use decisions::{DecisionWrite, HeadWrite};
 pub use events::{
     ChainBreak, ChainBreakReason, ChainReport, Event, EventFilter, EventOutcome, EventType,
     GENESIS_PREV_HASH, NewEvent,

@@ -1,0 +1,224 @@
+//! Benchmark: a daemon's first `serve --once` of a large tenant on the
+//! simulated planes (issue 17: 10,000 intents, goal ≤ 30 s and ≤ 150 MiB
+//! peak RSS).
+//!
+//! The tenant comes from `ringmaster generate` (`RINGMASTER_BENCH_INTENTS`,
+//! default 10,000), the planes are the in-process simulated fleet (`type:
+//! sim`), the store is a fresh SQLite file and the evidence branch starts
+//! empty. One run is the whole process as an operator starts it: judging
+//! every intent, signing and committing a decision record per intent
+//! (in batches: `daemon::process`), recording them in the store, then the
+//! first rollout step (the lab rings published on the simulated fleet).
+//! Prints the wall time and peak RSS when every decision is recorded (the
+//! daemon's "decisions recorded" log line), then of the whole run if it
+//! ends within `RINGMASTER_BENCH_SERVE_SECONDS` (default 300; it says so
+//! when it does not), and `verify --state`'s time on the result.
+//!
+//! The old path (one evidence commit and three store transactions per
+//! decision) no longer exists at this size (it took 592 s and 774 MiB when
+//! issue 17 was filed); below 32 changed decisions per commit the daemon
+//! still writes one record per commit, and `RINGMASTER_BENCH_INTENTS=20`
+//! measures that.
+//!
+//! Run: `cargo bench --bench daemon` (cargo builds the release binary first).
+
+use std::io::{BufRead as _, BufReader};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn main() {
+    let intents: usize = std::env::var("RINGMASTER_BENCH_INTENTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10_000);
+    let binary = Path::new(env!("CARGO_BIN_EXE_ringmaster")).to_path_buf();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let repo = dir.path().join("governed");
+    let keys = dir.path().join("keys");
+    let state = dir.path().join("state");
+    std::fs::create_dir_all(&keys).expect("keys dir");
+
+    let started = Instant::now();
+    let generated = Command::new(&binary)
+        .arg("generate")
+        .arg(&repo)
+        .args(["--intents", &intents.to_string()])
+        .output()
+        .expect("ringmaster generate runs");
+    assert!(
+        generated.status.success(),
+        "generate: {}",
+        String::from_utf8_lossy(&generated.stderr)
+    );
+    let keygen = Command::new(&binary)
+        .arg("keygen")
+        .arg("--out")
+        .arg(&keys)
+        .output()
+        .expect("ringmaster keygen runs");
+    assert!(
+        keygen.status.success(),
+        "keygen: {}",
+        String::from_utf8_lossy(&keygen.stderr)
+    );
+    let config = keys.join("ringmaster-daemon.yaml");
+    std::fs::write(
+        &config,
+        "planes:\n  intune: {type: sim}\n  jamf: {type: sim}\n  sccm: {type: sim}\n  landscape: {type: sim}\n  ansible: {type: sim}\n",
+    )
+    .expect("daemon config");
+    println!(
+        "tenant: {intents} intents generated in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+
+    // The whole first start, bounded (`RINGMASTER_BENCH_SERVE_SECONDS`,
+    // default 300): the decisions' figures are read when the daemon logs
+    // "decisions recorded" (wall time since start, peak RSS so far from
+    // /proc), the whole run's when it exits (or that it did not finish).
+    let limit: u64 = std::env::var("RINGMASTER_BENCH_SERVE_SECONDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(300);
+    let started = Instant::now();
+    let mut child = Command::new(&binary)
+        .arg("serve")
+        .arg("--repo")
+        .arg(&repo)
+        .arg("--state")
+        .arg(&state)
+        .arg("--key")
+        .arg(keys.join("ringmaster.key"))
+        .arg("--config")
+        .arg(&config)
+        .args(["--once", "--now", "2026-12-01T09:00:00Z"])
+        .env("RINGMASTER_LOG", "info")
+        .current_dir(dir.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("serve runs");
+    let pid = child.id();
+    let stderr = child.stderr.take().expect("stderr");
+    let (lines, received) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if lines.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = started + Duration::from_secs(limit);
+    let mut decided = false;
+    let mut peak_kib = 0;
+    let status = loop {
+        if let Some(kib) = peak_rss_kib(pid) {
+            peak_kib = peak_kib.max(kib);
+        }
+        match received.recv_timeout(Duration::from_millis(200)) {
+            Ok(line) if !decided && line.contains("decisions recorded") => {
+                decided = true;
+                println!(
+                    "first serve --once of {intents} intents: every decision judged, signed (batches of 1,000 records per evidence commit) and stored after {:.2} s, peak RSS so far {}",
+                    started.elapsed().as_secs_f64(),
+                    mib(Some(peak_kib))
+                );
+            }
+            Ok(_) | Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                break Some(child.wait().expect("serve exits"));
+            }
+        }
+        if Instant::now() > deadline {
+            break None;
+        }
+    };
+    let Some(status) = status else {
+        println!(
+            "first serve --once of {intents} intents did NOT finish within {limit} s (the first rollout step: {} evidence commits so far, peak RSS {}); stopped",
+            git_count(&repo),
+            mib(Some(peak_kib))
+        );
+        child.kill().expect("kill the daemon");
+        child.wait().expect("reaped");
+        return;
+    };
+    assert!(status.success(), "serve --once failed: {status}");
+    println!(
+        "first serve --once of {intents} intents, whole process (decisions and the first rollout step on the simulated fleet): {:.2} s, peak RSS {}, {} evidence commits",
+        started.elapsed().as_secs_f64(),
+        mib(Some(peak_kib)),
+        git_count(&repo)
+    );
+
+    let mut verify = timed(&binary);
+    verify
+        .arg("verify")
+        .arg(&repo)
+        .arg("--public-key")
+        .arg(keys.join("ringmaster.pub"))
+        .arg("--state")
+        .arg(&state)
+        .current_dir(dir.path());
+    let (output, elapsed, peak_kib) = run_timed(verify);
+    println!(
+        "verify --state of the result: {elapsed:.2} s, peak RSS {}, exit {}",
+        mib(peak_kib),
+        output.status.code().unwrap_or(-1)
+    );
+    assert!(
+        output.status.success(),
+        "verify --state: {}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// The peak RSS of a running process so far (`VmHWM`), in KiB.
+fn peak_rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+/// How many commits the evidence branch has.
+fn git_count(repo: &Path) -> String {
+    let output = Command::new("git")
+        .args(["rev-list", "--count", "evidence"])
+        .current_dir(repo)
+        .output()
+        .expect("git runs");
+    String::from_utf8_lossy(&output.stdout).trim().to_owned()
+}
+
+fn mib(kib: Option<u64>) -> String {
+    kib.map_or("n/a".to_string(), |kib| {
+        format!("{:.0} MiB", kib as f64 / 1024.0)
+    })
+}
+
+/// `program` under GNU time (peak RSS on stderr's last line) when
+/// installed, else alone.
+fn timed(program: &Path) -> Command {
+    if Path::new("/usr/bin/time").exists() {
+        let mut command = Command::new("/usr/bin/time");
+        command.args(["-f", "PEAK_RSS_KIB=%M"]).arg(program);
+        command
+    } else {
+        Command::new(program)
+    }
+}
+
+fn run_timed(mut command: Command) -> (std::process::Output, f64, Option<u64>) {
+    let started = Instant::now();
+    let output = command.output().expect("the command runs");
+    let elapsed = started.elapsed().as_secs_f64();
+    let peak = String::from_utf8_lossy(&output.stderr)
+        .lines()
+        .rev()
+        .find_map(|line| line.strip_prefix("PEAK_RSS_KIB=")?.trim().parse().ok());
+    (output, elapsed, peak)
+}
