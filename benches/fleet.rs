@@ -1,41 +1,45 @@
-//! Fleet-scale run of the per-plane call budget (issue 17):
-//! `cargo bench --bench fleet` (`FLEET_DEVICES`, `FLEET_ROLLOUTS`,
-//! `FLEET_HOURS`, `FLEET_GATE_MINUTES` override the defaults).
+//! Fleet-scale run of the per-plane call budget (issue 17), on the five
+//! HTTP planes: `cargo bench --bench fleet` (release), or in a debug build
+//! `cargo test --bench fleet`. `FLEET_DEVICES` (200,000), `FLEET_ROLLOUTS`
+//! (2,000), `FLEET_HOURS` (1), `FLEET_GATE_MINUTES` (1), `FLEET_TICK_SECONDS`
+//! (30), `FLEET_APPS_PER_RING` (4) and `FLEET_PLANES` (`intune,jamf,sccm,
+//! landscape,awx`) override the defaults.
 //!
-//! What it drives: the Jamf Pro connector — its real HTTP client, the
-//! shared `PlaneBudget` (rate, 5 connections, priorities, back-off) and the
-//! paged status query — against the Jamf HTTP simulator on 127.0.0.1, on
-//! simulated time. Jamf's share of the issue's fleet: 200,000 devices and
-//! 2,000 rollouts across five planes is 40,000 devices and 400 rollouts per
-//! plane. Every rollout publishes its ring (100 devices), most devices report,
-//! and each rollout asks for a gate check every `FLEET_GATE_MINUTES`; a few
-//! rollouts are halted mid-run (urgent priority). A call the budget refuses
-//! is retried when its `retry_after` says, on the simulated clock, as the
-//! orchestrator's backoff would.
+//! What it drives, on simulated time: for each plane, its HTTP simulator on
+//! 127.0.0.1 (`planes::simulators`) and the real connector built from the
+//! configuration that reaches it — the shared send loop
+//! (`planes::http_send`), the plane's default call budget (rate,
+//! connections, priorities, back-off; no queueing, so a refused call is
+//! retried on the simulated clock) and the coalesced status reads — with
+//! the devices and rollouts spread evenly over the planes. Every rollout
+//! publishes its ring (rings of `FLEET_APPS_PER_RING` applications share a
+//! group, as several applications ride one ring), the devices report, and
+//! then every tick (the daemon's poll) each plane's gate checks are asked
+//! through the gate pacing (`planes::budget::pacing`): only the rollouts due
+//! at the effective interval, longest-waiting first, all at the tick's
+//! `now`, until the budget holds one back. Halfway, 1 % of the rollouts are
+//! halted (urgent priority).
 //!
-//! What it does not drive: the daemon's event loop, store and evidence (so
-//! no events or evidence records per second here — `benches/evidence.rs`
-//! measures the writer), and the four other planes (their connectors do not
-//! go through the budget yet).
+//! What it does not drive: the daemon's event loop, store and evidence
+//! writer — there are no events or evidence records per second here
+//! (`benches/evidence.rs` and `benches/daemon*` measure those).
 //!
-//! Prints: requests per hour against the budget, the longest gate-check
-//! delay (wanted time to answered time), the effective gate-check interval
-//! the budget can serve, CPU time and peak RSS of the process.
+//! Prints per plane: requests per hour against the budget, gate checks
+//! answered, the effective gate-check interval, the longest time a rollout
+//! waited between two answered gate checks (and the longest past the
+//! effective interval), reads answered by coalescing, the longest halt
+//! delay; and the process's CPU time and peak RSS.
 
 use chrono::{DateTime, Duration as ChronoDuration, TimeZone, Utc};
-use ringmaster::model::Plane;
-use ringmaster::planes::budget::{self, BudgetConfig, GateInterval, Priority};
-use ringmaster::planes::jamf::simulator::{JamfSimulator, SimulatorOptions};
-use ringmaster::planes::jamf::{JamfAuth, JamfConfig, JamfConnector};
+use ringmaster::planes::budget::pacing::PlanePacing;
+use ringmaster::planes::budget::{self, BudgetConfig, Priority};
+use ringmaster::planes::simulators::{PlaneSimulator, SimulatedPlane};
 use ringmaster::planes::{
-    ArtifactRef, ErrorCode, ExecutionPlaneConnector, PublishRequest, Remediation, Secret,
+    ArtifactRef, Connector, ConnectorConfig, ErrorCode, ExecutionPlaneConnector, PublishRequest,
+    Remediation,
 };
-use std::cmp::Reverse;
-use std::collections::BinaryHeap;
+use std::collections::BTreeMap;
 use std::time::Duration;
-
-/// A gate check: when it is due, when it was wanted, which rollout.
-type GateCheck = (DateTime<Utc>, DateTime<Utc>, u64);
 
 fn env(name: &str, default: u64) -> u64 {
     std::env::var(name)
@@ -48,29 +52,90 @@ fn start() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 12, 7, 8, 0, 0).unwrap()
 }
 
-fn correlation(rollout: u64) -> String {
-    format!("00000000-0000-5000-8000-{rollout:012}")
+fn correlation(plane: usize, rollout: u64) -> String {
+    format!("00000000-0000-5000-8000-{plane:02}{rollout:010}")
 }
 
-fn request(rollout: u64, group: u64, devices: u32) -> PublishRequest {
-    PublishRequest {
-        correlation_id: correlation(rollout),
-        intent_id: format!("app-{rollout}-1.0"),
-        application_id: format!("app-{rollout}"),
-        application_name: format!("App {rollout}"),
-        version: "1.0.0".into(),
-        plane: Plane::Jamf,
-        ring: "ring-1".into(),
-        artifact: ArtifactRef {
-            id: format!("app-{rollout}-pkg"),
+/// A group id the plane accepts, for ring `ring`.
+fn group_id(kind: SimulatedPlane, ring: u64) -> String {
+    match kind {
+        SimulatedPlane::Intune => format!("0a1b2c3d-0000-4000-8000-{ring:012}"),
+        SimulatedPlane::Jamf => (1_000 + ring).to_string(),
+        SimulatedPlane::Sccm => format!("PS1{ring:05X}"),
+        SimulatedPlane::Landscape => format!("fleet-ring-{ring}"),
+        SimulatedPlane::Awx => format!("fleet_ring_{ring}"),
+    }
+}
+
+fn artifact(kind: SimulatedPlane, rollout: u64) -> ArtifactRef {
+    let sha256 = format!("sha256:{}", "ab".repeat(32));
+    let product = format!("{{0D3C2B1A-0F9E-4A5B-8C7D-{rollout:012}}}");
+    match kind {
+        SimulatedPlane::Intune => ArtifactRef {
+            id: format!("app{rollout}-win"),
+            file: format!("App{rollout}-1.0.0.intunewin"),
+            sha256,
+            install: format!("msiexec /i App{rollout}.msi /qn"),
+            uninstall: format!("msiexec /x {product} /qn"),
+            detection_type: "msi_product_code".into(),
+            detection_value: product,
+        },
+        SimulatedPlane::Sccm => ArtifactRef {
+            id: format!("app{rollout}-msi"),
+            file: format!("App{rollout}-1.0.0.msi"),
+            sha256,
+            install: format!("msiexec /i \"App{rollout}-1.0.0.msi\" /qn /norestart"),
+            uninstall: format!("msiexec /x {product} /qn"),
+            detection_type: "msi_product_code".into(),
+            detection_value: product,
+        },
+        SimulatedPlane::Jamf => ArtifactRef {
+            id: format!("app{rollout}-pkg"),
             file: format!("App{rollout}-1.0.0.pkg"),
-            sha256: format!("sha256:{}", "ab".repeat(32)),
+            sha256,
             install: format!("installer -pkg App{rollout}-1.0.0.pkg -target /"),
             uninstall: format!("/Applications/App{rollout}.app/uninstall.sh"),
             detection_type: "bundle_id".into(),
             detection_value: format!("com.example.app{rollout}"),
         },
-        groups: vec![group.to_string()],
+        SimulatedPlane::Landscape => ArtifactRef {
+            id: format!("app{rollout}-deb"),
+            file: format!("app{rollout}_1.0.0_amd64.deb"),
+            sha256,
+            install: format!("apt-get install -y app{rollout}=1.0.0"),
+            uninstall: format!("apt-get remove -y app{rollout}"),
+            detection_type: "deb_package".into(),
+            detection_value: format!("app{rollout}"),
+        },
+        SimulatedPlane::Awx => ArtifactRef {
+            id: format!("app{rollout}-deb"),
+            file: format!("app{rollout}_1.0.0_amd64.deb"),
+            sha256,
+            install: format!("apt-get install -y ./app{rollout}_1.0.0_amd64.deb"),
+            uninstall: format!("apt-get remove -y app{rollout}"),
+            detection_type: "package".into(),
+            detection_value: format!("app{rollout}"),
+        },
+    }
+}
+
+fn request(
+    kind: SimulatedPlane,
+    plane_index: usize,
+    rollout: u64,
+    group: String,
+    devices: u32,
+) -> PublishRequest {
+    PublishRequest {
+        correlation_id: correlation(plane_index, rollout),
+        intent_id: format!("app{rollout}-1.0"),
+        application_id: format!("app{rollout}"),
+        application_name: format!("App {rollout}"),
+        version: "1.0.0".into(),
+        plane: kind.plane(),
+        ring: "ring-1".into(),
+        artifact: artifact(kind, rollout),
+        groups: vec![group],
         exclusions: vec![],
         expected_devices: devices,
         supersedes_version: None,
@@ -98,202 +163,342 @@ fn process_figures() -> (f64, f64) {
             .and_then(|value| value.parse::<f64>().ok())
             .unwrap_or(0.0)
     };
-    // utime and stime are fields 14 and 15 (1-based; 11 and 12 after ')').
-    let cpu = (ticks(11) + ticks(12)) / 100.0;
-    (peak_kib / 1024.0, cpu)
+    (peak_kib / 1024.0, (ticks(11) + ticks(12)) / 100.0)
+}
+
+/// The connector's budget as the bench runs it: the plane's default, no
+/// queueing (a refused call is retried on the simulated clock).
+fn with_bench_budget(config: ConnectorConfig) -> ConnectorConfig {
+    let unqueued = |budget: BudgetConfig| {
+        Some(BudgetConfig {
+            max_queue_wait_seconds: Duration::ZERO,
+            ..budget
+        })
+    };
+    match config {
+        ConnectorConfig::Intune(mut config) => {
+            config.budget = unqueued(config.call_budget());
+            ConnectorConfig::Intune(config)
+        }
+        ConnectorConfig::Jamf(mut config) => {
+            config.budget = unqueued(config.call_budget());
+            ConnectorConfig::Jamf(config)
+        }
+        ConnectorConfig::Sccm(mut config) => {
+            config.budget = unqueued(config.call_budget());
+            ConnectorConfig::Sccm(config)
+        }
+        ConnectorConfig::Landscape(mut config) => {
+            config.budget = unqueued(config.call_budget());
+            ConnectorConfig::Landscape(config)
+        }
+        ConnectorConfig::Awx(mut config) => {
+            config.budget = unqueued(config.call_budget());
+            ConnectorConfig::Awx(config)
+        }
+        other => other,
+    }
+}
+
+/// One plane of the fleet.
+struct FleetPlane {
+    kind: SimulatedPlane,
+    simulator: PlaneSimulator,
+    connector: Connector,
+    budget: BudgetConfig,
+    rollouts: Vec<String>,
+    pacing: PlanePacing,
+    /// Requests sent (the budget's count) at the start of each hour.
+    hourly: BTreeMap<i64, u64>,
+    checks: u64,
+    held_back: u64,
+    failures: BTreeMap<String, u64>,
+    longest_gap: ChronoDuration,
+    longest_halt_delay: ChronoDuration,
+    publish_requests: u64,
+}
+
+impl FleetPlane {
+    fn sent(&self) -> u64 {
+        self.connector
+            .transport()
+            .map_or(0, |transport| transport.budget().window().sent_total)
+    }
+}
+
+/// Runs `call` until the budget lets it through, stepping the clock by the
+/// wait it names; answers the result and when it got through.
+async fn until_admitted<T, F, Fut>(
+    mut at: DateTime<Utc>,
+    mut call: F,
+) -> (Result<T, ringmaster::planes::ConnectorError>, DateTime<Utc>)
+where
+    F: FnMut(DateTime<Utc>) -> Fut,
+    Fut: std::future::Future<Output = Result<T, ringmaster::planes::ConnectorError>>,
+{
+    loop {
+        match call(at).await {
+            Err(error) if error.code == ErrorCode::RateLimit => {
+                let wait = error.retry_after.unwrap_or(Duration::from_secs(1));
+                at += ChronoDuration::from_std(wait).expect("wait");
+            }
+            other => return (other, at),
+        }
+    }
 }
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
-    let devices = env("FLEET_DEVICES", 40_000);
-    let rollouts = env("FLEET_ROLLOUTS", 400).max(1);
-    let hours = env("FLEET_HOURS", 2);
-    let gate_minutes = env("FLEET_GATE_MINUTES", 15).max(1);
-    let per_rollout = u32::try_from(devices / rollouts).unwrap_or(u32::MAX).max(1);
-    let page_size = 100;
-
-    let secret = "fleet-bench-secret".to_string();
-    let mut options = SimulatorOptions::new("fleet-bench", Secret::new(secret.clone()));
-    options.page_size = page_size;
-    let simulator = JamfSimulator::new(options);
-    for rollout in 0..rollouts {
-        simulator.add_group(
-            &(1_000 + rollout).to_string(),
-            &format!("Fleet ring {rollout}"),
-            per_rollout,
-        );
-    }
-    let address = simulator.start().await.expect("simulator");
+    let devices = env("FLEET_DEVICES", 200_000);
+    let rollouts = env("FLEET_ROLLOUTS", 2_000).max(1);
+    let hours = env("FLEET_HOURS", 1).max(1);
+    let gate_minutes = env("FLEET_GATE_MINUTES", 1).max(1);
+    let tick_seconds = env("FLEET_TICK_SECONDS", 30).max(1);
+    let apps_per_ring = env("FLEET_APPS_PER_RING", 4).max(1);
+    let kinds: Vec<SimulatedPlane> = std::env::var("FLEET_PLANES")
+        .unwrap_or_else(|_| "intune,jamf,sccm,landscape,awx".into())
+        .split(',')
+        .filter_map(|name| {
+            SimulatedPlane::ALL
+                .into_iter()
+                .find(|kind| kind.as_str() == name.trim())
+        })
+        .collect();
+    let plane_count = kinds.len().max(1) as u64;
+    let per_plane_rollouts = (rollouts / plane_count).max(1);
+    let rings = per_plane_rollouts.div_ceil(apps_per_ring);
+    let per_ring = u32::try_from(devices / plane_count / rings).unwrap_or(u32::MAX);
+    let wanted = Duration::from_secs(gate_minutes * 60);
     let directory = tempfile::tempdir().expect("temp dir");
-    let secret_file = directory.path().join("secret");
-    std::fs::write(&secret_file, &secret).expect("secret");
-    let mut config = JamfConfig::new(
-        &format!("http://{address}"),
-        JamfAuth::ClientCredentials {
-            client_id: "fleet-bench".into(),
-            client_secret_env: None,
-            client_secret_file: Some(secret_file),
-        },
-    );
-    config.page_size = page_size;
-    let budget_config = BudgetConfig {
-        max_queue_wait_seconds: Duration::ZERO,
-        ..config.call_budget()
-    };
-    config.budget = Some(budget_config);
-    let connector = JamfConnector::new(&config).expect("connector");
     let wall = std::time::Instant::now();
 
-    // Publish every rollout's ring through the budget (publish priority).
-    let mut now = start();
-    let mut publish_requests = 0u64;
-    for rollout in 0..rollouts {
-        let publish = request(rollout, 1_000 + rollout, per_rollout);
-        loop {
-            let before = simulator.api_requests();
-            let result =
-                budget::with_priority(Priority::Publish, connector.publish(&publish, now)).await;
-            publish_requests += simulator.api_requests() - before;
-            match result {
-                Ok(_) => break,
-                Err(error) if error.code == ErrorCode::RateLimit => {
-                    let wait = error.retry_after.unwrap_or(Duration::from_secs(1));
-                    now += ChronoDuration::from_std(wait).expect("wait");
-                }
-                Err(error) => panic!("publish {rollout}: {error}"),
-            }
+    let mut planes: Vec<FleetPlane> = Vec::new();
+    for (index, kind) in kinds.iter().copied().enumerate() {
+        let simulator = PlaneSimulator::with_random_secret(kind);
+        for ring in 0..rings {
+            simulator.add_group(
+                &group_id(kind, ring),
+                &format!("Fleet ring {ring}"),
+                per_ring,
+            );
         }
-    }
-    let published_at = now;
-    // 95 % install, 1 % fail, the rest have not reported.
-    let installed = per_rollout * 95 / 100;
-    let failed = per_rollout / 100;
-    for rollout in 0..rollouts {
-        simulator.report(&correlation(rollout), installed, failed, published_at);
+        let address = simulator
+            .start("127.0.0.1:0".parse().expect("address"))
+            .await
+            .expect("simulator");
+        let work = directory.path().join(kind.as_str());
+        std::fs::create_dir_all(&work).expect("work dir");
+        let secret_file = work.join("secret");
+        simulator.write_secret(&secret_file).expect("secret");
+        let config = with_bench_budget(simulator.connector_config(address, &secret_file, &work));
+        let connector = config.build().expect("connector");
+        let budget = *connector
+            .transport()
+            .expect("an HTTP plane")
+            .budget()
+            .config();
+        let pacing = PlanePacing::new(wanted, budget.per_hour() * Priority::Status.share());
+        let rollouts = (0..per_plane_rollouts)
+            .map(|rollout| correlation(index, rollout))
+            .collect();
+        planes.push(FleetPlane {
+            kind,
+            simulator,
+            connector,
+            budget,
+            rollouts,
+            pacing,
+            hourly: BTreeMap::new(),
+            checks: 0,
+            held_back: 0,
+            failures: BTreeMap::new(),
+            longest_gap: ChronoDuration::zero(),
+            longest_halt_delay: ChronoDuration::zero(),
+            publish_requests: 0,
+        });
     }
 
-    // Gate checks on simulated time: (due, wanted, rollout).
-    let interval = ChronoDuration::minutes(i64::try_from(gate_minutes).unwrap_or(15));
-    let end = published_at + ChronoDuration::hours(i64::try_from(hours).unwrap_or(2));
-    let mut queue: BinaryHeap<Reverse<GateCheck>> = (0..rollouts)
-        .map(|rollout| Reverse((published_at, published_at, rollout)))
-        .collect();
-    let halted: Vec<u64> = (0..rollouts).step_by(100).collect();
-    let mut halts_done = 0usize;
-    let mut longest_delay = ChronoDuration::zero();
-    let mut longest_halt_delay = ChronoDuration::zero();
-    let mut checks = 0u64;
-    let mut refusals = 0u64;
-    let mut status_requests = 0u64;
-    let mut hourly: std::collections::BTreeMap<i64, u64> = Default::default();
-    while let Some(Reverse((due, wanted, rollout))) = queue.pop() {
-        if due >= end {
-            break;
+    // Publish every rollout's ring through the budget (publish priority).
+    let mut published_at = start();
+    for (index, plane) in planes.iter_mut().enumerate() {
+        let mut now = start();
+        let before = plane.sent();
+        for rollout in 0..per_plane_rollouts {
+            let publish = request(
+                plane.kind,
+                index,
+                rollout,
+                group_id(plane.kind, rollout / apps_per_ring),
+                per_ring,
+            );
+            let connector = plane.connector.clone();
+            let (result, at) = until_admitted(now, |at| {
+                let (connector, publish) = (connector.clone(), publish.clone());
+                async move {
+                    budget::with_priority(Priority::Publish, connector.publish(&publish, at)).await
+                }
+            })
+            .await;
+            now = at;
+            if let Err(error) = result {
+                panic!("{} publish {rollout}: {error}", plane.kind.as_str());
+            }
         }
-        // Halfway, the halted rollouts' halts arrive (urgent).
-        if halts_done < halted.len() && due >= published_at + (end - published_at) / 2 {
-            let halt_wanted = due;
-            for target in halted.iter().skip(halts_done) {
-                let mut at = halt_wanted;
-                loop {
-                    let before = simulator.api_requests();
-                    let result = budget::with_priority(
-                        Priority::Urgent,
-                        connector.remediate(&correlation(*target), &Remediation::Halt, at),
-                    )
-                    .await;
-                    let sent = simulator.api_requests() - before;
-                    *hourly.entry((at - published_at).num_hours()).or_default() += sent;
-                    match result {
-                        Ok(_) => break,
-                        Err(error) if error.code == ErrorCode::RateLimit => {
-                            at += ChronoDuration::from_std(
-                                error.retry_after.unwrap_or(Duration::from_secs(1)),
+        plane.publish_requests = plane.sent() - before;
+        published_at = published_at.max(now);
+    }
+    let publish_done = published_at;
+    for plane in &planes {
+        plane.simulator.check_in(publish_done, 0.99);
+    }
+
+    // Gate checks, tick by tick, through the pacing.
+    let end = publish_done + ChronoDuration::hours(i64::try_from(hours).unwrap_or(1));
+    let halfway = publish_done + (end - publish_done) / 2;
+    let tick = ChronoDuration::seconds(i64::try_from(tick_seconds).unwrap_or(30));
+    let mut halted = false;
+    let mut now = publish_done;
+    while now < end {
+        for plane in &mut planes {
+            let hour = (now - publish_done).num_hours();
+            let sent = plane.sent();
+            plane.hourly.entry(hour).or_insert(sent);
+        }
+        if !halted && now >= halfway {
+            halted = true;
+            for (index, plane) in planes.iter_mut().enumerate() {
+                for rollout in (0..per_plane_rollouts).step_by(100) {
+                    let id = correlation(index, rollout);
+                    let connector = plane.connector.clone();
+                    let (result, at) = until_admitted(now, |at| {
+                        let (connector, id) = (connector.clone(), id.clone());
+                        async move {
+                            budget::with_priority(
+                                Priority::Urgent,
+                                connector.remediate(&id, &Remediation::Halt, at),
                             )
-                            .expect("wait");
+                            .await
                         }
-                        Err(error) => panic!("halt {target}: {error}"),
+                    })
+                    .await;
+                    if let Err(error) = result {
+                        *plane
+                            .failures
+                            .entry(format!("halt: {}", error.code))
+                            .or_default() += 1;
+                    }
+                    plane.longest_halt_delay = plane.longest_halt_delay.max(at - now);
+                    plane.pacing.forget(&id);
+                    plane.rollouts.retain(|active| *active != id);
+                }
+            }
+        }
+        for plane in &mut planes {
+            let order: Vec<String> = plane
+                .pacing
+                .fair_order(plane.rollouts.iter().map(String::as_str), now)
+                .into_iter()
+                .map(str::to_string)
+                .collect();
+            for id in order {
+                let before = plane.sent();
+                let result =
+                    budget::with_priority(Priority::Status, plane.connector.query_status(&id, now))
+                        .await;
+                let spent = plane.sent() - before;
+                match result {
+                    Ok(_) => {
+                        plane.checks += 1;
+                        if let Some(last) = plane.pacing.last_checked(&id) {
+                            plane.longest_gap = plane.longest_gap.max(now - last);
+                        }
+                        plane.pacing.checked(&id, now, spent);
+                    }
+                    Err(error) if error.code == ErrorCode::RateLimit => {
+                        // The budget is spent for this tick: the rest keep
+                        // their age and come first at the next.
+                        plane.held_back += 1;
+                        break;
+                    }
+                    Err(error) => {
+                        *plane
+                            .failures
+                            .entry(format!("status: {}", error.code))
+                            .or_default() += 1;
                     }
                 }
-                longest_halt_delay = longest_halt_delay.max(at - halt_wanted);
-                halts_done += 1;
             }
         }
-        let before = simulator.api_requests();
-        let result = budget::with_priority(
-            Priority::Status,
-            connector.query_status(&correlation(rollout), due),
-        )
-        .await;
-        let sent = simulator.api_requests() - before;
-        status_requests += sent;
-        *hourly.entry((due - published_at).num_hours()).or_default() += sent;
-        match result {
-            Ok(_) => {
-                checks += 1;
-                longest_delay = longest_delay.max(due - wanted);
-                let next = wanted + interval;
-                queue.push(Reverse((next.max(due), next, rollout)));
-            }
-            Err(error) if error.code == ErrorCode::RateLimit => {
-                refusals += 1;
-                let wait = error.retry_after.unwrap_or(Duration::from_secs(1));
-                let retry = due + ChronoDuration::from_std(wait).expect("wait");
-                queue.push(Reverse((retry, wanted, rollout)));
-            }
-            Err(error) => panic!("status {rollout}: {error}"),
-        }
+        now += tick;
     }
+
     let elapsed = wall.elapsed();
     let (peak_mib, cpu) = process_figures();
-    let calls_per_check = budget::status_calls(u64::from(per_rollout), page_size as u64);
-    let gate = GateInterval::compute(
-        "Jamf",
-        &budget_config,
-        calls_per_check * rollouts,
-        Duration::from_secs(gate_minutes * 60),
-    );
-    let window = connector.budget().window();
     println!(
-        "fleet bench: Jamf plane, {devices} devices in {rollouts} rollouts of {per_rollout}, pages of {page_size}, gate check wanted every {gate_minutes} min, {hours} h simulated"
+        "fleet bench: {devices} devices, {rollouts} rollouts over {} planes ({per_plane_rollouts} rollouts and {} devices each, rings of {per_ring} devices shared by {apps_per_ring} applications), gate check wanted every {gate_minutes} min, tick {tick_seconds} s, {hours} h simulated after publishing (done at +{} min)",
+        planes.len(),
+        u64::from(per_ring) * rings,
+        (publish_done - start()).num_minutes()
     );
-    println!(
-        "  budget: {} requests / {} s, {} connections = {:.0} requests/h (gate status share {:.0}/h)",
-        budget_config.requests,
-        budget_config.window_seconds.as_secs(),
-        budget_config.concurrency,
-        budget_config.per_hour(),
-        budget_config.per_hour() * Priority::Status.share()
-    );
-    println!(
-        "  publish: {publish_requests} requests for {rollouts} rings, done at +{} min simulated",
-        (published_at - start()).num_minutes()
-    );
-    for (hour, requests) in &hourly {
+    for plane in &planes {
+        let total = plane.sent();
+        let per_hour = plane.budget.per_hour();
         println!(
-            "  hour {hour}: {requests} requests ({:.0} % of the budget)",
-            *requests as f64 * 100.0 / budget_config.per_hour()
+            "{}: budget {} requests / {} s, {} connections = {per_hour:.0}/h (gate status share {:.0}/h)",
+            plane.kind.as_str(),
+            plane.budget.requests,
+            plane.budget.window_seconds.as_secs(),
+            plane.budget.concurrency,
+            per_hour * Priority::Status.share()
+        );
+        println!(
+            "  publish: {} requests for {per_plane_rollouts} rollouts",
+            plane.publish_requests
+        );
+        let marks: Vec<(i64, u64)> = plane.hourly.iter().map(|(h, s)| (*h, *s)).collect();
+        for (position, (hour, at_start)) in marks.iter().enumerate() {
+            let next = marks
+                .get(position + 1)
+                .map_or(total, |(_, requests)| *requests);
+            let requests = next - at_start;
+            println!(
+                "  hour {hour}: {requests} requests ({:.0} % of the budget)",
+                requests as f64 * 100.0 / per_hour
+            );
+        }
+        let active = plane.rollouts.len();
+        let effective = plane.pacing.effective(active);
+        println!(
+            "  gate checks answered: {} ({:.1} requests a check on average; {} calls held back by the budget and asked again at a later tick)",
+            plane.checks,
+            plane.pacing.cost().unwrap_or(0.0),
+            plane.held_back
+        );
+        println!(
+            "  effective gate-check interval for {active} rollouts: {} s (wanted {} s); longest wait between two answered checks of one rollout: {} s ({} s past the effective interval)",
+            effective.as_secs(),
+            wanted.as_secs(),
+            plane.longest_gap.num_seconds(),
+            (plane.longest_gap.num_seconds() - effective.as_secs() as i64).max(0)
+        );
+        let window = plane
+            .connector
+            .transport()
+            .map(|transport| (transport.budget().window(), transport.coalesced_total()));
+        if let Some((window, coalesced)) = window {
+            println!(
+                "  reads answered by coalescing: {coalesced}; budget counters: sent {}, refused {}, throttled {}",
+                window.sent_total, window.refused_total, window.throttled_total
+            );
+        }
+        println!(
+            "  halts: longest delay {} s; failures: {:?}",
+            plane.longest_halt_delay.num_seconds(),
+            plane.failures
         );
     }
     println!(
-        "  gate checks answered: {checks} ({status_requests} status requests, {:.1} per check; {refusals} calls held back by the budget and retried)",
-        status_requests as f64 / checks.max(1) as f64
-    );
-    println!(
-        "  longest gate-check delay: {} s; halts: {halts_done}, longest halt delay {} s",
-        longest_delay.num_seconds(),
-        longest_halt_delay.num_seconds()
-    );
-    println!("  effective interval: {}", gate.sentence());
-    println!(
-        "  budget counters: sent {}, refused {}, throttled {}; limit now {} / window",
-        window.sent_total,
-        window.refused_total,
-        window.throttled_total,
-        window.limit()
-    );
-    println!(
-        "  process: {:.1} s wall, {cpu:.1} s CPU, peak RSS {peak_mib:.0} MiB (simulator and connector in one process)",
+        "process: {:.1} s wall, {cpu:.1} s CPU, peak RSS {peak_mib:.0} MiB (simulators and connectors in one process; no daemon, store or evidence: events and evidence records per second are not measured here)",
         elapsed.as_secs_f64()
     );
 }

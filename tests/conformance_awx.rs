@@ -163,6 +163,12 @@ impl Harness for AwxHarness {
             .expect("awx connector")
     }
 
+    fn budgeted_connector(&self, budget: ringmaster::planes::budget::BudgetConfig) -> Connector {
+        let mut config = self.config.clone();
+        config.budget = Some(budget);
+        ConnectorConfig::Awx(config).build().expect("awx connector")
+    }
+
     fn groups(&self) -> TestGroups {
         groups()
     }
@@ -296,6 +302,15 @@ impl Harness for AwxHarness {
         self.simulator.add_unrelated_jobs(count);
     }
 
+    async fn add_fleet_group(&self, devices: u32) -> TestGroup {
+        let hosts: Vec<String> = (1..=devices)
+            .map(|index| format!("fleet-{index:05}"))
+            .collect();
+        let hosts: Vec<&str> = hosts.iter().map(String::as_str).collect();
+        self.simulator.add_group("fleet", &hosts);
+        group("fleet", devices)
+    }
+
     async fn drift(&self, _correlation_id: &str, drift: &Drift, _now: DateTime<Utc>) {
         panic!("AWX holds ringmaster's launches as immutable jobs; {drift:?} cannot be made there")
     }
@@ -328,5 +343,16 @@ conformance::conformance_suite!(
         uninstall_is_idempotent_even_when_its_answer_is_lost,
         expired_token_is_refreshed_once,
         credentials_never_appear_in_errors_or_logs,
+    ]
+);
+
+// Cost and call budget (issue 17, `checks::scale`).
+conformance::conformance_suite!(
+    awx_budget,
+    AwxHarness,
+    [
+        a_429_storm_slows_down_then_recovers_and_no_call_is_over_budget,
+        a_halt_gets_through_when_status_calls_have_spent_their_share,
+        status_queries_of_one_step_are_coalesced,
     ]
 );

@@ -60,6 +60,10 @@ fn groups() -> TestGroups {
 
 impl Harness for IntuneHarness {
     const PLANE: Plane = Plane::Intune;
+    /// A status query reads the groups' members, the tenant's managed
+    /// devices (Intune id to Entra id) and the app's install-status report,
+    /// whose pages hold 50 rows (two lists' worth at pages of 100).
+    const STATUS_DEVICE_LISTS: u64 = 4;
 
     async fn start(options: HarnessOptions) -> IntuneHarness {
         let secret = format!("Qv8~intune-secret-{}", uuid::Uuid::new_v4().simple());
@@ -112,6 +116,14 @@ impl Harness for IntuneHarness {
 
     fn restarted_connector(&self) -> Connector {
         ConnectorConfig::Intune(self.config.clone())
+            .build()
+            .expect("intune connector")
+    }
+
+    fn budgeted_connector(&self, budget: ringmaster::planes::budget::BudgetConfig) -> Connector {
+        let mut config = self.config.clone();
+        config.budget = Some(budget);
+        ConnectorConfig::Intune(config)
             .build()
             .expect("intune connector")
     }
@@ -191,6 +203,12 @@ impl Harness for IntuneHarness {
         self.simulator.add_unrelated_apps(count);
     }
 
+    async fn add_fleet_group(&self, devices: u32) -> TestGroup {
+        let id = "0a1b2c3d-0000-4000-8000-0000000f1ee7";
+        self.simulator.add_group(id, devices);
+        group(id, devices)
+    }
+
     async fn drift(&self, correlation_id: &str, drift: &Drift, now: DateTime<Utc>) {
         match drift {
             Drift::AssignmentMissing { group } => {
@@ -255,3 +273,15 @@ async fn macos_pkg_publish_and_status_fit_graphs_description() {
     let ring = &status.rings[conformance::RING_1];
     assert_eq!((ring.installed, ring.failed), (2, 1));
 }
+
+// Cost and call budget (issue 17, `checks::scale`).
+conformance::conformance_suite!(
+    intune_budget,
+    IntuneHarness,
+    [
+        status_query_costs_pages_not_devices,
+        a_429_storm_slows_down_then_recovers_and_no_call_is_over_budget,
+        a_halt_gets_through_when_status_calls_have_spent_their_share,
+        status_queries_of_one_step_are_coalesced,
+    ]
+);

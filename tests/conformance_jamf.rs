@@ -115,6 +115,14 @@ impl Harness for JamfHarness {
             .expect("jamf connector")
     }
 
+    fn budgeted_connector(&self, budget: ringmaster::planes::budget::BudgetConfig) -> Connector {
+        let mut config = self.config.clone();
+        config.budget = Some(budget);
+        ConnectorConfig::Jamf(config)
+            .build()
+            .expect("jamf connector")
+    }
+
     fn groups(&self) -> TestGroups {
         groups()
     }
@@ -217,151 +225,15 @@ impl Harness for JamfHarness {
 }
 
 conformance::conformance_suite!(jamf, JamfHarness);
+
+// Cost and call budget (issue 17, `checks::scale`).
 conformance::conformance_suite!(
-    jamf_cost,
+    jamf_budget,
     JamfHarness,
-    [status_query_costs_pages_not_devices]
+    [
+        status_query_costs_pages_not_devices,
+        a_429_storm_slows_down_then_recovers_and_no_call_is_over_budget,
+        a_halt_gets_through_when_status_calls_have_spent_their_share,
+        status_queries_of_one_step_are_coalesced,
+    ]
 );
-
-/// The per-plane call budget (issue 17) against the simulator, which counts
-/// every request that reaches it: a 429 storm slows the budget down and it
-/// recovers, no window of the caller's clock carries more requests than the
-/// budget, and a halt gets through when status calls have spent their share.
-mod budget {
-    use super::*;
-    use conformance::{CORRELATION, at, canary_request};
-    use ringmaster::planes::budget::{BudgetConfig, Priority, with_priority};
-    use ringmaster::planes::jamf::JamfConnector;
-    use ringmaster::planes::{ErrorCode, ExecutionPlaneConnector, Remediation};
-
-    const REQUESTS: u32 = 40;
-
-    fn budgeted(harness: &JamfHarness) -> JamfConnector {
-        let mut config = harness.config.clone();
-        config.budget = Some(BudgetConfig {
-            requests: REQUESTS,
-            window_seconds: Duration::from_secs(60),
-            concurrency: 5,
-            max_queue_wait_seconds: Duration::from_millis(0),
-        });
-        JamfConnector::new(&config).expect("jamf connector")
-    }
-
-    /// Asserts no 60 s window of the caller's clock holds more than
-    /// `REQUESTS` of the requests the simulator counted.
-    fn assert_within_budget(log: &[(chrono::DateTime<chrono::Utc>, u64)]) {
-        for (index, (start, _)) in log.iter().enumerate() {
-            let within: u64 = log[index..]
-                .iter()
-                .take_while(|(when, _)| *when < *start + chrono::Duration::seconds(60))
-                .map(|(_, requests)| requests)
-                .sum();
-            assert!(
-                within <= u64::from(REQUESTS),
-                "{within} requests reached Jamf in the 60 s from {start}: {log:?}"
-            );
-        }
-    }
-
-    #[tokio::test]
-    async fn a_429_storm_slows_down_then_recovers_and_no_call_is_over_budget() {
-        let harness = JamfHarness::start(HarnessOptions::default()).await;
-        let connector = budgeted(&harness);
-        connector
-            .publish(&canary_request(&harness), at(0))
-            .await
-            .expect("publish");
-        // The storm: every request answers 429 with Retry-After: 10 s.
-        for _ in 0..6 {
-            harness.simulator.inject(SimulatorFault::Throttle {
-                retry_after: Some(Duration::from_secs(10)),
-            });
-        }
-        let mut log: Vec<(chrono::DateTime<chrono::Utc>, u64)> = Vec::new();
-        let mut now = at(1);
-        let mut throttled = 0;
-        let mut refused_by_budget = 0;
-        let mut succeeded = 0;
-        let mut lowest = REQUESTS;
-        for _ in 0..200 {
-            let before = harness.simulator.api_requests();
-            let result =
-                with_priority(Priority::Status, connector.query_status(CORRELATION, now)).await;
-            let sent = harness.simulator.api_requests() - before;
-            log.push((now, sent));
-            lowest = lowest.min(connector.budget().window().limit());
-            match result {
-                Ok(_) => {
-                    succeeded += 1;
-                    if connector.budget().window().limit() == REQUESTS && succeeded > 3 {
-                        break;
-                    }
-                    now += chrono::Duration::seconds(20);
-                }
-                Err(error) => {
-                    assert_eq!(error.code, ErrorCode::RateLimit, "{error}");
-                    if error.message.contains("call budget") {
-                        refused_by_budget += 1;
-                    } else {
-                        throttled += 1;
-                    }
-                    let wait = error.retry_after.expect("a wait to honour");
-                    now += chrono::Duration::from_std(wait).expect("wait");
-                }
-            }
-        }
-        assert_eq!(throttled, 6, "every 429 of the storm reached the caller");
-        assert!(
-            lowest <= REQUESTS / 16 + 1,
-            "slowed down to {lowest} requests a window"
-        );
-        assert!(refused_by_budget > 0, "the slowed budget held calls back");
-        assert_eq!(
-            connector.budget().window().limit(),
-            REQUESTS,
-            "recovered to the configured rate: {log:?}"
-        );
-        assert_within_budget(&log);
-        let window = connector.budget().window();
-        assert_eq!(window.throttled_total, 6);
-        println!(
-            "429 storm: {} calls, {throttled} throttled, {refused_by_budget} held back by the budget, slowest {lowest} requests/60 s, recovered to {REQUESTS}",
-            log.len()
-        );
-    }
-
-    #[tokio::test]
-    async fn a_halt_gets_through_when_status_calls_have_spent_their_share() {
-        let harness = JamfHarness::start(HarnessOptions::default()).await;
-        let connector = budgeted(&harness);
-        connector
-            .publish(&canary_request(&harness), at(0))
-            .await
-            .expect("publish");
-        // Status calls at one instant until the budget holds one back.
-        let now = at(5);
-        let mut log = Vec::new();
-        let refused = loop {
-            let before = harness.simulator.api_requests();
-            let result =
-                with_priority(Priority::Status, connector.query_status(CORRELATION, now)).await;
-            log.push((now, harness.simulator.api_requests() - before));
-            if let Err(error) = result {
-                break error;
-            }
-        };
-        assert_eq!(refused.code, ErrorCode::RateLimit, "{refused}");
-        assert!(refused.message.contains("call budget"), "{refused}");
-        let before = harness.simulator.api_requests();
-        let halt = with_priority(
-            Priority::Urgent,
-            connector.remediate(CORRELATION, &Remediation::Halt, now),
-        )
-        .await
-        .expect("the halt is not held back by status calls");
-        log.push((now, harness.simulator.api_requests() - before));
-        assert!(halt.applied, "{halt:?}");
-        assert_eq!(harness.assignment_count(CORRELATION).await, 0);
-        assert_within_budget(&log);
-    }
-}

@@ -116,6 +116,9 @@ fn version_of(correlation_id: &str) -> Option<&'static str> {
 
 impl<Mode: AuthMode> Harness for LandscapeHarnessOf<Mode> {
     const PLANE: Plane = Plane::Landscape;
+    /// A status query reads the tagged computers and the deployment's
+    /// activities, each page by page.
+    const STATUS_DEVICE_LISTS: u64 = 2;
 
     async fn start(options: HarnessOptions) -> LandscapeHarnessOf<Mode> {
         let unique = uuid::Uuid::new_v4().simple().to_string();
@@ -178,6 +181,14 @@ impl<Mode: AuthMode> Harness for LandscapeHarnessOf<Mode> {
     /// Shares only the journal file with the first connector.
     fn restarted_connector(&self) -> Connector {
         ConnectorConfig::Landscape(self.config.clone())
+            .build()
+            .expect("landscape connector")
+    }
+
+    fn budgeted_connector(&self, budget: ringmaster::planes::budget::BudgetConfig) -> Connector {
+        let mut config = self.config.clone();
+        config.budget = Some(budget);
+        ConnectorConfig::Landscape(config)
             .build()
             .expect("landscape connector")
     }
@@ -268,6 +279,11 @@ impl<Mode: AuthMode> Harness for LandscapeHarnessOf<Mode> {
         self.simulator.add_unrelated_activities(count);
     }
 
+    async fn add_fleet_group(&self, devices: u32) -> TestGroup {
+        self.simulator.add_tag("fleet", devices);
+        group("fleet", devices)
+    }
+
     async fn drift(&self, correlation_id: &str, drift: &Drift, _now: DateTime<Utc>) {
         let version = version_of(correlation_id).expect("a correlation id of the checks");
         match drift {
@@ -336,5 +352,17 @@ conformance::conformance_suite!(
         publish_twice_creates_one_app_and_one_assignment,
         expired_token_is_refreshed_once,
         credentials_never_appear_in_errors_or_logs,
+    ]
+);
+
+// Cost and call budget (issue 17, `checks::scale`).
+conformance::conformance_suite!(
+    landscape_budget,
+    LandscapeHarness,
+    [
+        status_query_costs_pages_not_devices,
+        a_429_storm_slows_down_then_recovers_and_no_call_is_over_budget,
+        a_halt_gets_through_when_status_calls_have_spent_their_share,
+        status_queries_of_one_step_are_coalesced,
     ]
 );

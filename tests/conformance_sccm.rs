@@ -51,6 +51,10 @@ fn groups() -> TestGroups {
 
 impl Harness for SccmHarness {
     const PLANE: Plane = Plane::Sccm;
+    /// A status query reads the collection's members
+    /// (`SMS_FullCollectionMembership`) and the deployment's asset details
+    /// (`SMS_AppDeploymentAssetDetails`), each page by page.
+    const STATUS_DEVICE_LISTS: u64 = 2;
     const STATUS_OUTLIVES_ASSIGNMENTS: bool = false;
 
     async fn start(options: HarnessOptions) -> SccmHarness {
@@ -106,6 +110,14 @@ impl Harness for SccmHarness {
 
     fn restarted_connector(&self) -> Connector {
         ConnectorConfig::Sccm(self.config.clone())
+            .build()
+            .expect("sccm connector")
+    }
+
+    fn budgeted_connector(&self, budget: ringmaster::planes::budget::BudgetConfig) -> Connector {
+        let mut config = self.config.clone();
+        config.budget = Some(budget);
+        ConnectorConfig::Sccm(config)
             .build()
             .expect("sccm connector")
     }
@@ -185,6 +197,11 @@ impl Harness for SccmHarness {
         self.simulator.add_unrelated_apps(count);
     }
 
+    async fn add_fleet_group(&self, devices: u32) -> TestGroup {
+        self.simulator.add_collection("PS1000F1", "Fleet", devices);
+        group("PS1000F1", devices)
+    }
+
     async fn drift(&self, correlation_id: &str, drift: &Drift, _now: DateTime<Utc>) {
         match drift {
             Drift::AssignmentMissing { group } => {
@@ -228,5 +245,17 @@ conformance::conformance_suite!(
         drift_shows_in_observed_and_redeploy_repairs_it,
         expired_token_is_refreshed_once,
         credentials_never_appear_in_errors_or_logs,
+    ]
+);
+
+// Cost and call budget (issue 17, `checks::scale`).
+conformance::conformance_suite!(
+    sccm_budget,
+    SccmHarness,
+    [
+        status_query_costs_pages_not_devices,
+        a_429_storm_slows_down_then_recovers_and_no_call_is_over_budget,
+        a_halt_gets_through_when_status_calls_have_spent_their_share,
+        status_queries_of_one_step_are_coalesced,
     ]
 );

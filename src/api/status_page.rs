@@ -46,6 +46,9 @@ pub struct StatusView {
     pub evidence_verified: Option<Result<(), String>>,
     /// Seconds between refreshes (`<meta http-equiv="refresh">`).
     pub refresh_seconds: u32,
+    /// Each plane's effective gate-check interval against its call budget,
+    /// as the daemon's last step computed it (`plan` prints the same).
+    pub gate_checks: Vec<crate::planes::budget::GateInterval>,
 }
 
 impl StatusView {
@@ -70,6 +73,7 @@ impl StatusView {
             evidence_head,
             evidence_verified,
             refresh_seconds,
+            gate_checks: crate::metrics::runtime::gate_intervals(),
         })
     }
 }
@@ -137,6 +141,7 @@ pub fn render(view: &StatusView) -> String {
     render_rollouts(&mut html, view);
     render_approvals(&mut html, view);
     render_planes(&mut html, view);
+    render_gate_checks(&mut html, view);
     render_drift(&mut html, view);
     render_evidence(&mut html, view);
     html.push_str("</body></html>\n");
@@ -314,6 +319,25 @@ fn render_planes(html: &mut String, view: &StatusView) {
     html.push_str("</tbody></table></div>");
 }
 
+/// "Intune status every 2 h, not 1 h: 1,300 calls/h needed, 900 available",
+/// one line per plane with a call budget.
+fn render_gate_checks(html: &mut String, view: &StatusView) {
+    html.push_str("<h2>Gate checks</h2><ul id=\"gate-checks\">");
+    for interval in &view.gate_checks {
+        let class = if interval.is_slower() { "wait" } else { "ok" };
+        let _ = write!(
+            html,
+            "<li class=\"{class}\" data-plane=\"{}\">{}</li>",
+            escape(&interval.plane),
+            escape(&interval.sentence())
+        );
+    }
+    if view.gate_checks.is_empty() {
+        html.push_str("<li>no plane with a call budget yet</li>");
+    }
+    html.push_str("</ul>");
+}
+
 fn render_drift(html: &mut String, view: &StatusView) {
     html.push_str(
         "<h2>Recent drift</h2><div class=\"scroll\"><table id=\"drift\"><thead><tr><th>When</th>\
@@ -458,6 +482,7 @@ mod tests {
             evidence_head: None,
             evidence_verified: None,
             refresh_seconds: 10,
+            gate_checks: Vec::new(),
         };
         let html = render(&view);
         assert!(!html.contains("<script"), "{html}");
@@ -471,5 +496,41 @@ mod tests {
                 "external asset {external}: {html}"
             );
         }
+    }
+
+    #[test]
+    fn each_plane_says_its_effective_gate_check_interval() {
+        use crate::planes::budget::{BudgetConfig, GateInterval};
+        let hour = std::time::Duration::from_secs(3_600);
+        let view = StatusView {
+            now: Utc.with_ymd_and_hms(2026, 12, 1, 12, 0, 0).unwrap(),
+            intents: Vec::new(),
+            awaiting_since: BTreeMap::new(),
+            plane_actions: Vec::new(),
+            drift: Vec::new(),
+            evidence_head: None,
+            evidence_verified: None,
+            refresh_seconds: 10,
+            gate_checks: vec![
+                GateInterval::compute("Intune", &BudgetConfig::intune(), 200_000, hour),
+                GateInterval::compute("Jamf", &BudgetConfig::jamf(), 600, hour),
+            ],
+        };
+        let html = render(&view);
+        assert!(
+            html.contains(
+                "<li class=\"wait\" data-plane=\"Intune\">Intune status every 2 h, not 1 h: 200,000 calls/h needed, 135,000 available</li>"
+            ),
+            "{html}"
+        );
+        assert!(
+            html.contains("Jamf status every 1 h as scheduled: 600 calls/h needed"),
+            "{html}"
+        );
+        let empty = StatusView {
+            gate_checks: Vec::new(),
+            ..view
+        };
+        assert!(render(&empty).contains("no plane with a call budget yet"));
     }
 }

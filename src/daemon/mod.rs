@@ -185,6 +185,9 @@ pub struct Daemon {
     git_credentials: GitCredentials,
     /// Each plane's circuit breaker (see [`plane_breakers`]).
     plane_breakers: plane_breakers::PlaneBreakers,
+    /// Gate checks paced to what each plane's call budget serves, fairly
+    /// between rollouts (`planes::budget::pacing`).
+    gate_pacing: std::sync::Mutex<crate::planes::budget::pacing::GatePacing>,
 }
 
 /// What one step of the daemon did.
@@ -316,6 +319,7 @@ impl Daemon {
             notifier: crate::notify::deliver::Notifier::new(config_notifications),
             git_credentials,
             plane_breakers: Default::default(),
+            gate_pacing: Default::default(),
         })
     }
 
@@ -561,7 +565,8 @@ impl Daemon {
             self.report_to_forge(&report.commits).await;
             return Ok((report, processing));
         };
-        crate::metrics::runtime::plane_budgets(snapshot, self.config.poll_interval);
+        let intervals = crate::metrics::runtime::plane_budgets(snapshot, self.config.poll_interval);
+        performer::plan_gate_pacing(&self.gate_pacing, &intervals);
         let mut driver = rollout::Driver {
             performer: performer::Performer {
                 store: &mut self.store,
@@ -575,6 +580,7 @@ impl Daemon {
                 evidence_remote: self.config.evidence_remote.as_deref(),
                 push: &mut self.push,
                 plane_breakers: &self.plane_breakers,
+                gate_pacing: &self.gate_pacing,
             },
             recover: !self.recovered,
         };

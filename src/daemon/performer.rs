@@ -86,6 +86,25 @@ pub struct Performer<'a> {
     pub push: &'a mut EvidencePush,
     /// Every connector call goes through its plane's circuit breaker.
     pub plane_breakers: &'a super::plane_breakers::PlaneBreakers,
+    /// Gate checks paced to the plane's effective interval (issue 17).
+    pub gate_pacing: &'a std::sync::Mutex<crate::planes::budget::pacing::GatePacing>,
+}
+
+/// Gives each plane's pacing the interval its step planned (and the
+/// schedule's): a plane whose budget serves every poll is not paced.
+pub fn plan_gate_pacing(
+    pacing: &std::sync::Mutex<crate::planes::budget::pacing::GatePacing>,
+    intervals: &[(Plane, crate::planes::budget::GateInterval)],
+) {
+    let mut pacing = pacing
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    for (plane, interval) in intervals {
+        let wanted = std::time::Duration::from_secs(interval.wanted_seconds);
+        pacing
+            .plane(plane.as_str(), wanted, interval.available_per_hour as f64)
+            .set_planned(std::time::Duration::from_secs(interval.effective_seconds));
+    }
 }
 
 /// How a drift remediation went.
@@ -813,6 +832,15 @@ impl Performer<'_> {
             .await
     }
 
+    /// Requests sent so far through `plane`'s call budget (0 for a plane
+    /// without one).
+    fn sent_on(&self, plane: Plane) -> u64 {
+        self.planes
+            .connector(plane)
+            .and_then(|connector| connector.transport())
+            .map_or(0, |transport| transport.budget().window().sent_total)
+    }
+
     async fn ring_status(
         &self,
         run: &IntentRun,
@@ -822,6 +850,28 @@ impl Performer<'_> {
     ) -> Option<Event> {
         let plane = self.plane_of(intent)?;
         let correlation_id = plane_correlation_id(run);
+        // Gate pacing: when the plane's budget cannot serve a check of
+        // every rollout at every poll, a rollout checked less than the
+        // effective interval ago waits, leaving the budget to those waiting
+        // longest (it is asked again at a later tick, like a failed query).
+        let sent_before = self.sent_on(plane);
+        {
+            let pacing = self
+                .gate_pacing
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let budgeted = self
+                .planes
+                .connector(plane)
+                .is_some_and(|connector| connector.transport().is_some());
+            if budgeted
+                && let Some(plane_pacing) = pacing.get(plane.as_str())
+                && !plane_pacing.due(&correlation_id, plane_pacing.known(), now)
+            {
+                tracing::debug!(intent = %intent.intent_id, plane = plane.as_str(), "gate check paced: checked within the effective interval");
+                return None;
+            }
+        }
         let gate_status = self.query_status(plane, &correlation_id, now);
         match crate::planes::budget::with_priority(
             crate::planes::budget::Priority::Status,
@@ -830,6 +880,15 @@ impl Performer<'_> {
         .await
         {
             Ok(status) => {
+                let spent = self.sent_on(plane).saturating_sub(sent_before);
+                if let Some(plane_pacing) = self
+                    .gate_pacing
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .get_mut(plane.as_str())
+                {
+                    plane_pacing.checked(&correlation_id, now, spent);
+                }
                 let counts = status.rings.get(ring).cloned().unwrap_or_default();
                 let incidents = match self.open_incidents(run, intent, ring, now) {
                     Ok(incidents) => incidents,

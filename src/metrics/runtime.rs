@@ -29,6 +29,9 @@ struct Runtime {
     budget_limit: GaugeVec,
     budget_requests: IntCounterVec,
     gate_interval: GaugeVec,
+    /// The gate-check intervals the daemon's last step computed, per plane
+    /// (what the status page says).
+    gate_intervals: Mutex<BTreeMap<String, crate::planes::budget::GateInterval>>,
     /// The budget totals last reported per plane: (sent, refused, throttled).
     budgets: Mutex<BTreeMap<String, (u64, u64, u64)>>,
     circuit_state: GaugeVec,
@@ -87,6 +90,7 @@ static RUNTIME: LazyLock<Runtime> = LazyLock::new(|| {
         budget_limit: gauge(&registry, families::PLANE_BUDGET_LIMIT),
         budget_requests: counter(&registry, families::PLANE_BUDGET_REQUESTS),
         gate_interval: gauge(&registry, families::PLANE_GATE_INTERVAL),
+        gate_intervals: Mutex::new(BTreeMap::new()),
         budgets: Mutex::new(BTreeMap::new()),
         circuit_state,
         circuit_openings: counter(&registry, families::CIRCUIT_OPENINGS),
@@ -235,12 +239,22 @@ pub fn budget(plane: &str, window: &crate::planes::budget::Window) {
 /// the poll interval), and, for a plane whose connector has not reported a
 /// budget yet (the in-process `sim` fleet has none), the default budget's
 /// rate with zero requests, so every plane has its series.
-pub fn plane_budgets(snapshot: &crate::model::Snapshot, wanted: Duration) {
+pub fn plane_budgets(
+    snapshot: &crate::model::Snapshot,
+    wanted: Duration,
+) -> Vec<(crate::model::Plane, crate::planes::budget::GateInterval)> {
+    let mut intervals = Vec::new();
     for plane in crate::daemon::planes::listed(snapshot) {
         let Some(interval) = crate::plan::gate_check_every(snapshot, plane, wanted) else {
             continue;
         };
+        intervals.push((plane, interval.clone()));
         let runtime = &*RUNTIME;
+        runtime
+            .gate_intervals
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+            .insert(plane.as_str().to_owned(), interval.clone());
         runtime
             .gate_interval
             .with_label_values(&[plane.as_str(), "wanted"])
@@ -269,6 +283,19 @@ pub fn plane_budgets(snapshot: &crate::model::Snapshot, wanted: Duration) {
             }
         }
     }
+    intervals
+}
+
+/// The gate-check interval of each plane as the daemon's last step computed
+/// it (empty before the first step, and in a process that runs no daemon).
+pub fn gate_intervals() -> Vec<crate::planes::budget::GateInterval> {
+    RUNTIME
+        .gate_intervals
+        .lock()
+        .unwrap_or_else(|poison| poison.into_inner())
+        .values()
+        .cloned()
+        .collect()
 }
 
 /// Records a plane's wanted and effective gate-check interval.

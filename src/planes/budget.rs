@@ -106,6 +106,12 @@ pub struct BudgetConfig {
         default = "default_max_queue_wait"
     )]
     pub max_queue_wait_seconds: Duration,
+    /// How long after one gate-status or reconciliation read the same read
+    /// is answered from it (`planes::http_send`'s coalesced reads), on the
+    /// caller's clock. 0: only within one step of the daemon (the same
+    /// `now`) and while a read is in flight.
+    #[serde(with = "crate::planes::seconds::single", default)]
+    pub status_freshness_seconds: Duration,
 }
 
 fn default_max_queue_wait() -> Duration {
@@ -119,6 +125,7 @@ impl BudgetConfig {
             window_seconds: Duration::from_secs(window),
             concurrency,
             max_queue_wait_seconds: default_max_queue_wait(),
+            status_freshness_seconds: Duration::ZERO,
         }
     }
 
@@ -156,6 +163,27 @@ impl BudgetConfig {
     pub fn per_hour(&self) -> f64 {
         let window = self.window_seconds.as_secs_f64().max(0.001);
         f64::from(self.requests) * 3_600.0 / window
+    }
+
+    /// The budget a connector runs with: the configured one, or `default`
+    /// with the connector's own cap on connections; never more requests in
+    /// flight than `connections`.
+    pub fn in_force(
+        configured: Option<BudgetConfig>,
+        default: BudgetConfig,
+        connections: usize,
+    ) -> BudgetConfig {
+        let connections = u32::try_from(connections).unwrap_or(u32::MAX).max(1);
+        match configured {
+            Some(budget) => BudgetConfig {
+                concurrency: budget.concurrency.min(connections).max(1),
+                ..budget
+            },
+            None => BudgetConfig {
+                concurrency: connections,
+                ..default
+            },
+        }
     }
 
     /// Why this budget cannot work, if it cannot.
@@ -339,6 +367,12 @@ pub async fn scope<F: Future>(now: DateTime<Utc>, call: F) -> F::Output {
     let mut inner = context();
     inner.now = Some((now, std::time::Instant::now()));
     CONTEXT.scope(inner, Box::pin(call)).await
+}
+
+/// The `now` of the connector call being made (its step's clock), if the
+/// call was made in a [`scope`].
+pub fn call_now() -> Option<DateTime<Utc>> {
+    context().now.map(|(now, _)| now)
 }
 
 /// The caller's priority (publish when unmarked).
@@ -650,6 +684,8 @@ fn thousands(value: u64) -> String {
 pub fn status_calls(devices: u64, page_size: u64) -> u64 {
     devices.div_ceil(page_size.max(1)) + 6
 }
+
+pub mod pacing;
 
 #[cfg(test)]
 mod tests;

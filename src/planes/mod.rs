@@ -18,6 +18,7 @@ mod contract;
 pub mod entra;
 mod error;
 pub mod http;
+pub mod http_send;
 pub mod intune;
 pub mod jamf;
 pub mod landscape;
@@ -114,6 +115,20 @@ impl Connector {
         }
     }
 
+    /// The shared send loop of an HTTP connector (its call budget, its
+    /// coalesced reads); `None` for the in-process fleet and the local
+    /// `ansible-playbook`, which send no HTTP.
+    pub fn transport(&self) -> Option<&http_send::Transport> {
+        match self {
+            Connector::Sim(_) | Connector::Ansible(_) => None,
+            Connector::Intune(intune) => Some(intune.transport()),
+            Connector::Jamf(jamf) => Some(jamf.transport()),
+            Connector::Sccm(sccm) => Some(sccm.transport()),
+            Connector::Awx(awx) => Some(awx.transport()),
+            Connector::Landscape(landscape) => Some(landscape.transport()),
+        }
+    }
+
     /// The plane this connector drives (or, for `sim`, stands in for).
     pub fn plane(&self) -> Plane {
         match self {
@@ -144,6 +159,45 @@ impl ExecutionPlaneConnector for Connector {
                 crate::targeting::sites_refusal(self.plane(), sites),
             ));
         }
+        budget::scope(now, self.publish_on_plane(request, now)).await
+    }
+
+    async fn query_status(
+        &self,
+        correlation_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<DeploymentStatus, ConnectorError> {
+        budget::scope(now, self.query_status_on_plane(correlation_id, now)).await
+    }
+
+    async fn remediate(
+        &self,
+        correlation_id: &str,
+        remediation: &Remediation,
+        now: DateTime<Utc>,
+    ) -> Result<RemediationResult, ConnectorError> {
+        budget::scope(
+            now,
+            self.remediate_with_strategy(correlation_id, remediation, now),
+        )
+        .await
+    }
+
+    async fn verify_idempotency(
+        &self,
+        correlation_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool, ConnectorError> {
+        budget::scope(now, self.verify_idempotency_on_plane(correlation_id, now)).await
+    }
+}
+
+impl Connector {
+    async fn publish_on_plane(
+        &self,
+        request: &PublishRequest,
+        now: DateTime<Utc>,
+    ) -> Result<PublishResult, ConnectorError> {
         match self {
             Connector::Sim(sim) => sim.publish(request, now).await,
             Connector::Intune(intune) => intune.publish(request, now).await,
@@ -155,7 +209,7 @@ impl ExecutionPlaneConnector for Connector {
         }
     }
 
-    async fn query_status(
+    async fn query_status_on_plane(
         &self,
         correlation_id: &str,
         now: DateTime<Utc>,
@@ -171,7 +225,7 @@ impl ExecutionPlaneConnector for Connector {
         }
     }
 
-    async fn remediate(
+    async fn remediate_with_strategy(
         &self,
         correlation_id: &str,
         remediation: &Remediation,
@@ -197,16 +251,6 @@ impl ExecutionPlaneConnector for Connector {
             .await
     }
 
-    async fn verify_idempotency(
-        &self,
-        correlation_id: &str,
-        now: DateTime<Utc>,
-    ) -> Result<bool, ConnectorError> {
-        self.verify_idempotency_on_plane(correlation_id, now).await
-    }
-}
-
-impl Connector {
     async fn remediate_on_plane(
         &self,
         correlation_id: &str,

@@ -261,7 +261,9 @@ impl PlaneSimulator {
         (groups, devices)
     }
 
-    fn add_group(&self, id: &str, name: &str, devices: u32) {
+    /// Registers one group (a Jamf computer group, a collection, a tag, an
+    /// inventory group) of `devices` new devices (the fleet bench's rings).
+    pub fn add_group(&self, id: &str, name: &str, devices: u32) {
         match &self.inner {
             Inner::Intune(simulator) => simulator.add_group(id, devices),
             Inner::Jamf(simulator) => simulator.add_group(id, name, devices),

@@ -143,6 +143,11 @@ pub trait Harness: Sized {
     /// it failed), beyond the pages every device costs.
     const STATUS_CALLS_PER_FAILURE: u64 = 0;
 
+    /// Device-sized lists a status query reads page by page (the devices of
+    /// the target and their reports, when a plane keeps them apart): the
+    /// cost check allows this many times the pages of one list.
+    const STATUS_DEVICE_LISTS: u64 = 1;
+
     /// Starts the simulator (on `127.0.0.1:0` for an HTTP plane), registers
     /// [`Harness::groups`], and builds a connector through `ConnectorConfig`.
     /// The connector's HTTP timeout is short (a few hundred milliseconds), so a
@@ -206,6 +211,17 @@ pub trait Harness: Sized {
 
     /// Changes the plane behind the connector's back.
     async fn drift(&self, correlation_id: &str, drift: &Drift, now: DateTime<Utc>);
+
+    /// A connector like [`Harness::connector`] (sharing nothing with it)
+    /// whose call budget is `budget`, for the budget checks
+    /// (`checks::scale`). A plane without an HTTP send loop leaves this
+    /// unimplemented.
+    fn budgeted_connector(&self, budget: ringmaster::planes::budget::BudgetConfig) -> Connector {
+        panic!(
+            "{:?} does not run the budget checks ({budget:?})",
+            Self::PLANE
+        )
+    }
 
     /// Registers a group of `devices` new devices (sharing none with
     /// [`Harness::groups`]) for the cost checks (`checks::scale`). A plane

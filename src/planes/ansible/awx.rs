@@ -24,10 +24,9 @@ pub mod simulator;
 pub use config::{AwxConfig, AwxConfigError, CorrelationLookup};
 pub use connector::AwxConnector;
 
-use crate::planes::http::{
-    code_for_status, describe, encode_query_value, retry_after_of, transient_retry_after,
-    transport_error,
-};
+use crate::planes::budget::{BudgetConfig, PlaneBudget};
+use crate::planes::http::{code_for_status, describe, encode_query_value, transient_retry_after};
+use crate::planes::http_send::Transport;
 use crate::planes::{ConnectorError, ErrorCode, Secret};
 use chrono::{DateTime, Utc};
 use reqwest::{Method, StatusCode};
@@ -37,7 +36,6 @@ use serde_json::{Map, Value};
 use std::path::PathBuf;
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
-use tokio::sync::Semaphore;
 
 /// `run` applies, `check` is Ansible's check mode (drift).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -161,14 +159,14 @@ struct Named {
 /// A client of one controller, authenticated with an OAuth2 bearer token.
 #[derive(Clone)]
 pub struct AwxClient {
-    http: reqwest::Client,
+    /// The shared send loop (HTTP client, the plane's call budget,
+    /// coalesced reads), shared by clones.
+    transport: Arc<Transport>,
     /// `https://controller.example.com/api/v2`, no trailing slash.
     api: String,
     token: Arc<RwLock<Secret>>,
     /// Read again after a 401: an operator or a sidecar rotates it there.
     token_file: Option<PathBuf>,
-    /// Caps the requests in flight, shared by clones.
-    permits: Arc<Semaphore>,
     /// `page_size` of every list request.
     page_size: usize,
 }
@@ -201,11 +199,10 @@ impl AwxClient {
                 )
             })?;
         Ok(AwxClient {
-            http,
+            transport: Arc::new(Transport::new("awx", http, BudgetConfig::awx())),
             api: format!("{}/api/v2", base_url.trim_end_matches('/')),
             token: Arc::new(RwLock::new(token)),
             token_file: None,
-            permits: Arc::new(Semaphore::new(4)),
             page_size: 200,
         })
     }
@@ -216,11 +213,23 @@ impl AwxClient {
         self
     }
 
-    /// At most `concurrency` requests in flight; lists asked in pages of `page_size`.
-    pub fn with_limits(mut self, concurrency: usize, page_size: usize) -> AwxClient {
-        self.permits = Arc::new(Semaphore::new(concurrency.max(1)));
+    /// The call budget `budget` (its concurrency: requests in flight); lists
+    /// asked in pages of `page_size`.
+    pub fn with_limits(mut self, budget: BudgetConfig, page_size: usize) -> AwxClient {
+        let http = self.transport.http().clone();
+        self.transport = Arc::new(Transport::new("awx", http, budget));
         self.page_size = page_size.max(1);
         self
+    }
+
+    /// The plane's call budget, shared by clones.
+    pub fn budget(&self) -> &PlaneBudget {
+        self.transport.budget()
+    }
+
+    /// The shared send loop.
+    pub fn transport(&self) -> &Transport {
+        &self.transport
     }
 
     fn token(&self) -> Secret {
@@ -257,7 +266,10 @@ impl AwxClient {
         self.send_accepting(method, url, body, &[]).await
     }
 
-    /// [`Self::send`], taking the statuses in `also_ok` as answers too.
+    /// [`Self::send`], taking the statuses in `also_ok` as answers too. One
+    /// request through the shared send loop (`planes::http_send`); a 401
+    /// repeats it once when the token file holds another token; a GET is a
+    /// coalesced read.
     async fn send_accepting(
         &self,
         method: Method,
@@ -265,17 +277,31 @@ impl AwxClient {
         body: Option<&Value>,
         also_ok: &[StatusCode],
     ) -> Result<(StatusCode, Value), ConnectorError> {
-        let mut response = self.send_once(&method, url, body).await?;
-        if response.status() == StatusCode::UNAUTHORIZED && self.refreshed_token().await {
-            response = self.send_once(&method, url, body).await?;
-        }
-        let status = response.status();
-        let retry_after = retry_after_of(&response);
-        let text = response
-            .text()
-            .await
-            .map_err(|error| transport_error("awx", &method, url, &error))?;
-        let value: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+        let operation = format!("{method} {}", describe(url));
+        let prepare = |refresh: bool| {
+            let method = &method;
+            async move {
+                if refresh && !self.refreshed_token().await {
+                    return Ok(None);
+                }
+                let mut builder = self
+                    .transport
+                    .http()
+                    .request(method.clone(), url)
+                    .bearer_auth(self.token().expose());
+                if let Some(body) = body {
+                    builder = builder.json(body);
+                }
+                Ok(Some(builder))
+            }
+        };
+        let answer = if method == Method::GET {
+            self.transport.read(&operation, url, prepare).await?
+        } else {
+            self.transport.exchange(&operation, prepare).await?
+        };
+        let status = answer.status;
+        let value: Value = serde_json::from_str(&answer.text).unwrap_or(Value::Null);
         if !status.is_success() && !also_ok.contains(&status) {
             let code = code_for_status(status);
             let detail = value
@@ -291,35 +317,11 @@ impl AwxClient {
             };
             return Err(ConnectorError::new(
                 code,
-                format!(
-                    "{method} {} on awx answered {status}: {detail}{fix}",
-                    describe(url)
-                ),
+                format!("{operation} on awx answered {status}: {detail}{fix}"),
             )
-            .with_retry_after(transient_retry_after(code, retry_after)));
+            .with_retry_after(transient_retry_after(code, answer.retry_after)));
         }
         Ok((status, value))
-    }
-
-    async fn send_once(
-        &self,
-        method: &Method,
-        url: &str,
-        body: Option<&Value>,
-    ) -> Result<reqwest::Response, ConnectorError> {
-        // The semaphore is never closed.
-        let _permit = self.permits.acquire().await.ok();
-        let mut builder = self
-            .http
-            .request(method.clone(), url)
-            .bearer_auth(self.token().expose());
-        if let Some(body) = body {
-            builder = builder.json(body);
-        }
-        builder
-            .send()
-            .await
-            .map_err(|error| transport_error("awx", method, url, &error))
     }
 
     /// Every item of a list, following `next` (relative or absolute) to the end.

@@ -12,6 +12,7 @@ fn config(requests: u32, window: u64, concurrency: u32) -> BudgetConfig {
         window_seconds: Duration::from_secs(window),
         concurrency,
         max_queue_wait_seconds: Duration::from_secs(2),
+        status_freshness_seconds: Duration::ZERO,
     }
 }
 

@@ -9,13 +9,15 @@
 //! token is ever put in an error or a log line.
 
 use super::budget::ClientBudget;
+use crate::planes::budget::BudgetConfig;
 use crate::planes::entra::{ClientCredentials, TokenCache};
 use crate::planes::http::{
     code_for_status, describe, odata_error_text, retry_after_of, transient_retry_after,
     transport_error,
 };
+use crate::planes::http_send::Transport;
 use crate::planes::{ConnectorError, ErrorCode};
-use reqwest::{Method, StatusCode};
+use reqwest::Method;
 use serde_json::Value;
 use std::time::Duration;
 use tokio::sync::Semaphore;
@@ -30,14 +32,21 @@ pub struct ClientSettings {
     pub request_timeout: Duration,
     pub max_concurrent_requests: usize,
     pub budget: ClientBudget,
+    /// The plane's call budget (rate, concurrency, priorities, back-off).
+    pub call_budget: BudgetConfig,
 }
 
 /// One Graph client, shared by every clone of a connector.
 pub struct GraphClient {
-    http: reqwest::Client,
+    /// The shared send loop: HTTP client, the plane's call budget,
+    /// coalesced reads.
+    transport: Transport,
     base_url: String,
     tokens: TokenCache,
+    /// Blob uploads (outside Graph's budget: Azure Storage, not Graph).
     permits: Semaphore,
+    /// Graph's documented windows (100 writes and 1,000 requests per 20 s),
+    /// refusing at once on the wall clock, before the call budget's turn.
     budget: ClientBudget,
 }
 
@@ -77,7 +86,7 @@ impl GraphClient {
             .redirect(reqwest::redirect::Policy::none())
             .build()?;
         Ok(GraphClient {
-            http,
+            transport: Transport::new("intune", http, settings.call_budget),
             base_url: settings.base_url.trim_end_matches('/').to_string(),
             tokens: TokenCache::new("intune", settings.credentials),
             permits: Semaphore::new(settings.max_concurrent_requests.max(1)),
@@ -103,8 +112,10 @@ impl GraphClient {
         ))
     }
 
-    /// Sends one Graph request and answers its JSON body (`Value::Null` for
-    /// 204). A 401 refreshes the token and sends the request once more.
+    /// Sends one Graph request through the shared send loop
+    /// (`planes::http_send`) and answers its JSON body (`Value::Null` for
+    /// 204). A 401 refreshes the token and sends the request once more; a
+    /// GET is a coalesced read.
     pub async fn send(
         &self,
         call: &Call<'_>,
@@ -112,66 +123,69 @@ impl GraphClient {
     ) -> Result<Value, ConnectorError> {
         let url = self.url_of(call.target)?;
         let operation = format!("{} {}", call.method, describe(call.target));
-        let is_write = call.method != Method::GET;
-        let _permit = self.permits.acquire().await.map_err(|_| {
-            ConnectorError::new(
-                ErrorCode::ServiceUnavailable,
-                "the intune connector is shutting down",
-            )
-        })?;
-        let mut refreshed = false;
-        loop {
-            self.budget.admit(is_write, &operation)?;
-            let token = self.tokens.token(&self.http, refreshed).await?;
-            let mut request = self
-                .http
-                .request(call.method.clone(), &url)
-                .bearer_auth(token.expose())
-                .header("client-request-id", call.correlation_id)
-                .header("return-client-request-id", "true");
-            if let Payload::Json(body) = payload {
-                request = request.json(body);
-            }
-            tracing::debug!(operation = %operation, correlation_id = call.correlation_id, "graph request");
-            let response = request
-                .send()
-                .await
-                .map_err(|error| transport_error("intune", &call.method, call.target, &error))?;
-            let status = response.status();
-            if status == StatusCode::UNAUTHORIZED && !refreshed {
-                tracing::debug!(operation = %operation, "graph answered 401; refreshing the token once");
-                refreshed = true;
-                continue;
-            }
-            let retry_after = retry_after_of(&response);
-            let text = response
-                .text()
-                .await
-                .map_err(|error| transport_error("intune", &call.method, call.target, &error))?;
-            if status.is_success() {
-                if text.trim().is_empty() {
-                    return Ok(Value::Null);
+        // A report (`POST /deviceManagement/reports/...`) reads: it spends
+        // the window of all requests, not the write window, and it is
+        // coalesced like a GET, keyed by its body too.
+        let is_report = call.method == Method::POST && call.target.contains("/reports/");
+        let is_write = call.method != Method::GET && !is_report;
+        self.budget.admit(is_write, &operation)?;
+        let prepare = |refresh: bool| {
+            let url = &url;
+            let payload = &payload;
+            async move {
+                let token = self.tokens.token(self.transport.http(), refresh).await?;
+                let mut request = self
+                    .transport
+                    .http()
+                    .request(call.method.clone(), url)
+                    .bearer_auth(token.expose())
+                    .header("client-request-id", call.correlation_id)
+                    .header("return-client-request-id", "true");
+                if let Payload::Json(body) = payload {
+                    request = request.json(body);
                 }
-                return serde_json::from_str(&text).map_err(|_| {
-                    ConnectorError::new(
-                        ErrorCode::ServiceUnavailable,
-                        format!("{operation} on intune: the answer is not JSON; retry later"),
-                    )
-                });
+                Ok(Some(request))
             }
-            let code = code_for_status(status);
-            tracing::info!(operation = %operation, status = status.as_u16(), code = code.as_str(), "graph refused a request");
-            return Err(ConnectorError::new(
-                code,
-                format!(
-                    "{operation} on intune answered HTTP {} ({}); {}",
-                    status.as_u16(),
-                    odata_error_text(&text),
-                    hint(code)
-                ),
-            )
-            .with_retry_after(transient_retry_after(code, retry_after)));
+        };
+        let read_key = match (&call.method, &payload) {
+            (&Method::GET, _) => Some(url.clone()),
+            (_, Payload::Json(body)) if is_report => Some(format!("{url} {body}")),
+            _ => None,
+        };
+        let answer = match read_key {
+            Some(key) => self.transport.read(&operation, &key, prepare).await?,
+            None => self.transport.exchange(&operation, prepare).await?,
+        };
+        let status = answer.status;
+        let text = answer.text;
+        if status.is_success() {
+            if text.trim().is_empty() {
+                return Ok(Value::Null);
+            }
+            return serde_json::from_str(&text).map_err(|_| {
+                ConnectorError::new(
+                    ErrorCode::ServiceUnavailable,
+                    format!("{operation} on intune: the answer is not JSON; retry later"),
+                )
+            });
         }
+        let code = code_for_status(status);
+        tracing::info!(operation = %operation, status = status.as_u16(), code = code.as_str(), "graph refused a request");
+        Err(ConnectorError::new(
+            code,
+            format!(
+                "{operation} on intune answered HTTP {} ({}); {}",
+                status.as_u16(),
+                odata_error_text(&text),
+                hint(code)
+            ),
+        )
+        .with_retry_after(transient_retry_after(code, answer.retry_after)))
+    }
+
+    /// The shared send loop.
+    pub fn transport(&self) -> &Transport {
+        &self.transport
     }
 
     /// Every item of a collection, following `@odata.nextLink` to the end.
@@ -226,7 +240,7 @@ impl GraphClient {
                 "the intune connector is shutting down",
             )
         })?;
-        let mut request = self.http.put(sas_url).body(body);
+        let mut request = self.transport.http().put(sas_url).body(body);
         if blob_type {
             request = request.header("x-ms-blob-type", "BlockBlob");
         }

@@ -57,6 +57,13 @@ pub struct IntuneConfig {
         default = "default_request_timeout"
     )]
     pub request_timeout: Duration,
+    /// The plane's call budget (`crate::planes::budget`: rate, concurrency,
+    /// priorities, back-off on 429/503, coalesced status reads); Graph's
+    /// documented 1,000 requests per 20 s with `max_concurrent_requests` in
+    /// flight when absent. Its concurrency never exceeds
+    /// `max_concurrent_requests`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget: Option<crate::planes::budget::BudgetConfig>,
     /// Wait between polls of a content file's upload state.
     #[serde(
         rename = "upload_poll_interval_seconds",
@@ -106,6 +113,7 @@ impl IntuneConfig {
             request_budget: RequestBudget::intune_all(),
             max_concurrent_requests: default_concurrency(),
             request_timeout: default_request_timeout(),
+            budget: None,
             upload_poll_interval: default_poll_interval(),
         }
     }
@@ -194,6 +202,11 @@ impl IntuneConfig {
         check_url(&self.token_url, "token_url")?;
         check_budget(&self.write_budget, "write_budget")?;
         check_budget(&self.request_budget, "request_budget")?;
+        if let Some(budget) = &self.budget
+            && budget.check().is_err()
+        {
+            return Err(IntuneConfigError::NotPositive { field: "budget" });
+        }
         if self.max_concurrent_requests == 0 {
             return Err(IntuneConfigError::NotPositive {
                 field: "max_concurrent_requests",
@@ -251,6 +264,20 @@ impl IntuneConfig {
             request_timeout: self.request_timeout,
             max_concurrent_requests: self.max_concurrent_requests,
             budget: ClientBudget::new(self.write_budget, self.request_budget),
+            call_budget: self.call_budget(),
         })
+    }
+}
+
+impl IntuneConfig {
+    /// The call budget in force: the configured one, or Graph's documented
+    /// 1,000 requests per 20 s, with at most `max_concurrent_requests`
+    /// requests in flight.
+    pub fn call_budget(&self) -> crate::planes::budget::BudgetConfig {
+        crate::planes::budget::BudgetConfig::in_force(
+            self.budget,
+            crate::planes::budget::BudgetConfig::intune(),
+            self.max_concurrent_requests,
+        )
     }
 }

@@ -94,6 +94,12 @@ impl IntuneConnector {
         })
     }
 
+    /// The shared send loop (`planes::http_send`): the plane's call budget
+    /// and its coalesced reads, shared by every clone.
+    pub fn transport(&self) -> &crate::planes::http_send::Transport {
+        self.client().transport()
+    }
+
     fn client(&self) -> &GraphClient {
         &self.shared.client
     }

@@ -16,9 +16,8 @@
 
 use super::config::ResolvedAuth;
 use crate::planes::budget::{BudgetConfig, PlaneBudget};
-use crate::planes::http::{
-    code_for_status, describe, retry_after_of, transient_retry_after, transport_error,
-};
+use crate::planes::http::{code_for_status, describe, retry_after_of, transient_retry_after};
+use crate::planes::http_send::Transport;
 use crate::planes::{ConnectorError, ErrorCode, Secret};
 use reqwest::header::{ACCEPT, CONTENT_TYPE};
 use reqwest::{Method, StatusCode};
@@ -49,16 +48,15 @@ struct CachedToken {
 
 /// One Jamf Pro client, shared by every clone of a connector.
 pub struct JamfClient {
-    http: reqwest::Client,
+    /// The shared send loop: the plane's call budget (rate, connections,
+    /// priorities, back-off), the load balancer's session cookies (`APBALANCEID`,
+    /// `AWSALB`, ...: Jamf Cloud asks clients to keep the sticky session for
+    /// dependent writes), coalesced reads.
+    transport: Transport,
     base_url: String,
     auth: ResolvedAuth,
     token: Mutex<Option<CachedToken>>,
-    /// The plane's call budget: rate, connections, priorities, back-off.
-    budget: PlaneBudget,
     page_size: usize,
-    /// Cookies the server set (`APBALANCEID`, `AWSALB`, ...), by name: Jamf
-    /// Cloud asks clients to keep the sticky session for dependent writes.
-    cookies: std::sync::Mutex<std::collections::BTreeMap<String, String>>,
 }
 
 fn hint(code: ErrorCode) -> &'static str {
@@ -175,53 +173,12 @@ impl JamfClient {
             .redirect(reqwest::redirect::Policy::none())
             .build()?;
         Ok(JamfClient {
-            http,
+            transport: Transport::new("jamf", http, budget).with_session_cookies(),
             base_url: base_url.trim_end_matches('/').to_string(),
             auth,
             token: Mutex::new(None),
-            budget: PlaneBudget::new("jamf", budget),
             page_size: page_size.max(1),
-            cookies: std::sync::Mutex::new(std::collections::BTreeMap::new()),
         })
-    }
-
-    fn cookie_header(&self) -> Option<String> {
-        let cookies = self
-            .cookies
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        (!cookies.is_empty()).then(|| {
-            cookies
-                .iter()
-                .map(|(name, value)| format!("{name}={value}"))
-                .collect::<Vec<_>>()
-                .join("; ")
-        })
-    }
-
-    fn keep_cookies(&self, response: &reqwest::Response) {
-        let mut cookies = self
-            .cookies
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        for value in response.headers().get_all(reqwest::header::SET_COOKIE) {
-            let Some(pair) = value
-                .to_str()
-                .ok()
-                .and_then(|text| text.split(';').next())
-                .and_then(|pair| pair.split_once('='))
-            else {
-                continue;
-            };
-            cookies.insert(pair.0.trim().to_string(), pair.1.trim().to_string());
-        }
-    }
-
-    fn with_cookies(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
-        match self.cookie_header() {
-            Some(header) => request.header(reqwest::header::COOKIE, header),
-            None => request,
-        }
     }
 
     async fn fetch_token(&self) -> Result<(Secret, Duration), ConnectorError> {
@@ -233,24 +190,26 @@ impl JamfClient {
                     ("client_id", client_id.as_str()),
                     ("client_secret", secret.expose()),
                 ];
-                let request = self.http.post(&url).form(&form);
+                let request = self.transport.http().post(&url).form(&form);
                 (url, request, format!("API client {client_id}"))
             }
             ResolvedAuth::BasicBearer { username, password } => {
                 let url = format!("{}/api/v1/auth/token", self.base_url);
                 let request = self
-                    .http
+                    .transport
+                    .http()
                     .post(&url)
                     .basic_auth(username, Some(password.expose()));
                 (url, request, format!("user {username}"))
             }
         };
         let response = self
-            .with_cookies(request.header(ACCEPT, "application/json"))
-            .send()
-            .await
-            .map_err(|error| transport_error("jamf", &Method::POST, &url, &error))?;
-        self.keep_cookies(&response);
+            .transport
+            .send_unbudgeted(
+                &format!("POST {}", describe(&url)),
+                request.header(ACCEPT, "application/json"),
+            )
+            .await?;
         let status = response.status();
         let retry_after = retry_after_of(&response);
         let body = response.text().await.unwrap_or_default();
@@ -325,9 +284,10 @@ impl JamfClient {
         Ok(token)
     }
 
-    /// Sends one request (`target` under the base URL) and answers the body
-    /// text, or the refusal when its status is in `allowed`. A 401 gets one
-    /// new token.
+    /// Sends one request (`target` under the base URL) through the shared
+    /// send loop (`planes::http_send`) and answers the body text, or the
+    /// refusal when its status is in `allowed`. A 401 gets one new token; a
+    /// GET is a coalesced read.
     pub async fn exchange(
         &self,
         method: Method,
@@ -337,53 +297,46 @@ impl JamfClient {
     ) -> Result<Result<String, Refusal>, ConnectorError> {
         let url = format!("{}{target}", self.base_url);
         let operation = format!("{method} {}", describe(target));
-        let permit = self.budget.acquire(&operation).await?;
         let accept = if target.starts_with("/JSSResource/") {
             "application/xml"
         } else {
             "application/json"
         };
-        let mut refreshed = false;
-        loop {
-            let token = self.bearer(refreshed).await?;
-            let mut request = self
-                .http
-                .request(method.clone(), &url)
-                .bearer_auth(token.expose())
-                .header(ACCEPT, accept);
-            request = match &body {
-                Body::None => request,
-                Body::Json(value) => request.json(value),
-                Body::Xml(text) => request
-                    .header(CONTENT_TYPE, "text/xml")
-                    .body(text.to_string()),
-            };
-            tracing::debug!(operation = %operation, "jamf request");
-            let response = self
-                .with_cookies(request)
-                .send()
-                .await
-                .map_err(|error| transport_error("jamf", &method, target, &error))?;
-            self.keep_cookies(&response);
-            let status = response.status();
-            if status == StatusCode::UNAUTHORIZED && !refreshed {
-                refreshed = true;
-                continue;
+        let prepare = |refresh: bool| {
+            let (url, method, body) = (&url, &method, &body);
+            async move {
+                let token = self.bearer(refresh).await?;
+                let request = self
+                    .transport
+                    .http()
+                    .request(method.clone(), url)
+                    .bearer_auth(token.expose())
+                    .header(ACCEPT, accept);
+                Ok(Some(match body {
+                    Body::None => request,
+                    Body::Json(value) => request.json(value),
+                    Body::Xml(text) => request
+                        .header(CONTENT_TYPE, "text/xml")
+                        .body(text.to_string()),
+                }))
             }
-            let retry_after = retry_after_of(&response);
-            permit.answered(status.as_u16(), retry_after);
-            let text = response
-                .text()
-                .await
-                .map_err(|error| transport_error("jamf", &method, target, &error))?;
-            if status.is_success() {
-                return Ok(Ok(text));
-            }
-            if allowed.contains(&status.as_u16()) {
-                return Ok(Err(Refusal { status, text }));
-            }
-            return Err(self.refused(&operation, status, &text, retry_after));
+        };
+        let answer = if method == Method::GET {
+            self.transport.read(&operation, target, prepare).await?
+        } else {
+            self.transport.exchange(&operation, prepare).await?
+        };
+        let status = answer.status;
+        if status.is_success() {
+            return Ok(Ok(answer.text));
         }
+        if allowed.contains(&status.as_u16()) {
+            return Ok(Err(Refusal {
+                status,
+                text: answer.text,
+            }));
+        }
+        Err(self.refused(&operation, status, &answer.text, answer.retry_after))
     }
 
     /// The error for a refusal the caller did not expect.
@@ -442,7 +395,12 @@ impl JamfClient {
 
     /// The plane's call budget.
     pub fn budget(&self) -> &PlaneBudget {
-        &self.budget
+        self.transport.budget()
+    }
+
+    /// The shared send loop.
+    pub fn transport(&self) -> &Transport {
+        &self.transport
     }
 
     /// Items per page this client asks for.

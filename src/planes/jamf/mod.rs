@@ -92,6 +92,12 @@ impl JamfConnector {
         })
     }
 
+    /// The shared send loop (`planes::http_send`): the plane's call budget
+    /// and its coalesced reads, shared by every clone.
+    pub fn transport(&self) -> &crate::planes::http_send::Transport {
+        self.client().transport()
+    }
+
     fn client(&self) -> &JamfClient {
         &self.shared.client
     }

@@ -1,7 +1,8 @@
 //! `client`: the Landscape legacy API over HTTP (`<base_url>/api/`): each
 //! request signed (HMAC-SHA256, signature version 2) or carrying the JWT of a
-//! REST login, the concurrency cap, `limit`/`offset` paging, and the mapping of
-//! answers to [`ConnectorError`]s.
+//! REST login, requests through the shared send loop (`planes::http_send`:
+//! the call budget, the 401 retry, coalesced `Get*` reads), `limit`/`offset`
+//! paging, and the mapping of answers to [`ConnectorError`]s.
 //!
 //! Requests are `POST` with every parameter (the signature included) in an
 //! `application/x-www-form-urlencoded` body, as Canonical's client
@@ -12,14 +13,15 @@
 
 use super::config::ResolvedAuth;
 use super::signature::{self, API_VERSION, SIGNATURE_METHOD, SIGNATURE_VERSION, TIMESTAMP_FORMAT};
+use crate::planes::budget::BudgetConfig;
 use crate::planes::http::{
     code_for_status, encode_query_value, retry_after_of, transient_retry_after,
 };
+use crate::planes::http_send::{Transport, transport_failure};
 use crate::planes::{ConnectorError, ErrorCode, Secret};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use std::time::Duration;
-use tokio::sync::Semaphore;
 
 const MAX_PAGES: usize = 10_000;
 
@@ -39,7 +41,9 @@ enum Auth {
 
 /// One Landscape client, shared by every clone of a connector.
 pub struct LandscapeClient {
-    http: reqwest::Client,
+    /// The shared send loop: HTTP client, the plane's call budget,
+    /// coalesced reads.
+    transport: Transport,
     api_url: String,
     login_url: String,
     /// `host[:port]` as signed (lower case).
@@ -47,7 +51,6 @@ pub struct LandscapeClient {
     /// The path of `api_url` as signed (`/api/`).
     signing_path: String,
     auth: Auth,
-    permits: Semaphore,
     page_size: usize,
 }
 
@@ -105,24 +108,7 @@ pub fn code_for(status: StatusCode, error_name: Option<&str>) -> ErrorCode {
 }
 
 fn transport_error(action: &str, error: &reqwest::Error) -> ConnectorError {
-    if error.is_timeout() {
-        ConnectorError::new(
-            ErrorCode::Timeout,
-            format!(
-                "{action} on landscape: no answer in time; it may have been applied, retry with the same correlation id"
-            ),
-        )
-    } else if error.is_connect() {
-        ConnectorError::new(
-            ErrorCode::ServiceUnavailable,
-            format!("{action} on landscape: could not connect; check base_url and the network"),
-        )
-    } else {
-        ConnectorError::new(
-            ErrorCode::ServiceUnavailable,
-            format!("{action} on landscape: the connection failed before an answer; retry later"),
-        )
-    }
+    transport_failure("landscape", action, error)
 }
 
 impl LandscapeClient {
@@ -130,7 +116,7 @@ impl LandscapeClient {
         base_url: &str,
         auth: ResolvedAuth,
         request_timeout: Duration,
-        max_concurrency: usize,
+        budget: BudgetConfig,
         page_size: usize,
     ) -> Result<LandscapeClient, String> {
         let root = base_url.trim_end_matches('/');
@@ -167,13 +153,12 @@ impl LandscapeClient {
             },
         };
         Ok(LandscapeClient {
-            http,
+            transport: Transport::new("landscape", http, budget),
             signing_path: parsed.path().to_string(),
             login_url: format!("{root}/api/v2/login"),
             api_url,
             signing_host,
             auth,
-            permits: Semaphore::new(max_concurrency.max(1)),
             page_size: page_size.max(1),
         })
     }
@@ -205,12 +190,12 @@ impl LandscapeClient {
         }
         tracing::debug!(email = %email, "landscape login");
         let response = self
-            .http
-            .post(&self.login_url)
-            .json(&body)
-            .send()
-            .await
-            .map_err(|error| transport_error("POST /api/v2/login", &error))?;
+            .transport
+            .send_unbudgeted(
+                "POST /api/v2/login",
+                self.transport.http().post(&self.login_url).json(&body),
+            )
+            .await?;
         let status = response.status();
         let retry_after = retry_after_of(&response);
         let text = response
@@ -284,88 +269,107 @@ impl LandscapeClient {
         }
     }
 
-    /// Calls one legacy action and answers its JSON. A 401 on a login token
-    /// gets one new login.
+    /// Calls one legacy action through the shared send loop and answers its
+    /// JSON. A 401 on a login token gets one new login; a `Get*` action is a
+    /// coalesced read (keyed by the action and its parameters, never by the
+    /// signature).
     pub async fn call(
         &self,
         action: &str,
         parameters: &[(&str, String)],
     ) -> Result<Value, ConnectorError> {
-        let _permit = self.permits.acquire().await.map_err(|_| {
-            ConnectorError::new(
-                ErrorCode::ServiceUnavailable,
-                "the landscape connector is shutting down",
-            )
-        })?;
-        let mut stale: Option<Secret> = None;
-        loop {
-            let mut all: Vec<(String, String)> = vec![
-                ("action".to_string(), action.to_string()),
-                ("version".to_string(), API_VERSION.to_string()),
-            ];
-            all.extend(
-                parameters
-                    .iter()
-                    .map(|(name, value)| (name.to_string(), value.clone())),
-            );
-            let form = self.form_of(&mut all);
-            let mut request = self
-                .http
-                .request(Method::POST, &self.api_url)
-                .header(
-                    reqwest::header::CONTENT_TYPE,
-                    "application/x-www-form-urlencoded",
-                )
-                .body(form);
-            let login = matches!(self.auth, Auth::Login { .. });
-            let mut used: Option<Secret> = None;
-            if login {
-                let token = self.token(stale.as_ref()).await?;
-                request = request.bearer_auth(token.expose());
-                used = Some(token);
+        let login = matches!(self.auth, Auth::Login { .. });
+        // The token the last attempt carried: a 401 replaces exactly it.
+        let used: std::sync::Mutex<Option<Secret>> = std::sync::Mutex::new(None);
+        let prepare = |refresh: bool| {
+            let used = &used;
+            async move {
+                if refresh && !login {
+                    // A signed request has no other credential to try.
+                    return Ok(None);
+                }
+                let mut all: Vec<(String, String)> = vec![
+                    ("action".to_string(), action.to_string()),
+                    ("version".to_string(), API_VERSION.to_string()),
+                ];
+                all.extend(
+                    parameters
+                        .iter()
+                        .map(|(name, value)| (name.to_string(), value.clone())),
+                );
+                let form = self.form_of(&mut all);
+                let mut request = self
+                    .transport
+                    .http()
+                    .request(Method::POST, &self.api_url)
+                    .header(
+                        reqwest::header::CONTENT_TYPE,
+                        "application/x-www-form-urlencoded",
+                    )
+                    .body(form);
+                if login {
+                    let stale = if refresh {
+                        used.lock()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner)
+                            .clone()
+                    } else {
+                        None
+                    };
+                    let token = self.token(stale.as_ref()).await?;
+                    request = request.bearer_auth(token.expose());
+                    *used
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(token);
+                }
+                Ok(Some(request))
             }
-            tracing::debug!(action, "landscape request");
-            let response = request
-                .send()
-                .await
-                .map_err(|error| transport_error(action, &error))?;
-            let status = response.status();
-            if status == StatusCode::UNAUTHORIZED && login && stale.is_none() {
-                stale = used;
-                continue;
-            }
-            let retry_after = retry_after_of(&response);
-            let text = response
-                .text()
-                .await
-                .map_err(|error| transport_error(action, &error))?;
-            if status.is_success() {
-                return serde_json::from_str(&text).map_err(|_| {
-                    ConnectorError::new(
-                        ErrorCode::ServiceUnavailable,
-                        format!("{action} on landscape: the answer is not JSON; retry later"),
+        };
+        let answer = if action.starts_with("Get") {
+            let key = parameters
+                .iter()
+                .fold(action.to_string(), |key, (name, value)| {
+                    format!(
+                        "{key}&{}={}",
+                        encode_query_value(name),
+                        encode_query_value(value)
                     )
                 });
-            }
-            let (name, message) = error_of(&text);
-            let code = code_for(status, name.as_deref());
-            tracing::info!(
-                action,
-                status = status.as_u16(),
-                code = code.as_str(),
-                "landscape refused a request"
-            );
-            return Err(ConnectorError::new(
-                code,
-                format!(
-                    "{action} on landscape answered HTTP {} ({}: {message}); {}",
-                    status.as_u16(),
-                    name.as_deref().unwrap_or("no error name"),
-                    hint(code)
-                ),
-            )
-            .with_retry_after(transient_retry_after(code, retry_after)));
+            self.transport.read(action, &key, prepare).await?
+        } else {
+            self.transport.exchange(action, prepare).await?
+        };
+        let (status, text) = (answer.status, answer.text);
+        if status.is_success() {
+            return serde_json::from_str(&text).map_err(|_| {
+                ConnectorError::new(
+                    ErrorCode::ServiceUnavailable,
+                    format!("{action} on landscape: the answer is not JSON; retry later"),
+                )
+            });
         }
+        let (name, message) = error_of(&text);
+        let code = code_for(status, name.as_deref());
+        tracing::info!(
+            action,
+            status = status.as_u16(),
+            code = code.as_str(),
+            "landscape refused a request"
+        );
+        Err(ConnectorError::new(
+            code,
+            format!(
+                "{action} on landscape answered HTTP {} ({}: {message}); {}",
+                status.as_u16(),
+                name.as_deref().unwrap_or("no error name"),
+                hint(code)
+            ),
+        )
+        .with_retry_after(transient_retry_after(code, answer.retry_after)))
+    }
+
+    /// The shared send loop.
+    pub fn transport(&self) -> &Transport {
+        &self.transport
     }
 
     /// Every item a list action answers: `limit`/`offset` pages until a short one.

@@ -72,6 +72,12 @@ pub struct LandscapeConfig {
         default = "default_request_timeout"
     )]
     pub request_timeout: Duration,
+    /// The plane's call budget (`crate::planes::budget`: rate, concurrency,
+    /// priorities, back-off on 429/503, coalesced status reads); the server-capacity default (600 requests a minute)
+    /// with ``max_concurrency`` requests in flight when absent. Its concurrency never
+    /// exceeds ``max_concurrency``.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget: Option<crate::planes::budget::BudgetConfig>,
 }
 
 fn default_page_size() -> usize {
@@ -99,6 +105,7 @@ impl LandscapeConfig {
             page_size: default_page_size(),
             max_concurrency: default_concurrency(),
             request_timeout: default_request_timeout(),
+            budget: None,
         }
     }
 }
@@ -228,6 +235,11 @@ impl LandscapeConfig {
         if self.journal.as_os_str().is_empty() {
             return Err(LandscapeConfigError::NoJournal);
         }
+        if let Some(budget) = &self.budget
+            && budget.check().is_err()
+        {
+            return Err(LandscapeConfigError::NotPositive { field: "budget" });
+        }
         for (value, field) in [
             (self.page_size, "page_size"),
             (self.max_concurrency, "max_concurrency"),
@@ -287,5 +299,17 @@ impl LandscapeConfig {
                 })
             }
         }
+    }
+}
+
+impl LandscapeConfig {
+    /// The call budget in force: the configured one, or the server-capacity default (600 requests a minute), with at most
+    /// `max_concurrency` requests in flight.
+    pub fn call_budget(&self) -> crate::planes::budget::BudgetConfig {
+        crate::planes::budget::BudgetConfig::in_force(
+            self.budget,
+            crate::planes::budget::BudgetConfig::landscape(),
+            self.max_concurrency,
+        )
     }
 }

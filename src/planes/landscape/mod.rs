@@ -81,7 +81,7 @@ impl LandscapeConnector {
             &config.base_url,
             auth,
             config.request_timeout,
-            config.max_concurrency,
+            config.call_budget(),
             config.page_size,
         )
         .map_err(|reason| LandscapeConfigError::Http { reason })?;
@@ -99,6 +99,12 @@ impl LandscapeConnector {
                 locks: Mutex::new(HashMap::new()),
             }),
         })
+    }
+
+    /// The shared send loop (`planes::http_send`): the plane's call budget
+    /// and its coalesced reads, shared by every clone.
+    pub fn transport(&self) -> &crate::planes::http_send::Transport {
+        self.client().transport()
     }
 
     fn client(&self) -> &LandscapeClient {

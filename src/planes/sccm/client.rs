@@ -1,5 +1,7 @@
 //! `client`: the AdminService over HTTP: the bearer token (Entra client
-//! credentials, or a token file), the concurrency cap, OData paging (a
+//! credentials, or a token file), requests through the shared send loop
+//! (`planes::http_send`: the call budget, the 401 retry, coalesced reads),
+//! OData paging (a
 //! server's `@odata.nextLink` when it sends one, else `$top`/`$skip` until a
 //! short page), and the mapping of answers to [`ConnectorError`]s.
 //!
@@ -7,17 +9,15 @@
 //! string, header or token ever reaches an error or a log line.
 
 use super::config::ResolvedAuth;
+use crate::planes::budget::BudgetConfig;
 use crate::planes::entra::TokenCache;
-use crate::planes::http::{
-    code_for_status, describe, odata_error_text, retry_after_of, transient_retry_after,
-    transport_error,
-};
+use crate::planes::http::{code_for_status, describe, odata_error_text, transient_retry_after};
+use crate::planes::http_send::Transport;
 use crate::planes::{ConnectorError, ErrorCode, Secret};
-use reqwest::{Method, StatusCode};
+use reqwest::Method;
 use serde_json::Value;
 use std::path::PathBuf;
 use std::time::Duration;
-use tokio::sync::Semaphore;
 
 const MAX_PAGES: usize = 10_000;
 
@@ -28,10 +28,11 @@ enum Credentials {
 
 /// One AdminService client, shared by every clone of a connector.
 pub struct AdminClient {
-    http: reqwest::Client,
+    /// The shared send loop: HTTP client, the plane's call budget,
+    /// coalesced reads.
+    transport: Transport,
     base_url: String,
     credentials: Credentials,
-    permits: Semaphore,
     page_size: usize,
 }
 
@@ -53,7 +54,7 @@ impl AdminClient {
         base_url: &str,
         auth: ResolvedAuth,
         request_timeout: Duration,
-        max_concurrent_requests: usize,
+        budget: BudgetConfig,
         page_size: usize,
     ) -> Result<AdminClient, reqwest::Error> {
         let http = reqwest::Client::builder()
@@ -67,17 +68,16 @@ impl AdminClient {
             ResolvedAuth::TokenFile(path) => Credentials::TokenFile(path),
         };
         Ok(AdminClient {
-            http,
+            transport: Transport::new("sccm", http, budget),
             base_url: base_url.trim_end_matches('/').to_string(),
             credentials,
-            permits: Semaphore::new(max_concurrent_requests.max(1)),
             page_size: page_size.max(1),
         })
     }
 
     async fn token(&self, force: bool) -> Result<Secret, ConnectorError> {
         match &self.credentials {
-            Credentials::Entra(cache) => cache.token(&self.http, force).await,
+            Credentials::Entra(cache) => cache.token(self.transport.http(), force).await,
             Credentials::TokenFile(path) => {
                 let text = tokio::fs::read_to_string(path).await.map_err(|_| {
                     ConnectorError::new(
@@ -110,7 +110,8 @@ impl AdminClient {
     }
 
     /// Sends one request (`target` under the base URL, e.g. `/wmi/SMS_Site`)
-    /// and answers its JSON (`Value::Null` when empty). A 401 gets one new token.
+    /// through the shared send loop and answers its JSON (`Value::Null` when
+    /// empty). A 401 gets one new token; a GET is a coalesced read.
     pub async fn send(
         &self,
         method: Method,
@@ -119,61 +120,55 @@ impl AdminClient {
     ) -> Result<Value, ConnectorError> {
         let url = self.url_of(target)?;
         let operation = format!("{method} {}", describe(target));
-        let _permit = self.permits.acquire().await.map_err(|_| {
-            ConnectorError::new(
-                ErrorCode::ServiceUnavailable,
-                "the sccm connector is shutting down",
-            )
-        })?;
-        let mut refreshed = false;
-        loop {
-            let token = self.token(refreshed).await?;
-            let mut request = self
-                .http
-                .request(method.clone(), &url)
-                .bearer_auth(token.expose());
-            if let Some(body) = body {
-                request = request.json(body);
-            }
-            tracing::debug!(operation = %operation, "adminservice request");
-            let response = request
-                .send()
-                .await
-                .map_err(|error| transport_error("sccm", &method, target, &error))?;
-            let status = response.status();
-            if status == StatusCode::UNAUTHORIZED && !refreshed {
-                refreshed = true;
-                continue;
-            }
-            let retry_after = retry_after_of(&response);
-            let text = response
-                .text()
-                .await
-                .map_err(|error| transport_error("sccm", &method, target, &error))?;
-            if status.is_success() {
-                if text.trim().is_empty() {
-                    return Ok(Value::Null);
+        let prepare = |refresh: bool| {
+            let (url, method) = (&url, &method);
+            async move {
+                let token = self.token(refresh).await?;
+                let mut request = self
+                    .transport
+                    .http()
+                    .request(method.clone(), url)
+                    .bearer_auth(token.expose());
+                if let Some(body) = body {
+                    request = request.json(body);
                 }
-                return serde_json::from_str(&text).map_err(|_| {
-                    ConnectorError::new(
-                        ErrorCode::ServiceUnavailable,
-                        format!("{operation} on sccm: the answer is not JSON; retry later"),
-                    )
-                });
+                Ok(Some(request))
             }
-            let code = code_for_status(status);
-            tracing::info!(operation = %operation, status = status.as_u16(), code = code.as_str(), "adminservice refused a request");
-            return Err(ConnectorError::new(
-                code,
-                format!(
-                    "{operation} on sccm answered HTTP {} ({}); {}",
-                    status.as_u16(),
-                    odata_error_text(&text),
-                    hint(code)
-                ),
-            )
-            .with_retry_after(transient_retry_after(code, retry_after)));
+        };
+        let answer = if method == Method::GET {
+            self.transport.read(&operation, &url, prepare).await?
+        } else {
+            self.transport.exchange(&operation, prepare).await?
+        };
+        let (status, text) = (answer.status, answer.text);
+        if status.is_success() {
+            if text.trim().is_empty() {
+                return Ok(Value::Null);
+            }
+            return serde_json::from_str(&text).map_err(|_| {
+                ConnectorError::new(
+                    ErrorCode::ServiceUnavailable,
+                    format!("{operation} on sccm: the answer is not JSON; retry later"),
+                )
+            });
         }
+        let code = code_for_status(status);
+        tracing::info!(operation = %operation, status = status.as_u16(), code = code.as_str(), "adminservice refused a request");
+        Err(ConnectorError::new(
+            code,
+            format!(
+                "{operation} on sccm answered HTTP {} ({}); {}",
+                status.as_u16(),
+                odata_error_text(&text),
+                hint(code)
+            ),
+        )
+        .with_retry_after(transient_retry_after(code, answer.retry_after)))
+    }
+
+    /// The shared send loop.
+    pub fn transport(&self) -> &Transport {
+        &self.transport
     }
 
     /// Every instance a query selects: `$top`/`$skip` pages until a short one,

@@ -67,6 +67,12 @@ pub struct SccmConfig {
         default = "default_request_timeout"
     )]
     pub request_timeout: Duration,
+    /// The plane's call budget (`crate::planes::budget`: rate, concurrency,
+    /// priorities, back-off on 429/503, coalesced status reads); the site-capacity default (600 requests a minute)
+    /// with ``max_concurrent_requests`` requests in flight when absent. Its concurrency never
+    /// exceeds ``max_concurrent_requests``.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget: Option<crate::planes::budget::BudgetConfig>,
 }
 
 fn default_limiting_collection() -> String {
@@ -95,6 +101,7 @@ impl SccmConfig {
             page_size: default_page_size(),
             max_concurrent_requests: default_concurrency(),
             request_timeout: default_request_timeout(),
+            budget: None,
         }
     }
 }
@@ -190,6 +197,11 @@ impl SccmConfig {
                 field: "limiting_collection_id",
             });
         }
+        if let Some(budget) = &self.budget
+            && budget.check().is_err()
+        {
+            return Err(SccmConfigError::NotPositive { field: "budget" });
+        }
         for (value, field) in [
             (self.page_size, "page_size"),
             (self.max_concurrent_requests, "max_concurrent_requests"),
@@ -248,5 +260,17 @@ impl SccmConfig {
                 }))
             }
         }
+    }
+}
+
+impl SccmConfig {
+    /// The call budget in force: the configured one, or the site-capacity default (600 requests a minute), with at most
+    /// `max_concurrent_requests` requests in flight.
+    pub fn call_budget(&self) -> crate::planes::budget::BudgetConfig {
+        crate::planes::budget::BudgetConfig::in_force(
+            self.budget,
+            crate::planes::budget::BudgetConfig::sccm(),
+            self.max_concurrent_requests,
+        )
     }
 }

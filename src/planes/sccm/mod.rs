@@ -76,7 +76,7 @@ impl SccmConnector {
             &config.base_url,
             auth,
             config.request_timeout,
-            config.max_concurrent_requests,
+            config.call_budget(),
             config.page_size,
         )
         .map_err(|error| SccmConfigError::Http {
@@ -92,6 +92,12 @@ impl SccmConnector {
                 known_apps: Mutex::new(HashMap::new()),
             }),
         })
+    }
+
+    /// The shared send loop (`planes::http_send`): the plane's call budget
+    /// and its coalesced reads, shared by every clone.
+    pub fn transport(&self) -> &crate::planes::http_send::Transport {
+        self.client().transport()
     }
 
     fn client(&self) -> &AdminClient {

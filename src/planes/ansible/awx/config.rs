@@ -76,6 +76,12 @@ pub struct AwxConfig {
         default = "default_request_timeout"
     )]
     pub request_timeout: Duration,
+    /// The plane's call budget (`crate::planes::budget`: rate, concurrency,
+    /// priorities, back-off on 429/503, coalesced status reads); the controller-capacity default (600 requests a minute)
+    /// with ``max_concurrent_requests`` requests in flight when absent. Its concurrency never
+    /// exceeds ``max_concurrent_requests``.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget: Option<crate::planes::budget::BudgetConfig>,
 }
 
 fn default_page_size() -> usize {
@@ -105,6 +111,7 @@ impl AwxConfig {
             page_size: default_page_size(),
             max_concurrent_requests: default_concurrency(),
             request_timeout: default_request_timeout(),
+            budget: None,
         }
     }
 }
@@ -192,6 +199,11 @@ impl AwxConfig {
                 return Err(AwxConfigError::NotPositive { field });
             }
         }
+        if let Some(budget) = &self.budget
+            && budget.check().is_err()
+        {
+            return Err(AwxConfigError::NotPositive { field: "budget" });
+        }
         if self.request_timeout.is_zero() {
             return Err(AwxConfigError::NotPositive {
                 field: "request_timeout_seconds",
@@ -216,5 +228,17 @@ impl AwxConfig {
             (None, Some(path)) => read_token_file(path),
             _ => Err(AwxConfigError::TokenSource),
         }
+    }
+}
+
+impl AwxConfig {
+    /// The call budget in force: the configured one, or the controller-capacity default (600 requests a minute), with at most
+    /// `max_concurrent_requests` requests in flight.
+    pub fn call_budget(&self) -> crate::planes::budget::BudgetConfig {
+        crate::planes::budget::BudgetConfig::in_force(
+            self.budget,
+            crate::planes::budget::BudgetConfig::awx(),
+            self.max_concurrent_requests,
+        )
     }
 }

@@ -77,7 +77,7 @@ impl AwxConnector {
             .map_err(|error| AwxConfigError::Http {
                 reason: error.message,
             })?
-            .with_limits(config.max_concurrent_requests, config.page_size);
+            .with_limits(config.call_budget(), config.page_size);
         if let Some(path) = &config.token_file {
             client = client.with_token_file(path.clone());
         }
@@ -92,6 +92,12 @@ impl AwxConnector {
                 locks: Mutex::new(HashMap::new()),
             }),
         })
+    }
+
+    /// The shared send loop (`planes::http_send`): the plane's call budget
+    /// and its coalesced reads, shared by every clone.
+    pub fn transport(&self) -> &crate::planes::http_send::Transport {
+        self.client().transport()
     }
 
     pub(super) fn client(&self) -> &AwxClient {
