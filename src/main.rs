@@ -20,5 +20,19 @@ fn main() -> ExitCode {
     // Tenant Rego runs in guarded worker processes (this same binary), with
     // a memory limit and a deadline the judge's own process cannot enforce.
     ringmaster::sandbox::install_current_exe();
-    ringmaster::cli::run(cli, std::sync::Arc::new(chrono::Utc::now))
+    ringmaster::cli::run(cli, clock())
+}
+
+/// The wall clock; shifted by `RINGMASTER_TEST_CLOCK_OFFSET_MS` when a
+/// test sets it (replicas of `serve` sharing one simulated instant, where
+/// `--now` would freeze time: tests/failover.rs).
+fn clock() -> ringmaster::daemon::Clock {
+    let offset = std::env::var("RINGMASTER_TEST_CLOCK_OFFSET_MS")
+        .ok()
+        .and_then(|text| text.parse::<i64>().ok())
+        .map(chrono::Duration::milliseconds);
+    match offset {
+        Some(offset) => std::sync::Arc::new(move || chrono::Utc::now() + offset),
+        None => std::sync::Arc::new(chrono::Utc::now),
+    }
 }

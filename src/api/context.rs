@@ -9,17 +9,16 @@ use super::health::HealthBoard;
 use super::problem::ApiProblem;
 use super::protect::Limits;
 use crate::daemon::siem::Siem;
-use crate::store::Store;
+use crate::store::{Store, StorePool};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// Shared state of the API.
 pub struct ApiContext {
-    /// A few connections to the daemon's store (SQLite in WAL mode: readers
-    /// never wait for the daemon's writer).
-    stores: Vec<Mutex<Store>>,
-    next_store: AtomicUsize,
+    /// A pool of connections to the daemon's store (SQLite in WAL mode:
+    /// readers never wait for the daemon's writer); none carries the
+    /// leader's fencing epoch.
+    stores: StorePool,
     pub governed: GovernedSource,
     /// The repository holding the evidence branch, and the branch.
     pub evidence_repository: PathBuf,
@@ -47,7 +46,8 @@ impl std::fmt::Debug for ApiContext {
 pub struct ApiContextParts {
     /// The state store (by default `<state>/ringmaster.db`).
     pub database: crate::store::StoreLocation,
-    /// How many store connections requests share.
+    /// How many store connections requests share at most
+    /// (`api.store_connections`).
     pub connections: usize,
     pub governed: GovernedSource,
     pub evidence_repository: PathBuf,
@@ -62,12 +62,9 @@ pub struct ApiContextParts {
 
 impl ApiContext {
     pub fn new(parts: ApiContextParts) -> Result<ApiContext, crate::store::StoreError> {
-        let stores = (0..parts.connections.max(1))
-            .map(|_| Store::open_location(&parts.database).map(Mutex::new))
-            .collect::<Result<Vec<_>, _>>()?;
+        let stores = StorePool::new(parts.database, parts.connections)?;
         Ok(ApiContext {
             stores,
-            next_store: AtomicUsize::new(0),
             governed: parts.governed,
             evidence_repository: parts.evidence_repository,
             evidence_branch: parts.evidence_branch,
@@ -88,17 +85,11 @@ impl ApiContext {
     {
         let context = self.clone();
         tokio::task::spawn_blocking(move || {
-            let count = context.stores.len();
-            let start = context.next_store.fetch_add(1, Ordering::Relaxed) % count;
-            // A free connection if there is one, else wait for ours.
-            for offset in 0..count {
-                if let Ok(mut store) = context.stores[(start + offset) % count].try_lock() {
-                    return work(&mut store, &context);
-                }
-            }
-            let mut store = context.stores[start]
-                .lock()
-                .map_err(|_| ApiProblem::internal("a store connection was poisoned"))?;
+            // A free connection, a new one up to the pool's size, or the
+            // first one returned.
+            let mut store = context.stores.get().map_err(|error| {
+                ApiProblem::unavailable(format!("state store unavailable: {error}"))
+            })?;
             work(&mut store, &context)
         })
         .await

@@ -222,12 +222,12 @@ pub(super) fn serve(
         None => RawConfig::default(),
     };
     let environment = RawConfig::from_environment(|name| std::env::var(name).ok())?;
-    let mut config = file
-        .layered(environment)
-        .layered(flags)
-        .validate(key_password())?;
+    let layered = file.layered(environment).layered(flags);
+    let lease = crate::daemon::config::leader_lease(layered.leader_lease_seconds)?;
+    let mut config = layered.validate(key_password())?;
     config.config_file = config_file.map(Path::to_path_buf);
     let mut daemon = Daemon::open(config)?;
+    daemon.set_leader_lease(lease);
     // Multi-threaded: processing runs in blocking sections that may call GitHub.
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -256,6 +256,10 @@ pub enum Command {
         /// Seconds between polls (the safety net behind watching) [default: 30].
         #[arg(long)]
         poll_seconds: Option<u64>,
+        /// Seconds a replica's lead of a shared (PostgreSQL) store lasts
+        /// without renewal; renewed at a third of it [default: 15].
+        #[arg(long)]
+        leader_lease_seconds: Option<u64>,
         /// Where SIEM JSON lines go: `stdout`, `off` or a file [default: off].
         #[arg(long)]
         siem: Option<String>,
@@ -596,6 +600,7 @@ pub fn run(cli: Cli, clock: crate::daemon::Clock) -> ExitCode {
             branch,
             evidence_branch,
             poll_seconds,
+            leader_lease_seconds,
             siem,
             config,
             once,
@@ -613,6 +618,7 @@ pub fn run(cli: Cli, clock: crate::daemon::Clock) -> ExitCode {
                 branch,
                 evidence_branch,
                 poll_seconds,
+                leader_lease_seconds,
                 siem,
                 evidence_remote: None,
                 store: store.clone(),

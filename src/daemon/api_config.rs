@@ -54,6 +54,9 @@ pub struct RawApi {
     /// that) without an OIDC token or a certificate, as Prometheus'
     /// `authorization.credentials_file` sends it; at least 32 characters.
     pub metrics_token_file: Option<PathBuf>,
+    /// How many connections to the state store the API's requests share
+    /// [default: 4; 1 to 64]; a request finding all busy waits for one.
+    pub store_connections: Option<usize>,
 }
 
 /// The validated API settings.
@@ -67,6 +70,8 @@ pub struct ApiConfig {
     pub limits: LimitSettings,
     /// SHA-256 of the `/metrics` scrape token, when one is configured.
     pub metrics_token_sha256: Option<[u8; 32]>,
+    /// The size of the API's pool of store connections.
+    pub store_connections: usize,
 }
 
 macro_rules! over {
@@ -100,7 +105,8 @@ impl RawApi {
             burst,
             body_bytes,
             timeout_seconds,
-            metrics_token_file
+            metrics_token_file,
+            store_connections
         )
     }
 
@@ -225,7 +231,15 @@ impl RawApi {
             }
             None => None,
         };
+        let store_connections = self.store_connections.unwrap_or(4);
+        if !(1..=64).contains(&store_connections) {
+            return Err(RawApi::invalid(
+                "store_connections",
+                format!("must be between 1 and 64, not {store_connections}"),
+            ));
+        }
         Ok(ApiConfig {
+            store_connections,
             metrics_token_sha256,
             listen: self.listen,
             oidc,

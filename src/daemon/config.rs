@@ -80,6 +80,9 @@ pub struct RawConfig {
     /// Seconds between polls of the tracked branch (the safety net behind
     /// file watching and webhooks).
     pub poll_seconds: Option<u64>,
+    /// Seconds a replica's lead of a shared (PostgreSQL) store lasts
+    /// without renewal [default: 15]; renewed at a third of it.
+    pub leader_lease_seconds: Option<u64>,
     /// `stdout`, `off`, or a file path.
     pub siem: Option<String>,
     /// Name of the Git remote evidence is pushed to (remote mode: `origin`).
@@ -303,6 +306,20 @@ pub fn with_sim_state_files(
     planes
 }
 
+/// The leader lease `leader_lease_seconds` asks for: 2 s to 1 h.
+pub fn leader_lease(seconds: Option<u64>) -> Result<Duration, ConfigError> {
+    match seconds {
+        None => Ok(super::lease::DEFAULT_LEASE),
+        Some(seconds @ 2..=3600) => Ok(Duration::from_secs(seconds)),
+        Some(seconds) => Err(ConfigError::Invalid {
+            setting: "leader_lease_seconds".into(),
+            message: format!(
+                "{seconds} is outside 2..=3600: the lease is renewed at a third of it"
+            ),
+        }),
+    }
+}
+
 impl RawConfig {
     /// Fields of `over` win over fields of `self`.
     pub fn layered(self, over: RawConfig) -> RawConfig {
@@ -314,6 +331,7 @@ impl RawConfig {
             branch: over.branch.or(self.branch),
             evidence_branch: over.evidence_branch.or(self.evidence_branch),
             poll_seconds: over.poll_seconds.or(self.poll_seconds),
+            leader_lease_seconds: over.leader_lease_seconds.or(self.leader_lease_seconds),
             siem: over.siem.or(self.siem),
             evidence_remote: over.evidence_remote.or(self.evidence_remote),
             listen: over.listen.or(self.listen),
@@ -402,6 +420,10 @@ impl RawConfig {
             branch: lookup("RINGMASTER_BRANCH"),
             evidence_branch: lookup("RINGMASTER_EVIDENCE_BRANCH"),
             poll_seconds,
+            leader_lease_seconds: number(
+                "RINGMASTER_LEADER_LEASE_SECONDS",
+                "a whole number of seconds",
+            )?,
             siem: lookup("RINGMASTER_SIEM"),
             evidence_remote: lookup("RINGMASTER_EVIDENCE_REMOTE"),
             listen: lookup("RINGMASTER_LISTEN"),

@@ -172,7 +172,7 @@ impl Daemon {
         };
         let context = api::context::ApiContext::new(api::context::ApiContextParts {
             database: self.config.store_location(),
-            connections: 4,
+            connections: api.store_connections,
             governed: api::governed::GovernedSource::new(governed_path, self.config.branch.clone()),
             evidence_repository: self.repo.repository.path().to_path_buf(),
             evidence_branch: self.config.evidence_branch.clone(),
@@ -309,12 +309,19 @@ impl Daemon {
     /// rollouts, evidence), then every open PR — all that is pending, once.
     pub async fn run_once(&mut self, clock: Clock) -> Result<StepReport, DaemonError> {
         self.connect_forge(clock.clone())?;
-        self.refresh_git_token().await;
-        if self.forge.is_some() {
-            self.handle_webhooks(clock()).await?;
+        // On a shared store a standby only says who leads (the step below
+        // finds it out again and does nothing).
+        let leading = self.lead(clock())?.is_none_or(|(leading, _)| leading);
+        if leading {
+            self.refresh_git_token().await;
+            if self.forge.is_some() {
+                self.handle_webhooks(clock()).await?;
+            }
         }
         let step = self.step(clock()).await?;
-        self.poll_forge(clock()).await;
+        if step.leadership.is_none_or(|(leading, _)| leading) {
+            self.poll_forge(clock()).await;
+        }
         Ok(step)
     }
 

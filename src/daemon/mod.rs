@@ -12,6 +12,7 @@ pub mod config;
 pub mod git_config;
 pub mod github;
 pub mod github_config;
+pub mod lease;
 pub mod locks;
 pub mod performer;
 pub mod plane_breakers;
@@ -156,8 +157,9 @@ pub struct Daemon {
     next_reconcile: Option<DateTime<Utc>>,
     /// Whether in-flight work of a previous process was re-sent.
     recovered: bool,
-    /// This replica's name in the leadership lease (shared stores only).
-    replica: String,
+    /// This replica's lease on a shared store (see [`lease`]); unused on
+    /// SQLite.
+    lease: lease::Lease,
     /// GitHub, when configured (connected by `connect_forge`).
     forge: Option<crate::forge::Forge>,
     /// What the evidence remote is known to hold, and its breaker.
@@ -201,9 +203,10 @@ pub struct StepReport {
     pub leadership: Option<(bool, u64)>,
 }
 
-/// How long a replica's leadership lasts without renewal (each step renews
-/// it) on a shared store; a standby takes over once it has expired.
-pub const LEADER_LEASE_SECONDS: i64 = 15;
+/// How long a replica's leadership lasts without renewal by default, on a
+/// shared store (`leader_lease_seconds` changes it); the leader renews it
+/// at a third of that, and a standby takes over once it has expired.
+pub const LEADER_LEASE_SECONDS: i64 = lease::DEFAULT_LEASE.as_secs() as i64;
 
 /// `hostname:pid`: unique among the replicas sharing a store.
 fn replica_name() -> String {
@@ -306,7 +309,7 @@ impl Daemon {
             good: None,
             next_reconcile: None,
             recovered: false,
-            replica: replica_name(),
+            lease: lease::Lease::new(replica_name(), lease::DEFAULT_LEASE),
             forge: None,
             push: performer::EvidencePush::default(),
             schedule: None,
@@ -478,23 +481,57 @@ impl Daemon {
             });
             return Ok(None);
         }
-        let outcome = self.store.try_lead(
-            &self.replica,
-            chrono::Duration::seconds(LEADER_LEASE_SECONDS),
-            now,
-        )?;
+        let was_leading = self.lease.leading();
+        let outcome = match self
+            .lease
+            .lead(&mut self.store, now, std::time::Instant::now())
+        {
+            Ok(outcome) => outcome,
+            Err(error) => {
+                // Unknown: act as a standby until the database answers.
+                self.health.publish_role(RoleView {
+                    role: Role::Standby,
+                    epoch: self.store.epoch(),
+                    leader: None,
+                    published_at: Some(now),
+                });
+                return Err(error.into());
+            }
+        };
         let leadership = outcome.leadership();
         match &outcome {
             crate::store::LeadershipOutcome::Acquired(_) => {
-                tracing::info!(replica = %self.replica, epoch = leadership.epoch, "leading");
+                tracing::info!(replica = %self.lease.replica(), epoch = leadership.epoch, "leading");
+                eprintln!(
+                    "ringmaster: leading (epoch {}) as {}",
+                    leadership.epoch,
+                    self.lease.replica()
+                );
+                // Resume what the last leader left in flight, through the
+                // journal, with connectors built afresh (a sim plane
+                // re-reads its fleet; tokens are fetched again).
                 self.recovered = false;
+                if let Err(error) = self.planes.rebuild_connectors() {
+                    tracing::warn!(%error, "rebuilding the connectors on taking the lead failed; keeping the previous ones");
+                }
+                if let Some(schedule) = &mut self.schedule {
+                    schedule.want_step();
+                }
             }
             crate::store::LeadershipOutcome::Renewed(_) => {}
-            crate::store::LeadershipOutcome::Standby(_) => tracing::info!(
-                leader = %leadership.holder,
-                epoch = leadership.epoch,
-                "standby: another replica leads"
-            ),
+            crate::store::LeadershipOutcome::Standby(_) => {
+                tracing::info!(
+                    leader = %leadership.holder,
+                    epoch = leadership.epoch,
+                    "standby: another replica leads"
+                );
+                if was_leading {
+                    eprintln!(
+                        "ringmaster: standing by: {} leads (epoch {})",
+                        leadership.holder, leadership.epoch
+                    );
+                }
+            }
         }
         self.health.publish_role(RoleView {
             role: if outcome.is_leader() {
@@ -548,6 +585,13 @@ impl Daemon {
         if let Err(error) = self.copy_evidence_or_block(now) {
             tracing::warn!(%error, "publishing is blocked");
         }
+        // A replica stalled since the step began does not judge or record.
+        if self.store.dialect() == crate::store::db::Dialect::Postgres {
+            self.lease.keep(&mut self.store, now).map_err(|lost| {
+                eprintln!("ringmaster: stops acting: {lost}");
+                rollout::DriveError::from(lost)
+            })?;
+        }
         let (commits, processing) = if process {
             match self.process_pending(now) {
                 Ok(commits) => (commits, None),
@@ -567,6 +611,7 @@ impl Daemon {
         };
         let intervals = crate::metrics::runtime::plane_budgets(snapshot, self.config.poll_interval);
         performer::plan_gate_pacing(&self.gate_pacing, &intervals);
+        let shared = self.store.dialect() == crate::store::db::Dialect::Postgres;
         let mut driver = rollout::Driver {
             performer: performer::Performer {
                 store: &mut self.store,
@@ -580,6 +625,7 @@ impl Daemon {
                 evidence_remote: self.config.evidence_remote.as_deref(),
                 push: &mut self.push,
                 plane_breakers: &self.plane_breakers,
+                lease: shared.then_some(&mut self.lease),
                 gate_pacing: &self.gate_pacing,
             },
             recover: !self.recovered,
@@ -869,6 +915,25 @@ impl Daemon {
         };
         self.connect_forge(clock.clone())?;
         let api = self.start_api(sender.clone(), clock.clone()).await?;
+        // On a shared store the lease is renewed by its own timer thread
+        // (see `lease`), whatever the loop is busy with.
+        let renewal_stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let renewal = if self.store.dialect() == crate::store::db::Dialect::Postgres {
+            Some(
+                self.lease
+                    .spawn_renewal(
+                        self.config.store_location(),
+                        clock.clone(),
+                        renewal_stop.clone(),
+                    )
+                    .map_err(|error| DaemonError::State {
+                        path: self.config.state_dir.clone(),
+                        message: format!("cannot start the lease renewal thread: {error}"),
+                    })?,
+            )
+        } else {
+            None
+        };
         tokio::pin!(shutdown);
         tracing::info!(branch = %self.config.branch, "ringmaster daemon started");
         loop {
@@ -888,6 +953,17 @@ impl Daemon {
             while let Ok(event) = events.try_recv() {
                 self.notice(&event);
             }
+        }
+        renewal_stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        if let Some(renewal) = renewal {
+            renewal.thread().unpark();
+            let _ = renewal.join();
+        }
+        // A clean stop hands the lead over at once, not at the lease's end.
+        if self.lease.leading()
+            && let Err(error) = self.store.resign(clock())
+        {
+            tracing::warn!(%error, "could not resign the lead");
         }
         for server in api {
             if let Err(error) = server.shutdown().await {
@@ -924,9 +1000,83 @@ impl Daemon {
             self.push.breaker.retry_at(),
             self.plane_breakers.retry_at(),
         ];
-        match &self.schedule {
+        let deadline = match &self.schedule {
             Some(schedule) => schedule.next_deadline(now, breakers.into_iter().flatten()),
             None => now,
+        };
+        if self.store.dialect() != crate::store::db::Dialect::Postgres {
+            return deadline;
+        }
+        // The lease: renewed at a third of it, whatever the poll interval.
+        let at = std::time::Instant::now();
+        let renew = self.lease.renew_in(at, now);
+        let renew_at = now + chrono::Duration::from_std(renew).unwrap_or_default();
+        if !self.lease.holds(at) {
+            // A standby does nothing but look at the lease.
+            return renew_at;
+        }
+        deadline.min(renew_at)
+    }
+
+    /// Sets how long this replica's lead lasts without renewal on a shared
+    /// store (`leader_lease_seconds`; default [`lease::DEFAULT_LEASE`]).
+    pub fn set_leader_lease(&mut self, lease: std::time::Duration) {
+        self.lease.set_duration(lease);
+    }
+
+    /// Whether this replica acts at this wake-up: always on SQLite; on a
+    /// shared store, when the database confirms its lead (taken or
+    /// renewed). A standby's leader may have sent webhooks to the standby's
+    /// server: the leader looks at the shared queue at every wake-up.
+    fn leads_now(&mut self, now: DateTime<Utc>) -> bool {
+        match self.lead(now) {
+            Ok(None) => true,
+            Ok(Some((leading, _))) => {
+                if leading {
+                    self.webhooks_pending = true;
+                }
+                leading
+            }
+            Err(error) => {
+                tracing::error!(%error, "cannot confirm the lead on the shared store; not acting until it answers");
+                eprintln!("ringmaster: not acting: cannot confirm the lead: {error}");
+                // A restarted database closed this connection for good:
+                // open a new one (under the same epoch), then ask again.
+                if self.reconnect_store() {
+                    return self
+                        .lead(now)
+                        .is_ok_and(|leading| leading.is_some_and(|(leading, _)| leading))
+                        && {
+                            self.webhooks_pending = true;
+                            true
+                        };
+                }
+                false
+            }
+        }
+    }
+
+    /// Opens the shared store again after its connection failed, keeping
+    /// the epoch this replica writes under (the database still fences it
+    /// if another replica led meanwhile). False while the database does
+    /// not answer.
+    fn reconnect_store(&mut self) -> bool {
+        let epoch = self.store.epoch();
+        let reopened = Store::open_location(&self.config.store_location())
+            .and_then(|mut store| store.write_under_epoch(epoch).map(|()| store));
+        match reopened {
+            Ok(store) => {
+                tracing::info!("reconnected to the shared store");
+                let broken = std::mem::replace(&mut self.store, store);
+                // The synchronous client blocks when dropped, which it may
+                // not do on the runtime's thread.
+                std::thread::spawn(move || drop(broken));
+                true
+            }
+            Err(error) => {
+                tracing::warn!(%error, "the shared store does not answer yet");
+                false
+            }
         }
     }
 
@@ -939,6 +1089,13 @@ impl Daemon {
         let poll_interval = self.config.poll_interval;
         self.schedule
             .get_or_insert_with(|| Schedule::new(poll_interval, now));
+        // On a shared store only the leader acts: a standby serves HTTP
+        // (its server stores webhook deliveries for the leader) and looks
+        // at the lease again at its next deadline; nothing else.
+        if !self.leads_now(now) {
+            self.publish_health(now);
+            return;
+        }
         self.refresh_git_token().await;
         if self.webhooks_pending {
             self.webhooks_pending = false;

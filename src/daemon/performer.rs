@@ -86,6 +86,9 @@ pub struct Performer<'a> {
     pub push: &'a mut EvidencePush,
     /// Every connector call goes through its plane's circuit breaker.
     pub plane_breakers: &'a super::plane_breakers::PlaneBreakers,
+    /// On a shared store, this replica's lease: checked (and renewed at a
+    /// third) before every plane call and evidence append; `None` on SQLite.
+    pub lease: Option<&'a mut super::lease::Lease>,
     /// Gate checks paced to the plane's effective interval (issue 17).
     pub gate_pacing: &'a std::sync::Mutex<crate::planes::budget::pacing::GatePacing>,
 }
@@ -446,6 +449,7 @@ impl Performer<'_> {
             self.store.mark_sent(&planned.key, now)?;
         }
         let context = super::append_context(self.store)?;
+        self.keep_lease(now)?;
         match self.evidence.append(input, self.signer, &context) {
             Ok(record) => {
                 let (pause, name) = match transition {
@@ -786,9 +790,26 @@ impl Performer<'_> {
         if PausePoint::hit(self.pause_at, point) {
             pause_forever(name);
         }
+        // A replica stalled since the journal write must not send: another
+        // may lead by now and resume this entry from the journal.
+        self.keep_lease(now)?;
         Ok(Sent::Answered(
             self.plane_breakers.call(plane, operation, now, call).await,
         ))
+    }
+
+    /// On a shared store: refuses to act once this replica's lease lapsed
+    /// or another replica leads (see [`super::lease`]); renews it at a
+    /// third. Nothing on SQLite.
+    fn keep_lease(&mut self, now: DateTime<Utc>) -> Result<(), DriveError> {
+        let Some(lease) = self.lease.as_deref_mut() else {
+            return Ok(());
+        };
+        lease.keep(self.store, now).map_err(|lost| {
+            eprintln!("ringmaster: stops acting: {lost}");
+            tracing::error!(%lost, "not acting");
+            DriveError::from(lost)
+        })
     }
 
     /// Records that a plane change was not sent, and why.

@@ -364,6 +364,16 @@ impl PlaneRegistry {
         Ok(())
     }
 
+    /// Builds every configured connector again (a replica taking the lead
+    /// of a shared store: a sim plane re-reads the fleet another replica
+    /// changed, clients start with fresh tokens); the next refresh rebuilds
+    /// the planes. On failure the previous connectors stay.
+    pub fn rebuild_connectors(&mut self) -> Result<(), PlanesError> {
+        self.connectors = build_configured(&self.configs)?;
+        self.built_for = None;
+        Ok(())
+    }
+
     /// The planes of the current snapshot, once one was built.
     pub fn current(&self) -> Option<&Planes> {
         self.current.as_ref()

@@ -1333,6 +1333,15 @@ pub(crate) fn pause_forever(point: &str) {
         return;
     }
     eprintln!("RINGMASTER-PAUSED-AT {point}");
+    // `RINGMASTER_TEST_PAUSE_STOPS`: stop the whole process (SIGSTOP) and
+    // go on from here once continued (a stalled replica, tests/failover.rs).
+    if std::env::var_os("RINGMASTER_TEST_PAUSE_STOPS").is_some() {
+        let _ =
+            rustix::process::kill_process(rustix::process::getpid(), rustix::process::Signal::STOP);
+        // Once: the work redone after continuing passes the point again.
+        PAUSE_SKIPS.store(u32::MAX, Ordering::SeqCst);
+        return;
+    }
     loop {
         std::thread::park();
     }

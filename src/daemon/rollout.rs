@@ -110,6 +110,10 @@ impl IntentState {
 pub enum DriveError {
     #[error("state store: {0}")]
     Store(Box<crate::store::StoreError>),
+    /// This replica may not act: its lease on the shared store lapsed or
+    /// another replica leads (nothing was sent; the journal resumes it).
+    #[error("leadership: {0}")]
+    Leadership(#[from] super::lease::LeaseLost),
 }
 
 impl From<crate::store::StoreError> for DriveError {

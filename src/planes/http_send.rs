@@ -206,9 +206,9 @@ impl Transport {
         let asked_at = budget::call_now();
         let entry = {
             let mut kept = self.kept.lock().unwrap_or_else(PoisonError::into_inner);
-            let reusable = kept.get(key).filter(|entry| {
-                !entry.answer.initialized() || self.fresh(entry, asked_at)
-            });
+            let reusable = kept
+                .get(key)
+                .filter(|entry| !entry.answer.initialized() || self.fresh(entry, asked_at));
             match reusable {
                 Some(entry) => Arc::clone(entry),
                 None => {

@@ -443,6 +443,21 @@ impl Connection {
         }
     }
 
+    /// Whether the connection can serve another caller: not inside a
+    /// transaction, and (PostgreSQL) its session still open.
+    pub(super) fn is_usable(&self) -> bool {
+        if self.in_transaction.get() {
+            return false;
+        }
+        match &self.backend {
+            Backend::Sqlite(_) => true,
+            Backend::Postgres { client, .. } => client
+                .try_borrow()
+                .map(|client| !client.is_closed())
+                .unwrap_or(false),
+        }
+    }
+
     /// The epoch this connection writes under.
     pub fn epoch(&self) -> Option<i64> {
         self.epoch.get()

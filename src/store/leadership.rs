@@ -115,6 +115,51 @@ impl Store {
         Ok(outcome)
     }
 
+    /// On PostgreSQL: the server ends this session when one of its
+    /// transactions stays idle longer than `limit` (a replica stopped in
+    /// the middle of a transaction would otherwise hold the writer lock,
+    /// and so every other replica's takeover, for as long as it is stopped).
+    /// Nothing on SQLite.
+    pub fn bound_idle_transactions(&self, limit: std::time::Duration) -> Result<(), StoreError> {
+        if self.connection.dialect() != super::db::Dialect::Postgres {
+            return Ok(());
+        }
+        let milliseconds = limit.as_millis().max(1).to_string();
+        self.connection.query_row(
+            "SELECT set_config('idle_in_transaction_session_timeout', ?1, false)",
+            params![milliseconds],
+            |_| Ok(()),
+        )
+    }
+
+    /// Extends the lease of `epoch` held by `holder` to `now + lease`, and
+    /// nothing else: false when that epoch is no longer the current one or
+    /// another replica holds it (what a renewal timer may do; it never takes
+    /// the lead). Under the writer lock, so it never interleaves with a
+    /// replica taking over.
+    pub fn renew_lead(
+        &mut self,
+        holder: &str,
+        epoch: u64,
+        lease: chrono::Duration,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let transaction = self
+            .connection
+            .transaction_with_behavior(TransactionBehavior::Unfenced)?;
+        let changed = transaction.execute(
+            "UPDATE leadership SET lease_expires_at = ?1
+             WHERE singleton = 1 AND epoch = ?2 AND holder = ?3",
+            params![
+                format_timestamp(now + lease),
+                to_sql_integer("epoch", epoch)?,
+                holder
+            ],
+        )?;
+        transaction.commit()?;
+        Ok(changed == 1)
+    }
+
     /// Ends this store's lease now (a clean shutdown), so a standby takes
     /// over at its next step. Nothing if another replica leads.
     pub fn resign(&mut self, now: DateTime<Utc>) -> Result<(), StoreError> {
