@@ -172,15 +172,18 @@ impl WriterLock {
         })
     }
 
-    /// Waits until another session waits for the lock: the committer has
-    /// formed its batch and is inside its transaction.
+    /// Waits until another session waits for the lock on this test's
+    /// database (advisory locks are per database; the other tests of this
+    /// binary share the server): the committer has formed its batch and is
+    /// inside its transaction.
     async fn until_a_writer_waits(&mut self) {
         loop {
             let waiting: i64 = sync(|| {
                 self.client
                     .query_one(
                         "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' \
-                         AND NOT granted",
+                         AND NOT granted AND database = (SELECT oid FROM pg_database \
+                         WHERE datname = current_database())",
                         &[],
                     )
                     .unwrap()

@@ -7,8 +7,11 @@
 //! file. [`PlaneSimulator::check_in`] makes the devices report on the caller's
 //! clock: the simulators never decide on their own when a device installs.
 //!
-//! The simulators themselves (paths, bodies, paging, faults) live with their
-//! connectors: `planes::<plane>::simulator`.
+//! The simulators themselves (paths, bodies, paging) live with their
+//! connectors: `planes::<plane>::simulator`; what they share (faults, the
+//! request count, bearer tokens, screening, page links, serving) is [`kit`].
+
+pub mod kit;
 
 use crate::model::{EntitlementRule, Plane};
 use crate::planes::ansible::awx::AwxConfig;

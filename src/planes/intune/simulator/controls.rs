@@ -42,32 +42,26 @@ impl IntuneSimulator {
     /// Queues a fault for the next Graph request(s) (or the next request of
     /// its kind, for a lost answer).
     pub fn inject(&self, fault: SimulatorFault) {
-        let mut state = self.lock();
-        match fault {
-            SimulatorFault::LoseAnswer(kind) => state.lost_answers.push_back(kind),
-            other => state.faults.push_back(other),
-        }
+        self.lock().faults.inject(fault);
     }
 
     /// Every token issued so far expires now.
     pub fn expire_tokens(&self) {
-        for valid in self.lock().tokens.values_mut() {
-            *valid = false;
-        }
+        self.lock().tokens.expire_all();
     }
 
     /// From now on the token endpoint refuses the client (`invalid_client`).
     pub fn revoke_credentials(&self) {
-        self.lock().credentials_revoked = true;
+        self.lock().tokens.revoke_credentials();
     }
 
     /// Graph and storage requests answered so far (token requests excluded).
     pub fn api_requests(&self) -> u64 {
-        self.lock().api_requests
+        self.lock().faults.requests()
     }
 
     pub fn token_requests(&self) -> u64 {
-        self.lock().token_requests
+        self.lock().tokens.requests()
     }
 
     /// Every credential the simulator knows: the client secret, the tokens it
@@ -75,7 +69,7 @@ impl IntuneSimulator {
     pub fn credentials(&self) -> Vec<String> {
         let state = self.lock();
         let mut credentials = vec![state.client_secret.expose().to_string()];
-        credentials.extend(state.tokens.keys().cloned());
+        credentials.extend(state.tokens.issued().cloned());
         for app in &state.apps {
             for content in &app.content_versions {
                 credentials.extend(content.files.iter().map(|file| file.signature.clone()));

@@ -3,10 +3,11 @@
 //! check, and the fault layer that throttles, fails, stalls or loses answers.
 
 use super::IntuneSimulator;
-use super::state::{LostRequest, SimulatorFault};
-use crate::planes::http::{percent_decode, query_value};
+use super::state::LostRequest;
+use crate::planes::http::query_value;
+use crate::planes::simulators::kit;
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderMap, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
@@ -45,6 +46,26 @@ pub fn page(
     raw_query: Option<&str>,
     page_size: usize,
 ) -> Response {
+    page_of(
+        items.len(),
+        |range| items.get(range).map(<[Value]>::to_vec).unwrap_or_default(),
+        headers,
+        path,
+        raw_query,
+        page_size,
+    )
+}
+
+/// As [`page`], for a list of `total` items of which only the page asked
+/// for is built (`items_in` answers the items of a range of positions).
+pub fn page_of(
+    total: usize,
+    items_in: impl FnOnce(std::ops::Range<usize>) -> Vec<Value>,
+    headers: &HeaderMap,
+    path: &str,
+    raw_query: Option<&str>,
+    page_size: usize,
+) -> Response {
     let offset = query_value(raw_query, "$skiptoken")
         .and_then(|token| {
             token
@@ -54,32 +75,12 @@ pub fn page(
         .unwrap_or(0);
     let top = query_value(raw_query, "$top").and_then(|top| top.parse::<usize>().ok());
     let size = top.map_or(page_size, |top| top.min(page_size)).max(1);
-    let end = (offset + size).min(items.len());
-    let value: Vec<Value> = items
-        .get(offset..end)
-        .map(<[Value]>::to_vec)
-        .unwrap_or_default();
+    let end = (offset + size).min(total);
+    let value = items_in(offset..end);
     let mut body = json!({"@odata.context": format!("{path}/$metadata"), "value": value});
-    if end < items.len() {
-        let host = headers
-            .get(header::HOST)
-            .and_then(|host| host.to_str().ok())
-            .unwrap_or("127.0.0.1");
-        let kept: Vec<&str> = raw_query
-            .unwrap_or_default()
-            .split('&')
-            .filter(|pair| !pair.is_empty())
-            .filter(|pair| {
-                let key = percent_decode(pair.split('=').next().unwrap_or_default());
-                key != "$skiptoken"
-            })
-            .collect();
-        let mut query = kept.join("&");
-        if !query.is_empty() {
-            query.push('&');
-        }
-        query.push_str(&format!("$skiptoken=RMv1.{end:x}"));
-        body["@odata.nextLink"] = json!(format!("http://{host}{path}?{query}"));
+    if end < total {
+        let query = kit::query_with(raw_query, "$skiptoken", &format!("RMv1.{end:x}"));
+        body["@odata.nextLink"] = json!(kit::absolute_link(headers, path, &query));
     }
     axum::Json(body).into_response()
 }
@@ -105,6 +106,49 @@ fn lost_request_of(method: &Method, path: &str) -> Option<LostRequest> {
     }
 }
 
+/// Graph's words for the answers the kit gives.
+struct GraphAnswers;
+
+impl kit::Answers for GraphAnswers {
+    fn throttled(&self, _retry_after: Option<std::time::Duration>) -> Response {
+        graph_error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "TooManyRequests",
+            "Please retry again later.",
+        )
+    }
+
+    fn server_error(&self, status: StatusCode) -> Response {
+        graph_error(
+            status,
+            "UnknownError",
+            "The service is temporarily unavailable.",
+        )
+    }
+
+    fn rejected(&self, status: StatusCode) -> Response {
+        let code = match status.as_u16() {
+            403 => "Forbidden",
+            404 => "ResourceNotFound",
+            409 => "Conflict",
+            _ => "BadRequest",
+        };
+        graph_error(
+            status,
+            code,
+            "The request was refused by the simulator's injected fault.",
+        )
+    }
+
+    fn shutting_down(&self) -> Response {
+        graph_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "UnknownError",
+            "The simulator is shutting down.",
+        )
+    }
+}
+
 /// Counts requests, plays the next fault, checks the bearer token.
 pub async fn faults_and_auth(
     State(simulator): State<IntuneSimulator>,
@@ -115,84 +159,15 @@ pub async fn faults_and_auth(
     if is_token_route(&path) {
         return next.run(request).await;
     }
-    let (fault, lose) = {
-        let mut state = simulator.lock();
-        state.api_requests += 1;
-        let fault = match state.faults.front_mut() {
-            Some(SimulatorFault::ServerErrors { status, count }) if *count > 1 => {
-                *count -= 1;
-                Some(SimulatorFault::ServerErrors {
-                    status: *status,
-                    count: 1,
-                })
-            }
-            Some(_) => state.faults.pop_front(),
-            None => None,
-        };
-        let lose = match lost_request_of(request.method(), &path) {
-            Some(kind) if fault.is_none() && state.lost_answers.front() == Some(&kind) => {
-                state.lost_answers.pop_front()
-            }
-            _ => None,
-        };
-        (fault, lose)
-    };
-    if let Some(fault) = fault {
+    let kind = lost_request_of(request.method(), &path);
+    let drawn = simulator.lock().faults.draw(|lost| Some(*lost) == kind);
+    if let Some(fault) = drawn.fault {
         tracing::debug!(?fault, path, "intune simulator plays a fault");
-        return match fault {
-            SimulatorFault::Throttle { retry_after } => {
-                let mut response = graph_error(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    "TooManyRequests",
-                    "Please retry again later.",
-                );
-                if let Some(delay) = retry_after
-                    && let Ok(value) = HeaderValue::from_str(&format!("{}", delay.as_secs_f64()))
-                {
-                    response.headers_mut().insert(header::RETRY_AFTER, value);
-                }
-                response
-            }
-            SimulatorFault::ServerErrors { status, .. } => {
-                let status =
-                    StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
-                graph_error(
-                    status,
-                    "UnknownError",
-                    "The service is temporarily unavailable.",
-                )
-            }
-            SimulatorFault::Reject { status } => {
-                let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST);
-                let code = match status.as_u16() {
-                    403 => "Forbidden",
-                    404 => "ResourceNotFound",
-                    409 => "Conflict",
-                    _ => "BadRequest",
-                };
-                graph_error(
-                    status,
-                    code,
-                    "The request was refused by the simulator's injected fault.",
-                )
-            }
-            SimulatorFault::Slow | SimulatorFault::LoseAnswer(_) => {
-                simulator.held_until_shutdown().await;
-                graph_error(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "UnknownError",
-                    "The simulator is shutting down.",
-                )
-            }
-        };
+        return kit::play(fault, &GraphAnswers, &simulator.shutdown).await;
     }
     if !is_blob_route(&path) {
-        let token = request
-            .headers()
-            .get(header::AUTHORIZATION)
-            .and_then(|value| value.to_str().ok())
-            .and_then(|value| value.strip_prefix("Bearer "));
-        let valid = token.is_some_and(|token| simulator.lock().tokens.get(token) == Some(&true));
+        let valid = kit::bearer(request.headers())
+            .is_some_and(|token| simulator.lock().tokens.is_valid(token));
         if !valid {
             return graph_error(
                 StatusCode::UNAUTHORIZED,
@@ -210,32 +185,16 @@ pub async fn faults_and_auth(
         None
     };
     let request = match description {
-        Some(description) => match crate::planes::apispec::screen(description, request).await {
+        Some(description) => match kit::screen(description, request, graph_error).await {
             Ok(request) => request,
-            Err(violation) => {
-                let status = StatusCode::from_u16(violation.refused_with.unwrap_or(400))
-                    .unwrap_or(StatusCode::BAD_REQUEST);
-                return graph_error(status, violation.code, &violation.message);
-            }
+            Err(refused) => return refused,
         },
         None => request,
     };
     let client_request_id = request.headers().get("client-request-id").cloned();
     let mut response = next.run(request).await;
-    if lose.is_some() && response.status().is_success() {
-        tracing::debug!(
-            path,
-            "intune simulator applied a request and loses its answer"
-        );
-        simulator.held_until_shutdown().await;
-        return graph_error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "UnknownError",
-            "The simulator is shutting down.",
-        );
-    }
     if let Some(id) = client_request_id {
         response.headers_mut().insert("client-request-id", id);
     }
-    response
+    kit::lose_if_drawn(drawn.lose, response, &GraphAnswers, &simulator.shutdown).await
 }

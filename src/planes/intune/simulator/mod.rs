@@ -27,6 +27,7 @@ pub use controls::DeviceReport;
 pub use state::{LostRequest, SimulatorFault};
 
 use crate::planes::Secret;
+use crate::planes::simulators::kit::{self, Shutdown};
 use axum::Router;
 use axum::routing::{get, post, put};
 use state::GraphState;
@@ -34,7 +35,6 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use tokio::net::TcpListener;
-use tokio::sync::watch;
 
 /// Who may sign in and how lists are paged.
 #[derive(Debug, Clone)]
@@ -62,7 +62,7 @@ impl SimulatorOptions {
 pub struct IntuneSimulator {
     state: Arc<Mutex<GraphState>>,
     /// Flips to true at shutdown: held (slow or lost) answers are released.
-    shutdown: watch::Sender<bool>,
+    shutdown: Shutdown,
 }
 
 impl IntuneSimulator {
@@ -75,19 +75,12 @@ impl IntuneSimulator {
         );
         IntuneSimulator {
             state: Arc::new(Mutex::new(state)),
-            shutdown: watch::Sender::new(false),
+            shutdown: Shutdown::default(),
         }
     }
 
     fn lock(&self) -> MutexGuard<'_, GraphState> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// Waits until the simulator shuts down (how a held answer never comes).
-    async fn held_until_shutdown(&self) {
-        let mut receiver = self.shutdown.subscribe();
-        // An error means the sender is gone: the simulator is gone too.
-        let _ = receiver.wait_for(|stopped| *stopped).await;
     }
 
     /// The Graph routes (both API versions), the token endpoint and the blob
@@ -155,15 +148,7 @@ impl IntuneSimulator {
     /// Binds `127.0.0.1:0`, serves in a background task until the handle's
     /// runtime ends, and answers the address.
     pub async fn start(&self) -> std::io::Result<SocketAddr> {
-        let listener = TcpListener::bind("127.0.0.1:0").await?;
-        let address = listener.local_addr()?;
-        let simulator = self.clone();
-        tokio::spawn(async move {
-            if let Err(error) = serve(listener, simulator, std::future::pending()).await {
-                tracing::warn!(%error, "intune simulator stopped");
-            }
-        });
-        Ok(address)
+        kit::start(self.router(), self.shutdown.clone(), "intune").await
     }
 }
 
@@ -174,12 +159,11 @@ pub async fn serve(
     simulator: IntuneSimulator,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let stopping = simulator.shutdown.clone();
-    let router = simulator.router();
-    axum::serve(listener, router)
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            stopping.send_replace(true);
-        })
-        .await
+    kit::serve(
+        listener,
+        simulator.router(),
+        simulator.shutdown.clone(),
+        shutdown,
+    )
+    .await
 }

@@ -13,7 +13,7 @@
 //! notApplicable), with its name in `InstallState_loc`.
 
 use super::IntuneSimulator;
-use super::http::{bad_request, page};
+use super::http::{bad_request, page_of};
 use super::state::managed_id_of;
 use crate::planes::http::query_value;
 use axum::Json;
@@ -124,11 +124,18 @@ pub async fn install_status_report(
         .and_then(Value::as_u64)
         .map_or(state.page_size, |top| (top as usize).min(state.page_size))
         .max(1);
+    // Only the rows of the page asked for are built: a report read in pages
+    // costs each request its page, not the whole report.
+    let total = state
+        .app(&application_id)
+        .map_or(0, |app| app.device_statuses.len());
     let rows: Vec<Value> = state
         .app(&application_id)
         .map(|app| {
             app.device_statuses
                 .values()
+                .skip(skip)
+                .take(top)
                 .map(|row| row_of(row, &application_id))
                 .collect()
         })
@@ -147,12 +154,10 @@ pub async fn install_status_report(
         .collect();
     let values: Vec<Value> = rows
         .iter()
-        .skip(skip)
-        .take(top)
         .map(|row| Value::Array(chosen.iter().map(|index| row[*index].clone()).collect()))
         .collect();
     let document = json!({
-        "TotalRowCount": rows.len(),
+        "TotalRowCount": total,
         "Schema": schema,
         "Values": values,
         "SessionId": "",
@@ -196,25 +201,35 @@ pub async fn managed_devices(
             Some(ids)
         }
     };
-    let mut seen = std::collections::BTreeSet::new();
-    let items: Vec<Value> = state
+    let wanted: Option<std::collections::HashSet<String>> =
+        wanted.map(|ids| ids.into_iter().collect());
+    let mut seen = std::collections::HashSet::new();
+    let devices: Vec<_> = state
         .groups
         .values()
         .flatten()
-        .filter(|device| seen.insert(device.id.clone()))
+        .filter(|device| seen.insert(device.id.as_str()))
         .filter(|device| wanted.as_ref().is_none_or(|ids| ids.contains(&device.id)))
-        .map(|device| {
-            json!({
-                "@odata.type": "#microsoft.graph.managedDevice",
-                "id": device.managed_id(),
-                "azureADDeviceId": device.id,
-                "deviceName": device.name,
-                "operatingSystem": "Windows",
-            })
-        })
         .collect();
-    page(
-        items,
+    // Only the page asked for is turned into JSON.
+    page_of(
+        devices.len(),
+        |range| {
+            devices
+                .get(range)
+                .unwrap_or_default()
+                .iter()
+                .map(|device| {
+                    json!({
+                        "@odata.type": "#microsoft.graph.managedDevice",
+                        "id": device.managed_id(),
+                        "azureADDeviceId": device.id,
+                        "deviceName": device.name,
+                        "operatingSystem": "Windows",
+                    })
+                })
+                .collect()
+        },
         &headers,
         uri.path(),
         query.as_deref(),

@@ -25,7 +25,7 @@ pub async fn token(
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
     let mut state = simulator.lock();
-    state.token_requests += 1;
+    state.tokens.count_request();
     let refuse = |error: &str, description: &str| {
         let body =
             json!({"error": error, "error_description": description, "error_codes": [7000215]});
@@ -48,14 +48,14 @@ pub async fn token(
     let client_matches = form.get("client_id") == Some(&state.client_id);
     let secret_matches =
         form.get("client_secret").map(String::as_str) == Some(state.client_secret.expose());
-    if !client_matches || !secret_matches || state.credentials_revoked {
+    if !client_matches || !secret_matches || state.tokens.credentials_revoked() {
         return refuse(
             "invalid_client",
             "AADSTS7000215: Invalid client secret provided.",
         );
     }
     let access_token = state.new_opaque("token");
-    state.tokens.insert(access_token.clone(), true);
+    state.tokens.issue(&access_token);
     let lifetime = state.token_lifetime_seconds;
     Json(json!({"token_type": "Bearer", "expires_in": lifetime, "ext_expires_in": lifetime, "access_token": access_token}))
         .into_response()

@@ -4,9 +4,9 @@
 //! the test controls both change it.
 
 use crate::planes::Secret;
+use crate::planes::simulators::kit::{Fault, Faults, Tokens};
 use serde_json::{Map, Value, json};
-use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::time::Duration;
+use std::collections::BTreeMap;
 use uuid::Uuid;
 
 /// Names the simulator's generated ids (apps, files, devices, tokens).
@@ -22,19 +22,9 @@ pub enum LostRequest {
 }
 
 /// A failure of the next Graph request(s), as a test or a user asks for it.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum SimulatorFault {
-    /// HTTP 429 `TooManyRequests`, with `Retry-After` when given.
-    Throttle { retry_after: Option<Duration> },
-    /// The next `count` requests answer `status` (500, 502, 503, 504).
-    ServerErrors { status: u16, count: u32 },
-    /// The next request is answered only at shutdown (after any client timeout).
-    Slow,
-    /// The next request answers `status` with Graph's error body.
-    Reject { status: u16 },
-    /// The next request of that kind is applied, then answered only at shutdown.
-    LoseAnswer(LostRequest),
-}
+/// (Graph answers a 429 `TooManyRequests` in its error body; a rejection
+/// carries Graph's error body.)
+pub type SimulatorFault = Fault<LostRequest>;
 
 /// One content file of a content version, and its upload state machine.
 #[derive(Debug, Clone)]
@@ -111,21 +101,31 @@ impl SimApp {
 pub struct SimDevice {
     pub id: String,
     pub name: String,
+    /// Derived from `id` once, when the device is made: every list of
+    /// members or managed devices names them.
+    object_id: String,
+    managed_id: String,
 }
 
 impl SimDevice {
+    pub fn new(id: String, name: String) -> SimDevice {
+        SimDevice {
+            object_id: Uuid::new_v5(&SIMULATOR_NAMESPACE, format!("object/{id}").as_bytes())
+                .to_string(),
+            managed_id: managed_id_of(&id),
+            id,
+            name,
+        }
+    }
+
     /// The Entra directory object id (a group member's `id`).
     pub fn object_id(&self) -> String {
-        Uuid::new_v5(
-            &SIMULATOR_NAMESPACE,
-            format!("object/{}", self.id).as_bytes(),
-        )
-        .to_string()
+        self.object_id.clone()
     }
 
     /// The Intune managed device id (`managedDevice.id`, a report's `DeviceId`).
     pub fn managed_id(&self) -> String {
-        managed_id_of(&self.id)
+        self.managed_id.clone()
     }
 }
 
@@ -143,13 +143,10 @@ pub struct GraphState {
     pub token_lifetime_seconds: u64,
     pub apps: Vec<SimApp>,
     pub groups: BTreeMap<String, Vec<SimDevice>>,
-    /// Issued bearer tokens; false once expired.
-    pub tokens: HashMap<String, bool>,
-    pub credentials_revoked: bool,
-    pub faults: VecDeque<SimulatorFault>,
-    pub lost_answers: VecDeque<LostRequest>,
-    pub api_requests: u64,
-    pub token_requests: u64,
+    /// Issued bearer tokens, revoked credentials, token requests.
+    pub tokens: Tokens,
+    /// The faults waiting for the next requests, and the request count.
+    pub faults: Faults<LostRequest>,
     next_id: u64,
 }
 
@@ -168,12 +165,8 @@ impl GraphState {
             token_lifetime_seconds: 3599,
             apps: Vec::new(),
             groups: BTreeMap::new(),
-            tokens: HashMap::new(),
-            credentials_revoked: false,
-            faults: VecDeque::new(),
-            lost_answers: VecDeque::new(),
-            api_requests: 0,
-            token_requests: 0,
+            tokens: Tokens::default(),
+            faults: Faults::default(),
             next_id: 0,
         }
     }
@@ -198,13 +191,15 @@ impl GraphState {
     pub fn add_group(&mut self, group_id: &str, device_count: u32) {
         let prefix: String = group_id.chars().take(8).collect();
         let devices = (0..device_count)
-            .map(|number| SimDevice {
-                id: Uuid::new_v5(
-                    &SIMULATOR_NAMESPACE,
-                    format!("device/{group_id}/{number}").as_bytes(),
+            .map(|number| {
+                SimDevice::new(
+                    Uuid::new_v5(
+                        &SIMULATOR_NAMESPACE,
+                        format!("device/{group_id}/{number}").as_bytes(),
+                    )
+                    .to_string(),
+                    format!("DEV-{prefix}-{number:04}"),
                 )
-                .to_string(),
-                name: format!("DEV-{prefix}-{number:04}"),
             })
             .collect();
         self.groups.insert(group_id.to_string(), devices);

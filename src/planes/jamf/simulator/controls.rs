@@ -37,32 +37,26 @@ impl JamfSimulator {
     }
 
     pub fn inject(&self, fault: SimulatorFault) {
-        let mut state = self.lock();
-        match fault {
-            SimulatorFault::LoseAnswer(kind) => state.lost_answers.push_back(kind),
-            other => state.faults.push_back(other),
-        }
+        self.lock().faults.inject(fault);
     }
 
     /// Every token issued so far expires now.
     pub fn expire_tokens(&self) {
-        for valid in self.lock().tokens.values_mut() {
-            *valid = false;
-        }
+        self.lock().tokens.expire_all();
     }
 
     /// From now on the token endpoints refuse the credentials.
     pub fn revoke_credentials(&self) {
-        self.lock().credentials_revoked = true;
+        self.lock().tokens.revoke_credentials();
     }
 
     /// Requests answered, token requests excluded.
     pub fn api_requests(&self) -> u64 {
-        self.lock().api_requests
+        self.lock().faults.requests()
     }
 
     pub fn token_requests(&self) -> u64 {
-        self.lock().token_requests
+        self.lock().tokens.requests()
     }
 
     /// The most requests that were in flight at once.
@@ -89,7 +83,7 @@ impl JamfSimulator {
     pub fn credentials(&self) -> Vec<String> {
         let state = self.lock();
         let mut credentials = vec![state.client_secret.expose().to_string()];
-        credentials.extend(state.tokens.keys().cloned());
+        credentials.extend(state.tokens.issued().cloned());
         credentials
     }
 

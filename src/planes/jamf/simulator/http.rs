@@ -5,8 +5,9 @@
 //! check, the connection cap and the fault layer.
 
 use super::JamfSimulator;
-use super::state::{LostRequest, SimulatorFault};
+use super::state::LostRequest;
 use crate::planes::http::{percent_decode, query_value};
+use crate::planes::simulators::kit;
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
@@ -282,6 +283,45 @@ pub async fn faults_and_auth(
     response
 }
 
+/// Jamf's words for the answers the kit gives: the Classic API's error page
+/// or the Jamf Pro API's error body, by the request's path.
+struct JamfAnswers<'a> {
+    path: &'a str,
+}
+
+impl kit::Answers for JamfAnswers<'_> {
+    fn throttled(&self, _retry_after: Option<std::time::Duration>) -> Response {
+        error_for(
+            self.path,
+            StatusCode::TOO_MANY_REQUESTS,
+            "TOO_MANY_REQUESTS",
+            "Too many requests",
+        )
+    }
+
+    fn server_error(&self, status: StatusCode) -> Response {
+        error_for(self.path, status, "SERVER_ERROR", reason(status))
+    }
+
+    fn rejected(&self, status: StatusCode) -> Response {
+        error_for(
+            self.path,
+            status,
+            "INJECTED_FAULT",
+            "Error: the request was refused by the simulator's injected fault",
+        )
+    }
+
+    fn shutting_down(&self) -> Response {
+        error_for(
+            self.path,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "SERVICE_UNAVAILABLE",
+            "The simulator is shutting down.",
+        )
+    }
+}
+
 async fn answer(
     simulator: &JamfSimulator,
     request: Request,
@@ -289,84 +329,25 @@ async fn answer(
     path: &str,
     sticky: bool,
 ) -> Response {
-    let path = path.to_string();
-    if is_token_path(&path) {
+    if is_token_path(path) {
         return next.run(request).await;
     }
     let latency = simulator.lock().latency;
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
     }
-    let (fault, lose) = {
+    let answers = JamfAnswers { path };
+    let kind = lost_request_of(request.method(), path);
+    let drawn = {
         let mut state = simulator.lock();
-        state.api_requests += 1;
         state.sticky_requests += u64::from(sticky);
-        let fault = match state.faults.front_mut() {
-            Some(SimulatorFault::ServerErrors { status, count }) if *count > 1 => {
-                *count -= 1;
-                Some(SimulatorFault::ServerErrors {
-                    status: *status,
-                    count: 1,
-                })
-            }
-            Some(_) => state.faults.pop_front(),
-            None => None,
-        };
-        let lose = match lost_request_of(request.method(), &path) {
-            Some(kind) if fault.is_none() && state.lost_answers.front() == Some(&kind) => {
-                state.lost_answers.pop_front()
-            }
-            _ => None,
-        };
-        (fault, lose)
+        state.faults.draw(|lost| Some(*lost) == kind)
     };
-    if let Some(fault) = fault {
-        return match fault {
-            SimulatorFault::Throttle { retry_after } => {
-                let mut response = error_for(
-                    &path,
-                    StatusCode::TOO_MANY_REQUESTS,
-                    "TOO_MANY_REQUESTS",
-                    "Too many requests",
-                );
-                if let Some(delay) = retry_after
-                    && let Ok(value) = HeaderValue::from_str(&format!("{}", delay.as_secs_f64()))
-                {
-                    response.headers_mut().insert(header::RETRY_AFTER, value);
-                }
-                response
-            }
-            SimulatorFault::ServerErrors { status, .. } => {
-                let status =
-                    StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
-                error_for(&path, status, "SERVER_ERROR", reason(status))
-            }
-            SimulatorFault::Reject { status } => {
-                let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST);
-                error_for(
-                    &path,
-                    status,
-                    "INJECTED_FAULT",
-                    "Error: the request was refused by the simulator's injected fault",
-                )
-            }
-            SimulatorFault::Slow | SimulatorFault::LoseAnswer(_) => {
-                simulator.held_until_shutdown().await;
-                error_for(
-                    &path,
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "SERVICE_UNAVAILABLE",
-                    "The simulator is shutting down.",
-                )
-            }
-        };
+    if let Some(fault) = drawn.fault {
+        return kit::play(fault, &answers, &simulator.shutdown).await;
     }
-    let token = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.strip_prefix("Bearer "));
-    let valid = token.is_some_and(|token| simulator.lock().tokens.get(token) == Some(&true));
+    let valid =
+        kit::bearer(request.headers()).is_some_and(|token| simulator.lock().tokens.is_valid(token));
     if !valid {
         return if path.starts_with("/JSSResource/") {
             classic_error(
@@ -389,23 +370,11 @@ async fn answer(
     } else {
         crate::planes::apispec::jamf_pro()
     };
-    let request = match crate::planes::apispec::screen(description, request).await {
+    let refuse = |status, code, message: &str| error_for(path, status, code, message);
+    let request = match kit::screen(description, request, refuse).await {
         Ok(request) => request,
-        Err(violation) => {
-            let status = StatusCode::from_u16(violation.refused_with.unwrap_or(400))
-                .unwrap_or(StatusCode::BAD_REQUEST);
-            return error_for(&path, status, violation.code, &violation.message);
-        }
+        Err(refused) => return refused,
     };
     let response = next.run(request).await;
-    if lose.is_some() && response.status().is_success() {
-        simulator.held_until_shutdown().await;
-        return error_for(
-            &path,
-            StatusCode::SERVICE_UNAVAILABLE,
-            "SERVICE_UNAVAILABLE",
-            "The simulator is shutting down.",
-        );
-    }
-    response
+    kit::lose_if_drawn(drawn.lose, response, &answers, &simulator.shutdown).await
 }

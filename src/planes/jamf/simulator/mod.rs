@@ -21,6 +21,7 @@ pub use state::{LostRequest, SimulatorFault};
 
 use crate::planes::Secret;
 use crate::planes::jamf::MAX_CONNECTIONS;
+use crate::planes::simulators::kit::{self, Shutdown};
 use axum::Router;
 use axum::routing::{delete, get, post};
 use state::JamfState;
@@ -67,7 +68,7 @@ impl SimulatorOptions {
 pub struct JamfSimulator {
     state: Arc<Mutex<JamfState>>,
     /// Flips to true at shutdown: held (slow or lost) answers are released.
-    shutdown: watch::Sender<bool>,
+    shutdown: Shutdown,
     /// The number of requests in flight, for tests that wait on it.
     in_flight: watch::Sender<usize>,
 }
@@ -84,19 +85,13 @@ impl JamfSimulator {
         );
         JamfSimulator {
             state: Arc::new(Mutex::new(state)),
-            shutdown: watch::Sender::new(false),
+            shutdown: Shutdown::default(),
             in_flight: watch::Sender::new(0),
         }
     }
 
     fn lock(&self) -> MutexGuard<'_, JamfState> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    async fn held_until_shutdown(&self) {
-        let mut receiver = self.shutdown.subscribe();
-        // An error means the sender is gone: the simulator is gone too.
-        let _ = receiver.wait_for(|stopped| *stopped).await;
     }
 
     /// Waits until `count` requests are in flight at once.
@@ -156,17 +151,10 @@ impl JamfSimulator {
             .with_state(self.clone())
     }
 
-    /// Binds `127.0.0.1:0`, serves in a background task, answers the address.
+    /// Binds `127.0.0.1:0`, serves in a background task until the handle's
+    /// runtime ends, and answers the address.
     pub async fn start(&self) -> std::io::Result<SocketAddr> {
-        let listener = TcpListener::bind("127.0.0.1:0").await?;
-        let address = listener.local_addr()?;
-        let simulator = self.clone();
-        tokio::spawn(async move {
-            if let Err(error) = serve(listener, simulator, std::future::pending()).await {
-                tracing::warn!(%error, "jamf simulator stopped");
-            }
-        });
-        Ok(address)
+        kit::start(self.router(), self.shutdown.clone(), "jamf").await
     }
 }
 
@@ -176,12 +164,11 @@ pub async fn serve(
     simulator: JamfSimulator,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let stopping = simulator.shutdown.clone();
-    let router = simulator.router();
-    axum::serve(listener, router)
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            stopping.send_replace(true);
-        })
-        .await
+    kit::serve(
+        listener,
+        simulator.router(),
+        simulator.shutdown.clone(),
+        shutdown,
+    )
+    .await
 }

@@ -27,7 +27,7 @@ fn new_token(state: &mut JamfState) -> String {
         uuid::Uuid::new_v4().simple(),
         uuid::Uuid::new_v4().simple()
     );
-    state.tokens.insert(token.clone(), true);
+    state.tokens.issue(&token);
     token
 }
 
@@ -37,11 +37,11 @@ pub async fn oauth_token(
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
     let mut state = simulator.lock();
-    state.token_requests += 1;
+    state.tokens.count_request();
     let matches = form.get("grant_type").map(String::as_str) == Some("client_credentials")
         && form.get("client_id") == Some(&state.client_id)
         && form.get("client_secret").map(String::as_str) == Some(state.client_secret.expose());
-    if !matches || state.credentials_revoked {
+    if !matches || state.tokens.credentials_revoked() {
         return (
             StatusCode::UNAUTHORIZED,
             Json(json!({"error": "invalid_client"})),
@@ -89,11 +89,11 @@ fn base64_decode(text: &str) -> Option<String> {
 /// simulator's one user is the client id with the client secret as password.
 pub async fn user_token(State(simulator): State<JamfSimulator>, headers: HeaderMap) -> Response {
     let mut state = simulator.lock();
-    state.token_requests += 1;
+    state.tokens.count_request();
     let matches = basic_credentials(&headers).is_some_and(|(user, password)| {
         user == state.client_id && password == state.client_secret.expose()
     });
-    if !matches || state.credentials_revoked {
+    if !matches || state.tokens.credentials_revoked() {
         return (
             StatusCode::UNAUTHORIZED,
             Json(json!({"httpStatus": 401, "errors": []})),

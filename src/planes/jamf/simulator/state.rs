@@ -5,9 +5,10 @@
 
 use crate::planes::Secret;
 use crate::planes::jamf::wire::{PackageInfo, Policy};
+use crate::planes::simulators::kit::{Fault, Faults, Tokens};
 use chrono::{DateTime, Utc};
 use serde_json::Value;
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
 
 /// Which request loses its answer after it was applied.
@@ -20,20 +21,10 @@ pub enum LostRequest {
 }
 
 /// A failure of the next request(s) (token requests excluded).
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum SimulatorFault {
-    /// HTTP 429, with `Retry-After` when given (Jamf documents no rate limit;
-    /// Jamf Cloud's load balancers may throttle).
-    Throttle { retry_after: Option<Duration> },
-    /// The next `count` requests answer `status` (500, 502, 503, 504).
-    ServerErrors { status: u16, count: u32 },
-    /// The next request is answered only at shutdown.
-    Slow,
-    /// The next request answers `status` with Jamf's error body for its API.
-    Reject { status: u16 },
-    /// The next request of that kind is applied, then answered only at shutdown.
-    LoseAnswer(LostRequest),
-}
+/// Token requests are never faulted. (Jamf documents no rate limit; Jamf
+/// Cloud's load balancers may throttle. A rejection carries Jamf's error
+/// body for its API.)
+pub type SimulatorFault = Fault<LostRequest>;
 
 /// One application in a computer's inventory.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -83,8 +74,8 @@ pub struct JamfState {
     pub client_id: String,
     pub client_secret: Secret,
     /// Tokens issued; false once expired.
-    pub tokens: HashMap<String, bool>,
-    pub credentials_revoked: bool,
+    /// Issued bearer tokens, revoked credentials, token requests.
+    pub tokens: Tokens,
     pub page_size: usize,
     /// HTTP status of a `DUPLICATE_FIELD` answer ([U]: 400 or 409).
     pub duplicate_field_status: u16,
@@ -98,10 +89,8 @@ pub struct JamfState {
     pub logs: BTreeMap<u64, Vec<LogEntry>>,
     /// Success rate per correlation id (`set_success_rate`).
     pub success_rates: HashMap<String, f64>,
-    pub faults: VecDeque<SimulatorFault>,
-    pub lost_answers: VecDeque<LostRequest>,
-    pub api_requests: u64,
-    pub token_requests: u64,
+    /// The faults waiting for the next requests, and the request count.
+    pub faults: Faults<LostRequest>,
     pub in_flight: usize,
     pub max_in_flight: usize,
     pub refused_busy: u64,
@@ -126,8 +115,7 @@ impl JamfState {
         JamfState {
             client_id: client_id.into(),
             client_secret,
-            tokens: HashMap::new(),
-            credentials_revoked: false,
+            tokens: Tokens::default(),
             page_size: page_size.max(1),
             duplicate_field_status,
             max_connections: max_connections.max(1),
@@ -138,10 +126,7 @@ impl JamfState {
             policies: BTreeMap::new(),
             logs: BTreeMap::new(),
             success_rates: HashMap::new(),
-            faults: VecDeque::new(),
-            lost_answers: VecDeque::new(),
-            api_requests: 0,
-            token_requests: 0,
+            faults: Faults::default(),
             in_flight: 0,
             max_in_flight: 0,
             refused_busy: 0,

@@ -30,33 +30,27 @@ impl LandscapeSimulator {
     }
 
     pub fn inject(&self, fault: SimulatorFault) {
-        let mut state = self.lock();
-        match fault {
-            SimulatorFault::LoseAnswer(kind) => state.lost_answers.push_back(kind),
-            other => state.faults.push_back(other),
-        }
+        self.lock().faults.inject(fault);
     }
 
     /// Every JWT issued so far stops working.
     pub fn expire_tokens(&self) {
-        for valid in self.lock().tokens.values_mut() {
-            *valid = false;
-        }
+        self.lock().tokens.expire_all();
     }
 
     /// From now on the access key, the password and every token are refused.
     pub fn revoke_credentials(&self) {
-        self.lock().credentials_revoked = true;
+        self.lock().tokens.revoke_credentials();
     }
 
     /// Legacy API requests answered so far (logins excluded).
     pub fn api_requests(&self) -> u64 {
-        self.lock().api_requests
+        self.lock().faults.requests()
     }
 
     /// `POST /api/v2/login` requests answered so far.
     pub fn token_requests(&self) -> u64 {
-        self.lock().token_requests
+        self.lock().tokens.requests()
     }
 
     /// The secret key, the password and every token issued.
@@ -66,7 +60,7 @@ impl LandscapeSimulator {
             state.secret_key.expose().to_string(),
             state.password.expose().to_string(),
         ];
-        credentials.extend(state.tokens.keys().cloned());
+        credentials.extend(state.tokens.issued().cloned());
         credentials
     }
 

@@ -6,13 +6,13 @@
 //! query).
 
 use super::LandscapeSimulator;
-use super::state::SimulatorFault;
 use crate::planes::http::percent_decode;
 use crate::planes::landscape::signature::{
     self, API_VERSION, SIGNATURE_METHOD, SIGNATURE_VERSION, TIMESTAMP_FORMAT,
 };
+use crate::planes::simulators::kit;
 use axum::extract::{Request, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
@@ -68,44 +68,46 @@ pub fn parameter<'a>(parameters: &'a [(String, String)], name: &str) -> Option<&
         .map(|(_, value)| value.as_str())
 }
 
-fn fault_response(fault: SimulatorFault) -> Option<Response> {
-    match fault {
-        SimulatorFault::Throttle { retry_after } => {
-            let mut response = legacy_error(
-                StatusCode::TOO_MANY_REQUESTS,
-                "Throttled",
-                "Too many requests; slow down.",
-            );
-            if let Some(delay) = retry_after
-                && let Ok(value) = HeaderValue::from_str(&format!("{}", delay.as_secs_f64()))
-            {
-                response.headers_mut().insert(header::RETRY_AFTER, value);
-            }
-            Some(response)
-        }
-        SimulatorFault::ServerErrors { status, .. } => {
-            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
-            Some(legacy_error(
-                status,
-                "InternalServerError",
-                "The server could not complete the request.",
-            ))
-        }
-        SimulatorFault::Reject { status } => {
-            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST);
-            let code = match status.as_u16() {
-                401 => "InvalidCredentials",
-                403 => "Unauthorised",
-                404 => "UnknownComputer",
-                _ => "InvalidParameter",
-            };
-            Some(legacy_error(
-                status,
-                code,
-                "The request was refused by the simulator's injected fault.",
-            ))
-        }
-        SimulatorFault::Slow | SimulatorFault::LoseAnswer(_) => None,
+/// The legacy API's words for the answers the kit gives.
+struct LegacyAnswers;
+
+impl kit::Answers for LegacyAnswers {
+    fn throttled(&self, _retry_after: Option<std::time::Duration>) -> Response {
+        legacy_error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "Throttled",
+            "Too many requests; slow down.",
+        )
+    }
+
+    fn server_error(&self, status: StatusCode) -> Response {
+        legacy_error(
+            status,
+            "InternalServerError",
+            "The server could not complete the request.",
+        )
+    }
+
+    fn rejected(&self, status: StatusCode) -> Response {
+        let code = match status.as_u16() {
+            401 => "InvalidCredentials",
+            403 => "Unauthorised",
+            404 => "UnknownComputer",
+            _ => "InvalidParameter",
+        };
+        legacy_error(
+            status,
+            code,
+            "The request was refused by the simulator's injected fault.",
+        )
+    }
+
+    fn shutting_down(&self) -> Response {
+        legacy_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Unavailable",
+            "The simulator is shutting down.",
+        )
     }
 }
 
@@ -129,7 +131,7 @@ fn check_signature(
             "Requests need access_key_id and signature, or a bearer token.",
         );
     };
-    if access_key != state.access_key || state.credentials_revoked {
+    if access_key != state.access_key || state.tokens.credentials_revoked() {
         return unauthorised("InvalidCredentials", "The access key is not valid.");
     }
     if parameter(parameters, "signature_method") != Some(SIGNATURE_METHOD)
@@ -175,13 +177,9 @@ pub async fn faults_and_auth(
     // `planes::apispec`. Canonical's client sends a POST's parameters as a
     // form body: the handlers then read them as they read a GET's query.
     let request =
-        match crate::planes::apispec::screen(crate::planes::apispec::landscape(), request).await {
+        match kit::screen(crate::planes::apispec::landscape(), request, legacy_error).await {
             Ok(request) => request,
-            Err(violation) => {
-                let status = StatusCode::from_u16(violation.refused_with.unwrap_or(400))
-                    .unwrap_or(StatusCode::BAD_REQUEST);
-                return legacy_error(status, violation.code, &violation.message);
-            }
+            Err(refused) => return refused,
         };
     let request = match form_as_query(request).await {
         Ok(request) => request,
@@ -191,51 +189,15 @@ pub async fn faults_and_auth(
     let action = parameter(&parameters, "action")
         .unwrap_or_default()
         .to_string();
-    let (fault, lose) = {
-        let mut state = simulator.lock();
-        state.api_requests += 1;
-        let fault = match state.faults.front_mut() {
-            Some(SimulatorFault::ServerErrors { status, count }) if *count > 1 => {
-                *count -= 1;
-                Some(SimulatorFault::ServerErrors {
-                    status: *status,
-                    count: 1,
-                })
-            }
-            Some(_) => state.faults.pop_front(),
-            None => None,
-        };
-        let lose = match state.lost_answers.front() {
-            Some(kind) if fault.is_none() && kind.matches(&action) => {
-                state.lost_answers.pop_front()
-            }
-            _ => None,
-        };
-        (fault, lose)
-    };
-    if let Some(fault) = fault {
-        return match fault_response(fault) {
-            Some(response) => response,
-            None => {
-                simulator.held_until_shutdown().await;
-                legacy_error(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "Unavailable",
-                    "The simulator is shutting down.",
-                )
-            }
-        };
+    let drawn = simulator.lock().faults.draw(|lost| lost.matches(&action));
+    if let Some(fault) = drawn.fault {
+        return kit::play(fault, &LegacyAnswers, &simulator.shutdown).await;
     }
-    let bearer = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.strip_prefix("Bearer "))
-        .map(str::to_string);
+    let bearer = kit::bearer(request.headers()).map(str::to_string);
     let refused = match bearer {
         Some(token) => {
             let state = simulator.lock();
-            let valid = state.tokens.get(&token) == Some(&true) && !state.credentials_revoked;
+            let valid = state.tokens.is_valid(&token) && !state.tokens.credentials_revoked();
             (!valid).then(|| {
                 legacy_error(
                     StatusCode::UNAUTHORIZED,
@@ -264,13 +226,5 @@ pub async fn faults_and_auth(
         return response;
     }
     let response = next.run(request).await;
-    if lose.is_some() && response.status().is_success() {
-        simulator.held_until_shutdown().await;
-        return legacy_error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "Unavailable",
-            "The simulator is shutting down.",
-        );
-    }
-    response
+    kit::lose_if_drawn(drawn.lose, response, &LegacyAnswers, &simulator.shutdown).await
 }

@@ -19,6 +19,7 @@ mod state;
 pub use state::{LostRequest, SimulatorFault};
 
 use crate::planes::Secret;
+use crate::planes::simulators::kit::{self, Shutdown};
 use axum::Router;
 use axum::routing::{any, post};
 use state::LandscapeState;
@@ -26,7 +27,6 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use tokio::net::TcpListener;
-use tokio::sync::watch;
 
 /// The account and who may sign in.
 #[derive(Debug, Clone)]
@@ -72,25 +72,20 @@ impl SimulatorOptions {
 #[derive(Clone)]
 pub struct LandscapeSimulator {
     state: Arc<Mutex<LandscapeState>>,
-    shutdown: watch::Sender<bool>,
+    /// Flips to true at shutdown: held (slow or lost) answers are released.
+    shutdown: Shutdown,
 }
 
 impl LandscapeSimulator {
     pub fn new(options: SimulatorOptions) -> LandscapeSimulator {
         LandscapeSimulator {
             state: Arc::new(Mutex::new(LandscapeState::new(&options))),
-            shutdown: watch::Sender::new(false),
+            shutdown: Shutdown::default(),
         }
     }
 
     fn lock(&self) -> MutexGuard<'_, LandscapeState> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    async fn held_until_shutdown(&self) {
-        let mut receiver = self.shutdown.subscribe();
-        // An error means the sender is gone: the simulator is gone too.
-        let _ = receiver.wait_for(|stopped| *stopped).await;
     }
 
     pub fn router(&self) -> Router {
@@ -103,17 +98,10 @@ impl LandscapeSimulator {
             .with_state(self.clone())
     }
 
-    /// Binds `127.0.0.1:0`, serves in a background task, answers the address.
+    /// Binds `127.0.0.1:0`, serves in a background task until the handle's
+    /// runtime ends, and answers the address.
     pub async fn start(&self) -> std::io::Result<SocketAddr> {
-        let listener = TcpListener::bind("127.0.0.1:0").await?;
-        let address = listener.local_addr()?;
-        let simulator = self.clone();
-        tokio::spawn(async move {
-            if let Err(error) = serve(listener, simulator, std::future::pending()).await {
-                tracing::warn!(%error, "landscape simulator stopped");
-            }
-        });
-        Ok(address)
+        kit::start(self.router(), self.shutdown.clone(), "landscape").await
     }
 }
 
@@ -123,12 +111,11 @@ pub async fn serve(
     simulator: LandscapeSimulator,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let stopping = simulator.shutdown.clone();
-    let router = simulator.router();
-    axum::serve(listener, router)
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            stopping.send_replace(true);
-        })
-        .await
+    kit::serve(
+        listener,
+        simulator.router(),
+        simulator.shutdown.clone(),
+        shutdown,
+    )
+    .await
 }

@@ -185,7 +185,7 @@ pub async fn login(
     Json(body): Json<Value>,
 ) -> Response {
     let mut state = simulator.lock();
-    state.token_requests += 1;
+    state.tokens.count_request();
     let text = |field: &str| body.get(field).and_then(Value::as_str).unwrap_or_default();
     let account_ok = body
         .get("account")
@@ -194,7 +194,7 @@ pub async fn login(
     if text("email") != state.email
         || text("password") != state.password.expose()
         || !account_ok
-        || state.credentials_revoked
+        || state.tokens.credentials_revoked()
     {
         return legacy_error(
             StatusCode::UNAUTHORIZED,
@@ -214,7 +214,7 @@ pub async fn login(
         ),
         uuid::Uuid::new_v4().simple()
     );
-    state.tokens.insert(token.clone(), true);
+    state.tokens.issue(&token);
     let account = state.account.clone();
     Json(json!({
         "token": token,

@@ -4,10 +4,10 @@
 //! next requests, behind one mutex.
 
 use crate::planes::Secret;
+use crate::planes::simulators::kit::{Fault, Faults, Tokens};
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Value, json};
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
-use std::time::Duration;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// Which request loses its answer after it was applied.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,20 +31,9 @@ impl LostRequest {
 }
 
 /// A failure of the next request(s) to the legacy API.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum SimulatorFault {
-    /// HTTP 429, with `Retry-After` when given (Landscape documents no
-    /// throttling, [U]; a proxy in front of it may throttle).
-    Throttle { retry_after: Option<Duration> },
-    /// The next `count` requests answer `status` (500, 502, 503, 504).
-    ServerErrors { status: u16, count: u32 },
-    /// The next request is answered only at shutdown.
-    Slow,
-    /// The next request answers `status` with the legacy error body.
-    Reject { status: u16 },
-    /// The next request of that kind is applied, then answered only at shutdown.
-    LoseAnswer(LostRequest),
-}
+/// (Landscape documents no throttling, [U]; a proxy in front of it may
+/// throttle. A rejection carries the legacy error body.)
+pub type SimulatorFault = Fault<LostRequest>;
 
 #[derive(Debug, Clone)]
 pub struct SimComputer {
@@ -164,16 +153,14 @@ pub struct LandscapeState {
     pub password: Secret,
     pub account: String,
     /// JWTs issued by the login; false once expired.
-    pub tokens: HashMap<String, bool>,
-    pub credentials_revoked: bool,
+    /// Issued bearer tokens, revoked credentials, token requests.
+    pub tokens: Tokens,
     pub page_size: usize,
     pub timestamp_tolerance: chrono::Duration,
     pub computers: BTreeMap<i64, SimComputer>,
     pub activities: BTreeMap<i64, SimActivity>,
-    pub faults: VecDeque<SimulatorFault>,
-    pub lost_answers: VecDeque<LostRequest>,
-    pub api_requests: u64,
-    pub token_requests: u64,
+    /// The faults waiting for the next requests, and the request count.
+    pub faults: Faults<LostRequest>,
     next_computer: i64,
     next_activity: i64,
 }
@@ -186,16 +173,12 @@ impl LandscapeState {
             email: options.email.clone(),
             password: options.password.clone(),
             account: options.account.clone(),
-            tokens: HashMap::new(),
-            credentials_revoked: false,
+            tokens: Tokens::default(),
             page_size: options.page_size.max(1),
             timestamp_tolerance: options.timestamp_tolerance,
             computers: BTreeMap::new(),
             activities: BTreeMap::new(),
-            faults: VecDeque::new(),
-            lost_answers: VecDeque::new(),
-            api_requests: 0,
-            token_requests: 0,
+            faults: Faults::default(),
             next_computer: 0,
             next_activity: 100,
         }

@@ -47,40 +47,34 @@ impl SccmSimulator {
 
     /// Accepts `token` as a bearer token (the token-file auth mode).
     pub fn install_token(&self, token: &str) {
-        self.lock().tokens.insert(token.to_string(), true);
+        self.lock().tokens.issue(token);
     }
 
     pub fn inject(&self, fault: SimulatorFault) {
-        let mut state = self.lock();
-        match fault {
-            SimulatorFault::LoseAnswer(kind) => state.lost_answers.push_back(kind),
-            other => state.faults.push_back(other),
-        }
+        self.lock().faults.inject(fault);
     }
 
     pub fn expire_tokens(&self) {
-        for valid in self.lock().tokens.values_mut() {
-            *valid = false;
-        }
+        self.lock().tokens.expire_all();
     }
 
     pub fn revoke_credentials(&self) {
-        self.lock().credentials_revoked = true;
+        self.lock().tokens.revoke_credentials();
     }
 
     pub fn api_requests(&self) -> u64 {
-        self.lock().api_requests
+        self.lock().faults.requests()
     }
 
     pub fn token_requests(&self) -> u64 {
-        self.lock().token_requests
+        self.lock().tokens.requests()
     }
 
     /// The client secret and every token issued or installed.
     pub fn credentials(&self) -> Vec<String> {
         let state = self.lock();
         let mut credentials = vec![state.client_secret.expose().to_string()];
-        credentials.extend(state.tokens.keys().cloned());
+        credentials.extend(state.tokens.issued().cloned());
         credentials
     }
 

@@ -4,10 +4,11 @@
 //! the fault layer.
 
 use super::SccmSimulator;
-use super::state::{LostRequest, Paging, SimulatorFault};
-use crate::planes::http::{percent_decode, query_value};
+use super::state::{LostRequest, Paging};
+use crate::planes::http::query_value;
+use crate::planes::simulators::kit;
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderMap, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
@@ -127,22 +128,8 @@ pub fn list(
         json!({"@odata.context": format!("/AdminService/wmi/$metadata#{class}"), "value": value});
     let wanted_more = top.is_none_or(|top| top > size);
     if paging == Paging::NextLink && end < items.len() && wanted_more {
-        let host = headers
-            .get(header::HOST)
-            .and_then(|host| host.to_str().ok())
-            .unwrap_or("127.0.0.1");
-        let kept: Vec<&str> = raw_query
-            .unwrap_or_default()
-            .split('&')
-            .filter(|pair| !pair.is_empty())
-            .filter(|pair| percent_decode(pair.split('=').next().unwrap_or_default()) != "$skip")
-            .collect();
-        let mut query = kept.join("&");
-        if !query.is_empty() {
-            query.push('&');
-        }
-        query.push_str(&format!("$skip={end}"));
-        body["@odata.nextLink"] = json!(format!("http://{host}{path}?{query}"));
+        let query = kit::query_with(raw_query, "$skip", &end.to_string());
+        body["@odata.nextLink"] = json!(kit::absolute_link(headers, path, &query));
     }
     axum::Json(body).into_response()
 }
@@ -159,6 +146,46 @@ fn lost_request_of(method: &Method, path: &str) -> Option<LostRequest> {
     }
 }
 
+/// The AdminService's words for the answers the kit gives.
+struct AdminServiceAnswers;
+
+impl kit::Answers for AdminServiceAnswers {
+    fn throttled(&self, _retry_after: Option<std::time::Duration>) -> Response {
+        odata_error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "TooManyRequests",
+            "Too many requests.",
+        )
+    }
+
+    fn server_error(&self, status: StatusCode) -> Response {
+        if status == StatusCode::INTERNAL_SERVER_ERROR {
+            return wmi_error("The SMS Provider reported an error.");
+        }
+        odata_error(
+            status,
+            "ServiceUnavailable",
+            "The service is temporarily unavailable.",
+        )
+    }
+
+    fn rejected(&self, status: StatusCode) -> Response {
+        odata_error(
+            status,
+            "InjectedFault",
+            "The request was refused by the simulator's injected fault.",
+        )
+    }
+
+    fn shutting_down(&self) -> Response {
+        odata_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "ServiceUnavailable",
+            "The simulator is shutting down.",
+        )
+    }
+}
+
 /// Counts requests, plays the next fault, checks the bearer token.
 pub async fn faults_and_auth(
     State(simulator): State<SccmSimulator>,
@@ -169,79 +196,13 @@ pub async fn faults_and_auth(
     if path.ends_with("/oauth2/v2.0/token") {
         return next.run(request).await;
     }
-    let (fault, lose) = {
-        let mut state = simulator.lock();
-        state.api_requests += 1;
-        let fault = match state.faults.front_mut() {
-            Some(SimulatorFault::ServerErrors { status, count }) if *count > 1 => {
-                *count -= 1;
-                Some(SimulatorFault::ServerErrors {
-                    status: *status,
-                    count: 1,
-                })
-            }
-            Some(_) => state.faults.pop_front(),
-            None => None,
-        };
-        let lose = match lost_request_of(request.method(), &path) {
-            Some(kind) if fault.is_none() && state.lost_answers.front() == Some(&kind) => {
-                state.lost_answers.pop_front()
-            }
-            _ => None,
-        };
-        (fault, lose)
-    };
-    if let Some(fault) = fault {
-        return match fault {
-            SimulatorFault::Throttle { retry_after } => {
-                let mut response = odata_error(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    "TooManyRequests",
-                    "Too many requests.",
-                );
-                if let Some(delay) = retry_after
-                    && let Ok(value) = HeaderValue::from_str(&format!("{}", delay.as_secs_f64()))
-                {
-                    response.headers_mut().insert(header::RETRY_AFTER, value);
-                }
-                response
-            }
-            SimulatorFault::ServerErrors { status: 500, .. } => {
-                wmi_error("The SMS Provider reported an error.")
-            }
-            SimulatorFault::ServerErrors { status, .. } => {
-                let status =
-                    StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
-                odata_error(
-                    status,
-                    "ServiceUnavailable",
-                    "The service is temporarily unavailable.",
-                )
-            }
-            SimulatorFault::Reject { status } => {
-                let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST);
-                odata_error(
-                    status,
-                    "InjectedFault",
-                    "The request was refused by the simulator's injected fault.",
-                )
-            }
-            SimulatorFault::Slow | SimulatorFault::LoseAnswer(_) => {
-                simulator.held_until_shutdown().await;
-                odata_error(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "ServiceUnavailable",
-                    "The simulator is shutting down.",
-                )
-            }
-        };
+    let kind = lost_request_of(request.method(), &path);
+    let drawn = simulator.lock().faults.draw(|lost| Some(*lost) == kind);
+    if let Some(fault) = drawn.fault {
+        return kit::play(fault, &AdminServiceAnswers, &simulator.shutdown).await;
     }
-    let token = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.strip_prefix("Bearer "));
-    let valid = token.is_some_and(|token| simulator.lock().tokens.get(token) == Some(&true));
+    let valid =
+        kit::bearer(request.headers()).is_some_and(|token| simulator.lock().tokens.is_valid(token));
     if !valid {
         return odata_error(
             StatusCode::UNAUTHORIZED,
@@ -250,13 +211,11 @@ pub async fn faults_and_auth(
         );
     }
     let response = next.run(request).await;
-    if lose.is_some() && response.status().is_success() {
-        simulator.held_until_shutdown().await;
-        return odata_error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "ServiceUnavailable",
-            "The simulator is shutting down.",
-        );
-    }
-    response
+    kit::lose_if_drawn(
+        drawn.lose,
+        response,
+        &AdminServiceAnswers,
+        &simulator.shutdown,
+    )
+    .await
 }

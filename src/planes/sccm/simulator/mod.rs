@@ -17,6 +17,7 @@ mod state;
 pub use state::{LostRequest, Paging, SimulatorFault};
 
 use crate::planes::Secret;
+use crate::planes::simulators::kit::{self, Shutdown};
 use axum::Router;
 use axum::routing::{get, post};
 use state::SiteState;
@@ -24,7 +25,6 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use tokio::net::TcpListener;
-use tokio::sync::watch;
 
 /// The site and who may sign in.
 #[derive(Debug, Clone)]
@@ -59,7 +59,8 @@ impl SimulatorOptions {
 #[derive(Clone)]
 pub struct SccmSimulator {
     state: Arc<Mutex<SiteState>>,
-    shutdown: watch::Sender<bool>,
+    /// Flips to true at shutdown: held (slow or lost) answers are released.
+    shutdown: Shutdown,
 }
 
 impl SccmSimulator {
@@ -74,18 +75,12 @@ impl SccmSimulator {
         );
         SccmSimulator {
             state: Arc::new(Mutex::new(state)),
-            shutdown: watch::Sender::new(false),
+            shutdown: Shutdown::default(),
         }
     }
 
     fn lock(&self) -> MutexGuard<'_, SiteState> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    async fn held_until_shutdown(&self) {
-        let mut receiver = self.shutdown.subscribe();
-        // An error means the sender is gone: the simulator is gone too.
-        let _ = receiver.wait_for(|stopped| *stopped).await;
     }
 
     pub fn router(&self) -> Router {
@@ -103,17 +98,10 @@ impl SccmSimulator {
             .with_state(self.clone())
     }
 
-    /// Binds `127.0.0.1:0`, serves in a background task, answers the address.
+    /// Binds `127.0.0.1:0`, serves in a background task until the handle's
+    /// runtime ends, and answers the address.
     pub async fn start(&self) -> std::io::Result<SocketAddr> {
-        let listener = TcpListener::bind("127.0.0.1:0").await?;
-        let address = listener.local_addr()?;
-        let simulator = self.clone();
-        tokio::spawn(async move {
-            if let Err(error) = serve(listener, simulator, std::future::pending()).await {
-                tracing::warn!(%error, "sccm simulator stopped");
-            }
-        });
-        Ok(address)
+        kit::start(self.router(), self.shutdown.clone(), "sccm").await
     }
 }
 
@@ -123,12 +111,11 @@ pub async fn serve(
     simulator: SccmSimulator,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let stopping = simulator.shutdown.clone();
-    let router = simulator.router();
-    axum::serve(listener, router)
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            stopping.send_replace(true);
-        })
-        .await
+    kit::serve(
+        listener,
+        simulator.router(),
+        simulator.shutdown.clone(),
+        shutdown,
+    )
+    .await
 }

@@ -22,12 +22,12 @@ pub async fn token(
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
     let mut state = simulator.lock();
-    state.token_requests += 1;
+    state.tokens.count_request();
     let matches = tenant == state.tenant_id
         && form.get("grant_type").map(String::as_str) == Some("client_credentials")
         && form.get("client_id") == Some(&state.client_id)
         && form.get("client_secret").map(String::as_str) == Some(state.client_secret.expose());
-    if !matches || state.credentials_revoked {
+    if !matches || state.tokens.credentials_revoked() {
         let body = json!({"error": "invalid_client", "error_description": "AADSTS7000215: Invalid client secret provided."});
         return (StatusCode::UNAUTHORIZED, Json(body)).into_response();
     }
@@ -36,7 +36,7 @@ pub async fn token(
         uuid::Uuid::new_v4().simple(),
         uuid::Uuid::new_v4().simple()
     );
-    state.tokens.insert(token.clone(), true);
+    state.tokens.issue(&token);
     Json(json!({"token_type": "Bearer", "expires_in": 3599, "ext_expires_in": 3599, "access_token": token})).into_response()
 }
 

@@ -3,9 +3,9 @@
 //! devices) and the faults waiting for the next requests, behind one mutex.
 
 use crate::planes::Secret;
+use crate::planes::simulators::kit::{Fault, Faults, Tokens};
 use serde_json::{Value, json};
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
-use std::time::Duration;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// How lists are paged ([U] in the reference: server-driven nextLink on the
 /// WMI route is unconfirmed, so both are simulated).
@@ -27,20 +27,9 @@ pub enum LostRequest {
 }
 
 /// A failure of the next request(s).
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum SimulatorFault {
-    /// HTTP 429, with `Retry-After` when given (no throttling is documented
-    /// for the AdminService; a proxy or gateway in front of it may throttle).
-    Throttle { retry_after: Option<Duration> },
-    /// The next `count` requests answer `status` (500 with a WMI error text, 502, 503, 504).
-    ServerErrors { status: u16, count: u32 },
-    /// The next request is answered only at shutdown.
-    Slow,
-    /// The next request answers `status` with the OData error body.
-    Reject { status: u16 },
-    /// The next request of that kind is applied, then answered only at shutdown.
-    LoseAnswer(LostRequest),
-}
+/// (No throttling is documented for the AdminService; a proxy or gateway in
+/// front of it may throttle. A 500 of a storm carries a WMI error text.)
+pub type SimulatorFault = Fault<LostRequest>;
 
 #[derive(Debug, Clone)]
 pub struct SimApplication {
@@ -82,8 +71,8 @@ pub struct SiteState {
     pub client_id: String,
     pub client_secret: Secret,
     /// Tokens issued by the token endpoint or installed by a test; false once expired.
-    pub tokens: HashMap<String, bool>,
-    pub credentials_revoked: bool,
+    /// Issued bearer tokens, revoked credentials, token requests.
+    pub tokens: Tokens,
     pub page_size: usize,
     pub paging: Paging,
     pub applications: Vec<SimApplication>,
@@ -95,10 +84,8 @@ pub struct SiteState {
     /// Members `SMS_FullCollectionMembership` does not show yet, per
     /// collection (membership evaluation is asynchronous on a real site).
     pub membership_lag: HashMap<String, usize>,
-    pub faults: VecDeque<SimulatorFault>,
-    pub lost_answers: VecDeque<LostRequest>,
-    pub api_requests: u64,
-    pub token_requests: u64,
+    /// The faults waiting for the next requests, and the request count.
+    pub faults: Faults<LostRequest>,
     next_ci: i64,
     next_collection: u32,
     next_assignment: i64,
@@ -119,8 +106,7 @@ impl SiteState {
             tenant_id: tenant_id.into(),
             client_id: client_id.into(),
             client_secret,
-            tokens: HashMap::new(),
-            credentials_revoked: false,
+            tokens: Tokens::default(),
             page_size: page_size.max(1),
             paging,
             applications: Vec::new(),
@@ -129,10 +115,7 @@ impl SiteState {
             assignments: Vec::new(),
             asset_details: BTreeMap::new(),
             membership_lag: HashMap::new(),
-            faults: VecDeque::new(),
-            lost_answers: VecDeque::new(),
-            api_requests: 0,
-            token_requests: 0,
+            faults: Faults::default(),
             next_ci: 16_777_500,
             next_collection: 0x100,
             next_assignment: 16_777_300,

@@ -35,17 +35,16 @@
 
 mod routes;
 
+use crate::planes::simulators::kit::{self, Fault, Faults, Shutdown};
 use axum::Router;
 use axum::routing::get;
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value, json};
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::Duration;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
 
 /// Which prompted fields a template accepts on launch.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -92,20 +91,10 @@ pub enum LostRequest {
     Launch,
 }
 
-/// A failure of the next request(s) to the API.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum SimulatorFault {
-    /// HTTP 429 with DRF's throttle text, with `Retry-After` when given.
-    Throttle { retry_after: Option<Duration> },
-    /// The next `count` requests answer `status`.
-    ServerErrors { status: u16, count: u32 },
-    /// The next request is answered only at shutdown.
-    Slow,
-    /// The next request answers `status` with `{"detail": ...}`.
-    Reject { status: u16 },
-    /// The next request of that kind is applied, then answered only at shutdown.
-    LoseAnswer(LostRequest),
-}
+/// A failure of the next request(s) to the API. (AWX documents no
+/// throttling; a gateway in front may. A 429 carries DRF's throttle text, a
+/// rejection `{"detail": ...}`.)
+pub type SimulatorFault = Fault<LostRequest>;
 
 /// A job as a test sees it.
 #[derive(Debug, Clone, PartialEq)]
@@ -167,9 +156,8 @@ struct SimState {
     next_group: u64,
     launches: u64,
     tokens: Vec<(String, TokenState)>,
-    faults: VecDeque<SimulatorFault>,
-    lost: VecDeque<LostRequest>,
-    api_requests: u64,
+    /// The faults waiting for the next requests, and the request count.
+    faults: Faults<LostRequest>,
     token_requests: u64,
     progress: JobProgress,
 }
@@ -265,7 +253,7 @@ pub struct AwxSimulator {
     /// Items per page at most (AWX's max page size, small in tests).
     page_size: usize,
     /// Flips to true at shutdown: held (slow or lost) answers are released.
-    shutdown: watch::Sender<bool>,
+    shutdown: Shutdown,
 }
 
 impl AwxSimulator {
@@ -283,14 +271,12 @@ impl AwxSimulator {
                 next_group: 10,
                 launches: 0,
                 tokens: vec![(token.to_string(), TokenState::Valid)],
-                faults: VecDeque::new(),
-                lost: VecDeque::new(),
-                api_requests: 0,
+                faults: Faults::default(),
                 token_requests: 0,
                 progress: JobProgress::OnPoll,
             })),
             page_size: page_size.max(1),
-            shutdown: watch::Sender::new(false),
+            shutdown: Shutdown::default(),
         }
     }
 
@@ -457,11 +443,7 @@ impl AwxSimulator {
 
     /// Queues a fault for the next request(s).
     pub fn inject(&self, fault: SimulatorFault) {
-        let mut state = self.lock();
-        match fault {
-            SimulatorFault::LoseAnswer(request) => state.lost.push_back(request),
-            other => state.faults.push_back(other),
-        }
+        self.lock().faults.inject(fault);
     }
 
     /// Every token issued so far expires (a personal token past its
@@ -507,14 +489,7 @@ impl AwxSimulator {
 
     /// API requests answered so far (faults included).
     pub fn api_requests(&self) -> u64 {
-        self.lock().api_requests
-    }
-
-    /// Waits until the simulator shuts down (how a held answer never comes).
-    async fn held_until_shutdown(&self) {
-        let mut receiver = self.shutdown.subscribe();
-        // An error means the sender is gone: the simulator is gone too.
-        let _ = receiver.wait_for(|stopped| *stopped).await;
+        self.lock().faults.requests()
     }
 
     pub fn router(&self) -> Router {
@@ -550,15 +525,7 @@ impl AwxSimulator {
     /// Binds `127.0.0.1:0`, serves in a background task until the handle's
     /// runtime ends, and answers the address.
     pub async fn start(&self) -> std::io::Result<SocketAddr> {
-        let listener = TcpListener::bind("127.0.0.1:0").await?;
-        let address = listener.local_addr()?;
-        let simulator = self.clone();
-        tokio::spawn(async move {
-            if let Err(error) = serve(listener, simulator, std::future::pending()).await {
-                tracing::warn!(%error, "awx simulator stopped");
-            }
-        });
-        Ok(address)
+        kit::start(self.router(), self.shutdown.clone(), "awx").await
     }
 }
 
@@ -569,12 +536,11 @@ pub async fn serve(
     simulator: AwxSimulator,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let stopping = simulator.shutdown.clone();
-    let router = simulator.router();
-    axum::serve(listener, router)
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            stopping.send_replace(true);
-        })
-        .await
+    kit::serve(
+        listener,
+        simulator.router(),
+        simulator.shutdown.clone(),
+        shutdown,
+    )
+    .await
 }

@@ -2,11 +2,12 @@
 //! fault and bearer-token layer in front of them.
 
 use super::TokenState;
-use super::{AwxSimulator, HostResult, JobProgress, LostRequest, SimJob, SimState, SimulatorFault};
+use super::{AwxSimulator, HostResult, JobProgress, LostRequest, SimJob, SimState};
 use crate::planes::http::{percent_decode, query_value};
+use crate::planes::simulators::kit;
 use axum::Json;
 use axum::extract::{Path, RawQuery, Request, State};
-use axum::http::{HeaderValue, Method, StatusCode, Uri, header};
+use axum::http::{Method, StatusCode, Uri, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
@@ -49,18 +50,9 @@ fn page(items: Vec<Value>, path: &str, raw_query: Option<&str>, max_size: usize)
     if start > 0 && start >= items.len() {
         return detail(StatusCode::NOT_FOUND, "Invalid page.");
     }
-    let kept: Vec<&str> = raw_query
-        .unwrap_or_default()
-        .split('&')
-        .filter(|pair| !pair.is_empty())
-        .filter(|pair| percent_decode(pair.split('=').next().unwrap_or_default()) != "page")
-        .collect();
     let link = |page: usize| {
-        let mut query = kept.join("&");
-        if !query.is_empty() {
-            query.push('&');
-        }
-        format!("{path}?{query}page={page}")
+        let query = kit::query_with(raw_query, "page", &page.to_string());
+        format!("{path}?{query}")
     };
     let next = (start + size < items.len()).then(|| link(number + 1));
     let previous = (number > 1).then(|| link(number - 1));
@@ -389,79 +381,51 @@ fn lost_request_of(method: &Method, path: &str) -> Option<LostRequest> {
     (method == Method::POST && launch).then_some(LostRequest::Launch)
 }
 
+/// AWX's (DRF's) words for the answers the kit gives.
+struct AwxAnswers;
+
+impl kit::Answers for AwxAnswers {
+    fn throttled(&self, retry_after: Option<std::time::Duration>) -> Response {
+        let seconds = retry_after.map_or(1.0, |delay| delay.as_secs_f64().ceil());
+        detail(
+            StatusCode::TOO_MANY_REQUESTS,
+            &format!("Request was throttled. Expected available in {seconds} seconds."),
+        )
+    }
+
+    fn server_error(&self, status: StatusCode) -> Response {
+        detail(status, "A server error has occurred.")
+    }
+
+    fn rejected(&self, status: StatusCode) -> Response {
+        let text = match status.as_u16() {
+            403 => "You do not have permission to perform this action.",
+            404 => "Not found.",
+            _ => "The request was refused by the simulator's injected fault.",
+        };
+        detail(status, text)
+    }
+
+    fn shutting_down(&self) -> Response {
+        detail(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "The simulator is shutting down.",
+        )
+    }
+}
+
 /// Counts requests, plays the next fault, checks the bearer token.
 pub async fn faults_and_auth(
     State(simulator): State<AwxSimulator>,
     request: Request,
     next: Next,
 ) -> Response {
-    let (fault, lose) = {
-        let mut state = simulator.lock();
-        state.api_requests += 1;
-        let fault = match state.faults.front_mut() {
-            Some(SimulatorFault::ServerErrors { status, count }) if *count > 1 => {
-                *count -= 1;
-                Some(SimulatorFault::ServerErrors {
-                    status: *status,
-                    count: 1,
-                })
-            }
-            Some(_) => state.faults.pop_front(),
-            None => None,
-        };
-        let lose = match lost_request_of(request.method(), request.uri().path()) {
-            Some(kind) if fault.is_none() && state.lost.front() == Some(&kind) => {
-                state.lost.pop_front()
-            }
-            _ => None,
-        };
-        (fault, lose)
-    };
-    if let Some(fault) = fault {
-        return match fault {
-            SimulatorFault::Throttle { retry_after } => {
-                let seconds = retry_after.map_or(1.0, |delay| delay.as_secs_f64().ceil());
-                let mut response = detail(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    &format!("Request was throttled. Expected available in {seconds} seconds."),
-                );
-                if let Some(delay) = retry_after
-                    && let Ok(value) = HeaderValue::from_str(&format!("{}", delay.as_secs_f64()))
-                {
-                    response.headers_mut().insert(header::RETRY_AFTER, value);
-                }
-                response
-            }
-            SimulatorFault::ServerErrors { status, .. } => {
-                let status =
-                    StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
-                detail(status, "A server error has occurred.")
-            }
-            SimulatorFault::Reject { status } => {
-                let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST);
-                let text = match status.as_u16() {
-                    403 => "You do not have permission to perform this action.",
-                    404 => "Not found.",
-                    _ => "The request was refused by the simulator's injected fault.",
-                };
-                detail(status, text)
-            }
-            SimulatorFault::Slow | SimulatorFault::LoseAnswer(_) => {
-                simulator.held_until_shutdown().await;
-                detail(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "The simulator is shutting down.",
-                )
-            }
-        };
+    let kind = lost_request_of(request.method(), request.uri().path());
+    let drawn = simulator.lock().faults.draw(|lost| Some(*lost) == kind);
+    if let Some(fault) = drawn.fault {
+        return kit::play(fault, &AwxAnswers, &simulator.shutdown).await;
     }
-    let token = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.strip_prefix("Bearer "))
-        .map(str::to_string);
-    let valid = token.is_some_and(|token| {
+    let valid = kit::bearer(request.headers()).is_some_and(|token| {
         simulator
             .lock()
             .tokens
@@ -476,22 +440,11 @@ pub async fn faults_and_auth(
     }
     // What AWX itself refuses (a filter on extra_vars, an unknown field, a
     // launch body field the serializer does not have), as AWX answers it.
-    let request = match crate::planes::apispec::screen(crate::planes::apispec::awx(), request).await
-    {
+    let refuse = |status, _code, message: &str| detail(status, message);
+    let request = match kit::screen(crate::planes::apispec::awx(), request, refuse).await {
         Ok(request) => request,
-        Err(violation) => {
-            let status = StatusCode::from_u16(violation.refused_with.unwrap_or(400))
-                .unwrap_or(StatusCode::BAD_REQUEST);
-            return detail(status, &violation.message);
-        }
+        Err(refused) => return refused,
     };
     let response = next.run(request).await;
-    if lose.is_some() && response.status().is_success() {
-        simulator.held_until_shutdown().await;
-        return detail(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "The simulator is shutting down.",
-        );
-    }
-    response
+    kit::lose_if_drawn(drawn.lose, response, &AwxAnswers, &simulator.shutdown).await
 }
