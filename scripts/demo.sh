@@ -6,4 +6,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release --locked --quiet
-exec target/release/ringmaster demo "$@"
+# Honour CARGO_TARGET_DIR, as cargo does, so the binary just built is the one run.
+exec "${CARGO_TARGET_DIR:-target}/release/ringmaster" demo "$@"
