@@ -94,7 +94,7 @@ pub fn find_bin() -> Option<PathBuf> {
 }
 
 /// The (uid, gid) the server runs as: ours, or `postgres`'s when we are root.
-fn server_user() -> Option<(u32, u32)> {
+pub fn server_user() -> Option<(u32, u32)> {
     if !rustix::process::geteuid().is_root() {
         return None;
     }
@@ -115,7 +115,7 @@ fn server_user() -> Option<(u32, u32)> {
     ))
 }
 
-fn as_server_user(command: &mut Command, user: Option<(u32, u32)>) -> &mut Command {
+pub fn as_server_user(command: &mut Command, user: Option<(u32, u32)>) -> &mut Command {
     if let Some((uid, gid)) = user {
         command.uid(uid).gid(gid);
         // HOME of root is not readable by postgres.
@@ -173,8 +173,21 @@ fn start() -> PgServer {
     }
 }
 
+/// The server gets SIGINT (a fast shutdown) when the test process dies, so
+/// no server outlives its test, even after `kill -9` of the test.
+pub fn dies_with_parent(command: &mut Command) -> &mut Command {
+    // SAFETY: only an async-signal-safe system call between fork and exec.
+    unsafe {
+        command.pre_exec(|| {
+            rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::INT))
+                .map_err(std::io::Error::from)
+        });
+    }
+    command
+}
+
 /// `initdb` of a data directory, trusting local and loopback logins.
-fn init_data(bin: &Path, data: &Path, user: Option<(u32, u32)>) {
+pub fn init_data(bin: &Path, data: &Path, user: Option<(u32, u32)>) {
     let output = as_server_user(&mut Command::new(bin.join("initdb")), user)
         .args(["-D"])
         .arg(data)
@@ -243,15 +256,7 @@ fn spawn_postgres(
                 command.args(["-c", setting]);
             }
             command.stdout(Stdio::null()).stderr(Stdio::piped());
-            // SAFETY: only async-signal-safe work between fork and exec.
-            unsafe {
-                command.pre_exec(|| {
-                    rustix::process::set_parent_process_death_signal(Some(
-                        rustix::process::Signal::INT,
-                    ))
-                    .map_err(std::io::Error::from)
-                });
-            }
+            dies_with_parent(&mut command);
             let mut child = match command.spawn() {
                 Ok(child) => child,
                 Err(error) => {

@@ -531,26 +531,13 @@ impl OwnPostgres {
         let bin = crate::support::postgres::find_bin().expect(
             "PostgreSQL is needed by this test (apt-get install -y postgresql; scripts/test.sh does)",
         );
-        let user = server_user();
+        let user = crate::support::postgres::server_user();
         let root = tempfile::tempdir().expect("server directory");
         if let Some((uid, gid)) = user {
             std::os::unix::fs::chown(root.path(), Some(uid), Some(gid)).expect("chown");
         }
         let data = root.path().join("data");
-        let mut initdb = Command::new(bin.join("initdb"));
-        as_user(&mut initdb, user);
-        let output = initdb
-            .arg("-D")
-            .arg(&data)
-            .args(["-U", "postgres", "--auth=trust", "--no-sync"])
-            .args(["--locale=C.UTF-8", "-E", "UTF8"])
-            .output()
-            .expect("initdb");
-        assert!(
-            output.status.success(),
-            "initdb: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
+        crate::support::postgres::init_data(&bin, &data, user);
         let server = OwnPostgres {
             socket_dir: root.path().to_path_buf(),
             _root: root,
@@ -585,9 +572,8 @@ impl OwnPostgres {
 
     /// Starts the server (again) and waits until it accepts connections.
     pub fn resume(&self) {
-        use std::os::unix::process::CommandExt;
         let mut command = Command::new(self.bin.join("postgres"));
-        as_user(&mut command, self.user);
+        crate::support::postgres::as_server_user(&mut command, self.user);
         command
             .arg("-D")
             .arg(&self.data)
@@ -597,13 +583,7 @@ impl OwnPostgres {
             .args(["-c", "max_connections=100", "-c", "logging_collector=off"])
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
-        // SAFETY: only an async-signal-safe system call between fork and exec.
-        unsafe {
-            command.pre_exec(|| {
-                rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::INT))
-                    .map_err(std::io::Error::from)
-            });
-        }
+        crate::support::postgres::dies_with_parent(&mut command);
         let mut child = command.spawn().expect("start postgres");
         let pipe = child.stderr.take().expect("stderr");
         let (ready, readiness) = std::sync::mpsc::channel();
@@ -636,29 +616,5 @@ impl OwnPostgres {
 impl Drop for OwnPostgres {
     fn drop(&mut self) {
         self.stop();
-    }
-}
-
-/// The (uid, gid) to run PostgreSQL as: `postgres`'s under root.
-fn server_user() -> Option<(u32, u32)> {
-    if !rustix::process::geteuid().is_root() {
-        return None;
-    }
-    let passwd = std::fs::read_to_string("/etc/passwd").expect("/etc/passwd");
-    let line = passwd
-        .lines()
-        .find(|line| line.starts_with("postgres:"))
-        .expect("a postgres user (the Debian package creates it)");
-    let fields: Vec<&str> = line.split(':').collect();
-    Some((
-        fields[2].parse().expect("uid"),
-        fields[3].parse().expect("gid"),
-    ))
-}
-
-fn as_user(command: &mut Command, user: Option<(u32, u32)>) {
-    use std::os::unix::process::CommandExt;
-    if let Some((uid, gid)) = user {
-        command.uid(uid).gid(gid).env("HOME", "/tmp");
     }
 }
