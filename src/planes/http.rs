@@ -32,25 +32,8 @@ pub fn transport_error(
     target: &str,
     error: &reqwest::Error,
 ) -> ConnectorError {
-    let what = format!("{method} {} on {plane}", describe(target));
-    if error.is_timeout() {
-        ConnectorError::new(
-            ErrorCode::Timeout,
-            format!(
-                "{what}: no answer in time; it may have been applied, retry with the same correlation id"
-            ),
-        )
-    } else if error.is_connect() {
-        ConnectorError::new(
-            ErrorCode::ServiceUnavailable,
-            format!("{what}: could not connect; check base_url and the network"),
-        )
-    } else {
-        ConnectorError::new(
-            ErrorCode::ServiceUnavailable,
-            format!("{what}: the connection failed before an answer; retry later"),
-        )
-    }
+    let operation = format!("{method} {}", describe(target));
+    super::http_send::transport_failure(plane, &operation, error)
 }
 
 /// `Retry-After` as seconds (possibly fractional) or an HTTP date.
