@@ -110,6 +110,36 @@ pub fn plan_gate_pacing(
     }
 }
 
+/// A ring-transition record one step asked for, waiting to be written
+/// with the others of its step ([`Performer::record_evidence_batch`]).
+#[derive(Debug, Clone)]
+pub struct PendingRecord {
+    pub intent_id: String,
+    pub transition_id: String,
+    /// The transition (`ring_started`, `rollback_started`, …).
+    pub transition: String,
+    /// The record's summary, with the run as the store holds it.
+    pub summary: Value,
+}
+
+impl PendingRecord {
+    /// The record `Effect::RecordEvidence` asks for, with the run as the
+    /// store holds it (what `ringmaster rebuild` restores it from,
+    /// docs/evidence.md).
+    pub fn of(run: &IntentRun, transition_id: String, transition: String, summary: Value) -> Self {
+        let mut summary = summary;
+        if let Value::Object(object) = &mut summary {
+            object.insert("run".into(), json!(run));
+        }
+        PendingRecord {
+            intent_id: run.intent_id.clone(),
+            transition_id,
+            transition,
+            summary,
+        }
+    }
+}
+
 /// How a drift remediation went.
 #[derive(Debug, Clone, PartialEq)]
 pub enum DriftRemediation {
@@ -418,33 +448,7 @@ impl Performer<'_> {
                 .set_evidence_head(tip.sequence, &tip.pack_sha256, &tip.commit, now)?;
             return Ok(Ok(tip.pack_sha256));
         }
-        let identity = GitIdentity {
-            name: "ringmaster".into(),
-            email: "ringmaster@localhost".into(),
-            time: now.fixed_offset(),
-        };
-        let plane = self
-            .snapshot
-            .intents
-            .get(intent_id)
-            .and_then(|intent| self.plane_of(intent));
-        let input = EvidencePackInput {
-            record_type: evidence_record_type(transition),
-            intent_id: Some(intent_id.to_owned()),
-            correlation_id: correlation_id_for(intent_id),
-            source_commit: self.source_commit.to_owned(),
-            source_parent: None,
-            author: identity.clone(),
-            committer: identity,
-            created_at: now,
-            body: json!({
-                "transition_id": transition_id,
-                "transition": transition,
-                "summary": summary,
-                "execution_plane": plane.map(Plane::as_str),
-                "plane_mode": plane.map(|plane| self.planes.mode(plane).as_str()),
-            }),
-        };
+        let input = self.record_input(intent_id, transition_id, transition, summary, now);
         if planned.state != ActionState::Sent {
             self.store.mark_sent(&planned.key, now)?;
         }
@@ -483,6 +487,217 @@ impl Performer<'_> {
                 Ok(Err(message))
             }
         }
+    }
+
+    /// The signed record's input of a transition: the body
+    /// `docs/evidence.md` describes.
+    fn record_input(
+        &self,
+        intent_id: &str,
+        transition_id: &str,
+        transition: &str,
+        summary: Value,
+        now: DateTime<Utc>,
+    ) -> EvidencePackInput {
+        let identity = GitIdentity {
+            name: "ringmaster".into(),
+            email: "ringmaster@localhost".into(),
+            time: now.fixed_offset(),
+        };
+        let plane = self
+            .snapshot
+            .intents
+            .get(intent_id)
+            .and_then(|intent| self.plane_of(intent));
+        EvidencePackInput {
+            record_type: evidence_record_type(transition),
+            intent_id: Some(intent_id.to_owned()),
+            correlation_id: correlation_id_for(intent_id),
+            source_commit: self.source_commit.to_owned(),
+            source_parent: None,
+            author: identity.clone(),
+            committer: identity,
+            created_at: now,
+            body: json!({
+                "transition_id": transition_id,
+                "transition": transition,
+                "summary": summary,
+                "execution_plane": plane.map(Plane::as_str),
+                "plane_mode": plane.map(|plane| self.planes.mode(plane).as_str()),
+            }),
+        }
+    }
+
+    /// [`Self::record_evidence`] for the records one step of the rollouts
+    /// produced across many runs (issue 17): journalled in one store
+    /// transaction, signed and chained one by one into ONE evidence commit
+    /// ([`EvidenceBranch::append_batch`], one fsync), then confirmed with
+    /// the evidence head in one transaction. The order of each record's
+    /// life is the per-record path's: planned, marked sent, appended,
+    /// confirmed; a record the journal has confirmed is not written again,
+    /// and one a crash left unconfirmed is looked for among the tip
+    /// commit's records (every earlier batch was confirmed before the next
+    /// was appended) and confirmed instead of appended twice. Answers each
+    /// record's outcome in `records` order, as [`Self::record_evidence`].
+    pub fn record_evidence_batch(
+        &mut self,
+        records: Vec<PendingRecord>,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Result<String, String>>, DriveError> {
+        if records.is_empty() {
+            return Ok(Vec::new());
+        }
+        let actions: Vec<NewAction> = records
+            .iter()
+            .map(|record| {
+                evidence_action(&record.intent_id, &record.transition_id, &record.transition)
+            })
+            .collect();
+        let planned = self.store.plan_actions(&actions, now)?;
+        drop(actions);
+        let mut outcomes: Vec<Option<Result<String, String>>> = planned
+            .iter()
+            .map(|action| {
+                (action.state == ActionState::Confirmed)
+                    .then(|| Ok(action.external_id.clone().unwrap_or_default()))
+            })
+            .collect();
+        // A crash after an append, before the store heard of it: the
+        // records are on the tip commit; the store catches up with them.
+        let mut found: Vec<(String, String)> = Vec::new();
+        let mut found_head: Option<crate::store::HeadWrite> = None;
+        if planned
+            .iter()
+            .any(|action| matches!(action.state, ActionState::Sent | ActionState::Failed))
+        {
+            let on_tip = self.tip_transitions();
+            for ((record, action), outcome) in records.iter().zip(&planned).zip(&mut outcomes) {
+                if outcome.is_some() || action.state == ActionState::Planned {
+                    continue;
+                }
+                if let Some(tip) =
+                    on_tip.get(&(record.intent_id.clone(), record.transition_id.clone()))
+                {
+                    found.push((action.key.clone(), tip.pack_sha256.clone()));
+                    *outcome = Some(Ok(tip.pack_sha256.clone()));
+                    if found_head
+                        .as_ref()
+                        .is_none_or(|head| head.sequence < tip.sequence)
+                    {
+                        found_head = Some(crate::store::HeadWrite {
+                            sequence: tip.sequence,
+                            pack_sha256: tip.pack_sha256.clone(),
+                            evidence_commit_sha: tip.commit.clone(),
+                        });
+                    }
+                }
+            }
+        }
+        let mut keys = Vec::new();
+        let mut to_send = Vec::new();
+        let mut inputs = Vec::new();
+        for (index, ((record, action), outcome)) in
+            records.into_iter().zip(&planned).zip(&outcomes).enumerate()
+        {
+            if outcome.is_some() {
+                continue;
+            }
+            if action.state != ActionState::Sent {
+                to_send.push(action.key.clone());
+            }
+            keys.push((
+                index,
+                action.key.clone(),
+                record.intent_id.clone(),
+                record.transition_id.clone(),
+            ));
+            inputs.push(self.record_input(
+                &record.intent_id,
+                &record.transition_id,
+                &record.transition,
+                record.summary,
+                now,
+            ));
+        }
+        if inputs.is_empty() {
+            if let Some(head) = found_head {
+                self.store.confirm_evidence_batch(&found, &head, now)?;
+            }
+            return Ok(outcomes
+                .into_iter()
+                .map(|outcome| {
+                    outcome.unwrap_or_else(|| Err("evidence record not written".to_owned()))
+                })
+                .collect());
+        }
+        self.store.mark_sent_all(&to_send, now)?;
+        let context = super::append_context(self.store)?;
+        self.keep_lease(now)?;
+        match self.evidence.append_batch(inputs, self.signer, &context) {
+            Ok(appended) if appended.len() == keys.len() => {
+                if PausePoint::hit(self.pause_at, PausePoint::AfterRecordAppend) {
+                    pause_forever("after-record-append");
+                }
+                let last = appended.last().expect("a batch has records");
+                let head = crate::store::HeadWrite {
+                    sequence: last.sequence,
+                    pack_sha256: last.pack_sha256.clone(),
+                    evidence_commit_sha: last.commit.clone(),
+                };
+                for ((index, key, _, _), record) in keys.iter().zip(&appended) {
+                    found.push((key.clone(), record.pack_sha256.clone()));
+                    outcomes[*index] = Some(Ok(record.pack_sha256.clone()));
+                }
+                self.store.confirm_evidence_batch(&found, &head, now)?;
+            }
+            result => {
+                let message = match result {
+                    Err(error) => format!("evidence branch cannot be written: {error}"),
+                    Ok(_) => "evidence branch cannot be written: the batch appended fewer records than it was given".to_owned(),
+                };
+                if let Some(head) = found_head {
+                    self.store.confirm_evidence_batch(&found, &head, now)?;
+                }
+                for (index, key, intent_id, transition_id) in keys {
+                    self.store.mark_failed(&key, &message, None, now)?;
+                    self.event(
+                        &intent_id,
+                        (EventType::PublishBlocked, EventOutcome::Failure),
+                        ACTOR,
+                        None,
+                        json!({"reason": message, "transition_id": transition_id}),
+                        now,
+                    )?;
+                    outcomes[index] = Some(Err(message.clone()));
+                }
+            }
+        }
+        Ok(outcomes
+            .into_iter()
+            .map(|outcome| outcome.unwrap_or_else(|| Err("evidence record not written".to_owned())))
+            .collect())
+    }
+
+    /// The (intent, transition) records of the branch's tip commit (a
+    /// batch or one record), with their place on the chain.
+    fn tip_transitions(
+        &self,
+    ) -> std::collections::HashMap<(String, String), crate::evidence::ChainTip> {
+        let Ok(records) = self.evidence.tip_records() else {
+            return std::collections::HashMap::new();
+        };
+        records
+            .into_iter()
+            .filter_map(|record| {
+                let transition_id = record
+                    .pack
+                    .body
+                    .get("transition_id")
+                    .and_then(Value::as_str)?
+                    .to_owned();
+                Some(((record.pack.intent_id.clone()?, transition_id), record.tip))
+            })
+            .collect()
     }
 
     /// Whether the evidence record `transition_id` of `intent_id` is

@@ -15,14 +15,14 @@
 //! is published: the pass pushes once per round of effects and only then
 //! tells the runs their start records are committed.
 
-use super::performer::Performer;
+use super::performer::{PendingRecord, Performer};
 use crate::model::ApprovalCondition;
 use crate::orchestrator::{self, Effect, Event, IntentRun, Phase, RolloutPlan};
 use crate::store::{EventOutcome, EventType, IntentRecord, correlation_id_for};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
 
 /// The policy verdict commit processing wrote for an intent; the run is fed
 /// an `Evaluated` event whenever it differs from what the run last saw.
@@ -159,6 +159,43 @@ fn in_flight(run: &IntentRun) -> Option<Effect> {
     })
 }
 
+/// The evidence records of one round, waiting to be written together.
+#[derive(Default)]
+struct RecordBatch {
+    records: Vec<PendingRecord>,
+    intents: HashSet<String>,
+}
+
+/// Most records one evidence commit of the rollouts carries (as the
+/// decisions' batches: it bounds what a batch holds in memory and what a
+/// crash leaves to find on the tip).
+const RECORD_BATCH: usize = 1_000;
+
+impl RecordBatch {
+    fn push(&mut self, record: PendingRecord) {
+        self.intents.insert(record.intent_id.clone());
+        self.records.push(record);
+    }
+
+    /// Whether `intent_id` has a record waiting: its next effect must wait
+    /// until it is written.
+    fn waits_for(&self, intent_id: &str) -> bool {
+        self.intents.contains(intent_id)
+    }
+
+    fn full(&self) -> bool {
+        self.records.len() >= RECORD_BATCH
+    }
+
+    fn take(&mut self) -> Vec<PendingRecord> {
+        self.intents.clear();
+        std::mem::take(&mut self.records)
+    }
+}
+
+/// Most runs saved per store transaction (bounds the states held at once).
+const SAVE_BATCH: usize = 500;
+
 /// Most effects one pass performs before yielding (a guard against a
 /// state machine that keeps asking; the next pass continues).
 const EFFECT_BUDGET: usize = 100_000;
@@ -176,6 +213,22 @@ impl Driver<'_> {
             .collect();
         let mut queue: VecDeque<(String, Event)> = VecDeque::new();
         let mut dirty: BTreeSet<String> = BTreeSet::new();
+        // What was in flight when the last process stopped: only a run
+        // stored mid-start (not one this pass starts) is re-sent.
+        let stored_in_flight: HashSet<String> = if self.recover {
+            states
+                .iter()
+                .filter(|(_, state)| {
+                    state
+                        .run
+                        .as_ref()
+                        .is_some_and(|run| in_flight(run).is_some())
+                })
+                .map(|(intent_id, _)| intent_id.clone())
+                .collect()
+        } else {
+            HashSet::new()
+        };
 
         // New verdicts and revisions.
         for (intent_id, state) in states.iter_mut() {
@@ -350,7 +403,10 @@ impl Driver<'_> {
         }
         if self.recover {
             self.performer.recover_in_flight(now).await?;
-            for run in &runs {
+            for run in runs
+                .iter()
+                .filter(|run| stored_in_flight.contains(&run.intent_id))
+            {
                 if let Some(effect) = in_flight(run) {
                     tracing::info!(intent = %run.intent_id, effect = effect.name(), "re-sending what was in flight before the restart");
                     work.push_back((run.intent_id.clone(), effect));
@@ -366,6 +422,10 @@ impl Driver<'_> {
             // Save every run before performing the effects it asked for.
             self.save(&runs, &mut dirty, now)?;
             let mut results: Vec<(String, Event)> = Vec::new();
+            // The evidence records this round asks for, written as one
+            // batch (one commit, one fsync); a run's later effects wait for
+            // its record (a record comes before its transition's effects).
+            let mut records = RecordBatch::default();
             while let Some((intent_id, effect)) = work.pop_front() {
                 report.effects_performed += 1;
                 let Some(&index) = by_id.get(&intent_id) else {
@@ -376,12 +436,33 @@ impl Driver<'_> {
                         Some(report.next_wake.map_or(*at, |w: DateTime<Utc>| w.min(*at)));
                     continue;
                 }
+                if records.waits_for(&intent_id) {
+                    self.write_records(&mut records, &mut results, now)?;
+                }
+                if let Effect::RecordEvidence {
+                    transition_id,
+                    record_type,
+                    summary,
+                } = effect
+                {
+                    records.push(PendingRecord::of(
+                        &runs[index],
+                        transition_id,
+                        record_type,
+                        summary,
+                    ));
+                    if records.full() {
+                        self.write_records(&mut records, &mut results, now)?;
+                    }
+                    continue;
+                }
                 let events = {
                     let run = runs[index].clone();
                     self.performer.perform(&run, effect, now).await?
                 };
                 results.extend(events.into_iter().map(|e| (intent_id.clone(), e)));
             }
+            self.write_records(&mut records, &mut results, now)?;
             self.push_start_records(&runs, &by_id, &mut results, now)?;
             for (intent_id, event) in results {
                 let index = by_id[&intent_id];
@@ -394,6 +475,36 @@ impl Driver<'_> {
         self.save(&runs, &mut dirty, now)?;
         by_id.clear();
         Ok(report)
+    }
+
+    /// Writes the batched records ([`Performer::record_evidence_batch`])
+    /// and adds their outcomes to `results`.
+    fn write_records(
+        &mut self,
+        records: &mut RecordBatch,
+        results: &mut Vec<(String, Event)>,
+        now: DateTime<Utc>,
+    ) -> Result<(), DriveError> {
+        let pending = records.take();
+        if pending.is_empty() {
+            return Ok(());
+        }
+        let ids: Vec<(String, String)> = pending
+            .iter()
+            .map(|record| (record.intent_id.clone(), record.transition_id.clone()))
+            .collect();
+        let outcomes = self.performer.record_evidence_batch(pending, now)?;
+        for ((intent_id, transition_id), outcome) in ids.into_iter().zip(outcomes) {
+            let event = match outcome {
+                Ok(_) => Event::EvidenceCommitted { transition_id },
+                Err(error) => Event::EvidenceFailed {
+                    transition_id,
+                    error,
+                },
+            };
+            results.push((intent_id, event));
+        }
+        Ok(())
     }
 
     /// Evidence first, to the remote too: when a round committed ring start
@@ -457,6 +568,8 @@ impl Driver<'_> {
         dirty: &mut BTreeSet<String>,
         now: DateTime<Utc>,
     ) -> Result<(), DriveError> {
+        // Every changed run in one write transaction (one fsync).
+        let mut states = Vec::with_capacity(dirty.len());
         for run in runs.iter().filter(|run| dirty.contains(&run.intent_id)) {
             let Some(record) = self.performer.store.get_intent(&run.intent_id)? else {
                 continue;
@@ -475,10 +588,13 @@ impl Driver<'_> {
                 });
             }
             let json = serde_json::to_value(&state).unwrap_or(Value::Null);
-            self.performer
-                .store
-                .set_intent_state(&run.intent_id, run.phase.name(), &json, now)?;
+            states.push((run.intent_id.clone(), run.phase.name().to_owned(), json));
+            if states.len() >= SAVE_BATCH {
+                self.performer.store.set_intent_states(&states, now)?;
+                states.clear();
+            }
         }
+        self.performer.store.set_intent_states(&states, now)?;
         dirty.clear();
         Ok(())
     }

@@ -135,47 +135,97 @@ impl Store {
         action: &NewAction,
         now: DateTime<Utc>,
     ) -> Result<Action, StoreError> {
-        let key = action_key(
-            &action.intent_id,
-            &action.plane,
-            &action.ring,
-            &action.action,
-        );
-        let request = canonical_json(&action.request);
         let transaction = self
             .connection
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        if let Some(existing) = select_action(&transaction, &key).optional_store()? {
-            if canonical_json(&existing.request) != request {
-                return Err(StoreError::ActionRequestMismatch { key });
-            }
-            return Ok(existing);
-        }
-        let inserted = transaction.execute(
-            "INSERT INTO idempotency (key, intent_id, plane, ring, action, request, state,
-                 attempts, planned_at, updated_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'planned', 0, ?7, ?7)",
-            params![
-                key,
-                action.intent_id,
-                action.plane,
-                action.ring,
-                action.action,
-                request,
-                format_timestamp(now)
-            ],
-        );
-        if let Err(error) = &inserted
-            && super::db::is_foreign_key_violation(error)
-        {
-            return Err(StoreError::IntentNotFound {
-                intent_id: action.intent_id.clone(),
-            });
-        }
-        inserted?;
-        let planned = select_action(&transaction, &key)?;
+        let planned = plan_in(&transaction, action, now)?;
         transaction.commit()?;
         Ok(planned)
+    }
+
+    /// [`Store::plan_action`] for every action, in ONE write transaction
+    /// (one fsync): how the daemon journals the records one step produces
+    /// across many rollouts. Either every action is planned or none.
+    pub fn plan_actions(
+        &mut self,
+        actions: &[NewAction],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Action>, StoreError> {
+        let transaction = self
+            .connection
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let planned = actions
+            .iter()
+            .map(|action| plan_in(&transaction, action, now))
+            .collect::<Result<Vec<_>, _>>()?;
+        transaction.commit()?;
+        Ok(planned)
+    }
+
+    /// [`Store::mark_sent`] for every key, in ONE write transaction: each
+    /// edge is checked as `mark_sent` checks it, and either every entry is
+    /// marked or none.
+    pub fn mark_sent_all(&mut self, keys: &[String], now: DateTime<Utc>) -> Result<(), StoreError> {
+        let transaction = self
+            .connection
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        for key in keys {
+            transition_in(&transaction, key, ActionState::Sent, |connection| {
+                connection.execute(
+                    "UPDATE idempotency SET state = 'sent', attempts = attempts + 1,
+                         next_attempt_at = NULL, updated_at = ?2
+                     WHERE key = ?1",
+                    params![key, format_timestamp(now)],
+                )
+            })?;
+        }
+        transaction.commit()
+    }
+
+    /// Confirms evidence entries (`sent → confirmed`, each with its pack's
+    /// hash; an entry still `planned` or `failed` is marked sent first, as
+    /// after a crash that found its record on the branch) and moves the
+    /// evidence head to `head`, in ONE write transaction: the store hears
+    /// of a whole evidence batch at once, or not at all.
+    pub fn confirm_evidence_batch(
+        &mut self,
+        confirmed: &[(String, String)],
+        head: &super::HeadWrite,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let transaction = self
+            .connection
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        for (key, pack_sha256) in confirmed {
+            let current = select_action(&transaction, key)
+                .optional_store()?
+                .ok_or_else(|| StoreError::ActionNotFound { key: key.clone() })?;
+            if current.state == ActionState::Confirmed {
+                continue;
+            }
+            if matches!(current.state, ActionState::Planned | ActionState::Failed) {
+                transaction.execute(
+                    "UPDATE idempotency SET state = 'sent', attempts = attempts + 1,
+                         next_attempt_at = NULL, updated_at = ?2
+                     WHERE key = ?1",
+                    params![key, format_timestamp(now)],
+                )?;
+            }
+            transaction.execute(
+                "UPDATE idempotency SET state = 'confirmed', external_id = ?2,
+                     next_attempt_at = NULL, updated_at = ?3
+                 WHERE key = ?1",
+                params![key, pack_sha256, format_timestamp(now)],
+            )?;
+        }
+        super::evidence_head::write_head(
+            &transaction,
+            head.sequence,
+            &head.pack_sha256,
+            &head.evidence_commit_sha,
+            now,
+        )?;
+        transaction.commit()
     }
 
     /// `planned → sent` or `failed → sent`: the call is about to go out. Counts an attempt.
@@ -323,23 +373,79 @@ impl Store {
         let transaction = self
             .connection
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let current = select_action(&transaction, key)
-            .optional_store()?
-            .ok_or_else(|| StoreError::ActionNotFound {
-                key: key.to_string(),
-            })?;
-        if !current.state.can_transition_to(to) {
-            return Err(StoreError::IllegalActionTransition {
-                key: key.to_string(),
-                from: current.state,
-                to,
-            });
-        }
-        update(&transaction)?;
-        let updated = select_action(&transaction, key)?;
+        let updated = transition_in(&transaction, key, to, update)?;
         transaction.commit()?;
         Ok(updated)
     }
+}
+
+/// Plans `action` inside the caller's write transaction (see
+/// [`Store::plan_action`]).
+fn plan_in(
+    transaction: &Connection,
+    action: &NewAction,
+    now: DateTime<Utc>,
+) -> Result<Action, StoreError> {
+    let key = action_key(
+        &action.intent_id,
+        &action.plane,
+        &action.ring,
+        &action.action,
+    );
+    let request = canonical_json(&action.request);
+    if let Some(existing) = select_action(transaction, &key).optional_store()? {
+        if canonical_json(&existing.request) != request {
+            return Err(StoreError::ActionRequestMismatch { key });
+        }
+        return Ok(existing);
+    }
+    let inserted = transaction.execute(
+        "INSERT INTO idempotency (key, intent_id, plane, ring, action, request, state,
+             attempts, planned_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'planned', 0, ?7, ?7)",
+        params![
+            key,
+            action.intent_id,
+            action.plane,
+            action.ring,
+            action.action,
+            request,
+            format_timestamp(now)
+        ],
+    );
+    if let Err(error) = &inserted
+        && super::db::is_foreign_key_violation(error)
+    {
+        return Err(StoreError::IntentNotFound {
+            intent_id: action.intent_id.clone(),
+        });
+    }
+    inserted?;
+    select_action(transaction, &key)
+}
+
+/// Checks the edge `current → to` and applies `update` inside the caller's
+/// write transaction.
+fn transition_in(
+    transaction: &Connection,
+    key: &str,
+    to: ActionState,
+    update: impl FnOnce(&Connection) -> Result<usize, StoreError>,
+) -> Result<Action, StoreError> {
+    let current = select_action(transaction, key)
+        .optional_store()?
+        .ok_or_else(|| StoreError::ActionNotFound {
+            key: key.to_string(),
+        })?;
+    if !current.state.can_transition_to(to) {
+        return Err(StoreError::IllegalActionTransition {
+            key: key.to_string(),
+            from: current.state,
+            to,
+        });
+    }
+    update(transaction)?;
+    select_action(transaction, key)
 }
 
 fn select_action(connection: &Connection, key: &str) -> Result<Action, StoreError> {

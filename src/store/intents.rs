@@ -170,6 +170,43 @@ impl Store {
     }
 }
 
+impl Store {
+    /// [`Store::set_intent_state`] for many intents, in ONE write
+    /// transaction: what the daemon saves of every run a step changed.
+    /// Either every state is saved or none; an intent that is not stored
+    /// is [`StoreError::IntentNotFound`].
+    pub fn set_intent_states(
+        &mut self,
+        states: &[(String, String, Value)],
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        if states.is_empty() {
+            return Ok(());
+        }
+        let transaction = self
+            .connection
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let updated_at = format_timestamp(now);
+        for (intent_id, state, state_json) in states {
+            let changed = transaction.execute(
+                "UPDATE intents SET state = ?2, state_json = ?3, updated_at = ?4 WHERE intent_id = ?1",
+                params![
+                    intent_id,
+                    state,
+                    serde_json::to_string(state_json)?,
+                    updated_at
+                ],
+            )?;
+            if changed == 0 {
+                return Err(StoreError::IntentNotFound {
+                    intent_id: intent_id.clone(),
+                });
+            }
+        }
+        transaction.commit()
+    }
+}
+
 fn select_intent(connection: &Connection, intent_id: &str) -> Result<IntentRecord, StoreError> {
     connection.query_row_and_then(
         &format!("SELECT {COLUMNS} FROM intents WHERE intent_id = ?1"),

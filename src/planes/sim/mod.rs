@@ -35,6 +35,7 @@ use crate::planes::{
 };
 use chrono::{DateTime, Utc};
 use fleet::SimFleet;
+use persist::{Call, Change};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -135,6 +136,8 @@ pub enum SimError {
 #[derive(Clone)]
 pub struct SimConnector {
     fleet: Arc<Mutex<SimFleet>>,
+    /// The state file's journal (`persist`), locked after `fleet`.
+    journal: Arc<Mutex<Option<persist::Journal>>>,
     plane: Plane,
     state_file: Option<PathBuf>,
 }
@@ -189,6 +192,7 @@ impl SimConnector {
         );
         let connector = SimConnector {
             fleet: Arc::new(Mutex::new(fleet)),
+            journal: Arc::new(Mutex::new(None)),
             plane: config.plane,
             state_file: config.state_file,
         };
@@ -200,18 +204,23 @@ impl SimConnector {
 
     /// The sim plane saved in `path`; later changes are written back to it.
     pub fn load(path: &Path) -> Result<SimConnector, SimError> {
-        let fleet = persist::read(path)?;
+        let (fleet, journal) = persist::read(path, apply)?;
         Ok(SimConnector {
             plane: fleet.plane,
             fleet: Arc::new(Mutex::new(fleet)),
+            journal: Arc::new(Mutex::new(Some(journal))),
             state_file: Some(path.to_path_buf()),
         })
     }
 
-    /// Writes the fleet to its state file now (changes are written anyway).
+    /// Writes the whole fleet to its state file now, as a snapshot with an
+    /// empty journal (changes are written anyway, journalled).
     pub fn save(&self) -> Result<(), SimError> {
         let path = self.state_file.as_deref().ok_or(SimError::NoStateFile)?;
-        persist::write(path, &self.lock())
+        let fleet = self.lock();
+        let journal = persist::write(path, &fleet)?;
+        *self.journal_lock() = Some(journal);
+        Ok(())
     }
 
     pub fn plane(&self) -> Plane {
@@ -227,9 +236,8 @@ impl SimConnector {
         if group_id.trim().is_empty() {
             return Err(SimError::InvalidConfig("a group id cannot be empty".into()));
         }
-        self.change(|fleet| {
-            fleet.groups.insert(group_id.to_string(), device_count);
-            Ok(())
+        self.change(Change::Groups {
+            groups: vec![(group_id.to_string(), device_count)],
         })
     }
 
@@ -259,10 +267,7 @@ impl SimConnector {
         if unchanged {
             return Ok(());
         }
-        self.change(|fleet| {
-            fleet.groups.extend(groups);
-            Ok(())
-        })
+        self.change(Change::Groups { groups })
     }
 
     fn entitlement_groups(&self, rule: &EntitlementRule) -> Result<Vec<(String, u32)>, SimError> {
@@ -295,31 +300,25 @@ impl SimConnector {
                 "success rate {rate} for {application_id} {version} is not between 0 and 1"
             )));
         }
-        self.change(|fleet| {
-            fleet
-                .success_rates
-                .entry(application_id.to_string())
-                .or_default()
-                .insert(version.to_string(), rate);
-            Ok(())
+        self.change(Change::SuccessRate {
+            application_id: application_id.to_string(),
+            version: version.to_string(),
+            rate,
         })
     }
 
     /// Queues a failure for the next connector call (of any operation).
     pub fn inject_fault(&self, fault: Fault) -> Result<(), SimError> {
-        self.change(|fleet| {
-            fleet.faults.push_back(fault);
-            Ok(())
-        })
+        self.change(Change::Fault { fault, only: None })
     }
 
     /// Queues a failure for the next publish call only (status queries and
     /// other calls pass), to test how publishing copes with a throttled or
     /// failing plane.
     pub fn inject_publish_fault(&self, fault: Fault) -> Result<(), SimError> {
-        self.change(|fleet| {
-            fleet.publish_faults.push_back(fault);
-            Ok(())
+        self.change(Change::Fault {
+            fault,
+            only: Some("publish".into()),
         })
     }
 
@@ -327,9 +326,9 @@ impl SimConnector {
     /// uninstall, redeploy, pin), to test how a rollback copes with a
     /// throttled or failing plane.
     pub fn inject_remediate_fault(&self, fault: Fault) -> Result<(), SimError> {
-        self.change(|fleet| {
-            fleet.remediate_faults.push_back(fault);
-            Ok(())
+        self.change(Change::Fault {
+            fault,
+            only: Some("remediate".into()),
         })
     }
 
@@ -340,16 +339,17 @@ impl SimConnector {
         drift: Drift,
         now: DateTime<Utc>,
     ) -> Result<(), SimError> {
-        self.change(|fleet| fleet.apply_drift(correlation_id, &drift, now))
+        self.change(Change::Drift {
+            correlation_id: correlation_id.to_string(),
+            drift,
+            now,
+        })
     }
 
     /// Takes the plane down (every call fails with `fault`, nothing is
     /// applied) or, with `None`, brings it back.
     pub fn set_outage(&self, fault: Option<Fault>) -> Result<(), SimError> {
-        self.change(|fleet| {
-            fleet.outage = fault;
-            Ok(())
-        })
+        self.change(Change::Outage { fault })
     }
 
     /// How many connector calls were made, of every operation, failed ones
@@ -378,62 +378,154 @@ impl SimConnector {
         self.fleet.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn write_through(&self, fleet: &SimFleet) -> Result<(), SimError> {
-        match &self.state_file {
-            Some(path) => persist::write(path, fleet),
+    fn journal_lock(&self) -> MutexGuard<'_, Option<persist::Journal>> {
+        self.journal.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Journals `change` (already applied to `fleet`) when there is a state file.
+    fn write_through(&self, change: &Change, fleet: &SimFleet) -> Result<(), SimError> {
+        match self.journal_lock().as_mut() {
+            Some(journal) => journal.append(change, fleet),
             None => Ok(()),
         }
     }
 
-    fn change<T>(
-        &self,
-        change: impl FnOnce(&mut SimFleet) -> Result<T, SimError>,
-    ) -> Result<T, SimError> {
+    /// Applies a change and journals it.
+    fn change(&self, change: Change) -> Result<(), SimError> {
         let mut fleet = self.lock();
-        let value = change(&mut fleet)?;
-        self.write_through(&fleet)?;
-        Ok(value)
+        apply(&mut fleet, change.clone())?;
+        self.write_through(&change, &fleet)
     }
 
-    /// Runs one connector call: takes the next fault, carries the call out unless
-    /// the fault stops it, writes the fleet through when it changed, and answers.
-    fn call<T>(
-        &self,
-        operation: &str,
-        mutates: bool,
-        body: impl FnOnce(&mut SimFleet) -> Result<T, ConnectorError>,
-    ) -> Result<T, ConnectorError> {
+    /// Runs one connector call ([`run_call`]), journalling it when it
+    /// changed the fleet, and answers.
+    fn call(&self, call: Call) -> Result<Answer, ConnectorError> {
         let mut fleet = self.lock();
-        fleet.calls += 1;
-        if operation == "publish" {
-            fleet.publish_calls += 1;
-        }
-        if let Some(fault) = fleet.outage.clone() {
-            return Err(fault.error(operation));
-        }
-        let targeted = match operation {
-            "publish" => fleet.publish_faults.pop_front(),
-            "remediate" => fleet.remediate_faults.pop_front(),
-            _ => None,
-        };
-        let fault = targeted.or_else(|| fleet.faults.pop_front());
-        let outcome = match &fault {
-            Some(fault) if !fault.applies_call() => Err(fault.error(operation)),
-            _ => body(&mut fleet),
-        };
-        if mutates || fault.is_some() {
-            self.write_through(&fleet).map_err(|error| {
+        let (answer, journal) = run_call(&mut fleet, &call, false);
+        if journal {
+            let operation = call.operation();
+            let change = Change::Call {
+                call,
+                calls: fleet.calls,
+                publish_calls: fleet.publish_calls,
+            };
+            self.write_through(&change, &fleet).map_err(|error| {
                 ConnectorError::new(
                     ErrorCode::ServiceUnavailable,
                     format!("sim plane could not record {operation}: {error}"),
                 )
             })?;
         }
-        match (fault, outcome) {
-            (Some(fault), Ok(_)) => Err(fault.error(operation)),
-            (_, outcome) => outcome,
+        answer
+    }
+}
+
+/// What a connector call answered.
+enum Answer {
+    Published(PublishResult),
+    Status(Box<DeploymentStatus>),
+    Remediated(RemediationResult),
+    Exists(bool),
+    /// A read replayed from the journal: not answered again.
+    Replayed,
+}
+
+/// Applies a journalled change to the fleet: what the live call did, done
+/// again (see `persist`).
+fn apply(fleet: &mut SimFleet, change: Change) -> Result<(), SimError> {
+    match change {
+        Change::Groups { groups } => fleet.groups.extend(groups),
+        Change::SuccessRate {
+            application_id,
+            version,
+            rate,
+        } => {
+            fleet
+                .success_rates
+                .entry(application_id)
+                .or_default()
+                .insert(version, rate);
+        }
+        Change::Fault { fault, only } => match only.as_deref() {
+            Some("publish") => fleet.publish_faults.push_back(fault),
+            Some("remediate") => fleet.remediate_faults.push_back(fault),
+            _ => fleet.faults.push_back(fault),
+        },
+        Change::Drift {
+            correlation_id,
+            drift,
+            now,
+        } => fleet.apply_drift(&correlation_id, &drift, now)?,
+        Change::Outage { fault } => fleet.outage = fault,
+        Change::Call {
+            call,
+            calls,
+            publish_calls,
+        } => {
+            let _ = run_call(fleet, &call, true);
+            fleet.calls = calls;
+            fleet.publish_calls = publish_calls;
         }
     }
+    Ok(())
+}
+
+/// One connector call: takes the next fault, carries the call out unless the
+/// fault stops it, and answers, with whether the fleet changed (then the
+/// call is journalled). `replay`: a journalled call done again, whose reads
+/// are not answered.
+fn run_call(
+    fleet: &mut SimFleet,
+    call: &Call,
+    replay: bool,
+) -> (Result<Answer, ConnectorError>, bool) {
+    let operation = call.operation();
+    fleet.calls += 1;
+    if operation == "publish" {
+        fleet.publish_calls += 1;
+    }
+    if let Some(fault) = fleet.outage.clone() {
+        return (Err(fault.error(operation)), false);
+    }
+    let targeted = match operation {
+        "publish" => fleet.publish_faults.pop_front(),
+        "remediate" => fleet.remediate_faults.pop_front(),
+        _ => None,
+    };
+    let fault = targeted.or_else(|| fleet.faults.pop_front());
+    let outcome = match &fault {
+        Some(fault) if !fault.applies_call() => Err(fault.error(operation)),
+        _ => match call {
+            Call::Publish { request, now } => fleet.publish(request, *now).map(Answer::Published),
+            Call::Remediate {
+                correlation_id,
+                remediation,
+                now,
+            } => fleet
+                .remediate(correlation_id, remediation, *now)
+                .map(Answer::Remediated),
+            Call::QueryStatus { .. } | Call::VerifyIdempotency { .. } if replay => {
+                Ok(Answer::Replayed)
+            }
+            Call::QueryStatus {
+                correlation_id,
+                now,
+            } => fleet
+                .app(correlation_id)
+                .ok_or_else(|| operations::not_found(correlation_id, fleet.plane.as_str()))
+                .map(|app| Answer::Status(Box::new(fleet.status(app, *now)))),
+            Call::VerifyIdempotency { correlation_id } => {
+                Ok(Answer::Exists(fleet.app(correlation_id).is_some()))
+            }
+        },
+    };
+    let mutates = matches!(call, Call::Publish { .. } | Call::Remediate { .. });
+    let journal = mutates || fault.is_some();
+    let answer = match (fault, outcome) {
+        (Some(fault), Ok(_)) => Err(fault.error(operation)),
+        (_, outcome) => outcome,
+    };
+    (answer, journal)
 }
 
 impl ExecutionPlaneConnector for SimConnector {
@@ -442,7 +534,13 @@ impl ExecutionPlaneConnector for SimConnector {
         request: &PublishRequest,
         now: DateTime<Utc>,
     ) -> Result<PublishResult, ConnectorError> {
-        self.call("publish", true, |fleet| fleet.publish(request, now))
+        match self.call(Call::Publish {
+            request: Box::new(request.clone()),
+            now,
+        })? {
+            Answer::Published(result) => Ok(result),
+            _ => Err(unexpected("publish")),
+        }
     }
 
     async fn query_status(
@@ -450,12 +548,13 @@ impl ExecutionPlaneConnector for SimConnector {
         correlation_id: &str,
         now: DateTime<Utc>,
     ) -> Result<DeploymentStatus, ConnectorError> {
-        self.call("query_status", false, |fleet| {
-            let app = fleet
-                .app(correlation_id)
-                .ok_or_else(|| operations::not_found(correlation_id, fleet.plane.as_str()))?;
-            Ok(fleet.status(app, now))
-        })
+        match self.call(Call::QueryStatus {
+            correlation_id: correlation_id.to_owned(),
+            now,
+        })? {
+            Answer::Status(status) => Ok(*status),
+            _ => Err(unexpected("query_status")),
+        }
     }
 
     async fn remediate(
@@ -464,9 +563,14 @@ impl ExecutionPlaneConnector for SimConnector {
         remediation: &Remediation,
         now: DateTime<Utc>,
     ) -> Result<RemediationResult, ConnectorError> {
-        self.call("remediate", true, |fleet| {
-            fleet.remediate(correlation_id, remediation, now)
-        })
+        match self.call(Call::Remediate {
+            correlation_id: correlation_id.to_owned(),
+            remediation: remediation.clone(),
+            now,
+        })? {
+            Answer::Remediated(result) => Ok(result),
+            _ => Err(unexpected("remediate")),
+        }
     }
 
     async fn verify_idempotency(
@@ -474,8 +578,20 @@ impl ExecutionPlaneConnector for SimConnector {
         correlation_id: &str,
         _now: DateTime<Utc>,
     ) -> Result<bool, ConnectorError> {
-        self.call("verify_idempotency", false, |fleet| {
-            Ok(fleet.app(correlation_id).is_some())
-        })
+        match self.call(Call::VerifyIdempotency {
+            correlation_id: correlation_id.to_owned(),
+        })? {
+            Answer::Exists(found) => Ok(found),
+            _ => Err(unexpected("verify_idempotency")),
+        }
     }
+}
+
+/// A call answered with another call's answer: cannot happen (each call
+/// answers its own kind), said as a plane error rather than a panic.
+fn unexpected(operation: &str) -> ConnectorError {
+    ConnectorError::new(
+        ErrorCode::ServiceUnavailable,
+        format!("sim plane answered {operation} with another operation's answer"),
+    )
 }

@@ -213,8 +213,23 @@ async fn devices_are_numbered_within_their_group() {
     assert_eq!(device_id("lab", 7), "lab/device-00007");
 }
 
+fn lines(path: &std::path::Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect()
+}
+
+fn file_names(directory: &std::path::Path) -> Vec<String> {
+    std::fs::read_dir(directory)
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .collect()
+}
+
 #[tokio::test]
-async fn the_state_file_is_replaced_whole_and_no_temporary_file_remains() {
+async fn a_change_is_appended_to_the_state_files_journal_not_the_whole_fleet_rewritten() {
     let directory = tempfile::tempdir().unwrap();
     let path = directory.path().join("landscape.json");
     let sim = SimConnector::new(SimConfig {
@@ -223,21 +238,187 @@ async fn the_state_file_is_replaced_whole_and_no_temporary_file_remains() {
     })
     .unwrap();
     sim.add_group("lab", 3).unwrap();
-    let names: Vec<String> = std::fs::read_dir(directory.path())
-        .unwrap()
-        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    assert_eq!(names, vec!["landscape.json".to_string()]);
-    let text = std::fs::read_to_string(&path).unwrap();
-    let json: serde_json::Value = serde_json::from_str(&text).unwrap();
-    assert_eq!(json["format_version"], 1);
-    assert_eq!(json["fleet"]["groups"]["lab"], 3);
+    assert_eq!(
+        file_names(directory.path()),
+        vec!["landscape.json".to_string()]
+    );
+    let snapshot_line = lines(&path)[0].to_string();
+    sim.add_group("canary", 5).unwrap();
+    sim.publish(&request("lab", "lab"), at(0)).await.unwrap();
+    let written = lines(&path);
+    // The snapshot stays as it was; each change is one more line.
+    assert_eq!(written.len(), 4, "{written:?}");
+    assert_eq!(written[0].to_string(), snapshot_line);
+    assert_eq!(written[0]["format_version"], 2);
+    assert_eq!(written[1]["change"], "groups");
+    assert_eq!(written[2]["groups"][0], serde_json::json!(["canary", 5]));
+    assert_eq!(written[3]["change"], "call");
+    assert_eq!(written[3]["call"]["operation"], "publish");
+    // Reading replays the journal onto the snapshot: the same fleet.
+    let loaded = SimConnector::load(&path).unwrap();
+    assert_eq!(*loaded.lock(), *sim.lock());
+
+    // A read without a fault changes nothing but the call counter: nothing
+    // is written (the counter is, with the next change).
+    sim.query_status(CORRELATION, at(30)).await.unwrap();
+    assert_eq!(lines(&path).len(), 4);
+    assert_eq!(
+        file_names(directory.path()),
+        vec!["landscape.json".to_string()]
+    );
+
+    // Saving compacts: one snapshot line, the same fleet.
+    sim.save().unwrap();
+    assert_eq!(lines(&path).len(), 1);
+    assert_eq!(*SimConnector::load(&path).unwrap().lock(), *sim.lock());
 
     std::fs::write(&path, "{ not json").unwrap();
     assert!(matches!(
         SimConnector::load(&path),
         Err(SimError::StateFormat { .. })
     ));
+}
+
+#[tokio::test]
+async fn a_replayed_fleet_is_the_fleet_that_answered_faults_drift_and_remediations_included() {
+    let directory = tempfile::tempdir().unwrap();
+    let path = directory.path().join("landscape.json");
+    let sim = SimConnector::new(SimConfig {
+        state_file: Some(path.clone()),
+        install_delay: (Duration::from_secs(60), Duration::from_secs(3600)),
+        default_success_rate: 0.7,
+        ..SimConfig::for_plane(Plane::Landscape)
+    })
+    .unwrap();
+    for group in ["lab", "canary", "pilot"] {
+        sim.add_group(group, 40).unwrap();
+    }
+    sim.set_success_rate("htop", "3.3.0", 0.5).unwrap();
+    publish_rings(&sim, &[("lab", "lab")]).await;
+    // A fault used by a read is journalled (the queue changed).
+    sim.inject_fault(Fault::ServiceUnavailable).unwrap();
+    assert!(sim.query_status(CORRELATION, at(5)).await.is_err());
+    sim.inject_publish_fault(Fault::ResponseLostAfterApply)
+        .unwrap();
+    assert!(
+        sim.publish(&request("canary", "canary"), at(10))
+            .await
+            .is_err()
+    );
+    sim.inject_drift(
+        CORRELATION,
+        Drift::AssignmentMissing {
+            group: "lab".into(),
+        },
+        at(20),
+    )
+    .unwrap();
+    sim.set_outage(Some(Fault::Timeout)).unwrap();
+    assert!(
+        sim.publish(&request("pilot", "pilot"), at(25))
+            .await
+            .is_err()
+    );
+    sim.set_outage(None).unwrap();
+    sim.remediate(CORRELATION, &Remediation::Redeploy, at(30))
+        .await
+        .unwrap();
+    sim.inject_remediate_fault(Fault::Timeout).unwrap();
+    let before = sim.calls();
+    let loaded = SimConnector::load(&path).unwrap();
+    assert_eq!(*loaded.lock(), *sim.lock());
+    assert_eq!(loaded.calls(), before);
+    assert_eq!(
+        loaded.query_status(CORRELATION, at(600)).await.unwrap(),
+        sim.query_status(CORRELATION, at(600)).await.unwrap()
+    );
+}
+
+#[tokio::test]
+async fn a_torn_last_line_is_a_change_never_answered_and_is_cut_off_by_the_next() {
+    let directory = tempfile::tempdir().unwrap();
+    let path = directory.path().join("landscape.json");
+    let sim = SimConnector::new(SimConfig {
+        state_file: Some(path.clone()),
+        ..SimConfig::for_plane(Plane::Landscape)
+    })
+    .unwrap();
+    sim.add_group("lab", 3).unwrap();
+    // A crash in the middle of an append.
+    let mut file = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&path)
+        .unwrap();
+    std::io::Write::write_all(&mut file, b"{\"change\":\"groups\",\"groups\":[[\"ca").unwrap();
+    drop(file);
+    let loaded = SimConnector::load(&path).unwrap();
+    assert_eq!(*loaded.lock(), *sim.lock());
+    loaded.add_group("pilot", 7).unwrap();
+    let reloaded = SimConnector::load(&path).unwrap();
+    let groups = reloaded.lock().groups.clone();
+    assert_eq!(groups.get("lab"), Some(&3));
+    assert_eq!(groups.get("pilot"), Some(&7));
+    assert_eq!(groups.len(), 2, "{groups:?}");
+    assert_eq!(lines(&path).len(), 3);
+
+    // A line that does not read in the middle of the journal is an error
+    // naming the file and line.
+    let text = std::fs::read_to_string(&path).unwrap();
+    let mut broken: Vec<&str> = text.lines().collect();
+    broken.insert(1, "{ not a change");
+    std::fs::write(&path, broken.join("\n") + "\n").unwrap();
+    let error = SimConnector::load(&path).unwrap_err().to_string();
+    assert!(error.contains("landscape.json:2"), "{error}");
+}
+
+#[tokio::test]
+async fn another_process_changes_are_kept_and_a_format_1_file_still_reads() {
+    let directory = tempfile::tempdir().unwrap();
+    let path = directory.path().join("landscape.json");
+    let daemon = SimConnector::new(SimConfig {
+        state_file: Some(path.clone()),
+        ..SimConfig::for_plane(Plane::Landscape)
+    })
+    .unwrap();
+    daemon.add_group("lab", 3).unwrap();
+    // A test (another handle on the file) makes the plane fail.
+    let other = SimConnector::load(&path).unwrap();
+    other.set_success_rate("htop", "3.3.0", 0.1).unwrap();
+    // The first handle writes after it: both changes are in the file.
+    daemon.add_group("canary", 4).unwrap();
+    let loaded = SimConnector::load(&path).unwrap();
+    assert_eq!(loaded.lock().success_rate("htop", "3.3.0"), 0.1);
+    assert_eq!(loaded.lock().groups.get("canary"), Some(&4));
+    // Another process compacts (renames a new file in): appends follow it.
+    other.save().unwrap();
+    daemon.add_group("pilot", 5).unwrap();
+    assert_eq!(
+        SimConnector::load(&path)
+            .unwrap()
+            .lock()
+            .groups
+            .get("pilot"),
+        Some(&5)
+    );
+
+    // Format 1: the whole fleet, no newline, no journal.
+    let fleet = daemon.lock().clone();
+    std::fs::write(
+        &path,
+        serde_json::to_vec(&serde_json::json!({"format_version": 1, "fleet": fleet})).unwrap(),
+    )
+    .unwrap();
+    let old = SimConnector::load(&path).unwrap();
+    assert_eq!(*old.lock(), fleet);
+    old.add_group("global", 9).unwrap();
+    assert_eq!(
+        SimConnector::load(&path)
+            .unwrap()
+            .lock()
+            .groups
+            .get("global"),
+        Some(&9)
+    );
 }
 
 #[test]
