@@ -119,35 +119,73 @@ pub fn evaluate(
     now: DateTime<Utc>,
     runtime: &dyn RuntimeFacts,
 ) -> Evaluation {
+    let judged = evaluate_intents(snapshot, engine, base, now, runtime, None);
+    let mut diagnostics = Vec::new();
+    let mut intents = Vec::with_capacity(judged.len());
+    for (evaluation, mut found) in judged {
+        diagnostics.append(&mut found);
+        intents.push(evaluation);
+    }
+    Evaluation {
+        diagnostics,
+        intents,
+    }
+}
+
+/// [`evaluate`], intent by intent: each intent's verdict with the
+/// diagnostics its evaluation adds (a policy error, a `supersedes`
+/// warning), in intent id order; with `only`, just the intents it names,
+/// each judged exactly as in a full evaluation of `snapshot` (the
+/// incremental PR check, `forge::incremental`, re-judges only those).
+pub fn evaluate_intents(
+    snapshot: &Snapshot,
+    engine: &PolicyEngine,
+    base: Option<&Snapshot>,
+    now: DateTime<Utc>,
+    runtime: &dyn RuntimeFacts,
+    only: Option<&std::collections::BTreeSet<String>>,
+) -> Vec<(IntentEvaluation, Vec<Diagnostic>)> {
     let context = Context::new(snapshot, base, now, runtime);
-    let intents: Vec<&Located<DeploymentIntent>> = snapshot.intents.values().collect();
+    let intents: Vec<&Located<DeploymentIntent>> = match only {
+        None => snapshot.intents.values().collect(),
+        Some(only) => only
+            .iter()
+            .filter_map(|id| snapshot.intents.get(id))
+            .collect(),
+    };
     let workers = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1)
         .min(intents.len().max(1));
     let chunk = intents.len().div_ceil(workers).max(1);
-    let results: Vec<(IntentEvaluation, Option<Diagnostic>)> = std::thread::scope(|scope| {
-        let handles: Vec<_> = intents
-            .chunks(chunk)
-            .map(|part| {
-                let engine = engine.clone();
-                let context = &context;
-                scope.spawn(move || {
-                    part.iter()
-                        .map(|intent| context.judge(intent, &engine, runtime))
-                        .collect::<Vec<_>>()
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|handle| handle.join().expect("evaluation worker panicked"))
+    let results: Vec<(IntentEvaluation, Option<Diagnostic>)> = if workers == 1 {
+        intents
+            .iter()
+            .map(|intent| context.judge(intent, engine, runtime))
             .collect()
-    });
-    let mut diagnostics = Vec::new();
-    let mut evaluations = Vec::with_capacity(results.len());
+    } else {
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = intents
+                .chunks(chunk)
+                .map(|part| {
+                    let engine = engine.clone();
+                    let context = &context;
+                    scope.spawn(move || {
+                        part.iter()
+                            .map(|intent| context.judge(intent, &engine, runtime))
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .flat_map(|handle| handle.join().expect("evaluation worker panicked"))
+                .collect()
+        })
+    };
+    let mut judged = Vec::with_capacity(results.len());
     for (mut evaluation, diagnostic) in results {
-        diagnostics.extend(diagnostic);
+        let mut diagnostics: Vec<Diagnostic> = diagnostic.into_iter().collect();
         if let Some(intent) = snapshot.intents.get(&evaluation.intent_id)
             && let Some(superseded) = &intent.supersedes
         {
@@ -170,12 +208,9 @@ pub fn evaluate(
                 )),
             }
         }
-        evaluations.push(evaluation);
+        judged.push((evaluation, diagnostics));
     }
-    Evaluation {
-        diagnostics,
-        intents: evaluations,
-    }
+    judged
 }
 
 /// Per-snapshot facts computed once and shared by every intent's evaluation.

@@ -36,6 +36,7 @@ use crate::forge::provenance::RecordProvenance;
 use crate::forge::review::ReviewStanding;
 use crate::model::digest::scope_sha256;
 use crate::model::{self, Entry, Scope, Snapshot};
+use crate::progress::Progress;
 use chrono::{DateTime, Utc};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -248,15 +249,31 @@ impl Judgement {
 /// references, the config's change-freeze windows. Every entry point that
 /// only needs the typed snapshot of a revision calls this too.
 pub fn load(entries: &[Entry]) -> (Snapshot, Vec<Diagnostic>) {
+    load_observed(entries, &crate::progress::Silent)
+}
+
+/// [`load`], telling `progress` each step.
+fn load_observed(entries: &[Entry], progress: &dyn Progress) -> (Snapshot, Vec<Diagnostic>) {
+    progress.stage(&format!("loading {} files", entries.len()), None);
     let (snapshot, mut diagnostics) = model::load(entries);
-    diagnostics.extend(model::links::check(&snapshot));
-    diagnostics.extend(crate::targeting::check(&snapshot));
+    progress.stage("checking references", None);
+    diagnostics.extend(checks(&snapshot));
+    (snapshot, diagnostics)
+}
+
+/// What [`load`] checks on a loaded snapshot after `model::load`: every
+/// reference, targeting, the config's change-freeze windows. The
+/// incremental PR check (`forge::incremental`) runs it on a snapshot it
+/// patched instead of loading every file again.
+pub fn checks(snapshot: &Snapshot) -> Vec<Diagnostic> {
+    let mut diagnostics = model::links::check(snapshot);
+    diagnostics.extend(crate::targeting::check(snapshot));
     if let Some(config) = &snapshot.config {
         for (index, message) in crate::orchestrator::validate_freezes(&config.change_freezes) {
             diagnostics.push(config.error(&format!("/change_freezes/{index}"), message));
         }
     }
-    (snapshot, diagnostics)
+    diagnostics
 }
 
 /// `require_signed_commits: true`: every commit of the change must carry a
@@ -284,15 +301,60 @@ fn unsigned_commits(
 
 /// Judges one revision. See the module documentation for the steps.
 pub fn judge(case: Case<'_>) -> Judgement {
-    let (own, mut diagnostics) = load(case.entries);
+    judge_observed(case, &crate::progress::Silent)
+}
+
+/// [`judge`], telling `progress` each step as it starts (`validate` draws
+/// them, and prints their times with `RINGMASTER_TIMINGS=1`).
+pub fn judge_observed(case: Case<'_>, progress: &dyn Progress) -> Judgement {
+    let (own, mut diagnostics) = load_observed(case.entries, progress);
+    progress.stage("compiling policies", None);
     let (own_engine, policy_diagnostics) = evaluation::engine_for(&own);
     diagnostics.extend(policy_diagnostics);
+    let (base, now, runtime) = (case.base, case.now, case.runtime);
+    judge_loaded(
+        case,
+        own,
+        diagnostics,
+        &|rules| evaluation::engine_for(rules).0,
+        own_engine,
+        &mut |snapshot, engine, _affected| {
+            progress.stage(&format!("judging {} intents", snapshot.intents.len()), None);
+            let evaluation = evaluation::evaluate(snapshot, engine, base, now, runtime);
+            progress.stage("checking scope changes, sorting diagnostics", None);
+            evaluation
+        },
+    )
+}
 
+/// Steps 2 to 4 of [`judge`] on a revision already loaded: `own` and its
+/// `diagnostics` (those of [`load`] and of compiling its own policies),
+/// `own_engine` compiled from its policies, `engine_for` compiling the
+/// rules in force when their policies differ, and `evaluate` judging the
+/// intents of the snapshot as judged (given the intents the change
+/// affects). [`judge`] passes `evaluation::evaluate`; the incremental PR
+/// check (`forge::incremental`) passes cached parts and re-judges only the
+/// intents a change can move.
+pub fn judge_loaded(
+    case: Case<'_>,
+    own: Snapshot,
+    mut diagnostics: Vec<Diagnostic>,
+    engine_for: &dyn Fn(&Snapshot) -> crate::policy::PolicyEngine,
+    own_engine: crate::policy::PolicyEngine,
+    evaluate: &mut dyn FnMut(
+        &Snapshot,
+        &crate::policy::PolicyEngine,
+        &BTreeSet<String>,
+    ) -> Evaluation,
+) -> Judgement {
     let own_policies = own.policies.clone();
-    let mut snapshot = match case.rules {
-        Some(rules) => own.judged_by(rules),
-        None => own,
-    };
+    let mut snapshot = own;
+    if let Some(rules) = case.rules {
+        // `Snapshot::judged_by`, without copying the revision's objects.
+        snapshot.config = rules.config.clone();
+        snapshot.principals = rules.principals.clone();
+        snapshot.policies = rules.policies.clone();
+    }
     let mut applied = AppliedReviews::default();
     let previous = case.proof.as_ref().and_then(|proof| proof.previous);
     let affected = changes::affected_intents(&snapshot, previous);
@@ -332,16 +394,12 @@ pub fn judge(case: Case<'_>) -> Judgement {
     }
 
     let engine = match case.rules {
-        Some(rules) if rules.policies != own_policies => {
-            // The rules in force have other policies than the revision: the
-            // revision's own were compiled above for their diagnostics only.
-            let (engine, _) = evaluation::engine_for(rules);
-            engine
-        }
+        // The rules in force have other policies than the revision: the
+        // revision's own were compiled above for their diagnostics only.
+        Some(rules) if rules.policies != own_policies => engine_for(rules),
         _ => own_engine,
     };
-    let mut evaluation =
-        evaluation::evaluate(&snapshot, &engine, case.base, case.now, case.runtime);
+    let mut evaluation = evaluate(&snapshot, &engine, &affected);
     diagnostics.append(&mut evaluation.diagnostics);
     // A change of an application's allowed_scope is governed whether or not
     // the application has an intent: reported here, in every entry point.

@@ -117,30 +117,63 @@ pub fn gate_check_every(
     plane: Plane,
     wanted: std::time::Duration,
 ) -> Option<crate::planes::budget::GateInterval> {
-    let budget = default_budget(plane)?;
+    default_budget(plane)?;
     let calls: u64 = snapshot
         .intents
         .values()
-        .filter(|intent| snapshot.artifact_of(intent).map(|a| a.plane) == Some(plane))
-        .map(|intent| {
-            let target = &intent.target_scope;
-            let largest = target
-                .rings
-                .iter()
-                .filter_map(|ring| {
-                    snapshot.entitlement_for(
-                        plane,
-                        ring,
-                        &target.acquisition_boundary,
-                        &target.business_unit,
-                    )
-                })
-                .map(|rule| u64::from(rule.expected_devices))
-                .max()
-                .unwrap_or(0);
-            crate::planes::budget::status_calls(largest, STATUS_PAGE_SIZE)
-        })
+        .filter_map(|intent| gate_calls(snapshot, intent))
+        .filter(|(on, _)| *on == plane)
+        .map(|(_, calls)| calls)
         .sum();
+    gate_interval(plane, calls, wanted)
+}
+
+/// The status calls one intent's gate check costs per check, and on which
+/// plane: a status query of its largest ring. `None` when the intent's
+/// artifact does not resolve.
+pub fn gate_calls(snapshot: &Snapshot, intent: &DeploymentIntent) -> Option<(Plane, u64)> {
+    let plane = snapshot.artifact_of(intent)?.plane;
+    let target = &intent.target_scope;
+    let largest = target
+        .rings
+        .iter()
+        .filter_map(|ring| {
+            snapshot.entitlement_for(
+                plane,
+                ring,
+                &target.acquisition_boundary,
+                &target.business_unit,
+            )
+        })
+        .map(|rule| u64::from(rule.expected_devices))
+        .max()
+        .unwrap_or(0);
+    Some((
+        plane,
+        crate::planes::budget::status_calls(largest, STATUS_PAGE_SIZE),
+    ))
+}
+
+/// Every plane's gate-check calls for `snapshot`'s intents ([`gate_calls`]
+/// summed), so one pass serves every intent's [`gate_check`].
+pub fn gate_calls_by_plane(snapshot: &Snapshot) -> std::collections::BTreeMap<Plane, u64> {
+    let mut calls = std::collections::BTreeMap::new();
+    for intent in snapshot.intents.values() {
+        if let Some((plane, count)) = gate_calls(snapshot, intent) {
+            *calls.entry(plane).or_insert(0) += count;
+        }
+    }
+    calls
+}
+
+/// The gate-check interval of `plane` when its intents need `calls` status
+/// calls per check; `None` for a plane without an HTTP budget.
+pub fn gate_interval(
+    plane: Plane,
+    calls: u64,
+    wanted: std::time::Duration,
+) -> Option<crate::planes::budget::GateInterval> {
+    let budget = default_budget(plane)?;
     let name = match plane {
         Plane::Intune => "Intune",
         Plane::Jamf => "Jamf",
@@ -161,6 +194,27 @@ pub fn build(
 ) -> Plan {
     let mut plan = build_without_gate_check(snapshot, intent, evaluation, base);
     plan.gate_check = plan.plane.and_then(|plane| gate_check(snapshot, plane));
+    plan
+}
+
+/// [`build`] with every plane's gate-check calls already summed
+/// ([`gate_calls_by_plane`] of `snapshot`): the same plan without a pass
+/// over every intent for each one planned.
+pub fn build_with_gate_calls(
+    snapshot: &Snapshot,
+    intent: &DeploymentIntent,
+    evaluation: IntentEvaluation,
+    base: Option<&Snapshot>,
+    calls: &std::collections::BTreeMap<Plane, u64>,
+) -> Plan {
+    let mut plan = build_without_gate_check(snapshot, intent, evaluation, base);
+    plan.gate_check = plan.plane.and_then(|plane| {
+        gate_interval(
+            plane,
+            calls.get(&plane).copied().unwrap_or(0),
+            std::time::Duration::from_secs(GATE_CHECK_SECONDS),
+        )
+    });
     plan
 }
 

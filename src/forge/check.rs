@@ -143,34 +143,99 @@ fn who(login: &str, principal: Option<&str>) -> String {
     }
 }
 
-/// Judges a pull request.
+/// Judges a pull request: every revision loaded and every intent judged
+/// (the reference the incremental check, [`super::incremental`], must
+/// match for every pull request).
 pub fn judge(input: &PullRequestInput<'_>) -> PullRequestVerdict {
-    let pull_request = input.pull_request;
-    let author = pull_request.author();
-    let head_sha = pull_request.head.sha.as_str();
     let changed = changes::changed_paths(input.fork_point_entries, input.head_entries);
     let (base, base_diagnostics) = judge::load(input.base_entries);
     let (fork_point, _) = judge::load(input.fork_point_entries);
-    let standings = review::standings(input.reviews, head_sha, author);
-
+    let standings = review::standings(
+        input.reviews,
+        &input.pull_request.head.sha,
+        input.pull_request.author(),
+    );
     let judgement = judge::judge(Case {
         entries: input.head_entries,
         rules: Some(&base),
         base: Some(&base),
-        proof: Some(Proof {
-            previous: Some(&fork_point),
-            standings: standings.clone(),
-            source: format!("pull/{}", pull_request.number),
-            head_sha: head_sha.to_owned(),
-            pull_request: Some(pull_request.number),
-            provenance: None,
-            carried: &[],
-            history: input.history,
-            identities: None,
-        }),
+        proof: Some(proof(
+            input.pull_request,
+            &fork_point,
+            standings.clone(),
+            input.history,
+        )),
         runtime: input.runtime,
         now: input.now,
     });
+    verdict(Parts {
+        pull_request: input.pull_request,
+        base_sha: input.base_sha,
+        changed,
+        base: &base,
+        base_diagnostics: &base_diagnostics,
+        fork_point: &fork_point,
+        standings,
+        judgement,
+        gate_calls: None,
+    })
+}
+
+/// The proof a pull request brings: the reviews on its head, the
+/// signatures of its commits, measured from its fork point.
+pub(crate) fn proof<'a>(
+    pull_request: &PullRequest,
+    fork_point: &'a crate::model::Snapshot,
+    standings: Vec<ReviewStanding>,
+    history: &'a ChangeHistory,
+) -> Proof<'a> {
+    Proof {
+        previous: Some(fork_point),
+        standings,
+        source: format!("pull/{}", pull_request.number),
+        head_sha: pull_request.head.sha.clone(),
+        pull_request: Some(pull_request.number),
+        provenance: None,
+        carried: &[],
+        history,
+        identities: None,
+    }
+}
+
+/// What a verdict is made of, however the head was judged.
+pub(crate) struct Parts<'a> {
+    pub pull_request: &'a PullRequest,
+    pub base_sha: &'a str,
+    /// Paths whose entry differs between the fork point and the head.
+    pub changed: BTreeSet<String>,
+    /// The base tip, loaded (`judge::load`), and its diagnostics.
+    pub base: &'a crate::model::Snapshot,
+    pub base_diagnostics: &'a [Diagnostic],
+    pub fork_point: &'a crate::model::Snapshot,
+    pub standings: Vec<ReviewStanding>,
+    /// The head judged by the base's rules (its `evaluation.intents` need
+    /// only hold the affected intents).
+    pub judgement: judge::Judgement,
+    /// Every plane's gate-check calls for the judged head
+    /// (`plan::gate_calls_by_plane`), when the caller has them.
+    pub gate_calls: Option<std::collections::BTreeMap<crate::model::Plane, u64>>,
+}
+
+/// The verdict on a judged pull request.
+pub(crate) fn verdict(parts: Parts<'_>) -> PullRequestVerdict {
+    let Parts {
+        pull_request,
+        base_sha,
+        changed,
+        base,
+        base_diagnostics,
+        fork_point,
+        standings,
+        judgement,
+        gate_calls,
+    } = parts;
+    let author = pull_request.author();
+    let head_sha = pull_request.head.sha.as_str();
     let judged = judgement.snapshot;
     let evaluation = judgement.evaluation;
     let applied = judgement.applied;
@@ -188,10 +253,20 @@ pub fn judge(input: &PullRequestInput<'_>) -> PullRequestVerdict {
                     || !known_on_base.contains(&(d.file.as_str(), d.message.as_str())))
         });
 
-    let intents: Vec<IntentReport> = evaluation
+    let reported: Vec<_> = evaluation
         .intents
         .iter()
         .filter(|e| affected.contains(&e.intent_id))
+        .collect();
+    // One pass over every intent for the gate-check intervals, not one per
+    // intent planned.
+    let gate_calls = match gate_calls {
+        Some(calls) => calls,
+        None if reported.is_empty() => Default::default(),
+        None => plan::gate_calls_by_plane(&judged),
+    };
+    let intents: Vec<IntentReport> = reported
+        .into_iter()
         .filter_map(|intent_evaluation| {
             let intent = judged.intents.get(&intent_evaluation.intent_id)?;
             let outcome = &intent_evaluation.outcome;
@@ -226,7 +301,13 @@ pub fn judge(input: &PullRequestInput<'_>) -> PullRequestVerdict {
                 })
                 .collect();
             Some(IntentReport {
-                plan: plan::build(&judged, intent, intent_evaluation.clone(), Some(&base)),
+                plan: plan::build_with_gate_calls(
+                    &judged,
+                    intent,
+                    intent_evaluation.clone(),
+                    Some(base),
+                    &gate_calls,
+                ),
                 approvals_required: outcome.approvals_required,
                 counted,
                 missing,
@@ -264,10 +345,10 @@ pub fn judge(input: &PullRequestInput<'_>) -> PullRequestVerdict {
         number: pull_request.number,
         head_sha: head_sha.to_owned(),
         base_ref: pull_request.base.name.clone(),
-        base_sha: input.base_sha.to_owned(),
+        base_sha: base_sha.to_owned(),
         state,
         summary,
-        removed_intents: changes::removed_intents(&judged, &fork_point),
+        removed_intents: changes::removed_intents(&judged, fork_point),
         intents,
         governance,
         scope_changes,

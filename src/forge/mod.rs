@@ -21,6 +21,7 @@ pub mod check;
 pub mod client;
 pub mod comment;
 pub mod fetch;
+pub mod incremental;
 pub mod merge;
 pub mod provenance;
 pub mod pull_requests;

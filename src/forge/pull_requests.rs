@@ -16,9 +16,10 @@
 //! two when nothing changed.
 
 use super::carried::{CarriedApproval, CarriedIndex};
-use super::check::{self, CheckState, PullRequestInput};
+use super::check::{self, CheckState};
 use super::client::GitHubClient;
 use super::comment::{self, MARKER};
+use super::incremental::{CheckRequest, PrCheckCache};
 use super::merge::{MergeFacts, MergedPullRequest};
 use super::provenance::RecordProvenance;
 use super::review::{self, Standing};
@@ -74,6 +75,10 @@ pub struct Forge {
     /// The daemon's runtime facts (in-flight changes, rolled-back versions),
     /// refreshed by the daemon before it checks; none outside a daemon.
     runtime: Option<Arc<dyn RuntimeFacts + Send + Sync>>,
+    /// The base snapshots PR checks are judged against, by commit
+    /// (`forge::incremental`): a PR changing one intent re-judges only
+    /// what it can move.
+    pub pr_checks: PrCheckCache,
 }
 
 /// Runs sync work (git, evaluation) without stalling the other tasks of a
@@ -115,6 +120,7 @@ impl Forge {
             carried: std::sync::Mutex::new(CarriedIndex::default()),
             provenance: std::sync::Mutex::new(HashMap::new()),
             runtime: None,
+            pr_checks: PrCheckCache::new(),
         }
     }
 
@@ -173,29 +179,22 @@ impl Forge {
                 self.fetch_base,
                 &self.git_credentials,
             )?;
-            let head_entries = repo.entries_at(revisions.head)?;
-            let base_entries = repo.entries_at(revisions.base)?;
-            let fork_point_entries = if revisions.fork_point == revisions.base {
-                base_entries.clone()
-            } else {
-                repo.entries_at(revisions.fork_point)?
-            };
             let base_sha = revisions.base.to_string();
             let history = history::change_history(repo, revisions.fork_point, revisions.head)?;
-            let verdict = check::judge(&PullRequestInput {
-                pull_request: &pull_request,
-                head_entries: &head_entries,
-                base_entries: &base_entries,
-                base_sha: &base_sha,
-                fork_point_entries: &fork_point_entries,
-                reviews: &reviews,
-                history: &history,
-                runtime: match &self.runtime {
-                    Some(runtime) => runtime.as_ref(),
-                    None => &NoRuntime,
+            let verdict = self.pr_checks.check(
+                repo,
+                revisions,
+                &CheckRequest {
+                    pull_request: &pull_request,
+                    reviews: &reviews,
+                    history: &history,
+                    runtime: match &self.runtime {
+                        Some(runtime) => runtime.as_ref(),
+                        None => &NoRuntime,
+                    },
+                    now,
                 },
-                now,
-            });
+            )?;
             Ok((verdict, base_sha))
         })?;
         let body = comment::render(&verdict);
