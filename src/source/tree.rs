@@ -146,15 +146,14 @@ impl GovernedRepo {
                         let git_dir = &git_dir;
                         scope.spawn(move || {
                             let first = part.first().map_or(0, |(index, _)| *index);
-                            let odb = Repository::open(git_dir)
+                            Repository::open(git_dir)
                                 .and_then(|repository| {
                                     repository.odb().map(|odb| {
                                         // `odb` borrows `repository`: read here.
                                         read_blobs(&odb, part)
                                     })
                                 })
-                                .map_err(|error| (first, error))?;
-                            odb
+                                .map_err(|error| (first, error))?
                         })
                     })
                     .collect();
