@@ -36,6 +36,7 @@ use crate::forge::provenance::RecordProvenance;
 use crate::forge::review::ReviewStanding;
 use crate::model::digest::scope_sha256;
 use crate::model::{self, Entry, Scope, Snapshot};
+use crate::progress::Progress;
 use chrono::{DateTime, Utc};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -251,7 +252,14 @@ impl Judgement {
 /// references, the config's change-freeze windows. Every entry point that
 /// only needs the typed snapshot of a revision calls this too.
 pub fn load(entries: &[Entry]) -> (Snapshot, Vec<Diagnostic>) {
+    load_observed(entries, &crate::progress::Silent)
+}
+
+/// [`load`], telling `progress` each step.
+fn load_observed(entries: &[Entry], progress: &dyn Progress) -> (Snapshot, Vec<Diagnostic>) {
+    progress.stage(&format!("loading {} files", entries.len()), None);
     let (snapshot, mut diagnostics) = model::load(entries);
+    progress.stage("checking references", None);
     diagnostics.extend(checks(&snapshot));
     (snapshot, diagnostics)
 }
@@ -296,7 +304,14 @@ fn unsigned_commits(
 
 /// Judges one revision. See the module documentation for the steps.
 pub fn judge(case: Case<'_>) -> Judgement {
-    let (own, mut diagnostics) = load(case.entries);
+    judge_observed(case, &crate::progress::Silent)
+}
+
+/// [`judge`], telling `progress` each step as it starts (`validate` draws
+/// them, and prints their times with `RINGMASTER_TIMINGS=1`).
+pub fn judge_observed(case: Case<'_>, progress: &dyn Progress) -> Judgement {
+    let (own, mut diagnostics) = load_observed(case.entries, progress);
+    progress.stage("compiling policies", None);
     let (own_engine, policy_diagnostics) = evaluation::engine_for(&own);
     diagnostics.extend(policy_diagnostics);
     let (base, now, runtime) = (case.base, case.now, case.runtime);
@@ -307,7 +322,10 @@ pub fn judge(case: Case<'_>) -> Judgement {
         &|rules| evaluation::engine_for(rules).0,
         own_engine,
         &mut |snapshot, engine, _affected| {
-            evaluation::evaluate(snapshot, engine, base, now, runtime)
+            progress.stage(&format!("judging {} intents", snapshot.intents.len()), None);
+            let evaluation = evaluation::evaluate(snapshot, engine, base, now, runtime);
+            progress.stage("checking scope changes, sorting diagnostics", None);
+            evaluation
         },
     )
 }

@@ -118,14 +118,27 @@ pub(super) fn judge_revision_with(
     runtime: &dyn RuntimeFacts,
     now: DateTime<Utc>,
 ) -> Judgement {
-    judge::judge(Case {
-        entries: &revision.entries,
-        rules: base.map(|b| &b.rules),
-        base: base.map(|b| &b.rules),
-        proof: base.map(|b| Proof::without_reviews(Some(&b.fork_point), &b.history)),
-        runtime,
-        now,
-    })
+    judge_revision_observed(revision, base, runtime, now, &crate::progress::Silent)
+}
+
+fn judge_revision_observed(
+    revision: &Revision,
+    base: Option<&Base>,
+    runtime: &dyn RuntimeFacts,
+    now: DateTime<Utc>,
+    progress: &dyn Progress,
+) -> Judgement {
+    judge::judge_observed(
+        Case {
+            entries: &revision.entries,
+            rules: base.map(|b| &b.rules),
+            base: base.map(|b| &b.rules),
+            proof: base.map(|b| Proof::without_reviews(Some(&b.fork_point), &b.history)),
+            runtime,
+            now,
+        },
+        progress,
+    )
 }
 
 /// The runtime facts of the daemon whose state directory is `state`, read
@@ -154,31 +167,109 @@ pub(super) fn run(
 ) -> anyhow::Result<ExitCode> {
     // A spinner per stage on a terminal (reading thousands of files and
     // judging thousands of intents takes seconds); nothing otherwise.
-    let progress = super::progress::Reporter::on_stderr();
-    Progress::stage(&progress, &format!("reading {}", args.repo.display()), None);
+    // `RINGMASTER_TIMINGS=1`: each stage's time and memory on stderr.
+    let progress = Timed::new(super::progress::Reporter::on_stderr());
+    progress.stage(&format!("reading {}", args.repo.display()), None);
     let revision = read(args)?;
     let base = base_revision(&revision, base)?;
     let now = args.now.unwrap_or(wall_clock);
     let runtime = runtime_facts(state)?;
-    let what = format!("judging {} files", revision.entries.len());
-    Progress::stage(&progress, &what, None);
-    let judgement = judge_revision_with(&revision, base.as_ref(), runtime.as_ref(), now);
-    drop(progress);
+    let judgement =
+        judge_revision_observed(&revision, base.as_ref(), runtime.as_ref(), now, &progress);
+    progress.stage("writing the report", None);
     // `--strict` also fails on a scope change no CAB scope approval covers
     // (it is pending, like an intent waiting for approval).
     let scopes_pending = judgement.unapproved_scope_changes().next().is_some();
-    let evaluation = judgement.evaluation;
+    let evaluation = &judgement.evaluation;
     match format {
         Format::Human => {
-            output::print_validation(&revision.label, revision.entries.len(), &evaluation)
+            output::print_validation(&revision.label, revision.entries.len(), evaluation)
         }
         Format::Json => println!(
             "{}",
-            serde_json::to_string_pretty(&json_report(&evaluation))?
+            serde_json::to_string_pretty(&json_report(evaluation))?
         ),
-        Format::Github => print_github(&revision.subdir, &evaluation),
+        Format::Github => print_github(&revision.subdir, evaluation),
     }
-    Ok(exit_code(&evaluation, strict, scopes_pending))
+    drop(progress);
+    let code = exit_code(evaluation, strict, scopes_pending);
+    // The process ends with this command: freeing tens of thousands of
+    // parsed objects one by one would only delay the exit.
+    std::mem::forget(judgement);
+    std::mem::forget(revision);
+    Ok(code)
+}
+
+/// Stages drawn by the CLI's reporter and, with `RINGMASTER_TIMINGS` set
+/// (to anything but `0`), each stage's wall time, the resident memory at its
+/// end and the peak so far, printed on stderr when the next stage starts:
+/// `timing: <stage>: <ms> ms, rss <MiB> MiB, peak <MiB> MiB`.
+struct Timed {
+    inner: super::progress::Reporter,
+    /// The stage running and when it started; `None` when timings are off.
+    current: Option<std::sync::Mutex<(String, std::time::Instant)>>,
+}
+
+impl Timed {
+    fn new(inner: super::progress::Reporter) -> Timed {
+        let enabled = std::env::var_os("RINGMASTER_TIMINGS").is_some_and(|value| value != "0");
+        Timed {
+            inner,
+            current: enabled
+                .then(|| std::sync::Mutex::new((String::new(), std::time::Instant::now()))),
+        }
+    }
+
+    fn finish_stage(&self, next: Option<&str>) {
+        let Some(current) = &self.current else { return };
+        let mut current = current.lock().unwrap_or_else(|e| e.into_inner());
+        if !current.0.is_empty() {
+            let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+            let field = |name: &str| {
+                status
+                    .lines()
+                    .find_map(|line| line.strip_prefix(name))
+                    .and_then(|rest| {
+                        rest.trim()
+                            .trim_end_matches("kB")
+                            .trim()
+                            .parse::<u64>()
+                            .ok()
+                    })
+                    .map_or("n/a".to_owned(), |kib| {
+                        format!("{:.0}", kib as f64 / 1024.0)
+                    })
+            };
+            eprintln!(
+                "timing: {}: {:.1} ms, rss {} MiB, peak {} MiB",
+                current.0,
+                current.1.elapsed().as_secs_f64() * 1000.0,
+                field("VmRSS:"),
+                field("VmHWM:"),
+            );
+        }
+        *current = (
+            next.unwrap_or_default().to_owned(),
+            std::time::Instant::now(),
+        );
+    }
+}
+
+impl Progress for Timed {
+    fn stage(&self, what: &str, total: Option<u64>) {
+        self.finish_stage(Some(what));
+        self.inner.stage(what, total);
+    }
+
+    fn advance(&self, count: u64) {
+        self.inner.advance(count);
+    }
+}
+
+impl Drop for Timed {
+    fn drop(&mut self) {
+        self.finish_stage(None);
+    }
 }
 
 fn exit_code(evaluation: &Evaluation, strict: bool, scopes_pending: bool) -> ExitCode {

@@ -325,8 +325,8 @@ impl Loader {
     }
 
     fn yaml(&mut self, path: &str, text: &str, expected_kind: &'static str, implied: Implied) {
-        let document = match yaml::parse(text) {
-            Ok(document) => Arc::new(document),
+        let mut document = match yaml::parse(text) {
+            Ok(document) => document,
             Err(error) => {
                 self.diagnostics.push(
                     Diagnostic::error(path, format!("invalid YAML: {}", error.message))
@@ -401,12 +401,14 @@ impl Loader {
             }
             return;
         }
-        let mut body = document.value.clone();
+        // The value moves into the typed object: a loaded object holds its
+        // document's text (for positions), never a second copy of its value.
+        let mut body = std::mem::take(&mut document.value);
         if let Value::Object(map) = &mut body {
             map.remove("apiVersion");
             map.remove("kind");
         }
-        self.typed(path, expected_kind, body, document, implied);
+        self.typed(path, expected_kind, body, Arc::new(document), implied);
     }
 
     fn typed(

@@ -23,6 +23,7 @@
 use crate::diagnostic::Position;
 use serde_json::{Map, Number, Value};
 use std::collections::HashMap;
+use std::sync::{Arc, OnceLock};
 use yaml_rust2::parser::{Event, Parser, Tag};
 use yaml_rust2::scanner::{Marker, TScalarStyle};
 
@@ -32,10 +33,19 @@ pub const MAX_DEPTH: usize = 64;
 pub const MAX_NODES: usize = 200_000;
 
 /// A parsed document and where each of its values stands in the file.
+///
+/// Positions are what diagnostics need, and most documents never have one:
+/// the map from every JSON pointer to its position is built only when a
+/// position is first asked for, by reading the (kept) text again with the
+/// same reader, so it is exactly what a first reading would have recorded.
+/// A loaded snapshot therefore holds each file's text once, not a map of
+/// every pointer of every file (`model::load` also moves `value` out once
+/// the typed object is built).
 #[derive(Debug, Clone)]
 pub struct Document {
     pub value: Value,
-    positions: HashMap<String, Position>,
+    source: Arc<str>,
+    positions: OnceLock<HashMap<String, Position>>,
 }
 
 /// A YAML problem with its position (1-based line and column).
@@ -49,9 +59,14 @@ impl Document {
     /// Where the value at `pointer` starts; falls back to the nearest ancestor
     /// that exists, so a "missing property" finding points at its parent.
     pub fn position(&self, pointer: &str) -> Position {
+        let positions = self.positions.get_or_init(|| {
+            read(&self.source, true)
+                .map(|(_, positions)| positions.unwrap_or_default())
+                .unwrap_or_default()
+        });
         let mut pointer = pointer;
         loop {
-            if let Some(position) = self.positions.get(pointer) {
+            if let Some(position) = positions.get(pointer) {
                 return *position;
             }
             match pointer.rfind('/') {
@@ -90,7 +105,8 @@ enum Frame {
 
 struct Builder {
     stack: Vec<Frame>,
-    positions: HashMap<String, Position>,
+    /// Recorded only when asked for (see [`Document`]).
+    positions: Option<HashMap<String, Position>>,
     root: Option<Value>,
     nodes: usize,
 }
@@ -165,16 +181,22 @@ impl Builder {
                     message: format!("duplicate key \"{text}\"; each key may appear once"),
                 });
             }
-            let key_pointer = format!("{pointer}/{}", escape_token(&text));
-            self.positions.insert(key_pointer, at);
+            if let Some(positions) = &mut self.positions {
+                let key_pointer = format!("{pointer}/{}", escape_token(&text));
+                positions.insert(key_pointer, at);
+            }
             *pending_key = Some(text);
             return Ok(());
         }
-        let pointer = self.next_pointer();
-        // A value's own position wins over its key's, except for empty values.
-        let empty_plain = text.is_empty() && style == TScalarStyle::Plain;
-        if !(empty_plain && self.positions.contains_key(&pointer)) {
-            self.positions.insert(pointer, at);
+        if self.positions.is_some() {
+            let pointer = self.next_pointer();
+            // A value's own position wins over its key's, except for empty values.
+            let empty_plain = text.is_empty() && style == TScalarStyle::Plain;
+            if let Some(positions) = &mut self.positions
+                && !(empty_plain && positions.contains_key(&pointer))
+            {
+                positions.insert(pointer, at);
+            }
         }
         let value = if style == TScalarStyle::Plain {
             plain_scalar(&text)
@@ -199,8 +221,15 @@ impl Builder {
                 message: format!("nesting deeper than {MAX_DEPTH} levels is not allowed"),
             });
         }
-        let pointer = self.next_pointer();
-        self.positions.entry(pointer.clone()).or_insert(at);
+        // Frames keep their pointer only while positions are recorded.
+        let pointer = if self.positions.is_some() {
+            self.next_pointer()
+        } else {
+            String::new()
+        };
+        if let Some(positions) = &mut self.positions {
+            positions.entry(pointer.clone()).or_insert(at);
+        }
         self.stack.push(if sequence {
             Frame::Sequence {
                 pointer,
@@ -282,10 +311,23 @@ fn plain_scalar(text: &str) -> Value {
 
 /// Parses exactly one YAML document.
 pub fn parse(text: &str) -> Result<Document, YamlError> {
+    let (value, _) = read(text, false)?;
+    Ok(Document {
+        value,
+        source: Arc::from(text),
+        positions: OnceLock::new(),
+    })
+}
+
+/// Reads one document; with `positions`, also where each pointer starts.
+fn read(
+    text: &str,
+    positions: bool,
+) -> Result<(Value, Option<HashMap<String, Position>>), YamlError> {
     let mut parser = Parser::new_from_str(text);
     let mut builder = Builder {
         stack: Vec::new(),
-        positions: HashMap::new(),
+        positions: positions.then(HashMap::new),
         root: None,
         nodes: 0,
     };
@@ -338,10 +380,7 @@ pub fn parse(text: &str) -> Result<Document, YamlError> {
             Event::Nothing | Event::StreamStart | Event::DocumentEnd => {}
         }
     }
-    Ok(Document {
-        value: builder.root.unwrap_or(Value::Null),
-        positions: builder.positions,
-    })
+    Ok((builder.root.unwrap_or(Value::Null), builder.positions))
 }
 
 /// Whether `tag` is the core schema's `!!name`.
