@@ -173,6 +173,9 @@ pub fn scope_changes(
         .filter_map(|(id, application)| {
             let before = &base.applications.get(id)?.allowed_scope;
             let after = &application.allowed_scope;
+            if before == after {
+                return None;
+            }
             let digest = scope_sha256(id, after);
             if scope_sha256(id, before) == digest {
                 return None;

@@ -499,7 +499,7 @@ fn the_incremental_check_reaches_the_full_checks_verdict_for_every_pull_request(
         differences.join("\n")
     );
     // The comparison means something only if the incremental path ran.
-    let stats = cache.stats;
+    let stats = cache.stats.clone();
     eprintln!("{stats:?}");
     assert!(
         stats.incremental >= 30 && stats.full >= 10,

@@ -170,7 +170,7 @@ pub(super) fn run(
     // `RINGMASTER_TIMINGS=1`: each stage's time and memory on stderr.
     let progress = Timed::new(super::progress::Reporter::on_stderr());
     progress.stage(&format!("reading {}", args.repo.display()), None);
-    let revision = read(args)?;
+    let mut revision = read(args)?;
     let base = base_revision(&revision, base)?;
     let now = args.now.unwrap_or(wall_clock);
     let runtime = runtime_facts(state)?;
@@ -181,14 +181,19 @@ pub(super) fn run(
     // (it is pending, like an intent waiting for approval).
     let scopes_pending = judgement.unapproved_scope_changes().next().is_some();
     let evaluation = &judgement.evaluation;
+    // The files are judged: their bytes are not needed for the report.
+    let files = revision.entries.len();
+    drop(std::mem::take(&mut revision.entries));
     match format {
-        Format::Human => {
-            output::print_validation(&revision.label, revision.entries.len(), evaluation)
+        Format::Human => output::print_validation(&revision.label, files, evaluation),
+        Format::Json => {
+            // Written as it is serialised, not built as one string first.
+            use std::io::Write as _;
+            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+            serde_json::to_writer_pretty(&mut out, &json_report(evaluation))?;
+            writeln!(out)?;
+            out.flush()?;
         }
-        Format::Json => println!(
-            "{}",
-            serde_json::to_string_pretty(&json_report(evaluation))?
-        ),
         Format::Github => print_github(&revision.subdir, evaluation),
     }
     drop(progress);

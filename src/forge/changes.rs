@@ -87,8 +87,19 @@ pub fn affected_intents(after: &Snapshot, before: Option<&Snapshot>) -> BTreeSet
         .into_iter()
         .filter_map(|id| after.entitlements.get(&id).or(before.entitlements.get(&id)))
         .collect();
+    if touched_intents.is_empty()
+        && touched_applications.is_empty()
+        && touched_artifacts.is_empty()
+        && touched_entitlements.is_empty()
+    {
+        return affected;
+    }
     for (id, intent) in &after.intents {
-        let artifact = after.artifact_of(intent).map(|a| a.id.clone());
+        let artifact = if touched_artifacts.is_empty() {
+            None
+        } else {
+            after.artifact_of(intent).map(|a| a.id.clone())
+        };
         let target = &intent.target_scope;
         let entitlement_touched = touched_entitlements.iter().any(|rule| {
             rule.scope.acquisition_boundary == target.acquisition_boundary

@@ -168,7 +168,7 @@ pub fn judge(input: &PullRequestInput<'_>) -> PullRequestVerdict {
         runtime: input.runtime,
         now: input.now,
     });
-    verdict(Parts {
+    let (verdict, _) = verdict(Parts {
         pull_request: input.pull_request,
         base_sha: input.base_sha,
         changed,
@@ -178,7 +178,8 @@ pub fn judge(input: &PullRequestInput<'_>) -> PullRequestVerdict {
         standings,
         judgement,
         gate_calls: None,
-    })
+    });
+    verdict
 }
 
 /// The proof a pull request brings: the reviews on its head, the
@@ -221,8 +222,8 @@ pub(crate) struct Parts<'a> {
     pub gate_calls: Option<std::collections::BTreeMap<crate::model::Plane, u64>>,
 }
 
-/// The verdict on a judged pull request.
-pub(crate) fn verdict(parts: Parts<'_>) -> PullRequestVerdict {
+/// The verdict on a judged pull request, and the judged snapshot back.
+pub(crate) fn verdict(parts: Parts<'_>) -> (PullRequestVerdict, crate::model::Snapshot) {
     let Parts {
         pull_request,
         base_sha,
@@ -341,7 +342,7 @@ pub(crate) fn verdict(parts: Parts<'_>) -> PullRequestVerdict {
     });
 
     let (state, summary) = aggregate(&intents, governance.as_ref(), &scope_changes, &blocking);
-    PullRequestVerdict {
+    let verdict = PullRequestVerdict {
         number: pull_request.number,
         head_sha: head_sha.to_owned(),
         base_ref: pull_request.base.name.clone(),
@@ -357,7 +358,8 @@ pub(crate) fn verdict(parts: Parts<'_>) -> PullRequestVerdict {
         standings,
         applied,
         changed_paths: changed.into_iter().collect(),
-    }
+    };
+    (verdict, judged)
 }
 
 /// The check state and its one-line summary.

@@ -73,7 +73,7 @@ use crate::policy::PolicyEngine;
 use crate::source::GovernedRepo;
 use chrono::{DateTime, Utc};
 use git2::{ObjectType, Oid, Tree};
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -148,7 +148,7 @@ impl<K: PartialEq + Clone, V> Lru<K, V> {
 }
 
 /// How the checks went, for the status page and the tests.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CacheStats {
     /// Checks answered incrementally.
     pub incremental: u64,
@@ -160,12 +160,18 @@ pub struct CacheStats {
     pub judgements: u64,
     /// Intents judged again by the last incremental check.
     pub last_rejudged: usize,
+    /// Where the last incremental check spent its time, step by step.
+    pub last_phases: Vec<(&'static str, std::time::Duration)>,
 }
 
 /// The base-snapshot cache of the PR check (see the module documentation).
 pub struct PrCheckCache {
     revisions: Lru<(Oid, &'static str), Revision>,
     judged: Lru<(Oid, Oid, &'static str), Judged>,
+    /// A working copy of the last fork point's snapshot: each check patches
+    /// it into the head in place and restores it after, instead of copying
+    /// 10,000 intents.
+    scratch: Option<(Oid, Snapshot)>,
     pub stats: CacheStats,
 }
 
@@ -190,6 +196,7 @@ impl PrCheckCache {
         PrCheckCache {
             revisions: Lru::new(CACHED_REVISIONS),
             judged: Lru::new(CACHED_JUDGEMENTS),
+            scratch: None,
             stats: CacheStats::default(),
         }
     }
@@ -249,6 +256,7 @@ impl PrCheckCache {
         revisions: PullRequestRevisions,
         request: &CheckRequest<'_>,
     ) -> Result<Option<PullRequestVerdict>, ForgeError> {
+        let mut phases = Phases::start();
         let Some(changed_entries) = changed_entries(repo, revisions.fork_point, revisions.head)?
         else {
             return Ok(None);
@@ -265,6 +273,7 @@ impl PrCheckCache {
             return Ok(None);
         }
         let changed: BTreeSet<String> = changed_entries.iter().map(|(p, _)| p.clone()).collect();
+        phases.lap("diff and cached revisions");
 
         // The head: the fork point with the changed files loaded again.
         let new_entries: Vec<Entry> = changed_entries.into_iter().filter_map(|(_, e)| e).collect();
@@ -283,7 +292,12 @@ impl PrCheckCache {
         {
             return Ok(None);
         }
-        let mut head = fork.snapshot.clone();
+        phases.lap("load changed files");
+        let mut head = match self.scratch.take() {
+            Some((commit, snapshot)) if commit == revisions.fork_point => snapshot,
+            _ => fork.snapshot.clone(),
+        };
+        phases.lap("copy the fork point");
         let removed = take_files(&mut head.intents, &changed);
         take_files(&mut head.approvals, &changed);
         take_files(&mut head.exceptions, &changed);
@@ -296,7 +310,8 @@ impl PrCheckCache {
         }
         let mut gate_calls = fork.gate_calls.clone();
         for intent in &removed {
-            if let Some((plane, calls)) = crate::plan::gate_calls(&fork.snapshot, intent) {
+            // Versions and entitlements are the fork point's in the head.
+            if let Some((plane, calls)) = crate::plan::gate_calls(&head, intent) {
                 *gate_calls.entry(plane).or_insert(0) -= calls;
             }
         }
@@ -312,12 +327,15 @@ impl PrCheckCache {
             .cloned()
             .collect();
         diagnostics.append(&mut new_diagnostics);
+        phases.lap("patch");
         diagnostics.extend(judge::checks(&head));
+        phases.lap("reference checks");
         // No policy file changed: the head's own policies are the fork
         // point's.
         diagnostics.extend(fork.policy_diagnostics.iter().cloned());
 
         let judged = self.judged(&fork, &base, revisions, request);
+        phases.lap("cached judgement");
         let standings = review::standings(
             request.reviews,
             &request.pull_request.head.sha,
@@ -348,6 +366,7 @@ impl PrCheckCache {
         let base_snapshot = &base.snapshot;
         let tenant_reads_now = may_read_now(&base.snapshot.policies);
         let mut rejudged = 0;
+        let mut inner = Vec::new();
         let judgement = judge::judge_loaded(
             Case {
                 entries: &[],
@@ -377,6 +396,7 @@ impl PrCheckCache {
                     tenant_reads_now && now != judged.now,
                 );
                 rejudged = again.len();
+                let began = std::time::Instant::now();
                 let fresh = evaluation::evaluate_intents(
                     snapshot,
                     engine,
@@ -385,6 +405,7 @@ impl PrCheckCache {
                     runtime,
                     Some(&again),
                 );
+                inner.push(("  of which evaluate re-judged intents", began.elapsed()));
                 let mut fresh: BTreeMap<String, _> = fresh
                     .into_iter()
                     .map(|(e, d)| (e.intent_id.clone(), (e, d)))
@@ -413,7 +434,9 @@ impl PrCheckCache {
             },
         );
         self.stats.last_rejudged = rejudged;
-        Ok(Some(check::verdict(Parts {
+        phases.lap("judge (proof, evaluation, scope changes)");
+        phases.laps.extend(inner);
+        let (verdict, mut head) = check::verdict(Parts {
             pull_request: request.pull_request,
             base_sha: &revisions.base.to_string(),
             changed,
@@ -423,7 +446,24 @@ impl PrCheckCache {
             standings,
             judgement,
             gate_calls: Some(gate_calls),
-        })))
+        });
+        phases.lap("verdict");
+        // Back to the fork point: what the check changed is put back.
+        head.config = fork.snapshot.config.clone();
+        head.principals = fork.snapshot.principals.clone();
+        head.policies = fork.snapshot.policies.clone();
+        head.approvals = fork.snapshot.approvals.clone();
+        head.exceptions = fork.snapshot.exceptions.clone();
+        for id in &added {
+            head.intents.remove(id);
+        }
+        for intent in removed {
+            head.intents.insert(intent.intent_id.clone(), intent);
+        }
+        self.scratch = Some((revisions.fork_point, head));
+        phases.lap("restore the working copy");
+        self.stats.last_phases = phases.laps;
+        Ok(Some(verdict))
     }
 
     /// The fork point judged by the base's rules, from the cache or judged now.
@@ -480,6 +520,27 @@ impl PrCheckCache {
     }
 }
 
+/// Time spent per step.
+struct Phases {
+    last: std::time::Instant,
+    laps: Vec<(&'static str, std::time::Duration)>,
+}
+
+impl Phases {
+    fn start() -> Self {
+        Phases {
+            last: std::time::Instant::now(),
+            laps: Vec::new(),
+        }
+    }
+
+    fn lap(&mut self, name: &'static str) {
+        let now = std::time::Instant::now();
+        self.laps.push((name, now - self.last));
+        self.last = now;
+    }
+}
+
 /// The full check, reading every revision from Git ([`check::judge`]).
 pub fn full_check(
     repo: &GovernedRepo,
@@ -507,11 +568,11 @@ pub fn full_check(
 }
 
 /// The intents to judge again (see the module documentation).
-fn rejudge_set(
-    head: &Snapshot,
+fn rejudge_set<'a>(
+    head: &'a Snapshot,
     fork: &Snapshot,
     affected: &BTreeSet<String>,
-    changed_intents: &[(String, model::TargetScope, String)],
+    changed_intents: &'a [(String, model::TargetScope, String)],
     judged: &Judged,
     runtime: &dyn RuntimeFacts,
     everything: bool,
@@ -520,13 +581,13 @@ fn rejudge_set(
         return head.intents.keys().cloned().collect();
     }
     let mut again: BTreeSet<String> = affected.clone();
-    let mut segments: BTreeSet<(String, String, String)> = BTreeSet::new();
+    let mut segments: HashSet<(&'a str, &'a str, &'a str)> = HashSet::new();
     for (id, target, application) in changed_intents {
         again.insert(id.clone());
         segments.insert((
-            application.clone(),
-            target.acquisition_boundary.clone(),
-            target.business_unit.clone(),
+            application,
+            &target.acquisition_boundary,
+            &target.business_unit,
         ));
     }
     // Records that differ from the fork point's after the proof.
@@ -558,6 +619,7 @@ fn rejudge_set(
             segments.insert(segment_of(intent));
         }
     }
+    let records_changed = !record_intents.is_empty() || !record_applications.is_empty();
     for (id, intent) in &head.intents {
         if again.contains(id) {
             continue;
@@ -572,8 +634,9 @@ fn rejudge_set(
         };
         if stale
             || segments.contains(&segment_of(intent))
-            || record_intents.contains(id)
-            || record_applications.contains(&intent.application_id)
+            || (records_changed
+                && (record_intents.contains(id)
+                    || record_applications.contains(&intent.application_id)))
             || (!record_artifacts.is_empty()
                 && head
                     .artifact_of(intent)
@@ -585,11 +648,11 @@ fn rejudge_set(
     again
 }
 
-fn segment_of(intent: &model::DeploymentIntent) -> (String, String, String) {
+fn segment_of(intent: &model::DeploymentIntent) -> (&str, &str, &str) {
     (
-        intent.application_id.clone(),
-        intent.target_scope.acquisition_boundary.clone(),
-        intent.target_scope.business_unit.clone(),
+        &intent.application_id,
+        &intent.target_scope.acquisition_boundary,
+        &intent.target_scope.business_unit,
     )
 }
 

@@ -103,42 +103,124 @@ impl GovernedRepo {
                     revision: commit.to_string(),
                 })?
         };
-        let odb = self.repository.odb()?;
-        let mut entries = Vec::new();
-        let mut failure = None;
+        // The walk lists every entry (cheap: trees only); the blobs are then
+        // read on all cores, each thread through its own handle on the
+        // repository (libgit2 objects are not shared between threads), and
+        // put back in walk order.
+        let mut listed: Vec<(String, Listed)> = Vec::new();
         tree.walk(TreeWalkMode::PreOrder, |parent, entry| {
             let name = String::from_utf8_lossy(entry.name_bytes());
             let path = format!("{parent}{name}");
-            let content = match (entry.kind(), entry.filemode()) {
+            let listed_entry = match (entry.kind(), entry.filemode()) {
                 (Some(ObjectType::Tree), _) => return TreeWalkResult::Ok,
-                (Some(ObjectType::Commit), _) => EntryContent::Submodule,
-                (_, 0o120000) => EntryContent::Symlink,
-                (Some(ObjectType::Blob), _) => match odb.read_header(entry.id()) {
-                    Ok((size, _)) if size as u64 > MAX_FILE_BYTES => {
-                        EntryContent::TooLarge(size as u64)
-                    }
-                    Ok(_) => match odb.read(entry.id()) {
-                        Ok(object) => EntryContent::File(object.data().to_vec()),
-                        Err(error) => {
-                            failure = Some(error);
-                            return TreeWalkResult::Abort;
-                        }
-                    },
-                    Err(error) => {
-                        failure = Some(error);
-                        return TreeWalkResult::Abort;
-                    }
-                },
+                (Some(ObjectType::Commit), _) => Listed::Ready(EntryContent::Submodule),
+                (_, 0o120000) => Listed::Ready(EntryContent::Symlink),
+                (Some(ObjectType::Blob), _) => Listed::Blob(entry.id()),
                 _ => return TreeWalkResult::Ok,
             };
-            entries.push(Entry { path, content });
+            listed.push((path, listed_entry));
             TreeWalkResult::Ok
         })?;
-        if let Some(error) = failure {
+        let blobs: Vec<(usize, Oid)> = listed
+            .iter()
+            .enumerate()
+            .filter_map(|(index, (_, item))| match item {
+                Listed::Blob(id) => Some((index, *id)),
+                Listed::Ready(_) => None,
+            })
+            .collect();
+        let workers = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+            .min(blobs.len().div_ceil(BLOBS_PER_THREAD_AT_LEAST))
+            .max(1);
+        let read: Vec<Result<Vec<EntryContent>, (usize, git2::Error)>> = if workers == 1 {
+            vec![read_blobs(&self.repository.odb()?, &blobs)]
+        } else {
+            let git_dir = self.repository.path().to_path_buf();
+            let chunk = blobs.len().div_ceil(workers);
+            std::thread::scope(|scope| {
+                let handles: Vec<_> = blobs
+                    .chunks(chunk)
+                    .map(|part| {
+                        let git_dir = &git_dir;
+                        scope.spawn(move || {
+                            let first = part.first().map_or(0, |(index, _)| *index);
+                            Repository::open(git_dir)
+                                .and_then(|repository| {
+                                    repository.odb().map(|odb| {
+                                        // `odb` borrows `repository`: read here.
+                                        read_blobs(&odb, part)
+                                    })
+                                })
+                                .map_err(|error| (first, error))?
+                        })
+                    })
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|handle| handle.join().expect("blob reader panicked"))
+                    .collect()
+            })
+        };
+        // The first failure in walk order, as a sequential read would report it.
+        let mut contents = Vec::with_capacity(blobs.len());
+        let mut failure: Option<(usize, git2::Error)> = None;
+        for part in read {
+            match part {
+                Ok(mut part) => contents.append(&mut part),
+                Err((index, error)) => {
+                    if failure.as_ref().is_none_or(|(first, _)| index < *first) {
+                        failure = Some((index, error));
+                    }
+                }
+            }
+        }
+        if let Some((_, error)) = failure {
             return Err(error.into());
         }
+        let mut contents = contents.into_iter();
+        let entries = listed
+            .into_iter()
+            .map(|(path, item)| Entry {
+                path,
+                content: match item {
+                    Listed::Ready(content) => content,
+                    Listed::Blob(_) => contents.next().expect("one content per blob"),
+                },
+            })
+            .collect();
         Ok(entries)
     }
+}
+
+/// Below this many blobs per thread, one thread reads them all.
+const BLOBS_PER_THREAD_AT_LEAST: usize = 256;
+
+/// An entry of the walk: what it is, or the blob still to read.
+enum Listed {
+    Ready(EntryContent),
+    Blob(Oid),
+}
+
+/// Reads `blobs` (entry index, id) in order; sizes come from the object
+/// header, so a blob over [`MAX_FILE_BYTES`] is never inflated. The error
+/// names the index of the entry that failed.
+fn read_blobs(
+    odb: &git2::Odb<'_>,
+    blobs: &[(usize, Oid)],
+) -> Result<Vec<EntryContent>, (usize, git2::Error)> {
+    blobs
+        .iter()
+        .map(|(index, id)| {
+            let (size, _) = odb.read_header(*id).map_err(|error| (*index, error))?;
+            if size as u64 > MAX_FILE_BYTES {
+                return Ok(EntryContent::TooLarge(size as u64));
+            }
+            let object = odb.read(*id).map_err(|error| (*index, error))?;
+            Ok(EntryContent::File(object.data().to_vec()))
+        })
+        .collect()
 }
 
 /// Every entry below `root` in the working directory (for pre-commit use).
