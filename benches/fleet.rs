@@ -1,45 +1,54 @@
-//! Fleet-scale run of the per-plane call budget (issue 17), on the five
-//! HTTP planes: `cargo bench --bench fleet` (release), or in a debug build
-//! `cargo test --bench fleet`. `FLEET_DEVICES` (200,000), `FLEET_ROLLOUTS`
-//! (2,000), `FLEET_HOURS` (1), `FLEET_GATE_MINUTES` (1), `FLEET_TICK_SECONDS`
-//! (30), `FLEET_APPS_PER_RING` (4) and `FLEET_PLANES` (`intune,jamf,sccm,
-//! landscape,awx`) override the defaults.
+//! Fleet-scale run of the daemon (issue 17): the real daemon against the
+//! five HTTP plane simulators, on simulated time.
 //!
-//! What it drives, on simulated time: for each plane, its HTTP simulator on
-//! 127.0.0.1 (`planes::simulators`) and the real connector built from the
-//! configuration that reaches it — the shared send loop
-//! (`planes::http_send`), the plane's default call budget (rate,
-//! connections, priorities, back-off; no queueing, so a refused call is
-//! retried on the simulated clock) and the coalesced status reads — with
-//! the devices and rollouts spread evenly over the planes. Every rollout
-//! publishes its ring (rings of `FLEET_APPS_PER_RING` applications share a
-//! group, as several applications ride one ring), the devices report, and
-//! then every tick (the daemon's poll) each plane's gate checks are asked
-//! through the gate pacing (`planes::budget::pacing`): only the rollouts due
-//! at the effective interval, longest-waiting first, all at the tick's
-//! `now`, until the budget holds one back. Halfway, 1 % of the rollouts are
-//! halted (urgent priority).
+//! `cargo bench --bench fleet` (release), or in a debug build `cargo test
+//! --bench fleet`. `FLEET_DEVICES` (200,000), `FLEET_ROLLOUTS` (2,000),
+//! `FLEET_HOURS` (1, simulated), `FLEET_POLL_SECONDS` (60: the daemon's poll
+//! and the wanted gate-check interval) and `FLEET_PLANES` (`intune,jamf,
+//! sccm,landscape,awx`) override the defaults.
 //!
-//! What it does not drive: the daemon's event loop, store and evidence
-//! writer — there are no events or evidence records per second here
-//! (`benches/evidence.rs` and `benches/daemon*` measure those).
+//! What runs:
 //!
-//! Prints per plane: requests per hour against the budget, gate checks
-//! answered, the effective gate-check interval, the longest time a rollout
-//! waited between two answered gate checks (and the longest past the
-//! effective interval), reads answered by coalescing, the longest halt
-//! delay; and the process's CPU time and peak RSS.
+//! - **the tenant**: a governed Git repository made from
+//!   `ringmaster::synthetic` (config, principals, tenant policy) with
+//!   `FLEET_ROLLOUTS` intents spread evenly over the planes, one application
+//!   each (an MSI on Intune and Configuration Manager, a package on Jamf, a
+//!   .deb on Landscape and through AWX), all ALLOW under the tenant's policy,
+//!   and one entitlement per plane and ring whose `expected_devices` spread
+//!   `FLEET_DEVICES` over the planes in the synthetic rings' proportions
+//!   (8 : 40 : 200 : 1,500 : 6,000). Every intent of a plane targets the
+//!   same ring groups, as applications of one business unit do.
+//! - **the planes**: the five HTTP simulators (`planes::simulators`, each
+//!   request screened against the vendor's description) in a child process
+//!   (this same binary, `FLEET_ROLE=simulators`), with the entitlements'
+//!   groups and devices registered; devices report when the bench says so
+//!   (after every daemon step, at the step's simulated time, 99 % success).
+//! - **the daemon**: `Daemon::open` + `Daemon::step(now)` in this process,
+//!   exactly as `serve` and `demo` run it (store, judge, evidence branch,
+//!   rollouts, gate pacing, reconciliation), with each plane's connector
+//!   built from the configuration that reaches its simulator and the
+//!   plane's *default* call budget. Each step is one poll; the clock moves
+//!   `FLEET_POLL_SECONDS` a step.
+//!
+//! What it prints: per plane, requests per simulated hour against the
+//! budget, the effective gate-check interval, the longest wait between two
+//! answered gate checks of one rollout; the daemon's CPU time and peak RSS
+//! (this process: the daemon and the bench's bookkeeping; the simulators'
+//! CPU is printed apart); events and evidence records written, per second
+//! of the daemon's steps.
 
 use chrono::{DateTime, Duration as ChronoDuration, TimeZone, Utc};
-use ringmaster::planes::budget::pacing::PlanePacing;
-use ringmaster::planes::budget::{self, BudgetConfig, Priority};
+use ringmaster::daemon::Daemon;
+use ringmaster::daemon::config::{DaemonConfig, RepoLocation, SiemSink};
+use ringmaster::model::Plane;
+use ringmaster::planes::budget::Priority;
 use ringmaster::planes::simulators::{PlaneSimulator, SimulatedPlane};
-use ringmaster::planes::{
-    ArtifactRef, Connector, ConnectorConfig, ErrorCode, ExecutionPlaneConnector, PublishRequest,
-    Remediation,
-};
+use ringmaster::planes::{ConnectorConfig, Secret};
 use std::collections::BTreeMap;
-use std::time::Duration;
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::time::{Duration, Instant};
 
 fn env(name: &str, default: u64) -> u64 {
     std::env::var(name)
@@ -48,111 +57,218 @@ fn env(name: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
+/// The simulated start: a Monday morning outside the sample's freezes.
 fn start() -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2026, 12, 7, 8, 0, 0).unwrap()
+    Utc.with_ymd_and_hms(2026, 11, 30, 8, 0, 0).unwrap()
 }
 
-fn correlation(plane: usize, rollout: u64) -> String {
-    format!("00000000-0000-5000-8000-{plane:02}{rollout:010}")
+/// The synthetic rings and their relative sizes.
+const RINGS: [(&str, u64); 5] = [
+    ("ring-0-lab", 8),
+    ("ring-1-canary", 40),
+    ("ring-2-pilot", 200),
+    ("ring-3-department", 1_500),
+    ("ring-4-global", 6_000),
+];
+
+/// One plane of the synthetic fleet: its segment and how its artifacts look.
+struct Segment {
+    kind: SimulatedPlane,
+    boundary: &'static str,
+    unit: &'static str,
+    publisher: &'static str,
+    strategy: &'static str,
 }
 
-/// A group id the plane accepts, for ring `ring`.
-fn group_id(kind: SimulatedPlane, ring: u64) -> String {
+const SEGMENTS: [Segment; 5] = [
+    Segment {
+        kind: SimulatedPlane::Intune,
+        boundary: "acq-001",
+        unit: "bu-finance",
+        publisher: "synthetic-publisher-finance",
+        strategy: "intune-supersedence",
+    },
+    Segment {
+        kind: SimulatedPlane::Jamf,
+        boundary: "acq-001",
+        unit: "bu-hr",
+        publisher: "synthetic-publisher-hr",
+        strategy: "jamf-uninstall-policy",
+    },
+    Segment {
+        kind: SimulatedPlane::Sccm,
+        boundary: "acq-002",
+        unit: "bu-engineering",
+        publisher: "synthetic-publisher-engineering",
+        strategy: "sccm-uninstall-deployment",
+    },
+    Segment {
+        kind: SimulatedPlane::Landscape,
+        boundary: "acq-001",
+        unit: "bu-it",
+        publisher: "synthetic-publisher-it",
+        strategy: "landscape-remove-packages",
+    },
+    Segment {
+        kind: SimulatedPlane::Awx,
+        boundary: "acq-002",
+        unit: "bu-engineering",
+        publisher: "synthetic-publisher-engineering",
+        strategy: "ansible-uninstall",
+    },
+];
+
+/// A group id of the plane's own form, for ring `ring`.
+fn group_id(kind: SimulatedPlane, ring: usize) -> String {
     match kind {
         SimulatedPlane::Intune => format!("0a1b2c3d-0000-4000-8000-{ring:012}"),
-        SimulatedPlane::Jamf => (1_000 + ring).to_string(),
-        SimulatedPlane::Sccm => format!("PS1{ring:05X}"),
+        SimulatedPlane::Jamf => (5_000 + ring).to_string(),
+        SimulatedPlane::Sccm => format!("FAB0{:04X}", 0x100 + ring),
         SimulatedPlane::Landscape => format!("fleet-ring-{ring}"),
         SimulatedPlane::Awx => format!("fleet_ring_{ring}"),
     }
 }
 
-fn artifact(kind: SimulatedPlane, rollout: u64) -> ArtifactRef {
-    let sha256 = format!("sha256:{}", "ab".repeat(32));
-    let product = format!("{{0D3C2B1A-0F9E-4A5B-8C7D-{rollout:012}}}");
+fn sha(seed: &str) -> String {
+    use sha2::{Digest, Sha256};
+    format!("sha256:{}", hex::encode(Sha256::digest(seed.as_bytes())))
+}
+
+/// The artifact block of application `app` at `version` on `kind`.
+fn artifact(kind: SimulatedPlane, app: &str, version: &str) -> String {
+    let hash = sha(&format!("{app}-{version}-{}", kind.as_str()));
+    let common = format!(
+        "    sha256: \"{hash}\"\n    signature: {{signed: true, signer: Contoso Ltd, verified: true}}\n    provenance: {{source: internal-build, slsa_level: 3}}\n    sbom: {{format: cyclonedx, components: 42, cves: []}}\n"
+    );
+    let plane = kind.plane().as_str();
+    let (file, install, uninstall, detection) = match kind {
+        SimulatedPlane::Intune | SimulatedPlane::Sccm => (
+            format!("{app}-{version}.msi"),
+            format!("msiexec /i {app}-{version}.msi /qn"),
+            format!("msiexec /x {app}-{version}.msi /qn"),
+            format!(
+                "{{type: file, value: 'C:\\Program Files\\{app}\\app.exe', version: \"{version}\"}}"
+            ),
+        ),
+        SimulatedPlane::Jamf => (
+            format!("{app}-{version}.pkg"),
+            format!("installer -pkg {app}-{version}.pkg -target /"),
+            format!("/bin/rm -rf /Applications/{app}.app"),
+            format!("{{type: bundle_id, value: com.contoso.{app}, version: \"{version}\"}}"),
+        ),
+        SimulatedPlane::Landscape | SimulatedPlane::Awx => (
+            format!("{app}_{version}_amd64.deb"),
+            format!("apt-get install -y {app}={version}"),
+            format!("apt-get remove -y {app}"),
+            format!("{{type: package, value: {app}, version: \"{version}\"}}"),
+        ),
+    };
+    format!(
+        "  - id: {app}-{version}-{plane}\n    plane: {plane}\n    file: {file}\n{common}    install: {install}\n    uninstall: {uninstall}\n    detection: {detection}\n",
+    )
+}
+
+fn os_matrix(kind: SimulatedPlane) -> &'static str {
     match kind {
-        SimulatedPlane::Intune => ArtifactRef {
-            id: format!("app{rollout}-win"),
-            file: format!("App{rollout}-1.0.0.intunewin"),
-            sha256,
-            install: format!("msiexec /i App{rollout}.msi /qn"),
-            uninstall: format!("msiexec /x {product} /qn"),
-            detection_type: "msi_product_code".into(),
-            detection_value: product,
-        },
-        SimulatedPlane::Sccm => ArtifactRef {
-            id: format!("app{rollout}-msi"),
-            file: format!("App{rollout}-1.0.0.msi"),
-            sha256,
-            install: format!("msiexec /i \"App{rollout}-1.0.0.msi\" /qn /norestart"),
-            uninstall: format!("msiexec /x {product} /qn"),
-            detection_type: "msi_product_code".into(),
-            detection_value: product,
-        },
-        SimulatedPlane::Jamf => ArtifactRef {
-            id: format!("app{rollout}-pkg"),
-            file: format!("App{rollout}-1.0.0.pkg"),
-            sha256,
-            install: format!("installer -pkg App{rollout}-1.0.0.pkg -target /"),
-            uninstall: format!("/Applications/App{rollout}.app/uninstall.sh"),
-            detection_type: "bundle_id".into(),
-            detection_value: format!("com.example.app{rollout}"),
-        },
-        SimulatedPlane::Landscape => ArtifactRef {
-            id: format!("app{rollout}-deb"),
-            file: format!("app{rollout}_1.0.0_amd64.deb"),
-            sha256,
-            install: format!("apt-get install -y app{rollout}=1.0.0"),
-            uninstall: format!("apt-get remove -y app{rollout}"),
-            detection_type: "deb_package".into(),
-            detection_value: format!("app{rollout}"),
-        },
-        SimulatedPlane::Awx => ArtifactRef {
-            id: format!("app{rollout}-deb"),
-            file: format!("app{rollout}_1.0.0_amd64.deb"),
-            sha256,
-            install: format!("apt-get install -y ./app{rollout}_1.0.0_amd64.deb"),
-            uninstall: format!("apt-get remove -y app{rollout}"),
-            detection_type: "package".into(),
-            detection_value: format!("app{rollout}"),
-        },
+        SimulatedPlane::Intune | SimulatedPlane::Sccm => "  - os: windows\n    arch: [x64]\n",
+        SimulatedPlane::Jamf => "  - os: macos\n    arch: [arm64]\n",
+        SimulatedPlane::Landscape | SimulatedPlane::Awx => "  - os: ubuntu\n    arch: [amd64]\n",
     }
 }
 
-fn request(
-    kind: SimulatedPlane,
-    plane_index: usize,
-    rollout: u64,
-    group: String,
-    devices: u32,
-) -> PublishRequest {
-    PublishRequest {
-        correlation_id: correlation(plane_index, rollout),
-        intent_id: format!("app{rollout}-1.0"),
-        application_id: format!("app{rollout}"),
-        application_name: format!("App {rollout}"),
-        version: "1.0.0".into(),
-        plane: kind.plane(),
-        ring: "ring-1".into(),
-        artifact: artifact(kind, rollout),
-        groups: vec![group],
-        exclusions: vec![],
-        expected_devices: devices,
-        supersedes_version: None,
-        sites: None,
+/// The tenant's files: `synthetic`'s config, principals and policy, and the
+/// fleet's entitlements, applications and intents. Answers the files and
+/// the devices registered per plane.
+fn tenant(
+    kinds: &[SimulatedPlane],
+    rollouts: u64,
+    devices: u64,
+) -> (Vec<(String, String)>, BTreeMap<SimulatedPlane, u64>) {
+    let mut files: Vec<(String, String)> = ringmaster::synthetic::files(0)
+        .into_iter()
+        .filter(|(path, _)| !path.starts_with("entitlements/"))
+        .collect();
+    let segments: Vec<&Segment> = SEGMENTS
+        .iter()
+        .filter(|segment| kinds.contains(&segment.kind))
+        .collect();
+    let per_plane = devices / segments.len().max(1) as u64;
+    let weight: u64 = RINGS.iter().map(|(_, weight)| weight).sum();
+    let mut registered = BTreeMap::new();
+    for segment in &segments {
+        let plane = segment.kind.plane().as_str();
+        for (index, (ring, share)) in RINGS.iter().enumerate() {
+            let count = (per_plane * share / weight).max(1);
+            *registered.entry(segment.kind).or_insert(0) += count;
+            let id = format!("fleet-{}-{ring}", segment.kind.as_str());
+            files.push((
+                format!("entitlements/{id}.yaml"),
+                format!(
+                    "apiVersion: ringmaster.dev/v1\nkind: EntitlementRule\nid: {id}\nplane: {plane}\nring: {ring}\nscope:\n  acquisition_boundary: {}\n  business_unit: {}\ngroups:\n  - id: \"{}\"\n    name: FLEET {} {ring}\nexpected_devices: {count}\n",
+                    segment.boundary,
+                    segment.unit,
+                    group_id(segment.kind, index),
+                    segment.kind.as_str(),
+                ),
+            ));
+        }
+    }
+    let rings: Vec<&str> = RINGS.iter().map(|(ring, _)| *ring).collect();
+    for index in 0..rollouts {
+        let segment = segments[(index as usize) % segments.len()];
+        let kind = segment.kind;
+        let app = format!("fleet-{}-{index:05}", kind.as_str());
+        files.push((
+            format!("apps/{app}/app.yaml"),
+            format!(
+                "apiVersion: ringmaster.dev/v1\nkind: Application\nid: {app}\nname: Fleet application {index}\nowner: alice\ncategory: productivity\nsupport_tier: tier-3\nlicensing: site\nplanes: [{}]\nallowed_scope:\n  acquisition_boundaries: [acq-001, acq-002]\n  business_units: [\"*\"]\n",
+                kind.plane().as_str()
+            ),
+        ));
+        for version in ["1.0.0", "1.1.0"] {
+            files.push((
+                format!("apps/{app}/{version}.yaml"),
+                format!(
+                    "apiVersion: ringmaster.dev/v1\nkind: ApplicationVersion\napplication_id: {app}\nversion: \"{version}\"\nos_matrix:\n{}artifacts:\n{}",
+                    os_matrix(kind),
+                    artifact(kind, &app, version)
+                ),
+            ));
+        }
+        files.push((
+            format!("intents/{app}.yaml"),
+            format!(
+                "apiVersion: ringmaster.dev/v1\nkind: DeploymentIntent\nintent_id: {app}\napplication_id: {app}\nversion: \"1.1.0\"\nartifact_hash: \"{}\"\ntarget_scope:\n  acquisition_boundary: {}\n  business_unit: {}\n  rings: [{}]\nrollback_plan:\n  strategy: {}\n  rollback_version: \"1.0.0\"\n  validated: true\nrequested_by: {}\n",
+                sha(&format!("{app}-1.1.0-{}", kind.as_str())),
+                segment.boundary,
+                segment.unit,
+                rings.join(", "),
+                segment.strategy,
+                segment.publisher,
+            ),
+        ));
+    }
+    (files, registered)
+}
+
+fn write_files(dir: &Path, files: &[(String, String)]) {
+    for (relative, text) in files {
+        let path = dir.join(relative);
+        std::fs::create_dir_all(path.parent().expect("a parent")).expect("dir");
+        std::fs::write(path, text).expect("write");
     }
 }
 
-/// Peak resident set (VmHWM) in MiB, and CPU seconds (user + system).
-fn process_figures() -> (f64, f64) {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+/// CPU seconds (user + system) and peak RSS (MiB) of process `pid` (`self`).
+fn process_figures(pid: &str) -> (f64, f64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     let peak_kib: f64 = status
         .lines()
         .find_map(|line| line.strip_prefix("VmHWM:"))
         .and_then(|rest| rest.split_whitespace().next())
         .and_then(|kib| kib.parse().ok())
         .unwrap_or(0.0);
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     let fields: Vec<&str> = stat
         .rsplit_once(')')
         .map(|(_, rest)| rest.split_whitespace().collect())
@@ -163,99 +279,11 @@ fn process_figures() -> (f64, f64) {
             .and_then(|value| value.parse::<f64>().ok())
             .unwrap_or(0.0)
     };
-    (peak_kib / 1024.0, (ticks(11) + ticks(12)) / 100.0)
+    ((ticks(11) + ticks(12)) / 100.0, peak_kib / 1024.0)
 }
 
-/// The connector's budget as the bench runs it: the plane's default, no
-/// queueing (a refused call is retried on the simulated clock).
-fn with_bench_budget(config: ConnectorConfig) -> ConnectorConfig {
-    let unqueued = |budget: BudgetConfig| {
-        Some(BudgetConfig {
-            max_queue_wait_seconds: Duration::ZERO,
-            ..budget
-        })
-    };
-    match config {
-        ConnectorConfig::Intune(mut config) => {
-            config.budget = unqueued(config.call_budget());
-            ConnectorConfig::Intune(config)
-        }
-        ConnectorConfig::Jamf(mut config) => {
-            config.budget = unqueued(config.call_budget());
-            ConnectorConfig::Jamf(config)
-        }
-        ConnectorConfig::Sccm(mut config) => {
-            config.budget = unqueued(config.call_budget());
-            ConnectorConfig::Sccm(config)
-        }
-        ConnectorConfig::Landscape(mut config) => {
-            config.budget = unqueued(config.call_budget());
-            ConnectorConfig::Landscape(config)
-        }
-        ConnectorConfig::Awx(mut config) => {
-            config.budget = unqueued(config.call_budget());
-            ConnectorConfig::Awx(config)
-        }
-        other => other,
-    }
-}
-
-/// One plane of the fleet.
-struct FleetPlane {
-    kind: SimulatedPlane,
-    simulator: PlaneSimulator,
-    connector: Connector,
-    budget: BudgetConfig,
-    rollouts: Vec<String>,
-    pacing: PlanePacing,
-    /// Requests sent (the budget's count) at the start of each hour.
-    hourly: BTreeMap<i64, u64>,
-    checks: u64,
-    held_back: u64,
-    failures: BTreeMap<String, u64>,
-    longest_gap: ChronoDuration,
-    longest_halt_delay: ChronoDuration,
-    publish_requests: u64,
-}
-
-impl FleetPlane {
-    fn sent(&self) -> u64 {
-        self.connector
-            .transport()
-            .map_or(0, |transport| transport.budget().window().sent_total)
-    }
-}
-
-/// Runs `call` until the budget lets it through, stepping the clock by the
-/// wait it names; answers the result and when it got through.
-async fn until_admitted<T, F, Fut>(
-    mut at: DateTime<Utc>,
-    mut call: F,
-) -> (Result<T, ringmaster::planes::ConnectorError>, DateTime<Utc>)
-where
-    F: FnMut(DateTime<Utc>) -> Fut,
-    Fut: std::future::Future<Output = Result<T, ringmaster::planes::ConnectorError>>,
-{
-    loop {
-        match call(at).await {
-            Err(error) if error.code == ErrorCode::RateLimit => {
-                let wait = error.retry_after.unwrap_or(Duration::from_secs(1));
-                at += ChronoDuration::from_std(wait).expect("wait");
-            }
-            other => return (other, at),
-        }
-    }
-}
-
-#[tokio::main(flavor = "current_thread")]
-async fn main() {
-    let devices = env("FLEET_DEVICES", 200_000);
-    let rollouts = env("FLEET_ROLLOUTS", 2_000).max(1);
-    let hours = env("FLEET_HOURS", 1).max(1);
-    let gate_minutes = env("FLEET_GATE_MINUTES", 1).max(1);
-    let tick_seconds = env("FLEET_TICK_SECONDS", 30).max(1);
-    let apps_per_ring = env("FLEET_APPS_PER_RING", 4).max(1);
-    let kinds: Vec<SimulatedPlane> = std::env::var("FLEET_PLANES")
+fn kinds_from_env() -> Vec<SimulatedPlane> {
+    std::env::var("FLEET_PLANES")
         .unwrap_or_else(|_| "intune,jamf,sccm,landscape,awx".into())
         .split(',')
         .filter_map(|name| {
@@ -263,242 +291,336 @@ async fn main() {
                 .into_iter()
                 .find(|kind| kind.as_str() == name.trim())
         })
-        .collect();
-    let plane_count = kinds.len().max(1) as u64;
-    let per_plane_rollouts = (rollouts / plane_count).max(1);
-    let rings = per_plane_rollouts.div_ceil(apps_per_ring);
-    let per_ring = u32::try_from(devices / plane_count / rings).unwrap_or(u32::MAX);
-    let wanted = Duration::from_secs(gate_minutes * 60);
-    let directory = tempfile::tempdir().expect("temp dir");
-    let wall = std::time::Instant::now();
+        .collect()
+}
 
-    let mut planes: Vec<FleetPlane> = Vec::new();
-    for (index, kind) in kinds.iter().copied().enumerate() {
+/// The child: every plane's simulator with the repository's groups, served
+/// until stdin closes; `check_in <rfc3339>` makes the devices report.
+fn simulators_main() {
+    let repo = PathBuf::from(std::env::var("FLEET_REPO").expect("FLEET_REPO"));
+    let work = PathBuf::from(std::env::var("FLEET_WORK").expect("FLEET_WORK"));
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let repository = ringmaster::source::GovernedRepo::open(&repo).expect("repository");
+    let head = repository.resolve("HEAD").expect("HEAD");
+    let entries = repository.entries_at(head).expect("entries");
+    let (snapshot, _) = ringmaster::model::load(&entries);
+    let mut simulators = Vec::new();
+    let stdout = std::io::stdout();
+    for kind in kinds_from_env() {
         let simulator = PlaneSimulator::with_random_secret(kind);
-        for ring in 0..rings {
-            simulator.add_group(
-                &group_id(kind, ring),
-                &format!("Fleet ring {ring}"),
-                per_ring,
-            );
-        }
-        let address = simulator
-            .start("127.0.0.1:0".parse().expect("address"))
-            .await
+        let (groups, devices) =
+            simulator.register(snapshot.entitlements.values().map(|rule| &rule.value));
+        let address = runtime
+            .block_on(simulator.start("127.0.0.1:0".parse().expect("address")))
             .expect("simulator");
-        let work = directory.path().join(kind.as_str());
-        std::fs::create_dir_all(&work).expect("work dir");
-        let secret_file = work.join("secret");
-        simulator.write_secret(&secret_file).expect("secret");
-        let config = with_bench_budget(simulator.connector_config(address, &secret_file, &work));
-        let connector = config.build().expect("connector");
-        let budget = *connector
-            .transport()
-            .expect("an HTTP plane")
-            .budget()
-            .config();
-        let pacing = PlanePacing::new(wanted, budget.per_hour() * Priority::Status.share());
-        let rollouts = (0..per_plane_rollouts)
-            .map(|rollout| correlation(index, rollout))
-            .collect();
-        planes.push(FleetPlane {
+        let secret = work.join(format!("{}.secret", kind.as_str()));
+        simulator.write_secret(&secret).expect("secret");
+        writeln!(
+            stdout.lock(),
+            "plane {} {address} {} {groups} {devices}",
+            kind.as_str(),
+            secret.display()
+        )
+        .expect("stdout");
+        simulators.push(simulator);
+    }
+    writeln!(stdout.lock(), "ready").expect("stdout");
+    for line in std::io::stdin().lock().lines() {
+        let Ok(line) = line else { break };
+        if let Some(at) = line.strip_prefix("check_in ") {
+            let at: DateTime<Utc> = at.parse().expect("a time");
+            let reports: usize = simulators
+                .iter()
+                .map(|simulator| simulator.check_in(at, 0.99))
+                .sum();
+            writeln!(stdout.lock(), "checked {reports}").expect("stdout");
+        } else if line == "quit" {
+            break;
+        }
+    }
+}
+
+/// The simulators' process, as the daemon's side sees it.
+struct Simulators {
+    child: Child,
+    stdin: ChildStdin,
+    stdout: BufReader<ChildStdout>,
+}
+
+impl Simulators {
+    fn line(&mut self) -> String {
+        let mut line = String::new();
+        self.stdout
+            .read_line(&mut line)
+            .expect("simulators' stdout");
+        assert!(!line.is_empty(), "the simulators' process ended");
+        line.trim_end().to_string()
+    }
+
+    fn check_in(&mut self, at: DateTime<Utc>) -> u64 {
+        writeln!(self.stdin, "check_in {}", at.to_rfc3339()).expect("simulators' stdin");
+        let line = self.line();
+        line.strip_prefix("checked ")
+            .and_then(|count| count.parse().ok())
+            .expect("checked <n>")
+    }
+}
+
+#[derive(Default)]
+struct PlaneFigures {
+    /// Budget requests sent at the start of each simulated hour.
+    hourly: BTreeMap<i64, u64>,
+}
+
+fn main() {
+    if std::env::var("FLEET_ROLE").as_deref() == Ok("simulators") {
+        simulators_main();
+        return;
+    }
+    let devices = env("FLEET_DEVICES", 200_000);
+    let rollouts = env("FLEET_ROLLOUTS", 2_000).max(1);
+    let hours = env("FLEET_HOURS", 1).max(1);
+    let poll = env("FLEET_POLL_SECONDS", 60).max(1);
+    let kinds = kinds_from_env();
+    assert!(!kinds.is_empty(), "FLEET_PLANES names no plane");
+    let directory = tempfile::tempdir().expect("temp dir");
+    let repo = directory.path().join("tenant");
+    let work = directory.path().join("work");
+    std::fs::create_dir_all(&work).expect("work dir");
+
+    // The tenant, committed.
+    let (files, expected) = tenant(&kinds, rollouts, devices);
+    write_files(&repo, &files);
+    ringmaster::source::commit::init_and_commit_all(&repo, "Fleet tenant").expect("commit");
+
+    // The simulators, in a child process of their own.
+    let mut child = Command::new(std::env::current_exe().expect("this binary"))
+        .env("FLEET_ROLE", "simulators")
+        .env("FLEET_REPO", &repo)
+        .env("FLEET_WORK", &work)
+        .env(
+            "FLEET_PLANES",
+            kinds
+                .iter()
+                .map(|k| k.as_str())
+                .collect::<Vec<_>>()
+                .join(","),
+        )
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("the simulators' process");
+    let mut simulators = Simulators {
+        stdin: child.stdin.take().expect("stdin"),
+        stdout: BufReader::new(child.stdout.take().expect("stdout")),
+        child,
+    };
+    let simulators_pid = simulators.child.id().to_string();
+    let mut planes: BTreeMap<Plane, ConnectorConfig> = BTreeMap::new();
+    let mut registered: BTreeMap<SimulatedPlane, (u64, u64)> = BTreeMap::new();
+    loop {
+        let line = simulators.line();
+        if line == "ready" {
+            break;
+        }
+        let parts: Vec<&str> = line.split(' ').collect();
+        let ["plane", name, address, secret_file, groups, devices] = parts[..] else {
+            panic!("unexpected line from the simulators: {line}");
+        };
+        let kind = SimulatedPlane::ALL
+            .into_iter()
+            .find(|kind| kind.as_str() == name)
+            .expect("a plane");
+        let secret = std::fs::read_to_string(secret_file).expect("secret");
+        // The configuration that reaches the simulator (its defaults: the
+        // plane's documented call budget).
+        let config = PlaneSimulator::new(kind, Secret::new(secret.trim_end())).connector_config(
+            address.parse().expect("address"),
+            Path::new(secret_file),
+            &work,
+        );
+        planes.insert(kind.plane(), config);
+        registered.insert(
             kind,
-            simulator,
-            connector,
-            budget,
-            rollouts,
-            pacing,
-            hourly: BTreeMap::new(),
-            checks: 0,
-            held_back: 0,
-            failures: BTreeMap::new(),
-            longest_gap: ChronoDuration::zero(),
-            longest_halt_delay: ChronoDuration::zero(),
-            publish_requests: 0,
-        });
+            (
+                groups.parse().expect("groups"),
+                devices.parse().expect("devices"),
+            ),
+        );
     }
 
-    // Publish every rollout's ring through the budget (publish priority).
-    let mut published_at = start();
-    for (index, plane) in planes.iter_mut().enumerate() {
-        let mut now = start();
-        let before = plane.sent();
-        for rollout in 0..per_plane_rollouts {
-            let publish = request(
-                plane.kind,
-                index,
-                rollout,
-                group_id(plane.kind, rollout / apps_per_ring),
-                per_ring,
-            );
-            let connector = plane.connector.clone();
-            let (result, at) = until_admitted(now, |at| {
-                let (connector, publish) = (connector.clone(), publish.clone());
-                async move {
-                    budget::with_priority(Priority::Publish, connector.publish(&publish, at)).await
-                }
-            })
-            .await;
-            now = at;
-            if let Err(error) = result {
-                panic!("{} publish {rollout}: {error}", plane.kind.as_str());
-            }
-        }
-        plane.publish_requests = plane.sent() - before;
-        published_at = published_at.max(now);
-    }
-    let publish_done = published_at;
-    for plane in &planes {
-        plane.simulator.check_in(publish_done, 0.99);
-    }
-
-    // Gate checks, tick by tick, through the pacing.
-    let end = publish_done + ChronoDuration::hours(i64::try_from(hours).unwrap_or(1));
-    let halfway = publish_done + (end - publish_done) / 2;
-    let tick = ChronoDuration::seconds(i64::try_from(tick_seconds).unwrap_or(30));
-    let mut halted = false;
-    let mut now = publish_done;
+    // The daemon.
+    let keys = ringmaster::evidence::generate_keypair(&directory.path().join("keys"), None, true)
+        .expect("signing key");
+    let config = DaemonConfig {
+        repo: RepoLocation::Local(repo.clone()),
+        state_dir: directory.path().join("state"),
+        store: None,
+        key: keys.secret_key.clone(),
+        key_password: None,
+        branch: "main".into(),
+        evidence_branch: "evidence".into(),
+        poll_interval: Duration::from_secs(poll),
+        siem: SiemSink::Off,
+        evidence_remote: None,
+        listen: None,
+        github: None,
+        planes,
+        config_file: None,
+        evidence_object_store: None,
+        incidents: Default::default(),
+        api: None,
+        notifications: Vec::new(),
+        git_credentials: Default::default(),
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let _context = runtime.enter();
+    let mut daemon = Daemon::open(config).expect("daemon");
+    let (cpu_before, _) = process_figures("self");
+    let wall = Instant::now();
+    let mut in_steps = Duration::ZERO;
+    let mut longest_step = Duration::ZERO;
+    let mut first_step = Duration::ZERO;
+    let mut figures: BTreeMap<Plane, PlaneFigures> = BTreeMap::new();
+    let sent = |daemon: &Daemon, plane: Plane| -> u64 {
+        daemon
+            .planes()
+            .and_then(|planes| planes.connector(plane))
+            .and_then(|connector| connector.transport())
+            .map_or(0, |transport| transport.budget().window().sent_total)
+    };
+    let end = start() + ChronoDuration::hours(i64::try_from(hours).unwrap_or(1));
+    let step = ChronoDuration::seconds(i64::try_from(poll).unwrap_or(60));
+    let mut now = start();
+    let mut steps = 0u64;
+    let mut reports = 0u64;
     while now < end {
-        for plane in &mut planes {
-            let hour = (now - publish_done).num_hours();
-            let sent = plane.sent();
-            plane.hourly.entry(hour).or_insert(sent);
+        let hour = (now - start()).num_hours();
+        for kind in &kinds {
+            let count = sent(&daemon, kind.plane());
+            figures
+                .entry(kind.plane())
+                .or_default()
+                .hourly
+                .entry(hour)
+                .or_insert(count);
         }
-        if !halted && now >= halfway {
-            halted = true;
-            for (index, plane) in planes.iter_mut().enumerate() {
-                for rollout in (0..per_plane_rollouts).step_by(100) {
-                    let id = correlation(index, rollout);
-                    let connector = plane.connector.clone();
-                    let (result, at) = until_admitted(now, |at| {
-                        let (connector, id) = (connector.clone(), id.clone());
-                        async move {
-                            budget::with_priority(
-                                Priority::Urgent,
-                                connector.remediate(&id, &Remediation::Halt, at),
-                            )
-                            .await
-                        }
-                    })
-                    .await;
-                    if let Err(error) = result {
-                        *plane
-                            .failures
-                            .entry(format!("halt: {}", error.code))
-                            .or_default() += 1;
-                    }
-                    plane.longest_halt_delay = plane.longest_halt_delay.max(at - now);
-                    plane.pacing.forget(&id);
-                    plane.rollouts.retain(|active| *active != id);
-                }
-            }
+        let began = Instant::now();
+        let report = runtime.block_on(daemon.step(now)).expect("daemon step");
+        let took = began.elapsed();
+        if steps == 0 {
+            first_step = took;
         }
-        for plane in &mut planes {
-            let order: Vec<String> = plane
-                .pacing
-                .fair_order(plane.rollouts.iter().map(String::as_str), now)
-                .into_iter()
-                .map(str::to_string)
-                .collect();
-            for id in order {
-                let before = plane.sent();
-                let result =
-                    budget::with_priority(Priority::Status, plane.connector.query_status(&id, now))
-                        .await;
-                let spent = plane.sent() - before;
-                match result {
-                    Ok(_) => {
-                        plane.checks += 1;
-                        if let Some(last) = plane.pacing.last_checked(&id) {
-                            plane.longest_gap = plane.longest_gap.max(now - last);
-                        }
-                        plane.pacing.checked(&id, now, spent);
-                    }
-                    Err(error) if error.code == ErrorCode::RateLimit => {
-                        // The budget is spent for this tick: the rest keep
-                        // their age and come first at the next.
-                        plane.held_back += 1;
-                        break;
-                    }
-                    Err(error) => {
-                        *plane
-                            .failures
-                            .entry(format!("status: {}", error.code))
-                            .or_default() += 1;
-                    }
-                }
-            }
+        in_steps += took;
+        longest_step = longest_step.max(took);
+        steps += 1;
+        let _ = report;
+        reports += simulators.check_in(now);
+        if steps.is_multiple_of(10) {
+            eprintln!(
+                "fleet bench: step {steps} at +{} min, {:.1} s in steps so far",
+                (now - start()).num_minutes(),
+                in_steps.as_secs_f64()
+            );
         }
-        now += tick;
+        now += step;
     }
-
     let elapsed = wall.elapsed();
-    let (peak_mib, cpu) = process_figures();
+    let (cpu_after, peak_mib) = process_figures("self");
+    let (simulators_cpu, simulators_peak) = process_figures(&simulators_pid);
+    let events = daemon
+        .store()
+        .last_event()
+        .expect("events")
+        .map_or(0, |event| event.seq);
+    let records = daemon
+        .store()
+        .evidence_head()
+        .expect("evidence head")
+        .map_or(0, |head| head.sequence);
+    let pacing = daemon.gate_pacing();
+
     println!(
-        "fleet bench: {devices} devices, {rollouts} rollouts over {} planes ({per_plane_rollouts} rollouts and {} devices each, rings of {per_ring} devices shared by {apps_per_ring} applications), gate check wanted every {gate_minutes} min, tick {tick_seconds} s, {hours} h simulated after publishing (done at +{} min)",
-        planes.len(),
-        u64::from(per_ring) * rings,
-        (publish_done - start()).num_minutes()
+        "fleet bench (daemon): {devices} devices wanted, {rollouts} rollouts over {} planes; {hours} h simulated in {steps} daemon steps of {poll} s (the poll, and the wanted gate-check interval)",
+        kinds.len()
     );
-    for plane in &planes {
-        let total = plane.sent();
-        let per_hour = plane.budget.per_hour();
+    for kind in &kinds {
+        let plane = kind.plane();
+        let (groups, devices) = registered.get(kind).copied().unwrap_or_default();
+        let budget = ringmaster::plan::default_budget(plane).expect("a budget");
+        let per_hour = budget.per_hour();
+        let total = sent(&daemon, plane);
         println!(
-            "{}: budget {} requests / {} s, {} connections = {per_hour:.0}/h (gate status share {:.0}/h)",
-            plane.kind.as_str(),
-            plane.budget.requests,
-            plane.budget.window_seconds.as_secs(),
-            plane.budget.concurrency,
+            "{} ({}): {devices} devices in {groups} groups on its simulator (entitlements ask {}); budget {} requests / {} s, {} connections = {per_hour:.0}/h, gate status share {:.0}/h",
+            kind.as_str(),
+            plane.as_str(),
+            expected.get(kind).copied().unwrap_or_default(),
+            budget.requests,
+            budget.window_seconds.as_secs(),
+            budget.concurrency,
             per_hour * Priority::Status.share()
         );
-        println!(
-            "  publish: {} requests for {per_plane_rollouts} rollouts",
-            plane.publish_requests
-        );
-        let marks: Vec<(i64, u64)> = plane.hourly.iter().map(|(h, s)| (*h, *s)).collect();
-        for (position, (hour, at_start)) in marks.iter().enumerate() {
-            let next = marks
-                .get(position + 1)
-                .map_or(total, |(_, requests)| *requests);
-            let requests = next - at_start;
+        if let Some(figures) = figures.get(&plane) {
+            let marks: Vec<(i64, u64)> = figures.hourly.iter().map(|(h, s)| (*h, *s)).collect();
+            for (position, (hour, at_start)) in marks.iter().enumerate() {
+                let next = marks.get(position + 1).map_or(total, |(_, sent)| *sent);
+                let requests = next - at_start;
+                println!(
+                    "  hour {hour}: {requests} requests ({:.0} % of the budget's {per_hour:.0})",
+                    requests as f64 * 100.0 / per_hour
+                );
+            }
+        }
+        if let Some(window) = daemon
+            .planes()
+            .and_then(|planes| planes.connector(plane))
+            .and_then(|connector| connector.transport())
+            .map(|transport| (transport.budget().window(), transport.coalesced_total()))
+        {
             println!(
-                "  hour {hour}: {requests} requests ({:.0} % of the budget)",
-                requests as f64 * 100.0 / per_hour
+                "  budget counters: sent {}, refused {}, throttled {}; reads answered by coalescing {}",
+                window.0.sent_total, window.0.refused_total, window.0.throttled_total, window.1
             );
         }
-        let active = plane.rollouts.len();
-        let effective = plane.pacing.effective(active);
-        println!(
-            "  gate checks answered: {} ({:.1} requests a check on average; {} calls held back by the budget and asked again at a later tick)",
-            plane.checks,
-            plane.pacing.cost().unwrap_or(0.0),
-            plane.held_back
-        );
-        println!(
-            "  effective gate-check interval for {active} rollouts: {} s (wanted {} s); longest wait between two answered checks of one rollout: {} s ({} s past the effective interval)",
-            effective.as_secs(),
-            wanted.as_secs(),
-            plane.longest_gap.num_seconds(),
-            (plane.longest_gap.num_seconds() - effective.as_secs() as i64).max(0)
-        );
-        let window = plane
-            .connector
-            .transport()
-            .map(|transport| (transport.budget().window(), transport.coalesced_total()));
-        if let Some((window, coalesced)) = window {
-            println!(
-                "  reads answered by coalescing: {coalesced}; budget counters: sent {}, refused {}, throttled {}",
-                window.sent_total, window.refused_total, window.throttled_total
-            );
+        match pacing.get(plane.as_str()) {
+            Some(gate) => {
+                let active = gate.known();
+                println!(
+                    "  gate checks answered: {} ({:.1} requests a check); effective gate-check interval for {active} rollouts: {} s (wanted {} s); longest wait between two answered checks of one rollout: {} s",
+                    gate.answered(),
+                    gate.cost().unwrap_or(0.0),
+                    gate.effective(active).as_secs(),
+                    gate.wanted().as_secs(),
+                    gate.longest_wait().as_secs()
+                );
+            }
+            None => println!("  no gate check paced on this plane"),
         }
-        println!(
-            "  halts: longest delay {} s; failures: {:?}",
-            plane.longest_halt_delay.num_seconds(),
-            plane.failures
-        );
     }
+    let daemon_cpu = cpu_after - cpu_before;
     println!(
-        "process: {:.1} s wall, {cpu:.1} s CPU, peak RSS {peak_mib:.0} MiB (simulators and connectors in one process; no daemon, store or evidence: events and evidence records per second are not measured here)",
-        elapsed.as_secs_f64()
+        "daemon: {:.1} s wall ({:.1} s in steps; first step {:.1} s, longest {:.1} s), {daemon_cpu:.1} s CPU, peak RSS {peak_mib:.0} MiB (this process: the daemon and the bench's bookkeeping)",
+        elapsed.as_secs_f64(),
+        in_steps.as_secs_f64(),
+        first_step.as_secs_f64(),
+        longest_step.as_secs_f64()
     );
+    let seconds = in_steps.as_secs_f64().max(0.001);
+    println!(
+        "daemon: {events} events ({:.0}/s of steps), {records} evidence records ({:.0}/s of steps)",
+        events as f64 / seconds,
+        records as f64 / seconds
+    );
+    println!(
+        "simulators (child process): {simulators_cpu:.1} s CPU, peak RSS {simulators_peak:.0} MiB, {reports} device reports"
+    );
+    drop(simulators.stdin);
+    let _ = simulators.child.wait();
 }

@@ -84,7 +84,10 @@ pub const GATE_CHECK_SECONDS: u64 = 30;
 /// Items per page the connectors' status queries read by default.
 pub const STATUS_PAGE_SIZE: u64 = 100;
 
-/// The default call budget of a plane's connector, if it has one.
+/// The default call budget of a plane's connector, if it has one. The
+/// Ansible plane's is AWX's (Automation Controller, its HTTP mode); a local
+/// `ansible-playbook` makes no API calls, and `plan` does not know which
+/// mode the daemon runs, so it plans with the budget that can run short.
 pub fn default_budget(plane: Plane) -> Option<crate::planes::budget::BudgetConfig> {
     use crate::planes::budget::BudgetConfig;
     match plane {
@@ -92,7 +95,7 @@ pub fn default_budget(plane: Plane) -> Option<crate::planes::budget::BudgetConfi
         Plane::Jamf => Some(BudgetConfig::jamf()),
         Plane::Sccm => Some(BudgetConfig::sccm()),
         Plane::Landscape => Some(BudgetConfig::landscape()),
-        Plane::Ansible => None,
+        Plane::Ansible => Some(BudgetConfig::awx()),
     }
 }
 

@@ -101,6 +101,9 @@ impl AwxHarness {
 
 impl Harness for AwxHarness {
     const PLANE: Plane = Plane::Ansible;
+    /// A status query reads the ring's inventory group hosts and the host
+    /// summaries of the deployment's finished job, each page by page.
+    const STATUS_DEVICE_LISTS: u64 = 2;
 
     async fn start(options: HarnessOptions) -> AwxHarness {
         let token = format!("awx-token-{}", uuid::Uuid::new_v4().simple());
@@ -351,6 +354,7 @@ conformance::conformance_suite!(
     awx_budget,
     AwxHarness,
     [
+        status_query_costs_pages_not_devices,
         a_429_storm_slows_down_then_recovers_and_no_call_is_over_budget,
         a_halt_gets_through_when_status_calls_have_spent_their_share,
         status_queries_of_one_step_are_coalesced,

@@ -326,6 +326,15 @@ impl Daemon {
         })
     }
 
+    /// A copy of the gate-check pacing as it stands (the fleet benchmark
+    /// reports its intervals and longest waits).
+    pub fn gate_pacing(&self) -> crate::planes::budget::pacing::GatePacing {
+        self.gate_pacing
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
     pub fn planes(&self) -> Option<&Planes> {
         self.planes.current()
     }

@@ -30,19 +30,15 @@ pub fn entity_type(document: &Value, operation: &Value) -> Option<String> {
     Some(name)
 }
 
-fn declared(document: &Value, type_name: &str) -> Vec<String> {
+/// Whether the component `type_name` declares `property` (its own or
+/// inherited through `allOf`).
+fn declares(document: &Value, type_name: &str, property: &str) -> bool {
     document
         .pointer(&format!(
             "/components/schemas/{}",
             pointer_escape(type_name)
         ))
-        .map(|component| {
-            schema::properties(document, component)
-                .keys()
-                .cloned()
-                .collect()
-        })
-        .unwrap_or_default()
+        .is_some_and(|component| schema::properties(document, component).contains_key(property))
 }
 
 fn short(type_name: &str) -> &str {
@@ -72,10 +68,7 @@ fn resolves(document: &Value, entity: &str, path: &str) -> Result<(), String> {
     } else {
         (entity.to_string(), first)
     };
-    if declared(document, &type_name)
-        .iter()
-        .any(|name| name == property)
-    {
+    if declares(document, &type_name, property) {
         Ok(())
     } else {
         Err(format!(

@@ -45,16 +45,21 @@ pub fn ref_name(schema: &Value) -> Option<&str> {
 
 /// Every property a schema declares, through `allOf` (inherited ones
 /// included), with the schema of each.
-pub fn properties<'a>(document: &'a Value, schema: &'a Value) -> Map<String, Value> {
-    let mut found = Map::new();
+/// Borrowed from the document: nothing is copied (a request's check walks
+/// these for every field it names).
+pub fn properties<'a>(
+    document: &'a Value,
+    schema: &'a Value,
+) -> std::collections::BTreeMap<&'a str, &'a Value> {
+    let mut found = std::collections::BTreeMap::new();
     collect_properties(document, schema, &mut found, 0);
     found
 }
 
-fn collect_properties(
-    document: &Value,
-    schema: &Value,
-    found: &mut Map<String, Value>,
+fn collect_properties<'a>(
+    document: &'a Value,
+    schema: &'a Value,
+    found: &mut std::collections::BTreeMap<&'a str, &'a Value>,
     depth: u32,
 ) {
     if depth > 32 {
@@ -68,7 +73,7 @@ fn collect_properties(
     }
     if let Some(Value::Object(own)) = schema.get("properties") {
         for (name, property) in own {
-            found.insert(name.clone(), property.clone());
+            found.insert(name.as_str(), property);
         }
     }
 }
@@ -318,7 +323,7 @@ fn validate_object(
         name.to_string()
     };
     for (field, value) in fields {
-        match declared.get(field) {
+        match declared.get(field.as_str()) {
             Some(property) => {
                 validate_at(
                     document,

@@ -42,6 +42,10 @@ pub struct PlanePacing {
     planned: Option<Duration>,
     /// When each rollout's gate status was last answered.
     last: BTreeMap<String, DateTime<Utc>>,
+    /// The longest time between two answered checks of one rollout, and
+    /// the checks answered (what the fleet benchmark reports).
+    longest_wait: Duration,
+    answered: u64,
 }
 
 impl PlanePacing {
@@ -52,6 +56,8 @@ impl PlanePacing {
             cost: None,
             planned: None,
             last: BTreeMap::new(),
+            longest_wait: Duration::ZERO,
+            answered: 0,
         }
     }
 
@@ -121,7 +127,11 @@ impl PlanePacing {
 
     /// `rollout`'s gate status was answered at `now`, costing `requests`.
     pub fn checked(&mut self, rollout: &str, now: DateTime<Utc>, requests: u64) {
-        self.last.insert(rollout.to_string(), now);
+        if let Some(before) = self.last.insert(rollout.to_string(), now) {
+            let wait = (now - before).to_std().unwrap_or_default();
+            self.longest_wait = self.longest_wait.max(wait);
+        }
+        self.answered += 1;
         let requests = requests as f64;
         self.cost = Some(match self.cost {
             None => requests,
@@ -135,6 +145,21 @@ impl PlanePacing {
     }
 
     /// Forgets a rollout that is no longer active.
+    /// The longest time between two answered gate checks of one rollout.
+    pub fn longest_wait(&self) -> Duration {
+        self.longest_wait
+    }
+
+    /// Gate checks answered so far.
+    pub fn answered(&self) -> u64 {
+        self.answered
+    }
+
+    /// The interval the schedule asks for.
+    pub fn wanted(&self) -> Duration {
+        self.wanted
+    }
+
     pub fn forget(&mut self, rollout: &str) {
         self.last.remove(rollout);
     }
@@ -169,6 +194,13 @@ impl GatePacing {
 
     pub fn get_mut(&mut self, plane: &str) -> Option<&mut PlanePacing> {
         self.planes.get_mut(plane)
+    }
+
+    /// Every plane's pacing, by plane name.
+    pub fn planes(&self) -> impl Iterator<Item = (&str, &PlanePacing)> {
+        self.planes
+            .iter()
+            .map(|(plane, pacing)| (plane.as_str(), pacing))
     }
 }
 
@@ -238,5 +270,22 @@ mod tests {
         pacing.checked("a", at(0), 10);
         pacing.checked("b", at(0), 20);
         assert_eq!(pacing.cost(), Some(12.0));
+    }
+
+    #[test]
+    fn the_longest_wait_is_the_longest_gap_between_two_answers_of_one_rollout() {
+        let mut pacing = PlanePacing::new(Duration::from_secs(60), 3_600.0);
+        pacing.checked("a", at(0), 3);
+        pacing.checked("b", at(10), 3);
+        assert_eq!(
+            pacing.longest_wait(),
+            Duration::ZERO,
+            "a first answer is no wait"
+        );
+        pacing.checked("a", at(90), 3);
+        pacing.checked("b", at(310), 3);
+        pacing.checked("a", at(330), 3);
+        assert_eq!(pacing.longest_wait(), Duration::from_secs(300));
+        assert_eq!(pacing.answered(), 5);
     }
 }

@@ -213,3 +213,18 @@ fn the_gate_interval_says_when_the_budget_cannot_serve_the_schedule() {
     assert!(!fine.is_slower());
     assert_eq!(fine.effective_seconds, 3_600);
 }
+
+#[test]
+fn every_plane_has_a_default_budget_that_plan_and_the_metrics_use() {
+    // `plan` and the gate-interval metric read `plan::default_budget`; a plane
+    // without one (Ansible had none) got no gate-check line and no metric.
+    for plane in crate::model::Plane::ALL {
+        let budget = crate::plan::default_budget(plane)
+            .unwrap_or_else(|| panic!("{plane:?} has no default call budget"));
+        assert!(budget.per_hour() > 0.0, "{plane:?}");
+    }
+    assert_eq!(
+        crate::plan::default_budget(crate::model::Plane::Ansible),
+        Some(BudgetConfig::awx())
+    );
+}

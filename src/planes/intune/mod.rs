@@ -61,6 +61,9 @@ struct Shared {
     /// App ids found or created per correlation id: a hint that spares a scan
     /// of every app, always checked against the plane before it is used.
     known_apps: Mutex<HashMap<String, String>>,
+    /// Intune managed device id → Entra device id, as `managedDevices`
+    /// answered it (see `status::ManagedDeviceJoin`).
+    managed_devices: Mutex<status::ManagedDeviceJoin>,
 }
 
 impl fmt::Debug for IntuneConnector {
@@ -90,6 +93,7 @@ impl IntuneConnector {
                 },
                 locks: Mutex::new(HashMap::new()),
                 known_apps: Mutex::new(HashMap::new()),
+                managed_devices: Mutex::new(status::ManagedDeviceJoin::default()),
             }),
         })
     }
@@ -102,6 +106,13 @@ impl IntuneConnector {
 
     fn client(&self) -> &GraphClient {
         &self.shared.client
+    }
+
+    fn managed_devices(&self) -> std::sync::MutexGuard<'_, status::ManagedDeviceJoin> {
+        self.shared
+            .managed_devices
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// The lock of one deployment (created on first use).

@@ -5,7 +5,10 @@
 //! members, minus the members of excluded groups; per-device results from
 //! Intune's install-status report (`retrieveDeviceAppInstallationStatusReport`,
 //! v1.0), whose rows name the Intune managed device id, joined to the
-//! members' Entra device ids through `managedDevices` (`azureADDeviceId`). A device is `installed` when its row says
+//! members' Entra device ids through `managedDevices` (`azureADDeviceId`),
+//! which the connector remembers (`ManagedDeviceJoin`): a gate check costs
+//! the report's pages and the groups' member pages, and the join only for
+//! managed devices it has not seen yet. A device is `installed` when its row says
 //! `installed` at the delivered version, `failed` when it says `failed`, and
 //! `pending` otherwise: no row yet, `pendingInstall`, `notInstalled`, `unknown`,
 //! `uninstallFailed`, or another version; a `notApplicable` device is not
@@ -189,23 +192,107 @@ async fn report_rows(
     ))
 }
 
-/// Intune managed device id → Entra device id, for every managed device.
+/// What the connector remembers of `managedDevices`: Intune managed device
+/// id → Entra device id. A managed device keeps both ids for as long as it
+/// is enrolled (a re-enrolled device is a new managed device with a new id),
+/// so an entry never goes stale; a report row naming a managed id the join
+/// does not hold is looked up. Ids are GUIDs and kept as such (32 bytes an
+/// entry, not two strings); an id that is not one is never cached.
+#[derive(Debug, Default)]
+pub struct ManagedDeviceJoin {
+    entra_of: HashMap<uuid::Uuid, uuid::Uuid>,
+}
+
+/// Entries the join holds at most (a tenant larger than this pays lookups
+/// again rather than growing the daemon without bound).
+const JOIN_CAPACITY: usize = 2_000_000;
+/// Managed ids asked for in one `$filter` (`id eq '…' or …`): Graph's URL
+/// length, not its paging, bounds a filter.
+const FILTER_IDS: usize = 15;
+/// Unknown managed ids looked up by `$filter`, at most; more than this and
+/// one paged listing of every managed device is cheaper.
+const FILTER_LOOKUPS_MAX: usize = FILTER_IDS * 4;
+
+impl ManagedDeviceJoin {
+    fn remember(&mut self, managed: &str, entra: &str) {
+        if let (Ok(managed), Ok(entra)) = (managed.parse(), entra.parse()) {
+            if self.entra_of.len() >= JOIN_CAPACITY {
+                self.entra_of.clear();
+            }
+            self.entra_of.insert(managed, entra);
+        }
+    }
+
+    fn entra(&self, managed: &str) -> Option<String> {
+        let managed: uuid::Uuid = managed.parse().ok()?;
+        self.entra_of.get(&managed).map(uuid::Uuid::to_string)
+    }
+}
+
+/// Managed devices as `managedDevices` lists them: (managed id, Entra id).
+fn join_rows(devices: &[Value]) -> impl Iterator<Item = (&str, &str)> {
+    devices.iter().filter_map(|device| {
+        let managed = device.get("id")?.as_str()?;
+        let entra = device.get("azureADDeviceId")?.as_str()?;
+        (!entra.is_empty()).then_some((managed, entra))
+    })
+}
+
+/// Intune managed device id → Entra device id, for the managed ids the
+/// report rows name. Ids the connector's join already holds cost nothing;
+/// a few unknown ones are asked for by `$filter` on `id` (pages of
+/// [`FILTER_IDS`]); many (a first status query) by one paged listing of
+/// the managed devices, which fills the join for every later query.
 async fn entra_ids(
     connector: &IntuneConnector,
+    managed_ids: &BTreeSet<&str>,
     correlation_id: &str,
 ) -> Result<HashMap<String, String>, ConnectorError> {
-    let devices = connector
-        .client()
-        .get_all(MANAGED_DEVICES, correlation_id)
-        .await?;
-    Ok(devices
-        .iter()
-        .filter_map(|device| {
-            let managed = device.get("id")?.as_str()?;
-            let entra = device.get("azureADDeviceId")?.as_str()?;
-            (!entra.is_empty()).then(|| (managed.to_string(), entra.to_string()))
-        })
-        .collect())
+    let mut found = HashMap::new();
+    let mut unknown: Vec<&str> = Vec::new();
+    {
+        let join = connector.managed_devices();
+        for managed in managed_ids {
+            match join.entra(managed) {
+                Some(entra) => {
+                    found.insert((*managed).to_string(), entra);
+                }
+                None => unknown.push(*managed),
+            }
+        }
+    }
+    if unknown.is_empty() {
+        return Ok(found);
+    }
+    let listed: Vec<Value> = if unknown.len() <= FILTER_LOOKUPS_MAX {
+        let mut listed = Vec::new();
+        for chunk in unknown.chunks(FILTER_IDS) {
+            let filter = chunk
+                .iter()
+                .map(|id| format!("id eq {}", odata_string(id)))
+                .collect::<Vec<_>>()
+                .join(" or ");
+            let path = format!(
+                "{MANAGED_DEVICES}&$filter={}",
+                crate::planes::http::encode_query_value(&filter)
+            );
+            listed.extend(connector.client().get_all(&path, correlation_id).await?);
+        }
+        listed
+    } else {
+        connector
+            .client()
+            .get_all(MANAGED_DEVICES, correlation_id)
+            .await?
+    };
+    let mut join = connector.managed_devices();
+    for (managed, entra) in join_rows(&listed) {
+        join.remember(managed, entra);
+        if managed_ids.contains(managed) {
+            found.insert(managed.to_string(), entra.to_string());
+        }
+    }
+    Ok(found)
 }
 
 /// The rows of an app reported by `now`, per Entra device id (the latest row
@@ -216,9 +303,14 @@ async fn device_rows(
     app_id: &str,
     correlation_id: &str,
     now: DateTime<Utc>,
-    entra: &HashMap<String, String>,
 ) -> Result<HashMap<String, DeviceRow>, ConnectorError> {
     let rows = report_rows(connector, app_id, correlation_id).await?;
+    let managed_ids: BTreeSet<&str> = rows
+        .iter()
+        .filter(|(_, row)| row.reported_at <= now)
+        .map(|(managed, _)| managed.as_str())
+        .collect();
+    let entra = entra_ids(connector, &managed_ids, correlation_id).await?;
     let mut latest: HashMap<String, DeviceRow> = HashMap::new();
     for (managed, row) in rows {
         if row.reported_at > now {
@@ -314,11 +406,10 @@ pub async fn query_status(
             .collect()
     };
 
-    let entra = entra_ids(connector, correlation_id).await?;
-    let own_rows = device_rows(connector, &app.id, correlation_id, now, &entra).await?;
+    let own_rows = device_rows(connector, &app.id, correlation_id, now).await?;
     let delivering_rows = match &delivering {
         Some(other) if other.id != app.id => {
-            device_rows(connector, &other.id, correlation_id, now, &entra).await?
+            device_rows(connector, &other.id, correlation_id, now).await?
         }
         Some(_) => own_rows.clone(),
         None => HashMap::new(),

@@ -136,12 +136,7 @@ impl IntuneSimulator {
         at: DateTime<Utc>,
     ) -> bool {
         let mut state = self.lock();
-        let device = state
-            .groups
-            .values()
-            .flatten()
-            .find(|device| device.id == device_id)
-            .cloned();
+        let device = state.device_index().by_entra_id(device_id).cloned();
         let (Some(device), Some(app)) = (device, state.app_mut(app_id)) else {
             return false;
         };

@@ -171,68 +171,83 @@ pub async fn install_status_report(
 }
 
 /// `GET deviceManagement/managedDevices` (`$select`, `$filter` of
-/// `azureADDeviceId eq '...'` joined by `or`), paged.
+/// `azureADDeviceId eq '...'` or `id eq '...'` clauses joined by `or`),
+/// paged. Only the page asked for is built, and a filter looks its devices
+/// up by id: a request costs its page, not the tenant's fleet.
 pub async fn managed_devices(
     State(simulator): State<IntuneSimulator>,
     uri: Uri,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Response {
-    let state = simulator.lock();
+    let mut state = simulator.lock();
+    let page_size = state.page_size;
     let filter = query_value(query.as_deref(), "$filter");
-    let wanted: Option<Vec<String>> = match filter.as_deref() {
-        None => None,
-        Some(filter) => {
-            let mut ids = Vec::new();
-            for clause in filter.split(" or ") {
-                match clause
-                    .trim()
-                    .strip_prefix("azureADDeviceId eq '")
-                    .and_then(|rest| rest.strip_suffix('\''))
-                {
-                    Some(id) => ids.push(id.to_string()),
-                    None => {
-                        return bad_request(&format!(
-                            "The simulator filters managed devices only by azureADDeviceId, not {clause:?}."
-                        ));
-                    }
+    let mut wanted: Option<Vec<(bool, String)>> = None;
+    if let Some(filter) = filter.as_deref() {
+        let mut ids = Vec::new();
+        for clause in filter.split(" or ") {
+            let clause = clause.trim();
+            let by_entra = clause
+                .strip_prefix("azureADDeviceId eq '")
+                .and_then(|rest| rest.strip_suffix('\''));
+            let by_managed = clause
+                .strip_prefix("id eq '")
+                .and_then(|rest| rest.strip_suffix('\''));
+            match (by_entra, by_managed) {
+                (Some(id), _) => ids.push((true, id.replace("''", "'"))),
+                (None, Some(id)) => ids.push((false, id.replace("''", "'"))),
+                (None, None) => {
+                    return bad_request(&format!(
+                        "The simulator filters managed devices only by azureADDeviceId or id, not {clause:?}."
+                    ));
                 }
             }
-            Some(ids)
         }
+        wanted = Some(ids);
+    }
+    let index = state.device_index();
+    let row = |device: &super::state::SimDevice| {
+        json!({
+            "@odata.type": "#microsoft.graph.managedDevice",
+            "id": device.managed_id(),
+            "azureADDeviceId": device.id,
+            "deviceName": device.name,
+            "operatingSystem": "Windows",
+        })
     };
-    let wanted: Option<std::collections::HashSet<String>> =
-        wanted.map(|ids| ids.into_iter().collect());
-    let mut seen = std::collections::HashSet::new();
-    let devices: Vec<_> = state
-        .groups
-        .values()
-        .flatten()
-        .filter(|device| seen.insert(device.id.as_str()))
-        .filter(|device| wanted.as_ref().is_none_or(|ids| ids.contains(&device.id)))
-        .collect();
-    // Only the page asked for is turned into JSON.
-    page_of(
-        devices.len(),
-        |range| {
-            devices
-                .get(range)
-                .unwrap_or_default()
+    match wanted {
+        Some(ids) => {
+            let mut seen = std::collections::HashSet::new();
+            let found: Vec<Value> = ids
                 .iter()
-                .map(|device| {
-                    json!({
-                        "@odata.type": "#microsoft.graph.managedDevice",
-                        "id": device.managed_id(),
-                        "azureADDeviceId": device.id,
-                        "deviceName": device.name,
-                        "operatingSystem": "Windows",
-                    })
+                .filter_map(|(by_entra, id)| {
+                    if *by_entra {
+                        index.by_entra_id(id)
+                    } else {
+                        index.by_managed_id(id)
+                    }
                 })
-                .collect()
-        },
-        &headers,
-        uri.path(),
-        query.as_deref(),
-        state.page_size,
-    )
+                .filter(|device| seen.insert(device.id.clone()))
+                .map(row)
+                .collect();
+            super::http::page(found, &headers, uri.path(), query.as_deref(), page_size)
+        }
+        None => page_of(
+            index.devices.len(),
+            |range| {
+                index
+                    .devices
+                    .get(range)
+                    .unwrap_or_default()
+                    .iter()
+                    .map(row)
+                    .collect()
+            },
+            &headers,
+            uri.path(),
+            query.as_deref(),
+            page_size,
+        ),
+    }
 }

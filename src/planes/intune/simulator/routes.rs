@@ -63,7 +63,7 @@ pub async fn token(
 
 /// Whether an app passes a `$filter` of `displayName eq '...'` and
 /// `isof('...')` clauses joined by `and`; other clauses are refused.
-fn filter_matches(filter: &str, app: &Value) -> Result<bool, String> {
+fn filter_matches(filter: &str, app: &serde_json::Map<String, Value>) -> Result<bool, String> {
     let mut matches = true;
     for clause in filter.split(" and ") {
         let clause = clause.trim();
@@ -98,14 +98,15 @@ pub async fn list_apps(
     let filter = query_value(query.as_deref(), "$filter");
     let mut items = Vec::new();
     for app in &state.apps {
-        let json = app.to_json();
+        // The filter reads the app's properties as they are (its JSON is
+        // those properties): only the apps it keeps are copied.
         match filter
             .as_deref()
-            .map(|filter| filter_matches(filter, &json))
+            .map(|filter| filter_matches(filter, &app.properties))
         {
             Some(Err(message)) => return bad_request(&message),
             Some(Ok(false)) => continue,
-            _ => items.push(json),
+            _ => items.push(app.to_json()),
         }
     }
     page(
@@ -430,12 +431,17 @@ pub async fn group_devices(
     let Some(devices) = state.groups.get(&group) else {
         return not_found(&format!("Resource '{group}'"));
     };
-    let items = devices
-        .iter()
-        .map(|device| json!({"@odata.type": "#microsoft.graph.device", "id": device.object_id(), "deviceId": device.id, "displayName": device.name}))
-        .collect();
-    page(
-        items,
+    // Only the page asked for is turned into JSON.
+    super::http::page_of(
+        devices.len(),
+        |range| {
+            devices
+                .get(range)
+                .unwrap_or_default()
+                .iter()
+                .map(|device| json!({"@odata.type": "#microsoft.graph.device", "id": device.object_id(), "deviceId": device.id, "displayName": device.name}))
+                .collect()
+        },
         &headers,
         uri.path(),
         query.as_deref(),

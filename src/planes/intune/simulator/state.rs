@@ -143,6 +143,9 @@ pub struct GraphState {
     pub token_lifetime_seconds: u64,
     pub apps: Vec<SimApp>,
     pub groups: BTreeMap<String, Vec<SimDevice>>,
+    /// Every device of every group once, indexed by its ids; built when a
+    /// request first needs it after the groups changed (`device_index`).
+    index: Option<DeviceIndex>,
     /// Issued bearer tokens, revoked credentials, token requests.
     pub tokens: Tokens,
     /// The faults waiting for the next requests, and the request count.
@@ -165,6 +168,7 @@ impl GraphState {
             token_lifetime_seconds: 3599,
             apps: Vec::new(),
             groups: BTreeMap::new(),
+            index: None,
             tokens: Tokens::default(),
             faults: Faults::default(),
             next_id: 0,
@@ -203,6 +207,27 @@ impl GraphState {
             })
             .collect();
         self.groups.insert(group_id.to_string(), devices);
+        self.index = None;
+    }
+
+    /// Every device once (the managed devices of the tenant), with lookups
+    /// by managed id and by Entra device id: a request pays its page, not
+    /// the fleet.
+    pub fn device_index(&mut self) -> &DeviceIndex {
+        let groups = &self.groups;
+        self.index.get_or_insert_with(|| {
+            let mut index = DeviceIndex::default();
+            for device in groups.values().flatten() {
+                if index.by_entra.contains_key(&device.id) {
+                    continue;
+                }
+                let position = index.devices.len();
+                index.by_entra.insert(device.id.clone(), position);
+                index.by_managed.insert(device.managed_id.clone(), position);
+                index.devices.push(device.clone());
+            }
+            index
+        })
     }
 
     pub fn app(&self, id: &str) -> Option<&SimApp> {
@@ -272,6 +297,28 @@ impl GraphState {
             }
         }
         devices
+    }
+}
+
+/// Every device of the tenant once, in a stable order, by its ids.
+#[derive(Debug, Default)]
+pub struct DeviceIndex {
+    pub devices: Vec<SimDevice>,
+    by_managed: std::collections::HashMap<String, usize>,
+    by_entra: std::collections::HashMap<String, usize>,
+}
+
+impl DeviceIndex {
+    pub fn by_managed_id(&self, id: &str) -> Option<&SimDevice> {
+        self.by_managed
+            .get(id)
+            .map(|position| &self.devices[*position])
+    }
+
+    pub fn by_entra_id(&self, id: &str) -> Option<&SimDevice> {
+        self.by_entra
+            .get(id)
+            .map(|position| &self.devices[*position])
     }
 }
 

@@ -31,6 +31,23 @@ fn list_parameter(parameters: &[(String, String)], name: &str) -> Vec<String> {
 
 /// One page of `items` as `limit` (at most the page size) and `offset` ask.
 fn page(items: Vec<Value>, parameters: &[(String, String)], page_size: usize) -> Response {
+    let count = items.len();
+    page_of(
+        count,
+        |range| items.get(range).map(<[Value]>::to_vec).unwrap_or_default(),
+        parameters,
+        page_size,
+    )
+}
+
+/// As [`page`], for `count` items of which only the page asked for is
+/// built (a request costs its page, not every row the query selects).
+fn page_of(
+    count: usize,
+    items_in: impl FnOnce(std::ops::Range<usize>) -> Vec<Value>,
+    parameters: &[(String, String)],
+    page_size: usize,
+) -> Response {
     let number = |name: &str| parameter(parameters, name).map(str::parse::<usize>);
     let limit = match number("limit") {
         Some(Ok(limit)) => limit.min(page_size),
@@ -42,12 +59,8 @@ fn page(items: Vec<Value>, parameters: &[(String, String)], page_size: usize) ->
         Some(Err(_)) => return invalid("offset must be a number"),
         None => 0,
     };
-    let end = offset.saturating_add(limit).min(items.len());
-    let slice = items
-        .get(offset..end)
-        .map(<[Value]>::to_vec)
-        .unwrap_or_default();
-    Json(Value::Array(slice)).into_response()
+    let end = offset.saturating_add(limit).min(count);
+    Json(Value::Array(items_in(offset.min(end)..end))).into_response()
 }
 
 /// `GET|POST /api/?action=...`.
@@ -64,20 +77,24 @@ pub async fn legacy(
     let creator = state.email.clone();
     match action {
         "GetComputers" => match state.select_computers(&query) {
-            Ok(ids) => {
-                let items = ids
-                    .iter()
-                    .filter_map(|id| state.computers.get(id))
-                    .map(|computer| {
-                        json!({
-                            "id": computer.id, "title": computer.title, "hostname": computer.hostname,
-                            "tags": computer.tags, "access_group": "global", "comment": "",
-                            "reboot_required_flag": false, "total_memory": 4096,
+            Ok(ids) => page_of(
+                ids.len(),
+                |range| {
+                    ids[range]
+                        .iter()
+                        .filter_map(|id| state.computers.get(id))
+                        .map(|computer| {
+                            json!({
+                                "id": computer.id, "title": computer.title, "hostname": computer.hostname,
+                                "tags": computer.tags, "access_group": "global", "comment": "",
+                                "reboot_required_flag": false, "total_memory": 4096,
+                            })
                         })
-                    })
-                    .collect();
-                page(items, &parameters, state.page_size)
-            }
+                        .collect()
+                },
+                &parameters,
+                state.page_size,
+            ),
             Err(message) => invalid_query(&message),
         },
         "InstallPackages" | "RemovePackages" => {
@@ -102,14 +119,18 @@ pub async fn legacy(
             }
         }
         "GetActivities" => match state.select_activities(&query) {
-            Ok(ids) => {
-                let items = ids
-                    .iter()
-                    .filter_map(|id| state.activities.get(id))
-                    .map(|activity| state.activity_json(activity))
-                    .collect();
-                page(items, &parameters, state.page_size)
-            }
+            Ok(ids) => page_of(
+                ids.len(),
+                |range| {
+                    ids[range]
+                        .iter()
+                        .filter_map(|id| state.activities.get(id))
+                        .map(|activity| state.activity_json(activity))
+                        .collect()
+                },
+                &parameters,
+                state.page_size,
+            ),
             Err(message) => invalid_query(&message),
         },
         "CancelActivities" => {

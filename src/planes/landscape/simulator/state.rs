@@ -7,7 +7,7 @@ use crate::planes::Secret;
 use crate::planes::simulators::kit::{Fault, Faults, Tokens};
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Value, json};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// Which request loses its answer after it was applied.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -114,6 +114,22 @@ impl Query {
     }
 
     /// Whether the query selects the item; an empty query selects everything.
+    /// When every alternative requires a `key:value` term (not negated),
+    /// the values: whatever the query selects has one of them, so a caller
+    /// with an index by `key` looks only at those.
+    pub fn required(&self, key: &str) -> Option<Vec<&str>> {
+        let prefix = format!("{key}:");
+        self.alternatives
+            .iter()
+            .map(|clause| {
+                clause
+                    .iter()
+                    .find_map(|(negated, term)| term.strip_prefix(&prefix).filter(|_| !negated))
+            })
+            .collect::<Option<Vec<&str>>>()
+            .filter(|values| !values.is_empty())
+    }
+
     pub fn matches(
         &self,
         term_matches: &dyn Fn(&str) -> Result<bool, String>,
@@ -159,6 +175,10 @@ pub struct LandscapeState {
     pub timestamp_tolerance: chrono::Duration,
     pub computers: BTreeMap<i64, SimComputer>,
     pub activities: BTreeMap<i64, SimActivity>,
+    /// Children of each parent activity, and computers by tag: a query
+    /// naming a parent or a tag looks at those, not at every row.
+    children: HashMap<i64, Vec<i64>>,
+    by_tag: HashMap<String, BTreeSet<i64>>,
     /// The faults waiting for the next requests, and the request count.
     pub faults: Faults<LostRequest>,
     next_computer: i64,
@@ -178,6 +198,8 @@ impl LandscapeState {
             timestamp_tolerance: options.timestamp_tolerance,
             computers: BTreeMap::new(),
             activities: BTreeMap::new(),
+            children: HashMap::new(),
+            by_tag: HashMap::new(),
             faults: Faults::default(),
             next_computer: 0,
             next_activity: 100,
@@ -198,6 +220,7 @@ impl LandscapeState {
                 packages: BTreeMap::new(),
             },
         );
+        self.by_tag.entry(tag.to_string()).or_default().insert(id);
         id
     }
 
@@ -219,8 +242,20 @@ impl LandscapeState {
     /// The computers a query selects, in id order.
     pub fn select_computers(&self, query: &str) -> Result<Vec<i64>, String> {
         let query = Query::parse(query)?;
+        let candidates: Box<dyn Iterator<Item = &SimComputer>> = match query.required("tag") {
+            Some(tags) => {
+                let ids: BTreeSet<i64> = tags
+                    .iter()
+                    .filter_map(|tag| self.by_tag.get(*tag))
+                    .flatten()
+                    .copied()
+                    .collect();
+                Box::new(ids.into_iter().filter_map(|id| self.computers.get(&id)))
+            }
+            None => Box::new(self.computers.values()),
+        };
         let mut selected = Vec::new();
-        for computer in self.computers.values() {
+        for computer in candidates {
             if query.matches(&|term| Self::computer_term(computer, term))? {
                 selected.push(computer.id);
             }
@@ -256,8 +291,31 @@ impl LandscapeState {
     /// The activities a query selects, in id order.
     pub fn select_activities(&self, query: &str) -> Result<Vec<i64>, String> {
         let query = Query::parse(query)?;
+        let numbers = |values: Vec<&str>| -> BTreeSet<i64> {
+            values
+                .iter()
+                .filter_map(|value| value.parse().ok())
+                .collect()
+        };
+        let candidates: Box<dyn Iterator<Item = &SimActivity>> =
+            match (query.required("parent-id"), query.required("id")) {
+                (Some(parents), _) => Box::new(
+                    numbers(parents)
+                        .into_iter()
+                        .flat_map(|parent| self.children_of(parent))
+                        .map(|activity| (activity.id, activity))
+                        .collect::<BTreeMap<i64, &SimActivity>>()
+                        .into_values(),
+                ),
+                (None, Some(ids)) => Box::new(
+                    numbers(ids)
+                        .into_iter()
+                        .filter_map(|id| self.activities.get(&id)),
+                ),
+                (None, None) => Box::new(self.activities.values()),
+            };
         let mut selected = Vec::new();
-        for activity in self.activities.values() {
+        for activity in candidates {
             if query.matches(&|term| self.activity_term(activity, term))? {
                 selected.push(activity.id);
             }
@@ -266,9 +324,11 @@ impl LandscapeState {
     }
 
     pub fn children_of(&self, parent_id: i64) -> impl Iterator<Item = &SimActivity> {
-        self.activities
-            .values()
-            .filter(move |activity| activity.parent_id == Some(parent_id))
+        self.children
+            .get(&parent_id)
+            .into_iter()
+            .flatten()
+            .filter_map(|id| self.activities.get(id))
     }
 
     /// A child's own status; a parent's from its children: undelivered while
@@ -396,6 +456,7 @@ impl LandscapeState {
                     ..base.clone()
                 },
             );
+            self.children.entry(parent_id).or_default().push(id);
         }
         Ok(parent_id)
     }

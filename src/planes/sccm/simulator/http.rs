@@ -58,6 +58,20 @@ fn literal(text: &str) -> Option<Value> {
     }
 }
 
+/// The integer a `$filter` compares `property` to with `eq` (`AssignmentID
+/// eq 16777217`), if a top-level clause does: the simulator looks the rows
+/// up by it instead of building every row of the class.
+pub fn integer_eq(raw_query: Option<&str>, property: &str) -> Option<i64> {
+    let filter = query_value(raw_query, "$filter")?;
+    filter.split(" and ").find_map(|clause| {
+        let (left, right) = clause.trim().split_once(" eq ")?;
+        (left.trim() == property)
+            .then(|| literal(right))
+            .flatten()?
+            .as_i64()
+    })
+}
+
 /// Whether `item` passes `filter`: clauses `Property eq literal` and
 /// `startswith(Property,'text') eq true`, joined by `and`.
 pub fn filter_matches(filter: &str, item: &Value) -> Result<bool, String> {

@@ -118,11 +118,31 @@ pub async fn get(
             None => not_found(&format!("{class}({key})")),
         };
     }
+    // Rows are narrowed before they are built (the filter is applied again
+    // by `list`): a request costs its rows, not the site's.
+    let filter = crate::planes::http::query_value(query.as_deref(), "$filter");
+    let passes = |item: &Value| {
+        filter
+            .as_deref()
+            .is_none_or(|filter| super::http::filter_matches(filter, item).unwrap_or(true))
+    };
+    let assignment = super::http::integer_eq(query.as_deref(), "AssignmentID");
     let items: Vec<Value> = match segment.as_str() {
-        "SMS_Application" => state.applications.iter().map(|application| application_json(application, false)).collect(),
+        "SMS_Application" => state
+            .applications
+            .iter()
+            .filter(|application| passes(&application.properties))
+            .map(|application| application_json(application, false))
+            .collect(),
         "SMS_Collection" => state
             .collections
             .iter()
+            // Members are counted only for the collections the filter keeps
+            // (a filter on the count itself is applied to the built rows).
+            .filter(|(_, collection)| {
+                filter.as_deref().is_some_and(|filter| filter.contains("MemberCount"))
+                    || passes(&collection.properties)
+            })
             .map(|(id, collection)| collection_json(collection, state.members(id).len(), false))
             .collect(),
         "SMS_FullCollectionMembership" => state
@@ -142,9 +162,24 @@ pub async fn get(
                 json!({"CollectionID": id, "ResourceID": resource, "Name": state.devices.get(&resource), "SiteCode": state.site_code})
             })
             .collect(),
-        "SMS_ApplicationAssignment" => state.assignments.clone(),
-        "SMS_AppDeploymentAssetDetails" => state.asset_details.values().cloned().collect(),
-        "SMS_DeploymentSummary" => state.assignments.iter().map(|assignment| state.summary(assignment)).collect(),
+        "SMS_ApplicationAssignment" => state
+            .assignments
+            .iter()
+            .filter(|assignment| passes(assignment))
+            .cloned()
+            .collect(),
+        "SMS_AppDeploymentAssetDetails" => match assignment {
+            Some(id) => state.asset_details_of(id).cloned().collect(),
+            None => state.asset_details.values().cloned().collect(),
+        },
+        "SMS_DeploymentSummary" => state
+            .assignments
+            .iter()
+            .filter(|row| {
+                assignment.is_none_or(|id| row.get("AssignmentID").and_then(Value::as_i64) == Some(id))
+            })
+            .map(|row| state.summary(row))
+            .collect(),
         other => return bad_request(&format!("the simulator does not serve class {other}")),
     };
     list(

@@ -233,6 +233,13 @@ impl SiteState {
             .collect()
     }
 
+    /// The per-device rows of one assignment (a range of the map, not a scan).
+    pub fn asset_details_of(&self, assignment_id: i64) -> impl Iterator<Item = &Value> {
+        self.asset_details
+            .range((assignment_id, i64::MIN)..=(assignment_id, i64::MAX))
+            .map(|(_, row)| row)
+    }
+
     /// The `SMS_DeploymentSummary` of an assignment, summarized now.
     pub fn summary(&self, assignment: &Value) -> Value {
         let id = assignment
@@ -245,10 +252,7 @@ impl SiteState {
             .unwrap_or_default();
         let targeted = self.members(target).len() as i64;
         let mut counts = [0i64; 3];
-        for ((assignment_id, _), row) in &self.asset_details {
-            if *assignment_id != id {
-                continue;
-            }
+        for row in self.asset_details_of(id) {
             match row
                 .get("EnforcementState")
                 .and_then(Value::as_i64)

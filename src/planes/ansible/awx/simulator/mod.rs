@@ -158,15 +158,26 @@ struct SimState {
     tokens: Vec<(String, TokenState)>,
     /// The faults waiting for the next requests, and the request count.
     faults: Faults<LostRequest>,
+    /// Every host's id (see `host_id`).
+    host_ids: std::collections::HashMap<String, u64>,
     token_requests: u64,
     progress: JobProgress,
 }
 
 impl SimState {
-    /// Host ids are stable: their position among every host name.
+    /// Host ids are stable: their position among every host name (looked
+    /// up in `host_ids`, made again whenever a group changes).
     fn host_id(&self, host: &str) -> u64 {
+        self.host_ids.get(host).copied().unwrap_or(1)
+    }
+
+    fn index_hosts(&mut self) {
         let hosts: BTreeSet<&String> = self.groups.values().flat_map(|g| &g.hosts).collect();
-        hosts.iter().position(|name| *name == host).unwrap_or(0) as u64 + 1
+        self.host_ids = hosts
+            .into_iter()
+            .enumerate()
+            .map(|(position, host)| (host.clone(), position as u64 + 1))
+            .collect();
     }
 
     /// The hosts of an Ansible host pattern over the inventory.
@@ -272,6 +283,7 @@ impl AwxSimulator {
                 launches: 0,
                 tokens: vec![(token.to_string(), TokenState::Valid)],
                 faults: Faults::default(),
+                host_ids: std::collections::HashMap::new(),
                 token_requests: 0,
                 progress: JobProgress::OnPoll,
             })),
@@ -312,6 +324,7 @@ impl AwxSimulator {
         state
             .groups
             .insert(group.to_string(), SimGroup { id, hosts });
+        state.index_hosts();
     }
 
     /// The host's tasks fail in every later job.

@@ -38,6 +38,30 @@ fn pairs(raw_query: Option<&str>) -> Vec<(String, String)> {
 /// One page of `items` as AWX answers lists: `count`, `next`, `previous`
 /// (relative URLs keeping the other query parameters), `results`.
 fn page(items: Vec<Value>, path: &str, raw_query: Option<&str>, max_size: usize) -> Response {
+    let count = items.len();
+    page_of(
+        count,
+        |range| {
+            items
+                .into_iter()
+                .skip(range.start)
+                .take(range.len())
+                .collect()
+        },
+        path,
+        raw_query,
+        max_size,
+    )
+}
+
+/// As [`page`], for `count` items of which only the page asked for is built.
+fn page_of(
+    count: usize,
+    items_in: impl FnOnce(std::ops::Range<usize>) -> Vec<Value>,
+    path: &str,
+    raw_query: Option<&str>,
+    max_size: usize,
+) -> Response {
     let number = query_value(raw_query, "page")
         .and_then(|page| page.parse::<usize>().ok())
         .unwrap_or(1)
@@ -47,17 +71,16 @@ fn page(items: Vec<Value>, path: &str, raw_query: Option<&str>, max_size: usize)
         .unwrap_or(max_size)
         .clamp(1, max_size);
     let start = (number - 1) * size;
-    if start > 0 && start >= items.len() {
+    if start > 0 && start >= count {
         return detail(StatusCode::NOT_FOUND, "Invalid page.");
     }
     let link = |page: usize| {
         let query = kit::query_with(raw_query, "page", &page.to_string());
         format!("{path}?{query}")
     };
-    let next = (start + size < items.len()).then(|| link(number + 1));
+    let next = (start + size < count).then(|| link(number + 1));
     let previous = (number > 1).then(|| link(number - 1));
-    let count = items.len();
-    let results: Vec<Value> = items.into_iter().skip(start).take(size).collect();
+    let results: Vec<Value> = items_in(start.min(count)..(start + size).min(count));
     Json(json!({
         "count": count,
         "next": next,
@@ -289,11 +312,19 @@ pub async fn list_jobs(
     if descending {
         jobs.reverse();
     }
-    let items = jobs
-        .iter()
-        .map(|job| job_body(job, &template_name(&state, job.template)))
-        .collect();
-    page(items, uri.path(), raw_query.as_deref(), simulator.page_size)
+    // Only the page asked for is built.
+    page_of(
+        jobs.len(),
+        |range| {
+            jobs[range]
+                .iter()
+                .map(|job| job_body(job, &template_name(&state, job.template)))
+                .collect()
+        },
+        uri.path(),
+        raw_query.as_deref(),
+        simulator.page_size,
+    )
 }
 
 pub async fn host_summaries(
