@@ -4,7 +4,8 @@
 //! same schema when it is installed (`pip install check-jsonschema`).
 //!
 //! Prints each run's time and peak RSS, the median of several runs after a
-//! warm-up, and the ratio to check-jsonschema's median.
+//! warm-up, the time and memory of each stage of the last run
+//! (`RINGMASTER_TIMINGS=1`), and the ratio to check-jsonschema's median.
 //!
 //! Run: `cargo bench --bench validate` (cargo builds the release binary first);
 //! `RINGMASTER_BENCH_RUNS` (default 5), `RINGMASTER_BENCH_CHECKER_RUNS`
@@ -76,7 +77,14 @@ fn main() {
             "2026-12-01T00:00:00Z",
         ]);
         command.arg(dir.path());
+        // Each stage's time and memory on stderr (printed for the last run).
+        command.env("RINGMASTER_TIMINGS", "1");
         let (output, elapsed, peak_kib) = run_timed(command);
+        let stages: Vec<String> = String::from_utf8_lossy(&output.stderr)
+            .lines()
+            .filter(|line| line.starts_with("timing: "))
+            .map(str::to_owned)
+            .collect();
         let report: serde_json::Value =
             serde_json::from_slice(&output.stdout).expect("json report");
         let judged = report["intents"].as_array().map(Vec::len).unwrap_or(0);
@@ -101,6 +109,12 @@ fn main() {
         );
         if run > 0 {
             validate_runs.push((elapsed, peak_kib));
+        }
+        if run == runs {
+            println!("stages of run {run} (RINGMASTER_TIMINGS=1):");
+            for stage in &stages {
+                println!("  {stage}");
+            }
         }
     }
     let validate_median = median(validate_runs.iter().map(|(elapsed, _)| *elapsed).collect());
