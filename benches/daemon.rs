@@ -14,6 +14,13 @@
 //! ends within `RINGMASTER_BENCH_SERVE_SECONDS` (default 300; it says so
 //! when it does not), and `verify --state`'s time on the result.
 //!
+//! Phases: 1, the decisions (judging, signing, committing, recording);
+//! 2, the first rollout step (ring claims, the ring-start records — one
+//! evidence batch per step of the rollouts, logged as "rollout evidence
+//! batch committed" — and the publishes on the simulated fleet, whose state
+//! file is journalled). Records/s are counted from the evidence branch's
+//! sequence.
+//!
 //! The old path (one evidence commit and three store transactions per
 //! decision) no longer exists at this size (it took 592 s and 774 MiB when
 //! issue 17 was filed); below 32 changed decisions per commit the daemon
@@ -111,14 +118,28 @@ fn main() {
     });
     let deadline = started + Duration::from_secs(limit);
     let mut decided = false;
+    let mut decided_at = 0.0;
+    let mut decided_records = 0u64;
+    let mut rollout_batches = 0usize;
+    let mut first_rollout_batch: Option<f64> = None;
     let mut peak_kib = 0;
     let status = loop {
         if let Some(kib) = peak_rss_kib(pid) {
             peak_kib = peak_kib.max(kib);
         }
         match received.recv_timeout(Duration::from_millis(200)) {
+            Ok(line) if line.contains("rollout evidence batch committed") => {
+                rollout_batches += 1;
+                first_rollout_batch.get_or_insert(started.elapsed().as_secs_f64());
+            }
             Ok(line) if !decided && line.contains("decisions recorded") => {
                 decided = true;
+                decided_at = started.elapsed().as_secs_f64();
+                decided_records = git_last_sequence(&repo);
+                println!(
+                    "phase 1, decisions: {decided_records} records in {decided_at:.2} s ({:.0} records/s including judging)",
+                    decided_records as f64 / decided_at.max(1e-9)
+                );
                 println!(
                     "first serve --once of {intents} intents: every decision judged, signed (batches of 1,000 records per evidence commit) and stored after {:.2} s, peak RSS so far {}",
                     started.elapsed().as_secs_f64(),
@@ -135,6 +156,14 @@ fn main() {
         }
     };
     let Some(status) = status else {
+        let elapsed = started.elapsed().as_secs_f64();
+        let records = git_last_sequence(&repo);
+        println!(
+            "phase 2, first rollout step (claims, ring-start records in {rollout_batches} batches, publishes on the simulated fleet): NOT finished after {:.2} s, {} records so far ({:.0} records/s)",
+            elapsed - decided_at,
+            records.saturating_sub(decided_records),
+            records.saturating_sub(decided_records) as f64 / (elapsed - decided_at).max(1e-9)
+        );
         println!(
             "first serve --once of {intents} intents did NOT finish within {limit} s (the first rollout step: {} evidence commits so far, peak RSS {}); stopped",
             git_count(&repo),
@@ -145,6 +174,19 @@ fn main() {
         return;
     };
     assert!(status.success(), "serve --once failed: {status}");
+    let elapsed = started.elapsed().as_secs_f64();
+    let records = git_last_sequence(&repo);
+    let rollout_records = records.saturating_sub(decided_records);
+    println!(
+        "phase 2, first rollout step (claims, ring-start records in {rollout_batches} batches, first after {:.2} s, publishes on the simulated fleet): {:.2} s, {rollout_records} records ({:.0} records/s over the step)",
+        first_rollout_batch.unwrap_or(elapsed),
+        elapsed - decided_at,
+        rollout_records as f64 / (elapsed - decided_at).max(1e-9)
+    );
+    println!(
+        "evidence: {records} records in all, {:.0} records/s over the whole run",
+        records as f64 / elapsed.max(1e-9)
+    );
     println!(
         "first serve --once of {intents} intents, whole process (decisions and the first rollout step on the simulated fleet): {:.2} s, peak RSS {}, {} evidence commits",
         started.elapsed().as_secs_f64(),
@@ -192,6 +234,26 @@ fn git_count(repo: &Path) -> String {
         .output()
         .expect("git runs");
     String::from_utf8_lossy(&output.stdout).trim().to_owned()
+}
+
+/// The sequence of the evidence branch's last record (its tip commit's
+/// `Evidence-Sequence` trailer; a batch commit names its last record), 0
+/// without one.
+fn git_last_sequence(repo: &Path) -> u64 {
+    let output = Command::new("git")
+        .args([
+            "log",
+            "-1",
+            "--format=%(trailers:key=Evidence-Sequence,valueonly)",
+            "evidence",
+        ])
+        .current_dir(repo)
+        .output()
+        .expect("git runs");
+    String::from_utf8_lossy(&output.stdout)
+        .trim()
+        .parse()
+        .unwrap_or(0)
 }
 
 fn mib(kib: Option<u64>) -> String {

@@ -649,6 +649,11 @@ impl Performer<'_> {
                     outcomes[*index] = Some(Ok(record.pack_sha256.clone()));
                 }
                 self.store.confirm_evidence_batch(&found, &head, now)?;
+                tracing::info!(
+                    records = keys.len(),
+                    last = head.sequence,
+                    "rollout evidence batch committed"
+                );
             }
             result => {
                 let message = match result {
