@@ -29,10 +29,13 @@
 //!
 //! Run: `cargo bench --bench daemon` (cargo builds the release binary first).
 
+#[path = "support/timed.rs"]
+mod timed;
 use std::io::{BufRead as _, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+use timed::{run_timed, timed};
 
 fn main() {
     let intents: usize = std::env::var("RINGMASTER_BENCH_INTENTS")
@@ -260,27 +263,4 @@ fn mib(kib: Option<u64>) -> String {
     kib.map_or("n/a".to_string(), |kib| {
         format!("{:.0} MiB", kib as f64 / 1024.0)
     })
-}
-
-/// `program` under GNU time (peak RSS on stderr's last line) when
-/// installed, else alone.
-fn timed(program: &Path) -> Command {
-    if Path::new("/usr/bin/time").exists() {
-        let mut command = Command::new("/usr/bin/time");
-        command.args(["-f", "PEAK_RSS_KIB=%M"]).arg(program);
-        command
-    } else {
-        Command::new(program)
-    }
-}
-
-fn run_timed(mut command: Command) -> (std::process::Output, f64, Option<u64>) {
-    let started = Instant::now();
-    let output = command.output().expect("the command runs");
-    let elapsed = started.elapsed().as_secs_f64();
-    let peak = String::from_utf8_lossy(&output.stderr)
-        .lines()
-        .rev()
-        .find_map(|line| line.strip_prefix("PEAK_RSS_KIB=")?.trim().parse().ok());
-    (output, elapsed, peak)
 }

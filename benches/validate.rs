@@ -11,9 +11,12 @@
 //! `RINGMASTER_BENCH_RUNS` (default 5), `RINGMASTER_BENCH_CHECKER_RUNS`
 //! (default 3).
 
+#[path = "support/timed.rs"]
+mod timed;
 use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
+use timed::{run_timed, timed};
 
 fn git(dir: &Path, args: &[&str]) {
     let status = Command::new("git")
@@ -174,29 +177,6 @@ fn main() {
             checker_median / validate_median
         );
     }
-}
-
-/// `program` under GNU time (peak RSS on stderr's last line) when
-/// installed, else alone.
-fn timed(program: &Path) -> Command {
-    if Path::new("/usr/bin/time").exists() {
-        let mut command = Command::new("/usr/bin/time");
-        command.args(["-f", "PEAK_RSS_KIB=%M"]).arg(program);
-        command
-    } else {
-        Command::new(program)
-    }
-}
-
-fn run_timed(mut command: Command) -> (std::process::Output, f64, Option<u64>) {
-    let started = Instant::now();
-    let output = command.output().expect("the command runs");
-    let elapsed = started.elapsed().as_secs_f64();
-    let peak = String::from_utf8_lossy(&output.stderr)
-        .lines()
-        .rev()
-        .find_map(|line| line.strip_prefix("PEAK_RSS_KIB=")?.trim().parse().ok());
-    (output, elapsed, peak)
 }
 
 fn median(mut values: Vec<f64>) -> f64 {
