@@ -376,6 +376,9 @@ impl Performer<'_> {
                 let Some(intent) = intent else {
                     return Ok(Vec::new());
                 };
+                // Nothing holds the store's writer lock while the plane
+                // answers (a write batch commits here).
+                self.durable()?;
                 self.ring_status(run, intent, &ring, now)
                     .await
                     .into_iter()
@@ -1190,7 +1193,9 @@ impl Performer<'_> {
     /// outside the store acts on them — a plane call, an evidence append,
     /// a SIEM message, a test's pause point — so the journal entry that
     /// guards an action is committed before the action, as with one
-    /// commit per write. No-op outside a batch.
+    /// commit per write; and the writer lock is not held while the plane
+    /// answers (the batch's next write takes it again). No-op outside a
+    /// batch.
     pub fn durable(&mut self) -> Result<(), DriveError> {
         self.store.flush_batch()?;
         Ok(())

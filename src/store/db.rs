@@ -381,15 +381,18 @@ pub struct Connection {
     batch: Cell<Option<Batch>>,
 }
 
-/// A write batch: one outer write transaction in which every
-/// transaction of the store's methods is a savepoint, so many of them
-/// share one commit (one fsync). Bounded: it commits and begins again
-/// after [`BATCH_MAX_WRITES`] writes or [`BATCH_MAX_OPEN`].
+/// A write batch: write transactions of the store's methods become
+/// savepoints of one outer write transaction, so many of them share one
+/// commit (one fsync). The outer transaction begins with the first write
+/// after a commit (so nothing holds the writer lock while the caller waits
+/// on anything else, e.g. a plane call after a flush), and commits at a
+/// flush, or after [`BATCH_MAX_WRITES`] writes or [`BATCH_MAX_OPEN`].
 #[derive(Debug, Clone, Copy)]
 struct Batch {
+    /// The outer transaction, when one is open: when it began.
+    open: Option<std::time::Instant>,
     /// Transactions released into it since it began.
     writes: usize,
-    began: std::time::Instant,
 }
 
 /// Most store transactions one batch commit carries.
@@ -688,9 +691,29 @@ impl Connection {
         if self.in_transaction.get() {
             return Err(StoreError::NestedTransaction);
         }
-        if self.batch.get().is_some() {
+        if let Some(batch) = self
+            .batch
+            .get()
+            .filter(|batch| batch.open.is_some() || behavior != TransactionBehavior::Deferred)
+        {
             // Inside a write batch: a savepoint of the outer transaction,
-            // which holds the writer lock and was checked for fencing.
+            // which holds the writer lock (begun by the first write).
+            if batch.open.is_none() {
+                self.begin_outer(TransactionBehavior::Immediate)?;
+                if self.dialect() == Dialect::Postgres
+                    && let Err(error) = self.fetch(
+                        "SELECT pg_advisory_xact_lock(?1)",
+                        vec![Value::Integer(WRITER_LOCK_KEY)],
+                    )
+                {
+                    let _ = self.execute_batch("ROLLBACK");
+                    return Err(error);
+                }
+                self.batch.set(Some(Batch {
+                    open: Some(std::time::Instant::now()),
+                    writes: 0,
+                }));
+            }
             self.execute_batch("SAVEPOINT ringmaster_write")?;
             self.in_transaction.set(true);
             let transaction = Transaction {
@@ -742,7 +765,7 @@ impl Connection {
         Ok(())
     }
 
-    /// Opens a write batch: until [`Connection::end_batch`], the writes of
+    /// Starts a write batch: until [`Connection::end_batch`], the writes of
     /// this connection share commits (a bounded number per commit). The
     /// caller decides where the writes so far must be durable — before
     /// anything outside the database acts on them (a plane call, an
@@ -757,23 +780,9 @@ impl Connection {
         if self.in_transaction.get() {
             return Err(StoreError::NestedTransaction);
         }
-        self.begin_outer(TransactionBehavior::Immediate)?;
-        let checked = (|| {
-            if self.dialect() == Dialect::Postgres {
-                self.fetch(
-                    "SELECT pg_advisory_xact_lock(?1)",
-                    vec![Value::Integer(WRITER_LOCK_KEY)],
-                )?;
-            }
-            self.check_epoch()
-        })();
-        if let Err(error) = checked {
-            let _ = self.execute_batch("ROLLBACK");
-            return Err(error);
-        }
         self.batch.set(Some(Batch {
+            open: None,
             writes: 0,
-            began: std::time::Instant::now(),
         }));
         Ok(())
     }
@@ -783,25 +792,33 @@ impl Connection {
         self.batch.get().is_some()
     }
 
-    /// Makes every write of the open batch durable (one commit) and opens
-    /// the next batch. No-op without a batch or without a write since the
-    /// last commit.
+    /// Makes every write of the batch durable (one commit); the next
+    /// write begins the next outer transaction. No-op without a batch or
+    /// without a write since the last commit.
     pub fn flush_batch(&self) -> Result<(), StoreError> {
         match self.batch.get() {
-            Some(batch) if batch.writes > 0 => {
-                self.end_batch(true)?;
-                self.begin_batch()
+            Some(batch) if batch.open.is_some() => {
+                self.batch.set(Some(Batch {
+                    open: None,
+                    writes: 0,
+                }));
+                self.close_outer(true)
             }
             _ => Ok(()),
         }
     }
 
-    /// Closes the open batch: commits it (`commit`), or rolls it back to
-    /// its last commit (what a crash would leave). No-op without one.
+    /// Ends the batch: commits it (`commit`), or rolls it back to its last
+    /// commit (what a crash would leave). No-op without one.
     pub fn end_batch(&self, commit: bool) -> Result<(), StoreError> {
-        if self.batch.take().is_none() {
-            return Ok(());
+        match self.batch.take() {
+            Some(batch) if batch.open.is_some() => self.close_outer(commit),
+            _ => Ok(()),
         }
+    }
+
+    /// Commits or rolls back the batch's outer transaction.
+    fn close_outer(&self, commit: bool) -> Result<(), StoreError> {
         if self.in_transaction.get() {
             // A savepoint still open (a transaction leaked by a panic):
             // nothing of the batch is trusted.
@@ -830,7 +847,10 @@ impl Connection {
         };
         batch.writes += 1;
         self.batch.set(Some(batch));
-        if batch.writes >= BATCH_MAX_WRITES || batch.began.elapsed() >= BATCH_MAX_OPEN {
+        let long = batch
+            .open
+            .is_some_and(|began| began.elapsed() >= BATCH_MAX_OPEN);
+        if batch.writes >= BATCH_MAX_WRITES || long {
             self.flush_batch()?;
         }
         Ok(())

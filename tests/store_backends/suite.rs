@@ -946,10 +946,22 @@ pub fn a_write_batch_commits_at_flushes_and_a_crash_keeps_its_last_commit(fixtur
         fixture.count(events),
         4 + ringmaster::store::BATCH_MAX_WRITES as i64
     );
+
+    // Between a flush and the next write nothing holds the writer lock:
+    // another connection writes meanwhile (a webhook delivery stored while
+    // the daemon waits on a plane, a standby replica).
+    store.begin_batch().unwrap();
+    store.append_event(event("vpn-2.1", 6)).unwrap();
+    store.flush_batch().unwrap();
+    let mut other = fixture.open();
+    other.append_event(event("vpn-2.2", 6)).unwrap();
+    drop(other);
+    store.append_event(event("vpn-2.1", 7)).unwrap();
+    store.end_batch(true).unwrap();
     let report = store.verify_event_chain().unwrap();
     assert!(report.is_intact(), "{report:?}");
     assert_eq!(
         report.events_checked,
-        4 + ringmaster::store::BATCH_MAX_WRITES as u64
+        7 + ringmaster::store::BATCH_MAX_WRITES as u64
     );
 }
