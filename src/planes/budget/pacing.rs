@@ -81,6 +81,9 @@ pub struct PlanePacing {
     /// The most the next step's burst may spend: what the budget's window
     /// admits for status at its start (`None`: no limit beyond the rate).
     burst: Option<f64>,
+    /// The demand as the step knows it: at its start, plus each rollout new
+    /// in it (so a step's asks cost O(1) each, not a pass over all).
+    step_demand: f64,
     /// The rollouts granted a check this step, with the requests charged.
     granted: BTreeMap<String, f64>,
     /// The rollouts the step's grant considered (a rollout that asks first
@@ -104,6 +107,7 @@ impl PlanePacing {
             pacing: false,
             allowance: 0.0,
             burst: None,
+            step_demand: 0.0,
             granted: BTreeMap::new(),
             considered: BTreeSet::new(),
             longest_wait: Duration::ZERO,
@@ -221,6 +225,7 @@ impl PlanePacing {
         if let Some(burst) = self.burst {
             self.allowance = self.allowance.min(burst);
         }
+        self.step_demand = self.demand();
         self.pacing = self.over_budget();
         if !self.pacing {
             return;
@@ -260,11 +265,11 @@ impl PlanePacing {
         self.granted = granted;
     }
 
-    /// Whether the live demand needs more than the budget serves at the
-    /// wanted interval.
+    /// Whether the step's demand needs more than the budget serves at the
+    /// wanted interval (or than the step's burst may spend).
     fn over_budget(&self) -> bool {
         let wanted = self.wanted.as_secs_f64().max(1.0);
-        let demand = self.demand();
+        let demand = self.step_demand;
         demand * 3_600.0 / wanted > self.available_per_hour
             || self.burst.is_some_and(|burst| demand > burst)
     }
@@ -299,6 +304,9 @@ impl PlanePacing {
         entry.waiting_since.get_or_insert(now);
         let new = self.considered.insert(rollout.to_string());
         let cost = self.cost_of(&self.rollouts[rollout]);
+        if new {
+            self.step_demand += cost;
+        }
         if self.granted.contains_key(rollout) {
             return true;
         }
