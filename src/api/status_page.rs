@@ -524,7 +524,7 @@ mod tests {
     #[test]
     fn each_plane_says_its_gate_check_interval_now_and_in_the_worst_case() {
         use crate::planes::budget::{BudgetConfig, GateChecks, GateInterval};
-        let hour = std::time::Duration::from_secs(3_600);
+        let minute = std::time::Duration::from_secs(60);
         let view = StatusView {
             now: Utc.with_ymd_and_hms(2026, 12, 1, 12, 0, 0).unwrap(),
             intents: Vec::new(),
@@ -540,37 +540,37 @@ mod tests {
                         "Intune",
                         &BudgetConfig::intune(),
                         700,
-                        hour,
+                        minute,
                     )),
                     rollouts: 100,
                     worst_case: GateInterval::compute(
                         "Intune",
                         &BudgetConfig::intune(),
-                        200_000,
-                        hour,
+                        2_000,
+                        minute,
                     ),
                 },
                 GateChecks {
                     now: Some(GateInterval::compute(
                         "Jamf",
                         &BudgetConfig::jamf(),
-                        90_000,
-                        hour,
+                        1_500,
+                        minute,
                     )),
                     rollouts: 1,
-                    worst_case: GateInterval::compute("Jamf", &BudgetConfig::jamf(), 90_000, hour),
+                    worst_case: GateInterval::compute("Jamf", &BudgetConfig::jamf(), 1_500, minute),
                 },
             ],
         };
         let html = render(&view);
         assert!(
             html.contains(
-                "<li class=\"ok\" data-plane=\"Intune\"><span class=\"now\">now, 100 rollouts checking: Intune status every 1 h as scheduled: 700 calls/h needed, 135,000 available</span><br><span class=\"worst-case\">if every intent reaches its last ring: Intune status every 2 h, not 1 h: 200,000 calls/h needed, 135,000 available</span></li>"
+                "<li class=\"ok\" data-plane=\"Intune\"><span class=\"now\">now, 100 rollouts checking: Intune status every 1 min as scheduled: 42,000 calls/h needed, 45,000 available</span><br><span class=\"worst-case\">if every intent reaches its last ring: Intune status every 3 min, not 1 min: 120,000 calls/h needed, 45,000 available</span></li>"
             ),
             "{html}"
         );
         assert!(
-            html.contains("<li class=\"wait\" data-plane=\"Jamf\"><span class=\"now\">now, 1 rollout checking: Jamf status every 2 h, not 1 h: 90,000 calls/h needed, 54,000 available"),
+            html.contains("<li class=\"wait\" data-plane=\"Jamf\"><span class=\"now\">now, 1 rollout checking: Jamf status every 2 min, not 1 min: 90,000 calls/h needed, 54,000 available"),
             "{html}"
         );
         let empty = StatusView {
