@@ -145,7 +145,7 @@ pub fn evaluate_intents(
     runtime: &dyn RuntimeFacts,
     only: Option<&std::collections::BTreeSet<String>>,
 ) -> Vec<(IntentEvaluation, Vec<Diagnostic>)> {
-    let context = Context::new(snapshot, base, now, runtime);
+    let context = Context::new(snapshot, base, now, runtime, only);
     let intents: Vec<&Located<DeploymentIntent>> = match only {
         None => snapshot.intents.values().collect(),
         Some(only) => only
@@ -280,9 +280,25 @@ impl<'a> Context<'a> {
         base: Option<&'a Snapshot>,
         now: DateTime<Utc>,
         runtime: &dyn RuntimeFacts,
+        only: Option<&std::collections::BTreeSet<String>>,
     ) -> Self {
+        // With `only`, the segments of those intents alone: an intent's
+        // conflicts are in its own segment (judging one intent of 10,000
+        // does not group all of them).
+        let applications: Option<std::collections::HashSet<&str>> = only.map(|only| {
+            only.iter()
+                .filter_map(|id| snapshot.intents.get(id))
+                .map(|intent| intent.application_id.as_str())
+                .collect()
+        });
         let mut segments: BTreeMap<_, Vec<_>> = BTreeMap::new();
         for intent in snapshot.intents.values() {
+            if applications
+                .as_ref()
+                .is_some_and(|wanted| !wanted.contains(intent.application_id.as_str()))
+            {
+                continue;
+            }
             segments
                 .entry((
                     intent.application_id.as_str(),
@@ -548,7 +564,7 @@ pub fn policy_input(
     now: DateTime<Utc>,
     runtime: &dyn RuntimeFacts,
 ) -> Option<Value> {
-    let context = Context::new(snapshot, base, now, runtime);
+    let context = Context::new(snapshot, base, now, runtime, None);
     let risk = risk::assess(snapshot, intent).ok()?;
     context.input(intent, &risk, runtime)
 }
