@@ -126,9 +126,16 @@ fn main() {
     let mut rollout_batches = 0usize;
     let mut first_rollout_batch: Option<f64> = None;
     let mut peak_kib = 0;
+    // The daemon's CPU time (user + sys), last seen in /proc before it
+    // exits (sampled with the RSS, so up to one sample short).
+    let mut cpu_seconds = 0.0;
+    let mut decided_cpu = 0.0;
     let status = loop {
         if let Some(kib) = peak_rss_kib(pid) {
             peak_kib = peak_kib.max(kib);
+        }
+        if let Some(seconds) = cpu_time_seconds(pid) {
+            cpu_seconds = seconds;
         }
         match received.recv_timeout(Duration::from_millis(200)) {
             Ok(line) if line.contains("rollout evidence batch committed") => {
@@ -138,9 +145,10 @@ fn main() {
             Ok(line) if !decided && line.contains("decisions recorded") => {
                 decided = true;
                 decided_at = started.elapsed().as_secs_f64();
+                decided_cpu = cpu_time_seconds(pid).unwrap_or(cpu_seconds);
                 decided_records = git_last_sequence(&repo);
                 println!(
-                    "phase 1, decisions: {decided_records} records in {decided_at:.2} s ({:.0} records/s including judging)",
+                    "phase 1, decisions: {decided_records} records in {decided_at:.2} s, CPU {decided_cpu:.2} s ({:.0} records/s including judging)",
                     decided_records as f64 / decided_at.max(1e-9)
                 );
                 println!(
@@ -181,9 +189,10 @@ fn main() {
     let records = git_last_sequence(&repo);
     let rollout_records = records.saturating_sub(decided_records);
     println!(
-        "phase 2, first rollout step (claims, ring-start records in {rollout_batches} batches, first after {:.2} s, publishes on the simulated fleet): {:.2} s, {rollout_records} records ({:.0} records/s over the step)",
+        "phase 2, first rollout step (claims, ring-start records in {rollout_batches} batches, first after {:.2} s, publishes on the simulated fleet): {:.2} s, CPU about {:.2} s, {rollout_records} records ({:.0} records/s over the step)",
         first_rollout_batch.unwrap_or(elapsed),
         elapsed - decided_at,
+        cpu_seconds - decided_cpu,
         rollout_records as f64 / (elapsed - decided_at).max(1e-9)
     );
     println!(
@@ -191,7 +200,7 @@ fn main() {
         records as f64 / elapsed.max(1e-9)
     );
     println!(
-        "first serve --once of {intents} intents, whole process (decisions and the first rollout step on the simulated fleet): {:.2} s, peak RSS {}, {} evidence commits",
+        "first serve --once of {intents} intents, whole process (decisions and the first rollout step on the simulated fleet): {:.2} s, CPU (user+sys) about {cpu_seconds:.2} s, peak RSS {}, {} evidence commits",
         started.elapsed().as_secs_f64(),
         mib(Some(peak_kib)),
         git_count(&repo)
@@ -227,6 +236,19 @@ fn peak_rss_kib(pid: u32) -> Option<u64> {
         .lines()
         .find_map(|line| line.strip_prefix("VmHWM:"))
         .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+/// A running process's CPU time so far (user + sys, from
+/// `/proc/PID/stat`), in seconds.
+fn cpu_time_seconds(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The fields after the command name (which may hold spaces) in
+    // parentheses: utime and stime are the 12th and 13th of them.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    // USER_HZ is 100 on Linux.
+    Some(ticks / 100.0)
 }
 
 /// How many commits the evidence branch has.

@@ -72,6 +72,23 @@ impl Fixture {
     }
 }
 
+impl Fixture {
+    /// The number a query (`SELECT COUNT(*) …`) answers on a connection of
+    /// its own: what another process sees committed.
+    pub fn count(&self, sql: &str) -> i64 {
+        match &self.location {
+            StoreLocation::Sqlite(path) => rusqlite::Connection::open(path)
+                .unwrap()
+                .query_row(sql, [], |row| row.get(0))
+                .unwrap(),
+            StoreLocation::Postgres(url) => {
+                let mut client = ::postgres::Client::connect(url, ::postgres::NoTls).unwrap();
+                client.query_one(sql, &[]).unwrap().get(0)
+            }
+        }
+    }
+}
+
 macro_rules! shared_suite {
     ($($name:ident),* $(,)?) => {
         mod sqlite {
@@ -113,6 +130,7 @@ shared_suite!(
     a_deposed_leader_is_fenced_on_every_write,
     a_writer_racing_an_epoch_bump_never_lands_after_it,
     a_raw_session_under_a_stale_epoch_is_refused_by_the_database,
+    a_write_batch_commits_at_flushes_and_a_crash_keeps_its_last_commit,
 );
 
 /// The password of a PostgreSQL URL never appears in an error.

@@ -187,6 +187,13 @@ fn with_run_correlation(run: &IntentRun, mut request: Value) -> Value {
     request
 }
 
+/// A publish checked and planned in the journal, ready to be sent.
+struct PreparedPublish {
+    planned: crate::store::Action,
+    request: PublishRequest,
+    ring: String,
+}
+
 /// What became of a journalled plane call.
 enum Sent<T> {
     /// It went out (the entry was marked `sent`); the plane's answer.
@@ -417,6 +424,7 @@ impl Performer<'_> {
             Effect::WakeAt { .. } => Vec::new(),
             Effect::Alert { message } => {
                 tracing::warn!(intent = intent_id, %message, "ALERT");
+                self.durable()?;
                 self.siem.emit(&json!({"type": "alert", "intent_id": intent_id, "message": message, "at": now}));
                 Vec::new()
             }
@@ -453,6 +461,7 @@ impl Performer<'_> {
             self.store.mark_sent(&planned.key, now)?;
         }
         let context = super::append_context(self.store)?;
+        self.durable()?;
         self.keep_lease(now)?;
         match self.evidence.append(input, self.signer, &context) {
             Ok(record) => {
@@ -460,9 +469,7 @@ impl Performer<'_> {
                     "drift" => (PausePoint::AfterDriftRecord, "after-drift-record"),
                     _ => (PausePoint::AfterRecordAppend, "after-record-append"),
                 };
-                if PausePoint::hit(self.pause_at, pause) {
-                    pause_forever(name);
-                }
+                self.pause(pause, name)?;
                 self.store
                     .mark_confirmed(&planned.key, Some(&record.pack_sha256), now)?;
                 self.store.set_evidence_head(
@@ -632,12 +639,11 @@ impl Performer<'_> {
         }
         self.store.mark_sent_all(&to_send, now)?;
         let context = super::append_context(self.store)?;
+        self.durable()?;
         self.keep_lease(now)?;
         match self.evidence.append_batch(inputs, self.signer, &context) {
             Ok(appended) if appended.len() == keys.len() => {
-                if PausePoint::hit(self.pause_at, PausePoint::AfterRecordAppend) {
-                    pause_forever("after-record-append");
-                }
+                self.pause(PausePoint::AfterRecordAppend, "after-record-append")?;
                 let last = appended.last().expect("a batch has records");
                 let head = crate::store::HeadWrite {
                     sequence: last.sequence,
@@ -874,26 +880,155 @@ impl Performer<'_> {
         ring: &str,
         now: DateTime<Utc>,
     ) -> Result<Event, DriveError> {
+        let prepared = match self.prepare_publish(run, intent, ring, now)? {
+            Ok(prepared) => prepared,
+            Err(event) => return Ok(event),
+        };
+        let planes = self.planes;
+        let connector = planes
+            .connector(prepared.request.plane)
+            .expect("checked by prepare_publish");
+        let call = connector.publish(&prepared.request, now);
+        let sent = self
+            .send_journalled(
+                &prepared.planned,
+                prepared.request.plane,
+                "publish",
+                now,
+                (PausePoint::BeforePublish, "before-publish"),
+                call,
+            )
+            .await?;
+        let answer = match sent {
+            Sent::Answered(answer) => answer,
+            Sent::Refused(refusal) => {
+                return Ok(Event::PublishFailed {
+                    ring: ring.to_owned(),
+                    error: failure_of(&refusal),
+                });
+            }
+        };
+        self.finish_publish(&prepared, answer, now)
+    }
+
+    /// The publishes of many runs' rings one round asks for (issue 17),
+    /// each as [`Self::publish`] does it, with the journal's writes shared:
+    /// every entry is planned and marked sent, then the store commits once
+    /// (`sent` is durable before any of the calls, as before each call on
+    /// its own), the calls go out one by one, and their outcomes are
+    /// journalled in the write batch. A call whose plane's circuit breaker
+    /// opened during the chunk does not go out and its entry is journalled
+    /// as not sent ([`crate::store::Store::mark_unsent`]). Answers each
+    /// item's events in `items` order.
+    pub async fn publish_chunk(
+        &mut self,
+        items: &[(&IntentRun, String)],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Vec<Event>>, DriveError> {
+        let snapshot = self.snapshot;
+        let mut outcomes: Vec<Vec<Event>> = vec![Vec::new(); items.len()];
+        let mut ready: Vec<(usize, PreparedPublish, ActionState)> = Vec::new();
+        for (index, (run, ring)) in items.iter().enumerate() {
+            let Some(intent) = snapshot.intents.get(&run.intent_id).map(|i| &i.value) else {
+                continue;
+            };
+            let prepared = match self.prepare_publish(run, intent, ring, now)? {
+                Ok(prepared) => prepared,
+                Err(event) => {
+                    outcomes[index].push(event);
+                    continue;
+                }
+            };
+            if let Some(refusal) =
+                self.not_sent_by_breaker(&prepared.planned, prepared.request.plane, "publish", now)?
+            {
+                outcomes[index].push(Event::PublishFailed {
+                    ring: ring.clone(),
+                    error: failure_of(&refusal),
+                });
+                continue;
+            }
+            let before = prepared.planned.state;
+            if before != ActionState::Sent {
+                self.store.mark_sent(&prepared.planned.key, now)?;
+            }
+            ready.push((index, prepared, before));
+        }
+        if ready.is_empty() {
+            return Ok(outcomes);
+        }
+        self.pause(PausePoint::BeforePublish, "before-publish")?;
+        self.durable()?;
+        let planes = self.planes;
+        for (index, prepared, before) in ready {
+            let plane = prepared.request.plane;
+            if let Some(refusal) = self.plane_breakers.refusal(plane, "publish", now) {
+                // Opened by an earlier call of this chunk: nothing goes out.
+                let retry_at = refusal
+                    .retry_after
+                    .and_then(|wait| chrono::Duration::from_std(wait).ok())
+                    .map(|wait| now + wait);
+                self.store.mark_unsent(
+                    &prepared.planned.key,
+                    before,
+                    &format!("not sent: {refusal}"),
+                    retry_at,
+                    now,
+                )?;
+                outcomes[index].push(Event::PublishFailed {
+                    ring: prepared.ring.clone(),
+                    error: failure_of(&refusal),
+                });
+                continue;
+            }
+            // A replica stalled since the journal write must not send.
+            self.keep_lease(now)?;
+            let connector = planes.connector(plane).expect("checked by prepare_publish");
+            let answer = self
+                .plane_breakers
+                .call(
+                    plane,
+                    "publish",
+                    now,
+                    connector.publish(&prepared.request, now),
+                )
+                .await;
+            outcomes[index].push(self.finish_publish(&prepared, answer, now)?);
+        }
+        Ok(outcomes)
+    }
+
+    /// A publish's checks and its journal entry, planned: `Err(event)` when
+    /// it ends there (refused, blocked, or confirmed already).
+    /// A publish's checks and its journal entry, planned: `Err(event)` when
+    /// it ends there (refused, blocked, or confirmed already).
+    fn prepare_publish(
+        &mut self,
+        run: &IntentRun,
+        intent: &DeploymentIntent,
+        ring: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Result<PreparedPublish, Event>, DriveError> {
         let failed = |error: ConnectorFailure| Event::PublishFailed {
             ring: ring.to_owned(),
             error,
         };
         let Some(request) = self.publish_request(run, intent, ring) else {
-            return Ok(failed(permanent("no_entitlement")));
+            return Ok(Err(failed(permanent("no_entitlement"))));
         };
         let planes = self.planes;
-        let Some(connector) = planes.connector(request.plane) else {
+        if planes.connector(request.plane).is_none() {
             let reason = format!(
                 "plane {} has no connector: add it under planes: in the daemon config",
                 request.plane.as_str()
             );
             self.blocked(&run.intent_id, ring, &reason, now)?;
-            return Ok(failed(ConnectorFailure {
+            return Ok(Err(failed(ConnectorFailure {
                 class: FailureClass::PlaneUnavailable,
                 code: "plane_not_configured".into(),
                 retry_after_seconds: None,
-            }));
-        };
+            })));
+        }
         // Evidence first: the ring's start record committed, and pushed.
         let start_record = run
             .plan
@@ -908,15 +1043,15 @@ impl Performer<'_> {
                 "ring {ring} is not published: its start record is not committed on the evidence branch"
             );
             self.blocked(&run.intent_id, ring, &reason, now)?;
-            return Ok(failed(transient("evidence_not_committed", None)));
+            return Ok(Err(failed(transient("evidence_not_committed", None))));
         }
         if let Err(reason) = self.ensure_pushed(now) {
             self.blocked(&run.intent_id, ring, &reason, now)?;
-            return Ok(failed(transient("evidence_not_pushed", None)));
+            return Ok(Err(failed(transient("evidence_not_pushed", None))));
         }
         if let Err(refusal) = self.extension_allowed(run, Some(ring), "publish", now)? {
             self.blocked(&run.intent_id, ring, &refusal.reason, now)?;
-            return Ok(failed(transient(refusal.code, refusal.retry_after)));
+            return Ok(Err(failed(transient(refusal.code, refusal.retry_after))));
         }
         let action = NewAction {
             intent_id: intent.intent_id.clone(),
@@ -932,36 +1067,36 @@ impl Performer<'_> {
         let planned = match self.store.plan_action(&action, now) {
             Ok(planned) => planned,
             Err(crate::store::StoreError::ActionRequestMismatch { .. }) => {
-                return Ok(failed(permanent("request_changed")));
+                return Ok(Err(failed(permanent("request_changed"))));
             }
             Err(error) => return Err(error.into()),
         };
         if planned.state == ActionState::Confirmed {
-            return Ok(Event::PublishConfirmed {
+            return Ok(Err(Event::PublishConfirmed {
                 ring: ring.to_owned(),
                 external_id: planned.external_id.unwrap_or_default(),
-            });
+            }));
         }
-        let call = connector.publish(&request, now);
-        let sent = self
-            .send_journalled(
-                &planned,
-                request.plane,
-                "publish",
-                now,
-                (PausePoint::BeforePublish, "before-publish"),
-                call,
-            )
-            .await?;
-        let answer = match sent {
-            Sent::Answered(answer) => answer,
-            Sent::Refused(refusal) => return Ok(failed(failure_of(&refusal))),
-        };
+        Ok(Ok(PreparedPublish {
+            planned,
+            request,
+            ring: ring.to_owned(),
+        }))
+    }
+
+    /// Journals a publish's answer: confirmed (after the `after-publish`
+    /// pause point) or failed.
+    fn finish_publish(
+        &mut self,
+        prepared: &PreparedPublish,
+        answer: Result<crate::planes::PublishResult, ConnectorError>,
+        now: DateTime<Utc>,
+    ) -> Result<Event, DriveError> {
+        let ring = prepared.ring.as_str();
+        let planned = &prepared.planned;
         match answer {
             Ok(result) => {
-                if PausePoint::hit(self.pause_at, PausePoint::AfterPublish) {
-                    pause_forever("after-publish");
-                }
+                self.pause(PausePoint::AfterPublish, "after-publish")?;
                 self.store
                     .mark_confirmed(&planned.key, Some(&result.external_id), now)?;
                 Ok(Event::PublishConfirmed {
@@ -972,11 +1107,13 @@ impl Performer<'_> {
             Err(error) => {
                 self.store
                     .mark_failed(&planned.key, &error.to_string(), None, now)?;
-                Ok(failed(failure_of(&error)))
+                Ok(Event::PublishFailed {
+                    ring: ring.to_owned(),
+                    error: failure_of(&error),
+                })
             }
         }
     }
-
     /// Sends a journalled call to `plane`: marks the entry `sent`, then
     /// calls through the plane's circuit breaker — unless the breaker is
     /// open, in which case nothing goes out and the entry is journalled as
@@ -990,32 +1127,43 @@ impl Performer<'_> {
         pause: (PausePoint, &'static str),
         call: impl std::future::Future<Output = Result<T, ConnectorError>>,
     ) -> Result<Sent<T>, DriveError> {
-        if let Some(refusal) = self.plane_breakers.refusal(plane, operation, now) {
-            let retry_at = refusal
-                .retry_after
-                .and_then(|wait| chrono::Duration::from_std(wait).ok())
-                .map(|wait| now + wait);
-            self.store.mark_not_sent(
-                &planned.key,
-                &format!("not sent: {refusal}"),
-                retry_at,
-                now,
-            )?;
+        if let Some(refusal) = self.not_sent_by_breaker(planned, plane, operation, now)? {
             return Ok(Sent::Refused(refusal));
         }
         if planned.state != ActionState::Sent {
             self.store.mark_sent(&planned.key, now)?;
         }
         let (point, name) = pause;
-        if PausePoint::hit(self.pause_at, point) {
-            pause_forever(name);
-        }
+        self.pause(point, name)?;
         // A replica stalled since the journal write must not send: another
         // may lead by now and resume this entry from the journal.
+        self.durable()?;
         self.keep_lease(now)?;
         Ok(Sent::Answered(
             self.plane_breakers.call(plane, operation, now, call).await,
         ))
+    }
+
+    /// The plane's circuit breaker refusing a journalled call before
+    /// anything went out: the entry is journalled as not sent (its state
+    /// kept, with the time of the next probe) and the refusal answered.
+    fn not_sent_by_breaker(
+        &mut self,
+        planned: &crate::store::Action,
+        plane: Plane,
+        operation: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<ConnectorError>, DriveError> {
+        let Some(refusal) = self.plane_breakers.refusal(plane, operation, now) else {
+            return Ok(None);
+        };
+        let retry_at = refusal
+            .retry_after
+            .and_then(|wait| chrono::Duration::from_std(wait).ok())
+            .map(|wait| now + wait);
+        self.store
+            .mark_not_sent(&planned.key, &format!("not sent: {refusal}"), retry_at, now)?;
+        Ok(Some(refusal))
     }
 
     /// On a shared store: refuses to act once this replica's lease lapsed
@@ -1025,11 +1173,37 @@ impl Performer<'_> {
         let Some(lease) = self.lease.as_deref_mut() else {
             return Ok(());
         };
-        lease.keep(self.store, now).map_err(|lost| {
+        let kept = lease.keep(self.store, now).map_err(|lost| {
             eprintln!("ringmaster: stops acting: {lost}");
             tracing::error!(%lost, "not acting");
             DriveError::from(lost)
-        })
+        });
+        // A renewal is durable at once, not with the batch's next commit.
+        if kept.is_ok() {
+            self.durable()?;
+        }
+        kept
+    }
+
+    /// Makes the store's writes so far durable when a write batch is open
+    /// ([`crate::store::Store::begin_batch`]): called before anything
+    /// outside the store acts on them — a plane call, an evidence append,
+    /// a SIEM message, a test's pause point — so the journal entry that
+    /// guards an action is committed before the action, as with one
+    /// commit per write. No-op outside a batch.
+    pub fn durable(&mut self) -> Result<(), DriveError> {
+        self.store.flush_batch()?;
+        Ok(())
+    }
+
+    /// A test's pause point (`RINGMASTER_TEST_PAUSE_AT`): the store's
+    /// writes so far are made durable, then the process waits to be killed.
+    fn pause(&mut self, point: PausePoint, name: &'static str) -> Result<(), DriveError> {
+        if PausePoint::hit(self.pause_at, point) {
+            self.durable()?;
+            pause_forever(name);
+        }
+        Ok(())
     }
 
     /// Records that a plane change was not sent, and why.
@@ -1256,10 +1430,9 @@ impl Performer<'_> {
         };
         match answer {
             Ok(result) => {
-                if PausePoint::hit(self.pause_at, PausePoint::AfterRemediation) {
-                    pause_forever("after-remediation");
-                }
+                self.pause(PausePoint::AfterRemediation, "after-remediation")?;
                 self.store.mark_confirmed(&planned.key, None, now)?;
+                self.durable()?;
                 self.siem.emit(&json!({"type": remediation.name(), "intent_id": intent_id, "strategy": strategy, "rings": rings, "applied": result.applied, "at": now}));
                 if halting {
                     self.event(
@@ -1294,6 +1467,7 @@ impl Performer<'_> {
                                "code": error.code.as_str()}),
                         now,
                     )?;
+                    self.durable()?;
                     self.siem.emit(&json!({"type": "halt_failed", "intent_id": intent_id, "rings": rings, "error": error.to_string(), "at": now}));
                     return Ok(Vec::new());
                 }
@@ -1374,9 +1548,7 @@ impl Performer<'_> {
         };
         match answer {
             Ok(result) => {
-                if PausePoint::hit(self.pause_at, PausePoint::AfterRemediation) {
-                    pause_forever("after-remediation");
-                }
+                self.pause(PausePoint::AfterRemediation, "after-remediation")?;
                 self.store.mark_confirmed(&planned.key, None, now)?;
                 Ok(DriftRemediation::Applied(result))
             }

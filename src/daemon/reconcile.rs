@@ -25,6 +25,9 @@ use serde_json::{Value, json};
 use std::collections::BTreeSet;
 
 /// What one reconciliation found and did.
+/// Stored intents read per page.
+const INTENT_PAGE: usize = 500;
+
 #[derive(Debug, Clone, Default)]
 pub struct ReconcileReport {
     pub intents_checked: usize,
@@ -134,7 +137,21 @@ pub async fn reconcile(
         .as_ref()
         .map(|c| c.remediation)
         .unwrap_or_default();
-    for record in performer.store.list_intents()? {
+    // A page of stored states at a time (a pass over 10,000 runs held
+    // them all at once: about 200 MiB).
+    let mut page: std::collections::VecDeque<crate::store::IntentRecord> = Default::default();
+    let mut after: Option<String> = None;
+    loop {
+        if page.is_empty() {
+            page = performer
+                .store
+                .list_intents_page(after.as_deref(), INTENT_PAGE)?
+                .into();
+        }
+        let Some(record) = page.pop_front() else {
+            break;
+        };
+        after = Some(record.intent_id.clone());
         let Some(run) = IntentState::from_record(&record).run else {
             continue;
         };

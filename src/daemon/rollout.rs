@@ -193,6 +193,10 @@ impl RecordBatch {
     }
 }
 
+/// Most publishes one chunk sends after one commit of their journal
+/// entries (bounds what a crash leaves `sent` to ask the plane about).
+const PUBLISH_CHUNK: usize = 200;
+
 /// Most runs saved per store transaction (bounds the states held at once).
 const SAVE_BATCH: usize = 500;
 
@@ -204,13 +208,21 @@ impl Driver<'_> {
     /// One pass over every intent. Idempotent: a pass with nothing new to
     /// react to performs only the status queries of soaking rings.
     pub async fn drive(&mut self, now: DateTime<Utc>) -> Result<DriveReport, DriveError> {
-        let mut states: BTreeMap<String, IntentState> = self
-            .performer
-            .store
-            .list_intents()?
-            .iter()
-            .map(|record| (record.intent_id.clone(), IntentState::from_record(record)))
-            .collect();
+        // Read a page at a time: the stored JSON of every intent at once is
+        // several times the typed states (issue 17).
+        let mut states: BTreeMap<String, IntentState> = BTreeMap::new();
+        let mut after: Option<String> = None;
+        loop {
+            let page = self
+                .performer
+                .store
+                .list_intents_page(after.as_deref(), SAVE_BATCH)?;
+            let Some(last) = page.last() else { break };
+            after = Some(last.intent_id.clone());
+            for record in &page {
+                states.insert(record.intent_id.clone(), IntentState::from_record(record));
+            }
+        }
         let mut queue: VecDeque<(String, Event)> = VecDeque::new();
         let mut dirty: BTreeSet<String> = BTreeSet::new();
         // What was in flight when the last process stopped: only a run
@@ -386,6 +398,7 @@ impl Driver<'_> {
 
         // The tick: every non-terminal run looks at the clock.
         let mut runs: Vec<IntentRun> = states.values_mut().filter_map(|s| s.run.take()).collect();
+        drop(states);
         let mut work: VecDeque<(String, Effect)> = VecDeque::new();
         // Queued events first, so a fresh verdict is seen before the tick.
         let mut by_id: BTreeMap<String, usize> = runs
@@ -418,63 +431,125 @@ impl Driver<'_> {
             work.push_back((intent_id, effect));
         }
         let mut report = DriveReport::default();
-        while !work.is_empty() && report.effects_performed < EFFECT_BUDGET {
-            // Save every run before performing the effects it asked for.
-            self.save(&runs, &mut dirty, now)?;
-            let mut results: Vec<(String, Event)> = Vec::new();
-            // The evidence records this round asks for, written as one
-            // batch (one commit, one fsync); a run's later effects wait for
-            // its record (a record comes before its transition's effects).
-            let mut records = RecordBatch::default();
-            while let Some((intent_id, effect)) = work.pop_front() {
-                report.effects_performed += 1;
-                let Some(&index) = by_id.get(&intent_id) else {
-                    continue;
-                };
-                if let Effect::WakeAt { at } = &effect {
-                    report.next_wake =
-                        Some(report.next_wake.map_or(*at, |w: DateTime<Utc>| w.min(*at)));
-                    continue;
-                }
-                if records.waits_for(&intent_id) {
-                    self.write_records(&mut records, &mut results, now)?;
-                }
-                if let Effect::RecordEvidence {
-                    transition_id,
-                    record_type,
-                    summary,
-                } = effect
-                {
-                    records.push(PendingRecord::of(
-                        &runs[index],
+        // The rounds' store writes (run states, ring claims, journal
+        // entries, events) share commits: the performer makes them durable
+        // before every plane call, evidence append and message out
+        // (`Performer::durable`), so what guards an action is committed
+        // before it, and a crash anywhere leaves a state the store had.
+        self.performer.store.begin_batch()?;
+        let performed = async {
+            while !work.is_empty() && report.effects_performed < EFFECT_BUDGET {
+                // Save every run before performing the effects it asked for.
+                self.save(&runs, &mut dirty, now)?;
+                let mut results: Vec<(String, Event)> = Vec::new();
+                // The evidence records this round asks for, written as one
+                // batch (one commit, one fsync); a run's later effects wait for
+                // its record (a record comes before its transition's effects).
+                let mut records = RecordBatch::default();
+                // The publishes this round asks for, sent in chunks (one
+                // commit of their journal entries per chunk): a run's later
+                // effects wait for its publish.
+                let mut publishes: Vec<(usize, String)> = Vec::new();
+                while let Some((intent_id, effect)) = work.pop_front() {
+                    report.effects_performed += 1;
+                    let Some(&index) = by_id.get(&intent_id) else {
+                        continue;
+                    };
+                    if let Effect::WakeAt { at } = &effect {
+                        report.next_wake =
+                            Some(report.next_wake.map_or(*at, |w: DateTime<Utc>| w.min(*at)));
+                        continue;
+                    }
+                    if records.waits_for(&intent_id) {
+                        self.write_records(&mut records, &mut results, now)?;
+                    }
+                    if publishes.iter().any(|(waiting, _)| *waiting == index) {
+                        self.publish_chunk(&runs, &mut publishes, &mut results, now)
+                            .await?;
+                    }
+                    if let Effect::Publish { ring } = effect {
+                        publishes.push((index, ring));
+                        if publishes.len() >= PUBLISH_CHUNK {
+                            self.publish_chunk(&runs, &mut publishes, &mut results, now)
+                                .await?;
+                        }
+                        continue;
+                    }
+                    if let Effect::RecordEvidence {
                         transition_id,
                         record_type,
                         summary,
-                    ));
-                    if records.full() {
-                        self.write_records(&mut records, &mut results, now)?;
+                    } = effect
+                    {
+                        records.push(PendingRecord::of(
+                            &runs[index],
+                            transition_id,
+                            record_type,
+                            summary,
+                        ));
+                        if records.full() {
+                            self.write_records(&mut records, &mut results, now)?;
+                        }
+                        continue;
                     }
-                    continue;
+                    let events = {
+                        let run = runs[index].clone();
+                        self.performer.perform(&run, effect, now).await?
+                    };
+                    results.extend(events.into_iter().map(|e| (intent_id.clone(), e)));
                 }
-                let events = {
-                    let run = runs[index].clone();
-                    self.performer.perform(&run, effect, now).await?
-                };
-                results.extend(events.into_iter().map(|e| (intent_id.clone(), e)));
-            }
-            self.write_records(&mut records, &mut results, now)?;
-            self.push_start_records(&runs, &by_id, &mut results, now)?;
-            for (intent_id, event) in results {
-                let index = by_id[&intent_id];
-                for effect in orchestrator::step_in_place(&mut runs[index], &event, now) {
-                    work.push_back((intent_id.clone(), effect));
+                self.write_records(&mut records, &mut results, now)?;
+                self.publish_chunk(&runs, &mut publishes, &mut results, now)
+                    .await?;
+                self.push_start_records(&runs, &by_id, &mut results, now)?;
+                for (intent_id, event) in results {
+                    let index = by_id[&intent_id];
+                    for effect in orchestrator::step_in_place(&mut runs[index], &event, now) {
+                        work.push_back((intent_id.clone(), effect));
+                    }
+                    dirty.insert(intent_id);
                 }
-                dirty.insert(intent_id);
             }
+            self.save(&runs, &mut dirty, now)?;
+            Ok::<(), DriveError>(())
         }
-        self.save(&runs, &mut dirty, now)?;
+        .await;
+        // Fenced or deposed: nothing more of this pass is stored (its last
+        // commit stands, as after a crash); otherwise what it wrote is.
+        let fenced = matches!(&performed, Err(DriveError::Leadership(_)))
+            || matches!(&performed, Err(DriveError::Store(error)) if matches!(**error, crate::store::StoreError::Fenced { .. }));
+        let ended = self.performer.store.end_batch(!fenced);
+        performed?;
+        ended?;
         by_id.clear();
         Ok(report)
+    }
+
+    /// Sends the chunk of publishes ([`Performer::publish_chunk`]) and adds
+    /// their outcomes to `results`.
+    async fn publish_chunk(
+        &mut self,
+        runs: &[IntentRun],
+        publishes: &mut Vec<(usize, String)>,
+        results: &mut Vec<(String, Event)>,
+        now: DateTime<Utc>,
+    ) -> Result<(), DriveError> {
+        if publishes.is_empty() {
+            return Ok(());
+        }
+        let items: Vec<(&IntentRun, String)> = publishes
+            .drain(..)
+            .map(|(index, ring)| (&runs[index], ring))
+            .collect();
+        let outcomes = self.performer.publish_chunk(&items, now).await?;
+        for ((run, _), events) in items.iter().zip(outcomes) {
+            results.extend(
+                events
+                    .into_iter()
+                    .map(|event| (run.intent_id.clone(), event)),
+            );
+        }
+        Ok(())
     }
 
     /// Writes the batched records ([`Performer::record_evidence_batch`])

@@ -377,7 +377,28 @@ pub struct Connection {
     in_transaction: Cell<bool>,
     /// The leadership epoch this connection writes under, if any.
     epoch: Cell<Option<i64>>,
+    /// An open write batch ([`Connection::begin_batch`]), if any.
+    batch: Cell<Option<Batch>>,
 }
+
+/// A write batch: one outer write transaction in which every
+/// transaction of the store's methods is a savepoint, so many of them
+/// share one commit (one fsync). Bounded: it commits and begins again
+/// after [`BATCH_MAX_WRITES`] writes or [`BATCH_MAX_OPEN`].
+#[derive(Debug, Clone, Copy)]
+struct Batch {
+    /// Transactions released into it since it began.
+    writes: usize,
+    began: std::time::Instant,
+}
+
+/// Most store transactions one batch commit carries.
+pub const BATCH_MAX_WRITES: usize = 2_000;
+
+/// Longest a batch stays open before it commits (it holds the writer
+/// lock: other writers, a standby's webhook deliveries or the lease
+/// renewal, wait for it).
+pub const BATCH_MAX_OPEN: std::time::Duration = std::time::Duration::from_millis(500);
 
 impl fmt::Debug for Connection {
     fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -407,6 +428,7 @@ impl Connection {
             backend: Backend::Sqlite(connection),
             in_transaction: Cell::new(false),
             epoch: Cell::new(None),
+            batch: Cell::new(None),
         }
     }
 
@@ -418,6 +440,7 @@ impl Connection {
             },
             in_transaction: Cell::new(false),
             epoch: Cell::new(None),
+            batch: Cell::new(None),
         }
     }
 
@@ -446,7 +469,7 @@ impl Connection {
     /// Whether the connection can serve another caller: not inside a
     /// transaction, and (PostgreSQL) its session still open.
     pub(super) fn is_usable(&self) -> bool {
-        if self.in_transaction.get() {
+        if self.in_transaction.get() || self.batch.get().is_some() {
             return false;
         }
         match &self.backend {
@@ -665,6 +688,41 @@ impl Connection {
         if self.in_transaction.get() {
             return Err(StoreError::NestedTransaction);
         }
+        if self.batch.get().is_some() {
+            // Inside a write batch: a savepoint of the outer transaction,
+            // which holds the writer lock and was checked for fencing.
+            self.execute_batch("SAVEPOINT ringmaster_write")?;
+            self.in_transaction.set(true);
+            let transaction = Transaction {
+                connection: self,
+                done: false,
+                savepoint: true,
+            };
+            if behavior == TransactionBehavior::Immediate {
+                self.check_epoch()?;
+            }
+            return Ok(transaction);
+        }
+        self.begin_outer(behavior)?;
+        self.in_transaction.set(true);
+        let transaction = Transaction {
+            connection: self,
+            done: false,
+            savepoint: false,
+        };
+        if behavior != TransactionBehavior::Deferred && self.dialect() == Dialect::Postgres {
+            self.fetch(
+                "SELECT pg_advisory_xact_lock(?1)",
+                vec![Value::Integer(WRITER_LOCK_KEY)],
+            )?;
+        }
+        if behavior == TransactionBehavior::Immediate {
+            self.check_epoch()?;
+        }
+        Ok(transaction)
+    }
+
+    fn begin_outer(&self, behavior: TransactionBehavior) -> Result<(), StoreError> {
         match (&self.backend, behavior) {
             (
                 Backend::Sqlite(connection),
@@ -681,21 +739,101 @@ impl Connection {
                 self.execute_batch("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")?
             }
         }
-        self.in_transaction.set(true);
-        let transaction = Transaction {
-            connection: self,
-            done: false,
+        Ok(())
+    }
+
+    /// Opens a write batch: until [`Connection::end_batch`], the writes of
+    /// this connection share commits (a bounded number per commit). The
+    /// caller decides where the writes so far must be durable — before
+    /// anything outside the database acts on them (a plane call, an
+    /// evidence append) — and calls [`Connection::flush_batch`] there.
+    /// A crash loses at most the writes since the last commit, which is
+    /// the state the store had at that commit: what a crash there would
+    /// have left with one commit per write. No-op when one is open.
+    pub fn begin_batch(&self) -> Result<(), StoreError> {
+        if self.batch.get().is_some() {
+            return Ok(());
+        }
+        if self.in_transaction.get() {
+            return Err(StoreError::NestedTransaction);
+        }
+        self.begin_outer(TransactionBehavior::Immediate)?;
+        let checked = (|| {
+            if self.dialect() == Dialect::Postgres {
+                self.fetch(
+                    "SELECT pg_advisory_xact_lock(?1)",
+                    vec![Value::Integer(WRITER_LOCK_KEY)],
+                )?;
+            }
+            self.check_epoch()
+        })();
+        if let Err(error) = checked {
+            let _ = self.execute_batch("ROLLBACK");
+            return Err(error);
+        }
+        self.batch.set(Some(Batch {
+            writes: 0,
+            began: std::time::Instant::now(),
+        }));
+        Ok(())
+    }
+
+    /// Whether a write batch is open.
+    pub fn in_batch(&self) -> bool {
+        self.batch.get().is_some()
+    }
+
+    /// Makes every write of the open batch durable (one commit) and opens
+    /// the next batch. No-op without a batch or without a write since the
+    /// last commit.
+    pub fn flush_batch(&self) -> Result<(), StoreError> {
+        match self.batch.get() {
+            Some(batch) if batch.writes > 0 => {
+                self.end_batch(true)?;
+                self.begin_batch()
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Closes the open batch: commits it (`commit`), or rolls it back to
+    /// its last commit (what a crash would leave). No-op without one.
+    pub fn end_batch(&self, commit: bool) -> Result<(), StoreError> {
+        if self.batch.take().is_none() {
+            return Ok(());
+        }
+        if self.in_transaction.get() {
+            // A savepoint still open (a transaction leaked by a panic):
+            // nothing of the batch is trusted.
+            self.in_transaction.set(false);
+            let _ = self.execute_batch("ROLLBACK");
+            return Err(StoreError::NestedTransaction);
+        }
+        if !commit {
+            return self.execute_batch("ROLLBACK");
+        }
+        let committed = self.execute_batch("COMMIT");
+        if committed.is_err()
+            && let Some(connection) = self.as_sqlite()
+            && !connection.is_autocommit()
+        {
+            let _ = connection.execute_batch("ROLLBACK");
+        }
+        committed
+    }
+
+    /// A savepoint released into the batch: counted, and the batch
+    /// committed and begun again once it is full or has been open long.
+    fn released_into_batch(&self) -> Result<(), StoreError> {
+        let Some(mut batch) = self.batch.get() else {
+            return Ok(());
         };
-        if behavior != TransactionBehavior::Deferred && self.dialect() == Dialect::Postgres {
-            self.fetch(
-                "SELECT pg_advisory_xact_lock(?1)",
-                vec![Value::Integer(WRITER_LOCK_KEY)],
-            )?;
+        batch.writes += 1;
+        self.batch.set(Some(batch));
+        if batch.writes >= BATCH_MAX_WRITES || batch.began.elapsed() >= BATCH_MAX_OPEN {
+            self.flush_batch()?;
         }
-        if behavior == TransactionBehavior::Immediate {
-            self.check_epoch()?;
-        }
-        Ok(transaction)
+        Ok(())
     }
 
     /// A read snapshot (rusqlite's name).
@@ -744,6 +882,8 @@ impl Connection {
 pub struct Transaction<'c> {
     connection: &'c Connection,
     done: bool,
+    /// A savepoint inside a write batch, not a transaction of its own.
+    savepoint: bool,
 }
 
 impl Transaction<'_> {
@@ -752,6 +892,11 @@ impl Transaction<'_> {
     /// connection is usable again and nothing of it is stored.
     pub fn commit(mut self) -> Result<(), StoreError> {
         self.done = true;
+        if self.savepoint {
+            self.connection
+                .finish("RELEASE SAVEPOINT ringmaster_write")?;
+            return self.connection.released_into_batch();
+        }
         let committed = self.connection.finish("COMMIT");
         if committed.is_err()
             && let Some(connection) = self.connection.as_sqlite()
@@ -773,7 +918,11 @@ impl std::ops::Deref for Transaction<'_> {
 impl Drop for Transaction<'_> {
     fn drop(&mut self) {
         if !self.done {
-            let _ = self.connection.finish("ROLLBACK");
+            let _ = self.connection.finish(if self.savepoint {
+                "ROLLBACK TO SAVEPOINT ringmaster_write; RELEASE SAVEPOINT ringmaster_write"
+            } else {
+                "ROLLBACK"
+            });
         }
     }
 }

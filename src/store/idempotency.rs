@@ -282,6 +282,57 @@ impl Store {
         Ok(updated)
     }
 
+    /// An entry marked `sent` whose call did not go out after all (the
+    /// daemon marks a chunk of publishes sent in one commit, then calls
+    /// them one by one; a plane's circuit breaker that opens meanwhile
+    /// refuses the rest): back to `before` (`planned`, or `failed` from an
+    /// earlier attempt) with the attempt given back, `last_error` saying
+    /// why and `next_attempt_at` when it may go, as
+    /// [`Store::mark_not_sent`]. Refused unless the entry is `sent` and
+    /// `before` is `planned` or `failed`.
+    pub fn mark_unsent(
+        &mut self,
+        key: &str,
+        before: ActionState,
+        reason: &str,
+        next_attempt_at: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) -> Result<Action, StoreError> {
+        let transaction = self
+            .connection
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let current = select_action(&transaction, key)
+            .optional_store()?
+            .ok_or_else(|| StoreError::ActionNotFound {
+                key: key.to_string(),
+            })?;
+        if current.state != ActionState::Sent
+            || !matches!(before, ActionState::Planned | ActionState::Failed)
+        {
+            return Err(StoreError::IllegalActionTransition {
+                key: key.to_string(),
+                from: current.state,
+                to: before,
+            });
+        }
+        transaction.execute(
+            "UPDATE idempotency SET state = ?2, attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END,
+                 last_error = ?3,
+                 next_attempt_at = ?4, updated_at = ?5
+             WHERE key = ?1",
+            params![
+                key,
+                before.as_str(),
+                reason,
+                next_attempt_at.map(format_timestamp),
+                format_timestamp(now)
+            ],
+        )?;
+        let updated = select_action(&transaction, key)?;
+        transaction.commit()?;
+        Ok(updated)
+    }
+
     /// `sent → confirmed`, with the plane's id for what it created. Final.
     pub fn mark_confirmed(
         &mut self,

@@ -139,6 +139,22 @@ impl Store {
         rows.collect()
     }
 
+    /// The stored intents after `after` (by intent id), at most `limit`:
+    /// a page of [`Store::list_intents`], so a pass over every intent holds
+    /// one page of stored states at a time, not all of them (issue 17).
+    pub fn list_intents_page(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<IntentRecord>, StoreError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let mut statement = self.connection.prepare(&format!(
+            "SELECT {COLUMNS} FROM intents WHERE intent_id > ?1 ORDER BY intent_id LIMIT ?2"
+        ))?;
+        let rows = statement.query_and_then(params![after.unwrap_or(""), limit], read_intent)?;
+        rows.collect()
+    }
+
     /// Changes only the state-machine fields of an existing intent.
     pub fn set_intent_state(
         &mut self,

@@ -61,6 +61,7 @@ mod webhooks;
 
 pub use canonical::canonical_json;
 pub use commits::{CommitOutcome, ProcessedCommit};
+pub use db::{BATCH_MAX_OPEN, BATCH_MAX_WRITES};
 pub use decisions::{DecisionWrite, HeadWrite};
 pub use events::{
     ChainBreak, ChainBreakReason, ChainReport, Event, EventFilter, EventOutcome, EventType,
@@ -436,6 +437,36 @@ impl Store {
         self.connection
             .as_sqlite_mut()
             .expect("a SQLite store has a SQLite connection")
+    }
+
+    /// Opens a write batch (issue 17): until [`Store::end_batch`], this
+    /// store's write transactions are savepoints of one outer transaction
+    /// and share its commit — one fsync for many writes, committed again
+    /// every [`BATCH_MAX_WRITES`] writes or [`BATCH_MAX_OPEN`].
+    /// The caller calls [`Store::flush_batch`] wherever the writes so far
+    /// must be durable: before a plane call, an evidence append, a message
+    /// out. A crash then loses only writes after the last commit, which
+    /// leaves the state the store had at that commit, as a crash there
+    /// did with one commit per write.
+    pub fn begin_batch(&mut self) -> Result<(), StoreError> {
+        self.connection.begin_batch()
+    }
+
+    /// Makes the open batch's writes durable (one commit) and goes on
+    /// batching. No-op without a batch or without a write since.
+    pub fn flush_batch(&mut self) -> Result<(), StoreError> {
+        self.connection.flush_batch()
+    }
+
+    /// Closes the open batch: commits it, or (`commit: false`) rolls back
+    /// to its last commit. No-op without one.
+    pub fn end_batch(&mut self, commit: bool) -> Result<(), StoreError> {
+        self.connection.end_batch(commit)
+    }
+
+    /// Whether a write batch is open.
+    pub fn in_batch(&self) -> bool {
+        self.connection.in_batch()
     }
 
     /// Which engine this store runs on.

@@ -421,6 +421,43 @@ pub fn idempotency_claims_are_unique_and_follow_the_state_machine(fixture: &Fixt
     store
         .mark_not_sent(&second.key, "breaker open", Some(at(20)), at(13))
         .unwrap();
+    // Marked sent with a chunk, then not sent after all (its plane's
+    // breaker opened first): back to planned, the attempt given back.
+    store.mark_sent(&second.key, at(21)).unwrap();
+    let unsent = store
+        .mark_unsent(
+            &second.key,
+            ActionState::Planned,
+            "not sent: breaker open",
+            Some(at(30)),
+            at(22),
+        )
+        .unwrap();
+    assert_eq!(unsent.state, ActionState::Planned);
+    assert_eq!(unsent.attempts, 0);
+    assert_eq!(unsent.next_attempt_at, Some(at(30)));
+    assert_eq!(unsent.last_error.as_deref(), Some("not sent: breaker open"));
+    // Only an entry that is sent, and only back to planned or failed.
+    for (key, before) in [
+        (&second.key, ActionState::Planned),
+        (&planned.key, ActionState::Planned),
+    ] {
+        let error = store
+            .mark_unsent(key, before, "no", None, at(23))
+            .unwrap_err();
+        assert!(
+            matches!(error, StoreError::IllegalActionTransition { .. }),
+            "{error}"
+        );
+    }
+    store.mark_sent(&second.key, at(24)).unwrap();
+    let error = store
+        .mark_unsent(&second.key, ActionState::Confirmed, "no", None, at(25))
+        .unwrap_err();
+    assert!(
+        matches!(error, StoreError::IllegalActionTransition { .. }),
+        "{error}"
+    );
     assert_eq!(store.actions().unwrap().len(), 2);
     let figures = store.plane_action_figures().unwrap();
     assert_eq!(figures.len(), 1);
@@ -792,4 +829,127 @@ pub fn a_raw_session_under_a_stale_epoch_is_refused_by_the_database(fixture: &Fi
             assert_eq!(b.get_intent("vpn-2.1").unwrap().unwrap().state, "pending");
         }
     }
+}
+
+/// A write batch (issue 17: one commit for many writes): nothing of it is
+/// visible to another connection before a flush, everything after; a
+/// failed write inside it (a busy ring, a missing intent: an aborted
+/// statement on PostgreSQL) undoes only itself; a crash (the store dropped
+/// with the batch open) or a rollback leaves exactly the last commit, with
+/// the event chain intact; and a batch commits by itself once full.
+pub fn a_write_batch_commits_at_flushes_and_a_crash_keeps_its_last_commit(fixture: &Fixture) {
+    let events = "SELECT COUNT(*) FROM events";
+    let claims = "SELECT COUNT(*) FROM active_changes";
+    let mut store = fixture.open();
+    for intent in ["vpn-2.1", "vpn-2.2"] {
+        store.upsert_intent(&vpn_intent(intent), at(0)).unwrap();
+    }
+    store.begin_batch().unwrap();
+    assert!(store.in_batch());
+    store.append_event(event("vpn-2.1", 1)).unwrap();
+    store
+        .claim_ring(
+            "vpn-2.1",
+            "vpn-client",
+            "corp",
+            "bu-finance",
+            "ring-1",
+            at(1),
+        )
+        .unwrap();
+    let busy = store
+        .claim_ring(
+            "vpn-2.2",
+            "vpn-client",
+            "corp",
+            "bu-finance",
+            "ring-1",
+            at(1),
+        )
+        .unwrap_err();
+    assert!(matches!(busy, StoreError::RingBusy { .. }), "{busy}");
+    let ghost = store
+        .claim_ring("ghost", "vpn-client", "corp", "bu-x", "ring-1", at(1))
+        .unwrap_err();
+    assert!(
+        matches!(ghost, StoreError::IntentNotFound { .. }),
+        "{ghost}"
+    );
+    store.append_event(event("vpn-2.1", 2)).unwrap();
+    let planned = store
+        .plan_action(&action("vpn-2.1", "ring-1"), at(2))
+        .unwrap();
+    store.mark_sent(&planned.key, at(2)).unwrap();
+    // Reads inside the batch see its writes; other connections do not.
+    assert_eq!(store.events(&EventFilter::default()).unwrap().len(), 2);
+    assert_eq!(fixture.count(events), 0);
+    assert_eq!(fixture.count(claims), 0);
+    store.flush_batch().unwrap();
+    assert!(store.in_batch(), "a flush goes on batching");
+    assert_eq!(fixture.count(events), 2);
+    assert_eq!(fixture.count(claims), 1);
+    assert_eq!(
+        store.get_action(&planned.key).unwrap().unwrap().state,
+        ActionState::Sent
+    );
+
+    // A crash: the writes after the last flush are gone, nothing else.
+    store.append_event(event("vpn-2.1", 3)).unwrap();
+    store
+        .claim_ring(
+            "vpn-2.2",
+            "vpn-client",
+            "corp",
+            "bu-finance",
+            "ring-2",
+            at(3),
+        )
+        .unwrap();
+    store
+        .mark_confirmed(&planned.key, Some("app-1"), at(3))
+        .unwrap();
+    drop(store);
+    let mut store = fixture.open();
+    assert!(!store.in_batch());
+    assert_eq!(fixture.count(events), 2);
+    assert_eq!(fixture.count(claims), 1);
+    assert_eq!(
+        store.get_action(&planned.key).unwrap().unwrap().state,
+        ActionState::Sent
+    );
+    let third = store.append_event(event("vpn-2.1", 3)).unwrap();
+    assert_eq!(third.seq, 3, "the chain goes on from the last commit");
+
+    // A rollback is the same; a commit keeps everything.
+    store.begin_batch().unwrap();
+    store.append_event(event("vpn-2.1", 4)).unwrap();
+    store.end_batch(false).unwrap();
+    assert_eq!(fixture.count(events), 3);
+    store.begin_batch().unwrap();
+    store.append_event(event("vpn-2.1", 4)).unwrap();
+    store.end_batch(true).unwrap();
+    assert!(!store.in_batch());
+    assert_eq!(fixture.count(events), 4);
+
+    // Bounded: a batch commits by itself once full (or open long).
+    store.begin_batch().unwrap();
+    for _ in 0..ringmaster::store::BATCH_MAX_WRITES {
+        store.append_event(event("vpn-2.2", 5)).unwrap();
+    }
+    let committed = fixture.count(events);
+    assert!(
+        committed > 4 && committed <= 4 + ringmaster::store::BATCH_MAX_WRITES as i64,
+        "{committed}"
+    );
+    store.end_batch(true).unwrap();
+    assert_eq!(
+        fixture.count(events),
+        4 + ringmaster::store::BATCH_MAX_WRITES as i64
+    );
+    let report = store.verify_event_chain().unwrap();
+    assert!(report.is_intact(), "{report:?}");
+    assert_eq!(
+        report.events_checked,
+        4 + ringmaster::store::BATCH_MAX_WRITES as u64
+    );
 }

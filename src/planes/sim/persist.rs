@@ -226,15 +226,36 @@ fn open_append(path: &Path) -> Result<File, SimError> {
 /// Writes `fleet` as the file's snapshot with an empty journal (replacing
 /// the file whole) and answers the journal to append to.
 pub fn write(path: &Path, fleet: &SimFleet) -> Result<Journal, SimError> {
-    let mut bytes = serde_json::to_vec(&StateFile {
-        format_version: FORMAT_VERSION,
-        fleet,
-    })
-    .map_err(format_error(path))?;
-    bytes.push(b'\n');
+    // Streamed to the file, not built in memory first: a fleet of many
+    // devices is a large snapshot (the bench's first start at 10,000
+    // intents held it whole, twice, at each compaction).
     let temporary = temporary_path(path);
-    let mut file = File::create(&temporary).map_err(io_error(&temporary))?;
-    file.write_all(&bytes).map_err(io_error(&temporary))?;
+    let file = File::create(&temporary).map_err(io_error(&temporary))?;
+    let mut writer = std::io::BufWriter::with_capacity(
+        1 << 16,
+        Counting {
+            inner: file,
+            written: 0,
+        },
+    );
+    serde_json::to_writer(
+        &mut writer,
+        &StateFile {
+            format_version: FORMAT_VERSION,
+            fleet,
+        },
+    )
+    .map_err(|error| match error.is_io() {
+        true => io_error(&temporary)(error.into()),
+        false => format_error(path)(error),
+    })?;
+    writer.write_all(b"\n").map_err(io_error(&temporary))?;
+    let counting = writer
+        .into_inner()
+        .map_err(|error| error.into_error())
+        .map_err(io_error(&temporary))?;
+    let length = counting.written;
+    let file = counting.inner;
     file.sync_all().map_err(io_error(&temporary))?;
     drop(file);
     fs::rename(&temporary, path).map_err(io_error(path))?;
@@ -249,10 +270,28 @@ pub fn write(path: &Path, fleet: &SimFleet) -> Result<Journal, SimError> {
     Ok(Journal {
         path: path.to_path_buf(),
         file: open_append(path)?,
-        length: bytes.len() as u64,
-        snapshot_length: bytes.len() as u64,
+        length,
+        snapshot_length: length,
         clean: true,
     })
+}
+
+/// A writer that counts the bytes it passed on.
+struct Counting<W> {
+    inner: W,
+    written: u64,
+}
+
+impl<W: Write> Write for Counting<W> {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        let written = self.inner.write(bytes)?;
+        self.written += written as u64;
+        Ok(written)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
 }
 
 /// Reads the snapshot and replays the journal with `apply`; answers the
