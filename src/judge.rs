@@ -256,7 +256,7 @@ pub fn load(entries: &[Entry]) -> (Snapshot, Vec<Diagnostic>) {
 }
 
 /// [`load`], telling `progress` each step.
-fn load_observed(entries: &[Entry], progress: &dyn Progress) -> (Snapshot, Vec<Diagnostic>) {
+pub fn load_observed(entries: &[Entry], progress: &dyn Progress) -> (Snapshot, Vec<Diagnostic>) {
     progress.stage(&format!("loading {} files", entries.len()), None);
     let (snapshot, mut diagnostics) = model::load(entries);
     progress.stage("checking references", None);
@@ -418,7 +418,19 @@ pub fn judge(case: Case<'_>) -> Judgement {
 /// [`judge`], telling `progress` each step as it starts (`validate` draws
 /// them, and prints their times with `RINGMASTER_TIMINGS=1`).
 pub fn judge_observed(case: Case<'_>, progress: &dyn Progress) -> Judgement {
-    let (own, mut diagnostics) = load_observed(case.entries, progress);
+    let (own, diagnostics) = load_observed(case.entries, progress);
+    judge_snapshot_observed(case, own, diagnostics, progress)
+}
+
+/// [`judge_observed`] in two steps, so a caller that owns the entries can
+/// free them between the two (`validate`): [`load_observed`], then this on
+/// what it loaded (`case.entries` is not read again).
+pub fn judge_snapshot_observed(
+    case: Case<'_>,
+    own: Snapshot,
+    mut diagnostics: Vec<Diagnostic>,
+    progress: &dyn Progress,
+) -> Judgement {
     progress.stage("compiling policies", None);
     let (own_engine, policy_diagnostics) = evaluation::engine_for(&own);
     diagnostics.extend(policy_diagnostics);
