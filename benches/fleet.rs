@@ -591,15 +591,32 @@ fn main() {
         }
         match pacing.get(plane.as_str()) {
             Some(gate) => {
-                let active = gate.known();
+                let active = gate.active();
+                let live = gate.live(ringmaster::plan::plane_name(plane));
                 println!(
-                    "  gate checks answered: {} ({:.1} requests a check); effective gate-check interval for {active} rollouts: {} s (wanted {} s); longest wait between two answered checks of one rollout: {} s",
+                    "  gate checks answered: {} ({:.1} requests a check on average); at the end, {active} rollouts asking, {:.0} requests a check of every one: effective gate-check interval {} s (wanted {} s; {} calls/h needed, {} available)",
                     gate.answered(),
                     gate.cost().unwrap_or(0.0),
-                    gate.effective(active).as_secs(),
-                    gate.wanted().as_secs(),
-                    gate.longest_wait().as_secs()
+                    gate.demand(),
+                    live.effective_seconds,
+                    live.wanted_seconds,
+                    live.needed_per_hour,
+                    live.available_per_hour
                 );
+                println!(
+                    "  longest wait between two answered checks of one rollout: {} s; longest gate-check delay (with the waits still open at the end): {} s; {:.1} checks per rollout-hour",
+                    gate.longest_wait().as_secs(),
+                    gate.longest_delay(end - step).as_secs(),
+                    gate.answered() as f64 / active.max(1) as f64 / hours as f64
+                );
+                if let Some(worst) = daemon.snapshot().and_then(|snapshot| {
+                    ringmaster::plan::gate_check_every(snapshot, plane, Duration::from_secs(poll))
+                }) {
+                    println!(
+                        "  plan's worst case (every intent in its last ring at once): {}",
+                        worst.sentence()
+                    );
+                }
             }
             None => println!("  no gate check paced on this plane"),
         }

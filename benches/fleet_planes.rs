@@ -396,11 +396,13 @@ async fn main() {
             }
         }
         for plane in &mut planes {
-            let order: Vec<String> = plane
-                .pacing
-                .fair_order(plane.rollouts.iter().map(String::as_str), now)
+            // The pacing grants this tick's share of the budget to the
+            // rollouts waiting longest, at what each one's check costs.
+            plane.pacing.begin_step(now);
+            let rollouts = plane.rollouts.clone();
+            let order: Vec<String> = rollouts
                 .into_iter()
-                .map(str::to_string)
+                .filter(|id| plane.pacing.due(id, "active", None, now))
                 .collect();
             for id in order {
                 let before = plane.sent();
@@ -469,8 +471,8 @@ async fn main() {
                 requests as f64 * 100.0 / per_hour
             );
         }
-        let active = plane.rollouts.len();
-        let effective = plane.pacing.effective(active);
+        let active = plane.pacing.active();
+        let effective = plane.pacing.effective();
         println!(
             "  gate checks answered: {} ({:.1} requests a check on average; {} calls held back by the budget and asked again at a later tick)",
             plane.checks,

@@ -14,6 +14,12 @@
 //! is compared with the full check's for the same PR (a wrong fast answer is
 //! no answer).
 //!
+//! **Memory**: the heap the cache holds (every allocation counted by this
+//! benchmark's allocator, live bytes with the cache minus without it),
+//! after the warm runs (one revision) and at its bound: three revisions
+//! (the base branch moved twice under open pull requests) and three
+//! judgements.
+//!
 //! Run: `cargo bench --bench pr_check`; `RINGMASTER_BENCH_RUNS` (warm runs,
 //! default 30), `RINGMASTER_BENCH_COLD_RUNS` (default 3).
 
@@ -23,9 +29,47 @@ use ringmaster::forge::fetch::PullRequestRevisions;
 use ringmaster::forge::incremental::{CheckRequest, PrCheckCache, full_check};
 use ringmaster::forge::wire::{BranchRef, PullRequest, User};
 use ringmaster::source::GovernedRepo;
+use std::alloc::{GlobalAlloc, Layout, System};
 use std::path::Path;
 use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
+
+/// The system allocator, counting the bytes live.
+struct Counting;
+
+static LIVE: AtomicUsize = AtomicUsize::new(0);
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        LIVE.fetch_add(layout.size(), Ordering::Relaxed);
+        // SAFETY: the caller's contract is the system allocator's.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        LIVE.fetch_add(layout.size(), Ordering::Relaxed);
+        // SAFETY: as above.
+        unsafe { System.alloc_zeroed(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
+        // SAFETY: as above.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        LIVE.fetch_add(new_size, Ordering::Relaxed);
+        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
+        // SAFETY: as above.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+fn mib(bytes: usize) -> f64 {
+    bytes as f64 / (1024.0 * 1024.0)
+}
 
 fn git(dir: &Path, args: &[&str]) -> String {
     let output = Command::new("git")
@@ -187,6 +231,17 @@ fn main() {
     }
     let stats = cache.stats.clone();
     summary("warm", warm);
+    // The heap the warm cache holds: live bytes with it minus without it.
+    let with_cache = LIVE.load(Ordering::Relaxed);
+    let held = cache.held();
+    drop(cache);
+    let without = LIVE.load(Ordering::Relaxed);
+    println!(
+        "cache memory after the warm runs: {:.1} MiB ({} revision(s), {} judgement(s), the working copy)",
+        mib(with_cache.saturating_sub(without)),
+        held.0,
+        held.1
+    );
     println!("the last warm check, step by step:");
     for (step, took) in &stats.last_phases {
         println!("  {step:<45} {:>8.2} ms", took.as_secs_f64() * 1000.0);
@@ -206,4 +261,76 @@ fn main() {
         );
     }
     println!("warm verdicts equal the full check's (sampled)");
+
+    // The cache at its bound: the base branch moves twice; pull requests
+    // forked from each of its three commits are checked against its tip.
+    let mut commits = vec![base.clone()];
+    for round in 0..2 {
+        git(dir.path(), &["checkout", "-q", "main"]);
+        let name = &names[(round * 7 + 3) % names.len()];
+        let path = dir.path().join("intents").join(name);
+        let text = std::fs::read_to_string(&path).expect("intent");
+        std::fs::write(&path, format!("# base moved {round}\n{text}")).expect("write");
+        git(dir.path(), &["commit", "-q", "-am", "base moves"]);
+        commits.push(git(dir.path(), &["rev-parse", "HEAD"]));
+    }
+    let tip = git2::Oid::from_str(commits.last().unwrap()).expect("oid");
+    let before = LIVE.load(Ordering::Relaxed);
+    let mut cache = PrCheckCache::new();
+    for (number, fork) in commits.iter().enumerate() {
+        git(dir.path(), &["checkout", "-q", "-B", "bound", fork]);
+        let name = &names[(number * 11 + 5) % names.len()];
+        let path = dir.path().join("intents").join(name);
+        let text = std::fs::read_to_string(&path).expect("intent");
+        std::fs::write(&path, text.replace(", ring-4-global]", "]")).expect("write");
+        git(dir.path(), &["commit", "-q", "-am", "narrow"]);
+        let head = git2::Oid::from_str(&git(dir.path(), &["rev-parse", "HEAD"])).expect("oid");
+        let pull_request = PullRequest {
+            number: 1000 + number as u64,
+            state: "open".into(),
+            html_url: None,
+            user: Some(User {
+                login: "anakamura".into(),
+            }),
+            head: BranchRef {
+                name: "bound".into(),
+                sha: head.to_string(),
+            },
+            base: BranchRef {
+                name: "main".into(),
+                sha: tip.to_string(),
+            },
+            draft: false,
+            merged_at: None,
+            merge_commit_sha: None,
+            updated_at: None,
+        };
+        let revisions = PullRequestRevisions {
+            head,
+            base: tip,
+            fork_point: repo.repository.merge_base(head, tip).expect("merge base"),
+        };
+        let history =
+            ringmaster::source::history::change_history(&repo, revisions.fork_point, head)
+                .expect("history");
+        let request = CheckRequest {
+            pull_request: &pull_request,
+            reviews: &[],
+            history: &history,
+            runtime: &NoRuntime,
+            now: start,
+        };
+        cache.check(&repo, revisions, &request).expect("check");
+    }
+    let full = LIVE.load(Ordering::Relaxed);
+    let held = cache.held();
+    drop(cache);
+    println!(
+        "cache memory at its bound: {:.1} MiB ({} revisions, {} judgements, the working copy); {:.1} MiB live after dropping it (of {:.1} MiB before it)",
+        mib(full.saturating_sub(LIVE.load(Ordering::Relaxed))),
+        held.0,
+        held.1,
+        mib(LIVE.load(Ordering::Relaxed)),
+        mib(before)
+    );
 }

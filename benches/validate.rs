@@ -9,14 +9,18 @@
 //!
 //! Run: `cargo bench --bench validate` (cargo builds the release binary first);
 //! `RINGMASTER_BENCH_RUNS` (default 5), `RINGMASTER_BENCH_CHECKER_RUNS`
-//! (default 3).
+//! (default 3). `RINGMASTER_BENCH_BASELINE=/path/to/an/older/ringmaster`
+//! also runs that binary, alternating with this one in the same run, prints
+//! its median, and checks that both JSON reports are byte-identical. Each
+//! run's CPU time (user + system, the process and the policy workers it
+//! waits for) is printed next to its wall time.
 
 #[path = "support/timed.rs"]
 mod timed;
 use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
-use timed::{run_timed, timed};
+use timed::{cpu_seconds, run_timed, timed};
 
 fn git(dir: &Path, args: &[&str]) {
     let status = Command::new("git")
@@ -69,8 +73,41 @@ fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(5)
         .max(1);
+    let baseline = std::env::var_os("RINGMASTER_BENCH_BASELINE").map(std::path::PathBuf::from);
     let mut validate_runs = Vec::new();
+    let mut baseline_runs = Vec::new();
+    let mut validate_cpu = Vec::new();
     for run in 0..=runs {
+        if let Some(baseline) = &baseline {
+            let mut command = timed(baseline);
+            command.args([
+                "validate",
+                "--format",
+                "json",
+                "--now",
+                "2026-12-01T00:00:00Z",
+            ]);
+            command.arg(dir.path());
+            let (output, elapsed, peak_kib) = run_timed(command);
+            let cpu = cpu_seconds(&output);
+            println!(
+                "{}: baseline {}: {elapsed:.3} s, CPU {}, peak RSS {}",
+                if run == 0 {
+                    "warm-up".to_string()
+                } else {
+                    format!("run {run}")
+                },
+                baseline.display(),
+                cpu.map_or("n/a".to_string(), |cpu| format!("{cpu:.2} s")),
+                peak_kib.map_or("n/a".to_string(), |kib| format!(
+                    "{:.0} MiB",
+                    kib as f64 / 1024.0
+                )),
+            );
+            if run > 0 {
+                baseline_runs.push((elapsed, cpu, peak_kib, output.stdout));
+            }
+        }
         let mut command = timed(&binary);
         command.args([
             "validate",
@@ -83,6 +120,7 @@ fn main() {
         // Each stage's time and memory on stderr (printed for the last run).
         command.env("RINGMASTER_TIMINGS", "1");
         let (output, elapsed, peak_kib) = run_timed(command);
+        let cpu = cpu_seconds(&output);
         let stages: Vec<String> = String::from_utf8_lossy(&output.stderr)
             .lines()
             .filter(|line| line.starts_with("timing: "))
@@ -97,13 +135,14 @@ fn main() {
             .unwrap_or(0);
         assert_eq!(judged, intents, "every intent judged");
         println!(
-            "{}: ringmaster validate (read git, parse, schema, links, risk, Rego): {:.3} s, peak RSS {} for {intents} intents ({allowed} ALLOW), exit {}",
+            "{}: ringmaster validate (read git, parse, schema, links, risk, Rego): {:.3} s, CPU {}, peak RSS {} for {intents} intents ({allowed} ALLOW), exit {}",
             if run == 0 {
                 "warm-up".to_string()
             } else {
                 format!("run {run}")
             },
             elapsed,
+            cpu.map_or("n/a".to_string(), |cpu| format!("{cpu:.2} s")),
             peak_kib.map_or("n/a".to_string(), |kib| format!(
                 "{:.0} MiB",
                 kib as f64 / 1024.0
@@ -111,7 +150,14 @@ fn main() {
             output.status.code().unwrap_or(-1)
         );
         if run > 0 {
+            if let Some((.., baseline_report)) = baseline_runs.last() {
+                assert!(
+                    *baseline_report == output.stdout,
+                    "the JSON report differs from the baseline binary's"
+                );
+            }
             validate_runs.push((elapsed, peak_kib));
+            validate_cpu.extend(cpu);
         }
         if run == runs {
             println!("stages of run {run} (RINGMASTER_TIMINGS=1):");
@@ -123,12 +169,33 @@ fn main() {
     let validate_median = median(validate_runs.iter().map(|(elapsed, _)| *elapsed).collect());
     let validate_peak = validate_runs.iter().filter_map(|(_, peak)| *peak).max();
     println!(
-        "ringmaster validate: median {validate_median:.3} s over {runs} runs, peak RSS {} (max over runs)",
+        "ringmaster validate: median {validate_median:.3} s over {runs} runs, median CPU {}, peak RSS {} (max over runs)",
+        if validate_cpu.is_empty() {
+            "n/a".to_string()
+        } else {
+            format!("{:.2} s", median(validate_cpu))
+        },
         validate_peak.map_or("n/a".to_string(), |kib| format!(
             "{:.0} MiB",
             kib as f64 / 1024.0
         ))
     );
+    if !baseline_runs.is_empty() {
+        let cpus: Vec<f64> = baseline_runs.iter().filter_map(|run| run.1).collect();
+        println!(
+            "baseline: median {:.3} s over {runs} runs, median CPU {}, peak RSS {} (max over runs); reports byte-identical",
+            median(baseline_runs.iter().map(|run| run.0).collect()),
+            if cpus.is_empty() {
+                "n/a".to_string()
+            } else {
+                format!("{:.2} s", median(cpus))
+            },
+            baseline_runs.iter().filter_map(|run| run.2).max().map_or(
+                "n/a".to_string(),
+                |kib| format!("{:.0} MiB", kib as f64 / 1024.0)
+            )
+        );
+    }
 
     let schema =
         Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas/deployment-intent.schema.json");

@@ -6,13 +6,16 @@
 //! swaps in the rules in force and applies the proof of who decided first.
 
 use crate::diagnostic::Diagnostic;
-use crate::model::{DeploymentIntent, Located, Role, Snapshot, TargetScope};
-use crate::policy::{Decision, PolicyEngine, PolicyOutcome, Reason, ReasonKind};
+use crate::model::{
+    ApprovalRecord, DeploymentIntent, Exception, Located, Role, Snapshot, TargetScope,
+};
+use crate::policy::{Decision, PolicyEngine, PolicyError, PolicyOutcome, Reason, ReasonKind};
 use crate::risk::{self, RiskAssessment};
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
-use serde_json::{Value, json};
-use std::collections::BTreeMap;
+use serde_json::Value;
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashMap};
 
 /// Facts only the running daemon knows. Static validation uses [`NoRuntime`].
 pub trait RuntimeFacts: Sync {
@@ -145,7 +148,7 @@ pub fn evaluate_intents(
     runtime: &dyn RuntimeFacts,
     only: Option<&std::collections::BTreeSet<String>>,
 ) -> Vec<(IntentEvaluation, Vec<Diagnostic>)> {
-    let context = Context::new(snapshot, base, now, runtime);
+    let context = Context::new(snapshot, base, now, runtime, only);
     let intents: Vec<&Located<DeploymentIntent>> = match only {
         None => snapshot.intents.values().collect(),
         Some(only) => only
@@ -159,9 +162,10 @@ pub fn evaluate_intents(
         .min(intents.len().max(1));
     let chunk = intents.len().div_ceil(workers).max(1);
     let results: Vec<(IntentEvaluation, Option<Diagnostic>)> = if workers == 1 {
+        let cache = InputCache::default();
         intents
-            .iter()
-            .map(|intent| context.judge(intent, engine, runtime))
+            .chunks(JUDGED_TOGETHER)
+            .flat_map(|chunk| context.judge_chunk(chunk, engine, runtime, &cache))
             .collect()
     } else {
         std::thread::scope(|scope| {
@@ -171,8 +175,9 @@ pub fn evaluate_intents(
                     let engine = engine.clone();
                     let context = &context;
                     scope.spawn(move || {
-                        part.iter()
-                            .map(|intent| context.judge(intent, &engine, runtime))
+                        let cache = InputCache::default();
+                        part.chunks(JUDGED_TOGETHER)
+                            .flat_map(|chunk| context.judge_chunk(chunk, &engine, runtime, &cache))
                             .collect::<Vec<_>>()
                     })
                 })
@@ -213,6 +218,11 @@ pub fn evaluate_intents(
     judged
 }
 
+/// Intents whose policy inputs are evaluated together
+/// ([`PolicyEngine::evaluate_many`]: one message to the tenant-policy
+/// worker for all of them instead of one each).
+const JUDGED_TOGETHER: usize = 32;
+
 /// Per-snapshot facts computed once and shared by every intent's evaluation.
 struct Context<'a> {
     snapshot: &'a Snapshot,
@@ -223,6 +233,12 @@ struct Context<'a> {
     segments: BTreeMap<(&'a str, &'a str, &'a str), Vec<&'a DeploymentIntent>>,
     /// Per intent that declares `supersedes`: why it may not (`None`: it may).
     supersedes: BTreeMap<&'a str, Option<String>>,
+    /// Approval records by the intent they approve, in the snapshot's order.
+    approvals_of_intent: HashMap<&'a str, Vec<&'a Located<ApprovalRecord>>>,
+    /// CAB scope approvals by application, in the snapshot's order.
+    scope_approvals_of_application: HashMap<&'a str, Vec<&'a Located<ApprovalRecord>>>,
+    /// Exceptions by artifact id, in the snapshot's order.
+    exceptions_of_artifact: HashMap<&'a str, Vec<&'a Located<Exception>>>,
 }
 
 /// Why `intent` may not supersede the intent it names, or `None` when it
@@ -274,15 +290,80 @@ fn to_json<T: Serialize>(value: &T) -> Value {
     serde_json::to_value(value).expect("model types serialise to JSON")
 }
 
+/// A JSON object of these fields, the values moved in (the `json!` macro
+/// would serialise each value again).
+fn object<const N: usize>(fields: [(&str, Value); N]) -> Value {
+    Value::Object(
+        fields
+            .into_iter()
+            .map(|(name, value)| (name.to_owned(), value))
+            .collect(),
+    )
+}
+
+/// The JSON of the objects many policy inputs share, made once and copied
+/// for each input while it is among the last few used (intents are judged
+/// in id order, so those of one application mostly come together). One
+/// per thread; bounded, so it holds a few objects, never a copy of the
+/// snapshot. Keyed by the object's address in the snapshot, which outlives
+/// the cache.
+#[derive(Default)]
+pub(crate) struct InputCache {
+    applications: RefCell<Recent>,
+    versions: RefCell<Recent>,
+    artifacts: RefCell<Recent>,
+    principals: RefCell<Recent>,
+    scope_digests: RefCell<Recent>,
+}
+
+/// Objects' JSON by address, most recent last.
+type Recent = Vec<(usize, Value)>;
+
+/// Objects of one kind an [`InputCache`] keeps.
+const RECENT_OBJECTS: usize = 8;
+
+impl InputCache {
+    /// The JSON made by `make` for `object`, made unless it is recent.
+    fn json<T>(&self, recent: &RefCell<Recent>, object: &T, make: impl FnOnce() -> Value) -> Value {
+        let key = std::ptr::from_ref(object) as usize;
+        let mut recent = recent.borrow_mut();
+        if let Some(found) = recent.iter().rev().find(|(address, _)| *address == key) {
+            return found.1.clone();
+        }
+        let value = make();
+        if recent.len() >= RECENT_OBJECTS {
+            recent.remove(0);
+        }
+        recent.push((key, value.clone()));
+        value
+    }
+}
+
 impl<'a> Context<'a> {
     fn new(
         snapshot: &'a Snapshot,
         base: Option<&'a Snapshot>,
         now: DateTime<Utc>,
         runtime: &dyn RuntimeFacts,
+        only: Option<&std::collections::BTreeSet<String>>,
     ) -> Self {
+        // With `only`, the segments of those intents alone: an intent's
+        // conflicts are in its own segment (judging one intent of 10,000
+        // does not group all of them).
+        let applications: Option<std::collections::HashSet<&str>> = only.map(|only| {
+            only.iter()
+                .filter_map(|id| snapshot.intents.get(id))
+                .map(|intent| intent.application_id.as_str())
+                .collect()
+        });
         let mut segments: BTreeMap<_, Vec<_>> = BTreeMap::new();
         for intent in snapshot.intents.values() {
+            if applications
+                .as_ref()
+                .is_some_and(|wanted| !wanted.contains(intent.application_id.as_str()))
+            {
+                continue;
+            }
             segments
                 .entry((
                     intent.application_id.as_str(),
@@ -303,10 +384,34 @@ impl<'a> Context<'a> {
                 )
             })
             .collect();
+        let mut approvals_of_intent: HashMap<&str, Vec<_>> = HashMap::new();
+        let mut scope_approvals_of_application: HashMap<&str, Vec<_>> = HashMap::new();
+        for approval in snapshot.approvals.values() {
+            approvals_of_intent
+                .entry(approval.deployment_intent_id.as_str())
+                .or_default()
+                .push(approval);
+            if let Some(scope) = &approval.application_scope {
+                scope_approvals_of_application
+                    .entry(scope.application_id.as_str())
+                    .or_default()
+                    .push(approval);
+            }
+        }
+        let mut exceptions_of_artifact: HashMap<&str, Vec<_>> = HashMap::new();
+        for exception in snapshot.exceptions.values() {
+            exceptions_of_artifact
+                .entry(exception.artifact_id.as_str())
+                .or_default()
+                .push(exception);
+        }
         Context {
             snapshot,
             base,
             supersedes,
+            approvals_of_intent,
+            scope_approvals_of_application,
+            exceptions_of_artifact,
             now_text: now.to_rfc3339_opts(SecondsFormat::Secs, true),
             config_json: snapshot
                 .config
@@ -360,18 +465,36 @@ impl<'a> Context<'a> {
                     .iter()
                     .filter(|ring| intent.target_scope.rings.contains(ring))
                     .collect();
-                (!shared.is_empty()).then(|| json!({"intent_id": other.intent_id, "rings": shared}))
+                (!shared.is_empty()).then(|| {
+                    object([
+                        ("intent_id", Value::from(other.intent_id.as_str())),
+                        (
+                            "rings",
+                            Value::Array(
+                                shared
+                                    .into_iter()
+                                    .map(|ring| Value::from(ring.as_str()))
+                                    .collect(),
+                            ),
+                        ),
+                    ])
+                })
             })
             .collect()
     }
 
     /// The policy input document (see `docs/policy-input.md`), or `None` when
     /// the intent's references do not resolve (links reported those).
+    ///
+    /// The JSON of what many intents share (their application, version,
+    /// artifact, principals, the application's scope digest) is made once
+    /// per `cache` and copied for each input; the document is the same.
     pub fn input(
         &self,
         intent: &DeploymentIntent,
         risk: &RiskAssessment,
         runtime: &dyn RuntimeFacts,
+        cache: &InputCache,
     ) -> Option<Value> {
         let snapshot = self.snapshot;
         let config = snapshot.config.as_ref()?;
@@ -379,12 +502,15 @@ impl<'a> Context<'a> {
         let version = snapshot
             .versions
             .get(&(intent.application_id.clone(), intent.version.clone()))?;
-        let artifact = snapshot.artifact_of(intent)?;
+        let artifact = version
+            .artifacts
+            .iter()
+            .find(|artifact| artifact.sha256 == intent.artifact_hash)?;
         let principal_json = |id: &str| {
             snapshot
                 .principals
                 .get(id)
-                .map(|p| to_json(&p.value))
+                .map(|p| cache.json(&cache.principals, &p.value, || to_json(&p.value)))
                 .unwrap_or(Value::Null)
         };
         let rings: Vec<Value> = intent
@@ -392,38 +518,39 @@ impl<'a> Context<'a> {
             .rings
             .iter()
             .filter_map(|ring| {
-                config
-                    .ring_index(ring)
-                    .map(|index| json!({"id": ring, "index": index}))
+                config.ring_index(ring).map(|index| {
+                    object([
+                        ("id", Value::from(ring.as_str())),
+                        ("index", Value::from(index)),
+                    ])
+                })
             })
             .collect();
-        let approvals: Vec<Value> = snapshot
-            .approvals
-            .values()
-            .filter(|a| a.deployment_intent_id == intent.intent_id)
-            .map(
-                |a| json!({"record": to_json(&a.value), "approver": principal_json(&a.decided_by)}),
-            )
+        let record = |record: Value, approver: &str| {
+            object([("record", record), ("approver", principal_json(approver))])
+        };
+        let approvals: Vec<Value> = self
+            .approvals_of_intent
+            .get(intent.intent_id.as_str())
+            .into_iter()
+            .flatten()
+            .map(|a| record(to_json(&a.value), &a.decided_by))
             .collect();
         // Approvals of a change of this application's allowed_scope: only
         // they count for `scope.application_scope_changed`.
-        let scope_approvals: Vec<Value> = snapshot
-            .approvals
-            .values()
-            .filter(|a| {
-                a.application_scope
-                    .as_ref()
-                    .is_some_and(|scope| scope.application_id == intent.application_id)
-            })
-            .map(
-                |a| json!({"record": to_json(&a.value), "approver": principal_json(&a.decided_by)}),
-            )
+        let scope_approvals: Vec<Value> = self
+            .scope_approvals_of_application
+            .get(intent.application_id.as_str())
+            .into_iter()
+            .flatten()
+            .map(|a| record(to_json(&a.value), &a.decided_by))
             .collect();
-        let exceptions: Vec<Value> = snapshot
-            .exceptions
-            .values()
-            .filter(|e| e.artifact_id == artifact.id)
-            .map(|e| json!({"record": to_json(&e.value), "approver": principal_json(&e.approved_by)}))
+        let exceptions: Vec<Value> = self
+            .exceptions_of_artifact
+            .get(artifact.id.as_str())
+            .into_iter()
+            .flatten()
+            .map(|e| record(to_json(&e.value), &e.approved_by))
             .collect();
         // The run this intent validly supersedes is ending: it is not a
         // change that competes with this one.
@@ -435,50 +562,85 @@ impl<'a> Context<'a> {
             .active_changes(intent)
             .into_iter()
             .filter(|(intent_id, _)| Some(intent_id.as_str()) != superseded)
-            .map(|(intent_id, ring)| json!({"intent_id": intent_id, "ring": ring}))
+            .map(|(intent_id, ring)| {
+                object([
+                    ("intent_id", Value::from(intent_id)),
+                    ("ring", Value::from(ring)),
+                ])
+            })
             .collect();
         let previous_application = self
             .base
             .and_then(|base| base.applications.get(&intent.application_id))
             .map(|a| to_json(&a.value))
             .unwrap_or(Value::Null);
-        let mut version_json = to_json(&version.value);
-        if let Value::Object(map) = &mut version_json {
-            // The deployed artifact is `artifact`; the others are noise here.
-            map.remove("artifacts");
-        }
-        Some(json!({
-            "now": self.now_text,
-            "intent": to_json(intent),
-            "intent_sha256": crate::model::digest::intent_sha256(snapshot, intent),
-            "application": to_json(&application.value),
-            "version": version_json,
-            "artifact": to_json(artifact),
-            "publisher": principal_json(&intent.requested_by),
-            "config": self.config_json,
-            "rings": rings,
-            "cab_ring_index": config.ring_index(&config.cab.from_ring).unwrap_or(usize::MAX),
-            "risk": to_json(risk),
-            "approvals": approvals,
-            "exceptions": exceptions,
-            "conflicts": self.conflicts(intent),
-            "active_changes": active_changes,
-            "rolled_back_versions": runtime.rolled_back_versions(intent),
-            "previous_application": previous_application,
-            "scope_approvals": scope_approvals,
-            "application_scope_sha256": crate::model::digest::scope_sha256(
+        let version_json = cache.json(&cache.versions, &version.value, || {
+            let mut version_json = to_json(&version.value);
+            if let Value::Object(map) = &mut version_json {
+                // The deployed artifact is `artifact`; the others are noise here.
+                map.remove("artifacts");
+            }
+            version_json
+        });
+        let scope_digest = cache.json(&cache.scope_digests, &application.value, || {
+            Value::from(crate::model::digest::scope_sha256(
                 &application.id,
                 &application.allowed_scope,
+            ))
+        });
+        Some(object([
+            ("now", Value::from(self.now_text.as_str())),
+            ("intent", to_json(intent)),
+            (
+                "intent_sha256",
+                Value::from(crate::model::digest::intent_sha256(snapshot, intent)),
             ),
-        }))
+            (
+                "application",
+                cache.json(&cache.applications, &application.value, || {
+                    to_json(&application.value)
+                }),
+            ),
+            ("version", version_json),
+            (
+                "artifact",
+                cache.json(&cache.artifacts, artifact, || to_json(artifact)),
+            ),
+            ("publisher", principal_json(&intent.requested_by)),
+            ("config", self.config_json.clone()),
+            ("rings", Value::Array(rings)),
+            (
+                "cab_ring_index",
+                Value::from(
+                    config
+                        .ring_index(&config.cab.from_ring)
+                        .unwrap_or(usize::MAX),
+                ),
+            ),
+            ("risk", to_json(risk)),
+            ("approvals", Value::Array(approvals)),
+            ("exceptions", Value::Array(exceptions)),
+            ("conflicts", Value::Array(self.conflicts(intent))),
+            ("active_changes", Value::Array(active_changes)),
+            (
+                "rolled_back_versions",
+                Value::from(runtime.rolled_back_versions(intent)),
+            ),
+            ("previous_application", previous_application),
+            ("scope_approvals", Value::Array(scope_approvals)),
+            ("application_scope_sha256", scope_digest),
+        ]))
     }
 
-    fn judge(
+    /// Judges `intents`, in order: each as on its own, the policy inputs of
+    /// all of them evaluated together.
+    fn judge_chunk(
         &self,
-        intent: &Located<DeploymentIntent>,
+        intents: &[&Located<DeploymentIntent>],
         engine: &PolicyEngine,
         runtime: &dyn RuntimeFacts,
-    ) -> (IntentEvaluation, Option<Diagnostic>) {
+        cache: &InputCache,
+    ) -> Vec<(IntentEvaluation, Option<Diagnostic>)> {
         let unresolved = |message: String, rule: &str| {
             PolicyOutcome::from_findings(
                 vec![Reason {
@@ -492,51 +654,82 @@ impl<'a> Context<'a> {
                 Vec::new(),
             )
         };
-        let risk = risk::assess(self.snapshot, intent);
-        let (risk, outcome, diagnostic) = match risk {
-            Err(error) => (
-                None,
-                unresolved(
-                    format!(
-                        "{}: {error}; fix the errors reported for {}",
-                        intent.intent_id, intent.file
-                    ),
-                    "model.unresolved",
-                ),
-                None,
-            ),
-            Ok(risk) => match self.input(intent, &risk, runtime) {
-                None => (
-                    Some(risk),
+        /// One intent before its policy evaluation.
+        enum Pending {
+            Decided(Option<RiskAssessment>, PolicyOutcome),
+            Input(RiskAssessment, Value),
+        }
+        let pending: Vec<Pending> = intents
+            .iter()
+            .map(|intent| match risk::assess(self.snapshot, intent) {
+                Err(error) => Pending::Decided(
+                    None,
                     unresolved(
                         format!(
-                            "{} does not resolve; fix the errors reported for {}",
+                            "{}: {error}; fix the errors reported for {}",
                             intent.intent_id, intent.file
                         ),
                         "model.unresolved",
                     ),
-                    None,
                 ),
-                Some(input) => match engine.evaluate(&input) {
-                    Ok(outcome) => (Some(risk), outcome, None),
-                    Err(error) => (
+                Ok(risk) => match self.input(intent, &risk, runtime, cache) {
+                    None => Pending::Decided(
                         Some(risk),
-                        unresolved(format!("policy evaluation failed: {error}"), "policy.error"),
-                        Some(intent.error("", format!("policy evaluation failed: {error}"))),
+                        unresolved(
+                            format!(
+                                "{} does not resolve; fix the errors reported for {}",
+                                intent.intent_id, intent.file
+                            ),
+                            "model.unresolved",
+                        ),
                     ),
+                    Some(input) => Pending::Input(risk, input),
                 },
-            },
-        };
-        (
-            IntentEvaluation {
-                intent_id: intent.intent_id.clone(),
-                file: intent.file.clone(),
-                risk,
-                outcome,
-                supersedes: None,
-            },
-            diagnostic,
-        )
+            })
+            .collect();
+        let inputs: Vec<&Value> = pending
+            .iter()
+            .filter_map(|pending| match pending {
+                Pending::Input(_, input) => Some(input),
+                Pending::Decided(..) => None,
+            })
+            .collect();
+        let mut evaluated = engine.evaluate_many(&inputs).into_iter();
+        drop(inputs);
+        intents
+            .iter()
+            .zip(pending)
+            .map(|(intent, pending)| {
+                let (risk, outcome, diagnostic) = match pending {
+                    Pending::Decided(risk, outcome) => (risk, outcome, None),
+                    Pending::Input(risk, _) => match evaluated.next().unwrap_or_else(|| {
+                        Err(PolicyError::Evaluation {
+                            message: "the policy engine gave no outcome for this input".into(),
+                        })
+                    }) {
+                        Ok(outcome) => (Some(risk), outcome, None),
+                        Err(error) => (
+                            Some(risk),
+                            unresolved(
+                                format!("policy evaluation failed: {error}"),
+                                "policy.error",
+                            ),
+                            Some(intent.error("", format!("policy evaluation failed: {error}"))),
+                        ),
+                    },
+                };
+                (
+                    IntentEvaluation {
+                        intent_id: intent.intent_id.clone(),
+                        file: intent.file.clone(),
+                        risk,
+                        outcome,
+                        supersedes: None,
+                    },
+                    diagnostic,
+                )
+            })
+            .collect()
     }
 }
 
@@ -548,7 +741,7 @@ pub fn policy_input(
     now: DateTime<Utc>,
     runtime: &dyn RuntimeFacts,
 ) -> Option<Value> {
-    let context = Context::new(snapshot, base, now, runtime);
+    let context = Context::new(snapshot, base, now, runtime, None);
     let risk = risk::assess(snapshot, intent).ok()?;
-    context.input(intent, &risk, runtime)
+    context.input(intent, &risk, runtime, &InputCache::default())
 }

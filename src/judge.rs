@@ -38,7 +38,7 @@ use crate::model::digest::scope_sha256;
 use crate::model::{self, Entry, Scope, Snapshot};
 use crate::progress::Progress;
 use chrono::{DateTime, Utc};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// Who vouched for what in the change being judged.
 pub struct Proof<'a> {
@@ -256,7 +256,7 @@ pub fn load(entries: &[Entry]) -> (Snapshot, Vec<Diagnostic>) {
 }
 
 /// [`load`], telling `progress` each step.
-fn load_observed(entries: &[Entry], progress: &dyn Progress) -> (Snapshot, Vec<Diagnostic>) {
+pub fn load_observed(entries: &[Entry], progress: &dyn Progress) -> (Snapshot, Vec<Diagnostic>) {
     progress.stage(&format!("loading {} files", entries.len()), None);
     let (snapshot, mut diagnostics) = model::load(entries);
     progress.stage("checking references", None);
@@ -276,6 +276,114 @@ pub fn checks(snapshot: &Snapshot) -> Vec<Diagnostic> {
             diagnostics.push(config.error(&format!("/change_freezes/{index}"), message));
         }
     }
+    diagnostics
+}
+
+/// Approval records of a snapshot by the intent they decide on (those
+/// without `application_scope`): the one reference [`checks`] follows
+/// from an object a pull request does not change to one it can add or
+/// remove. Built once per cached revision (`forge::incremental`).
+#[derive(Debug, Default)]
+pub struct ReferenceIndex {
+    approvals_by_intent: HashMap<String, Vec<String>>,
+}
+
+impl ReferenceIndex {
+    pub fn of(snapshot: &Snapshot) -> ReferenceIndex {
+        let mut approvals_by_intent: HashMap<String, Vec<String>> = HashMap::new();
+        for (id, approval) in &snapshot.approvals {
+            if approval.application_scope.is_none() {
+                approvals_by_intent
+                    .entry(approval.deployment_intent_id.clone())
+                    .or_default()
+                    .push(id.clone());
+            }
+        }
+        ReferenceIndex {
+            approvals_by_intent,
+        }
+    }
+}
+
+/// How `head` differs from the revision [`checks_after_change`] starts
+/// from: the objects loaded from `files` were taken out and the files
+/// loaded again; nothing else differs. Only intents, approvals and
+/// exceptions may come from `files` (config, principals, applications,
+/// versions, entitlements and policies are the same objects).
+pub struct ObjectChange<'a> {
+    /// The changed files (added, edited, removed).
+    pub files: &'a BTreeSet<String>,
+    /// Ids of the intents the revision had from `files` and of those `head`
+    /// has from them.
+    pub intents: &'a BTreeSet<String>,
+    /// Ids of the approval records `head` has from `files`.
+    pub approvals: &'a BTreeSet<String>,
+    /// Ids of the exceptions `head` has from `files`.
+    pub exceptions: &'a BTreeSet<String>,
+}
+
+/// [`checks`] of `head`, from `before_checks` ([`checks`] of the revision
+/// `head` was patched from, whose [`ReferenceIndex`] is `index`) and
+/// `change`: what a diagnostic on an unchanged file says depends only on
+/// objects that did not change, except an approval's `deployment_intent_id`
+/// (does `head` have that intent?). So the findings on every file `change`
+/// touched, and on the files of the approvals naming an intent it added or
+/// removed, are found again ([`model::links::check_intent`],
+/// [`model::links::check_approval`], [`model::links::check_exception`],
+/// [`crate::targeting::check_intent`]); the others are kept. Every object
+/// is in a file of its own, so a file's findings are all kept or all found
+/// again, in the order [`checks`] finds them. The same diagnostics as
+/// [`checks`] (`tests/pr_check_incremental.rs` compares the verdicts).
+pub fn checks_after_change(
+    before_checks: &[Diagnostic],
+    index: &ReferenceIndex,
+    head: &Snapshot,
+    change: &ObjectChange<'_>,
+) -> Vec<Diagnostic> {
+    let mut files: BTreeSet<&str> = change.files.iter().map(String::as_str).collect();
+    let mut approvals: BTreeSet<&str> = change.approvals.iter().map(String::as_str).collect();
+    for id in change.intents {
+        for approval_id in index.approvals_by_intent.get(id).into_iter().flatten() {
+            if let Some(approval) = head.approvals.get(approval_id)
+                && !change.files.contains(&approval.file)
+            {
+                files.insert(&approval.file);
+                approvals.insert(approval_id);
+            }
+        }
+    }
+    let mut diagnostics: Vec<Diagnostic> = before_checks
+        .iter()
+        .filter(|d| !files.contains(d.file.as_str()))
+        .cloned()
+        .collect();
+    let intents: Vec<_> = change
+        .intents
+        .iter()
+        .filter_map(|id| head.intents.get(id))
+        .filter(|intent| change.files.contains(&intent.file))
+        .collect();
+    for intent in &intents {
+        model::links::check_intent(head, intent, &mut diagnostics);
+    }
+    for approval in approvals.iter().filter_map(|id| head.approvals.get(*id)) {
+        model::links::check_approval(head, approval, &mut diagnostics);
+    }
+    if !change.exceptions.is_empty() {
+        let artifact_ids = model::links::artifact_ids(head);
+        for exception in change
+            .exceptions
+            .iter()
+            .filter_map(|id| head.exceptions.get(id))
+        {
+            model::links::check_exception(head, &artifact_ids, exception, &mut diagnostics);
+        }
+    }
+    diagnostics.extend(
+        intents
+            .iter()
+            .filter_map(|intent| crate::targeting::check_intent(head, intent)),
+    );
     diagnostics
 }
 
@@ -310,7 +418,19 @@ pub fn judge(case: Case<'_>) -> Judgement {
 /// [`judge`], telling `progress` each step as it starts (`validate` draws
 /// them, and prints their times with `RINGMASTER_TIMINGS=1`).
 pub fn judge_observed(case: Case<'_>, progress: &dyn Progress) -> Judgement {
-    let (own, mut diagnostics) = load_observed(case.entries, progress);
+    let (own, diagnostics) = load_observed(case.entries, progress);
+    judge_snapshot_observed(case, own, diagnostics, progress)
+}
+
+/// [`judge_observed`] in two steps, so a caller that owns the entries can
+/// free them between the two (`validate`): [`load_observed`], then this on
+/// what it loaded (`case.entries` is not read again).
+pub fn judge_snapshot_observed(
+    case: Case<'_>,
+    own: Snapshot,
+    mut diagnostics: Vec<Diagnostic>,
+    progress: &dyn Progress,
+) -> Judgement {
     progress.stage("compiling policies", None);
     let (own_engine, policy_diagnostics) = evaluation::engine_for(&own);
     diagnostics.extend(policy_diagnostics);
@@ -321,6 +441,7 @@ pub fn judge_observed(case: Case<'_>, progress: &dyn Progress) -> Judgement {
         diagnostics,
         &|rules| evaluation::engine_for(rules).0,
         own_engine,
+        None,
         &mut |snapshot, engine, _affected| {
             progress.stage(&format!("judging {} intents", snapshot.intents.len()), None);
             let evaluation = evaluation::evaluate(snapshot, engine, base, now, runtime);
@@ -337,13 +458,17 @@ pub fn judge_observed(case: Case<'_>, progress: &dyn Progress) -> Judgement {
 /// intents of the snapshot as judged (given the intents the change
 /// affects). [`judge`] passes `evaluation::evaluate`; the incremental PR
 /// check (`forge::incremental`) passes cached parts and re-judges only the
-/// intents a change can move.
+/// intents a change can move. `affected`: the intents the change can move,
+/// when the caller knows them (what `changes::affected_intents` gives for
+/// `own` and the proof's previous revision); `None` computes them.
+#[allow(clippy::too_many_arguments)]
 pub fn judge_loaded(
     case: Case<'_>,
     own: Snapshot,
     mut diagnostics: Vec<Diagnostic>,
     engine_for: &dyn Fn(&Snapshot) -> crate::policy::PolicyEngine,
     own_engine: crate::policy::PolicyEngine,
+    affected: Option<BTreeSet<String>>,
     evaluate: &mut dyn FnMut(
         &Snapshot,
         &crate::policy::PolicyEngine,
@@ -360,7 +485,7 @@ pub fn judge_loaded(
     }
     let mut applied = AppliedReviews::default();
     let previous = case.proof.as_ref().and_then(|proof| proof.previous);
-    let affected = changes::affected_intents(&snapshot, previous);
+    let affected = affected.unwrap_or_else(|| changes::affected_intents(&snapshot, previous));
     if let Some(proof) = &case.proof {
         let fallback;
         let principals_from = match (proof.identities, case.rules, proof.previous) {

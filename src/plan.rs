@@ -69,10 +69,13 @@ pub struct Plan {
     /// them): an error there means no judge lets the intent roll out.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub diagnostics: Vec<crate::diagnostic::Diagnostic>,
-    /// How often the intent's plane can serve gate checks when every intent
-    /// of the revision on that plane checks its largest ring, with the
-    /// plane's default call budget and one check per daemon poll
-    /// ([`GATE_CHECK_SECONDS`]); `None` for a plane without an HTTP budget.
+    /// How often the intent's plane can serve gate checks in the worst case:
+    /// every intent of the revision on that plane rolling out at once, each
+    /// in its last ring (a check then reads every ring's devices,
+    /// [`gate_calls`]), with the plane's default call budget and one check
+    /// per daemon poll ([`GATE_CHECK_SECONDS`]); `None` for a plane without
+    /// an HTTP budget. The daemon paces from what its active rollouts cost
+    /// now (`budget::pacing`), and its status page shows both.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub gate_check: Option<crate::planes::budget::GateInterval>,
 }
@@ -99,7 +102,8 @@ pub fn default_budget(plane: Plane) -> Option<crate::planes::budget::BudgetConfi
     }
 }
 
-/// The effective gate-check interval of `plane` for `snapshot`'s intents.
+/// The worst-case gate-check interval of `plane` for `snapshot`'s intents
+/// (every intent in its last ring at once, [`gate_calls`]).
 pub fn gate_check(
     snapshot: &Snapshot,
     plane: Plane,
@@ -128,14 +132,35 @@ pub fn gate_check_every(
     gate_interval(plane, calls, wanted)
 }
 
-/// The status calls one intent's gate check costs per check, and on which
-/// plane: a status query of its largest ring. `None` when the intent's
-/// artifact does not resolve.
+/// The status calls one intent's gate check costs in the worst case, and on
+/// which plane: in its last ring, when a status query reads the devices of
+/// every ring the rollout has started (the connectors read the deployment's
+/// every assigned group). `plan`'s gate-check line sums it over a plane's
+/// intents. `None` when the intent's artifact does not resolve.
 pub fn gate_calls(snapshot: &Snapshot, intent: &DeploymentIntent) -> Option<(Plane, u64)> {
+    let last = intent.target_scope.rings.last()?;
+    ring_gate_calls(snapshot, intent, last)
+}
+
+/// The status calls one gate check of `intent` costs while `ring` soaks: a
+/// status query reads the devices of every ring started so far (`ring` and
+/// those before it in the intent's order; every ring when `ring` is not
+/// one of them). What the daemon's pacing counts for a rollout before its
+/// first check in that ring is answered (`budget::pacing`). `None` when the
+/// intent's artifact does not resolve.
+pub fn ring_gate_calls(
+    snapshot: &Snapshot,
+    intent: &DeploymentIntent,
+    ring: &str,
+) -> Option<(Plane, u64)> {
     let plane = snapshot.artifact_of(intent)?.plane;
     let target = &intent.target_scope;
-    let largest = target
+    let started = target
         .rings
+        .iter()
+        .position(|planned| planned == ring)
+        .map_or(target.rings.len(), |index| index + 1);
+    let devices: u64 = target.rings[..started]
         .iter()
         .filter_map(|ring| {
             snapshot.entitlement_for(
@@ -146,11 +171,10 @@ pub fn gate_calls(snapshot: &Snapshot, intent: &DeploymentIntent) -> Option<(Pla
             )
         })
         .map(|rule| u64::from(rule.expected_devices))
-        .max()
-        .unwrap_or(0);
+        .sum();
     Some((
         plane,
-        crate::planes::budget::status_calls(largest, STATUS_PAGE_SIZE),
+        crate::planes::budget::status_calls(devices, STATUS_PAGE_SIZE),
     ))
 }
 
@@ -174,16 +198,23 @@ pub fn gate_interval(
     wanted: std::time::Duration,
 ) -> Option<crate::planes::budget::GateInterval> {
     let budget = default_budget(plane)?;
-    let name = match plane {
+    Some(crate::planes::budget::GateInterval::compute(
+        plane_name(plane),
+        &budget,
+        calls,
+        wanted,
+    ))
+}
+
+/// A plane's name as the gate-check sentences say it.
+pub fn plane_name(plane: Plane) -> &'static str {
+    match plane {
         Plane::Intune => "Intune",
         Plane::Jamf => "Jamf",
         Plane::Sccm => "Configuration Manager",
         Plane::Landscape => "Landscape",
         Plane::Ansible => "Ansible",
-    };
-    Some(crate::planes::budget::GateInterval::compute(
-        name, &budget, calls, wanted,
-    ))
+    }
 }
 
 pub fn build(

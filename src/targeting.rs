@@ -31,7 +31,7 @@
 //! Pure: no I/O.
 
 use crate::diagnostic::Diagnostic;
-use crate::model::{Plane, Posture, Snapshot};
+use crate::model::{DeploymentIntent, Located, Plane, Posture, Snapshot};
 
 /// Why `plane` cannot honour `target_scope.sites`; `None` when it can.
 pub fn sites_unsupported(plane: Plane) -> Option<&'static str> {
@@ -122,16 +122,23 @@ pub fn posture_not_applied(plane: Plane, constraints: &[String]) -> String {
 /// entitlement rule whose posture its plane's connector does not apply: a
 /// constraint is never ignored silently.
 pub fn check(snapshot: &Snapshot) -> Vec<Diagnostic> {
-    let sites = snapshot.intents.values().filter_map(|intent| {
-        let sites = intent.target_scope.sites.as_ref()?;
-        let plane = snapshot.artifact_of(intent)?.plane;
-        sites_unsupported(plane)?;
-        Some(intent.error("/target_scope/sites", sites_refusal(plane, sites)))
-    });
+    let sites = snapshot
+        .intents
+        .values()
+        .filter_map(|intent| check_intent(snapshot, intent));
     let posture = snapshot.entitlements.values().filter_map(|rule| {
         let constraints = posture_constraints(&rule.posture);
         (!constraints.is_empty())
             .then(|| rule.warning("/posture", posture_not_applied(rule.plane, &constraints)))
     });
     sites.chain(posture).collect()
+}
+
+/// [`check`]'s finding on one intent: the error on sites its plane cannot
+/// honour. It reads no other intent, approval or exception.
+pub fn check_intent(snapshot: &Snapshot, intent: &Located<DeploymentIntent>) -> Option<Diagnostic> {
+    let sites = intent.target_scope.sites.as_ref()?;
+    let plane = snapshot.artifact_of(intent)?.plane;
+    sites_unsupported(plane)?;
+    Some(intent.error("/target_scope/sites", sites_refusal(plane, sites)))
 }

@@ -319,3 +319,86 @@ fn not_a_repository_is_a_usage_error() {
         stderr(&output)
     );
 }
+
+/// Intents are judged in batches (one message to the tenant-policy worker
+/// for many inputs): a tenant rule that breaks on one intent fails that
+/// intent alone, closed, a finding lands on its own intent only, and every
+/// other intent of the batch keeps exactly its verdict.
+#[test]
+fn a_tenant_rule_failing_on_one_batched_intent_fails_that_intent_alone() {
+    let repo = TestRepo::generated(80);
+    let (code, before) = validate_json(&repo, &[]);
+    assert_eq!(code, 0, "{before:#}");
+    let ids: Vec<String> = before["intents"]
+        .as_array()
+        .expect("intents")
+        .iter()
+        .map(|intent| intent["id"].as_str().expect("id").to_owned())
+        .collect();
+    assert_eq!(ids.len(), 80);
+    let (broken, denied) = (&ids[5], &ids[45]);
+    repo.write(
+        "policies/batched.rego",
+        &format!(
+            "package ringmaster.tenant.batched\n\nimport rego.v1\n\n\
+             deny contains {{\"rule\": \"batched.broken\", \"message\": \"never\"}} if {{\n\
+             \tinput.intent.intent_id == \"{broken}\"\n\
+             \tto_number(\"not a number\") > 0\n}}\n\n\
+             deny contains {{\"rule\": \"batched.denied\", \"message\": \"this one\"}} if {{\n\
+             \tinput.intent.intent_id == \"{denied}\"\n}}\n"
+        ),
+    );
+    repo.commit_all("a tenant rule for two intents");
+    let (code, after) = validate_json(&repo, &[]);
+    assert_eq!(code, 1, "{after:#}");
+    let intents = after["intents"].as_array().expect("intents");
+    for (index, (old, new)) in before["intents"]
+        .as_array()
+        .expect("intents")
+        .iter()
+        .zip(intents)
+        .enumerate()
+    {
+        let id = &ids[index];
+        if id == broken {
+            assert_eq!(new["decision"], "DENY", "{new:#}");
+            assert!(
+                new["reasons"]
+                    .as_array()
+                    .expect("reasons")
+                    .iter()
+                    .any(|reason| reason["rule"] == "policy.error"),
+                "{new:#}"
+            );
+        } else if id == denied {
+            assert_eq!(new["decision"], "DENY", "{new:#}");
+            assert!(
+                new["reasons"]
+                    .as_array()
+                    .expect("reasons")
+                    .iter()
+                    .any(|reason| reason["rule"] == "batched.denied"),
+                "{new:#}"
+            );
+        } else {
+            assert_eq!(old, new, "{id} keeps its verdict");
+        }
+    }
+    let errors: Vec<&serde_json::Value> = after["diagnostics"]
+        .as_array()
+        .expect("diagnostics")
+        .iter()
+        .filter(|d| d["severity"] == "error")
+        .collect();
+    assert_eq!(
+        errors.len(),
+        1,
+        "one policy error, on {broken}: {errors:#?}"
+    );
+    assert!(
+        errors[0]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("policy evaluation failed")),
+        "{errors:#?}"
+    );
+}

@@ -133,6 +133,18 @@ fn setup() -> Repo {
         "approvals/cab-seed.yaml",
         approval("cab-seed", &first, "2026-12-02T06:00:00Z").as_bytes(),
     );
+    // An approval naming an intent no file defines yet (an error on the
+    // approval until a pull request adds it), and one naming the intent a
+    // pull request may delete or rename.
+    repo.write(
+        "approvals/cab-ghost.yaml",
+        approval("cab-ghost", "ghost-intent", "2026-12-03T06:00:00Z").as_bytes(),
+    );
+    let second = repo.intents()[1].trim_end_matches(".yaml").to_owned();
+    repo.write(
+        "approvals/cab-second.yaml",
+        approval("cab-second", &second, "2026-12-04T06:00:00Z").as_bytes(),
+    );
     repo.write(
         "exceptions/exc-seed.yaml",
         exception(
@@ -168,6 +180,30 @@ fn exception(id: &str, artifact: &str, expiry: &str) -> String {
     )
 }
 
+fn scope_approval(id: &str, application: &str, expiry: &str) -> String {
+    format!(
+        "apiVersion: ringmaster.dev/v1\nkind: ApprovalRecord\napproval_id: {id}\napplication_scope:\n  application_id: {application}\n  scope_sha256: \"sha256:1111111111111111111111111111111111111111111111111111111111111111\"\ndecision: approved\ndecided_by: carol\ndecided_at: \"2026-11-24T15:40:00Z\"\nsubmitted_by: alice\nsubmitted_at: \"2026-11-23T09:12:00Z\"\nassigned_to: [carol]\nexpiry: \"{expiry}\"\njustification: test\nemergency_override: false\n"
+    )
+}
+
+/// The intents the approval records of the working tree name.
+fn approved_intents(repo: &Repo) -> Vec<String> {
+    let mut named: Vec<String> = std::fs::read_dir(repo.path.join("approvals"))
+        .map(|dir| {
+            dir.filter_map(|e| e.ok())
+                .filter_map(|e| std::fs::read_to_string(e.path()).ok())
+                .filter_map(|text| {
+                    text.lines()
+                        .find_map(|l| l.strip_prefix("deployment_intent_id: "))
+                        .map(str::to_owned)
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    named.sort();
+    named
+}
+
 /// One random edit of the working tree; returns what it did.
 fn edit(repo: &Repo, rng: &mut Rng, serial: usize) -> String {
     let intents = repo.intents();
@@ -177,7 +213,7 @@ fn edit(repo: &Repo, rng: &mut Rng, serial: usize) -> String {
             + Duration::hours(rng.below(96) as i64);
         at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
     };
-    match rng.below(22) {
+    match rng.below(30) {
         0..=4 => {
             // Edit one intent: rings, version, requester or a comment.
             let name = pick(rng);
@@ -338,10 +374,126 @@ fn edit(repo: &Repo, rng: &mut Rng, serial: usize) -> String {
             repo.write(&file, text.replace("bu-hr, ", "").as_bytes());
             format!("application scope {file}")
         }
-        _ => {
+        21 => {
             // Remove a record.
             let _ = std::fs::remove_file(repo.path.join("approvals/cab-seed.yaml"));
             "remove approval".into()
+        }
+        22 | 23 => {
+            // Delete or rename (file and id) an intent an unchanged approval
+            // names: the approval's reference breaks.
+            let named = approved_intents(repo);
+            if named.is_empty() {
+                return "no approval names an intent".into();
+            }
+            let id = named[rng.below(named.len())].clone();
+            let file = format!("intents/{id}.yaml");
+            let text = repo.read(&file);
+            if text.is_empty() {
+                return format!("approved intent {id} already gone");
+            }
+            std::fs::remove_file(repo.path.join(&file)).unwrap();
+            if rng.chance(50) {
+                let new_id = format!("{id}-moved{serial}");
+                repo.write(
+                    &format!("intents/{new_id}.yaml"),
+                    text.replace(&format!("intent_id: {id}"), &format!("intent_id: {new_id}"))
+                        .as_bytes(),
+                );
+                format!("rename approved {id}")
+            } else {
+                format!("delete approved {id}")
+            }
+        }
+        24 => {
+            // Add the intent an unchanged approval names (its reference
+            // resolves), or put one back.
+            let named = approved_intents(repo);
+            let id = named
+                .iter()
+                .find(|id| repo.read(&format!("intents/{id}.yaml")).is_empty())
+                .cloned()
+                .unwrap_or_else(|| "ghost-intent".to_owned());
+            let name = pick(rng);
+            let other = name.trim_end_matches(".yaml");
+            let text = repo.read(&format!("intents/{name}"));
+            repo.write(
+                &format!("intents/{id}.yaml"),
+                text.replace(&format!("intent_id: {other}"), &format!("intent_id: {id}"))
+                    .as_bytes(),
+            );
+            format!("add approved {id}")
+        }
+        25 => {
+            // Sites the plane cannot honour (a targeting error), or a ring
+            // that does not exist (a reference error).
+            let name = pick(rng);
+            let file = format!("intents/{name}");
+            let text = repo.read(&file);
+            let text = if rng.chance(50) {
+                text.replace("  rings: [", "  sites: [site-a]\n  rings: [")
+            } else {
+                text.replace("  rings: [", "  rings: [ring-9-nowhere, ")
+            };
+            repo.write(&file, text.as_bytes());
+            format!("targeting {file}")
+        }
+        26 => {
+            // A scope approval, of an application or of none.
+            let application = if rng.chance(70) {
+                format!("synthetic-app-{:05}", rng.below(INTENTS / 4))
+            } else {
+                "no-such-app".to_owned()
+            };
+            let id_of = format!("cab-scope-{}", rng.below(3));
+            repo.write(
+                &format!("approvals/{id_of}.yaml"),
+                scope_approval(&id_of, &application, &hours(rng)).as_bytes(),
+            );
+            format!("scope approval {id_of} for {application}")
+        }
+        27 => {
+            // Records with broken references: an intent or an artifact that
+            // does not exist, a decider who is not a principal.
+            let id_of = format!("cab-broken-{}", rng.below(3));
+            let text = match rng.below(3) {
+                0 => approval(&id_of, "no-such-intent", &hours(rng)),
+                1 => approval(&id_of, &pick(rng).replace(".yaml", ""), &hours(rng))
+                    .replace("decided_by: carol", "decided_by: nobody"),
+                _ => {
+                    repo.write(
+                        &format!("exceptions/exc-broken-{serial}.yaml"),
+                        exception(
+                            &format!("exc-broken-{serial}"),
+                            "no-such-artifact",
+                            &hours(rng),
+                        )
+                        .as_bytes(),
+                    );
+                    return "exception for no artifact".into();
+                }
+            };
+            repo.write(&format!("approvals/{id_of}.yaml"), text.as_bytes());
+            format!("broken record {id_of}")
+        }
+        _ => {
+            // An approval removed, or pointed at another intent.
+            let id_of = if rng.chance(50) {
+                "cab-second"
+            } else {
+                "cab-ghost"
+            };
+            if rng.chance(50) {
+                let _ = std::fs::remove_file(repo.path.join(format!("approvals/{id_of}.yaml")));
+                format!("remove {id_of}")
+            } else {
+                let other = pick(rng).replace(".yaml", "");
+                repo.write(
+                    &format!("approvals/{id_of}.yaml"),
+                    approval(id_of, &other, &hours(rng)).as_bytes(),
+                );
+                format!("repoint {id_of} to {other}")
+            }
         }
     }
 }

@@ -46,9 +46,10 @@ pub struct StatusView {
     pub evidence_verified: Option<Result<(), String>>,
     /// Seconds between refreshes (`<meta http-equiv="refresh">`).
     pub refresh_seconds: u32,
-    /// Each plane's effective gate-check interval against its call budget,
-    /// as the daemon's last step computed it (`plan` prints the same).
-    pub gate_checks: Vec<crate::planes::budget::GateInterval>,
+    /// Each plane's gate-check interval against its call budget, as the
+    /// daemon's last step left it: at the live demand (the rollouts asking
+    /// now, in the rings they are in), and the worst case `plan` says.
+    pub gate_checks: Vec<crate::planes::budget::GateChecks>,
 }
 
 impl StatusView {
@@ -73,7 +74,7 @@ impl StatusView {
             evidence_head,
             evidence_verified,
             refresh_seconds,
-            gate_checks: crate::metrics::runtime::gate_intervals(),
+            gate_checks: crate::metrics::runtime::gate_checks(),
         })
     }
 }
@@ -319,17 +320,39 @@ fn render_planes(html: &mut String, view: &StatusView) {
     html.push_str("</tbody></table></div>");
 }
 
-/// "Intune status every 2 h, not 1 h: 1,300 calls/h needed, 900 available",
-/// one line per plane with a call budget.
+/// Per plane with a call budget, what its gate checks get now — "now, 12
+/// rollouts checking: Intune status every 1 min as scheduled: …" from the
+/// rollouts asking in the daemon's last step, at what their checks cost in
+/// the rings they are in — and the worst case `plan` says in advance — "if
+/// every intent reaches its last ring: Intune status every 2 h, not 1 h:
+/// 1,300 calls/h needed, 900 available".
 fn render_gate_checks(html: &mut String, view: &StatusView) {
     html.push_str("<h2>Gate checks</h2><ul id=\"gate-checks\">");
-    for interval in &view.gate_checks {
-        let class = if interval.is_slower() { "wait" } else { "ok" };
+    for checks in &view.gate_checks {
+        let worst = &checks.worst_case;
+        let slower = checks.now.as_ref().is_some_and(|now| now.is_slower());
+        let class = if slower { "wait" } else { "ok" };
         let _ = write!(
             html,
-            "<li class=\"{class}\" data-plane=\"{}\">{}</li>",
-            escape(&interval.plane),
-            escape(&interval.sentence())
+            "<li class=\"{class}\" data-plane=\"{}\">",
+            escape(&worst.plane)
+        );
+        match &checks.now {
+            Some(now) => {
+                let _ = write!(
+                    html,
+                    "<span class=\"now\">now, {} rollout{} checking: {}</span>",
+                    checks.rollouts,
+                    if checks.rollouts == 1 { "" } else { "s" },
+                    escape(&now.sentence())
+                );
+            }
+            None => html.push_str("<span class=\"now\">now: no step yet</span>"),
+        }
+        let _ = write!(
+            html,
+            "<br><span class=\"worst-case\">if every intent reaches its last ring: {}</span></li>",
+            escape(&worst.sentence())
         );
     }
     if view.gate_checks.is_empty() {
@@ -499,9 +522,9 @@ mod tests {
     }
 
     #[test]
-    fn each_plane_says_its_effective_gate_check_interval() {
-        use crate::planes::budget::{BudgetConfig, GateInterval};
-        let hour = std::time::Duration::from_secs(3_600);
+    fn each_plane_says_its_gate_check_interval_now_and_in_the_worst_case() {
+        use crate::planes::budget::{BudgetConfig, GateChecks, GateInterval};
+        let minute = std::time::Duration::from_secs(60);
         let view = StatusView {
             now: Utc.with_ymd_and_hms(2026, 12, 1, 12, 0, 0).unwrap(),
             intents: Vec::new(),
@@ -512,19 +535,42 @@ mod tests {
             evidence_verified: None,
             refresh_seconds: 10,
             gate_checks: vec![
-                GateInterval::compute("Intune", &BudgetConfig::intune(), 200_000, hour),
-                GateInterval::compute("Jamf", &BudgetConfig::jamf(), 600, hour),
+                GateChecks {
+                    now: Some(GateInterval::compute(
+                        "Intune",
+                        &BudgetConfig::intune(),
+                        700,
+                        minute,
+                    )),
+                    rollouts: 100,
+                    worst_case: GateInterval::compute(
+                        "Intune",
+                        &BudgetConfig::intune(),
+                        2_000,
+                        minute,
+                    ),
+                },
+                GateChecks {
+                    now: Some(GateInterval::compute(
+                        "Jamf",
+                        &BudgetConfig::jamf(),
+                        1_500,
+                        minute,
+                    )),
+                    rollouts: 1,
+                    worst_case: GateInterval::compute("Jamf", &BudgetConfig::jamf(), 1_500, minute),
+                },
             ],
         };
         let html = render(&view);
         assert!(
             html.contains(
-                "<li class=\"wait\" data-plane=\"Intune\">Intune status every 2 h, not 1 h: 200,000 calls/h needed, 135,000 available</li>"
+                "<li class=\"ok\" data-plane=\"Intune\"><span class=\"now\">now, 100 rollouts checking: Intune status every 1 min as scheduled: 42,000 calls/h needed, 45,000 available</span><br><span class=\"worst-case\">if every intent reaches its last ring: Intune status every 3 min, not 1 min: 120,000 calls/h needed, 45,000 available</span></li>"
             ),
             "{html}"
         );
         assert!(
-            html.contains("Jamf status every 1 h as scheduled: 600 calls/h needed"),
+            html.contains("<li class=\"wait\" data-plane=\"Jamf\"><span class=\"now\">now, 1 rollout checking: Jamf status every 2 min, not 1 min: 90,000 calls/h needed, 54,000 available"),
             "{html}"
         );
         let empty = StatusView {

@@ -306,7 +306,7 @@ pub(super) fn print_plan(plan: &Plan) {
         && gate.is_slower()
     {
         println!(
-            "\ngate checks: {} (every intent of this revision on the plane checking its largest ring, default call budget)",
+            "\ngate checks, worst case (every intent of this revision on the plane rolling out at once, each in its last ring; default call budget): {}",
             gate.sentence()
         );
     }

@@ -128,17 +128,24 @@ fn judge_revision_observed(
     now: DateTime<Utc>,
     progress: &dyn Progress,
 ) -> Judgement {
-    judge::judge_observed(
-        Case {
-            entries: &revision.entries,
-            rules: base.map(|b| &b.rules),
-            base: base.map(|b| &b.rules),
-            proof: base.map(|b| Proof::without_reviews(Some(&b.fork_point), &b.history)),
-            runtime,
-            now,
-        },
-        progress,
-    )
+    judge::judge_observed(case(revision, base, runtime, now), progress)
+}
+
+/// The facts `validate` and `plan` judge a revision with.
+fn case<'a>(
+    revision: &'a Revision,
+    base: Option<&'a Base>,
+    runtime: &'a dyn RuntimeFacts,
+    now: DateTime<Utc>,
+) -> Case<'a> {
+    Case {
+        entries: &revision.entries,
+        rules: base.map(|b| &b.rules),
+        base: base.map(|b| &b.rules),
+        proof: base.map(|b| Proof::without_reviews(Some(&b.fork_point), &b.history)),
+        runtime,
+        now,
+    }
 }
 
 /// The runtime facts of the daemon whose state directory is `state`, read
@@ -174,16 +181,22 @@ pub(super) fn run(
     let base = base_revision(&revision, base)?;
     let now = args.now.unwrap_or(wall_clock);
     let runtime = runtime_facts(state)?;
-    let judgement =
-        judge_revision_observed(&revision, base.as_ref(), runtime.as_ref(), now, &progress);
+    // Loaded, the files' bytes are not needed any more (each document keeps
+    // its own text for positions): freed before judging, not after.
+    let (own, diagnostics) = judge::load_observed(&revision.entries, &progress);
+    let files = revision.entries.len();
+    drop(std::mem::take(&mut revision.entries));
+    let judgement = judge::judge_snapshot_observed(
+        case(&revision, base.as_ref(), runtime.as_ref(), now),
+        own,
+        diagnostics,
+        &progress,
+    );
     progress.stage("writing the report", None);
     // `--strict` also fails on a scope change no CAB scope approval covers
     // (it is pending, like an intent waiting for approval).
     let scopes_pending = judgement.unapproved_scope_changes().next().is_some();
     let evaluation = &judgement.evaluation;
-    // The files are judged: their bytes are not needed for the report.
-    let files = revision.entries.len();
-    drop(std::mem::take(&mut revision.entries));
     match format {
         Format::Human => output::print_validation(&revision.label, files, evaluation),
         Format::Json => {

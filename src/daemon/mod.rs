@@ -619,7 +619,7 @@ impl Daemon {
             return Ok((report, processing));
         };
         let intervals = crate::metrics::runtime::plane_budgets(snapshot, self.config.poll_interval);
-        performer::plan_gate_pacing(&self.gate_pacing, &intervals);
+        performer::plan_gate_pacing(&self.gate_pacing, planes, &intervals, now);
         let shared = self.store.dialect() == crate::store::db::Dialect::Postgres;
         let mut driver = rollout::Driver {
             performer: performer::Performer {
@@ -640,6 +640,7 @@ impl Daemon {
             recover: !self.recovered,
         };
         report.drive = driver.drive(now).await?;
+        performer::report_gate_pacing(&self.gate_pacing, &intervals);
         self.recovered = true;
         // A reconciliation asked for through the API runs now, whatever the cron says.
         let asked = driver.performer.store.pending_reconcile_requests()?;

@@ -93,20 +93,74 @@ pub struct Performer<'a> {
     pub gate_pacing: &'a std::sync::Mutex<crate::planes::budget::pacing::GatePacing>,
 }
 
-/// Gives each plane's pacing the interval its step planned (and the
-/// schedule's): a plane whose budget serves every poll is not paced.
+/// Begins each plane's gate-check pacing for the step at `now`
+/// (`budget::pacing`): the schedule's interval (`intervals`' wanted, one per
+/// plane of the snapshot) and the requests per hour the plane's budget
+/// leaves gate status now — its connector's budget after adaptive back-off,
+/// or the plane's default for a connector without one. The pacing itself
+/// works from what the active rollouts' checks cost now, never from the
+/// worst case `intervals` carry.
 pub fn plan_gate_pacing(
     pacing: &std::sync::Mutex<crate::planes::budget::pacing::GatePacing>,
+    planes: &Planes,
     intervals: &[(Plane, crate::planes::budget::GateInterval)],
+    now: DateTime<Utc>,
 ) {
     let mut pacing = pacing
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
     for (plane, interval) in intervals {
         let wanted = std::time::Duration::from_secs(interval.wanted_seconds);
-        pacing
-            .plane(plane.as_str(), wanted, interval.available_per_hour as f64)
-            .set_planned(std::time::Duration::from_secs(interval.effective_seconds));
+        // The connector's budget as it admits status reads now: its share
+        // per window after back-off, and what is left of it at `now` (the
+        // most one step's burst of checks can get).
+        let window = planes
+            .connector(*plane)
+            .and_then(|connector| connector.transport())
+            .map(|transport| transport.budget().window());
+        let (available, burst) = match window {
+            Some(mut window) => {
+                let per_window =
+                    f64::from(window.limit_for(crate::planes::budget::Priority::Status));
+                let left = per_window - window.in_window(now) as f64;
+                let available = crate::planes::budget::status_per_hour(
+                    per_window,
+                    window.config().window_seconds,
+                    wanted,
+                );
+                (available, Some(left.max(0.0)))
+            }
+            None => (interval.available_per_hour as f64, None),
+        };
+        let plane_pacing = pacing.plane(plane.as_str(), wanted, available);
+        plane_pacing.set_burst(burst);
+        plane_pacing.begin_step(now);
+    }
+}
+
+/// What each plane's gate pacing says after a step: the interval at the
+/// live demand (`ringmaster_plane_gate_check_interval_seconds{interval=
+/// "effective"}` and the status page's "now" line), beside the worst case
+/// `intervals` carry.
+pub fn report_gate_pacing(
+    pacing: &std::sync::Mutex<crate::planes::budget::pacing::GatePacing>,
+    intervals: &[(Plane, crate::planes::budget::GateInterval)],
+) {
+    let pacing = pacing
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    for (plane, worst_case) in intervals {
+        let Some(plane_pacing) = pacing.get(plane.as_str()) else {
+            continue;
+        };
+        crate::metrics::runtime::record_gate_checks(
+            plane.as_str(),
+            crate::planes::budget::GateChecks {
+                now: Some(plane_pacing.live(crate::plan::plane_name(*plane))),
+                rollouts: plane_pacing.active(),
+                worst_case: worst_case.clone(),
+            },
+        );
     }
 }
 
@@ -1276,19 +1330,25 @@ impl Performer<'_> {
         // longest (it is asked again at a later tick, like a failed query).
         let sent_before = self.sent_on(plane);
         {
-            let pacing = self
-                .gate_pacing
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            // What a check of this rollout costs before one in this ring is
+            // answered: the devices of the rings it has started.
+            let estimate =
+                crate::plan::ring_gate_calls(self.snapshot, intent, ring).map(|(_, calls)| calls);
             let budgeted = self
                 .planes
                 .connector(plane)
                 .is_some_and(|connector| connector.transport().is_some());
-            if budgeted
-                && let Some(plane_pacing) = pacing.get(plane.as_str())
-                && !plane_pacing.due(&correlation_id, plane_pacing.known(), now)
+            let mut pacing = self
+                .gate_pacing
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            // Every rollout asking counts in the plane's live demand; only a
+            // plane with a call budget holds a check back.
+            if let Some(plane_pacing) = pacing.get_mut(plane.as_str())
+                && !plane_pacing.due(&correlation_id, ring, estimate, now)
+                && budgeted
             {
-                tracing::debug!(intent = %intent.intent_id, plane = plane.as_str(), "gate check paced: checked within the effective interval");
+                tracing::debug!(intent = %intent.intent_id, plane = plane.as_str(), "gate check paced: the budget's share of this step went to rollouts waiting longer");
                 return None;
             }
         }

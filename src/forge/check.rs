@@ -178,6 +178,7 @@ pub fn judge(input: &PullRequestInput<'_>) -> PullRequestVerdict {
         standings,
         judgement,
         gate_calls: None,
+        removed_intents: None,
     });
     verdict
 }
@@ -220,6 +221,9 @@ pub(crate) struct Parts<'a> {
     /// Every plane's gate-check calls for the judged head
     /// (`plan::gate_calls_by_plane`), when the caller has them.
     pub gate_calls: Option<std::collections::BTreeMap<crate::model::Plane, u64>>,
+    /// The fork point's intents the head no longer has, in id order
+    /// (`changes::removed_intents`), when the caller knows them.
+    pub removed_intents: Option<Vec<String>>,
 }
 
 /// The verdict on a judged pull request, and the judged snapshot back.
@@ -234,6 +238,7 @@ pub(crate) fn verdict(parts: Parts<'_>) -> (PullRequestVerdict, crate::model::Sn
         standings,
         judgement,
         gate_calls,
+        removed_intents,
     } = parts;
     let author = pull_request.author();
     let head_sha = pull_request.head.sha.as_str();
@@ -349,7 +354,8 @@ pub(crate) fn verdict(parts: Parts<'_>) -> (PullRequestVerdict, crate::model::Sn
         base_sha: base_sha.to_owned(),
         state,
         summary,
-        removed_intents: changes::removed_intents(&judged, fork_point),
+        removed_intents: removed_intents
+            .unwrap_or_else(|| changes::removed_intents(&judged, fork_point)),
         intents,
         governance,
         scope_changes,

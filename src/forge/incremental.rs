@@ -24,20 +24,28 @@
 //! runtime facts, the reviews, the head) is compared on every check, below.
 //!
 //! **When the check is incremental.** Only when every path the PR changes
-//! (between fork point and head, by a Git tree diff, then compared entry by
-//! entry as [`changes::changed_paths`] does) is an intent, approval or
-//! exception file (`intents/*.yaml`, `approvals/*.yaml`,
-//! `exceptions/*.yaml`), the fork point has no duplicate ids, and no id a
-//! changed file defines is defined by another file. Anything else — config,
-//! principals, policies, applications, versions, entitlements, a path
-//! outside the layout, a non-UTF-8 or odd path, a duplicate — is judged by
-//! the full [`check::judge`] (correctness first).
+//! (between fork point and head: the two trees compared entry by entry in
+//! Git's order, skipping every folder whose tree id is the same on both
+//! sides, then each differing entry read as [`changes::changed_paths`]
+//! compares them) is an intent, approval or exception file
+//! (`intents/*.yaml`, `approvals/*.yaml`, `exceptions/*.yaml`), the fork
+//! point has no duplicate ids, and no id a changed file defines is defined
+//! by another file. Anything else — config, principals, policies,
+//! applications, versions, entitlements, a path outside the layout or in a
+//! folder below those three, a non-UTF-8 or odd path, a duplicate — is
+//! judged by the full [`check::judge`] (correctness first).
 //!
 //! **What is judged again.** The head's snapshot is the fork point's with
-//! the changed files' objects replaced by the loaded new files; reference
-//! and targeting checks ([`judge::checks`]) run on the whole patched
-//! snapshot; the proof (reviews, signatures) is applied by the same code as
-//! the full judge ([`judge::judge_loaded`]). Of the intents, these are
+//! the changed files' objects replaced by the loaded new files (found
+//! through the fork point's index by file, [`Index`], built once per cached
+//! fork point). Reference and targeting checks are the fork point's
+//! ([`judge::checks`], cached) except on the changed files and on the
+//! approvals naming an intent the PR added or removed, which are checked
+//! again ([`judge::checks_after_change`]). The intents the change affects
+//! are found from the changed files' objects (what
+//! [`changes::affected_intents`] would find by comparing every intent).
+//! The proof (reviews, signatures) is applied by the same code as the full
+//! judge ([`judge::judge_loaded`]). Of the intents, these are
 //! judged again: the affected ones (the reported verdicts); every intent in
 //! the segment (application, boundary, business unit) of a changed intent,
 //! before and after (conflicts); every intent that declares `supersedes`,
@@ -52,11 +60,21 @@
 //! their evaluation added (a policy error). The built-in rules read `now`
 //! only to compare it with a record's expiry, which cannot fail; tenant
 //! rules that may read `now` ([`may_read_now`]) make every intent be judged
-//! again when the clock moved.
+//! again when the clock moved. The segments, applications, artifacts and
+//! `supersedes` are looked up in the fork point's [`Index`]; only the
+//! runtime facts are asked for every intent (they may change under any).
+//!
+//! **Memory.** A loaded revision of 10,000 intents holds its snapshot, its
+//! diagnostics, its compiled policies and, for a fork point, its index; the
+//! cache holds at most [`CACHED_REVISIONS`] of them, [`CACHED_JUDGEMENTS`]
+//! judgements (diagnostics and runtime facts per intent) and one working
+//! copy of the last fork point. `benches/pr_check.rs` measures it.
 //!
 //! `tests/pr_check_incremental.rs` proves the equivalence over a real Git
-//! repository: for hundreds of seeded random and hostile PRs, the verdict
-//! and the rendered comment are the same as the full check's.
+//! repository: for seeded random and hostile PRs (edits, deletions and
+//! renames of intents approvals name, records with broken references,
+//! targeting errors, scope approvals, the base moving under open PRs), the
+//! verdict and the rendered comment are the same as the full check's.
 
 use super::ForgeError;
 use super::check::{self, Parts, PullRequestVerdict};
@@ -75,7 +93,7 @@ use chrono::{DateTime, Utc};
 use git2::{ObjectType, Oid, Tree};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 /// Loaded revisions kept (a base tip and a fork point or two).
 pub const CACHED_REVISIONS: usize = 3;
@@ -92,26 +110,125 @@ struct Revision {
     model_diagnostics: Vec<Diagnostic>,
     /// `judge::load`'s: `model_diagnostics` then `judge::checks`.
     load_diagnostics: Vec<Diagnostic>,
+    /// How many of `load_diagnostics` are `model_diagnostics` (the rest
+    /// are `judge::checks`').
+    model_count: usize,
     /// Its own policies, compiled, and their diagnostics.
     engine: PolicyEngine,
     policy_diagnostics: Vec<Diagnostic>,
     gate_calls: BTreeMap<Plane, u64>,
     /// Whether loading reported a duplicate id or version.
     duplicates: bool,
+    /// Its indexes, built the first time it is a fork point.
+    index: OnceLock<Index>,
 }
 
-/// One intent of a fork point, judged by a base's rules.
-struct JudgedIntent {
-    /// What its evaluation added to the diagnostics.
-    diagnostics: Vec<Diagnostic>,
-    active_changes: Vec<(String, String)>,
-    rolled_back_versions: Vec<String>,
+impl Revision {
+    /// `judge::checks` of the snapshot.
+    fn checks(&self) -> &[Diagnostic] {
+        &self.load_diagnostics[self.model_count..]
+    }
+
+    fn index(&self) -> &Index {
+        self.index.get_or_init(|| Index::of(&self.snapshot))
+    }
 }
+
+/// (application, acquisition boundary, business unit): where intents
+/// conflict.
+type Segment = (String, String, String);
+
+/// A fork point's intents and records by what a change can reach them
+/// through, so a check finds the intents to judge again without reading
+/// all of them.
+#[derive(Default)]
+struct Index {
+    /// Object ids by the file they were loaded from.
+    intents_by_file: HashMap<String, Vec<String>>,
+    approvals_by_file: HashMap<String, Vec<String>>,
+    exceptions_by_file: HashMap<String, Vec<String>>,
+    /// Intent ids by segment, by application and by the id of the
+    /// artifact they deploy.
+    by_segment: HashMap<Segment, Vec<String>>,
+    by_application: HashMap<String, Vec<String>>,
+    by_artifact: HashMap<String, Vec<String>>,
+    /// Intents that declare `supersedes`.
+    superseding: Vec<String>,
+    /// What `judge::checks_after_change` follows.
+    references: judge::ReferenceIndex,
+}
+
+impl Index {
+    fn of(snapshot: &Snapshot) -> Index {
+        let mut index = Index {
+            references: judge::ReferenceIndex::of(snapshot),
+            ..Index::default()
+        };
+        for (id, intent) in &snapshot.intents {
+            index
+                .intents_by_file
+                .entry(intent.file.clone())
+                .or_default()
+                .push(id.clone());
+            index
+                .by_segment
+                .entry(owned_segment(intent))
+                .or_default()
+                .push(id.clone());
+            index
+                .by_application
+                .entry(intent.application_id.clone())
+                .or_default()
+                .push(id.clone());
+            if let Some(artifact) = snapshot.artifact_of(intent) {
+                index
+                    .by_artifact
+                    .entry(artifact.id.clone())
+                    .or_default()
+                    .push(id.clone());
+            }
+            if intent.supersedes.is_some() {
+                index.superseding.push(id.clone());
+            }
+        }
+        for (id, approval) in &snapshot.approvals {
+            index
+                .approvals_by_file
+                .entry(approval.file.clone())
+                .or_default()
+                .push(id.clone());
+        }
+        for (id, exception) in &snapshot.exceptions {
+            index
+                .exceptions_by_file
+                .entry(exception.file.clone())
+                .or_default()
+                .push(id.clone());
+        }
+        index
+    }
+}
+
+fn owned_segment(intent: &model::DeploymentIntent) -> Segment {
+    (
+        intent.application_id.clone(),
+        intent.target_scope.acquisition_boundary.clone(),
+        intent.target_scope.business_unit.clone(),
+    )
+}
+
+/// The runtime facts an intent was judged with: in-flight changes,
+/// rolled-back versions.
+type Facts = (Vec<(String, String)>, Vec<String>);
 
 /// A fork point judged by a base's rules.
 struct Judged {
     now: DateTime<Utc>,
-    intents: HashMap<String, JudgedIntent>,
+    /// What each intent's evaluation added to the diagnostics, for the
+    /// intents whose evaluation added any.
+    diagnostics: BTreeMap<String, Vec<Diagnostic>>,
+    /// Every intent's runtime facts when judged, by intent id.
+    facts: BTreeMap<String, Facts>,
 }
 
 /// A small least-recently-used map.
@@ -230,6 +347,7 @@ impl PrCheckCache {
         let (snapshot, model_diagnostics) = model::load(&entries);
         drop(entries);
         let mut load_diagnostics = model_diagnostics.clone();
+        let model_count = load_diagnostics.len();
         load_diagnostics.extend(judge::checks(&snapshot));
         let (engine, policy_diagnostics) = evaluation::engine_for(&snapshot);
         let duplicates = model_diagnostics
@@ -240,9 +358,11 @@ impl PrCheckCache {
             snapshot,
             model_diagnostics,
             load_diagnostics,
+            model_count,
             engine,
             policy_diagnostics,
             duplicates,
+            index: OnceLock::new(),
         });
         self.stats.loads += 1;
         self.revisions.put((commit, ENGINE), revision.clone());
@@ -261,6 +381,7 @@ impl PrCheckCache {
         else {
             return Ok(None);
         };
+        phases.lap("tree diff");
         if !changed_entries
             .iter()
             .all(|(path, _)| incremental_path(path))
@@ -272,8 +393,9 @@ impl PrCheckCache {
         if fork.duplicates {
             return Ok(None);
         }
+        let index = fork.index();
         let changed: BTreeSet<String> = changed_entries.iter().map(|(p, _)| p.clone()).collect();
-        phases.lap("diff and cached revisions");
+        phases.lap("cached revisions");
 
         // The head: the fork point with the changed files loaded again.
         let new_entries: Vec<Entry> = changed_entries.into_iter().filter_map(|(_, e)| e).collect();
@@ -298,10 +420,13 @@ impl PrCheckCache {
             _ => fork.snapshot.clone(),
         };
         phases.lap("copy the fork point");
-        let removed = take_files(&mut head.intents, &changed);
-        take_files(&mut head.approvals, &changed);
-        take_files(&mut head.exceptions, &changed);
+        let removed = take_files(&mut head.intents, &index.intents_by_file, &changed);
+        let removed_approvals = take_files(&mut head.approvals, &index.approvals_by_file, &changed);
+        let removed_exceptions =
+            take_files(&mut head.exceptions, &index.exceptions_by_file, &changed);
         let added: Vec<String> = loaded.intents.keys().cloned().collect();
+        let added_approvals: BTreeSet<String> = loaded.approvals.keys().cloned().collect();
+        let added_exceptions: BTreeSet<String> = loaded.exceptions.keys().cloned().collect();
         if !put_all(&mut head.intents, loaded.intents)
             || !put_all(&mut head.approvals, loaded.approvals)
             || !put_all(&mut head.exceptions, loaded.exceptions)
@@ -328,7 +453,22 @@ impl PrCheckCache {
             .collect();
         diagnostics.append(&mut new_diagnostics);
         phases.lap("patch");
-        diagnostics.extend(judge::checks(&head));
+        let changed_intent_ids: BTreeSet<String> = removed
+            .iter()
+            .map(|i| i.intent_id.clone())
+            .chain(added.iter().cloned())
+            .collect();
+        diagnostics.extend(judge::checks_after_change(
+            fork.checks(),
+            &index.references,
+            &head,
+            &judge::ObjectChange {
+                files: &changed,
+                intents: &changed_intent_ids,
+                approvals: &added_approvals,
+                exceptions: &added_exceptions,
+            },
+        ));
         phases.lap("reference checks");
         // No policy file changed: the head's own policies are the fork
         // point's.
@@ -336,6 +476,17 @@ impl PrCheckCache {
 
         let judged = self.judged(&fork, &base, revisions, request);
         phases.lap("cached judgement");
+        let affected = affected_intents(
+            &head,
+            &fork.snapshot,
+            index,
+            &added,
+            &removed_approvals,
+            &added_approvals,
+            &removed_exceptions,
+            &added_exceptions,
+        );
+        phases.lap("affected intents");
         let standings = review::standings(
             request.reviews,
             &request.pull_request.head.sha,
@@ -360,6 +511,7 @@ impl PrCheckCache {
                 intent.application_id.clone(),
             )
         }));
+        let removed_ids: HashSet<&str> = removed.iter().map(|i| i.intent_id.as_str()).collect();
         let fork_snapshot = &fork.snapshot;
         let runtime = request.runtime;
         let now = request.now;
@@ -385,17 +537,25 @@ impl PrCheckCache {
             diagnostics,
             &|_rules| base.engine.clone(),
             fork.engine.clone(),
+            Some(affected),
             &mut |snapshot, engine, affected| {
+                let began = std::time::Instant::now();
                 let again = rejudge_set(
-                    snapshot,
-                    fork_snapshot,
+                    &Rejudge {
+                        head: snapshot,
+                        fork: fork_snapshot,
+                        index,
+                        removed: &removed_ids,
+                        added: &added,
+                        changed_intents: &changed_intents,
+                        judged: &judged,
+                        runtime,
+                    },
                     affected,
-                    &changed_intents,
-                    &judged,
-                    runtime,
                     tenant_reads_now && now != judged.now,
                 );
                 rejudged = again.len();
+                inner.push(("  of which the intents to judge again", began.elapsed()));
                 let began = std::time::Instant::now();
                 let fresh = evaluation::evaluate_intents(
                     snapshot,
@@ -405,37 +565,50 @@ impl PrCheckCache {
                     runtime,
                     Some(&again),
                 );
-                inner.push(("  of which evaluate re-judged intents", began.elapsed()));
-                let mut fresh: BTreeMap<String, _> = fresh
-                    .into_iter()
-                    .map(|(e, d)| (e.intent_id.clone(), (e, d)))
-                    .collect();
+                inner.push(("  of which evaluate them", began.elapsed()));
+                let began = std::time::Instant::now();
+                // Every intent's diagnostics in intent id order, as
+                // `evaluation::evaluate` gives them: the fresh ones', and
+                // the cached ones' of the others.
+                let fresh_ids: HashSet<String> =
+                    fresh.iter().map(|(e, _)| e.intent_id.clone()).collect();
+                let mut cached = judged
+                    .diagnostics
+                    .iter()
+                    .filter(|(id, _)| {
+                        !fresh_ids.contains(id.as_str()) && snapshot.intents.contains_key(*id)
+                    })
+                    .peekable();
                 let mut evaluation = Evaluation {
                     diagnostics: Vec::new(),
                     intents: Vec::new(),
                 };
-                for id in snapshot.intents.keys() {
-                    match fresh.remove(id) {
-                        Some((intent, mut found)) => {
-                            evaluation.diagnostics.append(&mut found);
-                            evaluation.intents.push(intent);
-                        }
-                        None => evaluation.diagnostics.extend(
-                            judged
-                                .intents
-                                .get(id)
-                                .map(|j| j.diagnostics.iter().cloned())
-                                .into_iter()
-                                .flatten(),
-                        ),
+                for (intent, mut found) in fresh {
+                    while let Some((_, earlier)) =
+                        cached.next_if(|(id, _)| id.as_str() < intent.intent_id.as_str())
+                    {
+                        evaluation.diagnostics.extend(earlier.iter().cloned());
                     }
+                    evaluation.diagnostics.append(&mut found);
+                    evaluation.intents.push(intent);
                 }
+                for (_, later) in cached {
+                    evaluation.diagnostics.extend(later.iter().cloned());
+                }
+                inner.push(("  of which put the diagnostics together", began.elapsed()));
                 evaluation
             },
         );
         self.stats.last_rejudged = rejudged;
         phases.lap("judge (proof, evaluation, scope changes)");
         phases.laps.extend(inner);
+        let mut removed_intents: Vec<String> = removed
+            .iter()
+            .map(|i| i.intent_id.clone())
+            .filter(|id| !judgement.snapshot.intents.contains_key(id))
+            .collect();
+        removed_intents.sort();
+        removed_intents.dedup();
         let (verdict, mut head) = check::verdict(Parts {
             pull_request: request.pull_request,
             base_sha: &revisions.base.to_string(),
@@ -446,6 +619,7 @@ impl PrCheckCache {
             standings,
             judgement,
             gate_calls: Some(gate_calls),
+            removed_intents: Some(removed_intents),
         });
         phases.lap("verdict");
         // Back to the fork point: what the check changed is put back.
@@ -496,23 +670,25 @@ impl PrCheckCache {
             request.runtime,
             None,
         );
-        let intents = evaluated
-            .into_iter()
-            .map(|(evaluation, diagnostics)| {
-                let intent = &snapshot.intents[&evaluation.intent_id];
+        let mut diagnostics = BTreeMap::new();
+        let mut facts = BTreeMap::new();
+        for (evaluation, found) in evaluated {
+            let intent = &snapshot.intents[&evaluation.intent_id];
+            facts.insert(
+                evaluation.intent_id.clone(),
                 (
-                    evaluation.intent_id.clone(),
-                    JudgedIntent {
-                        diagnostics,
-                        active_changes: request.runtime.active_changes(intent),
-                        rolled_back_versions: request.runtime.rolled_back_versions(intent),
-                    },
-                )
-            })
-            .collect();
+                    request.runtime.active_changes(intent),
+                    request.runtime.rolled_back_versions(intent),
+                ),
+            );
+            if !found.is_empty() {
+                diagnostics.insert(evaluation.intent_id, found);
+            }
+        }
         let judged = Arc::new(Judged {
             now: request.now,
-            intents,
+            diagnostics,
+            facts,
         });
         self.stats.judgements += 1;
         self.judged.put(key, judged.clone());
@@ -567,22 +743,63 @@ pub fn full_check(
     }))
 }
 
-/// The intents to judge again (see the module documentation).
-fn rejudge_set<'a>(
+/// What [`rejudge_set`] reads.
+struct Rejudge<'a> {
+    /// The head as judged (after the proof).
     head: &'a Snapshot,
-    fork: &Snapshot,
-    affected: &BTreeSet<String>,
+    fork: &'a Snapshot,
+    /// The fork point's.
+    index: &'a Index,
+    /// Ids of the fork point's intents from the changed files.
+    removed: &'a HashSet<&'a str>,
+    /// Ids of the head's intents from the changed files.
+    added: &'a [String],
+    /// Intents whose objects changed, before and after: id, target,
+    /// application.
     changed_intents: &'a [(String, model::TargetScope, String)],
-    judged: &Judged,
-    runtime: &dyn RuntimeFacts,
+    judged: &'a Judged,
+    runtime: &'a dyn RuntimeFacts,
+}
+
+impl Rejudge<'_> {
+    /// The head's intents among the fork point's `ids` (those not from a
+    /// changed file: the same objects in the head), and the added intents
+    /// `also` takes.
+    fn members<'s>(
+        &'s self,
+        ids: Option<&'s Vec<String>>,
+        also: impl Fn(&model::DeploymentIntent) -> bool + 's,
+    ) -> impl Iterator<Item = &'s String> + 's {
+        let unchanged = ids
+            .into_iter()
+            .flatten()
+            .filter(|id| !self.removed.contains(id.as_str()));
+        let added = self.added.iter().filter(move |id| {
+            self.head
+                .intents
+                .get(*id)
+                .is_some_and(|intent| also(intent))
+        });
+        unchanged.chain(added)
+    }
+}
+
+/// The intents to judge again (see the module documentation), found
+/// through the fork point's [`Index`] instead of reading every intent;
+/// only the runtime facts are asked of every intent (they can change
+/// under any of them).
+fn rejudge_set(
+    input: &Rejudge<'_>,
+    affected: &BTreeSet<String>,
     everything: bool,
 ) -> BTreeSet<String> {
+    let head = input.head;
     if everything {
         return head.intents.keys().cloned().collect();
     }
     let mut again: BTreeSet<String> = affected.clone();
-    let mut segments: HashSet<(&'a str, &'a str, &'a str)> = HashSet::new();
-    for (id, target, application) in changed_intents {
+    let mut segments: BTreeSet<(&str, &str, &str)> = BTreeSet::new();
+    for (id, target, application) in input.changed_intents {
         again.insert(id.clone());
         segments.insert((
             application,
@@ -590,11 +807,33 @@ fn rejudge_set<'a>(
             &target.business_unit,
         ));
     }
+    // Every intent that declares `supersedes`, and its segment.
+    let superseding = input.members(Some(&input.index.superseding), |intent| {
+        intent.supersedes.is_some()
+    });
+    for id in superseding {
+        if let Some(intent) = head.intents.get(id) {
+            again.insert(id.clone());
+            segments.insert(segment_of(intent));
+        }
+    }
+    // Every intent of those segments.
+    for (application, boundary, unit) in &segments {
+        let key = (
+            (*application).to_owned(),
+            (*boundary).to_owned(),
+            (*unit).to_owned(),
+        );
+        let members = input.members(input.index.by_segment.get(&key), |intent| {
+            segment_of(intent) == (*application, *boundary, *unit)
+        });
+        again.extend(members.cloned());
+    }
     // Records that differ from the fork point's after the proof.
     let mut record_intents: BTreeSet<String> = BTreeSet::new();
     let mut record_applications: BTreeSet<String> = BTreeSet::new();
-    for id in changed_keys(&head.approvals, &fork.approvals) {
-        for record in [head.approvals.get(&id), fork.approvals.get(&id)]
+    for id in changed_keys(&head.approvals, &input.fork.approvals) {
+        for record in [head.approvals.get(&id), input.fork.approvals.get(&id)]
             .into_iter()
             .flatten()
         {
@@ -605,47 +844,134 @@ fn rejudge_set<'a>(
         }
     }
     let mut record_artifacts: BTreeSet<String> = BTreeSet::new();
-    for id in changed_keys(&head.exceptions, &fork.exceptions) {
-        for record in [head.exceptions.get(&id), fork.exceptions.get(&id)]
+    for id in changed_keys(&head.exceptions, &input.fork.exceptions) {
+        for record in [head.exceptions.get(&id), input.fork.exceptions.get(&id)]
             .into_iter()
             .flatten()
         {
             record_artifacts.insert(record.artifact_id.clone());
         }
     }
-    for (id, intent) in &head.intents {
-        if intent.supersedes.is_some() {
-            again.insert(id.clone());
-            segments.insert(segment_of(intent));
-        }
+    again.extend(
+        record_intents
+            .iter()
+            .filter(|id| head.intents.contains_key(*id))
+            .cloned(),
+    );
+    for application in &record_applications {
+        let members = input.members(input.index.by_application.get(application), |intent| {
+            intent.application_id == *application
+        });
+        again.extend(members.cloned());
     }
-    let records_changed = !record_intents.is_empty() || !record_applications.is_empty();
+    for artifact in &record_artifacts {
+        let members = input.members(input.index.by_artifact.get(artifact), |intent| {
+            head.artifact_of(intent).is_some_and(|a| a.id == *artifact)
+        });
+        again.extend(members.cloned());
+    }
+    // Runtime facts that differ from those the cache was judged with: both
+    // maps are in id order, read side by side.
+    let mut cached = input.judged.facts.iter().peekable();
     for (id, intent) in &head.intents {
-        if again.contains(id) {
-            continue;
-        }
-        let cached = judged.intents.get(id);
-        let stale = match cached {
-            None => true,
-            Some(cached) => {
-                runtime.active_changes(intent) != cached.active_changes
-                    || runtime.rolled_back_versions(intent) != cached.rolled_back_versions
+        while cached
+            .next_if(|(key, _)| key.as_str() < id.as_str())
+            .is_some()
+        {}
+        let stale = match cached.peek() {
+            Some((key, (active, rolled_back))) if *key == id => {
+                input.runtime.active_changes(intent) != *active
+                    || input.runtime.rolled_back_versions(intent) != *rolled_back
             }
+            _ => true,
         };
-        if stale
-            || segments.contains(&segment_of(intent))
-            || (records_changed
-                && (record_intents.contains(id)
-                    || record_applications.contains(&intent.application_id)))
-            || (!record_artifacts.is_empty()
-                && head
-                    .artifact_of(intent)
-                    .is_some_and(|a| record_artifacts.contains(&a.id)))
-        {
+        if stale {
             again.insert(id.clone());
         }
     }
     again
+}
+
+/// [`changes::affected_intents`] of the head against the fork point,
+/// from what the check changed: the head differs from the fork point only
+/// in the intents, approvals and exceptions of the changed files, so an
+/// intent is affected when it is a changed file's and differs from the
+/// fork point's, or a changed approval names it, or a changed exception
+/// covers its artifact (found through the fork point's [`Index`]).
+#[allow(clippy::too_many_arguments)]
+fn affected_intents(
+    head: &Snapshot,
+    fork: &Snapshot,
+    index: &Index,
+    added: &[String],
+    removed_approvals: &[model::Located<model::ApprovalRecord>],
+    added_approvals: &BTreeSet<String>,
+    removed_exceptions: &[model::Located<model::Exception>],
+    added_exceptions: &BTreeSet<String>,
+) -> BTreeSet<String> {
+    let mut affected: BTreeSet<String> = added
+        .iter()
+        .filter(|id| {
+            fork.intents.get(*id).map(|i| &i.value) != head.intents.get(*id).map(|i| &i.value)
+        })
+        .cloned()
+        .collect();
+    // `changes::changed_keys` of the records: only those of the changed
+    // files can differ.
+    let approval_ids: BTreeSet<&String> = removed_approvals
+        .iter()
+        .map(|a| &a.approval_id)
+        .chain(added_approvals)
+        .collect();
+    let mut touched_intents: BTreeSet<&str> = BTreeSet::new();
+    for id in approval_ids {
+        let (before, after) = (fork.approvals.get(id), head.approvals.get(id));
+        if before.map(|r| &r.value) != after.map(|r| &r.value) {
+            for record in [after, before].into_iter().flatten() {
+                touched_intents.insert(&record.deployment_intent_id);
+            }
+        }
+    }
+    let exception_ids: BTreeSet<&String> = removed_exceptions
+        .iter()
+        .map(|e| &e.exception_id)
+        .chain(added_exceptions)
+        .collect();
+    let mut touched_artifacts: BTreeSet<&str> = BTreeSet::new();
+    for id in exception_ids {
+        let (before, after) = (fork.exceptions.get(id), head.exceptions.get(id));
+        if before.map(|r| &r.value) != after.map(|r| &r.value) {
+            for record in [after, before].into_iter().flatten() {
+                touched_artifacts.insert(&record.artifact_id);
+            }
+        }
+    }
+    affected.extend(
+        touched_intents
+            .into_iter()
+            .filter(|id| head.intents.contains_key(*id))
+            .map(str::to_owned),
+    );
+    for artifact in touched_artifacts {
+        // The fork point's intents that deploy it and are the same in the
+        // head (versions are the fork point's), and the changed files'.
+        for id in index.by_artifact.get(artifact).into_iter().flatten() {
+            if let (Some(before), Some(after)) = (fork.intents.get(id), head.intents.get(id))
+                && before.file == after.file
+                && before.value == after.value
+            {
+                affected.insert(id.clone());
+            }
+        }
+        for id in added {
+            if let Some(intent) = head.intents.get(id)
+                && head.artifact_of(intent).is_some_and(|a| a.id == artifact)
+            {
+                affected.insert(id.clone());
+            }
+        }
+    }
+    affected
 }
 
 fn segment_of(intent: &model::DeploymentIntent) -> (&str, &str, &str) {
@@ -675,17 +1001,19 @@ fn changed_keys<T: PartialEq>(
     keys
 }
 
-/// Removes the objects loaded from `files`, returning them.
+/// Removes the objects loaded from `files` (found by `by_file`, the fork
+/// point's index of `map`), returning them.
 fn take_files<T>(
     map: &mut BTreeMap<String, model::Located<T>>,
+    by_file: &HashMap<String, Vec<String>>,
     files: &BTreeSet<String>,
 ) -> Vec<model::Located<T>> {
-    let ids: Vec<String> = map
+    files
         .iter()
-        .filter(|(_, object)| files.contains(&object.file))
-        .map(|(id, _)| id.clone())
-        .collect();
-    ids.into_iter().filter_map(|id| map.remove(&id)).collect()
+        .filter_map(|file| by_file.get(file))
+        .flatten()
+        .filter_map(|id| map.remove(id))
+        .collect()
 }
 
 /// Adds every object; `false` when an id is already taken (a duplicate:
@@ -766,13 +1094,16 @@ fn governed_tree<'r>(repo: &'r GovernedRepo, commit: Oid) -> Result<Option<Tree<
     Ok(repo.repository.find_tree(entry.id()).ok())
 }
 
-/// The entry at `path` of `tree`, read as `GovernedRepo::entries_at` reads
-/// it; `None` when there is none (or it is a folder).
-fn entry_at(repo: &GovernedRepo, tree: &Tree<'_>, path: &str) -> Result<Option<Entry>, ForgeError> {
-    let Ok(found) = tree.get_path(Path::new(path)) else {
-        return Ok(None);
-    };
-    let content = match (found.kind(), found.filemode()) {
+/// What `GovernedRepo::entries_at` reads for a tree entry of this kind,
+/// mode and id at `path`; `None` for a folder or an entry it skips.
+fn entry_of(
+    repo: &GovernedRepo,
+    path: &str,
+    kind: Option<ObjectType>,
+    filemode: i32,
+    id: Oid,
+) -> Result<Option<Entry>, ForgeError> {
+    let content = match (kind, filemode) {
         (Some(ObjectType::Tree), _) => return Ok(None),
         (Some(ObjectType::Commit), _) => EntryContent::Submodule,
         (_, 0o120000) => EntryContent::Symlink,
@@ -782,14 +1113,12 @@ fn entry_at(repo: &GovernedRepo, tree: &Tree<'_>, path: &str) -> Result<Option<E
                 .odb()
                 .map_err(crate::source::SourceError::from)?;
             let (size, _) = odb
-                .read_header(found.id())
+                .read_header(id)
                 .map_err(crate::source::SourceError::from)?;
             if size as u64 > MAX_FILE_BYTES {
                 EntryContent::TooLarge(size as u64)
             } else {
-                let object = odb
-                    .read(found.id())
-                    .map_err(crate::source::SourceError::from)?;
+                let object = odb.read(id).map_err(crate::source::SourceError::from)?;
                 EntryContent::File(object.data().to_vec())
             }
         }
@@ -801,10 +1130,21 @@ fn entry_at(repo: &GovernedRepo, tree: &Tree<'_>, path: &str) -> Result<Option<E
     }))
 }
 
+/// The folders whose files a check can take incrementally.
+const INCREMENTAL_FOLDERS: [&str; 3] = ["intents", "approvals", "exceptions"];
+
 /// The paths whose entry differs between `from` and `to`, each with its
-/// entry at `to` (`None`: removed), by a Git tree diff; `None` when the
-/// diff cannot stand for the full comparison (a governed folder missing,
-/// a path that is not UTF-8 or not plain).
+/// entry at `to` (`None`: removed), as [`changes::changed_paths`] compares
+/// `entries_at`; `None` when the change is not one the incremental check
+/// takes (a governed folder missing; a difference outside `intents/`,
+/// `approvals/`, `exceptions/` or in a folder below them; a name that is
+/// not UTF-8 or not plain; trees out of Git's order).
+///
+/// The trees are compared entry by entry, both sides in Git's order, and
+/// a folder whose tree id is the same on both sides is skipped whole: a
+/// one-intent change reads the two `intents/` trees and two blobs.
+///
+/// [`changes::changed_paths`]: super::changes::changed_paths
 fn changed_entries(
     repo: &GovernedRepo,
     from: Oid,
@@ -813,38 +1153,130 @@ fn changed_entries(
     let (Some(before), Some(after)) = (governed_tree(repo, from)?, governed_tree(repo, to)?) else {
         return Ok(None);
     };
-    let mut options = git2::DiffOptions::new();
-    options.include_typechange(true);
-    let diff = repo
-        .repository
-        .diff_tree_to_tree(Some(&before), Some(&after), Some(&mut options))
-        .map_err(crate::source::SourceError::from)?;
-    let mut paths = BTreeSet::new();
-    for delta in diff.deltas() {
-        for file in [delta.old_file(), delta.new_file()] {
-            let Some(bytes) = file.path_bytes() else {
-                continue;
-            };
-            let Ok(path) = std::str::from_utf8(bytes) else {
-                return Ok(None);
-            };
-            if path.is_empty()
-                || path
-                    .split('/')
-                    .any(|part| part.is_empty() || part == "." || part == "..")
-            {
-                return Ok(None);
-            }
-            paths.insert(path.to_owned());
-        }
-    }
     let mut changed = Vec::new();
-    for path in paths {
-        let old = entry_at(repo, &before, &path)?;
-        let new = entry_at(repo, &after, &path)?;
-        if old != new {
-            changed.push((path, new));
-        }
+    if before.id() != after.id()
+        && !diff_trees(repo, Some(&before), Some(&after), "", &mut changed)?
+    {
+        return Ok(None);
     }
     Ok(Some(changed))
+}
+
+/// Git's order of tree entries: by name, a folder's name as if it ended
+/// in `/`.
+fn git_order(a: &[u8], a_tree: bool, b: &[u8], b_tree: bool) -> std::cmp::Ordering {
+    let shared = a.len().min(b.len());
+    a[..shared].cmp(&b[..shared]).then_with(|| {
+        let tail = |name: &[u8], tree: bool| {
+            name[shared..]
+                .iter()
+                .copied()
+                .chain(tree.then_some(b'/'))
+                .collect::<Vec<u8>>()
+        };
+        tail(a, a_tree).cmp(&tail(b, b_tree))
+    })
+}
+
+/// The entries of `tree` (none without one), checked to be in Git's order
+/// with no name twice; `None` when they are not.
+fn sorted_entries<'t>(tree: Option<&'t Tree<'_>>) -> Option<Vec<git2::TreeEntry<'t>>> {
+    let entries: Vec<git2::TreeEntry<'t>> = tree.map(|t| t.iter().collect()).unwrap_or_default();
+    let in_order = entries.windows(2).all(|pair| {
+        git_order(
+            pair[0].name_bytes(),
+            pair[0].kind() == Some(ObjectType::Tree),
+            pair[1].name_bytes(),
+            pair[1].kind() == Some(ObjectType::Tree),
+        ) == std::cmp::Ordering::Less
+    });
+    in_order.then_some(entries)
+}
+
+/// Adds to `changed` the paths under `prefix` whose entry differs between
+/// `before` and `after` (see [`changed_entries`]); `false` when the
+/// incremental check does not take the difference.
+fn diff_trees(
+    repo: &GovernedRepo,
+    before: Option<&Tree<'_>>,
+    after: Option<&Tree<'_>>,
+    prefix: &str,
+    changed: &mut Vec<ChangedEntry>,
+) -> Result<bool, ForgeError> {
+    let (Some(old), Some(new)) = (sorted_entries(before), sorted_entries(after)) else {
+        return Ok(false);
+    };
+    let is_tree = |entry: &git2::TreeEntry<'_>| entry.kind() == Some(ObjectType::Tree);
+    let (mut i, mut j) = (0, 0);
+    while i < old.len() || j < new.len() {
+        let order = match (old.get(i), new.get(j)) {
+            (Some(a), Some(b)) => git_order(a.name_bytes(), is_tree(a), b.name_bytes(), is_tree(b)),
+            (Some(_), None) => std::cmp::Ordering::Less,
+            _ => std::cmp::Ordering::Greater,
+        };
+        let (a, b) = match order {
+            std::cmp::Ordering::Less => {
+                i += 1;
+                (old.get(i - 1), None)
+            }
+            std::cmp::Ordering::Greater => {
+                j += 1;
+                (None, new.get(j - 1))
+            }
+            std::cmp::Ordering::Equal => {
+                i += 1;
+                j += 1;
+                let (a, b) = (&old[i - 1], &new[j - 1]);
+                if a.id() == b.id() && a.filemode() == b.filemode() {
+                    continue;
+                }
+                (Some(a), Some(b))
+            }
+        };
+        let Some(entry) = a.or(b) else { continue };
+        let Ok(name) = std::str::from_utf8(entry.name_bytes()) else {
+            return Ok(false);
+        };
+        if name.is_empty() || name == "." || name == ".." || name.contains('\u{fffd}') {
+            return Ok(false);
+        }
+        let path = format!("{prefix}{name}");
+        if is_tree(entry) {
+            // A folder: only the record folders at the top, one level deep.
+            if !prefix.is_empty() || !INCREMENTAL_FOLDERS.contains(&name) {
+                return Ok(false);
+            }
+            let open =
+                |side: Option<&git2::TreeEntry<'_>>| -> Result<Option<Tree<'_>>, ForgeError> {
+                    match side {
+                        Some(entry) => Ok(Some(
+                            repo.repository
+                                .find_tree(entry.id())
+                                .map_err(crate::source::SourceError::from)?,
+                        )),
+                        None => Ok(None),
+                    }
+                };
+            let (before_tree, after_tree) = (open(a)?, open(b)?);
+            if !diff_trees(
+                repo,
+                before_tree.as_ref(),
+                after_tree.as_ref(),
+                &format!("{path}/"),
+                changed,
+            )? {
+                return Ok(false);
+            }
+            continue;
+        }
+        let read = |side: Option<&git2::TreeEntry<'_>>| match side {
+            Some(entry) => entry_of(repo, &path, entry.kind(), entry.filemode(), entry.id()),
+            None => Ok(None),
+        };
+        let (old_entry, new_entry) = (read(a)?, read(b)?);
+        if old_entry != new_entry {
+            changed.push((path, new_entry));
+        }
+    }
+    Ok(true)
 }

@@ -225,7 +225,7 @@ pub const PLANE_BUDGET_REQUESTS: Family = family(
 pub const PLANE_GATE_INTERVAL: Family = family(
     "ringmaster_plane_gate_check_interval_seconds",
     Kind::Gauge,
-    "Gate-check interval per plane: wanted (the schedule) and effective (what the plane's call budget can serve for its active rings).",
+    "Gate-check interval per plane: wanted (the schedule); effective (what the plane's call budget serves for the rollouts asking now, each at what its check costs in the ring it is in); worst_case (every intent of the tracked revision in its last ring at once, as `plan` says).",
     &["plane", "interval"],
 );
 pub const CIRCUIT_STATE: Family = family(

@@ -31,7 +31,7 @@ struct Runtime {
     gate_interval: GaugeVec,
     /// The gate-check intervals the daemon's last step computed, per plane
     /// (what the status page says).
-    gate_intervals: Mutex<BTreeMap<String, crate::planes::budget::GateInterval>>,
+    gate_checks: Mutex<BTreeMap<String, crate::planes::budget::GateChecks>>,
     /// The budget totals last reported per plane: (sent, refused, throttled).
     budgets: Mutex<BTreeMap<String, (u64, u64, u64)>>,
     circuit_state: GaugeVec,
@@ -90,7 +90,7 @@ static RUNTIME: LazyLock<Runtime> = LazyLock::new(|| {
         budget_limit: gauge(&registry, families::PLANE_BUDGET_LIMIT),
         budget_requests: counter(&registry, families::PLANE_BUDGET_REQUESTS),
         gate_interval: gauge(&registry, families::PLANE_GATE_INTERVAL),
-        gate_intervals: Mutex::new(BTreeMap::new()),
+        gate_checks: Mutex::new(BTreeMap::new()),
         budgets: Mutex::new(BTreeMap::new()),
         circuit_state,
         circuit_openings: counter(&registry, families::CIRCUIT_OPENINGS),
@@ -234,11 +234,12 @@ pub fn budget(plane: &str, window: &crate::planes::budget::Window) {
     );
 }
 
-/// What the daemon knows of each plane's budget at a step: the gate-check
-/// interval its intents need against the plane's default budget (`wanted`:
-/// the poll interval), and, for a plane whose connector has not reported a
-/// budget yet (the in-process `sim` fleet has none), the default budget's
-/// rate with zero requests, so every plane has its series.
+/// What the daemon knows of each plane's budget at a step: the worst-case
+/// gate-check interval of its intents against the plane's default budget
+/// (every intent in its last ring at once, `plan::gate_check_every`;
+/// `wanted`: the poll interval), and, for a plane whose connector has not
+/// reported a budget yet (the in-process `sim` fleet has none), the default
+/// budget's rate with zero requests, so every plane has its series.
 pub fn plane_budgets(
     snapshot: &crate::model::Snapshot,
     wanted: Duration,
@@ -251,17 +252,12 @@ pub fn plane_budgets(
         intervals.push((plane, interval.clone()));
         let runtime = &*RUNTIME;
         runtime
-            .gate_intervals
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner())
-            .insert(plane.as_str().to_owned(), interval.clone());
-        runtime
             .gate_interval
             .with_label_values(&[plane.as_str(), "wanted"])
             .set(interval.wanted_seconds as f64);
         runtime
             .gate_interval
-            .with_label_values(&[plane.as_str(), "effective"])
+            .with_label_values(&[plane.as_str(), "worst_case"])
             .set(interval.effective_seconds as f64);
         let mut seen = runtime
             .budgets
@@ -286,11 +282,11 @@ pub fn plane_budgets(
     intervals
 }
 
-/// The gate-check interval of each plane as the daemon's last step computed
-/// it (empty before the first step, and in a process that runs no daemon).
-pub fn gate_intervals() -> Vec<crate::planes::budget::GateInterval> {
+/// Each plane's gate checks as the daemon's last step left them (empty
+/// before the first step, and in a process that runs no daemon).
+pub fn gate_checks() -> Vec<crate::planes::budget::GateChecks> {
     RUNTIME
-        .gate_intervals
+        .gate_checks
         .lock()
         .unwrap_or_else(|poison| poison.into_inner())
         .values()
@@ -298,17 +294,27 @@ pub fn gate_intervals() -> Vec<crate::planes::budget::GateInterval> {
         .collect()
 }
 
-/// Records a plane's wanted and effective gate-check interval.
-pub fn gate_interval(interval: &crate::planes::budget::GateInterval) {
+/// Records a plane's gate checks after a step: the effective interval at
+/// the live demand (`interval="effective"`), the schedule's (`"wanted"`)
+/// and the worst case `plan` says (`"worst_case"`).
+pub fn record_gate_checks(plane: &str, checks: crate::planes::budget::GateChecks) {
     let runtime = &*RUNTIME;
+    let effective = checks.now.as_ref().unwrap_or(&checks.worst_case);
+    for (interval, seconds) in [
+        ("wanted", effective.wanted_seconds),
+        ("effective", effective.effective_seconds),
+        ("worst_case", checks.worst_case.effective_seconds),
+    ] {
+        runtime
+            .gate_interval
+            .with_label_values(&[plane, interval])
+            .set(seconds as f64);
+    }
     runtime
-        .gate_interval
-        .with_label_values(&[interval.plane.as_str(), "wanted"])
-        .set(interval.wanted_seconds as f64);
-    runtime
-        .gate_interval
-        .with_label_values(&[interval.plane.as_str(), "effective"])
-        .set(interval.effective_seconds as f64);
+        .gate_checks
+        .lock()
+        .unwrap_or_else(|poison| poison.into_inner())
+        .insert(plane.to_owned(), checks);
 }
 
 /// Records one evaluation of the policy bundle.

@@ -168,135 +168,146 @@ fn check_applications(snapshot: &Snapshot, out: &mut Vec<Diagnostic>) {
 
 fn check_intents(snapshot: &Snapshot, out: &mut Vec<Diagnostic>) {
     for intent in snapshot.intents.values() {
-        match snapshot.principals.get(&intent.requested_by) {
-            None => out.push(intent.error(
-                "/requested_by",
-                format!(
-                    "requested_by \"{}\" is not a principal in principals/",
-                    intent.requested_by
-                ),
-            )),
-            Some(principal) if !principal.has_role(Role::Publisher) => out.push(intent.error(
-                "/requested_by",
-                format!(
-                    "requested_by \"{}\" does not hold the publisher role",
-                    intent.requested_by
-                ),
-            )),
-            Some(_) => {}
-        }
-        if let Some(supersedes) = &intent.supersedes
-            && supersedes == &intent.intent_id
-        {
-            out.push(intent.error("/supersedes", "an intent cannot supersede itself"));
-        }
-        let Some(application) = snapshot.applications.get(&intent.application_id) else {
-            out.push(intent.error(
-                "/application_id",
-                format!(
-                    "application \"{}\" does not exist (no apps/{}/app.yaml)",
-                    intent.application_id, intent.application_id
-                ),
-            ));
-            continue;
-        };
-        let key = (intent.application_id.clone(), intent.version.clone());
-        let Some(version) = snapshot.versions.get(&key) else {
-            let known: Vec<_> = snapshot
-                .versions_of(&application.id)
-                .iter()
-                .map(|v| v.version.clone())
-                .collect();
-            out.push(intent.error(
-                "/version",
-                format!(
-                    "version {} of {} does not exist (no apps/{}/{}.yaml); known versions: [{}]",
-                    intent.version,
-                    application.id,
-                    application.id,
-                    intent.version,
-                    known.join(", ")
-                ),
-            ));
-            continue;
-        };
-        if let Some(plan) = &intent.rollback_plan
-            && let Some(rollback) = &plan.rollback_version
-            && !snapshot
-                .versions
-                .contains_key(&(application.id.clone(), rollback.clone()))
-        {
-            out.push(intent.error(
-                "/rollback_plan/rollback_version",
-                format!(
-                    "rollback_version {rollback} is not a version of {} in apps/{}/",
-                    application.id, application.id
-                ),
-            ));
-        }
-        let Some(artifact) = version
-            .artifacts
+        check_intent(snapshot, intent, out);
+    }
+}
+
+/// The references of one intent (what [`check`] reports on its file): to
+/// its requester, application, version, artifact, rings and entitlements.
+/// It reads no other intent, approval or exception.
+pub fn check_intent(
+    snapshot: &Snapshot,
+    intent: &super::snapshot::Located<DeploymentIntent>,
+    out: &mut Vec<Diagnostic>,
+) {
+    match snapshot.principals.get(&intent.requested_by) {
+        None => out.push(intent.error(
+            "/requested_by",
+            format!(
+                "requested_by \"{}\" is not a principal in principals/",
+                intent.requested_by
+            ),
+        )),
+        Some(principal) if !principal.has_role(Role::Publisher) => out.push(intent.error(
+            "/requested_by",
+            format!(
+                "requested_by \"{}\" does not hold the publisher role",
+                intent.requested_by
+            ),
+        )),
+        Some(_) => {}
+    }
+    if let Some(supersedes) = &intent.supersedes
+        && supersedes == &intent.intent_id
+    {
+        out.push(intent.error("/supersedes", "an intent cannot supersede itself"));
+    }
+    let Some(application) = snapshot.applications.get(&intent.application_id) else {
+        out.push(intent.error(
+            "/application_id",
+            format!(
+                "application \"{}\" does not exist (no apps/{}/app.yaml)",
+                intent.application_id, intent.application_id
+            ),
+        ));
+        return;
+    };
+    let key = (intent.application_id.clone(), intent.version.clone());
+    let Some(version) = snapshot.versions.get(&key) else {
+        let known: Vec<_> = snapshot
+            .versions_of(&application.id)
             .iter()
-            .find(|a| a.sha256 == intent.artifact_hash)
-        else {
+            .map(|v| v.version.clone())
+            .collect();
+        out.push(intent.error(
+            "/version",
+            format!(
+                "version {} of {} does not exist (no apps/{}/{}.yaml); known versions: [{}]",
+                intent.version,
+                application.id,
+                application.id,
+                intent.version,
+                known.join(", ")
+            ),
+        ));
+        return;
+    };
+    if let Some(plan) = &intent.rollback_plan
+        && let Some(rollback) = &plan.rollback_version
+        && !snapshot
+            .versions
+            .contains_key(&(application.id.clone(), rollback.clone()))
+    {
+        out.push(intent.error(
+            "/rollback_plan/rollback_version",
+            format!(
+                "rollback_version {rollback} is not a version of {} in apps/{}/",
+                application.id, application.id
+            ),
+        ));
+    }
+    let Some(artifact) = version
+        .artifacts
+        .iter()
+        .find(|a| a.sha256 == intent.artifact_hash)
+    else {
+        out.push(intent.error(
+            "/artifact_hash",
+            format!("artifact_hash matches no artifact of {} {} ({}); copy the sha256 of the artifact to deploy",
+                application.id, intent.version, version.file),
+        ));
+        return;
+    };
+    let Some(config) = &snapshot.config else {
+        return;
+    };
+    let mut last_index = None;
+    for (index, ring) in intent.target_scope.rings.iter().enumerate() {
+        let pointer = format!("/target_scope/rings/{index}");
+        let Some(ring_index) = config.ring_index(ring) else {
             out.push(intent.error(
-                "/artifact_hash",
-                format!("artifact_hash matches no artifact of {} {} ({}); copy the sha256 of the artifact to deploy",
-                    application.id, intent.version, version.file),
+                &pointer,
+                format!(
+                    "ring \"{ring}\" is not defined in ringmaster.yaml; rings are [{}]",
+                    ring_ids(config)
+                ),
             ));
-            continue;
+            return;
         };
-        let Some(config) = &snapshot.config else {
-            continue;
-        };
-        let mut last_index = None;
-        for (index, ring) in intent.target_scope.rings.iter().enumerate() {
-            let pointer = format!("/target_scope/rings/{index}");
-            let Some(ring_index) = config.ring_index(ring) else {
-                out.push(intent.error(
-                    &pointer,
-                    format!(
-                        "ring \"{ring}\" is not defined in ringmaster.yaml; rings are [{}]",
-                        ring_ids(config)
-                    ),
-                ));
-                continue;
-            };
-            if last_index.is_some_and(|last| ring_index <= last) {
-                out.push(intent.error(&pointer, format!("ring \"{ring}\" is out of rollout order or repeated; list rings as in ringmaster.yaml")));
-            }
-            last_index = Some(ring_index);
-            let target = &intent.target_scope;
-            if snapshot
-                .entitlement_for(
-                    artifact.plane,
-                    ring,
-                    &target.acquisition_boundary,
-                    &target.business_unit,
-                )
-                .is_none()
-            {
-                out.push(intent.error(
-                    &pointer,
-                    format!(
-                        "no entitlement for plane {}, ring {ring}, {}/{}: add entitlements/{}-{}-{}-{ring}.yaml",
-                        artifact.plane.as_str(),
-                        target.acquisition_boundary,
-                        target.business_unit,
-                        artifact.plane.as_str(),
-                        target.acquisition_boundary.replace('-', ""),
-                        target.business_unit.trim_start_matches("bu-"),
-                    ),
-                ));
-            }
+        if last_index.is_some_and(|last| ring_index <= last) {
+            out.push(intent.error(&pointer, format!("ring \"{ring}\" is out of rollout order or repeated; list rings as in ringmaster.yaml")));
         }
-        for ring in intent.schedule.keys() {
-            if !intent.target_scope.rings.contains(ring) {
-                out.push(intent.error(
-                    &format!("/schedule/{}", super::yaml::escape_token(ring)),
-                    format!("schedule names ring \"{ring}\", which is not in target_scope.rings"),
-                ));
-            }
+        last_index = Some(ring_index);
+        let target = &intent.target_scope;
+        if snapshot
+            .entitlement_for(
+                artifact.plane,
+                ring,
+                &target.acquisition_boundary,
+                &target.business_unit,
+            )
+            .is_none()
+        {
+            out.push(intent.error(
+                &pointer,
+                format!(
+                    "no entitlement for plane {}, ring {ring}, {}/{}: add entitlements/{}-{}-{}-{ring}.yaml",
+                    artifact.plane.as_str(),
+                    target.acquisition_boundary,
+                    target.business_unit,
+                    artifact.plane.as_str(),
+                    target.acquisition_boundary.replace('-', ""),
+                    target.business_unit.trim_start_matches("bu-"),
+                ),
+            ));
+        }
+    }
+    for ring in intent.schedule.keys() {
+        if !intent.target_scope.rings.contains(ring) {
+            out.push(intent.error(
+                &format!("/schedule/{}", super::yaml::escape_token(ring)),
+                format!("schedule names ring \"{ring}\", which is not in target_scope.rings"),
+            ));
         }
     }
 }
@@ -365,63 +376,96 @@ fn check_principals(snapshot: &Snapshot, out: &mut Vec<Diagnostic>) {
 
 fn check_records(snapshot: &Snapshot, out: &mut Vec<Diagnostic>) {
     for approval in snapshot.approvals.values() {
-        if let Some(scope) = &approval.application_scope {
-            if !snapshot.applications.contains_key(&scope.application_id) {
-                out.push(approval.error(
-                    "/application_scope/application_id",
-                    format!(
-                        "application_scope.application_id \"{}\" is not an application in apps/",
-                        scope.application_id
-                    ),
-                ));
-            }
-        } else if !snapshot
-            .intents
-            .contains_key(&approval.deployment_intent_id)
-        {
-            out.push(approval.error(
-                "/deployment_intent_id",
-                format!(
-                    "deployment_intent_id \"{}\" is not an intent in intents/",
-                    approval.deployment_intent_id
-                ),
-            ));
-        }
-        if !snapshot.principals.contains_key(&approval.decided_by) {
-            out.push(approval.error(
-                "/decided_by",
-                format!(
-                    "decided_by \"{}\" is not a principal in principals/",
-                    approval.decided_by
-                ),
-            ));
-        }
+        check_approval(snapshot, approval, out);
     }
-    let artifact_ids: HashSet<&str> = snapshot
+    let artifact_ids = artifact_ids(snapshot);
+    for exception in snapshot.exceptions.values() {
+        check_exception(snapshot, &artifact_ids, exception, out);
+    }
+    check_entitlements(snapshot, out);
+}
+
+/// The references of one approval record: to the intent it decides on
+/// (whether `snapshot` has it: the one reference from a record to an
+/// object a pull request can add or remove), or the application its
+/// `application_scope` names, and its decider.
+pub fn check_approval(
+    snapshot: &Snapshot,
+    approval: &super::snapshot::Located<ApprovalRecord>,
+    out: &mut Vec<Diagnostic>,
+) {
+    if let Some(scope) = &approval.application_scope {
+        if !snapshot.applications.contains_key(&scope.application_id) {
+            out.push(approval.error(
+                "/application_scope/application_id",
+                format!(
+                    "application_scope.application_id \"{}\" is not an application in apps/",
+                    scope.application_id
+                ),
+            ));
+        }
+    } else if !snapshot
+        .intents
+        .contains_key(&approval.deployment_intent_id)
+    {
+        out.push(approval.error(
+            "/deployment_intent_id",
+            format!(
+                "deployment_intent_id \"{}\" is not an intent in intents/",
+                approval.deployment_intent_id
+            ),
+        ));
+    }
+    if !snapshot.principals.contains_key(&approval.decided_by) {
+        out.push(approval.error(
+            "/decided_by",
+            format!(
+                "decided_by \"{}\" is not a principal in principals/",
+                approval.decided_by
+            ),
+        ));
+    }
+}
+
+/// Every artifact id of every application version (what an exception's
+/// `artifact_id` must be one of).
+pub fn artifact_ids(snapshot: &Snapshot) -> HashSet<&str> {
+    snapshot
         .versions
         .values()
         .flat_map(|v| v.artifacts.iter().map(|a| a.id.as_str()))
-        .collect();
-    for exception in snapshot.exceptions.values() {
-        if !artifact_ids.contains(exception.artifact_id.as_str()) {
-            out.push(exception.error(
-                "/artifact_id",
-                format!(
-                    "artifact_id \"{}\" is not an artifact of any application version",
-                    exception.artifact_id
-                ),
-            ));
-        }
-        if !snapshot.principals.contains_key(&exception.approved_by) {
-            out.push(exception.error(
-                "/approved_by",
-                format!(
-                    "approved_by \"{}\" is not a principal in principals/",
-                    exception.approved_by
-                ),
-            ));
-        }
+        .collect()
+}
+
+/// The references of one exception: to an artifact (`artifact_ids` of
+/// the snapshot) and its approver.
+pub fn check_exception(
+    snapshot: &Snapshot,
+    artifact_ids: &HashSet<&str>,
+    exception: &super::snapshot::Located<Exception>,
+    out: &mut Vec<Diagnostic>,
+) {
+    if !artifact_ids.contains(exception.artifact_id.as_str()) {
+        out.push(exception.error(
+            "/artifact_id",
+            format!(
+                "artifact_id \"{}\" is not an artifact of any application version",
+                exception.artifact_id
+            ),
+        ));
     }
+    if !snapshot.principals.contains_key(&exception.approved_by) {
+        out.push(exception.error(
+            "/approved_by",
+            format!(
+                "approved_by \"{}\" is not a principal in principals/",
+                exception.approved_by
+            ),
+        ));
+    }
+}
+
+fn check_entitlements(snapshot: &Snapshot, out: &mut Vec<Diagnostic>) {
     for entitlement in snapshot.entitlements.values() {
         if let Some(config) = &snapshot.config
             && config.ring_index(&entitlement.ring).is_none()

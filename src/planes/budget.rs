@@ -604,11 +604,24 @@ impl GateInterval {
         calls_per_check: u64,
         wanted: Duration,
     ) -> GateInterval {
+        let per_window = f64::from(budget.requests) * Priority::Status.share();
+        let available_per_hour =
+            status_per_hour(per_window, budget.window_seconds, wanted).floor() as u64;
+        GateInterval::from_rates(plane, wanted, calls_per_check, available_per_hour)
+    }
+
+    /// `calls_per_check` requests per gate check of every active ring,
+    /// `wanted` apart, against `available_per_hour` requests for gate status.
+    pub fn from_rates(
+        plane: &str,
+        wanted: Duration,
+        calls_per_check: u64,
+        available_per_hour: u64,
+    ) -> GateInterval {
         let wanted_seconds = wanted.as_secs().max(1);
         let needed_per_hour = calls_per_check
             .saturating_mul(3_600)
             .div_ceil(wanted_seconds);
-        let available_per_hour = (budget.per_hour() * Priority::Status.share()).floor() as u64;
         // Gate checks run on the schedule's ticks: a budget that cannot serve
         // every tick serves every k-th.
         let effective_seconds = if needed_per_hour <= available_per_hour {
@@ -652,6 +665,32 @@ impl GateInterval {
             )
         }
     }
+}
+
+/// Requests per hour gate checks can get from a budget that admits
+/// `per_window` status requests per `window`, when they are asked in one
+/// burst every `wanted` (the daemon's steps): the budget's status share per
+/// hour, or, when the window is shorter than the interval, one window's
+/// share per burst (a check waits at most `max_queue_wait_seconds` for a
+/// slot, so a burst cannot spend the windows between two steps).
+pub fn status_per_hour(per_window: f64, window: Duration, wanted: Duration) -> f64 {
+    per_window * 3_600.0 / window.max(wanted).as_secs_f64().max(0.001)
+}
+
+/// A plane's gate checks as the daemon's status page and metric show them.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct GateChecks {
+    /// At the live demand of the daemon's last step: the rollouts asking
+    /// for gate checks, each at what its check costs in the ring it is in
+    /// (`pacing::PlanePacing::live`), against the budget's rate now. `None`
+    /// before the daemon's first step.
+    pub now: Option<GateInterval>,
+    /// Rollouts asking for gate checks in that step.
+    pub rollouts: usize,
+    /// The worst case `plan` says in advance: every intent of the tracked
+    /// revision on the plane rolling out at once, each in its last ring,
+    /// against the plane's default budget (`plan::gate_check_every`).
+    pub worst_case: GateInterval,
 }
 
 fn human_interval(seconds: u64) -> String {

@@ -12,13 +12,16 @@
 //! than the intent is therefore looked up, by equality, among the last few
 //! values that field had on this thread; a hit reuses the converted value
 //! (regorus values are reference-counted and never changed in place) and the
-//! shape check, a miss converts and checks it.
+//! shape check, a miss converts and checks it. Each remembered value has a
+//! process-wide id, so a guarded worker can be given it once and then be
+//! told "the value with this id" (`crate::sandbox`).
 
 use super::shape;
 use regorus::Value;
 use serde_json::Value as Json;
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Recent values remembered per top-level field and thread.
 const RECENT_PER_FIELD: usize = 8;
@@ -30,11 +33,16 @@ thread_local! {
     static RECENT: RefCell<HashMap<String, Vec<Converted>>> = RefCell::new(HashMap::new());
 }
 
+/// Ids of remembered values: never reused in a process.
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
 /// One top-level field's JSON, its regorus value, and its shape check.
 struct Converted {
     json: Json,
     value: Value,
     conforms: bool,
+    /// Unique to this entry: two fields with the same id are equal.
+    id: u64,
 }
 
 /// An input document ready for the compiled path.
@@ -43,6 +51,9 @@ pub(crate) struct PreparedInput {
     pub(crate) value: Value,
     /// [`shape::conforms`] of the input.
     pub(crate) conforms: bool,
+    /// Per top-level field, in order: the id of its remembered value, if
+    /// it is one (empty when the input is not an object).
+    pub(crate) shared: Vec<Option<u64>>,
 }
 
 /// Converts `input` and checks its shape, reusing recent fields.
@@ -51,9 +62,11 @@ pub(crate) fn prepare(input: &Json) -> PreparedInput {
         return PreparedInput {
             value: convert(input),
             conforms: false,
+            shared: Vec::new(),
         };
     };
     let mut conforms = shape::has_required_fields(fields);
+    let mut shared = Vec::with_capacity(fields.len());
     let object: BTreeMap<Value, Value> = RECENT.with(|recent| {
         let mut recent = recent.borrow_mut();
         fields
@@ -64,15 +77,17 @@ pub(crate) fn prepare(input: &Json) -> PreparedInput {
                     Json::Array(items) => !items.is_empty(),
                     _ => false,
                 } && !UNCACHED_FIELDS.contains(&name.as_str());
-                let (value, field_conforms) = if remembered {
+                let (value, field_conforms, id) = if remembered {
                     let recent = match recent.get_mut(name.as_str()) {
                         Some(recent) => recent,
                         None => recent.entry(name.clone()).or_default(),
                     };
-                    lookup_or_convert(recent, name, field)
+                    let (value, conforms, id) = lookup_or_convert(recent, name, field);
+                    (value, conforms, Some(id))
                 } else {
-                    (convert(field), shape::field_conforms(name, field))
+                    (convert(field), shape::field_conforms(name, field), None)
                 };
+                shared.push(id);
                 conforms &= field_conforms;
                 (Value::String(name.as_str().into()), value)
             })
@@ -81,15 +96,16 @@ pub(crate) fn prepare(input: &Json) -> PreparedInput {
     PreparedInput {
         value: Value::from(object),
         conforms,
+        shared,
     }
 }
 
-/// The converted value and shape check of `field`, from `recent` (most
+/// The converted value, shape check and id of `field`, from `recent` (most
 /// recent last) or computed and remembered.
-fn lookup_or_convert(recent: &mut Vec<Converted>, name: &str, field: &Json) -> (Value, bool) {
+fn lookup_or_convert(recent: &mut Vec<Converted>, name: &str, field: &Json) -> (Value, bool, u64) {
     if let Some(index) = recent.iter().rposition(|entry| entry.json == *field) {
         let entry = recent.remove(index);
-        let found = (entry.value.clone(), entry.conforms);
+        let found = (entry.value.clone(), entry.conforms, entry.id);
         recent.push(entry);
         return found;
     }
@@ -97,8 +113,9 @@ fn lookup_or_convert(recent: &mut Vec<Converted>, name: &str, field: &Json) -> (
         json: field.clone(),
         value: convert(field),
         conforms: shape::field_conforms(name, field),
+        id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
     };
-    let found = (entry.value.clone(), entry.conforms);
+    let found = (entry.value.clone(), entry.conforms, entry.id);
     if recent.len() >= RECENT_PER_FIELD {
         recent.remove(0);
     }

@@ -49,6 +49,18 @@ pub enum Request {
 /// [`Request::TenantOutputs`].
 pub type Answer = Option<Vec<Option<Json>>>;
 
+/// One [`Request::TenantOutputs`] of a batch ([`IsolatedTenant::answer_batch`]).
+#[derive(Debug, Clone, Copy)]
+pub struct TenantInput<'a> {
+    /// The input document.
+    pub input: &'a Json,
+    /// Per top-level field of `input`, in its order: an id when the field's
+    /// value is one many inputs share (equal ids, equal values), which an
+    /// isolation may then send once instead of with every input.
+    pub shared: &'a [Option<u64>],
+    pub time_limit: Duration,
+}
+
 /// Tenant files compiled somewhere else, ready for requests. Cloned engines
 /// share one; it is used from several threads at once.
 pub trait IsolatedTenant: Send + Sync {
@@ -58,6 +70,21 @@ pub trait IsolatedTenant: Send + Sync {
     /// margin); a value too large or a step too long is an error, never a
     /// hang or a crash of this process.
     fn answer(&self, request: &Request) -> Result<Answer, PolicyError>;
+    /// Answers many [`Request::TenantOutputs`], one result per input, in
+    /// order, each exactly what [`IsolatedTenant::answer`] gives for it
+    /// when asked one after the other: each within its own time limit, a
+    /// failure that one evaluation's alone.
+    fn answer_batch(&self, inputs: &[TenantInput<'_>]) -> Vec<Result<Answer, PolicyError>> {
+        inputs
+            .iter()
+            .map(|item| {
+                self.answer(&Request::TenantOutputs {
+                    input: item.input.clone(),
+                    time_limit: item.time_limit,
+                })
+            })
+            .collect()
+    }
 }
 
 /// A way to compile tenant files somewhere else.

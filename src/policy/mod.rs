@@ -271,7 +271,9 @@ impl PolicyEngine {
         let Some(program) = compiled::builtin_program() else {
             return self.evaluate_interpreted(input);
         };
-        let input::PreparedInput { value, conforms } = input::prepare(input);
+        let input::PreparedInput {
+            value, conforms, ..
+        } = input::prepare(input);
         if !conforms {
             return self.evaluate_interpreted(input);
         }
@@ -304,6 +306,149 @@ impl PolicyEngine {
             }
         }
         self.outcome(outputs)
+    }
+
+    /// [`PolicyEngine::evaluate`] of each input, in order: the same outcome
+    /// or error for each as when evaluated one by one. With an installed
+    /// [`isolation`], the tenant packages of every input whose built-in
+    /// rules ran are asked in one batch ([`IsolatedTenant::answer_batch`]),
+    /// each under what is left of its own time limit.
+    pub fn evaluate_many(&self, inputs: &[&Json]) -> Vec<Result<PolicyOutcome, PolicyError>> {
+        let (Some(isolated), Some(program)) = (&self.isolated, compiled::builtin_program()) else {
+            return inputs.iter().map(|input| self.evaluate(input)).collect();
+        };
+        if self.tenant_packages.is_empty() {
+            return inputs.iter().map(|input| self.evaluate(input)).collect();
+        }
+        /// Where one input's evaluation stands after the built-in rules.
+        enum Stage {
+            Done(Result<PolicyOutcome, PolicyError>, Duration),
+            Tenant {
+                outputs: Vec<Option<Json>>,
+                shared: Vec<Option<u64>>,
+                time_limit: Duration,
+                elapsed: Duration,
+            },
+        }
+        let stages: Vec<Stage> = inputs
+            .iter()
+            .map(|input| {
+                let started = Instant::now();
+                let input::PreparedInput {
+                    value,
+                    conforms,
+                    shared,
+                } = input::prepare(input);
+                let done = |outcome| Stage::Done(outcome, started.elapsed());
+                if !conforms {
+                    return done(self.evaluate_interpreted(input));
+                }
+                let builtin = match program.run(&value, timer_config(self.time_limit)) {
+                    Ok(outputs) => outputs,
+                    Err(compiled::RunError::TimeLimitExceeded) => {
+                        return done(Err(PolicyError::TimeLimitExceeded {
+                            limit: self.time_limit,
+                        }));
+                    }
+                    Err(compiled::RunError::Other) => {
+                        return done(self.evaluate_interpreted(input));
+                    }
+                };
+                let outputs = match builtin
+                    .iter()
+                    .map(|value| value.as_ref().map(to_json).transpose())
+                    .collect::<Result<Vec<_>, _>>()
+                {
+                    Ok(outputs) => outputs,
+                    Err(error) => return done(Err(error)),
+                };
+                match self.remaining(started) {
+                    Ok(time_limit) => Stage::Tenant {
+                        outputs,
+                        shared,
+                        time_limit,
+                        elapsed: started.elapsed(),
+                    },
+                    Err(error) => done(Err(error)),
+                }
+            })
+            .collect();
+        let asked: Vec<isolation::TenantInput<'_>> = stages
+            .iter()
+            .zip(inputs)
+            .filter_map(|(stage, input)| match stage {
+                Stage::Tenant {
+                    shared, time_limit, ..
+                } => Some(isolation::TenantInput {
+                    input,
+                    shared,
+                    time_limit: *time_limit,
+                }),
+                Stage::Done(..) => None,
+            })
+            .collect();
+        let batch_started = Instant::now();
+        let mut answers = if asked.is_empty() {
+            Vec::new()
+        } else {
+            isolated.answer_batch(&asked)
+        }
+        .into_iter();
+        // The batch's time, shared out among its evaluations for the metric.
+        let share = batch_started
+            .elapsed()
+            .checked_div(u32::try_from(asked.len().max(1)).unwrap_or(u32::MAX))
+            .unwrap_or_default();
+        stages
+            .into_iter()
+            .zip(inputs)
+            .map(|(stage, input)| {
+                let (outcome, elapsed) = match stage {
+                    Stage::Done(outcome, elapsed) => (outcome, elapsed),
+                    Stage::Tenant {
+                        mut outputs,
+                        elapsed,
+                        ..
+                    } => {
+                        let answer = answers.next().unwrap_or_else(|| {
+                            Err(PolicyError::WorkerFailed {
+                                message: "the isolation gave fewer answers than it was asked for"
+                                    .into(),
+                            })
+                        });
+                        let outcome = match answer {
+                            Ok(Some(tenant)) => {
+                                outputs.extend(tenant);
+                                self.outcome(outputs)
+                            }
+                            // A broken tenant rule: the reference path reports it.
+                            Ok(None) => self.evaluate_interpreted(input),
+                            Err(error) => Err(error),
+                        };
+                        (outcome, elapsed + share)
+                    }
+                };
+                crate::metrics::runtime::policy_evaluated(elapsed, outcome.is_ok());
+                outcome
+            })
+            .collect()
+    }
+
+    /// The output sets of the tenant packages for an input given as a
+    /// regorus value, within `time_limit`: what the guarded worker answers
+    /// for each item of a batch (see [`PolicyEngine::answer`]).
+    pub fn answer_tenant_value(
+        &self,
+        input: regorus::Value,
+        time_limit: Duration,
+    ) -> Result<isolation::Answer, PolicyError> {
+        let engine = self.clone().with_time_limit(time_limit);
+        engine.tenant_outputs(input, Instant::now())
+    }
+
+    /// A JSON value as the regorus value an input document holds.
+    pub fn input_value(json: &Json) -> regorus::Value {
+        input::convert(json)
     }
 
     /// Which machinery [`PolicyEngine::evaluate`] uses for `input`.

@@ -1,19 +1,32 @@
 //! The judge's side: starting workers, talking to them under a deadline,
 //! and a small pool of them per engine.
 
-use super::protocol::{FromWorker, ToWorker};
+use super::protocol::{BatchItemRef, BatchRef, FieldRef, FromWorker, ToWorker};
 use super::{
     DEFAULT_MARGIN, DEFAULT_MEMORY_LIMIT, DEFAULT_PARSE_TIME_LIMIT, MAX_MESSAGE_BYTES, MAX_WORKERS,
     WORKER_SUBCOMMAND, stopped,
 };
 use crate::policy::PolicyError;
-use crate::policy::isolation::{Answer, IsolatedTenant, PackageSets, Request, TenantIsolation};
+use crate::policy::isolation::{
+    Answer, IsolatedTenant, PackageSets, Request, TenantInput, TenantIsolation,
+};
+use serde_json::Value as Json;
+use std::collections::{HashSet, VecDeque};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::PathBuf;
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
+
+/// Shared values a worker keeps at most ([`Known`]): by count, and by the
+/// bytes of their JSON.
+const KNOWN_VALUES: usize = 256;
+const KNOWN_BYTES: usize = 8 * 1024 * 1024;
+
+/// A shared value larger than this is sent inline with each input that
+/// has it, never kept by the worker.
+const LARGEST_SHARED: usize = 1024 * 1024;
 
 /// Bytes of a worker's standard error kept (the first ones: the allocator's
 /// or the panic's own line comes first) to explain how it stopped.
@@ -213,6 +226,36 @@ impl IsolatedTenant for Pool {
         &self.packages
     }
 
+    /// The inputs in batches, each on one worker: an answer line per input,
+    /// each under its own deadline; what fails one input fails only that
+    /// one, and a worker that had to be killed is handled exactly as after
+    /// a single request (later inputs get the "exhausted a worker" error).
+    fn answer_batch(&self, inputs: &[TenantInput<'_>]) -> Vec<Result<Answer, PolicyError>> {
+        let mut results = Vec::with_capacity(inputs.len());
+        while results.len() < inputs.len() {
+            let mut worker = match self.take() {
+                Ok(worker) => worker,
+                Err(error) => {
+                    results.push(Err(error));
+                    continue;
+                }
+            };
+            let rest = &inputs[results.len()..];
+            match self.run_batch(&mut worker, rest, &mut results) {
+                AfterBatch::Keep => self.give_back(worker),
+                AfterBatch::Replace => {
+                    drop(worker);
+                    self.forget();
+                }
+                AfterBatch::Spend(error) => {
+                    drop(worker);
+                    self.spend(&error);
+                }
+            }
+        }
+        results
+    }
+
     fn answer(&self, request: &Request) -> Result<Answer, PolicyError> {
         let time_limit = match request {
             Request::TenantOutputs { time_limit, .. } | Request::Interpreted { time_limit, .. } => {
@@ -259,6 +302,76 @@ impl IsolatedTenant for Pool {
     }
 }
 
+impl Pool {
+    /// One batch (or what is left of it) on `worker`: each answer pushed to
+    /// `results` as it comes. Says what is to become of the worker.
+    fn run_batch(
+        &self,
+        worker: &mut Worker,
+        items: &[TenantInput<'_>],
+        results: &mut Vec<Result<Answer, PolicyError>>,
+    ) -> AfterBatch {
+        let margin = self.isolation.margin;
+        let line = match worker.batch_message(items, margin) {
+            Ok(line) => line,
+            Err(error) => {
+                results.push(Err(error));
+                // What it was to keep was not sent: start afresh.
+                return AfterBatch::Replace;
+            }
+        };
+        if let Err(failure) = worker.send(&line) {
+            let error = failure.into_error(items[0].time_limit);
+            results.push(Err(error.clone()));
+            return AfterBatch::Spend(error);
+        }
+        for item in items {
+            // Each item's deadline runs from the previous answer, as if it
+            // had been sent alone then.
+            match worker.receive(item.time_limit + margin, |_| {}) {
+                Ok(FromWorker::Answered(answer)) => results.push(Ok(answer)),
+                Ok(FromWorker::Failed(error)) => {
+                    let timed_out = matches!(error, PolicyError::TimeLimitExceeded { .. });
+                    results.push(Err(error.clone()));
+                    if timed_out {
+                        // As for a single request: the revision fails
+                        // anyway, do not spend the limit on every intent.
+                        return AfterBatch::Spend(error);
+                    }
+                }
+                Ok(other) => {
+                    results.push(Err(unexpected(&other)));
+                    return AfterBatch::Replace;
+                }
+                Err(failure) => {
+                    let error = failure.into_error(item.time_limit);
+                    results.push(Err(error.clone()));
+                    return AfterBatch::Spend(error);
+                }
+            }
+        }
+        AfterBatch::Keep
+    }
+}
+
+/// What becomes of a worker after a batch.
+enum AfterBatch {
+    /// Back to the pool.
+    Keep,
+    /// Killed; a new one may be started.
+    Replace,
+    /// Killed for this error; no more requests for this bundle.
+    Spend(PolicyError),
+}
+
+fn encode(message: &ToWorker) -> Result<Vec<u8>, PolicyError> {
+    let mut line = serde_json::to_vec(message).map_err(|error| PolicyError::WorkerFailed {
+        message: format!("cannot encode a message for the worker: {error}"),
+    })?;
+    line.push(b'\n');
+    Ok(line)
+}
+
 fn unexpected(message: &FromWorker) -> PolicyError {
     PolicyError::WorkerFailed {
         message: format!("unexpected message from the worker: {message:?}"),
@@ -273,6 +386,25 @@ enum Exchange {
     Failed(PolicyError),
 }
 
+impl Exchange {
+    /// The error of an evaluation with this time limit.
+    fn into_error(self, time_limit: Duration) -> PolicyError {
+        match self {
+            Exchange::TimedOut => PolicyError::TimeLimitExceeded { limit: time_limit },
+            Exchange::Failed(error) => error,
+        }
+    }
+}
+
+/// The shared values a worker was given and still keeps, oldest first,
+/// within [`KNOWN_VALUES`] and [`KNOWN_BYTES`].
+#[derive(Default)]
+struct Known {
+    order: VecDeque<(u64, usize)>,
+    ids: HashSet<u64>,
+    bytes: usize,
+}
+
 /// One running worker process. Dropping it kills the process.
 struct Worker {
     child: Child,
@@ -282,6 +414,8 @@ struct Worker {
     /// Reads `stderr` until the process closes it.
     stderr_reader: Option<std::thread::JoinHandle<()>>,
     memory_limit: u64,
+    /// What this worker keeps of the shared values of batches.
+    known: Known,
 }
 
 impl Worker {
@@ -368,6 +502,7 @@ impl Worker {
             stderr,
             stderr_reader: Some(stderr_reader),
             memory_limit: isolation.memory_limit,
+            known: Known::default(),
         })
     }
 
@@ -377,23 +512,118 @@ impl Worker {
         &mut self,
         message: &ToWorker,
         deadline: Duration,
-        mut parsing: impl FnMut(&str),
+        parsing: impl FnMut(&str),
     ) -> Result<FromWorker, Exchange> {
-        let started = Instant::now();
-        let mut line = serde_json::to_vec(message).map_err(|error| {
-            Exchange::Failed(PolicyError::WorkerFailed {
-                message: format!("cannot encode a message for the worker: {error}"),
-            })
-        })?;
-        line.push(b'\n');
+        let line = encode(message).map_err(Exchange::Failed)?;
+        self.send(&line)?;
+        self.receive(deadline, parsing)
+    }
+
+    /// Writes one message line.
+    fn send(&mut self, line: &[u8]) -> Result<(), Exchange> {
         if self
             .stdin
-            .write_all(&line)
+            .write_all(line)
             .and_then(|()| self.stdin.flush())
             .is_err()
         {
             return Err(Exchange::Failed(self.stopped()));
         }
+        Ok(())
+    }
+
+    /// The message line of a batch of `items`: the shared values this
+    /// worker does not keep yet are defined (within what it may keep), the
+    /// oldest it keeps forgotten to make room, and every other field inline.
+    fn batch_message(
+        &mut self,
+        items: &[TenantInput<'_>],
+        margin: Duration,
+    ) -> Result<Vec<u8>, PolicyError> {
+        let mut define: Vec<(u64, &Json)> = Vec::new();
+        let mut forget = Vec::new();
+        // Ids in this batch that go inline (too large to keep).
+        let mut inline: HashSet<u64> = HashSet::new();
+        // Ids this batch uses: never forgotten to make room for another.
+        let mut used: HashSet<u64> = HashSet::new();
+        let mut encoded_items = Vec::with_capacity(items.len());
+        for item in items {
+            let Json::Object(fields) = item.input else {
+                return Err(PolicyError::WorkerFailed {
+                    message: "a batched policy input is not an object".into(),
+                });
+            };
+            let mut encoded = Vec::with_capacity(fields.len());
+            for (index, (name, value)) in fields.iter().enumerate() {
+                let id = item.shared.get(index).copied().flatten();
+                let field = match id {
+                    Some(id) if self.known.ids.contains(&id) => {
+                        used.insert(id);
+                        FieldRef::Shared(id)
+                    }
+                    Some(id) if !inline.contains(&id) => {
+                        let bytes = serde_json::to_vec(value)
+                            .map(|b| b.len())
+                            .unwrap_or(usize::MAX);
+                        if bytes > LARGEST_SHARED {
+                            inline.insert(id);
+                            FieldRef::Inline(value)
+                        } else {
+                            while self.known.order.len() >= KNOWN_VALUES
+                                || self.known.bytes + bytes > KNOWN_BYTES
+                            {
+                                let Some(position) = self
+                                    .known
+                                    .order
+                                    .iter()
+                                    .position(|(old, _)| !used.contains(old))
+                                else {
+                                    break;
+                                };
+                                if let Some((old, size)) = self.known.order.remove(position) {
+                                    self.known.ids.remove(&old);
+                                    self.known.bytes -= size;
+                                    forget.push(old);
+                                }
+                            }
+                            self.known.order.push_back((id, bytes));
+                            self.known.ids.insert(id);
+                            self.known.bytes += bytes;
+                            used.insert(id);
+                            define.push((id, value));
+                            FieldRef::Shared(id)
+                        }
+                    }
+                    _ => FieldRef::Inline(value),
+                };
+                encoded.push((name.as_str(), field));
+            }
+            encoded_items.push(BatchItemRef {
+                fields: encoded,
+                time_limit: item.time_limit,
+                deadline: item.time_limit + margin,
+            });
+        }
+        let message = BatchRef::Batch {
+            define,
+            forget,
+            items: encoded_items,
+        };
+        let mut line = serde_json::to_vec(&message).map_err(|error| PolicyError::WorkerFailed {
+            message: format!("cannot encode a message for the worker: {error}"),
+        })?;
+        line.push(b'\n');
+        Ok(line)
+    }
+
+    /// Waits up to `deadline` for the next message other than `Parsing`
+    /// notices, which go to `parsing`.
+    fn receive(
+        &mut self,
+        deadline: Duration,
+        mut parsing: impl FnMut(&str),
+    ) -> Result<FromWorker, Exchange> {
+        let started = Instant::now();
         loop {
             let left = deadline.saturating_sub(started.elapsed());
             match self.messages.recv_timeout(left) {

@@ -5,8 +5,9 @@
 //! watchdog thread ends the process when one message takes far longer than
 //! its deadline, so a worker whose judge died mid-request does not run on.
 
-use super::protocol::{FromWorker, ToWorker};
+use super::protocol::{Field, FromWorker, ToWorker};
 use crate::policy::{PolicyEngine, PolicyError};
+use std::collections::{BTreeMap, HashMap};
 use std::io::{BufRead, Write};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -33,6 +34,8 @@ pub fn run(memory_limit: u64) -> i32 {
     let stdout = std::io::stdout();
     let mut output = std::io::BufWriter::new(stdout.lock());
     let mut engine: Option<PolicyEngine> = None;
+    // The shared values of batches, by id, as the judge defined them.
+    let mut shared: HashMap<u64, regorus::Value> = HashMap::new();
     let mut line = String::new();
     loop {
         line.clear();
@@ -52,6 +55,42 @@ pub fn run(memory_limit: u64) -> i32 {
             }
         };
         let reply = match message {
+            ToWorker::Batch {
+                define,
+                forget,
+                items,
+            } => {
+                for id in forget {
+                    shared.remove(&id);
+                }
+                for (id, json) in define {
+                    shared.insert(id, PolicyEngine::input_value(&json));
+                }
+                for item in items {
+                    watchdog.arm(item.deadline);
+                    let reply = match &engine {
+                        None => FromWorker::Failed(PolicyError::WorkerFailed {
+                            message: "asked for an answer before compiling".into(),
+                        }),
+                        Some(engine) => match batch_input(&shared, item.fields) {
+                            Err(error) => FromWorker::Failed(error),
+                            Ok(input) => {
+                                reply_of(std::panic::catch_unwind(std::panic::AssertUnwindSafe(
+                                    || engine.answer_tenant_value(input, item.time_limit),
+                                )))
+                            }
+                        },
+                    };
+                    // Flushed at once: the judge's deadline for the next
+                    // item runs from this answer.
+                    if let Err(error) = send(&mut output, &reply) {
+                        eprintln!("policy worker: cannot answer: {error}");
+                        return 2;
+                    }
+                }
+                watchdog.disarm();
+                continue;
+            }
             ToWorker::Compile {
                 files,
                 parse_time_limit,
@@ -76,22 +115,9 @@ pub fn run(memory_limit: u64) -> i32 {
                     None => FromWorker::Failed(PolicyError::WorkerFailed {
                         message: "asked for an answer before compiling".into(),
                     }),
-                    Some(engine) => {
-                        let answered =
-                            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                                engine.answer(&request)
-                            }));
-                        match answered {
-                            Ok(Ok(answer)) => FromWorker::Answered(answer),
-                            Ok(Err(error)) => FromWorker::Failed(error),
-                            Err(panic) => FromWorker::Failed(PolicyError::WorkerFailed {
-                                message: format!(
-                                    "evaluation panicked: {}",
-                                    panic_text(panic.as_ref())
-                                ),
-                            }),
-                        }
-                    }
+                    Some(engine) => reply_of(std::panic::catch_unwind(
+                        std::panic::AssertUnwindSafe(|| engine.answer(&request)),
+                    )),
                 }
             }
         };
@@ -101,6 +127,42 @@ pub fn run(memory_limit: u64) -> i32 {
             return 2;
         }
     }
+}
+
+/// The reply for an evaluation's result, a panic included.
+fn reply_of(
+    answered: std::thread::Result<Result<crate::policy::isolation::Answer, PolicyError>>,
+) -> FromWorker {
+    match answered {
+        Ok(Ok(answer)) => FromWorker::Answered(answer),
+        Ok(Err(error)) => FromWorker::Failed(error),
+        Err(panic) => FromWorker::Failed(PolicyError::WorkerFailed {
+            message: format!("evaluation panicked: {}", panic_text(panic.as_ref())),
+        }),
+    }
+}
+
+/// A batched item's input document: its fields, shared ones from `shared`.
+fn batch_input(
+    shared: &HashMap<u64, regorus::Value>,
+    fields: Vec<(String, Field)>,
+) -> Result<regorus::Value, PolicyError> {
+    let mut object = BTreeMap::new();
+    for (name, field) in fields {
+        let value = match field {
+            Field::Inline(json) => PolicyEngine::input_value(&json),
+            Field::Shared(id) => {
+                shared
+                    .get(&id)
+                    .cloned()
+                    .ok_or_else(|| PolicyError::WorkerFailed {
+                        message: format!("the judge referred to shared value {id}, never defined"),
+                    })?
+            }
+        };
+        object.insert(regorus::Value::String(name.as_str().into()), value);
+    }
+    Ok(regorus::Value::from(object))
 }
 
 fn send(output: &mut impl Write, message: &FromWorker) -> std::io::Result<()> {

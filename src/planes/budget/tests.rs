@@ -228,3 +228,89 @@ fn every_plane_has_a_default_budget_that_plan_and_the_metrics_use() {
         Some(BudgetConfig::awx())
     );
 }
+
+/// The daemon's pacing against the plane's budget window, as
+/// `daemon::performer::plan_gate_pacing` joins them each step: 200 rollouts
+/// whose checks cost 10 requests, a budget of 1,000 requests a minute (750
+/// for gate status), steps a minute apart, and a 429 storm from minute 20
+/// to 30 (the plane throttles past 200 requests a minute). The pacing
+/// follows the budget down and back up: outside the storm no request is
+/// refused by the window (the pacing never asks more than it admits; in the
+/// storm, a 429 halves the rate after the step's share was granted), no
+/// window holds
+/// more than the status share, and the checks come every 3 minutes
+/// (2,000 requests a round at 750 a minute) before and after the storm.
+#[test]
+fn paced_gate_checks_never_ask_more_than_the_budget_admits_through_a_429_storm() {
+    use super::pacing::PlanePacing;
+    let wanted = Duration::from_secs(60);
+    let mut window = Window::new(config(1_000, 60, 5));
+    let mut pacing = PlanePacing::new(wanted, 45_000.0);
+    let rollouts: Vec<String> = (0..200).map(|index| format!("r{index:03}")).collect();
+    let mut sent: Vec<DateTime<Utc>> = Vec::new();
+    let mut intervals = Vec::new();
+    let mut last: std::collections::BTreeMap<&str, i64> = Default::default();
+    let mut gaps_after_storm = Vec::new();
+    for minute in 0..60 {
+        let now = at(minute * 60);
+        let storm = (20..30).contains(&minute);
+        let per_window = f64::from(window.limit_for(Priority::Status));
+        pacing.set_available(status_per_hour(
+            per_window,
+            window.config().window_seconds,
+            wanted,
+        ));
+        pacing.set_burst(Some(per_window - window.in_window(now) as f64));
+        pacing.begin_step(now);
+        let mut this_minute = 0;
+        for rollout in &rollouts {
+            if !pacing.due(rollout, "ring-2", Some(10), now) {
+                continue;
+            }
+            let mut answered = true;
+            for _ in 0..10 {
+                if let Err(wait) = window.admit(Priority::Status, now) {
+                    // Only a 429 in this very step (the rate halved after
+                    // the step's share was granted) leaves a check unsent.
+                    assert!(storm, "minute {minute}: refused, wait {wait:?}");
+                    answered = false;
+                    break;
+                }
+                sent.push(now);
+                this_minute += 1;
+                if storm && this_minute > 200 {
+                    window.throttled(now, None);
+                    answered = false;
+                    break;
+                }
+            }
+            if answered {
+                pacing.checked(rollout, now, 10);
+                if let Some(before) = last.insert(rollout, minute)
+                    && minute >= 45
+                {
+                    gaps_after_storm.push(minute - before);
+                }
+            }
+        }
+        intervals.push(pacing.effective().as_secs());
+    }
+    assert_eq!(intervals[10], 180, "{intervals:?}");
+    assert!(
+        intervals[29] > 180,
+        "slower during the storm: {intervals:?}"
+    );
+    assert_eq!(intervals[59], 180, "recovered: {intervals:?}");
+    assert!(
+        gaps_after_storm.iter().all(|gap| *gap <= 3),
+        "{gaps_after_storm:?}"
+    );
+    assert!(!gaps_after_storm.is_empty());
+    for (index, start) in sent.iter().enumerate() {
+        let within = sent[index..]
+            .iter()
+            .take_while(|later| **later < *start + chrono::Duration::seconds(60))
+            .count();
+        assert!(within <= 750, "{within} requests in the 60 s from {start}");
+    }
+}
