@@ -36,9 +36,9 @@
 //! judged by the full [`check::judge`] (correctness first).
 //!
 //! **What is judged again.** The head's snapshot is the fork point's with
-//! the changed files' objects replaced by the loaded new files (found
-//! through the fork point's index by file, [`Index`], built once per cached
-//! fork point). Reference and targeting checks are the fork point's
+//! the changed files' objects replaced by the loaded new files (a copy of
+//! the fork point's maps: the objects themselves are shared; a changed
+//! file's objects are found by its name, [`Index::by_name`]). Reference and targeting checks are the fork point's
 //! ([`judge::checks`], cached) except on the changed files and on the
 //! approvals naming an intent the PR added or removed, which are checked
 //! again ([`judge::checks_after_change`]). The intents the change affects
@@ -65,10 +65,19 @@
 //! runtime facts are asked for every intent (they may change under any).
 //!
 //! **Memory.** A loaded revision of 10,000 intents holds its snapshot, its
-//! diagnostics, its compiled policies and, for a fork point, its index; the
-//! cache holds at most [`CACHED_REVISIONS`] of them, [`CACHED_JUDGEMENTS`]
-//! judgements (diagnostics and runtime facts per intent) and one working
-//! copy of the last fork point. `benches/pr_check.rs` measures it.
+//! diagnostics, its compiled policies and, for a fork point, its [`Index`];
+//! the cache holds at most [`CACHED_REVISIONS`] of them and
+//! [`CACHED_JUDGEMENTS`] judgements (the diagnostics an evaluation added,
+//! and the runtime facts of the intents judged with some). The revisions
+//! share what they have in common: a snapshot's objects are shared
+//! (`model::Objects`), and a revision loaded into the cache takes the
+//! objects of every file the revision cached last has unchanged (a Git
+//! tree diff, [`differing_paths`]; the objects compared equal too), and
+//! its compiled policies when they are the same. So a second or third
+//! revision costs its maps (keys and pointers) and its index, not its
+//! objects, and a check's head is a copy of the fork point's maps, patched
+//! and dropped after the check. The index keeps hashes and shared intents,
+//! not copies of ids. `benches/pr_check.rs` measures it, part by part.
 //!
 //! `tests/pr_check_incremental.rs` proves the equivalence over a real Git
 //! repository: for seeded random and hostile PRs (edits, deletions and
@@ -318,10 +327,6 @@ pub struct CacheStats {
 pub struct PrCheckCache {
     revisions: Lru<(Oid, &'static str), Revision>,
     judged: Lru<(Oid, Oid, &'static str), Judged>,
-    /// A working copy of the last fork point's snapshot: each check patches
-    /// it into the head in place and restores it after, instead of copying
-    /// 10,000 intents.
-    scratch: Option<(Oid, Snapshot)>,
     pub stats: CacheStats,
 }
 
@@ -346,7 +351,6 @@ impl PrCheckCache {
         PrCheckCache {
             revisions: Lru::new(CACHED_REVISIONS),
             judged: Lru::new(CACHED_JUDGEMENTS),
-            scratch: None,
             stats: CacheStats::default(),
         }
     }
@@ -387,6 +391,7 @@ impl PrCheckCache {
         {
             share_snapshot(&mut snapshot, &other.snapshot, &differing);
         }
+        compact_snapshot(&mut snapshot);
         let model_count = load_diagnostics.len();
         let duplicates = load_diagnostics
             .iter()
@@ -464,10 +469,9 @@ impl PrCheckCache {
             return Ok(None);
         }
         phases.lap("load changed files");
-        let mut head = match self.scratch.take() {
-            Some((commit, snapshot)) if commit == revisions.fork_point => snapshot,
-            _ => fork.snapshot.clone(),
-        };
+        // A copy of the fork point's maps (its objects are shared), patched
+        // into the head.
+        let mut head = fork.snapshot.clone();
         phases.lap("copy the fork point");
         let removed = take_files(&mut head.intents, "intents", &changed);
         let removed_approvals = take_files(&mut head.approvals, "approvals", &changed);
@@ -657,7 +661,7 @@ impl PrCheckCache {
             .collect();
         removed_intents.sort();
         removed_intents.dedup();
-        let (verdict, mut head) = check::verdict(Parts {
+        let (verdict, head) = check::verdict(Parts {
             pull_request: request.pull_request,
             base_sha: &revisions.base.to_string(),
             changed,
@@ -670,20 +674,8 @@ impl PrCheckCache {
             removed_intents: Some(removed_intents),
         });
         phases.lap("verdict");
-        // Back to the fork point: what the check changed is put back.
-        head.config = fork.snapshot.config.clone();
-        head.principals = fork.snapshot.principals.clone();
-        head.policies = fork.snapshot.policies.clone();
-        head.approvals = fork.snapshot.approvals.clone();
-        head.exceptions = fork.snapshot.exceptions.clone();
-        for id in &added {
-            head.intents.remove(id);
-        }
-        for intent in removed {
-            head.intents.insert(intent.intent_id.clone(), intent);
-        }
-        self.scratch = Some((revisions.fork_point, head));
-        phases.lap("restore the working copy");
+        drop(head);
+        phases.lap("drop the head");
         self.stats.last_phases = phases.laps;
         Ok(Some(verdict))
     }
@@ -1305,6 +1297,18 @@ fn differing_below(
 /// Makes the objects of `snapshot` that `other` has too — the same key,
 /// from the same file, which is not one of the `differing` paths (so the
 /// same text: the same positions), and equal — be `other`'s, shared.
+/// Rebuilds every map of `snapshot` with full nodes ([`Objects::compact`]):
+/// the cache keeps it, and every copy of it, for many checks.
+fn compact_snapshot(snapshot: &mut Snapshot) {
+    snapshot.principals.compact();
+    snapshot.applications.compact();
+    snapshot.versions.compact();
+    snapshot.entitlements.compact();
+    snapshot.intents.compact();
+    snapshot.approvals.compact();
+    snapshot.exceptions.compact();
+}
+
 fn share_snapshot(snapshot: &mut Snapshot, other: &Snapshot, differing: &HashSet<String>) {
     share_objects(&mut snapshot.principals, &other.principals, differing);
     share_objects(&mut snapshot.applications, &other.applications, differing);
@@ -1508,8 +1512,9 @@ pub fn memory_breakdown(
         }
     }
     let with_entries = live();
-    let (snapshot, model_diagnostics) = model::load(&entries);
+    let (mut snapshot, model_diagnostics) = model::load(&entries);
     drop(entries);
+    compact_snapshot(&mut snapshot);
     let loaded = live() - start;
     parts.push((
         format!(
@@ -1566,7 +1571,7 @@ pub fn memory_breakdown(
     let before = live();
     let copy = snapshot.clone();
     parts.push((
-        "a clone of the snapshot (the working copy)".into(),
+        "a copy of the snapshot (each check's head, transient)".into(),
         live() - before,
     ));
     drop(copy);

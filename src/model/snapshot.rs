@@ -218,6 +218,14 @@ impl<K: Ord, T> Objects<K, T> {
         self.map.remove(key)
     }
 
+    /// Rebuilds the map in one pass from its (sorted) entries, so its
+    /// nodes are full: a map built by inserting one object at a time keeps
+    /// about half of each node empty, and a clone keeps the same shape.
+    pub fn compact(&mut self) {
+        let entries = std::mem::take(&mut self.map);
+        self.map = entries.into_iter().collect();
+    }
+
     pub fn retain(&mut self, mut keep: impl FnMut(&K, &Located<T>) -> bool) {
         self.map.retain(|k, v| keep(k, v));
     }
