@@ -237,7 +237,7 @@ fn main() {
     drop(cache);
     let without = LIVE.load(Ordering::Relaxed);
     println!(
-        "cache memory after the warm runs: {:.1} MiB ({} revision(s), {} judgement(s), the working copy)",
+        "cache memory after the warm runs: {:.1} MiB ({} revision(s), {} judgement(s))",
         mib(with_cache.saturating_sub(without)),
         held.0,
         held.1
@@ -326,7 +326,7 @@ fn main() {
     let held = cache.held();
     drop(cache);
     println!(
-        "cache memory at its bound: {:.1} MiB ({} revisions, {} judgements, the working copy); {:.1} MiB live after dropping it (of {:.1} MiB before it)",
+        "cache memory at its bound: {:.1} MiB ({} revisions, {} judgements); {:.1} MiB live after dropping it (of {:.1} MiB before it)",
         mib(full.saturating_sub(LIVE.load(Ordering::Relaxed))),
         held.0,
         held.1,

@@ -36,9 +36,11 @@
 //! judged by the full [`check::judge`] (correctness first).
 //!
 //! **What is judged again.** The head's snapshot is the fork point's with
-//! the changed files' objects replaced by the loaded new files (found
-//! through the fork point's index by file, [`Index`], built once per cached
-//! fork point). Reference and targeting checks are the fork point's
+//! the changed files' objects replaced by the loaded new files (a copy of
+//! the fork point's snapshot: the objects and the maps are shared, and the
+//! maps the check changes are copied, keys and pointers; a changed file's
+//! objects are found by its name, [`Index::by_name`]). Reference and
+//! targeting checks are the fork point's
 //! ([`judge::checks`], cached) except on the changed files and on the
 //! approvals naming an intent the PR added or removed, which are checked
 //! again ([`judge::checks_after_change`]). The intents the change affects
@@ -65,10 +67,24 @@
 //! runtime facts are asked for every intent (they may change under any).
 //!
 //! **Memory.** A loaded revision of 10,000 intents holds its snapshot, its
-//! diagnostics, its compiled policies and, for a fork point, its index; the
-//! cache holds at most [`CACHED_REVISIONS`] of them, [`CACHED_JUDGEMENTS`]
-//! judgements (diagnostics and runtime facts per intent) and one working
-//! copy of the last fork point. `benches/pr_check.rs` measures it.
+//! diagnostics, its compiled policies and, for a fork point, its [`Index`];
+//! the cache holds at most [`CACHED_REVISIONS`] of them and
+//! [`CACHED_JUDGEMENTS`] judgements (the diagnostics an evaluation added,
+//! and the runtime facts of the intents judged with some). The revisions
+//! share what they have in common: a snapshot's objects are shared
+//! (`model::Objects`), and a revision loaded into the cache takes the
+//! objects of every file the revision cached last has unchanged (a Git
+//! tree diff, [`differing_paths`]; the objects compared equal too), then
+//! every map of that revision whose keys and objects are all the same
+//! ([`share_maps`]), and its compiled policies when they are the same. So
+//! a second or third revision costs the maps that differ (keys and
+//! pointers: its intents map when an intent changed) and its index, not
+//! its objects, and a check's head is a copy of the fork point whose
+//! changed maps alone are copied, patched and dropped after the check. The
+//! maps are rebuilt with full nodes ([`compact_snapshot`]). The index keeps
+//! the shared intents in one list by segment (and so by application) and
+//! hashes of artifact ids, not copies of ids. `benches/pr_check.rs`
+//! measures it, part by part.
 //!
 //! `tests/pr_check_incremental.rs` proves the equivalence over a real Git
 //! repository: for seeded random and hostile PRs (edits, deletions and
@@ -142,16 +158,16 @@ impl Revision {
 
 /// A fork point's intents by what a change can reach them through, so a
 /// check finds the intents to judge again without reading all of them.
-/// Compact: each lookup is a sorted list of (hash of the key, the intent
-/// itself, shared with the snapshot); whoever looks up checks the key on
-/// the intent ([`Keyed::get`]), so a hash collision costs nothing but a
-/// comparison.
+/// Compact: the intents themselves, shared with the snapshot, in one list
+/// by segment ([`BySegment`]: the intents of an application are one run of
+/// it too) and in a list of (hash of the artifact id, intent) whose reader
+/// checks the key on the intent ([`Keyed::get`]), so a hash collision
+/// costs nothing but a comparison.
 #[derive(Default)]
 struct Index {
-    /// Intents by segment (application, boundary, business unit), by
-    /// application and by the id of the artifact they deploy.
-    by_segment: Keyed,
-    by_application: Keyed,
+    /// Intents by segment (application, boundary, business unit), hence by
+    /// application, and by the id of the artifact they deploy.
+    by_segment: BySegment,
     by_artifact: Keyed,
     /// Intents that declare `supersedes`.
     superseding: Vec<Arc<Located<model::DeploymentIntent>>>,
@@ -162,6 +178,47 @@ struct Index {
     /// is not its file's name), so the objects of a changed file are found
     /// by its name ([`take_files`]). When not, the full check judges.
     by_name: bool,
+}
+
+/// Intents in segment order (application, boundary, business unit), so
+/// the intents of one segment, or of one application, are one run.
+#[derive(Default)]
+struct BySegment(Vec<Arc<Located<model::DeploymentIntent>>>);
+
+impl BySegment {
+    fn of(mut intents: Vec<Arc<Located<model::DeploymentIntent>>>) -> BySegment {
+        intents.sort_by(|a, b| segment_of(a).cmp(&segment_of(b)));
+        intents.shrink_to_fit();
+        BySegment(intents)
+    }
+
+    /// The intents of the segment (application, boundary, business unit).
+    fn segment<'s>(
+        &'s self,
+        segment: (&'s str, &'s str, &'s str),
+    ) -> impl Iterator<Item = &'s Located<model::DeploymentIntent>> + 's {
+        let from = self
+            .0
+            .partition_point(|intent| segment_of(intent) < segment);
+        self.0[from..]
+            .iter()
+            .take_while(move |intent| segment_of(intent) == segment)
+            .map(|intent| &**intent)
+    }
+
+    /// The intents of the application (the first part of the order).
+    fn application<'s>(
+        &'s self,
+        application: &'s str,
+    ) -> impl Iterator<Item = &'s Located<model::DeploymentIntent>> + 's {
+        let from = self
+            .0
+            .partition_point(|intent| intent.application_id.as_str() < application);
+        self.0[from..]
+            .iter()
+            .take_while(move |intent| intent.application_id == application)
+            .map(|intent| &**intent)
+    }
 }
 
 /// Intents by the hash of a key, in hash order.
@@ -214,13 +271,10 @@ fn named_by_id<T>(objects: &Objects<String, T>, folder: &str, id: impl Fn(&T) ->
 impl Index {
     fn of(snapshot: &Snapshot) -> Index {
         let mut by_segment = Vec::with_capacity(snapshot.intents.len());
-        let mut by_application = Vec::with_capacity(snapshot.intents.len());
         let mut by_artifact = Vec::with_capacity(snapshot.intents.len());
         let mut superseding = Vec::new();
         for (_, intent) in snapshot.intents.iter_shared() {
-            let (application, boundary, unit) = segment_of(intent);
-            by_segment.push((key_hash(&[application, boundary, unit]), intent.clone()));
-            by_application.push((key_hash(&[application]), intent.clone()));
+            by_segment.push(intent.clone());
             if let Some(artifact) = snapshot.artifact_of(intent) {
                 by_artifact.push((key_hash(&[&artifact.id]), intent.clone()));
             }
@@ -229,8 +283,7 @@ impl Index {
             }
         }
         Index {
-            by_segment: Keyed::of(by_segment),
-            by_application: Keyed::of(by_application),
+            by_segment: BySegment::of(by_segment),
             by_artifact: Keyed::of(by_artifact),
             superseding,
             references: judge::ReferenceIndex::of(snapshot),
@@ -318,10 +371,6 @@ pub struct CacheStats {
 pub struct PrCheckCache {
     revisions: Lru<(Oid, &'static str), Revision>,
     judged: Lru<(Oid, Oid, &'static str), Judged>,
-    /// A working copy of the last fork point's snapshot: each check patches
-    /// it into the head in place and restores it after, instead of copying
-    /// 10,000 intents.
-    scratch: Option<(Oid, Snapshot)>,
     pub stats: CacheStats,
 }
 
@@ -346,7 +395,6 @@ impl PrCheckCache {
         PrCheckCache {
             revisions: Lru::new(CACHED_REVISIONS),
             judged: Lru::new(CACHED_JUDGEMENTS),
-            scratch: None,
             stats: CacheStats::default(),
         }
     }
@@ -386,6 +434,11 @@ impl PrCheckCache {
             && let Some(differing) = differing_paths(repo, *other_commit, commit)?
         {
             share_snapshot(&mut snapshot, &other.snapshot, &differing);
+        }
+        compact_snapshot(&mut snapshot);
+        // A map whose objects are all that revision's is that revision's.
+        if let Some((_, other)) = &other {
+            share_maps(&mut snapshot, &other.snapshot);
         }
         let model_count = load_diagnostics.len();
         let duplicates = load_diagnostics
@@ -464,10 +517,9 @@ impl PrCheckCache {
             return Ok(None);
         }
         phases.lap("load changed files");
-        let mut head = match self.scratch.take() {
-            Some((commit, snapshot)) if commit == revisions.fork_point => snapshot,
-            _ => fork.snapshot.clone(),
-        };
+        // A copy of the fork point's maps (its objects are shared), patched
+        // into the head.
+        let mut head = fork.snapshot.clone();
         phases.lap("copy the fork point");
         let removed = take_files(&mut head.intents, "intents", &changed);
         let removed_approvals = take_files(&mut head.approvals, "approvals", &changed);
@@ -657,7 +709,7 @@ impl PrCheckCache {
             .collect();
         removed_intents.sort();
         removed_intents.dedup();
-        let (verdict, mut head) = check::verdict(Parts {
+        let (verdict, head) = check::verdict(Parts {
             pull_request: request.pull_request,
             base_sha: &revisions.base.to_string(),
             changed,
@@ -670,20 +722,8 @@ impl PrCheckCache {
             removed_intents: Some(removed_intents),
         });
         phases.lap("verdict");
-        // Back to the fork point: what the check changed is put back.
-        head.config = fork.snapshot.config.clone();
-        head.principals = fork.snapshot.principals.clone();
-        head.policies = fork.snapshot.policies.clone();
-        head.approvals = fork.snapshot.approvals.clone();
-        head.exceptions = fork.snapshot.exceptions.clone();
-        for id in &added {
-            head.intents.remove(id);
-        }
-        for intent in removed {
-            head.intents.insert(intent.intent_id.clone(), intent);
-        }
-        self.scratch = Some((revisions.fork_point, head));
-        phases.lap("restore the working copy");
+        drop(head);
+        phases.lap("drop the head");
         self.stats.last_phases = phases.laps;
         Ok(Some(verdict))
     }
@@ -874,12 +914,7 @@ fn rejudge_set(
     // Every intent of those segments.
     for (application, boundary, unit) in &segments {
         let segment = (*application, *boundary, *unit);
-        let found = input
-            .index
-            .by_segment
-            .get(&[application, boundary, unit], move |intent| {
-                segment_of(intent) == segment
-            });
+        let found = input.index.by_segment.segment(segment);
         let members = input.members(found, move |intent| segment_of(intent) == segment);
         again.extend(members.cloned());
     }
@@ -913,9 +948,7 @@ fn rejudge_set(
             .cloned(),
     );
     for application in &record_applications {
-        let found = input.index.by_application.get(&[application], |intent| {
-            intent.application_id == *application
-        });
+        let found = input.index.by_segment.application(application);
         let members = input.members(found, |intent| intent.application_id == *application);
         again.extend(members.cloned());
     }
@@ -1302,6 +1335,30 @@ fn differing_below(
     Ok(true)
 }
 
+/// Rebuilds every map of `snapshot` with full nodes ([`Objects::compact`]):
+/// the cache keeps it, and every copy of it, for many checks.
+fn compact_snapshot(snapshot: &mut Snapshot) {
+    snapshot.principals.compact();
+    snapshot.applications.compact();
+    snapshot.versions.compact();
+    snapshot.entitlements.compact();
+    snapshot.intents.compact();
+    snapshot.approvals.compact();
+    snapshot.exceptions.compact();
+}
+
+/// Makes every map of `snapshot` that holds the same keys with the very
+/// same objects as `other`'s be `other`'s ([`Objects::share_if_same`]).
+fn share_maps(snapshot: &mut Snapshot, other: &Snapshot) {
+    snapshot.principals.share_if_same(&other.principals);
+    snapshot.applications.share_if_same(&other.applications);
+    snapshot.versions.share_if_same(&other.versions);
+    snapshot.entitlements.share_if_same(&other.entitlements);
+    snapshot.intents.share_if_same(&other.intents);
+    snapshot.approvals.share_if_same(&other.approvals);
+    snapshot.exceptions.share_if_same(&other.exceptions);
+}
+
 /// Makes the objects of `snapshot` that `other` has too — the same key,
 /// from the same file, which is not one of the `differing` paths (so the
 /// same text: the same positions), and equal — be `other`'s, shared.
@@ -1315,7 +1372,7 @@ fn share_snapshot(snapshot: &mut Snapshot, other: &Snapshot, differing: &HashSet
     share_objects(&mut snapshot.exceptions, &other.exceptions, differing);
 }
 
-fn share_objects<K: Ord, T: PartialEq>(
+fn share_objects<K: Ord + Clone, T: PartialEq>(
     objects: &mut Objects<K, T>,
     other: &Objects<K, T>,
     differing: &HashSet<String>,
@@ -1508,8 +1565,9 @@ pub fn memory_breakdown(
         }
     }
     let with_entries = live();
-    let (snapshot, model_diagnostics) = model::load(&entries);
+    let (mut snapshot, model_diagnostics) = model::load(&entries);
     drop(entries);
+    compact_snapshot(&mut snapshot);
     let loaded = live() - start;
     parts.push((
         format!(
@@ -1564,9 +1622,12 @@ pub fn memory_breakdown(
     let index = Index::of(&snapshot);
     parts.push(("index (all maps)".into(), live() - before));
     let before = live();
-    let copy = snapshot.clone();
+    // What each check's head costs: the maps are shared until changed, and
+    // a check changes (copies) the intents map.
+    let mut copy = snapshot.clone();
+    copy.intents.iter_shared_mut().next();
     parts.push((
-        "a clone of the snapshot (the working copy)".into(),
+        "a copy of the snapshot, its intents map copied (each check's head, transient)".into(),
         live() - before,
     ));
     drop(copy);
@@ -1609,16 +1670,14 @@ pub fn memory_breakdown(
     };
     let Index {
         by_segment,
-        by_application,
         by_artifact,
         superseding,
         references,
         ..
     } = index;
-    drop_part("index by segment", Box::new(move || drop(by_segment)));
     drop_part(
-        "index by application",
-        Box::new(move || drop(by_application)),
+        "index by segment (and application)",
+        Box::new(move || drop(by_segment)),
     );
     drop_part("index by artifact", Box::new(move || drop(by_artifact)));
     drop_part("index superseding", Box::new(move || drop(superseding)));

@@ -82,8 +82,14 @@ pub struct Snapshot {
 /// (`forge::incremental` shares them between the revisions it caches).
 /// Reading is a `BTreeMap`'s; changing an object that is shared copies it
 /// first ([`Objects::get_mut`]), so no other holder ever sees the change.
+///
+/// The map itself is shared too: cloning an `Objects` shares its map, and
+/// the first change to a shared map copies it (keys and pointers) first.
+/// So a copy of a snapshot costs nothing until one of its maps changes, and
+/// two revisions whose maps hold the very same objects can hold one map
+/// ([`Objects::share_if_same`]).
 pub struct Objects<K, T> {
-    map: BTreeMap<K, Arc<Located<T>>>,
+    map: Arc<BTreeMap<K, Arc<Located<T>>>>,
 }
 
 /// The object out of its shared pointer.
@@ -94,12 +100,13 @@ fn object<T>(shared: &Arc<Located<T>>) -> &Located<T> {
 impl<K, T> Default for Objects<K, T> {
     fn default() -> Self {
         Objects {
-            map: BTreeMap::new(),
+            map: Arc::new(BTreeMap::new()),
         }
     }
 }
 
-impl<K: Clone, T> Clone for Objects<K, T> {
+impl<K, T> Clone for Objects<K, T> {
+    /// Shares the map (see the type's documentation).
     fn clone(&self) -> Self {
         Objects {
             map: self.map.clone(),
@@ -119,6 +126,36 @@ impl<K: std::fmt::Debug, T: std::fmt::Debug> std::fmt::Debug for Objects<K, T> {
 impl<K: Ord, T> Objects<K, T> {
     pub fn new() -> Self {
         Objects::default()
+    }
+
+    /// The map to change: copied first (keys and pointers) when it is shared.
+    fn map_mut(&mut self) -> &mut BTreeMap<K, Arc<Located<T>>>
+    where
+        K: Clone,
+    {
+        Arc::make_mut(&mut self.map)
+    }
+
+    /// Whether `self` and `other` share one map.
+    pub fn shares_map_with(&self, other: &Objects<K, T>) -> bool {
+        Arc::ptr_eq(&self.map, &other.map)
+    }
+
+    /// Makes `self` share `other`'s map when both hold the same keys with
+    /// the very same objects (pointer-equal): nothing a reader can see
+    /// changes, and the map is held once.
+    pub fn share_if_same(&mut self, other: &Objects<K, T>) {
+        if self.shares_map_with(other) || self.map.len() != other.map.len() {
+            return;
+        }
+        let same = self
+            .map
+            .iter()
+            .zip(other.map.iter())
+            .all(|((k, v), (ok, ov))| k == ok && Arc::ptr_eq(v, ov));
+        if same {
+            self.map = other.map.clone();
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -177,13 +214,19 @@ impl<K: Ord, T> Objects<K, T> {
 
     /// Every key with its shared object, to replace objects with equal
     /// ones another holder shares.
-    pub fn iter_shared_mut(&mut self) -> btree_map::IterMut<'_, K, Arc<Located<T>>> {
-        self.map.iter_mut()
+    pub fn iter_shared_mut(&mut self) -> btree_map::IterMut<'_, K, Arc<Located<T>>>
+    where
+        K: Clone,
+    {
+        self.map_mut().iter_mut()
     }
 
     /// Every key with its shared object, taken.
-    pub fn into_shared(self) -> btree_map::IntoIter<K, Arc<Located<T>>> {
-        self.map.into_iter()
+    pub fn into_shared(self) -> btree_map::IntoIter<K, Arc<Located<T>>>
+    where
+        K: Clone,
+    {
+        Arc::unwrap_or_clone(self.map).into_iter()
     }
 
     pub fn range<Q, R>(&self, range: R) -> impl DoubleEndedIterator<Item = (&K, &Located<T>)> + '_
@@ -205,41 +248,64 @@ impl<K: Ord, T> Objects<K, T> {
 
     /// Inserts an object (or an already shared one), returning the one
     /// it replaces.
-    pub fn insert(&mut self, key: K, value: impl Into<Arc<Located<T>>>) -> Option<Arc<Located<T>>> {
-        self.map.insert(key, value.into())
+    pub fn insert(&mut self, key: K, value: impl Into<Arc<Located<T>>>) -> Option<Arc<Located<T>>>
+    where
+        K: Clone,
+    {
+        self.map_mut().insert(key, value.into())
     }
 
     /// Removes the object at `key`, returning it shared.
     pub fn remove<Q>(&mut self, key: &Q) -> Option<Arc<Located<T>>>
     where
-        K: Borrow<Q>,
+        K: Borrow<Q> + Clone,
         Q: Ord + ?Sized,
     {
-        self.map.remove(key)
+        if !self.map.contains_key(key) {
+            return None;
+        }
+        self.map_mut().remove(key)
     }
 
-    pub fn retain(&mut self, mut keep: impl FnMut(&K, &Located<T>) -> bool) {
-        self.map.retain(|k, v| keep(k, v));
+    /// Rebuilds the map in one pass from its (sorted) entries, so its
+    /// nodes are full: a map built by inserting one object at a time keeps
+    /// about half of each node empty, and a clone keeps the same shape.
+    pub fn compact(&mut self)
+    where
+        K: Clone,
+    {
+        let entries = Arc::unwrap_or_clone(std::mem::take(&mut self.map));
+        self.map = Arc::new(entries.into_iter().collect());
+    }
+
+    pub fn retain(&mut self, mut keep: impl FnMut(&K, &Located<T>) -> bool)
+    where
+        K: Clone,
+    {
+        self.map_mut().retain(|k, v| keep(k, v));
     }
 
     pub fn clear(&mut self) {
-        self.map.clear();
+        self.map = Arc::default();
     }
 }
 
-impl<K: Ord, T: Clone> Objects<K, T> {
+impl<K: Ord + Clone, T: Clone> Objects<K, T> {
     /// The object at `key` to change: copied first when it is shared.
     pub fn get_mut<Q>(&mut self, key: &Q) -> Option<&mut Located<T>>
     where
         K: Borrow<Q>,
         Q: Ord + ?Sized,
     {
-        self.map.get_mut(key).map(Arc::make_mut)
+        if !self.map.contains_key(key) {
+            return None;
+        }
+        self.map_mut().get_mut(key).map(Arc::make_mut)
     }
 
     /// Every object to change: each copied first when it is shared.
     pub fn values_mut(&mut self) -> impl Iterator<Item = &mut Located<T>> + '_ {
-        self.map.values_mut().map(Arc::make_mut)
+        self.map_mut().values_mut().map(Arc::make_mut)
     }
 }
 
@@ -265,7 +331,7 @@ impl<'a, K, T> IntoIterator for &'a Objects<K, T> {
     }
 }
 
-impl<K, T: Clone> IntoIterator for Objects<K, T> {
+impl<K: Clone, T: Clone> IntoIterator for Objects<K, T> {
     type Item = (K, Located<T>);
     type IntoIter = std::iter::Map<
         btree_map::IntoIter<K, Arc<Located<T>>>,
@@ -273,7 +339,7 @@ impl<K, T: Clone> IntoIterator for Objects<K, T> {
     >;
     /// Every object, owned (copied only when another holder shares it).
     fn into_iter(self) -> Self::IntoIter {
-        self.map
+        Arc::unwrap_or_clone(self.map)
             .into_iter()
             .map(|(k, v)| (k, Arc::unwrap_or_clone(v)))
     }
@@ -282,14 +348,14 @@ impl<K, T: Clone> IntoIterator for Objects<K, T> {
 impl<K: Ord, T, V: Into<Arc<Located<T>>>> FromIterator<(K, V)> for Objects<K, T> {
     fn from_iter<I: IntoIterator<Item = (K, V)>>(items: I) -> Self {
         Objects {
-            map: items.into_iter().map(|(k, v)| (k, v.into())).collect(),
+            map: Arc::new(items.into_iter().map(|(k, v)| (k, v.into())).collect()),
         }
     }
 }
 
-impl<K: Ord, T, V: Into<Arc<Located<T>>>> Extend<(K, V)> for Objects<K, T> {
+impl<K: Ord + Clone, T, V: Into<Arc<Located<T>>>> Extend<(K, V)> for Objects<K, T> {
     fn extend<I: IntoIterator<Item = (K, V)>>(&mut self, items: I) {
-        self.map
+        self.map_mut()
             .extend(items.into_iter().map(|(k, v)| (k, v.into())));
     }
 }
@@ -340,5 +406,87 @@ impl Snapshot {
             .collect();
         versions.sort_by_key(|v| semver::Version::parse(&v.version).ok());
         versions
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn objects(values: &[(&str, u32)]) -> Objects<String, u32> {
+        let document = Arc::new(super::super::yaml::parse("{}").expect("parses"));
+        values
+            .iter()
+            .map(|(key, value)| {
+                (
+                    (*key).to_owned(),
+                    Located::new(*value, format!("{key}.yaml"), document.clone()),
+                )
+            })
+            .collect()
+    }
+
+    fn contents(objects: &Objects<String, u32>) -> Vec<(String, u32)> {
+        objects.iter().map(|(k, v)| (k.clone(), v.value)).collect()
+    }
+
+    #[test]
+    fn a_copy_shares_its_map_until_it_changes() {
+        let original = objects(&[("a", 1), ("b", 2)]);
+        let mut copy = original.clone();
+        assert!(copy.shares_map_with(&original));
+        copy.insert(
+            "c".to_owned(),
+            Located::new(3, "c.yaml".into(), original["a"].document.clone()),
+        );
+        assert!(!copy.shares_map_with(&original));
+        *copy.get_mut("a").expect("a") =
+            Located::new(9, "a.yaml".into(), original["a"].document.clone());
+        copy.remove("b");
+        assert_eq!(contents(&original), [("a".into(), 1), ("b".into(), 2)]);
+        assert_eq!(contents(&copy), [("a".into(), 9), ("c".into(), 3)]);
+        // Reading or asking for what is not there copies nothing.
+        let mut other = original.clone();
+        assert!(other.remove("zz").is_none() && other.get_mut("zz").is_none());
+        assert!(other.shares_map_with(&original));
+        other.retain(|_, v| v.value == 1);
+        assert_eq!(contents(&original), [("a".into(), 1), ("b".into(), 2)]);
+        assert_eq!(contents(&other), [("a".into(), 1)]);
+        other.clear();
+        assert!(other.is_empty() && original.len() == 2);
+    }
+
+    #[test]
+    fn only_the_very_same_objects_share_a_map() {
+        let original = objects(&[("a", 1), ("b", 2)]);
+        // Equal but separate objects: not shared.
+        let mut equal = objects(&[("a", 1), ("b", 2)]);
+        equal.share_if_same(&original);
+        assert!(!equal.shares_map_with(&original));
+        // The same objects in a map of its own: shared.
+        let mut same: Objects<String, u32> = original
+            .iter_shared()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        assert!(!same.shares_map_with(&original));
+        same.share_if_same(&original);
+        assert!(same.shares_map_with(&original));
+        // One object more or one different: not shared.
+        let mut more = original.clone();
+        more.insert("c".to_owned(), original.get_shared("a").expect("a").clone());
+        more.share_if_same(&original);
+        assert!(!more.shares_map_with(&original));
+        let mut different: Objects<String, u32> = original
+            .iter_shared()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        *different.get_mut("b").expect("b") = original["b"].clone();
+        different.share_if_same(&original);
+        assert!(!different.shares_map_with(&original));
+        assert_eq!(contents(&different), contents(&original));
+        // Compacting keeps every object.
+        let mut compacted = more.clone();
+        compacted.compact();
+        assert_eq!(contents(&compacted), contents(&more));
     }
 }
