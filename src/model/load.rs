@@ -146,19 +146,55 @@ fn slot(path: &str) -> Slot {
 /// in entry order, so results (and which of two duplicates is reported) do not
 /// depend on the number of threads.
 pub fn load(entries: &[Entry]) -> (Snapshot, Vec<Diagnostic>) {
+    let chunk = chunk_size(entries.len());
+    load_parts(entries.chunks(chunk).collect(), |loader, part| {
+        for entry in part {
+            loader.entry(&entry.path, Content::of(&entry.content));
+        }
+    })
+}
+
+/// [`load`] of entries the caller gives up: each file's bytes become its
+/// document's text (kept for positions) instead of being copied, so the
+/// bytes are held once and never freed in between. Same parts, same
+/// results, byte for byte.
+pub fn load_owned(mut entries: Vec<Entry>) -> (Snapshot, Vec<Diagnostic>) {
+    let chunk = chunk_size(entries.len());
+    // The same parts as `entries.chunks(chunk)`, split off from the end.
+    let mut parts = Vec::with_capacity(entries.len().div_ceil(chunk));
+    while !entries.is_empty() {
+        let start = (entries.len() - 1) / chunk * chunk;
+        parts.push(entries.split_off(start));
+    }
+    parts.reverse();
+    load_parts(parts, |loader, part| {
+        for entry in part {
+            loader.entry(&entry.path, Content::owned(entry.content));
+        }
+    })
+}
+
+/// Entries per thread: all cores, at least 64 entries each.
+fn chunk_size(entries: usize) -> usize {
     let workers = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1);
-    let chunk = entries.len().div_ceil(workers).max(64);
+    entries.div_ceil(workers).max(64)
+}
+
+/// Loads each part on a thread of its own and merges them in order.
+fn load_parts<P: Send>(
+    parts: Vec<P>,
+    each: impl Fn(&mut Loader, P) + Sync,
+) -> (Snapshot, Vec<Diagnostic>) {
+    let each = &each;
     let parts: Vec<Loader> = std::thread::scope(|scope| {
-        let handles: Vec<_> = entries
-            .chunks(chunk)
+        let handles: Vec<_> = parts
+            .into_iter()
             .map(|part| {
                 scope.spawn(move || {
                     let mut loader = Loader::default();
-                    for entry in part {
-                        loader.entry(entry);
-                    }
+                    each(&mut loader, part);
                     loader
                 })
             })
@@ -179,6 +215,35 @@ pub fn load(entries: &[Entry]) -> (Snapshot, Vec<Diagnostic>) {
         ));
     }
     (loader.snapshot, loader.diagnostics)
+}
+
+/// An entry's content as the loader takes it: a file's bytes borrowed
+/// (copied into the document) or owned (moved into it).
+enum Content<'a> {
+    File(std::borrow::Cow<'a, [u8]>),
+    TooLarge(u64),
+    Symlink,
+    Submodule,
+}
+
+impl<'a> Content<'a> {
+    fn of(content: &'a EntryContent) -> Content<'a> {
+        match content {
+            EntryContent::File(bytes) => Content::File(std::borrow::Cow::Borrowed(bytes)),
+            EntryContent::TooLarge(size) => Content::TooLarge(*size),
+            EntryContent::Symlink => Content::Symlink,
+            EntryContent::Submodule => Content::Submodule,
+        }
+    }
+
+    fn owned(content: EntryContent) -> Content<'static> {
+        match content {
+            EntryContent::File(bytes) => Content::File(std::borrow::Cow::Owned(bytes)),
+            EntryContent::TooLarge(size) => Content::TooLarge(size),
+            EntryContent::Symlink => Content::Symlink,
+            EntryContent::Submodule => Content::Submodule,
+        }
+    }
 }
 
 #[derive(Default)]
@@ -261,17 +326,16 @@ impl Loader {
         target.policies.extend(snapshot.policies);
     }
 
-    fn entry(&mut self, entry: &Entry) {
-        let path = entry.path.as_str();
+    fn entry(&mut self, path: &str, content: Content<'_>) {
         // Links and submodules are refused wherever they are: nothing is ever followed.
-        let refusal = match entry.content {
-            EntryContent::Symlink => Some(
+        let refusal = match content {
+            Content::Symlink => Some(
                 "symbolic links are not allowed in a governed repository; commit the file itself",
             ),
-            EntryContent::Submodule => Some(
+            Content::Submodule => Some(
                 "submodules are not allowed in a governed repository; ringmaster never follows them",
             ),
-            EntryContent::File(_) | EntryContent::TooLarge(_) => None,
+            Content::File(_) | Content::TooLarge(_) => None,
         };
         if let Some(message) = refusal {
             self.diagnostics.push(Diagnostic::error(path, message));
@@ -286,9 +350,9 @@ impl Loader {
                 .push(Diagnostic::error(path, message.clone()));
             return;
         }
-        let bytes = match &entry.content {
-            EntryContent::File(bytes) => bytes,
-            EntryContent::TooLarge(size) => {
+        let bytes = match content {
+            Content::File(bytes) => bytes,
+            Content::TooLarge(size) => {
                 self.diagnostics.push(Diagnostic::error(
                     path,
                     format!(
@@ -297,35 +361,57 @@ impl Loader {
                 ));
                 return;
             }
-            EntryContent::Symlink | EntryContent::Submodule => return,
+            Content::Symlink | Content::Submodule => return,
         };
-        let text = match std::str::from_utf8(bytes) {
-            Ok(text) => text,
-            Err(error) => {
-                let line = bytes[..error.valid_up_to()]
-                    .iter()
-                    .filter(|b| **b == b'\n')
-                    .count()
-                    + 1;
-                self.diagnostics.push(
-                    Diagnostic::error(path, "file is not valid UTF-8; save it as UTF-8")
-                        .at(Position { line, column: 1 }),
-                );
-                return;
-            }
+        // Checked once; the error names the line the first bad byte is on.
+        let not_utf8 = |bytes: &[u8], error: std::str::Utf8Error| {
+            let line = bytes[..error.valid_up_to()]
+                .iter()
+                .filter(|b| **b == b'\n')
+                .count()
+                + 1;
+            Diagnostic::error(path, "file is not valid UTF-8; save it as UTF-8")
+                .at(Position { line, column: 1 })
+        };
+        let text = match bytes {
+            std::borrow::Cow::Borrowed(bytes) => match std::str::from_utf8(bytes) {
+                Ok(text) => std::borrow::Cow::Borrowed(text),
+                Err(error) => {
+                    self.diagnostics.push(not_utf8(bytes, error));
+                    return;
+                }
+            },
+            std::borrow::Cow::Owned(bytes) => match String::from_utf8(bytes) {
+                Ok(text) => std::borrow::Cow::Owned(text),
+                Err(error) => {
+                    self.diagnostics
+                        .push(not_utf8(error.as_bytes(), error.utf8_error()));
+                    return;
+                }
+            },
         };
         match slot {
             Slot::Policy => self.snapshot.policies.push(PolicyFile {
                 path: path.to_owned(),
-                source: text.to_owned(),
+                source: text.into_owned(),
             }),
             Slot::Yaml { kind, implied } => self.yaml(path, text, kind, implied),
             Slot::Ignored | Slot::Outside(_) => {}
         }
     }
 
-    fn yaml(&mut self, path: &str, text: &str, expected_kind: &'static str, implied: Implied) {
-        let mut document = match yaml::parse(text) {
+    fn yaml(
+        &mut self,
+        path: &str,
+        text: std::borrow::Cow<'_, str>,
+        expected_kind: &'static str,
+        implied: Implied,
+    ) {
+        let parsed = match text {
+            std::borrow::Cow::Borrowed(text) => yaml::parse(text),
+            std::borrow::Cow::Owned(text) => yaml::parse_owned(text),
+        };
+        let mut document = match parsed {
             Ok(document) => document,
             Err(error) => {
                 self.diagnostics.push(
