@@ -141,12 +141,19 @@ fn slot(path: &str) -> Slot {
 /// Loads every governed object from the entries. Never fails: every problem
 /// becomes a diagnostic and the object is left out.
 ///
-/// Files are parsed and schema-checked on all cores; the parts are then merged
-/// in entry order, so results (and which of two duplicates is reported) do not
-/// depend on the number of threads.
+/// Files are parsed and schema-checked on all cores, in contiguous parts of
+/// about the same number of bytes ([`part_starts`]); the parts are then
+/// merged in entry order, so results (and which of two duplicates is
+/// reported) do not depend on the number of threads or where the parts end.
 pub fn load(entries: &[Entry]) -> (Snapshot, Vec<Diagnostic>) {
-    let chunk = chunk_size(entries.len());
-    load_parts(entries.chunks(chunk).collect(), |loader, part| {
+    let starts = part_starts(entries);
+    let ends = starts.iter().skip(1).copied().chain([entries.len()]);
+    let parts = starts
+        .iter()
+        .zip(ends)
+        .map(|(start, end)| &entries[*start..end])
+        .collect();
+    load_parts(parts, |loader, part| {
         for entry in part {
             loader.entry(&entry.path, Content::of(&entry.content));
         }
@@ -158,11 +165,10 @@ pub fn load(entries: &[Entry]) -> (Snapshot, Vec<Diagnostic>) {
 /// bytes are held once and never freed in between. Same parts, same
 /// results, byte for byte.
 pub fn load_owned(mut entries: Vec<Entry>) -> (Snapshot, Vec<Diagnostic>) {
-    let chunk = chunk_size(entries.len());
-    // The same parts as `entries.chunks(chunk)`, split off from the end.
-    let mut parts = Vec::with_capacity(entries.len().div_ceil(chunk));
-    while !entries.is_empty() {
-        let start = (entries.len() - 1) / chunk * chunk;
+    let starts = part_starts(&entries);
+    // The same parts as `load`'s, split off from the end.
+    let mut parts = Vec::with_capacity(starts.len());
+    for start in starts.into_iter().rev() {
         parts.push(entries.split_off(start));
     }
     parts.reverse();
@@ -173,13 +179,44 @@ pub fn load_owned(mut entries: Vec<Entry>) -> (Snapshot, Vec<Diagnostic>) {
     })
 }
 
-/// Entries per thread: all cores, at least 64 entries each.
-fn chunk_size(entries: usize) -> usize {
+/// Where each thread's part of `entries` starts: one part per core (at
+/// least [`MIN_PART`] entries each), cut where the bytes to parse so far
+/// reach the next equal share. Parsing time follows the bytes, and a
+/// generated repository lists its large application files first: parts
+/// of equal counts left one thread with three quarters of the work.
+fn part_starts(entries: &[Entry]) -> Vec<usize> {
     let workers = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1);
-    entries.div_ceil(workers).max(64)
+    let parts = workers.min(entries.len() / MIN_PART).max(1);
+    let weight = |entry: &Entry| {
+        PER_FILE_BYTES
+            + match &entry.content {
+                EntryContent::File(bytes) => bytes.len(),
+                _ => 0,
+            }
+    };
+    let total: usize = entries.iter().map(weight).sum();
+    let mut starts = vec![0];
+    let mut before = 0;
+    for (index, entry) in entries.iter().enumerate() {
+        if starts.len() == parts {
+            break;
+        }
+        let last = starts.last().copied().unwrap_or(0);
+        if index - last >= MIN_PART && before >= total / parts * starts.len() {
+            starts.push(index);
+        }
+        before += weight(entry);
+    }
+    starts
 }
+
+/// Fewest entries a thread is given.
+const MIN_PART: usize = 64;
+/// What a file costs beyond its bytes (a path, a document, an object),
+/// counted as bytes when parts are cut.
+const PER_FILE_BYTES: usize = 256;
 
 /// Loads each part on a thread of its own and merges them in order.
 fn load_parts<P: Send>(
@@ -629,5 +666,78 @@ impl Loader {
             return;
         }
         self.snapshot.versions.insert(key, version);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A generated repository with findings of several kinds mixed in.
+    fn entries() -> Vec<Entry> {
+        let dir = tempfile::tempdir().expect("temp dir");
+        crate::synthetic::write(dir.path(), 400).expect("generate");
+        let mut entries = crate::source::read_worktree(dir.path()).expect("read");
+        let at = entries.len() / 3;
+        entries.insert(at, Entry::file("intents/broken.yaml", "a: [1, 2\n"));
+        entries.insert(
+            at * 2,
+            Entry::file("intents/bad.yaml", b"a: \xff\n".to_vec()),
+        );
+        entries.push(Entry::file("principals/odd.yaml", "kind: Nope\n"));
+        entries
+    }
+
+    #[test]
+    fn parts_are_contiguous_and_balanced_by_bytes() {
+        let entries = entries();
+        let starts = part_starts(&entries);
+        assert_eq!(starts.first(), Some(&0));
+        assert!(starts.windows(2).all(|pair| pair[1] - pair[0] >= MIN_PART));
+        let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+        assert_eq!(starts.len(), workers.min(entries.len() / MIN_PART).max(1));
+        // No part holds more than an equal share and one file.
+        let weight = |entry: &Entry| {
+            PER_FILE_BYTES
+                + match &entry.content {
+                    EntryContent::File(bytes) => bytes.len(),
+                    _ => 0,
+                }
+        };
+        let total: usize = entries.iter().map(weight).sum();
+        let largest = entries.iter().map(weight).max().unwrap_or(0);
+        let ends = starts.iter().skip(1).copied().chain([entries.len()]);
+        for (start, end) in starts.iter().zip(ends) {
+            let part: usize = entries[*start..end].iter().map(weight).sum();
+            assert!(part <= total / starts.len() + largest, "{part} of {total}");
+        }
+        assert_eq!(part_starts(&entries[..MIN_PART * 2 - 1]), vec![0]);
+        assert_eq!(part_starts(&[]), vec![0]);
+    }
+
+    /// Where the parts end changes nothing: one part, `load`'s parts, and
+    /// `load_owned`'s give the same snapshot and diagnostics, in order.
+    #[test]
+    fn results_do_not_depend_on_the_parts() {
+        let entries = entries();
+        let whole = load_parts(vec![entries.as_slice()], |loader, part| {
+            for entry in part {
+                loader.entry(&entry.path, Content::of(&entry.content));
+            }
+        });
+        let shown = |(snapshot, diagnostics): &(Snapshot, Vec<Diagnostic>)| {
+            format!("{snapshot:?}\n{diagnostics:?}")
+        };
+        assert!(whole.1.len() >= 3, "{:?}", whole.1);
+        assert_eq!(shown(&load(&entries)), shown(&whole));
+        assert_eq!(shown(&load_owned(entries.clone())), shown(&whole));
+        // Parts of equal counts, as before, too.
+        let halves = entries.split_at(entries.len() / 2);
+        let halves = load_parts(vec![halves.0, halves.1], |loader, part| {
+            for entry in part {
+                loader.entry(&entry.path, Content::of(&entry.content));
+            }
+        });
+        assert_eq!(shown(&halves), shown(&whole));
     }
 }
