@@ -240,13 +240,13 @@ fn read_blobs(
 /// The blob `id` read from its loose object file under `objects`
 /// (`xx/yyyy…`: zlib of `blob <size>\0<bytes>`), exactly what libgit2 would
 /// return: the size is read from the header first, so a blob over
-/// [`MAX_FILE_BYTES`] is never inflated (libgit2's `read_header` does not
-/// check the content either); the bytes are checked against `id` with
-/// libgit2's own hash (SHA-1 with collision detection, as its reads do).
-/// `None` when there is no such file or anything about it is unexpected
-/// (another object type, a malformed header, a size or hash that does not
-/// match, trailing bytes): the caller then asks libgit2, which looks in the
-/// packs and alternates too and reports the error it always did.
+/// [`MAX_FILE_BYTES`] is never inflated (it is left to libgit2's
+/// `read_header`); the bytes are checked against `id` with libgit2's own
+/// hash (SHA-1 with collision detection, as its reads do). `None` when there
+/// is no such file, the blob is over the cap, or anything about the file is
+/// unexpected (another object type, a malformed header, a size or hash that
+/// does not match, trailing bytes): the caller then asks libgit2, which
+/// looks in the packs and alternates too and reports the error it always did.
 fn read_loose(objects: &Path, id: Oid) -> Option<EntryContent> {
     use flate2::{Decompress, FlushDecompress, Status};
     let hex = id.to_string();
@@ -265,7 +265,9 @@ fn read_loose(objects: &Path, id: Oid) -> Option<EntryContent> {
     }
     let size: u64 = std::str::from_utf8(digits).ok()?.parse().ok()?;
     if size > MAX_FILE_BYTES {
-        return Some(EntryContent::TooLarge(size));
+        // Never inflated; its size is libgit2's answer (`read_header`
+        // asks the packs first), so a damaged loose copy cannot change it.
+        return None;
     }
     let size = usize::try_from(size).ok()?;
     let already = &head[nul + 1..produced];
@@ -409,14 +411,16 @@ mod tests {
         assert_eq!(direct, read(&repository, &ids, false));
         let objects = repository.commondir().join("objects");
         for ((bytes, id), content) in files.iter().zip(&ids).zip(&direct) {
-            // Each was read from its loose file (not left to libgit2).
-            assert_eq!(read_loose(&objects, *id).as_ref(), Some(content));
             match content {
                 EntryContent::File(read) => {
+                    // Read from its loose file (not left to libgit2).
+                    assert_eq!(read_loose(&objects, *id).as_ref(), Some(content));
                     assert_eq!(read, bytes);
                     assert_eq!(read.capacity(), read.len());
                 }
                 EntryContent::TooLarge(size) => {
+                    // Over the cap: never inflated, sized by libgit2.
+                    assert_eq!(read_loose(&objects, *id), None);
                     assert_eq!(*size, bytes.len() as u64);
                     assert!(*size > MAX_FILE_BYTES);
                 }
