@@ -221,10 +221,12 @@ fn read_blobs(
     objects: &Path,
     blobs: &[(usize, Oid)],
 ) -> Result<Vec<EntryContent>, (usize, git2::Error)> {
+    // The compressed bytes of each loose file, one buffer for them all.
+    let mut compressed = Vec::new();
     blobs
         .iter()
         .map(|(index, id)| {
-            if let Some(content) = read_loose(objects, *id) {
+            if let Some(content) = read_loose(objects, *id, &mut compressed) {
                 return Ok(content);
             }
             let (size, _) = odb.read_header(*id).map_err(|error| (*index, error))?;
@@ -247,15 +249,23 @@ fn read_blobs(
 /// unexpected (another object type, a malformed header, a size or hash that
 /// does not match, trailing bytes): the caller then asks libgit2, which
 /// looks in the packs and alternates too and reports the error it always did.
-fn read_loose(objects: &Path, id: Oid) -> Option<EntryContent> {
+///
+/// `compressed` is a buffer the file is read into (its contents are not
+/// kept), reused from one blob to the next.
+fn read_loose(objects: &Path, id: Oid, compressed: &mut Vec<u8>) -> Option<EntryContent> {
     use flate2::{Decompress, FlushDecompress, Status};
+    use std::io::Read as _;
     let hex = id.to_string();
-    let compressed = std::fs::read(objects.join(&hex[..2]).join(&hex[2..])).ok()?;
+    let mut file = std::fs::File::open(objects.join(&hex[..2]).join(&hex[2..])).ok()?;
+    compressed.clear();
+    file.read_to_end(compressed).ok()?;
+    drop(file);
+    let compressed = compressed.as_slice();
     let mut inflater = Decompress::new(true);
     // "blob " + at most 20 digits + NUL fit in 32 bytes.
     let mut head = [0u8; 32];
     let status = inflater
-        .decompress(&compressed, &mut head, FlushDecompress::None)
+        .decompress(compressed, &mut head, FlushDecompress::None)
         .ok()?;
     let produced = usize::try_from(inflater.total_out()).ok()?;
     let nul = head[..produced].iter().position(|byte| *byte == 0)?;
@@ -405,6 +415,8 @@ mod tests {
             noise(MAX_FILE_BYTES as usize),
             noise(MAX_FILE_BYTES as usize + 1),
             vec![b'a'; 3 * MAX_FILE_BYTES as usize],
+            // Read into the buffer a larger file used before.
+            b"small: after large ones\n".to_vec(),
         ];
         let (_dir, repository, ids) = repository_with(&files);
         let direct = read(&repository, &ids, true);
@@ -414,13 +426,16 @@ mod tests {
             match content {
                 EntryContent::File(read) => {
                     // Read from its loose file (not left to libgit2).
-                    assert_eq!(read_loose(&objects, *id).as_ref(), Some(content));
+                    assert_eq!(
+                        read_loose(&objects, *id, &mut Vec::new()).as_ref(),
+                        Some(content)
+                    );
                     assert_eq!(read, bytes);
                     assert_eq!(read.capacity(), read.len());
                 }
                 EntryContent::TooLarge(size) => {
                     // Over the cap: never inflated, sized by libgit2.
-                    assert_eq!(read_loose(&objects, *id), None);
+                    assert_eq!(read_loose(&objects, *id, &mut Vec::new()), None);
                     assert_eq!(*size, bytes.len() as u64);
                     assert!(*size > MAX_FILE_BYTES);
                 }
@@ -446,21 +461,21 @@ mod tests {
         permissions.set_readonly(false);
         std::fs::set_permissions(&first, permissions).expect("writable");
         std::fs::write(&first, &swapped).expect("swap");
-        assert_eq!(read_loose(&objects, ids[0]), None);
+        assert_eq!(read_loose(&objects, ids[0], &mut Vec::new()), None);
         // libgit2 reports it, as it always did; the other blob still reads.
         let blobs = [(0, ids[0])];
         assert!(read_blobs(&repository.odb().expect("odb"), &objects, &blobs).is_err());
         assert_eq!(
-            read_loose(&objects, ids[1]),
+            read_loose(&objects, ids[1], &mut Vec::new()),
             Some(EntryContent::File(b"reviewed: false\n".to_vec()))
         );
         // Garbage and a truncated file are left to libgit2 too.
         std::fs::write(&first, b"not zlib").expect("garbage");
-        assert_eq!(read_loose(&objects, ids[0]), None);
+        assert_eq!(read_loose(&objects, ids[0], &mut Vec::new()), None);
         std::fs::write(&first, &swapped[..swapped.len() - 3]).expect("truncate");
-        assert_eq!(read_loose(&objects, ids[0]), None);
+        assert_eq!(read_loose(&objects, ids[0], &mut Vec::new()), None);
         // No loose file at all: libgit2 looks elsewhere.
         std::fs::remove_file(&first).expect("remove");
-        assert_eq!(read_loose(&objects, ids[0]), None);
+        assert_eq!(read_loose(&objects, ids[0], &mut Vec::new()), None);
     }
 }
