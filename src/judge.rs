@@ -264,6 +264,19 @@ pub fn load_observed(entries: &[Entry], progress: &dyn Progress) -> (Snapshot, V
     (snapshot, diagnostics)
 }
 
+/// [`load_observed`] of entries the caller gives up (`model::load_owned`):
+/// the same result, each file's bytes held once (`validate`).
+pub fn load_owned_observed(
+    entries: Vec<Entry>,
+    progress: &dyn Progress,
+) -> (Snapshot, Vec<Diagnostic>) {
+    progress.stage(&format!("loading {} files", entries.len()), None);
+    let (snapshot, mut diagnostics) = model::load_owned(entries);
+    progress.stage("checking references", None);
+    diagnostics.extend(checks(&snapshot));
+    (snapshot, diagnostics)
+}
+
 /// What [`load`] checks on a loaded snapshot after `model::load`: every
 /// reference, targeting, the config's change-freeze windows. The
 /// incremental PR check (`forge::incremental`) runs it on a snapshot it

@@ -13,5 +13,5 @@ pub mod snapshot;
 pub mod yaml;
 
 pub use kinds::*;
-pub use load::{Entry, EntryContent, load};
+pub use load::{Entry, EntryContent, load, load_owned};
 pub use snapshot::{Located, Objects, PolicyFile, Snapshot};

@@ -23,7 +23,7 @@
 use crate::diagnostic::Position;
 use serde_json::{Map, Number, Value};
 use std::collections::HashMap;
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 use yaml_rust2::parser::{Event, Parser, Tag};
 use yaml_rust2::scanner::{Marker, TScalarStyle};
 
@@ -44,7 +44,8 @@ pub const MAX_NODES: usize = 200_000;
 #[derive(Debug, Clone)]
 pub struct Document {
     pub value: Value,
-    source: Arc<str>,
+    /// The file's text, moved in when the caller owns it (never copied twice).
+    source: Box<str>,
     positions: OnceLock<HashMap<String, Position>>,
 }
 
@@ -314,7 +315,17 @@ pub fn parse(text: &str) -> Result<Document, YamlError> {
     let (value, _) = read(text, false)?;
     Ok(Document {
         value,
-        source: Arc::from(text),
+        source: Box::from(text),
+        positions: OnceLock::new(),
+    })
+}
+
+/// [`parse`], keeping `text` itself (no copy) for positions.
+pub fn parse_owned(text: String) -> Result<Document, YamlError> {
+    let (value, _) = read(&text, false)?;
+    Ok(Document {
+        value,
+        source: text.into_boxed_str(),
         positions: OnceLock::new(),
     })
 }
