@@ -38,6 +38,7 @@ mod input;
 pub mod isolation;
 pub mod limits;
 mod outcome;
+mod reads;
 mod shape;
 
 pub use bundle::{BUILTIN_PACKAGE, BUILTIN_POLICIES, TENANT_PACKAGE};
@@ -65,6 +66,10 @@ const TIMER_CHECK_INTERVAL: u32 = 32;
 
 /// Rule evaluated once at build time to make regorus analyse every module.
 const READINESS_RULE: &str = "data.ringmaster.builtin.bundle_loaded";
+
+/// Package of the rule that prepares [`PolicyEngine::tenant_rules_alone`]:
+/// outside `ringmaster.tenant`, so no tenant file declares or reaches it.
+const TENANT_ALONE_PACKAGE: &str = "ringmaster.ready";
 
 /// The built-in rules read after each evaluation, in this order: the four
 /// output sets (in [`ReasonKind::ALL`] order), then the approval counts.
@@ -108,6 +113,9 @@ pub struct PolicyEngine {
     /// The tenant files compiled in the installed [`isolation`], which then
     /// answers every question about them.
     isolated: Option<Arc<dyn IsolatedTenant>>,
+    /// The top-level input fields the tenant files can read (`reads`), the
+    /// only ones a batch sends to the isolation; `None`: every field.
+    tenant_reads: Option<Arc<std::collections::BTreeSet<String>>>,
 }
 
 impl std::fmt::Debug for PolicyEngine {
@@ -196,6 +204,7 @@ impl PolicyEngine {
                 engine.tenant_packages = isolated.packages().to_vec().into();
                 engine.output_query = output_query(&engine.tenant_packages).into();
                 engine.isolated = Some(isolated);
+                engine.tenant_reads = reads::fields_read(tenant_policies).map(Arc::new);
                 Ok(engine)
             }
         }
@@ -268,6 +277,43 @@ impl PolicyEngine {
             tenant_packages: tenant_packages.into(),
             time_limit: DEFAULT_TIME_LIMIT,
             isolated: None,
+            tenant_reads: None,
+        })
+    }
+
+    /// The tenant rules of this engine's bundle (`tenant_policies`, the
+    /// files it was compiled from) in an engine of their own, without the
+    /// built-in rules, for [`PolicyEngine::answer_tenant_value`]: each
+    /// evaluation there starts by clearing the interpreter's state for
+    /// every expression of the bundle, and the built-in files are most of
+    /// them. `None` unless the tenant files can reach no rule outside the
+    /// tenant packages (`reads`: no `data` but `data.ringmaster.tenant`), or
+    /// when they do not prepare on their own; the outputs are then the
+    /// ones of the whole bundle, since no tenant rule can see the others.
+    pub fn tenant_rules_alone(&self, tenant_policies: &[(String, String)]) -> Option<PolicyEngine> {
+        if self.tenant_packages.is_empty() || self.isolated.is_some() {
+            return None;
+        }
+        reads::fields_read(tenant_policies)?;
+        let mut engine = regorus::Engine::new();
+        engine.set_execution_timer_config(timer_config(DEFAULT_TIME_LIMIT));
+        for (path, source) in tenant_policies {
+            engine.add_policy(path.clone(), source.clone()).ok()?;
+        }
+        // Prepared now, not in every clone: a rule no tenant file can
+        // reach, in a package no tenant file may declare.
+        engine
+            .add_policy(
+                "<ringmaster>/ready.rego".to_string(),
+                format!("package {TENANT_ALONE_PACKAGE}\n\nready := true\n"),
+            )
+            .ok()?;
+        engine
+            .eval_rule(format!("data.{TENANT_ALONE_PACKAGE}.ready"))
+            .ok()?;
+        Some(PolicyEngine {
+            prepared: Arc::new(engine),
+            ..self.clone()
         })
     }
 
@@ -458,10 +504,18 @@ impl PolicyEngine {
             .filter_map(|(stage, input)| match stage {
                 Stage::Tenant {
                     shared, time_limit, ..
-                } => Some(isolation::TenantInput {
-                    fields: input.fields(shared),
-                    time_limit: *time_limit,
-                }),
+                } => {
+                    let mut fields = input.fields(shared);
+                    // The tenant rules see the same value of everything they
+                    // can read without the fields they cannot (`reads`).
+                    if let Some(reads) = &self.tenant_reads {
+                        fields.retain(|(name, _, _)| reads.contains(*name));
+                    }
+                    Some(isolation::TenantInput {
+                        fields,
+                        time_limit: *time_limit,
+                    })
+                }
                 Stage::Done(..) => None,
             })
             .collect();

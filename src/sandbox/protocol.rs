@@ -9,7 +9,8 @@
 //! ```
 //!
 //! A batch carries many tenant evaluations in one message. Each item is one
-//! evaluation's input as its top-level fields, each given inline or as the
+//! evaluation's input as its top-level fields (those the tenant files can
+//! read, `crate::policy::reads`), each given inline or as the
 //! id of a value the judge defined earlier on this worker (`define`: the
 //! config, an application, a publisher — what many inputs repeat is sent
 //! once, not once per intent); `forget` lists ids the worker may drop, so

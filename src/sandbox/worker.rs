@@ -34,6 +34,9 @@ pub fn run(memory_limit: u64) -> i32 {
     let stdout = std::io::stdout();
     let mut output = std::io::BufWriter::new(stdout.lock());
     let mut engine: Option<PolicyEngine> = None;
+    // The tenant rules alone, for batches, when they can be evaluated so
+    // (`PolicyEngine::tenant_rules_alone`).
+    let mut tenant_alone: Option<PolicyEngine> = None;
     // The shared values of batches, by id, as the judge defined them.
     let mut shared: HashMap<u64, regorus::Value> = HashMap::new();
     let mut line = String::new();
@@ -68,7 +71,7 @@ pub fn run(memory_limit: u64) -> i32 {
                 }
                 for item in items {
                     watchdog.arm(item.deadline);
-                    let reply = match &engine {
+                    let reply = match tenant_alone.as_ref().or(engine.as_ref()) {
                         None => FromWorker::Failed(PolicyError::WorkerFailed {
                             message: "asked for an answer before compiling".into(),
                         }),
@@ -103,6 +106,7 @@ pub fn run(memory_limit: u64) -> i32 {
                 match PolicyEngine::in_process(&files, &mut parsing) {
                     Ok(compiled) => {
                         let packages = compiled.package_sets();
+                        tenant_alone = compiled.tenant_rules_alone(&files);
                         engine = Some(compiled);
                         FromWorker::Compiled(packages)
                     }
