@@ -333,4 +333,18 @@ fn main() {
         mib(LIVE.load(Ordering::Relaxed)),
         mib(before)
     );
+
+    // What one revision holds, part by part.
+    println!("one revision of {intents} intents, part by part (heap bytes):");
+    let parts = ringmaster::forge::incremental::memory_breakdown(
+        &repo,
+        base_oid,
+        &NoRuntime,
+        start,
+        &|| LIVE.load(Ordering::Relaxed),
+    )
+    .expect("breakdown");
+    for (part, bytes) in parts {
+        println!("  {part:<75} {:>8.2} MiB", mib(bytes));
+    }
 }

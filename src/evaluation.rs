@@ -9,13 +9,17 @@ use crate::diagnostic::Diagnostic;
 use crate::model::{
     ApprovalRecord, DeploymentIntent, Exception, Located, Role, Snapshot, TargetScope,
 };
-use crate::policy::{Decision, PolicyEngine, PolicyError, PolicyOutcome, Reason, ReasonKind};
+use crate::policy::{
+    Decision, InputField, PolicyEngine, PolicyError, PolicyInput, PolicyOutcome, Reason,
+    ReasonKind, SharedField,
+};
 use crate::risk::{self, RiskAssessment};
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
 use serde_json::Value;
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 /// Facts only the running daemon knows. Static validation uses [`NoRuntime`].
 pub trait RuntimeFacts: Sync {
@@ -228,7 +232,8 @@ struct Context<'a> {
     snapshot: &'a Snapshot,
     base: Option<&'a Snapshot>,
     now_text: String,
-    config_json: Value,
+    /// The config, the one field every input has alike.
+    config_field: Option<Arc<SharedField>>,
     /// Intents grouped by (application, boundary, business unit), for conflicts.
     segments: BTreeMap<(&'a str, &'a str, &'a str), Vec<&'a DeploymentIntent>>,
     /// Per intent that declares `supersedes`: why it may not (`None`: it may).
@@ -301,30 +306,35 @@ fn object<const N: usize>(fields: [(&str, Value); N]) -> Value {
     )
 }
 
-/// The JSON of the objects many policy inputs share, made once and copied
-/// for each input while it is among the last few used (intents are judged
-/// in id order, so those of one application mostly come together). One
-/// per thread; bounded, so it holds a few objects, never a copy of the
-/// snapshot. Keyed by the object's address in the snapshot, which outlives
-/// the cache.
+/// The objects many policy inputs share, each made into a [`SharedField`]
+/// once and given to each input by reference count while it is among the
+/// last few used (intents are judged in id order, so those of one
+/// application mostly come together). One per thread; bounded, so it holds
+/// a few objects, never a copy of the snapshot. Keyed by the object's
+/// address in the snapshot, which outlives the cache.
 #[derive(Default)]
 pub(crate) struct InputCache {
-    applications: RefCell<Recent>,
-    versions: RefCell<Recent>,
-    artifacts: RefCell<Recent>,
-    principals: RefCell<Recent>,
-    scope_digests: RefCell<Recent>,
+    applications: RefCell<Recent<Arc<SharedField>>>,
+    versions: RefCell<Recent<Arc<SharedField>>>,
+    artifacts: RefCell<Recent<Arc<SharedField>>>,
+    principals: RefCell<Recent<Arc<SharedField>>>,
+    scope_digests: RefCell<Recent<Value>>,
 }
 
-/// Objects' JSON by address, most recent last.
-type Recent = Vec<(usize, Value)>;
+/// Objects' shared form by address, most recent last.
+type Recent<T> = Vec<(usize, T)>;
 
 /// Objects of one kind an [`InputCache`] keeps.
 const RECENT_OBJECTS: usize = 8;
 
 impl InputCache {
-    /// The JSON made by `make` for `object`, made unless it is recent.
-    fn json<T>(&self, recent: &RefCell<Recent>, object: &T, make: impl FnOnce() -> Value) -> Value {
+    /// What `make` makes of `object`, made unless it is recent.
+    fn get<O, T: Clone>(
+        &self,
+        recent: &RefCell<Recent<T>>,
+        object: &O,
+        make: impl FnOnce() -> T,
+    ) -> T {
         let key = std::ptr::from_ref(object) as usize;
         let mut recent = recent.borrow_mut();
         if let Some(found) = recent.iter().rev().find(|(address, _)| *address == key) {
@@ -413,11 +423,10 @@ impl<'a> Context<'a> {
             scope_approvals_of_application,
             exceptions_of_artifact,
             now_text: now.to_rfc3339_opts(SecondsFormat::Secs, true),
-            config_json: snapshot
+            config_field: snapshot
                 .config
                 .as_ref()
-                .map(|c| to_json(&c.value))
-                .unwrap_or(Value::Null),
+                .map(|c| Arc::new(SharedField::new("config", to_json(&c.value)))),
             segments,
         }
     }
@@ -485,10 +494,6 @@ impl<'a> Context<'a> {
 
     /// The policy input document (see `docs/policy-input.md`), or `None` when
     /// the intent's references do not resolve (links reported those).
-    ///
-    /// The JSON of what many intents share (their application, version,
-    /// artifact, principals, the application's scope digest) is made once
-    /// per `cache` and copied for each input; the document is the same.
     pub fn input(
         &self,
         intent: &DeploymentIntent,
@@ -496,8 +501,24 @@ impl<'a> Context<'a> {
         runtime: &dyn RuntimeFacts,
         cache: &InputCache,
     ) -> Option<Value> {
+        self.input_fields(intent, risk, runtime, cache)
+            .map(|input| input.document())
+    }
+
+    /// [`Context::input`] as its fields: what many intents share (the
+    /// config, their application, version, artifact, publisher) is made
+    /// once (per `cache`, the config per context) and shared, not copied;
+    /// the document is the same.
+    fn input_fields(
+        &self,
+        intent: &DeploymentIntent,
+        risk: &RiskAssessment,
+        runtime: &dyn RuntimeFacts,
+        cache: &InputCache,
+    ) -> Option<PolicyInput> {
         let snapshot = self.snapshot;
         let config = snapshot.config.as_ref()?;
+        let config_field = self.config_field.as_ref()?;
         let application = snapshot.applications.get(&intent.application_id)?;
         let version = snapshot
             .versions
@@ -506,11 +527,16 @@ impl<'a> Context<'a> {
             .artifacts
             .iter()
             .find(|artifact| artifact.sha256 == intent.artifact_hash)?;
+        let principal = |id: &str| {
+            snapshot.principals.get(id).map(|p| {
+                cache.get(&cache.principals, &p.value, || {
+                    Arc::new(SharedField::new("publisher", to_json(&p.value)))
+                })
+            })
+        };
         let principal_json = |id: &str| {
-            snapshot
-                .principals
-                .get(id)
-                .map(|p| cache.json(&cache.principals, &p.value, || to_json(&p.value)))
+            principal(id)
+                .map(|shared| shared.json().clone())
                 .unwrap_or(Value::Null)
         };
         let rings: Vec<Value> = intent
@@ -574,62 +600,67 @@ impl<'a> Context<'a> {
             .and_then(|base| base.applications.get(&intent.application_id))
             .map(|a| to_json(&a.value))
             .unwrap_or(Value::Null);
-        let version_json = cache.json(&cache.versions, &version.value, || {
+        let version_field = cache.get(&cache.versions, &version.value, || {
             let mut version_json = to_json(&version.value);
             if let Value::Object(map) = &mut version_json {
                 // The deployed artifact is `artifact`; the others are noise here.
                 map.remove("artifacts");
             }
-            version_json
+            Arc::new(SharedField::new("version", version_json))
         });
-        let scope_digest = cache.json(&cache.scope_digests, &application.value, || {
+        let scope_digest = cache.get(&cache.scope_digests, &application.value, || {
             Value::from(crate::model::digest::scope_sha256(
                 &application.id,
                 &application.allowed_scope,
             ))
         });
-        Some(object([
-            ("now", Value::from(self.now_text.as_str())),
-            ("intent", to_json(intent)),
-            (
-                "intent_sha256",
-                Value::from(crate::model::digest::intent_sha256(snapshot, intent)),
+        let mut input = PolicyInput::new();
+        let mut own = |name, value| input.field(name, InputField::Own(value));
+        own("now", Value::from(self.now_text.as_str()));
+        own("intent", to_json(intent));
+        own(
+            "intent_sha256",
+            Value::from(crate::model::digest::intent_sha256(snapshot, intent)),
+        );
+        own("rings", Value::Array(rings));
+        own(
+            "cab_ring_index",
+            Value::from(
+                config
+                    .ring_index(&config.cab.from_ring)
+                    .unwrap_or(usize::MAX),
             ),
-            (
-                "application",
-                cache.json(&cache.applications, &application.value, || {
-                    to_json(&application.value)
-                }),
-            ),
-            ("version", version_json),
-            (
-                "artifact",
-                cache.json(&cache.artifacts, artifact, || to_json(artifact)),
-            ),
-            ("publisher", principal_json(&intent.requested_by)),
-            ("config", self.config_json.clone()),
-            ("rings", Value::Array(rings)),
-            (
-                "cab_ring_index",
-                Value::from(
-                    config
-                        .ring_index(&config.cab.from_ring)
-                        .unwrap_or(usize::MAX),
-                ),
-            ),
-            ("risk", to_json(risk)),
-            ("approvals", Value::Array(approvals)),
-            ("exceptions", Value::Array(exceptions)),
-            ("conflicts", Value::Array(self.conflicts(intent))),
-            ("active_changes", Value::Array(active_changes)),
-            (
-                "rolled_back_versions",
-                Value::from(runtime.rolled_back_versions(intent)),
-            ),
-            ("previous_application", previous_application),
-            ("scope_approvals", Value::Array(scope_approvals)),
-            ("application_scope_sha256", scope_digest),
-        ]))
+        );
+        own("risk", to_json(risk));
+        own("approvals", Value::Array(approvals));
+        own("exceptions", Value::Array(exceptions));
+        own("conflicts", Value::Array(self.conflicts(intent)));
+        own("active_changes", Value::Array(active_changes));
+        own(
+            "rolled_back_versions",
+            Value::from(runtime.rolled_back_versions(intent)),
+        );
+        own("previous_application", previous_application);
+        own("scope_approvals", Value::Array(scope_approvals));
+        own("application_scope_sha256", scope_digest);
+        let application_field = cache.get(&cache.applications, &application.value, || {
+            Arc::new(SharedField::new("application", to_json(&application.value)))
+        });
+        let artifact_field = cache.get(&cache.artifacts, artifact, || {
+            Arc::new(SharedField::new("artifact", to_json(artifact)))
+        });
+        input.field("application", InputField::Shared(application_field));
+        input.field("version", InputField::Shared(version_field));
+        input.field("artifact", InputField::Shared(artifact_field));
+        input.field(
+            "publisher",
+            match principal(&intent.requested_by) {
+                Some(shared) => InputField::Shared(shared),
+                None => InputField::Own(Value::Null),
+            },
+        );
+        input.field("config", InputField::Shared(config_field.clone()));
+        Some(input)
     }
 
     /// Judges `intents`, in order: each as on its own, the policy inputs of
@@ -657,7 +688,7 @@ impl<'a> Context<'a> {
         /// One intent before its policy evaluation.
         enum Pending {
             Decided(Option<RiskAssessment>, PolicyOutcome),
-            Input(RiskAssessment, Value),
+            Input(RiskAssessment, PolicyInput),
         }
         let pending: Vec<Pending> = intents
             .iter()
@@ -672,7 +703,7 @@ impl<'a> Context<'a> {
                         "model.unresolved",
                     ),
                 ),
-                Ok(risk) => match self.input(intent, &risk, runtime, cache) {
+                Ok(risk) => match self.input_fields(intent, &risk, runtime, cache) {
                     None => Pending::Decided(
                         Some(risk),
                         unresolved(
@@ -687,14 +718,14 @@ impl<'a> Context<'a> {
                 },
             })
             .collect();
-        let inputs: Vec<&Value> = pending
+        let inputs: Vec<&PolicyInput> = pending
             .iter()
             .filter_map(|pending| match pending {
                 Pending::Input(_, input) => Some(input),
                 Pending::Decided(..) => None,
             })
             .collect();
-        let mut evaluated = engine.evaluate_many(&inputs).into_iter();
+        let mut evaluated = engine.evaluate_inputs(&inputs).into_iter();
         drop(inputs);
         intents
             .iter()

@@ -48,7 +48,7 @@ pub enum Lookup {
 }
 
 impl Directory {
-    pub fn build(principals: &BTreeMap<String, crate::model::Located<Principal>>) -> Directory {
+    pub fn build(principals: &crate::model::Objects<String, Principal>) -> Directory {
         let mut directory = Directory::default();
         for principal in principals.values() {
             for subject in &principal.oidc_subjects {

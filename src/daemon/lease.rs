@@ -42,6 +42,10 @@ pub struct Lease {
     leader_expires_at: Option<DateTime<Utc>>,
     /// Whether the last answer of the database made this replica the leader.
     leading: bool,
+    /// This replica led, and [`Lease::keep`] learned from the database
+    /// that another replica leads now; the loop has not said so yet
+    /// ([`Lease::take_stood_down`]).
+    stood_down: bool,
 }
 
 /// The lease as both the loop and the renewal thread see it.
@@ -74,6 +78,7 @@ impl Lease {
             held: Arc::default(),
             leader_expires_at: None,
             leading: false,
+            stood_down: false,
         }
     }
 
@@ -81,6 +86,14 @@ impl Lease {
     /// (its lease may have lapsed since: see [`Lease::holds`]).
     pub fn leading(&self) -> bool {
         self.leading
+    }
+
+    /// Whether this replica was deposed in [`Lease::keep`] since the last
+    /// call (the loop's [`Lease::lead`] then answers "standby" with
+    /// [`Lease::leading`] already false, and the replica must still say
+    /// that it stands by).
+    pub fn take_stood_down(&mut self) -> bool {
+        std::mem::take(&mut self.stood_down)
     }
 
     pub fn replica(&self) -> &str {
@@ -244,9 +257,9 @@ impl Lease {
             Ok(LeadershipOutcome::Renewed(_)) => Ok(()),
             // Re-acquired under a new epoch: another replica led between;
             // what this pass believes is stale.
-            Ok(
-                LeadershipOutcome::Acquired(leadership) | LeadershipOutcome::Standby(leadership),
-            ) => {
+            Ok(outcome @ (LeadershipOutcome::Acquired(_) | LeadershipOutcome::Standby(_))) => {
+                self.stood_down = !outcome.is_leader();
+                let leadership = outcome.leadership().clone();
                 self.set_renewed(None, None);
                 Err(LeaseLost::Deposed {
                     holder: leadership.holder,
@@ -294,5 +307,35 @@ mod tests {
         assert_eq!(lease.renew_in(Instant::now(), now), Duration::from_secs(5));
         lease.leader_expires_at = None;
         assert_eq!(lease.renew_in(Instant::now(), now), Duration::from_secs(5));
+    }
+
+    /// A leader deposed while acting (`keep` asks the database and learns
+    /// another replica leads) has `leading` false by the time the loop asks
+    /// again; `take_stood_down` still tells the loop, once, so the replica
+    /// says that it stands by.
+    #[test]
+    fn a_leader_deposed_in_keep_is_told_once_that_it_stood_down() {
+        let directory = tempfile::tempdir().expect("temp dir");
+        let mut store = Store::open(&directory.path().join("state.db")).expect("store");
+        let duration = Duration::from_secs(15);
+        let mut a = Lease::new("a:1".into(), duration);
+        let mut b = Lease::new("b:2".into(), duration);
+        let start = Utc::now();
+        let outcome = a.lead(&mut store, start, Instant::now()).expect("a asks");
+        assert!(outcome.is_leader() && a.leading());
+        // a's lease runs out in the database; b takes the lead.
+        let later = start + chrono::Duration::seconds(20);
+        let outcome = b.lead(&mut store, later, Instant::now()).expect("b asks");
+        assert!(outcome.is_leader(), "b leads once a's lease ran out");
+        // a still holds locally (renewed a third of a lease ago), so keep asks.
+        a.set_renewed(Some(1), Some(Instant::now() - duration / 2));
+        assert!(!a.take_stood_down(), "nothing to tell before keep");
+        match a.keep(&mut store, later) {
+            Err(LeaseLost::Deposed { holder, .. }) => assert_eq!(holder, "b:2"),
+            other => panic!("expected deposed, got {other:?}"),
+        }
+        assert!(!a.leading(), "the database's answer: a stands by");
+        assert!(a.take_stood_down(), "the loop is told");
+        assert!(!a.take_stood_down(), "once");
     }
 }

@@ -490,7 +490,9 @@ impl Daemon {
             });
             return Ok(None);
         }
-        let was_leading = self.lease.leading();
+        // Deposed while acting (`Lease::keep`) counts as leading until now.
+        let stood_down = self.lease.take_stood_down();
+        let was_leading = self.lease.leading() || stood_down;
         let outcome = match self
             .lease
             .lead(&mut self.store, now, std::time::Instant::now())

@@ -25,7 +25,7 @@ use super::provenance::RecordProvenance;
 use super::review::{ReviewStanding, Standing};
 use crate::authority::{CommitSignature, KeyRing};
 use crate::model::digest::intent_sha256;
-use crate::model::{ApprovalDecision, ApprovalRecord, Located, Snapshot, yaml};
+use crate::model::{ApprovalDecision, ApprovalRecord, Located, Objects, Snapshot, yaml};
 use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
@@ -380,8 +380,8 @@ struct Check<'a> {
 /// a record is a claim too (removing a `denied` decision would lift a DENY),
 /// so a record the change deletes stays unless its decider proved it.
 fn corroborate<T: Clone + PartialEq>(
-    records: &mut BTreeMap<String, Located<T>>,
-    previous: &BTreeMap<String, Located<T>>,
+    records: &mut Objects<String, T>,
+    previous: &Objects<String, T>,
     check: &Check<'_>,
     kind: RecordKind,
     identity: impl Fn(&T) -> (String, String, String),
@@ -410,8 +410,11 @@ fn corroborate<T: Clone + PartialEq>(
         };
         let file = record.file.clone();
         let previous_kept = match merged.filter(|m| !unchanged && merged_and_vouched(m)) {
-            Some(merged) => {
-                records.insert(key, merged.clone());
+            Some(_) => {
+                // The merged object itself, shared.
+                if let Some(merged) = previous.get_shared(&key) {
+                    records.insert(key, merged.clone());
+                }
                 true
             }
             None => {
@@ -429,7 +432,8 @@ fn corroborate<T: Clone + PartialEq>(
             reason,
         });
     }
-    for (key, merged) in previous {
+    for (key, shared) in previous.iter_shared() {
+        let merged: &Located<T> = shared;
         if records.contains_key(key) || !merged_and_vouched(merged) {
             continue;
         }
@@ -437,7 +441,7 @@ fn corroborate<T: Clone + PartialEq>(
         let Err(reason) = (check.proves)(&merged.file, &decider) else {
             continue;
         };
-        records.insert(key.clone(), merged.clone());
+        records.insert(key.clone(), shared.clone());
         refused.push(UncorroboratedRecord {
             kind,
             id,

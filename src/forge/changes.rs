@@ -129,8 +129,8 @@ pub fn removed_intents(after: &Snapshot, before: &Snapshot) -> Vec<String> {
 
 /// Keys whose value was added, edited or removed.
 fn changed_keys<K, T>(
-    after: &BTreeMap<K, crate::model::Located<T>>,
-    before: &BTreeMap<K, crate::model::Located<T>>,
+    after: &crate::model::Objects<K, T>,
+    before: &crate::model::Objects<K, T>,
 ) -> Vec<K>
 where
     K: Ord + Clone,

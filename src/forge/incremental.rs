@@ -86,12 +86,13 @@ use crate::diagnostic::Diagnostic;
 use crate::evaluation::{self, Evaluation, RuntimeFacts};
 use crate::judge::{self, Case};
 use crate::model::load::MAX_FILE_BYTES;
-use crate::model::{self, Entry, EntryContent, Plane, PolicyFile, Snapshot};
+use crate::model::{self, Entry, EntryContent, Located, Objects, Plane, PolicyFile, Snapshot};
 use crate::policy::PolicyEngine;
 use crate::source::GovernedRepo;
 use chrono::{DateTime, Utc};
 use git2::{ObjectType, Oid, Tree};
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::hash::{DefaultHasher, Hash, Hasher};
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
 
@@ -104,14 +105,14 @@ pub const ENGINE: &str = env!("CARGO_PKG_VERSION");
 
 /// One revision, loaded once.
 struct Revision {
-    /// `model::load`'s snapshot (what `judge::load` returns too).
+    /// `model::load`'s snapshot (what `judge::load` returns too); its
+    /// objects are shared with the other cached revisions that have the
+    /// same file ([`share_objects`]).
     snapshot: Snapshot,
-    /// `model::load`'s diagnostics.
-    model_diagnostics: Vec<Diagnostic>,
-    /// `judge::load`'s: `model_diagnostics` then `judge::checks`.
+    /// `judge::load`'s: `model::load`'s diagnostics then `judge::checks`.
     load_diagnostics: Vec<Diagnostic>,
-    /// How many of `load_diagnostics` are `model_diagnostics` (the rest
-    /// are `judge::checks`').
+    /// How many of `load_diagnostics` are `model::load`'s (the rest are
+    /// `judge::checks`').
     model_count: usize,
     /// Its own policies, compiled, and their diagnostics.
     engine: PolicyEngine,
@@ -124,6 +125,11 @@ struct Revision {
 }
 
 impl Revision {
+    /// `model::load`'s diagnostics.
+    fn model_diagnostics(&self) -> &[Diagnostic] {
+        &self.load_diagnostics[..self.model_count]
+    }
+
     /// `judge::checks` of the snapshot.
     fn checks(&self) -> &[Diagnostic] {
         &self.load_diagnostics[self.model_count..]
@@ -134,87 +140,105 @@ impl Revision {
     }
 }
 
-/// (application, acquisition boundary, business unit): where intents
-/// conflict.
-type Segment = (String, String, String);
-
-/// A fork point's intents and records by what a change can reach them
-/// through, so a check finds the intents to judge again without reading
-/// all of them.
+/// A fork point's intents by what a change can reach them through, so a
+/// check finds the intents to judge again without reading all of them.
+/// Compact: each lookup is a sorted list of (hash of the key, the intent
+/// itself, shared with the snapshot); whoever looks up checks the key on
+/// the intent ([`Keyed::get`]), so a hash collision costs nothing but a
+/// comparison.
 #[derive(Default)]
 struct Index {
-    /// Object ids by the file they were loaded from.
-    intents_by_file: HashMap<String, Vec<String>>,
-    approvals_by_file: HashMap<String, Vec<String>>,
-    exceptions_by_file: HashMap<String, Vec<String>>,
-    /// Intent ids by segment, by application and by the id of the
-    /// artifact they deploy.
-    by_segment: HashMap<Segment, Vec<String>>,
-    by_application: HashMap<String, Vec<String>>,
-    by_artifact: HashMap<String, Vec<String>>,
+    /// Intents by segment (application, boundary, business unit), by
+    /// application and by the id of the artifact they deploy.
+    by_segment: Keyed,
+    by_application: Keyed,
+    by_artifact: Keyed,
     /// Intents that declare `supersedes`.
-    superseding: Vec<String>,
+    superseding: Vec<Arc<Located<model::DeploymentIntent>>>,
     /// What `judge::checks_after_change` follows.
     references: judge::ReferenceIndex,
+    /// Every intent, approval and exception is keyed by its id and was
+    /// loaded from `<folder>/<id>.yaml` (`model::load` refuses an id that
+    /// is not its file's name), so the objects of a changed file are found
+    /// by its name ([`take_files`]). When not, the full check judges.
+    by_name: bool,
+}
+
+/// Intents by the hash of a key, in hash order.
+#[derive(Default)]
+struct Keyed(Vec<(u64, Arc<Located<model::DeploymentIntent>>)>);
+
+impl Keyed {
+    fn of(mut items: Vec<(u64, Arc<Located<model::DeploymentIntent>>)>) -> Keyed {
+        items.sort_by_key(|(hash, _)| *hash);
+        items.shrink_to_fit();
+        Keyed(items)
+    }
+
+    /// The intents whose key is `key` (`is` tells, on an intent).
+    fn get<'s>(
+        &'s self,
+        key: &[&str],
+        is: impl Fn(&model::DeploymentIntent) -> bool + 's,
+    ) -> impl Iterator<Item = &'s Located<model::DeploymentIntent>> + 's {
+        let hash = key_hash(key);
+        let from = self.0.partition_point(|(h, _)| *h < hash);
+        self.0[from..]
+            .iter()
+            .take_while(move |(h, _)| *h == hash)
+            .map(|(_, intent)| &**intent)
+            .filter(move |intent| is(intent))
+    }
+}
+
+fn key_hash(parts: &[&str]) -> u64 {
+    let mut hasher = DefaultHasher::new();
+    parts.hash(&mut hasher);
+    hasher.finish()
+}
+
+/// Whether every object of `objects` is keyed by its id and comes from
+/// `<folder>/<id>.yaml`.
+fn named_by_id<T>(objects: &Objects<String, T>, folder: &str, id: impl Fn(&T) -> &str) -> bool {
+    objects.iter().all(|(key, object)| {
+        *key == id(object)
+            && object
+                .file
+                .strip_prefix(folder)
+                .and_then(|rest| rest.strip_prefix('/'))
+                .and_then(|rest| rest.strip_suffix(".yaml"))
+                == Some(key.as_str())
+    })
 }
 
 impl Index {
     fn of(snapshot: &Snapshot) -> Index {
-        let mut index = Index {
-            references: judge::ReferenceIndex::of(snapshot),
-            ..Index::default()
-        };
-        for (id, intent) in &snapshot.intents {
-            index
-                .intents_by_file
-                .entry(intent.file.clone())
-                .or_default()
-                .push(id.clone());
-            index
-                .by_segment
-                .entry(owned_segment(intent))
-                .or_default()
-                .push(id.clone());
-            index
-                .by_application
-                .entry(intent.application_id.clone())
-                .or_default()
-                .push(id.clone());
+        let mut by_segment = Vec::with_capacity(snapshot.intents.len());
+        let mut by_application = Vec::with_capacity(snapshot.intents.len());
+        let mut by_artifact = Vec::with_capacity(snapshot.intents.len());
+        let mut superseding = Vec::new();
+        for (_, intent) in snapshot.intents.iter_shared() {
+            let (application, boundary, unit) = segment_of(intent);
+            by_segment.push((key_hash(&[application, boundary, unit]), intent.clone()));
+            by_application.push((key_hash(&[application]), intent.clone()));
             if let Some(artifact) = snapshot.artifact_of(intent) {
-                index
-                    .by_artifact
-                    .entry(artifact.id.clone())
-                    .or_default()
-                    .push(id.clone());
+                by_artifact.push((key_hash(&[&artifact.id]), intent.clone()));
             }
             if intent.supersedes.is_some() {
-                index.superseding.push(id.clone());
+                superseding.push(intent.clone());
             }
         }
-        for (id, approval) in &snapshot.approvals {
-            index
-                .approvals_by_file
-                .entry(approval.file.clone())
-                .or_default()
-                .push(id.clone());
+        Index {
+            by_segment: Keyed::of(by_segment),
+            by_application: Keyed::of(by_application),
+            by_artifact: Keyed::of(by_artifact),
+            superseding,
+            references: judge::ReferenceIndex::of(snapshot),
+            by_name: named_by_id(&snapshot.intents, "intents", |i| &i.intent_id)
+                && named_by_id(&snapshot.approvals, "approvals", |a| &a.approval_id)
+                && named_by_id(&snapshot.exceptions, "exceptions", |e| &e.exception_id),
         }
-        for (id, exception) in &snapshot.exceptions {
-            index
-                .exceptions_by_file
-                .entry(exception.file.clone())
-                .or_default()
-                .push(id.clone());
-        }
-        index
     }
-}
-
-fn owned_segment(intent: &model::DeploymentIntent) -> Segment {
-    (
-        intent.application_id.clone(),
-        intent.target_scope.acquisition_boundary.clone(),
-        intent.target_scope.business_unit.clone(),
-    )
 }
 
 /// The runtime facts an intent was judged with: in-flight changes,
@@ -227,8 +251,12 @@ struct Judged {
     /// What each intent's evaluation added to the diagnostics, for the
     /// intents whose evaluation added any.
     diagnostics: BTreeMap<String, Vec<Diagnostic>>,
-    /// Every intent's runtime facts when judged, by intent id.
+    /// The runtime facts of the intents judged with some (in-flight
+    /// changes or rolled-back versions), by intent id; the others had none.
     facts: BTreeMap<String, Facts>,
+    /// Whether every intent of the fork point was judged (so an intent
+    /// missing from `facts` had none).
+    every_intent: bool,
 }
 
 /// A small least-recently-used map.
@@ -261,6 +289,11 @@ impl<K: PartialEq + Clone, V> Lru<K, V> {
 
     fn len(&self) -> usize {
         self.items.len()
+    }
+
+    /// The item used last.
+    fn first(&self) -> Option<(K, Arc<V>)> {
+        self.items.first().map(|(k, v)| (k.clone(), v.clone()))
     }
 }
 
@@ -344,19 +377,32 @@ impl PrCheckCache {
             return Ok(found);
         }
         let entries = repo.entries_at(commit)?;
-        let (snapshot, model_diagnostics) = model::load(&entries);
+        let (mut snapshot, mut load_diagnostics) = model::load(&entries);
         drop(entries);
-        let mut load_diagnostics = model_diagnostics.clone();
+        // The objects of the files it has in common with the revision
+        // cached last are that revision's (equal objects, shared).
+        let other = self.revisions.first();
+        if let Some(((other_commit, _), other)) = &other
+            && let Some(differing) = differing_paths(repo, *other_commit, commit)?
+        {
+            share_snapshot(&mut snapshot, &other.snapshot, &differing);
+        }
         let model_count = load_diagnostics.len();
-        load_diagnostics.extend(judge::checks(&snapshot));
-        let (engine, policy_diagnostics) = evaluation::engine_for(&snapshot);
-        let duplicates = model_diagnostics
+        let duplicates = load_diagnostics
             .iter()
             .any(|d| d.message.starts_with("duplicate "));
+        load_diagnostics.extend(judge::checks(&snapshot));
+        load_diagnostics.shrink_to_fit();
+        // The same policies compile to the same engine.
+        let (engine, policy_diagnostics) = match &other {
+            Some((_, other)) if other.snapshot.policies == snapshot.policies => {
+                (other.engine.clone(), other.policy_diagnostics.clone())
+            }
+            _ => evaluation::engine_for(&snapshot),
+        };
         let revision = Arc::new(Revision {
             gate_calls: crate::plan::gate_calls_by_plane(&snapshot),
             snapshot,
-            model_diagnostics,
             load_diagnostics,
             model_count,
             engine,
@@ -394,6 +440,9 @@ impl PrCheckCache {
             return Ok(None);
         }
         let index = fork.index();
+        if !index.by_name {
+            return Ok(None);
+        }
         let changed: BTreeSet<String> = changed_entries.iter().map(|(p, _)| p.clone()).collect();
         phases.lap("cached revisions");
 
@@ -420,10 +469,9 @@ impl PrCheckCache {
             _ => fork.snapshot.clone(),
         };
         phases.lap("copy the fork point");
-        let removed = take_files(&mut head.intents, &index.intents_by_file, &changed);
-        let removed_approvals = take_files(&mut head.approvals, &index.approvals_by_file, &changed);
-        let removed_exceptions =
-            take_files(&mut head.exceptions, &index.exceptions_by_file, &changed);
+        let removed = take_files(&mut head.intents, "intents", &changed);
+        let removed_approvals = take_files(&mut head.approvals, "approvals", &changed);
+        let removed_exceptions = take_files(&mut head.exceptions, "exceptions", &changed);
         let added: Vec<String> = loaded.intents.keys().cloned().collect();
         let added_approvals: BTreeSet<String> = loaded.approvals.keys().cloned().collect();
         let added_exceptions: BTreeSet<String> = loaded.exceptions.keys().cloned().collect();
@@ -446,7 +494,7 @@ impl PrCheckCache {
             }
         }
         let mut diagnostics: Vec<Diagnostic> = fork
-            .model_diagnostics
+            .model_diagnostics()
             .iter()
             .filter(|d| !changed.contains(&d.file))
             .cloned()
@@ -672,23 +720,29 @@ impl PrCheckCache {
         );
         let mut diagnostics = BTreeMap::new();
         let mut facts = BTreeMap::new();
+        let mut judged_ids = BTreeSet::new();
         for (evaluation, found) in evaluated {
             let intent = &snapshot.intents[&evaluation.intent_id];
-            facts.insert(
-                evaluation.intent_id.clone(),
-                (
-                    request.runtime.active_changes(intent),
-                    request.runtime.rolled_back_versions(intent),
-                ),
+            let (active, rolled_back) = (
+                request.runtime.active_changes(intent),
+                request.runtime.rolled_back_versions(intent),
             );
+            if !active.is_empty() || !rolled_back.is_empty() {
+                facts.insert(evaluation.intent_id.clone(), (active, rolled_back));
+            }
+            judged_ids.insert(evaluation.intent_id.clone());
             if !found.is_empty() {
                 diagnostics.insert(evaluation.intent_id, found);
             }
         }
+        let every_intent = judged_ids.len() == snapshot.intents.len()
+            && snapshot.intents.keys().all(|id| judged_ids.contains(id));
+        drop(judged_ids);
         let judged = Arc::new(Judged {
             now: request.now,
             diagnostics,
             facts,
+            every_intent,
         });
         self.stats.judgements += 1;
         self.judged.put(key, judged.clone());
@@ -762,17 +816,16 @@ struct Rejudge<'a> {
 }
 
 impl Rejudge<'_> {
-    /// The head's intents among the fork point's `ids` (those not from a
-    /// changed file: the same objects in the head), and the added intents
-    /// `also` takes.
+    /// The head's intents among the fork point's `found` (those not from
+    /// a changed file: the same objects in the head), and the added
+    /// intents `also` takes.
     fn members<'s>(
         &'s self,
-        ids: Option<&'s Vec<String>>,
+        found: impl Iterator<Item = &'s Located<model::DeploymentIntent>> + 's,
         also: impl Fn(&model::DeploymentIntent) -> bool + 's,
     ) -> impl Iterator<Item = &'s String> + 's {
-        let unchanged = ids
-            .into_iter()
-            .flatten()
+        let unchanged = found
+            .map(|intent| &intent.intent_id)
             .filter(|id| !self.removed.contains(id.as_str()));
         let added = self.added.iter().filter(move |id| {
             self.head
@@ -808,9 +861,10 @@ fn rejudge_set(
         ));
     }
     // Every intent that declares `supersedes`, and its segment.
-    let superseding = input.members(Some(&input.index.superseding), |intent| {
-        intent.supersedes.is_some()
-    });
+    let superseding = input.members(
+        input.index.superseding.iter().map(|intent| &**intent),
+        |intent| intent.supersedes.is_some(),
+    );
     for id in superseding {
         if let Some(intent) = head.intents.get(id) {
             again.insert(id.clone());
@@ -819,14 +873,14 @@ fn rejudge_set(
     }
     // Every intent of those segments.
     for (application, boundary, unit) in &segments {
-        let key = (
-            (*application).to_owned(),
-            (*boundary).to_owned(),
-            (*unit).to_owned(),
-        );
-        let members = input.members(input.index.by_segment.get(&key), |intent| {
-            segment_of(intent) == (*application, *boundary, *unit)
-        });
+        let segment = (*application, *boundary, *unit);
+        let found = input
+            .index
+            .by_segment
+            .get(&[application, boundary, unit], move |intent| {
+                segment_of(intent) == segment
+            });
+        let members = input.members(found, move |intent| segment_of(intent) == segment);
         again.extend(members.cloned());
     }
     // Records that differ from the fork point's after the proof.
@@ -859,19 +913,25 @@ fn rejudge_set(
             .cloned(),
     );
     for application in &record_applications {
-        let members = input.members(input.index.by_application.get(application), |intent| {
+        let found = input.index.by_application.get(&[application], |intent| {
             intent.application_id == *application
         });
+        let members = input.members(found, |intent| intent.application_id == *application);
         again.extend(members.cloned());
     }
     for artifact in &record_artifacts {
-        let members = input.members(input.index.by_artifact.get(artifact), |intent| {
+        let fork = input.fork;
+        let found = input.index.by_artifact.get(&[artifact], |intent| {
+            fork.artifact_of(intent).is_some_and(|a| a.id == *artifact)
+        });
+        let members = input.members(found, |intent| {
             head.artifact_of(intent).is_some_and(|a| a.id == *artifact)
         });
         again.extend(members.cloned());
     }
     // Runtime facts that differ from those the cache was judged with: both
-    // maps are in id order, read side by side.
+    // maps are in id order, read side by side. An intent of the fork point
+    // the cache has no facts of was judged with none.
     let mut cached = input.judged.facts.iter().peekable();
     for (id, intent) in &head.intents {
         while cached
@@ -882,6 +942,10 @@ fn rejudge_set(
             Some((key, (active, rolled_back))) if *key == id => {
                 input.runtime.active_changes(intent) != *active
                     || input.runtime.rolled_back_versions(intent) != *rolled_back
+            }
+            _ if input.judged.every_intent && input.fork.intents.contains_key(id) => {
+                !input.runtime.active_changes(intent).is_empty()
+                    || !input.runtime.rolled_back_versions(intent).is_empty()
             }
             _ => true,
         };
@@ -904,9 +968,9 @@ fn affected_intents(
     fork: &Snapshot,
     index: &Index,
     added: &[String],
-    removed_approvals: &[model::Located<model::ApprovalRecord>],
+    removed_approvals: &[Arc<Located<model::ApprovalRecord>>],
     added_approvals: &BTreeSet<String>,
-    removed_exceptions: &[model::Located<model::Exception>],
+    removed_exceptions: &[Arc<Located<model::Exception>>],
     added_exceptions: &BTreeSet<String>,
 ) -> BTreeSet<String> {
     let mut affected: BTreeSet<String> = added
@@ -955,7 +1019,10 @@ fn affected_intents(
     for artifact in touched_artifacts {
         // The fork point's intents that deploy it and are the same in the
         // head (versions are the fork point's), and the changed files'.
-        for id in index.by_artifact.get(artifact).into_iter().flatten() {
+        let found = index.by_artifact.get(&[artifact], |intent| {
+            fork.artifact_of(intent).is_some_and(|a| a.id == artifact)
+        });
+        for id in found.map(|intent| &intent.intent_id) {
             if let (Some(before), Some(after)) = (fork.intents.get(id), head.intents.get(id))
                 && before.file == after.file
                 && before.value == after.value
@@ -984,8 +1051,8 @@ fn segment_of(intent: &model::DeploymentIntent) -> (&str, &str, &str) {
 
 /// Keys whose record was added, edited or removed.
 fn changed_keys<T: PartialEq>(
-    after: &BTreeMap<String, model::Located<T>>,
-    before: &BTreeMap<String, model::Located<T>>,
+    after: &Objects<String, T>,
+    before: &Objects<String, T>,
 ) -> Vec<String> {
     let mut keys: Vec<String> = after
         .iter()
@@ -1001,29 +1068,33 @@ fn changed_keys<T: PartialEq>(
     keys
 }
 
-/// Removes the objects loaded from `files` (found by `by_file`, the fork
-/// point's index of `map`), returning them.
+/// Removes the objects loaded from `files` (each object of `map` is
+/// `<folder>/<id>.yaml`'s, [`Index::by_name`]), returning them.
 fn take_files<T>(
-    map: &mut BTreeMap<String, model::Located<T>>,
-    by_file: &HashMap<String, Vec<String>>,
+    map: &mut Objects<String, T>,
+    folder: &str,
     files: &BTreeSet<String>,
-) -> Vec<model::Located<T>> {
+) -> Vec<Arc<Located<T>>> {
     files
         .iter()
-        .filter_map(|file| by_file.get(file))
-        .flatten()
-        .filter_map(|id| map.remove(id))
+        .filter_map(|file| {
+            let id = file
+                .strip_prefix(folder)?
+                .strip_prefix('/')?
+                .strip_suffix(".yaml")?;
+            if map.get(id)?.file != *file {
+                return None;
+            }
+            map.remove(id)
+        })
         .collect()
 }
 
 /// Adds every object; `false` when an id is already taken (a duplicate:
 /// which one wins depends on the order of every file, so the full check
 /// decides).
-fn put_all<T>(
-    map: &mut BTreeMap<String, model::Located<T>>,
-    from: BTreeMap<String, model::Located<T>>,
-) -> bool {
-    for (id, object) in from {
+fn put_all<T>(map: &mut Objects<String, T>, from: Objects<String, T>) -> bool {
+    for (id, object) in from.into_shared() {
         if map.contains_key(&id) {
             return false;
         }
@@ -1128,6 +1199,139 @@ fn entry_of(
         path: path.to_owned(),
         content,
     }))
+}
+
+/// The paths (below the governed folder) whose entry differs between the
+/// revisions `from` and `to`, or `None` when that cannot be told (a
+/// governed folder missing, a name that is not UTF-8 or plain, trees out
+/// of Git's order): the trees compared as [`diff_trees`] does, every
+/// folder whose tree id is the same on both sides skipped whole.
+fn differing_paths(
+    repo: &GovernedRepo,
+    from: Oid,
+    to: Oid,
+) -> Result<Option<HashSet<String>>, ForgeError> {
+    let (Some(before), Some(after)) = (governed_tree(repo, from)?, governed_tree(repo, to)?) else {
+        return Ok(None);
+    };
+    let mut differing = HashSet::new();
+    if before.id() != after.id()
+        && !differing_below(repo, Some(&before), Some(&after), "", &mut differing)?
+    {
+        return Ok(None);
+    }
+    Ok(Some(differing))
+}
+
+/// Adds to `differing` the paths under `prefix` whose entry differs
+/// between `before` and `after` (see [`differing_paths`]).
+fn differing_below(
+    repo: &GovernedRepo,
+    before: Option<&Tree<'_>>,
+    after: Option<&Tree<'_>>,
+    prefix: &str,
+    differing: &mut HashSet<String>,
+) -> Result<bool, ForgeError> {
+    let (Some(old), Some(new)) = (sorted_entries(before), sorted_entries(after)) else {
+        return Ok(false);
+    };
+    let is_tree = |entry: &git2::TreeEntry<'_>| entry.kind() == Some(ObjectType::Tree);
+    let (mut i, mut j) = (0, 0);
+    while i < old.len() || j < new.len() {
+        let order = match (old.get(i), new.get(j)) {
+            (Some(a), Some(b)) => git_order(a.name_bytes(), is_tree(a), b.name_bytes(), is_tree(b)),
+            (Some(_), None) => std::cmp::Ordering::Less,
+            _ => std::cmp::Ordering::Greater,
+        };
+        let (a, b) = match order {
+            std::cmp::Ordering::Less => {
+                i += 1;
+                (old.get(i - 1), None)
+            }
+            std::cmp::Ordering::Greater => {
+                j += 1;
+                (None, new.get(j - 1))
+            }
+            std::cmp::Ordering::Equal => {
+                i += 1;
+                j += 1;
+                let (a, b) = (&old[i - 1], &new[j - 1]);
+                if a.id() == b.id() && a.filemode() == b.filemode() {
+                    continue;
+                }
+                (Some(a), Some(b))
+            }
+        };
+        let Some(entry) = a.or(b) else { continue };
+        let Ok(name) = std::str::from_utf8(entry.name_bytes()) else {
+            return Ok(false);
+        };
+        if name.is_empty() || name == "." || name == ".." || name.contains('\u{fffd}') {
+            return Ok(false);
+        }
+        let path = format!("{prefix}{name}");
+        // A file on one side and a folder on the other: both differ.
+        for side in [a, b].into_iter().flatten() {
+            if !is_tree(side) {
+                differing.insert(path.clone());
+            }
+        }
+        let tree = |side: Option<&git2::TreeEntry<'_>>| -> Result<Option<Tree<'_>>, ForgeError> {
+            match side.filter(|entry| is_tree(entry)) {
+                Some(entry) => Ok(Some(
+                    repo.repository
+                        .find_tree(entry.id())
+                        .map_err(crate::source::SourceError::from)?,
+                )),
+                None => Ok(None),
+            }
+        };
+        let (before_tree, after_tree) = (tree(a)?, tree(b)?);
+        if (before_tree.is_some() || after_tree.is_some())
+            && !differing_below(
+                repo,
+                before_tree.as_ref(),
+                after_tree.as_ref(),
+                &format!("{path}/"),
+                differing,
+            )?
+        {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// Makes the objects of `snapshot` that `other` has too — the same key,
+/// from the same file, which is not one of the `differing` paths (so the
+/// same text: the same positions), and equal — be `other`'s, shared.
+fn share_snapshot(snapshot: &mut Snapshot, other: &Snapshot, differing: &HashSet<String>) {
+    share_objects(&mut snapshot.principals, &other.principals, differing);
+    share_objects(&mut snapshot.applications, &other.applications, differing);
+    share_objects(&mut snapshot.versions, &other.versions, differing);
+    share_objects(&mut snapshot.entitlements, &other.entitlements, differing);
+    share_objects(&mut snapshot.intents, &other.intents, differing);
+    share_objects(&mut snapshot.approvals, &other.approvals, differing);
+    share_objects(&mut snapshot.exceptions, &other.exceptions, differing);
+}
+
+fn share_objects<K: Ord, T: PartialEq>(
+    objects: &mut Objects<K, T>,
+    other: &Objects<K, T>,
+    differing: &HashSet<String>,
+) {
+    for (key, object) in objects.iter_shared_mut() {
+        if differing.contains(&object.file) {
+            continue;
+        }
+        if let Some(theirs) = other.get_shared(key)
+            && !Arc::ptr_eq(theirs, object)
+            && theirs.file == object.file
+            && theirs.value == object.value
+        {
+            *object = theirs.clone();
+        }
+    }
 }
 
 /// The folders whose files a check can take incrementally.
@@ -1279,4 +1483,184 @@ fn diff_trees(
         }
     }
     Ok(true)
+}
+
+/// What one cached revision holds, part by part: the heap each part
+/// keeps, as `live` (the caller's count of live heap bytes, e.g. a counting
+/// allocator's) sees it grow and shrink while the parts are built and then
+/// dropped one by one. For `benches/pr_check.rs`; nothing else calls it.
+#[doc(hidden)]
+pub fn memory_breakdown(
+    repo: &GovernedRepo,
+    commit: Oid,
+    runtime: &dyn RuntimeFacts,
+    now: DateTime<Utc>,
+    live: &dyn Fn() -> usize,
+) -> Result<Vec<(String, usize)>, ForgeError> {
+    let mut parts = Vec::new();
+    let start = live();
+    let entries = repo.entries_at(commit)?;
+    let mut texts: BTreeMap<String, usize> = BTreeMap::new();
+    for entry in &entries {
+        if let EntryContent::File(bytes) = &entry.content {
+            let folder = entry.path.split('/').next().unwrap_or("").to_owned();
+            *texts.entry(folder).or_default() += bytes.len();
+        }
+    }
+    let with_entries = live();
+    let (snapshot, model_diagnostics) = model::load(&entries);
+    drop(entries);
+    let loaded = live() - start;
+    parts.push((
+        format!(
+            "model::load (snapshot + diagnostics; the entries read were {} bytes)",
+            with_entries - start
+        ),
+        loaded,
+    ));
+    for (folder, bytes) in &texts {
+        parts.push((
+            format!("  of which file texts in {folder}/ (from the entries)"),
+            *bytes,
+        ));
+    }
+    let keys: usize = snapshot.intents.keys().map(String::len).sum::<usize>()
+        + snapshot.approvals.keys().map(String::len).sum::<usize>()
+        + snapshot.exceptions.keys().map(String::len).sum::<usize>();
+    let files: usize = snapshot
+        .intents
+        .values()
+        .map(|i| i.file.len())
+        .sum::<usize>()
+        + snapshot
+            .approvals
+            .values()
+            .map(|a| a.file.len())
+            .sum::<usize>()
+        + snapshot
+            .exceptions
+            .values()
+            .map(|e| e.file.len())
+            .sum::<usize>();
+    parts.push((
+        "  of which id keys' bytes (intents, approvals, exceptions)".into(),
+        keys,
+    ));
+    parts.push(("  of which file names' bytes (same)".into(), files));
+    let before = live();
+    let checks = judge::checks(&snapshot);
+    let checked = live();
+    parts.push((
+        format!(
+            "judge::checks ({} diagnostics, with the positions they read)",
+            checks.len()
+        ),
+        checked - before,
+    ));
+    let before = live();
+    let (engine, policy_diagnostics) = evaluation::engine_for(&snapshot);
+    parts.push(("compiled policies".into(), live() - before));
+    let before = live();
+    let index = Index::of(&snapshot);
+    parts.push(("index (all maps)".into(), live() - before));
+    let before = live();
+    let copy = snapshot.clone();
+    parts.push((
+        "a clone of the snapshot (the working copy)".into(),
+        live() - before,
+    ));
+    drop(copy);
+    let before = live();
+    let evaluated =
+        evaluation::evaluate_intents(&snapshot, &engine, Some(&snapshot), now, runtime, None);
+    let mut diagnostics = BTreeMap::new();
+    let mut facts = BTreeMap::new();
+    for (evaluation, found) in evaluated {
+        let intent = &snapshot.intents[&evaluation.intent_id];
+        let (active, rolled_back) = (
+            runtime.active_changes(intent),
+            runtime.rolled_back_versions(intent),
+        );
+        if !active.is_empty() || !rolled_back.is_empty() {
+            facts.insert(evaluation.intent_id.clone(), (active, rolled_back));
+        }
+        if !found.is_empty() {
+            diagnostics.insert(evaluation.intent_id, found);
+        }
+    }
+    let judged = Judged {
+        now,
+        diagnostics,
+        facts,
+        every_intent: true,
+    };
+    parts.push((
+        format!(
+            "judgement ({} intents with diagnostics)",
+            judged.diagnostics.len()
+        ),
+        live() - before,
+    ));
+    // Dropped one by one: what each held.
+    let mut drop_part = |name: &str, part: Box<dyn FnOnce()>| {
+        let before = live();
+        part();
+        parts.push((format!("  dropped: {name}"), before.saturating_sub(live())));
+    };
+    let Index {
+        by_segment,
+        by_application,
+        by_artifact,
+        superseding,
+        references,
+        ..
+    } = index;
+    drop_part("index by segment", Box::new(move || drop(by_segment)));
+    drop_part(
+        "index by application",
+        Box::new(move || drop(by_application)),
+    );
+    drop_part("index by artifact", Box::new(move || drop(by_artifact)));
+    drop_part("index superseding", Box::new(move || drop(superseding)));
+    drop_part(
+        "index references (approvals by intent)",
+        Box::new(move || drop(references)),
+    );
+    let Judged {
+        diagnostics, facts, ..
+    } = judged;
+    drop_part("judgement: facts", Box::new(move || drop(facts)));
+    drop_part(
+        "judgement: diagnostics",
+        Box::new(move || drop(diagnostics)),
+    );
+    drop_part(
+        "model diagnostics",
+        Box::new(move || drop(model_diagnostics)),
+    );
+    drop_part("checks' diagnostics", Box::new(move || drop(checks)));
+    drop_part(
+        "engine",
+        Box::new(move || drop((engine, policy_diagnostics))),
+    );
+    let Snapshot {
+        config,
+        principals,
+        applications,
+        versions,
+        entitlements,
+        intents,
+        approvals,
+        exceptions,
+        policies,
+    } = snapshot;
+    drop_part("snapshot intents", Box::new(move || drop(intents)));
+    drop_part("snapshot approvals", Box::new(move || drop(approvals)));
+    drop_part("snapshot exceptions", Box::new(move || drop(exceptions)));
+    drop_part("snapshot versions", Box::new(move || drop(versions)));
+    drop_part(
+        "snapshot config, principals, applications, entitlements, policies",
+        Box::new(move || drop((config, principals, applications, entitlements, policies))),
+    );
+    Ok(parts)
 }

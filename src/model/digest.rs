@@ -20,29 +20,56 @@ use sha2::{Digest as _, Sha256};
 
 /// `sha256:<hex>` of the canonical JSON of `value`.
 pub fn sha256_of(value: &Value) -> String {
-    let text = canonical(value);
-    format!("sha256:{}", hex::encode(Sha256::digest(text.as_bytes())))
+    let mut text = Vec::new();
+    write_canonical(value, &mut text);
+    format!("sha256:{}", hex::encode(Sha256::digest(&text)))
 }
 
 /// Canonical JSON: object keys sorted (serde_json's map is ordered),
 /// no whitespace.
+#[cfg(test)]
 fn canonical(value: &Value) -> String {
+    let mut text = Vec::new();
+    write_canonical(value, &mut text);
+    String::from_utf8(text).expect("JSON is UTF-8")
+}
+
+/// Appends the canonical JSON of `value` to `out` (one buffer for the
+/// whole document: this runs once per intent judged).
+fn write_canonical(value: &Value, out: &mut Vec<u8>) {
     match value {
         Value::Object(map) => {
             let mut keys: Vec<&String> = map.keys().collect();
             keys.sort();
-            let fields: Vec<String> = keys
-                .into_iter()
-                .map(|key| format!("{}:{}", Value::String(key.clone()), canonical(&map[key])))
-                .collect();
-            format!("{{{}}}", fields.join(","))
+            out.push(b'{');
+            for (index, key) in keys.into_iter().enumerate() {
+                if index > 0 {
+                    out.push(b',');
+                }
+                serde_json::to_writer(&mut *out, key.as_str())
+                    .expect("writing JSON to memory cannot fail");
+                out.push(b':');
+                write_canonical(&map[key], out);
+            }
+            out.push(b'}');
         }
         Value::Array(items) => {
-            let items: Vec<String> = items.iter().map(canonical).collect();
-            format!("[{}]", items.join(","))
+            out.push(b'[');
+            for (index, item) in items.iter().enumerate() {
+                if index > 0 {
+                    out.push(b',');
+                }
+                write_canonical(item, out);
+            }
+            out.push(b']');
         }
-        other => other.to_string(),
+        other => write_scalar(other, out),
     }
+}
+
+/// A scalar as `Display` writes it (serde_json's compact form).
+fn write_scalar(value: &Value, out: &mut Vec<u8>) {
+    serde_json::to_writer(&mut *out, value).expect("writing JSON to memory cannot fail");
 }
 
 /// The fields of an intent an approval is bound to (see the module doc).
@@ -101,6 +128,51 @@ mod tests {
     fn canonical_json_sorts_keys_and_has_no_whitespace() {
         let value = json!({"b": [1, {"d": 2, "c": "x"}], "a": null});
         assert_eq!(canonical(&value), r#"{"a":null,"b":[1,{"c":"x","d":2}]}"#);
+    }
+
+    /// The canonical form as it was first written (a string per node):
+    /// the one-buffer writer must give the same bytes, or every digest an
+    /// approval carries would change.
+    fn canonical_by_strings(value: &Value) -> String {
+        match value {
+            Value::Object(map) => {
+                let mut keys: Vec<&String> = map.keys().collect();
+                keys.sort();
+                let fields: Vec<String> = keys
+                    .into_iter()
+                    .map(|key| {
+                        format!(
+                            "{}:{}",
+                            Value::String(key.clone()),
+                            canonical_by_strings(&map[key])
+                        )
+                    })
+                    .collect();
+                format!("{{{}}}", fields.join(","))
+            }
+            Value::Array(items) => {
+                let items: Vec<String> = items.iter().map(canonical_by_strings).collect();
+                format!("[{}]", items.join(","))
+            }
+            other => other.to_string(),
+        }
+    }
+
+    #[test]
+    fn canonical_json_is_the_same_bytes_as_the_string_form() {
+        let value = json!({
+            "z\"q\\": ["\u{1}\t\n", "é ✓ \u{10FFFF}", 1.5, -0.0, 1e300, u64::MAX, i64::MIN],
+            "a": {"": null, "b": [true, false, {}, []], "A": 0.1},
+            "\u{7f}": "</script>",
+        });
+        assert_eq!(canonical(&value), canonical_by_strings(&value));
+        assert_eq!(
+            sha256_of(&value),
+            format!(
+                "sha256:{}",
+                hex::encode(Sha256::digest(canonical_by_strings(&value).as_bytes()))
+            )
+        );
     }
 
     #[test]

@@ -5,13 +5,12 @@
 //! from Git or from a work tree is `source`'s job.
 
 use super::kinds::*;
-use super::snapshot::{Located, PolicyFile, Snapshot};
+use super::snapshot::{Located, Objects, PolicyFile, Snapshot};
 use super::yaml::{self, Document};
 use crate::diagnostic::{Diagnostic, Position};
 use crate::schema;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 /// Largest governed file read, in bytes. Real intents are a few KiB.
@@ -188,9 +187,9 @@ struct Loader {
 }
 
 /// Moves every object of `from` into `into`, reporting ids already taken.
-fn merge_map<T>(
-    into: &mut BTreeMap<String, Located<T>>,
-    from: BTreeMap<String, Located<T>>,
+fn merge_map<T: Clone>(
+    into: &mut Objects<String, T>,
+    from: Objects<String, T>,
     pointer: &str,
     diagnostics: &mut Vec<Diagnostic>,
 ) {
@@ -483,7 +482,7 @@ impl Loader {
         pointer: &str,
         id: String,
         object: Located<T>,
-        map: impl FnOnce(&mut Snapshot) -> &mut BTreeMap<String, Located<T>>,
+        map: impl FnOnce(&mut Snapshot) -> &mut Objects<String, T>,
     ) {
         if let Implied::Id(field, expected) = implied
             && *expected != id

@@ -14,4 +14,4 @@ pub mod yaml;
 
 pub use kinds::*;
 pub use load::{Entry, EntryContent, load};
-pub use snapshot::{Located, PolicyFile, Snapshot};
+pub use snapshot::{Located, Objects, PolicyFile, Snapshot};

@@ -21,6 +21,7 @@ use regorus::Value;
 use serde_json::Value as Json;
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Recent values remembered per top-level field and thread.
@@ -72,21 +73,7 @@ pub(crate) fn prepare(input: &Json) -> PreparedInput {
         fields
             .iter()
             .map(|(name, field)| {
-                let remembered = match field {
-                    Json::Object(map) => !map.is_empty(),
-                    Json::Array(items) => !items.is_empty(),
-                    _ => false,
-                } && !UNCACHED_FIELDS.contains(&name.as_str());
-                let (value, field_conforms, id) = if remembered {
-                    let recent = match recent.get_mut(name.as_str()) {
-                        Some(recent) => recent,
-                        None => recent.entry(name.clone()).or_default(),
-                    };
-                    let (value, conforms, id) = lookup_or_convert(recent, name, field);
-                    (value, conforms, Some(id))
-                } else {
-                    (convert(field), shape::field_conforms(name, field), None)
-                };
+                let (value, field_conforms, id) = prepare_field(&mut recent, name, field);
                 shared.push(id);
                 conforms &= field_conforms;
                 (Value::String(name.as_str().into()), value)
@@ -97,6 +84,151 @@ pub(crate) fn prepare(input: &Json) -> PreparedInput {
         value: Value::from(object),
         conforms,
         shared,
+    }
+}
+
+/// [`prepare`] of an input given as its fields: a [`SharedField`] is
+/// taken as it is (converted and checked once, for every input that has
+/// it), every other field as [`prepare`] takes it. The same value, shape
+/// check and kind of ids as [`prepare`] of [`PolicyInput::document`].
+pub(crate) fn prepare_parts(input: &PolicyInput) -> PreparedInput {
+    let mut conforms = shape::REQUIRED_FIELDS
+        .iter()
+        .all(|required| input.fields.iter().any(|(name, _)| name == required));
+    let mut shared = Vec::with_capacity(input.fields.len());
+    let object: BTreeMap<Value, Value> = RECENT.with(|recent| {
+        let mut recent = recent.borrow_mut();
+        input
+            .fields
+            .iter()
+            .map(|(name, field)| {
+                let (value, field_conforms, id) = match field {
+                    InputField::Shared(field) => {
+                        (field.value.clone(), field.conforms, Some(field.id))
+                    }
+                    InputField::Own(json) => prepare_field(&mut recent, name, json),
+                };
+                shared.push(id);
+                conforms &= field_conforms;
+                (Value::String((*name).into()), value)
+            })
+            .collect()
+    });
+    PreparedInput {
+        value: Value::from(object),
+        conforms,
+        shared,
+    }
+}
+
+/// One top-level field for [`prepare`]: its value, whether it conforms,
+/// and its id when it is remembered among the recent values.
+fn prepare_field(
+    recent: &mut HashMap<String, Vec<Converted>>,
+    name: &str,
+    field: &Json,
+) -> (Value, bool, Option<u64>) {
+    let remembered = match field {
+        Json::Object(map) => !map.is_empty(),
+        Json::Array(items) => !items.is_empty(),
+        _ => false,
+    } && !UNCACHED_FIELDS.contains(&name);
+    if remembered {
+        let recent = match recent.get_mut(name) {
+            Some(recent) => recent,
+            None => recent.entry(name.to_owned()).or_default(),
+        };
+        let (value, conforms, id) = lookup_or_convert(recent, name, field);
+        (value, conforms, Some(id))
+    } else {
+        (convert(field), shape::field_conforms(name, field), None)
+    }
+}
+
+/// A top-level field many policy inputs share (the config, an
+/// application, a version, an artifact, a publisher), converted and
+/// checked once and then given to every input that has it by reference
+/// count: no copy, no comparison, no conversion per input. Its id, unique
+/// in the process, lets a guarded worker be given it once.
+#[derive(Debug)]
+pub struct SharedField {
+    json: Json,
+    value: Value,
+    conforms: bool,
+    id: u64,
+}
+
+impl SharedField {
+    /// The value `json` of the top-level field `name`.
+    pub fn new(name: &str, json: Json) -> SharedField {
+        SharedField {
+            value: convert(&json),
+            conforms: shape::field_conforms(name, &json),
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            json,
+        }
+    }
+
+    /// The field's JSON.
+    pub fn json(&self) -> &Json {
+        &self.json
+    }
+}
+
+/// A top-level field of a [`PolicyInput`].
+#[derive(Debug, Clone)]
+pub enum InputField {
+    /// A value many inputs share.
+    Shared(Arc<SharedField>),
+    /// This input's own value.
+    Own(Json),
+}
+
+impl InputField {
+    /// The field's JSON.
+    pub fn json(&self) -> &Json {
+        match self {
+            InputField::Shared(field) => &field.json,
+            InputField::Own(json) => json,
+        }
+    }
+}
+
+/// A policy input document (see `docs/policy-input.md`) given as its
+/// top-level fields, each named once, so the fields many inputs share are
+/// not copied into each ([`super::PolicyEngine::evaluate_inputs`]).
+#[derive(Debug, Clone, Default)]
+pub struct PolicyInput {
+    fields: Vec<(&'static str, InputField)>,
+}
+
+impl PolicyInput {
+    /// An input without fields.
+    pub fn new() -> PolicyInput {
+        PolicyInput::default()
+    }
+
+    /// Adds the top-level field `name` (not in the input yet).
+    pub fn field(&mut self, name: &'static str, value: InputField) {
+        debug_assert!(self.fields.iter().all(|(known, _)| *known != name));
+        self.fields.push((name, value));
+    }
+
+    /// The top-level fields, in the order they were added.
+    pub fn fields(&self) -> impl Iterator<Item = (&'static str, &Json)> + '_ {
+        self.fields
+            .iter()
+            .map(|(name, field)| (*name, field.json()))
+    }
+
+    /// The input document: a JSON object of the fields.
+    pub fn document(&self) -> Json {
+        Json::Object(
+            self.fields
+                .iter()
+                .map(|(name, field)| ((*name).to_owned(), field.json().clone()))
+                .collect(),
+        )
     }
 }
 

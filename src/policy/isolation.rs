@@ -50,15 +50,25 @@ pub enum Request {
 pub type Answer = Option<Vec<Option<Json>>>;
 
 /// One [`Request::TenantOutputs`] of a batch ([`IsolatedTenant::answer_batch`]).
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct TenantInput<'a> {
-    /// The input document.
-    pub input: &'a Json,
-    /// Per top-level field of `input`, in its order: an id when the field's
-    /// value is one many inputs share (equal ids, equal values), which an
-    /// isolation may then send once instead of with every input.
-    pub shared: &'a [Option<u64>],
+    /// The input document's top-level fields: name, value, and an id when
+    /// the value is one many inputs share (equal ids, equal values), which
+    /// an isolation may then send once instead of with every input.
+    pub fields: Vec<(&'a str, &'a Json, Option<u64>)>,
     pub time_limit: Duration,
+}
+
+impl TenantInput<'_> {
+    /// The input document: a JSON object of the fields.
+    pub fn document(&self) -> Json {
+        Json::Object(
+            self.fields
+                .iter()
+                .map(|(name, value, _)| ((*name).to_owned(), (*value).clone()))
+                .collect(),
+        )
+    }
 }
 
 /// Tenant files compiled somewhere else, ready for requests. Cloned engines
@@ -79,7 +89,7 @@ pub trait IsolatedTenant: Send + Sync {
             .iter()
             .map(|item| {
                 self.answer(&Request::TenantOutputs {
-                    input: item.input.clone(),
+                    input: item.document(),
                     time_limit: item.time_limit,
                 })
             })

@@ -42,6 +42,7 @@ mod shape;
 
 pub use bundle::{BUILTIN_PACKAGE, BUILTIN_POLICIES, TENANT_PACKAGE};
 pub use error::PolicyError;
+pub use input::{InputField, PolicyInput, SharedField};
 pub use outcome::{Decision, PolicyOutcome, Reason, ReasonKind};
 
 use crate::diagnostic::Position;
@@ -117,6 +118,52 @@ impl std::fmt::Debug for PolicyEngine {
             .field("time_limit", &self.time_limit)
             .field("isolated", &self.isolated.is_some())
             .finish_non_exhaustive()
+    }
+}
+
+/// An input document as [`PolicyEngine`] is given it: the JSON itself, or
+/// its fields ([`PolicyInput`]).
+#[derive(Clone, Copy)]
+enum Doc<'a> {
+    Json(&'a Json),
+    Parts(&'a PolicyInput),
+}
+
+impl<'a> Doc<'a> {
+    /// The JSON document (made from the fields of a [`PolicyInput`]: only
+    /// the reference path and single requests need it).
+    fn document(self) -> std::borrow::Cow<'a, Json> {
+        match self {
+            Doc::Json(json) => std::borrow::Cow::Borrowed(json),
+            Doc::Parts(parts) => std::borrow::Cow::Owned(parts.document()),
+        }
+    }
+
+    fn prepare(self) -> input::PreparedInput {
+        match self {
+            Doc::Json(json) => input::prepare(json),
+            Doc::Parts(parts) => input::prepare_parts(parts),
+        }
+    }
+
+    /// The top-level fields with the ids [`Doc::prepare`] gave them.
+    fn fields(self, shared: &[Option<u64>]) -> Vec<(&'a str, &'a Json, Option<u64>)> {
+        let id = |index: usize| shared.get(index).copied().flatten();
+        match self {
+            Doc::Json(json) => match json.as_object() {
+                Some(fields) => fields
+                    .iter()
+                    .enumerate()
+                    .map(|(index, (name, value))| (name.as_str(), value, id(index)))
+                    .collect(),
+                None => Vec::new(),
+            },
+            Doc::Parts(parts) => parts
+                .fields()
+                .enumerate()
+                .map(|(index, (name, value))| (name, value, id(index)))
+                .collect(),
+        }
     }
 }
 
@@ -262,20 +309,24 @@ impl PolicyEngine {
     /// Its duration is recorded (`ringmaster_policy_evaluation_seconds`).
     pub fn evaluate(&self, input: &Json) -> Result<PolicyOutcome, PolicyError> {
         let started = Instant::now();
-        let outcome = self.evaluate_once(input, started);
+        let outcome = self.evaluate_once(Doc::Json(input), started);
         crate::metrics::runtime::policy_evaluated(started.elapsed(), outcome.is_ok());
         outcome
     }
 
-    fn evaluate_once(&self, input: &Json, started: Instant) -> Result<PolicyOutcome, PolicyError> {
+    fn evaluate_once(
+        &self,
+        input: Doc<'_>,
+        started: Instant,
+    ) -> Result<PolicyOutcome, PolicyError> {
         let Some(program) = compiled::builtin_program() else {
-            return self.evaluate_interpreted(input);
+            return self.evaluate_interpreted(&input.document());
         };
         let input::PreparedInput {
             value, conforms, ..
-        } = input::prepare(input);
+        } = input.prepare();
         if !conforms {
-            return self.evaluate_interpreted(input);
+            return self.evaluate_interpreted(&input.document());
         }
         let builtin = match program.run(&value, timer_config(self.time_limit)) {
             Ok(outputs) => outputs,
@@ -285,7 +336,7 @@ impl PolicyEngine {
                 });
             }
             // Not expected on a conforming input; the interpreter decides.
-            Err(compiled::RunError::Other) => return self.evaluate_interpreted(input),
+            Err(compiled::RunError::Other) => return self.evaluate_interpreted(&input.document()),
         };
         let mut outputs = builtin
             .iter()
@@ -294,7 +345,7 @@ impl PolicyEngine {
         if !self.tenant_packages.is_empty() {
             let tenant = match &self.isolated {
                 Some(isolated) => isolated.answer(&isolation::Request::TenantOutputs {
-                    input: input.clone(),
+                    input: input.document().into_owned(),
                     time_limit: self.remaining(started)?,
                 })?,
                 None => self.tenant_outputs(value, started)?,
@@ -302,7 +353,7 @@ impl PolicyEngine {
             match tenant {
                 Some(tenant) => outputs.extend(tenant),
                 // A broken tenant rule: the reference path reports it.
-                None => return self.evaluate_interpreted(input),
+                None => return self.evaluate_interpreted(&input.document()),
             }
         }
         self.outcome(outputs)
@@ -314,11 +365,39 @@ impl PolicyEngine {
     /// rules ran are asked in one batch ([`IsolatedTenant::answer_batch`]),
     /// each under what is left of its own time limit.
     pub fn evaluate_many(&self, inputs: &[&Json]) -> Vec<Result<PolicyOutcome, PolicyError>> {
+        let inputs: Vec<Doc<'_>> = inputs.iter().map(|input| Doc::Json(input)).collect();
+        self.evaluate_docs(&inputs)
+    }
+
+    /// [`PolicyEngine::evaluate_many`] of inputs given as their fields:
+    /// the outcome or error of each is the one [`PolicyEngine::evaluate`]
+    /// gives for its [`PolicyInput::document`]; the fields many inputs
+    /// share are converted and checked once, not once per input.
+    pub fn evaluate_inputs(
+        &self,
+        inputs: &[&PolicyInput],
+    ) -> Vec<Result<PolicyOutcome, PolicyError>> {
+        let inputs: Vec<Doc<'_>> = inputs.iter().map(|input| Doc::Parts(input)).collect();
+        self.evaluate_docs(&inputs)
+    }
+
+    fn evaluate_docs(&self, inputs: &[Doc<'_>]) -> Vec<Result<PolicyOutcome, PolicyError>> {
+        let evaluate_each = || {
+            inputs
+                .iter()
+                .map(|input| {
+                    let started = Instant::now();
+                    let outcome = self.evaluate_once(*input, started);
+                    crate::metrics::runtime::policy_evaluated(started.elapsed(), outcome.is_ok());
+                    outcome
+                })
+                .collect()
+        };
         let (Some(isolated), Some(program)) = (&self.isolated, compiled::builtin_program()) else {
-            return inputs.iter().map(|input| self.evaluate(input)).collect();
+            return evaluate_each();
         };
         if self.tenant_packages.is_empty() {
-            return inputs.iter().map(|input| self.evaluate(input)).collect();
+            return evaluate_each();
         }
         /// Where one input's evaluation stands after the built-in rules.
         enum Stage {
@@ -338,10 +417,10 @@ impl PolicyEngine {
                     value,
                     conforms,
                     shared,
-                } = input::prepare(input);
+                } = input.prepare();
                 let done = |outcome| Stage::Done(outcome, started.elapsed());
                 if !conforms {
-                    return done(self.evaluate_interpreted(input));
+                    return done(self.evaluate_interpreted(&input.document()));
                 }
                 let builtin = match program.run(&value, timer_config(self.time_limit)) {
                     Ok(outputs) => outputs,
@@ -351,7 +430,7 @@ impl PolicyEngine {
                         }));
                     }
                     Err(compiled::RunError::Other) => {
-                        return done(self.evaluate_interpreted(input));
+                        return done(self.evaluate_interpreted(&input.document()));
                     }
                 };
                 let outputs = match builtin
@@ -380,8 +459,7 @@ impl PolicyEngine {
                 Stage::Tenant {
                     shared, time_limit, ..
                 } => Some(isolation::TenantInput {
-                    input,
-                    shared,
+                    fields: input.fields(shared),
                     time_limit: *time_limit,
                 }),
                 Stage::Done(..) => None,
@@ -422,7 +500,7 @@ impl PolicyEngine {
                                 self.outcome(outputs)
                             }
                             // A broken tenant rule: the reference path reports it.
-                            Ok(None) => self.evaluate_interpreted(input),
+                            Ok(None) => self.evaluate_interpreted(&input.document()),
                             Err(error) => Err(error),
                         };
                         (outcome, elapsed + share)

@@ -19,7 +19,7 @@ type Object = Map<String, Json>;
 
 /// Top-level fields every conforming input has; `publisher` and
 /// `previous_application` may be absent (or null).
-const REQUIRED_FIELDS: [&str; 13] = [
+pub(crate) const REQUIRED_FIELDS: [&str; 13] = [
     "now",
     "intent",
     "application",

@@ -548,14 +548,8 @@ impl Worker {
         let mut used: HashSet<u64> = HashSet::new();
         let mut encoded_items = Vec::with_capacity(items.len());
         for item in items {
-            let Json::Object(fields) = item.input else {
-                return Err(PolicyError::WorkerFailed {
-                    message: "a batched policy input is not an object".into(),
-                });
-            };
-            let mut encoded = Vec::with_capacity(fields.len());
-            for (index, (name, value)) in fields.iter().enumerate() {
-                let id = item.shared.get(index).copied().flatten();
+            let mut encoded = Vec::with_capacity(item.fields.len());
+            for &(name, value, id) in &item.fields {
                 let field = match id {
                     Some(id) if self.known.ids.contains(&id) => {
                         used.insert(id);
@@ -596,7 +590,7 @@ impl Worker {
                     }
                     _ => FieldRef::Inline(value),
                 };
-                encoded.push((name.as_str(), field));
+                encoded.push((name, field));
             }
             encoded_items.push(BatchItemRef {
                 fields: encoded,

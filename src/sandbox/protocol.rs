@@ -73,6 +73,129 @@ pub enum Field {
     Shared(u64),
 }
 
+/// [`ToWorker`] as the worker reads it: the same message, with the values
+/// of a batch read straight into the regorus values its input documents
+/// hold ([`InputValue`]), not into JSON first.
+#[derive(Debug, Deserialize)]
+pub(crate) enum ToWorkerRead {
+    Compile {
+        files: Vec<(String, String)>,
+        parse_time_limit: Duration,
+    },
+    Answer {
+        request: Request,
+        deadline: Duration,
+    },
+    Batch {
+        define: Vec<(u64, InputValue)>,
+        forget: Vec<u64>,
+        items: Vec<BatchItemRead>,
+    },
+}
+
+/// A [`BatchItem`] as the worker reads it.
+#[derive(Debug, Deserialize)]
+pub(crate) struct BatchItemRead {
+    pub fields: Vec<(String, FieldRead)>,
+    pub time_limit: Duration,
+    pub deadline: Duration,
+}
+
+/// A [`Field`] as the worker reads it.
+#[derive(Debug, Deserialize)]
+pub(crate) enum FieldRead {
+    Inline(InputValue),
+    Shared(u64),
+}
+
+/// A JSON value read as the regorus value `PolicyEngine::input_value`
+/// makes of the same JSON read into `serde_json::Value` (numbers as
+/// serde_json keeps them: unsigned, then signed, then float; objects with
+/// string keys, the last of a repeated key kept).
+#[derive(Debug)]
+pub(crate) struct InputValue(pub regorus::Value);
+
+impl<'de> Deserialize<'de> for InputValue {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(InputVisitor).map(InputValue)
+    }
+}
+
+struct InputVisitor;
+
+impl<'de> serde::de::Visitor<'de> for InputVisitor {
+    type Value = regorus::Value;
+
+    fn expecting(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str("a JSON value")
+    }
+
+    fn visit_unit<E>(self) -> Result<regorus::Value, E> {
+        Ok(regorus::Value::Null)
+    }
+
+    fn visit_none<E>(self) -> Result<regorus::Value, E> {
+        Ok(regorus::Value::Null)
+    }
+
+    fn visit_some<D: serde::Deserializer<'de>>(
+        self,
+        deserializer: D,
+    ) -> Result<regorus::Value, D::Error> {
+        deserializer.deserialize_any(InputVisitor)
+    }
+
+    fn visit_bool<E>(self, flag: bool) -> Result<regorus::Value, E> {
+        Ok(regorus::Value::Bool(flag))
+    }
+
+    fn visit_u64<E>(self, number: u64) -> Result<regorus::Value, E> {
+        Ok(regorus::Value::from(number))
+    }
+
+    fn visit_i64<E>(self, number: i64) -> Result<regorus::Value, E> {
+        // serde_json keeps a non-negative integer as unsigned.
+        Ok(match u64::try_from(number) {
+            Ok(unsigned) => regorus::Value::from(unsigned),
+            Err(_) => regorus::Value::from(number),
+        })
+    }
+
+    fn visit_f64<E: serde::de::Error>(self, number: f64) -> Result<regorus::Value, E> {
+        // JSON has no other floats; serde_json::Value refuses them too.
+        if !number.is_finite() {
+            return Err(E::custom("a JSON number is finite"));
+        }
+        Ok(regorus::Value::from(number))
+    }
+
+    fn visit_str<E>(self, text: &str) -> Result<regorus::Value, E> {
+        Ok(regorus::Value::String(text.into()))
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(
+        self,
+        mut items: A,
+    ) -> Result<regorus::Value, A::Error> {
+        let mut values = Vec::with_capacity(items.size_hint().unwrap_or(0).min(4096));
+        while let Some(InputValue(value)) = items.next_element()? {
+            values.push(value);
+        }
+        Ok(regorus::Value::from(values))
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(
+        self,
+        mut entries: A,
+    ) -> Result<regorus::Value, A::Error> {
+        let mut map = std::collections::BTreeMap::new();
+        while let Some((key, InputValue(value))) = entries.next_entry::<String, InputValue>()? {
+            map.insert(regorus::Value::String(key.as_str().into()), value);
+        }
+        Ok(regorus::Value::from(map))
+    }
+}
+
 /// What the judge writes for a [`ToWorker::Batch`]: the same JSON, built
 /// from borrowed values so no input is copied to be sent.
 #[derive(Serialize)]
@@ -119,6 +242,32 @@ pub enum FromWorker {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    /// The worker's direct reading gives the value of reading JSON first.
+    #[test]
+    fn input_values_read_as_json_then_converted() {
+        let texts = [
+            r#"{"a": 1, "b": -2, "c": 2.5, "d": 24.0, "e": 18446744073709551615, "f": -9223372036854775808}"#,
+            r#"{"g": 1e400, "h": 123456789012345678901234567890, "i": -0, "j": 0.0, "k": -0.0}"#,
+            r#"{"x": [true, false, null, {}, []], "y": {"z": "\u00e9\n\"", "y": 1}, "y2": {"k": 1, "k": 2}}"#,
+            r#"{"$serde_json::private::Number": "12"}"#,
+            r#"[1, "two", {"three": [3]}]"#,
+            r#""text""#,
+        ];
+        for text in texts {
+            let json: Result<Json, _> = serde_json::from_str(text);
+            let read: Result<InputValue, _> = serde_json::from_str(text);
+            match (json, read) {
+                (Ok(json), Ok(read)) => assert_eq!(
+                    read.0,
+                    crate::policy::PolicyEngine::input_value(&json),
+                    "{text}"
+                ),
+                (Err(_), Err(_)) => {}
+                (json, read) => panic!("{text}: {json:?} vs {read:?}"),
+            }
+        }
+    }
 
     /// What the judge writes from borrowed values is what the worker reads.
     #[test]

@@ -5,7 +5,7 @@
 //! watchdog thread ends the process when one message takes far longer than
 //! its deadline, so a worker whose judge died mid-request does not run on.
 
-use super::protocol::{Field, FromWorker, ToWorker};
+use super::protocol::{FieldRead, FromWorker, InputValue, ToWorkerRead};
 use crate::policy::{PolicyEngine, PolicyError};
 use std::collections::{BTreeMap, HashMap};
 use std::io::{BufRead, Write};
@@ -47,7 +47,7 @@ pub fn run(memory_limit: u64) -> i32 {
                 return 2;
             }
         }
-        let message: ToWorker = match serde_json::from_str(&line) {
+        let message: ToWorkerRead = match serde_json::from_str(&line) {
             Ok(message) => message,
             Err(error) => {
                 eprintln!("policy worker: unreadable message: {error}");
@@ -55,7 +55,7 @@ pub fn run(memory_limit: u64) -> i32 {
             }
         };
         let reply = match message {
-            ToWorker::Batch {
+            ToWorkerRead::Batch {
                 define,
                 forget,
                 items,
@@ -63,8 +63,8 @@ pub fn run(memory_limit: u64) -> i32 {
                 for id in forget {
                     shared.remove(&id);
                 }
-                for (id, json) in define {
-                    shared.insert(id, PolicyEngine::input_value(&json));
+                for (id, InputValue(value)) in define {
+                    shared.insert(id, value);
                 }
                 for item in items {
                     watchdog.arm(item.deadline);
@@ -91,7 +91,7 @@ pub fn run(memory_limit: u64) -> i32 {
                 watchdog.disarm();
                 continue;
             }
-            ToWorker::Compile {
+            ToWorkerRead::Compile {
                 files,
                 parse_time_limit,
             } => {
@@ -109,7 +109,7 @@ pub fn run(memory_limit: u64) -> i32 {
                     Err(errors) => FromWorker::Refused(errors),
                 }
             }
-            ToWorker::Answer { request, deadline } => {
+            ToWorkerRead::Answer { request, deadline } => {
                 watchdog.arm(deadline);
                 match &engine {
                     None => FromWorker::Failed(PolicyError::WorkerFailed {
@@ -145,13 +145,13 @@ fn reply_of(
 /// A batched item's input document: its fields, shared ones from `shared`.
 fn batch_input(
     shared: &HashMap<u64, regorus::Value>,
-    fields: Vec<(String, Field)>,
+    fields: Vec<(String, FieldRead)>,
 ) -> Result<regorus::Value, PolicyError> {
     let mut object = BTreeMap::new();
     for (name, field) in fields {
         let value = match field {
-            Field::Inline(json) => PolicyEngine::input_value(&json),
-            Field::Shared(id) => {
+            FieldRead::Inline(InputValue(value)) => value,
+            FieldRead::Shared(id) => {
                 shared
                     .get(&id)
                     .cloned()
