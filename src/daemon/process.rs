@@ -1069,6 +1069,9 @@ impl Processor<'_> {
     }
 
     /// The decision record's input: the body `docs/evidence.md` describes.
+    /// `policy_bundle_sha256` is passed in: it is the same for every
+    /// decision of a commit and hashed once per commit.
+    #[allow(clippy::too_many_arguments)]
     fn decision_input(
         &self,
         judged: &Judged,
