@@ -637,6 +637,8 @@ impl Processor<'_> {
         //    evidence commit, then record them in the store in one
         //    transaction (see `decision_batch_size`).
         let batch_size = decision_batch_size(changed.len());
+        // The same for every decision of the commit: hashed once.
+        let policy_bundle = record::policy_bundle_sha256(snapshot);
         for batch in changed.chunks(batch_size) {
             let mut inputs = Vec::with_capacity(batch.len());
             for (intent, intent_evaluation, fingerprint) in batch {
@@ -645,15 +647,17 @@ impl Processor<'_> {
                     intent,
                     intent_evaluation,
                     fingerprint,
+                    &policy_bundle,
                     occasion,
                     now,
                 ));
             }
-            let appended = self.append_decisions(&inputs, &on_tip)?;
+            // The inputs move into the batch: a decision body is built once
+            // and never copied (issue 17: a batch's bodies are its memory).
+            let appended = self.append_decisions(inputs, &on_tip)?;
             if PausePoint::hit(self.pause_at, PausePoint::AfterEvidenceAppend) {
                 pause_forever("after-evidence-append");
             }
-            drop(inputs);
             let mut writes = Vec::with_capacity(batch.len());
             for ((intent, intent_evaluation, fingerprint), (record, fresh)) in
                 batch.iter().zip(&appended)
@@ -990,7 +994,7 @@ impl Processor<'_> {
     /// and nothing is recorded (invariant 5).
     fn append_decisions(
         &mut self,
-        inputs: &[EvidencePackInput],
+        inputs: Vec<EvidencePackInput>,
         on_tip: &HashMap<String, CommitRecord>,
     ) -> Result<Vec<(AppendedRecord, bool)>, ProcessError> {
         let mut found: Vec<Option<AppendedRecord>> = Vec::with_capacity(inputs.len());
@@ -1000,10 +1004,10 @@ impl Processor<'_> {
                 .intent_id
                 .as_ref()
                 .and_then(|intent_id| on_tip.get(intent_id))
-                .filter(|record| same_record(&record.pack, input))
+                .filter(|record| same_record(&record.pack, &input))
                 .map(|record| appended_record(record.clone()));
             if existing.is_none() {
-                missing.push(input.clone());
+                missing.push(input);
             }
             found.push(existing);
         }
@@ -1018,21 +1022,29 @@ impl Processor<'_> {
         } else {
             let context = super::append_context(self.store)?;
             let count = missing.len();
-            let first = missing[0].clone();
+            // What the failure event names: the first input's ids, not a
+            // copy of its body.
+            let first = &missing[0];
+            let (correlation_id, intent_id, created_at, source_commit) = (
+                first.correlation_id.clone(),
+                first.intent_id.clone(),
+                first.created_at,
+                first.source_commit.clone(),
+            );
             match self.evidence.append_batch(missing, self.signer, &context) {
                 Ok(appended) => appended,
                 Err(error) => {
                     self.store.append_event(NewEvent {
-                        correlation_id: first.correlation_id.clone(),
-                        intent_id: first.intent_id.clone(),
+                        correlation_id,
+                        intent_id,
                         event_type: EventType::PublishBlocked,
-                        timestamp: first.created_at,
+                        timestamp: created_at,
                         actor: ACTOR.into(),
                         actor_role: ACTOR_ROLE.into(),
                         execution_plane: None,
                         ring: None,
                         outcome: EventOutcome::Failure,
-                        details: json!({"reason": format!("evidence branch cannot be written: {error}"), "commit": first.source_commit, "records": count}),
+                        details: json!({"reason": format!("evidence branch cannot be written: {error}"), "commit": source_commit, "records": count}),
                     })?;
                     return Err(error.into());
                 }
@@ -1057,12 +1069,16 @@ impl Processor<'_> {
     }
 
     /// The decision record's input: the body `docs/evidence.md` describes.
+    /// `policy_bundle_sha256` is passed in: it is the same for every
+    /// decision of a commit and hashed once per commit.
+    #[allow(clippy::too_many_arguments)]
     fn decision_input(
         &self,
         judged: &Judged,
         intent: &crate::model::Located<DeploymentIntent>,
         intent_evaluation: &crate::evaluation::IntentEvaluation,
         fingerprint: &str,
+        policy_bundle_sha256: &str,
         occasion: Occasion,
         now: DateTime<Utc>,
     ) -> EvidencePackInput {
@@ -1075,6 +1091,7 @@ impl Processor<'_> {
             intent_evaluation,
             sha,
             judged.forge_evidence.for_intent(intent_evaluation),
+            policy_bundle_sha256,
         );
         if let Value::Object(map) = &mut body {
             map.insert(

@@ -44,7 +44,9 @@ pub fn policy_bundle_sha256(snapshot: &Snapshot) -> String {
 }
 
 /// The body of a `decision` evidence pack. `forge` is the forge slot
-/// (`forge::ForgeEvidence::for_intent`; `null` without a forge).
+/// (`forge::ForgeEvidence::for_intent`; `null` without a forge);
+/// `policy_bundle_sha256` is [`policy_bundle_sha256`] of `snapshot`
+/// (computed once per commit by the caller, not once per decision).
 pub fn decision_body(
     snapshot: &Snapshot,
     base: Option<&Snapshot>,
@@ -52,6 +54,7 @@ pub fn decision_body(
     evaluation: &IntentEvaluation,
     source_commit: &str,
     forge: Value,
+    policy_bundle_sha256: &str,
 ) -> Value {
     // The record carries no gate-check interval (see `build_without_gate_check`).
     let plan = plan::build_without_gate_check(snapshot, intent, evaluation.clone(), base);
@@ -125,7 +128,7 @@ pub fn decision_body(
         "intent_sha256": crate::model::digest::intent_sha256(snapshot, intent),
         "risk": evaluation.risk,
         "policy": evaluation.outcome,
-        "policy_bundle_sha256": policy_bundle_sha256(snapshot),
+        "policy_bundle_sha256": policy_bundle_sha256,
         "approvals": approvals,
         "exceptions": exceptions,
         "artifact": artifact_facts,

@@ -441,6 +441,14 @@ impl Driver<'_> {
             while !work.is_empty() && report.effects_performed < EFFECT_BUDGET {
                 // Save every run before performing the effects it asked for.
                 self.save(&runs, &mut dirty, now)?;
+                // A queued ring-start record is a copy of the start record
+                // its run holds; until the round's results the runs do not
+                // change, so the queue lends the run's copy instead of
+                // holding a second one per run. `lent[i]`: the i-th effect
+                // popped this round (nothing is queued until the round
+                // ends) was emptied.
+                let lent = lend_start_summaries(&mut work, &runs, &by_id);
+                let mut popped = 0usize;
                 let mut results: Vec<(String, Event)> = Vec::new();
                 // The evidence records this round asks for, written as one
                 // batch (one commit, one fsync); a run's later effects wait for
@@ -451,6 +459,14 @@ impl Driver<'_> {
                 // effects wait for its publish.
                 let mut publishes: Vec<(usize, String)> = Vec::new();
                 while let Some((intent_id, effect)) = work.pop_front() {
+                    let position = popped;
+                    popped += 1;
+                    // A round can queue an effect per run (10,000 at issue
+                    // 17's scale); give the room back as the queue drains
+                    // rather than holding it through the plane calls.
+                    if work.capacity() > 1024 && work.len() < work.capacity() / 4 {
+                        work.shrink_to_fit();
+                    }
                     report.effects_performed += 1;
                     let Some(&index) = by_id.get(&intent_id) else {
                         continue;
@@ -481,6 +497,19 @@ impl Driver<'_> {
                         summary,
                     } = effect
                     {
+                        let summary = if lent.get(position).copied().unwrap_or(false) {
+                            // Given back: the run still holds the very
+                            // record (`lend_start_summaries` checked it, and
+                            // runs do not change within a round).
+                            runs[index]
+                                .start_record
+                                .as_ref()
+                                .filter(|record| record.transition_id == transition_id)
+                                .map(|record| record.summary.clone())
+                                .expect("a lent start record stays on its run within a round")
+                        } else {
+                            summary
+                        };
                         records.push(PendingRecord::of(
                             &runs[index],
                             transition_id,
@@ -662,8 +691,11 @@ impl Driver<'_> {
                     mode: self.performer.planes.mode(plane),
                 });
             }
+            // Serialized now (through a value, as the store always wrote
+            // it: the same bytes), so the batch holds text, not values.
             let json = serde_json::to_value(&state).unwrap_or(Value::Null);
-            states.push((run.intent_id.clone(), run.phase.name().to_owned(), json));
+            let text = serde_json::to_string(&json).map_err(crate::store::StoreError::from)?;
+            states.push((run.intent_id.clone(), run.phase.name().to_owned(), text));
             if states.len() >= SAVE_BATCH {
                 self.performer.store.set_intent_states(&states, now)?;
                 states.clear();
@@ -673,6 +705,43 @@ impl Driver<'_> {
         dirty.clear();
         Ok(())
     }
+}
+
+/// Empties the summary of every queued `RecordEvidence` that is its run's
+/// start record (the same transition id and the same summary: the state
+/// machine queues a clone of the record it keeps) and answers, for each
+/// queued effect in queue order, whether it was emptied: the round takes
+/// the summary back from the run when it writes the record. Only valid
+/// while the runs do not change and nothing is queued, i.e. within one
+/// round (issue 17: 10,000 queued ring starts held their summaries twice).
+fn lend_start_summaries(
+    work: &mut VecDeque<(String, Effect)>,
+    runs: &[IntentRun],
+    by_id: &BTreeMap<String, usize>,
+) -> Vec<bool> {
+    let mut lent = Vec::with_capacity(work.len());
+    for (intent_id, effect) in work.iter_mut() {
+        let emptied = match effect {
+            Effect::RecordEvidence {
+                transition_id,
+                summary,
+                ..
+            } => {
+                let held = by_id.get(intent_id.as_str()).is_some_and(|&index| {
+                    runs[index].start_record.as_ref().is_some_and(|record| {
+                        record.transition_id == *transition_id && record.summary == *summary
+                    })
+                });
+                if held {
+                    *summary = Value::Null;
+                }
+                held
+            }
+            _ => false,
+        };
+        lent.push(emptied);
+    }
+    lent
 }
 
 fn decision_from(text: &str) -> Option<crate::policy::Decision> {

@@ -191,9 +191,14 @@ impl Store {
     /// transaction: what the daemon saves of every run a step changed.
     /// Either every state is saved or none; an intent that is not stored
     /// is [`StoreError::IntentNotFound`].
+    ///
+    /// Each state is `(intent id, state, state_json)` with `state_json`
+    /// already serialized (`serde_json::to_string` of the value): a batch
+    /// holds hundreds of them, and the text is a fraction of the value's
+    /// size in memory.
     pub fn set_intent_states(
         &mut self,
-        states: &[(String, String, Value)],
+        states: &[(String, String, String)],
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         if states.is_empty() {
@@ -206,12 +211,7 @@ impl Store {
         for (intent_id, state, state_json) in states {
             let changed = transaction.execute(
                 "UPDATE intents SET state = ?2, state_json = ?3, updated_at = ?4 WHERE intent_id = ?1",
-                params![
-                    intent_id,
-                    state,
-                    serde_json::to_string(state_json)?,
-                    updated_at
-                ],
+                params![intent_id, state, state_json, updated_at],
             )?;
             if changed == 0 {
                 return Err(StoreError::IntentNotFound {

@@ -110,6 +110,10 @@ impl Device {
             (AttemptAction::Install { .. }, false) => Some(pick_failure_reason(&mut generator)),
             _ => None,
         };
+        // Most devices see one attempt: room for exactly the next one, not
+        // the four a first push reserves (issue 17: tens of thousands of
+        // devices per plane at 10,000 intents).
+        self.attempts.reserve_exact(1);
         self.attempts.push(Attempt {
             started_at: now,
             completes_at: now + chrono::Duration::milliseconds(delay_millis),
@@ -134,6 +138,10 @@ impl Device {
     /// Records a change that happened on the device outside the deployment (drift):
     /// complete and successful at `now`.
     pub fn record_external(&mut self, action: AttemptAction, now: DateTime<Utc>) {
+        // Most devices see one attempt: room for exactly the next one, not
+        // the four a first push reserves (issue 17: tens of thousands of
+        // devices per plane at 10,000 intents).
+        self.attempts.reserve_exact(1);
         self.attempts.push(Attempt {
             started_at: now,
             completes_at: now,
