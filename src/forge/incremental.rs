@@ -1265,44 +1265,7 @@ fn differing_below(
     prefix: &str,
     differing: &mut HashSet<String>,
 ) -> Result<bool, ForgeError> {
-    let (Some(old), Some(new)) = (sorted_entries(before), sorted_entries(after)) else {
-        return Ok(false);
-    };
-    let is_tree = |entry: &git2::TreeEntry<'_>| entry.kind() == Some(ObjectType::Tree);
-    let (mut i, mut j) = (0, 0);
-    while i < old.len() || j < new.len() {
-        let order = match (old.get(i), new.get(j)) {
-            (Some(a), Some(b)) => git_order(a.name_bytes(), is_tree(a), b.name_bytes(), is_tree(b)),
-            (Some(_), None) => std::cmp::Ordering::Less,
-            _ => std::cmp::Ordering::Greater,
-        };
-        let (a, b) = match order {
-            std::cmp::Ordering::Less => {
-                i += 1;
-                (old.get(i - 1), None)
-            }
-            std::cmp::Ordering::Greater => {
-                j += 1;
-                (None, new.get(j - 1))
-            }
-            std::cmp::Ordering::Equal => {
-                i += 1;
-                j += 1;
-                let (a, b) = (&old[i - 1], &new[j - 1]);
-                if a.id() == b.id() && a.filemode() == b.filemode() {
-                    continue;
-                }
-                (Some(a), Some(b))
-            }
-        };
-        let Some(entry) = a.or(b) else { continue };
-        let Ok(name) = std::str::from_utf8(entry.name_bytes()) else {
-            return Ok(false);
-        };
-        if name.is_empty() || name == "." || name == ".." || name.contains('\u{fffd}') {
-            return Ok(false);
-        }
-        let path = format!("{prefix}{name}");
+    each_differing_entry(before, after, prefix, |path, _, a, b| {
         // A file on one side and a folder on the other: both differ.
         for side in [a, b].into_iter().flatten() {
             if !is_tree(side) {
@@ -1331,8 +1294,8 @@ fn differing_below(
         {
             return Ok(false);
         }
-    }
-    Ok(true)
+        Ok(true)
+    })
 }
 
 /// Rebuilds every map of `snapshot` with full nodes ([`Objects::compact`]):
@@ -1439,35 +1402,30 @@ fn git_order(a: &[u8], a_tree: bool, b: &[u8], b_tree: bool) -> std::cmp::Orderi
     })
 }
 
-/// The entries of `tree` (none without one), checked to be in Git's order
-/// with no name twice; `None` when they are not.
-fn sorted_entries<'t>(tree: Option<&'t Tree<'_>>) -> Option<Vec<git2::TreeEntry<'t>>> {
-    let entries: Vec<git2::TreeEntry<'t>> = tree.map(|t| t.iter().collect()).unwrap_or_default();
-    let in_order = entries.windows(2).all(|pair| {
-        git_order(
-            pair[0].name_bytes(),
-            pair[0].kind() == Some(ObjectType::Tree),
-            pair[1].name_bytes(),
-            pair[1].kind() == Some(ObjectType::Tree),
-        ) == std::cmp::Ordering::Less
-    });
-    in_order.then_some(entries)
+/// Whether a tree entry is a folder.
+fn is_tree(entry: &git2::TreeEntry<'_>) -> bool {
+    entry.kind() == Some(ObjectType::Tree)
 }
 
-/// Adds to `changed` the paths under `prefix` whose entry differs between
-/// `before` and `after` (see [`changed_entries`]); `false` when the
-/// incremental check does not take the difference.
-fn diff_trees(
-    repo: &GovernedRepo,
-    before: Option<&Tree<'_>>,
-    after: Option<&Tree<'_>>,
+/// Walks the entries of `before` and `after` (two listings of one folder,
+/// `prefix` its path) in Git's order and calls `visit(path, name, old,
+/// new)` for each entry that differs (one side `None` when only the other
+/// has it); `false` when a listing is not in Git's order, a name is not
+/// one the incremental check takes, or `visit` answers `false`.
+fn each_differing_entry<'t>(
+    before: Option<&'t Tree<'_>>,
+    after: Option<&'t Tree<'_>>,
     prefix: &str,
-    changed: &mut Vec<ChangedEntry>,
+    mut visit: impl FnMut(
+        String,
+        &str,
+        Option<&git2::TreeEntry<'t>>,
+        Option<&git2::TreeEntry<'t>>,
+    ) -> Result<bool, ForgeError>,
 ) -> Result<bool, ForgeError> {
     let (Some(old), Some(new)) = (sorted_entries(before), sorted_entries(after)) else {
         return Ok(false);
     };
-    let is_tree = |entry: &git2::TreeEntry<'_>| entry.kind() == Some(ObjectType::Tree);
     let (mut i, mut j) = (0, 0);
     while i < old.len() || j < new.len() {
         let order = match (old.get(i), new.get(j)) {
@@ -1502,7 +1460,40 @@ fn diff_trees(
             return Ok(false);
         }
         let path = format!("{prefix}{name}");
-        if is_tree(entry) {
+        if !visit(path, name, a, b)? {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// The entries of `tree` (none without one), checked to be in Git's order
+/// with no name twice; `None` when they are not.
+fn sorted_entries<'t>(tree: Option<&'t Tree<'_>>) -> Option<Vec<git2::TreeEntry<'t>>> {
+    let entries: Vec<git2::TreeEntry<'t>> = tree.map(|t| t.iter().collect()).unwrap_or_default();
+    let in_order = entries.windows(2).all(|pair| {
+        git_order(
+            pair[0].name_bytes(),
+            pair[0].kind() == Some(ObjectType::Tree),
+            pair[1].name_bytes(),
+            pair[1].kind() == Some(ObjectType::Tree),
+        ) == std::cmp::Ordering::Less
+    });
+    in_order.then_some(entries)
+}
+
+/// Adds to `changed` the paths under `prefix` whose entry differs between
+/// `before` and `after` (see [`changed_entries`]); `false` when the
+/// incremental check does not take the difference.
+fn diff_trees(
+    repo: &GovernedRepo,
+    before: Option<&Tree<'_>>,
+    after: Option<&Tree<'_>>,
+    prefix: &str,
+    changed: &mut Vec<ChangedEntry>,
+) -> Result<bool, ForgeError> {
+    each_differing_entry(before, after, prefix, |path, name, a, b| {
+        if a.or(b).is_some_and(is_tree) {
             // A folder: only the record folders at the top, one level deep.
             if !prefix.is_empty() || !INCREMENTAL_FOLDERS.contains(&name) {
                 return Ok(false);
@@ -1528,7 +1519,7 @@ fn diff_trees(
             )? {
                 return Ok(false);
             }
-            continue;
+            return Ok(true);
         }
         let read = |side: Option<&git2::TreeEntry<'_>>| match side {
             Some(entry) => entry_of(repo, &path, entry.kind(), entry.filemode(), entry.id()),
@@ -1538,8 +1529,8 @@ fn diff_trees(
         if old_entry != new_entry {
             changed.push((path, new_entry));
         }
-    }
-    Ok(true)
+        Ok(true)
+    })
 }
 
 /// What one cached revision holds, part by part: the heap each part
