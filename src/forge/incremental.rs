@@ -1714,3 +1714,200 @@ pub fn memory_breakdown(
     );
     Ok(parts)
 }
+
+#[cfg(test)]
+mod tests {
+    //! `differing_paths` decides which objects a cached revision may share
+    //! with the previous one, so it must name every path whose entry
+    //! differs: checked against libgit2's own tree diff over many commits
+    //! of random edits made with the real `git`.
+    use super::*;
+    use std::process::Command;
+    use tempfile::TempDir;
+
+    fn git(directory: &Path, args: &[&str]) -> String {
+        let output = Command::new("git")
+            .args(["-c", "user.name=T", "-c", "user.email=t@example.com"])
+            .args(args)
+            .current_dir(directory)
+            .output()
+            .expect("git runs");
+        assert!(output.status.success(), "git {args:?}: {output:?}");
+        String::from_utf8(output.stdout).unwrap().trim().to_owned()
+    }
+
+    /// The paths (below `subdir`) that libgit2's tree diff names between
+    /// two commits, old and new sides.
+    fn libgit2_paths(repo: &GovernedRepo, from: Oid, to: Oid) -> HashSet<String> {
+        let before = governed_tree(repo, from).unwrap().unwrap();
+        let after = governed_tree(repo, to).unwrap().unwrap();
+        let mut options = git2::DiffOptions::new();
+        options.include_typechange(false).ignore_submodules(false);
+        let diff = repo
+            .repository
+            .diff_tree_to_tree(Some(&before), Some(&after), Some(&mut options))
+            .unwrap();
+        diff.deltas()
+            .flat_map(|delta| [delta.old_file().path(), delta.new_file().path()])
+            .flatten()
+            .map(|path| path.to_str().unwrap().to_owned())
+            .collect()
+    }
+
+    /// A small deterministic generator (xorshift), so a failure replays.
+    struct Random(u64);
+    impl Random {
+        fn below(&mut self, n: usize) -> usize {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            (self.0 % n as u64) as usize
+        }
+    }
+
+    const NAMES: [&str; 6] = ["a", "b.yaml", "b", "a-b", "a.yaml", "z"];
+
+    fn random_path(random: &mut Random) -> String {
+        let depth = 1 + random.below(3);
+        (0..depth)
+            .map(|_| NAMES[random.below(NAMES.len())])
+            .collect::<Vec<_>>()
+            .join("/")
+    }
+
+    /// One random edit of the work tree under `root`: a file written,
+    /// removed, made executable, turned into a symlink, or a file and a
+    /// folder swapped at one path.
+    fn edit(root: &Path, random: &mut Random, round: usize) {
+        let path = root.join(random_path(random));
+        match random.below(6) {
+            0 | 1 => {
+                if path.is_dir() {
+                    std::fs::remove_dir_all(&path).unwrap();
+                }
+                if let Some(parent) = path.parent() {
+                    // A file where a folder is needed goes.
+                    let mut ancestor = parent.to_path_buf();
+                    while ancestor != root {
+                        if ancestor.is_file() || ancestor.is_symlink() {
+                            std::fs::remove_file(&ancestor).unwrap();
+                        }
+                        ancestor.pop();
+                    }
+                    std::fs::create_dir_all(parent).unwrap();
+                }
+                if path.is_symlink() {
+                    std::fs::remove_file(&path).unwrap();
+                }
+                std::fs::write(&path, format!("round: {round}\n")).unwrap();
+            }
+            2 => {
+                if path.is_dir() {
+                    std::fs::remove_dir_all(&path).unwrap();
+                } else if path.is_file() || path.is_symlink() {
+                    std::fs::remove_file(&path).unwrap();
+                }
+            }
+            3 => {
+                if path.is_file() && !path.is_symlink() {
+                    use std::os::unix::fs::PermissionsExt;
+                    let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+                    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode ^ 0o111))
+                        .unwrap();
+                }
+            }
+            4 => {
+                if path.is_file() && !path.is_symlink() {
+                    std::fs::remove_file(&path).unwrap();
+                    std::os::unix::fs::symlink("elsewhere", &path).unwrap();
+                }
+            }
+            _ => {
+                // Rewrite a file with its own content: no difference.
+                if path.is_file() && !path.is_symlink() {
+                    let text = std::fs::read(&path).unwrap();
+                    std::fs::write(&path, text).unwrap();
+                }
+            }
+        }
+    }
+
+    fn check_against_libgit2(subdir: &str, seed: u64) {
+        let directory = TempDir::new().unwrap();
+        let top = directory.path();
+        git(top, &["init", "-q", "-b", "main"]);
+        let root = if subdir.is_empty() {
+            top.to_path_buf()
+        } else {
+            top.join(subdir)
+        };
+        std::fs::create_dir_all(root.join("intents")).unwrap();
+        std::fs::write(root.join("intents/keep.yaml"), "kept: true\n").unwrap();
+        std::fs::write(top.join("outside.txt"), "0\n").unwrap();
+        git(top, &["add", "-A"]);
+        git(top, &["commit", "-q", "-m", "start"]);
+        let repo = GovernedRepo::open(&root).unwrap();
+        assert_eq!(repo.subdir, subdir);
+        let mut random = Random(seed);
+        let mut commits = vec![repo.resolve("HEAD").unwrap()];
+        let mut compared = 0;
+        for round in 0..24 {
+            for _ in 0..1 + random.below(4) {
+                edit(&root, &mut random, round);
+            }
+            // A change outside the governed folder is never a difference.
+            std::fs::write(top.join("outside.txt"), format!("{round}\n")).unwrap();
+            git(top, &["add", "-A"]);
+            git(top, &["commit", "-q", "--allow-empty", "-m", "edit"]);
+            commits.push(repo.resolve("HEAD").unwrap());
+            // Against the previous commit and against one further back.
+            let to = commits[commits.len() - 1];
+            for from in [
+                commits[commits.len() - 2],
+                commits[random.below(commits.len())],
+            ] {
+                let ours = differing_paths(&repo, from, to)
+                    .unwrap()
+                    .expect("plain names are compared");
+                assert_eq!(
+                    ours,
+                    libgit2_paths(&repo, from, to),
+                    "seed {seed}, round {round}, subdir {subdir:?}"
+                );
+                compared += 1;
+            }
+        }
+        assert_eq!(compared, 48);
+    }
+
+    #[test]
+    fn differing_paths_are_the_paths_libgit2_diffs() {
+        for seed in [1, 7, 42] {
+            check_against_libgit2("", seed);
+            check_against_libgit2("governed/tenant", seed);
+        }
+    }
+
+    #[test]
+    fn differing_paths_are_none_without_the_governed_folder() {
+        let directory = TempDir::new().unwrap();
+        let top = directory.path();
+        git(top, &["init", "-q", "-b", "main"]);
+        std::fs::create_dir_all(top.join("governed")).unwrap();
+        std::fs::write(top.join("governed/a.yaml"), "a: 1\n").unwrap();
+        git(top, &["add", "-A"]);
+        git(top, &["commit", "-q", "-m", "one"]);
+        let repo = GovernedRepo::open(&top.join("governed")).unwrap();
+        let first = repo.resolve("HEAD").unwrap();
+        git(top, &["rm", "-q", "-r", "governed"]);
+        std::fs::write(top.join("other"), "x\n").unwrap();
+        git(top, &["add", "-A"]);
+        git(top, &["commit", "-q", "-m", "two"]);
+        let second = repo.resolve("HEAD").unwrap();
+        assert_eq!(differing_paths(&repo, first, second).unwrap(), None);
+        assert_eq!(
+            differing_paths(&repo, first, first).unwrap(),
+            Some(HashSet::new())
+        );
+    }
+}
