@@ -166,31 +166,50 @@ pub fn report_gate_pacing(
 
 /// A ring-transition record one step asked for, waiting to be written
 /// with the others of its step ([`Performer::record_evidence_batch`]).
+///
+/// It lends its run rather than holding the run's JSON: the summary gets
+/// `"run"` only when the record is built ([`Self::into_summary`]), one
+/// record at a time (issue 17: 1,000 waiting records held 1,000 runs as
+/// JSON values). The runs do not change while their records wait (within
+/// one round of `rollout::Driver::drive`), so the JSON is the same.
 #[derive(Debug, Clone)]
-pub struct PendingRecord {
+pub struct PendingRecord<'run> {
     pub intent_id: String,
     pub transition_id: String,
     /// The transition (`ring_started`, `rollback_started`, …).
     pub transition: String,
-    /// The record's summary, with the run as the store holds it.
+    /// The record's summary, without the run.
     pub summary: Value,
+    /// The run, as the store holds it.
+    pub run: &'run IntentRun,
 }
 
-impl PendingRecord {
+impl<'run> PendingRecord<'run> {
     /// The record `Effect::RecordEvidence` asks for, with the run as the
     /// store holds it (what `ringmaster rebuild` restores it from,
     /// docs/evidence.md).
-    pub fn of(run: &IntentRun, transition_id: String, transition: String, summary: Value) -> Self {
-        let mut summary = summary;
-        if let Value::Object(object) = &mut summary {
-            object.insert("run".into(), json!(run));
-        }
+    pub fn of(
+        run: &'run IntentRun,
+        transition_id: String,
+        transition: String,
+        summary: Value,
+    ) -> Self {
         PendingRecord {
             intent_id: run.intent_id.clone(),
             transition_id,
             transition,
             summary,
+            run,
         }
+    }
+
+    /// The record's summary with the run (`"run"`), as it is signed.
+    pub fn into_summary(self) -> Value {
+        let mut summary = self.summary;
+        if let Value::Object(object) = &mut summary {
+            object.insert("run".into(), json!(self.run));
+        }
+        summary
     }
 }
 
@@ -595,7 +614,7 @@ impl Performer<'_> {
     /// [`Self::record_evidence`] for the records one step of the rollouts
     /// produced across many runs (issue 17): journalled in one store
     /// transaction, signed and chained one by one into ONE evidence commit
-    /// ([`EvidenceBranch::append_batch`], one fsync), then confirmed with
+    /// ([`EvidenceBranch::append_batch_from`], one fsync), then confirmed with
     /// the evidence head in one transaction. The order of each record's
     /// life is the per-record path's: planned, marked sent, appended,
     /// confirmed; a record the journal has confirmed is not written again,
@@ -605,7 +624,7 @@ impl Performer<'_> {
     /// record's outcome in `records` order, as [`Self::record_evidence`].
     pub fn record_evidence_batch(
         &mut self,
-        records: Vec<PendingRecord>,
+        records: Vec<PendingRecord<'_>>,
         now: DateTime<Utc>,
     ) -> Result<Vec<Result<String, String>>, DriveError> {
         if records.is_empty() {
@@ -659,7 +678,7 @@ impl Performer<'_> {
         }
         let mut keys = Vec::new();
         let mut to_send = Vec::new();
-        let mut inputs = Vec::new();
+        let mut to_write = Vec::new();
         for (index, ((record, action), outcome)) in
             records.into_iter().zip(&planned).zip(&outcomes).enumerate()
         {
@@ -675,15 +694,9 @@ impl Performer<'_> {
                 record.intent_id.clone(),
                 record.transition_id.clone(),
             ));
-            inputs.push(self.record_input(
-                &record.intent_id,
-                &record.transition_id,
-                &record.transition,
-                record.summary,
-                now,
-            ));
+            to_write.push(record);
         }
-        if inputs.is_empty() {
+        if to_write.is_empty() {
             if let Some(head) = found_head {
                 self.store.confirm_evidence_batch(&found, &head, now)?;
             }
@@ -698,7 +711,21 @@ impl Performer<'_> {
         let context = super::append_context(self.store)?;
         self.durable()?;
         self.keep_lease(now)?;
-        match self.evidence.append_batch(inputs, self.signer, &context) {
+        // Each record's input (with its run) is made when the batch reads
+        // it, so one run's JSON is held at a time.
+        let inputs = to_write.into_iter().map(|record| {
+            let (intent_id, transition_id, transition) = (
+                record.intent_id.clone(),
+                record.transition_id.clone(),
+                record.transition.clone(),
+            );
+            let summary = record.into_summary();
+            self.record_input(&intent_id, &transition_id, &transition, summary, now)
+        });
+        match self
+            .evidence
+            .append_batch_from(inputs, self.signer, &context)
+        {
             Ok(appended) if appended.len() == keys.len() => {
                 self.pause(PausePoint::AfterRecordAppend, "after-record-append")?;
                 let last = appended.last().expect("a batch has records");

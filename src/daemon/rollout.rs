@@ -161,8 +161,8 @@ fn in_flight(run: &IntentRun) -> Option<Effect> {
 
 /// The evidence records of one round, waiting to be written together.
 #[derive(Default)]
-struct RecordBatch {
-    records: Vec<PendingRecord>,
+struct RecordBatch<'run> {
+    records: Vec<PendingRecord<'run>>,
     intents: HashSet<String>,
 }
 
@@ -171,8 +171,8 @@ struct RecordBatch {
 /// crash leaves to find on the tip).
 const RECORD_BATCH: usize = 1_000;
 
-impl RecordBatch {
-    fn push(&mut self, record: PendingRecord) {
+impl<'run> RecordBatch<'run> {
+    fn push(&mut self, record: PendingRecord<'run>) {
         self.intents.insert(record.intent_id.clone());
         self.records.push(record);
     }
@@ -187,7 +187,7 @@ impl RecordBatch {
         self.records.len() >= RECORD_BATCH
     }
 
-    fn take(&mut self) -> Vec<PendingRecord> {
+    fn take(&mut self) -> Vec<PendingRecord<'run>> {
         self.intents.clear();
         std::mem::take(&mut self.records)
     }
@@ -585,7 +585,7 @@ impl Driver<'_> {
     /// and adds their outcomes to `results`.
     fn write_records(
         &mut self,
-        records: &mut RecordBatch,
+        records: &mut RecordBatch<'_>,
         results: &mut Vec<(String, Event)>,
         now: DateTime<Utc>,
     ) -> Result<(), DriveError> {
@@ -769,6 +769,30 @@ mod tests {
             source: source.into(),
             waits_on: waits_on.map(str::to_owned),
         }
+    }
+
+    /// A waiting record lends its run (issue 17); the summary it builds is
+    /// the one it used to hold: the effect's summary with the run's JSON.
+    #[test]
+    fn a_pending_record_builds_the_summary_with_its_run() {
+        let intent = orchestrator::testing::intent(&["ring-0-lab", "ring-1-canary"]);
+        let plan = RolloutPlan::resolve(&intent, &orchestrator::testing::config(), &[]).unwrap();
+        let run = IntentRun::new(&intent, plan);
+        let summary = json!({"ring": "ring-0-lab", "at": "2026-12-01T09:00:00+00:00"});
+        let record = PendingRecord::of(
+            &run,
+            "t/0001-ring_start".into(),
+            "ring_started".into(),
+            summary.clone(),
+        );
+        assert_eq!(record.intent_id, run.intent_id);
+        let mut expected = summary;
+        expected
+            .as_object_mut()
+            .unwrap()
+            .insert("run".into(), json!(run));
+        assert!(expected["run"]["plan"]["rings"].is_array());
+        assert_eq!(record.into_summary(), expected);
     }
 
     fn waits(reasons: Vec<Reason>) -> Vec<String> {

@@ -28,6 +28,7 @@ use std::fs::File;
 use std::io::Write;
 use std::path::Path;
 
+use chrono::{DateTime, Utc};
 use git2::{ObjectType, Oid, Repository, Signature, Time, Tree};
 
 use super::branch::{AppendContext, AppendedRecord, ChainTip, EvidenceBranch};
@@ -144,10 +145,22 @@ impl EvidenceBranch {
         signer: &SigningKey,
         context: &AppendContext,
     ) -> Result<Vec<AppendedRecord>> {
+        self.append_batch_from(inputs.into_iter(), signer, context)
+    }
+
+    /// [`Self::append_batch`] of inputs read one at a time, as each record
+    /// is built: a caller may make them as they are asked for, so that a
+    /// batch's bodies are not all held at once (issue 17).
+    pub fn append_batch_from(
+        &self,
+        mut inputs: impl ExactSizeIterator<Item = EvidencePackInput>,
+        signer: &SigningKey,
+        context: &AppendContext,
+    ) -> Result<Vec<AppendedRecord>> {
         match inputs.len() {
             0 => return Ok(Vec::new()),
             1 => {
-                let input = inputs.into_iter().next().expect("one input");
+                let input = inputs.next().expect("one input");
                 return self
                     .append(input, signer, context)
                     .map(|record| vec![record]);
@@ -162,17 +175,18 @@ impl EvidenceBranch {
             _ => {}
         }
         self.ensure_not_head()?;
-        let created_at = inputs
-            .iter()
-            .map(|input| input.created_at)
-            .max()
-            .expect("inputs");
         let parent_id = self.tip_commit()?;
         if let Some(known) = &context.known_head {
             self.check_holds(parent_id, known)?;
         }
+        // The latest `created_at`, seen as the inputs are read.
+        let mut created_at: Option<DateTime<Utc>> = None;
+        let inputs = inputs.inspect(|input| {
+            created_at = created_at.max(Some(input.created_at));
+        });
         let records =
             self.write_batch_commit(parent_id, inputs, context.event_chain.clone(), signer)?;
+        let created_at = created_at.expect("a batch has inputs");
         let last = records.last().expect("a batch has records");
         let commit_id = Oid::from_str(&last.commit).map_err(git_context("invalid commit id"))?;
         self.move_branch(
@@ -199,7 +213,7 @@ impl EvidenceBranch {
     pub(super) fn write_batch_commit(
         &self,
         parent_id: Option<Oid>,
-        inputs: Vec<EvidencePackInput>,
+        inputs: impl IntoIterator<Item = EvidencePackInput>,
         event_chain: Option<EventChainAnchor>,
         signer: &SigningKey,
     ) -> Result<Vec<AppendedRecord>> {

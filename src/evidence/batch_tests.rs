@@ -403,3 +403,74 @@ fn a_bundle_of_a_mixed_branch_exports_and_verifies() {
     assert!(report.ok(), "{report}");
     assert_eq!(report.records, 156);
 }
+
+/// A batch's records are byte for byte the records made one at a time
+/// (same bytes, hashes, signed comments and commit messages), though the batch
+/// keeps no bodies (issue 17: a batch holds each body only while its bytes
+/// are made).
+#[test]
+fn a_batch_prepares_the_records_one_at_a_time_would_without_their_bodies() {
+    use super::pack::{ChainPosition, prepare_anchored_record, prepare_anchored_records};
+    let signer = SigningKey::generate_ephemeral().unwrap();
+    let batch = prepare_anchored_records(
+        (1..=70).map(input),
+        &ChainPosition::genesis(),
+        None,
+        &signer,
+    )
+    .unwrap();
+    assert_eq!(batch.len(), 70);
+    let mut position = ChainPosition::genesis();
+    for (number, batched) in (1..=70).zip(&batch) {
+        let single = prepare_anchored_record(input(number), &position, None, &signer).unwrap();
+        assert_eq!(batched.pack_bytes, single.pack_bytes, "record {number}");
+        assert_eq!(batched.pack_sha256, single.pack_sha256);
+        // Signing is randomised; what is signed (the trusted comment) is the same.
+        assert_eq!(
+            batched.signature.lines().nth(2),
+            single.signature.lines().nth(2)
+        );
+        assert_eq!(batched.pack_path, single.pack_path);
+        assert_eq!(batched.commit_message, single.commit_message);
+        assert!(batched.commit_message.contains("Decision: ALLOW"));
+        assert_eq!(single.pack.body, input(number).body);
+        assert_eq!(batched.pack.body, serde_json::Value::Null);
+        position = ChainPosition {
+            sequence: single.pack.sequence + 1,
+            previous_pack_sha256: single.pack_sha256,
+        };
+    }
+}
+
+/// Inputs made only as the batch reads them commit exactly what the same
+/// inputs in a vector commit: the same records in the same commit.
+#[test]
+fn a_batch_read_from_a_lazy_iterator_commits_what_a_vector_would() {
+    let signer = SigningKey::generate_ephemeral().unwrap();
+    let context = AppendContext::default();
+    let from_vector = governed_repository();
+    let from_iterator = governed_repository();
+    let vector = EvidenceBranch::open(from_vector.path(), "evidence")
+        .unwrap()
+        .append_batch((1..=40).map(input).collect::<Vec<_>>(), &signer, &context)
+        .unwrap();
+    let made = std::cell::Cell::new(0);
+    let lazy = EvidenceBranch::open(from_iterator.path(), "evidence")
+        .unwrap()
+        .append_batch_from(
+            (1u32..41).map(|number| {
+                made.set(made.get() + 1);
+                input(u64::from(number))
+            }),
+            &signer,
+            &context,
+        )
+        .unwrap();
+    assert_eq!(made.get(), 40, "every input is read once");
+    assert_eq!(vector.len(), 40);
+    for (from_vector, lazy) in vector.iter().zip(&lazy) {
+        assert_eq!(from_vector.pack_sha256, lazy.pack_sha256);
+        assert_eq!(from_vector.pack_path, lazy.pack_path);
+        assert_eq!(from_vector.sequence, lazy.sequence);
+    }
+}

@@ -223,7 +223,7 @@ pub fn prepare_anchored_record(
     event_chain: Option<EventChainAnchor>,
     signer: &SigningKey,
 ) -> Result<PreparedRecord> {
-    let unsigned = build_unsigned(input, position, event_chain)?;
+    let unsigned = build_unsigned(input, position, event_chain, Body::Kept)?;
     sign_unsigned(unsigned, signer)
 }
 
@@ -231,16 +231,23 @@ pub fn prepare_anchored_record(
 /// the other, each `previous_pack_sha256` the hash of the one before. The
 /// packs are built and hashed in order (each needs the previous hash);
 /// the signatures, most of the cost, are made on every core.
+///
+/// Each input is taken from `inputs` only when its pack is built, and the
+/// records answered keep their canonical bytes, not their bodies
+/// (`pack.body` is `Null`; `commit_message` was made with the body): a
+/// batch of 1,000 records holds each body only while its bytes are made
+/// (issue 17: a rollout record's body carries its whole run).
 pub fn prepare_anchored_records(
-    inputs: Vec<EvidencePackInput>,
+    inputs: impl IntoIterator<Item = EvidencePackInput>,
     position: &ChainPosition,
     event_chain: Option<EventChainAnchor>,
     signer: &SigningKey,
 ) -> Result<Vec<PreparedRecord>> {
-    let mut unsigned = Vec::with_capacity(inputs.len());
+    let inputs = inputs.into_iter();
+    let mut unsigned = Vec::with_capacity(inputs.size_hint().0);
     let mut next = position.clone();
     for input in inputs {
-        let record = build_unsigned(input, &next, event_chain.clone())?;
+        let record = build_unsigned(input, &next, event_chain.clone(), Body::Dropped)?;
         next = ChainPosition {
             sequence: record.pack.sequence + 1,
             previous_pack_sha256: record.pack_sha256.clone(),
@@ -295,12 +302,23 @@ struct UnsignedRecord {
     pack: EvidencePack,
     pack_bytes: Vec<u8>,
     pack_sha256: String,
+    pack_path: String,
+    commit_message: String,
+}
+
+/// Whether a built record keeps its body in `pack.body` (its bytes and
+/// commit message are the same either way).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Body {
+    Kept,
+    Dropped,
 }
 
 fn build_unsigned(
     input: EvidencePackInput,
     position: &ChainPosition,
     event_chain: Option<EventChainAnchor>,
+    body: Body,
 ) -> Result<UnsignedRecord> {
     validate_input(&input)?;
     if let Some(anchor) = &event_chain
@@ -350,11 +368,19 @@ fn build_unsigned(
     {
         pack.body = body;
     }
+    drop(value);
     let pack_sha256 = sha256_hex(&pack_bytes);
+    let pack_path = pack_path(&pack);
+    let commit_message = commit_message(&pack, &pack_path, &pack_sha256);
+    if body == Body::Dropped {
+        pack.body = Value::Null;
+    }
     Ok(UnsignedRecord {
         pack,
         pack_bytes,
         pack_sha256,
+        pack_path,
+        commit_message,
     })
 }
 
@@ -363,6 +389,8 @@ fn sign_unsigned(record: UnsignedRecord, signer: &SigningKey) -> Result<Prepared
         pack,
         pack_bytes,
         pack_sha256,
+        pack_path,
+        commit_message,
     } = record;
     let comment = trusted_comment(
         pack.sequence,
@@ -375,9 +403,7 @@ fn sign_unsigned(record: UnsignedRecord, signer: &SigningKey) -> Result<Prepared
         &comment,
         &format!("ringmaster evidence pack #{}", pack.sequence),
     )?;
-    let pack_path = pack_path(&pack);
     let signature_path = signature_path_for(&pack_path);
-    let commit_message = commit_message(&pack, &pack_path, &pack_sha256);
     Ok(PreparedRecord {
         pack,
         pack_bytes,

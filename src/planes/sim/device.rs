@@ -14,6 +14,7 @@ use chrono::{DateTime, Utc};
 use rand::rngs::Xoshiro256PlusPlus;
 use rand::{RngExt, SeedableRng};
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Why simulated installs fail, with relative weights. Real planes report these as
@@ -54,12 +55,20 @@ pub struct AttemptDraw<'a> {
     pub success_rate: f64,
 }
 
+/// The group and baseline version are shared by the devices of one group
+/// of one app (issue 17: tens of thousands of devices per plane held a
+/// copy each); the state file holds them as text, as before.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Device {
-    pub group: String,
+    #[serde(with = "shared_text")]
+    pub group: Arc<str>,
     /// What the device ran before this deployment touched it (the superseded version).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub baseline_version: Option<String>,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "shared_text::optional"
+    )]
+    pub baseline_version: Option<Arc<str>>,
     #[serde(default)]
     pub attempts: Vec<Attempt>,
 }
@@ -80,9 +89,9 @@ pub struct DeviceView {
 }
 
 impl Device {
-    pub fn new(group: &str, baseline_version: Option<String>) -> Device {
+    pub fn new(group: impl Into<Arc<str>>, baseline_version: Option<Arc<str>>) -> Device {
         Device {
-            group: group.to_string(),
+            group: group.into(),
             baseline_version,
             attempts: Vec::new(),
         }
@@ -153,7 +162,7 @@ impl Device {
     /// What the device reports at `now`, judged against `version_of_interest`.
     pub fn view(&self, now: DateTime<Utc>, version_of_interest: Option<&str>) -> DeviceView {
         let mut view = DeviceView {
-            installed_version: self.baseline_version.clone(),
+            installed_version: self.baseline_version.as_deref().map(str::to_owned),
             ..DeviceView::default()
         };
         for (index, attempt) in self.attempts.iter().enumerate() {
@@ -194,6 +203,42 @@ impl Device {
             }
         }
         view
+    }
+}
+
+/// A shared text (`Arc<str>`) read and written as a JSON string, as the
+/// `String` it replaces was.
+mod shared_text {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::sync::Arc;
+
+    pub fn serialize<S: Serializer>(text: &Arc<str>, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(text)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Arc<str>, D::Error> {
+        String::deserialize(deserializer).map(Arc::from)
+    }
+
+    pub mod optional {
+        use serde::{Deserialize, Deserializer, Serializer};
+        use std::sync::Arc;
+
+        pub fn serialize<S: Serializer>(
+            text: &Option<Arc<str>>,
+            serializer: S,
+        ) -> Result<S::Ok, S::Error> {
+            match text {
+                Some(text) => serializer.serialize_some(&**text),
+                None => serializer.serialize_none(),
+            }
+        }
+
+        pub fn deserialize<'de, D: Deserializer<'de>>(
+            deserializer: D,
+        ) -> Result<Option<Arc<str>>, D::Error> {
+            Option::<String>::deserialize(deserializer).map(|text| text.map(Arc::from))
+        }
     }
 }
 
@@ -258,6 +303,34 @@ mod tests {
         AttemptAction::Install {
             version: version.into(),
         }
+    }
+
+    /// Shared texts (issue 17) are written and read as the `String`s were:
+    /// the state file does not change.
+    #[test]
+    fn a_device_with_shared_texts_is_written_and_read_as_before() {
+        let group: Arc<str> = "group-a".into();
+        let mut device = Device::new(group.clone(), Some("1.0".into()));
+        device.start("group-a/device-00000", install("2.0"), at(0), &draw(1.0));
+        let text = serde_json::to_string(&device).unwrap();
+        assert!(
+            text.starts_with(
+                r#"{"group":"group-a","baseline_version":"1.0","attempts":[{"started_at":"#
+            ),
+            "{text}"
+        );
+        assert_eq!(serde_json::from_str::<Device>(&text).unwrap(), device);
+        let bare = Device::new("group-b", None);
+        let text = serde_json::to_string(&bare).unwrap();
+        assert_eq!(text, r#"{"group":"group-b","attempts":[]}"#);
+        assert_eq!(
+            serde_json::from_str::<Device>(r#"{"group":"group-b"}"#).unwrap(),
+            bare
+        );
+        assert_eq!(
+            device.view(at(0), None).installed_version.as_deref(),
+            Some("1.0")
+        );
     }
 
     #[test]

@@ -211,13 +211,16 @@ impl SimFleet {
         let Some(version) = app.delivered_version.clone() else {
             return;
         };
-        let baseline = app.supersedes_version.clone();
+        // One copy of the group id and baseline version for all its devices.
+        let shared_group: std::sync::Arc<str> = group.into();
+        let baseline: Option<std::sync::Arc<str>> =
+            app.supersedes_version.as_deref().map(Into::into);
         for index in 0..device_count {
             let id = device_id(group, index);
             let device = app
                 .devices
                 .entry(id.clone())
-                .or_insert_with(|| Device::new(group, baseline.clone()));
+                .or_insert_with(|| Device::new(shared_group.clone(), baseline.clone()));
             push_version(device, &id, &version, now, &draw);
         }
     }
@@ -241,7 +244,7 @@ impl SimFleet {
         let mut assigned_devices = 0;
         for device in app.devices.values() {
             let view = device.view(now, delivered);
-            if let Some(ring_ids) = rings_of_group.get(device.group.as_str()) {
+            if let Some(ring_ids) = rings_of_group.get(&*device.group) {
                 assigned_devices += 1;
                 for ring_id in ring_ids {
                     if let Some(status) = rings.get_mut(*ring_id) {

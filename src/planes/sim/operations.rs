@@ -257,7 +257,7 @@ impl SimFleet {
                     == Some(AttemptAction::Install {
                         version: previous.clone(),
                     });
-            if (assigned.contains(&device.group) || touched_by_previous)
+            if (assigned.contains(&*device.group) || touched_by_previous)
                 && push_version(device, id, to_version, now, &draw)
             {
                 moving += 1;
@@ -313,7 +313,9 @@ impl SimFleet {
         let draw = self.draw(&correlation_id, &application_id, Some(&version));
         let mut pushed = 0;
         for (id, device) in &mut self.apps[index].devices {
-            if desired.iter().any(|(group, _)| *group == device.group)
+            if desired
+                .iter()
+                .any(|(group, _)| group.as_str() == &*device.group)
                 && push_version(device, id, &version, now, &draw)
             {
                 pushed += 1;
@@ -416,7 +418,7 @@ impl SimFleet {
                         break;
                     }
                     let view = device.view(now, delivered.as_deref());
-                    if assigned.contains(&device.group) && view.installed_version == delivered {
+                    if assigned.contains(&*device.group) && view.installed_version == delivered {
                         let action = AttemptAction::Install {
                             version: to_version.clone(),
                         };
