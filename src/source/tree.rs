@@ -357,7 +357,7 @@ enum Listed {
 /// names the index of the entry that failed.
 ///
 /// A blob stored loose under `objects` is read from its file by
-/// [`read_loose`] (one open and one inflate instead of libgit2's two, and
+/// [`read_loose_into`] (one open and one inflate instead of libgit2's two, and
 /// no lookup in the packs first); any other blob, or a loose one that is
 /// not exactly as expected, is read by libgit2 as before, which then also
 /// reports what is wrong with it.
@@ -400,6 +400,7 @@ fn read_blobs(
 ///
 /// `compressed` is a buffer the file is read into (its contents are not
 /// kept), reused from one blob to the next.
+#[cfg(test)]
 fn read_loose(objects: &Path, id: Oid, compressed: &mut Vec<u8>) -> Option<EntryContent> {
     let mut data = Vec::new();
     let mut inflater = flate2::Decompress::new(true);
@@ -407,10 +408,12 @@ fn read_loose(objects: &Path, id: Oid, compressed: &mut Vec<u8>) -> Option<Entry
         .then_some(EntryContent::File(data))
 }
 
-/// [`read_loose`] into `data` (cleared first; an empty one is given exactly
-/// the blob's size), inflated by `inflater` (reset first: its state is
-/// reused, not made again, from one blob to the next): whether the blob was
-/// read. When it was not, `data` holds nothing meaningful.
+/// The blob `id` read from its loose object file into `data` (cleared
+/// first; an empty one is given exactly the blob's size), inflated by
+/// `inflater` (reset first: its state is reused, not made again, from one
+/// blob to the next): whether it was read, exactly as described for
+/// `read_loose` above (the tests' form of it). When it was not, `data`
+/// holds nothing meaningful and the caller asks libgit2.
 fn read_loose_into(
     objects: &Path,
     id: Oid,
