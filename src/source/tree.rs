@@ -693,7 +693,10 @@ mod tests {
             .map(|e| e.path())
             .min()
             .expect("an intent");
-        let text = std::fs::read(&first).expect("intent");
+        // Lines no other file has before the id, so that a position read
+        // from any other blob than this one's would be another.
+        let mut text = b"# renamed\n\n# from another intent\n".to_vec();
+        text.extend(std::fs::read(&first).expect("intent"));
         std::fs::write(intents.join("renamed.yaml"), &text).expect("write");
         std::fs::write(intents.join("not-utf8.yaml"), b"a: \xff\n").expect("write");
         std::fs::write(intents.join("broken.yaml"), "a: [1, 2\n").expect("write");
@@ -739,6 +742,13 @@ mod tests {
             assert!(before.1.contains(needle), "{needle}: {}", before.1);
         }
         assert!(before.0 > 2 * ENTRIES_PER_PART, "{}", before.0);
+        assert!(
+            before
+                .1
+                .contains("file: \"intents/renamed.yaml\", line: 6, column: 12"),
+            "the id's position, found after loading: {}",
+            before.1
+        );
         assert_eq!(loaded(&governed), before);
 
         // A blob that cannot be read: the same error.
