@@ -277,6 +277,18 @@ pub fn load_owned_observed(
     (snapshot, diagnostics)
 }
 
+/// [`load_observed`]'s checks on a revision loaded as it was read
+/// (`source::GovernedRepo::load_at`, what `validate` does): the same
+/// result as [`load`] of the same entries.
+pub fn checks_observed(
+    (snapshot, mut diagnostics): (Snapshot, Vec<Diagnostic>),
+    progress: &dyn Progress,
+) -> (Snapshot, Vec<Diagnostic>) {
+    progress.stage("checking references", None);
+    diagnostics.extend(checks(&snapshot));
+    (snapshot, diagnostics)
+}
+
 /// What [`load`] checks on a loaded snapshot after `model::load`: every
 /// reference, targeting, the config's change-freeze windows. The
 /// incremental PR check (`forge::incremental`) runs it on a snapshot it

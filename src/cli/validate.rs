@@ -181,17 +181,39 @@ pub(super) fn run(
     // judging thousands of intents takes seconds); nothing otherwise.
     // `RINGMASTER_TIMINGS=1`: each stage's time and memory on stderr.
     let progress = Timed::new(super::progress::Reporter::on_stderr());
-    progress.stage(&format!("reading {}", args.repo.display()), None);
-    let mut revision = read(args)?;
+    let (revision, files, (own, diagnostics)) = if args.worktree {
+        progress.stage(&format!("reading {}", args.repo.display()), None);
+        let mut revision = read(args)?;
+        // Each file's bytes become its document's text (kept for
+        // positions): held once, never copied.
+        let files = revision.entries.len();
+        let loaded = judge::load_owned_observed(std::mem::take(&mut revision.entries), &progress);
+        (revision, files, loaded)
+    } else {
+        // A revision is loaded as its blobs are read, and no file's text is
+        // kept (`GovernedRepo::load_at`): the same snapshot and diagnostics
+        // as reading every entry and then loading them.
+        progress.stage(
+            &format!("reading and loading {}", args.repo.display()),
+            None,
+        );
+        let repo = GovernedRepo::open(&args.repo)?;
+        let commit = repo.resolve(&args.rev)?;
+        let (files, snapshot, diagnostics) = repo.load_at(commit)?;
+        let short = &commit.to_string()[..10];
+        let revision = Revision {
+            entries: Vec::new(),
+            label: format!("{} @ {short} ({})", args.repo.display(), args.rev),
+            subdir: repo.subdir.clone(),
+            repo: Some(repo),
+            commit: Some(commit),
+        };
+        let loaded = judge::checks_observed((snapshot, diagnostics), &progress);
+        (revision, files, loaded)
+    };
     let base = base_revision(&revision, base)?;
     let now = args.now.unwrap_or(wall_clock);
     let runtime = runtime_facts(state)?;
-    // Each file's bytes become its document's text (kept for positions):
-    // held once, never copied, and nothing freed in between to fragment
-    // the heap before judging.
-    let files = revision.entries.len();
-    let (own, diagnostics) =
-        judge::load_owned_observed(std::mem::take(&mut revision.entries), &progress);
     let judgement = judge::judge_snapshot_observed(
         case(&revision, base.as_ref(), runtime.as_ref(), now),
         own,

@@ -6,7 +6,7 @@
 
 use super::kinds::*;
 use super::snapshot::{Located, Objects, PolicyFile, Snapshot};
-use super::yaml::{self, Document};
+use super::yaml::{self, Document, FindText};
 use crate::diagnostic::{Diagnostic, Position};
 use crate::schema;
 use serde::de::DeserializeOwned;
@@ -240,6 +240,12 @@ fn load_parts<P: Send>(
             .map(|handle| handle.join().expect("loader thread panicked"))
             .collect()
     });
+    merged(parts)
+}
+
+/// The loaders of consecutive parts merged in order, and the finding a
+/// revision without a config gets.
+fn merged(parts: impl IntoIterator<Item = Loader>) -> (Snapshot, Vec<Diagnostic>) {
     let mut loader = Loader::default();
     for part in parts {
         loader.merge(part);
@@ -253,10 +259,95 @@ fn load_parts<P: Send>(
     (loader.snapshot, loader.diagnostics)
 }
 
+/// Loads a revision whose entries are read while it loads (`validate`):
+/// `read` hands the entries of part `index` (of `parts` consecutive parts,
+/// in entry order) to [`Files`] one by one, on `workers` threads that each
+/// take the next part not taken yet and first make their own `state` (a
+/// repository handle). A file's bytes are parsed as they are handed in and
+/// not kept: its document finds its text again only if a position is asked
+/// for ([`yaml::parse_found_again`]). The parts are merged in order, so the
+/// result is [`load`]'s on the same entries, byte for byte, wherever the
+/// parts end and whichever thread loaded them.
+///
+/// An error from `state` or `read` ends that part; the error of the first
+/// part (in entry order) that failed is returned, as reading every entry
+/// first and then loading would have returned it.
+pub fn load_streamed<S, E: Send>(
+    parts: usize,
+    workers: usize,
+    state: impl Fn() -> Result<S, E> + Sync,
+    read: impl Fn(&mut S, usize, &mut Files<'_>) -> Result<(), E> + Sync,
+) -> Result<(Snapshot, Vec<Diagnostic>), E> {
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let take = || next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let (state, read, take) = (&state, &read, &take);
+    let mut done: Vec<(usize, Result<Loader, E>)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..workers.clamp(1, parts.max(1)))
+            .map(|_| {
+                scope.spawn(move || {
+                    let mut done = Vec::new();
+                    let mut state = match state() {
+                        Ok(state) => state,
+                        Err(error) => {
+                            let index = take();
+                            if index < parts {
+                                done.push((index, Err(error)));
+                            }
+                            return done;
+                        }
+                    };
+                    loop {
+                        let index = take();
+                        if index >= parts {
+                            return done;
+                        }
+                        let mut loader = Loader::default();
+                        let result = read(&mut state, index, &mut Files(&mut loader));
+                        done.push((index, result.map(|()| loader)));
+                    }
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|handle| handle.join().expect("loader thread panicked"))
+            .collect()
+    });
+    done.sort_by_key(|(index, _)| *index);
+    // A thread that could not make its state took one part and left the
+    // others to the threads that could; if none could, the parts none
+    // took have no result, but an earlier part has its error.
+    let mut parts_loaded = Vec::with_capacity(done.len());
+    for (_, result) in done {
+        parts_loaded.push(result?);
+    }
+    Ok(merged(parts_loaded))
+}
+
+/// Where [`load_streamed`]'s reader hands one part's entries, in order.
+pub struct Files<'a>(&'a mut Loader);
+
+impl Files<'_> {
+    /// A file's bytes, parsed now and not kept: `find` must give exactly
+    /// these bytes again (as text, by `key`: the same `find`
+    /// and `key`) when a position is asked for later.
+    pub fn file(&mut self, path: &str, bytes: &[u8], find: &Arc<dyn FindText>, key: usize) {
+        self.0.entry(path, Content::Found(bytes, find, key));
+    }
+
+    /// Any other entry (too large, a link, a submodule), or a file whose
+    /// bytes are kept.
+    pub fn entry(&mut self, entry: Entry) {
+        self.0.entry(&entry.path, Content::owned(entry.content));
+    }
+}
+
 /// An entry's content as the loader takes it: a file's bytes borrowed
-/// (copied into the document) or owned (moved into it).
+/// (copied into the document) or owned (moved into it), or borrowed and
+/// not kept (found again when needed).
 enum Content<'a> {
     File(std::borrow::Cow<'a, [u8]>),
+    Found(&'a [u8], &'a Arc<dyn FindText>, usize),
     TooLarge(u64),
     Symlink,
     Submodule,
@@ -371,7 +462,7 @@ impl Loader {
             Content::Submodule => Some(
                 "submodules are not allowed in a governed repository; ringmaster never follows them",
             ),
-            Content::File(_) | Content::TooLarge(_) => None,
+            Content::File(_) | Content::Found(..) | Content::TooLarge(_) => None,
         };
         if let Some(message) = refusal {
             self.diagnostics.push(Diagnostic::error(path, message));
@@ -386,8 +477,11 @@ impl Loader {
                 .push(Diagnostic::error(path, message.clone()));
             return;
         }
-        let bytes = match content {
-            Content::File(bytes) => bytes,
+        let (bytes, find) = match content {
+            Content::File(bytes) => (bytes, None),
+            Content::Found(bytes, find, key) => {
+                (std::borrow::Cow::Borrowed(bytes), Some((find, key)))
+            }
             Content::TooLarge(size) => {
                 self.diagnostics.push(Diagnostic::error(
                     path,
@@ -431,7 +525,7 @@ impl Loader {
                 path: path.to_owned(),
                 source: text.into_owned(),
             }),
-            Slot::Yaml { kind, implied } => self.yaml(path, text, kind, implied),
+            Slot::Yaml { kind, implied } => self.yaml(path, text, find, kind, implied),
             Slot::Ignored | Slot::Outside(_) => {}
         }
     }
@@ -440,12 +534,18 @@ impl Loader {
         &mut self,
         path: &str,
         text: std::borrow::Cow<'_, str>,
+        find: Option<(&Arc<dyn FindText>, usize)>,
         expected_kind: &'static str,
         implied: Implied,
     ) {
-        let parsed = match text {
-            std::borrow::Cow::Borrowed(text) => yaml::parse(text),
-            std::borrow::Cow::Owned(text) => yaml::parse_owned(text),
+        // The text in hand while the document is checked, when the document
+        // does not keep it: positions found now are read from it.
+        let (parsed, in_hand) = match (text, find) {
+            (std::borrow::Cow::Borrowed(text), Some((find, key))) => {
+                (yaml::parse_found_again(text, find, key), Some(text))
+            }
+            (std::borrow::Cow::Borrowed(text), None) => (yaml::parse(text), None),
+            (std::borrow::Cow::Owned(text), _) => (yaml::parse_owned(text), None),
         };
         let mut document = match parsed {
             Ok(document) => document,
@@ -458,8 +558,12 @@ impl Loader {
             }
         };
         let located_error = |pointer: &str, message: String| {
+            let position = match in_hand {
+                Some(text) => document.position_in(pointer, text),
+                None => document.position(pointer),
+            };
             Diagnostic::error(path, message)
-                .at(document.position(pointer))
+                .at(position)
                 .pointer(pointer)
         };
         let Value::Object(fields) = &document.value else {
@@ -739,5 +843,168 @@ mod tests {
             }
         });
         assert_eq!(shown(&halves), shown(&whole));
+    }
+
+    /// Every file's text, found again by its index ([`load_streamed`]'s
+    /// key); or, `gone`, none of them.
+    struct Texts {
+        entries: Vec<Entry>,
+        gone: bool,
+        asked: std::sync::atomic::AtomicUsize,
+    }
+
+    impl FindText for Texts {
+        fn text(&self, key: usize) -> Option<String> {
+            self.asked
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            match &self.entries.get(key)?.content {
+                EntryContent::File(bytes) if !self.gone => String::from_utf8(bytes.clone()).ok(),
+                _ => None,
+            }
+        }
+    }
+
+    /// `entries` loaded by [`load_streamed`] in parts of `size` entries on
+    /// `workers` threads, each file's text found again through `texts`.
+    fn streamed(
+        texts: &Arc<Texts>,
+        size: usize,
+        workers: usize,
+    ) -> Result<(Snapshot, Vec<Diagnostic>), usize> {
+        let entries = &texts.entries;
+        let find: Arc<dyn FindText> = texts.clone();
+        load_streamed(
+            entries.len().div_ceil(size),
+            workers,
+            || Ok(()),
+            |(), part, files| {
+                let start = part * size;
+                for (index, entry) in entries.iter().enumerate().skip(start).take(size) {
+                    match &entry.content {
+                        EntryContent::File(bytes) => files.file(&entry.path, bytes, &find, index),
+                        _ => files.entry(entry.clone()),
+                    }
+                }
+                Ok(())
+            },
+        )
+    }
+
+    /// Loading entries as they are read, their texts not kept, is loading
+    /// them: the same snapshot and diagnostics (positions found again where
+    /// one is asked for after loading), wherever the parts end and on any
+    /// number of threads; the first failing part's error; and a text that
+    /// cannot be found again gives no position, never a wrong one.
+    #[test]
+    fn streamed_loading_is_loading() {
+        let mut entries = entries();
+        // Findings whose positions are read after loading: an id that does
+        // not match its file name, and a duplicate of an earlier file.
+        let (id_file, intent) = entries
+            .iter()
+            .find(|e| e.path.starts_with("intents/synthetic"))
+            .map(|e| (e.path.clone(), e.content.clone()))
+            .expect("an intent");
+        entries.push(Entry {
+            path: "intents/renamed.yaml".into(),
+            content: intent.clone(),
+        });
+        entries.insert(
+            entries.len() / 2,
+            Entry {
+                path: id_file,
+                content: intent,
+            },
+        );
+        entries.push(Entry {
+            path: "intents/link.yaml".into(),
+            content: EntryContent::Symlink,
+        });
+        entries.push(Entry {
+            path: "intents/huge.yaml".into(),
+            content: EntryContent::TooLarge(MAX_FILE_BYTES + 1),
+        });
+        entries.push(Entry::file(
+            "intents/bad-schema.yaml",
+            "apiVersion: ringmaster.dev/v1\nkind: DeploymentIntent\nintent_id: bad-schema\n",
+        ));
+        // Sorted, as every report has them: a duplicate across parts is
+        // found when the parts are merged, after the rest of its part.
+        let sorted = |(snapshot, mut diagnostics): (Snapshot, Vec<Diagnostic>)| {
+            crate::diagnostic::sort(&mut diagnostics);
+            (snapshot, diagnostics)
+        };
+        let whole = sorted(load(&entries));
+        let shown = |(snapshot, diagnostics): &(Snapshot, Vec<Diagnostic>)| {
+            format!("{snapshot:?}\n{diagnostics:?}")
+        };
+        assert!(
+            whole
+                .1
+                .iter()
+                .any(|d| d.message.contains("duplicate id") && d.line > 0)
+                && whole
+                    .1
+                    .iter()
+                    .any(|d| d.message.contains("does not match the file name")),
+            "{:?}",
+            whole.1
+        );
+        let texts = Arc::new(Texts {
+            entries,
+            gone: false,
+            asked: Default::default(),
+        });
+        for (size, workers) in [(1, 1), (7, 2), (128, 2), (128, 3), (100_000, 2)] {
+            let loaded = sorted(streamed(&texts, size, workers).expect("loads"));
+            assert_eq!(
+                shown(&loaded),
+                shown(&whole),
+                "parts of {size}, {workers} threads"
+            );
+        }
+        // Only the documents asked for a position after loading were read again.
+        let asked = texts.asked.load(std::sync::atomic::Ordering::Relaxed);
+        assert!((1..=5 * 3).contains(&asked), "{asked}");
+
+        // The first failing part's error, whichever thread met it first.
+        let failing = load_streamed(
+            40,
+            2,
+            || Ok(()),
+            |(), part, _| if part % 7 == 3 { Err(part) } else { Ok(()) },
+        );
+        assert_eq!(failing.map(|_| ()), Err(3));
+        assert_eq!(
+            load_streamed(4, 2, || Err::<(), _>(9), |(), _, _| Ok(())).map(|_| ()),
+            Err(9)
+        );
+
+        // Texts gone: the findings read after loading are about the whole
+        // file (line 0), everything else is as before.
+        let gone = Arc::new(Texts {
+            entries: texts.entries.clone(),
+            gone: true,
+            asked: Default::default(),
+        });
+        let (snapshot, diagnostics) = sorted(streamed(&gone, 128, 2).expect("loads"));
+        assert_eq!(format!("{snapshot:?}"), format!("{:?}", whole.0));
+        let read_after = |d: &&Diagnostic| {
+            d.message.contains("duplicate id") || d.message.contains("does not match the file name")
+        };
+        let (after, rest): (Vec<&Diagnostic>, Vec<&Diagnostic>) =
+            diagnostics.iter().partition(read_after);
+        let (expected_after, expected_rest): (Vec<&Diagnostic>, Vec<&Diagnostic>) =
+            whole.1.iter().partition(read_after);
+        assert_eq!(rest, expected_rest);
+        assert_eq!(after.len(), expected_after.len());
+        assert!(
+            after.iter().all(|d| (d.line, d.column) == (0, 0)),
+            "{after:?}"
+        );
+        assert!(
+            expected_after.iter().all(|d| d.line > 0),
+            "{expected_after:?}"
+        );
     }
 }

@@ -23,7 +23,7 @@
 use crate::diagnostic::Position;
 use serde_json::{Map, Number, Value};
 use std::collections::HashMap;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use yaml_rust2::parser::{Event, Parser, Tag};
 use yaml_rust2::scanner::{Marker, TScalarStyle};
 
@@ -41,12 +41,35 @@ pub const MAX_NODES: usize = 200_000;
 /// A loaded snapshot therefore holds each file's text once, not a map of
 /// every pointer of every file (`model::load` also moves `value` out once
 /// the typed object is built).
-#[derive(Debug, Clone)]
+///
+/// A document can also be made without its text ([`parse_found_again`]):
+/// it then keeps a way to find the very same text again (a Git blob by its
+/// id, for `validate`), asked only when a position is first wanted.
+#[derive(Clone)]
 pub struct Document {
     pub value: Value,
+    source: Source,
+    /// Boxed: most documents never have one, and an empty map is larger
+    /// than a pointer (48 bytes against 8, for each loaded object).
+    #[allow(clippy::box_collection)]
+    positions: OnceLock<Box<HashMap<String, Position>>>,
+}
+
+/// Finds the text of a document made by [`parse_found_again`] again, by the
+/// key it was made with: exactly the text it was parsed from, or `None`
+/// when it can no longer be read. Asked at most once per document (the
+/// first time a position is wanted), from any thread.
+pub trait FindText: Send + Sync {
+    fn text(&self, key: usize) -> Option<String>;
+}
+
+/// Where a document's text is.
+#[derive(Clone)]
+enum Source {
     /// The file's text, moved in when the caller owns it (never copied twice).
-    source: Box<str>,
-    positions: OnceLock<HashMap<String, Position>>,
+    Kept(Box<str>),
+    /// Not kept: found again, by its key, when a position is first asked for.
+    Elsewhere(Arc<dyn FindText>, usize),
 }
 
 /// A YAML problem with its position (1-based line and column).
@@ -56,24 +79,72 @@ pub struct YamlError {
     pub message: String,
 }
 
+impl std::fmt::Debug for Document {
+    /// The value: where the text is and which positions were read so far
+    /// (in no fixed order) say nothing about the document.
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("Document")
+            .field("value", &self.value)
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for Source {
+    /// The same for both: where the text is says nothing about the document.
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str("Source")
+    }
+}
+
 impl Document {
     /// Where the value at `pointer` starts; falls back to the nearest ancestor
     /// that exists, so a "missing property" finding points at its parent.
+    ///
+    /// A document whose text cannot be found again (its repository gone
+    /// while the command ran) has no positions: every finding on it is about
+    /// the file as a whole (line 0), never at a line it was not found at.
     pub fn position(&self, pointer: &str) -> Position {
-        let positions = self.positions.get_or_init(|| {
-            read(&self.source, true)
-                .map(|(_, positions)| positions.unwrap_or_default())
-                .unwrap_or_default()
+        let positions = self.positions.get_or_init(|| match &self.source {
+            Source::Kept(text) => positions_of(text),
+            Source::Elsewhere(find, key) => find
+                .text(*key)
+                .map(|text| positions_of(&text))
+                .unwrap_or_default(),
         });
-        let mut pointer = pointer;
-        loop {
-            if let Some(position) = positions.get(pointer) {
-                return *position;
-            }
-            match pointer.rfind('/') {
-                Some(cut) => pointer = &pointer[..cut],
-                None => return Position { line: 1, column: 1 },
-            }
+        if positions.is_empty() && matches!(self.source, Source::Elsewhere(..)) {
+            return Position::default();
+        }
+        lookup(positions, pointer)
+    }
+
+    /// [`Document::position`] given the text the document was parsed from
+    /// (what [`parse_found_again`] did not keep): the same answer, without
+    /// finding the text again.
+    pub fn position_in(&self, pointer: &str, text: &str) -> Position {
+        lookup(self.positions.get_or_init(|| positions_of(text)), pointer)
+    }
+}
+
+/// Every pointer's position in `text`, as a first reading records them.
+#[allow(clippy::box_collection)] // what `Document::positions` holds
+fn positions_of(text: &str) -> Box<HashMap<String, Position>> {
+    Box::new(
+        read(text, true)
+            .map(|(_, positions)| positions.unwrap_or_default())
+            .unwrap_or_default(),
+    )
+}
+
+/// The position of `pointer`, or of its nearest ancestor that has one.
+fn lookup(positions: &HashMap<String, Position>, mut pointer: &str) -> Position {
+    loop {
+        if let Some(position) = positions.get(pointer) {
+            return *position;
+        }
+        match pointer.rfind('/') {
+            Some(cut) => pointer = &pointer[..cut],
+            None => return Position { line: 1, column: 1 },
         }
     }
 }
@@ -315,7 +386,23 @@ pub fn parse(text: &str) -> Result<Document, YamlError> {
     let (value, _) = read(text, false)?;
     Ok(Document {
         value,
-        source: Box::from(text),
+        source: Source::Kept(Box::from(text)),
+        positions: OnceLock::new(),
+    })
+}
+
+/// [`parse`] without keeping `text`: `find` gives the same text again, by
+/// `key`, when a position is first asked for ([`Document::position_in`]
+/// answers from the text in hand while the caller still has it).
+pub fn parse_found_again(
+    text: &str,
+    find: &Arc<dyn FindText>,
+    key: usize,
+) -> Result<Document, YamlError> {
+    let (value, _) = read(text, false)?;
+    Ok(Document {
+        value,
+        source: Source::Elsewhere(find.clone(), key),
         positions: OnceLock::new(),
     })
 }
@@ -325,7 +412,7 @@ pub fn parse_owned(text: String) -> Result<Document, YamlError> {
     let (value, _) = read(&text, false)?;
     Ok(Document {
         value,
-        source: text.into_boxed_str(),
+        source: Source::Kept(text.into_boxed_str()),
         positions: OnceLock::new(),
     })
 }

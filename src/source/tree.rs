@@ -1,6 +1,9 @@
 //! Reading entries from a commit's tree through the object database.
 
+use crate::diagnostic::Diagnostic;
+use crate::model::Snapshot;
 use crate::model::load::{Entry, EntryContent, MAX_FILE_BYTES};
+use crate::model::yaml::FindText;
 use git2::{ObjectType, Oid, Repository, TreeWalkMode, TreeWalkResult};
 use std::path::{Path, PathBuf};
 
@@ -85,42 +88,7 @@ impl GovernedRepo {
     /// Every entry of the governed subtree at `commit`, read from the object
     /// database. Blobs over the size cap are reported, not read.
     pub fn entries_at(&self, commit: Oid) -> Result<Vec<Entry>, SourceError> {
-        let commit_object = self.repository.find_commit(commit)?;
-        let root = commit_object.tree()?;
-        let tree = if self.subdir.is_empty() {
-            root
-        } else {
-            let entry = root.get_path(Path::new(&self.subdir)).map_err(|_| {
-                SourceError::MissingSubtree {
-                    subdir: self.subdir.clone(),
-                    revision: commit.to_string(),
-                }
-            })?;
-            self.repository
-                .find_tree(entry.id())
-                .map_err(|_| SourceError::MissingSubtree {
-                    subdir: self.subdir.clone(),
-                    revision: commit.to_string(),
-                })?
-        };
-        // The walk lists every entry (cheap: trees only); the blobs are then
-        // read on all cores, each thread through its own handle on the
-        // repository (libgit2 objects are not shared between threads), and
-        // put back in walk order.
-        let mut listed: Vec<(String, Listed)> = Vec::new();
-        tree.walk(TreeWalkMode::PreOrder, |parent, entry| {
-            let name = String::from_utf8_lossy(entry.name_bytes());
-            let path = format!("{parent}{name}");
-            let listed_entry = match (entry.kind(), entry.filemode()) {
-                (Some(ObjectType::Tree), _) => return TreeWalkResult::Ok,
-                (Some(ObjectType::Commit), _) => Listed::Ready(EntryContent::Submodule),
-                (_, 0o120000) => Listed::Ready(EntryContent::Symlink),
-                (Some(ObjectType::Blob), _) => Listed::Blob(entry.id()),
-                _ => return TreeWalkResult::Ok,
-            };
-            listed.push((path, listed_entry));
-            TreeWalkResult::Ok
-        })?;
+        let listed = self.listing(commit)?;
         let blobs: Vec<(usize, Oid)> = listed
             .iter()
             .enumerate()
@@ -196,10 +164,187 @@ impl GovernedRepo {
             .collect();
         Ok(entries)
     }
+
+    /// [`crate::model::load`] of [`GovernedRepo::entries_at`]`(commit)`,
+    /// loading each blob as it is read (`validate`): the same snapshot and
+    /// diagnostics, byte for byte, and the same error when a blob cannot be
+    /// read (the first in walk order). Also returns how many entries the
+    /// tree has.
+    ///
+    /// Reading and loading overlap on all cores (each thread reads a part
+    /// of consecutive entries and parses each file as its bytes arrive,
+    /// then takes the next part), and no file's bytes are kept: a
+    /// document finds its blob again, by id, only if a diagnostic asks for
+    /// a position in it ([`BlobTexts`]). Peak memory is the loaded objects,
+    /// not the loaded objects and every file's text.
+    pub fn load_at(&self, commit: Oid) -> Result<(usize, Snapshot, Vec<Diagnostic>), SourceError> {
+        let listed = self.listing(commit)?;
+        let workers = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1);
+        let parts = listed.len().div_ceil(ENTRIES_PER_PART).max(1);
+        let git_dir = self.repository.path().to_path_buf();
+        let objects = self.repository.commondir().join("objects");
+        let texts: std::sync::Arc<dyn FindText> = std::sync::Arc::new(BlobTexts {
+            git_dir: git_dir.clone(),
+            objects: objects.clone(),
+            ids: listed
+                .iter()
+                .map(|(_, item)| match item {
+                    Listed::Blob(id) => *id,
+                    Listed::Ready(_) => Oid::ZERO_SHA1,
+                })
+                .collect(),
+            repository: std::sync::Mutex::new(None),
+        });
+        let (snapshot, diagnostics) = crate::model::load::load_streamed(
+            parts,
+            workers,
+            || {
+                Repository::open(&git_dir).map(|repository| Reader {
+                    repository,
+                    compressed: Vec::new(),
+                    inflater: flate2::Decompress::new(true),
+                    data: Vec::new(),
+                })
+            },
+            |reader, part, files| {
+                let start = part * ENTRIES_PER_PART;
+                let end = (start + ENTRIES_PER_PART).min(listed.len());
+                let odb = reader.repository.odb()?;
+                for (index, (path, item)) in listed.iter().enumerate().take(end).skip(start) {
+                    let id = match item {
+                        Listed::Ready(content) => {
+                            files.entry(Entry {
+                                path: path.clone(),
+                                content: content.clone(),
+                            });
+                            continue;
+                        }
+                        Listed::Blob(id) => *id,
+                    };
+                    if read_loose_into(
+                        &objects,
+                        id,
+                        &mut reader.compressed,
+                        &mut reader.inflater,
+                        &mut reader.data,
+                    ) {
+                        files.file(path, &reader.data, &texts, index);
+                        continue;
+                    }
+                    let (size, _) = odb.read_header(id)?;
+                    if size as u64 > MAX_FILE_BYTES {
+                        files.entry(Entry {
+                            path: path.clone(),
+                            content: EntryContent::TooLarge(size as u64),
+                        });
+                        continue;
+                    }
+                    let object = odb.read(id)?;
+                    files.file(path, object.data(), &texts, index);
+                }
+                Ok::<(), git2::Error>(())
+            },
+        )?;
+        Ok((listed.len(), snapshot, diagnostics))
+    }
+
+    /// Every entry of the governed subtree at `commit`, in walk order: what
+    /// it is, or the blob to read.
+    fn listing(&self, commit: Oid) -> Result<Vec<(String, Listed)>, SourceError> {
+        let commit_object = self.repository.find_commit(commit)?;
+        let root = commit_object.tree()?;
+        let tree = if self.subdir.is_empty() {
+            root
+        } else {
+            let entry = root.get_path(Path::new(&self.subdir)).map_err(|_| {
+                SourceError::MissingSubtree {
+                    subdir: self.subdir.clone(),
+                    revision: commit.to_string(),
+                }
+            })?;
+            self.repository
+                .find_tree(entry.id())
+                .map_err(|_| SourceError::MissingSubtree {
+                    subdir: self.subdir.clone(),
+                    revision: commit.to_string(),
+                })?
+        };
+        // The walk lists every entry (cheap: trees only); the blobs are then
+        // read on all cores, each thread through its own handle on the
+        // repository (libgit2 objects are not shared between threads), and
+        // put back in walk order.
+        let mut listed: Vec<(String, Listed)> = Vec::new();
+        tree.walk(TreeWalkMode::PreOrder, |parent, entry| {
+            let name = String::from_utf8_lossy(entry.name_bytes());
+            let path = format!("{parent}{name}");
+            let listed_entry = match (entry.kind(), entry.filemode()) {
+                (Some(ObjectType::Tree), _) => return TreeWalkResult::Ok,
+                (Some(ObjectType::Commit), _) => Listed::Ready(EntryContent::Submodule),
+                (_, 0o120000) => Listed::Ready(EntryContent::Symlink),
+                (Some(ObjectType::Blob), _) => Listed::Blob(entry.id()),
+                _ => return TreeWalkResult::Ok,
+            };
+            listed.push((path, listed_entry));
+            TreeWalkResult::Ok
+        })?;
+        Ok(listed)
+    }
 }
 
 /// Below this many blobs per thread, one thread reads them all.
 const BLOBS_PER_THREAD_AT_LEAST: usize = 256;
+
+/// Entries in one part of [`GovernedRepo::load_at`]: threads take the
+/// next part as they finish one, so small parts keep both cores busy to
+/// the end (a generated repository lists its larger application files
+/// first) while each part is still far more work than taking it.
+const ENTRIES_PER_PART: usize = 128;
+
+/// A thread of [`GovernedRepo::load_at`]: its own handle on the repository
+/// (libgit2 objects are not shared between threads) and the buffers each
+/// loose blob is read and inflated into, reused from one blob to the next.
+struct Reader {
+    repository: Repository,
+    compressed: Vec<u8>,
+    inflater: flate2::Decompress,
+    data: Vec<u8>,
+}
+
+/// Finds a blob's text again for the positions of a document loaded by
+/// [`GovernedRepo::load_at`], which keeps no file's text: the blob is read
+/// by its id (content-addressed, and checked against it on every read), so
+/// the text is exactly the one that was parsed. The key is the entry's
+/// index in the walk. One handle on the repository, opened the first time
+/// a text is wanted (most runs never want one).
+struct BlobTexts {
+    git_dir: PathBuf,
+    objects: PathBuf,
+    /// Each entry's blob id, by index in the walk (zero for other entries).
+    ids: Vec<Oid>,
+    repository: std::sync::Mutex<Option<Repository>>,
+}
+
+impl FindText for BlobTexts {
+    fn text(&self, key: usize) -> Option<String> {
+        let id = *self.ids.get(key)?;
+        let mut data = Vec::new();
+        let mut inflater = flate2::Decompress::new(true);
+        if !read_loose_into(&self.objects, id, &mut Vec::new(), &mut inflater, &mut data) {
+            let mut repository = self
+                .repository
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            if repository.is_none() {
+                *repository = Some(Repository::open(&self.git_dir).ok()?);
+            }
+            let odb = repository.as_ref()?.odb().ok()?;
+            data = odb.read(id).ok()?.data().to_vec();
+        }
+        String::from_utf8(data).ok()
+    }
+}
 
 /// An entry of the walk: what it is, or the blob still to read.
 enum Listed {
@@ -212,7 +357,7 @@ enum Listed {
 /// names the index of the entry that failed.
 ///
 /// A blob stored loose under `objects` is read from its file by
-/// [`read_loose`] (one open and one inflate instead of libgit2's two, and
+/// [`read_loose_into`] (one open and one inflate instead of libgit2's two, and
 /// no lookup in the packs first); any other blob, or a loose one that is
 /// not exactly as expected, is read by libgit2 as before, which then also
 /// reports what is wrong with it.
@@ -221,13 +366,16 @@ fn read_blobs(
     objects: &Path,
     blobs: &[(usize, Oid)],
 ) -> Result<Vec<EntryContent>, (usize, git2::Error)> {
-    // The compressed bytes of each loose file, one buffer for them all.
+    // The compressed bytes of each loose file, one buffer for them all, and
+    // one inflater.
     let mut compressed = Vec::new();
+    let mut inflater = flate2::Decompress::new(true);
     blobs
         .iter()
         .map(|(index, id)| {
-            if let Some(content) = read_loose(objects, *id, &mut compressed) {
-                return Ok(content);
+            let mut data = Vec::new();
+            if read_loose_into(objects, *id, &mut compressed, &mut inflater, &mut data) {
+                return Ok(EntryContent::File(data));
             }
             let (size, _) = odb.read_header(*id).map_err(|error| (*index, error))?;
             if size as u64 > MAX_FILE_BYTES {
@@ -252,8 +400,38 @@ fn read_blobs(
 ///
 /// `compressed` is a buffer the file is read into (its contents are not
 /// kept), reused from one blob to the next.
+#[cfg(test)]
 fn read_loose(objects: &Path, id: Oid, compressed: &mut Vec<u8>) -> Option<EntryContent> {
-    use flate2::{Decompress, FlushDecompress, Status};
+    let mut data = Vec::new();
+    let mut inflater = flate2::Decompress::new(true);
+    read_loose_into(objects, id, compressed, &mut inflater, &mut data)
+        .then_some(EntryContent::File(data))
+}
+
+/// The blob `id` read from its loose object file into `data` (cleared
+/// first; an empty one is given exactly the blob's size), inflated by
+/// `inflater` (reset first: its state is reused, not made again, from one
+/// blob to the next): whether it was read, exactly as described for
+/// `read_loose` above (the tests' form of it). When it was not, `data`
+/// holds nothing meaningful and the caller asks libgit2.
+fn read_loose_into(
+    objects: &Path,
+    id: Oid,
+    compressed: &mut Vec<u8>,
+    inflater: &mut flate2::Decompress,
+    data: &mut Vec<u8>,
+) -> bool {
+    read_loose_inflated(objects, id, compressed, inflater, data).is_some()
+}
+
+fn read_loose_inflated(
+    objects: &Path,
+    id: Oid,
+    compressed: &mut Vec<u8>,
+    inflater: &mut flate2::Decompress,
+    data: &mut Vec<u8>,
+) -> Option<()> {
+    use flate2::{FlushDecompress, Status};
     use std::io::Read as _;
     let hex = id.to_string();
     let mut file = std::fs::File::open(objects.join(&hex[..2]).join(&hex[2..])).ok()?;
@@ -261,7 +439,7 @@ fn read_loose(objects: &Path, id: Oid, compressed: &mut Vec<u8>) -> Option<Entry
     file.read_to_end(compressed).ok()?;
     drop(file);
     let compressed = compressed.as_slice();
-    let mut inflater = Decompress::new(true);
+    inflater.reset(true);
     // "blob " + at most 20 digits + NUL fit in 32 bytes.
     let mut head = [0u8; 32];
     let status = inflater
@@ -284,15 +462,17 @@ fn read_loose(objects: &Path, id: Oid, compressed: &mut Vec<u8>) -> Option<Entry
     if already.len() > size {
         return None;
     }
-    // Exactly `size` bytes of capacity, as libgit2's copy had.
-    let mut data = Vec::with_capacity(size);
+    // Exactly `size` bytes of capacity (when `data` is new), as libgit2's
+    // copy had.
+    data.clear();
+    data.reserve_exact(size);
     data.extend_from_slice(already);
     let mut ended = status == Status::StreamEnd;
     while !ended && data.len() < size {
         let (was_in, was_out) = (inflater.total_in(), inflater.total_out());
         let input = compressed.get(usize::try_from(was_in).ok()?..)?;
         let status = inflater
-            .decompress_vec(input, &mut data, FlushDecompress::Finish)
+            .decompress_vec(input, data, FlushDecompress::Finish)
             .ok()?;
         ended = status == Status::StreamEnd;
         if !ended && inflater.total_in() == was_in && inflater.total_out() == was_out {
@@ -316,7 +496,7 @@ fn read_loose(objects: &Path, id: Oid, compressed: &mut Vec<u8>) -> Option<Entry
     {
         return None;
     }
-    (Oid::hash_object(ObjectType::Blob, &data).ok()? == id).then_some(EntryContent::File(data))
+    (Oid::hash_object(ObjectType::Blob, data).ok()? == id).then_some(())
 }
 
 /// Every entry below `root` in the working directory (for pre-commit use).
@@ -477,5 +657,133 @@ mod tests {
         // No loose file at all: libgit2 looks elsewhere.
         std::fs::remove_file(&first).expect("remove");
         assert_eq!(read_loose(&objects, ids[0], &mut Vec::new()), None);
+    }
+
+    /// `dir` committed as the first commit of a new repository.
+    fn committed(dir: &Path) -> (Repository, Oid) {
+        let repository = Repository::init(dir).expect("init");
+        let mut index = repository.index().expect("index");
+        index
+            .add_all(["*"], git2::IndexAddOption::DEFAULT, None)
+            .expect("add");
+        index.write().expect("write index");
+        let tree = repository
+            .find_tree(index.write_tree().expect("tree"))
+            .expect("find tree");
+        let signature = git2::Signature::now("test", "test@example.invalid").expect("signature");
+        let commit = repository
+            .commit(Some("HEAD"), &signature, &signature, "files", &tree, &[])
+            .expect("commit");
+        drop(tree);
+        (repository, commit)
+    }
+
+    /// `load_at` is `model::load` of `entries_at`, byte for byte, on a
+    /// revision with findings of every kind (positions read after loading
+    /// included), loose and packed; and a blob that cannot be read is the
+    /// same error.
+    #[test]
+    fn loading_as_blobs_are_read_is_loading_what_was_read() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        crate::synthetic::write(dir.path(), 300).expect("generate");
+        let intents = dir.path().join("intents");
+        let first = std::fs::read_dir(&intents)
+            .expect("intents")
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .min()
+            .expect("an intent");
+        // Lines no other file has before the id, so that a position read
+        // from any other blob than this one's would be another.
+        let mut text = b"# renamed\n\n# from another intent\n".to_vec();
+        text.extend(std::fs::read(&first).expect("intent"));
+        std::fs::write(intents.join("renamed.yaml"), &text).expect("write");
+        std::fs::write(intents.join("not-utf8.yaml"), b"a: \xff\n").expect("write");
+        std::fs::write(intents.join("broken.yaml"), "a: [1, 2\n").expect("write");
+        std::fs::write(intents.join("keys.yaml"), "a: 1\na: 2\n").expect("write");
+        std::fs::write(
+            intents.join("huge.yaml"),
+            vec![b'#'; MAX_FILE_BYTES as usize + 1],
+        )
+        .expect("write");
+        std::fs::write(
+            intents.join("schema.yaml"),
+            "apiVersion: ringmaster.dev/v1\nkind: DeploymentIntent\nintent_id: schema\n",
+        )
+        .expect("write");
+        std::os::unix::fs::symlink("renamed.yaml", intents.join("link.yaml")).expect("symlink");
+        let (repository, commit) = committed(dir.path());
+        let governed = GovernedRepo {
+            repository,
+            subdir: String::new(),
+        };
+        let shown = |(snapshot, mut diagnostics): (Snapshot, Vec<Diagnostic>)| {
+            crate::diagnostic::sort(&mut diagnostics);
+            format!("{snapshot:?}\n{diagnostics:?}")
+        };
+        let expected = |governed: &GovernedRepo| {
+            let entries = governed.entries_at(commit).expect("entries");
+            (entries.len(), shown(crate::model::load(&entries)))
+        };
+        let loaded = |governed: &GovernedRepo| {
+            let (files, snapshot, diagnostics) = governed.load_at(commit).expect("loads");
+            (files, shown((snapshot, diagnostics)))
+        };
+        let before = expected(&governed);
+        for needle in [
+            "does not match the file name",
+            "not valid UTF-8",
+            "invalid YAML",
+            "duplicate key",
+            "governed files may be at most",
+            "symbolic links",
+            "is a required property",
+        ] {
+            assert!(before.1.contains(needle), "{needle}: {}", before.1);
+        }
+        assert!(before.0 > 2 * ENTRIES_PER_PART, "{}", before.0);
+        assert!(
+            before
+                .1
+                .contains("file: \"intents/renamed.yaml\", line: 6, column: 12"),
+            "the id's position, found after loading: {}",
+            before.1
+        );
+        assert_eq!(loaded(&governed), before);
+
+        // A blob that cannot be read: the same error.
+        let objects = governed.repository.commondir().join("objects");
+        let id = governed
+            .repository
+            .find_commit(commit)
+            .and_then(|c| c.tree())
+            .and_then(|tree| tree.get_path(Path::new("intents/schema.yaml")))
+            .expect("entry")
+            .id();
+        let hex = id.to_string();
+        let loose = objects.join(&hex[..2]).join(&hex[2..]);
+        let saved = std::fs::read(&loose).expect("loose object");
+        std::fs::remove_file(&loose).expect("remove");
+        let error = governed.entries_at(commit).err().map(|e| e.to_string());
+        assert!(error.is_some());
+        assert_eq!(governed.load_at(commit).err().map(|e| e.to_string()), error);
+        std::fs::write(&loose, saved).expect("restore");
+
+        // Packed: every blob read (and found again) through libgit2.
+        let status = std::process::Command::new("git")
+            .args(["gc", "-q", "--prune=now"])
+            .current_dir(dir.path())
+            .status()
+            .expect("git runs");
+        assert!(status.success());
+        let still_loose = std::fs::read_dir(&objects)
+            .expect("objects")
+            .filter_map(Result::ok)
+            .filter(|e| e.file_name().len() == 2)
+            .count();
+        assert_eq!(still_loose, 0, "git gc packed every object");
+        let governed = GovernedRepo::open(dir.path()).expect("reopen");
+        assert_eq!(expected(&governed), before);
+        assert_eq!(loaded(&governed), before);
     }
 }
