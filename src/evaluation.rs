@@ -295,6 +295,34 @@ fn to_json<T: Serialize>(value: &T) -> Value {
     serde_json::to_value(value).expect("model types serialise to JSON")
 }
 
+/// The `version` field of a policy input: the version's JSON without its
+/// `artifacts` (the deployed one is the `artifact` field; the others are
+/// noise here). Serialised without them rather than serialised and then
+/// removed: the artifacts are most of a version.
+fn version_json(version: &crate::model::ApplicationVersion) -> Value {
+    // Every field named, so a new one cannot be left out unnoticed.
+    let crate::model::ApplicationVersion {
+        application_id,
+        version,
+        release_notes,
+        os_matrix,
+        dependencies,
+        artifacts: _,
+    } = version;
+    let mut json = to_json(&crate::model::ApplicationVersion {
+        application_id: application_id.clone(),
+        version: version.clone(),
+        release_notes: release_notes.clone(),
+        os_matrix: os_matrix.clone(),
+        dependencies: dependencies.clone(),
+        artifacts: Vec::new(),
+    });
+    if let Value::Object(map) = &mut json {
+        map.remove("artifacts");
+    }
+    json
+}
+
 /// A JSON object of these fields, the values moved in (the `json!` macro
 /// would serialise each value again).
 fn object<const N: usize>(fields: [(&str, Value); N]) -> Value {
@@ -601,12 +629,7 @@ impl<'a> Context<'a> {
             .map(|a| to_json(&a.value))
             .unwrap_or(Value::Null);
         let version_field = cache.get(&cache.versions, &version.value, || {
-            let mut version_json = to_json(&version.value);
-            if let Value::Object(map) = &mut version_json {
-                // The deployed artifact is `artifact`; the others are noise here.
-                map.remove("artifacts");
-            }
-            Arc::new(SharedField::new("version", version_json))
+            Arc::new(SharedField::new("version", version_json(&version.value)))
         });
         let scope_digest = cache.get(&cache.scope_digests, &application.value, || {
             Value::from(crate::model::digest::scope_sha256(
@@ -775,4 +798,41 @@ pub fn policy_input(
     let context = Context::new(snapshot, base, now, runtime, None);
     let risk = risk::assess(snapshot, intent).ok()?;
     context.input(intent, &risk, runtime, &InputCache::default())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The version field is the version's JSON less its artifacts, for
+    /// every version of the synthetic repository (with and without
+    /// release notes and dependencies).
+    #[test]
+    fn version_field_is_the_version_without_its_artifacts() {
+        let entries: Vec<crate::model::Entry> = crate::synthetic::files(40)
+            .into_iter()
+            .map(|(path, text)| crate::model::Entry::file(path, text.into_bytes()))
+            .collect();
+        let (snapshot, _) = crate::model::load(&entries);
+        assert!(!snapshot.versions.is_empty());
+        for version in snapshot.versions.values() {
+            let mut variants = vec![version.value.clone()];
+            let mut other = version.value.clone();
+            other.release_notes = Some("notes \"quoted\"".into());
+            other.dependencies.clear();
+            variants.push(other);
+            for variant in variants {
+                let mut expected = to_json(&variant);
+                expected
+                    .as_object_mut()
+                    .expect("a version is an object")
+                    .remove("artifacts");
+                assert_eq!(version_json(&variant), expected);
+                assert_eq!(
+                    serde_json::to_string(&version_json(&variant)).expect("JSON"),
+                    serde_json::to_string(&expected).expect("JSON")
+                );
+            }
+        }
+    }
 }

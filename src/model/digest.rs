@@ -46,8 +46,7 @@ fn write_canonical(value: &Value, out: &mut Vec<u8>) {
                 if index > 0 {
                     out.push(b',');
                 }
-                serde_json::to_writer(&mut *out, key.as_str())
-                    .expect("writing JSON to memory cannot fail");
+                write_string(key, out);
                 out.push(b':');
                 write_canonical(&map[key], out);
             }
@@ -69,7 +68,30 @@ fn write_canonical(value: &Value, out: &mut Vec<u8>) {
 
 /// A scalar as `Display` writes it (serde_json's compact form).
 fn write_scalar(value: &Value, out: &mut Vec<u8>) {
-    serde_json::to_writer(&mut *out, value).expect("writing JSON to memory cannot fail");
+    match value {
+        Value::String(text) => write_string(text, out),
+        other => {
+            serde_json::to_writer(&mut *out, other).expect("writing JSON to memory cannot fail");
+        }
+    }
+}
+
+/// A string as serde_json writes it: quoted, and only `"`, `\` and the
+/// control characters below U+0020 escaped. Strings without any of those
+/// (nearly all: ids, versions, digests) are copied as they are; the others
+/// go through serde_json itself.
+fn write_string(text: &str, out: &mut Vec<u8>) {
+    if text
+        .bytes()
+        .any(|byte| byte < 0x20 || byte == b'"' || byte == b'\\')
+    {
+        serde_json::to_writer(&mut *out, text).expect("writing JSON to memory cannot fail");
+    } else {
+        out.reserve(text.len() + 2);
+        out.push(b'"');
+        out.extend_from_slice(text.as_bytes());
+        out.push(b'"');
+    }
 }
 
 /// The fields of an intent an approval is bound to (see the module doc).
@@ -98,9 +120,49 @@ pub fn intent_subject(snapshot: &Snapshot, intent: &DeploymentIntent) -> Value {
     })
 }
 
-/// The digest an approval of `intent` must carry.
+/// The digest an approval of `intent` must carry: [`sha256_of`] the
+/// [`intent_subject`], written straight into the canonical form (the same
+/// bytes) instead of building the subject first, since every judged intent
+/// needs it.
 pub fn intent_sha256(snapshot: &Snapshot, intent: &DeploymentIntent) -> String {
-    sha256_of(&intent_subject(snapshot, intent))
+    let mut out = Vec::with_capacity(512);
+    // The subject's keys, in their sorted order.
+    out.extend_from_slice(b"{\"application_id\":");
+    write_string(&intent.application_id, &mut out);
+    out.extend_from_slice(b",\"artifact_hash\":");
+    write_string(&intent.artifact_hash, &mut out);
+    out.extend_from_slice(b",\"artifacts\":[");
+    if let Some(version) = snapshot
+        .versions
+        .get(&(intent.application_id.clone(), intent.version.clone()))
+    {
+        let mut artifacts: Vec<&super::Artifact> = version.artifacts.iter().collect();
+        artifacts.sort_by(|a, b| a.id.cmp(&b.id));
+        for (index, artifact) in artifacts.into_iter().enumerate() {
+            if index > 0 {
+                out.push(b',');
+            }
+            out.extend_from_slice(b"{\"file\":");
+            write_string(&artifact.file, &mut out);
+            out.extend_from_slice(b",\"id\":");
+            write_string(&artifact.id, &mut out);
+            out.extend_from_slice(b",\"plane\":");
+            write_canonical(&json!(artifact.plane), &mut out);
+            out.extend_from_slice(b",\"sha256\":");
+            write_string(&artifact.sha256, &mut out);
+            out.push(b'}');
+        }
+    }
+    out.extend_from_slice(b"],\"intent_id\":");
+    write_string(&intent.intent_id, &mut out);
+    out.extend_from_slice(b",\"rollback_plan\":");
+    write_canonical(&json!(intent.rollback_plan), &mut out);
+    out.extend_from_slice(b",\"target_scope\":");
+    write_canonical(&json!(intent.target_scope), &mut out);
+    out.extend_from_slice(b",\"version\":");
+    write_string(&intent.version, &mut out);
+    out.push(b'}');
+    format!("sha256:{}", hex::encode(Sha256::digest(&out)))
 }
 
 /// The digest a scope approval of application `application_id` names for
@@ -164,6 +226,7 @@ mod tests {
             "z\"q\\": ["\u{1}\t\n", "é ✓ \u{10FFFF}", 1.5, -0.0, 1e300, u64::MAX, i64::MIN],
             "a": {"": null, "b": [true, false, {}, []], "A": 0.1},
             "\u{7f}": "</script>",
+            "plain-key_1.0": ["sha256:0a", "with space", "\u{1f}", "\"", "\\", "/", "\u{2028}"],
         });
         assert_eq!(canonical(&value), canonical_by_strings(&value));
         assert_eq!(
@@ -173,6 +236,85 @@ mod tests {
                 hex::encode(Sha256::digest(canonical_by_strings(&value).as_bytes()))
             )
         );
+    }
+
+    /// `intent_sha256` writes the canonical form itself: it must be the
+    /// digest of the subject, for every intent of the sample and synthetic
+    /// repositories and for odd ones (no such version, no rollback plan,
+    /// characters JSON escapes, artifacts out of id order).
+    #[test]
+    fn intent_digest_is_the_digest_of_the_subject() {
+        let mut files = crate::synthetic::files(40);
+        let sample = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("sample-repo");
+        let mut stack = vec![sample.clone()];
+        while let Some(dir) = stack.pop() {
+            for entry in std::fs::read_dir(&dir).expect("sample-repo is readable") {
+                let path = entry.expect("entry").path();
+                if path.is_dir() {
+                    stack.push(path);
+                } else if path.extension().is_some_and(|ext| ext == "yaml") {
+                    let relative = path.strip_prefix(&sample).expect("inside");
+                    files.push((
+                        format!("sample/{}", relative.display()),
+                        std::fs::read_to_string(&path).expect("UTF-8"),
+                    ));
+                }
+            }
+        }
+        let mut checked = 0;
+        for prefix in ["", "sample/"] {
+            let entries: Vec<crate::model::Entry> = files
+                .iter()
+                .filter_map(|(path, text)| {
+                    let inside = path.strip_prefix(prefix)?;
+                    (prefix == "sample/" || !path.starts_with("sample/"))
+                        .then(|| crate::model::Entry::file(inside, text.as_bytes().to_vec()))
+                })
+                .collect();
+            let (mut snapshot, _) = crate::model::load(&entries);
+            assert!(!snapshot.intents.is_empty());
+            let intents: Vec<DeploymentIntent> = snapshot
+                .intents
+                .values()
+                .map(|intent| intent.value.clone())
+                .collect();
+            for mut intent in intents {
+                assert_eq!(
+                    intent_sha256(&snapshot, &intent),
+                    sha256_of(&intent_subject(&snapshot, &intent))
+                );
+                checked += 1;
+                intent.intent_id.push_str("\"\\\u{1}é\u{7f}");
+                intent.rollback_plan = None;
+                intent.target_scope.business_unit.push('\n');
+                assert_eq!(
+                    intent_sha256(&snapshot, &intent),
+                    sha256_of(&intent_subject(&snapshot, &intent))
+                );
+                intent.version.push_str("-missing");
+                assert_eq!(
+                    intent_sha256(&snapshot, &intent),
+                    sha256_of(&intent_subject(&snapshot, &intent))
+                );
+            }
+            // Artifacts out of id order, one with a quote in its file name.
+            let versions: Vec<_> = snapshot.versions.keys().cloned().collect();
+            for key in versions {
+                if let Some(version) = snapshot.versions.get_mut(&key) {
+                    version.value.artifacts.reverse();
+                    if let Some(first) = version.value.artifacts.first_mut() {
+                        first.file.push('"');
+                    }
+                }
+            }
+            for intent in snapshot.intents.values() {
+                assert_eq!(
+                    intent_sha256(&snapshot, intent),
+                    sha256_of(&intent_subject(&snapshot, intent))
+                );
+            }
+        }
+        assert!(checked > 40, "{checked}");
     }
 
     #[test]
