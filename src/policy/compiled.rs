@@ -18,14 +18,6 @@
 //!
 //! Each thread keeps its own virtual machine and reuses it: building one and
 //! loading the program costs about a quarter of an evaluation.
-//!
-//! The program is compiled from [`rvm_policies`]: the built-in files, except
-//! that `policies/scope.rego` is replaced by `compiled_scope.rego`, the same
-//! rules with their helper calls written out (the RVM pays for every rule or
-//! function call, cached or not, and the scope rules made most of the calls
-//! of an evaluation). Both give the same findings on every input of the
-//! documented shape; `policies/scope.rego` stays the reference the
-//! interpreter runs and evidence packs hash.
 
 use super::{BUILTIN_OUTPUTS, BUILTIN_PACKAGE, BUILTIN_POLICIES};
 use regorus::languages::rego::compiler::Compiler;
@@ -73,23 +65,6 @@ impl std::fmt::Debug for BuiltinProgram {
     }
 }
 
-/// The built-in file the RVM program replaces, and its replacement.
-const SCOPE_POLICY: &str = "policies/scope.rego";
-const COMPILED_SCOPE: &str = include_str!("compiled_scope.rego");
-
-/// The files the RVM program is compiled from: [`BUILTIN_POLICIES`] with
-/// [`SCOPE_POLICY`] replaced by `compiled_scope.rego` (see the module
-/// documentation).
-fn rvm_policies() -> impl Iterator<Item = (&'static str, &'static str)> {
-    BUILTIN_POLICIES.iter().map(|&(path, source)| {
-        if path == SCOPE_POLICY {
-            ("<ringmaster>/compiled_scope.rego", COMPILED_SCOPE)
-        } else {
-            (path, source)
-        }
-    })
-}
-
 /// The process-wide built-in program, compiled on first use; `None` when the
 /// RVM cannot compile the bundle (evaluation then stays on the interpreter;
 /// a unit test keeps that from happening unnoticed).
@@ -112,7 +87,7 @@ fn outputs_module() -> String {
 impl BuiltinProgram {
     fn compile() -> anyhow::Result<BuiltinProgram> {
         let mut engine = regorus::Engine::new();
-        for (path, source) in rvm_policies() {
+        for (path, source) in BUILTIN_POLICIES {
             engine.add_policy(path.to_string(), source.to_string())?;
         }
         engine.add_policy("<ringmaster>/outputs.rego".to_string(), outputs_module())?;
@@ -182,33 +157,6 @@ mod tests {
     fn the_builtin_bundle_compiles_for_the_rvm() {
         let program = builtin_program().expect("the RVM compiles the built-in bundle");
         assert!(!program.program.instructions.is_empty());
-    }
-
-    /// The digest of `policies/scope.rego` that `compiled_scope.rego` was
-    /// written from.
-    const SCOPE_POLICY_SHA256: &str =
-        "66aa4aed88bf880861b0350141b674f60ee54e4f37686a04e021a67b0d6a535b";
-
-    #[test]
-    fn the_compiled_scope_rules_follow_policies_scope_rego() {
-        use sha2::{Digest as _, Sha256};
-        let (_, source) = BUILTIN_POLICIES
-            .iter()
-            .find(|(path, _)| *path == SCOPE_POLICY)
-            .expect("the bundle has the scope rules");
-        assert_eq!(
-            hex::encode(Sha256::digest(source.as_bytes())),
-            SCOPE_POLICY_SHA256,
-            "policies/scope.rego changed: make src/policy/compiled_scope.rego give the same \
-             findings (the RVM runs it instead), then update this digest"
-        );
-        assert_eq!(rvm_policies().count(), BUILTIN_POLICIES.len());
-        assert_eq!(
-            rvm_policies()
-                .filter(|(_, source)| *source == COMPILED_SCOPE)
-                .count(),
-            1
-        );
     }
 
     /// A small deterministic generator (64-bit LCG), so a failure repeats.
@@ -338,18 +286,43 @@ mod tests {
         input
     }
 
-    /// `compiled_scope.rego` on the RVM against `policies/scope.rego` on the
-    /// interpreter (the reference), on many inputs of the documented shape:
-    /// the same outcome on each, and every scope rule fires on some.
+    /// The helper-based scope rules `policies/scope.rego` replaced, kept
+    /// only as this test's reference.
+    const SCOPE_BEFORE: &str = include_str!("testdata/scope_before_2026_12_06.rego");
+
+    /// The interpreter's `deny` set of the built-in files, with
+    /// `policies/scope.rego` replaced by `scope` when given.
+    fn interpreted_denies(input: &serde_json::Value, scope: Option<&str>) -> regorus::Value {
+        let mut engine = regorus::Engine::new();
+        for (path, source) in BUILTIN_POLICIES {
+            let source = match scope {
+                Some(scope) if *path == "policies/scope.rego" => scope,
+                _ => source,
+            };
+            engine
+                .add_policy(path.to_string(), source.to_string())
+                .expect("the built-in files parse");
+        }
+        engine.set_input(super::super::input::convert(input));
+        engine
+            .eval_rule(format!("data.{BUILTIN_PACKAGE}.deny"))
+            .expect("deny evaluates")
+    }
+
+    /// `policies/scope.rego` on the RVM and on the interpreter against the
+    /// helper-based rules it replaced (on the interpreter, the reference),
+    /// on many inputs of the documented shape: the same outcome on both
+    /// paths, the same deny findings as the reference, and every scope rule
+    /// fires on some.
     ///
-    /// The RVM running `policies/scope.rego` itself fails this on about a
-    /// quarter of these inputs: where a Scope's sites hold "*" (so
-    /// `site_limit` is undefined) and the target lists sites, it found every
-    /// target site "outside" that Scope, a DENY the interpreter does not
-    /// give (`sites_outside`'s comprehension does not fail on the undefined
-    /// `limit`, see the module documentation).
+    /// The RVM running the helper-based rules fails this on about a quarter
+    /// of these inputs: where a Scope's sites hold "*" (so `site_limit` is
+    /// undefined) and the target lists sites, it found every target site
+    /// "outside" that Scope, a DENY the interpreter does not give
+    /// (`sites_outside`'s comprehension did not fail on the undefined
+    /// `limit`).
     #[test]
-    fn the_compiled_scope_rules_give_the_reference_findings() {
+    fn the_scope_rules_give_the_reference_findings() {
         let engine = crate::policy::PolicyEngine::new(&[]).expect("built-in bundle compiles");
         let program = builtin_program().expect("the RVM compiles the built-in bundle");
         let run = |input: &serde_json::Value| {
@@ -360,6 +333,14 @@ mod tests {
                 .map(|value| unwrap_outputs(&value))
                 .map_err(|error| error.to_string())
         };
+        assert_ne!(
+            SCOPE_BEFORE,
+            BUILTIN_POLICIES
+                .iter()
+                .find(|(path, _)| *path == "policies/scope.rego")
+                .expect("the bundle has the scope rules")
+                .1
+        );
         let mut choices = Choices(17);
         let mut fired = std::collections::BTreeSet::new();
         for _ in 0..2000 {
@@ -373,6 +354,11 @@ mod tests {
             );
             let outputs = run(&input);
             assert!(matches!(outputs, Ok(Some(_))), "{input:#}: {outputs:?}");
+            assert_eq!(
+                interpreted_denies(&input, None),
+                interpreted_denies(&input, Some(SCOPE_BEFORE)),
+                "{input:#}"
+            );
             fired.extend(outcome.reasons.iter().map(|reason| reason.rule.clone()));
         }
         for rule in [
@@ -388,7 +374,7 @@ mod tests {
 
     /// A Scope whose sites hold "*" covers every site a target lists: no
     /// `scope.outside_*` finding on either path (the RVM running
-    /// `policies/scope.rego` itself denied each listed site here).
+    /// helper-based scope rules denied each listed site here).
     #[test]
     fn wildcard_sites_cover_listed_target_sites_on_the_compiled_path() {
         use serde_json::json;
