@@ -220,8 +220,9 @@ fn scope(value: &Json) -> Option<()> {
     optional(scope.get("sites"), strings)
 }
 
-/// A target's `sites` may be absent but not null: `sites_outside` iterates
-/// them whenever the scope limits sites, and iterating null is an error.
+/// A target's `sites` may be absent but not null: the site rules of
+/// `policies/scope.rego` iterate them whenever the scope limits sites, and
+/// iterating null is an error.
 fn target_scope(value: &Json) -> Option<()> {
     let target = object(value)?;
     string(target.get("acquisition_boundary")?)?;
