@@ -372,6 +372,58 @@ mod tests {
         }
     }
 
+    /// `sites_outside` in `common.rego` (tenant rules may call it) gives,
+    /// on the interpreter, the target sites a limiting Scope does not list:
+    /// none when the Scope's sites are absent, null or hold "*".
+    #[test]
+    fn sites_outside_is_the_target_sites_a_limiting_scope_does_not_list() {
+        let mut engine = regorus::Engine::new();
+        for (path, source) in BUILTIN_POLICIES {
+            engine
+                .add_policy(path.to_string(), source.to_string())
+                .expect("the built-in files parse");
+        }
+        let mut choices = Choices(29);
+        for _ in 0..300 {
+            let scope = choices.scope();
+            let mut target = serde_json::Map::new();
+            choices.sites(&mut target, false);
+            engine.set_input(super::super::input::convert(&serde_json::json!({
+                "scope": scope, "target": target,
+            })));
+            let results = engine
+                .eval_query(
+                    format!("data.{BUILTIN_PACKAGE}.sites_outside(input.scope, input.target)"),
+                    false,
+                )
+                .expect("sites_outside evaluates");
+            let value = &results.result[0].expressions[0].value;
+            let found: std::collections::BTreeSet<String> = value
+                .as_set()
+                .expect("sites_outside is a set")
+                .iter()
+                .map(|site| site.as_string().expect("a site").to_string())
+                .collect();
+            let limit: Option<Vec<&str>> = scope["sites"]
+                .as_array()
+                .map(|sites| sites.iter().filter_map(|site| site.as_str()).collect())
+                .filter(|sites: &Vec<&str>| !sites.contains(&"*"));
+            let expected: std::collections::BTreeSet<String> = match limit {
+                None => Default::default(),
+                Some(limit) => target
+                    .get("sites")
+                    .and_then(|sites| sites.as_array())
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|site| site.as_str())
+                    .filter(|site| !limit.contains(site))
+                    .map(str::to_owned)
+                    .collect(),
+            };
+            assert_eq!(found, expected, "scope {scope}, target {target:?}");
+        }
+    }
+
     /// A Scope whose sites hold "*" covers every site a target lists: no
     /// `scope.outside_*` finding on either path (the RVM running
     /// helper-based scope rules denied each listed site here).
