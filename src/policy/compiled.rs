@@ -221,6 +221,23 @@ mod tests {
         }
     }
 
+    /// `shape`'s minimal documented input with this intent (and its
+    /// digest) and this application scope, and no publisher.
+    fn documented_input(
+        intent: serde_json::Value,
+        allowed_scope: serde_json::Value,
+    ) -> serde_json::Value {
+        let mut input = super::super::shape::tests::minimal();
+        input["intent"] = intent;
+        input["intent_sha256"] = serde_json::json!("sha256:00");
+        input["application"]["allowed_scope"] = allowed_scope;
+        input
+            .as_object_mut()
+            .expect("an object")
+            .remove("publisher");
+        input
+    }
+
     /// An input of the documented shape whose scope fields vary.
     fn scope_input(choices: &mut Choices) -> serde_json::Value {
         use serde_json::json;
@@ -260,20 +277,7 @@ mod tests {
                 intent["publisher_scope"] = same;
             }
         }
-        let mut input = json!({
-            "now": "2026-11-28T12:00:00Z",
-            "intent": intent,
-            "intent_sha256": "sha256:00",
-            "application": {"id": "app", "allowed_scope": choices.scope()},
-            "artifact": {"id": "a", "sha256": "sha256:00", "signature": {"signed": true}, "sbom": {"cves": []}},
-            "config": {"cab": {"risk_threshold": 50, "from_ring": "r2", "approvals_by_risk": []}},
-            "rings": [{"id": "r0", "index": 0}],
-            "cab_ring_index": 2,
-            "risk": {"risk_score": 10},
-            "approvals": [], "exceptions": [], "conflicts": [], "active_changes": [],
-            "rolled_back_versions": [],
-            "previous_application": null,
-        });
+        let mut input = documented_input(intent, choices.scope());
         match choices.below(6) {
             0 => {}
             1 => input["publisher"] = json!(null),
@@ -432,26 +436,16 @@ mod tests {
         use serde_json::json;
         let engine = crate::policy::PolicyEngine::new(&[]).expect("built-in bundle compiles");
         let scope = json!({"acquisition_boundaries": ["acq-001"], "business_units": ["bu-hr"], "sites": ["*"]});
-        let input = json!({
-            "now": "2026-11-28T12:00:00Z",
-            "intent": {
+        let mut input = documented_input(
+            json!({
                 "intent_id": "i", "requested_by": "alice", "version": "1.0.0",
                 "target_scope": {"acquisition_boundary": "acq-001", "business_unit": "bu-hr",
                                  "sites": ["site-1", "site-2"]},
                 "rollback_plan": {"strategy": "halt"},
-            },
-            "intent_sha256": "sha256:00",
-            "application": {"id": "app", "allowed_scope": scope},
-            "publisher": {"id": "alice", "roles": ["publisher"], "scope": scope},
-            "artifact": {"id": "a", "sha256": "sha256:00", "signature": {"signed": true}, "sbom": {"cves": []}},
-            "config": {"cab": {"risk_threshold": 50, "from_ring": "r2", "approvals_by_risk": []}},
-            "rings": [{"id": "r0", "index": 0}],
-            "cab_ring_index": 2,
-            "risk": {"risk_score": 10},
-            "approvals": [], "exceptions": [], "conflicts": [], "active_changes": [],
-            "rolled_back_versions": [],
-            "previous_application": null,
-        });
+            }),
+            scope.clone(),
+        );
+        input["publisher"] = json!({"id": "alice", "roles": ["publisher"], "scope": scope});
         assert_eq!(
             engine.evaluation_path(&input),
             crate::policy::EvaluationPath::Compiled

@@ -238,11 +238,13 @@ fn principal(value: &Json) -> Option<()> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use serde_json::json;
 
-    fn minimal() -> Json {
+    /// A minimal input of the documented shape (other policy tests start
+    /// from it too).
+    pub(crate) fn minimal() -> Json {
         let scope = json!({"acquisition_boundaries": ["acq-001"], "business_units": ["bu-hr"]});
         json!({
             "now": "2026-11-28T12:00:00Z",
