@@ -95,7 +95,13 @@ impl Simulate {
             .expect("kill");
         assert!(killed.success());
         let status = self.child.wait().expect("wait");
-        let rest: Vec<String> = self.lines.try_iter().collect();
+        // The reader thread may still hold lines the child wrote before it
+        // exited: read until the pipe closes (the thread ends and drops its
+        // sender), not only what has arrived so far.
+        let mut rest = Vec::new();
+        while let Ok(line) = self.lines.recv_timeout(Duration::from_secs(30)) {
+            rest.push(line);
+        }
         (status, rest.join("\n"))
     }
 }
