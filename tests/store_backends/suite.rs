@@ -777,6 +777,12 @@ pub fn a_writer_racing_an_epoch_bump_never_lands_after_it(fixture: &Fixture) {
                 started_sender.send(()).unwrap();
             }
             minute += 1;
+            // SQLite queues no writers: one that never pauses can keep B's
+            // open and `try_lead` retrying past their busy timeout on a
+            // loaded machine ("database is locked"), which is not what this
+            // test is about. A millisecond between writes still puts
+            // hundreds of A's writes around B's epoch bump.
+            std::thread::sleep(std::time::Duration::from_millis(1));
         }
     });
     started.recv().unwrap();
