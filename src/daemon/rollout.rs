@@ -152,7 +152,7 @@ fn in_flight(run: &IntentRun) -> Option<Effect> {
             Effect::RecordEvidence {
                 transition_id: record.transition_id.clone(),
                 record_type: record.record_type.clone(),
-                summary: record.summary.clone(),
+                summary: record.summary.to_value(),
             }
         }
         StartStage::Publishing => Effect::Publish { ring: ring.clone() },
@@ -505,7 +505,7 @@ impl Driver<'_> {
                                 .start_record
                                 .as_ref()
                                 .filter(|record| record.transition_id == transition_id)
-                                .map(|record| record.summary.clone())
+                                .map(|record| record.summary.to_value())
                                 .expect("a lent start record stays on its run within a round")
                         } else {
                             summary
@@ -729,7 +729,7 @@ fn lend_start_summaries(
             } => {
                 let held = by_id.get(intent_id.as_str()).is_some_and(|&index| {
                     runs[index].start_record.as_ref().is_some_and(|record| {
-                        record.transition_id == *transition_id && record.summary == *summary
+                        record.transition_id == *transition_id && record.summary.holds(summary)
                     })
                 });
                 if held {

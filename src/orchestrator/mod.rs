@@ -50,8 +50,8 @@ pub use gates::{GateResult, GateVerdict, ObservedStatus, duration_from_hours, ev
 pub use plan::{PlanError, PlannedRing, RolloutPlan};
 pub use remediation::HALT_STRATEGY;
 pub use run::{
-    HoldCause, IntentRun, MACHINE_ACTOR, PendingRecord, Phase, Requirement, RetryState,
-    RingProgress, StartStage, is_blocked_version,
+    CompactJson, HoldCause, IntentRun, MACHINE_ACTOR, PendingRecord, Phase, Requirement,
+    RetryState, RingProgress, StartStage, is_blocked_version,
 };
 pub use state::{step, step_in_place};
 

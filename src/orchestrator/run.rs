@@ -219,9 +219,53 @@ pub struct PendingRecord {
     pub transition_id: String,
     pub ring: String,
     pub record_type: String,
-    pub summary: Value,
+    /// Held as text: every run keeps its start record through the publish,
+    /// and 10,000 runs held theirs as JSON trees (issue 17).
+    pub summary: CompactJson,
     /// `EvidenceCommitted` arrived for it: the ring may be published.
     pub committed: bool,
+}
+
+/// A JSON value held as its compact text, serialized and deserialized as
+/// the value itself (the stored shape is the value's, not a string).
+///
+/// A `serde_json::Value` object costs several times its text (a map node,
+/// a key `String` and a 32-byte `Value` per member): a ring-start summary of
+/// about 650 bytes of text took about 3 KiB as a tree, once per run (issue
+/// 17). The text is `serde_json`'s compact form of the value; objects are
+/// sorted maps, so equal values have equal text and comparing the text
+/// compares the values.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CompactJson(Box<str>);
+
+impl CompactJson {
+    /// The compact text of `value`.
+    pub fn of(value: &Value) -> CompactJson {
+        CompactJson(value.to_string().into_boxed_str())
+    }
+
+    /// The value again (`null` for text that is not JSON, which `of` never
+    /// makes).
+    pub fn to_value(&self) -> Value {
+        serde_json::from_str(&self.0).unwrap_or(Value::Null)
+    }
+
+    /// Whether this is the compact text of `value`.
+    pub fn holds(&self, value: &Value) -> bool {
+        *self == CompactJson::of(value)
+    }
+}
+
+impl Serialize for CompactJson {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.to_value().serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for CompactJson {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Value::deserialize(deserializer).map(|value| CompactJson::of(&value))
+    }
 }
 
 /// An intent's rollout, as stored between events.

@@ -16,7 +16,9 @@ use super::gates::duration_from_hours;
 use super::operator::hold;
 use super::remediation::fail_run;
 use super::retrying::stage_failed;
-use super::run::{HoldCause, MACHINE_ACTOR, PendingRecord, Phase, RetryState, StartStage};
+use super::run::{
+    CompactJson, HoldCause, MACHINE_ACTOR, PendingRecord, Phase, RetryState, StartStage,
+};
 use super::soaking::complete;
 use super::state::Step;
 use crate::policy::Decision;
@@ -179,7 +181,7 @@ pub(crate) fn send_stage(step: &mut Step<'_>, ring: &str, stage: StartStage) {
             step.effects.push(Effect::RecordEvidence {
                 transition_id: record.transition_id,
                 record_type: record.record_type,
-                summary: record.summary,
+                summary: record.summary.to_value(),
             });
         }
         StartStage::Publishing => {
@@ -221,7 +223,7 @@ fn build_start_record(step: &mut Step<'_>, index: usize) -> PendingRecord {
         transition_id,
         ring: planned.ring,
         record_type: "ring_start".into(),
-        summary,
+        summary: CompactJson::of(&summary),
         committed: false,
     };
     step.run.start_record = Some(record.clone());

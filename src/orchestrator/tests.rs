@@ -131,3 +131,64 @@ fn pass_ticks_every_active_run_and_tags_effects() {
         [("intent-0", "query_status"), ("intent-1", "query_status")]
     );
 }
+
+/// The start record's summary is held as text (issue 17) but stored as the
+/// value it was built from: the run's JSON is the same bytes as when the
+/// summary was a `serde_json::Value`, and reads back to the same run.
+#[test]
+fn a_start_record_is_stored_as_the_summary_value_it_asked_to_record() {
+    let mut current = run("a", "1.0.0");
+    current = step(&current, &allow(), now()).0;
+    let (current, effects) = step(
+        &current,
+        &Event::RingClaimed {
+            ring: "ring-0-lab".into(),
+        },
+        now(),
+    );
+    let summary = effects
+        .iter()
+        .find_map(|effect| match effect {
+            Effect::RecordEvidence { summary, .. } => Some(summary.clone()),
+            _ => None,
+        })
+        .expect("a claimed ring asks for its start record");
+    let record = current.start_record.as_ref().expect("kept on the run");
+    assert!(record.summary.holds(&summary));
+    assert_eq!(record.summary.to_value(), summary);
+
+    // As the daemon stores it: through a value, then text.
+    let stored = serde_json::to_value(&current).unwrap();
+    assert_eq!(stored["start_record"]["summary"], summary);
+    let text = serde_json::to_string(&stored).unwrap();
+    let mut old_shape = stored.clone();
+    old_shape["start_record"]["summary"] = summary.clone();
+    assert_eq!(text, serde_json::to_string(&old_shape).unwrap());
+    let back: IntentRun = serde_json::from_value(serde_json::from_str(&text).unwrap()).unwrap();
+    assert_eq!(back, current);
+    assert_eq!(
+        serde_json::to_string(&serde_json::to_value(&back).unwrap()).unwrap(),
+        text
+    );
+}
+
+#[test]
+fn compact_json_keeps_the_value_and_its_bytes() {
+    let value = serde_json::json!({
+        "z": 1, "a": [0.1, 4.0, -2, 1e300, null, true],
+        "text": "quote \" slash \\ é \u{1F600} \n",
+        "nested": {"b": {}, "a": []},
+    });
+    let compact = CompactJson::of(&value);
+    assert_eq!(compact.to_value(), value);
+    assert!(compact.holds(&value));
+    assert!(!compact.holds(&serde_json::json!({"z": 1})));
+    assert_eq!(
+        serde_json::to_string(&compact).unwrap(),
+        serde_json::to_string(&value).unwrap()
+    );
+    let read: CompactJson = serde_json::from_str(&serde_json::to_string(&value).unwrap()).unwrap();
+    assert_eq!(read, compact);
+    let from_value: CompactJson = serde_json::from_value(value.clone()).unwrap();
+    assert_eq!(from_value, compact);
+}
