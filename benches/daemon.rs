@@ -98,17 +98,9 @@ fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(300);
     let started = Instant::now();
-    let mut child = Command::new(&binary)
-        .arg("serve")
-        .arg("--repo")
-        .arg(&repo)
-        .arg("--state")
-        .arg(&state)
-        .arg("--key")
-        .arg(keys.join("ringmaster.key"))
-        .arg("--config")
-        .arg(&config)
-        .args(["--once", "--now", "2026-12-01T09:00:00Z"])
+    let mut first = Command::new(&binary);
+    serve_once(&mut first, dir.path(), "2026-12-01T09:00:00Z");
+    let mut child = first
         .env("RINGMASTER_LOG", "info")
         .current_dir(dir.path())
         .stdout(Stdio::null())
@@ -246,17 +238,8 @@ fn main() {
     println!("second serve --once, 4.5 h later (gate checks, the next rings): running");
     let before = git_last_sequence(&repo);
     let mut second = timed(&binary);
+    serve_once(&mut second, dir.path(), "2026-12-01T13:30:00Z");
     second
-        .arg("serve")
-        .arg("--repo")
-        .arg(&repo)
-        .arg("--state")
-        .arg(&state)
-        .arg("--key")
-        .arg(keys.join("ringmaster.key"))
-        .arg("--config")
-        .arg(&config)
-        .args(["--once", "--now", "2026-12-01T13:30:00Z"])
         .env("RINGMASTER_LOG", "warn")
         .current_dir(dir.path())
         .stdout(Stdio::null());
@@ -274,6 +257,23 @@ fn main() {
         records.saturating_sub(before),
         git_count(&repo)
     );
+}
+
+/// `serve --once` at `now` on the bench's tenant under `dir` (the
+/// `governed` repository, `state`, the keys and config in `keys`).
+fn serve_once(command: &mut Command, dir: &Path, now: &str) {
+    let keys = dir.join("keys");
+    command
+        .arg("serve")
+        .arg("--repo")
+        .arg(dir.join("governed"))
+        .arg("--state")
+        .arg(dir.join("state"))
+        .arg("--key")
+        .arg(keys.join("ringmaster.key"))
+        .arg("--config")
+        .arg(keys.join("ringmaster-daemon.yaml"))
+        .args(["--once", "--now", now]);
 }
 
 /// The peak RSS of a running process so far (`VmHWM`), in KiB.
