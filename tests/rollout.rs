@@ -152,8 +152,15 @@ async fn full_rollout_reaches_global_with_a_signed_record_per_ring() {
     assert_eq!(started.len(), 5, "{started:#?}");
     // Five ring completions and one for the rollout as a whole.
     assert_eq!(fleet.events(CHROME, EventType::RingCompleted), 6);
-    let subjects = fleet.repo.git(&["log", "--format=%s", "evidence"]);
-    let chrome_records = subjects.lines().filter(|s| s.contains(CHROME)).count();
+    // Counted by record file (`…/SSSSSSSS-<intent>.json`): a commit can
+    // carry the records of many runs.
+    let records = fleet
+        .repo
+        .git(&["ls-tree", "-r", "--name-only", "evidence"]);
+    let chrome_records = records
+        .lines()
+        .filter(|path| path.ends_with(&format!("-{CHROME}.json")))
+        .count();
     assert!(
         chrome_records > 5,
         "a decision and at least one record per ring: {chrome_records}"
@@ -608,6 +615,108 @@ fn serve_refuses_a_plane_without_a_connector_naming_it() {
         "{}{}",
         stdout(&output),
         stderr(&output)
+    );
+}
+
+/// The evidence branch's commit count and its last record's sequence.
+fn evidence_commits_and_sequence(repo: &std::path::Path) -> (u64, u64) {
+    let git = |args: &[&str]| {
+        let output = Command::new("git")
+            .args(args)
+            .current_dir(repo)
+            .output()
+            .expect("git runs");
+        assert!(output.status.success(), "git {args:?}: {}", stderr(&output));
+        stdout(&output).trim().to_owned()
+    };
+    let commits = git(&["rev-list", "--count", "evidence"]);
+    let sequence = git(&[
+        "log",
+        "-1",
+        "--format=%(trailers:key=Evidence-Sequence,valueonly)",
+        "evidence",
+    ]);
+    (
+        commits.parse().expect("a count"),
+        sequence.parse().expect("a sequence"),
+    )
+}
+
+/// Every run of a tenant finishing its lab soak in the same pass asks for a
+/// `ring_completed` record, then an event and its next ring's claim: the
+/// records still go out in batches (a few commits for the whole pass), not
+/// one commit per run because each run's next effect waits for its record.
+#[test]
+fn runs_completing_a_ring_in_one_pass_share_evidence_commits() {
+    let dir = tempfile::tempdir().expect("dir");
+    let repo = dir.path().join("governed");
+    let keys = dir.path().join("keys");
+    let state = dir.path().join("state");
+    let path = |p: &std::path::Path| p.to_str().expect("utf-8").to_owned();
+    let generated = ringmaster(&["generate", &path(&repo), "--intents", "60"], dir.path());
+    assert!(generated.status.success(), "{}", stderr(&generated));
+    let keygen = ringmaster(&["keygen", "--out", &path(&keys)], dir.path());
+    assert!(keygen.status.success(), "{}", stderr(&keygen));
+    let config = keys.join("daemon.yaml");
+    let planes: String = Plane::ALL.iter().map(|p| sim_plane(p.as_str())).collect();
+    std::fs::write(&config, format!("planes:\n{planes}")).expect("config");
+    let serve = |now: &str| {
+        let output = ringmaster(
+            &[
+                "serve",
+                "--repo",
+                &path(&repo),
+                "--state",
+                &path(&state),
+                "--key",
+                &path(&keys.join("ringmaster.key")),
+                "--config",
+                &path(&config),
+                "--once",
+                "--now",
+                now,
+            ],
+            dir.path(),
+        );
+        assert!(
+            output.status.success(),
+            "serve --once at {now}: {}",
+            stderr(&output)
+        );
+    };
+    // The decisions and the lab rings' starts.
+    serve("2026-12-01T09:00:00Z");
+    let (commits_before, records_before) = evidence_commits_and_sequence(&repo);
+    // After the lab soak: every run's lab gate passes, its ring_completed
+    // record, event and canary claim, then the canary starts.
+    serve("2026-12-01T13:30:00Z");
+    let (commits_after, records_after) = evidence_commits_and_sequence(&repo);
+    let records = records_after - records_before;
+    let commits = commits_after - commits_before;
+    assert!(
+        records >= 120,
+        "every run completed its lab ring and started its canary: {records} records"
+    );
+    assert!(
+        commits <= 4,
+        "{records} records of one pass in {commits} commits: a run's next effect wrote the batch early"
+    );
+    let verify = ringmaster(
+        &[
+            "verify",
+            &path(&repo),
+            "--public-key",
+            &path(&keys.join("ringmaster.pub")),
+            "--state",
+            &path(&state),
+        ],
+        dir.path(),
+    );
+    assert!(
+        verify.status.success(),
+        "{}{}",
+        stdout(&verify),
+        stderr(&verify)
     );
 }
 

@@ -193,6 +193,45 @@ impl<'run> RecordBatch<'run> {
     }
 }
 
+/// The effects of a round that wait for their run's pending record or
+/// publish, in the order they were asked for.
+#[derive(Default)]
+struct Waiting {
+    effects: VecDeque<(String, Effect, bool)>,
+    intents: HashSet<String>,
+    /// The waiting effects being taken up again, once what they waited for
+    /// was written.
+    again: VecDeque<(String, Effect, bool)>,
+}
+
+impl Waiting {
+    /// Whether a run has an effect waiting: its later effects wait behind it.
+    fn holds(&self, intent_id: &str) -> bool {
+        self.intents.contains(intent_id)
+    }
+
+    fn push(&mut self, intent_id: String, effect: Effect, lent: bool) {
+        self.intents.insert(intent_id.clone());
+        self.effects.push_back((intent_id, effect, lent));
+    }
+
+    fn is_empty(&self) -> bool {
+        self.effects.is_empty() && self.again.is_empty()
+    }
+
+    /// Takes every waiting effect up again (what they waited for is written).
+    fn again(&mut self) {
+        debug_assert!(self.again.is_empty());
+        self.again = std::mem::take(&mut self.effects);
+        self.intents.clear();
+    }
+
+    /// The next effect taken up again, if any.
+    fn next_again(&mut self) -> Option<(String, Effect, bool)> {
+        self.again.pop_front()
+    }
+}
+
 /// Most publishes one chunk sends after one commit of their journal
 /// entries (bounds what a crash leaves `sent` to ask the plane about).
 const PUBLISH_CHUNK: usize = 200;
@@ -458,16 +497,43 @@ impl Driver<'_> {
                 // commit of their journal entries per chunk): a run's later
                 // effects wait for its publish.
                 let mut publishes: Vec<(usize, String)> = Vec::new();
-                while let Some((intent_id, effect)) = work.pop_front() {
-                    let position = popped;
-                    popped += 1;
-                    // A round can queue an effect per run (10,000 at issue
-                    // 17's scale); give the room back as the queue drains
-                    // rather than holding it through the plane calls.
-                    if work.capacity() > 1024 && work.len() < work.capacity() / 4 {
-                        work.shrink_to_fit();
-                    }
-                    report.effects_performed += 1;
+                // A run's effects after its pending record or publish wait
+                // here, in order, instead of writing the batch early: the
+                // round's records go out in full batches (every run's
+                // `ring_completed` record is followed by its event and next
+                // claim), and the waiting effects follow once the batch is
+                // written. Each run's own effects keep their order; runs do
+                // not change within a round, so what a waiting effect is
+                // performed on is the same.
+                let mut waiting = Waiting::default();
+                loop {
+                    let (intent_id, effect, lent_here) = if let Some(item) = waiting.next_again() {
+                        item
+                    } else if let Some((intent_id, effect)) = work.pop_front() {
+                        let position = popped;
+                        popped += 1;
+                        // A round can queue an effect per run (10,000 at
+                        // issue 17's scale); give the room back as the
+                        // queue drains rather than holding it through
+                        // the plane calls.
+                        if work.capacity() > 1024 && work.len() < work.capacity() / 4 {
+                            work.shrink_to_fit();
+                        }
+                        report.effects_performed += 1;
+                        let lent_here = lent.get(position).copied().unwrap_or(false);
+                        (intent_id, effect, lent_here)
+                    } else if waiting.is_empty() {
+                        break;
+                    } else {
+                        // Everything else of the round is done: write
+                        // what the waiting effects wait for, then take
+                        // them up again.
+                        self.write_records(&mut records, &mut results, now)?;
+                        self.publish_chunk(&runs, &mut publishes, &mut results, now)
+                            .await?;
+                        waiting.again();
+                        continue;
+                    };
                     let Some(&index) = by_id.get(&intent_id) else {
                         continue;
                     };
@@ -476,12 +542,12 @@ impl Driver<'_> {
                             Some(report.next_wake.map_or(*at, |w: DateTime<Utc>| w.min(*at)));
                         continue;
                     }
-                    if records.waits_for(&intent_id) {
-                        self.write_records(&mut records, &mut results, now)?;
-                    }
-                    if publishes.iter().any(|(waiting, _)| *waiting == index) {
-                        self.publish_chunk(&runs, &mut publishes, &mut results, now)
-                            .await?;
+                    if waiting.holds(&intent_id)
+                        || records.waits_for(&intent_id)
+                        || publishes.iter().any(|(waiting, _)| *waiting == index)
+                    {
+                        waiting.push(intent_id, effect, lent_here);
+                        continue;
                     }
                     if let Effect::Publish { ring } = effect {
                         publishes.push((index, ring));
@@ -497,7 +563,7 @@ impl Driver<'_> {
                         summary,
                     } = effect
                     {
-                        let summary = if lent.get(position).copied().unwrap_or(false) {
+                        let summary = if lent_here {
                             // Given back: the run still holds the very
                             // record (`lend_start_summaries` checked it, and
                             // runs do not change within a round).
