@@ -30,6 +30,19 @@ const SEGMENTS: &[(&str, &str, &str, &str)] = &[
 ];
 const PLANES: &[&str] = &["intune", "sccm"];
 
+/// The rollback strategy an intent on `plane` names: its plane's own (the
+/// policy denies another plane's, which that plane would refuse).
+fn rollback_strategy(plane: &str) -> &'static str {
+    match plane {
+        "intune" => "intune-supersedence",
+        "jamf" => "jamf-uninstall-policy",
+        "sccm" => "sccm-uninstall-deployment",
+        "landscape" => "landscape-remove-packages",
+        "ansible" => "ansible-uninstall",
+        other => unreachable!("no synthetic plane {other}"),
+    }
+}
+
 const RINGS: &[(&str, u32)] = &[
     ("ring-0-lab", 8),
     ("ring-1-canary", 40),
@@ -110,9 +123,10 @@ pub fn files(intents: usize) -> Vec<(String, String)> {
         out.push((
             format!("intents/{intent_id}.yaml"),
             format!(
-                "apiVersion: ringmaster.dev/v1\nkind: DeploymentIntent\nintent_id: {intent_id}\napplication_id: {application}\nversion: \"1.1.0\"\nartifact_hash: \"{}\"\ntarget_scope:\n  acquisition_boundary: {boundary}\n  business_unit: {unit}\n  rings: [{}]\nrollback_plan:\n  strategy: intune-supersedence\n  rollback_version: \"1.0.0\"\n  validated: true\nrequested_by: {publisher}\n",
+                "apiVersion: ringmaster.dev/v1\nkind: DeploymentIntent\nintent_id: {intent_id}\napplication_id: {application}\nversion: \"1.1.0\"\nartifact_hash: \"{}\"\ntarget_scope:\n  acquisition_boundary: {boundary}\n  business_unit: {unit}\n  rings: [{}]\nrollback_plan:\n  strategy: {strategy}\n  rollback_version: \"1.0.0\"\n  validated: true\nrequested_by: {publisher}\n",
                 hash(app * 2 + 1, plane),
-                rings.join(", ")
+                rings.join(", "),
+                strategy = rollback_strategy(plane),
             ),
         ));
     }

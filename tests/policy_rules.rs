@@ -1098,6 +1098,95 @@ fn rings_0_and_1_need_no_rollback_plan() {
     );
 }
 
+// --- rollback.strategy_plane ------------------------------------------------------------
+
+#[test]
+fn a_rollback_strategy_of_another_plane_is_denied() {
+    let outcome = check(
+        |input| {
+            set(
+                input,
+                "/intent/rollback_plan/strategy",
+                json!("jamf-uninstall-policy"),
+            )
+        },
+        Decision::Deny,
+        &["rollback.strategy_plane"],
+    );
+    let message = message_of(&outcome, "rollback.strategy_plane");
+    assert!(
+        message.contains("jamf-uninstall-policy") && message.contains("intune-supersedence"),
+        "names the strategy and the plane's own: {message}"
+    );
+}
+
+#[test]
+fn a_rollback_strategy_of_another_plane_is_denied_before_the_cab_ring_too() {
+    check(
+        |input| {
+            rings_0_and_1_only(input);
+            set(
+                input,
+                "/intent/rollback_plan/strategy",
+                json!("sccm-uninstall-deployment"),
+            );
+        },
+        Decision::Deny,
+        &["rollback.strategy_plane"],
+    );
+}
+
+#[test]
+fn redeploy_previous_suits_the_artifacts_plane() {
+    check(
+        |input| {
+            set(
+                input,
+                "/intent/rollback_plan/strategy",
+                json!("redeploy-previous"),
+            )
+        },
+        Decision::Allow,
+        &[],
+    );
+}
+
+/// The rule and the connectors agree on every strategy the schema allows,
+/// on every plane: the rule denies exactly what `rollback_method` refuses
+/// (but `halt`, which is no rollback: the orchestrator halts instead).
+#[test]
+fn the_strategy_rule_agrees_with_what_the_planes_carry_out() {
+    use ringmaster::model::Plane;
+    let schema: Json =
+        serde_json::from_str(include_str!("../schemas/deployment-intent.schema.json"))
+            .expect("schema parses");
+    let strategies: Vec<String> = schema["$defs"]["RollbackPlan"]["properties"]["strategy"]["enum"]
+        .as_array()
+        .expect("the schema lists the strategies")
+        .iter()
+        .map(|s| s.as_str().expect("a string").to_owned())
+        .collect();
+    assert!(strategies.len() >= 7, "{strategies:?}");
+    for strategy in strategies.iter().filter(|s| *s != "halt") {
+        for plane in Plane::ALL {
+            let outcome = evaluate_with(builtin_engine(), |input| {
+                set(input, "/intent/rollback_plan/strategy", json!(strategy));
+                set(input, "/artifact/plane", json!(plane.as_str()));
+            });
+            let denied = outcome.rule_ids().contains(&"rollback.strategy_plane");
+            let refused = ringmaster::planes::rollback_method(strategy, plane).is_err();
+            assert_eq!(
+                denied,
+                refused,
+                "{strategy} on {}: the rule {} it, the plane {} it",
+                plane.as_str(),
+                if denied { "denies" } else { "allows" },
+                if refused { "refuses" } else { "carries out" }
+            );
+        }
+    }
+}
+
 // --- scope.application_scope_changed ------------------------------------------------------
 
 /// The base revision's application allowed only bu-finance; now bu-hr too.
