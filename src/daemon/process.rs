@@ -38,6 +38,10 @@ use std::collections::HashMap;
 pub const ACTOR: &str = "ringmaster";
 const ACTOR_ROLE: &str = "control-plane";
 
+/// Stored intents read at a time by a pass over all of them (the whole
+/// table's stored JSON at once was the daemon's peak at 10,000 intents).
+const INTENT_PAGE: usize = 500;
+
 #[derive(Debug, thiserror::Error)]
 pub enum ProcessError {
     #[error("reading the governed repository: {0}")]
@@ -201,38 +205,41 @@ impl StoreFacts {
     /// Reads the facts from `store`.
     pub fn read(store: &Store) -> Result<StoreFacts, crate::store::StoreError> {
         let mut facts = StoreFacts::default();
-        for record in store.list_intents()? {
-            let segment = (
-                record.application_id.clone(),
-                record.acquisition_boundary.clone(),
-                record.business_unit.clone(),
-            );
-            if let std::collections::hash_map::Entry::Vacant(slot) = facts.active.entry(segment) {
-                let (application, boundary, unit) = slot.key();
-                let changes = store.active_changes_for(application, boundary, unit)?;
-                slot.insert(changes.into_iter().map(|c| (c.intent_id, c.ring)).collect());
-            }
-            facts.known.insert(
-                record.intent_id.clone(),
-                (
+        for page in store.intent_pages(INTENT_PAGE) {
+            for record in page? {
+                let segment = (
                     record.application_id.clone(),
-                    TargetScope {
-                        acquisition_boundary: record.acquisition_boundary.clone(),
-                        business_unit: record.business_unit.clone(),
-                        sites: None,
-                        site_class: None,
-                        rings: Vec::new(),
-                    },
-                ),
-            );
-            if let Some(run) = IntentState::from_record(&record).run
-                && run.blocks_its_version()
-            {
-                facts
-                    .rolled_back
-                    .entry(run.application_id.clone())
-                    .or_default()
-                    .push(run.version.clone());
+                    record.acquisition_boundary.clone(),
+                    record.business_unit.clone(),
+                );
+                if let std::collections::hash_map::Entry::Vacant(slot) = facts.active.entry(segment)
+                {
+                    let (application, boundary, unit) = slot.key();
+                    let changes = store.active_changes_for(application, boundary, unit)?;
+                    slot.insert(changes.into_iter().map(|c| (c.intent_id, c.ring)).collect());
+                }
+                facts.known.insert(
+                    record.intent_id.clone(),
+                    (
+                        record.application_id.clone(),
+                        TargetScope {
+                            acquisition_boundary: record.acquisition_boundary.clone(),
+                            business_unit: record.business_unit.clone(),
+                            sites: None,
+                            site_class: None,
+                            rings: Vec::new(),
+                        },
+                    ),
+                );
+                if let Some(run) = IntentState::from_record(&record).run
+                    && run.blocks_its_version()
+                {
+                    facts
+                        .rolled_back
+                        .entry(run.application_id.clone())
+                        .or_default()
+                        .push(run.version.clone());
+                }
             }
         }
         Ok(facts)
@@ -341,25 +348,33 @@ impl Processor<'_> {
         now: DateTime<Utc>,
     ) -> Result<Option<CommitReport>, ProcessError> {
         let mut cleared = None;
-        for record in self.store.list_intents()? {
-            let Some(evaluation) = IntentState::from_record(&record).evaluation else {
-                continue;
-            };
-            if evaluation.waits_on.is_empty() {
+        for page in self.store.intent_pages(INTENT_PAGE) {
+            // Every page is read, as the whole table was: a stored state
+            // that does not read fails the pass wherever it is.
+            let page = page?;
+            if cleared.is_some() {
                 continue;
             }
-            let active = self.store.active_changes_for(
-                &record.application_id,
-                &record.acquisition_boundary,
-                &record.business_unit,
-            )?;
-            let still = evaluation
-                .waits_on
-                .iter()
-                .any(|waited| active.iter().any(|change| change.intent_id == *waited));
-            if !still {
-                cleared = Some((record.intent_id.clone(), evaluation.waits_on.clone()));
-                break;
+            for record in page {
+                let Some(evaluation) = IntentState::from_record(&record).evaluation else {
+                    continue;
+                };
+                if evaluation.waits_on.is_empty() {
+                    continue;
+                }
+                let active = self.store.active_changes_for(
+                    &record.application_id,
+                    &record.acquisition_boundary,
+                    &record.business_unit,
+                )?;
+                let still = evaluation
+                    .waits_on
+                    .iter()
+                    .any(|waited| active.iter().any(|change| change.intent_id == *waited));
+                if !still {
+                    cleared = Some((record.intent_id.clone(), evaluation.waits_on.clone()));
+                    break;
+                }
             }
         }
         let Some((intent, waited)) = cleared else {

@@ -155,6 +155,20 @@ impl Store {
         rows.collect()
     }
 
+    /// Every stored intent, by intent id, `page` records at a time
+    /// ([`Store::list_intents_page`]): a pass over every intent that needs
+    /// no more than one record at once holds one page of stored states, not
+    /// the whole table as JSON trees (issue 17: at 10,000 intents those
+    /// were 170 MiB of the daemon's peak RSS).
+    pub fn intent_pages(&self, page: usize) -> IntentPages<'_> {
+        IntentPages {
+            store: self,
+            after: None,
+            page: page.max(1),
+            done: false,
+        }
+    }
+
     /// Changes only the state-machine fields of an existing intent.
     pub fn set_intent_state(
         &mut self,
@@ -229,6 +243,42 @@ fn select_intent(connection: &Connection, intent_id: &str) -> Result<IntentRecor
         [intent_id],
         read_intent,
     )
+}
+
+/// The pages of [`Store::intent_pages`]: each item is the next page of
+/// stored intents in intent id order (never empty), or the error reading it,
+/// after which there is none.
+pub struct IntentPages<'store> {
+    store: &'store Store,
+    /// The last intent id of the previous page.
+    after: Option<String>,
+    page: usize,
+    done: bool,
+}
+
+impl Iterator for IntentPages<'_> {
+    type Item = Result<Vec<IntentRecord>, StoreError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done {
+            return None;
+        }
+        let records = match self
+            .store
+            .list_intents_page(self.after.as_deref(), self.page)
+        {
+            Ok(records) => records,
+            Err(error) => {
+                self.done = true;
+                return Some(Err(error));
+            }
+        };
+        // A short page is the last one.
+        self.done = records.len() < self.page;
+        let last = records.last()?;
+        self.after = Some(last.intent_id.clone());
+        Some(Ok(records))
+    }
 }
 
 pub(super) fn read_intent(row: &Row<'_>) -> Result<IntentRecord, StoreError> {
@@ -326,6 +376,31 @@ mod tests {
             Some(updated)
         );
         assert_eq!(store.list_intents().unwrap().len(), 1);
+    }
+
+    /// Paged reads give exactly what one read of the whole table gives,
+    /// in the same order, whatever the page size (a full last page, a
+    /// short one, one record a page, more than there are).
+    #[test]
+    fn intent_pages_hold_every_intent_in_order_once() {
+        let mut store = Store::open_in_memory().unwrap();
+        assert_eq!(store.intent_pages(3).count(), 0);
+        for number in [7, 1, 4, 10, 2, 9] {
+            let mut intent = vpn_intent();
+            intent.intent_id = format!("intent-{number:02}");
+            store.upsert_intent(&intent, at(number)).unwrap();
+        }
+        let whole = store.list_intents().unwrap();
+        for page in [1, 2, 3, 4, 6, 7, 500] {
+            let pages: Vec<Vec<IntentRecord>> =
+                store.intent_pages(page).collect::<Result<_, _>>().unwrap();
+            assert!(
+                pages
+                    .iter()
+                    .all(|records| !records.is_empty() && records.len() <= page)
+            );
+            assert_eq!(pages.concat(), whole, "page size {page}");
+        }
     }
 
     #[test]

@@ -72,7 +72,9 @@ pub use figures::PlaneFigures;
 pub use group_commit::{GroupCommitOptions, GroupCommitter};
 pub use idempotency::{Action, ActionState, NewAction, action_key};
 pub use incidents::{Incident, IncidentChange, IncidentReport, IncidentStatus};
-pub use intents::{IntentRecord, IntentUpsert, RINGMASTER_NAMESPACE, correlation_id_for};
+pub use intents::{
+    IntentPages, IntentRecord, IntentUpsert, RINGMASTER_NAMESPACE, correlation_id_for,
+};
 pub use leadership::{Leadership, LeadershipOutcome};
 pub use location::{STORE_URL_ENV, StoreLocation, redact_url};
 pub use migrations::{MIGRATIONS, Migration, SUPPORTED_SCHEMA_VERSION};
