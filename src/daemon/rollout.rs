@@ -250,15 +250,8 @@ impl Driver<'_> {
         // Read a page at a time: the stored JSON of every intent at once is
         // several times the typed states (issue 17).
         let mut states: BTreeMap<String, IntentState> = BTreeMap::new();
-        let mut after: Option<String> = None;
-        loop {
-            let page = self
-                .performer
-                .store
-                .list_intents_page(after.as_deref(), SAVE_BATCH)?;
-            let Some(last) = page.last() else { break };
-            after = Some(last.intent_id.clone());
-            for record in &page {
+        for page in self.performer.store.intent_pages(SAVE_BATCH) {
+            for record in &page? {
                 states.insert(record.intent_id.clone(), IntentState::from_record(record));
             }
         }
