@@ -333,7 +333,9 @@ pub enum Command {
         #[arg(long)]
         repo: Option<PathBuf>,
         /// File holding the client secret the simulator accepts; created with
-        /// a random secret if missing [default: a file in the temp directory].
+        /// a random secret if missing [default: <plane>-<port>.secret in
+        /// ringmaster-simulate-<uid> under the temp directory, a directory
+        /// only you can read; refused if anyone else owns or can open it].
         #[arg(long)]
         secret_file: Option<PathBuf>,
         /// Seconds between device check-ins (0: devices never report).

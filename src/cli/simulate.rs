@@ -88,10 +88,11 @@ pub(super) fn run(args: SimulateArgs) -> anyhow::Result<ExitCode> {
             .await
             .with_context(|| format!("listen on {}", args.listen))?;
         let address = listener.local_addr()?;
-        let secret_file = args
-            .secret_file
-            .clone()
-            .unwrap_or_else(|| default_secret_file(args.plane, address));
+        let secret_file = match args.secret_file.clone() {
+            Some(file) => file,
+            None => default_secret_file(args.plane, address)
+                .context("make the private directory for the simulator's secret")?,
+        };
         let (secret, created) = secret(&secret_file)?;
         let simulator = PlaneSimulator::new(args.plane, secret);
         if created {

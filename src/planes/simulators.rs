@@ -429,10 +429,13 @@ pub fn random_secret() -> Secret {
     ))
 }
 
-/// Writes `content` to a new file readable only by its owner.
+/// Writes `content` to a new file readable only by its owner. The file
+/// must not exist yet, not even as a dangling symbolic link (`O_EXCL`): a
+/// file planted at the path between looking and writing is refused, never
+/// followed or truncated.
 pub fn write_private(path: &Path, content: &str) -> std::io::Result<()> {
     let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
+    options.write(true).create_new(true);
     #[cfg(unix)]
     {
         use std::os::unix::fs::OpenOptionsExt;
@@ -442,11 +445,131 @@ pub fn write_private(path: &Path, content: &str) -> std::io::Result<()> {
     std::io::Write::write_all(&mut file, content.as_bytes())
 }
 
-/// Where a simulator's secret goes when the caller names no file.
-pub fn default_secret_file(kind: SimulatedPlane, address: SocketAddr) -> PathBuf {
-    std::env::temp_dir().join(format!(
-        "ringmaster-simulate-{}-{}.secret",
-        kind.as_str(),
-        address.port()
-    ))
+/// Where a simulator's secret goes when the caller names no file:
+/// `<plane>-<port>.secret` in [`private_temp_dir`].
+pub fn default_secret_file(kind: SimulatedPlane, address: SocketAddr) -> std::io::Result<PathBuf> {
+    let directory = private_temp_dir(&std::env::temp_dir())?;
+    Ok(directory.join(format!("{}-{}.secret", kind.as_str(), address.port())))
+}
+
+/// `ringmaster-simulate-<uid>` under `base` (the temp directory, shared by
+/// every user), made readable by its owner only (0700) when missing. An
+/// existing one is used only when it is a real directory (not a symbolic
+/// link), owned by this user, that no one else can read or write; anything
+/// else is refused with what is wrong, so a secret is never written where
+/// another user put the path.
+pub fn private_temp_dir(base: &Path) -> std::io::Result<PathBuf> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+        let uid = rustix::process::getuid().as_raw();
+        let directory = base.join(format!("ringmaster-simulate-{uid}"));
+        match std::fs::DirBuilder::new().mode(0o700).create(&directory) {
+            Ok(()) => {}
+            Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(error) => return Err(error),
+        }
+        let metadata = std::fs::symlink_metadata(&directory)?;
+        let refuse = |why: &str| {
+            Err(std::io::Error::other(format!(
+                "{} {why}: remove it, or name a secret file with --secret-file",
+                directory.display()
+            )))
+        };
+        if !metadata.file_type().is_dir() {
+            return refuse("is not a directory (a symbolic link or a file)");
+        }
+        if metadata.uid() != uid {
+            return refuse(&format!("belongs to user {}, not to you", metadata.uid()));
+        }
+        if metadata.permissions().mode() & 0o077 != 0 {
+            return refuse(&format!(
+                "can be read or written by other users (mode {:o})",
+                metadata.permissions().mode() & 0o7777
+            ));
+        }
+        Ok(directory)
+    }
+    #[cfg(not(unix))]
+    {
+        let directory = base.join("ringmaster-simulate");
+        std::fs::create_dir_all(&directory)?;
+        Ok(directory)
+    }
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+
+    #[test]
+    fn the_default_secret_directory_is_private_to_its_user() {
+        let base = tempfile::tempdir().unwrap();
+        let directory = private_temp_dir(base.path()).unwrap();
+        let metadata = std::fs::symlink_metadata(&directory).unwrap();
+        assert!(metadata.is_dir());
+        assert_eq!(metadata.permissions().mode() & 0o777, 0o700);
+        assert_eq!(metadata.uid(), rustix::process::getuid().as_raw());
+        // Used again as it is.
+        assert_eq!(private_temp_dir(base.path()).unwrap(), directory);
+        let file =
+            default_secret_file(SimulatedPlane::Intune, "127.0.0.1:8443".parse().unwrap()).unwrap();
+        assert!(file.ends_with("intune-8443.secret"), "{}", file.display());
+    }
+
+    #[test]
+    fn a_planted_secret_directory_is_refused() {
+        let uid = rustix::process::getuid().as_raw();
+        // Another user's directory at the path, open to everyone.
+        let base = tempfile::tempdir().unwrap();
+        let path = base.path().join(format!("ringmaster-simulate-{uid}"));
+        std::fs::create_dir(&path).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let error = private_temp_dir(base.path()).unwrap_err().to_string();
+        assert!(error.contains("other users (mode 777)"), "{error}");
+        assert!(error.contains("--secret-file"), "{error}");
+
+        // A symbolic link to a directory the attacker controls.
+        let base = tempfile::tempdir().unwrap();
+        let elsewhere = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(elsewhere.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+        let path = base.path().join(format!("ringmaster-simulate-{uid}"));
+        std::os::unix::fs::symlink(elsewhere.path(), &path).unwrap();
+        let error = private_temp_dir(base.path()).unwrap_err().to_string();
+        assert!(error.contains("is not a directory"), "{error}");
+
+        // Owned by someone else (needs root to make one; CI runs as root).
+        if uid == 0 {
+            let base = tempfile::tempdir().unwrap();
+            let path = base.path().join("ringmaster-simulate-0");
+            std::fs::create_dir(&path).unwrap();
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o700)).unwrap();
+            std::os::unix::fs::chown(&path, Some(65534), None).unwrap();
+            let error = private_temp_dir(base.path()).unwrap_err().to_string();
+            assert!(error.contains("belongs to user 65534"), "{error}");
+        }
+    }
+
+    #[test]
+    fn a_secret_is_never_written_through_a_planted_link_or_over_a_file() {
+        let directory = tempfile::tempdir().unwrap();
+        let target = directory.path().join("victim");
+        let link = directory.path().join("intune-8443.secret");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        let error = write_private(&link, "s3cret").unwrap_err();
+        assert_eq!(error.kind(), std::io::ErrorKind::AlreadyExists);
+        assert!(!target.exists(), "the link was followed");
+
+        let existing = directory.path().join("existing");
+        std::fs::write(&existing, "keep me").unwrap();
+        assert!(write_private(&existing, "s3cret").is_err());
+        assert_eq!(std::fs::read_to_string(&existing).unwrap(), "keep me");
+
+        let fresh = directory.path().join("fresh.secret");
+        write_private(&fresh, "s3cret").unwrap();
+        assert_eq!(std::fs::read_to_string(&fresh).unwrap(), "s3cret");
+        let mode = std::fs::metadata(&fresh).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
 }

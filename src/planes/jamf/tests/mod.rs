@@ -25,6 +25,8 @@ pub struct Setup {
     pub simulator: JamfSimulator,
     pub connector: JamfConnector,
     pub config: JamfConfig,
+    /// Holds the secret file; removed with the setup (only held, never read).
+    pub _secret_dir: tempfile::TempDir,
 }
 
 pub async fn setup(page_size: usize) -> Setup {
@@ -36,10 +38,11 @@ pub async fn setup(page_size: usize) -> Setup {
     simulator.add_group("214", "Ring 2 Pilot", 3);
     simulator.add_group("87", "Excluded - Loaner Macs", 1);
     let address = simulator.start().await.expect("simulator");
-    let directory =
-        std::env::temp_dir().join(format!("jamf-unit-{}", uuid::Uuid::new_v4().simple()));
-    std::fs::create_dir_all(&directory).expect("temp dir");
-    let file = directory.join("secret");
+    let secret_dir = tempfile::Builder::new()
+        .prefix("jamf-unit-")
+        .tempdir()
+        .expect("temp dir");
+    let file = secret_dir.path().join("secret");
     std::fs::write(&file, &secret).expect("secret file");
     let mut config = JamfConfig::new(
         &format!("http://{address}"),
@@ -56,6 +59,7 @@ pub async fn setup(page_size: usize) -> Setup {
         simulator,
         connector,
         config,
+        _secret_dir: secret_dir,
     }
 }
 
