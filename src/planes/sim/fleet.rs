@@ -7,7 +7,8 @@
 //! connector's job (`operations`), which is what makes [`SimFleet::assignment_count`]
 //! a real check.
 
-use super::device::{AttemptAction, AttemptDraw, Device, DeviceView};
+use super::device::{Action, AttemptDraw, Device, TextId, Texts, View};
+use super::devices::DeviceTable;
 use super::injection::Fault;
 use crate::model::Plane;
 use crate::planes::{ArtifactRef, DeploymentStatus, ObservedState, RingStatus};
@@ -76,7 +77,7 @@ pub struct SimApp {
     pub halted: bool,
     pub created_at: DateTime<Utc>,
     /// Every device the app was ever assigned to, by device id.
-    pub devices: BTreeMap<String, Device>,
+    pub devices: DeviceTable,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -97,7 +98,8 @@ pub struct SimAssignment {
     pub created_at: DateTime<Utc>,
 }
 
-/// The id of device `index` of `group`.
+/// The id of device `index` of `group` (`devices` writes it from its key).
+#[cfg(test)]
 pub fn device_id(group: &str, index: u32) -> String {
     format!("{group}/device-{index:05}")
 }
@@ -208,26 +210,31 @@ impl SimFleet {
             app.delivered_version.as_deref(),
         );
         let app = &mut self.apps[app_index];
-        let Some(version) = app.delivered_version.clone() else {
+        let Some(version) = app.delivered_version.as_deref() else {
             return;
         };
-        // One copy of the group id and baseline version for all its devices.
-        let shared_group: std::sync::Arc<str> = group.into();
-        let baseline: Option<std::sync::Arc<str>> =
-            app.supersedes_version.as_deref().map(Into::into);
-        for index in 0..device_count {
-            let id = device_id(group, index);
-            let device = app
-                .devices
-                .entry(id.clone())
-                .or_insert_with(|| Device::new(shared_group.clone(), baseline.clone()));
-            push_version(device, &id, &version, now, &draw);
+        let group = app
+            .devices
+            .add_group(group, device_count, app.supersedes_version.as_deref());
+        let version = app.devices.intern(version);
+        let (texts, devices) = app.devices.entries_mut();
+        let mut id = String::new();
+        for (key, device) in devices {
+            if key.is_of_group(group, device_count) {
+                key.write_id(texts, &mut id);
+                push_version(device, &id, version, now, &draw);
+            }
         }
     }
 
     /// The deployment as the connector reports it at `now`.
     pub fn status(&self, app: &SimApp, now: DateTime<Utc>) -> DeploymentStatus {
-        let delivered = app.delivered_version.as_deref();
+        let texts = app.devices.texts();
+        // No device holds a delivered version that is not among its texts.
+        let delivered = app
+            .delivered_version
+            .as_deref()
+            .and_then(|version| texts.find(version));
         let mut rings: BTreeMap<String, RingStatus> = app
             .rings
             .iter()
@@ -240,22 +247,31 @@ impl SimFleet {
                 .or_default()
                 .insert(assignment.ring.as_str());
         }
-        let mut installed_versions: BTreeMap<String, u32> = BTreeMap::new();
+        let rings_of_device_group: BTreeMap<TextId, &BTreeSet<&str>> = rings_of_group
+            .iter()
+            .filter_map(|(group, ring_ids)| Some((texts.find(group)?, ring_ids)))
+            .collect();
+        let mut installed_counts: BTreeMap<TextId, u32> = BTreeMap::new();
         let mut assigned_devices = 0;
-        for device in app.devices.values() {
+        for device in app.devices.devices() {
             let view = device.view(now, delivered);
-            if let Some(ring_ids) = rings_of_group.get(&*device.group) {
+            if let Some(ring_ids) = rings_of_device_group.get(&device.group) {
                 assigned_devices += 1;
-                for ring_id in ring_ids {
+                for ring_id in *ring_ids {
                     if let Some(status) = rings.get_mut(*ring_id) {
-                        count_device(status, &view, delivered);
+                        count_device(status, &view, delivered, texts);
                     }
                 }
             }
             if let Some(version) = view.installed_version {
-                *installed_versions.entry(version).or_default() += 1;
+                *installed_counts.entry(version).or_default() += 1;
             }
         }
+        let installed_versions: BTreeMap<String, u32> = installed_counts
+            .into_iter()
+            .map(|(version, count)| (texts.get(version).to_owned(), count))
+            .collect();
+        let delivered = app.delivered_version.as_deref();
         let assigned_groups = rings_of_group
             .keys()
             .map(|group| group.to_string())
@@ -278,16 +294,14 @@ impl SimFleet {
 pub fn push_version(
     device: &mut Device,
     device_id: &str,
-    version: &str,
+    version: TextId,
     now: DateTime<Utc>,
     draw: &AttemptDraw<'_>,
 ) -> bool {
     let view = device.view(now, Some(version));
-    let wanted = AttemptAction::Install {
-        version: version.to_string(),
-    };
-    let runs_it = view.installed_version.as_deref() == Some(version) && view.in_flight.is_none();
-    if runs_it || view.in_flight.as_ref() == Some(&wanted) {
+    let wanted = Action::Install(version);
+    let runs_it = view.installed_version == Some(version) && view.in_flight.is_none();
+    if runs_it || view.in_flight == Some(wanted) {
         return false;
     }
     device.start(device_id, wanted, now, draw);
@@ -300,13 +314,21 @@ pub fn correlation_of(app: &SimApp) -> &str {
         .unwrap_or(&app.notes)
 }
 
-fn count_device(status: &mut RingStatus, view: &DeviceView, delivered: Option<&str>) {
+/// `delivered`: the delivered version's text id, `None` when nothing is
+/// delivered or no device holds it.
+fn count_device(status: &mut RingStatus, view: &View, delivered: Option<TextId>, texts: &Texts) {
     status.targeted += 1;
-    if delivered.is_some() && view.installed_version.as_deref() == delivered {
+    if delivered.is_some() && view.installed_version == delivered {
         status.installed += 1;
-    } else if let (Some(reason), None) = (&view.failed_reason, &view.in_flight) {
+    } else if let (Some(reason), None) = (view.failed_reason, view.in_flight) {
         status.failed += 1;
-        *status.failure_reasons.entry(reason.clone()).or_default() += 1;
+        let reason = texts.get(reason);
+        match status.failure_reasons.get_mut(reason) {
+            Some(count) => *count += 1,
+            None => {
+                status.failure_reasons.insert(reason.to_owned(), 1);
+            }
+        }
     } else {
         status.pending += 1;
     }

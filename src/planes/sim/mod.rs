@@ -18,6 +18,7 @@
 //! The connector obeys `docs/connectors.md` like any other.
 
 mod device;
+mod devices;
 mod fleet;
 mod injection;
 mod operations;

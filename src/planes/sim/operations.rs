@@ -4,7 +4,7 @@
 //! the plane holds with the ones wanted, and create only what is missing.
 
 use super::SimError;
-use super::device::AttemptAction;
+use super::device::{Action, TextId};
 use super::fleet::{
     CORRELATION_NOTE_PREFIX, PublishedRing, SimApp, SimFleet, correlation_of, push_version,
 };
@@ -13,7 +13,7 @@ use crate::planes::{
     ConnectorError, ErrorCode, PublishRequest, PublishResult, Remediation, RemediationResult,
 };
 use chrono::{DateTime, Utc};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 fn invalid(message: String) -> ConnectorError {
     ConnectorError::new(ErrorCode::InvalidRequest, message)
@@ -157,7 +157,7 @@ impl SimFleet {
             pinned_ring: None,
             halted: false,
             created_at: now,
-            devices: BTreeMap::new(),
+            devices: Default::default(),
         });
         self.apps.len() - 1
     }
@@ -206,11 +206,14 @@ impl SimFleet {
         let app = &mut self.apps[index];
         app.delivered_version = None;
         let mut removing = 0;
-        for (id, device) in &mut app.devices {
+        let (texts, devices) = app.devices.entries_mut();
+        let mut id = String::new();
+        for (key, device) in devices {
             let view = device.view(now, None);
-            let installing = matches!(view.in_flight, Some(AttemptAction::Install { .. }));
+            let installing = matches!(view.in_flight, Some(Action::Install(_)));
             if view.installed_version.is_some() || installing {
-                device.start(id, AttemptAction::Remove, now, &draw);
+                key.write_id(texts, &mut id);
+                device.start(&id, Action::Remove, now, &draw);
                 removing += 1;
             }
         }
@@ -249,17 +252,23 @@ impl SimFleet {
         let draw = self.draw(&correlation_id, &application_id, Some(to_version));
         let app = &mut self.apps[index];
         app.delivered_version = Some(to_version.to_string());
+        let assigned = text_ids(app, &assigned);
+        // No device holds a previous version that is not among its texts.
+        let previous_id = app.devices.find(&previous);
+        let to_version_id = app.devices.intern(to_version);
         let mut moving = 0;
-        for (id, device) in &mut app.devices {
-            let view = device.view(now, Some(&previous));
-            let touched_by_previous = view.installed_version.as_deref() == Some(previous.as_str())
-                || view.in_flight
-                    == Some(AttemptAction::Install {
-                        version: previous.clone(),
-                    });
-            if (assigned.contains(&*device.group) || touched_by_previous)
-                && push_version(device, id, to_version, now, &draw)
-            {
+        let (texts, devices) = app.devices.entries_mut();
+        let mut id = String::new();
+        for (key, device) in devices {
+            let view = device.view(now, previous_id);
+            let touched_by_previous = previous_id.is_some_and(|previous| {
+                view.installed_version == Some(previous)
+                    || view.in_flight == Some(Action::Install(previous))
+            });
+            if (assigned.contains(&device.group) || touched_by_previous) && {
+                key.write_id(texts, &mut id);
+                push_version(device, &id, to_version_id, now, &draw)
+            } {
                 moving += 1;
             }
         }
@@ -311,13 +320,18 @@ impl SimFleet {
         let correlation_id = correlation_of(&self.apps[index]).to_string();
         let application_id = self.apps[index].application_id.clone();
         let draw = self.draw(&correlation_id, &application_id, Some(&version));
+        let app = &mut self.apps[index];
+        let desired: BTreeSet<String> = desired.into_iter().map(|(group, _)| group).collect();
+        let desired = text_ids(app, &desired);
+        let version_id = app.devices.intern(&version);
         let mut pushed = 0;
-        for (id, device) in &mut self.apps[index].devices {
-            if desired
-                .iter()
-                .any(|(group, _)| group.as_str() == &*device.group)
-                && push_version(device, id, &version, now, &draw)
-            {
+        let (texts, devices) = app.devices.entries_mut();
+        let mut id = String::new();
+        for (key, device) in devices {
+            if desired.contains(&device.group) && {
+                key.write_id(texts, &mut id);
+                push_version(device, &id, version_id, now, &draw)
+            } {
                 pushed += 1;
             }
         }
@@ -344,7 +358,7 @@ impl SimFleet {
         let removed = self.remove_assignments(&app_id, |_| false);
         let cancelled = self.apps[index]
             .devices
-            .values_mut()
+            .devices_mut()
             .map(|device| device.cancel_pending_install(now))
             .filter(|cancelled| *cancelled)
             .count();
@@ -411,17 +425,22 @@ impl SimFleet {
                     .map(|assignment| assignment.group.clone())
                     .collect();
                 let app = &mut self.apps[index];
-                let delivered = app.delivered_version.clone();
+                let assigned = text_ids(app, &assigned);
+                let delivered = app.delivered_version.as_deref();
+                // `None` when nothing is delivered, or no device holds it.
+                let delivered_id = delivered.and_then(|version| app.devices.find(version));
+                let runs_delivered = |installed: Option<TextId>| match delivered {
+                    None => installed.is_none(),
+                    Some(_) => delivered_id.is_some() && installed == delivered_id,
+                };
+                let action = Action::Install(app.devices.intern(to_version));
                 let mut remaining = *devices;
-                for device in app.devices.values_mut() {
+                for device in app.devices.devices_mut() {
                     if remaining == 0 {
                         break;
                     }
-                    let view = device.view(now, delivered.as_deref());
-                    if assigned.contains(&*device.group) && view.installed_version == delivered {
-                        let action = AttemptAction::Install {
-                            version: to_version.clone(),
-                        };
+                    let view = device.view(now, delivered_id);
+                    if assigned.contains(&device.group) && runs_delivered(view.installed_version) {
                         device.record_external(action, now);
                         remaining -= 1;
                     }
@@ -452,6 +471,15 @@ impl SimFleet {
         }
         Ok(())
     }
+}
+
+/// The text ids of `groups` among the app's device texts (a group no
+/// device holds has none: no device is of it).
+fn text_ids(app: &SimApp, groups: &BTreeSet<String>) -> BTreeSet<TextId> {
+    groups
+        .iter()
+        .filter_map(|group| app.devices.find(group))
+        .collect()
 }
 
 /// Refuses to add assignments to an app that was uninstalled, rolled back, or

@@ -6,6 +6,7 @@
 mod drift;
 mod internals;
 mod remediation;
+mod state_file;
 mod status;
 
 use super::SimConfig;
