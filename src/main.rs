@@ -70,3 +70,22 @@ fn purge_freed_memory_sooner() {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The option named is the linked mimalloc's purge delay: the only
+    /// option whose default is a second, and `validate` sets it to 2 ms.
+    #[test]
+    fn the_purge_delay_option_is_the_linked_mimallocs() {
+        if std::env::var_os("MIMALLOC_PURGE_DELAY").is_some() {
+            return;
+        }
+        // SAFETY: plain option calls of the allocator linked in above.
+        let get = || unsafe { mi_option_get(MI_OPTION_PURGE_DELAY) };
+        assert_eq!(get(), DEFAULT_PURGE_DELAY);
+        purge_freed_memory_sooner();
+        assert_eq!(get(), 2);
+    }
+}
