@@ -160,10 +160,15 @@ pub fn evaluate_intents(
             .filter_map(|id| snapshot.intents.get(id))
             .collect(),
     };
-    let workers = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1)
-        .min(intents.len().max(1));
+    // With the tenant rules in guarded workers, a judging thread waits for
+    // its worker's answers after each chunk; a second thread per core runs
+    // the built-in rules of its own part meanwhile.
+    let lanes = if engine.is_isolated() { 2 } else { 1 };
+    let workers = (lanes
+        * std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1))
+    .min(intents.len().max(1));
     let chunk = intents.len().div_ceil(workers).max(1);
     let results: Vec<(IntentEvaluation, Option<Diagnostic>)> = if workers == 1 {
         let cache = InputCache::default();
