@@ -4,7 +4,6 @@
 use super::super::fleet::device_id;
 use super::super::*;
 use crate::model::{PlaneGroup, Posture, SegmentScope};
-use crate::planes::ArtifactRef;
 use chrono::TimeZone;
 
 const CORRELATION: &str = "corr-unit";
@@ -27,29 +26,7 @@ fn sim() -> SimConnector {
 }
 
 fn request(ring: &str, group: &str) -> PublishRequest {
-    PublishRequest {
-        correlation_id: CORRELATION.into(),
-        intent_id: "htop-3.3".into(),
-        application_id: "htop".into(),
-        application_name: "htop".into(),
-        version: "3.3.0".into(),
-        plane: Plane::Landscape,
-        ring: ring.into(),
-        artifact: ArtifactRef {
-            id: "htop-3.3.0-deb".into(),
-            file: "htop_3.3.0_amd64.deb".into(),
-            sha256: format!("sha256:{}", "0f".repeat(32)),
-            install: "apt-get install -y htop=3.3.0".into(),
-            uninstall: "apt-get remove -y htop".into(),
-            detection_type: "package".into(),
-            detection_value: "htop".into(),
-        },
-        groups: vec![group.into()],
-        exclusions: Vec::new(),
-        expected_devices: 10,
-        supersedes_version: Some("3.2.2".into()),
-        sites: None,
-    }
+    super::htop_request(CORRELATION, ring, &[group])
 }
 
 async fn publish_rings(sim: &SimConnector, rings: &[(&str, &str)]) {

@@ -81,6 +81,34 @@ pub fn request(ring: &str, groups: &[&str]) -> PublishRequest {
     }
 }
 
+/// A Landscape publish of htop 3.3.0 (a .deb) to `groups` in `ring`: the
+/// request of the internals and state-file tests.
+pub fn htop_request(correlation_id: &str, ring: &str, groups: &[&str]) -> PublishRequest {
+    PublishRequest {
+        correlation_id: correlation_id.into(),
+        intent_id: "htop-3.3".into(),
+        application_id: "htop".into(),
+        application_name: "htop".into(),
+        version: "3.3.0".into(),
+        plane: Plane::Landscape,
+        ring: ring.into(),
+        artifact: ArtifactRef {
+            id: "htop-3.3.0-deb".into(),
+            file: "htop_3.3.0_amd64.deb".into(),
+            sha256: format!("sha256:{}", "0f".repeat(32)),
+            install: "apt-get install -y htop=3.3.0".into(),
+            uninstall: "apt-get remove -y htop".into(),
+            detection_type: "package".into(),
+            detection_value: "htop".into(),
+        },
+        groups: groups.iter().map(|group| group.to_string()).collect(),
+        exclusions: Vec::new(),
+        expected_devices: 10,
+        supersedes_version: Some("3.2.2".into()),
+        sites: None,
+    }
+}
+
 pub fn canary() -> PublishRequest {
     request("ring-1-canary", &[CANARY])
 }
