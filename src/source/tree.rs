@@ -204,7 +204,7 @@ impl GovernedRepo {
                 Repository::open(&git_dir).map(|repository| Reader {
                     repository,
                     compressed: Vec::new(),
-                    inflater: flate2::Decompress::new(true),
+                    inflater: Inflater::new(),
                     data: Vec::new(),
                 })
             },
@@ -308,7 +308,7 @@ const ENTRIES_PER_PART: usize = 128;
 struct Reader {
     repository: Repository,
     compressed: Vec<u8>,
-    inflater: flate2::Decompress,
+    inflater: Inflater,
     data: Vec<u8>,
 }
 
@@ -330,8 +330,13 @@ impl FindText for BlobTexts {
     fn text(&self, key: usize) -> Option<String> {
         let id = *self.ids.get(key)?;
         let mut data = Vec::new();
-        let mut inflater = flate2::Decompress::new(true);
-        if !read_loose_into(&self.objects, id, &mut Vec::new(), &mut inflater, &mut data) {
+        if !read_loose_into(
+            &self.objects,
+            id,
+            &mut Vec::new(),
+            &mut Inflater::new(),
+            &mut data,
+        ) {
             let mut repository = self
                 .repository
                 .lock()
@@ -353,7 +358,7 @@ enum Listed {
 }
 
 /// Reads `blobs` (entry index, id) in order; sizes come from the object
-/// header, so a blob over [`MAX_FILE_BYTES`] is never inflated. The error
+/// header, so a blob over [`MAX_FILE_BYTES`] is never inflated past it. The error
 /// names the index of the entry that failed.
 ///
 /// A blob stored loose under `objects` is read from its file by
@@ -367,9 +372,9 @@ fn read_blobs(
     blobs: &[(usize, Oid)],
 ) -> Result<Vec<EntryContent>, (usize, git2::Error)> {
     // The compressed bytes of each loose file, one buffer for them all, and
-    // one inflater.
+    // one for what they inflate to.
     let mut compressed = Vec::new();
-    let mut inflater = flate2::Decompress::new(true);
+    let mut inflater = Inflater::new();
     blobs
         .iter()
         .map(|(index, id)| {
@@ -389,9 +394,8 @@ fn read_blobs(
 
 /// The blob `id` read from its loose object file under `objects`
 /// (`xx/yyyy…`: zlib of `blob <size>\0<bytes>`), exactly what libgit2 would
-/// return: the size is read from the header first, so a blob over
-/// [`MAX_FILE_BYTES`] is never inflated (it is left to libgit2's
-/// `read_header`); the bytes are checked against `id` with libgit2's own
+/// return: a blob over [`MAX_FILE_BYTES`] is never inflated past the cap
+/// (it is left to libgit2's `read_header`); the bytes are checked against `id` with libgit2's own
 /// hash (SHA-1 with collision detection, as its reads do). `None` when there
 /// is no such file, the blob is over the cap, or anything about the file is
 /// unexpected (another object type, a malformed header, a size or hash that
@@ -403,101 +407,105 @@ fn read_blobs(
 #[cfg(test)]
 fn read_loose(objects: &Path, id: Oid, compressed: &mut Vec<u8>) -> Option<EntryContent> {
     let mut data = Vec::new();
-    let mut inflater = flate2::Decompress::new(true);
-    read_loose_into(objects, id, compressed, &mut inflater, &mut data)
+    read_loose_into(objects, id, compressed, &mut Inflater::new(), &mut data)
         .then_some(EntryContent::File(data))
 }
 
 /// The blob `id` read from its loose object file into `data` (cleared
-/// first; an empty one is given exactly the blob's size), inflated by
-/// `inflater` (reset first: its state is reused, not made again, from one
-/// blob to the next): whether it was read, exactly as described for
+/// first; an empty one is given exactly the blob's size), the stream
+/// inflated in one call (`zlib-rs`) by `inflater`, reused from one blob
+/// to the next: whether it was read, exactly as described for
 /// `read_loose` above (the tests' form of it). When it was not, `data`
 /// holds nothing meaningful and the caller asks libgit2.
 fn read_loose_into(
     objects: &Path,
     id: Oid,
     compressed: &mut Vec<u8>,
-    inflater: &mut flate2::Decompress,
+    inflater: &mut Inflater,
     data: &mut Vec<u8>,
 ) -> bool {
-    read_loose_inflated(objects, id, compressed, inflater, data).is_some()
+    let Inflater { inflate, inflated } = inflater;
+    read_loose_inflated(objects, id, compressed, inflate, inflated, data).is_some()
 }
 
 fn read_loose_inflated(
     objects: &Path,
     id: Oid,
     compressed: &mut Vec<u8>,
-    inflater: &mut flate2::Decompress,
+    inflater: &mut zlib_rs::Inflate,
+    inflated: &mut Vec<u8>,
     data: &mut Vec<u8>,
 ) -> Option<()> {
-    use flate2::{FlushDecompress, Status};
     use std::io::Read as _;
     let hex = id.to_string();
     let mut file = std::fs::File::open(objects.join(&hex[..2]).join(&hex[2..])).ok()?;
     compressed.clear();
     file.read_to_end(compressed).ok()?;
     drop(file);
-    let compressed = compressed.as_slice();
+    // One call inflates the whole stream, header and blob, into room for
+    // the largest header and a blob at the cap: a blob over the cap fills
+    // it before its stream ends, so it is never inflated further.
+    inflated.resize(INFLATED_AT_MOST, 0);
     inflater.reset(true);
-    // "blob " + at most 20 digits + NUL fit in 32 bytes.
-    let mut head = [0u8; 32];
     let status = inflater
-        .decompress(compressed, &mut head, FlushDecompress::None)
+        .decompress(compressed, inflated, zlib_rs::InflateFlush::Finish)
         .ok()?;
-    let produced = usize::try_from(inflater.total_out()).ok()?;
-    let nul = head[..produced].iter().position(|byte| *byte == 0)?;
-    let digits = head[..nul].strip_prefix(b"blob ")?;
+    let out = inflated.get(..usize::try_from(inflater.total_out()).ok()?)?;
+    let nul = out
+        .iter()
+        .take(HEADER_AT_MOST)
+        .position(|byte| *byte == 0)?;
+    let digits = out[..nul].strip_prefix(b"blob ")?;
     if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
         return None;
     }
     let size: u64 = std::str::from_utf8(digits).ok()?.parse().ok()?;
     if size > MAX_FILE_BYTES {
-        // Never inflated; its size is libgit2's answer (`read_header`
-        // asks the packs first), so a damaged loose copy cannot change it.
+        // Its size is libgit2's answer (`read_header` asks the packs
+        // first), so a damaged loose copy cannot change it.
         return None;
     }
-    let size = usize::try_from(size).ok()?;
-    let already = &head[nul + 1..produced];
-    if already.len() > size {
+    // The stream must have ended, every byte of the file read, with
+    // exactly `size` bytes after the header.
+    if status != zlib_rs::Status::StreamEnd || inflater.total_in() != compressed.len() as u64 {
+        return None;
+    }
+    let blob = &out[nul + 1..];
+    if blob.len() as u64 != size {
         return None;
     }
     // Exactly `size` bytes of capacity (when `data` is new), as libgit2's
     // copy had.
     data.clear();
-    data.reserve_exact(size);
-    data.extend_from_slice(already);
-    let mut ended = status == Status::StreamEnd;
-    while !ended && data.len() < size {
-        let (was_in, was_out) = (inflater.total_in(), inflater.total_out());
-        let input = compressed.get(usize::try_from(was_in).ok()?..)?;
-        let status = inflater
-            .decompress_vec(input, data, FlushDecompress::Finish)
-            .ok()?;
-        ended = status == Status::StreamEnd;
-        if !ended && inflater.total_in() == was_in && inflater.total_out() == was_out {
-            return None;
-        }
-    }
-    if !ended {
-        // All `size` bytes are out: the stream must end here, with no more.
-        let input = compressed.get(usize::try_from(inflater.total_in()).ok()?..)?;
-        let status = inflater
-            .decompress(input, &mut [0u8; 1], FlushDecompress::Finish)
-            .ok()?;
-        if status != Status::StreamEnd {
-            return None;
-        }
-    }
-    let header_len = b"blob ".len() + digits.len() + 1;
-    if data.len() != size
-        || inflater.total_out() != (header_len + size) as u64
-        || inflater.total_in() != compressed.len() as u64
-    {
-        return None;
-    }
+    data.reserve_exact(blob.len());
+    data.extend_from_slice(blob);
     (Oid::hash_object(ObjectType::Blob, data).ok()? == id).then_some(())
 }
+
+/// What a loose blob is inflated with, reused from one blob to the next:
+/// the inflate state (reset for each stream, not made again) and the
+/// buffer the stream is inflated into (made once, [`INFLATED_AT_MOST`]).
+struct Inflater {
+    inflate: zlib_rs::Inflate,
+    inflated: Vec<u8>,
+}
+
+impl Inflater {
+    fn new() -> Inflater {
+        Inflater {
+            // zlib (Git's loose objects), 32 KiB window.
+            inflate: zlib_rs::Inflate::new(true, 15),
+            inflated: Vec::new(),
+        }
+    }
+}
+
+/// "blob " + at most 20 digits + NUL fit in 32 bytes.
+const HEADER_AT_MOST: usize = 32;
+
+/// What a loose blob's stream is inflated into at most: its header and a
+/// blob at the cap ([`MAX_FILE_BYTES`]).
+const INFLATED_AT_MOST: usize = HEADER_AT_MOST + MAX_FILE_BYTES as usize;
 
 /// Every entry below `root` in the working directory (for pre-commit use).
 /// Symlinks are reported, never followed; `.git` is skipped.
@@ -636,6 +644,7 @@ mod tests {
         // The second blob's file put where the first one's belongs.
         let swapped = std::fs::read(path(ids[1])).expect("loose file");
         let first = path(ids[0]);
+        let original = std::fs::read(&first).expect("loose file");
         let mut permissions = std::fs::metadata(&first).expect("meta").permissions();
         #[allow(clippy::permissions_set_readonly_false)]
         permissions.set_readonly(false);
@@ -654,6 +663,18 @@ mod tests {
         assert_eq!(read_loose(&objects, ids[0], &mut Vec::new()), None);
         std::fs::write(&first, &swapped[..swapped.len() - 3]).expect("truncate");
         assert_eq!(read_loose(&objects, ids[0], &mut Vec::new()), None);
+        // The right stream with a byte after its end, or cut short by one.
+        let mut trailing = original.clone();
+        trailing.push(0);
+        std::fs::write(&first, &trailing).expect("trailing byte");
+        assert_eq!(read_loose(&objects, ids[0], &mut Vec::new()), None);
+        std::fs::write(&first, &original[..original.len() - 1]).expect("cut");
+        assert_eq!(read_loose(&objects, ids[0], &mut Vec::new()), None);
+        std::fs::write(&first, &original).expect("restore");
+        assert_eq!(
+            read_loose(&objects, ids[0], &mut Vec::new()),
+            Some(EntryContent::File(b"reviewed: true\n".to_vec()))
+        );
         // No loose file at all: libgit2 looks elsewhere.
         std::fs::remove_file(&first).expect("remove");
         assert_eq!(read_loose(&objects, ids[0], &mut Vec::new()), None);
