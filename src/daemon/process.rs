@@ -71,9 +71,34 @@ pub struct CommitReport {
     pub commit: String,
     pub outcome: CommitOutcome,
     pub errors: usize,
-    pub records: Vec<AppendedRecord>,
+    pub records: Vec<RecordedDecision>,
     /// Intents whose decision did not change (no new pack).
     pub unchanged: usize,
+}
+
+/// A decision record a processed commit appended, as its report shows it.
+///
+/// Only what the report's readers use (the `serve --once` listing, the
+/// forge check): a report lives through the rollout step that follows,
+/// and 10,000 full [`AppendedRecord`]s (hashes, commit, signature path)
+/// held about 6 MB there (issue 17).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordedDecision {
+    /// The record's sequence on the evidence branch.
+    pub sequence: u64,
+    pub intent_id: Option<String>,
+    /// The pack's path on the evidence branch.
+    pub pack_path: String,
+}
+
+impl From<AppendedRecord> for RecordedDecision {
+    fn from(record: AppendedRecord) -> Self {
+        RecordedDecision {
+            sequence: record.sequence,
+            intent_id: record.intent_id,
+            pack_path: record.pack_path,
+        }
+    }
 }
 
 /// Why a commit is judged.
@@ -730,9 +755,10 @@ impl Processor<'_> {
             }
             for ((intent, intent_evaluation, _), (record, _)) in batch.iter().zip(appended) {
                 self.emit_decision_lines(snapshot, intent, intent_evaluation, &record, &sha, now);
-                records.push(record);
+                records.push(RecordedDecision::from(record));
             }
         }
+        records.shrink_to_fit();
         let rejudge_at = judged.judgement.next_expiry(now);
         if let Some(state) = state.as_mut() {
             if occasion == Occasion::NewCommit

@@ -429,7 +429,11 @@ impl Driver<'_> {
         }
 
         // The tick: every non-terminal run looks at the clock.
-        let mut runs: Vec<IntentRun> = states.values_mut().filter_map(|s| s.run.take()).collect();
+        // Room for exactly the runs (collected from a filter, the `Vec`
+        // would grow by doubling: 16,384 runs' room for 10,000, issue 17).
+        let mut runs: Vec<IntentRun> =
+            Vec::with_capacity(states.values().filter(|s| s.run.is_some()).count());
+        runs.extend(states.values_mut().filter_map(|s| s.run.take()));
         drop(states);
         let mut work: VecDeque<(String, Effect)> = VecDeque::new();
         // Queued events first, so a fresh verdict is seen before the tick.
@@ -446,6 +450,9 @@ impl Driver<'_> {
                 dirty.insert(intent_id);
             }
         }
+        // Drained: its room (an event per intent, 10,000 at issue 17's
+        // scale) is not held through the rounds.
+        drop(queue);
         if self.recover {
             self.performer.recover_in_flight(now).await?;
             for run in runs
@@ -732,7 +739,7 @@ impl Driver<'_> {
         now: DateTime<Utc>,
     ) -> Result<(), DriveError> {
         // Every changed run in one write transaction (one fsync).
-        let mut states = Vec::with_capacity(dirty.len());
+        let mut states = Vec::with_capacity(dirty.len().min(SAVE_BATCH));
         for run in runs.iter().filter(|run| dirty.contains(&run.intent_id)) {
             let Some(record) = self.performer.store.get_intent(&run.intent_id)? else {
                 continue;
@@ -753,7 +760,10 @@ impl Driver<'_> {
             // Serialized now (through a value, as the store always wrote
             // it: the same bytes), so the batch holds text, not values.
             let json = serde_json::to_value(&state).unwrap_or(Value::Null);
-            let text = serde_json::to_string(&json).map_err(crate::store::StoreError::from)?;
+            let mut text = serde_json::to_string(&json).map_err(crate::store::StoreError::from)?;
+            // A batch holds 500 of these (about 4.4 KB of text each at
+            // issue 17's scale): not the room the writer grew into.
+            text.shrink_to_fit();
             states.push((run.intent_id.clone(), run.phase.name().to_owned(), text));
             if states.len() >= SAVE_BATCH {
                 self.performer.store.set_intent_states(&states, now)?;

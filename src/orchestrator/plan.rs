@@ -121,7 +121,9 @@ impl RolloutPlan {
         }
         ordered.sort_by_key(|(index, _)| *index);
         let gates = intent.promotion_gates.apply(&config.gates);
-        let mut rings = Vec::new();
+        // Exactly as many as planned: every run keeps its plan (a `Vec`
+        // grown by pushes held room for 8 of the usual 5 rings, issue 17).
+        let mut rings = Vec::with_capacity(ordered.len());
         for (config_index, ring) in &ordered {
             let window = intent.schedule.get(ring);
             let base_soak_hours = window

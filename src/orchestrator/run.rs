@@ -161,6 +161,11 @@ impl Phase {
 }
 
 /// One ring's progress.
+///
+/// Every planned ring of every run has one from the run's start (50,000 at
+/// issue 17's 10,000 intents), while the figures of a started ring come
+/// later and to few rings at a time: those are boxed (a `Box` serializes
+/// as what it holds, so the stored form is the same).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RingProgress {
     pub ring: String,
@@ -173,15 +178,15 @@ pub struct RingProgress {
     pub external_id: Option<String>,
     /// When the plane confirmed the publish: the soak starts here.
     pub started_at: Option<DateTime<Utc>>,
-    pub observed: Option<ObservedStatus>,
+    pub observed: Option<Box<ObservedStatus>>,
     pub observed_at: Option<DateTime<Utc>>,
     /// The latest gate judgement.
-    pub gate: Option<GateResult>,
+    pub gate: Option<Box<GateResult>>,
     pub completed_at: Option<DateTime<Utc>>,
     /// An operator resumed past this ring's CAB hold.
     pub cab_hold_released: bool,
     /// The freeze this ring started inside, under an emergency override.
-    pub freeze_override: Option<ActiveFreeze>,
+    pub freeze_override: Option<Box<ActiveFreeze>>,
 }
 
 impl RingProgress {
@@ -399,4 +404,56 @@ pub fn is_blocked_version<'a>(
                 && run.version == version
         })
         .map(|run| run.intent_id.as_str())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// Every planned ring of every run has a `RingProgress` (50,000 at
+    /// issue 17's scale): the figures of a started ring stay boxed.
+    #[cfg(target_pointer_width = "64")]
+    #[test]
+    fn ring_progress_stays_small() {
+        assert!(std::mem::size_of::<RingProgress>() <= 136);
+    }
+
+    /// The boxed fields are stored as the values they hold.
+    #[test]
+    fn ring_progress_is_stored_as_before() {
+        let stored = json!({
+            "ring": "ring-1-canary",
+            "start_transition_id": "app-eng/0003-ring_start",
+            "publish_requested": true,
+            "external_id": "sim-app-1",
+            "started_at": "2026-12-01T09:00:00Z",
+            "observed": {"targeted": 40, "installed": 31, "failed": 2, "pending": 7,
+                         "incidents": 0, "first_install_at": "2026-12-01T10:00:00Z"},
+            "observed_at": "2026-12-01T13:00:00Z",
+            "gate": {"verdict": "pass", "success_rate": 0.775, "reporting_devices": 33,
+                     "targeted_devices": 40, "reporting_fraction": 0.825,
+                     "time_to_compliance_hours": 1.0, "soak_complete": true,
+                     "reasons": ["success rate 77.5% >= 75%"]},
+            "completed_at": "2026-12-01T13:00:00Z",
+            "cab_hold_released": false,
+            "freeze_override": {"name": "year-end", "started_at": "2026-12-20T00:00:00Z",
+                                "ends_at": "2027-01-03T00:00:00Z"},
+        });
+        let progress: RingProgress = serde_json::from_value(stored.clone()).unwrap();
+        assert_eq!(progress.observed.as_ref().unwrap().installed, 31);
+        assert_eq!(
+            progress.gate.as_ref().unwrap().verdict,
+            super::super::gates::GateVerdict::Pass
+        );
+        assert_eq!(serde_json::to_value(&progress).unwrap(), stored);
+        let fresh = RingProgress::new("ring-0-lab");
+        assert_eq!(
+            serde_json::to_value(&fresh).unwrap(),
+            json!({"ring": "ring-0-lab", "start_transition_id": null, "publish_requested": false,
+                   "external_id": null, "started_at": null, "observed": null, "observed_at": null,
+                   "gate": null, "completed_at": null, "cab_hold_released": false,
+                   "freeze_override": null})
+        );
+    }
 }

@@ -210,14 +210,14 @@ pub(crate) fn on_status_observed(step: &mut Step<'_>, event: &Event) {
         .and_then(|observed| observed.first_install_at)
         .or(*reported_first_install)
         .or((*installed > 0).then_some(step.now));
-    progress.observed = Some(ObservedStatus {
+    progress.observed = Some(Box::new(ObservedStatus {
         targeted: *targeted,
         installed: *installed,
         failed: *failed,
         pending: *pending,
         incidents: *incidents,
         first_install_at,
-    });
+    }));
     progress.observed_at = Some(step.now);
     if matches!(&step.run.phase, Phase::RingInProgress { ring: current } if current == ring) {
         judge(step, index, OnInconclusive::Hold);
@@ -240,10 +240,10 @@ pub(crate) fn judge(step: &mut Step<'_>, index: usize, on_inconclusive: OnInconc
     let Some(started_at) = progress.started_at else {
         return;
     };
-    let observed = progress.observed.clone().unwrap_or_default();
+    let observed = progress.observed.as_deref().cloned().unwrap_or_default();
     let soak = duration_from_hours(planned.soak_hours);
     let result = evaluate_gate(&planned.gates, &observed, started_at, soak, step.now);
-    step.run.rings[index].gate = Some(result.clone());
+    step.run.rings[index].gate = Some(Box::new(result.clone()));
     let ring = planned.ring;
     match (result.verdict, result.soak_complete, on_inconclusive) {
         (GateVerdict::Pass, _, _) => complete_ring(step, index, result),

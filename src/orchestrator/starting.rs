@@ -128,7 +128,7 @@ pub(crate) fn advance(step: &mut Step<'_>) {
         );
         freeze_override = Some(window);
     }
-    step.run.rings[index].freeze_override = freeze_override;
+    step.run.rings[index].freeze_override = freeze_override.map(Box::new);
     step.run.start_record = None;
     step.run.phase = Phase::RingStarting {
         ring: ring.clone(),
@@ -263,6 +263,9 @@ pub(crate) fn on_ring_claimed(step: &mut Step<'_>, ring: &str) {
         return;
     }
     if !step.run.claimed_rings.iter().any(|claimed| claimed == ring) {
+        // Room for this one only: a run holds one or two claims at a time,
+        // and 10,000 runs held room for four each (issue 17).
+        step.run.claimed_rings.reserve_exact(1);
         step.run.claimed_rings.push(ring.to_string());
     }
     if let Some((current, StartStage::Claiming, held)) = stage_of(&step.run.phase)
