@@ -1825,3 +1825,31 @@ fn thirty_random_kills_during_a_first_start_then_a_clean_run_converges() {
     }
     assert!(child.check() > published, "and the rollouts go on");
 }
+
+/// The snapshot the daemon drives rollouts with keeps no file's text (a
+/// position is found again from the commit's blob, as for `validate`), yet
+/// it is the snapshot `model::load` gives for the last good commit, and a
+/// position asked of it is exactly the one a loaded text gives.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_good_snapshot_is_the_last_good_commit_loaded_with_its_positions() {
+    let mut fleet = Fleet::new();
+    fleet.step().await;
+    let good = fleet
+        .daemon
+        .store()
+        .last_good_commit("main")
+        .expect("store")
+        .expect("a good commit");
+    let governed = ringmaster::source::GovernedRepo::open(&fleet.repo.path).expect("open");
+    let commit = git2::Oid::from_str(&good.commit_sha).expect("sha");
+    let (expected, _) = ringmaster::model::load(&governed.entries_at(commit).expect("entries"));
+    let snapshot = fleet.daemon.snapshot().expect("snapshot");
+    assert_eq!(format!("{snapshot:?}"), format!("{expected:?}"));
+    let intent = snapshot.intents.get(CHROME).expect("chrome");
+    let wanted = expected.intents.get(CHROME).expect("chrome");
+    for pointer in ["/intent_id", "/target_scope", ""] {
+        let position = intent.position(pointer);
+        assert!(position.line > 0, "{pointer}: {position:?}");
+        assert_eq!(position, wanted.position(pointer), "{pointer}");
+    }
+}

@@ -374,7 +374,11 @@ impl Daemon {
         if !known {
             let oid =
                 git2::Oid::from_str(&good.commit_sha).map_err(crate::source::SourceError::from)?;
-            let (snapshot, _) = crate::model::load(&self.repo.entries_at(oid)?);
+            // Loaded as `validate` loads a revision: no file's text is kept
+            // (a position is found again from its blob when asked for), as
+            // this snapshot is held through every step until the next good
+            // commit.
+            let (_, snapshot, _) = self.repo.load_at(oid)?;
             self.good = Some((good.commit_sha, snapshot));
         }
         if let Some((commit, snapshot)) = &self.good {
@@ -1211,10 +1215,9 @@ fn check_planes_listed(
     }
     let mut missing = Vec::new();
     for commit in commits {
-        let Ok(entries) = repo.entries_at(commit) else {
+        let Ok((_, snapshot, _)) = repo.load_at(commit) else {
             continue;
         };
-        let (snapshot, _) = crate::model::load(&entries);
         for plane in planes::unconfigured(&snapshot, registry.configured()) {
             if !missing.contains(&plane) {
                 missing.push(plane);

@@ -509,7 +509,17 @@ impl Processor<'_> {
             Some(parent) => Some(self.repo.entries_at(parent)?),
             None => None,
         };
-        let previous = parent_entries.as_deref().map(|e| crate::model::load(e).0);
+        // Whether the commit touches the rules is all the parent's entries
+        // are read for besides its snapshot: found first, so that its bytes
+        // become the snapshot's texts (moved, not copied) and are not held
+        // twice while the commit is judged.
+        let touches_rules = match &parent_entries {
+            Some(parent_entries) => {
+                !super::rules::changed_rules(parent_entries, &entries).is_empty()
+            }
+            None => true,
+        };
+        let previous = parent_entries.map(|e| crate::model::load_owned(e).0);
         let own_signature = history::commit_signature(repository, commit);
         let paths = super::rules::changed_rules(&in_force.rules_entries, &entries);
         let governance = if paths.is_empty() {
@@ -534,12 +544,6 @@ impl Processor<'_> {
                 Ok(by) => Governance::Authorised { paths, by },
                 Err(reason) => Governance::Unauthorised { paths, reason },
             }
-        };
-        let touches_rules = match &parent_entries {
-            Some(parent_entries) => {
-                !super::rules::changed_rules(parent_entries, &entries).is_empty()
-            }
-            None => true,
         };
         let change_history = ChangeHistory {
             signed: match parent {
