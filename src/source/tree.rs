@@ -358,8 +358,8 @@ enum Listed {
 }
 
 /// Reads `blobs` (entry index, id) in order; sizes come from the object
-/// header, so a blob over [`MAX_FILE_BYTES`] is never inflated past it. The error
-/// names the index of the entry that failed.
+/// header, so a blob over [`MAX_FILE_BYTES`] is never inflated past it.
+/// The error names the index of the entry that failed.
 ///
 /// A blob stored loose under `objects` is read from its file by
 /// [`read_loose_into`] (one open and one inflate instead of libgit2's two, and
@@ -395,11 +395,12 @@ fn read_blobs(
 /// The blob `id` read from its loose object file under `objects`
 /// (`xx/yyyy…`: zlib of `blob <size>\0<bytes>`), exactly what libgit2 would
 /// return: a blob over [`MAX_FILE_BYTES`] is never inflated past the cap
-/// (it is left to libgit2's `read_header`); the bytes are checked against `id` with libgit2's own
-/// hash (SHA-1 with collision detection, as its reads do). `None` when there
-/// is no such file, the blob is over the cap, or anything about the file is
-/// unexpected (another object type, a malformed header, a size or hash that
-/// does not match, trailing bytes): the caller then asks libgit2, which
+/// (it is left to libgit2's `read_header`); the bytes are checked against
+/// `id` with libgit2's own hash (SHA-1 with collision detection, as its
+/// reads do). `None` when there is no such file, the blob is over the cap,
+/// or anything about the file is unexpected (another object type, a
+/// malformed header, a size or hash that does not match, trailing bytes):
+/// the caller then asks libgit2, which
 /// looks in the packs and alternates too and reports the error it always did.
 ///
 /// `compressed` is a buffer the file is read into (its contents are not
