@@ -23,6 +23,7 @@ fn walk(dir: &Path, files: &mut Vec<PathBuf>) {
 
 fn main() {
     let manifest = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets it"));
+    symbol_order(&manifest);
     let root = manifest.join("sample-repo");
     println!("cargo:rerun-if-changed=sample-repo");
     let mut files = Vec::new();
@@ -51,4 +52,47 @@ fn main() {
     let out =
         PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets it")).join("sample_repo.rs");
     std::fs::write(out, code).expect("write generated file");
+}
+
+/// On release builds linked by lld (rustc's default linker for
+/// `x86_64-unknown-linux-gnu` since 1.90), lays out the functions listed in
+/// `link/symbol-order.txt` together, hottest first: the kernel maps code
+/// 64 KiB around each page run, and the functions a run needs, spread over
+/// the whole text, kept most of it resident (`scripts/symbol-order.sh`
+/// explains and regenerates the list). Names the build does not have are
+/// skipped, so a stale list costs memory, never a failed or wrong build.
+/// `RINGMASTER_SYMBOL_ORDER=0` turns it off.
+fn symbol_order(manifest: &Path) {
+    let order = manifest.join("link/symbol-order.txt");
+    println!("cargo:rerun-if-changed={}", order.display());
+    println!("cargo:rerun-if-env-changed=RINGMASTER_SYMBOL_ORDER");
+    let var = |name: &str| std::env::var(name).unwrap_or_default();
+    let wanted = var("PROFILE") == "release" && var("RINGMASTER_SYMBOL_ORDER") != "0";
+    // Only where the linker is known to be lld: the default one, not set
+    // by the environment or the flags.
+    let default_linker = var("TARGET") == "x86_64-unknown-linux-gnu"
+        && std::env::var_os("CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_LINKER").is_none()
+        && !var("CARGO_ENCODED_RUSTFLAGS").contains("link")
+        && rustc_minor().is_some_and(|minor| minor >= 90);
+    if wanted && default_linker && order.is_file() {
+        println!(
+            "cargo:rustc-link-arg-bin=ringmaster=-Wl,--symbol-ordering-file={}",
+            order.display()
+        );
+        println!("cargo:rustc-link-arg-bin=ringmaster=-Wl,--no-warn-symbol-ordering");
+    }
+}
+
+/// The minor version of the compiler building us (`rustc 1.95.0 (...)`).
+fn rustc_minor() -> Option<u32> {
+    let rustc = std::env::var_os("RUSTC")?;
+    let output = std::process::Command::new(rustc)
+        .arg("--version")
+        .output()
+        .ok()?;
+    let text = String::from_utf8(output.stdout).ok()?;
+    let version = text.split_whitespace().nth(1)?;
+    let mut parts = version.split('.');
+    (parts.next()? == "1").then_some(())?;
+    parts.next()?.parse().ok()
 }
