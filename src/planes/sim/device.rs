@@ -73,6 +73,12 @@ impl Texts {
         }
     }
 
+    /// The texts other than the failure reasons.
+    #[cfg(test)]
+    pub fn shared(&self) -> &[Shared] {
+        &self.owned
+    }
+
     /// The id of `text`, if a device of the app holds it.
     pub fn find(&self, text: &str) -> Option<TextId> {
         if let Some(position) = FAILURE_REASONS

@@ -29,6 +29,12 @@ impl Shared {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// Whether `other` is this very text, not only an equal one.
+    #[cfg(test)]
+    pub fn is(&self, other: &Shared) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
 }
 
 impl Deref for Shared {
