@@ -17,6 +17,7 @@
 //! held inline — most devices have exactly one. `devices` writes and
 //! reads it as the text it was.
 
+use super::shared::{Shared, SharedTexts};
 use chrono::{DateTime, Utc};
 use rand::rngs::Xoshiro256PlusPlus;
 use rand::{RngExt, SeedableRng};
@@ -54,11 +55,13 @@ impl TextId {
 
 /// The texts of one app's devices, each held once: two devices (or
 /// attempts) have the same text exactly when they have the same
-/// [`TextId`].
+/// [`TextId`]. The texts themselves are the fleet's [`Shared`] ones
+/// (every app's devices name the same groups and versions).
 #[derive(Debug, Clone, Default)]
 pub struct Texts {
-    /// Texts other than the failure reasons, after them in position.
-    owned: Vec<Box<str>>,
+    /// Texts other than the failure reasons, after them in position;
+    /// room for exactly these (an app's devices hold a few).
+    owned: Vec<Shared>,
 }
 
 impl Texts {
@@ -68,6 +71,12 @@ impl Texts {
             Some((reason, _)) => reason,
             None => &self.owned[position - FAILURE_REASONS.len()],
         }
+    }
+
+    /// The texts other than the failure reasons.
+    #[cfg(test)]
+    pub fn shared(&self) -> &[Shared] {
+        &self.owned
     }
 
     /// The id of `text`, if a device of the app holds it.
@@ -80,17 +89,34 @@ impl Texts {
         }
         self.owned
             .iter()
-            .position(|owned| **owned == *text)
+            .position(|owned| owned.as_str() == text)
             .map(|position| TextId::at(FAILURE_REASONS.len() + position))
     }
 
-    /// The id of `text`, added when it is new. An app's devices hold a few
-    /// texts (its groups and versions): a scan finds them.
+    /// The id of `text`, added (a text of its own) when it is new. An
+    /// app's devices hold a few texts (its groups and versions): a scan
+    /// finds them.
     pub fn intern(&mut self, text: &str) -> TextId {
-        self.find(text).unwrap_or_else(|| {
-            self.owned.push(text.into());
-            TextId::at(FAILURE_REASONS.len() + self.owned.len() - 1)
-        })
+        self.find(text)
+            .unwrap_or_else(|| self.push(Shared::new(text)))
+    }
+
+    /// The id of `text`, added (shared) when it is new.
+    pub fn intern_shared(&mut self, text: &Shared) -> TextId {
+        self.find(text).unwrap_or_else(|| self.push(text.clone()))
+    }
+
+    fn push(&mut self, text: Shared) -> TextId {
+        self.owned.reserve_exact(1);
+        self.owned.push(text);
+        TextId::at(FAILURE_REASONS.len() + self.owned.len() - 1)
+    }
+
+    /// Makes texts read from a state file the fleet's shared ones.
+    pub fn share_texts(&mut self, shared: &mut SharedTexts) {
+        for text in &mut self.owned {
+            shared.reshare(text);
+        }
     }
 }
 

@@ -16,6 +16,7 @@
 //! [`DeviceTable`]'s own `Serialize` and `Deserialize`.
 
 use super::device::{Action, Attempt, Attempts, Device, TextId, Texts};
+use super::shared::{Shared, SharedTexts};
 use chrono::{DateTime, Utc};
 use serde::de::{MapAccess, Visitor};
 use serde::ser::{SerializeMap, SerializeSeq};
@@ -149,8 +150,13 @@ impl DeviceTable {
     }
 
     /// The id of `text`, added to the app's texts when it is new.
-    pub fn intern(&mut self, text: &str) -> TextId {
-        self.texts.intern(text)
+    pub fn intern(&mut self, text: &Shared) -> TextId {
+        self.texts.intern_shared(text)
+    }
+
+    /// Makes texts read from a state file the fleet's shared ones.
+    pub fn share_texts(&mut self, shared: &mut SharedTexts) {
+        self.texts.share_texts(shared);
     }
 
     #[cfg(test)]
@@ -188,9 +194,14 @@ impl DeviceTable {
     /// Makes sure devices `0..count` of `group` exist, new ones with
     /// `baseline_version`; answers the group's text id. Devices that
     /// existed keep their history.
-    pub fn add_group(&mut self, group: &str, count: u32, baseline_version: Option<&str>) -> TextId {
-        let prefix = self.texts.intern(group);
-        let baseline_version = baseline_version.map(|version| self.texts.intern(version));
+    pub fn add_group(
+        &mut self,
+        group: &Shared,
+        count: u32,
+        baseline_version: Option<&Shared>,
+    ) -> TextId {
+        let prefix = self.texts.intern_shared(group);
+        let baseline_version = baseline_version.map(|version| self.texts.intern_shared(version));
         let mut present = vec![false; count as usize];
         for (key, _) in &self.entries {
             if key.is_of_group(prefix, count) {
@@ -450,6 +461,14 @@ impl<'de> Deserialize<'de> for DeviceTable {
 mod tests {
     use super::*;
 
+    fn add_group(table: &mut DeviceTable, group: &str, count: u32, baseline: Option<&str>) {
+        table.add_group(
+            &Shared::new(group),
+            count,
+            baseline.map(Shared::new).as_ref(),
+        );
+    }
+
     fn ids(table: &DeviceTable) -> Vec<String> {
         let mut id = String::new();
         table
@@ -493,11 +512,11 @@ mod tests {
     #[test]
     fn devices_are_in_the_order_of_their_ids_text() {
         let mut table = DeviceTable::default();
-        table.add_group("g", 3, None);
-        table.add_group("g-2", 2, Some("1.0"));
-        table.add_group("g", 5, None);
-        table.add_group("G", 1, None);
-        table.add_group("g.x", 1, None);
+        add_group(&mut table, "g", 3, None);
+        add_group(&mut table, "g-2", 2, Some("1.0"));
+        add_group(&mut table, "g", 5, None);
+        add_group(&mut table, "G", 1, None);
+        add_group(&mut table, "g.x", 1, None);
         let mut expected = ids(&table);
         expected.sort();
         assert_eq!(ids(&table), expected);
@@ -525,7 +544,7 @@ mod tests {
     #[test]
     fn a_group_past_99999_devices_sorts_as_text() {
         let mut table = DeviceTable::default();
-        table.add_group("g", 100_002, None);
+        add_group(&mut table, "g", 100_002, None);
         let ids = ids(&table);
         let mut sorted = ids.clone();
         sorted.sort();

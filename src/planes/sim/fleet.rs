@@ -10,11 +10,13 @@
 use super::device::{Action, AttemptDraw, Device, TextId, Texts, View};
 use super::devices::DeviceTable;
 use super::injection::Fault;
+use super::shared::{Shared, SharedTexts};
 use crate::model::Plane;
 use crate::planes::{ArtifactRef, DeploymentStatus, ObservedState, RingStatus};
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
+use std::fmt;
 use std::time::Duration;
 
 /// The prefix of the correlation note on app objects.
@@ -31,7 +33,10 @@ pub struct SimFleet {
     pub groups: BTreeMap<String, u32>,
     /// Install success probability per application id, then version.
     pub success_rates: BTreeMap<String, BTreeMap<String, f64>>,
-    pub apps: Vec<SimApp>,
+    /// Boxed: a growing list of apps reserves room for pointers, not apps
+    /// (issue 17: a 10,000-app list doubling holds thousands of spare apps).
+    #[allow(clippy::vec_box)]
+    pub apps: Vec<Box<SimApp>>,
     /// Assignment records, as the plane stores them.
     pub assignments: Vec<SimAssignment>,
     /// Faults waiting for the next connector calls, first first.
@@ -52,26 +57,32 @@ pub struct SimFleet {
     pub calls: u64,
     /// Numbers the plane's object ids.
     pub next_object_number: u64,
+    /// The texts the records repeat (groups, rings, versions), held once.
+    #[serde(skip)]
+    pub shared: SharedTexts,
 }
 
 /// An app object on the plane, with the devices it has touched.
+///
+/// Its texts are held once (issue 17): its id is shared with its
+/// assignments, its versions with the fleet's other records.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SimApp {
-    pub id: String,
+    pub id: Shared,
     /// `corr:<correlation id>`: how a connector finds the app again.
-    pub notes: String,
-    pub intent_id: String,
-    pub application_id: String,
-    pub application_name: String,
-    pub published_version: String,
+    pub notes: Box<str>,
+    pub intent_id: Box<str>,
+    pub application_id: Box<str>,
+    pub application_name: Box<str>,
+    pub published_version: Shared,
     /// What the app's assignments deliver now: the published version, the version
     /// of a rollback, or `None` once uninstalled.
-    pub delivered_version: Option<String>,
-    pub supersedes_version: Option<String>,
-    pub artifact: ArtifactRef,
+    pub delivered_version: Option<Shared>,
+    pub supersedes_version: Option<Shared>,
+    pub artifact: SimArtifact,
     /// Rings in the order they were first published.
     pub rings: Vec<PublishedRing>,
-    pub pinned_ring: Option<String>,
+    pub pinned_ring: Option<Shared>,
     /// Halted: every assignment withdrawn, no ring assigned again.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub halted: bool,
@@ -82,20 +93,116 @@ pub struct SimApp {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PublishedRing {
-    pub ring: String,
-    pub groups: Vec<String>,
-    pub exclusions: Vec<String>,
+    pub ring: Shared,
+    pub groups: Vec<Shared>,
+    pub exclusions: Vec<Shared>,
     pub expected_devices: u32,
     pub published_at: DateTime<Utc>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SimAssignment {
-    pub id: String,
-    pub app_id: String,
-    pub group: String,
-    pub ring: String,
+    pub id: Box<str>,
+    /// The app's own id, shared.
+    pub app_id: Shared,
+    pub group: Shared,
+    pub ring: Shared,
     pub created_at: DateTime<Utc>,
+}
+
+/// An app's artifact, its seven texts in one allocation (an app holds it
+/// and never changes it). Written and read as the [`ArtifactRef`] it was.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SimArtifact {
+    /// The fields' texts, one after the other.
+    text: Box<str>,
+    /// Where each field but the last ends in `text`.
+    ends: [u32; 6],
+}
+
+/// An artifact's fields as the state file holds them: [`ArtifactRef`]'s.
+#[derive(Serialize)]
+struct ArtifactText<'a> {
+    id: &'a str,
+    file: &'a str,
+    sha256: &'a str,
+    install: &'a str,
+    uninstall: &'a str,
+    detection_type: &'a str,
+    detection_value: &'a str,
+}
+
+impl SimArtifact {
+    pub fn new(artifact: &ArtifactRef) -> SimArtifact {
+        let fields = [
+            &artifact.id,
+            &artifact.file,
+            &artifact.sha256,
+            &artifact.install,
+            &artifact.uninstall,
+            &artifact.detection_type,
+            &artifact.detection_value,
+        ];
+        let mut text = String::with_capacity(fields.iter().map(|field| field.len()).sum());
+        let mut ends = [0; 6];
+        for (position, field) in fields.iter().enumerate() {
+            text.push_str(field);
+            if let Some(end) = ends.get_mut(position) {
+                *end = u32::try_from(text.len()).expect("an artifact's texts under 4 GiB");
+            }
+        }
+        SimArtifact {
+            text: text.into_boxed_str(),
+            ends,
+        }
+    }
+
+    fn fields(&self) -> ArtifactText<'_> {
+        let mut start = 0;
+        let mut next = |end: usize| {
+            let field = &self.text[start..end];
+            start = end;
+            field
+        };
+        let ends = self.ends.map(|end| end as usize);
+        ArtifactText {
+            id: next(ends[0]),
+            file: next(ends[1]),
+            sha256: next(ends[2]),
+            install: next(ends[3]),
+            uninstall: next(ends[4]),
+            detection_type: next(ends[5]),
+            detection_value: next(self.text.len()),
+        }
+    }
+}
+
+impl fmt::Debug for SimArtifact {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let fields = self.fields();
+        formatter
+            .debug_struct("SimArtifact")
+            .field("id", &fields.id)
+            .field("file", &fields.file)
+            .field("sha256", &fields.sha256)
+            .field("install", &fields.install)
+            .field("uninstall", &fields.uninstall)
+            .field("detection_type", &fields.detection_type)
+            .field("detection_value", &fields.detection_value)
+            .finish()
+    }
+}
+
+impl Serialize for SimArtifact {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.fields().serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for SimArtifact {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<SimArtifact, D::Error> {
+        ArtifactRef::deserialize(deserializer).map(|artifact| SimArtifact::new(&artifact))
+    }
 }
 
 /// The id of device `index` of `group` (`devices` writes it from its key).
@@ -127,6 +234,38 @@ impl SimFleet {
             calls: 0,
             publish_calls: 0,
             next_object_number: 1,
+            shared: SharedTexts::default(),
+        }
+    }
+
+    /// Makes the texts of a fleet read from a state file (each a text of
+    /// its own) shared as the live fleet shares them.
+    pub fn share_texts(&mut self) {
+        let shared = &mut self.shared;
+        let app_ids: HashSet<Shared> = self.apps.iter().map(|app| app.id.clone()).collect();
+        for app in &mut self.apps {
+            let versions = [&mut app.delivered_version, &mut app.supersedes_version];
+            shared.reshare(&mut app.published_version);
+            for version in versions.into_iter().flatten() {
+                shared.reshare(version);
+            }
+            if let Some(ring) = &mut app.pinned_ring {
+                shared.reshare(ring);
+            }
+            app.devices.share_texts(shared);
+            for published in &mut app.rings {
+                shared.reshare(&mut published.ring);
+                for group in published.groups.iter_mut().chain(&mut published.exclusions) {
+                    shared.reshare(group);
+                }
+            }
+        }
+        for assignment in &mut self.assignments {
+            if let Some(app_id) = app_ids.get(assignment.app_id.as_str()) {
+                assignment.app_id = app_id.clone();
+            }
+            shared.reshare(&mut assignment.group);
+            shared.reshare(&mut assignment.ring);
         }
     }
 
@@ -138,13 +277,14 @@ impl SimFleet {
     }
 
     pub fn app_index(&self, correlation_id: &str) -> Option<usize> {
-        let note = format!("{CORRELATION_NOTE_PREFIX}{correlation_id}");
-        self.apps.iter().position(|app| app.notes == note)
+        self.apps
+            .iter()
+            .position(|app| app.notes.strip_prefix(CORRELATION_NOTE_PREFIX) == Some(correlation_id))
     }
 
     pub fn app(&self, correlation_id: &str) -> Option<&SimApp> {
         self.app_index(correlation_id)
-            .map(|index| &self.apps[index])
+            .map(|index| &*self.apps[index])
     }
 
     pub fn assignments_of<'a>(
@@ -153,7 +293,7 @@ impl SimFleet {
     ) -> impl Iterator<Item = &'a SimAssignment> {
         self.assignments
             .iter()
-            .filter(move |assignment| assignment.app_id == app_id)
+            .filter(move |assignment| *assignment.app_id == *app_id)
     }
 
     /// Assignment records of the app with this correlation id: exactly one per
@@ -194,11 +334,12 @@ impl SimFleet {
     pub fn assign_group(&mut self, app_index: usize, group: &str, ring: &str, now: DateTime<Utc>) {
         let assignment_id = self.new_object_id("assignment");
         let app_id = self.apps[app_index].id.clone();
+        let group_text = self.shared.share(group);
         self.assignments.push(SimAssignment {
-            id: assignment_id,
+            id: assignment_id.into_boxed_str(),
             app_id,
-            group: group.to_string(),
-            ring: ring.to_string(),
+            group: group_text.clone(),
+            ring: self.shared.share(ring),
             created_at: now,
         });
         let device_count = self.groups.get(group).copied().unwrap_or(0);
@@ -210,12 +351,12 @@ impl SimFleet {
             app.delivered_version.as_deref(),
         );
         let app = &mut self.apps[app_index];
-        let Some(version) = app.delivered_version.as_deref() else {
+        let Some(version) = app.delivered_version.as_ref() else {
             return;
         };
-        let group = app
-            .devices
-            .add_group(group, device_count, app.supersedes_version.as_deref());
+        let group =
+            app.devices
+                .add_group(&group_text, device_count, app.supersedes_version.as_ref());
         let version = app.devices.intern(version);
         let (texts, devices) = app.devices.entries_mut();
         let mut id = String::new();
@@ -238,7 +379,7 @@ impl SimFleet {
         let mut rings: BTreeMap<String, RingStatus> = app
             .rings
             .iter()
-            .map(|published| (published.ring.clone(), RingStatus::default()))
+            .map(|published| (published.ring.to_string(), RingStatus::default()))
             .collect();
         let mut rings_of_group: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
         for assignment in self.assignments_of(&app.id) {

@@ -23,6 +23,7 @@ mod fleet;
 mod injection;
 mod operations;
 mod persist;
+mod shared;
 #[cfg(test)]
 mod tests;
 
@@ -372,7 +373,9 @@ impl SimConnector {
 
     /// The plane's app id for this correlation id, if it exists.
     pub fn external_id(&self, correlation_id: &str) -> Option<String> {
-        self.lock().app(correlation_id).map(|app| app.id.clone())
+        self.lock()
+            .app(correlation_id)
+            .map(|app| app.id.to_string())
     }
 
     fn lock(&self) -> MutexGuard<'_, SimFleet> {

@@ -6,9 +6,11 @@
 use super::SimError;
 use super::device::{Action, TextId};
 use super::fleet::{
-    CORRELATION_NOTE_PREFIX, PublishedRing, SimApp, SimFleet, correlation_of, push_version,
+    CORRELATION_NOTE_PREFIX, PublishedRing, SimApp, SimArtifact, SimFleet, correlation_of,
+    push_version,
 };
 use super::injection::Drift;
+use super::shared::{Shared, SharedTexts};
 use crate::planes::{
     ConnectorError, ErrorCode, PublishRequest, PublishResult, Remediation, RemediationResult,
 };
@@ -39,10 +41,10 @@ fn ring_allowed(app: &SimApp, ring: &str) -> bool {
     let position = |wanted: &str| {
         app.rings
             .iter()
-            .position(|published| published.ring == wanted)
+            .position(|published| *published.ring == *wanted)
     };
     match (position(pinned), position(ring)) {
-        _ if ring == pinned => true,
+        _ if ring == pinned.as_str() => true,
         (Some(pinned_at), Some(ring_at)) => ring_at <= pinned_at,
         (None, Some(_)) => true,
         (_, None) => false,
@@ -107,7 +109,8 @@ impl SimFleet {
             }
         };
         let app = &self.apps[app_index];
-        if app.application_id != request.application_id || app.published_version != request.version
+        if *app.application_id != *request.application_id
+            || *app.published_version != *request.version
         {
             return Err(invalid(format!(
                 "correlation id {} already names {} {} on sim plane {}; a new version needs a new intent",
@@ -130,35 +133,39 @@ impl SimFleet {
         if !missing.is_empty() {
             check_can_widen(app, &request.ring)?;
         }
-        record_ring(&mut self.apps[app_index], request, now);
+        record_ring(&mut self.apps[app_index], &mut self.shared, request, now);
         for group in &missing {
             self.assign_group(app_index, group, &request.ring, now);
             created = true;
         }
         Ok(PublishResult {
-            external_id: self.apps[app_index].id.clone(),
+            external_id: self.apps[app_index].id.to_string(),
             created,
         })
     }
 
     fn create_app(&mut self, request: &PublishRequest, now: DateTime<Utc>) -> usize {
         let id = self.new_object_id("app");
-        self.apps.push(SimApp {
-            id,
-            notes: format!("{CORRELATION_NOTE_PREFIX}{}", request.correlation_id),
-            intent_id: request.intent_id.clone(),
-            application_id: request.application_id.clone(),
-            application_name: request.application_name.clone(),
-            published_version: request.version.clone(),
-            delivered_version: Some(request.version.clone()),
-            supersedes_version: request.supersedes_version.clone(),
-            artifact: request.artifact.clone(),
+        let version = self.shared.share(&request.version);
+        self.apps.push(Box::new(SimApp {
+            id: Shared::new(&id),
+            notes: format!("{CORRELATION_NOTE_PREFIX}{}", request.correlation_id).into(),
+            intent_id: request.intent_id.as_str().into(),
+            application_id: request.application_id.as_str().into(),
+            application_name: request.application_name.as_str().into(),
+            published_version: version.clone(),
+            delivered_version: Some(version),
+            supersedes_version: request
+                .supersedes_version
+                .as_deref()
+                .map(|version| self.shared.share(version)),
+            artifact: SimArtifact::new(&request.artifact),
             rings: Vec::new(),
             pinned_ring: None,
             halted: false,
             created_at: now,
             devices: Default::default(),
-        });
+        }));
         self.apps.len() - 1
     }
 
@@ -188,7 +195,7 @@ impl SimFleet {
     fn remove_assignments(&mut self, app_id: &str, keep: impl Fn(&str) -> bool) -> usize {
         let before = self.assignments.len();
         self.assignments
-            .retain(|assignment| assignment.app_id != app_id || keep(&assignment.group));
+            .retain(|assignment| *assignment.app_id != *app_id || keep(&assignment.group));
         before - self.assignments.len()
     }
 
@@ -240,22 +247,23 @@ impl SimFleet {
         if to_version.trim().is_empty() {
             return Err(invalid("rollback names no version".into()));
         }
-        if previous == to_version {
+        if *previous == *to_version {
             return Ok((false, format!("already delivers {to_version}")));
         }
-        let assigned: BTreeSet<String> = self
+        let assigned: BTreeSet<Shared> = self
             .assignments_of(&self.apps[index].id)
             .map(|assignment| assignment.group.clone())
             .collect();
         let correlation_id = correlation_of(&self.apps[index]).to_string();
         let application_id = self.apps[index].application_id.clone();
         let draw = self.draw(&correlation_id, &application_id, Some(to_version));
+        let delivered = self.shared.share(to_version);
         let app = &mut self.apps[index];
-        app.delivered_version = Some(to_version.to_string());
+        app.delivered_version = Some(delivered.clone());
         let assigned = text_ids(app, &assigned);
         // No device holds a previous version that is not among its texts.
         let previous_id = app.devices.find(&previous);
-        let to_version_id = app.devices.intern(to_version);
+        let to_version_id = app.devices.intern(&delivered);
         let mut moving = 0;
         let (texts, devices) = app.devices.entries_mut();
         let mut id = String::new();
@@ -290,7 +298,7 @@ impl SimFleet {
                 app.id
             )));
         };
-        let mut desired: Vec<(String, String)> = Vec::new();
+        let mut desired: Vec<(Shared, Shared)> = Vec::new();
         for published in app
             .rings
             .iter()
@@ -303,16 +311,16 @@ impl SimFleet {
             }
         }
         let app_id = app.id.clone();
-        let assigned: BTreeSet<String> = self
+        let assigned: BTreeSet<Shared> = self
             .assignments_of(&app_id)
             .map(|assignment| assignment.group.clone())
             .collect();
         let removed = self.remove_assignments(&app_id, |group| {
-            desired.iter().any(|(wanted, _)| wanted == group)
+            desired.iter().any(|(wanted, _)| **wanted == *group)
         });
         let mut added = 0;
         for (group, ring) in &desired {
-            if !assigned.contains(group) && self.groups.contains_key(group) {
+            if !assigned.contains(group) && self.groups.contains_key(group.as_str()) {
                 self.assign_group(index, group, ring, now);
                 added += 1;
             }
@@ -321,7 +329,7 @@ impl SimFleet {
         let application_id = self.apps[index].application_id.clone();
         let draw = self.draw(&correlation_id, &application_id, Some(&version));
         let app = &mut self.apps[index];
-        let desired: BTreeSet<String> = desired.into_iter().map(|(group, _)| group).collect();
+        let desired: BTreeSet<Shared> = desired.into_iter().map(|(group, _)| group).collect();
         let desired = text_ids(app, &desired);
         let version_id = app.devices.intern(&version);
         let mut pushed = 0;
@@ -374,10 +382,11 @@ impl SimFleet {
     }
 
     fn pin(&mut self, index: usize, ring: &str) -> (bool, String) {
+        let pinned = self.shared.share(ring);
         let app = &mut self.apps[index];
         let changed = app.pinned_ring.as_deref() != Some(ring);
-        app.pinned_ring = Some(ring.to_string());
-        let cut: BTreeSet<String> = app
+        app.pinned_ring = Some(pinned);
+        let cut: BTreeSet<Shared> = app
             .rings
             .iter()
             .filter(|published| !ring_allowed(app, &published.ring))
@@ -420,10 +429,11 @@ impl SimFleet {
                 to_version,
                 devices,
             } => {
-                let assigned: BTreeSet<String> = self
+                let assigned: BTreeSet<Shared> = self
                     .assignments_of(&app_id)
                     .map(|assignment| assignment.group.clone())
                     .collect();
+                let to_version = self.shared.share(to_version);
                 let app = &mut self.apps[index];
                 let assigned = text_ids(app, &assigned);
                 let delivered = app.delivered_version.as_deref();
@@ -433,7 +443,7 @@ impl SimFleet {
                     None => installed.is_none(),
                     Some(_) => delivered_id.is_some() && installed == delivered_id,
                 };
-                let action = Action::Install(app.devices.intern(to_version));
+                let action = Action::Install(app.devices.intern(&to_version));
                 let mut remaining = *devices;
                 for device in app.devices.devices_mut() {
                     if remaining == 0 {
@@ -454,7 +464,7 @@ impl SimFleet {
                 }
                 if self
                     .assignments_of(&app_id)
-                    .any(|assignment| assignment.group == *extra_group)
+                    .any(|assignment| *assignment.group == **extra_group)
                 {
                     return Err(SimError::AlreadyAssigned {
                         correlation_id: correlation_id.to_string(),
@@ -464,9 +474,9 @@ impl SimFleet {
                 let ring = self.apps[index]
                     .rings
                     .last()
-                    .map(|published| published.ring.clone())
-                    .unwrap_or_default();
-                self.assign_group(index, extra_group, &ring, now);
+                    .map(|published| published.ring.clone());
+                let ring = ring.as_deref().unwrap_or_default();
+                self.assign_group(index, extra_group, ring, now);
             }
         }
         Ok(())
@@ -475,7 +485,7 @@ impl SimFleet {
 
 /// The text ids of `groups` among the app's device texts (a group no
 /// device holds has none: no device is of it).
-fn text_ids(app: &SimApp, groups: &BTreeSet<String>) -> BTreeSet<TextId> {
+fn text_ids(app: &SimApp, groups: &BTreeSet<Shared>) -> BTreeSet<TextId> {
     groups
         .iter()
         .filter_map(|group| app.devices.find(group))
@@ -511,16 +521,24 @@ fn check_can_widen(app: &SimApp, ring: &str) -> Result<(), ConnectorError> {
 }
 
 /// Records the ring as published, merging groups into an earlier record of it.
-fn record_ring(app: &mut SimApp, request: &PublishRequest, now: DateTime<Utc>) {
+/// Lists grow by what is added only (most apps publish few rings of few
+/// groups, and keep them).
+fn record_ring(
+    app: &mut SimApp,
+    shared: &mut SharedTexts,
+    request: &PublishRequest,
+    now: DateTime<Utc>,
+) {
     let index = match app
         .rings
         .iter()
-        .position(|published| published.ring == request.ring)
+        .position(|published| *published.ring == *request.ring)
     {
         Some(index) => index,
         None => {
+            app.rings.reserve_exact(1);
             app.rings.push(PublishedRing {
-                ring: request.ring.clone(),
+                ring: shared.share(&request.ring),
                 groups: Vec::new(),
                 exclusions: Vec::new(),
                 expected_devices: request.expected_devices,
@@ -530,15 +548,17 @@ fn record_ring(app: &mut SimApp, request: &PublishRequest, now: DateTime<Utc>) {
         }
     };
     let published = &mut app.rings[index];
-    for group in &request.groups {
-        if !published.groups.contains(group) {
-            published.groups.push(group.clone());
-        }
-    }
-    for group in &request.exclusions {
-        if !published.exclusions.contains(group) {
-            published.exclusions.push(group.clone());
-        }
-    }
+    add_new(&mut published.groups, &request.groups, shared);
+    add_new(&mut published.exclusions, &request.exclusions, shared);
     published.expected_devices = request.expected_devices;
+}
+
+/// Appends the `texts` that `list` does not hold yet, in order.
+fn add_new(list: &mut Vec<Shared>, texts: &[String], shared: &mut SharedTexts) {
+    for text in texts {
+        if !list.iter().any(|held| held.as_str() == text) {
+            list.reserve_exact(1);
+            list.push(shared.share(text));
+        }
+    }
 }

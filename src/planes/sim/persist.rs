@@ -316,6 +316,7 @@ pub fn read(
         )));
     }
     let mut fleet = state.fleet;
+    fleet.share_texts();
     let mut lines = rest.split(|&byte| byte == b'\n').peekable();
     let mut number = 1;
     while let Some(line) = lines.next() {

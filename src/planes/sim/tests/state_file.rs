@@ -243,3 +243,71 @@ async fn devices_are_kept_in_the_order_of_their_id_text() {
         Some(&reverted)
     );
 }
+
+/// Every text the fleet repeats (groups, rings, versions, an app's id in
+/// its assignments), each with the first record that held it: a text held
+/// twice is not this first one.
+fn texts_held_twice(fleet: &super::super::fleet::SimFleet) -> Vec<String> {
+    use super::super::shared::Shared;
+    let mut texts: Vec<&Shared> = Vec::new();
+    for app in &fleet.apps {
+        texts.push(&app.published_version);
+        texts.extend(&app.delivered_version);
+        texts.extend(&app.supersedes_version);
+        texts.extend(&app.pinned_ring);
+        texts.extend(app.devices.texts().shared());
+        for published in &app.rings {
+            texts.push(&published.ring);
+            texts.extend(published.groups.iter().chain(&published.exclusions));
+        }
+    }
+    for assignment in &fleet.assignments {
+        let app = fleet.apps.iter().find(|app| app.id == assignment.app_id);
+        texts.extend([&assignment.group, &assignment.ring]);
+        texts.extend(app.map(|app| &app.id));
+        texts.push(&assignment.app_id);
+    }
+    let mut first: std::collections::HashMap<&str, &Shared> = Default::default();
+    let mut twice = Vec::new();
+    for text in texts {
+        let held = first.entry(text.as_str()).or_insert(text);
+        if !held.is(text) {
+            twice.push(text.to_string());
+        }
+    }
+    twice
+}
+
+/// Issue 17: the fleet holds each text its records repeat once, and a
+/// fleet read from its state file (snapshot and journal, or snapshot
+/// alone) holds them once as well, and is the same fleet.
+#[tokio::test]
+async fn a_fleet_holds_each_repeated_text_once_and_so_does_one_read_back() {
+    let directory = tempfile::tempdir().unwrap();
+    let path = directory.path().join("landscape.json");
+    let sim = SimConnector::new(SimConfig {
+        state_file: Some(path.clone()),
+        seed: 11,
+        ..SimConfig::for_plane(Plane::Landscape)
+    })
+    .unwrap();
+    scenario(&sim).await;
+    // The scenario's last calls withdrew every assignment: one app more.
+    sim.publish(
+        &request("corr-third", "lab", &["g", "h"]),
+        at_nanos(30_000, 0),
+    )
+    .await
+    .unwrap();
+    let journalled = SimConnector::load(&path).unwrap();
+    sim.save().unwrap();
+    let saved = SimConnector::load(&path).unwrap();
+    let live = sim.lock();
+    assert!(live.assignments.len() == 2 && live.apps.len() == 3);
+    assert_eq!(texts_held_twice(&live), Vec::<String>::new(), "live");
+    for (name, read) in [("journalled", journalled), ("saved", saved)] {
+        let read = read.lock();
+        assert!(*read == *live, "{name}");
+        assert_eq!(texts_held_twice(&read), Vec::<String>::new(), "{name}");
+    }
+}
