@@ -183,9 +183,13 @@ enum HeldJson {
 impl HeldJson {
     fn hold(value: Value) -> HeldJson {
         let text = value.to_string();
-        match serde_json::from_str::<Value>(&text) {
-            Ok(back) if back.to_string() == text => HeldJson::Text(text.into_boxed_str()),
-            _ => HeldJson::Tree(Box::new(value)),
+        // The text of the value parsed back (compared as text: a `Value`
+        // compared with a string is a JSON string's comparison).
+        let again = serde_json::from_str::<Value>(&text).map(|back| back.to_string());
+        if again.is_ok_and(|again| again == text) {
+            HeldJson::Text(text.into_boxed_str())
+        } else {
+            HeldJson::Tree(Box::new(value))
         }
     }
 
