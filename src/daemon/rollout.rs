@@ -17,7 +17,9 @@
 
 use super::performer::{PendingRecord, Performer};
 use crate::model::ApprovalCondition;
-use crate::orchestrator::{self, Effect, Event, IntentRun, Phase, RolloutPlan};
+use crate::orchestrator::{
+    self, AuditEventType, AuditOutcome, Effect, Event, IntentRun, Phase, PlanShares, RolloutPlan,
+};
 use crate::store::{EventOutcome, EventType, IntentRecord, correlation_id_for};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -159,11 +161,178 @@ fn in_flight(run: &IntentRun) -> Option<Effect> {
     })
 }
 
+/// JSON an effect carries, held as its compact text while the effect waits
+/// in the pass's queue (issue 17: a round queues an effect per run, and the
+/// `details` of 10,000 `ring_started` events held as `Value` trees took
+/// about 700 bytes each, a map node with room for eleven members).
+///
+/// Text only when it gives the very value back: the value parsed from the
+/// text must serialize to the same text (serde_json's float parsing is best
+/// effort without `float_roundtrip`, and the shortest float text is unique
+/// per `f64`), so what the store writes and hashes is the same; otherwise
+/// the tree is kept.
+#[derive(Debug)]
+enum HeldJson {
+    Text(Box<str>),
+    Tree(Box<Value>),
+    /// Lent: the run's start record holds the same summary
+    /// ([`lend_start_summaries`]).
+    Lent,
+}
+
+impl HeldJson {
+    fn hold(value: Value) -> HeldJson {
+        let text = value.to_string();
+        // The text of the value parsed back (compared as text: a `Value`
+        // compared with a string is a JSON string's comparison).
+        let again = serde_json::from_str::<Value>(&text).map(|back| back.to_string());
+        if again.is_ok_and(|again| again == text) {
+            HeldJson::Text(text.into_boxed_str())
+        } else {
+            HeldJson::Tree(Box::new(value))
+        }
+    }
+
+    /// The value held (`null` when lent).
+    fn into_value(self) -> Value {
+        match self {
+            HeldJson::Text(text) => serde_json::from_str(&text)
+                .expect("held as text only when the text parses to the value"),
+            HeldJson::Tree(value) => *value,
+            HeldJson::Lent => Value::Null,
+        }
+    }
+}
+
+/// An effect waiting in the pass's queue, held compactly (a round queues
+/// an effect or two per run: 20,000 at issue 17's scale): its JSON as text
+/// ([`HeldJson`]), its strings boxed; the same effect again when it is
+/// performed.
+#[derive(Debug)]
+enum Queued {
+    RecordEvidence {
+        transition_id: Box<str>,
+        record_type: Box<str>,
+        summary: HeldJson,
+    },
+    EmitEvent {
+        event_type: AuditEventType,
+        outcome: AuditOutcome,
+        actor: Box<str>,
+        ring: Option<Box<str>>,
+        details: HeldJson,
+    },
+    Ring {
+        effect: RingEffect,
+        ring: Box<str>,
+    },
+    WakeAt {
+        at: DateTime<Utc>,
+    },
+    /// A remediation or an alert (few).
+    Other(Box<Effect>),
+}
+
+/// The effects on one ring that carry nothing but its name.
+#[derive(Debug, Clone, Copy)]
+enum RingEffect {
+    Claim,
+    Release,
+    Publish,
+    QueryStatus,
+}
+
+impl Queued {
+    fn of(effect: Effect) -> Queued {
+        match effect {
+            Effect::RecordEvidence {
+                transition_id,
+                record_type,
+                summary,
+            } => Queued::RecordEvidence {
+                transition_id: transition_id.into_boxed_str(),
+                record_type: record_type.into_boxed_str(),
+                summary: HeldJson::hold(summary),
+            },
+            Effect::EmitEvent {
+                event_type,
+                outcome,
+                actor,
+                ring,
+                details,
+            } => Queued::EmitEvent {
+                event_type,
+                outcome,
+                actor: actor.into_boxed_str(),
+                ring: ring.map(String::into_boxed_str),
+                details: HeldJson::hold(details),
+            },
+            Effect::ClaimRing { ring } => Queued::ring(RingEffect::Claim, ring),
+            Effect::ReleaseRing { ring } => Queued::ring(RingEffect::Release, ring),
+            Effect::Publish { ring } => Queued::ring(RingEffect::Publish, ring),
+            Effect::QueryStatus { ring } => Queued::ring(RingEffect::QueryStatus, ring),
+            Effect::WakeAt { at } => Queued::WakeAt { at },
+            other @ (Effect::Remediate { .. } | Effect::Alert { .. }) => {
+                Queued::Other(Box::new(other))
+            }
+        }
+    }
+
+    fn ring(effect: RingEffect, ring: String) -> Queued {
+        Queued::Ring {
+            effect,
+            ring: ring.into_boxed_str(),
+        }
+    }
+
+    /// The effect again (a lent summary is `null`: the round takes it
+    /// back from the run).
+    fn into_effect(self) -> Effect {
+        match self {
+            Queued::RecordEvidence {
+                transition_id,
+                record_type,
+                summary,
+            } => Effect::RecordEvidence {
+                transition_id: transition_id.into(),
+                record_type: record_type.into(),
+                summary: summary.into_value(),
+            },
+            Queued::EmitEvent {
+                event_type,
+                outcome,
+                actor,
+                ring,
+                details,
+            } => Effect::EmitEvent {
+                event_type,
+                outcome,
+                actor: actor.into(),
+                ring: ring.map(String::from),
+                details: details.into_value(),
+            },
+            Queued::Ring { effect, ring } => {
+                let ring = String::from(ring);
+                match effect {
+                    RingEffect::Claim => Effect::ClaimRing { ring },
+                    RingEffect::Release => Effect::ReleaseRing { ring },
+                    RingEffect::Publish => Effect::Publish { ring },
+                    RingEffect::QueryStatus => Effect::QueryStatus { ring },
+                }
+            }
+            Queued::WakeAt { at } => Effect::WakeAt { at },
+            Queued::Other(effect) => *effect,
+        }
+    }
+}
+
 /// The evidence records of one round, waiting to be written together.
 #[derive(Default)]
 struct RecordBatch<'run> {
     records: Vec<PendingRecord<'run>>,
-    intents: HashSet<String>,
+    /// The index in `runs` of each record's run, in the same order.
+    indices: Vec<usize>,
+    intents: HashSet<usize>,
 }
 
 /// Most records one evidence commit of the rollouts carries (as the
@@ -172,24 +341,65 @@ struct RecordBatch<'run> {
 const RECORD_BATCH: usize = 1_000;
 
 impl<'run> RecordBatch<'run> {
-    fn push(&mut self, record: PendingRecord<'run>) {
-        self.intents.insert(record.intent_id.clone());
+    fn push(&mut self, index: usize, record: PendingRecord<'run>) {
+        self.intents.insert(index);
+        self.indices.push(index);
         self.records.push(record);
     }
 
-    /// Whether `intent_id` has a record waiting: its next effect must wait
+    /// Whether run `index` has a record waiting: its next effect must wait
     /// until it is written.
-    fn waits_for(&self, intent_id: &str) -> bool {
-        self.intents.contains(intent_id)
+    fn waits_for(&self, index: usize) -> bool {
+        self.intents.contains(&index)
     }
 
     fn full(&self) -> bool {
         self.records.len() >= RECORD_BATCH
     }
 
-    fn take(&mut self) -> Vec<PendingRecord<'run>> {
+    /// The records, and the index of each one's run.
+    fn take(&mut self) -> (Vec<usize>, Vec<PendingRecord<'run>>) {
         self.intents.clear();
-        std::mem::take(&mut self.records)
+        (
+            std::mem::take(&mut self.indices),
+            std::mem::take(&mut self.records),
+        )
+    }
+}
+
+/// Where each run of a pass is in its `runs`, by intent id.
+enum RunIndex {
+    /// The runs are in strictly increasing intent id order (as the pass
+    /// reads them, from a map by intent id): a binary search, with nothing
+    /// held (issue 17: a map held a copy of 10,000 intent ids).
+    Sorted,
+    Map(BTreeMap<String, usize>),
+}
+
+impl RunIndex {
+    fn of(runs: &[IntentRun]) -> RunIndex {
+        if runs
+            .windows(2)
+            .all(|pair| pair[0].intent_id < pair[1].intent_id)
+        {
+            return RunIndex::Sorted;
+        }
+        RunIndex::Map(
+            runs.iter()
+                .enumerate()
+                .map(|(index, run)| (run.intent_id.clone(), index))
+                .collect(),
+        )
+    }
+
+    /// The index in `runs` (the runs `of` was given) of `intent_id`'s run.
+    fn get(&self, runs: &[IntentRun], intent_id: &str) -> Option<usize> {
+        match self {
+            RunIndex::Sorted => runs
+                .binary_search_by(|run| run.intent_id.as_str().cmp(intent_id))
+                .ok(),
+            RunIndex::Map(map) => map.get(intent_id).copied(),
+        }
     }
 }
 
@@ -197,22 +407,22 @@ impl<'run> RecordBatch<'run> {
 /// publish, in the order they were asked for.
 #[derive(Default)]
 struct Waiting {
-    effects: VecDeque<(String, Effect, bool)>,
-    intents: HashSet<String>,
+    effects: VecDeque<(usize, Queued, bool)>,
+    intents: HashSet<usize>,
     /// The waiting effects being taken up again, once what they waited for
     /// was written.
-    again: VecDeque<(String, Effect, bool)>,
+    again: VecDeque<(usize, Queued, bool)>,
 }
 
 impl Waiting {
     /// Whether a run has an effect waiting: its later effects wait behind it.
-    fn holds(&self, intent_id: &str) -> bool {
-        self.intents.contains(intent_id)
+    fn holds(&self, index: usize) -> bool {
+        self.intents.contains(&index)
     }
 
-    fn push(&mut self, intent_id: String, effect: Effect, lent: bool) {
-        self.intents.insert(intent_id.clone());
-        self.effects.push_back((intent_id, effect, lent));
+    fn push(&mut self, index: usize, effect: Queued, lent: bool) {
+        self.intents.insert(index);
+        self.effects.push_back((index, effect, lent));
     }
 
     fn is_empty(&self) -> bool {
@@ -227,7 +437,7 @@ impl Waiting {
     }
 
     /// The next effect taken up again, if any.
-    fn next_again(&mut self) -> Option<(String, Effect, bool)> {
+    fn next_again(&mut self) -> Option<(usize, Queued, bool)> {
         self.again.pop_front()
     }
 }
@@ -236,8 +446,13 @@ impl Waiting {
 /// entries (bounds what a crash leaves `sent` to ask the plane about).
 const PUBLISH_CHUNK: usize = 200;
 
-/// Most runs saved per store transaction (bounds the states held at once).
-const SAVE_BATCH: usize = 500;
+/// Most runs saved per store transaction (bounds the states held at once:
+/// about 4.4 KB of text each at issue 17's scale). The pass's saves are
+/// inside its write batch, which commits them together.
+const SAVE_BATCH: usize = 100;
+
+/// Intents read per page when a pass starts.
+const INTENT_PAGE: usize = 500;
 
 /// Most effects one pass performs before yielding (a guard against a
 /// state machine that keeps asking; the next pass continues).
@@ -250,13 +465,21 @@ impl Driver<'_> {
         // Read a page at a time: the stored JSON of every intent at once is
         // several times the typed states (issue 17).
         let mut states: BTreeMap<String, IntentState> = BTreeMap::new();
-        for page in self.performer.store.intent_pages(SAVE_BATCH) {
+        // Every plan of the pass shares its gates and freezes with the
+        // others that have the same (issue 17).
+        let mut shares = PlanShares::default();
+        for page in self.performer.store.intent_pages(INTENT_PAGE) {
             for record in &page? {
-                states.insert(record.intent_id.clone(), IntentState::from_record(record));
+                let mut state = IntentState::from_record(record);
+                if let Some(run) = state.run.as_mut() {
+                    shares.share(&mut run.plan);
+                }
+                states.insert(record.intent_id.clone(), state);
             }
         }
         let mut queue: VecDeque<(String, Event)> = VecDeque::new();
-        let mut dirty: BTreeSet<String> = BTreeSet::new();
+        // The runs to save, by intent id until `runs` is built.
+        let mut dirty_ids: BTreeSet<String> = BTreeSet::new();
         // What was in flight when the last process stopped: only a run
         // stored mid-start (not one this pass starts) is re-sent.
         let stored_in_flight: HashSet<String> = if self.recover {
@@ -309,12 +532,17 @@ impl Driver<'_> {
             if state.run.is_none() {
                 let config = self.performer.snapshot.config.as_ref().map(|c| &c.value);
                 let Some(config) = config else { continue };
-                match RolloutPlan::resolve(intent, config, &evaluation.conditions) {
+                match RolloutPlan::resolve_sharing(
+                    intent,
+                    config,
+                    &evaluation.conditions,
+                    &mut shares,
+                ) {
                     Ok(plan) => {
                         let mut run = IntentRun::new(intent, plan);
                         run.generation = generation;
                         state.run = Some(run);
-                        dirty.insert(intent_id.clone());
+                        dirty_ids.insert(intent_id.clone());
                     }
                     Err(error) => {
                         tracing::warn!(intent = %intent_id, %error, "cannot plan the rollout");
@@ -435,19 +663,22 @@ impl Driver<'_> {
             Vec::with_capacity(states.values().filter(|s| s.run.is_some()).count());
         runs.extend(states.values_mut().filter_map(|s| s.run.take()));
         drop(states);
-        let mut work: VecDeque<(String, Effect)> = VecDeque::new();
+        // Each queued effect with its run's index in `runs`.
+        let mut work: VecDeque<(usize, Queued)> = VecDeque::new();
         // Queued events first, so a fresh verdict is seen before the tick.
-        let mut by_id: BTreeMap<String, usize> = runs
+        let by_id = RunIndex::of(&runs);
+        // The runs to save, by their index in `runs`.
+        let mut dirty: Vec<bool> = runs
             .iter()
-            .enumerate()
-            .map(|(i, r)| (r.intent_id.clone(), i))
+            .map(|run| dirty_ids.contains(&run.intent_id))
             .collect();
+        drop(dirty_ids);
         while let Some((intent_id, event)) = queue.pop_front() {
-            if let Some(&index) = by_id.get(&intent_id) {
+            if let Some(index) = by_id.get(&runs, &intent_id) {
                 for effect in orchestrator::step_in_place(&mut runs[index], &event, now) {
-                    work.push_back((intent_id.clone(), effect));
+                    work.push_back((index, Queued::of(effect)));
                 }
-                dirty.insert(intent_id);
+                dirty[index] = true;
             }
         }
         // Drained: its room (an event per intent, 10,000 at issue 17's
@@ -455,19 +686,23 @@ impl Driver<'_> {
         drop(queue);
         if self.recover {
             self.performer.recover_in_flight(now).await?;
-            for run in runs
+            for (index, run) in runs
                 .iter()
-                .filter(|run| stored_in_flight.contains(&run.intent_id))
+                .enumerate()
+                .filter(|(_, run)| stored_in_flight.contains(&run.intent_id))
             {
                 if let Some(effect) = in_flight(run) {
                     tracing::info!(intent = %run.intent_id, effect = effect.name(), "re-sending what was in flight before the restart");
-                    work.push_back((run.intent_id.clone(), effect));
+                    work.push_back((index, Queued::of(effect)));
                 }
             }
         }
         for (intent_id, effect) in orchestrator::pass(&mut runs, now) {
-            dirty.insert(intent_id.clone());
-            work.push_back((intent_id, effect));
+            // Every effect of the pass is of one of `runs`.
+            if let Some(index) = by_id.get(&runs, &intent_id) {
+                work.push_back((index, Queued::of(effect)));
+                dirty[index] = true;
+            }
         }
         let mut report = DriveReport::default();
         // The rounds' store writes (run states, ring claims, journal
@@ -486,9 +721,10 @@ impl Driver<'_> {
                 // holding a second one per run. `lent[i]`: the i-th effect
                 // popped this round (nothing is queued until the round
                 // ends) was emptied.
-                let lent = lend_start_summaries(&mut work, &runs, &by_id);
+                let lent = lend_start_summaries(&mut work, &runs);
                 let mut popped = 0usize;
-                let mut results: Vec<(String, Event)> = Vec::new();
+                // Each event with its run's index in `runs`.
+                let mut results: Vec<(usize, Event)> = Vec::new();
                 // The evidence records this round asks for, written as one
                 // batch (one commit, one fsync); a run's later effects wait for
                 // its record (a record comes before its transition's effects).
@@ -507,9 +743,9 @@ impl Driver<'_> {
                 // performed on is the same.
                 let mut waiting = Waiting::default();
                 loop {
-                    let (intent_id, effect, lent_here) = if let Some(item) = waiting.next_again() {
+                    let (index, effect, lent_here) = if let Some(item) = waiting.next_again() {
                         item
-                    } else if let Some((intent_id, effect)) = work.pop_front() {
+                    } else if let Some((index, effect)) = work.pop_front() {
                         let position = popped;
                         popped += 1;
                         // A round can queue an effect per run (10,000 at
@@ -521,7 +757,7 @@ impl Driver<'_> {
                         }
                         report.effects_performed += 1;
                         let lent_here = lent.get(position).copied().unwrap_or(false);
-                        (intent_id, effect, lent_here)
+                        (index, effect, lent_here)
                     } else if waiting.is_empty() {
                         break;
                     } else {
@@ -534,21 +770,19 @@ impl Driver<'_> {
                         waiting.again();
                         continue;
                     };
-                    let Some(&index) = by_id.get(&intent_id) else {
-                        continue;
-                    };
-                    if let Effect::WakeAt { at } = &effect {
+                    if let Queued::WakeAt { at } = &effect {
                         report.next_wake =
                             Some(report.next_wake.map_or(*at, |w: DateTime<Utc>| w.min(*at)));
                         continue;
                     }
-                    if waiting.holds(&intent_id)
-                        || records.waits_for(&intent_id)
+                    if waiting.holds(index)
+                        || records.waits_for(index)
                         || publishes.iter().any(|(waiting, _)| *waiting == index)
                     {
-                        waiting.push(intent_id, effect, lent_here);
+                        waiting.push(index, effect, lent_here);
                         continue;
                     }
+                    let effect = effect.into_effect();
                     if let Effect::Publish { ring } = effect {
                         publishes.push((index, ring));
                         if publishes.len() >= PUBLISH_CHUNK {
@@ -576,12 +810,10 @@ impl Driver<'_> {
                         } else {
                             summary
                         };
-                        records.push(PendingRecord::of(
-                            &runs[index],
-                            transition_id,
-                            record_type,
-                            summary,
-                        ));
+                        records.push(
+                            index,
+                            PendingRecord::of(&runs[index], transition_id, record_type, summary),
+                        );
                         if records.full() {
                             self.write_records(&mut records, &mut results, now)?;
                         }
@@ -591,18 +823,17 @@ impl Driver<'_> {
                         let run = runs[index].clone();
                         self.performer.perform(&run, effect, now).await?
                     };
-                    results.extend(events.into_iter().map(|e| (intent_id.clone(), e)));
+                    results.extend(events.into_iter().map(|e| (index, e)));
                 }
                 self.write_records(&mut records, &mut results, now)?;
                 self.publish_chunk(&runs, &mut publishes, &mut results, now)
                     .await?;
-                self.push_start_records(&runs, &by_id, &mut results, now)?;
-                for (intent_id, event) in results {
-                    let index = by_id[&intent_id];
+                self.push_start_records(&runs, &mut results, now)?;
+                for (index, event) in results {
                     for effect in orchestrator::step_in_place(&mut runs[index], &event, now) {
-                        work.push_back((intent_id.clone(), effect));
+                        work.push_back((index, Queued::of(effect)));
                     }
-                    dirty.insert(intent_id);
+                    dirty[index] = true;
                 }
             }
             self.save(&runs, &mut dirty, now)?;
@@ -616,7 +847,6 @@ impl Driver<'_> {
         let ended = self.performer.store.end_batch(!fenced);
         performed?;
         ended?;
-        by_id.clear();
         Ok(report)
     }
 
@@ -626,23 +856,19 @@ impl Driver<'_> {
         &mut self,
         runs: &[IntentRun],
         publishes: &mut Vec<(usize, String)>,
-        results: &mut Vec<(String, Event)>,
+        results: &mut Vec<(usize, Event)>,
         now: DateTime<Utc>,
     ) -> Result<(), DriveError> {
         if publishes.is_empty() {
             return Ok(());
         }
-        let items: Vec<(&IntentRun, String)> = publishes
+        let (indices, items): (Vec<usize>, Vec<(&IntentRun, String)>) = publishes
             .drain(..)
-            .map(|(index, ring)| (&runs[index], ring))
-            .collect();
+            .map(|(index, ring)| (index, (&runs[index], ring)))
+            .unzip();
         let outcomes = self.performer.publish_chunk(&items, now).await?;
-        for ((run, _), events) in items.iter().zip(outcomes) {
-            results.extend(
-                events
-                    .into_iter()
-                    .map(|event| (run.intent_id.clone(), event)),
-            );
+        for (index, events) in indices.into_iter().zip(outcomes) {
+            results.extend(events.into_iter().map(|event| (index, event)));
         }
         Ok(())
     }
@@ -652,19 +878,20 @@ impl Driver<'_> {
     fn write_records(
         &mut self,
         records: &mut RecordBatch<'_>,
-        results: &mut Vec<(String, Event)>,
+        results: &mut Vec<(usize, Event)>,
         now: DateTime<Utc>,
     ) -> Result<(), DriveError> {
-        let pending = records.take();
+        let (indices, pending) = records.take();
         if pending.is_empty() {
             return Ok(());
         }
-        let ids: Vec<(String, String)> = pending
-            .iter()
-            .map(|record| (record.intent_id.clone(), record.transition_id.clone()))
+        let ids: Vec<(usize, String)> = indices
+            .into_iter()
+            .zip(&pending)
+            .map(|(index, record)| (index, record.transition_id.clone()))
             .collect();
         let outcomes = self.performer.record_evidence_batch(pending, now)?;
-        for ((intent_id, transition_id), outcome) in ids.into_iter().zip(outcomes) {
+        for ((index, transition_id), outcome) in ids.into_iter().zip(outcomes) {
             let event = match outcome {
                 Ok(_) => Event::EvidenceCommitted { transition_id },
                 Err(error) => Event::EvidenceFailed {
@@ -672,7 +899,7 @@ impl Driver<'_> {
                     error,
                 },
             };
-            results.push((intent_id, event));
+            results.push((index, event));
         }
         Ok(())
     }
@@ -684,34 +911,32 @@ impl Driver<'_> {
     fn push_start_records(
         &mut self,
         runs: &[IntentRun],
-        by_id: &BTreeMap<String, usize>,
-        results: &mut [(String, Event)],
+        results: &mut [(usize, Event)],
         now: DateTime<Utc>,
     ) -> Result<(), DriveError> {
-        let is_start_record = |intent_id: &str, event: &Event| {
+        let is_start_record = |index: usize, event: &Event| {
             let Event::EvidenceCommitted { transition_id } = event else {
                 return false;
             };
-            by_id.get(intent_id).is_some_and(|&index| {
-                runs[index]
-                    .start_record
-                    .as_ref()
-                    .is_some_and(|record| record.transition_id == *transition_id)
-            })
+            runs[index]
+                .start_record
+                .as_ref()
+                .is_some_and(|record| record.transition_id == *transition_id)
         };
         if !results
             .iter()
-            .any(|(intent_id, event)| is_start_record(intent_id, event))
+            .any(|(index, event)| is_start_record(*index, event))
         {
             return Ok(());
         }
         let Err(reason) = self.performer.ensure_pushed(now) else {
             return Ok(());
         };
-        for (intent_id, event) in results.iter_mut() {
-            if !is_start_record(intent_id, event) {
+        for (index, event) in results.iter_mut() {
+            if !is_start_record(*index, event) {
                 continue;
             }
+            let intent_id = &runs[*index].intent_id;
             let Event::EvidenceCommitted { transition_id } = event else {
                 continue;
             };
@@ -735,12 +960,13 @@ impl Driver<'_> {
     fn save(
         &mut self,
         runs: &[IntentRun],
-        dirty: &mut BTreeSet<String>,
+        dirty: &mut [bool],
         now: DateTime<Utc>,
     ) -> Result<(), DriveError> {
         // Every changed run in one write transaction (one fsync).
-        let mut states = Vec::with_capacity(dirty.len().min(SAVE_BATCH));
-        for run in runs.iter().filter(|run| dirty.contains(&run.intent_id)) {
+        let count = dirty.iter().filter(|dirty| **dirty).count();
+        let mut states = Vec::with_capacity(count.min(SAVE_BATCH));
+        for (run, _) in runs.iter().zip(dirty.iter()).filter(|(_, dirty)| **dirty) {
             let Some(record) = self.performer.store.get_intent(&run.intent_id)? else {
                 continue;
             };
@@ -771,7 +997,7 @@ impl Driver<'_> {
             }
         }
         self.performer.store.set_intent_states(&states, now)?;
-        dirty.clear();
+        dirty.fill(false);
         Ok(())
     }
 }
@@ -783,26 +1009,27 @@ impl Driver<'_> {
 /// the summary back from the run when it writes the record. Only valid
 /// while the runs do not change and nothing is queued, i.e. within one
 /// round (issue 17: 10,000 queued ring starts held their summaries twice).
-fn lend_start_summaries(
-    work: &mut VecDeque<(String, Effect)>,
-    runs: &[IntentRun],
-    by_id: &BTreeMap<String, usize>,
-) -> Vec<bool> {
+fn lend_start_summaries(work: &mut VecDeque<(usize, Queued)>, runs: &[IntentRun]) -> Vec<bool> {
     let mut lent = Vec::with_capacity(work.len());
-    for (intent_id, effect) in work.iter_mut() {
+    for (index, effect) in work.iter_mut() {
         let emptied = match effect {
-            Effect::RecordEvidence {
+            Queued::RecordEvidence {
                 transition_id,
                 summary,
                 ..
             } => {
-                let held = by_id.get(intent_id.as_str()).is_some_and(|&index| {
-                    runs[index].start_record.as_ref().is_some_and(|record| {
-                        record.transition_id == *transition_id && record.summary.holds(summary)
-                    })
+                let held = runs[*index].start_record.as_ref().is_some_and(|record| {
+                    record.transition_id.as_str() == &**transition_id
+                        && match summary {
+                            // The same compact text (`CompactJson::of` is
+                            // the value's `to_string`, as `HeldJson::hold`).
+                            HeldJson::Text(text) => record.summary.as_str() == &**text,
+                            HeldJson::Tree(value) => record.summary.holds(value),
+                            HeldJson::Lent => false,
+                        }
                 });
                 if held {
-                    *summary = Value::Null;
+                    *summary = HeldJson::Lent;
                 }
                 held
             }
@@ -862,6 +1089,180 @@ mod tests {
             .insert("run".into(), json!(run));
         assert!(expected["run"]["plan"]["rings"].is_array());
         assert_eq!(record.into_summary(), expected);
+    }
+
+    /// A queued effect is the same effect again when performed, whatever
+    /// its JSON holds (issue 17: its JSON waits as text).
+    #[test]
+    fn a_queued_effect_is_performed_as_it_was_asked_for() {
+        let mut floats = vec![
+            0.1,
+            0.95,
+            4.0,
+            -0.0,
+            1e-7,
+            0.1 + 0.2,
+            1.0 / 3.0,
+            std::f64::consts::PI,
+            f64::MAX,
+            f64::MIN_POSITIVE,
+            f64::EPSILON,
+            f64::from_bits(1),
+            f64::from_bits(0x000F_FFFF_FFFF_FFFF),
+        ];
+        // Finite floats of every magnitude, from a fixed sequence of bits.
+        let mut bits: u64 = 0x9E37_79B9_7F4A_7C15;
+        while floats.len() < 2_000 {
+            bits = bits
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            let float = f64::from_bits(bits);
+            if float.is_finite() {
+                floats.push(float);
+            }
+        }
+        let mut values: Vec<Value> = floats.iter().map(|f| json!(f)).collect();
+        values.push(json!({"external_id": "sim-1", "soak_hours": 4.0,
+                           "start_transition_id": "t/0001-ring_start", "kind": "ring_started",
+                           "n": u64::MAX, "m": i64::MIN, "s": "é \" \n \u{1}", "a": [1, 2.5, null, true]}));
+        for value in values {
+            let text = value.to_string();
+            let held = HeldJson::hold(value.clone());
+            if let HeldJson::Text(held) = &held {
+                assert_eq!(**held, *text);
+            }
+            let back = held.into_value();
+            assert_eq!(back, value);
+            assert_eq!(back.to_string(), text, "{text}");
+            let effects = [
+                Effect::EmitEvent {
+                    event_type: AuditEventType::RingStarted,
+                    outcome: AuditOutcome::Success,
+                    actor: "ringmaster".into(),
+                    ring: Some("ring-0-lab".into()),
+                    details: json!({"kind": "ring_started", "x": value.clone()}),
+                },
+                Effect::RecordEvidence {
+                    transition_id: "t/0001-ring_start".into(),
+                    record_type: "ring_start".into(),
+                    summary: json!({"x": value.clone()}),
+                },
+                Effect::Publish {
+                    ring: "ring-0-lab".into(),
+                },
+                Effect::ClaimRing {
+                    ring: "ring-1-canary".into(),
+                },
+                Effect::ReleaseRing {
+                    ring: "ring-2-pilot".into(),
+                },
+                Effect::QueryStatus {
+                    ring: "ring-3".into(),
+                },
+                Effect::WakeAt {
+                    at: "2026-12-01T09:00:00.123456Z".parse().unwrap(),
+                },
+                Effect::Remediate {
+                    strategy: "intune-supersedence".into(),
+                    rings: vec!["ring-0-lab".into()],
+                    action: orchestrator::RemediationAction::Halt,
+                },
+                Effect::Alert {
+                    message: "m".into(),
+                },
+                Effect::EmitEvent {
+                    event_type: AuditEventType::OperatorAction,
+                    outcome: AuditOutcome::Info,
+                    actor: "ops@example.com".into(),
+                    ring: None,
+                    details: value.clone(),
+                },
+            ];
+            for effect in effects {
+                let again = Queued::of(effect.clone()).into_effect();
+                assert_eq!(again, effect);
+                assert_eq!(json!(again).to_string(), json!(effect).to_string());
+            }
+        }
+    }
+
+    /// A queued start record is lent to its run only when the run holds the
+    /// very summary, and given back as the run's.
+    #[test]
+    fn a_queued_start_record_is_lent_only_when_its_run_holds_it() {
+        let intent = orchestrator::testing::intent(&["ring-0-lab", "ring-1-canary"]);
+        let plan = RolloutPlan::resolve(&intent, &orchestrator::testing::config(), &[]).unwrap();
+        let mut run = IntentRun::new(&intent, plan);
+        let summary = json!({"ring": "ring-0-lab", "soak_hours": 4.0});
+        run.start_record = Some(orchestrator::PendingRecord {
+            transition_id: "t/0001-ring_start".into(),
+            ring: "ring-0-lab".into(),
+            record_type: "ring_start".into(),
+            summary: orchestrator::CompactJson::of(&summary),
+            committed: false,
+        });
+        let record = |summary: &Value| {
+            Queued::of(Effect::RecordEvidence {
+                transition_id: "t/0001-ring_start".into(),
+                record_type: "ring_start".into(),
+                summary: summary.clone(),
+            })
+        };
+        let mut work: VecDeque<(usize, Queued)> = VecDeque::from([
+            (0, record(&summary)),
+            (0, record(&json!({"ring": "ring-0-lab", "soak_hours": 5.0}))),
+            (
+                0,
+                Queued::of(Effect::Publish {
+                    ring: "ring-0-lab".into(),
+                }),
+            ),
+        ]);
+        let lent = lend_start_summaries(&mut work, std::slice::from_ref(&run));
+        assert_eq!(lent, [true, false, false]);
+        assert!(matches!(
+            work[0].1,
+            Queued::RecordEvidence {
+                summary: HeldJson::Lent,
+                ..
+            }
+        ));
+        let Effect::RecordEvidence { summary: other, .. } = work.remove(1).unwrap().1.into_effect()
+        else {
+            panic!("a record");
+        };
+        assert_eq!(other, json!({"ring": "ring-0-lab", "soak_hours": 5.0}));
+    }
+
+    /// Runs in intent id order are found by a binary search, others
+    /// through a map: either way, each intent id's own run.
+    #[test]
+    fn a_run_is_found_by_its_intent_id_in_any_order() {
+        let run = |id: &str| {
+            let mut intent = orchestrator::testing::intent(&["ring-0-lab"]);
+            intent.intent_id = id.into();
+            let plan =
+                RolloutPlan::resolve(&intent, &orchestrator::testing::config(), &[]).unwrap();
+            IntentRun::new(&intent, plan)
+        };
+        for ids in [
+            vec!["a", "b", "c"],
+            vec!["b", "a", "c"],
+            vec!["c", "a"],
+            vec![],
+        ] {
+            let runs: Vec<IntentRun> = ids.iter().map(|id| run(id)).collect();
+            let by_id = RunIndex::of(&runs);
+            assert_eq!(
+                matches!(by_id, RunIndex::Sorted),
+                ids.windows(2).all(|pair| pair[0] < pair[1])
+            );
+            for (index, id) in ids.iter().enumerate() {
+                assert_eq!(by_id.get(&runs, id), Some(index));
+            }
+            assert_eq!(by_id.get(&runs, "d"), None);
+            assert_eq!(by_id.get(&runs, ""), None);
+        }
     }
 
     fn waits(reasons: Vec<Reason>) -> Vec<String> {

@@ -47,7 +47,7 @@ pub use effect::{AuditEventType, AuditOutcome, Effect, RemediationAction};
 pub use event::{ConnectorFailure, Event, FailureClass};
 pub use freeze::{ActiveFreeze, FreezeError, active_freeze, freeze_window_at, validate_freezes};
 pub use gates::{GateResult, GateVerdict, ObservedStatus, duration_from_hours, evaluate_gate};
-pub use plan::{PlanError, PlannedRing, RolloutPlan};
+pub use plan::{PlanError, PlanShares, PlannedRing, RolloutPlan, Shared};
 pub use remediation::HALT_STRATEGY;
 pub use run::{
     CompactJson, HoldCause, IntentRun, MACHINE_ACTOR, PendingRecord, Phase, Requirement,

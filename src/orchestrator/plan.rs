@@ -18,6 +18,8 @@ use crate::model::{
 };
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use std::ops::Deref;
+use std::sync::Arc;
 
 /// Why an intent cannot be planned. Each names the thing and the fix.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -57,10 +59,155 @@ pub struct PlannedRing {
     pub soak_hours: f64,
     /// The ring must not start before this (the intent's schedule).
     pub not_before: Option<DateTime<Utc>>,
-    pub gates: PromotionGates,
+    /// The same allocation in every ring of the plan, and in every plan
+    /// [`PlanShares`] saw with the same gates.
+    pub gates: Shared<PromotionGates>,
     /// A CAB condition that holds the rollout after this ring until a human
     /// resumes (its description).
-    pub cab_hold: Option<String>,
+    /// (Boxed text: set on few rings, and 50,000 planned rings held room
+    /// for it, issue 17.)
+    pub cab_hold: Option<Box<str>>,
+}
+
+/// A part of a plan that every run planned under the same config repeats
+/// (its rings' gates, the change freezes), held once and shared: 10,000 runs
+/// held 50,000 copies of their gates and 10,000 of the freezes (issue 17).
+/// Serialized and deserialized as the value itself, so the stored plan is
+/// the same; read through `Deref`.
+#[derive(Debug, PartialEq)]
+pub struct Shared<T>(Arc<T>);
+
+impl<T> Clone for Shared<T> {
+    fn clone(&self) -> Shared<T> {
+        Shared(Arc::clone(&self.0))
+    }
+}
+
+impl<T> Shared<T> {
+    pub fn new(value: T) -> Shared<T> {
+        Shared(Arc::new(value))
+    }
+
+    /// Whether both are the one allocation.
+    pub fn ptr_eq(&self, other: &Shared<T>) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl<T> Deref for Shared<T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+impl<T: Serialize> Serialize for Shared<T> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        T::serialize(&self.0, serializer)
+    }
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Shared<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        T::deserialize(deserializer).map(Shared::new)
+    }
+}
+
+/// The gates and freezes the plans of one pass share ([`Shared`]). A value
+/// is shared only with one that is the same bit for bit (a float compared by
+/// its bits: `-0.0` and `0.0` serialize differently), so every plan
+/// serializes exactly as it would on its own.
+#[derive(Debug, Default)]
+pub struct PlanShares {
+    gates: Vec<Shared<PromotionGates>>,
+    change_freezes: Vec<Shared<Vec<ChangeFreeze>>>,
+}
+
+/// Distinct values kept of each (the usual tenant has a handful; intents
+/// with gate overrides of their own still share within their plan).
+const SHARES_KEPT: usize = 32;
+
+fn same_gates(a: &PromotionGates, b: &PromotionGates) -> bool {
+    let PromotionGates {
+        success_rate_threshold,
+        time_to_compliance_hours,
+        max_incidents,
+        min_reporting_devices,
+        min_reporting_fraction,
+        on_incident,
+    } = a;
+    success_rate_threshold.to_bits() == b.success_rate_threshold.to_bits()
+        && time_to_compliance_hours.to_bits() == b.time_to_compliance_hours.to_bits()
+        && *max_incidents == b.max_incidents
+        && *min_reporting_devices == b.min_reporting_devices
+        && min_reporting_fraction.to_bits() == b.min_reporting_fraction.to_bits()
+        && *on_incident == b.on_incident
+}
+
+fn same_freezes(a: &[ChangeFreeze], b: &[ChangeFreeze]) -> bool {
+    a.len() == b.len()
+        && a.iter().zip(b).all(|(a, b)| {
+            let ChangeFreeze {
+                name,
+                cron,
+                duration_hours,
+                timezone,
+            } = a;
+            *name == b.name
+                && *cron == b.cron
+                && duration_hours.to_bits() == b.duration_hours.to_bits()
+                && *timezone == b.timezone
+        })
+}
+
+/// The kept value `same` as `value`, else `value`, kept if there is room.
+fn share<T>(
+    kept: &mut Vec<Shared<T>>,
+    value: Shared<T>,
+    same: impl Fn(&T, &T) -> bool,
+) -> Shared<T> {
+    if let Some(known) = kept.iter().find(|known| same(known, &value)) {
+        return known.clone();
+    }
+    if kept.len() < SHARES_KEPT {
+        kept.push(value.clone());
+    }
+    value
+}
+
+impl PlanShares {
+    fn gates(&mut self, gates: PromotionGates) -> Shared<PromotionGates> {
+        share(&mut self.gates, Shared::new(gates), same_gates)
+    }
+
+    fn change_freezes(&mut self, freezes: &[ChangeFreeze]) -> Shared<Vec<ChangeFreeze>> {
+        let found = self
+            .change_freezes
+            .iter()
+            .find(|known| same_freezes(known, freezes));
+        if let Some(known) = found {
+            return known.clone();
+        }
+        share(
+            &mut self.change_freezes,
+            Shared::new(freezes.to_vec()),
+            |a, b| same_freezes(a, b),
+        )
+    }
+
+    /// `plan` with its gates and freezes shared (a plan read back from the
+    /// store holds its own copies): the same plan, held once.
+    pub fn share(&mut self, plan: &mut RolloutPlan) {
+        plan.change_freezes = share(
+            &mut self.change_freezes,
+            plan.change_freezes.clone(),
+            |a, b| same_freezes(a, b),
+        );
+        for planned in &mut plan.rings {
+            planned.gates = share(&mut self.gates, planned.gates.clone(), same_gates);
+        }
+    }
 }
 
 /// Everything a run needs to roll an intent out.
@@ -73,8 +220,9 @@ pub struct RolloutPlan {
     pub cab_ring_index: Option<usize>,
     /// `None` means no plan: a failing gate halts and alerts.
     pub rollback: Option<RollbackPlan>,
-    /// The config's change freezes, already validated.
-    pub change_freezes: Vec<ChangeFreeze>,
+    /// The config's change freezes, already validated (shared by the plans
+    /// [`PlanShares`] saw with the same freezes).
+    pub change_freezes: Shared<Vec<ChangeFreeze>>,
     /// The intent's `target_scope.site_class`, carried to its ring events
     /// (time to compliance is reported per site class).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -88,6 +236,17 @@ impl RolloutPlan {
         intent: &DeploymentIntent,
         config: &Config,
         conditions: &[ApprovalCondition],
+    ) -> Result<RolloutPlan, PlanError> {
+        Self::resolve_sharing(intent, config, conditions, &mut PlanShares::default())
+    }
+
+    /// [`resolve`](Self::resolve), sharing the gates and freezes with the
+    /// other plans of `shares`.
+    pub fn resolve_sharing(
+        intent: &DeploymentIntent,
+        config: &Config,
+        conditions: &[ApprovalCondition],
+        shares: &mut PlanShares,
     ) -> Result<RolloutPlan, PlanError> {
         let intent_id = &intent.intent_id;
         if intent.target_scope.rings.is_empty() {
@@ -120,7 +279,7 @@ impl RolloutPlan {
             }
         }
         ordered.sort_by_key(|(index, _)| *index);
-        let gates = intent.promotion_gates.apply(&config.gates);
+        let gates = shares.gates(intent.promotion_gates.apply(&config.gates));
         // Exactly as many as planned: every run keeps its plan (a `Vec`
         // grown by pushes held room for 8 of the usual 5 rings, issue 17).
         let mut rings = Vec::with_capacity(ordered.len());
@@ -155,7 +314,7 @@ impl RolloutPlan {
             rings,
             cab_ring_index,
             rollback: intent.rollback_plan.clone(),
-            change_freezes: config.change_freezes.clone(),
+            change_freezes: shares.change_freezes(&config.change_freezes),
             site_class: intent.target_scope.site_class.clone(),
         };
         plan.apply_conditions(conditions);
@@ -181,7 +340,7 @@ impl RolloutPlan {
                 Some(hours) if hours.is_finite() => {
                     planned.soak_hours = planned.soak_hours.max(hours);
                 }
-                _ => planned.cab_hold = Some(condition.description.clone()),
+                _ => planned.cab_hold = Some(condition.description.as_str().into()),
             }
         }
     }
@@ -261,6 +420,45 @@ mod tests {
             error,
             PlanError::Freeze(FreezeError::UnknownTimezone { .. })
         ));
+    }
+
+    /// Plans of one pass share their gates and freezes (issue 17) and
+    /// serialize as plans resolved alone; only bit-for-bit equal values
+    /// are shared.
+    #[test]
+    fn plans_share_what_they_repeat_and_serialize_as_before() {
+        let config = config();
+        let rings = ["ring-0-lab", "ring-1-canary", "ring-2-pilot"];
+        let mut shares = PlanShares::default();
+        let first = RolloutPlan::resolve_sharing(&intent(&rings), &config, &[], &mut shares);
+        let second = RolloutPlan::resolve_sharing(&intent(&rings), &config, &[], &mut shares);
+        let (first, second) = (first.unwrap(), second.unwrap());
+        let alone = RolloutPlan::resolve(&intent(&rings), &config, &[]).unwrap();
+        assert!(first.rings[0].gates.ptr_eq(&first.rings[2].gates));
+        assert!(first.rings[0].gates.ptr_eq(&second.rings[1].gates));
+        assert!(first.change_freezes.ptr_eq(&second.change_freezes));
+        assert!(!alone.change_freezes.ptr_eq(&first.change_freezes));
+        let text = serde_json::to_string(&alone).unwrap();
+        assert_eq!(serde_json::to_string(&first).unwrap(), text);
+        assert_eq!(serde_json::to_string(&second).unwrap(), text);
+        // Read back, it holds its own copies until shared again.
+        let mut read: RolloutPlan = serde_json::from_str(&text).unwrap();
+        assert_eq!(read, first);
+        assert!(!read.rings[0].gates.ptr_eq(&read.rings[1].gates));
+        shares.share(&mut read);
+        assert!(read.rings[0].gates.ptr_eq(&first.rings[0].gates));
+        assert!(read.change_freezes.ptr_eq(&first.change_freezes));
+        assert_eq!(serde_json::to_string(&read).unwrap(), text);
+        // Equal as numbers, not as text: not shared.
+        let mut negative = intent(&rings);
+        negative.promotion_gates.min_reporting_fraction = Some(-0.0);
+        let mut positive = intent(&rings);
+        positive.promotion_gates.min_reporting_fraction = Some(0.0);
+        let negative = RolloutPlan::resolve_sharing(&negative, &config, &[], &mut shares).unwrap();
+        let positive = RolloutPlan::resolve_sharing(&positive, &config, &[], &mut shares).unwrap();
+        assert!(!negative.rings[0].gates.ptr_eq(&positive.rings[0].gates));
+        assert!(serde_json::to_string(&negative).unwrap().contains("-0.0"));
+        assert!(!serde_json::to_string(&positive).unwrap().contains("-0.0"));
     }
 
     #[test]

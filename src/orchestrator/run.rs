@@ -255,6 +255,11 @@ impl CompactJson {
         serde_json::from_str(&self.0).unwrap_or(Value::Null)
     }
 
+    /// The compact text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
     /// Whether this is the compact text of `value`.
     pub fn holds(&self, value: &Value) -> bool {
         *self == CompactJson::of(value)
