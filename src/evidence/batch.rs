@@ -12,12 +12,19 @@
 //! `Evidence-Sequence` and `Evidence-Sha256` trailers name the last record,
 //! so the tip of the branch reads the same in both layouts.
 //!
-//! Durability: the objects of a batch are built in memory (a libgit2
-//! mempack on a separate repository handle) and written as one pack file
-//! through the repository's pack writer; the pack and its index are fsynced
-//! (with `objects/pack/` and `objects/`) before the branch moves, and the
+//! Durability: the objects of a batch are written as one pack file through
+//! the repository's pack writer; the pack and its index are fsynced (with
+//! `objects/pack/` and `objects/`) before the branch moves, and the
 //! reference after. One fsync'd file per batch instead of three loose files
 //! per record is where the speed comes from.
+//!
+//! Memory (issue 17): each record's content is held once. As each record is
+//! signed its two blobs are hashed (never stored in an object database) and
+//! compressed into the pack being built, and its bytes are dropped; the
+//! trees are made from the blob ids (only they and the commit go to a
+//! libgit2 mempack, on a separate repository handle), and the pack is
+//! streamed to the pack writer, its SHA-1 trailer computed as it goes. The
+//! pack is byte for byte the one the objects made in one buffer before.
 //!
 //! Reading: [`EvidenceBranch::records_in_commit`] answers for both layouts;
 //! the API's reader, the bundle export, the WORM copy and the replay onto a
@@ -34,9 +41,9 @@ use git2::{ObjectType, Oid, Repository, Signature, Time, Tree};
 use super::branch::{AppendContext, AppendedRecord, ChainTip, EvidenceBranch};
 use super::keys::{SigningKey, sync_directory};
 use super::pack::{
-    BATCH_FIRST_TRAILER, ChainPosition, EventChainAnchor, EvidencePack, EvidencePackInput,
+    BATCH_FIRST_TRAILER, ChainPosition, EventChainAnchor, EvidencePack, EvidencePackInput, Kept,
     MAX_RECORDS_PER_COMMIT, PreparedRecord, batch_commit_message, claimed_record_count, pack_path,
-    prepare_anchored_records, trailer_value,
+    prepare_anchored_records_each, trailer_value,
 };
 use super::tree_diff::{AddedFile, TreeCache};
 use super::{EvidenceError, Result, git_context, io_context, sha256_hex};
@@ -210,6 +217,12 @@ impl EvidenceBranch {
 
     /// Writes (durably) the batch commit of `inputs` on top of the record
     /// commit `parent_id`, without moving any reference.
+    ///
+    /// Each record's content is held once (issue 17): as each record is
+    /// signed, its two blobs are hashed and compressed into the pack being
+    /// built, and its bytes dropped; the trees are written from the blob ids
+    /// alone ([`Self::tree_of_new_files`]), and the pack is streamed into the
+    /// repository's pack writer from the compressed entries.
     pub(super) fn write_batch_commit(
         &self,
         parent_id: Option<Oid>,
@@ -227,19 +240,57 @@ impl EvidenceBranch {
             }
             None => ChainPosition::genesis(),
         };
-        let prepared = prepare_anchored_records(inputs, &position, event_chain, signer)?;
-        let (Some(first), Some(last)) = (prepared.first(), prepared.last()) else {
+        let inputs = inputs.into_iter();
+        let mut records: Vec<AppendedRecord> = Vec::with_capacity(inputs.size_hint().0);
+        let mut blobs: Vec<(Oid, Oid)> = Vec::with_capacity(inputs.size_hint().0);
+        let mut pack = PackSpool::new();
+        let mut last_created_at = None;
+        prepare_anchored_records_each(
+            inputs,
+            &position,
+            event_chain,
+            signer,
+            Kept::BytesOnly,
+            |record: PreparedRecord| {
+                let hash = |data: &[u8]| {
+                    Oid::hash_object(ObjectType::Blob, data)
+                        .map_err(git_context("cannot hash a blob"))
+                };
+                let pack_blob = hash(&record.pack_bytes)?;
+                let signature_blob = hash(record.signature.as_bytes())?;
+                pack.push(ObjectType::Blob, &record.pack_bytes)?;
+                pack.push(ObjectType::Blob, record.signature.as_bytes())?;
+                blobs.push((pack_blob, signature_blob));
+                last_created_at = Some(record.pack.created_at);
+                records.push(AppendedRecord {
+                    sequence: record.pack.sequence,
+                    pack_id: record.pack.pack_id,
+                    record_type: record.pack.record_type,
+                    intent_id: record.pack.intent_id,
+                    pack_sha256: record.pack_sha256,
+                    previous_pack_sha256: record.pack.previous_pack_sha256,
+                    pack_path: record.pack_path,
+                    signature_path: record.signature_path,
+                    commit: String::new(),
+                });
+                Ok(())
+            },
+        )?;
+        let (Some(first), Some(last), Some(last_created_at)) =
+            (records.first(), records.last(), last_created_at)
+        else {
             return Ok(Vec::new());
         };
         let message = batch_commit_message(
-            first.pack.sequence,
-            last.pack.sequence,
+            first.sequence,
+            last.sequence,
             &last.pack_path,
             &last.pack_sha256,
         );
-        let time = Time::new(last.pack.created_at.timestamp(), 0);
+        let time = Time::new(last_created_at.timestamp(), 0);
 
-        // A handle of its own whose writes all go to memory.
+        // A handle of its own whose writes (the trees and the commit) all go
+        // to memory.
         let scratch = Repository::open(self.repository.path()).map_err(git_context(format!(
             "cannot open repository {}",
             self.repository_path.display()
@@ -250,17 +301,6 @@ impl EvidenceBranch {
         let _mempack = odb
             .add_new_mempack_backend(1000)
             .map_err(git_context("cannot start an in-memory object store"))?;
-        let mut files = Vec::with_capacity(prepared.len() * 2);
-        for record in &prepared {
-            let pack_blob = odb
-                .write(ObjectType::Blob, &record.pack_bytes)
-                .map_err(git_context("cannot write a pack blob"))?;
-            let signature_blob = odb
-                .write(ObjectType::Blob, record.signature.as_bytes())
-                .map_err(git_context("cannot write a signature blob"))?;
-            files.push((record.pack_path.as_str(), pack_blob));
-            files.push((record.signature_path.as_str(), signature_blob));
-        }
         let parent = parent_id
             .map(|id| scratch.find_commit(id))
             .transpose()
@@ -270,17 +310,32 @@ impl EvidenceBranch {
             .map(|commit| commit.tree())
             .transpose()
             .map_err(git_context("cannot read the branch tip's tree"))?;
-        let entries: Vec<(Vec<&str>, Oid)> = files
+        let entries: Vec<(Vec<&str>, Oid)> = records
             .iter()
-            .map(|(path, blob)| (path.split('/').collect(), *blob))
+            .zip(&blobs)
+            .flat_map(|(record, (pack_blob, signature_blob))| {
+                [
+                    (record.pack_path.split('/').collect(), *pack_blob),
+                    (record.signature_path.split('/').collect(), *signature_blob),
+                ]
+            })
             .collect();
+        drop(blobs);
         let references: Vec<(&[&str], Oid)> = entries
             .iter()
             .map(|(components, blob)| (components.as_slice(), *blob))
             .collect();
         let mut trees = Vec::new();
-        let tree_id =
-            self.tree_with_many_files(&scratch, base_tree.as_ref(), &references, "", &mut trees)?;
+        let tree_id = self.tree_of_new_files(
+            &scratch,
+            &odb,
+            base_tree.as_ref(),
+            &references,
+            "",
+            &mut trees,
+        )?;
+        drop(references);
+        drop(entries);
         let tree = scratch
             .find_tree(tree_id)
             .map_err(git_context("cannot read the new tree"))?;
@@ -294,52 +349,111 @@ impl EvidenceBranch {
         drop(base_tree);
         drop(parent);
 
-        // The pack: every blob, the new trees and the commit, undeltified
-        // (a delta search over thousands of small blobs costs more than the
-        // bytes it saves).
-        let mut objects: Vec<(ObjectType, &[u8])> = Vec::with_capacity(files.len() + 1);
-        for record in &prepared {
-            objects.push((ObjectType::Blob, &record.pack_bytes));
-            objects.push((ObjectType::Blob, record.signature.as_bytes()));
-        }
+        // The pack: every blob (already in `pack`), the new trees in the
+        // order of their ids, then the commit; undeltified (a delta search
+        // over thousands of small blobs costs more than the bytes it saves).
         trees.sort();
         trees.dedup();
-        let mut raw_objects = Vec::with_capacity(trees.len() + 1);
         for id in trees.iter().chain(std::iter::once(&commit_id)) {
             let object = odb
                 .read(*id)
                 .map_err(git_context(format!("cannot read back object {id}")))?;
-            raw_objects.push((object.kind(), object.data().to_vec()));
+            pack.push(object.kind(), object.data())?;
         }
-        objects.extend(
-            raw_objects
-                .iter()
-                .map(|(kind, data)| (*kind, data.as_slice())),
-        );
-        let pack = encode_pack(&objects)?;
         drop(odb);
         drop(scratch);
-        self.write_pack_durably(&pack)?;
+        self.write_pack_durably(pack)?;
 
         let commit = commit_id.to_string();
-        Ok(prepared
-            .into_iter()
-            .map(|record: PreparedRecord| AppendedRecord {
-                sequence: record.pack.sequence,
-                pack_id: record.pack.pack_id,
-                record_type: record.pack.record_type,
-                intent_id: record.pack.intent_id,
-                pack_sha256: record.pack_sha256,
-                previous_pack_sha256: record.pack.previous_pack_sha256,
-                pack_path: record.pack_path,
-                signature_path: record.signature_path,
-                commit: commit.clone(),
-            })
-            .collect())
+        for record in &mut records {
+            record.commit.clone_from(&commit);
+        }
+        Ok(records)
+    }
+
+    /// [`Self::tree_with_many_files`] for files whose blobs need not exist
+    /// in `repository` (they are hashed, not written: issue 17): builds
+    /// `base` plus `files`, creating directories as needed and refusing to
+    /// replace anything that exists, writes each new tree through `odb` and
+    /// names it in `written_trees`. The trees are the ones libgit2's tree
+    /// builder writes (git's entry order and `%o` modes; see the test that
+    /// compares both).
+    pub(super) fn tree_of_new_files(
+        &self,
+        repository: &Repository,
+        odb: &git2::Odb<'_>,
+        base: Option<&Tree<'_>>,
+        files: &[(&[&str], Oid)],
+        prefix: &str,
+        written_trees: &mut Vec<Oid>,
+    ) -> Result<Oid> {
+        let conflict = |name: &str| EvidenceError::CorruptTip {
+            branch: self.branch_name.clone(),
+            commit: String::new(),
+            reason: format!(
+                "{prefix}{name} already exists on the branch; records are never replaced"
+            ),
+        };
+        // Name → (mode, id), as the tree builder holds them.
+        let mut entries: BTreeMap<Vec<u8>, (u32, Oid)> = BTreeMap::new();
+        if let Some(base) = base {
+            for entry in base.iter() {
+                let mode = u32::try_from(entry.filemode_raw()).unwrap_or(0) & 0xffff;
+                entries.insert(entry.name_bytes().to_vec(), (mode, entry.id()));
+            }
+        }
+        let mut directories: BTreeMap<&str, Vec<(&[&str], Oid)>> = BTreeMap::new();
+        for (components, blob) in files {
+            match components {
+                [] => {}
+                [name] => {
+                    if entries.contains_key(name.as_bytes()) {
+                        return Err(conflict(name));
+                    }
+                    check_entry_name(name, prefix)?;
+                    entries.insert(name.as_bytes().to_vec(), (0o100644, *blob));
+                }
+                [directory, deeper @ ..] => {
+                    directories
+                        .entry(directory)
+                        .or_default()
+                        .push((deeper, *blob));
+                }
+            }
+        }
+        for (directory, deeper) in directories {
+            let existing = match base.and_then(|tree| tree.get_name(directory)) {
+                Some(entry) if entry.kind() == Some(ObjectType::Tree) => Some(
+                    repository
+                        .find_tree(entry.id())
+                        .map_err(git_context(format!("cannot read {prefix}{directory}")))?,
+                ),
+                Some(_) => return Err(conflict(directory)),
+                None => None,
+            };
+            let subtree = self.tree_of_new_files(
+                repository,
+                odb,
+                existing.as_ref(),
+                &deeper,
+                &format!("{prefix}{directory}/"),
+                written_trees,
+            )?;
+            check_entry_name(directory, prefix)?;
+            entries.insert(directory.as_bytes().to_vec(), (0o040000, subtree));
+        }
+        let tree_id = odb
+            .write(ObjectType::Tree, &tree_content(entries))
+            .map_err(git_context("cannot write a tree"))?;
+        written_trees.push(tree_id);
+        Ok(tree_id)
     }
 
     /// Builds `base` plus `files` (paths split into components), creating
-    /// directories as needed and refusing to replace anything that exists.
+    /// directories as needed and refusing to replace anything that exists,
+    /// with libgit2's tree builder (so every blob must exist in
+    /// `repository`). The reference [`Self::tree_of_new_files`] is held to.
+    #[cfg(test)]
     pub(super) fn tree_with_many_files(
         &self,
         repository: &Repository,
@@ -410,9 +524,15 @@ impl EvidenceBranch {
         Ok(tree_id)
     }
 
-    /// Indexes `pack` into the repository's `objects/pack/` and fsyncs the
-    /// pack, its index and the directories holding them.
-    fn write_pack_durably(&self, pack: &[u8]) -> Result<()> {
+    /// Streams `pack` into the repository's `objects/pack/` (indexed as it
+    /// goes) and fsyncs the pack, its index and the directories holding
+    /// them.
+    fn write_pack_durably(&self, pack: PackSpool) -> Result<()> {
+        if u32::try_from(pack.objects).is_err() {
+            return Err(EvidenceError::InvalidInput {
+                reason: "too many objects for one pack".to_string(),
+            });
+        }
         let odb = self
             .repository
             .odb()
@@ -420,10 +540,12 @@ impl EvidenceBranch {
         let mut writer = odb
             .packwriter()
             .map_err(git_context("cannot start writing a pack"))?;
-        writer.write_all(pack).map_err(|error| EvidenceError::Io {
-            path: self.repository.path().join("objects/pack"),
-            source: error,
-        })?;
+        let checksum = pack
+            .write_to(&mut writer)
+            .map_err(|error| EvidenceError::Io {
+                path: self.repository.path().join("objects/pack"),
+                source: error,
+            })?;
         writer
             .commit()
             .map_err(git_context("cannot index the batch's pack"))?;
@@ -431,17 +553,12 @@ impl EvidenceBranch {
         let objects = self.repository.commondir().join("objects");
         let pack_directory = objects.join("pack");
         // libgit2 names a pack after its trailing checksum.
-        let name = pack
-            .len()
-            .checked_sub(20)
-            .map(|start| format!("pack-{}", hex::encode(&pack[start..])));
+        let name = format!("pack-{}", hex::encode(checksum));
         let mut synced = 0;
-        if let Some(name) = &name {
-            for extension in ["pack", "idx", "rev"] {
-                let path = pack_directory.join(format!("{name}.{extension}"));
-                if sync_file_if_present(&path)? {
-                    synced += 1;
-                }
+        for extension in ["pack", "idx", "rev"] {
+            let path = pack_directory.join(format!("{name}.{extension}"));
+            if sync_file_if_present(&path)? {
+                synced += 1;
             }
         }
         if synced < 2 {
@@ -574,17 +691,163 @@ impl EvidenceBranch {
     }
 }
 
-/// A version 2 pack file of `objects`, each stored whole (no deltas),
-/// zlib-compressed at the fastest level, with its SHA-1 trailer.
-fn encode_pack(objects: &[(ObjectType, &[u8])]) -> Result<Vec<u8>> {
+/// A version 2 pack file being built: its objects, each stored whole (no
+/// deltas), zlib-compressed at the fastest level, in the order pushed. The
+/// header (which counts the objects) and the SHA-1 trailer are added as it
+/// is written out ([`Self::write_to`]); until then it holds only the
+/// compressed entries, in chunks of [`PackSpool::CHUNK`] bytes.
+pub(super) struct PackSpool {
+    chunks: Vec<Vec<u8>>,
+    objects: usize,
+    encoder: flate2::write::ZlibEncoder<Vec<u8>>,
+    /// The compressed bytes of the last object (kept for its capacity).
+    spare: Vec<u8>,
+}
+
+impl PackSpool {
+    const CHUNK: usize = 64 * 1024;
+
+    pub(super) fn new() -> Self {
+        Self {
+            chunks: Vec::new(),
+            objects: 0,
+            encoder: flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::fast()),
+            spare: Vec::new(),
+        }
+    }
+
+    /// Appends one object of `kind` with content `data`.
+    pub(super) fn push(&mut self, kind: ObjectType, data: &[u8]) -> Result<()> {
+        let invalid = |reason: String| EvidenceError::InvalidInput { reason };
+        let type_code: u8 = match kind {
+            ObjectType::Commit => 1,
+            ObjectType::Tree => 2,
+            ObjectType::Blob => 3,
+            ObjectType::Tag => 4,
+            other => return Err(invalid(format!("cannot pack a {other:?}"))),
+        };
+        let mut header = [0u8; 16];
+        let mut length = 0;
+        let mut size = data.len();
+        let mut byte = (type_code << 4) | (size & 0x0f) as u8;
+        size >>= 4;
+        while size > 0 {
+            header[length] = byte | 0x80;
+            length += 1;
+            byte = (size & 0x7f) as u8;
+            size >>= 7;
+        }
+        header[length] = byte;
+        self.extend(&header[..=length]);
+        self.encoder
+            .write_all(data)
+            .map_err(|error| invalid(format!("cannot compress an object: {error}")))?;
+        // Finishes this object's stream and starts the next one afresh.
+        let compressed = self
+            .encoder
+            .reset(std::mem::take(&mut self.spare))
+            .map_err(|error| invalid(format!("cannot compress an object: {error}")))?;
+        self.extend(&compressed);
+        self.spare = compressed;
+        self.spare.clear();
+        self.objects += 1;
+        Ok(())
+    }
+
+    fn extend(&mut self, mut bytes: &[u8]) {
+        while !bytes.is_empty() {
+            match self.chunks.last_mut() {
+                Some(chunk) if chunk.len() < Self::CHUNK => {
+                    let take = bytes.len().min(Self::CHUNK - chunk.len());
+                    chunk.extend_from_slice(&bytes[..take]);
+                    bytes = &bytes[take..];
+                }
+                _ => self.chunks.push(Vec::with_capacity(Self::CHUNK)),
+            }
+        }
+    }
+
+    /// Writes the whole pack file (header, objects, trailer) to `out`,
+    /// dropping each chunk once written; the trailer (the SHA-1 of all
+    /// that precedes it, which names the pack).
+    pub(super) fn write_to(self, out: &mut impl Write) -> std::io::Result<[u8; 20]> {
+        use sha1::{Digest, Sha1};
+        let count = u32::try_from(self.objects).map_err(|_| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "too many objects for one pack",
+            )
+        })?;
+        let mut checksum = Sha1::new();
+        let mut header = Vec::with_capacity(12);
+        header.extend_from_slice(b"PACK");
+        header.extend_from_slice(&2u32.to_be_bytes());
+        header.extend_from_slice(&count.to_be_bytes());
+        checksum.update(&header);
+        out.write_all(&header)?;
+        for chunk in self.chunks {
+            checksum.update(&chunk);
+            out.write_all(&chunk)?;
+        }
+        let trailer: [u8; 20] = checksum.finalize().into();
+        out.write_all(&trailer)?;
+        Ok(trailer)
+    }
+}
+
+/// The content of a tree object of `entries` (name → mode and id), as
+/// libgit2's tree builder writes it: entries in git's order (a tree's name
+/// compared as if it ended in `/`), each `<mode in octal> <name>\0<id>`.
+fn tree_content(entries: BTreeMap<Vec<u8>, (u32, Oid)>) -> Vec<u8> {
+    let mut sorted: Vec<(Vec<u8>, u32, Oid)> = entries
+        .into_iter()
+        .map(|(mut name, (mode, id))| {
+            if mode & 0o170000 == 0o040000 {
+                name.push(b'/');
+            }
+            (name, mode, id)
+        })
+        .collect();
+    sorted.sort_by(|left, right| left.0.cmp(&right.0));
+    let mut content = Vec::with_capacity(sorted.len() * 72);
+    for (mut name, mode, id) in sorted {
+        if mode & 0o170000 == 0o040000 {
+            name.pop();
+        }
+        content.extend_from_slice(format!("{mode:o} ").as_bytes());
+        content.extend_from_slice(&name);
+        content.push(0);
+        content.extend_from_slice(id.as_bytes());
+    }
+    content
+}
+
+/// Refuses, as libgit2's tree builder does, a name no tree entry may have.
+fn check_entry_name(name: &str, prefix: &str) -> Result<()> {
+    let invalid = name.is_empty()
+        || name == "."
+        || name == ".."
+        || name.eq_ignore_ascii_case(".git")
+        || name.contains(['/', '\0']);
+    if invalid {
+        return Err(EvidenceError::InvalidInput {
+            reason: format!("cannot add {prefix}{name}: invalid name for a tree entry"),
+        });
+    }
+    Ok(())
+}
+
+/// The pack file `encode_pack` made in one buffer before packs were
+/// streamed: the reference [`PackSpool`] is held to.
+#[cfg(test)]
+pub(super) fn encode_pack(objects: &[(ObjectType, &[u8])]) -> Result<Vec<u8>> {
     use flate2::Compression;
     use flate2::write::ZlibEncoder;
     use sha1::{Digest, Sha1};
     let invalid = |reason: String| EvidenceError::InvalidInput { reason };
     let count = u32::try_from(objects.len())
         .map_err(|_| invalid("too many objects for one pack".to_string()))?;
-    let total: usize = objects.iter().map(|(_, data)| data.len()).sum();
-    let mut pack = Vec::with_capacity(total / 2 + 64);
+    let mut pack = Vec::new();
     pack.extend_from_slice(b"PACK");
     pack.extend_from_slice(&2u32.to_be_bytes());
     pack.extend_from_slice(&count.to_be_bytes());

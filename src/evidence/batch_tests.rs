@@ -474,3 +474,248 @@ fn a_batch_read_from_a_lazy_iterator_commits_what_a_vector_would() {
         assert_eq!(from_vector.sequence, lazy.sequence);
     }
 }
+
+/// The pack a batch streams is the one its objects made in one buffer
+/// (`encode_pack`, how batches were written before): every object, however
+/// large or empty, compressed alike, the same header and the same trailer.
+#[test]
+fn a_streamed_pack_is_the_pack_made_in_one_buffer() {
+    use super::batch::{PackSpool, encode_pack};
+    use git2::ObjectType;
+    // Bytes that compress badly, so entries cross the spool's chunks.
+    let mut state = 0x2545_f491_4f6c_dd1d_u64;
+    let noise: Vec<u8> = (0..300_000)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state as u8
+        })
+        .collect();
+    let text = "ringmaster evidence ".repeat(5_000);
+    let objects: Vec<(ObjectType, &[u8])> = vec![
+        (ObjectType::Blob, b""),
+        (ObjectType::Blob, b"x"),
+        (ObjectType::Blob, &noise),
+        (ObjectType::Blob, text.as_bytes()),
+        (ObjectType::Blob, &noise[..15]),
+        (ObjectType::Blob, &noise[..16]),
+        (ObjectType::Blob, &noise[..2048]),
+        (ObjectType::Tree, &noise[..70_000]),
+        (ObjectType::Commit, b"tree 0\n\nmessage\n"),
+    ];
+    for count in [1, 2, objects.len()] {
+        let mut spool = PackSpool::new();
+        for (kind, data) in &objects[..count] {
+            spool.push(*kind, data).unwrap();
+        }
+        let mut streamed = Vec::new();
+        let trailer = spool.write_to(&mut streamed).unwrap();
+        let whole = encode_pack(&objects[..count]).unwrap();
+        assert_eq!(streamed, whole, "{count} objects");
+        assert_eq!(&trailer[..], &whole[whole.len() - 20..]);
+    }
+}
+
+/// The trees written from hashed blob ids alone are the trees libgit2's
+/// tree builder writes from blobs in the repository, names that sort
+/// differently as files and as directories included; and a file that would
+/// replace anything is refused with the same error.
+#[test]
+fn trees_of_hashed_blobs_are_the_trees_the_tree_builder_writes() {
+    use git2::{ObjectType, Repository};
+    let directory = governed_repository();
+    let branch = EvidenceBranch::open(directory.path(), "evidence").unwrap();
+    let repository = &branch.repository;
+    let split = |files: &[(&'static str, Oid)]| -> Vec<(Vec<&'static str>, Oid)> {
+        files
+            .iter()
+            .map(|(path, blob)| (path.split('/').collect(), *blob))
+            .collect()
+    };
+    fn references<'a>(split: &'a [(Vec<&'static str>, Oid)]) -> Vec<(&'a [&'static str], Oid)> {
+        split
+            .iter()
+            .map(|(components, blob)| (components.as_slice(), *blob))
+            .collect()
+    }
+    let base_files: Vec<(&str, Oid)> = ["a.b", "a/x", "a-", "a0", "b/c/d", "z", "packs/2026/x"]
+        .into_iter()
+        .map(|path| (path, repository.blob(path.as_bytes()).unwrap()))
+        .collect();
+    let base_split = split(&base_files);
+    let base_id = branch
+        .tree_with_many_files(
+            repository,
+            None,
+            &references(&base_split),
+            "",
+            &mut Vec::new(),
+        )
+        .unwrap();
+    let base = repository.find_tree(base_id).unwrap();
+
+    let new_paths = [
+        "a/y",
+        "a.c",
+        "a/b",
+        "ab/c",
+        "a/x.json",
+        "a/x.json.minisig",
+        "b/c/e",
+        "b.d/f",
+        "b/c.d",
+        "c",
+        "packs/2026/11/000000xx/00000001-a.json",
+        "packs/2026/11/000000xx/00000001-a.json.minisig",
+        "packs/2026/12/000001xx/00000100-b.json",
+    ];
+    let content = |path: &str| format!("new {path}");
+    let hashed: Vec<(&str, Oid)> = new_paths
+        .iter()
+        .map(|path| {
+            let id = Oid::hash_object(ObjectType::Blob, content(path).as_bytes()).unwrap();
+            assert!(!repository.odb().unwrap().exists(id), "not written yet");
+            (*path, id)
+        })
+        .collect();
+    let hashed_split = split(&hashed);
+    // Written the way a batch writes them: trees to memory, blobs nowhere.
+    let scratch = Repository::open(repository.path()).unwrap();
+    let odb = scratch.odb().unwrap();
+    let _mempack = odb.add_new_mempack_backend(1000).unwrap();
+    let scratch_base = scratch.find_tree(base_id).unwrap();
+    let mut ours = Vec::new();
+    let our_root = branch
+        .tree_of_new_files(
+            &scratch,
+            &odb,
+            Some(&scratch_base),
+            &references(&hashed_split),
+            "",
+            &mut ours,
+        )
+        .unwrap();
+
+    for path in new_paths {
+        repository.blob(content(path).as_bytes()).unwrap();
+    }
+    let mut theirs = Vec::new();
+    let their_root = branch
+        .tree_with_many_files(
+            repository,
+            Some(&base),
+            &references(&hashed_split),
+            "",
+            &mut theirs,
+        )
+        .unwrap();
+    assert_eq!(our_root, their_root);
+    assert_eq!(ours, theirs, "the same trees, written in the same order");
+
+    for conflicting in ["z", "a/x", "b/c", "z/q", "packs/2026"] {
+        let files = split(&[(conflicting, hashed[0].1)]);
+        let ours = branch
+            .tree_of_new_files(
+                &scratch,
+                &odb,
+                Some(&scratch_base),
+                &references(&files),
+                "",
+                &mut Vec::new(),
+            )
+            .unwrap_err();
+        let theirs = branch
+            .tree_with_many_files(
+                repository,
+                Some(&base),
+                &references(&files),
+                "",
+                &mut Vec::new(),
+            )
+            .unwrap_err();
+        assert_eq!(ours.to_string(), theirs.to_string(), "{conflicting}");
+        assert!(ours.to_string().contains("already exists"), "{ours}");
+    }
+}
+
+/// The pack a batch commit is stored in is byte for byte the pack of its
+/// objects made in one buffer, in the order batches have always used: each
+/// record's pack and signature blobs in sequence order, the new trees in
+/// the order of their ids, the commit last (so the pack has the name it
+/// always had); and its tree is the tree libgit2's builder makes.
+#[test]
+fn a_batch_is_stored_in_the_pack_its_objects_always_made() {
+    use super::batch::encode_pack;
+    use git2::ObjectType;
+    let signer = SigningKey::generate_ephemeral().unwrap();
+    let directory = governed_repository();
+    let branch = EvidenceBranch::open(directory.path(), "evidence").unwrap();
+    let context = AppendContext::default();
+    let genesis = branch
+        .append_batch(vec![input(1), input(2)], &signer, &context)
+        .unwrap();
+    branch.append(input(3), &signer, &context).unwrap();
+    // Spans two months and many buckets of 100.
+    let batch = branch
+        .append_batch((4..=153).map(input).collect(), &signer, &context)
+        .unwrap();
+    assert!(verify(directory.path(), &signer, 512).ok);
+    let repository = &branch.repository;
+    for records in [genesis, batch] {
+        let commit = repository
+            .find_commit(Oid::from_str(&records[0].commit).unwrap())
+            .unwrap();
+        let tree = commit.tree().unwrap();
+        let blob_at = |path: &str| tree.get_path(Path::new(path)).unwrap().id();
+        let mut blobs = Vec::new();
+        let mut files = Vec::new();
+        for record in &records {
+            for path in [&record.pack_path, &record.signature_path] {
+                blobs.push(repository.find_blob(blob_at(path)).unwrap());
+                files.push((path.split('/').collect::<Vec<_>>(), blob_at(path)));
+            }
+        }
+        let references: Vec<(&[&str], Oid)> = files
+            .iter()
+            .map(|(components, blob)| (components.as_slice(), *blob))
+            .collect();
+        let parent_tree = commit.parent(0).ok().map(|parent| parent.tree().unwrap());
+        let mut trees = Vec::new();
+        let tree_id = branch
+            .tree_with_many_files(
+                repository,
+                parent_tree.as_ref(),
+                &references,
+                "",
+                &mut trees,
+            )
+            .unwrap();
+        assert_eq!(tree_id, commit.tree_id());
+        trees.sort();
+        trees.dedup();
+        let odb = repository.odb().unwrap();
+        let raw: Vec<_> = trees
+            .iter()
+            .chain(std::iter::once(&commit.id()))
+            .map(|id| odb.read(*id).unwrap())
+            .collect();
+        let mut objects: Vec<(ObjectType, &[u8])> = blobs
+            .iter()
+            .map(|blob| (ObjectType::Blob, blob.content()))
+            .collect();
+        objects.extend(raw.iter().map(|object| (object.kind(), object.data())));
+        let expected = encode_pack(&objects).unwrap();
+        let name = hex::encode(&expected[expected.len() - 20..]);
+        let stored = std::fs::read(
+            repository
+                .path()
+                .join(format!("objects/pack/pack-{name}.pack")),
+        )
+        .unwrap();
+        assert!(
+            stored == expected,
+            "pack-{name}.pack is the pack made in one buffer"
+        );
+    }
+}

@@ -244,19 +244,82 @@ pub fn prepare_anchored_records(
     signer: &SigningKey,
 ) -> Result<Vec<PreparedRecord>> {
     let inputs = inputs.into_iter();
-    let mut unsigned = Vec::with_capacity(inputs.size_hint().0);
-    let mut next = position.clone();
-    for input in inputs {
-        let record = build_unsigned(input, &next, event_chain.clone(), Body::Dropped)?;
-        next = ChainPosition {
-            sequence: record.pack.sequence + 1,
-            previous_pack_sha256: record.pack_sha256.clone(),
-        };
-        unsigned.push(record);
-    }
+    let mut records = Vec::with_capacity(inputs.size_hint().0);
+    prepare_anchored_records_each(
+        inputs,
+        position,
+        event_chain,
+        signer,
+        Kept::Message,
+        |record| {
+            records.push(record);
+            Ok(())
+        },
+    )?;
+    Ok(records)
+}
+
+/// What a record prepared for a batch keeps besides its bytes, hash,
+/// signature and paths (`pack.body` is always `Null`).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kept {
+    /// Its `commit_message`, made with the body.
+    Message,
+    /// Nothing more: `commit_message` is empty (a batch commit has a
+    /// message of its own and never reads the records' messages).
+    BytesOnly,
+}
+
+/// [`prepare_anchored_records`] handing each record to `each`, in chain
+/// order, as soon as it is signed: at most a few dozen records per core
+/// (their bytes, never their bodies) are held at once, however long the
+/// batch (issue 17: a caller that writes each record away as it comes holds
+/// each record's bytes once). Stops at the first error, its own or `each`'s.
+pub(crate) fn prepare_anchored_records_each(
+    inputs: impl IntoIterator<Item = EvidencePackInput>,
+    position: &ChainPosition,
+    event_chain: Option<EventChainAnchor>,
+    signer: &SigningKey,
+    kept: Kept,
+    mut each: impl FnMut(PreparedRecord) -> Result<()>,
+) -> Result<()> {
     let workers = std::thread::available_parallelism()
         .map_or(1, usize::from)
         .clamp(1, 8);
+    let chunk_len = (SIGNED_PER_WORKER * workers).max(64);
+    let body = match kept {
+        Kept::Message => Body::Dropped,
+        Kept::BytesOnly => Body::DroppedWithoutMessage,
+    };
+    let mut next = position.clone();
+    let mut unsigned = Vec::new();
+    let mut inputs = inputs.into_iter().peekable();
+    while inputs.peek().is_some() {
+        for input in inputs.by_ref().take(chunk_len) {
+            let record = build_unsigned(input, &next, event_chain.clone(), body)?;
+            next = ChainPosition {
+                sequence: record.pack.sequence + 1,
+                previous_pack_sha256: record.pack_sha256.clone(),
+            };
+            unsigned.push(record);
+        }
+        for record in sign_all(std::mem::take(&mut unsigned), signer, workers)? {
+            each(record)?;
+        }
+    }
+    Ok(())
+}
+
+/// Records each worker signs per round of [`prepare_anchored_records_each`].
+const SIGNED_PER_WORKER: usize = 32;
+
+/// Signs `unsigned`, on up to `workers` threads when there are enough
+/// records to share; the records in their order.
+fn sign_all(
+    mut unsigned: Vec<UnsignedRecord>,
+    signer: &SigningKey,
+    workers: usize,
+) -> Result<Vec<PreparedRecord>> {
     if workers == 1 || unsigned.len() < 64 {
         return unsigned
             .into_iter()
@@ -312,6 +375,8 @@ struct UnsignedRecord {
 enum Body {
     Kept,
     Dropped,
+    /// Dropped, and no commit message made (`commit_message` is empty).
+    DroppedWithoutMessage,
 }
 
 fn build_unsigned(
@@ -371,8 +436,11 @@ fn build_unsigned(
     drop(value);
     let pack_sha256 = sha256_hex(&pack_bytes);
     let pack_path = pack_path(&pack);
-    let commit_message = commit_message(&pack, &pack_path, &pack_sha256);
-    if body == Body::Dropped {
+    let commit_message = match body {
+        Body::DroppedWithoutMessage => String::new(),
+        Body::Kept | Body::Dropped => commit_message(&pack, &pack_path, &pack_sha256),
+    };
+    if body != Body::Kept {
         pack.body = Value::Null;
     }
     Ok(UnsignedRecord {
