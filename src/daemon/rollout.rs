@@ -164,16 +164,23 @@ fn in_flight(run: &IntentRun) -> Option<Effect> {
 /// JSON an effect carries, held as its compact text while the effect waits
 /// in the pass's queue (issue 17: a round queues an effect per run, and the
 /// `details` of 10,000 `ring_started` events held as `Value` trees took
-/// about 700 bytes each, a map node with room for eleven members).
+/// about 700 bytes each, a map node with room for eleven members), and that
+/// text deflated against the first text of its kind ([`Packer`]): 10,000
+/// gate judgements or ring records are the same text but for a few ids and
+/// figures, and held as text they were still the largest thing in the
+/// queue at a pass's peak (11 MB at issue 17's scale).
 ///
 /// Text only when it gives the very value back: the value parsed from the
 /// text must serialize to the same text (serde_json's float parsing is best
 /// effort without `float_roundtrip`, and the shortest float text is unique
 /// per `f64`), so what the store writes and hashes is the same; otherwise
-/// the tree is kept.
+/// the tree is kept. Packed only when it inflates to the very text;
+/// otherwise the text is kept.
 #[derive(Debug)]
 enum HeldJson {
     Text(Box<str>),
+    /// The text, deflated ([`Packer::pack`]).
+    Packed(Packed),
     Tree(Box<Value>),
     /// Lent: the run's start record holds the same summary
     /// ([`lend_start_summaries`]).
@@ -181,26 +188,201 @@ enum HeldJson {
 }
 
 impl HeldJson {
-    fn hold(value: Value) -> HeldJson {
+    /// `value`, held as compactly as gives it back; `kind` names what it is
+    /// (texts of one kind are packed against the same dictionary).
+    fn hold(value: Value, kind: Kind<'_>, packer: &mut Packer) -> HeldJson {
         let text = value.to_string();
         // The text of the value parsed back (compared as text: a `Value`
         // compared with a string is a JSON string's comparison).
         let again = serde_json::from_str::<Value>(&text).map(|back| back.to_string());
-        if again.is_ok_and(|again| again == text) {
-            HeldJson::Text(text.into_boxed_str())
-        } else {
-            HeldJson::Tree(Box::new(value))
+        if !again.is_ok_and(|again| again == text) {
+            return HeldJson::Tree(Box::new(value));
+        }
+        drop(value);
+        match packer.pack(kind, &text) {
+            Some(packed) => HeldJson::Packed(packed),
+            None => HeldJson::Text(text.into_boxed_str()),
         }
     }
 
     /// The value held (`null` when lent).
-    fn into_value(self) -> Value {
+    fn into_value(self, packer: &mut Packer) -> Value {
         match self {
             HeldJson::Text(text) => serde_json::from_str(&text)
                 .expect("held as text only when the text parses to the value"),
+            HeldJson::Packed(packed) => serde_json::from_slice(packer.unpack(&packed))
+                .expect("packed only when it inflates to the text of the value"),
             HeldJson::Tree(value) => *value,
             HeldJson::Lent => Value::Null,
         }
+    }
+
+    /// Whether this holds the compact text `text`.
+    fn is_text(&self, text: &str, packer: &mut Packer) -> bool {
+        match self {
+            HeldJson::Text(held) => **held == *text,
+            HeldJson::Packed(packed) => {
+                packed.len() == text.len() && packer.unpack(packed) == text.as_bytes()
+            }
+            HeldJson::Tree(_) | HeldJson::Lent => false,
+        }
+    }
+}
+
+/// What a held JSON text is: the texts of a kind are packed against one
+/// dictionary.
+#[derive(Debug, Clone, Copy)]
+enum Kind<'a> {
+    /// The summary of an evidence record of this type.
+    Record(&'a str),
+    /// The details of an event of this type.
+    Event(AuditEventType),
+}
+
+/// A [`Kind`], kept with its dictionary.
+#[derive(Debug)]
+enum KindOf {
+    Record(Box<str>),
+    Event(AuditEventType),
+}
+
+impl KindOf {
+    fn of(kind: Kind<'_>) -> KindOf {
+        match kind {
+            Kind::Record(record_type) => KindOf::Record(record_type.into()),
+            Kind::Event(event_type) => KindOf::Event(event_type),
+        }
+    }
+
+    fn is(&self, kind: Kind<'_>) -> bool {
+        match (self, kind) {
+            (KindOf::Record(kept), Kind::Record(record_type)) => **kept == *record_type,
+            (KindOf::Event(kept), Kind::Event(event_type)) => *kept == event_type,
+            _ => false,
+        }
+    }
+}
+
+/// A JSON text deflated against its kind's dictionary: the dictionary's
+/// index (2 bytes), the text's length (4 bytes), then the raw deflate
+/// stream.
+#[derive(Debug)]
+struct Packed(Box<[u8]>);
+
+impl Packed {
+    const HEADER: usize = 6;
+
+    fn dictionary(&self) -> usize {
+        usize::from(u16::from_le_bytes([self.0[0], self.0[1]]))
+    }
+
+    fn len(&self) -> usize {
+        u32::from_le_bytes([self.0[2], self.0[3], self.0[4], self.0[5]]) as usize
+    }
+
+    fn stream(&self) -> &[u8] {
+        &self.0[Self::HEADER..]
+    }
+}
+
+/// Deflates the queue's JSON texts, each against a preset dictionary: the
+/// first text of its kind, kept for the pass (a few KB in all). One per
+/// pass; its deflate state (about 300 KB) is made at the first text.
+///
+/// At issue 17's scale the texts of a kind differ in a few ids and figures:
+/// a ring record's 585 bytes deflate to about 40, an event's details of
+/// 423 bytes to about 20.
+#[derive(Default)]
+struct Packer {
+    deflate: Option<zlib_rs::Deflate>,
+    inflate: Option<zlib_rs::Inflate>,
+    dictionaries: Vec<(KindOf, Box<[u8]>)>,
+    /// Room for what one text deflates to, and what it inflates to.
+    deflated: Vec<u8>,
+    inflated: Vec<u8>,
+}
+
+impl Packer {
+    /// The deflate level: the texts are short, and most of a text's cost
+    /// is setting the dictionary, not searching it.
+    const LEVEL: i32 = 6;
+    /// A raw deflate stream with a 32 KiB window (no header, no checksum:
+    /// the text is checked when it is packed).
+    const WINDOW_BITS: u8 = 15;
+    /// The longest dictionary deflate uses: its window.
+    const MOST_DICTIONARY: usize = 1 << 15;
+
+    /// `text` deflated against its kind's dictionary, when that inflates to
+    /// the very text and is shorter; `None` otherwise (the text is held as
+    /// it is). The first text of a kind becomes the kind's dictionary.
+    fn pack(&mut self, kind: Kind<'_>, text: &str) -> Option<Packed> {
+        let dictionary = match self.dictionaries.iter().position(|(k, _)| k.is(kind)) {
+            Some(index) => index,
+            None => {
+                let index = self.dictionaries.len();
+                if index > usize::from(u16::MAX) {
+                    return None;
+                }
+                let end = text.len().min(Self::MOST_DICTIONARY);
+                self.dictionaries
+                    .push((KindOf::of(kind), text.as_bytes()[..end].into()));
+                index
+            }
+        };
+        let length = u32::try_from(text.len()).ok()?;
+        let deflate = self
+            .deflate
+            .get_or_insert_with(|| zlib_rs::Deflate::new(Self::LEVEL, false, Self::WINDOW_BITS));
+        deflate.reset();
+        deflate
+            .set_dictionary(&self.dictionaries[dictionary].1)
+            .ok()?;
+        self.deflated.clear();
+        self.deflated
+            .resize(Packed::HEADER + zlib_rs::compress_bound(text.len()), 0);
+        self.deflated[..2].copy_from_slice(&(dictionary as u16).to_le_bytes());
+        self.deflated[2..Packed::HEADER].copy_from_slice(&length.to_le_bytes());
+        let status = deflate
+            .compress(
+                text.as_bytes(),
+                &mut self.deflated[Packed::HEADER..],
+                zlib_rs::DeflateFlush::Finish,
+            )
+            .ok()?;
+        let end = Packed::HEADER + usize::try_from(deflate.total_out()).ok()?;
+        if status != zlib_rs::Status::StreamEnd || end >= text.len() {
+            return None;
+        }
+        let packed = Packed(self.deflated[..end].into());
+        // Held packed only when it gives the very text back.
+        (self.unpack(&packed) == text.as_bytes()).then_some(packed)
+    }
+
+    /// The text `packed` inflates to (empty when it does not inflate in
+    /// full to its length, which `pack` never holds).
+    fn unpack(&mut self, packed: &Packed) -> &[u8] {
+        let length = packed.len();
+        self.inflated.clear();
+        self.inflated.resize(length, 0);
+        let Some((_, dictionary)) = self.dictionaries.get(packed.dictionary()) else {
+            return &[];
+        };
+        let inflate = self
+            .inflate
+            .get_or_insert_with(|| zlib_rs::Inflate::new(false, Self::WINDOW_BITS));
+        inflate.reset(false);
+        if inflate.set_dictionary(dictionary).is_err() {
+            return &[];
+        }
+        let done = inflate.decompress(
+            packed.stream(),
+            &mut self.inflated,
+            zlib_rs::InflateFlush::Finish,
+        );
+        let whole = matches!(done, Ok(zlib_rs::Status::StreamEnd))
+            && inflate.total_out() == length as u64
+            && inflate.total_in() == packed.stream().len() as u64;
+        if whole { &self.inflated } else { &[] }
     }
 }
 
@@ -243,7 +425,7 @@ enum RingEffect {
 }
 
 impl Queued {
-    fn of(effect: Effect) -> Queued {
+    fn of(effect: Effect, packer: &mut Packer) -> Queued {
         match effect {
             Effect::RecordEvidence {
                 transition_id,
@@ -251,8 +433,8 @@ impl Queued {
                 summary,
             } => Queued::RecordEvidence {
                 transition_id: transition_id.into_boxed_str(),
+                summary: HeldJson::hold(summary, Kind::Record(&record_type), packer),
                 record_type: record_type.into_boxed_str(),
-                summary: HeldJson::hold(summary),
             },
             Effect::EmitEvent {
                 event_type,
@@ -265,7 +447,7 @@ impl Queued {
                 outcome,
                 actor: actor.into_boxed_str(),
                 ring: ring.map(String::into_boxed_str),
-                details: HeldJson::hold(details),
+                details: HeldJson::hold(details, Kind::Event(event_type), packer),
             },
             Effect::ClaimRing { ring } => Queued::ring(RingEffect::Claim, ring),
             Effect::ReleaseRing { ring } => Queued::ring(RingEffect::Release, ring),
@@ -287,7 +469,7 @@ impl Queued {
 
     /// The effect again (a lent summary is `null`: the round takes it
     /// back from the run).
-    fn into_effect(self) -> Effect {
+    fn into_effect(self, packer: &mut Packer) -> Effect {
         match self {
             Queued::RecordEvidence {
                 transition_id,
@@ -296,7 +478,7 @@ impl Queued {
             } => Effect::RecordEvidence {
                 transition_id: transition_id.into(),
                 record_type: record_type.into(),
-                summary: summary.into_value(),
+                summary: summary.into_value(packer),
             },
             Queued::EmitEvent {
                 event_type,
@@ -309,7 +491,7 @@ impl Queued {
                 outcome,
                 actor: actor.into(),
                 ring: ring.map(String::from),
-                details: details.into_value(),
+                details: details.into_value(packer),
             },
             Queued::Ring { effect, ring } => {
                 let ring = String::from(ring);
@@ -663,8 +845,10 @@ impl Driver<'_> {
             Vec::with_capacity(states.values().filter(|s| s.run.is_some()).count());
         runs.extend(states.values_mut().filter_map(|s| s.run.take()));
         drop(states);
-        // Each queued effect with its run's index in `runs`.
+        // Each queued effect with its run's index in `runs`, its JSON packed
+        // against the first of its kind (`Packer`, for the pass).
         let mut work: VecDeque<(usize, Queued)> = VecDeque::new();
+        let mut packer = Packer::default();
         // Queued events first, so a fresh verdict is seen before the tick.
         let by_id = RunIndex::of(&runs);
         // The runs to save, by their index in `runs`.
@@ -676,7 +860,7 @@ impl Driver<'_> {
         while let Some((intent_id, event)) = queue.pop_front() {
             if let Some(index) = by_id.get(&runs, &intent_id) {
                 for effect in orchestrator::step_in_place(&mut runs[index], &event, now) {
-                    work.push_back((index, Queued::of(effect)));
+                    work.push_back((index, Queued::of(effect, &mut packer)));
                 }
                 dirty[index] = true;
             }
@@ -693,14 +877,14 @@ impl Driver<'_> {
             {
                 if let Some(effect) = in_flight(run) {
                     tracing::info!(intent = %run.intent_id, effect = effect.name(), "re-sending what was in flight before the restart");
-                    work.push_back((index, Queued::of(effect)));
+                    work.push_back((index, Queued::of(effect, &mut packer)));
                 }
             }
         }
         for (intent_id, effect) in orchestrator::pass(&mut runs, now) {
             // Every effect of the pass is of one of `runs`.
             if let Some(index) = by_id.get(&runs, &intent_id) {
-                work.push_back((index, Queued::of(effect)));
+                work.push_back((index, Queued::of(effect, &mut packer)));
                 dirty[index] = true;
             }
         }
@@ -721,7 +905,7 @@ impl Driver<'_> {
                 // holding a second one per run. `lent[i]`: the i-th effect
                 // popped this round (nothing is queued until the round
                 // ends) was emptied.
-                let lent = lend_start_summaries(&mut work, &runs);
+                let lent = lend_start_summaries(&mut work, &runs, &mut packer);
                 let mut popped = 0usize;
                 // Each event with its run's index in `runs`.
                 let mut results: Vec<(usize, Event)> = Vec::new();
@@ -782,7 +966,7 @@ impl Driver<'_> {
                         waiting.push(index, effect, lent_here);
                         continue;
                     }
-                    let effect = effect.into_effect();
+                    let effect = effect.into_effect(&mut packer);
                     if let Effect::Publish { ring } = effect {
                         publishes.push((index, ring));
                         if publishes.len() >= PUBLISH_CHUNK {
@@ -831,7 +1015,7 @@ impl Driver<'_> {
                 self.push_start_records(&runs, &mut results, now)?;
                 for (index, event) in results {
                     for effect in orchestrator::step_in_place(&mut runs[index], &event, now) {
-                        work.push_back((index, Queued::of(effect)));
+                        work.push_back((index, Queued::of(effect, &mut packer)));
                     }
                     dirty[index] = true;
                 }
@@ -1009,7 +1193,11 @@ impl Driver<'_> {
 /// the summary back from the run when it writes the record. Only valid
 /// while the runs do not change and nothing is queued, i.e. within one
 /// round (issue 17: 10,000 queued ring starts held their summaries twice).
-fn lend_start_summaries(work: &mut VecDeque<(usize, Queued)>, runs: &[IntentRun]) -> Vec<bool> {
+fn lend_start_summaries(
+    work: &mut VecDeque<(usize, Queued)>,
+    runs: &[IntentRun],
+    packer: &mut Packer,
+) -> Vec<bool> {
     let mut lent = Vec::with_capacity(work.len());
     for (index, effect) in work.iter_mut() {
         let emptied = match effect {
@@ -1020,12 +1208,11 @@ fn lend_start_summaries(work: &mut VecDeque<(usize, Queued)>, runs: &[IntentRun]
             } => {
                 let held = runs[*index].start_record.as_ref().is_some_and(|record| {
                     record.transition_id.as_str() == &**transition_id
-                        && match summary {
+                        && match &*summary {
+                            HeldJson::Tree(value) => record.summary.holds(value),
                             // The same compact text (`CompactJson::of` is
                             // the value's `to_string`, as `HeldJson::hold`).
-                            HeldJson::Text(text) => record.summary.as_str() == &**text,
-                            HeldJson::Tree(value) => record.summary.holds(value),
-                            HeldJson::Lent => false,
+                            held => held.is_text(record.summary.as_str(), packer),
                         }
                 });
                 if held {
@@ -1125,13 +1312,38 @@ mod tests {
         values.push(json!({"external_id": "sim-1", "soak_hours": 4.0,
                            "start_transition_id": "t/0001-ring_start", "kind": "ring_started",
                            "n": u64::MAX, "m": i64::MIN, "s": "é \" \n \u{1}", "a": [1, 2.5, null, true]}));
+        // Deeper than serde_json parses (128 levels): its text does not
+        // give it back, so it stays a tree.
+        let mut deep = json!(1);
+        for _ in 0..200 {
+            deep = json!([deep]);
+        }
+        values.push(deep.clone());
+        // One packer for every value, as for a pass: the first text of each
+        // kind is the dictionary of the later ones.
+        let mut packer = Packer::default();
+        let mut trees = 0;
         for value in values {
             let text = value.to_string();
-            let held = HeldJson::hold(value.clone());
-            if let HeldJson::Text(held) = &held {
-                assert_eq!(**held, *text);
+            let held = HeldJson::hold(
+                value.clone(),
+                Kind::Event(AuditEventType::GateEvaluated),
+                &mut packer,
+            );
+            match &held {
+                HeldJson::Text(held) => assert_eq!(**held, *text),
+                HeldJson::Packed(packed) => {
+                    assert_eq!(packed.len(), text.len());
+                    assert_eq!(packer.unpack(packed), text.as_bytes());
+                }
+                HeldJson::Tree(_) => trees += 1,
+                HeldJson::Lent => panic!("lent only by the round"),
             }
-            let back = held.into_value();
+            assert_eq!(
+                held.is_text(&text, &mut packer),
+                !matches!(held, HeldJson::Tree(_))
+            );
+            let back = held.into_value(&mut packer);
             assert_eq!(back, value);
             assert_eq!(back.to_string(), text, "{text}");
             let effects = [
@@ -1179,11 +1391,62 @@ mod tests {
                 },
             ];
             for effect in effects {
-                let again = Queued::of(effect.clone()).into_effect();
+                let again = Queued::of(effect.clone(), &mut packer).into_effect(&mut packer);
                 assert_eq!(again, effect);
                 assert_eq!(json!(again).to_string(), json!(effect).to_string());
             }
         }
+        assert_eq!(trees, 1, "only the value too deep to parse stays a tree");
+    }
+
+    /// Texts of one kind, alike but for a few ids and figures (a pass's
+    /// gate judgements), are held deflated against the first of them, a
+    /// fraction of their size, and give the very text back; a kind's first
+    /// text is no dictionary for another kind.
+    #[test]
+    fn queued_texts_of_a_kind_are_packed_against_the_first_of_it() {
+        let judgement = |index: usize| {
+            json!({"application_id": format!("synthetic-app-{index:05}"), "at": "2026-12-01T13:30:00+00:00",
+                   "decision": "ALLOW", "gate": {"reasons": ["0 open incident(s), within the maximum of 0",
+                   format!("success rate 1.0000 ({index} of {index} targeted devices installed) meets the threshold 0.95"),
+                   "first install after 0.3 h, within the 24 h allowed"], "reporting_devices": index,
+                   "reporting_fraction": 1.0, "soak_complete": true, "success_rate": 1.0,
+                   "targeted_devices": index, "time_to_compliance_hours": index as f64 / 7.0, "verdict": "pass"},
+                   "intent_id": format!("synthetic-app-{index:05}-finance"), "phase": "ring_completed",
+                   "ring": "ring-0-lab", "risk_score": 30, "version": "1.1.0"})
+        };
+        let mut packer = Packer::default();
+        let (mut texts, mut packed) = (0, 0);
+        for index in 0..200 {
+            let value = judgement(index);
+            let text = value.to_string();
+            let held = HeldJson::hold(value.clone(), Kind::Record("ring_completed"), &mut packer);
+            let HeldJson::Packed(bytes) = &held else {
+                panic!("held as {held:?}");
+            };
+            texts += text.len();
+            packed += bytes.0.len();
+            assert_eq!(packer.unpack(bytes), text.as_bytes());
+            assert_eq!(held.into_value(&mut packer), value);
+        }
+        assert!(packed * 6 < texts, "{packed} bytes packed of {texts}");
+        assert_eq!(packer.dictionaries.len(), 1);
+        // Another kind learns its own dictionary.
+        let held = HeldJson::hold(
+            judgement(7),
+            Kind::Event(AuditEventType::RingCompleted),
+            &mut packer,
+        );
+        assert_eq!(packer.dictionaries.len(), 2);
+        assert_eq!(held.into_value(&mut packer), judgement(7));
+        // A stream that does not inflate to its length gives nothing back.
+        let HeldJson::Packed(Packed(mut bytes)) =
+            HeldJson::hold(judgement(8), Kind::Record("ring_completed"), &mut packer)
+        else {
+            panic!("packed");
+        };
+        bytes[2] ^= 1;
+        assert_eq!(packer.unpack(&Packed(bytes)), b"");
     }
 
     /// A queued start record is lent to its run only when the run holds the
@@ -1201,25 +1464,53 @@ mod tests {
             summary: orchestrator::CompactJson::of(&summary),
             committed: false,
         });
-        let record = |summary: &Value| {
-            Queued::of(Effect::RecordEvidence {
-                transition_id: "t/0001-ring_start".into(),
-                record_type: "ring_start".into(),
-                summary: summary.clone(),
-            })
+        let mut packer = Packer::default();
+        let mut record = |summary: &Value| {
+            Queued::of(
+                Effect::RecordEvidence {
+                    transition_id: "t/0001-ring_start".into(),
+                    record_type: "ring_start".into(),
+                    summary: summary.clone(),
+                },
+                &mut packer,
+            )
         };
         let mut work: VecDeque<(usize, Queued)> = VecDeque::from([
             (0, record(&summary)),
             (0, record(&json!({"ring": "ring-0-lab", "soak_hours": 5.0}))),
             (
                 0,
-                Queued::of(Effect::Publish {
-                    ring: "ring-0-lab".into(),
-                }),
+                Queued::of(
+                    Effect::Publish {
+                        ring: "ring-0-lab".into(),
+                    },
+                    &mut packer,
+                ),
             ),
         ]);
-        let lent = lend_start_summaries(&mut work, std::slice::from_ref(&run));
-        assert_eq!(lent, [true, false, false]);
+        // Held packed (the first against itself, the second against the
+        // first), compared with the run's record as text.
+        for (_, queued) in work.iter().take(2) {
+            assert!(matches!(
+                queued,
+                Queued::RecordEvidence {
+                    summary: HeldJson::Packed(_),
+                    ..
+                }
+            ));
+        }
+        // The same summary, held as a tree (a text that would not give it
+        // back), is lent too.
+        work.push_back((
+            0,
+            Queued::RecordEvidence {
+                transition_id: "t/0001-ring_start".into(),
+                record_type: "ring_start".into(),
+                summary: HeldJson::Tree(Box::new(summary.clone())),
+            },
+        ));
+        let lent = lend_start_summaries(&mut work, std::slice::from_ref(&run), &mut packer);
+        assert_eq!(lent, [true, false, false, true]);
         assert!(matches!(
             work[0].1,
             Queued::RecordEvidence {
@@ -1227,7 +1518,8 @@ mod tests {
                 ..
             }
         ));
-        let Effect::RecordEvidence { summary: other, .. } = work.remove(1).unwrap().1.into_effect()
+        let Effect::RecordEvidence { summary: other, .. } =
+            work.remove(1).unwrap().1.into_effect(&mut packer)
         else {
             panic!("a record");
         };

@@ -35,26 +35,67 @@
 use super::GateInterval;
 use chrono::{DateTime, Utc};
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// The weight of the newest check in the moving average of requests per check.
 const COST_WEIGHT: f64 = 0.2;
 
 /// What the pacing knows of one active rollout.
+///
+/// One map entry per rollout holds all of it, the step's grant and whether
+/// the step considered it included, and its ring names are shared with
+/// every other rollout in the same ring (issue 17: at 10,000 rollouts the
+/// rollouts' map, a map of the step's grants and a set of the rollouts
+/// considered each held their own copy of every id, and every rollout its
+/// own copies of its ring's name).
 #[derive(Debug, Clone)]
 struct Rollout {
     /// The ring its gate check is for, as last asked.
-    ring: String,
+    ring: Arc<str>,
     /// Estimated requests of a check in that ring, if known.
     estimate: Option<f64>,
     /// The ring and the requests its last answered check there spent.
-    measured: Option<(String, f64)>,
+    measured: Option<(Arc<str>, f64)>,
     /// When its gate status was last answered.
     answered: Option<DateTime<Utc>>,
     /// Since when it waits for an answer: its first ask after the last one.
     waiting_since: Option<DateTime<Utc>>,
     /// The step it last asked in.
     asked: DateTime<Utc>,
+    /// Granted a check this step, with the requests charged.
+    granted: Option<f64>,
+    /// The step's grant considered it (a rollout that asks first after it
+    /// is new, and never checked: served from what is left).
+    considered: bool,
+}
+
+impl Rollout {
+    fn new(ring: Arc<str>, now: DateTime<Utc>) -> Rollout {
+        Rollout {
+            ring,
+            estimate: None,
+            measured: None,
+            answered: None,
+            waiting_since: None,
+            asked: now,
+            granted: None,
+            considered: false,
+        }
+    }
+
+    /// What a check of it costs now: what its last check in the same ring
+    /// spent; in a later ring, at least the estimate of that ring; never
+    /// checked, the estimate (or `plane_cost`, the plane's average, or 1).
+    fn cost(&self, plane_cost: Option<f64>) -> f64 {
+        match (&self.measured, self.estimate) {
+            (Some((ring, spent)), _) if *ring == self.ring => *spent,
+            (Some((_, spent)), Some(estimate)) => spent.max(estimate),
+            (Some((_, spent)), None) => *spent,
+            (None, Some(estimate)) => estimate,
+            (None, None) => plane_cost.unwrap_or(1.0),
+        }
+    }
 }
 
 /// One plane's gate-check pacing.
@@ -69,7 +110,9 @@ pub struct PlanePacing {
     /// before the first answer): the estimate of a rollout nothing else is
     /// known of.
     cost: Option<f64>,
-    rollouts: BTreeMap<String, Rollout>,
+    rollouts: BTreeMap<Box<str>, Rollout>,
+    /// The names of the rings rollouts ask for, one copy each.
+    rings: BTreeSet<Arc<str>>,
     /// The current step's clock and the previous step's.
     step: Option<DateTime<Utc>>,
     previous_step: Option<DateTime<Utc>>,
@@ -84,11 +127,12 @@ pub struct PlanePacing {
     /// The demand as the step knows it: at its start, plus each rollout new
     /// in it (so a step's asks cost O(1) each, not a pass over all).
     step_demand: f64,
-    /// The rollouts granted a check this step, with the requests charged.
-    granted: BTreeMap<String, f64>,
-    /// The rollouts the step's grant considered (a rollout that asks first
-    /// after it is new, and never checked: served from what is left).
-    considered: BTreeSet<String>,
+    /// The rollouts granted a check this step (each holds what it was
+    /// charged).
+    granted: usize,
+    /// Rollouts forgotten in this step after its grant considered them:
+    /// asking again in the step, they are not new.
+    forgotten: BTreeSet<Box<str>>,
     /// The longest time between two answered checks of one rollout, and
     /// the checks answered (what the fleet benchmark reports).
     longest_wait: Duration,
@@ -102,14 +146,15 @@ impl PlanePacing {
             available_per_hour: available_per_hour.max(1.0),
             cost: None,
             rollouts: BTreeMap::new(),
+            rings: BTreeSet::new(),
             step: None,
             previous_step: None,
             pacing: false,
             allowance: 0.0,
             burst: None,
             step_demand: 0.0,
-            granted: BTreeMap::new(),
-            considered: BTreeSet::new(),
+            granted: 0,
+            forgotten: BTreeSet::new(),
             longest_wait: Duration::ZERO,
             answered: 0,
         }
@@ -152,17 +197,30 @@ impl PlanePacing {
         self.rollouts.len()
     }
 
-    /// What a check of `rollout` costs now: what its last check in the same
-    /// ring spent; in a later ring, at least the estimate of that ring; never
-    /// checked, the estimate (or the plane's average, or 1).
+    /// What a check of `rollout` costs now ([`Rollout::cost`]).
     fn cost_of(&self, rollout: &Rollout) -> f64 {
-        match (&rollout.measured, rollout.estimate) {
-            (Some((ring, spent)), _) if *ring == rollout.ring => *spent,
-            (Some((_, spent)), Some(estimate)) => spent.max(estimate),
-            (Some((_, spent)), None) => *spent,
-            (None, Some(estimate)) => estimate,
-            (None, None) => self.cost.unwrap_or(1.0),
+        rollout.cost(self.cost)
+    }
+
+    /// Adds `rollout`, in `ring`, unless it is known.
+    fn add(&mut self, rollout: &str, ring: &Arc<str>, now: DateTime<Utc>) {
+        if self.rollouts.contains_key(rollout) {
+            return;
         }
+        let mut entry = Rollout::new(ring.clone(), now);
+        // Forgotten after the step's grant considered it: not new.
+        entry.considered = self.forgotten.remove(rollout);
+        self.rollouts.insert(rollout.into(), entry);
+    }
+
+    /// The shared name of `ring`.
+    fn ring(&mut self, ring: &str) -> Arc<str> {
+        if let Some(shared) = self.rings.get(ring) {
+            return shared.clone();
+        }
+        let shared: Arc<str> = Arc::from(ring);
+        self.rings.insert(shared.clone());
+        shared
     }
 
     /// Requests one gate check of every active rollout costs now.
@@ -209,8 +267,13 @@ impl PlanePacing {
         if let Some(previous) = self.previous_step {
             self.rollouts.retain(|_, rollout| rollout.asked >= previous);
         }
-        self.granted.clear();
-        self.considered = self.rollouts.keys().cloned().collect();
+        // The step's grant considers every rollout known now.
+        for rollout in self.rollouts.values_mut() {
+            rollout.granted = None;
+            rollout.considered = true;
+        }
+        self.granted = 0;
+        self.forgotten.clear();
         let wanted = self.wanted.as_secs_f64().max(1.0);
         let tick = self.previous_step.map_or(wanted, |previous| {
             ((now - previous).num_milliseconds() as f64 / 1_000.0).clamp(0.0, wanted)
@@ -232,34 +295,35 @@ impl PlanePacing {
         }
         // Never answered first (the longest asking first), then the oldest
         // answer; ties by id, so the order is stable.
-        let mut order: Vec<(bool, Option<DateTime<Utc>>, &String)> = self
+        let mut order: Vec<(bool, Option<DateTime<Utc>>, &str, &mut Rollout)> = self
             .rollouts
-            .iter()
+            .iter_mut()
             .map(|(id, rollout)| {
                 let since = rollout.answered.or(rollout.waiting_since);
-                (rollout.answered.is_some(), since, id)
+                (rollout.answered.is_some(), since, &**id, rollout)
             })
             .collect();
-        order.sort();
+        order.sort_by(|a, b| (a.0, a.1, a.2).cmp(&(b.0, b.1, b.2)));
         let half = chrono::Duration::milliseconds((wanted * 500.0) as i64);
-        let mut granted = BTreeMap::new();
+        let mut granted = 0;
         let mut allowance = self.allowance;
-        for (answered, since, id) in order {
+        for (answered, since, _, rollout) in order {
             if allowance <= 0.0 {
                 break;
             }
             if answered && since.is_some_and(|since| now - since < half) {
                 break; // everyone after it was answered as recently
             }
-            let cost = self.cost_of(&self.rollouts[id]);
+            let cost = rollout.cost(self.cost);
             // The first in line is served even when its check costs more than
             // the step's share (the next steps pay the debt); after it, a
             // check that does not fit waits, and so does everyone behind it.
-            if cost > allowance && !granted.is_empty() {
+            if cost > allowance && granted > 0 {
                 break;
             }
             allowance -= cost;
-            granted.insert(id.clone(), cost);
+            rollout.granted = Some(cost);
+            granted += 1;
         }
         self.allowance = allowance;
         self.granted = granted;
@@ -285,29 +349,29 @@ impl PlanePacing {
         now: DateTime<Utc>,
     ) -> bool {
         self.begin_step(now);
-        let entry = self
+        let known = self
             .rollouts
-            .entry(rollout.to_string())
-            .or_insert_with(|| Rollout {
-                ring: ring.to_string(),
-                estimate: None,
-                measured: None,
-                answered: None,
-                waiting_since: None,
-                asked: now,
-            });
-        if entry.ring != ring {
-            entry.ring = ring.to_string();
+            .get(rollout)
+            .is_some_and(|entry| *entry.ring == *ring);
+        let shared = if known { None } else { Some(self.ring(ring)) };
+        let plane_cost = self.cost;
+        if let Some(shared) = &shared {
+            self.add(rollout, shared, now);
+        }
+        let entry = self.rollouts.get_mut(rollout).expect("known or added");
+        if let Some(shared) = shared {
+            entry.ring = shared;
         }
         entry.estimate = estimate.map(|calls| calls as f64);
         entry.asked = now;
         entry.waiting_since.get_or_insert(now);
-        let new = self.considered.insert(rollout.to_string());
-        let cost = self.cost_of(&self.rollouts[rollout]);
+        let new = !std::mem::replace(&mut entry.considered, true);
+        let cost = entry.cost(plane_cost);
+        let granted = entry.granted.is_some();
         if new {
             self.step_demand += cost;
         }
-        if self.granted.contains_key(rollout) {
+        if granted {
             return true;
         }
         if !self.pacing && new && self.over_budget() {
@@ -318,35 +382,32 @@ impl PlanePacing {
         // A rollout new in this step was never checked: it is served if what
         // is left of the step's share covers it, or, first in the step, if
         // anything is left (the next steps pay the debt).
-        let first = self.granted.is_empty() && self.allowance > 0.0;
+        let first = self.granted == 0 && self.allowance > 0.0;
         if self.pacing && (!new || (self.allowance < cost && !first)) {
             return false; // waits for a later step's share
         }
         self.allowance -= cost;
-        self.granted.insert(rollout.to_string(), cost);
+        if let Some(entry) = self.rollouts.get_mut(rollout) {
+            entry.granted = Some(cost);
+        }
+        self.granted += 1;
         true
     }
 
     /// `rollout`'s gate status was answered at `now`, costing `requests`.
     pub fn checked(&mut self, rollout: &str, now: DateTime<Utc>, requests: u64) {
         let requests = requests as f64;
-        if let Some(charged) = self.granted.get_mut(rollout) {
+        if !self.rollouts.contains_key(rollout) {
+            let ring = self.ring("");
+            self.add(rollout, &ring, now);
+        }
+        let entry = self.rollouts.get_mut(rollout).expect("known or added");
+        if let Some(charged) = entry.granted.as_mut() {
             // What the estimate charged and the check did not spend is left
             // for the step's later checks (or owed, when it spent more).
             self.allowance += *charged - requests;
             *charged = requests;
         }
-        let entry = self
-            .rollouts
-            .entry(rollout.to_string())
-            .or_insert_with(|| Rollout {
-                ring: String::new(),
-                estimate: None,
-                measured: None,
-                answered: None,
-                waiting_since: None,
-                asked: now,
-            });
         if let Some(before) = entry.answered.replace(now) {
             let wait = (now - before).to_std().unwrap_or_default();
             self.longest_wait = self.longest_wait.max(wait);
@@ -391,8 +452,14 @@ impl PlanePacing {
 
     /// Forgets a rollout that is no longer active.
     pub fn forget(&mut self, rollout: &str) {
-        self.rollouts.remove(rollout);
-        self.granted.remove(rollout);
+        if let Some(entry) = self.rollouts.remove(rollout) {
+            if entry.granted.is_some() {
+                self.granted -= 1;
+            }
+            if entry.considered {
+                self.forgotten.insert(rollout.into());
+            }
+        }
     }
 }
 
@@ -660,5 +727,53 @@ mod tests {
         // A rollout waiting now counts in the longest delay.
         pacing.due("c", "ring-0", Some(3), at(340));
         assert_eq!(pacing.longest_delay(at(1_000)), Duration::from_secs(660));
+    }
+
+    /// A rollout forgotten in a step after the step's grant considered it
+    /// is not new when it asks again in the step: it waits its turn like
+    /// the others, not served from what is left of the share.
+    #[test]
+    fn a_rollout_forgotten_in_a_step_waits_its_turn_when_it_asks_again() {
+        // 600/h = 10 a minute; two rollouts at 8 a check: 960/h, paced.
+        let mut pacing = PlanePacing::new(Duration::from_secs(60), 600.0);
+        assert!(pacing.due("a", "ring-1", Some(8), at(0)));
+        assert!(!pacing.due("b", "ring-1", Some(8), at(0)));
+        pacing.checked("a", at(45), 8);
+        pacing.checked("b", at(45), 8);
+        // Both answered 15 s ago: the step grants nobody, its 10 are left.
+        pacing.begin_step(at(60));
+        assert!(pacing.pacing());
+        assert!(!pacing.due("a", "ring-1", Some(8), at(60)));
+        pacing.forget("b");
+        assert!(!pacing.due("b", "ring-1", Some(8), at(60)));
+        // A rollout never seen is new: it is served from what is left.
+        assert!(pacing.due("c", "ring-1", Some(8), at(60)));
+        assert_eq!(pacing.active(), 3);
+    }
+
+    /// One entry per rollout, and one copy of each ring's name for all the
+    /// rollouts in it (issue 17: 10,000 rollouts held their ids three
+    /// times and their rings' names twice each).
+    #[test]
+    fn rollouts_in_one_ring_share_its_name() {
+        let mut pacing = PlanePacing::new(Duration::from_secs(60), 135_000.0);
+        let rollouts = ids(50);
+        for minute in 0..3 {
+            step(&mut pacing, &rollouts, "ring-0", 7, at(minute * 60), |_| 7);
+        }
+        step(&mut pacing, &rollouts[..10], "ring-1", 9, at(180), |_| 9);
+        assert_eq!(pacing.rings.len(), 2);
+        let ring_0 = pacing.rings.get("ring-0").unwrap().clone();
+        let ring_1 = pacing.rings.get("ring-1").unwrap().clone();
+        for (index, rollout) in rollouts.iter().enumerate() {
+            let entry = &pacing.rollouts[rollout.as_str()];
+            let ring = if index < 10 { &ring_1 } else { &ring_0 };
+            assert!(Arc::ptr_eq(&entry.ring, ring), "{rollout}");
+            let (measured, _) = entry.measured.as_ref().unwrap();
+            assert!(Arc::ptr_eq(measured, ring), "{rollout}");
+            // Granted in this step: the ten that asked in it.
+            assert_eq!(entry.granted, (index < 10).then_some(9.0));
+        }
+        assert_eq!(pacing.granted, 10);
     }
 }
