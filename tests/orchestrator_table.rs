@@ -202,7 +202,7 @@ impl Harness {
         edit_config(&mut config);
         let plan = RolloutPlan::resolve(&intent, &config, &[]).unwrap();
         let mut run = IntentRun::new(&intent, plan);
-        run.backoff.jitter_ratio = 0.0;
+        Shared::make_mut(&mut run.backoff).jitter_ratio = 0.0;
         Harness {
             run,
             now: t0(),
@@ -942,7 +942,7 @@ fn the_retry_budget_ends_in_failed_with_an_event() {
 #[test]
 fn jitter_spreads_retries_within_the_ratio() {
     let mut harness = publishing();
-    harness.run.backoff.jitter_ratio = 0.25;
+    Shared::make_mut(&mut harness.run.backoff).jitter_ratio = 0.25;
     harness.send(publish_failed(LAB, FailureClass::Transient, None));
     let delay = harness.run.retry.next_attempt_at.unwrap() - harness.now;
     assert!(

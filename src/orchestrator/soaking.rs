@@ -66,7 +66,7 @@ pub(crate) fn on_evaluated(step: &mut Step<'_>, event: &Event) {
     } else {
         Vec::new()
     };
-    step.run.plan.apply_conditions(conditions);
+    step.run.plan.set_conditions(conditions);
     let is_approved = cab_approved(step.run.decision, counted_approvals);
     step.emit(
         AuditEventType::PolicyEvaluated,
@@ -319,7 +319,7 @@ fn complete_ring(step: &mut Step<'_>, index: usize, result: GateResult) {
 /// Every ring passed.
 pub(crate) fn complete(step: &mut Step<'_>) {
     step.run.phase = Phase::Completed;
-    let rings: Vec<String> = step.run.rings.iter().map(|p| p.ring.clone()).collect();
+    let rings: Vec<String> = step.run.rings.iter().map(|p| p.ring.to_string()).collect();
     step.record("rollout_completed", json!({ "rings": rings }));
     step.emit(
         AuditEventType::RingCompleted,

@@ -297,7 +297,7 @@ pub(crate) fn on_evidence_committed(step: &mut Step<'_>, transition_id: &str) {
     record.committed = true;
     let ring = record.ring.clone();
     if let Some(index) = step.run.plan.index_of(&ring) {
-        step.run.rings[index].start_transition_id = Some(transition_id.to_string());
+        step.run.rings[index].start_transition_id = Some(transition_id.into());
     }
     if let Some((current, StartStage::RecordingEvidence, held)) = stage_of(&step.run.phase)
         && current == ring
@@ -371,7 +371,7 @@ pub(crate) fn on_publish_confirmed(step: &mut Step<'_>, ring: &str, external_id:
     }
     let progress = &mut step.run.rings[index];
     progress.started_at = Some(step.now);
-    progress.external_id = Some(external_id.to_string());
+    progress.external_id = Some(external_id.into());
     progress.publish_requested = true;
     let soak_hours = step.run.plan.rings[index].soak_hours;
     let details = json!({ "external_id": external_id, "soak_hours": soak_hours,

@@ -58,7 +58,7 @@ impl IntentView {
                 run.rings
                     .iter()
                     .map(|ring| RingView {
-                        ring: ring.ring.clone(),
+                        ring: ring.ring.to_string(),
                         started_at: ring.started_at,
                         completed_at: ring.completed_at,
                         observed: ring
