@@ -93,8 +93,8 @@ fn pass_blocks_and_clears_a_version_across_runs() {
     assert_eq!(is_blocked_version(&runs, "vpn-client", "2.2.0"), None);
 
     pass(&mut runs, now());
-    assert_eq!(runs[1].version_blocked_by.as_deref(), Some("bad"));
-    assert_eq!(runs[2].version_blocked_by, None);
+    assert_eq!(runs[1].version_blocked_by(), Some("bad"));
+    assert_eq!(runs[2].version_blocked_by(), None);
 
     runs[0] = step(
         &runs[0],
@@ -106,7 +106,7 @@ fn pass_blocks_and_clears_a_version_across_runs() {
     .0;
     assert_eq!(is_blocked_version(&runs, "vpn-client", "2.1.0"), None);
     pass(&mut runs, now());
-    assert_eq!(runs[1].version_blocked_by, None);
+    assert_eq!(runs[1].version_blocked_by(), None);
 }
 
 #[test]
@@ -356,4 +356,55 @@ fn conditions_unshare_a_plan_only_when_they_change_it() {
     assert_eq!(second.plan.rings[1].soak_hours, 24.0);
     let alone = RolloutPlan::resolve(&intent, &config(), &[condition]).unwrap();
     assert_eq!(*first.plan, alone);
+}
+
+/// Approvals, conditions, waits and blocks live in a box only runs that
+/// have them hold; stored, they are the fields they always were.
+#[test]
+fn a_run_with_approvals_and_blocks_reads_back_to_the_same_json() {
+    let mut stored =
+        stored_run(serde_json::json!({"phase": "ring_in_progress", "ring": "ring-0-lab"}));
+    stored["counted_approvals"] = serde_json::json!(["cab-1", "cab-2"]);
+    stored["conditions"] = serde_json::json!([{"description": "soak the canary", "hold_at_ring": "ring-1-canary",
+                                               "min_soak_hours": 48.0}]);
+    stored["version_blocked_by"] = "older".into();
+    stored["superseded_by"] = "newer".into();
+    stored["waits_on"] = serde_json::json!(["other-intent"]);
+    let text = serde_json::to_string(&stored).unwrap();
+    let run: IntentRun = serde_json::from_str(&text).unwrap();
+    assert_eq!(run.counted_approvals(), ["cab-1", "cab-2"]);
+    assert_eq!(run.conditions().len(), 1);
+    assert_eq!(run.version_blocked_by(), Some("older"));
+    assert_eq!(run.superseded_by(), Some("newer"));
+    assert_eq!(run.waits_on(), ["other-intent"]);
+    assert_eq!(
+        serde_json::to_string(&serde_json::to_value(&run).unwrap()).unwrap(),
+        text
+    );
+    // Cleared one by one, the run is the one that never had them.
+    let mut cleared = run.clone();
+    cleared.set_counted_approvals(Vec::new());
+    cleared.set_conditions(Vec::new());
+    assert_eq!(
+        cleared.set_version_blocked_by(None).as_deref(),
+        Some("older")
+    );
+    cleared.set_superseded_by(None);
+    assert_ne!(cleared, run);
+    cleared.set_waits_on(Vec::new());
+    let plain: IntentRun = serde_json::from_value(stored_run(
+        serde_json::json!({"phase": "ring_in_progress", "ring": "ring-0-lab"}),
+    ))
+    .unwrap();
+    assert_eq!(cleared, plain);
+    assert_eq!(
+        serde_json::to_value(&cleared).unwrap(),
+        serde_json::to_value(&plain).unwrap()
+    );
+    assert!(
+        serde_json::to_value(&cleared)
+            .unwrap()
+            .get("waits_on")
+            .is_none()
+    );
 }
