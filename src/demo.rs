@@ -393,7 +393,7 @@ fn lines(daemon: &Daemon) -> Vec<IntentLine> {
                 ),
             };
             let (installed, targeted) = run
-                .and_then(|r| r.rings.iter().rev().find_map(|p| p.observed.as_ref()))
+                .and_then(|r| r.rings.iter().rev().find_map(|p| p.observed()))
                 .map(|o| (o.installed, o.targeted))
                 .unwrap_or((0, 0));
             IntentLine {
@@ -402,7 +402,12 @@ fn lines(daemon: &Daemon) -> Vec<IntentLine> {
                 phase,
                 ring,
                 rings_done: run
-                    .map(|r| r.rings.iter().filter(|p| p.completed_at.is_some()).count())
+                    .map(|r| {
+                        r.rings
+                            .iter()
+                            .filter(|p| p.completed_at().is_some())
+                            .count()
+                    })
                     .unwrap_or(0),
                 rings_total: run.map(|r| r.rings.len()).unwrap_or(0),
                 installed,

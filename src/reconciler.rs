@@ -136,7 +136,7 @@ pub fn remediation_for(drifts: &[Drift], policy: RemediationPolicy) -> Option<Re
 /// was published under it and it is not being (or has not been) taken back.
 /// A ring being published is left to its publish.
 pub fn wants_reconcile(run: &IntentRun) -> bool {
-    let published = run.rings.iter().any(|ring| ring.started_at.is_some());
+    let published = run.rings.iter().any(|ring| ring.started_at().is_some());
     let phase_allows = match &run.phase {
         Phase::RingStarting { .. }
         | Phase::RollingBack { .. }
@@ -474,7 +474,8 @@ mod tests {
             let intent = intent(&["ring-0-lab", "ring-1-canary"]);
             let plan = RolloutPlan::resolve(&intent, &config(), &[]).unwrap();
             let mut run = IntentRun::new(&intent, plan);
-            run.rings[0].started_at = Some(Utc.with_ymd_and_hms(2026, 11, 1, 0, 0, 0).unwrap());
+            run.rings[0].start_mut().started_at =
+                Some(Utc.with_ymd_and_hms(2026, 11, 1, 0, 0, 0).unwrap());
             run.phase = phase;
             run.emergency_override = emergency_override;
             run
@@ -718,7 +719,7 @@ mod tests {
             };
             assert!(!wants_reconcile(&run(starting, false)));
             let mut unpublished = run(Phase::Completed, false);
-            unpublished.rings[0].started_at = None;
+            unpublished.rings[0].start_mut().started_at = None;
             assert!(!wants_reconcile(&unpublished));
         }
     }

@@ -202,7 +202,7 @@ impl Harness {
         edit_config(&mut config);
         let plan = RolloutPlan::resolve(&intent, &config, &[]).unwrap();
         let mut run = IntentRun::new(&intent, plan);
-        run.backoff.jitter_ratio = 0.0;
+        Shared::make_mut(&mut run.backoff).jitter_ratio = 0.0;
         Harness {
             run,
             now: t0(),
@@ -452,7 +452,7 @@ fn check_gate(hours: f64, counts: (u32, u32, u32), phase: &str) {
         harness.phase(),
         phase,
         "{hours} h, {counts:?}: {:?}",
-        harness.run.rings[0].gate
+        harness.run.rings[0].gate()
     );
 }
 
@@ -478,7 +478,7 @@ fn check_targeted_gate(targeted: u32, counts: (u32, u32), phase: &str) {
         harness.phase(),
         phase,
         "{targeted}: {counts:?}: {:?}",
-        harness.run.rings[0].gate
+        harness.run.rings[0].gate()
     );
 }
 
@@ -640,7 +640,8 @@ fn require_approval_runs_rings_below_the_cab_ring_then_waits() {
         }
     );
     assert!(
-        harness.run.rings[0].completed_at.is_some() && harness.run.rings[1].completed_at.is_some()
+        harness.run.rings[0].completed_at().is_some()
+            && harness.run.rings[1].completed_at().is_some()
     );
     assert!(!harness.run.rings[2].publish_requested);
     harness.send(verdict(Decision::Allow, &["cab-1"]));
@@ -844,7 +845,7 @@ fn a_rolled_back_version_is_blocked_until_superseded() {
         Some("vpn-2.1")
     );
     pass(&mut runs, other.now);
-    assert_eq!(runs[1].version_blocked_by.as_deref(), Some("vpn-2.1"));
+    assert_eq!(runs[1].version_blocked_by(), Some("vpn-2.1"));
 
     // The other run was about to start canary: it does not.
     other.run = runs[1].clone();
@@ -865,7 +866,7 @@ fn a_rolled_back_version_is_blocked_until_superseded() {
     let mut runs = vec![bad.run.clone(), other.run.clone()];
     assert_eq!(is_blocked_version(&runs, "vpn-client", "2.1.0"), None);
     let effects = pass(&mut runs, other.now);
-    assert_eq!(runs[1].version_blocked_by, None);
+    assert_eq!(runs[1].version_blocked_by(), None);
     assert!(effects.iter().any(|(id, effect)| id == "vpn-2.1-emea"
         && *effect
             == Effect::ClaimRing {
@@ -942,7 +943,7 @@ fn the_retry_budget_ends_in_failed_with_an_event() {
 #[test]
 fn jitter_spreads_retries_within_the_ratio() {
     let mut harness = publishing();
-    harness.run.backoff.jitter_ratio = 0.25;
+    Shared::make_mut(&mut harness.run.backoff).jitter_ratio = 0.25;
     harness.send(publish_failed(LAB, FailureClass::Transient, None));
     let delay = harness.run.retry.next_attempt_at.unwrap() - harness.now;
     assert!(
@@ -1009,7 +1010,7 @@ fn evidence_first_no_publish_before_the_commit() {
     });
     assert_eq!(harness.effects(), ["publish:ring-0-lab"]);
     assert_eq!(
-        harness.run.rings[0].start_transition_id.as_deref(),
+        harness.run.rings[0].start_transition_id(),
         Some(transition_id.as_str())
     );
 }

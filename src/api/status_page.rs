@@ -202,8 +202,7 @@ fn render_rollouts(html: &mut String, view: &StatusView) {
         );
         for ring in state.run.iter().flat_map(|run| &run.rings) {
             let (installed, failed, targeted) = ring
-                .observed
-                .as_ref()
+                .observed()
                 .map_or((0, 0, 0), |o| (o.installed, o.failed, o.targeted));
             let percent = |part: u32| {
                 if targeted == 0 {
@@ -212,14 +211,13 @@ fn render_rollouts(html: &mut String, view: &StatusView) {
                     f64::from(part) * 100.0 / f64::from(targeted)
                 }
             };
-            let mark = match (&ring.completed_at, &ring.started_at) {
+            let mark = match (ring.completed_at(), ring.started_at()) {
                 (Some(_), _) => "done",
                 (None, Some(_)) => "live",
                 (None, None) => "not started",
             };
             let gate = ring
-                .gate
-                .as_ref()
+                .gate()
                 .map(|gate| {
                     format!(
                         "{:?} {:.0}%",

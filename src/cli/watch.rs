@@ -50,17 +50,15 @@ pub fn frame(records: &[IntentRecord], title: &str) -> String {
         ));
         for ring in state.run.iter().flat_map(|run| &run.rings) {
             let (installed, failed, targeted) = ring
-                .observed
-                .as_ref()
+                .observed()
                 .map_or((0, 0, 0), |o| (o.installed, o.failed, o.targeted));
-            let mark = match (&ring.completed_at, &ring.started_at) {
+            let mark = match (ring.completed_at(), ring.started_at()) {
                 (Some(_), _) => "done",
                 (None, Some(_)) => "live",
                 (None, None) => "-",
             };
             let gate = ring
-                .gate
-                .as_ref()
+                .gate()
                 .map(|gate| {
                     format!(
                         " {:?} {:.0}%",

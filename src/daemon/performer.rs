@@ -930,7 +930,7 @@ impl Performer<'_> {
                     "cab",
                     ring.map(str::to_owned),
                     json!({"kind": "emergency_override", "action": what, "freeze": freeze,
-                           "counted_approvals": run.counted_approvals}),
+                           "counted_approvals": run.counted_approvals()}),
                     now,
                 )?;
                 Ok(Ok(()))
@@ -1117,7 +1117,7 @@ impl Performer<'_> {
         let start_record = run
             .plan
             .index_of(ring)
-            .and_then(|index| run.rings[index].start_transition_id.clone());
+            .and_then(|index| run.rings[index].start_transition_id());
         let committed = match &start_record {
             Some(transition_id) => self.evidence_committed(&run.intent_id, transition_id)?,
             None => false,
@@ -1436,7 +1436,7 @@ impl Performer<'_> {
         let started_at = run
             .plan
             .index_of(ring)
-            .and_then(|index| run.rings[index].started_at);
+            .and_then(|index| run.rings[index].started_at());
         let incidents = self.store.open_incidents_matching(
             &intent.application_id,
             ring,

@@ -171,7 +171,7 @@ pub async fn reconcile(
         let scope = &intent.target_scope;
         let mut groups = Vec::new();
         let mut devices = 0;
-        for ring in run.rings.iter().filter(|ring| ring.started_at.is_some()) {
+        for ring in run.rings.iter().filter(|ring| ring.started_at().is_some()) {
             if let Some(rule) = snapshot.entitlement_for(
                 plane,
                 &ring.ring,

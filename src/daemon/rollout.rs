@@ -736,8 +736,8 @@ impl Driver<'_> {
             let decision_changed =
                 run.decision.map(|d| d.as_str().to_owned()) != Some(evaluation.decision.clone());
             if decision_changed
-                || run.counted_approvals != evaluation.counted_approvals
-                || run.waits_on != evaluation.waits_on
+                || run.counted_approvals() != evaluation.counted_approvals
+                || run.waits_on() != evaluation.waits_on
             {
                 let Some(decision) = decision_from(&evaluation.decision) else {
                     continue;

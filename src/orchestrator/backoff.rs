@@ -14,6 +14,9 @@
 
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
+use std::sync::LazyLock;
+
+use super::plan::Shared;
 
 /// How retries are spaced and how many there are.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -44,6 +47,47 @@ impl Default for BackoffPolicy {
             reply_timeout_seconds: 900,
         }
     }
+}
+
+impl BackoffPolicy {
+    /// The default policy, one allocation shared by every run that has it
+    /// (every run stored one of its own, issue 17).
+    pub fn shared_default() -> Shared<BackoffPolicy> {
+        static DEFAULT: LazyLock<Shared<BackoffPolicy>> =
+            LazyLock::new(|| Shared::new(BackoffPolicy::default()));
+        DEFAULT.clone()
+    }
+
+    /// The same bit for bit (a float compared by its bits), so the same
+    /// when serialized.
+    fn same(&self, other: &BackoffPolicy) -> bool {
+        let BackoffPolicy {
+            base_delay_seconds,
+            max_delay_seconds,
+            max_attempts,
+            jitter_ratio,
+            reply_timeout_seconds,
+        } = self;
+        *base_delay_seconds == other.base_delay_seconds
+            && *max_delay_seconds == other.max_delay_seconds
+            && *max_attempts == other.max_attempts
+            && jitter_ratio.to_bits() == other.jitter_ratio.to_bits()
+            && *reply_timeout_seconds == other.reply_timeout_seconds
+    }
+}
+
+/// A stored policy, shared when it is the default
+/// ([`BackoffPolicy::shared_default`]).
+pub fn deserialize_shared<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Shared<BackoffPolicy>, D::Error> {
+    let policy = BackoffPolicy::deserialize(deserializer)?;
+    let default = BackoffPolicy::shared_default();
+    Ok(if policy.same(&default) {
+        default
+    } else {
+        Shared::new(policy)
+    })
 }
 
 /// When to make the next attempt after `failed_attempts` attempts have failed

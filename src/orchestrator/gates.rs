@@ -88,7 +88,49 @@ pub struct GateResult {
     /// The soak is over: an inconclusive verdict now needs a human.
     pub soak_complete: bool,
     /// One sentence per check, in check order.
-    pub reasons: Vec<String>,
+    pub reasons: Reasons,
+}
+
+/// A gate's sentences, held as the compact JSON text of the list and
+/// stored as the list itself.
+///
+/// Every run keeps the gate of each ring it judged (issue 17: 10,000 runs'
+/// sentences as a `Vec<String>` took a `String` and an allocation each);
+/// the sentences are only read to explain a failure or a hold, and to be
+/// stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reasons(Box<str>);
+
+impl Reasons {
+    pub fn new(reasons: &[String]) -> Reasons {
+        Reasons(
+            serde_json::to_string(reasons)
+                .unwrap_or_else(|_| "[]".into())
+                .into_boxed_str(),
+        )
+    }
+
+    /// The sentences, in check order.
+    pub fn to_vec(&self) -> Vec<String> {
+        serde_json::from_str(&self.0).unwrap_or_default()
+    }
+
+    /// The sentences joined by `separator`.
+    pub fn join(&self, separator: &str) -> String {
+        self.to_vec().join(separator)
+    }
+}
+
+impl Serialize for Reasons {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.to_vec().serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for Reasons {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Vec::<String>::deserialize(deserializer).map(|reasons| Reasons::new(&reasons))
+    }
 }
 
 /// A number of hours as a duration, to the millisecond; negative or NaN is zero.
@@ -228,7 +270,7 @@ pub fn evaluate_gate(
         reporting_fraction,
         time_to_compliance_hours: time_to_compliance.map(hours_of),
         soak_complete,
-        reasons,
+        reasons: Reasons::new(&reasons),
     }
 }
 
@@ -345,6 +387,7 @@ mod tests {
         assert!(
             result
                 .reasons
+                .to_vec()
                 .iter()
                 .any(|r| r.contains("below the threshold"))
         );
@@ -355,5 +398,27 @@ mod tests {
         assert_eq!(duration_from_hours(1.5), Duration::minutes(90));
         assert_eq!(duration_from_hours(-2.0), Duration::zero());
         assert_eq!(duration_from_hours(f64::NAN), Duration::zero());
+    }
+
+    /// The sentences are held as text and stored as the list they were,
+    /// whatever they hold.
+    #[test]
+    fn reasons_are_stored_as_the_list() {
+        let sentences = vec![
+            "success rate 77.5% >= 75%".to_string(),
+            "quote \" slash \\ é \u{1F600} \n tab\t".to_string(),
+            String::new(),
+        ];
+        let reasons = Reasons::new(&sentences);
+        assert_eq!(reasons.to_vec(), sentences);
+        assert_eq!(reasons.join("; "), sentences.join("; "));
+        assert_eq!(
+            serde_json::to_string(&reasons).unwrap(),
+            serde_json::to_string(&sentences).unwrap()
+        );
+        let stored = serde_json::to_value(&sentences).unwrap();
+        let read: Reasons = serde_json::from_value(stored).unwrap();
+        assert_eq!(read, reasons);
+        assert_eq!(Reasons::new(&[]).to_vec(), Vec::<String>::new());
     }
 }

@@ -86,8 +86,8 @@ pub fn pass(runs: &mut [IntentRun], now: DateTime<Utc>) -> Vec<(String, Effect)>
                 .get(&(run.application_id.clone(), run.version.clone()))
                 .filter(|intent| **intent != run.intent_id)
         };
-        let notice = match (blocker, &run.version_blocked_by) {
-            (Some(by_intent), current) if current.as_deref() != Some(by_intent.as_str()) => {
+        let notice = match (blocker, run.version_blocked_by()) {
+            (Some(by_intent), current) if current != Some(by_intent.as_str()) => {
                 Some(Event::VersionBlocked {
                     by_intent: by_intent.clone(),
                 })

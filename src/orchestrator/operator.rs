@@ -90,7 +90,7 @@ pub(crate) fn on_resume(step: &mut Step<'_>, actor: &str) {
         return;
     };
     if cause == HoldCause::VersionBlocked
-        && let Some(blocked_by) = step.run.version_blocked_by.clone()
+        && let Some(blocked_by) = step.run.version_blocked_by().map(str::to_string)
     {
         let why = format!("the version is still blocked by intent {blocked_by}'s rollback");
         refuse(step, actor, "resume_refused", why);

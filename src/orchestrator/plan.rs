@@ -92,6 +92,21 @@ impl<T> Shared<T> {
     pub fn ptr_eq(&self, other: &Shared<T>) -> bool {
         Arc::ptr_eq(&self.0, &other.0)
     }
+
+    /// The value to change: this allocation when no other holds it, else a
+    /// copy of its own (the others keep the value they share).
+    pub fn make_mut(this: &mut Shared<T>) -> &mut T
+    where
+        T: Clone,
+    {
+        Arc::make_mut(&mut this.0)
+    }
+}
+
+impl<T> From<T> for Shared<T> {
+    fn from(value: T) -> Shared<T> {
+        Shared::new(value)
+    }
 }
 
 impl<T> Deref for Shared<T> {
@@ -114,12 +129,17 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for Shared<T> {
     }
 }
 
-/// The gates and freezes the plans of one pass share ([`Shared`]). A value
-/// is shared only with one that is the same bit for bit (a float compared by
-/// its bits: `-0.0` and `0.0` serialize differently), so every plan
-/// serializes exactly as it would on its own.
+/// The plans, gates and freezes the runs of one pass share ([`Shared`]).
+/// A value is shared only with one that is the same bit for bit (a float
+/// compared by its bits: `-0.0` and `0.0` serialize differently), so every
+/// plan serializes exactly as it would on its own.
+///
+/// Whole plans are shared: the runs of a tenant mostly repeat a handful of
+/// plans, and 10,000 runs held 10,000 copies of five planned rings each
+/// (issue 17). A plan that differs still shares its gates and freezes.
 #[derive(Debug, Default)]
 pub struct PlanShares {
+    plans: Vec<Shared<RolloutPlan>>,
     gates: Vec<Shared<PromotionGates>>,
     change_freezes: Vec<Shared<Vec<ChangeFreeze>>>,
 }
@@ -161,6 +181,44 @@ fn same_freezes(a: &[ChangeFreeze], b: &[ChangeFreeze]) -> bool {
         })
 }
 
+/// Whether two plans are the same bit for bit (and so serialize the same).
+fn same_plan(a: &RolloutPlan, b: &RolloutPlan) -> bool {
+    let RolloutPlan {
+        rings,
+        cab_ring_index,
+        rollback,
+        change_freezes,
+        site_class,
+    } = a;
+    rings.len() == b.rings.len()
+        && rings
+            .iter()
+            .zip(&b.rings)
+            .all(|(a, b)| same_planned_ring(a, b))
+        && *cab_ring_index == b.cab_ring_index
+        && *rollback == b.rollback
+        && (change_freezes.ptr_eq(&b.change_freezes)
+            || same_freezes(change_freezes, &b.change_freezes))
+        && *site_class == b.site_class
+}
+
+fn same_planned_ring(a: &PlannedRing, b: &PlannedRing) -> bool {
+    let PlannedRing {
+        ring,
+        base_soak_hours,
+        soak_hours,
+        not_before,
+        gates,
+        cab_hold,
+    } = a;
+    *ring == b.ring
+        && base_soak_hours.to_bits() == b.base_soak_hours.to_bits()
+        && soak_hours.to_bits() == b.soak_hours.to_bits()
+        && *not_before == b.not_before
+        && (gates.ptr_eq(&b.gates) || same_gates(gates, &b.gates))
+        && *cab_hold == b.cab_hold
+}
+
 /// The kept value `same` as `value`, else `value`, kept if there is room.
 fn share<T>(
     kept: &mut Vec<Shared<T>>,
@@ -196,16 +254,29 @@ impl PlanShares {
         )
     }
 
-    /// `plan` with its gates and freezes shared (a plan read back from the
-    /// store holds its own copies): the same plan, held once.
-    pub fn share(&mut self, plan: &mut RolloutPlan) {
-        plan.change_freezes = share(
+    /// `plan` shared with an equal plan seen before, else with its gates and
+    /// freezes shared (a plan read back from the store holds its own
+    /// copies): the same plan, held once.
+    pub fn share(&mut self, plan: &mut Shared<RolloutPlan>) {
+        if let Some(known) = self
+            .plans
+            .iter()
+            .find(|known| known.ptr_eq(plan) || same_plan(known, plan))
+        {
+            *plan = known.clone();
+            return;
+        }
+        let own = Shared::make_mut(plan);
+        own.change_freezes = share(
             &mut self.change_freezes,
-            plan.change_freezes.clone(),
+            own.change_freezes.clone(),
             |a, b| same_freezes(a, b),
         );
-        for planned in &mut plan.rings {
+        for planned in &mut own.rings {
             planned.gates = share(&mut self.gates, planned.gates.clone(), same_gates);
+        }
+        if self.plans.len() < SHARES_KEPT {
+            self.plans.push(plan.clone());
         }
     }
 }
@@ -237,12 +308,23 @@ impl RolloutPlan {
         config: &Config,
         conditions: &[ApprovalCondition],
     ) -> Result<RolloutPlan, PlanError> {
-        Self::resolve_sharing(intent, config, conditions, &mut PlanShares::default())
+        Self::resolve_with(intent, config, conditions, &mut PlanShares::default())
     }
 
-    /// [`resolve`](Self::resolve), sharing the gates and freezes with the
-    /// other plans of `shares`.
+    /// [`resolve`](Self::resolve), shared with an equal plan of `shares`
+    /// (else sharing its gates and freezes with theirs).
     pub fn resolve_sharing(
+        intent: &DeploymentIntent,
+        config: &Config,
+        conditions: &[ApprovalCondition],
+        shares: &mut PlanShares,
+    ) -> Result<Shared<RolloutPlan>, PlanError> {
+        let mut plan = Shared::new(Self::resolve_with(intent, config, conditions, shares)?);
+        shares.share(&mut plan);
+        Ok(plan)
+    }
+
+    fn resolve_with(
         intent: &DeploymentIntent,
         config: &Config,
         conditions: &[ApprovalCondition],
@@ -351,6 +433,19 @@ impl RolloutPlan {
     }
 }
 
+impl Shared<RolloutPlan> {
+    /// [`RolloutPlan::apply_conditions`] on this run's plan: a shared plan
+    /// the conditions leave as it is stays shared (every evaluation applies
+    /// the conditions again, and mostly they change nothing).
+    pub fn set_conditions(&mut self, conditions: &[ApprovalCondition]) {
+        let mut changed = RolloutPlan::clone(self);
+        changed.apply_conditions(conditions);
+        if !same_plan(&changed, self) {
+            *self = Shared::new(changed);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -441,11 +536,14 @@ mod tests {
         let text = serde_json::to_string(&alone).unwrap();
         assert_eq!(serde_json::to_string(&first).unwrap(), text);
         assert_eq!(serde_json::to_string(&second).unwrap(), text);
+        // The same plan twice is one plan.
+        assert!(first.ptr_eq(&second));
         // Read back, it holds its own copies until shared again.
-        let mut read: RolloutPlan = serde_json::from_str(&text).unwrap();
+        let mut read: Shared<RolloutPlan> = serde_json::from_str(&text).unwrap();
         assert_eq!(read, first);
         assert!(!read.rings[0].gates.ptr_eq(&read.rings[1].gates));
         shares.share(&mut read);
+        assert!(read.ptr_eq(&first));
         assert!(read.rings[0].gates.ptr_eq(&first.rings[0].gates));
         assert!(read.change_freezes.ptr_eq(&first.change_freezes));
         assert_eq!(serde_json::to_string(&read).unwrap(), text);
@@ -457,6 +555,7 @@ mod tests {
         let negative = RolloutPlan::resolve_sharing(&negative, &config, &[], &mut shares).unwrap();
         let positive = RolloutPlan::resolve_sharing(&positive, &config, &[], &mut shares).unwrap();
         assert!(!negative.rings[0].gates.ptr_eq(&positive.rings[0].gates));
+        assert!(!negative.ptr_eq(&positive));
         assert!(serde_json::to_string(&negative).unwrap().contains("-0.0"));
         assert!(!serde_json::to_string(&positive).unwrap().contains("-0.0"));
     }

@@ -272,12 +272,12 @@ pub(crate) fn on_rollback_failed(
 }
 
 pub(crate) fn on_superseded(step: &mut Step<'_>, by_intent: &str) {
-    if step.run.superseded_by.as_deref() == Some(by_intent)
+    if step.run.superseded_by() == Some(by_intent)
         || matches!(step.run.phase, Phase::Superseded { .. })
     {
         return;
     }
-    step.run.superseded_by = Some(by_intent.to_string());
+    step.run.set_superseded_by(Some(by_intent.to_string()));
     let keeps_phase =
         step.run.phase.is_terminal() || matches!(step.run.phase, Phase::RollingBack { .. });
     if !keeps_phase {

@@ -48,11 +48,11 @@ pub(crate) fn on_evaluated(step: &mut Step<'_>, event: &Event) {
         }
         return;
     }
-    let was_approved = cab_approved(step.run.decision, &step.run.counted_approvals);
+    let was_approved = cab_approved(step.run.decision, step.run.counted_approvals());
     step.run.decision = Some(*decision);
     step.run.risk_score = Some(*risk_score);
-    step.run.counted_approvals = counted_approvals.clone();
-    step.run.conditions = conditions.clone();
+    step.run.set_counted_approvals(counted_approvals.clone());
+    step.run.set_conditions(conditions.clone());
     step.run.emergency_override = *emergency_override;
     let was_blocked = matches!(
         step.run.phase,
@@ -61,12 +61,12 @@ pub(crate) fn on_evaluated(step: &mut Step<'_>, event: &Event) {
             ..
         }
     );
-    step.run.waits_on = if *decision == Decision::Deny {
+    step.run.set_waits_on(if *decision == Decision::Deny {
         waits_on.clone()
     } else {
         Vec::new()
-    };
-    step.run.plan.apply_conditions(conditions);
+    });
+    step.run.plan.set_conditions(conditions);
     let is_approved = cab_approved(step.run.decision, counted_approvals);
     step.emit(
         AuditEventType::PolicyEvaluated,
@@ -173,7 +173,7 @@ fn walk_from_pending(step: &mut Step<'_>) {
         "scope_validated",
         json!({}),
     );
-    if cab_approved(step.run.decision, &step.run.counted_approvals) {
+    if cab_approved(step.run.decision, step.run.counted_approvals()) {
         step.run.phase = Phase::CabApproved;
     }
     advance(step);
@@ -198,12 +198,12 @@ pub(crate) fn on_status_observed(step: &mut Step<'_>, event: &Event) {
     let phase = &step.run.phase;
     if phase.is_terminal()
         || matches!(phase, Phase::RollingBack { .. })
-        || step.run.rings[index].started_at.is_none()
-        || step.run.rings[index].completed_at.is_some()
+        || step.run.rings[index].started_at().is_none()
+        || step.run.rings[index].completed_at().is_some()
     {
         return;
     }
-    let progress = &mut step.run.rings[index];
+    let progress = step.run.rings[index].start_mut();
     let first_install_at = progress
         .observed
         .as_ref()
@@ -237,13 +237,13 @@ pub(crate) enum OnInconclusive {
 pub(crate) fn judge(step: &mut Step<'_>, index: usize, on_inconclusive: OnInconclusive) {
     let planned = step.run.plan.rings[index].clone();
     let progress = &step.run.rings[index];
-    let Some(started_at) = progress.started_at else {
+    let Some(started_at) = progress.started_at() else {
         return;
     };
-    let observed = progress.observed.as_deref().cloned().unwrap_or_default();
+    let observed = progress.observed().cloned().unwrap_or_default();
     let soak = duration_from_hours(planned.soak_hours);
     let result = evaluate_gate(&planned.gates, &observed, started_at, soak, step.now);
-    step.run.rings[index].gate = Some(Box::new(result.clone()));
+    step.run.rings[index].start_mut().gate = Some(Box::new(result.clone()));
     let ring = planned.ring;
     match (result.verdict, result.soak_complete, on_inconclusive) {
         (GateVerdict::Pass, _, _) => complete_ring(step, index, result),
@@ -298,7 +298,7 @@ pub(crate) fn judge(step: &mut Step<'_>, index: usize, on_inconclusive: OnInconc
 
 fn complete_ring(step: &mut Step<'_>, index: usize, result: GateResult) {
     let ring = step.run.plan.rings[index].ring.clone();
-    step.run.rings[index].completed_at = Some(step.now);
+    step.run.rings[index].start_mut().completed_at = Some(step.now);
     step.run.phase = Phase::RingCompleted { ring: ring.clone() };
     step.record("ring_completed", json!({ "ring": ring, "gate": result }));
     let mut details = json!({ "gate": result });
@@ -319,7 +319,7 @@ fn complete_ring(step: &mut Step<'_>, index: usize, result: GateResult) {
 /// Every ring passed.
 pub(crate) fn complete(step: &mut Step<'_>) {
     step.run.phase = Phase::Completed;
-    let rings: Vec<String> = step.run.rings.iter().map(|p| p.ring.clone()).collect();
+    let rings: Vec<String> = step.run.rings.iter().map(|p| p.ring.to_string()).collect();
     step.record("rollout_completed", json!({ "rings": rings }));
     step.emit(
         AuditEventType::RingCompleted,

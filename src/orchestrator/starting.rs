@@ -32,7 +32,7 @@ pub(crate) fn resting_phase(step: &Step<'_>, index: usize) -> Phase {
             ring: step.run.plan.rings[previous].ring.clone(),
         },
         None if step.run.decision == Some(Decision::Allow)
-            && !step.run.counted_approvals.is_empty() =>
+            && !step.run.counted_approvals().is_empty() =>
         {
             Phase::CabApproved
         }
@@ -58,7 +58,7 @@ pub(crate) fn advance(step: &mut Step<'_>) {
         hold(step, HoldCause::CabCondition, reason, "cab");
         return;
     }
-    if let Some(blocked_by) = step.run.version_blocked_by.clone() {
+    if let Some(blocked_by) = step.run.version_blocked_by().map(str::to_string) {
         step.run.phase = resting_phase(step, index);
         let reason = format!(
             "version {} of {} failed or was rolled back under intent {blocked_by}; it \
@@ -124,11 +124,11 @@ pub(crate) fn advance(step: &mut Step<'_>) {
             "change_freeze_overridden",
             json!({ "freeze": window.name, "started_at": window.started_at.to_rfc3339(),
                     "ends_at": window.ends_at.to_rfc3339(),
-                    "counted_approvals": step.run.counted_approvals }),
+                    "counted_approvals": step.run.counted_approvals() }),
         );
         freeze_override = Some(window);
     }
-    step.run.rings[index].freeze_override = freeze_override.map(Box::new);
+    step.run.rings[index].set_freeze_override(freeze_override);
     step.run.start_record = None;
     step.run.phase = Phase::RingStarting {
         ring: ring.clone(),
@@ -143,7 +143,7 @@ pub(crate) fn advance(step: &mut Step<'_>) {
 pub(crate) fn start_no_longer_allowed(step: &Step<'_>, ring: &str, stage: StartStage) -> bool {
     stage != StartStage::Publishing
         && step.run.plan.index_of(ring).is_some_and(|index| {
-            step.run.requirement_for(index).is_some() || step.run.version_blocked_by.is_some()
+            step.run.requirement_for(index).is_some() || step.run.version_blocked_by().is_some()
         })
 }
 
@@ -207,17 +207,17 @@ fn build_start_record(step: &mut Step<'_>, index: usize) -> PendingRecord {
     let transition_id = step.next_transition_id("ring_start");
     let previous_gate = index
         .checked_sub(1)
-        .and_then(|previous| step.run.rings[previous].gate.clone());
+        .and_then(|previous| step.run.rings[previous].gate().cloned());
     let summary = step.summary(json!({
         "ring": planned.ring,
         "ring_index": index,
         "soak_hours": planned.soak_hours,
         "not_before": planned.not_before.map(|at| at.to_rfc3339()),
         "gates": planned.gates,
-        "counted_approvals": step.run.counted_approvals,
-        "conditions": step.run.conditions,
+        "counted_approvals": step.run.counted_approvals(),
+        "conditions": step.run.conditions(),
         "previous_ring_gate": previous_gate,
-        "emergency_override": step.run.rings[index].freeze_override,
+        "emergency_override": step.run.rings[index].freeze_override(),
     }));
     let record = PendingRecord {
         transition_id,
@@ -297,7 +297,7 @@ pub(crate) fn on_evidence_committed(step: &mut Step<'_>, transition_id: &str) {
     record.committed = true;
     let ring = record.ring.clone();
     if let Some(index) = step.run.plan.index_of(&ring) {
-        step.run.rings[index].start_transition_id = Some(transition_id.to_string());
+        step.run.rings[index].start_mut().start_transition_id = Some(transition_id.into());
     }
     if let Some((current, StartStage::RecordingEvidence, held)) = stage_of(&step.run.phase)
         && current == ring
@@ -365,14 +365,15 @@ pub(crate) fn on_publish_confirmed(step: &mut Step<'_>, ring: &str, external_id:
         .is_some_and(|(current, stage, _)| current == ring && stage == StartStage::Publishing);
     let late = !expected
         && step.run.rings[index].publish_requested
-        && step.run.rings[index].started_at.is_none();
+        && step.run.rings[index].started_at().is_none();
     if !expected && !late {
         return;
     }
     let progress = &mut step.run.rings[index];
-    progress.started_at = Some(step.now);
-    progress.external_id = Some(external_id.to_string());
     progress.publish_requested = true;
+    let progress = progress.start_mut();
+    progress.started_at = Some(step.now);
+    progress.external_id = Some(external_id.into());
     let soak_hours = step.run.plan.rings[index].soak_hours;
     let details = json!({ "external_id": external_id, "soak_hours": soak_hours,
                           "start_transition_id": progress.start_transition_id });

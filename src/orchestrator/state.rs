@@ -97,11 +97,11 @@ fn on_tick(step: &mut Step<'_>) {
 fn on_version_blocked(step: &mut Step<'_>, by_intent: &str) {
     if step.run.phase.is_terminal()
         || by_intent == step.run.intent_id
-        || step.run.version_blocked_by.as_deref() == Some(by_intent)
+        || step.run.version_blocked_by() == Some(by_intent)
     {
         return;
     }
-    step.run.version_blocked_by = Some(by_intent.to_string());
+    step.run.set_version_blocked_by(Some(by_intent.to_string()));
     step.emit(
         AuditEventType::PublishBlocked,
         AuditOutcome::Info,
@@ -118,7 +118,7 @@ fn on_version_blocked(step: &mut Step<'_>, by_intent: &str) {
 }
 
 fn on_version_cleared(step: &mut Step<'_>) {
-    if step.run.version_blocked_by.take().is_none() {
+    if step.run.set_version_blocked_by(None).is_none() {
         return;
     }
     step.emit(

@@ -728,12 +728,12 @@ fn tally(run: &IntentRun, summary: &mut Summary) {
     summary.rings_published += run
         .rings
         .iter()
-        .filter(|ring| ring.started_at.is_some())
+        .filter(|ring| ring.started_at().is_some())
         .count();
     summary.rings_completed += run
         .rings
         .iter()
-        .filter(|ring| ring.completed_at.is_some())
+        .filter(|ring| ring.completed_at().is_some())
         .count();
     if run.blocks_its_version() {
         summary

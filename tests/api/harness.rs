@@ -157,7 +157,7 @@ fn prepare() -> Prepared {
             let left_first_ring = record
                 .map(|record| IntentState::from_record(&record))
                 .and_then(|state| state.run)
-                .is_some_and(|run| run.rings.iter().skip(1).any(|r| r.started_at.is_some()));
+                .is_some_and(|run| run.rings.iter().skip(1).any(|r| r.started_at().is_some()));
             if left_first_ring {
                 return;
             }

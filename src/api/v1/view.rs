@@ -58,18 +58,12 @@ impl IntentView {
                 run.rings
                     .iter()
                     .map(|ring| RingView {
-                        ring: ring.ring.clone(),
-                        started_at: ring.started_at,
-                        completed_at: ring.completed_at,
-                        observed: ring
-                            .observed
-                            .as_ref()
-                            .and_then(|o| serde_json::to_value(o).ok()),
-                        observed_at: ring.observed_at,
-                        gate: ring
-                            .gate
-                            .as_ref()
-                            .and_then(|g| serde_json::to_value(g).ok()),
+                        ring: ring.ring.to_string(),
+                        started_at: ring.started_at(),
+                        completed_at: ring.completed_at(),
+                        observed: ring.observed().and_then(|o| serde_json::to_value(o).ok()),
+                        observed_at: ring.observed_at(),
+                        gate: ring.gate().and_then(|g| serde_json::to_value(g).ok()),
                     })
                     .collect()
             })
